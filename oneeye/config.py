@@ -1,0 +1,52 @@
+"""Settings, read from the environment (prefix ``ONEEYE_``) and passed to constructors.
+
+Nested fields use ``__``: ``ONEEYE_ENGINE__DETECTOR=cnn``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_THRESHOLD = 0.6
+"""Provisional watchlist threshold on the euclidean distance between unit embeddings."""
+
+
+class EngineSettings(BaseModel):
+    """How faces are found and encoded."""
+
+    detector: Literal["hog", "cnn"] = "hog"
+    """Primary detector: dlib's HOG (fast, CPU) or its MMOD CNN (slower, finds more)."""
+    min_face_px: int = Field(default=40, ge=8, le=4096)
+    """The smallest face worth finding, in pixels; sets the detection scale."""
+    fallback: bool = True
+    """Enrolment photos: when the primary detector finds nothing, upsample, then try the CNN."""
+    mirror: bool = True
+    """Average each face's embedding with its mirror image's (more accurate, 2x encoding)."""
+    jitter: int = Field(default=0, ge=0, le=100)
+    """Extra randomly jittered copies per face to average (dlib's ``num_jitters`` - 1)."""
+    max_pixels: int = Field(default=40_000_000, ge=10_000)
+    """Images with more pixels than this are refused (decompression bombs)."""
+
+
+class GallerySettings(BaseModel):
+    """Identification thresholds."""
+
+    default_threshold: float = Field(default=DEFAULT_THRESHOLD, gt=0.0, le=2.0)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    """Per-watchlist thresholds that override the default."""
+
+
+class Settings(BaseSettings):
+    """Everything OneEye reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ONEEYE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path("data")
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    gallery: GallerySettings = Field(default_factory=GallerySettings)
