@@ -206,3 +206,25 @@ class Identification:
     def is_known(self) -> bool:
         """True when an enrolled person was accepted."""
         return self.match is not None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Template:
+    """One enrolled face of a person: what the gallery searches.
+
+    A person on several watchlists has its templates once per watchlist.
+    """
+
+    id: str
+    person: str
+    watchlist: str
+    embedding: Embedding
+    quality: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("id", "person", "watchlist"):
+            if not getattr(self, name):
+                raise ValueError(f"Template.{name} must be a non-empty string")
+        object.__setattr__(
+            self, "embedding", check_embedding(self.embedding, f"Template {self.id!r} embedding")
+        )
