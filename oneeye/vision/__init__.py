@@ -1,0 +1,1 @@
+"""Finding, aligning and encoding faces in images (dlib's models), and decoding images safely."""

@@ -1,0 +1,210 @@
+"""FaceEngine: the one facade the rest of OneEye uses to find and encode faces.
+
+It owns the models (loaded in the constructor, the CNN detector on first need), picks the
+detection scale from the smallest face worth finding, and for enrolment photos runs a fallback
+chain so a usable photo is not refused: HOG at a scale fit for the photo, HOG at the configured
+smallest face, HOG upsampled once more, then the CNN detector.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from oneeye.config import EngineSettings
+from oneeye.errors import FaceError
+from oneeye.types import Detection, Face, RGBImage
+from oneeye.vision.detect import CnnDetector, FaceDetector, HogDetector, ScalePlan, plan_scale
+from oneeye.vision.encode import ChipEmbedder, DlibChipEmbedder, FaceAligner, embed_chips
+from oneeye.vision.models import ModelPaths
+from oneeye.vision.quality import face_quality
+
+logger = logging.getLogger(__name__)
+
+ENROL_MIN_FACE_PX = 40
+"""A face smaller than this is refused for enrolment: too little detail for a template."""
+BACKGROUND_FACE_RATIO = 0.4
+"""In an enrolment photo, faces smaller than this fraction of the largest one are background."""
+CNN_MAX_SIDE = 1280
+"""The CNN detector runs on enrolment photos shrunk to at most this many pixels per side."""
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionStage:
+    """One step of the enrolment fallback chain."""
+
+    detector: str
+    plan: ScalePlan
+
+
+class FaceEngine:
+    """Finds, aligns, encodes and rates faces.
+
+    Thread-safe: dlib's models are not re-entrant, so calls are serialised per engine; run one
+    engine per worker thread or process for parallelism.
+    """
+
+    def __init__(
+        self,
+        settings: EngineSettings | None = None,
+        models: ModelPaths | None = None,
+        embedder: ChipEmbedder | None = None,
+    ) -> None:
+        """Load the models.
+
+        Args:
+            settings: engine settings; defaults if ``None``.
+            models: where the model files are; the installed models package if ``None``.
+            embedder: the ResNet backend; dlib's own if ``None``.
+        """
+        self.settings = settings or EngineSettings()
+        self.models = models or ModelPaths.locate()
+        self._hog = HogDetector()
+        self._cnn: CnnDetector | None = None
+        self._aligner = FaceAligner(self.models)
+        self._embedder = embedder or DlibChipEmbedder(str(self.models.resnet))
+        self._lock = threading.RLock()
+
+    def _detector(self, name: str) -> FaceDetector:
+        if name == "hog":
+            return self._hog
+        if self._cnn is None:
+            self._cnn = CnnDetector(self.models.cnn_detector)
+        return self._cnn
+
+    def detect(self, image: RGBImage, min_face_px: int | None = None) -> list[Detection]:
+        """Find faces with the primary detector, one pass.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            min_face_px: smallest face worth finding; the configured value if ``None``.
+
+        Returns:
+            Detections, most confident first.
+        """
+        with self._lock:
+            detector = self._detector(self.settings.detector)
+            return detector.detect(image, min_face_px or self.settings.min_face_px)
+
+    def enrolment_stages(self, image: RGBImage) -> list[DetectionStage]:
+        """The fallback chain for a photo of this size (first stage that finds a face wins).
+
+        Args:
+            image: the photo.
+
+        Returns:
+            The stages in order.
+        """
+        shorter = min(image.shape[:2])
+        configured = self.settings.min_face_px
+        # A profile photo's face fills a good part of it: look for faces >= 1/8 of the
+        # shorter side first, which lets a 12-megapixel phone photo be searched shrunk.
+        quick = max(configured, shorter // 8)
+        stages = [DetectionStage("hog", plan_scale(quick, HogDetector.window_px))]
+        if quick > configured:
+            stages.append(DetectionStage("hog", plan_scale(configured, HogDetector.window_px)))
+        finest = plan_scale(configured, HogDetector.window_px)
+        stages.append(DetectionStage("hog", ScalePlan(finest.factor, finest.upsample + 1)))
+        if self.settings.fallback:
+            shrink = min(1.0, CNN_MAX_SIDE / max(image.shape[:2]))
+            cnn_plan = plan_scale(max(1, round(configured * shrink)), CnnDetector.window_px)
+            stages.append(
+                DetectionStage("cnn", ScalePlan(cnn_plan.factor * shrink, cnn_plan.upsample))
+            )
+        return stages if self.settings.fallback else stages[:1]
+
+    def detect_with_fallback(self, image: RGBImage) -> list[Detection]:
+        """Find faces in a still photo, trying harder stage by stage until one finds a face.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+
+        Returns:
+            Detections from the first stage that found any; each names its stage in
+            ``detector`` (``hog``, ``hog-up2``, ``cnn``...). Empty if no stage found one.
+        """
+        with self._lock:
+            for stage in self.enrolment_stages(image):
+                found = self._detector(stage.detector).detect_at(image, stage.plan)
+                if found:
+                    return found
+            return []
+
+    def encode(self, image: RGBImage, detections: Sequence[Detection]) -> list[Face]:
+        """Align, encode and rate the given detections (one batch).
+
+        Args:
+            image: the image they were found in.
+            detections: the faces to encode.
+
+        Returns:
+            One ``Face`` per detection, in the same order.
+        """
+        if not detections:
+            return []
+        with self._lock:
+            chips, landmarks = self._aligner.align(image, [d.box for d in detections])
+            embeddings = embed_chips(
+                self._embedder, chips, mirror=self.settings.mirror, jitter=self.settings.jitter
+            )
+        return [
+            Face(
+                box=detection.box,
+                embedding=embedding,
+                quality=face_quality(detection.box, points, chip),
+                detector=detection.detector,
+                landmarks=points,
+            )
+            for detection, embedding, points, chip in zip(
+                detections, embeddings, landmarks, chips, strict=True
+            )
+        ]
+
+    def faces(
+        self, image: RGBImage, *, min_face_px: int | None = None, fallback: bool = False
+    ) -> list[Face]:
+        """Every face in an image, encoded.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            min_face_px: smallest face worth finding (single pass only).
+            fallback: use the enrolment fallback chain instead of one pass.
+
+        Returns:
+            The faces, most confident detection first.
+        """
+        found = self.detect_with_fallback(image) if fallback else self.detect(image, min_face_px)
+        return self.encode(image, found)
+
+    def enrolment_face(self, image: RGBImage) -> Face:
+        """The one usable face of an enrolment photo.
+
+        Faces much smaller than the largest (a poster, a passer-by) are ignored.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+
+        Returns:
+            The face.
+
+        Raises:
+            FaceError: no face, several faces of similar size, or a face too small to enrol.
+        """
+        found = self.detect_with_fallback(image)
+        if not found:
+            height, width = image.shape[:2]
+            raise FaceError(f"no face found in the {width}x{height} photo")
+        largest = max(d.box.size for d in found)
+        main = [d for d in found if d.box.size >= BACKGROUND_FACE_RATIO * largest]
+        if len(main) > 1:
+            raise FaceError(
+                f"found {len(main)} faces; an enrolment photo must show exactly one person"
+            )
+        if main[0].box.size < ENROL_MIN_FACE_PX:
+            raise FaceError(
+                f"the face is only {main[0].box.size} pixels wide; "
+                f"enrolment needs at least {ENROL_MIN_FACE_PX}"
+            )
+        return self.encode(image, main)[0]
