@@ -122,7 +122,7 @@ def jittered(chip: npt.NDArray[np.uint8], count: int, seed: int = 0) -> list[npt
     """
     rng = np.random.default_rng(seed)
     centre = (CHIP_SIZE / 2.0, CHIP_SIZE / 2.0)
-    copies = []
+    copies: list[npt.NDArray[np.uint8]] = []
     for _ in range(count):
         matrix = np.array(
             cv2.getRotationMatrix2D(
@@ -131,9 +131,10 @@ def jittered(chip: npt.NDArray[np.uint8], count: int, seed: int = 0) -> list[npt
             dtype=np.float64,
         )
         matrix[:, 2] += rng.uniform(-3.0, 3.0, size=2)
-        copies.append(
-            cv2.warpAffine(chip, matrix, (CHIP_SIZE, CHIP_SIZE), borderMode=cv2.BORDER_REFLECT_101)
+        warped = cv2.warpAffine(
+            chip, matrix, (CHIP_SIZE, CHIP_SIZE), borderMode=cv2.BORDER_REFLECT_101
         )
+        copies.append(np.asarray(warped, dtype=np.uint8))
     return copies
 
 
