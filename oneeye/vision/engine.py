@@ -67,6 +67,11 @@ class FaceEngine:
         self._embedder = embedder or DlibChipEmbedder(str(self.models.resnet))
         self._lock = threading.RLock()
 
+    @property
+    def embedder(self) -> ChipEmbedder:
+        """The ResNet backend turning aligned chips into raw descriptors."""
+        return self._embedder
+
     def _detector(self, name: str) -> FaceDetector:
         if name == "hog":
             return self._hog

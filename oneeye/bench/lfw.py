@@ -1,0 +1,378 @@
+"""LFW benchmark: the standard 10-fold verification protocol, open-set identification, and
+encoding throughput, for OneEye and (``--reference``) face_recognition 1.3.0 in the same run.
+
+Every pair of ``pairs.txt`` is scored: an image where no face is found gives its pairs an
+infinite distance ("different person"), which is an error for a same-person pair. Thresholds
+are chosen on 9 folds and tested on the 10th. Open-set: the gallery holds one photo of each
+person with 2+ photos; probes are their other photos (should be named) and every photo of the
+people with one photo (should be "unknown"); the shipped threshold is chosen on one half of the
+people and measured on the other half.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from rich.console import Console
+from rich.table import Table
+
+from oneeye.bench.extract import FeatureSet, extract
+from oneeye.bench.lfw_data import LfwPairs, all_images, person_of, read_pairs
+from oneeye.bench.metrics import (
+    OpenSetScores,
+    Verification,
+    open_set_rates,
+    roc,
+    tar_at_far,
+    threshold_for_fpir,
+    verify_10_fold,
+)
+
+logger = logging.getLogger(__name__)
+console = Console()
+
+Embeddings = npt.NDArray[np.float32]
+FAR_POINT = 1e-3
+FPIR_TARGET = 0.01
+
+
+def _unit(vectors: npt.NDArray[np.float32]) -> Embeddings:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _mean_of(views: npt.NDArray[np.float32], which: list[int]) -> Embeddings:
+    return _unit(_unit(views[:, which]).mean(axis=1))
+
+
+VARIANTS: dict[str, Callable[[npt.NDArray[np.float32]], Embeddings]] = {
+    "5-point": lambda v: _unit(v[:, 0]),
+    "5-point + mirror": lambda v: _mean_of(v, [0, 1]),
+    "68-point + mirror": lambda v: _mean_of(v, [2, 3]),
+    "5+68-point + mirrors": lambda v: _mean_of(v, [0, 1, 2, 3]),
+}
+"""How OneEye's raw views become one embedding; the first rows of the "what was tried" table."""
+
+SHIPPED = "5-point + mirror"
+"""The combination FaceEngine ships (EngineSettings defaults)."""
+
+
+def pair_distances(embeddings: npt.NDArray[np.float32], pairs: LfwPairs) -> npt.NDArray[np.float64]:
+    """Euclidean distance of every pair; +inf where either image has no face."""
+    diff = embeddings[pairs.first].astype(np.float64) - embeddings[pairs.second]
+    distances = np.linalg.norm(diff, axis=1)
+    return np.where(np.isnan(distances), np.inf, distances)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the verification table."""
+
+    name: str
+    result: Verification
+    tar: float
+    distances: npt.NDArray[np.float64]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "mean_accuracy": self.result.mean,
+            "std": self.result.std,
+            "errors": self.result.errors,
+            "fold_accuracy": list(self.result.fold_accuracy),
+            "fold_threshold": list(self.result.fold_threshold),
+            "tar_at_far_0.1%": self.tar,
+        }
+
+
+def verification_row(name: str, embeddings: Embeddings, pairs: LfwPairs) -> Row:
+    """Score one way of embedding faces on all 6,000 pairs."""
+    distances = pair_distances(embeddings, pairs)
+    result = verify_10_fold(distances, pairs.same, pairs.fold)
+    tar, _ = tar_at_far(distances, pairs.same, FAR_POINT)
+    return Row(name, result, tar, distances)
+
+
+def centred_row(name: str, embeddings: Embeddings, pairs: LfwPairs) -> Row:
+    """Score normalisation by centring: subtract the mean embedding of the 9 training folds'
+    images (fitted per fold, never on the test fold), renormalise, then threshold."""
+    fold_distances = []
+    for k in range(int(pairs.fold.max()) + 1):
+        train = pairs.fold != k
+        used = np.unique(np.concatenate([pairs.first[train], pairs.second[train]]))
+        usable = used[~np.isnan(embeddings[used, 0])]
+        centre = embeddings[usable].mean(axis=0)
+        fold_distances.append(pair_distances(_unit(embeddings - centre), pairs))
+    rows = np.stack(fold_distances)
+    accuracies: list[float] = []
+    thresholds: list[float] = []
+    errors = 0
+    from oneeye.bench.metrics import best_threshold  # noqa: PLC0415
+
+    for k in range(rows.shape[0]):
+        train, test = pairs.fold != k, pairs.fold == k
+        threshold, _ = best_threshold(rows[k][train], pairs.same[train])
+        predicted = rows[k][test] <= threshold
+        correct = int(np.count_nonzero(predicted == pairs.same[test]))
+        errors += int(np.count_nonzero(test)) - correct
+        accuracies.append(correct / int(np.count_nonzero(test)))
+        thresholds.append(threshold)
+    distances = rows[0]
+    tar, _ = tar_at_far(distances, pairs.same, FAR_POINT)
+    return Row(name, Verification(tuple(accuracies), tuple(thresholds), errors), tar, distances)
+
+
+def open_set(
+    images: tuple[str, ...], embeddings: Embeddings, margin: float = 0.0
+) -> tuple[OpenSetScores, npt.NDArray[np.bool_]]:
+    """Nearest-person scores for every probe, and which probes are in the "choose" half.
+
+    Args:
+        images: every LFW image (relative paths, sorted).
+        embeddings: their embeddings (NaN rows for no face).
+        margin: also require the second-nearest person to be at least this much farther.
+
+    Returns:
+        The scores, and a mask of probes whose person falls in the half used to choose the
+        threshold (the other half is where it is measured).
+    """
+    people: dict[str, list[int]] = {}
+    for index, image in enumerate(images):
+        people.setdefault(person_of(image), []).append(index)
+    gallery_idx = [rows[0] for rows in people.values() if len(rows) >= 2]
+    gallery_person = np.array([person_of(images[i]) for i in gallery_idx])
+    gallery = embeddings[gallery_idx]
+    usable = ~np.isnan(gallery[:, 0])
+    gallery, gallery_person = gallery[usable], gallery_person[usable]
+    in_gallery = set(gallery_idx)
+    probes = [i for i in range(len(images)) if i not in in_gallery]
+    probe_person = np.array([person_of(images[i]) for i in probes])
+    mated = np.array([len(people[p]) >= 2 for p in probe_person])
+    vectors = embeddings[probes]
+    nearest = np.full(len(probes), np.inf)
+    correct = np.zeros(len(probes), dtype=np.bool_)
+    accepted = np.ones(len(probes), dtype=np.bool_)
+    g = gallery.astype(np.float32)
+    for start in range(0, len(probes), 1024):
+        block = vectors[start : start + 1024]
+        ok = ~np.isnan(block[:, 0])
+        d2 = (block[ok] ** 2).sum(1)[:, None] + (g**2).sum(1)[None, :] - 2.0 * block[ok] @ g.T
+        d = np.sqrt(np.maximum(d2, 0.0))
+        order = np.argsort(d, axis=1)[:, :2]
+        rows = np.flatnonzero(ok) + start
+        nearest[rows] = d[np.arange(len(d)), order[:, 0]]
+        correct[rows] = gallery_person[order[:, 0]] == probe_person[rows]
+        if margin > 0.0:
+            second = d[np.arange(len(d)), order[:, 1]]
+            accepted[rows] = (second - nearest[rows]) >= margin
+    choose = np.array([zlib.crc32(p.encode()) % 2 == 0 for p in probe_person])
+    return OpenSetScores(nearest, correct, mated, accepted), choose
+
+
+def _subset(scores: OpenSetScores, mask: npt.NDArray[np.bool_]) -> OpenSetScores:
+    return OpenSetScores(
+        scores.nearest_distance[mask],
+        scores.correct[mask],
+        scores.mated[mask],
+        scores.accepted[mask],
+    )
+
+
+def detector_summary(features: FeatureSet, subset: list[int]) -> dict[str, int]:
+    """How many images each detector stage answered (``none``: no face at all)."""
+    return dict(Counter(features.stages[i] for i in subset).most_common())
+
+
+def main(
+    data_dir: Path,
+    results_dir: Path,
+    cache_dir: Path,
+    workers: int = 2,
+    reference: bool = True,
+) -> dict[str, Any]:
+    """Run the benchmark, print its tables and write ``lfw.json`` and PNG curves.
+
+    Args:
+        data_dir: the LFW folder (``images/`` and ``pairs.txt``).
+        results_dir: where results go.
+        cache_dir: where extracted features are cached between runs.
+        workers: worker processes for extraction.
+        reference: also run face_recognition 1.3.0.
+
+    Returns:
+        The results written to ``lfw.json``.
+    """
+    images_dir = data_dir / "images"
+    pairs = read_pairs(data_dir / "pairs.txt")
+    everything = all_images(images_dir)
+    index = {name: i for i, name in enumerate(everything)}
+    pair_images = [index[name] for name in pairs.images]
+    remap = np.array(pair_images)
+    pairs_all = LfwPairs(
+        images=tuple(everything),
+        first=remap[pairs.first],
+        second=remap[pairs.second],
+        same=pairs.same,
+        fold=pairs.fold,
+    )
+    started = time.perf_counter()
+    methods = ["oneeye"] + (["reference"] if reference else [])
+    features = {m: extract(m, images_dir, everything, cache_dir, workers) for m in methods}
+    results: dict[str, Any] = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "workers": workers},
+        "pairs": len(pairs),
+        "pair_images": len(pair_images),
+        "all_images": len(everything),
+    }
+    rows: list[Row] = []
+    ours_views = features["oneeye"].views
+    for name, combine in VARIANTS.items():
+        rows.append(verification_row(f"OneEye {name}", combine(ours_views), pairs_all))
+    shipped = VARIANTS[SHIPPED](ours_views)
+    rows.append(centred_row(f"OneEye {SHIPPED}, centred", shipped, pairs_all))
+    if reference:
+        ref = features["reference"].views[:, 0]
+        rows.insert(0, verification_row("face_recognition 1.3.0", ref, pairs_all))
+    table = Table(title="LFW verification, 6,000 pairs, 10-fold")
+    for column in ("method", "accuracy", "± std", "errors", "TAR@FAR=0.1%"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.name,
+            f"{row.result.mean:.2%}",
+            f"{row.result.std:.2%}",
+            str(row.result.errors),
+            f"{row.tar:.2%}",
+        )
+    console.print(table)
+    results["verification"] = [row.as_dict() for row in rows]
+    detectors = {m: detector_summary(features[m], pair_images) for m in methods}
+    results["detector_stages_pair_images"] = detectors
+    console.print(f"detector stages on the {len(pair_images)} pair images: {detectors}")
+    for m in methods:
+        f = features[m]
+        seconds = f.detect_seconds[pair_images] + f.encode_seconds[pair_images]
+        results.setdefault("ms_per_image", {})[m] = {
+            "cpu_total": float(seconds.mean() * 1000),
+            "cpu_detect": float(f.detect_seconds[pair_images].mean() * 1000),
+            "cpu_encode": float(f.encode_seconds[pair_images].mean() * 1000),
+        }
+    console.print(f"CPU ms per image: {results['ms_per_image']}")
+    _plot_roc(rows, pairs.same, results_dir / "lfw_roc.png")
+    results["open_set"] = _open_set_section(everything, features, shipped, results_dir)
+    results["seconds"] = time.perf_counter() - started
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "lfw.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def _open_set_section(
+    everything: list[str],
+    features: dict[str, FeatureSet],
+    shipped: Embeddings,
+    results_dir: Path,
+) -> dict[str, Any]:
+    images = tuple(everything)
+    candidates: dict[str, tuple[OpenSetScores, npt.NDArray[np.bool_]]] = {
+        f"OneEye {SHIPPED}": open_set(images, shipped),
+        f"OneEye {SHIPPED}, margin 0.05": open_set(images, shipped, margin=0.05),
+    }
+    if "reference" in features:
+        candidates["face_recognition 1.3.0"] = open_set(images, features["reference"].views[:, 0])
+    out: dict[str, Any] = {}
+    table = Table(title="LFW open-set identification (threshold chosen on half the people)")
+    for column in ("method", "threshold", "DIR (measure half)", "FPIR (measure half)", "DIR@0.6"):
+        table.add_column(column)
+    curves = {}
+    for name, (scores, choose) in candidates.items():
+        threshold = threshold_for_fpir(_subset(scores, choose), FPIR_TARGET)
+        dir_, fpir = open_set_rates(_subset(scores, ~choose), threshold)
+        dir_06, fpir_06 = open_set_rates(scores, 0.6)
+        out[name] = {
+            "threshold": threshold,
+            "dir": dir_,
+            "fpir": fpir,
+            "at_0.6": {"dir": dir_06, "fpir": fpir_06},
+        }
+        table.add_row(
+            name,
+            f"{threshold:.3f}",
+            f"{dir_:.2%}",
+            f"{fpir:.2%}",
+            f"{dir_06:.2%} / FPIR {fpir_06:.2%}",
+        )
+        grid = np.linspace(0.1, 1.0, 181)
+        curves[name] = np.array([open_set_rates(scores, t) for t in grid])
+    console.print(table)
+    _plot_open_set(curves, {}, results_dir / "lfw_open_set.png")
+    return out
+
+
+def _pyplot() -> Any:
+    import matplotlib  # noqa: PLC0415 - the bench extra; only benchmarks draw
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    return plt
+
+
+def _plot_roc(rows: list[Row], same: npt.NDArray[np.bool_], path: Path) -> None:
+    """ROC curves (TAR against FAR, log scale) of every verification row."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7.5, 5.5))
+    for row in rows:
+        far, tar, _ = roc(row.distances, same)
+        axes.plot(np.maximum(far, 1e-4), tar, label=f"{row.name} ({row.result.mean:.2%})")
+    axes.axvline(FAR_POINT, color="grey", linestyle=":", linewidth=1)
+    axes.set(
+        xscale="log",
+        xlim=(1e-4, 1.0),
+        ylim=(0.8, 1.0),
+        xlabel="false accept rate",
+        ylabel="true accept rate",
+        title="LFW verification ROC (6,000 pairs)",
+    )
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+
+
+def _plot_open_set(
+    curves: dict[str, npt.NDArray[np.float64]], chosen: dict[str, float], path: Path
+) -> None:
+    """Rank-1 identification rate against false-positive identification rate."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7.5, 5.5))
+    for name, curve in curves.items():
+        axes.plot(np.maximum(curve[:, 1], 1e-4), curve[:, 0], label=name)
+    for name, fpir in chosen.items():
+        del name
+        axes.axvline(fpir, color="grey", linestyle=":", linewidth=1)
+    axes.axvline(FPIR_TARGET, color="red", linestyle="--", linewidth=1, label="FPIR 1%")
+    axes.set(
+        xscale="log",
+        xlim=(1e-4, 1.0),
+        ylim=(0.0, 1.0),
+        xlabel="strangers named as someone (FPIR)",
+        ylabel="enrolled people named correctly (rank-1 DIR)",
+        title="LFW open-set identification",
+    )
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)

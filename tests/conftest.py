@@ -1,0 +1,102 @@
+"""Shared fixtures. Real face photos come from a registry package, fetched once and cached:
+the face_recognition 1.3.0 source distribution on PyPI ships ``tests/test_images/``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from oneeye.types import RGBImage
+from oneeye.vision.images import load_image
+
+PhotoLoader = Callable[[str], RGBImage]
+
+FACE_RECOGNITION_SDIST = "face_recognition-1.3.0.tar.gz"
+FACE_RECOGNITION_SHA256 = "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec"
+
+
+def cache_dir() -> Path:
+    """Where downloaded test data is kept between runs (``ONEEYE_TEST_CACHE`` overrides)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "oneeye-tests"
+    return Path(os.environ.get("ONEEYE_TEST_CACHE", default))
+
+
+def _fetch_face_photos(target: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+            "--no-binary", ":all:", "face_recognition==1.3.0", "--dest", tmp,
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        sdist = Path(tmp) / FACE_RECOGNITION_SDIST
+        if done.returncode != 0 or not sdist.exists():
+            raise RuntimeError(
+                "could not download the face_recognition 1.3.0 sdist from PyPI for its test "
+                f"photos (pip said: {done.stderr.strip()[-500:]})"
+            )
+        digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+        if digest != FACE_RECOGNITION_SHA256:
+            raise RuntimeError(
+                f"{sdist.name} has sha256 {digest}, expected {FACE_RECOGNITION_SHA256}"
+            )
+        staging = Path(tempfile.mkdtemp(dir=target.parent))
+        with tarfile.open(sdist) as archive:
+            for member in archive.getmembers():
+                if "/tests/test_images/" in member.name and member.isfile():
+                    member.name = Path(member.name).name
+                    archive.extract(member, staging, filter="data")
+        staging.rename(target)
+
+
+@pytest.fixture(scope="session")
+def face_photos() -> Path:
+    """The folder of face_recognition's test photos: obama.jpg, obama2.jpg, obama3.jpg,
+    biden.jpg, obama_partial_face.jpg, obama_partial_face2.jpg, 32bit.png."""
+    target = cache_dir() / "face_recognition-1.3.0-test_images"
+    if not (target / "obama.jpg").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _fetch_face_photos(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def load_photo(face_photos: Path) -> PhotoLoader:
+    """A function: photo file name -> RGB image."""
+
+    def load(name: str) -> RGBImage:
+        return load_image(face_photos / name)
+
+    return load
+
+
+def side_by_side(*images: RGBImage) -> RGBImage:
+    """Images placed left to right on one canvas (padded to the tallest)."""
+    height = max(image.shape[0] for image in images)
+    width = sum(image.shape[1] for image in images)
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    x = 0
+    for image in images:
+        canvas[: image.shape[0], x : x + image.shape[1]] = image
+        x += image.shape[1]
+    return canvas
+
+
+def shrunk(image: RGBImage, divisor: int) -> RGBImage:
+    """The image made ``divisor`` times smaller on each side."""
+    size = (image.shape[1] // divisor, image.shape[0] // divisor)
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+
+def blurred(image: RGBImage, sigma: float) -> RGBImage:
+    """The image under a Gaussian blur."""
+    return np.asarray(cv2.GaussianBlur(image, (0, 0), sigma), dtype=np.uint8)

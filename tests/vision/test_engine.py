@@ -1,0 +1,142 @@
+"""FaceEngine on real photos: detection, the enrolment fallback chain, embeddings, quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from oneeye.config import EngineSettings
+from oneeye.errors import FaceError
+from oneeye.types import EMBEDDING_SIZE, Face
+from oneeye.vision.engine import FaceEngine
+from tests.conftest import PhotoLoader, blurred, shrunk, side_by_side
+
+SAME_PERSON_MAX = 0.45
+DIFFERENT_PERSON_MIN = 0.5
+
+
+@pytest.fixture(scope="module")
+def engine() -> FaceEngine:
+    return FaceEngine()
+
+
+@pytest.fixture(scope="module")
+def enrolled(engine: FaceEngine, load_photo: PhotoLoader) -> dict[str, Face]:
+    names = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"]
+    return {name: engine.enrolment_face(load_photo(name)) for name in names}
+
+
+def distance(a: Face, b: Face) -> float:
+    return float(np.linalg.norm(a.embedding - b.embedding))
+
+
+def test_embeddings_are_unit_length_128_floats(enrolled: dict[str, Face]) -> None:
+    for face in enrolled.values():
+        assert face.embedding.shape == (EMBEDDING_SIZE,)
+        assert face.embedding.dtype == np.float32
+        assert np.linalg.norm(face.embedding) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("other", ["obama2.jpg", "obama3.jpg"])
+def test_obama_matches_obama(enrolled: dict[str, Face], other: str) -> None:
+    assert distance(enrolled["obama.jpg"], enrolled[other]) < SAME_PERSON_MAX
+
+
+@pytest.mark.parametrize("obama", ["obama.jpg", "obama2.jpg", "obama3.jpg"])
+def test_obama_does_not_match_biden(enrolled: dict[str, Face], obama: str) -> None:
+    assert distance(enrolled[obama], enrolled["biden.jpg"]) > DIFFERENT_PERSON_MIN
+
+
+def test_box_is_top_right_bottom_left_around_the_face(enrolled: dict[str, Face]) -> None:
+    box = enrolled["obama.jpg"].box
+    # face_recognition's own test expects (142, 617, 409, 349) for this photo at upsample 1.
+    assert box.as_tuple() == pytest.approx((142, 617, 409, 349), abs=40)
+    assert box.top < box.bottom
+    assert box.left < box.right
+
+
+def test_two_photos_side_by_side_give_two_faces(
+    engine: FaceEngine, load_photo: PhotoLoader, enrolled: dict[str, Face]
+) -> None:
+    canvas = side_by_side(load_photo("obama.jpg"), load_photo("biden.jpg"))
+    faces = sorted(engine.faces(canvas), key=lambda f: f.box.left)
+    assert len(faces) == 2
+    assert distance(faces[0], enrolled["obama.jpg"]) < 0.1
+    assert distance(faces[1], enrolled["biden.jpg"]) < 0.1
+    with pytest.raises(FaceError, match="found 2 faces"):
+        engine.enrolment_face(canvas)
+
+
+def test_partial_face_is_found_and_still_obama(
+    engine: FaceEngine, load_photo: PhotoLoader, enrolled: dict[str, Face]
+) -> None:
+    face = engine.enrolment_face(load_photo("obama_partial_face.jpg"))
+    assert face.box.left == 0  # the face is cut by the left edge
+    assert distance(face, enrolled["obama.jpg"]) < SAME_PERSON_MAX
+
+
+def test_no_face_is_a_clear_error(engine: FaceEngine) -> None:
+    blank = np.full((480, 640, 3), 200, dtype=np.uint8)
+    with pytest.raises(FaceError, match=r"no face found in the 640x480 photo"):
+        engine.enrolment_face(blank)
+
+
+def test_face_too_small_to_enrol(engine: FaceEngine, load_photo: PhotoLoader) -> None:
+    photo = load_photo("obama.jpg")
+    tiny = shrunk(photo, 9)
+    with pytest.raises(FaceError, match=r"only \d+ pixels wide; enrolment needs at least 40"):
+        engine.enrolment_face(tiny)
+
+
+def test_background_face_does_not_block_enrolment(
+    engine: FaceEngine, load_photo: PhotoLoader, enrolled: dict[str, Face]
+) -> None:
+    biden = load_photo("biden.jpg")
+    small = shrunk(biden, 4)
+    canvas = side_by_side(load_photo("obama.jpg"), small)
+    face = engine.enrolment_face(canvas)
+    assert distance(face, enrolled["obama.jpg"]) < 0.1
+
+
+def test_small_faces_need_the_scale_planned_for_them(
+    engine: FaceEngine, load_photo: PhotoLoader
+) -> None:
+    photo = load_photo("obama.jpg")  # face about 260 px
+    small = shrunk(photo, 5)
+    assert engine.detect(small, min_face_px=100) == []
+    found = engine.detect(small, min_face_px=40)
+    assert len(found) == 1
+    assert found[0].detector == "hog-up1"
+
+
+def test_quality_prefers_sharp_faces(engine: FaceEngine, load_photo: PhotoLoader) -> None:
+    photo = load_photo("obama.jpg")
+    soft = blurred(photo, 6)
+    sharp_face = engine.faces(photo)[0]
+    blurred_faces = engine.faces(soft, fallback=True)
+    assert blurred_faces, "the blurred face should still be found"
+    assert blurred_faces[0].quality.sharpness < sharp_face.quality.sharpness / 4
+    assert blurred_faces[0].quality.score < sharp_face.quality.score
+
+
+def test_mirror_averaging_makes_a_face_and_its_mirror_image_agree(
+    load_photo: PhotoLoader,
+) -> None:
+    photo = load_photo("obama.jpg")
+    flipped = np.ascontiguousarray(photo[:, ::-1])
+    gaps = {}
+    for mirror in (False, True):
+        engine = FaceEngine(EngineSettings(mirror=mirror))
+        face, mirrored = engine.faces(photo)[0], engine.faces(flipped)[0]
+        gaps[mirror] = float(np.linalg.norm(face.embedding - mirrored.embedding))
+    # Detection and alignment differ a little between the two images, so not exactly 0.
+    assert gaps[True] < 0.08
+    assert gaps[True] < gaps[False]
+
+
+def test_jitter_is_deterministic(load_photo: PhotoLoader) -> None:
+    engine = FaceEngine(EngineSettings(mirror=False, jitter=2))
+    photo = load_photo("obama2.jpg")
+    first = engine.faces(photo, fallback=True)[0].embedding
+    second = engine.faces(photo, fallback=True)[0].embedding
+    np.testing.assert_array_equal(first, second)
