@@ -28,6 +28,11 @@ class EngineSettings(BaseModel):
     """Average each face's embedding with its mirror image's (more accurate, 2x encoding)."""
     jitter: int = Field(default=0, ge=0, le=100)
     """Extra randomly jittered copies per face to average (dlib's ``num_jitters`` - 1)."""
+    embedder: Literal["auto", "onnxruntime", "opencv", "numpy", "dlib"] = "auto"
+    """Which forward pass computes dlib's ResNet descriptor: OneEye's own (``auto`` picks the
+    fastest installed: onnxruntime, then OpenCV, then numpy) or dlib's (slow without BLAS)."""
+    threads: int | None = Field(default=None, ge=1, le=256)
+    """Threads for the ResNet backend; ``None`` uses one per core."""
     max_pixels: int = Field(default=40_000_000, ge=10_000)
     """Images with more pixels than this are refused (decompression bombs)."""
 

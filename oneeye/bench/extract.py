@@ -125,11 +125,13 @@ class OneEyeExtractor:
     views = len(VIEWS)
 
     def __init__(self) -> None:
-        from oneeye.vision.encode import FaceAligner  # noqa: PLC0415 - loaded per worker
+        from oneeye.config import EngineSettings  # noqa: PLC0415 - loaded per worker
+        from oneeye.vision.encode import FaceAligner  # noqa: PLC0415
         from oneeye.vision.engine import FaceEngine  # noqa: PLC0415
         from oneeye.vision.images import load_image  # noqa: PLC0415
 
-        self._engine = FaceEngine()
+        # One thread per worker process: the workers already fill the cores.
+        self._engine = FaceEngine(EngineSettings(threads=1))
         self._five = FaceAligner(self._engine.models, 5)
         self._sixty_eight = FaceAligner(self._engine.models, 68)
         self._load: Callable[[Path], RGBImage] = load_image

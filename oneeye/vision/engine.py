@@ -20,6 +20,7 @@ from oneeye.vision.detect import CnnDetector, FaceDetector, HogDetector, ScalePl
 from oneeye.vision.encode import ChipEmbedder, DlibChipEmbedder, FaceAligner, embed_chips
 from oneeye.vision.models import ModelPaths
 from oneeye.vision.quality import face_quality
+from oneeye.vision.resnet import ResNetEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +58,21 @@ class FaceEngine:
         Args:
             settings: engine settings; defaults if ``None``.
             models: where the model files are; the installed models package if ``None``.
-            embedder: the ResNet backend; dlib's own if ``None``.
+            embedder: the ResNet backend; the one ``settings.embedder`` names if ``None``.
         """
         self.settings = settings or EngineSettings()
         self.models = models or ModelPaths.locate()
         self._hog = HogDetector()
         self._cnn: CnnDetector | None = None
         self._aligner = FaceAligner(self.models)
-        self._embedder = embedder or DlibChipEmbedder(str(self.models.resnet))
+        self._embedder = embedder or self._make_embedder()
         self._lock = threading.RLock()
+
+    def _make_embedder(self) -> ChipEmbedder:
+        choice = self.settings.embedder
+        if choice == "dlib":
+            return DlibChipEmbedder(str(self.models.resnet))
+        return ResNetEmbedder(self.models.resnet, choice, num_threads=self.settings.threads)
 
     @property
     def embedder(self) -> ChipEmbedder:
