@@ -193,7 +193,7 @@ class _ByteReader:
         return self._pos == len(self._data)
 
     def fail(self, what: str) -> ModelError:
-        return ModelError(f"{self._source}: {what} (at byte {self._pos} of {len(self._data)})")
+        return ModelError(f"{self._source}: {what} (near byte {self._pos} of {len(self._data)})")
 
     def _take(self, count: int, what: str) -> bytes:
         end = self._pos + count
@@ -852,6 +852,9 @@ class _OnnxRuntimeBackend(_Backend):
         options.intra_op_num_threads = num_threads or 0  # 0: one per core
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
+        # Idle pool threads sleep instead of spinning: the embedder shares the CPU with video
+        # decoding and detection, and spinning made two threads slower than one under load.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
             build_onnx(model), options, providers=["CPUExecutionProvider"]
         )
