@@ -1,0 +1,979 @@
+"""The gallery: a thread-safe, versioned, in-memory index of enrolled face templates.
+
+It answers "which enrolled persons are nearest to this face?" exactly (brute force over every
+template, no approximation) and "is it one of them?" with a threshold per watchlist.
+
+Storage is one preallocated float32 matrix with a *column* per template, grown by doubling.
+Rows 0..127 hold the embedding; row 128 holds half the template's squared norm, so that a
+single BLAS product with the augmented query ``[q, -1]`` gives ``key = q.g - |g|^2 / 2`` and the
+squared euclidean distance is ``|q|^2 - 2 key``: the largest keys are the nearest templates. The
+column layout is deliberate: on the 2-core benchmark machine numpy's ``q @ V`` over a
+(129, n) matrix ran about twice as fast as ``G @ q`` over the same data stored a row per
+template, and it is what brings one query on a million templates under 50 ms
+(``bench/gallery_scale.py``). Removal swaps the last column into the hole (O(1)).
+
+Concurrency: one readers-writer lock. Searches share it; every change takes it alone. A writer
+that is waiting stops new searches from entering, so a stream of searches cannot starve an
+enrolment: a writer waits at most for the searches already running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+import zipfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from oneeye.config import DEFAULT_THRESHOLD
+from oneeye.errors import GalleryError
+from oneeye.types import (
+    EMBEDDING_SIZE,
+    Embedding,
+    Identification,
+    Match,
+    Template,
+    check_embedding,
+)
+
+logger = logging.getLogger(__name__)
+
+FILE_FORMAT: Final = "oneeye-gallery"
+FILE_FORMAT_VERSION: Final = 1
+
+_FILE_MEMBERS: Final = ("embeddings", "metadata", "qualities")
+_ROWS: Final = EMBEDDING_SIZE + 1
+"""Matrix rows: the embedding, then half the squared norm."""
+_NORM_ROW: Final = EMBEDDING_SIZE
+_MIN_CAPACITY: Final = 1024
+_FIRST_POOL: Final = 32
+"""Templates examined first per query; widened x4 until k distinct persons are certain."""
+_SAMPLED_TOP_MIN_ROWS: Final = 200_000
+"""From this many rows, top-T uses a sampled threshold instead of a full argpartition."""
+_TRANSPOSE_BLOCK: Final = 1024
+_KEYS_BUDGET_BYTES: Final = 128 * 1024 * 1024
+"""Largest (queries x templates) float32 key matrix one batch step may allocate."""
+_KEY_RELATIVE_ERROR: Final = 3e-5
+"""Bound on float32 rounding in a 129-term dot product, relative to its magnitude."""
+
+
+class _ReadWriteLock:
+    """Many readers or one writer. A waiting writer blocks new readers (no writer starvation).
+
+    Writers pass through ``_turnstile`` and keep it while they wait for the readers inside to
+    leave and while they write; readers only pass through it. So a writer waits for at most the
+    readers already inside, and readers queue behind a waiting writer.
+    """
+
+    def __init__(self) -> None:
+        self._turnstile = threading.Lock()
+        self._room = threading.Condition(threading.Lock())
+        self._readers = 0
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        """Hold the lock shared for the ``with`` block."""
+        with self._turnstile, self._room:
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._room:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._room.notify_all()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        """Hold the lock alone for the ``with`` block."""
+        with self._turnstile:
+            with self._room:
+                while self._readers:
+                    self._room.wait()
+            yield
+
+
+def _check_threshold(value: float, what: str) -> float:
+    number = float(value)
+    if not (math.isfinite(number) and 0.0 < number <= 2.0):
+        raise ValueError(f"{what} must be a distance in (0, 2], got {value!r}")
+    return number
+
+
+def _check_name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _check_names(values: Sequence[object], what: str) -> None:
+    # map() keeps a million-row bulk load out of a Python-level loop; the loop is for the error.
+    if set(map(type, values)) <= {str} and all(values):
+        return
+    for value in values:
+        _check_name(value, what)
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
+def _check_batch(embeddings: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    array = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != EMBEDDING_SIZE:
+        raise ValueError(f"embeddings must have shape (n, {EMBEDDING_SIZE}), got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("embeddings contain NaN or infinite values")
+    return array
+
+
+def _top_indices(keys: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.intp]:
+    """Indices of the ``count`` largest ``keys`` (any order); all of them if fewer.
+
+    On long rows a full argpartition costs ~5 ms per million; instead take the ``count``-th
+    largest of a strided sample as a threshold. A subset's ``count``-th largest is never above
+    the whole row's, so every true top-``count`` key passes it; only the few thousand that
+    pass are partitioned.
+    """
+    n = keys.shape[0]
+    if count >= n:
+        return np.arange(n, dtype=np.intp)
+    if n >= _SAMPLED_TOP_MIN_ROWS:
+        stride = max(1, n // max(64 * count, 2 * math.isqrt(count * n)))
+        sample = keys[::stride]
+        if sample.shape[0] > count:
+            cut = sample.shape[0] - count
+            threshold = np.partition(sample, cut)[cut]
+            if np.isfinite(threshold):
+                passed = np.flatnonzero(keys >= threshold)
+                if passed.shape[0] > count:
+                    cut = passed.shape[0] - count
+                    passed = passed[np.argpartition(keys[passed], cut)[cut:]]
+                return passed
+    cut = n - count
+    return np.argpartition(keys, cut)[cut:]
+
+
+class _ScratchPool:
+    """Reusable float32 buffers for key matrices (up to 80 MB for 20 faces x 1M templates).
+
+    A fresh buffer that size is a fresh mmap: ~20k page faults, 10-30 ms, on every batch.
+    Keeps at most ``keep`` buffers between calls; concurrent searches each get their own.
+    """
+
+    def __init__(self, keep: int = 2) -> None:
+        self._lock = threading.Lock()
+        self._free: list[npt.NDArray[np.float32]] = []
+        self._keep = keep
+
+    @contextlib.contextmanager
+    def take(self, count: int) -> Iterator[npt.NDArray[np.float32]]:
+        """A buffer of ``count`` floats (uninitialised) for the ``with`` block."""
+        with self._lock:
+            buffer = self._free.pop() if self._free else None
+        if buffer is None or buffer.shape[0] < count:
+            buffer = np.empty(count, dtype=np.float32)
+        try:
+            yield buffer[:count]
+        finally:
+            with self._lock:
+                if len(self._free) < self._keep:
+                    self._free.append(buffer)
+
+    def clear(self) -> None:
+        """Drop the kept buffers."""
+        with self._lock:
+            self._free.clear()
+
+
+class GalleryIndex:
+    """Enrolled templates, searchable by nearest person, with a threshold per watchlist.
+
+    Thread-safe. Every change bumps :attr:`version` by one and returns the new version.
+    """
+
+    def __init__(
+        self,
+        default_threshold: float = DEFAULT_THRESHOLD,
+        thresholds: Mapping[str, float] | None = None,
+        *,
+        capacity: int = _MIN_CAPACITY,
+    ) -> None:
+        """Create an empty gallery.
+
+        Args:
+            default_threshold: the largest euclidean distance accepted as a match on a
+                watchlist without a threshold of its own, in (0, 2].
+            thresholds: per-watchlist thresholds that override the default.
+            capacity: templates to allocate room for up front (it grows by doubling).
+        """
+        self._lock = _ReadWriteLock()
+        self._default_threshold = _check_threshold(default_threshold, "default_threshold")
+        self._thresholds: dict[str, float] = {}
+        for watchlist, value in (thresholds or {}).items():
+            _check_name(watchlist, "watchlist")
+            self._thresholds[watchlist] = _check_threshold(value, f"threshold of {watchlist!r}")
+        self._version = 0
+        self._scratch = _ScratchPool()
+        self._reset(max(int(capacity), 1))
+
+    def _reset(self, capacity: int) -> None:
+        self._matrix = np.zeros((_ROWS, capacity), dtype=np.float32)
+        self._row_group = np.zeros(capacity, dtype=np.int32)
+        self._row_watchlist = np.zeros(capacity, dtype=np.int32)
+        self._row_quality = np.zeros(capacity, dtype=np.float32)
+        self._size = 0
+        self._max_half_norm = 0.0
+        """Largest |g|^2 / 2 ever stored since the last reset: bounds float32 rounding."""
+        self._row_ids: list[str] = []
+        self._id_row: dict[str, int] = {}
+        # A group is one (person, watchlist) pair: the unit search answers with.
+        self._groups: dict[str, dict[str, int]] = {}
+        self._group_person: list[str] = []
+        self._group_watchlist: list[str] = []
+        self._group_size: list[int] = []
+        self._free_groups: list[int] = []
+        self._watchlist_code: dict[str, int] = {}
+        self._watchlist_name: list[str] = []
+        self._watchlist_size: list[int] = []
+
+    # ----------------------------------------------------------------- introspection
+
+    @property
+    def version(self) -> int:
+        """Bumped by one on every change; saved and loaded with the gallery."""
+        return self._version
+
+    @property
+    def default_threshold(self) -> float:
+        """The threshold of watchlists without one of their own."""
+        return self._default_threshold
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the index's numpy arrays (allocated capacity, not just what is used)."""
+        with self._lock.read():
+            return int(
+                self._matrix.nbytes
+                + self._row_group.nbytes
+                + self._row_watchlist.nbytes
+                + self._row_quality.nbytes
+            )
+
+    def __len__(self) -> int:
+        """Number of templates."""
+        return self._size
+
+    def __contains__(self, template_id: object) -> bool:
+        """True when a template with this id is enrolled."""
+        with self._lock.read():
+            return template_id in self._id_row
+
+    def persons(self, watchlist: str | None = None) -> list[str]:
+        """Enrolled persons, sorted.
+
+        Args:
+            watchlist: only persons with templates on this watchlist.
+
+        Returns:
+            Person ids, each once.
+        """
+        with self._lock.read():
+            if watchlist is None:
+                return sorted(self._groups)
+            return sorted(p for p, lists in self._groups.items() if watchlist in lists)
+
+    def watchlists(self) -> list[str]:
+        """Watchlists that hold at least one template, sorted."""
+        with self._lock.read():
+            return sorted(
+                name
+                for name, size in zip(self._watchlist_name, self._watchlist_size, strict=True)
+                if size
+            )
+
+    def thresholds(self) -> dict[str, float]:
+        """The per-watchlist thresholds set explicitly (not the default)."""
+        with self._lock.read():
+            return dict(self._thresholds)
+
+    def threshold(self, watchlist: str) -> float:
+        """The largest distance accepted as a match on ``watchlist``.
+
+        Args:
+            watchlist: a watchlist name (it need not hold templates).
+
+        Returns:
+            Its own threshold, or the default.
+        """
+        with self._lock.read():
+            return self._thresholds.get(watchlist, self._default_threshold)
+
+    def template(self, template_id: str) -> Template:
+        """One enrolled template.
+
+        Args:
+            template_id: the template's id.
+
+        Returns:
+            A copy of the template.
+
+        Raises:
+            GalleryError: no template has this id.
+        """
+        with self._lock.read():
+            row = self._id_row.get(template_id)
+            if row is None:
+                raise GalleryError(
+                    f"expected the id of an enrolled template, got unknown id {template_id!r}"
+                )
+            return self._template_at(row)
+
+    def templates(self, person: str | None = None) -> list[Template]:
+        """Enrolled templates (copies), in storage order.
+
+        Args:
+            person: only this person's templates.
+
+        Returns:
+            The templates; empty when the person has none.
+        """
+        with self._lock.read():
+            if person is None:
+                rows: Iterable[int] = range(self._size)
+            else:
+                codes = list(self._groups.get(person, {}).values())
+                rows = np.flatnonzero(np.isin(self._row_group[: self._size], codes)).tolist()
+            return [self._template_at(row) for row in rows]
+
+    def _template_at(self, row: int) -> Template:
+        group = int(self._row_group[row])
+        return Template(
+            id=self._row_ids[row],
+            person=self._group_person[group],
+            watchlist=self._group_watchlist[group],
+            embedding=self._matrix[:EMBEDDING_SIZE, row].copy(),
+            quality=float(self._row_quality[row]),
+        )
+
+    # ----------------------------------------------------------------------- changes
+
+    def add(self, template: Template) -> int:
+        """Enrol one template.
+
+        Args:
+            template: the template; its id must be new.
+
+        Returns:
+            The new version.
+
+        Raises:
+            GalleryError: a template with this id is already enrolled.
+        """
+        return self.add_many([template])
+
+    def add_many(self, templates: Iterable[Template]) -> int:
+        """Enrol several templates at once: all or none, one version bump.
+
+        Args:
+            templates: templates with ids new to the gallery and to each other.
+
+        Returns:
+            The new version (unchanged when ``templates`` is empty).
+
+        Raises:
+            GalleryError: an id is already enrolled or repeated in ``templates``.
+        """
+        batch = list(templates)
+        for item in batch:
+            if not isinstance(item, Template):
+                raise TypeError(f"add_many expects Template objects, got {type(item).__name__}")
+        embeddings = np.empty((len(batch), EMBEDDING_SIZE), dtype=np.float32)
+        for i, item in enumerate(batch):
+            embeddings[i] = item.embedding
+        return self._add(
+            [t.id for t in batch],
+            [t.person for t in batch],
+            [t.watchlist for t in batch],
+            embeddings,
+            np.array([t.quality for t in batch], dtype=np.float32),
+        )
+
+    def add_arrays(
+        self,
+        ids: Sequence[str],
+        persons: Sequence[str],
+        watchlists: Sequence[str],
+        embeddings: npt.ArrayLike,
+        qualities: npt.ArrayLike | None = None,
+    ) -> int:
+        """Enrol many templates given as columns (bulk loads, resyncs): all or none.
+
+        Args:
+            ids: template ids, new to the gallery and to each other.
+            persons: the person of each template.
+            watchlists: the watchlist of each template.
+            embeddings: an (n, 128) array.
+            qualities: n quality scores; 1.0 each when omitted.
+
+        Returns:
+            The new version (unchanged when n is 0).
+
+        Raises:
+            ValueError: lengths or shapes disagree, a name is empty, an embedding not finite.
+            GalleryError: an id is already enrolled or repeated.
+        """
+        vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+        if vectors.size == 0 and len(ids) == 0:
+            vectors = vectors.reshape(0, EMBEDDING_SIZE)
+        vectors = _check_batch(vectors)
+        count = vectors.shape[0]
+        if qualities is None:
+            quality = np.ones(count, dtype=np.float32)
+        else:
+            quality = np.ascontiguousarray(qualities, dtype=np.float32).reshape(-1)
+        lengths = {
+            "ids": len(ids),
+            "persons": len(persons),
+            "watchlists": len(watchlists),
+            "qualities": quality.shape[0],
+        }
+        if any(length != count for length in lengths.values()):
+            raise ValueError(f"expected {count} of each (one per embedding row), got {lengths}")
+        for name, column in (("id", ids), ("person", persons), ("watchlist", watchlists)):
+            _check_names(column, f"template {name}")
+        return self._add(list(ids), list(persons), list(watchlists), vectors, quality)
+
+    def _add(
+        self,
+        ids: list[str],
+        persons: list[str],
+        watchlists: list[str],
+        embeddings: npt.NDArray[np.float32],
+        qualities: npt.NDArray[np.float32],
+    ) -> int:
+        if len(set(ids)) != len(ids):
+            repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+            raise GalleryError(f"expected distinct template ids, got repeats: {repeated[:5]}")
+        with self._lock.write():
+            if not ids:
+                return self._version
+            taken = [i for i in ids if i in self._id_row]
+            if taken:
+                raise GalleryError(
+                    f"expected new template ids, got {len(taken)} already enrolled: {taken[:5]}"
+                )
+            self._insert(ids, persons, watchlists, embeddings, qualities)
+            self._version += 1
+            logger.debug("gallery: added %d templates (version %d)", len(ids), self._version)
+            return self._version
+
+    def _insert(
+        self,
+        ids: list[str],
+        persons: list[str],
+        watchlists: list[str],
+        embeddings: npt.NDArray[np.float32],
+        qualities: npt.NDArray[np.float32],
+    ) -> None:
+        """Append columns; the caller holds the write lock and has validated everything."""
+        start, count = self._size, len(ids)
+        self._reserve(start + count)
+        stop = start + count
+        half_norms = 0.5 * np.einsum("ij,ij->i", embeddings, embeddings, dtype=np.float64)
+        # Transposing in blocks that fit in cache is ~4x faster than one strided copy.
+        for first in range(0, count, _TRANSPOSE_BLOCK):
+            block = embeddings[first : first + _TRANSPOSE_BLOCK]
+            self._matrix[:EMBEDDING_SIZE, start + first : start + first + block.shape[0]] = block.T
+        self._matrix[_NORM_ROW, start:stop] = half_norms
+        self._max_half_norm = max(self._max_half_norm, float(half_norms.max(initial=0.0)))
+        self._row_quality[start:stop] = qualities
+        pairs = list(zip(persons, watchlists, strict=True))
+        group_of = {pair: self._group_for(*pair, n) for pair, n in Counter(pairs).items()}
+        self._row_group[start:stop] = list(map(group_of.__getitem__, pairs))
+        list_of = {name: self._watchlist_for(name, n) for name, n in Counter(watchlists).items()}
+        self._row_watchlist[start:stop] = list(map(list_of.__getitem__, watchlists))
+        self._row_ids.extend(ids)
+        self._id_row.update(zip(ids, range(start, stop), strict=True))
+        self._size = stop
+
+    def _reserve(self, needed: int) -> None:
+        capacity = self._matrix.shape[1]
+        if needed <= capacity:
+            return
+        while capacity < needed:
+            capacity *= 2
+        logger.debug("gallery: growing to room for %d templates", capacity)
+        used = self._size
+        matrix = np.zeros((_ROWS, capacity), dtype=np.float32)
+        matrix[:, :used] = self._matrix[:, :used]
+        self._matrix = matrix
+        for name in ("_row_group", "_row_watchlist", "_row_quality"):
+            old = getattr(self, name)
+            new = np.zeros(capacity, dtype=old.dtype)
+            new[:used] = old[:used]
+            setattr(self, name, new)
+
+    def _group_for(self, person: str, watchlist: str, templates: int = 1) -> int:
+        """The code of a (person, watchlist) group, created if new, counting ``templates`` more."""
+        lists = self._groups.setdefault(person, {})
+        code = lists.get(watchlist)
+        if code is None:
+            if self._free_groups:
+                code = self._free_groups.pop()
+                self._group_person[code] = person
+                self._group_watchlist[code] = watchlist
+                self._group_size[code] = 0
+            else:
+                code = len(self._group_person)
+                self._group_person.append(person)
+                self._group_watchlist.append(watchlist)
+                self._group_size.append(0)
+            lists[watchlist] = code
+        self._group_size[code] += templates
+        return code
+
+    def _watchlist_for(self, watchlist: str, templates: int = 1) -> int:
+        """The code of a watchlist, created if new, counting ``templates`` more."""
+        code = self._watchlist_code.get(watchlist)
+        if code is None:
+            code = len(self._watchlist_name)
+            self._watchlist_code[watchlist] = code
+            self._watchlist_name.append(watchlist)
+            self._watchlist_size.append(0)
+        self._watchlist_size[code] += templates
+        return code
+
+    def _release_row(self, row: int) -> None:
+        """Drop the group/watchlist counts of a row about to be overwritten or removed."""
+        group = int(self._row_group[row])
+        self._watchlist_size[int(self._row_watchlist[row])] -= 1
+        self._group_size[group] -= 1
+        if self._group_size[group] == 0:
+            person = self._group_person[group]
+            lists = self._groups[person]
+            del lists[self._group_watchlist[group]]
+            if not lists:
+                del self._groups[person]
+            self._free_groups.append(group)
+
+    def _delete_row(self, row: int) -> None:
+        """Remove a row by moving the last one into its place; the caller holds the lock."""
+        self._release_row(row)
+        last = self._size - 1
+        removed_id = self._row_ids[row]
+        if row != last:
+            self._matrix[:, row] = self._matrix[:, last]
+            self._row_group[row] = self._row_group[last]
+            self._row_watchlist[row] = self._row_watchlist[last]
+            self._row_quality[row] = self._row_quality[last]
+            moved_id = self._row_ids[last]
+            self._row_ids[row] = moved_id
+            self._id_row[moved_id] = row
+        self._row_ids.pop()
+        del self._id_row[removed_id]
+        self._size = last
+
+    def remove(self, template_id: str) -> int:
+        """Remove one template.
+
+        Args:
+            template_id: the template's id.
+
+        Returns:
+            The new version.
+
+        Raises:
+            GalleryError: no template has this id.
+        """
+        with self._lock.write():
+            row = self._id_row.get(template_id)
+            if row is None:
+                raise GalleryError(
+                    f"expected the id of an enrolled template, got unknown id {template_id!r}"
+                )
+            self._delete_row(row)
+            self._version += 1
+            logger.debug("gallery: removed template %s (version %d)", template_id, self._version)
+            return self._version
+
+    def remove_person(self, person: str, watchlist: str | None = None) -> int:
+        """Remove every template of a person, on one watchlist or on all of them.
+
+        Args:
+            person: the person's id.
+            watchlist: only this watchlist's templates; all watchlists when ``None``.
+
+        Returns:
+            The new version.
+
+        Raises:
+            GalleryError: the person has no templates (on that watchlist).
+        """
+        with self._lock.write():
+            lists = self._groups.get(person, {})
+            if watchlist is None:
+                codes = list(lists.values())
+            else:
+                codes = [lists[watchlist]] if watchlist in lists else []
+            if not codes:
+                where = "" if watchlist is None else f" on watchlist {watchlist!r}"
+                raise GalleryError(
+                    f"expected an enrolled person, got {person!r} with no templates{where}"
+                )
+            rows = np.flatnonzero(np.isin(self._row_group[: self._size], codes))
+            # Highest first: the last row, swapped into each hole, is never one still to go.
+            for row in rows[::-1].tolist():
+                self._delete_row(row)
+            self._version += 1
+            logger.debug(
+                "gallery: removed %d templates of person %s (version %d)",
+                rows.shape[0],
+                person,
+                self._version,
+            )
+            return self._version
+
+    def replace(self, template: Template) -> int:
+        """Replace an enrolled template by a new one with the same id.
+
+        Args:
+            template: the new template; may change person, watchlist, embedding or quality.
+
+        Returns:
+            The new version.
+
+        Raises:
+            GalleryError: no template has this id.
+        """
+        with self._lock.write():
+            row = self._id_row.get(template.id)
+            if row is None:
+                raise GalleryError(
+                    f"expected the id of an enrolled template to replace, got unknown id "
+                    f"{template.id!r}"
+                )
+            self._release_row(row)
+            self._row_group[row] = self._group_for(template.person, template.watchlist)
+            self._row_watchlist[row] = self._watchlist_for(template.watchlist)
+            vector = template.embedding
+            half_norm = 0.5 * float(np.dot(vector.astype(np.float64), vector))
+            self._matrix[:EMBEDDING_SIZE, row] = vector
+            self._matrix[_NORM_ROW, row] = half_norm
+            self._max_half_norm = max(self._max_half_norm, half_norm)
+            self._row_quality[row] = template.quality
+            self._version += 1
+            return self._version
+
+    def clear(self) -> int:
+        """Remove every template (thresholds stay).
+
+        Returns:
+            The new version.
+        """
+        with self._lock.write():
+            self._reset(_MIN_CAPACITY)
+            self._scratch.clear()
+            self._version += 1
+            logger.info("gallery: cleared (version %d)", self._version)
+            return self._version
+
+    def set_threshold(self, watchlist: str, value: float) -> int:
+        """Set one watchlist's threshold (a change: the version is bumped).
+
+        Args:
+            watchlist: the watchlist's name.
+            value: the largest accepted euclidean distance, in (0, 2].
+
+        Returns:
+            The new version.
+        """
+        _check_name(watchlist, "watchlist")
+        number = _check_threshold(value, f"threshold of {watchlist!r}")
+        with self._lock.write():
+            self._thresholds[watchlist] = number
+            self._version += 1
+            return self._version
+
+    # ------------------------------------------------------------------------ search
+
+    def search(
+        self, embedding: npt.ArrayLike, k: int = 5, watchlists: Iterable[str] | None = None
+    ) -> list[Match]:
+        """The k nearest persons to a face, nearest first.
+
+        A person is matched by their nearest template; a person on several watchlists can
+        appear once per watchlist.
+
+        Args:
+            embedding: a 128-D face embedding.
+            k: how many persons at most.
+            watchlists: only templates on these watchlists; all when ``None``.
+
+        Returns:
+            Up to k matches with true euclidean distances; empty for an empty gallery.
+        """
+        query = check_embedding(embedding, "query embedding")
+        return self._search(query[np.newaxis, :], _check_k(k), watchlists)[0]
+
+    def search_batch(
+        self, embeddings: npt.ArrayLike, k: int = 5, watchlists: Iterable[str] | None = None
+    ) -> list[list[Match]]:
+        """:meth:`search` for many faces at once (one matrix product for the batch).
+
+        Args:
+            embeddings: an (n, 128) array, e.g. every face of a video frame.
+            k: how many persons at most per face.
+            watchlists: only templates on these watchlists; all when ``None``.
+
+        Returns:
+            One list of matches per row of ``embeddings``.
+        """
+        return self._search(_check_batch(embeddings), _check_k(k), watchlists)
+
+    def identify(self, embedding: npt.ArrayLike, k: int = 5) -> Identification:
+        """Who is this face? The nearest candidate within its watchlist's threshold, if any.
+
+        Args:
+            embedding: a 128-D face embedding.
+            k: how many candidates to consider and report.
+
+        Returns:
+            The decision and the candidates; ``person`` is ``UNKNOWN`` when nobody is close
+            enough, and always for an empty gallery.
+        """
+        query = check_embedding(embedding, "query embedding")
+        return self._identify(query[np.newaxis, :], _check_k(k))[0]
+
+    def identify_batch(self, embeddings: npt.ArrayLike, k: int = 5) -> list[Identification]:
+        """:meth:`identify` for many faces at once.
+
+        Args:
+            embeddings: an (n, 128) array.
+            k: how many candidates per face.
+
+        Returns:
+            One identification per row of ``embeddings``.
+        """
+        return self._identify(_check_batch(embeddings), _check_k(k))
+
+    def _identify(self, queries: npt.NDArray[np.float32], k: int) -> list[Identification]:
+        with self._lock.read():
+            found = self._search_locked(queries, k, None)
+            limits = self._thresholds
+            default = self._default_threshold
+            answers = []
+            for candidates in found:
+                accepted = next(
+                    (m for m in candidates if m.distance <= limits.get(m.watchlist, default)),
+                    None,
+                )
+                answers.append(Identification(match=accepted, candidates=tuple(candidates)))
+            return answers
+
+    def _search(
+        self, queries: npt.NDArray[np.float32], k: int, watchlists: Iterable[str] | None
+    ) -> list[list[Match]]:
+        with self._lock.read():
+            return self._search_locked(queries, k, watchlists)
+
+    def _search_locked(
+        self, queries: npt.NDArray[np.float32], k: int, watchlists: Iterable[str] | None
+    ) -> list[list[Match]]:
+        size = self._size
+        results: list[list[Match]] = [[] for _ in range(queries.shape[0])]
+        if size == 0 or queries.shape[0] == 0:
+            return results
+        allowed: npt.NDArray[np.bool_] | None = None
+        if watchlists is not None:
+            codes = [self._watchlist_code[w] for w in set(watchlists) if w in self._watchlist_code]
+            if not codes:
+                return results
+            allowed = np.isin(self._row_watchlist[:size], codes)
+        matrix = self._matrix[:, :size]
+        augmented = np.empty((queries.shape[0], _ROWS), dtype=np.float32)
+        augmented[:, :EMBEDDING_SIZE] = queries
+        augmented[:, _NORM_ROW] = -1.0
+        step = max(1, _KEYS_BUDGET_BYTES // (4 * size))
+        for start in range(0, queries.shape[0], step):
+            block = augmented[start : start + step]
+            with self._scratch.take(block.shape[0] * size) as flat:
+                keys = flat.reshape(block.shape[0], size)
+                # keys[i, j] = q_i . g_j - |g_j|^2 / 2: one BLAS call for the whole block.
+                if block.shape[0] == 1:
+                    np.matmul(block[0], matrix, out=keys[0])
+                else:
+                    np.matmul(block, matrix, out=keys)
+                if allowed is not None:
+                    np.copyto(keys, np.float32(-np.inf), where=~allowed)
+                for i in range(block.shape[0]):
+                    results[start + i] = self._nearest_groups(queries[start + i], keys[i], k)
+        return results
+
+    def _nearest_groups(
+        self, query: Embedding, keys: npt.NDArray[np.float32], k: int
+    ) -> list[Match]:
+        """The k nearest groups from one query's keys; exact, widening the pool as needed.
+
+        Pool = the ``pool`` largest keys. Its templates get exact float64 distances; the first
+        template of each group in distance order is that group's best. The answer is final
+        once k groups are strictly nearer than anything outside the pool can be (the pool's
+        smallest key, less float32 rounding); otherwise the pool grows x4.
+        """
+        size = keys.shape[0]
+        query64 = query.astype(np.float64)
+        query_norm2 = float(query64 @ query64)
+        slack = (
+            2.0
+            * _KEY_RELATIVE_ERROR
+            * (math.sqrt(query_norm2 * 2.0 * self._max_half_norm) + self._max_half_norm)
+        )
+        pool = max(_FIRST_POOL, 4 * k)
+        while True:
+            rows = _top_indices(keys, pool)
+            pool_keys = keys[rows]
+            finite = np.isfinite(pool_keys)
+            exhaustive = pool >= size or not bool(finite.all())
+            rows, pool_keys = rows[finite], pool_keys[finite]
+            if rows.shape[0] == 0:
+                return []
+            vectors = self._matrix[:EMBEDDING_SIZE, rows].T.astype(np.float64)
+            squared = np.einsum("ij,ij->i", vectors - query64, vectors - query64)
+            order = np.argsort(squared, kind="stable")
+            groups = self._row_group[rows[order]]
+            _, first = np.unique(groups, return_index=True)
+            best = order[np.sort(first)[:k]]
+            if not exhaustive:
+                outside = query_norm2 - 2.0 * float(pool_keys.min()) - slack
+                if best.shape[0] < k or float(squared[best[-1]]) > outside:
+                    pool *= 4
+                    continue
+            return [self._match(int(rows[j]), float(squared[j])) for j in best]
+
+    def _match(self, row: int, squared: float) -> Match:
+        group = int(self._row_group[row])
+        return Match(
+            person=self._group_person[group],
+            watchlist=self._group_watchlist[group],
+            template=self._row_ids[row],
+            distance=math.sqrt(max(squared, 0.0)),
+        )
+
+    # ------------------------------------------------------------------------- files
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the gallery to one ``.npz`` file, atomically (temp file, then rename).
+
+        The file holds the embeddings as an (n, 128) float32 array, the qualities, and the
+        rest (ids, persons, watchlists, thresholds, version) as UTF-8 JSON; no pickles.
+
+        Args:
+            path: the file to write; replaced if it exists.
+
+        Raises:
+            GalleryError: the file could not be written.
+        """
+        target = Path(path)
+        with self._lock.read():
+            # Copy under the lock, write without it: disk time never blocks enrolment.
+            size = self._size
+            embeddings = np.ascontiguousarray(self._matrix[:EMBEDDING_SIZE, :size].T)
+            qualities = self._row_quality[:size].copy()
+            groups = self._row_group[:size].tolist()
+            metadata: dict[str, Any] = {
+                "format": FILE_FORMAT,
+                "format_version": FILE_FORMAT_VERSION,
+                "version": self._version,
+                "default_threshold": self._default_threshold,
+                "thresholds": dict(self._thresholds),
+                "ids": list(self._row_ids),
+                "persons": [self._group_person[g] for g in groups],
+                "watchlists": [self._group_watchlist[g] for g in groups],
+            }
+        encoded = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
+        temp_name: str | None = None
+        try:
+            with tempfile.NamedTemporaryFile(
+                dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
+            ) as handle:
+                temp_name = handle.name
+                np.savez(handle, embeddings=embeddings, qualities=qualities, metadata=encoded)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, target)
+            temp_name = None
+        except OSError as exc:
+            raise GalleryError(f"could not write gallery file {target}: {exc}") from exc
+        finally:
+            if temp_name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp_name)
+        logger.info(
+            "gallery: saved %d templates (version %d) to %s", size, metadata["version"], target
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> GalleryIndex:
+        """Read a gallery written by :meth:`save`.
+
+        Args:
+            path: the ``.npz`` file.
+
+        Returns:
+            A new index with the saved templates, thresholds and version.
+
+        Raises:
+            GalleryError: the file is missing, unreadable, corrupt or not a gallery.
+        """
+        source = Path(path)
+        try:
+            with np.load(source, allow_pickle=False) as archive:
+                missing = sorted(set(_FILE_MEMBERS) - set(archive.files))
+                if missing:
+                    raise ValueError(f"expected arrays {list(_FILE_MEMBERS)}, missing {missing}")
+                embeddings = archive["embeddings"]
+                qualities = archive["qualities"]
+                metadata = json.loads(archive["metadata"].tobytes().decode("utf-8"))
+            if not isinstance(metadata, dict) or metadata.get("format") != FILE_FORMAT:
+                raise ValueError(f"expected format {FILE_FORMAT!r} in the metadata")
+            if metadata.get("format_version") != FILE_FORMAT_VERSION:
+                raise ValueError(
+                    f"expected format_version {FILE_FORMAT_VERSION}, "
+                    f"got {metadata.get('format_version')!r}"
+                )
+            index = cls(
+                default_threshold=metadata["default_threshold"],
+                thresholds=metadata["thresholds"],
+                capacity=max(_MIN_CAPACITY, len(metadata["ids"])),
+            )
+            index.add_arrays(
+                metadata["ids"],
+                metadata["persons"],
+                metadata["watchlists"],
+                embeddings,
+                qualities,
+            )
+            version = metadata["version"]
+            if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+                raise ValueError(f"expected a version >= 0, got {version!r}")
+            index._version = version
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            raise GalleryError(f"could not load gallery file {source}: {exc}") from exc
+        except GalleryError as exc:
+            raise GalleryError(f"could not load gallery file {source}: {exc}") from exc
+        logger.info(
+            "gallery: loaded %d templates (version %d) from %s", len(index), index.version, source
+        )
+        return index
