@@ -238,9 +238,16 @@ def extract(
         ) as pool,
     ):
         task = progress.add_task(name, total=len(paths))
+        step = max(1, len(paths) // 20)
         for result in pool.imap(_run_one, paths, chunksize=8):
             results.append(result)
             progress.advance(task)
+            if not progress.console.is_terminal and len(results) % step == 0:
+                # Without a terminal the bar is not drawn: say how far we are in plain lines.
+                elapsed = time.perf_counter() - start
+                progress.console.print(
+                    f"{name}: {len(results)}/{len(paths)} images, {elapsed:.0f} s", highlight=False
+                )
     wall = time.perf_counter() - start
     features = FeatureSet(
         images=tuple(images),

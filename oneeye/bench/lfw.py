@@ -115,22 +115,10 @@ def centred_row(name: str, embeddings: Embeddings, pairs: LfwPairs) -> Row:
         centre = embeddings[usable].mean(axis=0)
         fold_distances.append(pair_distances(_unit(embeddings - centre), pairs))
     rows = np.stack(fold_distances)
-    accuracies: list[float] = []
-    thresholds: list[float] = []
-    errors = 0
-    from oneeye.bench.metrics import best_threshold  # noqa: PLC0415
-
-    for k in range(rows.shape[0]):
-        train, test = pairs.fold != k, pairs.fold == k
-        threshold, _ = best_threshold(rows[k][train], pairs.same[train])
-        predicted = rows[k][test] <= threshold
-        correct = int(np.count_nonzero(predicted == pairs.same[test]))
-        errors += int(np.count_nonzero(test)) - correct
-        accuracies.append(correct / int(np.count_nonzero(test)))
-        thresholds.append(threshold)
+    result = verify_10_fold(rows, pairs.same, pairs.fold)
     distances = rows[0]
     tar, _ = tar_at_far(distances, pairs.same, FAR_POINT)
-    return Row(name, Verification(tuple(accuracies), tuple(thresholds), errors), tar, distances)
+    return Row(name, result, tar, distances)
 
 
 def open_set(

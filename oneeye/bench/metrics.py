@@ -74,20 +74,23 @@ def verify_10_fold(distances: Floats, same: Bools, fold: npt.NDArray[np.int64]) 
     """LFW's protocol: for each fold, choose the threshold on the other folds, test on it.
 
     Args:
-        distances: (n,) pair distances.
+        distances: (n,) pair distances, or (folds, n) when the distances themselves depend on
+            the fold (a normalisation fitted on the training folds): row k is used for fold k.
         same: (n,) truth.
-        fold: (n,) fold index of each pair.
+        fold: (n,) fold index of each pair, 0..folds-1.
 
     Returns:
         Per-fold accuracies and thresholds.
     """
+    folds = int(fold.max()) + 1
+    rows = np.broadcast_to(distances, (folds, len(same))) if distances.ndim == 1 else distances
     accuracies: list[float] = []
     thresholds: list[float] = []
     errors = 0
-    for k in np.unique(fold):
+    for k in range(folds):
         train, test = fold != k, fold == k
-        threshold, _ = best_threshold(distances[train], same[train])
-        predicted = distances[test] <= threshold
+        threshold, _ = best_threshold(rows[k][train], same[train])
+        predicted = rows[k][test] <= threshold
         correct = int(np.count_nonzero(predicted == same[test]))
         errors += int(np.count_nonzero(test)) - correct
         accuracies.append(correct / int(np.count_nonzero(test)))
