@@ -169,9 +169,42 @@ def _nothing(views: int, seconds: float) -> ImageFeatures:
     )
 
 
+class JitterExtractor(OneEyeExtractor):
+    """Our engine with ``JITTERS`` jittered copies of the 5-point chip and of its mirror."""
+
+    views = 2 * 8
+
+    def __call__(self, path: Path) -> ImageFeatures:
+        from oneeye.vision.encode import jittered  # noqa: PLC0415
+
+        start = time.process_time()
+        image = self._load(path)
+        found = self._engine.detect_with_fallback(image)
+        if not found:
+            return _nothing(self.views, time.process_time() - start)
+        height, width = image.shape[:2]
+        face = nearest_centre(found, height, width)
+        chips, _ = self._five.align(image, [face.box])
+        chip = chips[0]
+        half = self.views // 2
+        views = np.stack(
+            jittered(chip, half, seed=0) + jittered(np.ascontiguousarray(chip[:, ::-1]), half, 1)
+        )
+        detected = time.process_time()
+        descriptors = self._engine.embedder.embed(views)
+        return ImageFeatures(
+            views=descriptors.astype(np.float32),
+            stage=face.detector,
+            box=face.box.as_tuple(),
+            detect_seconds=detected - start,
+            encode_seconds=time.process_time() - detected,
+        )
+
+
 EXTRACTORS: dict[str, Callable[[], Callable[[Path], ImageFeatures]]] = {
     "reference": ReferenceExtractor,
     "oneeye": OneEyeExtractor,
+    "oneeye-jitter": JitterExtractor,
 }
 
 _worker: Callable[[Path], ImageFeatures] | None = None

@@ -107,8 +107,15 @@ class FaceAligner:
         return np.stack(chips).astype(np.uint8, copy=False), np.stack(landmarks)
 
 
+JITTER_ROTATION_DEGREES = 3.0
+JITTER_SHIFT = 0.02
+JITTER_ZOOM = (1.0, 1.03)
+"""Jitter ranges: a few degrees of rotation, 2% shift, up to 3% zoom, as dlib's own
+``jitter_image`` does for its published LFW result."""
+
+
 def jittered(chip: npt.NDArray[np.uint8], count: int, seed: int = 0) -> list[npt.NDArray[np.uint8]]:
-    """``count`` copies of a chip, each slightly rotated, scaled and shifted.
+    """``count`` copies of a chip, each slightly rotated, zoomed and shifted.
 
     The jitter is seeded, so the same chip always gives the same embedding.
 
@@ -124,13 +131,10 @@ def jittered(chip: npt.NDArray[np.uint8], count: int, seed: int = 0) -> list[npt
     centre = (CHIP_SIZE / 2.0, CHIP_SIZE / 2.0)
     copies: list[npt.NDArray[np.uint8]] = []
     for _ in range(count):
-        matrix = np.array(
-            cv2.getRotationMatrix2D(
-                centre, float(rng.uniform(-4.0, 4.0)), float(rng.uniform(0.95, 1.05))
-            ),
-            dtype=np.float64,
-        )
-        matrix[:, 2] += rng.uniform(-3.0, 3.0, size=2)
+        angle = float(rng.uniform(-JITTER_ROTATION_DEGREES, JITTER_ROTATION_DEGREES))
+        zoom = float(rng.uniform(*JITTER_ZOOM))
+        matrix = np.array(cv2.getRotationMatrix2D(centre, angle, zoom), dtype=np.float64)
+        matrix[:, 2] += rng.uniform(-JITTER_SHIFT, JITTER_SHIFT, size=2) * CHIP_SIZE
         warped = cv2.warpAffine(
             chip, matrix, (CHIP_SIZE, CHIP_SIZE), borderMode=cv2.BORDER_REFLECT_101
         )

@@ -1,0 +1,360 @@
+"""The ``oneeye`` command. The only place in OneEye that exits the process.
+
+Exit codes: 0 success, 1 the work ran but something failed (a photo refused, a file
+unreadable), 2 bad arguments (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from oneeye import __version__
+from oneeye.bench import lfw as lfw_bench
+from oneeye.config import Settings
+from oneeye.errors import OneEyeError
+from oneeye.gallery import GalleryIndex
+from oneeye.types import Template
+from oneeye.vision.engine import FaceEngine
+from oneeye.vision.images import load_image
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+GALLERY_FILE = "gallery.npz"
+DEFAULT_WATCHLIST = "default"
+
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentPhoto:
+    """One photo to enrol and whose face it shows."""
+
+    path: Path
+    person: str
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def enrolment_photos(path: Path, name: str | None) -> list[EnrolmentPhoto]:
+    """The photos under ``path`` and who they show (face_recognition's folder convention).
+
+    Args:
+        path: a photo, or a folder with one sub-folder of photos per person (the sub-folder's
+            name is the person); photos directly in the folder are named by ``name`` or, without
+            it, by their file name.
+        name: the person's name for a single photo or loose photos.
+
+    Returns:
+        The photos, sorted.
+    """
+    if path.is_file():
+        return [EnrolmentPhoto(path, name or path.stem)]
+    photos = [EnrolmentPhoto(p, name or p.stem) for p in _images_in(path)]
+    for folder in sorted(p for p in path.iterdir() if p.is_dir()):
+        photos.extend(EnrolmentPhoto(p, folder.name) for p in _images_in(folder))
+    return photos
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    )
+
+
+def _load_gallery(folder: Path, settings: Settings, *, must_exist: bool) -> GalleryIndex:
+    file = folder / GALLERY_FILE
+    if file.exists():
+        return GalleryIndex.load(file)
+    if must_exist:
+        raise click.BadParameter(
+            f"no gallery in {folder} (enrol someone first)", param_hint="--gallery"
+        )
+    return GalleryIndex(
+        default_threshold=settings.gallery.default_threshold,
+        thresholds=settings.gallery.thresholds,
+    )
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="oneeye")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
+    """OneEye: self-hosted, real-time face identification."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = Settings()
+
+
+gallery_option = click.option(
+    "--gallery",
+    "gallery_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding the gallery.",
+)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@gallery_option
+@click.option("--name", help="Person's name for a single photo (default: the file name).")
+@click.option("--watchlist", default=DEFAULT_WATCHLIST, show_default=True)
+@click.pass_context
+def enroll(
+    ctx: click.Context, path: Path, gallery_dir: Path, name: str | None, watchlist: str
+) -> None:
+    """Enrol the faces in PATH: a photo, or a folder with one sub-folder per person.
+
+    Each photo must show exactly one usable face; a photo that cannot be used is reported with
+    its reason and the rest go on. Enrolling the same photo again replaces its template.
+    """
+    settings = _settings(ctx)
+    photos = enrolment_photos(path, name)
+    if not photos:
+        raise click.BadParameter(f"no photos found in {path}", param_hint="PATH")
+    gallery = _load_gallery(gallery_dir, settings, must_exist=False)
+    engine = FaceEngine(settings.engine)
+    templates: list[Template] = []
+    refused: list[tuple[Path, str]] = []
+    with _progress() as progress:
+        task = progress.add_task("enrolling", total=len(photos))
+        for photo in photos:
+            try:
+                image = load_image(photo.path, max_pixels=settings.engine.max_pixels)
+                face = engine.enrolment_face(image)
+            except OneEyeError as exc:
+                reason = _reason(photo.path, exc)
+                refused.append((photo.path, reason))
+                stderr.print(f"[yellow]refused[/] {photo.path}: {reason}", highlight=False)
+            else:
+                templates.append(
+                    Template(
+                        id=f"{watchlist}:{photo.person}:{photo.path.name}",
+                        person=photo.person,
+                        watchlist=watchlist,
+                        embedding=face.embedding,
+                        quality=face.quality.score,
+                    )
+                )
+            progress.advance(task)
+    for template in templates:
+        if template.id in gallery:
+            gallery.replace(template)
+        else:
+            gallery.add(template)
+    gallery_dir.mkdir(parents=True, exist_ok=True)
+    gallery.save(gallery_dir / GALLERY_FILE)
+    people = len({t.person for t in templates})
+    stderr.print(
+        f"enrolled {len(templates)} photo(s) of {people} person(s) into watchlist "
+        f"{watchlist!r}; refused {len(refused)}; gallery now holds {len(gallery)} template(s)",
+        highlight=False,
+    )
+    for reason, count in Counter(r.split(";")[0] for _, r in refused).most_common():
+        stderr.print(f"  {count} x {reason}", highlight=False)
+    if refused:
+        ctx.exit(1)
+
+
+def _reason(path: Path, error: OneEyeError) -> str:
+    """The error's message without the file name the caller prints anyway."""
+    message = str(error)
+    prefix = f"{path}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def _identify_targets(paths: tuple[Path, ...]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from _images_in(path)
+        else:
+            yield path
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@gallery_option
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of CSV.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 2.0, min_open=True),
+    help="Accept matches up to this distance (default: each watchlist's threshold).",
+)
+@click.pass_context
+def identify(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    gallery_dir: Path,
+    as_json: bool,
+    threshold: float | None,
+) -> None:
+    """Say who is in each photo: one line per face.
+
+    CSV columns: file,person,distance,top,right,bottom,left. ``unknown_person`` is a face
+    nobody enrolled is close enough to; ``no_persons_found`` a photo without a face.
+    """
+    settings = _settings(ctx)
+    gallery = _load_gallery(gallery_dir, settings, must_exist=True)
+    if threshold is not None:
+        for watchlist in gallery.watchlists():
+            gallery.set_threshold(watchlist, threshold)
+    engine = FaceEngine(settings.engine)
+    failed = False
+    for path in _identify_targets(paths):
+        try:
+            image = load_image(path, max_pixels=settings.engine.max_pixels)
+        except OneEyeError as exc:
+            stderr.print(f"{path}: {_reason(path, exc)}", highlight=False)
+            failed = True
+            continue
+        faces = engine.faces(image, fallback=True)
+        if not faces:
+            _emit(
+                as_json,
+                str(path),
+                person="no_persons_found",
+                watchlist=None,
+                distance=None,
+                box=None,
+            )
+            continue
+        for face, answer in zip(
+            faces, gallery.identify_batch([f.embedding for f in faces], k=1), strict=True
+        ):
+            nearest = answer.match or (answer.candidates[0] if answer.candidates else None)
+            _emit(
+                as_json,
+                str(path),
+                person=answer.match.person if answer.match else "unknown_person",
+                watchlist=answer.match.watchlist if answer.match else None,
+                distance=nearest.distance if nearest else None,
+                box=face.box.as_tuple(),
+            )
+    if failed:
+        ctx.exit(1)
+
+
+def _emit(
+    as_json: bool,
+    file: str,
+    *,
+    person: str,
+    watchlist: str | None,
+    distance: float | None,
+    box: tuple[int, int, int, int] | None,
+) -> None:
+    if as_json:
+        record = {
+            "file": file,
+            "person": person,
+            "watchlist": watchlist,
+            "distance": None if distance is None else round(distance, 4),
+            "box": list(box) if box else None,
+        }
+        click.echo(json.dumps(record))
+        return
+    cells = [file, person, "" if distance is None else f"{distance:.4f}"]
+    cells.extend(str(v) for v in box) if box else cells.extend([""] * 4)
+    click.echo(",".join(cells))
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks (they read the data sets you point them at; see BENCHMARKS.md)."""
+
+
+@bench.command("lfw")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("../shared/data/lfw"),
+    show_default=True,
+    help="LFW folder with images/ and pairs.txt.",
+)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench/results"),
+    show_default=True,
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench/.cache"),
+    show_default=True,
+    help="Extracted features are kept here between runs.",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option(
+    "--reference/--no-reference",
+    default=True,
+    show_default=True,
+    help="Also run face_recognition 1.3.0 (pip install --no-deps face_recognition==1.3.0).",
+)
+def bench_lfw(
+    data_dir: Path, results_dir: Path, cache_dir: Path, workers: int, reference: bool
+) -> None:
+    """LFW: 10-fold verification, open-set identification and encoding throughput."""
+    if not (data_dir / "pairs.txt").is_file() or not (data_dir / "images").is_dir():
+        raise click.BadParameter(f"{data_dir} has no pairs.txt and images/", param_hint="--data")
+    lfw_bench.main(data_dir, results_dir, cache_dir, workers=workers, reference=reference)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; bad arguments give one line on stderr and exit code 2.
+
+    Args:
+        argv: arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code.
+    """
+    try:
+        result = cli.main(args=argv, prog_name="oneeye", standalone_mode=False)
+    except click.UsageError as exc:
+        click.echo(f"oneeye: error: {exc.format_message()}", err=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("oneeye: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        click.echo(f"oneeye: error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except OneEyeError as exc:
+        click.echo(f"oneeye: error: {exc}", err=True)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The ``oneeye`` command: enrol a folder, identify photos, and refuse bad arguments."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from oneeye.cli import main
+from tests.conftest import PhotoLoader, side_by_side
+
+
+@pytest.fixture(scope="module")
+def people(face_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """known/obama/{obama,obama2}.jpg, known/biden/biden.jpg and a broken file."""
+    root = tmp_path_factory.mktemp("known")
+    (root / "obama").mkdir()
+    (root / "biden").mkdir()
+    shutil.copy(face_photos / "obama.jpg", root / "obama" / "obama.jpg")
+    shutil.copy(face_photos / "obama2.jpg", root / "obama" / "obama2.jpg")
+    shutil.copy(face_photos / "biden.jpg", root / "biden" / "biden.jpg")
+    (root / "biden" / "notes.jpg").write_text("not a photo at all")
+    return root
+
+
+@pytest.fixture(scope="module")
+def gallery(people: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("gallery")
+    assert main(["enroll", str(people), "--gallery", str(folder), "--watchlist", "vip"]) == 1
+    return folder
+
+
+def test_enroll_reports_the_refused_photo_and_keeps_the_rest(
+    people: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["enroll", str(people), "--gallery", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "notes.jpg" in err
+    assert "not an image" in err
+    assert "enrolled 3 photo(s) of 2 person(s)" in err
+    assert (tmp_path / "gallery.npz").is_file()
+
+
+def test_enrolling_again_replaces_instead_of_duplicating(
+    people: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = people / "obama" / "obama.jpg"
+    for _ in range(2):
+        assert main(["enroll", str(photo), "--name", "Barack", "--gallery", str(tmp_path)]) == 0
+    assert "gallery now holds 1 template(s)" in capsys.readouterr().err
+
+
+def test_identify_csv(
+    gallery: Path, face_photos: Path, load_photo: PhotoLoader, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    pair = tmp_path / "pair.jpg"
+    Image.fromarray(side_by_side(load_photo("obama3.jpg"), load_photo("biden.jpg"))).save(pair)
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((200, 300, 3), 128, dtype=np.uint8)).save(blank)
+    capsys.readouterr()
+    code = main(["identify", str(face_photos / "obama3.jpg"), str(pair), str(blank),
+                 "--gallery", str(gallery)])  # fmt: skip
+    lines = capsys.readouterr().out.strip().split("\n")
+    assert code == 0
+    rows = [line.split(",") for line in lines]
+    assert len(rows) == 4
+    assert rows[0][:2] == [str(face_photos / "obama3.jpg"), "obama"]
+    assert [r[0] for r in rows[1:3]] == [str(pair), str(pair)]
+    assert sorted(r[1] for r in rows[1:3]) == ["biden", "obama"]
+    assert rows[3][:2] == [str(blank), "no_persons_found"]
+    top, right, bottom, left = (int(v) for v in rows[0][3:])
+    assert 0 <= top < bottom
+    assert 0 <= left < right
+    assert float(rows[0][2]) < 0.4
+    assert rows[3][2:] == ["", "", "", "", ""]
+
+
+def test_identify_unknown_person_as_json(
+    people: Path, face_photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["enroll", str(people / "obama"), "--name", "obama", "--gallery", str(tmp_path)])
+    capsys.readouterr()
+    code = main(["identify", str(face_photos / "biden.jpg"), "--gallery", str(tmp_path), "--json"])
+    record = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert record["person"] == "unknown_person"
+    assert record["distance"] > 0.45
+    assert len(record["box"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected_error"),
+    [
+        (["identify", "x.jpg"], "No such option|does not exist"),
+        (["enroll"], "Missing argument 'PATH'"),
+        (["identify", "--gallery", "g"], "Missing argument"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+        (["identify", ".", "--gallery", "g", "--threshold", "5"], "not in the range"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(
+    argv: list[str], expected_error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("oneeye: error: ")
+    assert err.count("\n") == 1
+    assert re.search(expected_error, err)
+
+
+def test_identify_without_a_gallery_is_a_usage_error(
+    face_photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["identify", str(face_photos / "obama.jpg"), "--gallery", str(tmp_path)]) == 2
+    assert "no gallery in" in capsys.readouterr().err
