@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_THRESHOLD = 0.6
+DEFAULT_THRESHOLD = 0.33
 """Provisional watchlist threshold on the euclidean distance between unit embeddings."""
 
 
@@ -24,6 +24,9 @@ class EngineSettings(BaseModel):
     """The smallest face worth finding, in pixels; sets the detection scale."""
     fallback: bool = True
     """Enrolment photos: when the primary detector finds nothing, upsample, then try the CNN."""
+    alignment: Literal["5", "5+68"] = "5+68"
+    """Chips cut with dlib's 5-point landmarks, or with both its 5- and 68-point ones (each face
+    embedded twice and averaged: +0.1% on LFW for 2x encoding)."""
     mirror: bool = True
     """Average each face's embedding with its mirror image's (more accurate, 2x encoding)."""
     jitter: int = Field(default=0, ge=0, le=100)

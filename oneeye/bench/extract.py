@@ -132,8 +132,7 @@ class OneEyeExtractor:
 
         # One thread per worker process: the workers already fill the cores.
         self._engine = FaceEngine(EngineSettings(threads=1))
-        self._five = FaceAligner(self._engine.models, 5)
-        self._sixty_eight = FaceAligner(self._engine.models, 68)
+        self._aligner = FaceAligner(self._engine.models, "5+68")
         self._load: Callable[[Path], RGBImage] = load_image
 
     def __call__(self, path: Path) -> ImageFeatures:
@@ -144,9 +143,8 @@ class OneEyeExtractor:
             return _nothing(len(VIEWS), time.process_time() - start)
         height, width = image.shape[:2]
         face = nearest_centre(found, height, width)
-        chips5, _ = self._five.align(image, [face.box])
-        chips68, _ = self._sixty_eight.align(image, [face.box])
-        views = np.stack([chips5[0], chips5[0][:, ::-1], chips68[0], chips68[0][:, ::-1]]).copy()
+        five, sixty_eight = self._aligner.align(image, [face.box]).chip_sets
+        views = np.stack([five[0], five[0][:, ::-1], sixty_eight[0], sixty_eight[0][:, ::-1]])
         detected = time.process_time()
         descriptors = self._engine.embedder.embed(views)
         encoded = time.process_time()
@@ -184,8 +182,7 @@ class JitterExtractor(OneEyeExtractor):
             return _nothing(self.views, time.process_time() - start)
         height, width = image.shape[:2]
         face = nearest_centre(found, height, width)
-        chips, _ = self._five.align(image, [face.box])
-        chip = chips[0]
+        chip = self._aligner.align(image, [face.box]).chip_sets[0][0]
         half = self.views // 2
         views = np.stack(
             jittered(chip, half, seed=0) + jittered(np.ascontiguousarray(chip[:, ::-1]), half, 1)

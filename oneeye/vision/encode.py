@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import cv2
@@ -63,23 +64,41 @@ class DlibChipEmbedder:
         return np.array(self._model.compute_face_descriptor(batch), dtype=np.float32)
 
 
-class FaceAligner:
-    """Finds landmarks in a face box and cuts the aligned chip the ResNet expects."""
+Alignment = Literal["5", "5+68"]
+"""Which landmark models cut chips: dlib's 5-point model alone, or also its 68-point model (a
+second, slightly different chip of the same face; averaging both is more accurate)."""
 
-    def __init__(self, paths: ModelPaths, points: Literal[5, 68] = 5) -> None:
-        self.points = points
-        path = paths.landmarks_5 if points == 5 else paths.landmarks_68
+
+@dataclass(frozen=True, slots=True)
+class AlignedFaces:
+    """Aligned chips of n faces: one set per alignment, and each face's 5 landmarks."""
+
+    chip_sets: tuple[Chips, ...]
+    """Each (n, 150, 150, 3) uint8; the first is always the 5-point alignment."""
+    landmarks: npt.NDArray[np.float32]
+    """(n, 5, 2) float32 points ``(x, y)`` from the 5-point model."""
+
+
+class FaceAligner:
+    """Finds landmarks in a face box and cuts the aligned chips the ResNet expects."""
+
+    def __init__(self, paths: ModelPaths, alignment: Alignment = "5") -> None:
+        """Load the landmark models the alignment needs.
+
+        Args:
+            paths: model files.
+            alignment: ``"5"`` or ``"5+68"``.
+        """
+        self.alignment = alignment
         try:
-            self._predictor = dlib.shape_predictor(str(path))
-            self._five = (
-                self._predictor if points == 5 else dlib.shape_predictor(str(paths.landmarks_5))
+            self._five = dlib.shape_predictor(str(paths.landmarks_5))
+            self._sixty_eight = (
+                dlib.shape_predictor(str(paths.landmarks_68)) if alignment == "5+68" else None
             )
         except RuntimeError as exc:
-            raise ModelError(f"cannot load the landmark model {path}: {exc}") from exc
+            raise ModelError(f"cannot load a landmark model from {paths}: {exc}") from exc
 
-    def align(
-        self, image: RGBImage, boxes: Sequence[FaceBox]
-    ) -> tuple[Chips, npt.NDArray[np.float32]]:
+    def align(self, image: RGBImage, boxes: Sequence[FaceBox]) -> AlignedFaces:
         """Aligned chips and 5-point landmarks for each box.
 
         Args:
@@ -87,24 +106,26 @@ class FaceAligner:
             boxes: face boxes in ``image``.
 
         Returns:
-            ``(chips, landmarks)``: (n, 150, 150, 3) uint8 chips and (n, 5, 2) float32
-            landmark points ``(x, y)``.
+            The chips (one set per alignment) and landmarks, in the order of ``boxes``.
         """
+        predictors = [self._five] if self._sixty_eight is None else [self._five, self._sixty_eight]
         if not boxes:
-            return (
-                np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8),
-                np.zeros((0, 5, 2), dtype=np.float32),
+            empty = np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+            return AlignedFaces(
+                tuple(empty for _ in predictors), np.zeros((0, 5, 2), dtype=np.float32)
             )
-        shapes = dlib.full_object_detections()
-        landmarks = []
-        for box in boxes:
-            rect = rect_from_box(box)
-            shape = self._predictor(image, rect)
-            shapes.append(shape)
-            five = shape if self.points == 5 else self._five(image, rect)
-            landmarks.append(points_from_shape(five))
-        chips = dlib.get_face_chips(image, shapes, size=CHIP_SIZE, padding=CHIP_PADDING)
-        return np.stack(chips).astype(np.uint8, copy=False), np.stack(landmarks)
+        rects = [rect_from_box(box) for box in boxes]
+        chip_sets = []
+        landmarks = np.zeros((0, 5, 2), dtype=np.float32)
+        for predictor in predictors:
+            shapes = dlib.full_object_detections()
+            for rect in rects:
+                shapes.append(predictor(image, rect))
+            if predictor is self._five:
+                landmarks = np.stack([points_from_shape(shape) for shape in shapes])
+            chips = dlib.get_face_chips(image, shapes, size=CHIP_SIZE, padding=CHIP_PADDING)
+            chip_sets.append(np.stack(chips).astype(np.uint8, copy=False))
+        return AlignedFaces(tuple(chip_sets), landmarks)
 
 
 JITTER_ROTATION_DEGREES = 3.0
@@ -150,32 +171,37 @@ def normalise(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 def embed_chips(
-    embedder: ChipEmbedder, chips: Chips, *, mirror: bool = True, jitter: int = 0
+    embedder: ChipEmbedder, chip_sets: Sequence[Chips], *, mirror: bool = True, jitter: int = 0
 ) -> npt.NDArray[np.float32]:
-    """Unit-length embeddings of aligned chips, averaged over mirror and jittered views.
+    """Unit-length embeddings of aligned faces, averaged over all their views.
 
-    All views of all chips go to the embedder in one batch.
+    The views of a face: its chip in every set (alignment), each chip's mirror image, and
+    ``jitter`` jittered copies of each of those. All views of all faces go to the embedder in
+    one batch; each view's descriptor is normalised before averaging.
 
     Args:
         embedder: the ResNet backend.
-        chips: (n, 150, 150, 3) uint8.
+        chip_sets: one or more (n, 150, 150, 3) uint8 arrays, the same n faces in each.
         mirror: also embed each chip's mirror image.
         jitter: extra jittered views per chip (and per mirror view).
 
     Returns:
         (n, 128) float32, each row of unit length.
     """
-    count = len(chips)
+    count = len(chip_sets[0]) if chip_sets else 0
     if count == 0:
         return np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
-    views: list[npt.NDArray[np.uint8]] = list(chips)
-    if mirror:
-        views.extend(np.ascontiguousarray(chip[:, ::-1]) for chip in chips)
-    base = list(views)
-    copies = [jittered(view, jitter, seed=index) for index, view in enumerate(base)]
-    for round_ in range(jitter):
-        # Keep views in blocks of ``count`` (chip 0..n-1) so the reshape below lines them up.
-        views.extend(per_view[round_] for per_view in copies)
-    raw = normalise(embedder.embed(np.stack(views)))
-    per_chip = raw.reshape(len(views) // count, count, EMBEDDING_SIZE)
-    return normalise(per_chip.mean(axis=0))
+    # Views go in blocks of ``count`` (face 0..n-1) so that one reshape lines them up by face.
+    blocks: list[list[npt.NDArray[np.uint8]]] = []
+    for chips in chip_sets:
+        if len(chips) != count:
+            raise ValueError(f"every chip set must hold {count} faces, got {len(chips)}")
+        blocks.append(list(chips))
+        if mirror:
+            blocks.append([np.ascontiguousarray(chip[:, ::-1]) for chip in chips])
+    for number, block in enumerate(list(blocks)):
+        copies = [jittered(chip, jitter, seed=number * 7919 + i) for i, chip in enumerate(block)]
+        blocks.extend([per_chip[r] for per_chip in copies] for r in range(jitter))
+    views = np.stack([chip for block in blocks for chip in block])
+    raw = normalise(embedder.embed(views))
+    return normalise(raw.reshape(len(blocks), count, EMBEDDING_SIZE).mean(axis=0))

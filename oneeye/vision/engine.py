@@ -64,7 +64,7 @@ class FaceEngine:
         self.models = models or ModelPaths.locate()
         self._hog = HogDetector()
         self._cnn: CnnDetector | None = None
-        self._aligner = FaceAligner(self.models)
+        self._aligner = FaceAligner(self.models, self.settings.alignment)
         self._embedder = embedder or self._make_embedder()
         self._lock = threading.RLock()
 
@@ -157,9 +157,12 @@ class FaceEngine:
         if not detections:
             return []
         with self._lock:
-            chips, landmarks = self._aligner.align(image, [d.box for d in detections])
+            aligned = self._aligner.align(image, [d.box for d in detections])
             embeddings = embed_chips(
-                self._embedder, chips, mirror=self.settings.mirror, jitter=self.settings.jitter
+                self._embedder,
+                aligned.chip_sets,
+                mirror=self.settings.mirror,
+                jitter=self.settings.jitter,
             )
         return [
             Face(
@@ -170,7 +173,7 @@ class FaceEngine:
                 landmarks=points,
             )
             for detection, embedding, points, chip in zip(
-                detections, embeddings, landmarks, chips, strict=True
+                detections, embeddings, aligned.landmarks, aligned.chip_sets[0], strict=True
             )
         ]
 
