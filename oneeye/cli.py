@@ -319,13 +319,26 @@ def bench() -> None:
     show_default=True,
     help="Also run face_recognition 1.3.0 (pip install --no-deps face_recognition==1.3.0).",
 )
+@click.option("--jitter-study", is_flag=True, help="Also score jittered views (slow).")
 def bench_lfw(
-    data_dir: Path, results_dir: Path, cache_dir: Path, workers: int, reference: bool
+    data_dir: Path,
+    results_dir: Path,
+    cache_dir: Path,
+    workers: int,
+    reference: bool,
+    jitter_study: bool,
 ) -> None:
     """LFW: 10-fold verification, open-set identification and encoding throughput."""
     if not (data_dir / "pairs.txt").is_file() or not (data_dir / "images").is_dir():
         raise click.BadParameter(f"{data_dir} has no pairs.txt and images/", param_hint="--data")
-    lfw_bench.main(data_dir, results_dir, cache_dir, workers=workers, reference=reference)
+    lfw_bench.main(
+        data_dir,
+        results_dir,
+        cache_dir,
+        workers=workers,
+        reference=reference,
+        jitter_study=jitter_study,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

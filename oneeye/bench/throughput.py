@@ -30,7 +30,7 @@ class Throughput:
     oneeye_faces_per_cpu_second: float
     reference_faces_per_cpu_second: float
     backend: str
-    mirror: bool
+    views_per_face: int
 
     @property
     def ratio(self) -> float:
@@ -38,13 +38,12 @@ class Throughput:
         return self.oneeye_faces_per_cpu_second / self.reference_faces_per_cpu_second
 
 
-def measure(images_dir: Path, images: Sequence[str], mirror: bool = True) -> Throughput:
+def measure(images_dir: Path, images: Sequence[str]) -> Throughput:
     """Encode the face of each image with both, alternating blocks, on one thread.
 
     Args:
         images_dir: folder the image paths are relative to.
         images: images with one findable face each (others are skipped: this measures speed).
-        mirror: OneEye's mirror averaging (two chips per face) on or off.
 
     Returns:
         The throughputs.
@@ -53,7 +52,8 @@ def measure(images_dir: Path, images: Sequence[str], mirror: bool = True) -> Thr
 
     fr: Any = face_recognition
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    engine = FaceEngine(EngineSettings(threads=1, mirror=mirror))
+    settings = EngineSettings(threads=1)
+    engine = FaceEngine(settings)
     work: list[tuple[RGBImage, Detection]] = []
     for name in images:
         image = load_image(images_dir / name)
@@ -86,5 +86,5 @@ def measure(images_dir: Path, images: Sequence[str], mirror: bool = True) -> Thr
         oneeye_faces_per_cpu_second=len(work) / seconds["oneeye"],
         reference_faces_per_cpu_second=len(work) / seconds["reference"],
         backend=str(getattr(engine.embedder, "backend", type(engine.embedder).__name__)),
-        mirror=mirror,
+        views_per_face=(2 if settings.alignment == "5+68" else 1) * (2 if settings.mirror else 1),
     )
