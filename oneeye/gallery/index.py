@@ -8,9 +8,16 @@ Rows 0..127 hold the embedding; row 128 holds half the template's squared norm, 
 single BLAS product with the augmented query ``[q, -1]`` gives ``key = q.g - |g|^2 / 2`` and the
 squared euclidean distance is ``|q|^2 - 2 key``: the largest keys are the nearest templates. The
 column layout is deliberate: on the 2-core benchmark machine numpy's ``q @ V`` over a
-(129, n) matrix ran about twice as fast as ``G @ q`` over the same data stored a row per
-template, and it is what brings one query on a million templates under 50 ms
-(``bench/gallery_scale.py``). Removal swaps the last column into the hole (O(1)).
+(128, n) matrix ran about twice as fast as ``G @ q`` over the same data stored a row per
+template (36 vs 68 ms at a million; 20 faces: 118 vs 183 ms), and it is what brings one query
+on a million templates under 50 ms (``bench/gallery_scale.py``). Removal swaps the last column
+into the hole (O(1)).
+
+One face: one gemv for every key, then an exact selection. A batch of faces on a large gallery:
+thresholds from a sample of columns first, then the gallery in a few large blocks of columns,
+keeping only the keys that reach each face's threshold, so 20 faces x 1M templates never
+materialise 80 MB of keys. A batch is bound by the float32 matrix product itself (~5 GFLOP for
+20 faces x 1M templates), 110-120 ms on two cores, above the 100 ms target.
 
 Concurrency: one readers-writer lock. Searches share it; every change takes it alone. A writer
 that is waiting stops new searches from entering, so a stream of searches cannot starve an
@@ -61,8 +68,17 @@ _FIRST_POOL: Final = 32
 _SAMPLED_TOP_MIN_ROWS: Final = 200_000
 """From this many rows, top-T uses a sampled threshold instead of a full argpartition."""
 _TRANSPOSE_BLOCK: Final = 1024
-_KEYS_BUDGET_BYTES: Final = 128 * 1024 * 1024
-"""Largest (queries x templates) float32 key matrix one batch step may allocate."""
+_BLOCK_COLUMNS: Final = 262_144
+"""Templates per block when a batch streams over a large gallery (20 faces: 21 MB of keys).
+
+Fewer, larger BLAS calls: on a busy 2-core machine each call waits for OpenBLAS's second
+thread to be scheduled, and 64k-column blocks took 1.4x as long as one product; 256k-column
+blocks cost the same as one product and hold a quarter of its keys."""
+_BATCH_CHUNK: Final = 64
+"""Faces per product when a batch is larger than this."""
+_SAMPLE_RUNS: Final = 16
+_SAMPLE_RUN: Final = 1024
+"""A batch's thresholds come from 16 runs of 1024 columns (at most _BLOCK_COLUMNS in all)."""
 _KEY_RELATIVE_ERROR: Final = 3e-5
 """Bound on float32 rounding in a 129-term dot product, relative to its magnitude."""
 
@@ -166,38 +182,6 @@ def _top_indices(keys: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.in
     return np.argpartition(keys, cut)[cut:]
 
 
-class _ScratchPool:
-    """Reusable float32 buffers for key matrices (up to 80 MB for 20 faces x 1M templates).
-
-    A fresh buffer that size is a fresh mmap: ~20k page faults, 10-30 ms, on every batch.
-    Keeps at most ``keep`` buffers between calls; concurrent searches each get their own.
-    """
-
-    def __init__(self, keep: int = 2) -> None:
-        self._lock = threading.Lock()
-        self._free: list[npt.NDArray[np.float32]] = []
-        self._keep = keep
-
-    @contextlib.contextmanager
-    def take(self, count: int) -> Iterator[npt.NDArray[np.float32]]:
-        """A buffer of ``count`` floats (uninitialised) for the ``with`` block."""
-        with self._lock:
-            buffer = self._free.pop() if self._free else None
-        if buffer is None or buffer.shape[0] < count:
-            buffer = np.empty(count, dtype=np.float32)
-        try:
-            yield buffer[:count]
-        finally:
-            with self._lock:
-                if len(self._free) < self._keep:
-                    self._free.append(buffer)
-
-    def clear(self) -> None:
-        """Drop the kept buffers."""
-        with self._lock:
-            self._free.clear()
-
-
 class GalleryIndex:
     """Enrolled templates, searchable by nearest person, with a threshold per watchlist.
 
@@ -226,7 +210,6 @@ class GalleryIndex:
             _check_name(watchlist, "watchlist")
             self._thresholds[watchlist] = _check_threshold(value, f"threshold of {watchlist!r}")
         self._version = 0
-        self._scratch = _ScratchPool()
         self._reset(max(int(capacity), 1))
 
     def _reset(self, capacity: int) -> None:
@@ -685,7 +668,6 @@ class GalleryIndex:
         """
         with self._lock.write():
             self._reset(_MIN_CAPACITY)
-            self._scratch.clear()
             self._version += 1
             logger.info("gallery: cleared (version %d)", self._version)
             return self._version
@@ -793,8 +775,9 @@ class GalleryIndex:
         self, queries: npt.NDArray[np.float32], k: int, watchlists: Iterable[str] | None
     ) -> list[list[Match]]:
         size = self._size
-        results: list[list[Match]] = [[] for _ in range(queries.shape[0])]
-        if size == 0 or queries.shape[0] == 0:
+        count = queries.shape[0]
+        results: list[list[Match]] = [[] for _ in range(count)]
+        if size == 0 or count == 0:
             return results
         allowed: npt.NDArray[np.bool_] | None = None
         if watchlists is not None:
@@ -802,37 +785,131 @@ class GalleryIndex:
             if not codes:
                 return results
             allowed = np.isin(self._row_watchlist[:size], codes)
-        matrix = self._matrix[:, :size]
-        augmented = np.empty((queries.shape[0], _ROWS), dtype=np.float32)
+        augmented = np.empty((count, _ROWS), dtype=np.float32)
         augmented[:, :EMBEDDING_SIZE] = queries
         augmented[:, _NORM_ROW] = -1.0
-        step = max(1, _KEYS_BUDGET_BYTES // (4 * size))
-        for start in range(0, queries.shape[0], step):
-            block = augmented[start : start + step]
-            with self._scratch.take(block.shape[0] * size) as flat:
-                keys = flat.reshape(block.shape[0], size)
-                # keys[i, j] = q_i . g_j - |g_j|^2 / 2: one BLAS call for the whole block.
-                if block.shape[0] == 1:
-                    np.matmul(block[0], matrix, out=keys[0])
-                else:
-                    np.matmul(block, matrix, out=keys)
-                if allowed is not None:
-                    np.copyto(keys, np.float32(-np.inf), where=~allowed)
-                for i in range(block.shape[0]):
-                    results[start + i] = self._nearest_groups(queries[start + i], keys[i], k)
+        wanted = 4 * max(_FIRST_POOL, 4 * k)
+        if count == 1 or size <= _BLOCK_COLUMNS or 2 * wanted > _SAMPLE_RUNS * _SAMPLE_RUN:
+            # Every key of the chunk fits in memory: one product, then select per face.
+            step = max(1, _BLOCK_COLUMNS * _BATCH_CHUNK // size)
+            for start in range(0, count, step):
+                keys = self._keys(augmented[start : start + step], 0, size, allowed)
+                for i in range(keys.shape[0]):
+                    found = self._nearest_groups(queries[start + i], None, keys[i], -np.inf, k)
+                    results[start + i] = found or []
+            return results
+        # A batch on a large gallery: never hold (faces x templates) keys; stream blocks.
+        for start in range(0, count, _BATCH_CHUNK):
+            chunk = augmented[start : start + _BATCH_CHUNK]
+            for i, (rows, keys, outside) in enumerate(self._candidates(chunk, allowed, wanted)):
+                query = queries[start + i]
+                found = self._nearest_groups(query, rows, keys, outside, k)
+                if found is None:  # the candidates were not enough: rescan this face alone
+                    row_keys = self._keys(chunk[i : i + 1], 0, size, allowed)[0]
+                    found = self._nearest_groups(query, None, row_keys, -np.inf, k)
+                results[start + i] = found or []
         return results
 
-    def _nearest_groups(
-        self, query: Embedding, keys: npt.NDArray[np.float32], k: int
-    ) -> list[Match]:
-        """The k nearest groups from one query's keys; exact, widening the pool as needed.
+    def _keys(
+        self,
+        augmented: npt.NDArray[np.float32],
+        start: int,
+        stop: int,
+        allowed: npt.NDArray[np.bool_] | None,
+        out: npt.NDArray[np.float32] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """``keys[i, j] = q_i . g_j - |g_j|^2 / 2`` for columns start..stop, in one BLAS call.
 
-        Pool = the ``pool`` largest keys. Its templates get exact float64 distances; the first
-        template of each group in distance order is that group's best. The answer is final
-        once k groups are strictly nearer than anything outside the pool can be (the pool's
-        smallest key, less float32 rounding); otherwise the pool grows x4.
+        Templates not on an allowed watchlist get ``-inf``.
         """
-        size = keys.shape[0]
+        columns = self._matrix[:, start:stop]
+        if out is None:
+            out = np.empty((augmented.shape[0], stop - start), dtype=np.float32)
+        if augmented.shape[0] == 1:
+            np.matmul(augmented[0], columns, out=out[0])  # one face: a gemv
+        else:
+            np.matmul(augmented, columns, out=out)
+        if allowed is not None:
+            np.copyto(out, np.float32(-np.inf), where=~allowed[start:stop])
+        return out
+
+    def _candidates(
+        self,
+        augmented: npt.NDArray[np.float32],
+        allowed: npt.NDArray[np.bool_] | None,
+        wanted: int,
+    ) -> list[tuple[npt.NDArray[np.intp], npt.NDArray[np.float32], float]]:
+        """Per face, the templates whose key reaches a threshold, and that threshold.
+
+        The threshold is the ``wanted``-th largest key over a sample of the gallery (runs of
+        columns spread over it, never overlapping): a subset's ``wanted``-th largest is never
+        above the whole gallery's, so at least the true top ``wanted`` pass, and every template
+        that does not pass has a smaller key (the bound returned). Keys are computed a block of
+        columns at a time and filtered at once, so only one block of keys is held. Where the
+        sample holds fewer than ``wanted`` allowed templates, every allowed template is a
+        candidate and the bound is ``-inf``.
+        """
+        size = self._size
+        faces = augmented.shape[0]
+        starts = np.linspace(0, size - _SAMPLE_RUN, _SAMPLE_RUNS).astype(np.intp)
+        sample = np.concatenate([self._matrix[:, s : s + _SAMPLE_RUN] for s in starts], axis=1)
+        sample_keys = augmented @ sample
+        if allowed is not None:
+            picked = np.concatenate([allowed[s : s + _SAMPLE_RUN] for s in starts])
+            np.copyto(sample_keys, np.float32(-np.inf), where=~picked)
+        cut = sample_keys.shape[1] - wanted
+        thresholds = np.partition(sample_keys, cut, axis=1)[:, cut]
+        complete = ~np.isfinite(thresholds)
+        thresholds[complete] = np.finfo(np.float32).min
+        buffer = np.empty(faces * _BLOCK_COLUMNS, dtype=np.float32)
+        face_parts: list[npt.NDArray[np.intp]] = []
+        row_parts: list[npt.NDArray[np.intp]] = []
+        key_parts: list[npt.NDArray[np.float32]] = []
+        for start in range(0, size, _BLOCK_COLUMNS):
+            stop = min(size, start + _BLOCK_COLUMNS)
+            width = stop - start
+            block = self._keys(
+                augmented, start, stop, allowed, buffer[: faces * width].reshape(faces, width)
+            )
+            hits = np.flatnonzero(block >= thresholds[:, np.newaxis])
+            face, column = np.divmod(hits, width)
+            face_parts.append(face)
+            row_parts.append(column + start)
+            key_parts.append(block.reshape(-1)[hits])
+        face = np.concatenate(face_parts)
+        order = np.argsort(face, kind="stable")
+        rows = np.concatenate(row_parts)[order]
+        keys = np.concatenate(key_parts)[order]
+        bounds = np.cumsum(np.bincount(face, minlength=faces))
+        return [
+            (
+                rows[end - n : end],
+                keys[end - n : end],
+                -np.inf if complete[i] else float(thresholds[i]),
+            )
+            for i, (end, n) in enumerate(
+                zip(bounds.tolist(), np.bincount(face, minlength=faces).tolist(), strict=True)
+            )
+        ]
+
+    def _nearest_groups(
+        self,
+        query: Embedding,
+        rows: npt.NDArray[np.intp] | None,
+        keys: npt.NDArray[np.float32],
+        outside: float,
+        k: int,
+    ) -> list[Match] | None:
+        """The k nearest groups among candidates; exact, or ``None`` if they cannot tell.
+
+        ``keys`` are the candidates' keys (of rows ``rows``; of every row when ``None``); every
+        template that is not a candidate has a key below ``outside`` (``-inf``: there are
+        none). Pool = the ``pool`` largest candidate keys. Its templates get exact float64
+        distances; the first template of each group in distance order is that group's best.
+        The answer is final once k groups are nearer than anything outside the pool can be
+        (the larger of the pool's smallest key and ``outside``, less float32 rounding);
+        otherwise the pool grows x4, and past the candidates the answer is ``None``.
+        """
         query64 = query.astype(np.float64)
         query_norm2 = float(query64 @ query64)
         slack = (
@@ -842,25 +919,27 @@ class GalleryIndex:
         )
         pool = max(_FIRST_POOL, 4 * k)
         while True:
-            rows = _top_indices(keys, pool)
-            pool_keys = keys[rows]
+            chosen = _top_indices(keys, pool)
+            pool_keys = keys[chosen]
             finite = np.isfinite(pool_keys)
-            exhaustive = pool >= size or not bool(finite.all())
-            rows, pool_keys = rows[finite], pool_keys[finite]
-            if rows.shape[0] == 0:
-                return []
-            vectors = self._matrix[:EMBEDDING_SIZE, rows].T.astype(np.float64)
+            every_candidate = pool >= keys.shape[0] or not bool(finite.all())
+            chosen, pool_keys = chosen[finite], pool_keys[finite]
+            bound = outside
+            if not every_candidate:
+                bound = max(bound, float(pool_keys.min()))
+            pool_rows = chosen if rows is None else rows[chosen]
+            vectors = self._matrix[:EMBEDDING_SIZE, pool_rows].T.astype(np.float64)
             squared = np.einsum("ij,ij->i", vectors - query64, vectors - query64)
             order = np.argsort(squared, kind="stable")
-            groups = self._row_group[rows[order]]
-            _, first = np.unique(groups, return_index=True)
+            _, first = np.unique(self._row_group[pool_rows[order]], return_index=True)
             best = order[np.sort(first)[:k]]
-            if not exhaustive:
-                outside = query_norm2 - 2.0 * float(pool_keys.min()) - slack
-                if best.shape[0] < k or float(squared[best[-1]]) > outside:
-                    pool *= 4
-                    continue
-            return [self._match(int(rows[j]), float(squared[j])) for j in best]
+            if bound == -np.inf or (
+                best.shape[0] == k and float(squared[best[-1]]) <= query_norm2 - 2.0 * bound - slack
+            ):
+                return [self._match(int(pool_rows[j]), float(squared[j])) for j in best]
+            if every_candidate:
+                return None
+            pool *= 4
 
     def _match(self, row: int, squared: float) -> Match:
         group = int(self._row_group[row])

@@ -6,14 +6,17 @@ from __future__ import annotations
 import threading
 import time
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+import oneeye.gallery.index as index_module
 from oneeye.errors import GalleryError
 from oneeye.gallery import GalleryIndex
 from oneeye.gallery.index import _ReadWriteLock
@@ -117,6 +120,92 @@ def test_search_batch_equals_brute_force_and_single_search() -> None:
     for query, matches in zip(queries, batch, strict=True):
         assert_same(matches, brute_force(data, query, 5))
         assert as_rows(matches) == as_rows(data.index.search(query, k=5))
+
+
+@pytest.fixture(params=["one product", "streamed blocks"])
+def batch_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Batches on big galleries stream blocks of columns; shrink the blocks to test that path.
+
+    Returns counts of streamed passes and of faces rescanned alone (the candidates were not
+    enough), to prove which path ran.
+    """
+    counts: Counter[str] = Counter()
+    if request.param == "streamed blocks":
+        monkeypatch.setattr(index_module, "_BLOCK_COLUMNS", 512)
+        monkeypatch.setattr(index_module, "_SAMPLE_RUNS", 4)
+        monkeypatch.setattr(index_module, "_SAMPLE_RUN", 128)
+        candidates = GalleryIndex._candidates
+        nearest = GalleryIndex._nearest_groups
+
+        def counted_candidates(self: GalleryIndex, *args: Any) -> Any:
+            counts["streamed"] += 1
+            return candidates(self, *args)
+
+        def counted_nearest(self: GalleryIndex, *args: Any) -> Any:
+            found = nearest(self, *args)
+            counts["rescanned"] += found is None
+            return found
+
+        monkeypatch.setattr(GalleryIndex, "_candidates", counted_candidates)
+        monkeypatch.setattr(GalleryIndex, "_nearest_groups", counted_nearest)
+    return counts
+
+
+def check_streamed(request: pytest.FixtureRequest, counts: Counter[str]) -> None:
+    expected = "streamed" in request.node.callspec.params["batch_mode"]
+    assert (counts["streamed"] > 0) == expected
+
+
+def test_batch_on_a_big_gallery_matches_brute_force(
+    batch_mode: Counter[str], request: pytest.FixtureRequest
+) -> None:
+    rng = np.random.default_rng(12)
+    data = enrol(rng, persons=900, watchlists=("customers", "amber-alert"))
+    queries = np.concatenate(
+        [
+            np.stack([near(rng, data.embeddings[i], 0.1) for i in range(0, 900, 90)]),
+            unit_vectors(rng, 6),
+        ]
+    )
+    for k in (1, 5, 12):
+        for query, matches in zip(queries, data.index.search_batch(queries, k=k), strict=True):
+            assert_same(matches, brute_force(data, query, k))
+    chosen = {"amber-alert"}
+    filtered = data.index.search_batch(queries, k=5, watchlists=chosen)
+    for query, matches in zip(queries, filtered, strict=True):
+        assert_same(matches, brute_force(data, query, 5, chosen))
+    check_streamed(request, batch_mode)
+
+
+def test_batch_with_a_crowding_person_and_a_rare_watchlist(
+    batch_mode: Counter[str], request: pytest.FixtureRequest
+) -> None:
+    rng = np.random.default_rng(13)
+    data = enrol(rng, persons=700)
+    query = unit_vectors(rng, 1)[0]
+    # 1500 templates of one person nearer than all others: the first candidates of a streamed
+    # batch are all theirs, so the face must be rescanned alone.
+    extra_ids = [f"crowd-{i}" for i in range(1500)] + [f"vip-{i}" for i in range(3)]
+    extra_persons = ["crowd"] * 1500 + [f"vip-{i}" for i in range(3)]
+    extra_lists = ["customers"] * 1500 + ["vip"] * 3
+    crowd = query + 0.02 * rng.standard_normal((1500, EMBEDDING_SIZE)).astype(np.float32)
+    crowd /= np.linalg.norm(crowd, axis=1, keepdims=True)
+    extra = np.concatenate([crowd, unit_vectors(rng, 3)])
+    data.index.add_arrays(extra_ids, extra_persons, extra_lists, extra)
+    data.ids += extra_ids
+    data.persons += extra_persons
+    data.watchlists += extra_lists
+    data.embeddings = np.concatenate([data.embeddings, extra])
+    queries = np.stack([query, near(rng, query, 0.3), unit_vectors(rng, 1)[0]])
+    for q, matches in zip(queries, data.index.search_batch(queries, k=5), strict=True):
+        assert_same(matches, brute_force(data, q, 5))
+    assert [m.person for m in data.index.search_batch(queries, k=5)[0]].count("crowd") == 1
+    rare = data.index.search_batch(queries, k=5, watchlists=["vip"])
+    for q, matches in zip(queries, rare, strict=True):
+        assert len(matches) == 3
+        assert_same(matches, brute_force(data, q, 5, {"vip"}))
+    check_streamed(request, batch_mode)
+    assert (batch_mode["rescanned"] > 0) == ("streamed" in request.node.callspec.id)
 
 
 def test_distances_are_true_euclidean_for_non_unit_vectors() -> None:
@@ -602,7 +691,10 @@ def test_a_waiting_writer_goes_before_readers_that_come_after_it() -> None:
     assert first_reader_in.wait(5)
     threads.append(threading.Thread(target=writer))
     threads[1].start()
-    time.sleep(0.1)  # the writer is now waiting for reader-1
+    deadline = time.monotonic() + 5
+    while not lock._turnstile.locked() and time.monotonic() < deadline:
+        time.sleep(0.001)  # until the writer holds the turnstile, waiting for reader-1
+    assert lock._turnstile.locked()
     threads.append(threading.Thread(target=late_reader))
     threads[2].start()
     time.sleep(0.1)

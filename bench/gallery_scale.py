@@ -1,0 +1,367 @@
+"""Gallery search speed and memory from ten thousand to a million templates.
+
+For each size: random unit templates (two per person, one person in ten on ``amber-alert``,
+the rest on ``customers``), built with ``GalleryIndex.add_arrays``; then single-query latency
+of ``search(q, k=5)`` over 50 queries (half near an enrolled template, half strangers) and the
+latency of ``search_batch`` on batches of 20 faces (one busy video frame). In the same run the
+reference: ``face_recognition.face_distance`` over the same (n, 128) array, which is all that
+library offers (``np.linalg.norm(face_encodings - face_to_compare, axis=1)``), once per face;
+the two take turns query by query so they see the same load. At a million templates it also
+times the bare BLAS products for the two storage layouts (a row per template vs a column per
+template), the evidence for the index's layout.
+
+Usage:
+    python bench/gallery_scale.py [--sizes 10000,100000,1000000] [--queries 50] [--batches 20]
+
+Results go to ``bench/results/gallery_scale.json``. The machine is shared: the JSON records
+the load average before and after each size so a noisy run can be recognised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from oneeye.gallery import GalleryIndex
+
+RESULTS = Path(__file__).resolve().parent / "results" / "gallery_scale.json"
+K = 5
+BATCH = 20
+TARGET_SINGLE_MS = 50.0
+TARGET_BATCH_MS = 100.0
+TARGET_SIZE = 1_000_000
+
+Vectors = npt.NDArray[np.float32]
+Distances = Callable[[Vectors, Vectors], npt.NDArray[np.floating[Any]]]
+
+
+def numpy_face_distance(face_encodings: Vectors, face_to_compare: Vectors) -> Any:
+    """face_recognition 1.3.0's ``face_distance``, verbatim, for when it is not installed."""
+    if len(face_encodings) == 0:
+        return np.empty(0)
+    return np.linalg.norm(face_encodings - face_to_compare, axis=1)
+
+
+def reference() -> tuple[str, Distances]:
+    """``face_recognition.face_distance`` if importable, else the same numpy expression."""
+    try:
+        import face_recognition  # noqa: PLC0415 - optional, bench-only, slow to import
+    except ImportError:
+        return "numpy np.linalg.norm(E - q, axis=1) (face_recognition not importable)", (
+            numpy_face_distance
+        )
+    try:
+        # The package's own __version__ says 1.2.3 in the 1.3.0 release; ask the installer.
+        version = importlib.metadata.version("face_recognition")
+    except importlib.metadata.PackageNotFoundError:
+        version = getattr(face_recognition, "__version__", "?")
+    function: Distances = face_recognition.face_distance
+    return f"face_recognition.face_distance {version}", function
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, numpy and its BLAS, and the BLAS-related environment."""
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    config: Any = np.show_config(mode="dicts")
+    blas = config.get("Build Dependencies", {}).get("blas", {})
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "blas": {
+            "name": blas.get("name"),
+            "version": blas.get("version"),
+            "configuration": blas.get("openblas configuration"),
+        },
+        "environment": {
+            name: os.environ.get(name)
+            for name in ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OMP_NUM_THREADS")
+        },
+    }
+    try:
+        info["threadpools"] = importlib.import_module("threadpoolctl").threadpool_info()
+    except ImportError:
+        info["threadpools"] = "threadpoolctl not installed"
+    return info
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process (Linux), 0 elsewhere."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def summary(seconds: list[float]) -> dict[str, float | int]:
+    """Median, 95th percentile and minimum in milliseconds."""
+    ms = np.asarray(seconds) * 1000.0
+    return {
+        "median": round(float(np.median(ms)), 3),
+        "p95": round(float(np.percentile(ms, 95)), 3),
+        "min": round(float(ms.min()), 3),
+        "runs": len(seconds),
+    }
+
+
+def unit(rng: np.random.Generator, count: int) -> Vectors:
+    vectors = rng.standard_normal((count, 128), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+def queries_for(rng: np.random.Generator, gallery: Vectors, count: int) -> Vectors:
+    """Half enrolled faces seen again (a little noise), half strangers."""
+    near = gallery[rng.integers(len(gallery), size=count // 2)]
+    near = near + 0.03 * rng.standard_normal(near.shape, dtype=np.float32)
+    near /= np.linalg.norm(near, axis=1, keepdims=True)
+    return np.concatenate([near, unit(rng, count - count // 2)]).astype(np.float32)
+
+
+def reference_batch(distances: Distances, embeddings: Vectors, faces: Vectors) -> list[Any]:
+    """What face_recognition offers for several faces: one ``face_distance`` call per face."""
+    return [distances(embeddings, face) for face in faces]
+
+
+def bench_size(
+    size: int, args: argparse.Namespace, distances: Distances, progress: Progress
+) -> dict[str, Any]:
+    """Build, search and compare one gallery size."""
+    rng = np.random.default_rng(size)
+    task = progress.add_task(f"{size:>9,}: generating", total=None)
+    embeddings = unit(rng, size)
+    ids = [f"t{i}" for i in range(size)]
+    persons = [f"p{i // 2}" for i in range(size)]
+    watchlists = ["amber-alert" if (i // 2) % 10 == 0 else "customers" for i in range(size)]
+    queries = queries_for(rng, embeddings, args.queries)
+    batches = [queries_for(rng, embeddings, BATCH) for _ in range(4)]
+    load_before = os.getloadavg()
+
+    progress.update(task, description=f"{size:>9,}: building")
+    gc.collect()
+    rss_before = rss_bytes()
+    start = time.perf_counter()
+    index = GalleryIndex()
+    index.add_arrays(ids, persons, watchlists, embeddings)
+    build_s = time.perf_counter() - start
+    rss_delta = rss_bytes() - rss_before
+
+    total = 2 * args.queries + args.batches + min(args.batches, args.reference_batches)
+    progress.update(task, description=f"{size:>9,}: timing", total=total, completed=0)
+
+    def tick() -> None:
+        progress.advance(task)
+
+    # Ours and the reference take turns, so both see the same load on a shared machine.
+    def clock(run: Callable[..., object], *args: Any) -> float:
+        start = time.perf_counter()
+        run(*args)
+        tick()
+        return time.perf_counter() - start
+
+    index.search(queries[0], K)  # warm-up: first-call allocations
+    index.search_batch(batches[0], K)
+    single: list[float] = []
+    ref_single: list[float] = []
+    for query in queries:
+        single.append(clock(index.search, query, K))
+        ref_single.append(clock(distances, embeddings, query))
+    batch: list[float] = []
+    ref_batch: list[float] = []
+    every = max(1, args.batches // max(1, args.reference_batches))
+    for n in range(args.batches):
+        faces = batches[n % len(batches)]
+        batch.append(clock(index.search_batch, faces, K))
+        if n % every == 0 and len(ref_batch) < args.reference_batches:
+            ref_batch.append(clock(reference_batch, distances, embeddings, faces))
+
+    progress.update(task, description=f"{size:>9,}: checking")
+    agree = 0
+    for query in queries[:10]:
+        nearest = int(np.argmin(distances(embeddings, query)))
+        found = index.search(query, 1)[0]
+        agree += found.template == ids[nearest]
+    load_after = os.getloadavg()
+    progress.update(task, description=f"{size:>9,}: done", completed=total)
+
+    ref_bytes = int(embeddings.nbytes)
+    result: dict[str, Any] = {
+        "templates": size,
+        "persons": len(set(persons)),
+        "build_s": round(build_s, 3),
+        "index_array_bytes": index.nbytes,
+        "index_rss_delta_bytes": rss_delta,
+        "reference_array_bytes": ref_bytes,
+        "single_ms": summary(single),
+        "batch20_ms": summary(batch),
+        "reference_single_ms": summary(ref_single),
+        "reference_batch20_ms": summary(ref_batch),
+        "top1_agrees_with_reference": f"{agree}/10",
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
+    }
+    result["speedup_single"] = round(
+        result["reference_single_ms"]["median"] / result["single_ms"]["median"], 2
+    )
+    result["speedup_batch20"] = round(
+        result["reference_batch20_ms"]["median"] / result["batch20_ms"]["median"], 2
+    )
+    if size >= TARGET_SIZE:
+        result["layout_blas_ms"] = layout_products(embeddings, queries, batches[0])
+    return result
+
+
+def layout_products(embeddings: Vectors, queries: Vectors, batch: Vectors) -> dict[str, Any]:
+    """The bare float32 products: a row per template (n, 128) vs a column per one (128, n).
+
+    Outputs are preallocated and the four products take turns, so page faults and changes
+    of load on a shared machine do not favour either layout. Median ms over 8 turns.
+    """
+    size = embeddings.shape[0]
+    columns = np.ascontiguousarray(embeddings.T)
+    batch_t = np.ascontiguousarray(batch.T)
+    one = np.empty(size, dtype=np.float32)
+    rows_out = np.empty((size, BATCH), dtype=np.float32)
+    columns_out = np.empty((BATCH, size), dtype=np.float32)
+    products: dict[str, Callable[[], object]] = {
+        "rows_gemv (n,128)@q": lambda: np.matmul(embeddings, queries[0], out=one),
+        "columns_gemv q@(128,n)": lambda: np.matmul(queries[0], columns, out=one),
+        "rows_gemm (n,128)@(128,20)": lambda: np.matmul(embeddings, batch_t, out=rows_out),
+        "columns_gemm (20,128)@(128,n)": lambda: np.matmul(batch, columns, out=columns_out),
+    }
+    times: dict[str, list[float]] = {name: [] for name in products}
+    for run in products.values():
+        run()
+    for _ in range(8):
+        for name, run in products.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: summary(found)["median"] for name, found in times.items()}
+
+
+def report(results: list[dict[str, Any]], label: str, console: Console) -> None:
+    table = Table(title=f"Gallery search, k={K}, vs {label}")
+    for column in (
+        "templates",
+        "build s",
+        "index MB",
+        "1 query ms\nmedian / p95",
+        "20 faces ms\nmedian / p95",
+        "reference 1 ms\nmedian / p95",
+        "reference 20 ms\nmedian",
+        "speedup\n1 / 20",
+        "load avg",
+    ):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(
+            f"{r['templates']:,}",
+            f"{r['build_s']:.2f}",
+            f"{r['index_array_bytes'] / 2**20:.0f}",
+            f"{r['single_ms']['median']:.2f} / {r['single_ms']['p95']:.2f}",
+            f"{r['batch20_ms']['median']:.2f} / {r['batch20_ms']['p95']:.2f}",
+            f"{r['reference_single_ms']['median']:.2f} / {r['reference_single_ms']['p95']:.2f}",
+            f"{r['reference_batch20_ms']['median']:.1f}",
+            f"{r['speedup_single']:.1f}x / {r['speedup_batch20']:.1f}x",
+            f"{r['load_average_before'][0]:.1f}-{r['load_average_after'][0]:.1f}",
+        )
+    console.print(table)
+    for r in results:
+        if "layout_blas_ms" in r:
+            console.print(f"bare BLAS at {r['templates']:,} (ms): {r['layout_blas_ms']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--batches", type=int, default=20, help="batches of 20 to time")
+    parser.add_argument("--reference-batches", type=int, default=5)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
+
+    console = Console(width=max(Console().width, 150))
+    label, distances = reference()
+    info = machine()
+    console.print(f"[bold]machine[/]: {info['cpu']}, {info['cores']} cores, numpy {info['numpy']}")
+    console.print(f"[bold]BLAS[/]: {info['blas']}  env: {info['environment']}")
+    console.print(f"[bold]reference[/]: {label}")
+    results = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        for size in sizes:
+            results.append(bench_size(size, args, distances, progress))
+            gc.collect()
+    report(results, label, console)
+    targets = [
+        {
+            "templates": r["templates"],
+            "single_median_ms": r["single_ms"]["median"],
+            "single_target_ms": TARGET_SINGLE_MS,
+            "single_met": r["single_ms"]["median"] <= TARGET_SINGLE_MS,
+            "batch20_median_ms": r["batch20_ms"]["median"],
+            "batch20_target_ms": TARGET_BATCH_MS,
+            "batch20_met": r["batch20_ms"]["median"] <= TARGET_BATCH_MS,
+        }
+        for r in results
+        if r["templates"] >= TARGET_SIZE
+    ]
+    document = {
+        "benchmark": "gallery_scale",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": info,
+        "settings": {
+            "k": K,
+            "batch": BATCH,
+            "queries": args.queries,
+            "batches": args.batches,
+            "reference_batches": args.reference_batches,
+            "templates_per_person": 2,
+        },
+        "reference": label,
+        "targets": targets,
+        "results": results,
+        "median_speedup_single": statistics.median(r["speedup_single"] for r in results),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(document, indent=2) + "\n")
+    console.print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
