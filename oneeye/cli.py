@@ -90,6 +90,7 @@ def _load_gallery(folder: Path, settings: Settings, *, must_exist: bool) -> Gall
     return GalleryIndex(
         default_threshold=settings.gallery.default_threshold,
         thresholds=settings.gallery.thresholds,
+        margin=settings.gallery.margin,
     )
 
 
@@ -205,6 +206,11 @@ def _identify_targets(paths: tuple[Path, ...]) -> Iterator[Path]:
     type=click.FloatRange(0.0, 2.0, min_open=True),
     help="Accept matches up to this distance (default: each watchlist's threshold).",
 )
+@click.option(
+    "--margin",
+    type=click.FloatRange(0.0, 2.0, max_open=True),
+    help="A match must be this much nearer than the next person (default: the gallery's).",
+)
 @click.pass_context
 def identify(
     ctx: click.Context,
@@ -212,6 +218,7 @@ def identify(
     gallery_dir: Path,
     as_json: bool,
     threshold: float | None,
+    margin: float | None,
 ) -> None:
     """Say who is in each photo: one line per face.
 
@@ -223,6 +230,8 @@ def identify(
     if threshold is not None:
         for watchlist in gallery.watchlists():
             gallery.set_threshold(watchlist, threshold)
+    if margin is not None:
+        gallery.set_margin(margin)
     engine = FaceEngine(settings.engine)
     failed = False
     for path in _identify_targets(paths):

@@ -190,8 +190,8 @@ class Identification:
     """The answer to "who is this?": the nearest candidates and the decision.
 
     ``match`` is the accepted candidate, or ``None`` when the face is unknown (no candidate
-    within its watchlist's threshold). ``candidates`` holds the top k, nearest first, one per
-    person.
+    within its watchlist's threshold, or one with a rival person almost as near). ``candidates``
+    holds the top k, nearest first, one per (person, watchlist).
     """
 
     match: Match | None

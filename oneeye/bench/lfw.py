@@ -39,6 +39,8 @@ from oneeye.bench.metrics import (
     threshold_for_fpir,
     verify_10_fold,
 )
+from oneeye.gallery import GalleryIndex
+from oneeye.types import UNKNOWN, Template
 
 logger = logging.getLogger(__name__)
 console = Console()
@@ -417,6 +419,31 @@ def simulate_deployment(
     }
 
 
+def through_gallery(
+    images: tuple[str, ...], embeddings: Embeddings, threshold: float, margin: float
+) -> tuple[float, float]:
+    """DIR and FPIR over all probes, decided by the shipped ``GalleryIndex.identify``."""
+    people: dict[str, list[int]] = {}
+    for index, image in enumerate(images):
+        people.setdefault(person_of(image), []).append(index)
+    gallery = GalleryIndex(default_threshold=threshold, margin=margin)
+    enrolled = {rows[0] for rows in people.values() if len(rows) >= 2}
+    gallery.add_many(
+        Template(
+            id=images[i], person=person_of(images[i]), watchlist="lfw", embedding=embeddings[i]
+        )
+        for i in sorted(enrolled)
+    )
+    probes = [i for i in range(len(images)) if i not in enrolled]
+    answers = gallery.identify_batch(embeddings[probes], k=1)
+    mated = np.array([len(people[person_of(images[i])]) >= 2 for i in probes])
+    named = np.array([a.person for a in answers])
+    truth = np.array([person_of(images[i]) for i in probes])
+    dir_ = float(np.mean(named[mated] == truth[mated]))
+    fpir = float(np.mean(named[~mated] != UNKNOWN))
+    return dir_, fpir
+
+
 def _curve(scores: OpenSetScores) -> npt.NDArray[np.float64]:
     thresholds = np.unique(scores.nearest_distance[np.isfinite(scores.nearest_distance)])
     picks = thresholds[np.linspace(0, len(thresholds) - 1, 400).astype(int)]
@@ -477,6 +504,12 @@ def _open_set_section(
         if "tolerance" not in name:
             curves[name] = _curve(scores)
     console.print(table)
+    gallery_dir, gallery_fpir = through_gallery(images, shipped, threshold, margin)
+    out["shipped_through_gallery_index"] = {"dir_all": gallery_dir, "fpir_all": gallery_fpir}
+    console.print(
+        f"the same, decided by GalleryIndex.identify: DIR {gallery_dir:.2%}, "
+        f"FPIR {gallery_fpir:.2%} (all probes)"
+    )
     site = simulate_deployment(images, shipped, threshold, margin)
     out["site_299_enrolled_1000_strangers"] = site
     console.print(

@@ -42,7 +42,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from oneeye.config import DEFAULT_THRESHOLD
+from oneeye.config import DEFAULT_MARGIN, DEFAULT_THRESHOLD
 from oneeye.errors import GalleryError
 from oneeye.types import (
     EMBEDDING_SIZE,
@@ -193,6 +193,7 @@ class GalleryIndex:
         default_threshold: float = DEFAULT_THRESHOLD,
         thresholds: Mapping[str, float] | None = None,
         *,
+        margin: float = DEFAULT_MARGIN,
         capacity: int = _MIN_CAPACITY,
     ) -> None:
         """Create an empty gallery.
@@ -205,6 +206,9 @@ class GalleryIndex:
         """
         self._lock = _ReadWriteLock()
         self._default_threshold = _check_threshold(default_threshold, "default_threshold")
+        if not 0.0 <= margin < 2.0:
+            raise ValueError(f"margin must be in [0, 2), got {margin}")
+        self._margin = float(margin)
         self._thresholds: dict[str, float] = {}
         for watchlist, value in (thresholds or {}).items():
             _check_name(watchlist, "watchlist")
@@ -238,6 +242,12 @@ class GalleryIndex:
     def version(self) -> int:
         """Bumped by one on every change; saved and loaded with the gallery."""
         return self._version
+
+    @property
+    def margin(self) -> float:
+        """How much nearer than the next person a match must be; nearer rivals mean "not sure".
+        0 turns the rule off (the nearest candidate within its threshold wins)."""
+        return self._margin
 
     @property
     def default_threshold(self) -> float:
@@ -689,6 +699,22 @@ class GalleryIndex:
             self._version += 1
             return self._version
 
+    def set_margin(self, value: float) -> int:
+        """Set the margin (a change: the version is bumped).
+
+        Args:
+            value: how much nearer than the next person a match must be, in [0, 2).
+
+        Returns:
+            The new version.
+        """
+        if not 0.0 <= value < 2.0:
+            raise ValueError(f"margin must be in [0, 2), got {value}")
+        with self._lock.write():
+            self._margin = float(value)
+            self._version += 1
+            return self._version
+
     # ------------------------------------------------------------------------ search
 
     def search(
@@ -752,18 +778,23 @@ class GalleryIndex:
         return self._identify(_check_batch(embeddings), _check_k(k))
 
     def _identify(self, queries: npt.NDArray[np.float32], k: int) -> list[Identification]:
+        # The margin needs the nearest rival person, so look at two persons at least.
         with self._lock.read():
-            found = self._search_locked(queries, k, None)
+            found = self._search_locked(queries, max(k, 2), None)
             limits = self._thresholds
             default = self._default_threshold
-            answers = []
-            for candidates in found:
-                accepted = next(
-                    (m for m in candidates if m.distance <= limits.get(m.watchlist, default)),
-                    None,
-                )
-                answers.append(Identification(match=accepted, candidates=tuple(candidates)))
-            return answers
+        answers = []
+        for candidates in found:
+            accepted = next(
+                (m for m in candidates if m.distance <= limits.get(m.watchlist, default)),
+                None,
+            )
+            if accepted is not None and self._margin > 0.0:
+                rival = next((m for m in candidates if m.person != accepted.person), None)
+                if rival is not None and rival.distance - accepted.distance < self._margin:
+                    accepted = None  # two people almost as close: "not sure" beats a wrong name
+            answers.append(Identification(match=accepted, candidates=tuple(candidates[:k])))
+        return answers
 
     def _search(
         self, queries: npt.NDArray[np.float32], k: int, watchlists: Iterable[str] | None
@@ -977,6 +1008,7 @@ class GalleryIndex:
                 "version": self._version,
                 "default_threshold": self._default_threshold,
                 "thresholds": dict(self._thresholds),
+                "margin": self._margin,
                 "ids": list(self._row_ids),
                 "persons": [self._group_person[g] for g in groups],
                 "watchlists": [self._group_watchlist[g] for g in groups],
@@ -1035,6 +1067,7 @@ class GalleryIndex:
             index = cls(
                 default_threshold=metadata["default_threshold"],
                 thresholds=metadata["thresholds"],
+                margin=metadata.get("margin", DEFAULT_MARGIN),
                 capacity=max(_MIN_CAPACITY, len(metadata["ids"])),
             )
             index.add_arrays(

@@ -278,7 +278,9 @@ def test_fewer_persons_than_k_returns_them_all() -> None:
 
 def two_watchlists() -> GalleryIndex:
     """ann at distance 0.55 on customers (threshold 0.5), bob at 0.65 on amber-alert (0.7)."""
-    index = GalleryIndex(default_threshold=0.6, thresholds={"customers": 0.5, "amber-alert": 0.7})
+    index = GalleryIndex(
+        default_threshold=0.6, thresholds={"customers": 0.5, "amber-alert": 0.7}, margin=0.0
+    )
     index.add(Template("ann-1", "ann", "customers", basis(0) + 0.55 * basis(1)))
     index.add(Template("bob-1", "bob", "amber-alert", basis(0) + 0.65 * basis(2)))
     return index
@@ -842,3 +844,39 @@ def test_a_zip_member_flipped_on_disk_is_reported(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     with pytest.raises(GalleryError, match="could not load gallery file"):
         GalleryIndex.load(path)
+
+
+@pytest.mark.parametrize(
+    ("bob_distance", "margin", "expected"),
+    [
+        (0.40, 0.05, "ann"),  # bob 0.10 farther than ann: clear
+        (0.33, 0.05, UNKNOWN),  # bob only 0.03 farther: not sure
+        (0.33, 0.0, "ann"),  # no margin: the nearest wins
+        (0.30, 0.05, UNKNOWN),  # ann within the threshold and still nearest by less than 0.05
+    ],
+)
+def test_margin_answers_unknown_when_another_person_is_almost_as_near(
+    bob_distance: float, margin: float, expected: str
+) -> None:
+    index = GalleryIndex(default_threshold=0.35, margin=margin)
+    index.add(Template("ann-1", "ann", "customers", basis(0) + 0.30 * basis(1)))
+    index.add(Template("ann-2", "ann", "customers", basis(0) + 0.31 * basis(3)))
+    index.add(Template("bob-1", "bob", "customers", basis(0) + bob_distance * basis(2)))
+    answer = index.identify(basis(0), k=1)
+    assert answer.person == expected
+    assert len(answer.candidates) == 1  # k is honoured even though two persons were compared
+
+
+def test_margin_survives_save_and_load(tmp_path: Path) -> None:
+    index = GalleryIndex(margin=0.07)
+    index.add(Template("ann-1", "ann", "customers", basis(0)))
+    index.save(tmp_path / "g.npz")
+    assert GalleryIndex.load(tmp_path / "g.npz").margin == pytest.approx(0.07)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 2.0])
+def test_margin_out_of_range(bad: float) -> None:
+    with pytest.raises(ValueError, match=r"margin must be in \[0, 2\)"):
+        GalleryIndex(margin=bad)
+    with pytest.raises(ValueError, match=r"margin must be in \[0, 2\)"):
+        GalleryIndex().set_margin(bad)
