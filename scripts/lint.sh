@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
-"$PY" -m ruff check .
-"$PY" -m ruff format --check .
+"$PY" -m ruff check oneeye tests bench
+"$PY" -m ruff format --check oneeye tests bench
 "$PY" -m mypy
