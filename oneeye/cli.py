@@ -79,6 +79,13 @@ def _progress() -> Progress:
     )
 
 
+def _report_progress(progress: Progress, what: str, done: int, total: int) -> None:
+    """Without a terminal the bar is not drawn: say how far we are in a line every 5%."""
+    step = max(1, total // 20)
+    if not progress.console.is_terminal and (done % step == 0 or done == total):
+        progress.console.print(f"{what} {done}/{total}", highlight=False)
+
+
 def _load_gallery(folder: Path, settings: Settings, *, must_exist: bool) -> GalleryIndex:
     file = folder / GALLERY_FILE
     if file.exists():
@@ -163,6 +170,7 @@ def enroll(
                     )
                 )
             progress.advance(task)
+            _report_progress(progress, "photos done:", len(templates) + len(refused), len(photos))
     for template in templates:
         if template.id in gallery:
             gallery.replace(template)
