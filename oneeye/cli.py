@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -380,6 +381,13 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         click.echo(f"oneeye: error: {exc.format_message()}", err=True)
         return exc.exit_code
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ONEEYE_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        click.echo(f"oneeye: error: bad setting: {problems}", err=True)
+        return 2
     except OneEyeError as exc:
         click.echo(f"oneeye: error: {exc}", err=True)
         return 1

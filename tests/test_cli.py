@@ -120,3 +120,13 @@ def test_identify_without_a_gallery_is_a_usage_error(
 ) -> None:
     assert main(["identify", str(face_photos / "obama.jpg"), "--gallery", str(tmp_path)]) == 2
     assert "no gallery in" in capsys.readouterr().err
+
+
+def test_a_bad_setting_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ONEEYE_ENGINE__DETECTOR", "sonar")
+    assert main(["identify", ".", "--gallery", "."]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("oneeye: error: bad setting: ONEEYE_ENGINE__DETECTOR")
+    assert err.count("\n") == 1
