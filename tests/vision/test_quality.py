@@ -16,7 +16,8 @@ def landmarks(nose_x: float, roll_degrees: float = 0.0) -> npt.NDArray[np.float3
     angle = np.deg2rad(roll_degrees)
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     centre = np.array([75.0, 70.0])
-    return ((points - centre) @ rotation.T + centre).astype(np.float32)
+    rotated: npt.NDArray[np.float32] = ((points - centre) @ rotation.T + centre).astype(np.float32)
+    return rotated
 
 
 @pytest.mark.parametrize(
