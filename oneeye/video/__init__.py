@@ -1,0 +1,1 @@
+"""Camera video: frame sources, tracking, the per-camera pipeline, labelled test clips."""
