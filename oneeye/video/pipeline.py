@@ -1,0 +1,339 @@
+"""One camera's loop: detect, track, judge quality, encode, vote, and turn tracks into
+sightings.
+
+Detection runs every ``detect_every`` frames (and on every frame while nobody is tracked, so a
+face entering an empty scene is found at once); between detections the tracker carries boxes
+along. A face is encoded when its track is new and then on a few re-checks until its identity
+is decided, never on every frame. One track gives at most one ``sighting`` (when its identity
+is decided), ``sighting_update`` events when a nearer match or a better snapshot arrives, and
+a ``left`` event when it ends. A person seen again on the same camera within ``cooldown``
+seconds of last being seen is the same visit: no new sighting.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from oneeye.gallery import GalleryIndex
+from oneeye.types import UNKNOWN, Detection, Face, FaceBox, RGBImage
+from oneeye.video.track import FaceTracker, SightingDebouncer, Track, TrackVote
+from oneeye.vision.engine import FaceEngine
+
+logger = logging.getLogger(__name__)
+
+EventKind = Literal["sighting", "sighting_update", "left"]
+
+SNAPSHOT_MARGIN = 0.5
+"""The snapshot shows this much of the frame around the face, as a fraction of its size."""
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    """How hard one camera works, and when a track counts as who."""
+
+    detect_every: int = 3
+    """Run the detector on every Nth frame; the tracker fills the frames between."""
+    min_face_px: int = 40
+    """Smallest face worth finding: sets the detection scale."""
+    min_quality: float = 0.25
+    """Faces below this quality score are tracked but not trusted for identity."""
+    recheck_every: int = 1
+    """While undecided, encode a track again every this many detection rounds."""
+    max_samples: int = 8
+    """Encodings per track at most while deciding."""
+    update_every: int = 10
+    """After the decision, encode again every this many detection rounds, looking for a
+    nearer match or a better snapshot."""
+    min_votes: float = 1.0
+    """Quality-weighted votes a person needs (see TrackVote)."""
+    unknown_after: int = 4
+    """Trusted samples without a confirmed person after which the track is ``unknown``."""
+    max_missed: int = 4
+    """Detection rounds without the face after which its track ends."""
+    cooldown: float = 30.0
+    """Seconds after a person was last seen on this camera before a new visit counts."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "detect_every",
+            "min_face_px",
+            "recheck_every",
+            "max_samples",
+            "update_every",
+            "unknown_after",
+            "max_missed",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"PipelineSettings.{name} must be an int >= 1, got {value!r}")
+        if not 0.0 <= self.min_quality <= 1.0:
+            raise ValueError(
+                f"PipelineSettings.min_quality must be in [0, 1], got {self.min_quality}"
+            )
+        if self.cooldown < 0 or self.min_votes <= 0:
+            raise ValueError("PipelineSettings.cooldown must be >= 0 and min_votes > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class SightingEvent:
+    """What the pipeline says about a track. ``person`` is ``None`` for an unknown face."""
+
+    event: EventKind
+    camera: str
+    track: int
+    person: str | None
+    watchlist: str | None
+    distance: float | None
+    frame: int
+    """Index of the frame that caused the event (for ``sighting``: the one that confirmed it)."""
+    t: float
+    """Seconds into the source of that frame."""
+    box: tuple[int, int, int, int]
+    quality: float | None
+    snapshot: RGBImage | None = field(default=None, repr=False, compare=False)
+
+    def as_json(self) -> dict[str, object]:
+        """The JSON-lines record of ``oneeye watch`` (no snapshot)."""
+        return {
+            "event": self.event,
+            "camera": self.camera,
+            "track": self.track,
+            "person": self.person,
+            "watchlist": self.watchlist,
+            "distance": None if self.distance is None else round(self.distance, 4),
+            "frame": self.frame,
+            "t": round(self.t, 3),
+            "box": list(self.box),
+            "quality": None if self.quality is None else round(self.quality, 3),
+        }
+
+
+@dataclass(slots=True)
+class _TrackState:
+    vote: TrackVote
+    last_encoded_round: int = -(10**9)
+    encodings: int = 0
+    emitted: bool = False
+    same_visit: bool = False
+    """The person was sighted on this camera within the cooldown: this track stays silent."""
+    person: str | None = None
+    watchlist: str | None = None
+    distance: float | None = None
+    quality: float = 0.0
+    watchlists: dict[str, str] = field(default_factory=dict)
+
+
+def snapshot_of(image: RGBImage, box: FaceBox) -> RGBImage:
+    """The part of the frame around a face (a copy)."""
+    height, width = image.shape[:2]
+    pad = round(SNAPSHOT_MARGIN * box.size)
+    top, left = max(0, box.top - pad), max(0, box.left - pad)
+    bottom, right = min(height, box.bottom + pad + 1), min(width, box.right + pad + 1)
+    return np.ascontiguousarray(image[top:bottom, left:right].copy())
+
+
+class CameraPipeline:
+    """Turns one camera's frames into sighting events. Not thread-safe: one per camera loop.
+
+    The gallery is shared and read live, so a person enrolled while the camera runs is
+    recognised from the next encoding on.
+    """
+
+    def __init__(
+        self,
+        camera: str,
+        engine: FaceEngine,
+        gallery: GalleryIndex,
+        settings: PipelineSettings | None = None,
+    ) -> None:
+        """Set up the per-camera state.
+
+        Args:
+            camera: the camera's id, carried in every event.
+            engine: the face engine (its calls are serialised; give each camera thread its own
+                engine for parallelism).
+            gallery: who to recognise.
+            settings: pipeline settings; defaults if ``None``.
+        """
+        self.camera = camera
+        self.engine = engine
+        self.gallery = gallery
+        self.settings = settings or PipelineSettings()
+        self._tracker = FaceTracker(max_missed=self.settings.max_missed)
+        self._debouncer = SightingDebouncer(self.settings.cooldown)
+        self._states: dict[int, _TrackState] = {}
+        self._round = 0
+        self._shape = (1, 1)
+        self.frames = 0
+        self.detections = 0
+        self.encodings = 0
+
+    def process(self, index: int, t: float, image: RGBImage) -> list[SightingEvent]:
+        """Handle one frame.
+
+        Args:
+            index: the frame's index in the source.
+            t: seconds into the source.
+            image: the frame, RGB.
+
+        Returns:
+            The events this frame caused, in order.
+        """
+        self.frames += 1
+        self._shape = (int(image.shape[0]), int(image.shape[1]))
+        detect = index % self.settings.detect_every == 0 or not self._tracker.tracks
+        detections: list[Detection] | None = None
+        if detect:
+            detections = self.engine.detect(image, self.settings.min_face_px)
+            self._round += 1
+            self.detections += 1
+        tracks = self._tracker.update(index, detections)
+        events: list[SightingEvent] = []
+        if detections is not None:
+            events.extend(
+                self._identify(index, t, image, [tr for tr in tracks if tr.last_frame == index])
+            )
+        for track in tracks:
+            if track.last_frame != index:
+                continue  # only a face actually found counts as seen, not a carried-on box
+            state = self._states.get(track.id)
+            if state is not None and (state.emitted or state.same_visit) and state.person:
+                self._debouncer.seen(self.camera, state.person, t)
+        for track in self._tracker.ended():
+            events.extend(self._left(track, index, t))
+        return events
+
+    def finish(self, index: int, t: float) -> list[SightingEvent]:
+        """The source ended: every track leaves.
+
+        Args:
+            index: index of the last frame.
+            t: its time.
+
+        Returns:
+            The ``left`` events.
+        """
+        self._tracker.end_all()
+        events: list[SightingEvent] = []
+        for track in self._tracker.ended():
+            events.extend(self._left(track, index, t))
+        return events
+
+    def _due(self, track: Track) -> bool:
+        state = self._states.get(track.id)
+        if state is None:
+            return True
+        if state.same_visit:
+            return False
+        rounds = self._round - state.last_encoded_round
+        if state.vote.decision is None:
+            return (
+                state.encodings < self.settings.max_samples
+                and rounds >= self.settings.recheck_every
+            )
+        return rounds >= self.settings.update_every
+
+    def _identify(
+        self, index: int, t: float, image: RGBImage, tracks: list[Track]
+    ) -> list[SightingEvent]:
+        due = [track for track in tracks if self._due(track)]
+        if not due:
+            return []
+        faces = self.engine.encode(
+            image, [Detection(box=track.box, confidence=1.0, detector="track") for track in due]
+        )
+        self.encodings += len(faces)
+        answers = self.gallery.identify_batch([face.embedding for face in faces], k=2)
+        events: list[SightingEvent] = []
+        for track, face, answer in zip(due, faces, answers, strict=True):
+            state = self._states.get(track.id)
+            if state is None:
+                vote = TrackVote(
+                    min_votes=self.settings.min_votes, unknown_after=self.settings.unknown_after
+                )
+                state = self._states[track.id] = _TrackState(vote)
+            state.last_encoded_round = self._round
+            state.encodings += 1
+            if face.quality.score < self.settings.min_quality:
+                continue  # tracked, but not trusted for identity
+            state.vote.add(answer, face.quality)
+            if answer.match is not None:
+                state.watchlists[answer.match.person] = answer.match.watchlist
+            events.extend(self._decide(track, state, face, index, t, image))
+        return events
+
+    def _decide(
+        self, track: Track, state: _TrackState, face: Face, index: int, t: float, image: RGBImage
+    ) -> list[SightingEvent]:
+        decision = state.vote.decision
+        if decision is None:
+            return []
+        person = None if decision == UNKNOWN else decision
+        distance = state.vote.best_distance
+        quality = face.quality.score
+        if not state.emitted:
+            state.emitted = True
+            state.person, state.distance, state.quality = person, distance, quality
+            state.watchlist = state.watchlists.get(decision) if person else None
+            if person is not None and not self._debouncer.should_emit(self.camera, person, t):
+                logger.debug(
+                    "camera %s: track %d is %s again within the cooldown",
+                    self.camera,
+                    track.id,
+                    person,
+                )
+                state.emitted, state.same_visit = False, True
+                self._debouncer.seen(self.camera, person, t)
+                return []
+            logger.info(
+                "camera %s: track %d is %s (distance %s)",
+                self.camera,
+                track.id,
+                person or "unknown",
+                distance,
+            )
+            return [self._event("sighting", track, state, index, t, image)]
+        better_distance = (
+            distance is not None and state.distance is not None and distance < state.distance - 1e-6
+        )
+        changed = person != state.person
+        better_snapshot = quality > state.quality + 0.1
+        if not (better_distance or changed or better_snapshot):
+            return []
+        state.person, state.distance = person, distance
+        state.quality = max(state.quality, quality)
+        state.watchlist = state.watchlists.get(decision) if person else None
+        return [self._event("sighting_update", track, state, index, t, image)]
+
+    def _event(
+        self,
+        kind: EventKind,
+        track: Track,
+        state: _TrackState,
+        index: int,
+        t: float,
+        image: RGBImage | None,
+    ) -> SightingEvent:
+        return SightingEvent(
+            event=kind,
+            camera=self.camera,
+            track=track.id,
+            person=state.person,
+            watchlist=state.watchlist,
+            distance=state.distance,
+            frame=index,
+            t=t,
+            box=track.box.clipped(*self._shape).as_tuple(),
+            quality=state.quality,
+            snapshot=None if image is None else snapshot_of(image, track.box),
+        )
+
+    def _left(self, track: Track, index: int, t: float) -> list[SightingEvent]:
+        state = self._states.pop(track.id, None)
+        if state is None or not state.emitted:
+            return []
+        return [self._event("left", track, state, index, t, None)]

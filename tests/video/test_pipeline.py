@@ -1,0 +1,149 @@
+"""The camera pipeline on labelled clips: one sighting per visit, the right names, unknowns,
+cooldown, and people enrolled while it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+
+from oneeye.gallery import GalleryIndex
+from oneeye.types import RGBImage, Template
+from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
+from oneeye.video.synth import Actor, VisibleFace, compose, standard_scenario
+from oneeye.vision.engine import FaceEngine
+from tests.conftest import PhotoLoader
+
+FPS = 10.0
+WIDTH, HEIGHT = 640, 480
+SETTINGS = {"min_face_px": 80}  # the clip's faces are about 96 pixels
+
+
+@dataclass(frozen=True)
+class Clip:
+    frames: list[RGBImage]
+    truth: list[tuple[VisibleFace, ...]]
+    visits: list[tuple[str, int, int]]
+    """(person, first, last frame visible) per scripted appearance."""
+
+
+@pytest.fixture(scope="module")
+def engine() -> FaceEngine:
+    return FaceEngine()
+
+
+@pytest.fixture(scope="module")
+def clip(engine: FaceEngine, load_photo: PhotoLoader) -> Clip:
+    actors = []
+    for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
+        image = load_photo(photo)
+        actors.append(Actor(person, image, engine.enrolment_face(image).box))
+    movements, count = standard_scenario(actors, WIDTH, HEIGHT, fps=FPS)
+    rendered = list(compose(actors, movements, width=WIDTH, height=HEIGHT, frames=count, fps=FPS))
+    truth = [v for _, v in rendered]
+    appearances = []
+    for movement in movements:
+        person = actors[movement.actor].person
+        shown = [
+            i
+            for i in range(movement.first_frame, min(count, movement.last_frame + 1))
+            if any(face.person == person for face in truth[i])
+        ]
+        appearances.append((person, shown[0], shown[-1]))
+    return Clip([f for f, _ in rendered], truth, appearances)
+
+
+@pytest.fixture(scope="module")
+def templates(engine: FaceEngine, load_photo: PhotoLoader) -> dict[str, Template]:
+    # Obama is enrolled from another photo than the one in the clip.
+    photos = {"obama": "obama2.jpg", "biden": "biden.jpg"}
+    return {
+        person: Template(
+            f"{person}-1", person, "customers", engine.enrolment_face(load_photo(photo)).embedding
+        )
+        for person, photo in photos.items()
+    }
+
+
+def run(
+    pipeline: CameraPipeline, clip: Clip, stop: int | None = None, start: int = 0
+) -> list[SightingEvent]:
+    events: list[SightingEvent] = []
+    end = len(clip.frames) if stop is None else stop
+    for index in range(start, end):
+        events.extend(pipeline.process(index, index / FPS, clip.frames[index]))
+    if stop is None:
+        events.extend(pipeline.finish(end - 1, (end - 1) / FPS))
+    return events
+
+
+def sightings(events: Sequence[SightingEvent]) -> list[SightingEvent]:
+    return [e for e in events if e.event == "sighting"]
+
+
+def test_every_visit_gives_one_sighting_with_the_right_name(
+    engine: FaceEngine, clip: Clip, templates: dict[str, Template]
+) -> None:
+    gallery = GalleryIndex()
+    gallery.add_many(templates.values())
+    pipeline = CameraPipeline("door", engine, gallery, PipelineSettings(cooldown=0.5, **SETTINGS))
+    events = run(pipeline, clip)
+    seen = sightings(events)
+    assert all(e.person in {"obama", "biden"} for e in seen), seen  # no wrong or unknown names
+    assert len(seen) == len(clip.visits)
+    for person, first, last in clip.visits:
+        if last - first < FPS:  # visits shorter than a second need not be sighted
+            continue
+        mine = [e for e in seen if e.person == person and first <= e.frame <= last]
+        assert len(mine) >= 1, (person, first, last, seen)
+        assert mine[0].frame - first <= 0.5 * FPS, "sighted within half a second"
+        assert mine[0].camera == "door"
+        assert mine[0].watchlist == "customers"
+        assert mine[0].snapshot is not None
+    left = [e for e in events if e.event == "left"]
+    assert sorted(e.track for e in left) == sorted(e.track for e in seen)
+    # Encoding is for new tracks and re-checks, not every frame.
+    assert pipeline.encodings < len(clip.frames) / 2
+
+
+def test_cooldown_makes_returning_visits_one_sighting(
+    engine: FaceEngine, clip: Clip, templates: dict[str, Template]
+) -> None:
+    gallery = GalleryIndex()
+    gallery.add_many(templates.values())
+    pipeline = CameraPipeline("door", engine, gallery, PipelineSettings(cooldown=30.0, **SETTINGS))
+    seen = sightings(run(pipeline, clip))
+    assert [e.person for e in seen].count("obama") == 1
+    assert [e.person for e in seen].count("biden") == 1
+
+
+def test_a_stranger_is_an_unknown_sighting(
+    engine: FaceEngine, clip: Clip, templates: dict[str, Template]
+) -> None:
+    gallery = GalleryIndex()
+    gallery.add(templates["obama"])
+    pipeline = CameraPipeline("door", engine, gallery, PipelineSettings(cooldown=0.5, **SETTINGS))
+    seen = sightings(run(pipeline, clip))
+    assert "biden" not in {e.person for e in seen}
+    assert any(e.person is None for e in seen)
+    assert any(e.person == "obama" for e in seen)
+
+
+def test_someone_enrolled_while_running_is_recognised_from_then_on(
+    engine: FaceEngine, clip: Clip, templates: dict[str, Template]
+) -> None:
+    gallery = GalleryIndex()
+    pipeline = CameraPipeline("door", engine, gallery, PipelineSettings(cooldown=0.5, **SETTINGS))
+    split = int(3.5 * FPS)  # after obama's first visit, before the second
+    before = sightings(run(pipeline, clip, stop=split))
+    assert before
+    assert all(e.person is None for e in before)
+    gallery.add(templates["obama"])
+    after = sightings(run(pipeline, clip, start=split))
+    assert any(e.person == "obama" for e in after)
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="detect_every must be an int >= 1, got 0"):
+        PipelineSettings(detect_every=0)
