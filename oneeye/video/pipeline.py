@@ -297,6 +297,15 @@ class CameraPipeline:
                 distance,
             )
             return [self._event("sighting", track, state, index, t, image)]
+        if state.person is None and person is not None:
+            # An unknown face became someone (enrolled meanwhile, or better frames): for that
+            # person this is the sighting, unless they were just seen here.
+            state.person, state.distance, state.quality = person, distance, quality
+            state.watchlist = state.watchlists.get(decision)
+            if not self._debouncer.should_emit(self.camera, person, t):
+                state.same_visit = True
+                return []
+            return [self._event("sighting", track, state, index, t, image)]
         better_distance = (
             distance is not None and state.distance is not None and distance < state.distance - 1e-6
         )
