@@ -19,3 +19,7 @@ class GalleryError(OneEyeError):
 
 class ModelError(OneEyeError):
     """A face model file is missing or unreadable."""
+
+
+class SourceError(OneEyeError):
+    """A video source cannot be used: bad URL, missing or undecodable file, bad camera index."""
