@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import cv2
+import numpy as np
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -22,9 +24,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from oneeye import __version__
 from oneeye.bench import lfw as lfw_bench
 from oneeye.config import Settings
-from oneeye.errors import OneEyeError
+from oneeye.errors import OneEyeError, SourceError
 from oneeye.gallery import GalleryIndex
-from oneeye.types import Template
+from oneeye.types import RGBImage, Template
+from oneeye.video.annotate import annotate
+from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
+from oneeye.video.source import FrameReader
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
 
@@ -299,6 +304,90 @@ def _emit(
     cells = [file, person, "" if distance is None else f"{distance:.4f}"]
     cells.extend(str(v) for v in box) if box else cells.extend([""] * 4)
     click.echo(",".join(cells))
+
+
+@cli.command()
+@click.argument("source")
+@gallery_option
+@click.option("--camera", help="Camera name in the events (default: the source).")
+@click.option("--jsonl", is_flag=True, help="One JSON object per event per line.")
+@click.option(
+    "--annotate",
+    "annotate_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the frames with boxes and names to this video (.mp4).",
+)
+@click.option("--min-face", type=click.IntRange(8, 4096), default=40, show_default=True)
+@click.option("--detect-every", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--cooldown", type=click.FloatRange(0.0), default=30.0, show_default=True)
+@click.option("--pace", is_flag=True, help="Play a file at its own frame rate, as if live.")
+@click.pass_context
+def watch(
+    ctx: click.Context,
+    source: str,
+    gallery_dir: Path,
+    camera: str | None,
+    jsonl: bool,
+    annotate_path: Path | None,
+    min_face: int,
+    detect_every: int,
+    cooldown: float,
+    pace: bool,
+) -> None:
+    """Watch SOURCE (a file, webcam index, rtsp:// or http:// MJPEG URL) and report sightings.
+
+    With --jsonl, one JSON object per event: {"event": "sighting" | "sighting_update" |
+    "left", "camera", "track", "person" (null when unknown), "watchlist", "distance",
+    "frame", "t", "box": [top, right, bottom, left], "quality"}. Ends at the end of a file.
+    """
+    settings = _settings(ctx)
+    gallery = _load_gallery(gallery_dir, settings, must_exist=True)
+    try:
+        reader = FrameReader(source, pace=pace)
+    except SourceError as exc:
+        raise click.BadParameter(str(exc), param_hint="SOURCE") from exc
+    engine = FaceEngine(settings.engine)
+    pipeline = CameraPipeline(
+        camera or reader.name,
+        engine,
+        gallery,
+        PipelineSettings(min_face_px=min_face, detect_every=detect_every, cooldown=cooldown),
+    )
+    writer: cv2.VideoWriter | None = None
+    last = (0, 0.0)
+    with reader:
+        for frame in reader:
+            last = (frame.index, frame.t)
+            for event in pipeline.process(frame.index, frame.t, frame.image):
+                _emit_event(event, jsonl)
+            if annotate_path is not None:
+                picture = annotate(frame.image, pipeline.labels())
+                if writer is None:
+                    writer = _video_writer(annotate_path, picture, reader.fps or 25.0)
+                writer.write(np.ascontiguousarray(picture[:, :, ::-1]))
+    for event in pipeline.finish(*last):
+        _emit_event(event, jsonl)
+    if writer is not None:
+        writer.release()
+
+
+def _video_writer(path: Path, first: RGBImage, fps: float) -> cv2.VideoWriter:
+    height, width = first.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise click.BadParameter(f"cannot write a video to {path}", param_hint="--annotate")
+    return writer
+
+
+def _emit_event(event: SightingEvent, jsonl: bool) -> None:
+    if jsonl:
+        click.echo(json.dumps(event.as_json()))
+        return
+    who = event.person or "unknown"
+    distance = "" if event.distance is None else f" ({event.distance:.2f})"
+    click.echo(
+        f"{event.t:8.2f}s {event.camera} {event.event:15s} {who}{distance} track {event.track}"
+    )
 
 
 @cli.group()

@@ -7,11 +7,14 @@ import re
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from oneeye.cli import main
+from oneeye.video.synth import Actor, standard_scenario, write_clip
+from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader, side_by_side
 
 
@@ -57,16 +60,27 @@ def test_enrolling_again_replaces_instead_of_duplicating(
 
 
 def test_identify_csv(
-    gallery: Path, face_photos: Path, load_photo: PhotoLoader, tmp_path: Path,
+    gallery: Path,
+    face_photos: Path,
+    load_photo: PhotoLoader,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     pair = tmp_path / "pair.jpg"
     Image.fromarray(side_by_side(load_photo("obama3.jpg"), load_photo("biden.jpg"))).save(pair)
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((200, 300, 3), 128, dtype=np.uint8)).save(blank)
     capsys.readouterr()
-    code = main(["identify", str(face_photos / "obama3.jpg"), str(pair), str(blank),
-                 "--gallery", str(gallery)])  # fmt: skip
+    code = main(
+        [
+            "identify",
+            str(face_photos / "obama3.jpg"),
+            str(pair),
+            str(blank),
+            "--gallery",
+            str(gallery),
+        ]
+    )
     lines = capsys.readouterr().out.strip().split("\n")
     assert code == 0
     rows = [line.split(",") for line in lines]
@@ -129,4 +143,73 @@ def test_a_bad_setting_is_one_line_and_exit_2(
     assert main(["identify", ".", "--gallery", "."]) == 2
     err = capsys.readouterr().err
     assert err.startswith("oneeye: error: bad setting: ONEEYE_ENGINE__DETECTOR")
+    assert err.count("\n") == 1
+
+
+def test_watch_prints_the_json_lines_contract_and_annotates(
+    face_photos: Path, load_photo: PhotoLoader, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = FaceEngine()
+    actors = [
+        Actor(person, load_photo(photo), engine.enrolment_face(load_photo(photo)).box)
+        for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg"))
+    ]
+    movements, frames = standard_scenario(actors, 640, 480, fps=10)
+    clip = tmp_path / "door.mp4"
+    write_clip(clip, actors, movements[:3], width=640, height=480, frames=80, fps=10)
+    gallery = tmp_path / "gallery"
+    assert (
+        main(
+            [
+                "enroll",
+                str(face_photos / "obama2.jpg"),
+                "--name",
+                "obama",
+                "--gallery",
+                str(gallery),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    out = tmp_path / "annotated.mp4"
+    argv = [
+        "watch",
+        str(clip),
+        "--gallery",
+        str(gallery),
+        "--camera",
+        "door",
+        "--jsonl",
+        "--annotate",
+        str(out),
+        "--min-face",
+        "80",
+        "--cooldown",
+        "0.5",
+    ]
+    assert main(argv) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    keys = {"event", "camera", "track", "person", "watchlist", "distance", "frame", "t", "box"}
+    assert events
+    assert all(keys <= set(e) for e in events)
+    assert all(e["camera"] == "door" and len(e["box"]) == 4 for e in events)
+    sightings = [e for e in events if e["event"] == "sighting"]
+    assert [e["person"] for e in sightings].count("obama") == 2  # two visits, cooldown 0.5 s
+    assert None in [e["person"] for e in sightings]  # biden is not enrolled: unknown
+    assert {e["track"] for e in events if e["event"] == "left"} == {e["track"] for e in sightings}
+    capture = cv2.VideoCapture(str(out))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 80
+    capture.release()
+    del frames
+
+
+def test_watch_refuses_a_bad_source(
+    face_photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["enroll", str(face_photos / "obama.jpg"), "--gallery", str(tmp_path)])
+    capsys.readouterr()
+    assert main(["watch", "ftp://camera/1", "--gallery", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("oneeye: error: Invalid value for SOURCE: ftp://camera/1: unsupported")
     assert err.count("\n") == 1

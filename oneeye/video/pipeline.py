@@ -20,6 +20,7 @@ import numpy as np
 
 from oneeye.gallery import GalleryIndex
 from oneeye.types import UNKNOWN, Detection, Face, FaceBox, RGBImage
+from oneeye.video.annotate import Label
 from oneeye.video.track import FaceTracker, SightingDebouncer, Track, TrackVote
 from oneeye.vision.engine import FaceEngine
 
@@ -206,6 +207,22 @@ class CameraPipeline:
         for track in self._tracker.ended():
             events.extend(self._left(track, index, t))
         return events
+
+    def labels(self) -> list[Label]:
+        """What to draw for the faces tracked now: name and distance, ``unknown``, or ``?``
+        while undecided."""
+        labels = []
+        for track in self._tracker.tracks:
+            state = self._states.get(track.id)
+            decision = state.vote.decision if state is not None else None
+            if state is not None and state.person is not None:
+                distance = "" if state.distance is None else f" {state.distance:.2f}"
+                labels.append(Label(track.box, f"{state.person}{distance}", state.watchlist))
+            elif decision is not None:
+                labels.append(Label(track.box, "unknown"))
+            else:
+                labels.append(Label(track.box, "?"))
+        return labels
 
     def finish(self, index: int, t: float) -> list[SightingEvent]:
         """The source ended: every track leaves.
