@@ -1,13 +1,13 @@
 """One camera's loop: detect, track, judge quality, encode, vote, and turn tracks into
 sightings.
 
-Detection runs every ``detect_every`` frames (and on every frame while nobody is tracked, so a
-face entering an empty scene is found at once); between detections the tracker carries boxes
-along. A face is encoded when its track is new and then on a few re-checks until its identity
-is decided, never on every frame. One track gives at most one ``sighting`` (when its identity
-is decided), ``sighting_update`` events when a nearer match or a better snapshot arrives, and
-a ``left`` event when it ends. A person seen again on the same camera within ``cooldown``
-seconds of last being seen is the same visit: no new sighting.
+Detection runs every ``detect_every`` frames (and on every frame while nobody is tracked and
+something moves, so a face entering an empty scene is found at once); between detections the
+tracker carries boxes along. A face is encoded when its track is new and then on a few
+re-checks until its identity is decided, never on every frame. One track gives at most one
+``sighting`` (when its identity is decided), ``sighting_update`` events when a nearer match or
+a better snapshot arrives, and a ``left`` event when it ends. A person seen again on the same
+camera within ``cooldown`` seconds of last being seen is the same visit: no new sighting.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
+import cv2
 import numpy as np
+import numpy.typing as npt
 
 from oneeye.gallery import GalleryIndex
 from oneeye.types import UNKNOWN, Detection, Face, FaceBox, RGBImage
@@ -27,6 +29,12 @@ from oneeye.vision.engine import FaceEngine
 logger = logging.getLogger(__name__)
 
 EventKind = Literal["sighting", "sighting_update", "left"]
+
+MOTION_SCALE = 8
+MOTION_LEVEL = 20
+MOTION_PIXELS = 4
+"""Motion check: frames shrunk 8x; a pixel moved when its grey level changed by more than 20;
+the frame moved when at least 4 pixels did (a face entering moves far more)."""
 
 SNAPSHOT_MARGIN = 0.5
 """The snapshot shows this much of the frame around the face, as a fraction of its size."""
@@ -169,6 +177,7 @@ class CameraPipeline:
         self._states: dict[int, _TrackState] = {}
         self._round = 0
         self._shape = (1, 1)
+        self._previous: npt.NDArray[np.uint8] | None = None
         self.frames = 0
         self.detections = 0
         self.encodings = 0
@@ -186,7 +195,9 @@ class CameraPipeline:
         """
         self.frames += 1
         self._shape = (int(image.shape[0]), int(image.shape[1]))
-        detect = index % self.settings.detect_every == 0 or not self._tracker.tracks
+        moved = self._moved(image)
+        scheduled = index % self.settings.detect_every == 0
+        detect = scheduled or (moved and not self._tracker.tracks)
         detections: list[Detection] | None = None
         if detect:
             detections = self.engine.detect(image, self.settings.min_face_px)
@@ -207,6 +218,20 @@ class CameraPipeline:
         for track in self._tracker.ended():
             events.extend(self._left(track, index, t))
         return events
+
+    def _moved(self, image: RGBImage) -> bool:
+        """Did anything move since the previous frame? Compared on a small grey copy: cheap
+        enough for every frame, and it keeps an empty, still scene from costing a detection
+        per frame while a person stepping in is looked for at once."""
+        height, width = image.shape[:2]
+        size = (max(1, width // MOTION_SCALE), max(1, height // MOTION_SCALE))
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        small = np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        previous, self._previous = self._previous, small
+        if previous is None or previous.shape != small.shape:
+            return True
+        changed = int(np.count_nonzero(cv2.absdiff(small, previous) > MOTION_LEVEL))
+        return changed >= MOTION_PIXELS
 
     def labels(self) -> list[Label]:
         """What to draw for the faces tracked now: name and distance, ``unknown``, or ``?``

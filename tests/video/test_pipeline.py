@@ -147,3 +147,23 @@ def test_someone_enrolled_while_running_is_recognised_from_then_on(
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="detect_every must be an int >= 1, got 0"):
         PipelineSettings(detect_every=0)
+
+
+def test_a_still_empty_scene_is_checked_only_every_nth_frame(
+    engine: FaceEngine, clip: Clip
+) -> None:
+    pipeline = CameraPipeline("door", engine, GalleryIndex(), PipelineSettings(detect_every=5))
+    empty = next(i for i, faces in enumerate(clip.truth) if not faces)
+    for index in range(30):
+        pipeline.process(index, index / FPS, clip.frames[empty])
+    assert pipeline.detections == 6  # frames 0, 5, ..., 25: nothing moved in between
+
+
+def test_motion_in_an_empty_scene_is_looked_at_at_once(engine: FaceEngine, clip: Clip) -> None:
+    pipeline = CameraPipeline("door", engine, GalleryIndex(), PipelineSettings(detect_every=5))
+    still = next(i for i, faces in enumerate(clip.truth) if not faces)
+    moving = clip.frames[still].copy()
+    moving[100:200, 100:200] = 255 - moving[100:200, 100:200]  # something changes
+    for index in range(10):
+        pipeline.process(index, index / FPS, moving if index % 2 else clip.frames[still])
+    assert pipeline.detections == 10
