@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--face", type=int, default=110, help="face height in the clip, px")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-face", type=int, default=80)
+    parser.add_argument("--detect-every", type=int, default=PipelineSettings().detect_every)
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
 
@@ -95,7 +96,10 @@ def main() -> None:
         f"{width}x{height} at {fps:g} fps"
     )
     pipeline = CameraPipeline(
-        "bench", engine, gallery, PipelineSettings(cooldown=5.0, min_face_px=args.min_face)
+        "bench",
+        engine,
+        gallery,
+        PipelineSettings(cooldown=5.0, min_face_px=args.min_face, detect_every=args.detect_every),
     )
     events = []
     visible_from: dict[int, int] = {}
