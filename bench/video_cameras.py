@@ -1,0 +1,94 @@
+"""Several cameras on one machine: each in its own process, all playing the same labelled
+720p clip as fast as they can. Reports total and per-camera frames/s for N = 1, 2, 3, 4
+cameras and where a camera drops below real time (25 frames/s).
+
+    python bench/video_cameras.py [--cameras 1,2,3,4] [--seconds 20]
+
+Results go to ``bench/results/video_cameras.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from oneeye.gallery import GalleryIndex
+from oneeye.types import RGBImage
+from oneeye.video.pipeline import CameraPipeline, PipelineSettings
+from oneeye.video.synth import Actor, compose, standard_scenario
+from oneeye.vision.engine import FaceEngine
+from oneeye.vision.images import load_image
+
+REAL_TIME = 25.0
+
+
+def clip(lfw: Path) -> list[RGBImage]:
+    """A 720p clip of two LFW people walking (enter, cross, turn away, covered)."""
+    engine = FaceEngine()
+    actors = []
+    for name in ("Colin_Powell", "Tony_Blair"):
+        photo = load_image(lfw / name / f"{name}_0001.jpg")
+        actors.append(Actor(name, photo, engine.enrolment_face(photo).box))
+    movements, frames = standard_scenario(actors, 1280, 720, fps=REAL_TIME)
+    return [f for f, _ in compose(actors, movements, width=1280, height=720, frames=frames)]
+
+
+def camera(args: tuple[int, Path, float, Any]) -> tuple[int, float]:
+    """One camera process: frames processed in ``seconds`` after the start barrier."""
+    number, lfw, seconds, barrier = args
+    frames = clip(lfw)
+    engine = FaceEngine()
+    pipeline = CameraPipeline(
+        f"cam{number}", engine, GalleryIndex(), PipelineSettings(min_face_px=80)
+    )
+    barrier.wait()
+    start = time.perf_counter()
+    done = 0
+    while time.perf_counter() - start < seconds:
+        pipeline.process(done, done / REAL_TIME, frames[done % len(frames)])
+        done += 1
+    return done, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lfw", type=Path, default=Path("../shared/data/lfw/images"))
+    parser.add_argument("--cameras", default="1,2,3,4")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--results", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    results: list[dict[str, Any]] = []
+    context = multiprocessing.get_context("spawn")
+    for count in (int(c) for c in args.cameras.split(",")):
+        with context.Manager() as manager:
+            barrier = manager.Barrier(count)
+            with context.Pool(count) as pool:
+                runs = pool.map(
+                    camera, [(n, args.lfw, args.seconds, barrier) for n in range(count)]
+                )
+        per_camera = [done / wall for done, wall in runs]
+        row = {
+            "cameras": count,
+            "total_frames_per_second": sum(per_camera),
+            "slowest_camera_frames_per_second": min(per_camera),
+            "real_time": min(per_camera) >= REAL_TIME,
+        }
+        results.append(row)
+        print(
+            f"{count} camera(s): total {row['total_frames_per_second']:.1f} frames/s, "
+            f"slowest camera {row['slowest_camera_frames_per_second']:.1f} frames/s, "
+            f"real time: {row['real_time']}"
+        )
+    args.results.mkdir(parents=True, exist_ok=True)
+    payload = {"cores": os.cpu_count(), "size": [1280, 720], "runs": results}
+    (args.results / "video_cameras.json").write_text(json.dumps(payload, indent=2))
+
+
+if __name__ == "__main__":
+    main()
