@@ -530,6 +530,15 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, figure: Any, axes: Any, path: Path) -> None:
+    """Grid, legend, write the PNG, free the figure."""
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+
+
 def _plot_roc(rows: list[Row], same: npt.NDArray[np.bool_], path: Path) -> None:
     """ROC curves (TAR against FAR, log scale) of every verification row."""
     plt = _pyplot()
@@ -546,11 +555,7 @@ def _plot_roc(rows: list[Row], same: npt.NDArray[np.bool_], path: Path) -> None:
         ylabel="true accept rate",
         title="LFW verification ROC (6,000 pairs)",
     )
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(loc="lower right", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(figure)
+    _save(plt, figure, axes, path)
 
 
 def _plot_open_set(curves: dict[str, npt.NDArray[np.float64]], path: Path) -> None:
@@ -568,8 +573,4 @@ def _plot_open_set(curves: dict[str, npt.NDArray[np.float64]], path: Path) -> No
         ylabel="enrolled people named correctly (rank-1 DIR)",
         title="LFW open-set identification",
     )
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(loc="lower right", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(figure)
+    _save(plt, figure, axes, path)

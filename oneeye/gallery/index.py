@@ -327,11 +327,7 @@ class GalleryIndex:
             GalleryError: no template has this id.
         """
         with self._lock.read():
-            row = self._id_row.get(template_id)
-            if row is None:
-                raise GalleryError(
-                    f"expected the id of an enrolled template, got unknown id {template_id!r}"
-                )
+            row = self._row_of(template_id)
             return self._template_at(row)
 
     def templates(self, person: str | None = None) -> list[Template]:
@@ -350,6 +346,15 @@ class GalleryIndex:
                 codes = list(self._groups.get(person, {}).values())
                 rows = np.flatnonzero(np.isin(self._row_group[: self._size], codes)).tolist()
             return [self._template_at(row) for row in rows]
+
+    def _row_of(self, template_id: str) -> int:
+        """The row of an enrolled template (call with the lock held)."""
+        row = self._id_row.get(template_id)
+        if row is None:
+            raise GalleryError(
+                f"expected the id of an enrolled template, got unknown id {template_id!r}"
+            )
+        return row
 
     def _template_at(self, row: int) -> Template:
         group = int(self._row_group[row])
@@ -592,11 +597,7 @@ class GalleryIndex:
             GalleryError: no template has this id.
         """
         with self._lock.write():
-            row = self._id_row.get(template_id)
-            if row is None:
-                raise GalleryError(
-                    f"expected the id of an enrolled template, got unknown id {template_id!r}"
-                )
+            row = self._row_of(template_id)
             self._delete_row(row)
             self._version += 1
             logger.debug("gallery: removed template %s (version %d)", template_id, self._version)
