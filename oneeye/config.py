@@ -66,3 +66,52 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     engine: EngineSettings = Field(default_factory=EngineSettings)
     gallery: GallerySettings = Field(default_factory=GallerySettings)
+
+
+class CustomerDirectorySettings(BaseModel):
+    """Where account details come from when a customer is recognised."""
+
+    kind: Literal["sql", "http"] = "sql"
+    """``sql``: OneEye's own ``customer_accounts`` table; ``http``: the bank's own API."""
+    url_template: str | None = None
+    """For ``http``: the account URL, with ``{account_id}`` where the id goes."""
+    auth_header: str | None = None
+    """For ``http``: a header sent with every call, as ``Name: value``."""
+    timeout: float = Field(default=2.0, gt=0.0, le=60.0)
+    cache_seconds: float = Field(default=30.0, ge=0.0)
+
+
+class ServerSettings(BaseModel):
+    """The web server and its sessions."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    session_hours: float = Field(default=12.0, gt=0.0)
+    secure_cookies: bool = False
+    """Mark session cookies ``Secure`` (set this when OneEye is served over HTTPS)."""
+    max_upload_bytes: int = Field(default=20_000_000, ge=1_000)
+    event_history: int = Field(default=10_000, ge=100)
+    """Dashboard events kept for clients that reconnect and ask for what they missed."""
+
+
+class ServeSettings(Settings):
+    """What ``oneeye serve`` reads on top of the engine and gallery settings."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL; ``None`` is SQLite at ``{data_dir}/oneeye.db``."""
+    photos_dir: Path | None = None
+    """Where photos and snapshots are kept; ``None`` is ``{data_dir}/photos``."""
+    bus: str = "memory"
+    """Event bus: ``memory`` (in-process)."""
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    customers: CustomerDirectorySettings = Field(default_factory=CustomerDirectorySettings)
+
+    def resolved_database_url(self) -> str:
+        """The database URL, with the embedded default filled in."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'oneeye.db').resolve()}"
+
+    def resolved_photos_dir(self) -> Path:
+        """The photo folder, with the embedded default filled in."""
+        return self.photos_dir if self.photos_dir is not None else self.data_dir / "photos"

@@ -9,14 +9,18 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
+import psycopg
 import pytest
 
+from oneeye.config import EngineSettings
 from oneeye.types import RGBImage
+from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
 
 PhotoLoader = Callable[[str], RGBImage]
@@ -100,3 +104,52 @@ def shrunk(image: RGBImage, divisor: int) -> RGBImage:
 def blurred(image: RGBImage, sigma: float) -> RGBImage:
     """The image under a Gaussian blur."""
     return np.asarray(cv2.GaussianBlur(image, (0, 0), sigma), dtype=np.uint8)
+
+
+# Services -----------------------------------------------------------------------------------
+
+POSTGRES_URL = os.environ.get(
+    "ONEEYE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+"""The PostgreSQL the ``postgres`` tests use; each test gets a schema of its own in it."""
+
+
+def service_unavailable(what: str, reason: str) -> None:
+    """Skip a test whose service is absent, with the reason; in CI (``CI=true``), fail it."""
+    message = f"{what} is not reachable: {reason}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: the service must run in CI)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL to a fresh, empty schema in the test PostgreSQL, dropped afterwards."""
+    plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        admin = psycopg.connect(plain, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        service_unavailable(f"PostgreSQL at {plain}", str(exc).strip().splitlines()[0])
+        raise AssertionError("unreachable") from exc
+    schema = f"t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL to an empty database: SQLite in a temporary folder, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'oneeye.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+def face_engine() -> FaceEngine:
+    """One face engine for every server test (the models load once)."""
+    return FaceEngine(EngineSettings())

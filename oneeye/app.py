@@ -1,0 +1,123 @@
+"""Builds everything ``oneeye serve`` runs, in a fixed order, and stops it in reverse.
+
+Order: settings -> database (migrated) -> photo store -> face engine -> gallery (rebuilt from
+the database) -> bus -> auth (first admin) -> dashboard events -> customer directory ->
+enrolment -> sightings consumer -> camera workers -> web application.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from oneeye.bus.base import Bus
+from oneeye.bus.memory import MemoryBus
+from oneeye.config import ServeSettings
+from oneeye.errors import OneEyeError
+from oneeye.gallery import GalleryIndex
+from oneeye.services.auth import AuthService
+from oneeye.services.cameras import CameraManager
+from oneeye.services.context import Services
+from oneeye.services.customers import make_directory
+from oneeye.services.enrolment import EnrolmentService
+from oneeye.services.events import EventHub
+from oneeye.services.gallery import GalleryService
+from oneeye.services.sightings import SightingService
+from oneeye.store.db import Database
+from oneeye.store.photos import LocalPhotoStore
+from oneeye.vision.engine import FaceEngine
+from oneeye.web.app import create_app
+
+logger = logging.getLogger(__name__)
+
+
+def make_bus(spec: str) -> Bus:
+    """The bus named by ``ONEEYE_BUS``."""
+    if spec == "memory":
+        return MemoryBus()
+    raise OneEyeError(f"unknown bus {spec!r}; this build has: memory")
+
+
+class OneEyeApp:
+    """The all-in-one server's parts; ``start`` and ``stop`` them in order."""
+
+    def __init__(
+        self,
+        settings: ServeSettings,
+        *,
+        engine: FaceEngine | None = None,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
+        """Build every part (nothing runs yet).
+
+        Args:
+            settings: the server's settings.
+            engine: a face engine to share (tests pass one to save loading the models again).
+            announce: called once with ``"name:password"`` when the first admin is created;
+                the CLI prints it.
+        """
+        self.settings = settings
+        db = Database(settings.resolved_database_url())
+        db.migrate()
+        photos = LocalPhotoStore(settings.resolved_photos_dir())
+        engine = engine if engine is not None else FaceEngine(settings.engine)
+        gallery = GalleryIndex(
+            settings.gallery.default_threshold,
+            settings.gallery.thresholds,
+            margin=settings.gallery.margin,
+        )
+        bus = make_bus(settings.bus)
+        auth = AuthService(db, settings.server.session_hours)
+        first_admin = auth.ensure_admin()
+        if first_admin is not None:
+            logger.warning("created the first admin; its one-time password is printed once")
+            if announce is not None:
+                announce(first_admin)
+        events = EventHub(db, settings.server.event_history)
+        directory = make_directory(settings.customers, db)
+        gallery_service = GalleryService(db, gallery, bus)
+        enrolment = EnrolmentService(
+            db, photos, engine, gallery_service, auth, settings.server.max_upload_bytes
+        )
+        sightings = SightingService(db, photos, bus, events, directory, auth)
+        cameras = CameraManager(db, engine, gallery, bus, photos)
+        self.services = Services(
+            settings=settings,
+            db=db,
+            photos=photos,
+            engine=engine,
+            gallery=gallery,
+            bus=bus,
+            auth=auth,
+            events=events,
+            directory=directory,
+            gallery_service=gallery_service,
+            enrolment=enrolment,
+            sightings=sightings,
+            cameras=cameras,
+        )
+        self.web: FastAPI = create_app(self.services)
+        self._started = False
+
+    def start(self) -> None:
+        """Load the gallery, start the bus, the sightings consumer and the camera workers."""
+        s = self.services
+        count = s.gallery_service.load()
+        logger.info("gallery loaded: %d templates", count)
+        s.bus.start()
+        s.sightings.start()
+        s.cameras.start()
+        self._started = True
+
+    def stop(self) -> None:
+        """Stop in reverse order; safe to call twice."""
+        if not self._started:
+            return
+        s = self.services
+        s.cameras.stop()
+        s.sightings.stop()
+        s.bus.stop()
+        s.db.close()
+        self._started = False

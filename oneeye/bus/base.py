@@ -1,0 +1,75 @@
+"""The bus interface: publish JSON payloads on topics, subscribe handlers to topic filters.
+
+Topics and payloads are those of DESIGN.md ("Bus topics"); every payload carries ``v``, its
+schema version. Backends (in-process now, MQTT later) sit behind ``Bus``; nothing else imports
+a concrete backend. Handlers run on the backend's delivery thread and must not block it long.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA_VERSION = 1
+SIGHTINGS = "oneeye/v1/cameras/{camera}/sightings"
+STATUS = "oneeye/v1/cameras/{camera}/status"
+GALLERY_CHANGES = "oneeye/v1/gallery/changes"
+GALLERY_VERSION = "oneeye/v1/gallery/version"
+ALL_SIGHTINGS = "oneeye/v1/cameras/+/sightings"
+ALL_STATUS = "oneeye/v1/cameras/+/status"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message as delivered: its topic and its decoded JSON payload."""
+
+    topic: str
+    payload: dict[str, Any]
+    retained: bool = False
+
+
+Handler = Callable[[Message], None]
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """Whether ``topic`` matches the MQTT filter ``pattern`` (``+`` one level, ``#`` the rest)."""
+    parts = pattern.split("/")
+    levels = topic.split("/")
+    for i, part in enumerate(parts):
+        if part == "#":
+            return True
+        if i >= len(levels):
+            return False
+        if part not in ("+", levels[i]):
+            return False
+    return len(parts) == len(levels)
+
+
+def encode_payload(payload: dict[str, Any]) -> bytes:
+    """A payload as the UTF-8 JSON that goes on the wire, with ``v`` set."""
+    body = {"v": SCHEMA_VERSION, **payload}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Bus(ABC):
+    """Publish and subscribe."""
+
+    @abstractmethod
+    def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
+        """Send ``payload`` (a JSON-able dict; ``v`` is added) to every subscriber of
+        ``topic``. A retained payload is also given to later subscribers."""
+
+    @abstractmethod
+    def subscribe(self, pattern: str, handler: Handler) -> None:
+        """Call ``handler`` for every message whose topic matches ``pattern``."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Begin delivering messages."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Deliver what is queued, then stop."""

@@ -1,0 +1,1 @@
+"""What the server does with people, cameras, sightings and users, below the web layer."""

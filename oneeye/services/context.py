@@ -1,0 +1,38 @@
+"""Everything the server's routes and workers share, built once by ``oneeye.app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oneeye.bus.base import Bus
+from oneeye.config import ServeSettings
+from oneeye.gallery import GalleryIndex
+from oneeye.services.auth import AuthService
+from oneeye.services.cameras import CameraManager
+from oneeye.services.customers import CustomerDirectory
+from oneeye.services.enrolment import EnrolmentService
+from oneeye.services.events import EventHub
+from oneeye.services.gallery import GalleryService
+from oneeye.services.sightings import SightingService
+from oneeye.store.db import Database
+from oneeye.store.photos import PhotoStore
+from oneeye.vision.engine import FaceEngine
+
+
+@dataclass(slots=True)
+class Services:
+    """The server's parts, in the order ``oneeye.app`` builds them."""
+
+    settings: ServeSettings
+    db: Database
+    photos: PhotoStore
+    engine: FaceEngine
+    gallery: GalleryIndex
+    bus: Bus
+    auth: AuthService
+    events: EventHub
+    directory: CustomerDirectory
+    gallery_service: GalleryService
+    enrolment: EnrolmentService
+    sightings: SightingService
+    cameras: CameraManager

@@ -1,0 +1,298 @@
+"""The domain as SQLAlchemy 2 tables (see DESIGN.md, "Domain").
+
+Ids of things that may be created on another host (sightings at an edge, people on another
+server) are 32-character hex UUIDs, so they never collide; cameras are named by a short slug
+that also names their MQTT topic. Times are timezone-aware UTC. Embeddings are 128 float32
+stored as 512 raw bytes (``embedding_to_bytes`` / ``embedding_from_bytes``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+EMBEDDING_BYTES = 128 * 4
+
+
+def new_id() -> str:
+    """A fresh 32-character hex id."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def embedding_to_bytes(embedding: npt.ArrayLike) -> bytes:
+    """A 128-D embedding as the 512 bytes the database keeps."""
+    array = np.asarray(embedding, dtype="<f4").reshape(-1)
+    if array.shape != (128,):
+        raise ValueError(f"an embedding has 128 values, got {array.shape[0]}")
+    return array.tobytes()
+
+
+def embedding_from_bytes(data: bytes) -> npt.NDArray[np.float32]:
+    """The 128-D embedding stored as ``data``."""
+    if len(data) != EMBEDDING_BYTES:
+        raise ValueError(f"a stored embedding has {EMBEDDING_BYTES} bytes, got {len(data)}")
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Every OneEye table."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+person_watchlists = Table(
+    "person_watchlists",
+    Base.metadata,
+    Column("person_id", ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True),
+    Column("watchlist_id", ForeignKey("watchlists.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Watchlist(Base):
+    """A named group of people with its own threshold and action."""
+
+    __tablename__ = "watchlists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    """``None``: the gallery's default threshold."""
+    action: Mapped[str] = mapped_column(String(32), default="none")
+    """``customers`` (account card to tellers), ``amber-alert`` (notify), or ``none``."""
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    persons: Mapped[list[Person]] = relationship(
+        secondary=person_watchlists, back_populates="watchlists"
+    )
+
+
+class Person(Base):
+    """A face identity with one or more templates."""
+
+    __tablename__ = "persons"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    account_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The customer account this person holds, looked up in the CustomerDirectory."""
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    watchlists: Mapped[list[Watchlist]] = relationship(
+        secondary=person_watchlists, back_populates="persons"
+    )
+    templates: Mapped[list[FaceTemplate]] = relationship(
+        back_populates="person", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class FaceTemplate(Base):
+    """One enrolled photo of a person: the photo, the face's box, quality and embedding."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    photo_key: Mapped[str] = mapped_column(String(200))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    top: Mapped[int] = mapped_column(Integer)
+    right: Mapped[int] = mapped_column(Integer)
+    bottom: Mapped[int] = mapped_column(Integer)
+    left: Mapped[int] = mapped_column(Integer)
+    quality: Mapped[float] = mapped_column(Float)
+    size_px: Mapped[float] = mapped_column(Float, default=0.0)
+    sharpness: Mapped[float] = mapped_column(Float, default=0.0)
+    frontalness: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    person: Mapped[Person] = relationship(back_populates="templates")
+
+
+class CustomerAccount(Base):
+    """The built-in customer directory: the fields the original's DynamoDB table had."""
+
+    __tablename__ = "customer_accounts"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    account_type: Mapped[str] = mapped_column(String(64), default="")
+    address: Mapped[str] = mapped_column(Text, default="")
+    balance: Mapped[Decimal] = mapped_column(Numeric(18, 2), default=Decimal("0.00"))
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    profile_photo_key: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Camera(Base):
+    """A video source that a camera worker watches."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """A slug (letters, digits, ``-``, ``_``): it names the camera's bus topic."""
+    name: Mapped[str] = mapped_column(String(200))
+    location: Mapped[str] = mapped_column(String(200), default="")
+    source: Mapped[str] = mapped_column(Text)
+    """Webcam index, file path, or rtsp:// / http(s):// URL (credentials allowed)."""
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    min_face_px: Mapped[int] = mapped_column(Integer, default=40)
+    detect_every: Mapped[int] = mapped_column(Integer, default=3)
+    pace: Mapped[bool] = mapped_column(Boolean, default=True)
+    """For a file source: play it at its native frame rate, as a camera would."""
+    loop: Mapped[bool] = mapped_column(Boolean, default=False)
+    """For a file source: start again at the end (demos)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Sighting(Base):
+    """One track of one face on one camera: a visit, not a frame.
+
+    The id is the pipeline's event id, made where the face was seen, so a sighting that
+    arrives twice (a retried bus message) is stored once.
+    """
+
+    __tablename__ = "sightings"
+    __table_args__ = (
+        Index("ix_sightings_camera_first_seen", "camera_id", "first_seen"),
+        Index("ix_sightings_person_first_seen", "person_id", "first_seen"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    camera_id: Mapped[str] = mapped_column(String(64), index=True)
+    track: Mapped[int] = mapped_column(Integer)
+    person_id: Mapped[str | None] = mapped_column(String(32))
+    """``None``: an unknown face."""
+    watchlist: Mapped[str | None] = mapped_column(String(64))
+    distance: Mapped[float | None] = mapped_column(Float)
+    quality: Mapped[float | None] = mapped_column(Float)
+    frame: Mapped[int] = mapped_column(Integer)
+    t: Mapped[float] = mapped_column(Float)
+    top: Mapped[int] = mapped_column(Integer)
+    right: Mapped[int] = mapped_column(Integer)
+    bottom: Mapped[int] = mapped_column(Integer)
+    left: Mapped[int] = mapped_column(Integer)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    left_at: Mapped[datetime | None] = mapped_column()
+    snapshot_key: Mapped[str | None] = mapped_column(String(200))
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Kept for unknown faces for a retention period, so a new case can search the past."""
+
+
+class User(Base):
+    """A person who logs in to the dashboard."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    """``admin``, ``teller``, ``reporter`` or ``viewer``."""
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginSession(Base):
+    """A logged-in browser. Only a hash of the cookie's token is stored."""
+
+    __tablename__ = "login_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class ApiKey(Base):
+    """A key a machine (an edge, a script) uses instead of a password. Only its hash is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuditEntry(Base):
+    """Who saw or changed what: every view of account details, every enrolment or deletion."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    """``user:<name>``, ``key:<name>`` or ``system``."""
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DashboardEvent(Base):
+    """An event pushed to dashboards, numbered so a client that reconnects gets what it
+    missed (``/ws?since=<id>``)."""
+
+    __tablename__ = "dashboard_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    audience: Mapped[str] = mapped_column(String(16), default="viewer")
+    """The lowest role that may receive it: events with account details are ``teller``."""
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)

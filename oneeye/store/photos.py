@@ -1,0 +1,110 @@
+"""Where photos and snapshots live: behind ``PhotoStore``, a local folder by default.
+
+Keys are opaque relative names chosen by the store (``templates/ab/ab12....jpg``); callers keep
+the key in the database and never build paths themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from oneeye.errors import OneEyeError
+from oneeye.store.models import new_id
+
+_KEY = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*\.[a-z0-9]{2,5}$")
+_KIND = re.compile(r"^[a-z0-9_-]+$")
+
+
+class PhotoStoreError(OneEyeError):
+    """A photo cannot be stored or read."""
+
+
+class PhotoNotFoundError(PhotoStoreError):
+    """No photo has this key."""
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a well-formed photo key, else a ``PhotoStoreError``."""
+    if not _KEY.match(key) or ".." in key:
+        raise PhotoStoreError(f"not a photo key: {key!r}")
+    return key
+
+
+class PhotoStore(ABC):
+    """Photos by key."""
+
+    def new_key(self, kind: str, suffix: str = "jpg") -> str:
+        """A fresh key for a photo of ``kind`` (``templates``, ``snapshots``, ``customers``)."""
+        if not _KIND.match(kind) or not _KIND.match(suffix):
+            raise PhotoStoreError(f"bad photo kind or suffix: {kind!r}, {suffix!r}")
+        ident = new_id()
+        return f"{kind}/{ident[:2]}/{ident}.{suffix.lower()}"
+
+    def add(self, kind: str, data: bytes, suffix: str = "jpg") -> str:
+        """Store ``data`` under a fresh key and return the key."""
+        key = self.new_key(kind, suffix)
+        self.put(key, data)
+        return key
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, replacing what was there."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """The bytes stored under ``key``; ``PhotoNotFoundError`` if there are none."""
+
+    @abstractmethod
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; ``True`` if it existed."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` holds a photo."""
+
+
+class LocalPhotoStore(PhotoStore):
+    """Photos as files under one folder. Writes are atomic (temporary file, then rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise PhotoNotFoundError(f"no photo {key!r}") from None
+
+    def delete(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()

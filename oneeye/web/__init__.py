@@ -1,0 +1,1 @@
+"""The web server: JSON API under /api/v1, the WebSocket, and the dashboard pages."""

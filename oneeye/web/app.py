@@ -1,0 +1,45 @@
+"""``create_app``: the FastAPI application over the server's services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from oneeye import __version__
+from oneeye.services.context import Services
+from oneeye.web import pages, ws
+from oneeye.web.errors import install_error_handlers
+from oneeye.web.routes import (
+    auth,
+    cameras,
+    customers,
+    identify,
+    people,
+    sightings,
+    users,
+    watchlists,
+)
+
+STATIC = Path(__file__).with_name("static")
+API = "/api/v1"
+
+
+def create_app(services: Services) -> FastAPI:
+    """The web application: JSON API under ``/api/v1`` (docs at ``/docs``), the WebSocket at
+    ``/ws``, and the dashboard pages."""
+    app = FastAPI(
+        title="OneEye",
+        version=__version__,
+        description="Self-hosted, real-time face identification for camera video.",
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for module in (auth, users, people, watchlists, customers, identify, cameras, sightings):
+        app.include_router(module.router, prefix=API)
+    app.include_router(ws.router)
+    app.include_router(pages.router)
+    STATIC.mkdir(exist_ok=True)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,104 @@
+"""Dependencies shared by every route: the services, who is asking, and what they may do.
+
+A request is authenticated by an API key (``Authorization: Bearer oek_...`` or
+``X-API-Key``) or by the session cookie. A cookie-authenticated request that changes something
+(POST, PUT, PATCH, DELETE) must also carry the session's CSRF token, in the ``X-CSRF-Token``
+header or a ``csrf_token`` form field; API keys need none (a browser never sends them by
+itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from oneeye.services.auth import AuthError, Principal
+from oneeye.services.context import Services
+
+SESSION_COOKIE = "oneeye_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_services(request: Request) -> Services:
+    """The server's services."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def api_key_of(request: Request) -> str | None:
+    """The API key a request carries, if any."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.headers.get("x-api-key") or None
+
+
+async def _csrf_ok(request: Request, principal: Principal) -> bool:
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    return sent is not None and principal.csrf_token is not None and sent == principal.csrf_token
+
+
+async def optional_principal(request: Request, services: ServicesDep) -> Principal | None:
+    """Who is asking, or ``None`` when the request carries no credentials at all."""
+    key = api_key_of(request)
+    try:
+        if key is not None:
+            return services.auth.key_principal(key)
+        token = request.cookies.get(SESSION_COOKIE)
+        if token is None:
+            return None
+        principal = services.auth.session_principal(token)
+    except AuthError as exc:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
+    if request.method not in SAFE_METHODS and not await _csrf_ok(request, principal):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "this form or request is missing its CSRF token; reload the page and try again",
+        )
+    return principal
+
+
+async def current_principal(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    """Who is asking; 401 when nobody is logged in."""
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in, or send an API key, to use this")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(role: str) -> Callable[[Principal], Principal]:
+    """A dependency that lets through ``role`` and the roles above it, and answers 403 to the
+    rest."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.allows(role):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this needs the {role} role or above; you are {principal.role}",
+            )
+        return principal
+
+    check.__name__ = f"require_{role}"
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Reporter = Annotated[Principal, Depends(require("reporter"))]
+Teller = Annotated[Principal, Depends(require("teller"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

@@ -1,0 +1,7 @@
+"""Dashboard pages. OWNER: helper D (placeholder; replace)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

@@ -1,0 +1,7 @@
+"""Routes for identify. OWNER: helper B (placeholder; replace)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/identify", tags=["identify"])

@@ -1,0 +1,7 @@
+"""The dashboard WebSocket ``/ws``. OWNER: helper C (placeholder; replace)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
