@@ -15,12 +15,10 @@ class CameraManager:
     def __init__(
         self, db: Database, engine: FaceEngine, gallery: GalleryIndex, bus: Bus, photos: PhotoStore
     ) -> None:
-        raise NotImplementedError
+        self.db = db
 
     def start(self) -> None:
         """Start a worker for every enabled camera."""
-        raise NotImplementedError
 
     def stop(self) -> None:
         """Stop every worker."""
-        raise NotImplementedError

@@ -43,4 +43,9 @@ class CustomerDirectory(ABC):
 
 def make_directory(settings: CustomerDirectorySettings, db: Database) -> CustomerDirectory:
     """The directory the settings choose."""
-    raise NotImplementedError
+
+    class _Placeholder(CustomerDirectory):
+        def lookup(self, account_id: str) -> CustomerCard | None:
+            raise NotImplementedError
+
+    return _Placeholder()

@@ -21,4 +21,4 @@ class EnrolmentService:
         auth: AuthService,
         max_upload_bytes: int,
     ) -> None:
-        raise NotImplementedError
+        self.db = db

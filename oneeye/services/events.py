@@ -46,7 +46,8 @@ class EventHub:
     """Stores each event, then hands it to every subscriber whose role may see it."""
 
     def __init__(self, db: Database, history: int = 10_000) -> None:
-        raise NotImplementedError
+        self.db = db
+        self.history = history
 
     def publish(self, type: str, payload: dict[str, Any], audience: str = "viewer") -> HubEvent:
         """Store the event, then push it to subscribers. Safe from any thread."""

@@ -22,12 +22,10 @@ class SightingService:
         directory: CustomerDirectory,
         auth: AuthService,
     ) -> None:
-        raise NotImplementedError
+        self.db = db
 
     def start(self) -> None:
         """Subscribe to every camera's sightings and status."""
-        raise NotImplementedError
 
     def stop(self) -> None:
         """Stop consuming."""
-        raise NotImplementedError
