@@ -14,13 +14,18 @@ import hmac
 import logging
 import re
 import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from oneeye.errors import OneEyeError
 from oneeye.store.db import Database
@@ -33,6 +38,9 @@ ROLES: tuple[Role, ...] = ("viewer", "reporter", "teller", "admin")
 ROLE_RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 MIN_PASSWORD = 10
 API_KEY_PREFIX = "oek_"
+LOGIN_ATTEMPTS = 5
+"""Failed logins for one username within ``LOGIN_WINDOW`` seconds before logins pause."""
+LOGIN_WINDOW = 300.0
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 
 
@@ -40,8 +48,24 @@ class AuthError(OneEyeError):
     """A login, session or key is not valid (the message never says which part was wrong)."""
 
 
+class ThrottledError(AuthError):
+    """Too many failed logins for one username: logins for it pause for ``retry_after`` s."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, int(retry_after + 0.999))
+        super().__init__(f"too many failed logins; try again in {self.retry_after} seconds")
+
+
 class UserError(OneEyeError):
     """A user cannot be created or changed as asked (bad name, weak password, name taken)."""
+
+
+class UserNotFoundError(UserError):
+    """No user or API key with that id or name."""
+
+
+class UserExistsError(UserError):
+    """The username is taken."""
 
 
 def role_allows(role: str, needed: str) -> bool:
@@ -98,19 +122,90 @@ def check_password(password: str) -> str:
     return password
 
 
-class AuthService:
-    """Users, sessions, API keys and the audit log, in the database."""
+class LoginThrottle:
+    """Counts failed logins per username, in memory: after ``attempts`` failures within
+    ``window`` seconds, that username's logins pause until the oldest failure is ``window``
+    seconds old.
 
-    def __init__(self, db: Database, session_hours: float = 12.0) -> None:
+    In memory on purpose: one server process is the embedded shape, a restart forgets the
+    counts, and several server processes each keep their own (an attacker gets ``attempts``
+    tries per process per window, still far too few to guess a password).
+    """
+
+    def __init__(
+        self,
+        attempts: int = LOGIN_ATTEMPTS,
+        window: float = LOGIN_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.attempts = attempts
+        self.window = window
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, username: str, now: float) -> deque[float]:
+        failures = self._failures.get(username, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures:
+            self._failures.pop(username, None)
+        return failures
+
+    def check(self, username: str) -> None:
+        """``ThrottledError`` if ``username`` has failed too often lately."""
+        with self._lock:
+            now = self._clock()
+            failures = self._recent(username.lower(), now)
+            if len(failures) >= self.attempts:
+                raise ThrottledError(failures[0] + self.window - now)
+
+    def failed(self, username: str) -> None:
+        """Count one failed login for ``username``."""
+        with self._lock:
+            key = username.lower()
+            failures = self._recent(key, self._clock())
+            failures.append(self._clock())
+            self._failures[key] = failures
+
+    def succeeded(self, username: str) -> None:
+        """Forget ``username``'s failures."""
+        with self._lock:
+            self._failures.pop(username.lower(), None)
+
+
+def _audit_in(
+    session: Session, actor: str, action: str, subject: str, detail: dict[str, Any] | None = None
+) -> None:
+    session.add(AuditEntry(actor=actor, action=action, subject=subject, detail=detail or {}))
+
+
+class AuthService:
+    """Users, sessions, API keys and the audit log, in the database.
+
+    Every change to a user or an API key writes an audit line in the same transaction; the
+    ``actor`` argument names who made it (``user:<name>``, ``key:<name>`` or ``system`` for the
+    command line and the first start).
+    """
+
+    def __init__(
+        self, db: Database, session_hours: float = 12.0, throttle: LoginThrottle | None = None
+    ) -> None:
+        """Keep users in ``db``; sessions last ``session_hours``; ``throttle`` counts failed
+        logins (a fresh in-memory one by default)."""
         self.db = db
         self.session_lifetime = timedelta(hours=session_hours)
+        self.throttle = throttle if throttle is not None else LoginThrottle()
         self._hasher = PasswordHasher()
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
 
     # users ---------------------------------------------------------------------------------
 
-    def create_user(self, username: str, password: str, role: str) -> User:
-        """Add a user; ``UserError`` for a bad or taken name, a weak password, a bad role."""
+    def create_user(
+        self, username: str, password: str, role: str, *, actor: str = "system"
+    ) -> User:
+        """Add a user; ``UserError`` for a bad name, a weak password or a bad role,
+        ``UserExistsError`` for a taken name."""
         if not _USERNAME.match(username):
             raise UserError(
                 "a username is 2-64 letters, digits or . _ @ -, starting with a letter or digit"
@@ -119,16 +214,18 @@ class AuthService:
         check_password(password)
         with self.db.session() as session:
             if session.scalar(select(User).where(User.username == username)) is not None:
-                raise UserError(f"user {username!r} already exists")
+                raise UserExistsError(f"user {username!r} already exists")
             user = User(username=username, password_hash=self._hasher.hash(password), role=role)
             session.add(user)
             session.flush()
+            _audit_in(session, actor, "user.create", username, {"role": role})
             return user
 
     def ensure_admin(self) -> str | None:
         """Create the first ``admin`` with a random password if there is no admin yet.
 
-        Returns the one-time password (to print once), or ``None`` if an admin exists.
+        Returns ``"name:password"`` (the one-time password, to print once), or ``None`` if an
+        admin exists. There is never a default password.
         """
         with self.db.session() as session:
             admins = session.scalar(
@@ -140,19 +237,29 @@ class AuthService:
             if session.scalar(select(User).where(User.username == name)) is not None:
                 name = f"admin-{secrets.token_hex(3)}"
         password = secrets.token_urlsafe(15)
-        self.create_user(name, password, "admin")
-        self.audit("system", "user.create", name, {"role": "admin", "first_start": True})
+        self.create_user(name, password, "admin", actor="system")
+        self.audit("system", "user.first_admin", name)
         return f"{name}:{password}"
 
-    def set_password(self, username: str, password: str) -> None:
-        """Give ``username`` a new password and end all their sessions."""
-        check_password(password)
+    def user(self, user_id: int) -> User:
+        """The user with this id; ``UserNotFoundError`` otherwise."""
+        with self.db.session() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise UserNotFoundError(f"no user with id {user_id}")
+            return user
+
+    def user_named(self, username: str) -> User:
+        """The user with this name; ``UserNotFoundError`` otherwise."""
         with self.db.session() as session:
             user = session.scalar(select(User).where(User.username == username))
             if user is None:
-                raise UserError(f"no user {username!r}")
-            user.password_hash = self._hasher.hash(password)
-            session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+                raise UserNotFoundError(f"no user {username!r}")
+            return user
+
+    def set_password(self, username: str, password: str, *, actor: str = "system") -> None:
+        """Give ``username`` a new password and end all their sessions."""
+        self.update_user(self.user_named(username).id, password=password, actor=actor)
 
     def users(self) -> list[User]:
         """Every user, by name."""
@@ -160,14 +267,27 @@ class AuthService:
             return list(session.scalars(select(User).order_by(User.username)))
 
     def update_user(
-        self, user_id: int, *, role: str | None = None, active: bool | None = None
+        self,
+        user_id: int,
+        *,
+        role: str | None = None,
+        active: bool | None = None,
+        password: str | None = None,
+        actor: str = "system",
     ) -> User:
-        """Change a user's role or active flag; deactivating ends their sessions. The last
-        active admin cannot be demoted or deactivated."""
+        """Change a user's role, active flag or password.
+
+        Deactivating or a new password ends the user's sessions. The last active admin cannot
+        be demoted or deactivated (``UserError``).
+        """
+        if role is not None:
+            check_role(role)
+        if password is not None:
+            check_password(password)
         with self.db.session() as session:
             user = session.get(User, user_id)
             if user is None:
-                raise UserError(f"no user with id {user_id}")
+                raise UserNotFoundError(f"no user with id {user_id}")
             demoting = (role is not None and role != "admin") or active is False
             if user.role == "admin" and user.active and demoting:
                 admins = session.scalar(
@@ -177,19 +297,29 @@ class AuthService:
                 )
                 if (admins or 0) <= 1:
                     raise UserError("the last active admin cannot be demoted or deactivated")
-            if role is not None:
-                user.role = check_role(role)
-            if active is not None:
+            changes: dict[str, Any] = {}
+            if role is not None and role != user.role:
+                changes["role"] = [user.role, role]
+                user.role = role
+            if active is not None and active != user.active:
+                changes["active"] = [user.active, active]
                 user.active = active
-                if not active:
-                    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+            if password is not None:
+                changes["password"] = "reset"
+                user.password_hash = self._hasher.hash(password)
+            if user.active is False or password is not None:
+                session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+            if changes:
+                _audit_in(session, actor, "user.update", user.username, changes)
             return user
 
-    def delete_user(self, user_id: int) -> None:
-        """Remove a user (not the last active admin)."""
-        self.update_user(user_id, active=False)
+    def delete_user(self, user_id: int, *, actor: str = "system") -> None:
+        """Remove a user (not the last active admin) and their sessions."""
+        user = self.update_user(user_id, active=False, actor=actor)
         with self.db.session() as session:
+            session.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
             session.execute(delete(User).where(User.id == user_id))
+            _audit_in(session, actor, "user.delete", user.username, {"role": user.role})
 
     # logins and sessions -----------------------------------------------------------------------
 
@@ -210,12 +340,25 @@ class AuthService:
             return Principal("user", user.id, user.username, user.role)
 
     def login(self, username: str, password: str) -> NewSession:
-        """Check a password and open a session for a browser."""
-        principal = self.verify_password(username, password)
+        """Check a password and open a session for a browser.
+
+        ``ThrottledError`` (before the password is even checked) when this username has
+        failed ``LOGIN_ATTEMPTS`` times within ``LOGIN_WINDOW`` seconds; ``AuthError`` for a
+        wrong name or password, which counts as one failure.
+        """
+        self.throttle.check(username)
+        try:
+            principal = self.verify_password(username, password)
+        except AuthError:
+            self.throttle.failed(username)
+            self.audit(f"user:{username[:64]}", "login.failed", username[:64])
+            raise
+        self.throttle.succeeded(username)
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
         expires = utcnow() + self.session_lifetime
         with self.db.session() as session:
+            session.execute(delete(LoginSession).where(LoginSession.expires_at < utcnow()))
             session.add(
                 LoginSession(
                     token_hash=_digest(token),
@@ -224,8 +367,7 @@ class AuthService:
                     expires_at=expires,
                 )
             )
-            session.execute(delete(LoginSession).where(LoginSession.expires_at < utcnow()))
-        self.audit(principal.actor, "login", principal.name)
+            _audit_in(session, principal.actor, "login", principal.name)
         return NewSession(
             token,
             csrf,
@@ -245,23 +387,31 @@ class AuthService:
             return Principal("user", user.id, user.username, user.role, row.csrf_token)
 
     def logout(self, token: str) -> None:
-        """End the session of this cookie."""
+        """End the session of this cookie (nothing happens for an unknown one)."""
         with self.db.session() as session:
-            session.execute(delete(LoginSession).where(LoginSession.token_hash == _digest(token)))
+            row = session.get(LoginSession, _digest(token))
+            if row is None:
+                return
+            user = session.get(User, row.user_id)
+            session.delete(row)
+            if user is not None:
+                _audit_in(session, f"user:{user.username}", "logout", user.username)
 
     # API keys ------------------------------------------------------------------------------
 
-    def create_api_key(self, name: str, role: str) -> tuple[ApiKey, str]:
+    def create_api_key(self, name: str, role: str, *, actor: str = "system") -> tuple[ApiKey, str]:
         """A new API key; returns its row and the key itself (shown once, never stored)."""
         check_role(role)
-        if not name.strip():
-            raise UserError("an API key needs a name")
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise UserError("an API key needs a name of 1-100 characters")
         prefix = secrets.token_hex(4)
         key = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
         with self.db.session() as session:
-            row = ApiKey(name=name.strip(), prefix=prefix, key_hash=_digest(key), role=role)
+            row = ApiKey(name=name, prefix=prefix, key_hash=_digest(key), role=role)
             session.add(row)
             session.flush()
+            _audit_in(session, actor, "api_key.create", f"{row.id}:{name}", {"role": role})
         return row, key
 
     def api_keys(self) -> list[ApiKey]:
@@ -269,12 +419,16 @@ class AuthService:
         with self.db.session() as session:
             return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
 
-    def revoke_api_key(self, key_id: int) -> None:
-        """Stop a key from working."""
+    def revoke_api_key(self, key_id: int, *, actor: str = "system") -> ApiKey:
+        """Stop a key from working; ``UserNotFoundError`` for an unknown id."""
         with self.db.session() as session:
-            result = session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked=True))
-            if result.rowcount == 0:  # type: ignore[attr-defined]
-                raise UserError(f"no API key with id {key_id}")
+            row = session.get(ApiKey, key_id)
+            if row is None:
+                raise UserNotFoundError(f"no API key with id {key_id}")
+            if not row.revoked:
+                row.revoked = True
+                _audit_in(session, actor, "api_key.revoke", f"{row.id}:{row.name}")
+            return row
 
     def key_principal(self, key: str) -> Principal:
         """The principal of an API key; ``AuthError`` if unknown or revoked."""
@@ -297,9 +451,13 @@ class AuthService:
             )
 
     def audit_entries(self, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
-        """The newest audit entries, newest first."""
+        """The newest ``limit`` audit entries, newest first; only ``action`` ones if given
+        (an action ending in ``.`` or ``*`` matches every action starting with it)."""
         query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-        if action is not None:
-            query = query.where(AuditEntry.action == action)
+        if action:
+            if action.endswith(("*", ".")):
+                query = query.where(AuditEntry.action.startswith(action.rstrip("*")))
+            else:
+                query = query.where(AuditEntry.action == action)
         with self.db.session() as session:
             return list(session.scalars(query))
