@@ -1,16 +1,50 @@
 """Dashboard events: numbered, stored, and pushed to every connected dashboard.
 
-OWNER: helper C (stub contract; replace the bodies).
+An event is written to ``dashboard_events`` first (its id is the number a client that
+reconnects sends back as ``since``), then offered to every subscriber whose role may see it.
+Subscribers are asyncio queues read by the WebSocket handlers; ``publish`` runs on any thread
+(the bus thread, a camera worker) and hands each event over with ``call_soon_threadsafe``, so
+the push never waits on a slow client. A client whose bounded queue is full is cut off (its
+queue ends with ``None``); it reconnects with ``since`` and catches up from the database.
+
+Audit of account details: every time a ``customer.arrived`` event (balance, address) is sent
+to a user, one ``account.view`` row is written for that user (actor ``user:<name>``, subject
+the account id, the event id in the detail). Writing a row per recipient inside the push
+would put one database commit per teller on the arrival path, so deliveries are queued and a
+background writer commits them in batches (every ``AUDIT_INTERVAL`` seconds, and on
+``flush``/``close``). One row per recipient rather than one per event keeps the audit log
+searchable by user, as ``/audit`` and the auditors expect.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import queue
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import delete, func, select
+
+from oneeye.services.auth import ROLE_RANK, ROLES, role_allows
 from oneeye.store.db import Database
+from oneeye.store.models import AuditEntry, DashboardEvent, utcnow
+
+logger = logging.getLogger(__name__)
+
+QUEUE_SIZE = 256
+"""Events a client may fall behind by before it is disconnected (and catches up by ``since``)."""
+
+PRUNE_EVERY = 100
+"""Publishes between two prunings of old events."""
+
+AUDIT_INTERVAL = 0.5
+"""Seconds between two batches of ``account.view`` audit rows."""
+
+ACCOUNT_EVENT = "customer.arrived"
+"""The event type that carries account details."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +67,10 @@ class HubEvent:
         }
 
 
+def _event_of(row: DashboardEvent) -> HubEvent:
+    return HubEvent(row.id, row.type, row.at, row.audience, dict(row.payload))
+
+
 class Subscription:
     """One connected client's queue of events (bounded; a client that cannot keep up is
     disconnected and reconnects with ``since``)."""
@@ -40,27 +78,200 @@ class Subscription:
     def __init__(self, role: str, queue: asyncio.Queue[HubEvent | None]) -> None:
         self.role = role
         self.queue = queue
+        self.loop = asyncio.get_running_loop()
+        self.overflowed = False
+        """Set when the client fell ``QUEUE_SIZE`` events behind: its queue ends with None."""
+
+    def offer(self, event: HubEvent) -> None:
+        """Queue ``event``; on overflow, empty the queue and end it. Call on ``self.loop``."""
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+            logger.warning("dashboard client (%s) fell behind; disconnecting it", self.role)
 
 
 class EventHub:
     """Stores each event, then hands it to every subscriber whose role may see it."""
 
-    def __init__(self, db: Database, history: int = 10_000) -> None:
+    def __init__(self, db: Database, history: int = 10_000, queue_size: int = QUEUE_SIZE) -> None:
+        """Set up the hub (no thread runs until the first audit row is queued).
+
+        Args:
+            db: where events and audit rows are stored.
+            history: events kept for clients that reconnect; older ones are pruned.
+            queue_size: events a client may fall behind by before it is disconnected.
+        """
+        if history < 1 or queue_size < 1:
+            raise ValueError(f"history and queue_size must be >= 1, got {history}, {queue_size}")
         self.db = db
         self.history = history
+        self.queue_size = queue_size
+        self._lock = threading.Lock()
+        self._subscriptions: list[Subscription] = []
+        self._published = 0
+        self._audit: queue.Queue[AuditEntry] = queue.Queue()
+        self._audit_lock = threading.Lock()
+        self._audit_stop = threading.Event()
+        self._audit_thread: threading.Thread | None = None
+
+    # events ---------------------------------------------------------------------------------
 
     def publish(self, type: str, payload: dict[str, Any], audience: str = "viewer") -> HubEvent:
-        """Store the event, then push it to subscribers. Safe from any thread."""
-        raise NotImplementedError
+        """Store the event, then push it to subscribers. Safe from any thread.
+
+        Args:
+            type: ``sighting``, ``customer.arrived``, ``camera.status`` ...
+            payload: the event's ``data`` (JSON-able).
+            audience: the lowest role that receives it.
+
+        Returns:
+            The stored event, with its id.
+        """
+        if audience not in ROLE_RANK:
+            raise ValueError(f"unknown audience {audience!r}; roles are {', '.join(ROLES)}")
+        with self.db.session() as session:
+            row = DashboardEvent(at=utcnow(), type=type, audience=audience, payload=payload)
+            session.add(row)
+            session.flush()
+            event = _event_of(row)
+        with self._lock:
+            subscribers = [s for s in self._subscriptions if role_allows(s.role, audience)]
+            self._published += 1
+            prune = self._published % PRUNE_EVERY == 0
+        for subscription in subscribers:
+            try:
+                subscription.loop.call_soon_threadsafe(subscription.offer, event)
+            except RuntimeError:  # its event loop has closed: the client is gone
+                self.unsubscribe(subscription)
+        if prune:
+            self.prune()
+        return event
 
     def since(self, event_id: int, role: str, limit: int = 1000) -> list[HubEvent]:
-        """Stored events after ``event_id`` that ``role`` may see, oldest first."""
-        raise NotImplementedError
+        """Stored events after ``event_id`` that ``role`` may see, oldest first.
+
+        Args:
+            event_id: the last event id the client saw (0 for everything kept).
+            role: the client's role.
+            limit: the most events returned.
+        """
+        audiences = [r for r in ROLES if role_allows(role, r)]
+        query = (
+            select(DashboardEvent)
+            .where(DashboardEvent.id > event_id, DashboardEvent.audience.in_(audiences))
+            .order_by(DashboardEvent.id)
+            .limit(limit)
+        )
+        with self.db.session() as session:
+            return [_event_of(row) for row in session.scalars(query)]
+
+    def latest_id(self) -> int:
+        """The id of the newest stored event (0 when there is none)."""
+        with self.db.session() as session:
+            return int(session.scalar(select(func.max(DashboardEvent.id))) or 0)
+
+    def prune(self) -> int:
+        """Delete events beyond the newest ``history``; returns how many went."""
+        newest = self.latest_id()
+        with self.db.session() as session:
+            result = session.execute(
+                delete(DashboardEvent).where(DashboardEvent.id <= newest - self.history)
+            )
+        removed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if removed:
+            logger.debug("pruned %d dashboard events", removed)
+        return removed
 
     def subscribe(self, role: str) -> Subscription:
         """A new subscription; call from the event loop that will read it."""
-        raise NotImplementedError
+        subscription = Subscription(role, asyncio.Queue(self.queue_size))
+        with self._lock:
+            self._subscriptions.append(subscription)
+        return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop pushing to ``subscription``."""
-        raise NotImplementedError
+        with self._lock:
+            if subscription in self._subscriptions:
+                self._subscriptions.remove(subscription)
+
+    @property
+    def subscribers(self) -> int:
+        """Clients connected now."""
+        with self._lock:
+            return len(self._subscriptions)
+
+    # audit of account details ---------------------------------------------------------------
+
+    def delivered(self, event: HubEvent, actor: str) -> None:
+        """Note that ``event`` was sent to ``actor`` (``user:<name>``, ``key:<name>``).
+
+        Only events with account details are audited; the row is written by the background
+        writer within ``AUDIT_INTERVAL`` seconds (or at ``flush``).
+        """
+        if event.type != ACCOUNT_EVENT:
+            return
+        account = event.payload.get("account") or {}
+        self._audit.put(
+            AuditEntry(
+                at=utcnow(),
+                actor=actor,
+                action="account.view",
+                subject=str(account.get("account_id") or ""),
+                detail={
+                    "event_id": event.id,
+                    "sighting_id": event.payload.get("sighting_id"),
+                    "via": "websocket",
+                },
+            )
+        )
+        self._ensure_audit_writer()
+
+    def flush(self) -> int:
+        """Write every queued audit row now; returns how many were written."""
+        with self._audit_lock:
+            rows: list[AuditEntry] = []
+            while True:
+                try:
+                    rows.append(self._audit.get_nowait())
+                except queue.Empty:
+                    break
+            if not rows:
+                return 0
+            try:
+                with self.db.session() as session:
+                    session.add_all(rows)
+            except Exception:
+                logger.exception("could not write %d account.view audit rows", len(rows))
+                for row in rows:  # keep them for the next batch
+                    self._audit.put(row)
+                return 0
+            return len(rows)
+
+    def close(self) -> None:
+        """Stop the audit writer after writing what is queued. Safe to call twice."""
+        self._audit_stop.set()
+        thread, self._audit_thread = self._audit_thread, None
+        if thread is not None:
+            thread.join(timeout=10)
+        self.flush()
+        self._audit_stop.clear()
+
+    def _ensure_audit_writer(self) -> None:
+        with self._lock:
+            if self._audit_thread is not None and self._audit_thread.is_alive():
+                return
+            self._audit_thread = threading.Thread(
+                target=self._audit_loop, name="audit-writer", daemon=True
+            )
+            self._audit_thread.start()
+
+    def _audit_loop(self) -> None:
+        while not self._audit_stop.wait(AUDIT_INTERVAL):
+            self.flush()
