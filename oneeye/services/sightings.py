@@ -1,13 +1,233 @@
-"""Sightings from the bus: stored first, then acted on. OWNER: helper C (stub contract)."""
+"""Sightings from the bus: stored first, then acted on.
+
+Every camera (a worker in this process, or an edge on MQTT later) publishes its sightings on
+``oneeye/v1/cameras/{camera}/sightings``. A message is written to the ``sightings`` table
+before anything else happens to it, and by its id, so a message delivered twice (a retried
+publish) is stored and acted on once. Then: a ``sighting`` event for every dashboard, and for
+a person on a ``customers`` watchlist who holds an account, a ``customer.arrived`` event with
+the account card for tellers and admins only (viewers and reporters get the ``sighting``
+event, never a redacted card). A directory that fails is logged and the card still goes out,
+without the account details and with ``account_error`` saying why. Further actions (the Amber
+Alert workflow) register with :meth:`SightingService.add_action`.
+
+Camera status messages become ``camera.status`` events when a camera's state or error
+changes, and otherwise at most every ``STATUS_EVERY`` seconds.
+"""
 
 from __future__ import annotations
 
-from oneeye.bus.base import Bus
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, Bus, Message
 from oneeye.services.auth import AuthService
-from oneeye.services.customers import CustomerDirectory
+from oneeye.services.customers import CustomerCard, CustomerDirectory
 from oneeye.services.events import EventHub
 from oneeye.store.db import Database
+from oneeye.store.models import (
+    Camera,
+    Person,
+    Sighting,
+    Watchlist,
+    embedding_to_bytes,
+)
 from oneeye.store.photos import PhotoStore
+
+logger = logging.getLogger(__name__)
+
+SIGHTING_ID = re.compile(r"^[0-9a-f]{32}$")
+CAMERA_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
+EVENTS = ("sighting", "sighting_update", "left")
+STATUS_EVERY = 5.0
+"""Seconds between two ``camera.status`` events of a camera whose state has not changed."""
+PHOTOS_URL = "/api/v1/photos/"
+MAX_LIMIT = 1000
+
+
+class SightingMessageError(ValueError):
+    """A sighting message from the bus is malformed (it is logged and dropped)."""
+
+
+def photo_url(key: str | None) -> str | None:
+    """The URL the dashboard loads a stored photo from."""
+    return None if key is None else f"{PHOTOS_URL}{key}"
+
+
+def _parse_time(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise SightingMessageError(f"seen_at must be an ISO-8601 string, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise SightingMessageError(f"seen_at is not ISO-8601: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise SightingMessageError(f"seen_at needs a time zone: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def _optional_float(payload: dict[str, Any], name: str) -> float | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SightingMessageError(f"{name} must be a number or null, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SightingMessage:
+    """A validated sighting message (see the contract's "Bus sighting payload")."""
+
+    id: str
+    event: str
+    camera: str
+    track: int
+    person: str | None
+    watchlist: str | None
+    distance: float | None
+    quality: float | None
+    frame: int
+    t: float
+    box: tuple[int, int, int, int]
+    seen_at: datetime
+    snapshot_key: str | None
+    embedding: list[float] | None
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> SightingMessage:
+        """Validate a decoded bus payload; ``SightingMessageError`` says what is wrong."""
+        ident = payload.get("id")
+        if not isinstance(ident, str) or not SIGHTING_ID.match(ident):
+            raise SightingMessageError(f"id must be 32 hex characters, got {ident!r}")
+        event = payload.get("event")
+        if event not in EVENTS:
+            raise SightingMessageError(f"event must be one of {EVENTS}, got {event!r}")
+        camera = payload.get("camera")
+        if not isinstance(camera, str) or not CAMERA_ID.match(camera):
+            raise SightingMessageError(f"camera must be a camera id (slug), got {camera!r}")
+        box = payload.get("box")
+        if (
+            not isinstance(box, list)
+            or len(box) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+        ):
+            raise SightingMessageError(
+                f"box must be 4 integers [top,right,bottom,left], got {box!r}"
+            )
+        embedding = payload.get("embedding")
+        if embedding is not None and (
+            not isinstance(embedding, list)
+            or len(embedding) != 128
+            or not all(isinstance(v, int | float) for v in embedding)
+        ):
+            raise SightingMessageError("embedding must be 128 numbers or null")
+        person, watchlist, snapshot = (
+            payload.get("person"),
+            payload.get("watchlist"),
+            payload.get("snapshot_key"),
+        )
+        for name, value in (
+            ("person", person),
+            ("watchlist", watchlist),
+            ("snapshot_key", snapshot),
+        ):
+            if value is not None and not isinstance(value, str):
+                raise SightingMessageError(f"{name} must be a string or null, got {value!r}")
+        track, frame = payload.get("track", 0), payload.get("frame", 0)
+        if not isinstance(track, int) or not isinstance(frame, int):
+            raise SightingMessageError("track and frame must be integers")
+        return cls(
+            id=ident,
+            event=str(event),
+            camera=camera,
+            track=track,
+            person=person,
+            watchlist=watchlist,
+            distance=_optional_float(payload, "distance"),
+            quality=_optional_float(payload, "quality"),
+            frame=frame,
+            t=_optional_float(payload, "t") or 0.0,
+            box=(box[0], box[1], box[2], box[3]),
+            seen_at=_parse_time(payload.get("seen_at")),
+            snapshot_key=snapshot,
+            embedding=None if embedding is None else [float(v) for v in embedding],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSighting:
+    """A sighting as stored, with what the actions need to know about it."""
+
+    id: str
+    camera_id: str
+    camera_name: str
+    person_id: str | None
+    person_name: str | None
+    account_id: str | None
+    watchlist: str | None
+    watchlist_action: str | None
+    distance: float | None
+    seen_at: datetime
+    snapshot_key: str | None
+
+    def event_data(self) -> dict[str, Any]:
+        """The ``sighting`` dashboard event's data."""
+        return {
+            "sighting_id": self.id,
+            "camera_id": self.camera_id,
+            "camera_name": self.camera_name,
+            "person_id": self.person_id,
+            "person_name": self.person_name,
+            "watchlist": self.watchlist,
+            "distance": None if self.distance is None else round(self.distance, 4),
+            "seen_at": self.seen_at.isoformat(),
+            "snapshot_url": photo_url(self.snapshot_key),
+        }
+
+
+SightingAction = Callable[[StoredSighting], None]
+"""Called (on the bus thread) for every new sighting after it is stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class SightingView:
+    """A stored sighting for the API, with the person's name."""
+
+    sighting: Sighting
+    person_name: str | None
+
+
+def account_of(card: CustomerCard | None, account_id: str, name: str | None) -> dict[str, Any]:
+    """The ``account`` object of a ``customer.arrived`` event (details ``None`` when the
+    directory gave no card)."""
+    if card is None:
+        return {
+            "account_id": account_id,
+            "name": name,
+            "account_type": None,
+            "address": None,
+            "balance": None,
+            "currency": None,
+            "profile_photo_url": None,
+        }
+    return {
+        "account_id": card.account_id,
+        "name": card.name,
+        "account_type": card.account_type,
+        "address": card.address,
+        "balance": card.balance,
+        "currency": card.currency,
+        "profile_photo_url": card.profile_photo_url or photo_url(card.profile_photo_key),
+    }
 
 
 class SightingService:
@@ -23,9 +243,285 @@ class SightingService:
         auth: AuthService,
     ) -> None:
         self.db = db
+        self.photos = photos
+        self.bus = bus
+        self.events = events
+        self.directory = directory
+        self.auth = auth
+        self._actions: list[SightingAction] = []
+        self._running = False
+        self._subscribed = False
+        self._lock = threading.Lock()
+        self._statuses: dict[str, dict[str, Any]] = {}
+        self._status_sent: dict[str, tuple[tuple[Any, ...], float]] = {}
 
     def start(self) -> None:
         """Subscribe to every camera's sightings and status."""
+        self._running = True
+        if not self._subscribed:
+            self.bus.subscribe(ALL_SIGHTINGS, self._on_sighting)
+            self.bus.subscribe(ALL_STATUS, self._on_status)
+            self._subscribed = True
 
     def stop(self) -> None:
-        """Stop consuming."""
+        """Stop consuming (the bus has no unsubscribe: messages after this are ignored), and
+        write the queued audit rows of the event hub."""
+        self._running = False
+        self.events.close()
+
+    def add_action(self, action: SightingAction) -> None:
+        """Run ``action`` for every new sighting, after it is stored and announced."""
+        self._actions.append(action)
+
+    # sightings ------------------------------------------------------------------------------
+
+    def _on_sighting(self, message: Message) -> None:
+        if not self._running:
+            return
+        try:
+            sighting = SightingMessage.parse(message.payload)
+        except SightingMessageError as exc:
+            logger.warning("dropping a malformed sighting on %s: %s", message.topic, exc)
+            return
+        if message.topic.split("/")[3] != sighting.camera:
+            logger.warning(
+                "dropping a sighting of camera %s sent on %s", sighting.camera, message.topic
+            )
+            return
+        self.handle(sighting)
+
+    def handle(self, message: SightingMessage) -> StoredSighting | None:
+        """Store ``message``, then act on it if it is a new sighting.
+
+        Returns:
+            The stored sighting when it was new (and acted on), else ``None``.
+        """
+        stored = self.store(message)
+        if stored is None:
+            return None
+        self._act(stored)
+        return stored
+
+    def store(self, message: SightingMessage) -> StoredSighting | None:
+        """Write ``message`` to the database.
+
+        Returns:
+            The sighting when it is new (a ``sighting``, or an update whose sighting was never
+            received), ``None`` for a repeat, an update or a ``left``.
+        """
+        try:
+            with self.db.session() as session:
+                row = session.get(Sighting, message.id)
+                if message.event == "left":
+                    if row is None:
+                        logger.warning(
+                            "camera %s: left for unknown sighting %s", message.camera, message.id
+                        )
+                    else:
+                        row.left_at = row.left_at or message.seen_at
+                        row.last_seen = max(row.last_seen, message.seen_at)
+                    return None
+                if row is not None:
+                    if message.event == "sighting_update":
+                        self._update(row, message)
+                    else:
+                        logger.info(
+                            "camera %s: sighting %s was already stored; ignoring the repeat",
+                            message.camera,
+                            message.id,
+                        )
+                    return None
+                session.add(self._new_row(message))
+                session.flush()
+                return self._describe(session, message)
+        except IntegrityError:
+            logger.info("sighting %s was stored meanwhile; ignoring the repeat", message.id)
+            return None
+
+    @staticmethod
+    def _new_row(message: SightingMessage) -> Sighting:
+        top, right, bottom, left = message.box
+        return Sighting(
+            id=message.id,
+            camera_id=message.camera,
+            track=message.track,
+            person_id=message.person,
+            watchlist=message.watchlist,
+            distance=message.distance,
+            quality=message.quality,
+            frame=message.frame,
+            t=message.t,
+            top=top,
+            right=right,
+            bottom=bottom,
+            left=left,
+            first_seen=message.seen_at,
+            last_seen=message.seen_at,
+            snapshot_key=message.snapshot_key,
+            embedding=None if message.embedding is None else embedding_to_bytes(message.embedding),
+        )
+
+    @staticmethod
+    def _update(row: Sighting, message: SightingMessage) -> None:
+        row.distance = message.distance
+        row.person_id = message.person
+        row.watchlist = message.watchlist
+        if message.quality is not None:
+            row.quality = message.quality
+        if message.snapshot_key is not None:
+            row.snapshot_key = message.snapshot_key
+        row.top, row.right, row.bottom, row.left = message.box
+        row.last_seen = max(row.last_seen, message.seen_at)
+
+    @staticmethod
+    def _describe(session: Any, message: SightingMessage) -> StoredSighting:
+        camera = session.get(Camera, message.camera)
+        person = session.get(Person, message.person) if message.person else None
+        action = None
+        if message.watchlist is not None:
+            action = session.scalar(
+                select(Watchlist.action).where(Watchlist.name == message.watchlist)
+            )
+        return StoredSighting(
+            id=message.id,
+            camera_id=message.camera,
+            camera_name=camera.name if camera is not None else message.camera,
+            person_id=message.person,
+            person_name=person.name if person is not None else None,
+            account_id=person.account_id if person is not None else None,
+            watchlist=message.watchlist,
+            watchlist_action=action,
+            distance=message.distance,
+            seen_at=message.seen_at,
+            snapshot_key=message.snapshot_key,
+        )
+
+    def _act(self, sighting: StoredSighting) -> None:
+        data = sighting.event_data()
+        self.events.publish("sighting", data, audience="viewer")
+        if sighting.watchlist_action == "customers" and sighting.account_id:
+            self.events.publish("customer.arrived", self._arrival(sighting, data), "teller")
+        for action in list(self._actions):
+            try:
+                action(sighting)
+            except Exception:
+                logger.exception(
+                    "camera %s: a sighting action failed on sighting %s",
+                    sighting.camera_id,
+                    sighting.id,
+                )
+
+    def _arrival(self, sighting: StoredSighting, data: dict[str, Any]) -> dict[str, Any]:
+        account_id = sighting.account_id or ""
+        card: CustomerCard | None = None
+        error: str | None = None
+        try:
+            card = self.directory.lookup(account_id)
+            if card is None:
+                error = f"no account {account_id} in the customer directory"
+        except Exception as exc:  # a directory that fails must not stop the arrival
+            logger.exception(
+                "camera %s: customer directory failed for account %s (person %s)",
+                sighting.camera_id,
+                account_id,
+                sighting.person_id,
+            )
+            error = f"the customer directory could not answer: {exc}"
+        if error is not None:
+            logger.warning("camera %s: %s", sighting.camera_id, error)
+        return {
+            **data,
+            "account": account_of(card, account_id, sighting.person_name),
+            "account_error": error,
+        }
+
+    # queries --------------------------------------------------------------------------------
+
+    def query(
+        self,
+        camera: str | None = None,
+        person: str | None = None,
+        watchlist: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[SightingView]:
+        """Stored sightings, newest first.
+
+        Args:
+            camera: only this camera's.
+            person: only this person's (person id).
+            watchlist: only matches on this watchlist.
+            since: first seen at or after this time.
+            until: first seen before this time.
+            limit: at most this many (1..1000).
+        """
+        limit = max(1, min(limit, MAX_LIMIT))
+        query = (
+            select(Sighting, Person.name)
+            .outerjoin(Person, Person.id == Sighting.person_id)
+            .order_by(Sighting.first_seen.desc(), Sighting.id)
+            .limit(limit)
+        )
+        if camera is not None:
+            query = query.where(Sighting.camera_id == camera)
+        if person is not None:
+            query = query.where(Sighting.person_id == person)
+        if watchlist is not None:
+            query = query.where(Sighting.watchlist == watchlist)
+        if since is not None:
+            query = query.where(Sighting.first_seen >= since)
+        if until is not None:
+            query = query.where(Sighting.first_seen < until)
+        with self.db.session() as session:
+            return [SightingView(row, name) for row, name in session.execute(query)]
+
+    def get(self, sighting_id: str) -> SightingView | None:
+        """One stored sighting, or ``None``."""
+        query = (
+            select(Sighting, Person.name)
+            .outerjoin(Person, Person.id == Sighting.person_id)
+            .where(Sighting.id == sighting_id)
+        )
+        with self.db.session() as session:
+            found = session.execute(query).first()
+        return None if found is None else SightingView(found[0], found[1])
+
+    # camera status --------------------------------------------------------------------------
+
+    def camera_status(self, camera: str) -> dict[str, Any] | None:
+        """The newest status a camera published, or ``None``."""
+        with self._lock:
+            status = self._statuses.get(camera)
+            return None if status is None else dict(status)
+
+    def _on_status(self, message: Message) -> None:
+        if not self._running:
+            return
+        payload = message.payload
+        camera = payload.get("camera")
+        if not isinstance(camera, str) or message.topic.split("/")[3] != camera:
+            logger.warning("dropping a malformed camera status on %s", message.topic)
+            return
+        data = {
+            "camera_id": camera,
+            "name": payload.get("name", camera),
+            "state": payload.get("state", "offline"),
+            "fps": payload.get("fps", 0.0),
+            "last_frame_at": payload.get("last_frame_at"),
+            "error": payload.get("error"),
+        }
+        if payload.get("removed"):
+            data["removed"] = True
+        key = (data["state"], data["error"], data.get("removed", False))
+        now = time.monotonic()
+        with self._lock:
+            if data.get("removed"):
+                self._statuses.pop(camera, None)
+            else:
+                self._statuses[camera] = data
+            previous = self._status_sent.get(camera)
+            if previous is not None and previous[0] == key and now - previous[1] < STATUS_EVERY:
+                return
+            self._status_sent[camera] = (key, now)
+        self.events.publish("camera.status", data, audience="viewer")

@@ -1,0 +1,349 @@
+"""SightingService on SQLite and PostgreSQL, fed through a real in-process bus: stored first
+and once, updates and departures, customer arrivals with the account card, a failing
+directory, malformed messages, actions, camera status events, and queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from oneeye.bus.base import SIGHTINGS, STATUS
+from oneeye.bus.memory import MemoryBus
+from oneeye.services.auth import AuthService
+from oneeye.services.customers import CustomerCard, CustomerDirectory, DirectoryError
+from oneeye.services.events import EventHub
+from oneeye.services.sightings import SightingService, StoredSighting
+from oneeye.store.db import Database
+from oneeye.store.models import (
+    Camera,
+    Person,
+    Sighting,
+    Watchlist,
+    embedding_from_bytes,
+    new_id,
+)
+from oneeye.store.photos import LocalPhotoStore
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+class CardsDirectory(CustomerDirectory):
+    """A directory of fixed cards, or one that always fails (the collaborator, not the
+    thing under test)."""
+
+    def __init__(self, cards: dict[str, CustomerCard], fail: bool = False) -> None:
+        self.cards = cards
+        self.fail = fail
+        self.calls: list[str] = []
+
+    def lookup(self, account_id: str) -> CustomerCard | None:
+        self.calls.append(account_id)
+        if self.fail:
+            raise DirectoryError("the bank's API timed out after 2 s")
+        return self.cards.get(account_id)
+
+
+CARD = CustomerCard(
+    account_id="ACC-1",
+    name="Barack Obama",
+    account_type="premier",
+    address="1600 Pennsylvania Ave",
+    balance="1520.40",
+    currency="USD",
+    profile_photo_key="customers/ab/abc.jpg",
+)
+
+
+class Rig:
+    """The service with its real collaborators, and the people it can recognise."""
+
+    def __init__(self, db: Database, tmp_path: Path, directory: CardsDirectory) -> None:
+        self.db = db
+        self.bus = MemoryBus()
+        self.hub = EventHub(db)
+        self.directory = directory
+        self.service = SightingService(
+            db, LocalPhotoStore(tmp_path / "photos"), self.bus, self.hub, directory, AuthService(db)
+        )
+        self.customer = new_id()
+        self.stranger_on_list = new_id()
+        with db.session() as session:
+            customers = Watchlist(name="customers", action="customers")
+            session.add_all([customers, Watchlist(name="staff", action="none")])
+            session.add(Camera(id="door", name="Front door", source="0"))
+            session.add(
+                Person(
+                    id=self.customer,
+                    name="Barack Obama",
+                    account_id="ACC-1",
+                    watchlists=[customers],
+                )
+            )
+            session.add(Person(id=self.stranger_on_list, name="No Account", watchlists=[customers]))
+        self.service.start()
+        self.bus.start()
+
+    def send(self, **payload: Any) -> None:
+        self.bus.publish(SIGHTINGS.format(camera=payload.get("camera", "door")), payload)
+
+    def settle(self) -> None:
+        """Wait until the bus has delivered everything sent so far."""
+        self.bus.stop()
+        self.bus.start()
+
+    def close(self) -> None:
+        self.bus.stop()
+        self.service.stop()
+
+
+def message(sighting_id: str, event: str = "sighting", **changes: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "id": sighting_id,
+        "event": event,
+        "camera": "door",
+        "track": 1,
+        "person": None,
+        "watchlist": None,
+        "distance": None,
+        "quality": 0.8,
+        "frame": 12,
+        "t": 1.2,
+        "box": [10, 60, 60, 10],
+        "seen_at": T0.isoformat(),
+        "snapshot_key": "snapshots/aa/aa1.jpg",
+        "embedding": None,
+    }
+    payload.update(changes)
+    return payload
+
+
+@pytest.fixture
+def db(database_url: str) -> Database:
+    database = Database(database_url)
+    database.migrate()
+    return database
+
+
+@pytest.fixture
+def rig(db: Database, tmp_path: Path) -> Iterator[Rig]:
+    made = Rig(db, tmp_path, CardsDirectory({"ACC-1": CARD}))
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def events_of(rig: Rig, role: str = "admin") -> list[tuple[str, dict[str, Any]]]:
+    return [(e.type, e.payload) for e in rig.hub.since(0, role)]
+
+
+def test_a_customer_sighting_is_stored_once_and_sends_one_card(rig: Rig) -> None:
+    sid = new_id()
+    payload = message(sid, person=rig.customer, watchlist="customers", distance=0.21)
+    rig.send(**payload)
+    rig.send(**payload)  # a retried publish
+    rig.settle()
+    with rig.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Sighting)) == 1
+        row = session.get(Sighting, sid)
+        assert row is not None
+        assert row.person_id == rig.customer
+        assert row.first_seen == T0
+        assert row.snapshot_key == "snapshots/aa/aa1.jpg"
+    events = events_of(rig)
+    assert [t for t, _ in events] == ["sighting", "customer.arrived"]
+    sighting, arrival = events[0][1], events[1][1]
+    assert sighting == {
+        "sighting_id": sid,
+        "camera_id": "door",
+        "camera_name": "Front door",
+        "person_id": rig.customer,
+        "person_name": "Barack Obama",
+        "watchlist": "customers",
+        "distance": 0.21,
+        "seen_at": T0.isoformat(),
+        "snapshot_url": "/api/v1/photos/snapshots/aa/aa1.jpg",
+    }
+    assert arrival["account"] == {
+        "account_id": "ACC-1",
+        "name": "Barack Obama",
+        "account_type": "premier",
+        "address": "1600 Pennsylvania Ave",
+        "balance": "1520.40",
+        "currency": "USD",
+        "profile_photo_url": "/api/v1/photos/customers/ab/abc.jpg",
+    }
+    assert arrival["account_error"] is None
+    assert arrival["sighting_id"] == sid
+    assert [t for t, _ in events_of(rig, "viewer")] == ["sighting"]
+    assert rig.directory.calls == ["ACC-1"]
+
+
+def test_updates_and_departures_change_the_stored_sighting(rig: Rig) -> None:
+    sid = new_id()
+    rig.send(**message(sid, person=rig.customer, watchlist="customers", distance=0.3))
+    later = T0 + timedelta(seconds=2)
+    rig.send(
+        **message(
+            sid,
+            "sighting_update",
+            person=rig.customer,
+            watchlist="customers",
+            distance=0.2,
+            seen_at=later.isoformat(),
+            snapshot_key="snapshots/bb/bb2.jpg",
+        )
+    )
+    gone = T0 + timedelta(seconds=5)
+    rig.send(
+        **message(sid, "left", person=rig.customer, seen_at=gone.isoformat(), snapshot_key=None)
+    )
+    rig.settle()
+    with rig.db.session() as session:
+        row = session.get(Sighting, sid)
+        assert row is not None
+        assert row.distance == pytest.approx(0.2)
+        assert row.snapshot_key == "snapshots/bb/bb2.jpg"
+        assert row.last_seen == gone
+        assert row.left_at == gone
+        assert row.first_seen == T0
+    assert [t for t, _ in events_of(rig)] == ["sighting", "customer.arrived"]
+
+
+def test_unknown_faces_keep_their_embedding_and_send_no_card(rig: Rig) -> None:
+    sid = new_id()
+    rig.send(**message(sid, embedding=[0.01 * i for i in range(128)]))
+    rig.settle()
+    with rig.db.session() as session:
+        row = session.get(Sighting, sid)
+        assert row is not None
+        assert row.embedding is not None
+        assert embedding_from_bytes(row.embedding)[5] == pytest.approx(0.05)
+    assert [t for t, _ in events_of(rig)] == ["sighting"]
+    assert rig.directory.calls == []
+
+
+def test_no_card_without_an_account_or_off_the_customers_list(rig: Rig) -> None:
+    rig.send(**message(new_id(), person=rig.stranger_on_list, watchlist="customers"))
+    rig.send(**message(new_id(), person=rig.customer, watchlist="staff"))
+    rig.settle()
+    assert [t for t, _ in events_of(rig)] == ["sighting", "sighting"]
+
+
+def test_a_failing_directory_still_sends_the_card_without_details(
+    db: Database, tmp_path: Path
+) -> None:
+    rig = Rig(db, tmp_path, CardsDirectory({}, fail=True))
+    try:
+        rig.send(**message(new_id(), person=rig.customer, watchlist="customers"))
+        rig.settle()
+    finally:
+        rig.close()
+    arrival = dict(events_of(rig))["customer.arrived"]
+    assert arrival["account"]["account_id"] == "ACC-1"
+    assert arrival["account"]["name"] == "Barack Obama"
+    assert arrival["account"]["balance"] is None
+    assert arrival["account"]["address"] is None
+    assert "timed out" in arrival["account_error"]
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"id": "not-hex"}, "id"),
+        ({"event": "waved"}, "event"),
+        ({"box": [1, 2, 3]}, "box"),
+        ({"seen_at": "yesterday"}, "seen_at"),
+        ({"seen_at": "2026-03-01T09:00:00"}, "time zone"),
+        ({"embedding": [1.0, 2.0]}, "embedding"),
+        ({"camera": "Front Door"}, "camera"),
+    ],
+)
+def test_malformed_messages_are_dropped(
+    rig: Rig, change: dict[str, Any], why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = message(new_id(), **change)
+    rig.bus.publish(SIGHTINGS.format(camera="door"), bad)
+    rig.settle()
+    with rig.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Sighting)) == 0
+    assert why in caplog.text
+
+
+def test_actions_run_after_the_sighting_is_stored(rig: Rig) -> None:
+    seen: list[tuple[StoredSighting, bool]] = []
+
+    def action(sighting: StoredSighting) -> None:
+        with rig.db.session() as session:
+            seen.append((sighting, session.get(Sighting, sighting.id) is not None))
+
+    def broken(sighting: StoredSighting) -> None:
+        raise RuntimeError("the alert workflow is down")
+
+    rig.service.add_action(broken)
+    rig.service.add_action(action)
+    sid = new_id()
+    rig.send(**message(sid, person=rig.customer, watchlist="customers"))
+    rig.send(**message(sid, "sighting_update", person=rig.customer, watchlist="customers"))
+    rig.settle()
+    assert len(seen) == 1
+    stored, was_stored = seen[0]
+    assert was_stored
+    assert stored.watchlist_action == "customers"
+    assert stored.account_id == "ACC-1"
+
+
+def test_camera_status_events_only_on_change(rig: Rig) -> None:
+    topic = STATUS.format(camera="door")
+    base = {"camera": "door", "name": "Front door", "fps": 10.0, "last_frame_at": None}
+    rig.bus.publish(topic, {**base, "state": "online", "error": None})
+    rig.bus.publish(topic, {**base, "state": "online", "error": None})
+    rig.bus.publish(topic, {**base, "state": "reconnecting", "error": "lost"})
+    rig.bus.publish(topic, {**base, "state": "online", "error": None, "camera": "other"})
+    rig.settle()
+    statuses = [p for t, p in events_of(rig, "viewer") if t == "camera.status"]
+    assert [s["state"] for s in statuses] == ["online", "reconnecting"]
+    assert statuses[1]["error"] == "lost"
+    assert rig.service.camera_status("door") == statuses[1]
+
+
+def test_query_filters_by_camera_person_watchlist_and_time(rig: Rig) -> None:
+    ids = [new_id() for _ in range(4)]
+    rig.send(**message(ids[0], person=rig.customer, watchlist="customers"))
+    rig.send(
+        **message(
+            ids[1], seen_at=(T0 + timedelta(minutes=1)).isoformat(), track=2, watchlist="staff"
+        )
+    )
+    rig.send(**message(ids[2], camera="back", seen_at=(T0 + timedelta(minutes=2)).isoformat()))
+    rig.send(
+        **message(
+            ids[3],
+            person=rig.customer,
+            watchlist="customers",
+            seen_at=(T0 + timedelta(minutes=3)).isoformat(),
+        )
+    )
+    rig.settle()
+
+    def found(**filters: Any) -> list[str]:
+        return [v.sighting.id for v in rig.service.query(**filters)]
+
+    assert found() == [ids[3], ids[2], ids[1], ids[0]]
+    assert found(camera="back") == [ids[2]]
+    assert found(person=rig.customer) == [ids[3], ids[0]]
+    assert found(watchlist="staff") == [ids[1]]
+    assert found(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3)) == [
+        ids[2],
+        ids[1],
+    ]
+    assert found(limit=1) == [ids[3]]
+    view = rig.service.get(ids[0])
+    assert view is not None
+    assert view.person_name == "Barack Obama"
+    assert rig.service.get(new_id()) is None
