@@ -9,6 +9,7 @@ itself).
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Annotated
 
@@ -39,7 +40,8 @@ def api_key_of(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-async def _csrf_ok(request: Request, principal: Principal) -> bool:
+async def csrf_ok(request: Request, principal: Principal) -> bool:
+    """Whether a request carries ``principal``'s session CSRF token (header or form field)."""
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -47,7 +49,9 @@ async def _csrf_ok(request: Request, principal: Principal) -> bool:
         form = await request.form()
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else None
-    return sent is not None and principal.csrf_token is not None and sent == principal.csrf_token
+    if sent is None or principal.csrf_token is None:
+        return False
+    return hmac.compare_digest(sent.encode(), principal.csrf_token.encode())
 
 
 async def optional_principal(request: Request, services: ServicesDep) -> Principal | None:
@@ -62,7 +66,7 @@ async def optional_principal(request: Request, services: ServicesDep) -> Princip
         principal = services.auth.session_principal(token)
     except AuthError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
-    if request.method not in SAFE_METHODS and not await _csrf_ok(request, principal):
+    if request.method not in SAFE_METHODS and not await csrf_ok(request, principal):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             "this form or request is missing its CSRF token; reload the page and try again",

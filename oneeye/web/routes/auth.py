@@ -1,7 +1,255 @@
-"""Routes for auth. OWNER: helper A (placeholder; replace)."""
+"""Logging in and out: ``POST /auth/login``, ``POST /auth/logout``, ``GET /auth/me``.
+
+A login answers JSON (scripts, the dashboard's fetch calls) or, for a form posted by the login
+page, a 303 redirect: to ``next`` on success, back to ``/login?error=1`` on failure. It sets
+the ``oneeye_session`` cookie (HttpOnly, SameSite=Lax, Secure when
+``ONEEYE_SERVER__SECURE_COOKIES`` is on) and hands back the session's CSRF token, which every
+later cookie-authenticated change must send in ``X-CSRF-Token`` (or a ``csrf_token`` form
+field). Login itself needs no CSRF token: it does not use the session dependencies, so a stale
+cookie left in the browser does not get in the way.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from oneeye.services.auth import AuthError, Principal, ThrottledError
+from oneeye.web.deps import (
+    SESSION_COOKIE,
+    CurrentPrincipal,
+    ServicesDep,
+    api_key_of,
+    csrf_ok,
+)
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class LoginRequest(BaseModel):
+    """A username and password."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionPublic(BaseModel):
+    """Who is logged in, and the CSRF token their changes must carry."""
+
+    username: str
+    role: str
+    csrf_token: str | None
+    expires_at: datetime | None = None
+
+
+class PrincipalPublic(BaseModel):
+    """Who is asking: a user (through a session) or an API key."""
+
+    kind: str
+    username: str
+    role: str
+    csrf_token: str | None = None
+
+
+_LOGIN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/LoginRequest"}},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "username": {"type": "string"},
+                        "password": {"type": "string", "format": "password"},
+                        "next": {"type": "string", "description": "where to go after login"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def safe_next(value: object) -> str:
+    """``value`` if it is a path on this server, else ``/`` (no open redirects)."""
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    if "\\" in value or any(ord(c) < 32 for c in value):
+        return "/"
+    return value
+
+
+def _is_form(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith(FORM_TYPES)
+
+
+def _set_session_cookie(response: Response, request: Request, token: str) -> None:
+    services = request.app.state.services
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(services.auth.session_lifetime.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=services.settings.server.secure_cookies,
+    )
+
+
+def _clear_session_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.app.state.services.settings.server.secure_cookies,
+    )
+
+
+async def _login_fields(request: Request) -> tuple[LoginRequest, str | None]:
+    """The credentials a JSON body or a login form carries, and the form's ``next``."""
+    raw: Any
+    next_page: str | None = None
+    if _is_form(request):
+        form = await request.form()
+        raw = {k: v for k, v in form.items() if isinstance(v, str)}
+        next_page = raw.pop("next", None)
+    else:
+        try:
+            raw = await request.json()
+        except ValueError:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                "send a JSON body {username, password} or a login form",
+            ) from None
+    try:
+        return LoginRequest.model_validate(raw), next_page
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+@router.post(
+    "/login",
+    response_model=SessionPublic,
+    summary="Log in with a username and password",
+    openapi_extra=_LOGIN_BODY,
+    responses={
+        303: {"description": "a login form was posted: redirect to next (or /login?error=1)"},
+        401: {"description": "wrong username or password"},
+        429: {"description": "too many failed logins for this username; see Retry-After"},
+    },
+)
+async def login(request: Request, response: Response, services: ServicesDep) -> Any:
+    """Open a session: sets the ``oneeye_session`` cookie and returns the CSRF token.
+
+    After 5 failed logins for one username within 5 minutes, its logins answer 429 until the
+    oldest failure is 5 minutes old (counted in this server process's memory).
+    """
+    form = _is_form(request)
+    try:
+        fields, next_page = await _login_fields(request)
+    except (RequestValidationError, HTTPException):
+        if not form:
+            raise
+        return RedirectResponse("/login?error=1", status.HTTP_303_SEE_OTHER)
+    old_token = request.cookies.get(SESSION_COOKIE)
+    try:
+        new = services.auth.login(fields.username, fields.password)
+    except ThrottledError as exc:
+        logger.warning("login throttled for user %r", fields.username)
+        if form:
+            return RedirectResponse(
+                f"/login?error=throttled&next={quote(safe_next(next_page))}",
+                status.HTTP_303_SEE_OTHER,
+            )
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            str(exc),
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
+    except AuthError as exc:
+        logger.info("failed login for user %r", fields.username)
+        if form:
+            return RedirectResponse(
+                f"/login?error=1&next={quote(safe_next(next_page))}", status.HTTP_303_SEE_OTHER
+            )
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
+    if old_token:
+        services.auth.logout(old_token)
+    logger.info("user %r logged in", new.principal.name)
+    body = SessionPublic(
+        username=new.principal.name,
+        role=new.principal.role,
+        csrf_token=new.csrf_token,
+        expires_at=new.expires_at,
+    )
+    if form:
+        redirect = RedirectResponse(safe_next(next_page), status.HTTP_303_SEE_OTHER)
+        _set_session_cookie(redirect, request, new.token)
+        return redirect
+    _set_session_cookie(response, request, new.token)
+    return body
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="End this browser's session",
+    responses={303: {"description": "a form was posted: redirect to /login"}},
+)
+async def logout(request: Request, services: ServicesDep) -> Response:
+    """End the session of the cookie and clear the cookie.
+
+    A live session must send its CSRF token (so another site cannot log a user out); a cookie
+    whose session already ended is simply cleared. Without a cookie: 401.
+    """
+    token = request.cookies.get(SESSION_COOKIE)
+    if token is None:
+        if api_key_of(request) is not None:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST, "an API key has no session to log out of"
+            )
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "you are not logged in")
+    principal: Principal | None
+    try:
+        principal = services.auth.session_principal(token)
+    except AuthError:
+        principal = None
+    if principal is not None and not await csrf_ok(request, principal):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "this form or request is missing its CSRF token; reload the page and try again",
+        )
+    services.auth.logout(token)
+    response: Response
+    if _is_form(request):
+        response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+    else:
+        response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    _clear_session_cookie(response, request)
+    return response
+
+
+@router.get("/me", response_model=PrincipalPublic, summary="Who is logged in")
+def me(principal: CurrentPrincipal) -> PrincipalPublic:
+    """The logged-in user (or API key), their role, and the session's CSRF token."""
+    return PrincipalPublic(
+        kind=principal.kind,
+        username=principal.name,
+        role=principal.role,
+        csrf_token=principal.csrf_token,
+    )

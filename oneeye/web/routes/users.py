@@ -1,7 +1,244 @@
-"""Routes for users. OWNER: helper A (placeholder; replace)."""
+"""Users, API keys and the audit log: ``/users``, ``/api-keys``, ``/audit`` (admin only).
+
+Every change is written to the audit log by ``AuthService`` with the admin who made it.
+Passwords and API keys are never returned, except a new key once, in the answer that created
+it.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+from datetime import datetime
+from typing import Annotated, Any
 
-router = APIRouter(prefix="/users", tags=["users"])
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from oneeye.services.auth import (
+    MIN_PASSWORD,
+    Role,
+    UserError,
+    UserExistsError,
+    UserNotFoundError,
+)
+from oneeye.web.deps import Admin, ServicesDep
+
+logger = logging.getLogger(__name__)
+
+users_router = APIRouter(prefix="/users", tags=["users"])
+keys_router = APIRouter(prefix="/api-keys", tags=["api-keys"])
+audit_router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+# schemas -------------------------------------------------------------------------------------
+
+
+class UserCreate(BaseModel):
+    """A new user."""
+
+    username: str = Field(min_length=2, max_length=64, examples=["alice"])
+    password: str = Field(min_length=MIN_PASSWORD, max_length=1024)
+    role: Role
+
+
+class UserUpdate(BaseModel):
+    """Changes to a user: any of role, active, a new password (which ends their sessions)."""
+
+    role: Role | None = None
+    active: bool | None = None
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD, max_length=1024)
+
+
+class UserPublic(BaseModel):
+    """A user as the API shows it (never the password or its hash)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    role: str
+    active: bool
+    created_at: datetime
+
+
+class ApiKeyCreate(BaseModel):
+    """A new API key for a machine (an edge, a script)."""
+
+    name: str = Field(min_length=1, max_length=100, examples=["branch-12 edge"])
+    role: Role
+
+
+class ApiKeyPublic(BaseModel):
+    """An API key without the key itself."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    prefix: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    """A key just created: ``key`` is shown this once and cannot be shown again."""
+
+    key: str
+
+
+class AuditEntryPublic(BaseModel):
+    """One line of the audit log."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any]
+
+
+def _http_error(exc: UserError) -> HTTPException:
+    if isinstance(exc, UserNotFoundError):
+        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, UserExistsError):
+        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
+    return HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
+
+
+# users ---------------------------------------------------------------------------------------
+
+
+@users_router.get("", response_model=list[UserPublic], summary="List users")
+def list_users(services: ServicesDep, admin: Admin) -> list[UserPublic]:
+    """Every user, by name."""
+    return [UserPublic.model_validate(u) for u in services.auth.users()]
+
+
+@users_router.post(
+    "", response_model=UserPublic, status_code=status.HTTP_201_CREATED, summary="Add a user"
+)
+def create_user(body: UserCreate, services: ServicesDep, admin: Admin) -> UserPublic:
+    """Add a user with a password (at least 10 characters) and a role."""
+    try:
+        user = services.auth.create_user(body.username, body.password, body.role, actor=admin.actor)
+    except UserError as exc:
+        raise _http_error(exc) from None
+    logger.info("%s added user %r (%s)", admin.actor, user.username, user.role)
+    return UserPublic.model_validate(user)
+
+
+@users_router.get("/{user_id}", response_model=UserPublic, summary="One user")
+def get_user(user_id: int, services: ServicesDep, admin: Admin) -> UserPublic:
+    """The user with this id."""
+    try:
+        return UserPublic.model_validate(services.auth.user(user_id))
+    except UserError as exc:
+        raise _http_error(exc) from None
+
+
+@users_router.patch("/{user_id}", response_model=UserPublic, summary="Change a user")
+def update_user(user_id: int, body: UserUpdate, services: ServicesDep, admin: Admin) -> UserPublic:
+    """Change a user's role, deactivate or reactivate them, or reset their password.
+
+    Deactivating and a new password end the user's sessions. The last active admin cannot be
+    demoted or deactivated.
+    """
+    try:
+        user = services.auth.update_user(
+            user_id,
+            role=body.role,
+            active=body.active,
+            password=body.password,
+            actor=admin.actor,
+        )
+    except UserError as exc:
+        raise _http_error(exc) from None
+    return UserPublic.model_validate(user)
+
+
+@users_router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Remove a user",
+)
+def delete_user(user_id: int, services: ServicesDep, admin: Admin) -> Response:
+    """Remove a user and end their sessions (not the last active admin)."""
+    try:
+        services.auth.delete_user(user_id, actor=admin.actor)
+    except UserError as exc:
+        raise _http_error(exc) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# API keys ------------------------------------------------------------------------------------
+
+
+@keys_router.get("", response_model=list[ApiKeyPublic], summary="List API keys")
+def list_api_keys(services: ServicesDep, admin: Admin) -> list[ApiKeyPublic]:
+    """Every API key, revoked ones included, without the keys themselves."""
+    return [ApiKeyPublic.model_validate(k) for k in services.auth.api_keys()]
+
+
+@keys_router.post(
+    "",
+    response_model=ApiKeyCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an API key",
+)
+def create_api_key(body: ApiKeyCreate, services: ServicesDep, admin: Admin) -> ApiKeyCreated:
+    """A new key with a role; the answer holds the key, shown this once. Send it as
+    ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
+    try:
+        row, key = services.auth.create_api_key(body.name, body.role, actor=admin.actor)
+    except UserError as exc:
+        raise _http_error(exc) from None
+    public = ApiKeyPublic.model_validate(row)
+    return ApiKeyCreated(**public.model_dump(), key=key)
+
+
+@keys_router.delete(
+    "/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Revoke an API key",
+)
+def revoke_api_key(key_id: int, services: ServicesDep, admin: Admin) -> Response:
+    """Stop a key from working (it stays listed, marked revoked)."""
+    try:
+        services.auth.revoke_api_key(key_id, actor=admin.actor)
+    except UserError as exc:
+        raise _http_error(exc) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# audit log -----------------------------------------------------------------------------------
+
+
+@audit_router.get("", response_model=list[AuditEntryPublic], summary="Read the audit log")
+def audit_log(
+    services: ServicesDep,
+    admin: Admin,
+    action: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="only this action (e.g. account.view); `user.` or `user.*` for a family",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditEntryPublic]:
+    """The newest audit entries, newest first."""
+    entries = services.auth.audit_entries(limit=limit, action=action)
+    return [AuditEntryPublic.model_validate(e) for e in entries]
+
+
+router = APIRouter()
+"""The routes of this module: ``/users``, ``/api-keys`` and ``/audit``."""
+router.include_router(users_router)
+router.include_router(keys_router)
+router.include_router(audit_router)

@@ -1,0 +1,138 @@
+"""``/api/v1/users``, ``/api/v1/api-keys`` and ``/api/v1/audit``: an admin manages users and
+keys, every change lands in the audit log, and no password or key is ever shown again."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from oneeye.app import OneEyeApp
+from tests.web.conftest import PASSWORD, ClientFor, login
+
+NEW_PASSWORD = "a long enough password"
+
+
+def test_an_admin_adds_changes_and_removes_a_user(server: OneEyeApp, client_for: ClientFor) -> None:
+    admin = client_for("admin")
+    created = admin.post(
+        "/api/v1/users", json={"username": "carol", "password": NEW_PASSWORD, "role": "viewer"}
+    )
+    assert created.status_code == 201, created.text
+    user = created.json()
+    assert set(user) == {"id", "username", "role", "active", "created_at"}
+    assert (user["username"], user["role"], user["active"]) == ("carol", "viewer", True)
+    assert NEW_PASSWORD not in created.text
+    carol = login(TestClient(server.web), "carol", NEW_PASSWORD)
+
+    listed = admin.get("/api/v1/users")
+    assert "carol" in [u["username"] for u in listed.json()]
+    assert "password" not in listed.text
+    assert "argon2" not in listed.text
+    assert admin.get(f"/api/v1/users/{user['id']}").json()["username"] == "carol"
+
+    promoted = admin.patch(f"/api/v1/users/{user['id']}", json={"role": "teller"})
+    assert promoted.json()["role"] == "teller"
+    assert carol.get("/api/v1/auth/me").json()["role"] == "teller"
+
+    reset = admin.patch(f"/api/v1/users/{user['id']}", json={"password": "brand new password"})
+    assert reset.status_code == 200
+    assert "brand new password" not in reset.text
+    assert carol.get("/api/v1/auth/me").status_code == 401  # a reset ends sessions
+    carol = login(TestClient(server.web), "carol", "brand new password")
+
+    off = admin.patch(f"/api/v1/users/{user['id']}", json={"active": False})
+    assert off.json()["active"] is False
+    assert carol.get("/api/v1/auth/me").status_code == 401
+
+    assert admin.delete(f"/api/v1/users/{user['id']}").status_code == 204
+    assert admin.get(f"/api/v1/users/{user['id']}").status_code == 404
+
+    audit = admin.get("/api/v1/audit", params={"action": "user.*"}).json()
+    mine = [(e["action"], e["detail"]) for e in audit if e["subject"] == "carol"]
+    assert mine == [
+        ("user.delete", {"role": "teller"}),
+        ("user.update", {"active": [True, False]}),
+        ("user.update", {"password": "reset"}),
+        ("user.update", {"role": ["viewer", "teller"]}),
+        ("user.create", {"role": "viewer"}),
+    ]
+    actor = admin.get("/api/v1/auth/me").json()["username"]
+    assert {e["actor"] for e in audit if e["subject"] == "carol"} == {f"user:{actor}"}
+
+
+def test_user_input_errors_say_what_is_wrong(server: OneEyeApp, client_for: ClientFor) -> None:
+    admin = client_for("admin")
+    cases = [
+        ({"username": "dave", "password": "short", "role": "viewer"}, 422, "password"),
+        ({"username": "dave", "password": NEW_PASSWORD, "role": "king"}, 422, "role"),
+        ({"username": "bad name", "password": NEW_PASSWORD, "role": "viewer"}, 400, "username"),
+    ]
+    for body, status, field in cases:
+        response = admin.post("/api/v1/users", json=body)
+        assert response.status_code == status, response.text
+        assert field in response.json()["error"]["message"]
+    server.services.auth.create_user("dave", PASSWORD, "viewer")
+    taken = admin.post(
+        "/api/v1/users", json={"username": "dave", "password": NEW_PASSWORD, "role": "viewer"}
+    )
+    assert taken.status_code == 409
+    assert "already exists" in taken.json()["error"]["message"]
+    assert admin.patch("/api/v1/users/99999", json={"role": "viewer"}).status_code == 404
+    assert admin.delete("/api/v1/users/99999").status_code == 404
+    assert admin.delete("/api/v1/api-keys/99999").status_code == 404
+
+
+def test_the_last_active_admin_cannot_lock_everyone_out(
+    server: OneEyeApp, client_for: ClientFor
+) -> None:
+    admin = client_for("admin")
+    for user in server.services.auth.users():
+        if (
+            user.role == "admin"
+            and user.username != admin.get("/api/v1/auth/me").json()["username"]
+        ):
+            server.services.auth.update_user(user.id, active=False)
+    me = server.services.auth.user_named(admin.get("/api/v1/auth/me").json()["username"])
+    for change in ({"role": "viewer"}, {"active": False}):
+        response = admin.patch(f"/api/v1/users/{me.id}", json=change)
+        assert response.status_code == 400
+        assert "last active admin" in response.json()["error"]["message"]
+    assert admin.delete(f"/api/v1/users/{me.id}").status_code == 400
+    assert admin.get("/api/v1/auth/me").json()["role"] == "admin"
+
+
+def test_api_keys_are_shown_once_listed_without_the_key_and_revoked(
+    server: OneEyeApp, client_for: ClientFor
+) -> None:
+    admin = client_for("admin")
+    created = admin.post("/api/v1/api-keys", json={"name": "edge-1", "role": "reporter"})
+    assert created.status_code == 201
+    key = created.json()["key"]
+    assert key.startswith("oek_")
+    assert created.json()["prefix"] in key
+    listed = admin.get("/api/v1/api-keys")
+    assert key not in listed.text
+    row = next(k for k in listed.json() if k["id"] == created.json()["id"])
+    assert (row["name"], row["role"], row["revoked"]) == ("edge-1", "reporter", False)
+    assert "key" not in row
+    machine = TestClient(server.web, headers={"X-API-Key": key})
+    assert machine.get("/api/v1/auth/me").json()["role"] == "reporter"
+    assert admin.get("/api/v1/api-keys").json()[-1]["last_used_at"] is not None
+    assert admin.delete(f"/api/v1/api-keys/{row['id']}").status_code == 204
+    assert machine.get("/api/v1/auth/me").status_code == 401
+    assert admin.get("/api/v1/api-keys").json()[-1]["revoked"] is True
+    actions = [
+        e["action"] for e in admin.get("/api/v1/audit", params={"action": "api_key."}).json()
+    ]
+    assert actions == ["api_key.revoke", "api_key.create"]
+
+
+def test_audit_log_filters_and_limits(server: OneEyeApp, client_for: ClientFor) -> None:
+    admin = client_for("admin")
+    for n in range(3):
+        server.services.auth.audit("system", "test.thing", f"s{n}")
+    entries = admin.get("/api/v1/audit", params={"action": "test.thing", "limit": 2}).json()
+    assert [e["subject"] for e in entries] == ["s2", "s1"]
+    assert set(entries[0]) == {"id", "at", "actor", "action", "subject", "detail"}
+    everything = admin.get("/api/v1/audit").json()
+    assert {"login", "user.create"} <= {e["action"] for e in everything}
+    assert admin.get("/api/v1/audit", params={"limit": 0}).status_code == 422
