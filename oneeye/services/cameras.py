@@ -1,12 +1,403 @@
-"""Camera workers inside ``serve``. OWNER: helper C (stub contract; replace the bodies)."""
+"""Camera workers inside ``serve``: one thread per enabled camera, from frames to bus messages.
+
+Each worker reads its source (``FrameReader``; a file may be paced at its native frame rate
+and looped, for demos), runs the camera's ``CameraPipeline`` on every frame, and for every
+pipeline event saves the snapshot to the photo store and publishes the sighting on
+``oneeye/v1/cameras/{id}/sightings`` (the contract's payload). A track's ``sighting`` gets a
+fresh sighting id, which its ``sighting_update`` and ``left`` events repeat; a track that turns
+from unknown into a person gets a new ``sighting`` (the pipeline says so) and so a new id.
+``seen_at`` is the wall-clock time the event's frame was captured. Unknown faces carry their
+embedding (one extra encoding per unknown track, done here so the pipeline stays as it is).
+
+The worker keeps the newest frame and the pipeline's labels; the MJPEG view annotates and
+encodes it on demand, once per frame however many viewers watch. The camera's status
+(``online``, ``reconnecting``, ``offline``, ``disabled``) is published retained on
+``oneeye/v1/cameras/{id}/status`` when it changes and every ``STATUS_EVERY`` seconds. A source
+that cannot be opened makes the camera ``offline`` with the error, and the worker tries again
+with backoff; nothing a camera does can stop the server. Cameras are added, changed, enabled,
+disabled and removed at runtime; only the camera concerned has its worker restarted.
+"""
 
 from __future__ import annotations
 
-from oneeye.bus.base import Bus
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from oneeye.bus.base import SIGHTINGS, STATUS, Bus
+from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
 from oneeye.store.db import Database
+from oneeye.store.models import Camera, new_id
 from oneeye.store.photos import PhotoStore
+from oneeye.types import Detection, FaceBox, RGBImage
+from oneeye.video.annotate import Label, annotate, encode_jpeg
+from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
+from oneeye.video.source import Frame, FrameReader, SourceStatus, mask_credentials
 from oneeye.vision.engine import FaceEngine
+
+logger = logging.getLogger(__name__)
+
+CameraState = Literal["online", "reconnecting", "offline", "disabled"]
+CAMERA_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
+STATUS_EVERY = 5.0
+"""Seconds between two status messages of a camera whose state has not changed."""
+READ_TIMEOUT = 0.5
+"""The longest a worker waits for a frame before it looks at its stop signal again."""
+RETRY_FIRST, RETRY_MAX = 2.0, 60.0
+"""Backoff, in seconds, before opening a source that failed to open again."""
+JOIN_TIMEOUT = 10.0
+SNAPSHOT_QUALITY = 85
+EDITABLE = ("name", "location", "source", "enabled", "min_face_px", "detect_every", "pace", "loop")
+
+
+class CameraError(OneEyeError):
+    """A camera cannot be added or changed as asked."""
+
+
+class CameraNotFoundError(CameraError):
+    """No camera has this id."""
+
+
+class CameraExistsError(CameraError):
+    """A camera with this id exists already."""
+
+
+@dataclass(frozen=True, slots=True)
+class CameraConfig:
+    """What a worker needs of a camera's row (a detached copy: workers never touch the ORM)."""
+
+    id: str
+    name: str
+    source: str
+    enabled: bool = True
+    location: str = ""
+    min_face_px: int = 40
+    detect_every: int = 3
+    pace: bool = True
+    loop: bool = False
+
+    @classmethod
+    def of(cls, row: Camera) -> CameraConfig:
+        """The config of a database row."""
+        return cls(
+            id=row.id,
+            name=row.name,
+            source=row.source,
+            enabled=row.enabled,
+            location=row.location,
+            min_face_px=row.min_face_px,
+            detect_every=row.detect_every,
+            pace=row.pace,
+            loop=row.loop,
+        )
+
+    def pipeline_settings(self) -> PipelineSettings:
+        """The pipeline settings this camera asks for."""
+        return PipelineSettings(detect_every=self.detect_every, min_face_px=self.min_face_px)
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStatus:
+    """A camera's health as the API, the dashboard and the bus show it."""
+
+    camera_id: str
+    name: str
+    state: CameraState
+    fps: float = 0.0
+    last_frame_at: float | None = None
+    """Wall-clock time (``time.time()``) of the newest frame."""
+    error: str | None = None
+    frames: int = 0
+    """Frames processed by the current worker."""
+    sightings: int = 0
+    """Sightings published by the current worker."""
+
+    def as_payload(self) -> dict[str, Any]:
+        """The status message on the bus."""
+        return {
+            "camera": self.camera_id,
+            "name": self.name,
+            "state": self.state,
+            "fps": round(self.fps, 2),
+            "last_frame_at": iso(self.last_frame_at),
+            "error": self.error,
+            "frames": self.frames,
+            "sightings": self.sightings,
+        }
+
+
+def iso(timestamp: float | None) -> str | None:
+    """A ``time.time()`` value as ISO-8601 UTC."""
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def check_camera_id(camera_id: str) -> str:
+    """``camera_id`` if it is a slug (``a-z``, ``0-9``, ``-``, ``_``; 1-64), else a
+    ``CameraError``."""
+    if not CAMERA_ID.match(camera_id):
+        raise CameraError(
+            f"a camera id is 1-64 lower-case letters, digits, - or _, got {camera_id!r}"
+        )
+    return camera_id
+
+
+def _state_of(source: SourceStatus) -> CameraState:
+    if source.state in ("online", "ended"):
+        return "online"
+    if source.state in ("connecting", "reconnecting"):
+        return "reconnecting"
+    return "offline"
+
+
+class CameraWorker:
+    """One camera's thread: source -> pipeline -> snapshots and bus messages."""
+
+    def __init__(
+        self,
+        config: CameraConfig,
+        engine: FaceEngine,
+        gallery: GalleryIndex,
+        bus: Bus,
+        photos: PhotoStore,
+        *,
+        status_every: float = STATUS_EVERY,
+        retry_first: float = RETRY_FIRST,
+    ) -> None:
+        """Set up the worker; :meth:`start` runs it."""
+        self.config = config
+        self.engine = engine
+        self.gallery = gallery
+        self.bus = bus
+        self.photos = photos
+        self.status_every = status_every
+        self.retry_first = retry_first
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._reader: FrameReader | None = None
+        self._status = CameraStatus(config.id, config.name, "reconnecting")
+        self._published: tuple[CameraStatus, float] | None = None
+        self._latest: tuple[int, RGBImage, list[Label]] | None = None
+        self._jpeg: tuple[int, bytes] | None = None
+        self._frames = 0
+        self._sightings = 0
+        self._tracks: dict[int, str] = {}
+
+    # control --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker's thread."""
+        self._thread = threading.Thread(
+            target=self._run, name=f"camera-{self.config.id}", daemon=True
+        )
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the thread to stop, without waiting for it."""
+        self._stop.set()
+
+    def stop(self, timeout: float = JOIN_TIMEOUT) -> None:
+        """Stop the thread (within a frame's processing time) and close the source."""
+        self._stop.set()
+        with self._lock:
+            reader = self._reader
+        if reader is not None:
+            reader.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.error(
+                    "camera %s: worker did not stop within %.0f s", self.config.id, timeout
+                )
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker's thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def status(self) -> CameraStatus:
+        """The camera's status now."""
+        with self._lock:
+            reader, status = self._reader, self._status
+        if reader is not None:
+            source = reader.status()
+            state = _state_of(source)
+            status = replace(
+                status,
+                state=state,
+                fps=source.fps,
+                last_frame_at=source.last_frame_at or status.last_frame_at,
+                error=None if state == "online" else source.last_error,
+            )
+        return replace(status, frames=self._frames, sightings=self._sightings)
+
+    def latest_jpeg(self, quality: int = 80) -> tuple[int, bytes] | None:
+        """The newest frame with boxes and names, as ``(frame number, JPEG)``; ``None``
+        before the first frame."""
+        with self._lock:
+            latest, cached = self._latest, self._jpeg
+        if latest is None:
+            return None
+        seq, image, labels = latest
+        if cached is not None and cached[0] == seq:
+            return cached
+        jpeg = (seq, encode_jpeg(annotate(image, labels), quality))
+        with self._lock:
+            self._jpeg = jpeg
+        return jpeg
+
+    # the loop -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        camera = self.config.id
+        delay = self.retry_first
+        while not self._stop.is_set():
+            try:
+                reader = FrameReader(self.config.source, pace=self.config.pace)
+            except Exception as exc:  # a bad source makes the camera offline, never crashes
+                logger.warning("camera %s: cannot open its source: %s", camera, exc)
+                self._set_status("offline", f"cannot open the source: {exc}")
+                if self._stop.wait(delay):
+                    break
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            with self._lock:
+                self._reader = reader
+            if self._stop.is_set():  # stopped while opening
+                reader.close()
+                break
+            try:
+                self._play(reader)
+            except Exception as exc:
+                logger.exception("camera %s: worker failed; restarting it", camera)
+                self._set_status("offline", f"the camera worker failed: {exc}")
+                if self._stop.wait(delay):
+                    break
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            finally:
+                with self._lock:
+                    self._reader = None
+                reader.close()
+            if self._stop.is_set():
+                break
+            delay = self.retry_first
+            if not reader.is_live and self.config.loop:
+                logger.info("camera %s: end of file, playing it again", camera)
+                continue
+            self._set_status("offline", "the video ended" if not reader.is_live else "closed")
+            break
+        logger.info("camera %s: worker stopped", camera)
+
+    def _play(self, reader: FrameReader) -> None:
+        """Run the pipeline over the source until it ends or the worker stops."""
+        pipeline = CameraPipeline(
+            self.config.id, self.engine, self.gallery, self.config.pipeline_settings()
+        )
+        self._tracks.clear()
+        last: tuple[int, float] = (0, 0.0)
+        self._publish_status(force=True)
+        while not self._stop.is_set():
+            frame = reader.read(timeout=READ_TIMEOUT)
+            if frame is None:
+                if reader.status().state in ("ended", "offline"):
+                    break
+                self._publish_status()
+                continue
+            events = pipeline.process(frame.index, frame.t, frame.image)
+            self._frames += 1
+            with self._lock:
+                self._latest = (self._frames, frame.image, pipeline.labels())
+            for event in events:
+                self._emit(event, frame)
+            last = (frame.index, frame.t)
+            self._publish_status()
+        for event in pipeline.finish(*last):
+            self._emit(event, None)
+
+    def _emit(self, event: SightingEvent, frame: Frame | None) -> None:
+        """Save the event's snapshot and publish it on the bus."""
+        camera = self.config.id
+        if event.event == "sighting" or event.track not in self._tracks:
+            self._tracks[event.track] = new_id()
+        sighting_id = self._tracks[event.track]
+        if event.event == "left":
+            del self._tracks[event.track]
+        snapshot_key = None
+        if event.snapshot is not None:
+            try:
+                snapshot_key = self.photos.add(
+                    "snapshots", encode_jpeg(event.snapshot, SNAPSHOT_QUALITY)
+                )
+            except Exception:
+                logger.exception(
+                    "camera %s: could not save the snapshot of track %d", camera, event.track
+                )
+        embedding = None
+        if event.event == "sighting" and event.person is None and frame is not None:
+            embedding = self._embedding(frame.image, event.box)
+        payload = {
+            "id": sighting_id,
+            "event": event.event,
+            "camera": camera,
+            "track": event.track,
+            "person": event.person,
+            "watchlist": event.watchlist,
+            "distance": event.distance,
+            "quality": event.quality,
+            "frame": event.frame,
+            "t": event.t,
+            "box": list(event.box),
+            "seen_at": iso(frame.captured_at if frame is not None else time.time()),
+            "snapshot_key": snapshot_key,
+            "embedding": embedding,
+        }
+        self.bus.publish(SIGHTINGS.format(camera=camera), payload)
+        if event.event == "sighting":
+            self._sightings += 1
+        logger.info(
+            "camera %s: %s of track %d (person %s, sighting %s)",
+            camera,
+            event.event,
+            event.track,
+            event.person or "unknown",
+            sighting_id,
+        )
+
+    def _embedding(self, image: RGBImage, box: tuple[int, int, int, int]) -> list[float] | None:
+        """An unknown face's embedding, kept with its sighting for searching the past."""
+        try:
+            faces = self.engine.encode(image, [Detection(FaceBox(*box), 1.0, "track")])
+        except Exception:
+            logger.exception("camera %s: could not encode an unknown face", self.config.id)
+            return None
+        return [float(v) for v in faces[0].embedding] if faces else None
+
+    def _set_status(self, state: CameraState, error: str | None) -> None:
+        with self._lock:
+            self._status = replace(self._status, state=state, error=error, fps=0.0)
+        self._publish_status(force=True)
+
+    def _publish_status(self, force: bool = False) -> None:
+        status = self.status()
+        now = time.monotonic()
+        previous = self._published
+        if (
+            not force
+            and previous is not None
+            and (previous[0].state, previous[0].error) == (status.state, status.error)
+            and now - previous[1] < self.status_every
+        ):
+            return
+        self._published = (status, now)
+        self.bus.publish(STATUS.format(camera=self.config.id), status.as_payload(), retain=True)
 
 
 class CameraManager:
@@ -16,9 +407,159 @@ class CameraManager:
         self, db: Database, engine: FaceEngine, gallery: GalleryIndex, bus: Bus, photos: PhotoStore
     ) -> None:
         self.db = db
+        self.engine = engine
+        self.gallery = gallery
+        self.bus = bus
+        self.photos = photos
+        self._lock = threading.RLock()
+        self._workers: dict[str, CameraWorker] = {}
+        self._running = False
+
+    # lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start a worker for every enabled camera."""
+        with self._lock:
+            self._running = True
+            for config in self.configs():
+                self._reload(config)
 
     def stop(self) -> None:
         """Stop every worker."""
+        with self._lock:
+            self._running = False
+            workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.request_stop()
+        for worker in workers:
+            worker.stop()
+
+    # the cameras in the database ----------------------------------------------------------------
+
+    def configs(self) -> list[CameraConfig]:
+        """Every camera, by id."""
+        with self.db.session() as session:
+            return [
+                CameraConfig.of(row) for row in session.scalars(select(Camera).order_by(Camera.id))
+            ]
+
+    def config(self, camera_id: str) -> CameraConfig:
+        """One camera; ``CameraNotFoundError`` if there is none."""
+        with self.db.session() as session:
+            row = session.get(Camera, camera_id)
+            if row is None:
+                raise CameraNotFoundError(f"there is no camera {camera_id!r}")
+            return CameraConfig.of(row)
+
+    def add(self, config: CameraConfig) -> CameraConfig:
+        """Store a new camera and start its worker if it is enabled."""
+        check_camera_id(config.id)
+        if not config.source.strip():
+            raise CameraError("a camera needs a source: a webcam index, a file path or a URL")
+        with self._lock:
+            with self.db.session() as session:
+                if session.get(Camera, config.id) is not None:
+                    raise CameraExistsError(f"a camera {config.id!r} exists already")
+                session.add(
+                    Camera(
+                        id=config.id,
+                        name=config.name or config.id,
+                        location=config.location,
+                        source=config.source.strip(),
+                        enabled=config.enabled,
+                        min_face_px=config.min_face_px,
+                        detect_every=config.detect_every,
+                        pace=config.pace,
+                        loop=config.loop,
+                    )
+                )
+            stored = self.config(config.id)
+            logger.info("camera %s added (%s)", stored.id, mask_credentials(stored.source))
+            self._reload(stored)
+            return stored
+
+    def update(self, camera_id: str, **changes: Any) -> CameraConfig:
+        """Change a camera's fields (``EDITABLE``) and restart its worker only."""
+        unknown = set(changes) - set(EDITABLE)
+        if unknown:
+            raise CameraError(f"cannot change {', '.join(sorted(unknown))} of a camera")
+        if "source" in changes and not str(changes["source"]).strip():
+            raise CameraError("a camera needs a source: a webcam index, a file path or a URL")
+        with self._lock:
+            with self.db.session() as session:
+                row = session.get(Camera, camera_id)
+                if row is None:
+                    raise CameraNotFoundError(f"there is no camera {camera_id!r}")
+                for name, value in changes.items():
+                    setattr(row, name, value.strip() if name == "source" else value)
+            stored = self.config(camera_id)
+            logger.info("camera %s changed: %s", camera_id, ", ".join(sorted(changes)) or "nothing")
+            self._reload(stored)
+            return stored
+
+    def enable(self, camera_id: str) -> CameraConfig:
+        """Start watching a camera."""
+        return self.update(camera_id, enabled=True)
+
+    def disable(self, camera_id: str) -> CameraConfig:
+        """Stop watching a camera (it stays configured)."""
+        return self.update(camera_id, enabled=False)
+
+    def remove(self, camera_id: str) -> None:
+        """Stop a camera's worker and delete the camera (its sightings stay)."""
+        with self._lock:
+            with self.db.session() as session:
+                row = session.get(Camera, camera_id)
+                if row is None:
+                    raise CameraNotFoundError(f"there is no camera {camera_id!r}")
+                name = row.name
+                session.delete(row)
+            worker = self._workers.pop(camera_id, None)
+        if worker is not None:
+            worker.stop()
+        payload = CameraStatus(camera_id, name, "offline", error="removed").as_payload()
+        self.bus.publish(STATUS.format(camera=camera_id), {**payload, "removed": True}, retain=True)
+        logger.info("camera %s removed", camera_id)
+
+    # live state -----------------------------------------------------------------------------
+
+    def status(self, camera_id: str) -> CameraStatus:
+        """A camera's live status (``disabled`` when no worker runs for it)."""
+        with self._lock:
+            worker = self._workers.get(camera_id)
+        if worker is not None:
+            return worker.status()
+        config = self.config(camera_id)
+        return CameraStatus(camera_id, config.name, "disabled")
+
+    def statuses(self) -> dict[str, CameraStatus]:
+        """Every camera's live status, by id."""
+        return {config.id: self.status(config.id) for config in self.configs()}
+
+    def latest_jpeg(self, camera_id: str, quality: int = 80) -> tuple[int, bytes] | None:
+        """The camera's newest annotated frame, as ``(frame number, JPEG)``; ``None`` if it
+        has none (no worker, or no frame yet)."""
+        with self._lock:
+            worker = self._workers.get(camera_id)
+        return None if worker is None else worker.latest_jpeg(quality)
+
+    def worker(self, camera_id: str) -> CameraWorker | None:
+        """The running worker of a camera, if any."""
+        with self._lock:
+            return self._workers.get(camera_id)
+
+    def _reload(self, config: CameraConfig) -> None:
+        """Replace one camera's worker (call with the lock held)."""
+        old = self._workers.pop(config.id, None)
+        if old is not None:
+            old.stop()
+        if not self._running:
+            return
+        if not config.enabled:
+            status = CameraStatus(config.id, config.name, "disabled")
+            self.bus.publish(STATUS.format(camera=config.id), status.as_payload(), retain=True)
+            return
+        worker = CameraWorker(config, self.engine, self.gallery, self.bus, self.photos)
+        self._workers[config.id] = worker
+        worker.start()
+        logger.info("camera %s: worker started", config.id)

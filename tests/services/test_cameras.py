@@ -1,0 +1,301 @@
+"""CameraManager with real workers: a labelled clip made from real photos is played into a
+camera (file source, not paced), and the sightings come out on a real in-process bus with
+snapshots, stable ids and embeddings for strangers; a bad source is an offline camera, not a
+crash; cameras are added, changed, disabled and removed while others keep running."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, Message
+from oneeye.bus.memory import MemoryBus
+from oneeye.gallery import GalleryIndex
+from oneeye.services.cameras import (
+    CameraConfig,
+    CameraError,
+    CameraExistsError,
+    CameraManager,
+    CameraNotFoundError,
+)
+from oneeye.store.db import Database
+from oneeye.store.models import FaceTemplate, Person, Watchlist, embedding_to_bytes, new_id
+from oneeye.store.photos import LocalPhotoStore
+from oneeye.types import Template
+from oneeye.video.synth import Actor, GroundTruth, Movement, write_clip
+from oneeye.vision.engine import FaceEngine
+from tests.conftest import PhotoLoader
+
+FPS = 10.0
+WIDTH, HEIGHT = 640, 480
+FACE = 96
+
+
+@dataclass(frozen=True)
+class LabelledClip:
+    """A clip on disk: the customer (``obama``) walks through, then a stranger (``biden``)."""
+
+    path: Path
+    truth: GroundTruth
+
+
+def make_clip(folder: Path, engine: FaceEngine, load_photo: PhotoLoader) -> LabelledClip:
+    """Write the clip: obama crosses the frame in 3 s, then biden (never enrolled) does."""
+    actors = []
+    for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
+        image = load_photo(photo)
+        actors.append(Actor(person, image, engine.enrolment_face(image).box))
+    mid = HEIGHT / 2
+    movements = [
+        Movement(0, 0, 30, (WIDTH * 0.1, mid), (WIDTH * 0.9, mid), FACE),
+        Movement(1, 40, 70, (WIDTH * 0.9, mid), (WIDTH * 0.1, mid), FACE),
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "door.mp4"
+    truth = write_clip(
+        path, actors, movements, width=WIDTH, height=HEIGHT, frames=80, fps=FPS, seed=3
+    )
+    return LabelledClip(path, truth)
+
+
+@dataclass(frozen=True)
+class Customer:
+    person_id: str
+    template_id: str
+
+
+def enrol_customer(
+    db: Database,
+    gallery: GalleryIndex,
+    engine: FaceEngine,
+    load_photo: PhotoLoader,
+    *,
+    name: str = "Barack Obama",
+    account_id: str | None = "ACC-1",
+    photo: str = "obama2.jpg",
+) -> Customer:
+    """Enrol a person on the ``customers`` watchlist straight into the database and the
+    gallery (from another photo than the clip's)."""
+    face = engine.enrolment_face(load_photo(photo))
+    person_id, template_id = new_id(), new_id()
+    with db.session() as session:
+        watchlist = session.query(Watchlist).filter_by(name="customers").one_or_none()
+        if watchlist is None:
+            watchlist = Watchlist(name="customers", action="customers")
+            session.add(watchlist)
+        person = Person(id=person_id, name=name, account_id=account_id, watchlists=[watchlist])
+        session.add(person)
+        session.add(
+            FaceTemplate(
+                id=template_id,
+                person=person,
+                photo_key="templates/aa/aa.jpg",
+                embedding=embedding_to_bytes(face.embedding),
+                top=face.box.top,
+                right=face.box.right,
+                bottom=face.box.bottom,
+                left=face.box.left,
+                quality=face.quality.score,
+            )
+        )
+    gallery.add(Template(f"{template_id}@customers", person_id, "customers", face.embedding))
+    return Customer(person_id, template_id)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Poll ``condition`` until it holds (fail after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+@pytest.fixture(scope="module")
+def clip(
+    tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine, load_photo: PhotoLoader
+) -> LabelledClip:
+    return make_clip(tmp_path_factory.mktemp("clip"), face_engine, load_photo)
+
+
+class Rig:
+    def __init__(self, tmp_path: Path, engine: FaceEngine) -> None:
+        self.db = Database(f"sqlite:///{tmp_path / 'oneeye.db'}")
+        self.db.migrate()
+        self.photos = LocalPhotoStore(tmp_path / "photos")
+        self.gallery = GalleryIndex()
+        self.bus = MemoryBus()
+        self.sightings: list[dict[str, object]] = []
+        self.statuses: list[dict[str, object]] = []
+        self._lock = threading.Lock()
+        self.bus.subscribe(ALL_SIGHTINGS, self._collect(self.sightings))
+        self.bus.subscribe(ALL_STATUS, self._collect(self.statuses))
+        self.bus.start()
+        self.manager = CameraManager(self.db, engine, self.gallery, self.bus, self.photos)
+        self.manager.start()
+
+    def _collect(self, into: list[dict[str, object]]) -> Callable[[Message], None]:
+        def handler(message: Message) -> None:
+            with self._lock:
+                into.append(message.payload)
+
+        return handler
+
+    def status_of(self, camera: str) -> dict[str, object] | None:
+        with self._lock:
+            mine = [s for s in self.statuses if s["camera"] == camera]
+        return mine[-1] if mine else None
+
+    def close(self) -> None:
+        self.manager.stop()
+        self.bus.stop()
+        self.db.close()
+
+
+@pytest.fixture
+def rig(tmp_path: Path, face_engine: FaceEngine) -> Iterator[Rig]:
+    made = Rig(tmp_path, face_engine)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_a_clip_gives_one_sighting_per_visit_on_the_bus(
+    rig: Rig, clip: LabelledClip, face_engine: FaceEngine, load_photo: PhotoLoader
+) -> None:
+    customer = enrol_customer(rig.db, rig.gallery, face_engine, load_photo)
+    started = time.time()
+    rig.manager.add(
+        CameraConfig(
+            id="door", name="Front door", source=str(clip.path), pace=False, min_face_px=80
+        )
+    )
+    wait_for(lambda: rig.manager.status("door").state == "offline", what="the clip to end")
+    status = rig.manager.status("door")
+    assert status.error == "the video ended"
+    assert status.frames == clip.truth.frames
+    rig.bus.stop()  # delivers what is queued
+    sightings = [s for s in rig.sightings if s["event"] == "sighting"]
+    known = [s for s in sightings if s["person"] is not None]
+    unknown = [s for s in sightings if s["person"] is None]
+    assert len(known) == 1, sightings
+    assert len(unknown) == 1, sightings
+    arrival = known[0]
+    assert arrival["person"] == customer.person_id
+    assert arrival["watchlist"] == "customers"
+    assert arrival["camera"] == "door"
+    assert arrival["v"] == 1
+    assert isinstance(arrival["id"], str)
+    assert len(arrival["id"]) == 32
+    assert arrival["embedding"] is None
+    first_visible = int(clip.truth.visits[0]["first_frame"])
+    assert isinstance(arrival["frame"], int)
+    assert arrival["frame"] - first_visible <= FPS, "sighted within a second of entering"
+    seen_at = datetime.fromisoformat(str(arrival["seen_at"])).timestamp()
+    assert started - 1 <= seen_at <= time.time()
+    key = arrival["snapshot_key"]
+    assert isinstance(key, str)
+    assert key.startswith("snapshots/")
+    assert rig.photos.get(key)[:2] == b"\xff\xd8"  # a JPEG
+    # One id per track visit: its updates and its departure carry the sighting's id.
+    same_track = [s for s in rig.sightings if s["track"] == arrival["track"]]
+    assert {s["id"] for s in same_track} == {arrival["id"]}
+    assert same_track[-1]["event"] == "left"
+    # The stranger keeps an embedding for searching the past.
+    embedding = unknown[0]["embedding"]
+    assert isinstance(embedding, list)
+    assert len(embedding) == 128
+    assert unknown[0]["id"] != arrival["id"]
+    # Status went out on the bus, retained, ending offline.
+    last = rig.status_of("door")
+    assert last is not None
+    assert last["state"] == "offline"
+
+
+def test_a_bad_source_is_an_offline_camera_with_the_error(
+    rig: Rig, clip: LabelledClip, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere.mp4"
+    rig.manager.add(CameraConfig(id="broken", name="Broken", source=str(missing), pace=False))
+    wait_for(lambda: rig.manager.status("broken").state == "offline", what="offline")
+    status = rig.manager.status("broken")
+    assert status.error is not None
+    assert "file not found" in status.error
+    wait_for(lambda: rig.status_of("broken") is not None, what="a status message")
+    published = rig.status_of("broken")
+    assert published is not None
+    assert "file not found" in str(published["error"])
+    rig.manager.add(CameraConfig(id="odd", name="Odd", source="ftp://host/stream", pace=False))
+    wait_for(lambda: rig.manager.status("odd").state == "offline", what="offline")
+    assert "unsupported URL scheme" in str(rig.manager.status("odd").error)
+    # Pointing the broken camera at a good file brings it up.
+    rig.manager.update("broken", source=str(clip.path))
+    wait_for(lambda: rig.manager.status("broken").frames > 0, what="frames")
+
+
+def test_cameras_change_at_runtime_without_touching_the_others(
+    rig: Rig, clip: LabelledClip
+) -> None:
+    rig.manager.add(CameraConfig(id="lobby", name="Lobby", source=str(clip.path), loop=True))
+    rig.manager.add(CameraConfig(id="door", name="Door", source=str(clip.path), loop=True))
+    lobby = rig.manager.worker("lobby")
+    assert lobby is not None
+    wait_for(lambda: rig.manager.status("door").state == "online", what="door online")
+    wait_for(lambda: rig.manager.latest_jpeg("door") is not None, what="a frame")
+    latest = rig.manager.latest_jpeg("door")
+    assert latest is not None
+    assert latest[1][:2] == b"\xff\xd8"
+
+    rig.manager.disable("door")
+    assert rig.manager.status("door").state == "disabled"
+    assert rig.manager.worker("door") is None
+    assert rig.manager.latest_jpeg("door") is None
+    wait_for(lambda: (rig.status_of("door") or {}).get("state") == "disabled", what="disabled")
+    rig.manager.enable("door")
+    wait_for(lambda: rig.manager.status("door").state == "online", what="door back online")
+    rig.manager.update("door", name="Front door", detect_every=2)
+    assert rig.manager.config("door").name == "Front door"
+    assert rig.manager.config("door").detect_every == 2
+    rig.manager.remove("door")
+    with pytest.raises(CameraNotFoundError):
+        rig.manager.status("door")
+    wait_for(lambda: bool((rig.status_of("door") or {}).get("removed")), what="removed")
+    assert rig.manager.worker("lobby") is lobby, "the other camera's worker was not restarted"
+    assert lobby.alive
+    assert [c.id for c in rig.manager.configs()] == ["lobby"]
+
+
+@pytest.mark.parametrize(
+    ("config", "error", "message"),
+    [
+        (CameraConfig(id="Front Door", name="x", source="0"), CameraError, "camera id"),
+        (CameraConfig(id="door", name="x", source="  "), CameraError, "needs a source"),
+    ],
+)
+def test_bad_cameras_are_refused(
+    rig: Rig, config: CameraConfig, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        rig.manager.add(config)
+
+
+def test_duplicates_and_unknown_cameras_are_refused(rig: Rig, tmp_path: Path) -> None:
+    rig.manager.add(
+        CameraConfig(id="door", name="x", source=str(tmp_path / "a.mp4"), enabled=False)
+    )
+    with pytest.raises(CameraExistsError, match="exists already"):
+        rig.manager.add(CameraConfig(id="door", name="x", source="0"))
+    with pytest.raises(CameraNotFoundError):
+        rig.manager.update("nope", name="y")
+    with pytest.raises(CameraNotFoundError):
+        rig.manager.remove("nope")
+    with pytest.raises(CameraError, match="cannot change id"):
+        rig.manager.update("door", id="other")
