@@ -1,7 +1,388 @@
-"""Dashboard pages. OWNER: helper D (placeholder; replace)."""
+"""The dashboard pages: server-rendered HTML (Jinja2) with a little JavaScript.
+
+Every page needs a logged-in browser session; an anonymous request is sent to ``/login`` with
+``next`` set to where it was going. The pages render their first content from the database
+(recent arrivals, cameras, customers, users) and then change only through the JSON API and the
+``/ws`` WebSocket, so a page shows exactly what the API would. Account details (address,
+balance) are rendered only for ``teller`` and above, and each render is written to the audit log.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from oneeye.services.auth import ROLES, AuthError, Principal
+from oneeye.services.context import Services
+from oneeye.services.events import HubEvent
+from oneeye.store.models import Camera, CustomerAccount, Person
+from oneeye.web.deps import SESSION_COOKIE, ServicesDep
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).with_name("templates")
+RECENT_EVENTS = 300
+"""How many of the newest dashboard events the first render of the dashboard looks at."""
+MAX_CARDS = 60
+"""How many arrival cards the dashboard shows (the JavaScript client keeps the same bound)."""
+ARRIVAL_TYPES = frozenset({"sighting", "customer.arrived", "sighting_update", "sighting.update"})
 
 router = APIRouter(include_in_schema=False)
+
+
+@cache
+def templates() -> Jinja2Templates:
+    """The page templates (built on first use, not at import)."""
+    return Jinja2Templates(directory=TEMPLATES)
+
+
+# Who is asking --------------------------------------------------------------------------------
+
+
+def page_principal(request: Request, services: Services) -> Principal | None:
+    """The user of this browser session, or ``None`` (no cookie, or an ended session)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return services.auth.session_principal(token)
+    except AuthError:
+        return None
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a path on this site, else ``/`` (no redirects to other sites)."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if "\\" in target:
+        return "/"
+    return target
+
+
+def to_login(request: Request) -> RedirectResponse:
+    """A 303 to the login page that comes back to this page after logging in."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(here, safe='')}", status.HTTP_303_SEE_OTHER)
+
+
+def render(
+    request: Request,
+    name: str,
+    principal: Principal | None,
+    context: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """A page from its template, with the user and their CSRF token in the context."""
+    values: dict[str, Any] = {
+        "principal": principal,
+        "csrf_token": principal.csrf_token if principal is not None else "",
+        "is_admin": principal is not None and principal.allows("admin"),
+        "path": request.url.path,
+    }
+    values.update(context or {})
+    response = templates().TemplateResponse(request, name, values, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def forbidden(request: Request, principal: Principal, needed: str) -> HTMLResponse:
+    """The 403 page: who you are, and which role the page needs."""
+    return render(
+        request,
+        "403.html",
+        principal,
+        {"needed": needed},
+        status_code=status.HTTP_403_FORBIDDEN,
+    )
+
+
+# Arrival cards --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ArrivalCard:
+    """One visit on the dashboard, merged from its ``sighting`` / ``customer.arrived`` events."""
+
+    sighting_id: str
+    event_id: int
+    camera_id: str = ""
+    camera_name: str = ""
+    person_id: str | None = None
+    person_name: str | None = None
+    watchlist: str | None = None
+    seen_at: str = ""
+    snapshot_url: str | None = None
+    account: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The card's data as the dashboard's JavaScript keeps it."""
+        return {
+            "sighting_id": self.sighting_id,
+            "event_id": self.event_id,
+            "camera_id": self.camera_id,
+            "camera_name": self.camera_name,
+            "person_id": self.person_id,
+            "person_name": self.person_name,
+            "watchlist": self.watchlist,
+            "seen_at": self.seen_at,
+            "snapshot_url": self.snapshot_url,
+            "account": self.account,
+        }
+
+    def merge(self, event_id: int, data: dict[str, Any]) -> None:
+        """Take the fields of a later event of the same visit."""
+        self.event_id = max(self.event_id, event_id)
+        for name in ("camera_id", "camera_name", "person_id", "person_name", "watchlist"):
+            if data.get(name) is not None:
+                setattr(self, name, data[name])
+        if data.get("snapshot_url"):
+            self.snapshot_url = data["snapshot_url"]
+        if data.get("seen_at") and not self.seen_at:
+            self.seen_at = str(data["seen_at"])
+        if isinstance(data.get("account"), dict):
+            self.account = data["account"]
+
+
+def format_money(balance: Any, currency: Any) -> str:
+    """``"1520.4", "USD"`` -> ``"1,520.40 USD"`` (Decimal, never a float)."""
+    try:
+        amount = Decimal(str(balance))
+    except (InvalidOperation, ValueError):
+        return f"{balance} {currency or ''}".strip()
+    return f"{amount:,.2f} {currency or ''}".strip()
+
+
+def arrival_cards(events: list[HubEvent], can_see_accounts: bool) -> list[ArrivalCard]:
+    """One card per visit (keyed by sighting id), newest first; account details kept only
+    when the viewer may see them."""
+    cards: dict[str, ArrivalCard] = {}
+    for event in sorted(events, key=lambda e: e.id):
+        if event.type not in ARRIVAL_TYPES:
+            continue
+        data = dict(event.payload)
+        sighting_id = str(data.get("sighting_id") or data.get("id") or "")
+        if not sighting_id:
+            continue
+        if not can_see_accounts:
+            data.pop("account", None)
+        card = cards.get(sighting_id)
+        if card is None:
+            card = cards[sighting_id] = ArrivalCard(sighting_id=sighting_id, event_id=event.id)
+        card.merge(event.id, data)
+    newest = sorted(cards.values(), key=lambda c: (c.seen_at, c.event_id), reverse=True)
+    return newest[:MAX_CARDS]
+
+
+def recent_events(services: Services, role: str) -> tuple[list[HubEvent], int]:
+    """The newest dashboard events ``role`` may see (oldest first), and the newest event id
+    (where the page's WebSocket resumes)."""
+    last = services.events.latest_id()
+    events = services.events.since(max(0, last - RECENT_EVENTS), role, limit=RECENT_EVENTS)
+    return events, max([last, *(e.id for e in events)])
+
+
+def audit_account_views(services: Services, principal: Principal, cards: list[ArrivalCard]) -> None:
+    """One audit line per account whose details this page shows."""
+    shown: dict[str, list[str]] = {}
+    for card in cards:
+        if card.account is not None:
+            shown.setdefault(str(card.account.get("account_id", "")), []).append(card.sighting_id)
+    for account_id, sightings in sorted(shown.items()):
+        detail = {"via": "dashboard", "sighting_ids": sightings}
+        services.auth.audit(principal.actor, "account.view", account_id, detail)
+
+
+# Cameras --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CameraTile:
+    """A camera as the dashboard and the admin page show it."""
+
+    id: str
+    name: str
+    location: str
+    source: str
+    enabled: bool
+    pace: bool
+    loop: bool
+    min_face_px: int
+    detect_every: int
+    state: str = "offline"
+    fps: float | None = None
+    last_frame_at: str | None = None
+    error: str | None = None
+
+
+def camera_tiles(services: Services, events: list[HubEvent]) -> list[CameraTile]:
+    """Every camera, with the last status its worker reported."""
+    with services.db.session() as session:
+        rows = list(session.scalars(select(Camera).order_by(Camera.name, Camera.id)))
+        tiles = {
+            row.id: CameraTile(
+                id=row.id,
+                name=row.name,
+                location=row.location,
+                source=row.source,
+                enabled=row.enabled,
+                pace=row.pace,
+                loop=row.loop,
+                min_face_px=row.min_face_px,
+                detect_every=row.detect_every,
+                state="offline" if row.enabled else "disabled",
+            )
+            for row in rows
+        }
+    for event in sorted(events, key=lambda e: e.id):
+        tile = tiles.get(str(event.payload.get("camera_id", "")))
+        if event.type != "camera.status" or tile is None:
+            continue
+        tile.state = str(event.payload.get("state") or tile.state)
+        fps = event.payload.get("fps")
+        tile.fps = float(fps) if isinstance(fps, int | float) else None
+        tile.last_frame_at = event.payload.get("last_frame_at")
+        tile.error = event.payload.get("error")
+    return list(tiles.values())
+
+
+# Pages ----------------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, services: ServicesDep, next: str = "/") -> Response:
+    """The login form; a logged-in user goes straight on to ``next``."""
+    target = safe_next(next)
+    if page_principal(request, services) is not None:
+        return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
+    error = request.query_params.get("error")
+    return render(request, "login.html", None, {"next": target, "error": error})
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard_page(request: Request, services: ServicesDep) -> Response:
+    """Arrivals as cards, newest first, and the cameras with their live view."""
+    principal = page_principal(request, services)
+    if principal is None:
+        return to_login(request)
+    can_see_accounts = principal.allows("teller")
+    events, last_id = recent_events(services, principal.role)
+    cards = arrival_cards(events, can_see_accounts)
+    if can_see_accounts:
+        audit_account_views(services, principal, cards)
+    return render(
+        request,
+        "dashboard.html",
+        principal,
+        {
+            "cards": cards,
+            "initial_cards": [card.as_json() for card in cards],
+            "cameras": camera_tiles(services, events),
+            "last_event_id": last_id,
+            "can_see_accounts": can_see_accounts,
+            "money": format_money,
+            "max_cards": MAX_CARDS,
+        },
+    )
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(request: Request, services: ServicesDep) -> Response:
+    """The admin section starts at the customers."""
+    principal = page_principal(request, services)
+    if principal is None:
+        return to_login(request)
+    if not principal.allows("admin"):
+        return forbidden(request, principal, "admin")
+    return RedirectResponse("/admin/customers", status.HTTP_303_SEE_OTHER)
+
+
+@dataclass(slots=True)
+class CustomerRow:
+    """A customer account with the people (faces) enrolled for it."""
+
+    account: CustomerAccount
+    people: list[Person]
+
+
+@router.get("/admin/customers", response_class=HTMLResponse)
+def admin_customers_page(request: Request, services: ServicesDep) -> Response:
+    """Customers: create accounts, upload profile photos, enrol face photos."""
+    principal = page_principal(request, services)
+    if principal is None:
+        return to_login(request)
+    if not principal.allows("admin"):
+        return forbidden(request, principal, "admin")
+    with services.db.session() as session:
+        accounts = list(session.scalars(select(CustomerAccount).order_by(CustomerAccount.name)))
+        people = list(
+            session.scalars(
+                select(Person)
+                .where(Person.account_id.is_not(None))
+                .options(selectinload(Person.templates), selectinload(Person.watchlists))
+                .order_by(Person.name)
+            )
+        )
+        session.expunge_all()
+    by_account: dict[str, list[Person]] = {}
+    for person in people:
+        by_account.setdefault(str(person.account_id), []).append(person)
+    rows = [CustomerRow(account, by_account.get(account.account_id, [])) for account in accounts]
+    if rows:
+        services.auth.audit(
+            principal.actor, "account.view", "*", {"via": "admin/customers", "count": len(rows)}
+        )
+    return render(
+        request,
+        "admin_customers.html",
+        principal,
+        {"customers": rows, "money": format_money},
+    )
+
+
+@router.get("/admin/cameras", response_class=HTMLResponse)
+def admin_cameras_page(request: Request, services: ServicesDep) -> Response:
+    """Cameras: add, edit, enable or disable, remove; live status."""
+    principal = page_principal(request, services)
+    if principal is None:
+        return to_login(request)
+    if not principal.allows("admin"):
+        return forbidden(request, principal, "admin")
+    events, last_id = recent_events(services, principal.role)
+    return render(
+        request,
+        "admin_cameras.html",
+        principal,
+        {"cameras": camera_tiles(services, events), "last_event_id": last_id},
+    )
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def admin_users_page(request: Request, services: ServicesDep) -> Response:
+    """Users and API keys: add, change role, deactivate; keys are shown once."""
+    principal = page_principal(request, services)
+    if principal is None:
+        return to_login(request)
+    if not principal.allows("admin"):
+        return forbidden(request, principal, "admin")
+    return render(
+        request,
+        "admin_users.html",
+        principal,
+        {"users": services.auth.users(), "api_keys": services.auth.api_keys(), "roles": ROLES},
+    )

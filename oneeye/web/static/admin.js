@@ -1,0 +1,241 @@
+/* Admin pages: forms that call the JSON API (with the session's CSRF token) and show its answer
+   or its error sentence next to the form. */
+"use strict";
+
+(function () {
+  const { api, el } = window.OneEye;
+
+  function result(form, text, ok) {
+    const box = form.querySelector(".result");
+    if (!box) return;
+    box.textContent = text;
+    box.classList.toggle("ok", !!ok);
+    box.classList.toggle("bad", !ok);
+  }
+
+  /* Run `action` on submit; busy while it runs; its error sentence shown on failure. */
+  function onSubmit(form, action) {
+    if (!form) return;
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const buttons = form.querySelectorAll("button");
+      buttons.forEach(function (b) { b.disabled = true; });
+      result(form, "working…", true);
+      try {
+        const message = await action(form);
+        result(form, message || "done", true);
+      } catch (err) {
+        result(form, err.message, false);
+      } finally {
+        buttons.forEach(function (b) { b.disabled = false; });
+      }
+    });
+  }
+
+  function value(form, name) {
+    const field = form.elements[name];
+    return field ? field.value.trim() : "";
+  }
+
+  function checked(form, name) {
+    const field = form.elements[name];
+    return field ? field.checked : false;
+  }
+
+  function fileForm(file) {
+    const data = new FormData();
+    data.append("file", file);
+    return data;
+  }
+
+  function reloadSoon() { window.setTimeout(function () { window.location.reload(); }, 400); }
+
+  /* Customers -------------------------------------------------------------------------------- */
+
+  function qualityText(template) {
+    const numbers = [];
+    const sources = [template, template && typeof template.quality === "object" ? template.quality : null];
+    const seen = new Set();
+    sources.forEach(function (source) {
+      if (!source) return;
+      ["quality", "score", "sharpness", "frontalness", "size_px"].forEach(function (name) {
+        const v = source[name];
+        if (typeof v === "number" && !seen.has(name)) {
+          seen.add(name);
+          numbers.push(name.replace("_px", " px") + " " + (name === "size_px" ? Math.round(v) : v.toFixed(2)));
+        }
+      });
+    });
+    return numbers.join(" · ");
+  }
+
+  onSubmit(document.getElementById("create-customer"), async function (form) {
+    const accountId = value(form, "account_id");
+    await api("POST", "/api/v1/customers", {
+      account_id: accountId,
+      name: value(form, "name"),
+      account_type: value(form, "account_type"),
+      address: value(form, "address"),
+      balance: value(form, "balance") || "0.00",
+      currency: value(form, "currency") || "USD",
+    });
+    const photo = form.elements.photo.files[0];
+    if (photo) {
+      await api("POST", "/api/v1/customers/" + encodeURIComponent(accountId) + "/photo", fileForm(photo));
+    }
+    reloadSoon();
+    return "customer " + accountId + " created";
+  });
+
+  async function personFor(row) {
+    if (row.dataset.personId) return row.dataset.personId;
+    const person = await api("POST", "/api/v1/people", {
+      name: row.dataset.name,
+      account_id: row.dataset.accountId,
+      watchlists: ["customers"],
+    });
+    row.dataset.personId = person.id;
+    return person.id;
+  }
+
+  document.querySelectorAll('[data-testid="customer-row"]').forEach(function (row) {
+    const form = row.querySelector('[data-testid="enrol-form"]');
+    form.elements.file.required = false;
+    onSubmit(form, async function () {
+      const messages = [];
+      const profile = form.elements.profile.files[0];
+      if (profile) {
+        await api("POST", "/api/v1/customers/" + encodeURIComponent(row.dataset.accountId) + "/photo", fileForm(profile));
+        messages.push("profile photo saved");
+      }
+      const file = form.elements.file.files[0];
+      if (file) {
+        const personId = await personFor(row);
+        const template = await api("POST", "/api/v1/people/" + encodeURIComponent(personId) + "/photos", fileForm(file));
+        const text = qualityText(template);
+        row.querySelector('[data-testid="templates"]').append(
+          el("figure", { class: "template", "data-testid": "template", "data-template-id": template.id }, [
+            el("img", { src: URL.createObjectURL(file), alt: "Enrolled photo" }),
+            el("figcaption", { text: text }),
+          ])
+        );
+        messages.push("enrolled: " + text);
+      }
+      if (!messages.length) throw new Error("choose a face photo (or a profile photo) first");
+      form.reset();
+      return messages.join("; ");
+    });
+  });
+
+  /* Cameras ---------------------------------------------------------------------------------- */
+
+  function cameraFields(form) {
+    return {
+      name: value(form, "name"),
+      location: value(form, "location"),
+      source: value(form, "source"),
+      min_face_px: parseInt(value(form, "min_face_px") || "40", 10),
+      detect_every: parseInt(value(form, "detect_every") || "3", 10),
+      pace: checked(form, "pace"),
+      loop: checked(form, "loop"),
+    };
+  }
+
+  onSubmit(document.getElementById("add-camera"), async function (form) {
+    const body = Object.assign({ id: value(form, "id"), enabled: checked(form, "enabled") }, cameraFields(form));
+    await api("POST", "/api/v1/cameras", body);
+    reloadSoon();
+    return "camera " + body.id + " added";
+  });
+
+  document.querySelectorAll('[data-testid="camera-edit-form"]').forEach(function (form) {
+    const id = form.dataset.cameraId;
+    const url = "/api/v1/cameras/" + encodeURIComponent(id);
+    onSubmit(form, async function () {
+      await api("PATCH", url, cameraFields(form));
+      return "saved";
+    });
+    form.querySelector('[data-action="toggle"]').addEventListener("click", async function (event) {
+      const button = event.currentTarget;
+      const enable = button.dataset.enabled !== "true";
+      try {
+        await api("PATCH", url, { enabled: enable });
+        button.dataset.enabled = enable ? "true" : "false";
+        button.textContent = enable ? "Disable" : "Enable";
+        result(form, enable ? "enabled" : "disabled", true);
+      } catch (err) {
+        result(form, err.message, false);
+      }
+    });
+    form.querySelector('[data-action="remove"]').addEventListener("click", async function () {
+      if (!window.confirm("Remove camera " + id + "? Its past sightings are kept.")) return;
+      try {
+        await api("DELETE", url);
+        form.closest('[data-testid="camera-row"]').remove();
+      } catch (err) {
+        result(form, err.message, false);
+      }
+    });
+  });
+
+  /* Users and API keys ----------------------------------------------------------------------- */
+
+  onSubmit(document.getElementById("add-user"), async function (form) {
+    await api("POST", "/api/v1/users", {
+      username: value(form, "username"),
+      password: form.elements.password.value,
+      role: value(form, "role"),
+    });
+    reloadSoon();
+    return "user " + value(form, "username") + " added";
+  });
+
+  document.querySelectorAll('[data-testid="user-row"]').forEach(function (row) {
+    const url = "/api/v1/users/" + encodeURIComponent(row.dataset.userId);
+    const say = function (text, ok) {
+      const box = row.querySelector(".result");
+      box.textContent = text;
+      box.classList.toggle("bad", !ok);
+    };
+    row.querySelector('[data-action="role"]').addEventListener("change", async function (event) {
+      try {
+        await api("PATCH", url, { role: event.currentTarget.value });
+        say("role changed", true);
+      } catch (err) {
+        say(err.message, false);
+      }
+    });
+    row.querySelectorAll('[data-action="deactivate"], [data-action="activate"]').forEach(function (button) {
+      button.addEventListener("click", async function () {
+        try {
+          await api("PATCH", url, { active: button.dataset.action === "activate" });
+          reloadSoon();
+        } catch (err) {
+          say(err.message, false);
+        }
+      });
+    });
+  });
+
+  onSubmit(document.getElementById("add-key"), async function (form) {
+    const created = await api("POST", "/api/v1/api-keys", { name: value(form, "name"), role: value(form, "role") });
+    const secret = created.key || created.api_key || created.secret || created.token || "";
+    const box = form.querySelector('[data-testid="new-key"]');
+    box.querySelector('[data-testid="new-key-value"]').textContent = secret;
+    box.hidden = false;
+    return "key " + (created.name || value(form, "name")) + " created";
+  });
+
+  document.querySelectorAll('[data-testid="key-row"]').forEach(function (row) {
+    const button = row.querySelector('[data-action="revoke"]');
+    if (!button) return;
+    button.addEventListener("click", async function () {
+      try {
+        await api("DELETE", "/api/v1/api-keys/" + encodeURIComponent(row.dataset.keyId));
+        reloadSoon();
+      } catch (err) {
+        row.querySelector(".result").textContent = err.message;
+      }
+    });
+  });
+})();

@@ -1,0 +1,231 @@
+/* The live dashboard: arrival cards and camera tiles, kept current over the /ws WebSocket.
+   The server renders the first content; this client resumes from the newest event id the page
+   was rendered with, and after a dropped connection it reconnects (with backoff) from the last
+   event it saw, so nothing is missed and nothing is shown twice. */
+"use strict";
+
+(function () {
+  const { el, localTime } = window.OneEye;
+  const ARRIVALS = new Set(["sighting", "customer.arrived", "sighting_update", "sighting.update", "left", "sighting.left"]);
+  const LIVE_AT_START = 4; /* browsers allow ~6 connections per host; keep room for the API */
+
+  const root = document.getElementById("dashboard");
+  if (!root) return;
+  const cardsBox = document.getElementById("cards");
+  const camerasBox = document.getElementById("cameras") || root.querySelector('[data-testid="cameras"]');
+  const statusBadge = document.querySelector('[data-testid="ws-status"]');
+  const canSeeAccounts = root.dataset.canSeeAccounts === "true";
+  const maxCards = parseInt(root.dataset.maxCards || "60", 10);
+  let lastId = parseInt(root.dataset.lastEventId || "0", 10) || 0;
+  const visits = new Map(); /* sighting id -> merged event data */
+
+  const initial = document.getElementById("initial-cards");
+  if (initial) {
+    try {
+      JSON.parse(initial.textContent).forEach(function (card) { visits.set(card.sighting_id, card); });
+    } catch (err) { /* the server-rendered cards still show */ }
+  }
+
+  function money(balance, currency) {
+    const text = String(balance === null || balance === undefined ? "" : balance).trim();
+    const match = /^(-?)(\d+)(?:\.(\d+))?$/.exec(text);
+    if (!match) return (text + " " + (currency || "")).trim();
+    const whole = match[2].replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    const cents = ((match[3] || "") + "00").slice(0, 2);
+    return (match[1] + whole + "." + cents + " " + (currency || "")).trim();
+  }
+
+  function setStatus(state, text) {
+    if (!statusBadge) return;
+    statusBadge.dataset.state = state;
+    statusBadge.textContent = text;
+  }
+
+  /* Cards ------------------------------------------------------------------------------------ */
+
+  function buildCard(v) {
+    const account = canSeeAccounts && v.account ? v.account : null;
+    const photos = el("div", { class: "card-photos" }, [
+      account && account.profile_photo_url
+        ? el("img", { class: "profile", "data-testid": "card-profile-photo", src: account.profile_photo_url, alt: "Profile photo" })
+        : null,
+      v.snapshot_url
+        ? el("img", { class: "snapshot", "data-testid": "card-snapshot", src: v.snapshot_url, alt: "Snapshot from the camera" })
+        : null,
+    ]);
+    const name = (account && account.name) || v.person_name || "Unknown face";
+    const body = el("div", { class: "card-body" }, [
+      el("h3", { class: "name", "data-testid": "card-name", text: name }),
+      account
+        ? el("dl", { class: "account", "data-testid": "card-account" }, [
+            el("div", {}, [el("dt", { text: "Account" }), el("dd", { "data-testid": "card-account-type", text: account.account_type || "" })]),
+            el("div", {}, [el("dt", { text: "Balance" }), el("dd", { "data-testid": "card-balance", text: money(account.balance, account.currency) })]),
+            el("div", { class: "wide" }, [el("dt", { text: "Address" }), el("dd", { "data-testid": "card-address", text: account.address || "" })]),
+          ])
+        : null,
+      el("p", { class: "meta" }, [
+        el("span", { "data-testid": "card-camera", text: v.camera_name || v.camera_id || "" }),
+        " · ",
+        el("time", { "data-testid": "card-time", datetime: v.seen_at || "", text: localTime(v.seen_at) }),
+      ]),
+    ]);
+    const classes = ["card"];
+    if (!v.person_id) classes.push("unknown");
+    if (account) classes.push("customer");
+    if (v.left) classes.push("left");
+    return el("article", {
+      class: classes.join(" "),
+      "data-testid": "arrival-card",
+      "data-sighting-id": v.sighting_id,
+      "data-event-id": v.event_id,
+    }, [photos, body]);
+  }
+
+  function upsertCard(frame) {
+    const data = frame.data || {};
+    const id = data.sighting_id || data.id;
+    if (!id) return;
+    const merged = Object.assign({}, visits.get(id) || {});
+    Object.entries(data).forEach(function ([key, value]) {
+      if (value !== null && value !== undefined && value !== "") merged[key] = value;
+    });
+    if (visits.get(id) && visits.get(id).seen_at) merged.seen_at = visits.get(id).seen_at;
+    if (frame.type === "left" || frame.type === "sighting.left") merged.left = true;
+    merged.sighting_id = id;
+    merged.event_id = frame.id;
+    visits.set(id, merged);
+    const card = buildCard(merged);
+    const existing = cardsBox.querySelector('[data-sighting-id="' + CSS.escape(id) + '"]');
+    if (existing) {
+      existing.replaceWith(card);
+    } else {
+      cardsBox.prepend(card);
+      card.classList.add("fresh");
+      while (cardsBox.children.length > maxCards) {
+        const gone = cardsBox.lastElementChild;
+        visits.delete(gone.dataset.sightingId);
+        gone.remove();
+      }
+    }
+    const empty = document.querySelector('[data-testid="no-arrivals"]');
+    if (empty) empty.hidden = true;
+  }
+
+  /* Cameras ---------------------------------------------------------------------------------- */
+
+  function startLive(tile, fresh) {
+    const img = tile.querySelector('[data-testid="camera-live"]');
+    const button = tile.querySelector('[data-testid="camera-live-toggle"]');
+    if (!img) return;
+    img.src = img.dataset.src + (fresh ? "?t=" + Date.now() : "");
+    tile.classList.add("streaming");
+    if (button) button.textContent = "Stop live view";
+  }
+
+  function stopLive(tile) {
+    const img = tile.querySelector('[data-testid="camera-live"]');
+    const button = tile.querySelector('[data-testid="camera-live-toggle"]');
+    if (img) img.removeAttribute("src");
+    tile.classList.remove("streaming");
+    if (button) button.textContent = "Live view";
+  }
+
+  function wireTile(tile) {
+    const button = tile.querySelector('[data-testid="camera-live-toggle"]');
+    if (button) {
+      button.addEventListener("click", function () {
+        if (tile.classList.contains("streaming")) stopLive(tile);
+        else startLive(tile, true);
+      });
+    }
+  }
+
+  function buildTile(d) {
+    const tile = el("article", { class: "camera", "data-testid": "camera-tile", "data-camera-id": d.camera_id }, [
+      el("header", {}, [
+        el("h3", { "data-testid": "camera-name", text: d.name || d.camera_id }),
+        el("span", { class: "status", "data-testid": "camera-status" }),
+        el("span", { class: "fps", "data-testid": "camera-fps" }),
+      ]),
+      el("div", { class: "live" }, [
+        el("img", { "data-testid": "camera-live", "data-src": "/api/v1/cameras/" + encodeURIComponent(d.camera_id) + "/stream", alt: "Live view of " + (d.name || d.camera_id) }),
+        el("button", { type: "button", class: "live-toggle", "data-testid": "camera-live-toggle", text: "Live view" }),
+      ]),
+      el("p", { class: "camera-error", "data-testid": "camera-error", hidden: true }),
+    ]);
+    wireTile(tile);
+    return tile;
+  }
+
+  function updateCamera(d) {
+    if (!camerasBox || !d.camera_id) return;
+    let tile = camerasBox.querySelector('[data-testid="camera-tile"][data-camera-id="' + CSS.escape(d.camera_id) + '"]');
+    if (!tile) {
+      if (!root.classList.contains("dashboard")) return; /* admin page: rows are server-rendered */
+      tile = buildTile(d);
+      camerasBox.append(tile);
+      const empty = document.querySelector('[data-testid="no-cameras"]');
+      if (empty) empty.hidden = true;
+    }
+    const badge = tile.querySelector('[data-testid="camera-status"]');
+    const before = badge.textContent;
+    badge.textContent = d.state || "offline";
+    badge.className = "status state-" + (d.state || "offline");
+    const fps = tile.querySelector('[data-testid="camera-fps"]');
+    fps.textContent = typeof d.fps === "number" ? d.fps.toFixed(1) + " fps" : "";
+    const error = tile.querySelector('[data-testid="camera-error"]');
+    error.textContent = d.error || "";
+    error.hidden = !d.error;
+    if (d.name) tile.querySelector('[data-testid="camera-name"]').textContent = d.name;
+    /* A stream that ended while the camera was down starts again when it is back. */
+    if (d.state === "online" && before !== "online" && tile.classList.contains("streaming")) startLive(tile, true);
+  }
+
+  /* The WebSocket ---------------------------------------------------------------------------- */
+
+  let delay = 1000;
+
+  function handle(frame) {
+    if (typeof frame.id === "number") {
+      if (frame.id <= lastId) return; /* already shown (replayed after a reconnect) */
+      lastId = frame.id;
+    }
+    if (ARRIVALS.has(frame.type) && cardsBox) upsertCard(frame);
+    else if (frame.type === "camera.status") updateCamera(frame.data || {});
+  }
+
+  function connect() {
+    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    const socket = new WebSocket(scheme + window.location.host + "/ws?since=" + lastId);
+    socket.addEventListener("open", function () {
+      delay = 1000;
+      setStatus("live", "live");
+    });
+    socket.addEventListener("message", function (message) {
+      let frame;
+      try { frame = JSON.parse(message.data); } catch (err) { return; }
+      handle(frame);
+    });
+    socket.addEventListener("close", function (event) {
+      if (event.code === 4401) {
+        window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
+        return;
+      }
+      setStatus("reconnecting", "reconnecting…");
+      const wait = delay + Math.random() * 500;
+      delay = Math.min(delay * 2, 15000);
+      window.setTimeout(connect, wait);
+    });
+  }
+
+  document.querySelectorAll('[data-testid="camera-tile"]').forEach(wireTile);
+  window.addEventListener("load", function () {
+    if (root.classList.contains("dashboard")) {
+      Array.from(document.querySelectorAll('[data-testid="camera-tile"]'))
+        .slice(0, LIVE_AT_START)
+        .forEach(function (tile) { startLive(tile, false); });
+    }
+    connect();
+  });
+  window.OneEyeDashboard = { handle: handle, lastId: function () { return lastId; } };
+})();
