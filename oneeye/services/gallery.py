@@ -1,21 +1,346 @@
 """The live gallery: rebuilt from the database at start, changed with every enrolment, and
-announced on the bus. OWNER: helper B (stub contract; replace the bodies)."""
+announced on the bus.
+
+The database is the truth; the ``GalleryIndex`` is a copy that searches fast. A person on
+several watchlists has each template in the index once per watchlist, under the id
+``f"{template_id}@{watchlist}"``. Every change is published on ``oneeye/v1/gallery/changes``
+with the gallery's new version (and the embeddings added), so workers elsewhere can apply it;
+the current version is also retained on ``oneeye/v1/gallery/version``.
+"""
 
 from __future__ import annotations
 
-from oneeye.bus.base import Bus
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION, Bus
+from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
 from oneeye.store.db import Database
+from oneeye.store.models import (
+    EMBEDDING_BYTES,
+    FaceTemplate,
+    Person,
+    Watchlist,
+    embedding_from_bytes,
+    person_watchlists,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WATCHLISTS: tuple[tuple[str, str, str], ...] = (
+    ("customers", "customers", "Bank customers: their account card goes to the tellers."),
+    ("amber-alert", "amber-alert", "Missing or wanted people: subscribers are notified."),
+)
+"""``(name, action, description)`` of the watchlists every server has."""
+
+ACTIONS = ("customers", "amber-alert", "none")
+_WATCHLIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class WatchlistError(OneEyeError):
+    """A watchlist cannot be created or changed as asked."""
+
+
+class WatchlistNotFoundError(WatchlistError):
+    """No watchlist has this name."""
+
+
+def gallery_id(template_id: str, watchlist: str) -> str:
+    """The id of a template's entry for one watchlist in the ``GalleryIndex``."""
+    return f"{template_id}@{watchlist}"
+
+
+def template_of(entry_id: str) -> str:
+    """The template id of a ``GalleryIndex`` entry (the inverse of ``gallery_id``)."""
+    return entry_id.partition("@")[0]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistInfo:
+    """A watchlist as the API shows it."""
+
+    name: str
+    action: str
+    description: str
+    threshold: float | None
+    """The stored threshold; ``None`` means the gallery's default."""
+    effective_threshold: float
+    """The threshold the live gallery uses now."""
+    persons: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryEntry:
+    """One template as the gallery holds it (for ``add_templates``)."""
+
+    template_id: str
+    person_id: str
+    embedding: np.ndarray[Any, np.dtype[np.float32]]
+    quality: float
+
+
+def check_watchlist_name(name: str) -> str:
+    """``name`` if it is a slug of 1-64 lower-case letters, digits, ``-`` or ``_``."""
+    if not isinstance(name, str) or not _WATCHLIST_NAME.match(name):
+        raise WatchlistError(
+            "a watchlist name is 1-64 lower-case letters, digits, '-' or '_', starting with a "
+            f"letter or digit; got {name!r}"
+        )
+    return name
 
 
 class GalleryService:
-    """Keeps ``gallery`` equal to the templates in the database."""
+    """Keeps ``gallery`` equal to the templates in the database, and owns the watchlists."""
 
     def __init__(self, db: Database, gallery: GalleryIndex, bus: Bus) -> None:
         self.db = db
         self.gallery = gallery
         self.bus = bus
+        self._configured = gallery.thresholds()
+        """Thresholds from the settings: what a watchlist without its own falls back to."""
+        self._lock = threading.Lock()
+        """Serialises changes, so the versions published are in the order they happened."""
+
+    # watchlists ----------------------------------------------------------------------------
+
+    def ensure_defaults(self) -> list[str]:
+        """Create the ``customers`` and ``amber-alert`` watchlists if missing; returns the
+        names created."""
+        created = []
+        with self.db.session() as session:
+            existing = set(session.scalars(select(Watchlist.name)))
+            for name, action, description in DEFAULT_WATCHLISTS:
+                if name not in existing:
+                    session.add(Watchlist(name=name, action=action, description=description))
+                    created.append(name)
+        if created:
+            logger.info("created the default watchlists: %s", ", ".join(created))
+        return created
+
+    def _default_for(self, name: str) -> float:
+        return self._configured.get(name, self.gallery.default_threshold)
+
+    def _info(self, row: Watchlist, persons: int) -> WatchlistInfo:
+        return WatchlistInfo(
+            name=row.name,
+            action=row.action,
+            description=row.description,
+            threshold=row.threshold,
+            effective_threshold=self.gallery.threshold(row.name),
+            persons=persons,
+            created_at=row.created_at,
+        )
+
+    def watchlists(self) -> list[WatchlistInfo]:
+        """Every watchlist, by name, with how many people are on it."""
+        with self.db.session() as session:
+            counted = session.execute(
+                select(person_watchlists.c.watchlist_id, func.count()).group_by(
+                    person_watchlists.c.watchlist_id
+                )
+            )
+            counts: dict[int, int] = dict(counted.all())
+            rows = session.scalars(select(Watchlist).order_by(Watchlist.name))
+            return [self._info(row, counts.get(row.id, 0)) for row in rows]
+
+    def watchlist(self, name: str) -> WatchlistInfo:
+        """One watchlist; ``WatchlistNotFoundError`` if there is none by that name."""
+        for info in self.watchlists():
+            if info.name == name:
+                return info
+        raise WatchlistNotFoundError(f"no watchlist named {name!r}")
+
+    def create_watchlist(
+        self,
+        name: str,
+        *,
+        action: str = "none",
+        threshold: float | None = None,
+        description: str = "",
+    ) -> WatchlistInfo:
+        """Add a watchlist; its threshold takes effect in the live gallery at once."""
+        check_watchlist_name(name)
+        if action not in ACTIONS:
+            raise WatchlistError(
+                f"a watchlist action is one of {', '.join(ACTIONS)}; got {action!r}"
+            )
+        _check_threshold(threshold)
+        with self._lock:
+            with self.db.session() as session:
+                if session.scalar(select(Watchlist).where(Watchlist.name == name)) is not None:
+                    raise WatchlistError(f"a watchlist named {name!r} already exists")
+                session.add(
+                    Watchlist(
+                        name=name, action=action, threshold=threshold, description=description
+                    )
+                )
+            self._apply_threshold(name, threshold)
+        return self.watchlist(name)
+
+    def update_watchlist(
+        self,
+        name: str,
+        *,
+        threshold: float | None = None,
+        clear_threshold: bool = False,
+        description: str | None = None,
+    ) -> WatchlistInfo:
+        """Change a watchlist's threshold (``clear_threshold``: back to the default) or
+        description; the live gallery uses the new threshold at once."""
+        _check_threshold(threshold)
+        with self._lock:
+            with self.db.session() as session:
+                row = session.scalar(select(Watchlist).where(Watchlist.name == name))
+                if row is None:
+                    raise WatchlistNotFoundError(f"no watchlist named {name!r}")
+                changed = threshold is not None or clear_threshold
+                if changed:
+                    row.threshold = None if clear_threshold else threshold
+                if description is not None:
+                    row.description = description
+                stored = row.threshold
+            if changed:
+                self._apply_threshold(name, stored)
+        return self.watchlist(name)
+
+    def _apply_threshold(self, name: str, threshold: float | None) -> None:
+        value = threshold if threshold is not None else self._default_for(name)
+        version = self.gallery.set_threshold(name, value)
+        self._publish({"op": "threshold", "watchlist": name, "threshold": value}, version)
+
+    # the index -----------------------------------------------------------------------------
 
     def load(self) -> int:
-        """Rebuild the gallery from the database; returns the number of templates."""
-        return 0
+        """Rebuild the gallery from the database (creating the default watchlists first);
+        returns the number of entries (templates times their person's watchlists)."""
+        self.ensure_defaults()
+        query = (
+            select(
+                FaceTemplate.id,
+                FaceTemplate.person_id,
+                Watchlist.name,
+                FaceTemplate.quality,
+                FaceTemplate.embedding,
+            )
+            .join(person_watchlists, person_watchlists.c.person_id == FaceTemplate.person_id)
+            .join(Watchlist, Watchlist.id == person_watchlists.c.watchlist_id)
+        )
+        with self._lock:
+            with self.db.session() as session:
+                stored = session.execute(select(Watchlist.name, Watchlist.threshold))
+                thresholds = dict(stored.all())
+                rows = session.execute(query).all()
+            ids = [gallery_id(tid, watchlist) for tid, _, watchlist, _, _ in rows]
+            persons = [person for _, person, _, _, _ in rows]
+            watchlists = [watchlist for _, _, watchlist, _, _ in rows]
+            qualities = np.fromiter((q for *_, q, _ in rows), dtype=np.float32, count=len(rows))
+            blobs = [bytes(blob) for *_, blob in rows]
+            bad = [ids[i] for i, blob in enumerate(blobs) if len(blob) != EMBEDDING_BYTES]
+            if bad:
+                raise OneEyeError(
+                    f"{len(bad)} stored templates have a damaged embedding, e.g. {bad[0]!r}"
+                )
+            embeddings = np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32)
+            embeddings = embeddings.reshape(len(rows), -1) if rows else embeddings.reshape(0, 128)
+            self.gallery.clear()
+            for name, threshold in thresholds.items():
+                self.gallery.set_threshold(
+                    name, threshold if threshold is not None else self._default_for(name)
+                )
+            version = self.gallery.add_arrays(ids, persons, watchlists, embeddings, qualities)
+            self._publish({"op": "reload", "templates": len(ids)}, version)
+        logger.info(
+            "gallery rebuilt from the database: %d entries of %d people (version %d)",
+            len(ids),
+            len(set(persons)),
+            version,
+        )
+        return len(ids)
+
+    def add_templates(self, watchlists: Sequence[str], entries: Sequence[GalleryEntry]) -> int:
+        """Add new templates of people on ``watchlists`` (each once per watchlist); returns
+        the new version."""
+        if not entries or not watchlists:
+            return self.gallery.version
+        ids = [gallery_id(e.template_id, w) for e in entries for w in watchlists]
+        persons = [e.person_id for e in entries for _ in watchlists]
+        lists = [w for _ in entries for w in watchlists]
+        embeddings = np.stack([e.embedding for e in entries for _ in watchlists])
+        qualities = np.array([e.quality for e in entries for _ in watchlists], dtype=np.float32)
+        with self._lock:
+            version = self.gallery.add_arrays(ids, persons, lists, embeddings, qualities)
+            self._publish(
+                {
+                    "op": "add",
+                    "templates": [
+                        {
+                            "id": gallery_id(e.template_id, w),
+                            "person": e.person_id,
+                            "watchlist": w,
+                            "quality": e.quality,
+                            "embedding": [float(x) for x in e.embedding],
+                        }
+                        for e in entries
+                        for w in watchlists
+                    ],
+                },
+                version,
+            )
+        return version
+
+    def remove_template(self, template_id: str) -> int:
+        """Remove every entry of one template (all its watchlists); returns the new version."""
+        with self._lock:
+            entries = [t.id for t in self.gallery.templates() if template_of(t.id) == template_id]
+            version = self.gallery.version
+            for entry in entries:
+                version = self.gallery.remove(entry)
+            if entries:
+                self._publish({"op": "remove", "templates": entries}, version)
+        return version
+
+    def remove_person(self, person_id: str) -> int:
+        """Remove every entry of a person; returns the new version."""
+        with self._lock:
+            if person_id not in self.gallery.persons():
+                return self.gallery.version
+            version = self.gallery.remove_person(person_id)
+            self._publish({"op": "remove_person", "person": person_id}, version)
+        return version
+
+    def sync_person(self, person_id: str) -> int:
+        """Make the person's entries equal to the database (after their watchlists changed);
+        returns the new version."""
+        with self.db.session() as session:
+            person = session.get(Person, person_id)
+            watchlists = sorted(w.name for w in person.watchlists) if person else []
+            rows = session.execute(
+                select(FaceTemplate.id, FaceTemplate.quality, FaceTemplate.embedding).where(
+                    FaceTemplate.person_id == person_id
+                )
+            ).all()
+        self.remove_person(person_id)
+        entries = [
+            GalleryEntry(tid, person_id, embedding_from_bytes(bytes(blob)), quality)
+            for tid, quality, blob in rows
+        ]
+        return self.add_templates(watchlists, entries)
+
+    def _publish(self, change: dict[str, Any], version: int) -> None:
+        self.bus.publish(GALLERY_CHANGES, {"version": version, **change})
+        self.bus.publish(GALLERY_VERSION, {"version": version}, retain=True)
+
+
+def _check_threshold(threshold: float | None) -> None:
+    if threshold is not None and not 0.0 < threshold <= 2.0:
+        raise WatchlistError(f"a threshold is a distance in (0, 2], got {threshold}")
