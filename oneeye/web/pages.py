@@ -24,9 +24,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from oneeye.services.auth import ROLES, AuthError, Principal
+from oneeye.services.cameras import iso
 from oneeye.services.context import Services
 from oneeye.services.events import HubEvent
-from oneeye.store.models import Camera, CustomerAccount, Person
+from oneeye.store.models import CustomerAccount, Person
 from oneeye.web.deps import SESSION_COOKIE, ServicesDep
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,12 @@ RECENT_EVENTS = 300
 MAX_CARDS = 60
 """How many arrival cards the dashboard shows (the JavaScript client keeps the same bound)."""
 ARRIVAL_TYPES = frozenset({"sighting", "customer.arrived", "sighting_update", "sighting.update"})
+
+LOGIN_ERRORS = {
+    "1": "Wrong username or password.",
+    "throttled": "Too many failed logins for this username; wait a few minutes and try again.",
+}
+"""What the login page says for the ``error`` the login route redirects back with."""
 
 router = APIRouter(include_in_schema=False)
 
@@ -129,6 +136,7 @@ class ArrivalCard:
     seen_at: str = ""
     snapshot_url: str | None = None
     account: dict[str, Any] | None = None
+    account_error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The card's data as the dashboard's JavaScript keeps it."""
@@ -143,6 +151,7 @@ class ArrivalCard:
             "seen_at": self.seen_at,
             "snapshot_url": self.snapshot_url,
             "account": self.account,
+            "account_error": self.account_error,
         }
 
     def merge(self, event_id: int, data: dict[str, Any]) -> None:
@@ -157,10 +166,14 @@ class ArrivalCard:
             self.seen_at = str(data["seen_at"])
         if isinstance(data.get("account"), dict):
             self.account = data["account"]
+            self.account_error = data.get("account_error")
 
 
 def format_money(balance: Any, currency: Any) -> str:
-    """``"1520.4", "USD"`` -> ``"1,520.40 USD"`` (Decimal, never a float)."""
+    """``"1520.4", "USD"`` -> ``"1,520.40 USD"`` (Decimal, never a float); ``"—"`` when the
+    directory gave no balance."""
+    if balance is None or balance == "":
+        return "—"
     try:
         amount = Decimal(str(balance))
     except (InvalidOperation, ValueError):
@@ -181,6 +194,7 @@ def arrival_cards(events: list[HubEvent], can_see_accounts: bool) -> list[Arriva
             continue
         if not can_see_accounts:
             data.pop("account", None)
+            data.pop("account_error", None)
         card = cards.get(sighting_id)
         if card is None:
             card = cards[sighting_id] = ArrivalCard(sighting_id=sighting_id, event_id=event.id)
@@ -230,35 +244,30 @@ class CameraTile:
     error: str | None = None
 
 
-def camera_tiles(services: Services, events: list[HubEvent]) -> list[CameraTile]:
-    """Every camera, with the last status its worker reported."""
-    with services.db.session() as session:
-        rows = list(session.scalars(select(Camera).order_by(Camera.name, Camera.id)))
-        tiles = {
-            row.id: CameraTile(
-                id=row.id,
-                name=row.name,
-                location=row.location,
-                source=row.source,
-                enabled=row.enabled,
-                pace=row.pace,
-                loop=row.loop,
-                min_face_px=row.min_face_px,
-                detect_every=row.detect_every,
-                state="offline" if row.enabled else "disabled",
+def camera_tiles(services: Services) -> list[CameraTile]:
+    """Every camera, with its worker's live status."""
+    statuses = services.cameras.statuses()
+    tiles = []
+    for config in sorted(services.cameras.configs(), key=lambda c: (c.name, c.id)):
+        live = statuses.get(config.id)
+        tiles.append(
+            CameraTile(
+                id=config.id,
+                name=config.name,
+                location=config.location,
+                source=config.source,
+                enabled=config.enabled,
+                pace=config.pace,
+                loop=config.loop,
+                min_face_px=config.min_face_px,
+                detect_every=config.detect_every,
+                state=live.state if live is not None else "offline",
+                fps=live.fps if live is not None else None,
+                last_frame_at=iso(live.last_frame_at) if live is not None else None,
+                error=live.error if live is not None else None,
             )
-            for row in rows
-        }
-    for event in sorted(events, key=lambda e: e.id):
-        tile = tiles.get(str(event.payload.get("camera_id", "")))
-        if event.type != "camera.status" or tile is None:
-            continue
-        tile.state = str(event.payload.get("state") or tile.state)
-        fps = event.payload.get("fps")
-        tile.fps = float(fps) if isinstance(fps, int | float) else None
-        tile.last_frame_at = event.payload.get("last_frame_at")
-        tile.error = event.payload.get("error")
-    return list(tiles.values())
+        )
+    return tiles
 
 
 # Pages ----------------------------------------------------------------------------------------
@@ -271,7 +280,8 @@ def login_page(request: Request, services: ServicesDep, next: str = "/") -> Resp
     if page_principal(request, services) is not None:
         return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
     error = request.query_params.get("error")
-    return render(request, "login.html", None, {"next": target, "error": error})
+    message = LOGIN_ERRORS.get(error, LOGIN_ERRORS["1"]) if error else None
+    return render(request, "login.html", None, {"next": target, "error": message})
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -292,7 +302,7 @@ def dashboard_page(request: Request, services: ServicesDep) -> Response:
         {
             "cards": cards,
             "initial_cards": [card.as_json() for card in cards],
-            "cameras": camera_tiles(services, events),
+            "cameras": camera_tiles(services),
             "last_event_id": last_id,
             "can_see_accounts": can_see_accounts,
             "money": format_money,
@@ -363,12 +373,11 @@ def admin_cameras_page(request: Request, services: ServicesDep) -> Response:
         return to_login(request)
     if not principal.allows("admin"):
         return forbidden(request, principal, "admin")
-    events, last_id = recent_events(services, principal.role)
     return render(
         request,
         "admin_cameras.html",
         principal,
-        {"cameras": camera_tiles(services, events), "last_event_id": last_id},
+        {"cameras": camera_tiles(services), "last_event_id": services.events.latest_id()},
     )
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 
 from oneeye.app import OneEyeApp
 from oneeye.services.auth import ROLES
-from oneeye.store.models import Camera, CustomerAccount, new_id
+from oneeye.services.cameras import CameraConfig
+from oneeye.store.models import CustomerAccount, new_id
 from tests.web.conftest import PASSWORD
 
 PageClient = Callable[[str], TestClient]
@@ -202,25 +203,18 @@ def test_one_card_per_visit_newest_first(server: OneEyeApp, page_client: PageCli
     assert html.count('data-testid="card-balance"') == 2
 
 
-def test_camera_tiles_show_status_and_live_view(server: OneEyeApp, page_client: PageClient) -> None:
-    with server.services.db.session() as session:
-        session.add(Camera(id="lobby", name="Lobby", source="/nonexistent.mp4", enabled=False))
-        session.add(Camera(id="front-door", name="Front door", source="/nonexistent.mp4"))
-    status = {
-        "camera_id": "front-door",
-        "name": "Front door",
-        "state": "online",
-        "fps": 24.5,
-        "last_frame_at": datetime.now(UTC).isoformat(),
-        "error": None,
-    }
-    publish(server, "camera.status", status, "viewer")
+def test_camera_tiles_show_live_status_and_stream(
+    server: OneEyeApp, page_client: PageClient, tmp_path: Path
+) -> None:
+    cameras = server.services.cameras
+    cameras.add(CameraConfig(id="lobby", name="Lobby", source=str(tmp_path / "no.mp4")))
+    cameras.add(CameraConfig(id="vault", name="Vault", source="/none.mp4", enabled=False))
     html = page_client("viewer").get("/").text
     tiles = re.findall(r'data-testid="camera-tile" data-camera-id="([a-z0-9_-]+)"', html)
-    assert sorted(tiles) == ["front-door", "lobby"]
-    assert 'data-src="/api/v1/cameras/front-door/stream"' in html
-    assert 'class="status state-online" data-testid="camera-status">online<' in html
-    assert "24.5 fps" in html
+    assert tiles == ["lobby", "vault"]
+    assert 'data-src="/api/v1/cameras/lobby/stream"' in html
+    lobby = cameras.status("lobby").state
+    assert f'class="status state-{lobby}" data-testid="camera-status">{lobby}<' in html
     assert 'class="status state-disabled" data-testid="camera-status">disabled<' in html
 
 
@@ -273,12 +267,60 @@ def test_admin_users_lists_users_and_keys(server: OneEyeApp, page_client: PageCl
 def test_admin_cameras_lists_cameras_with_edit_forms(
     server: OneEyeApp, page_client: PageClient
 ) -> None:
-    with server.services.db.session() as session:
-        session.add(Camera(id="vault", name="Vault", source="rtsp://cam.local/1"))
+    server.services.cameras.add(
+        CameraConfig(id="vault", name="Vault", source="rtsp://cam.invalid/1", enabled=False)
+    )
     html = page_client("admin").get("/admin/cameras").text
     assert 'data-testid="camera-row" data-camera-id="vault"' in html
-    assert 'value="rtsp://cam.local/1"' in html
-    assert 'data-testid="camera-toggle">Disable<' in html
+    assert 'value="rtsp://cam.invalid/1"' in html
+    assert 'data-testid="camera-toggle">Enable<' in html
+
+
+def test_card_says_when_the_directory_gave_no_details(
+    server: OneEyeApp, page_client: PageClient
+) -> None:
+    data = {
+        "sighting_id": new_id(),
+        "camera_id": "front-door",
+        "camera_name": "Front door",
+        "person_id": new_id(),
+        "person_name": "Joe Biden",
+        "seen_at": "2026-11-26T09:14:03+00:00",
+        "snapshot_url": None,
+        "account": {"account_id": "ACC-9", "name": "Joe Biden", "balance": None},
+        "account_error": "the customer directory could not answer: timed out",
+    }
+    publish(server, "customer.arrived", data, "teller")
+    html = page_client("teller").get("/").text
+    assert 'data-testid="card-balance">—<' in html
+    assert "could not answer: timed out" in html
+
+
+def test_login_form_logs_in_and_returns_to_next(server: OneEyeApp, anonymous: TestClient) -> None:
+    server.services.auth.create_user("tina", PASSWORD, "teller")
+    form = {"username": "tina", "password": PASSWORD, "next": "/admin/users"}
+    response = anonymous.post("/api/v1/auth/login", data=form, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/admin/users"
+    assert anonymous.get("/admin/users", follow_redirects=False).status_code == 403
+    page = anonymous.get("/", follow_redirects=False)
+    assert page.status_code == 200
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    out = anonymous.post(
+        "/api/v1/auth/logout", data={"csrf_token": token.group(1)}, follow_redirects=False
+    )
+    assert out.status_code == 303
+    assert anonymous.get("/", follow_redirects=False).status_code == 303
+
+
+def test_failed_login_shows_why(server: OneEyeApp, anonymous: TestClient) -> None:
+    form = {"username": "nobody", "password": "wrong password", "next": "/"}
+    response = anonymous.post("/api/v1/auth/login", data=form)
+    assert response.status_code == 200
+    assert response.url.path == "/login"
+    assert "Wrong username or password." in response.text
+    assert 'data-testid="login-error" hidden' not in response.text
 
 
 def test_page_text_is_escaped(server: OneEyeApp, page_client: PageClient) -> None:

@@ -27,6 +27,7 @@
   }
 
   function money(balance, currency) {
+    if (balance === null || balance === undefined || balance === "") return "—";
     const text = String(balance === null || balance === undefined ? "" : balance).trim();
     const match = /^(-?)(\d+)(?:\.(\d+))?$/.exec(text);
     if (!match) return (text + " " + (currency || "")).trim();
@@ -58,10 +59,13 @@
       el("h3", { class: "name", "data-testid": "card-name", text: name }),
       account
         ? el("dl", { class: "account", "data-testid": "card-account" }, [
-            el("div", {}, [el("dt", { text: "Account" }), el("dd", { "data-testid": "card-account-type", text: account.account_type || "" })]),
+            el("div", {}, [el("dt", { text: "Account" }), el("dd", { "data-testid": "card-account-type", text: account.account_type || "—" })]),
             el("div", {}, [el("dt", { text: "Balance" }), el("dd", { "data-testid": "card-balance", text: money(account.balance, account.currency) })]),
-            el("div", { class: "wide" }, [el("dt", { text: "Address" }), el("dd", { "data-testid": "card-address", text: account.address || "" })]),
+            el("div", { class: "wide" }, [el("dt", { text: "Address" }), el("dd", { "data-testid": "card-address", text: account.address || "—" })]),
           ])
+        : null,
+      account && v.account_error
+        ? el("p", { class: "card-error", "data-testid": "card-account-error", text: v.account_error })
         : null,
       el("p", { class: "meta" }, [
         el("span", { "data-testid": "card-camera", text: v.camera_name || v.camera_id || "" }),
@@ -160,6 +164,13 @@
   function updateCamera(d) {
     if (!camerasBox || !d.camera_id) return;
     let tile = camerasBox.querySelector('[data-testid="camera-tile"][data-camera-id="' + CSS.escape(d.camera_id) + '"]');
+    if (d.removed) {
+      if (tile) {
+        stopLive(tile);
+        (tile.closest('[data-testid="camera-row"]') || tile).remove();
+      }
+      return;
+    }
     if (!tile) {
       if (!root.classList.contains("dashboard")) return; /* admin page: rows are server-rendered */
       tile = buildTile(d);

@@ -1,4 +1,5 @@
-/* OneEye pages: shared helpers (CSRF, JSON API calls, login and logout forms, local times).
+/* OneEye pages: shared helpers (CSRF token, JSON API calls, DOM building, local times).
+   Login and logout are plain forms and work without this script.
    Plain JavaScript, no build step. */
 "use strict";
 
@@ -42,14 +43,6 @@ window.OneEye = (function () {
     return data;
   }
 
-  /* A local path to go to after logging in (never another site). */
-  function safeNext(target) {
-    if (!target || target.charAt(0) !== "/" || target.startsWith("//") || target.includes("\\")) {
-      return "/";
-    }
-    return target;
-  }
-
   function el(tag, attrs, children) {
     const node = document.createElement(tag);
     Object.entries(attrs || {}).forEach(function ([name, value]) {
@@ -82,44 +75,9 @@ window.OneEye = (function () {
     });
   }
 
-  function setupLogin() {
-    const form = document.getElementById("login-form");
-    if (!form) return;
-    const error = document.querySelector('[data-testid="login-error"]');
-    form.addEventListener("submit", async function (event) {
-      event.preventDefault();
-      const button = form.querySelector("button");
-      button.disabled = true;
-      error.hidden = true;
-      try {
-        await api("POST", form.action, {
-          username: form.elements.username.value,
-          password: form.elements.password.value,
-        });
-        window.location.assign(safeNext(form.elements.next.value));
-      } catch (err) {
-        error.textContent = err.message;
-        error.hidden = false;
-        button.disabled = false;
-      }
-    });
-  }
-
-  function setupLogout() {
-    const form = document.querySelector('[data-testid="logout-form"]');
-    if (!form) return;
-    form.addEventListener("submit", async function (event) {
-      event.preventDefault();
-      try { await api("POST", form.action); } catch (err) { /* the session may be gone already */ }
-      window.location.assign("/login");
-    });
-  }
-
   document.addEventListener("DOMContentLoaded", function () {
-    setupLogin();
-    setupLogout();
     localizeTimes(document);
   });
 
-  return { api: api, csrfToken: csrfToken, el: el, localTime: localTime, localizeTimes: localizeTimes, safeNext: safeNext };
+  return { api: api, csrfToken: csrfToken, el: el, localTime: localTime, localizeTimes: localizeTimes };
 })();
