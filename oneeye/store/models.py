@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -296,3 +297,104 @@ class DashboardEvent(Base):
     audience: Mapped[str] = mapped_column(String(16), default="viewer")
     """The lowest role that may receive it: events with account details are ``teller``."""
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AlertCase(Base):
+    """An Amber Alert case: a missing (or wanted) person every camera looks for.
+
+    The person (with templates on the ``amber-alert`` watchlist) is deleted when the case's
+    retention ends after it closes; the case row stays as the record, with ``purged_at``.
+    """
+
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    person_id: Mapped[str | None] = mapped_column(
+        ForeignKey("persons.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    contact: Mapped[str] = mapped_column(String(200), default="")
+    reporter: Mapped[str] = mapped_column(String(100))
+    """The actor who filed it (``user:<name>`` or ``key:<name>``)."""
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    """``active``, ``resolved`` or ``expired``."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+    closed_by: Mapped[str | None] = mapped_column(String(100))
+    purged_at: Mapped[datetime | None] = mapped_column()
+    """When the case's photos, templates and snapshots were deleted (retention)."""
+
+
+class Subscription(Base):
+    """Who is told about a case's sightings, and how. ``case_id`` ``None``: every case."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    """``email``, ``sms`` or ``webhook``."""
+    address: Mapped[str] = mapped_column(Text)
+    """An email address, a phone number (E.164), or an https:// URL."""
+    secret: Mapped[str | None] = mapped_column(String(128))
+    """For a webhook: the key its HMAC-SHA256 signature is made with."""
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseMatch(Base):
+    """A sighting of a case's person: live (a camera now) or retro (an unknown face from
+    before the case was filed, found by searching the kept embeddings)."""
+
+    __tablename__ = "case_matches"
+    __table_args__ = (UniqueConstraint("case_id", "sighting_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    sighting_id: Mapped[str] = mapped_column(String(32))
+    camera_id: Mapped[str] = mapped_column(String(64))
+    distance: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(8))
+    """``live`` or ``retro``."""
+    seen_at: Mapped[datetime] = mapped_column()
+    found_at: Mapped[datetime] = mapped_column(default=utcnow)
+    notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether this match produced notifications (false inside a (case, camera) cooldown)."""
+
+
+class Notification(Base):
+    """The outbox: one row per (sighting, subscription), sent by the notifier with retries.
+
+    A row is written in the same transaction as the match it reports, so nothing is lost; the
+    unique key means a sighting delivered twice never notifies twice; a worker leases a row
+    (``lease_until``) before sending, so two workers never send the same one.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("sighting_id", "subscription_id"),
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(32), index=True)
+    sighting_id: Mapped[str] = mapped_column(String(32))
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="SET NULL")
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """``pending`` (to send, maybe after failures), ``sent``, or ``failed`` (gave up)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()

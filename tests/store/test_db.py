@@ -6,6 +6,10 @@ from oneeye.store.db import Database
 
 TABLES = {
     "api_keys",
+    "case_matches",
+    "cases",
+    "notifications",
+    "subscriptions",
     "audit_log",
     "cameras",
     "customer_accounts",
