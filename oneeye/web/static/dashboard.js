@@ -42,6 +42,14 @@
     statusBadge.textContent = text;
   }
 
+  /* A photo that cannot be shown (deleted, or not allowed) leaves a plain grey square. */
+  function watchImages(node) {
+    node.querySelectorAll(".card-photos img").forEach(function (img) {
+      if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) img.classList.add("broken");
+      img.addEventListener("error", function () { img.classList.add("broken"); });
+    });
+  }
+
   /* Cards ------------------------------------------------------------------------------------ */
 
   function buildCard(v) {
@@ -99,6 +107,7 @@
     merged.event_id = frame.id;
     visits.set(id, merged);
     const card = buildCard(merged);
+    watchImages(card);
     const existing = cardsBox.querySelector('[data-sighting-id="' + CSS.escape(id) + '"]');
     if (existing) {
       existing.replaceWith(card);
@@ -175,6 +184,7 @@
       if (!root.classList.contains("dashboard")) return; /* admin page: rows are server-rendered */
       tile = buildTile(d);
       camerasBox.append(tile);
+      if (camerasBox.querySelectorAll(".camera.streaming").length < LIVE_AT_START) startLive(tile, true);
       const empty = document.querySelector('[data-testid="no-cameras"]');
       if (empty) empty.hidden = true;
     }
@@ -230,6 +240,7 @@
   }
 
   document.querySelectorAll('[data-testid="camera-tile"]').forEach(wireTile);
+  if (cardsBox) watchImages(cardsBox);
   window.addEventListener("load", function () {
     if (root.classList.contains("dashboard")) {
       Array.from(document.querySelectorAll('[data-testid="camera-tile"]'))

@@ -1,0 +1,200 @@
+"""The dashboard in a real browser (Debian chromium through Playwright): a teller logs in on
+the login page, a labelled video of a customer plays into a camera added through the API, and
+the customer's card (name, account type, balance) arrives on the dashboard over the WebSocket.
+The dashboard also fits a phone's screen."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+
+from oneeye.app import OneEyeApp
+from oneeye.services.cameras import CameraConfig
+from oneeye.store.models import new_id
+from oneeye.video.synth import Actor, Movement, write_clip
+from oneeye.vision.engine import FaceEngine
+from tests.conftest import PhotoLoader
+from tests.web.browser import launch_chromium, serve
+from tests.web.conftest import PASSWORD, make_server
+
+pytestmark = pytest.mark.browser
+
+ARRIVAL_TIMEOUT_MS = 30_000
+PHONE: ViewportSize = {"width": 390, "height": 844}
+WIDTH, HEIGHT, FPS = 640, 480, 10.0
+
+
+@dataclass(frozen=True)
+class Site:
+    """A served OneEye with a teller, an admin API key, and a customer enrolled."""
+
+    app: OneEyeApp
+    url: str
+    admin_key: str
+
+
+@pytest.fixture
+def site(tmp_path: Path, face_engine: FaceEngine, face_photos: Path) -> Iterator[Site]:
+    """A started server on SQLite, served by uvicorn, with Barack Obama enrolled as the
+    customer of account ACC-1001 (from obama.jpg) and a teller ``tina``."""
+    app = make_server(tmp_path, f"sqlite:///{tmp_path / 'oneeye.db'}", face_engine)
+    try:
+        s = app.services
+        s.auth.create_user("tina", PASSWORD, "teller")
+        _, admin_key = s.auth.create_api_key("browser-test", "admin")
+        s.directory.save(
+            "ACC-1001",
+            name="Barack Obama",
+            account_type="Premier Checking",
+            address="1600 Pennsylvania Ave NW, Washington",
+            balance="1520.40",
+            currency="USD",
+        )
+        profile = s.photos.add("customers", (face_photos / "obama3.jpg").read_bytes(), "jpg")
+        s.directory.set_profile_photo("ACC-1001", profile)
+        person = s.enrolment.create_person(
+            "Barack Obama", ["customers"], actor="system", account_id="ACC-1001"
+        )
+        photo = (face_photos / "obama.jpg").read_bytes()
+        s.enrolment.enrol_photo(person.id, photo, "obama.jpg", actor="system")
+        with serve(app.web) as url:
+            yield Site(app, url, admin_key)
+    finally:
+        app.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, headless."""
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def customer_clip(path: Path, engine: FaceEngine, load_photo: PhotoLoader) -> Path:
+    """A labelled clip: Obama (another photo than the enrolled one) walks across the frame,
+    then Biden (not enrolled) does."""
+    actors = []
+    for person, photo in (("obama", "obama2.jpg"), ("biden", "biden.jpg")):
+        image = load_photo(photo)
+        actors.append(Actor(person, image, engine.enrolment_face(image).box))
+    mid, face = HEIGHT / 2, 120
+    movements = [
+        Movement(0, 0, 30, (WIDTH * 0.25, mid), (WIDTH * 0.75, mid), face),
+        Movement(1, 36, 60, (WIDTH * 0.75, mid), (WIDTH * 0.25, mid), face),
+    ]
+    write_clip(path, actors, movements, width=WIDTH, height=HEIGHT, frames=66, fps=FPS)
+    return path
+
+
+def log_in(page: Page, url: str, username: str) -> None:
+    """Open the dashboard, get sent to the login page, log in, and land on the dashboard."""
+    page.goto(f"{url}/")
+    expect(page).to_have_url(f"{url}/login?next=%2F")
+    page.get_by_test_id("login-username").fill(username)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    expect(page).to_have_url(f"{url}/")
+    expect(page.get_by_test_id("ws-status")).to_have_attribute("data-state", "live")
+
+
+def test_teller_sees_the_customer_arrive(
+    site: Site,
+    browser: Browser,
+    face_engine: FaceEngine,
+    load_photo: PhotoLoader,
+    tmp_path: Path,
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    log_in(page, site.url, "tina")
+    cards = page.get_by_test_id("arrival-card")
+    expect(cards).to_have_count(0)
+
+    clip = customer_clip(tmp_path / "door.mp4", face_engine, load_photo)
+    camera = {
+        "id": "front-door",
+        "name": "Front door",
+        "source": str(clip),
+        "pace": True,
+        "min_face_px": 60,
+        "detect_every": 2,
+    }
+    added = httpx.post(
+        f"{site.url}/api/v1/cameras",
+        json=camera,
+        headers={"Authorization": f"Bearer {site.admin_key}"},
+        timeout=10,
+    )
+    assert added.status_code == 201, added.text
+
+    card = cards.filter(has_text="Barack Obama").first
+    expect(card).to_be_visible(timeout=ARRIVAL_TIMEOUT_MS)
+    expect(card.get_by_test_id("card-name")).to_have_text("Barack Obama")
+    expect(card.get_by_test_id("card-account-type")).to_have_text("Premier Checking")
+    expect(card.get_by_test_id("card-balance")).to_have_text("1,520.40 USD")
+    expect(card.get_by_test_id("card-address")).to_contain_text("1600 Pennsylvania Ave")
+    expect(card.get_by_test_id("card-camera")).to_have_text("Front door")
+    # The camera's tile appeared with it, from its status events.
+    tile = page.locator('[data-testid="camera-tile"][data-camera-id="front-door"]')
+    expect(tile).to_be_visible()
+    # Its live view (MJPEG with boxes and names) started by itself and shows frames.
+    live = tile.get_by_test_id("camera-live")
+    expect(live).to_have_attribute("src", re.compile(r"/api/v1/cameras/front-door/stream"))
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=live.element_handle(), timeout=10_000
+    )
+    page.screenshot(path=str(tmp_path / "dashboard-teller.png"), full_page=True)
+
+    # One card per visit: the card is not repeated by later updates of the same visit.
+    sighting = card.get_attribute("data-sighting-id")
+    assert page.locator(f'[data-sighting-id="{sighting}"]').count() == 1
+
+    # A reload renders the same card from the server, with the account for the teller.
+    page.reload()
+    served = page.locator(f'[data-testid="arrival-card"][data-sighting-id="{sighting}"]')
+    expect(served.get_by_test_id("card-balance")).to_have_text("1,520.40 USD")
+
+
+def test_dashboard_fits_a_phone(site: Site, browser: Browser, tmp_path: Path) -> None:
+    s = site.app.services
+    s.cameras.add(CameraConfig(id="lobby", name="Lobby", source=str(tmp_path / "missing.mp4")))
+    visit = {
+        "sighting_id": new_id(),
+        "camera_id": "lobby",
+        "camera_name": "Lobby",
+        "person_id": new_id(),
+        "person_name": "Barack Obama",
+        "watchlist": "customers",
+        "distance": 0.3,
+        "seen_at": "2026-11-26T09:14:03+00:00",
+        "snapshot_url": None,
+    }
+    s.events.publish("sighting", visit, "viewer")
+    account = {
+        "account_id": "ACC-1001",
+        "name": "Barack Obama",
+        "account_type": "Premier Checking",
+        "address": "1600 Pennsylvania Avenue Northwest, Washington, District of Columbia 20500",
+        "balance": "123456789.99",
+        "currency": "USD",
+        "profile_photo_url": None,
+    }
+    s.events.publish("customer.arrived", {**visit, "account": account}, "teller")
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    log_in(page, site.url, "tina")
+    expect(page.get_by_test_id("card-balance")).to_have_text("123,456,789.99 USD")
+    expect(page.get_by_test_id("camera-tile")).to_have_count(1)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the dashboard is {width}px wide on a {PHONE['width']}px phone"
+    page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
+    context.close()
