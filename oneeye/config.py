@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_THRESHOLD = 0.32
@@ -94,6 +94,62 @@ class ServerSettings(BaseModel):
     """Dashboard events kept for clients that reconnect and ask for what they missed."""
 
 
+class SmtpSettings(BaseModel):
+    """The mail server that alert emails go through."""
+
+    host: str | None = None
+    """``None``: no email channel."""
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "OneEye <oneeye@localhost>"
+    timeout: float = Field(default=10.0, gt=0.0)
+
+
+class SmsSettings(BaseModel):
+    """An HTTP SMS gateway; by default a Twilio-compatible form post
+    (``To``, ``From``, ``Body``, HTTP basic auth)."""
+
+    url: str | None = None
+    """``None``: no SMS channel. For Twilio: ``https://api.twilio.com/2010-04-01/Accounts/
+    {account}/Messages.json``."""
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = ""
+    format: Literal["form", "json"] = "form"
+    body_template: str = "OneEye alert: {person} seen at {camera} ({location}) at {time}. {link}"
+    timeout: float = Field(default=10.0, gt=0.0)
+
+
+class NotifySettings(BaseModel):
+    """How alert notifications are delivered: retries, backoff, cooldown, links."""
+
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    webhook_timeout: float = Field(default=10.0, gt=0.0)
+    max_attempts: int = Field(default=20, ge=1)
+    backoff_initial: float = Field(default=2.0, gt=0.0)
+    backoff_max: float = Field(default=300.0, gt=0.0)
+    cooldown: float = Field(default=300.0, ge=0.0)
+    """Seconds: one notification per (case, camera) in this time, however many sightings."""
+    link_hours: float = Field(default=24.0, gt=0.0)
+    """How long a signed snapshot link in an SMS or webhook stays valid."""
+
+
+class AlertSettings(BaseModel):
+    """Amber Alert cases."""
+
+    default_hours: float = Field(default=72.0, gt=0.0)
+    """A case expires this long after it is filed unless the reporter sets another time."""
+    retention_days: float = Field(default=30.0, ge=0.0)
+    """After a case closes, its photos, templates and snapshots are deleted after this."""
+    unknown_retention_hours: float = Field(default=24.0, ge=0.0)
+    """Embeddings of unknown faces are kept this long, for retro-search, then deleted."""
+    retro_hours: float = Field(default=24.0, ge=0.0)
+    """A new case searches the unknown faces of this many past hours."""
+
+
 class ServeSettings(Settings):
     """What ``oneeye serve`` reads on top of the engine and gallery settings."""
 
@@ -105,6 +161,14 @@ class ServeSettings(Settings):
     """Event bus: ``memory`` (in-process)."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     customers: CustomerDirectorySettings = Field(default_factory=CustomerDirectorySettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    public_url: str = "http://127.0.0.1:8080"
+    """The address people reach this server at: links in notifications point here."""
+    secret_key: SecretStr | None = None
+    """Signs expiring links; ``None``: a random key made at first start and kept in
+    ``{data_dir}/secret.key``."""
+
 
     def resolved_database_url(self) -> str:
         """The database URL, with the embedded default filled in."""
