@@ -10,8 +10,16 @@ the two take turns query by query so they see the same load. At a million templa
 times the bare BLAS products for the two storage layouts (a row per template vs a column per
 template), the evidence for the index's layout.
 
+For the sizes in ``--ivf-sizes`` the same templates also go into an approximate index
+(``GalleryIndex(ivf=IvfParameters(...))``: inverted file, exact re-ranking), timed in the same
+turns, and its answers are compared with exact search's: ``--accuracy-probes`` enrolled
+templates seen again (moved on the sphere to a euclidean distance drawn uniformly from
+0.20-0.35, about where a real second photo of an enrolled person falls) and as many random
+strangers, through ``identify_batch`` with the shipped threshold and margin.
+
 Usage:
     python bench/gallery_scale.py [--sizes 10000,100000,1000000] [--queries 50] [--batches 20]
+        [--ivf-sizes 100000,1000000] [--ivf-probes 32] [--accuracy-probes 1000]
 
 Results go to ``bench/results/gallery_scale.json``. The machine is shared: the JSON records
 the load average before and after each size so a noisy run can be recognised.
@@ -40,6 +48,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from oneeye.gallery import GalleryIndex
+from oneeye.gallery.ivf import IvfParameters
+from oneeye.types import Identification
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gallery_scale.json"
 K = 5
@@ -47,6 +57,7 @@ BATCH = 20
 TARGET_SINGLE_MS = 50.0
 TARGET_BATCH_MS = 100.0
 TARGET_SIZE = 1_000_000
+MEMBER_DISTANCE = (0.20, 0.35)
 
 Vectors = npt.NDArray[np.float32]
 Distances = Callable[[Vectors, Vectors], npt.NDArray[np.floating[Any]]]
@@ -146,6 +157,53 @@ def queries_for(rng: np.random.Generator, gallery: Vectors, count: int) -> Vecto
     return np.concatenate([near, unit(rng, count - count // 2)]).astype(np.float32)
 
 
+def members_seen_again(
+    rng: np.random.Generator, gallery: Vectors, count: int
+) -> tuple[Vectors, npt.NDArray[np.intp]]:
+    """Enrolled templates moved on the unit sphere to a distance in ``MEMBER_DISTANCE``.
+
+    Returns the probes and the rows they came from.
+    """
+    rows = rng.integers(len(gallery), size=count)
+    source = gallery[rows].astype(np.float64)
+    source /= np.linalg.norm(source, axis=1, keepdims=True)
+    away = rng.standard_normal(source.shape)
+    away -= np.einsum("ij,ij->i", away, source)[:, np.newaxis] * source
+    away /= np.linalg.norm(away, axis=1, keepdims=True)
+    distance = rng.uniform(*MEMBER_DISTANCE, size=count)
+    # |q - g| = d on the unit sphere: q = cos(t) g + sin(t) u with 2 - 2 cos(t) = d^2.
+    cosine = 1.0 - distance**2 / 2.0
+    sine = np.sqrt(1.0 - cosine**2)
+    probes = cosine[:, np.newaxis] * source + sine[:, np.newaxis] * away
+    return probes.astype(np.float32), rows
+
+
+def decision(answer: Identification) -> str | None:
+    """The name an identification gives, ``None`` for unknown."""
+    return answer.match.person if answer.match is not None else None
+
+
+def agreement(exact: list[Identification], approximate: list[Identification]) -> dict[str, Any]:
+    """How often the approximate answers equal the exact ones."""
+    count = len(exact)
+    top1 = sum(
+        bool(a.candidates)
+        and bool(e.candidates)
+        and a.candidates[0].person == e.candidates[0].person
+        for e, a in zip(exact, approximate, strict=True)
+    )
+    same = sum(decision(e) == decision(a) for e, a in zip(exact, approximate, strict=True))
+    named = sum(decision(e) is not None for e in exact)
+    return {
+        "probes": count,
+        "top1_person_agrees": round(top1 / count, 5),
+        "decision_agrees": round(same / count, 5),
+        "disagreements": count - same,
+        "exact_named": round(named / count, 4),
+        "approximate_named": round(sum(decision(a) is not None for a in approximate) / count, 4),
+    }
+
+
 def reference_batch(distances: Distances, embeddings: Vectors, faces: Vectors) -> list[Any]:
     """What face_recognition offers for several faces: one ``face_distance`` call per face."""
     return [distances(embeddings, face) for face in faces]
@@ -174,7 +232,22 @@ def bench_size(
     build_s = time.perf_counter() - start
     rss_delta = rss_bytes() - rss_before
 
-    total = 2 * args.queries + args.batches + min(args.batches, args.reference_batches)
+    approximate: GalleryIndex | None = None
+    ivf_build_s = 0.0
+    ivf_rss_delta = 0
+    if size in args.ivf_sizes:
+        progress.update(task, description=f"{size:>9,}: building ivf")
+        gc.collect()
+        rss_before = rss_bytes()
+        start = time.perf_counter()
+        approximate = GalleryIndex(ivf=IvfParameters(probes=args.ivf_probes))
+        approximate.add_arrays(ids, persons, watchlists, embeddings)
+        ivf_build_s = time.perf_counter() - start
+        ivf_rss_delta = rss_bytes() - rss_before
+
+    turns = 3 if approximate is not None else 2
+    total = turns * args.queries + (turns - 1) * args.batches
+    total += min(args.batches, args.reference_batches)
     progress.update(task, description=f"{size:>9,}: timing", total=total, completed=0)
 
     def tick() -> None:
@@ -187,19 +260,23 @@ def bench_size(
         tick()
         return time.perf_counter() - start
 
-    index.search(queries[0], K)  # warm-up: first-call allocations
-    index.search_batch(batches[0], K)
-    single: list[float] = []
+    ours = [index] if approximate is None else [index, approximate]
+    for gallery in ours:
+        gallery.search(queries[0], K)  # warm-up: first-call allocations
+        gallery.search_batch(batches[0], K)
+    single: list[list[float]] = [[] for _ in ours]
     ref_single: list[float] = []
     for query in queries:
-        single.append(clock(index.search, query, K))
+        for gallery, times in zip(ours, single, strict=True):
+            times.append(clock(gallery.search, query, K))
         ref_single.append(clock(distances, embeddings, query))
-    batch: list[float] = []
+    batch: list[list[float]] = [[] for _ in ours]
     ref_batch: list[float] = []
     every = max(1, args.batches // max(1, args.reference_batches))
     for n in range(args.batches):
         faces = batches[n % len(batches)]
-        batch.append(clock(index.search_batch, faces, K))
+        for gallery, times in zip(ours, batch, strict=True):
+            times.append(clock(gallery.search_batch, faces, K))
         if n % every == 0 and len(ref_batch) < args.reference_batches:
             ref_batch.append(clock(reference_batch, distances, embeddings, faces))
 
@@ -220,8 +297,8 @@ def bench_size(
         "index_array_bytes": index.nbytes,
         "index_rss_delta_bytes": rss_delta,
         "reference_array_bytes": ref_bytes,
-        "single_ms": summary(single),
-        "batch20_ms": summary(batch),
+        "single_ms": summary(single[0]),
+        "batch20_ms": summary(batch[0]),
         "reference_single_ms": summary(ref_single),
         "reference_batch20_ms": summary(ref_batch),
         "top1_agrees_with_reference": f"{agree}/10",
@@ -234,9 +311,64 @@ def bench_size(
     result["speedup_batch20"] = round(
         result["reference_batch20_ms"]["median"] / result["batch20_ms"]["median"], 2
     )
+    if approximate is not None:
+        progress.update(task, description=f"{size:>9,}: ivf accuracy")
+        result["ivf"] = ivf_result(
+            rng, args, embeddings, index, approximate, single[1], batch[1], result
+        )
+        result["ivf"]["build_s"] = round(ivf_build_s, 3)
+        result["ivf"]["rss_delta_bytes"] = ivf_rss_delta
+        result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if size >= TARGET_SIZE:
         result["layout_blas_ms"] = layout_products(embeddings, queries, batches[0])
     return result
+
+
+def ivf_result(
+    rng: np.random.Generator,
+    args: argparse.Namespace,
+    embeddings: Vectors,
+    exact: GalleryIndex,
+    approximate: GalleryIndex,
+    single: list[float],
+    batch: list[float],
+    exact_result: dict[str, Any],
+) -> dict[str, Any]:
+    """The approximate index's timings, size and agreement with exact search."""
+    members, _ = members_seen_again(rng, embeddings, args.accuracy_probes)
+    strangers = unit(rng, args.accuracy_probes)
+    accuracy = {}
+    for name, probes in (("members", members), ("strangers", strangers)):
+        accuracy[name] = agreement(
+            exact.identify_batch(probes, K), approximate.identify_batch(probes, K)
+        )
+    parameters = approximate.ivf
+    assert parameters is not None
+    single_ms, batch_ms = summary(single), summary(batch)
+    return {
+        "parameters": {
+            "probes": parameters.probes,
+            "lists": approximate.ivf_lists,
+            "min_templates": parameters.min_templates,
+        },
+        "index_array_bytes": approximate.nbytes,
+        "single_ms": single_ms,
+        "batch20_ms": batch_ms,
+        "speedup_single_vs_exact": round(
+            exact_result["single_ms"]["median"] / single_ms["median"], 2
+        ),
+        "speedup_batch20_vs_exact": round(
+            exact_result["batch20_ms"]["median"] / batch_ms["median"], 2
+        ),
+        "speedup_single": round(
+            exact_result["reference_single_ms"]["median"] / single_ms["median"], 2
+        ),
+        "speedup_batch20": round(
+            exact_result["reference_batch20_ms"]["median"] / batch_ms["median"], 2
+        ),
+        "accuracy": accuracy,
+        "member_distance": list(MEMBER_DISTANCE),
+    }
 
 
 def layout_products(embeddings: Vectors, queries: Vectors, batch: Vectors) -> dict[str, Any]:
@@ -295,6 +427,36 @@ def report(results: list[dict[str, Any]], label: str, console: Console) -> None:
             f"{r['load_average_before'][0]:.1f}-{r['load_average_after'][0]:.1f}",
         )
     console.print(table)
+    approximate = [r for r in results if "ivf" in r]
+    if approximate:
+        table = Table(title="Approximate (ivf, exact re-ranking) on the same templates and turns")
+        for column in (
+            "templates",
+            "cells / probes",
+            "build s",
+            "index MB",
+            "1 query ms\nmedian / p95",
+            "20 faces ms\nmedian / p95",
+            "vs exact\n1 / 20",
+            "members: top-1 /\ndecision = exact",
+            "strangers:\ndecision = exact",
+        ):
+            table.add_column(column, justify="right")
+        for r in approximate:
+            a = r["ivf"]
+            members, strangers = a["accuracy"]["members"], a["accuracy"]["strangers"]
+            table.add_row(
+                f"{r['templates']:,}",
+                f"{a['parameters']['lists']} / {a['parameters']['probes']}",
+                f"{a['build_s']:.2f}",
+                f"{a['index_array_bytes'] / 2**20:.0f}",
+                f"{a['single_ms']['median']:.2f} / {a['single_ms']['p95']:.2f}",
+                f"{a['batch20_ms']['median']:.2f} / {a['batch20_ms']['p95']:.2f}",
+                f"{a['speedup_single_vs_exact']:.1f}x / {a['speedup_batch20_vs_exact']:.1f}x",
+                f"{members['top1_person_agrees']:.2%} / {members['decision_agrees']:.2%}",
+                f"{strangers['decision_agrees']:.2%}",
+            )
+        console.print(table)
     for r in results:
         if "layout_blas_ms" in r:
             console.print(f"bare BLAS at {r['templates']:,} (ms): {r['layout_blas_ms']}")
@@ -306,9 +468,15 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--batches", type=int, default=20, help="batches of 20 to time")
     parser.add_argument("--reference-batches", type=int, default=5)
+    parser.add_argument(
+        "--ivf-sizes", default="100000,1000000", help="sizes that also get an approximate index"
+    )
+    parser.add_argument("--ivf-probes", type=int, default=IvfParameters().probes)
+    parser.add_argument("--accuracy-probes", type=int, default=1000)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
+    args.ivf_sizes = {int(s.replace("_", "")) for s in args.ivf_sizes.split(",") if s}
 
     console = Console(width=max(Console().width, 150))
     label, distances = reference()
@@ -338,6 +506,17 @@ def main() -> None:
             "batch20_target_ms": TARGET_BATCH_MS,
             "batch20_met": r["batch20_ms"]["median"] <= TARGET_BATCH_MS,
         }
+        | (
+            {
+                "ivf_single_median_ms": r["ivf"]["single_ms"]["median"],
+                "ivf_single_met": r["ivf"]["single_ms"]["median"] <= TARGET_SINGLE_MS,
+                "ivf_batch20_median_ms": r["ivf"]["batch20_ms"]["median"],
+                "ivf_batch20_met": r["ivf"]["batch20_ms"]["median"] <= TARGET_BATCH_MS,
+                "ivf_member_decision_agrees": r["ivf"]["accuracy"]["members"]["decision_agrees"],
+            }
+            if "ivf" in r
+            else {}
+        )
         for r in results
         if r["templates"] >= TARGET_SIZE
     ]
@@ -352,6 +531,9 @@ def main() -> None:
             "batches": args.batches,
             "reference_batches": args.reference_batches,
             "templates_per_person": 2,
+            "ivf_sizes": sorted(args.ivf_sizes),
+            "ivf_probes": args.ivf_probes,
+            "accuracy_probes": args.accuracy_probes,
         },
         "reference": label,
         "targets": targets,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_THRESHOLD = 0.32
@@ -54,6 +54,26 @@ class GallerySettings(BaseModel):
     margin: float = Field(default=DEFAULT_MARGIN, ge=0.0, lt=2.0)
     thresholds: dict[str, float] = Field(default_factory=dict)
     """Per-watchlist thresholds that override the default."""
+    index: Literal["exact", "ivf"] = "exact"
+    """``exact``: every search compares the face with every template (the default, always
+    right). ``ivf``: an inverted file (k-means cells) compares it only with the templates of
+    the ``ivf_probes`` nearest cells, then re-ranks those exactly; much faster on very large
+    galleries, and it can miss a match whose templates all lie in cells it did not probe."""
+    ivf_lists: int = Field(default=0, ge=0, le=1_000_000)
+    """``ivf``: number of cells; 0 picks about the square root of the gallery size each time
+    the cells are trained (at ``ivf_min_templates``, then whenever the gallery doubles)."""
+    ivf_probes: int = Field(default=32, ge=1, le=1_000_000)
+    """``ivf``: cells searched per face. More is slower and misses less."""
+    ivf_min_templates: int = Field(default=50_000, ge=1)
+    """``ivf``: below this many templates the search stays exact (it is fast enough there)."""
+
+    @model_validator(mode="after")
+    def _probes_within_lists(self) -> GallerySettings:
+        if self.ivf_lists and self.ivf_probes > self.ivf_lists:
+            raise ValueError(
+                f"ivf_probes must be at most ivf_lists ({self.ivf_lists}), got {self.ivf_probes}"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -168,7 +188,6 @@ class ServeSettings(Settings):
     secret_key: SecretStr | None = None
     """Signs expiring links; ``None``: a random key made at first start and kept in
     ``{data_dir}/secret.key``."""
-
 
     def resolved_database_url(self) -> str:
         """The database URL, with the embedded default filled in."""

@@ -19,6 +19,15 @@ keeping only the keys that reach each face's threshold, so 20 faces x 1M templat
 materialise 80 MB of keys. A batch is bound by the float32 matrix product itself (~5 GFLOP for
 20 faces x 1M templates), 110-120 ms on two cores, above the 100 ms target.
 
+Approximate mode (opt-in, ``ivf=IvfParameters(...)`` or ``GallerySettings.index = "ivf"``): from
+``min_templates`` templates on, an inverted file (:mod:`oneeye.gallery.ivf`) picks each face's
+candidates from its nearest k-means cells, and the candidates go through the same exact
+re-ranking, person grouping, thresholds and margin as a full search. It can only miss
+templates, never invent nearer ones: a face that exact search calls unknown is unknown here
+too. The cells are trained under the write lock when the gallery reaches ``min_templates``
+and again whenever it has doubled (or shrunk to a quarter) since; in between, new templates
+go to their nearest cell.
+
 Concurrency: one readers-writer lock. Searches share it; every change takes it alone. A writer
 that is waiting stops new searches from entering, so a stream of searches cannot starve an
 enrolment: a writer waits at most for the searches already running.
@@ -42,8 +51,9 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from oneeye.config import DEFAULT_MARGIN, DEFAULT_THRESHOLD
+from oneeye.config import DEFAULT_MARGIN, DEFAULT_THRESHOLD, GallerySettings
 from oneeye.errors import GalleryError
+from oneeye.gallery.ivf import InvertedFile, IvfParameters
 from oneeye.types import (
     EMBEDDING_SIZE,
     Embedding,
@@ -195,6 +205,7 @@ class GalleryIndex:
         *,
         margin: float = DEFAULT_MARGIN,
         capacity: int = _MIN_CAPACITY,
+        ivf: IvfParameters | None = None,
     ) -> None:
         """Create an empty gallery.
 
@@ -202,8 +213,14 @@ class GalleryIndex:
             default_threshold: the largest euclidean distance accepted as a match on a
                 watchlist without a threshold of its own, in (0, 2].
             thresholds: per-watchlist thresholds that override the default.
+            margin: how much nearer than the next person a match must be, in [0, 2).
             capacity: templates to allocate room for up front (it grows by doubling).
+            ivf: search approximately with an inverted file from ``ivf.min_templates`` on;
+                ``None`` (the default) keeps every search exact.
         """
+        if ivf is not None and not isinstance(ivf, IvfParameters):
+            raise TypeError(f"ivf must be IvfParameters or None, got {type(ivf).__name__}")
+        self._ivf_parameters = ivf
         self._lock = _ReadWriteLock()
         self._default_threshold = _check_threshold(default_threshold, "default_threshold")
         if not 0.0 <= margin < 2.0:
@@ -215,6 +232,23 @@ class GalleryIndex:
             self._thresholds[watchlist] = _check_threshold(value, f"threshold of {watchlist!r}")
         self._version = 0
         self._reset(max(int(capacity), 1))
+
+    @classmethod
+    def from_settings(cls, settings: GallerySettings) -> GalleryIndex:
+        """An empty gallery with the thresholds, margin and search mode of ``settings``.
+
+        Args:
+            settings: the gallery settings.
+
+        Returns:
+            A new, empty index.
+        """
+        return cls(
+            default_threshold=settings.default_threshold,
+            thresholds=settings.thresholds,
+            margin=settings.margin,
+            ivf=IvfParameters.from_settings(settings),
+        )
 
     def _reset(self, capacity: int) -> None:
         self._matrix = np.zeros((_ROWS, capacity), dtype=np.float32)
@@ -235,6 +269,7 @@ class GalleryIndex:
         self._watchlist_code: dict[str, int] = {}
         self._watchlist_name: list[str] = []
         self._watchlist_size: list[int] = []
+        self._ivf: InvertedFile | None = None
 
     # ----------------------------------------------------------------- introspection
 
@@ -256,14 +291,42 @@ class GalleryIndex:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the index's numpy arrays (allocated capacity, not just what is used)."""
+        """Bytes held by the index's numpy arrays (allocated capacity, not just what is used),
+        the approximate index's included."""
         with self._lock.read():
             return int(
                 self._matrix.nbytes
                 + self._row_group.nbytes
                 + self._row_watchlist.nbytes
                 + self._row_quality.nbytes
+                + (self._ivf.nbytes if self._ivf is not None else 0)
             )
+
+    @property
+    def ivf(self) -> IvfParameters | None:
+        """The approximate-search parameters; ``None`` when every search is exact."""
+        return self._ivf_parameters
+
+    @property
+    def ivf_lists(self) -> int:
+        """Cells of the inverted file now in use; 0 when there is none (yet)."""
+        with self._lock.read():
+            return self._ivf.lists if self._ivf is not None else 0
+
+    @property
+    def approximate(self) -> bool:
+        """True when searches currently go through the inverted file (approximate mode and a
+        gallery of at least ``min_templates``)."""
+        with self._lock.read():
+            return self._ivf_active()
+
+    def _ivf_active(self) -> bool:
+        parameters = self._ivf_parameters
+        return (
+            parameters is not None
+            and self._ivf is not None
+            and self._size >= parameters.min_templates
+        )
 
     def __len__(self) -> int:
         """Number of templates."""
@@ -506,6 +569,29 @@ class GalleryIndex:
         self._row_ids.extend(ids)
         self._id_row.update(zip(ids, range(start, stop), strict=True))
         self._size = stop
+        if self._ivf is not None:
+            self._ivf.add(np.arange(start, stop, dtype=np.intp), self._matrix[:, start:stop])
+        self._maintain_ivf()
+
+    def _maintain_ivf(self) -> None:
+        """(Re)train the inverted file when the size calls for it; the caller holds the lock.
+
+        Trained at ``min_templates``, retrained when the gallery has doubled or shrunk to a
+        quarter since (cells sized for another gallery probe too much or too little), dropped
+        below half of ``min_templates`` (search is exact there anyway).
+        """
+        parameters = self._ivf_parameters
+        if parameters is None:
+            return
+        size = self._size
+        current = self._ivf
+        if size < parameters.min_templates:
+            if current is not None and 2 * size < parameters.min_templates:
+                self._ivf = None
+            return
+        if current is None or size >= 2 * current.trained_size or 4 * size <= current.trained_size:
+            self._ivf = None  # free the old cells before building the new ones
+            self._ivf = InvertedFile.build(self._matrix, size, parameters)
 
     def _reserve(self, needed: int) -> None:
         capacity = self._matrix.shape[1]
@@ -572,6 +658,10 @@ class GalleryIndex:
         self._release_row(row)
         last = self._size - 1
         removed_id = self._row_ids[row]
+        if self._ivf is not None:
+            self._ivf.remove(row)
+            if row != last:
+                self._ivf.move(last, row)
         if row != last:
             self._matrix[:, row] = self._matrix[:, last]
             self._row_group[row] = self._row_group[last]
@@ -599,6 +689,7 @@ class GalleryIndex:
         with self._lock.write():
             row = self._row_of(template_id)
             self._delete_row(row)
+            self._maintain_ivf()
             self._version += 1
             logger.debug("gallery: removed template %s (version %d)", template_id, self._version)
             return self._version
@@ -631,6 +722,7 @@ class GalleryIndex:
             # Highest first: the last row, swapped into each hole, is never one still to go.
             for row in rows[::-1].tolist():
                 self._delete_row(row)
+            self._maintain_ivf()
             self._version += 1
             logger.debug(
                 "gallery: removed %d templates of person %s (version %d)",
@@ -668,6 +760,9 @@ class GalleryIndex:
             self._matrix[_NORM_ROW, row] = half_norm
             self._max_half_norm = max(self._max_half_norm, half_norm)
             self._row_quality[row] = template.quality
+            if self._ivf is not None:
+                self._ivf.remove(row)
+                self._ivf.add(np.array([row], dtype=np.intp), self._matrix[:, row : row + 1])
             self._version += 1
             return self._version
 
@@ -820,6 +915,9 @@ class GalleryIndex:
         augmented = np.empty((count, _ROWS), dtype=np.float32)
         augmented[:, :EMBEDDING_SIZE] = queries
         augmented[:, _NORM_ROW] = -1.0
+        ivf, parameters = self._ivf, self._ivf_parameters
+        if ivf is not None and parameters is not None and size >= parameters.min_templates:
+            return self._search_ivf(ivf, parameters.probes, queries, augmented, k, allowed)
         wanted = 4 * max(_FIRST_POOL, 4 * k)
         if count == 1 or size <= _BLOCK_COLUMNS or 2 * wanted > _SAMPLE_RUNS * _SAMPLE_RUN:
             # Every key of the chunk fits in memory: one product, then select per face.
@@ -840,6 +938,32 @@ class GalleryIndex:
                     row_keys = self._keys(chunk[i : i + 1], 0, size, allowed)[0]
                     found = self._nearest_groups(query, None, row_keys, -np.inf, k)
                 results[start + i] = found or []
+        return results
+
+    def _search_ivf(
+        self,
+        ivf: InvertedFile,
+        probes: int,
+        queries: npt.NDArray[np.float32],
+        augmented: npt.NDArray[np.float32],
+        k: int,
+        allowed: npt.NDArray[np.bool_] | None,
+    ) -> list[list[Match]]:
+        """Approximate search: candidates from each face's nearest cells, re-ranked exactly.
+
+        A face whose cells hold fewer than k persons (a small watchlist, say) is searched
+        exactly instead, so "up to k" means what it means in exact mode.
+        """
+        size = self._size
+        results: list[list[Match]] = []
+        for i, (rows, keys) in enumerate(ivf.candidates(augmented, probes)):
+            if allowed is not None:
+                np.copyto(keys, np.float32(-np.inf), where=~allowed[rows])
+            found = self._nearest_groups(queries[i], rows, keys, -np.inf, k) or []
+            if len(found) < k:
+                row_keys = self._keys(augmented[i : i + 1], 0, size, allowed)[0]
+                found = self._nearest_groups(queries[i], None, row_keys, -np.inf, k) or []
+            results.append(found)
         return results
 
     def _keys(
@@ -1037,11 +1161,15 @@ class GalleryIndex:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> GalleryIndex:
+    def load(
+        cls, path: str | os.PathLike[str], *, ivf: IvfParameters | None = None
+    ) -> GalleryIndex:
         """Read a gallery written by :meth:`save`.
 
         Args:
             path: the ``.npz`` file.
+            ivf: search mode of the loaded index, as in the constructor (the file holds
+                templates only; the inverted file is rebuilt from them).
 
         Returns:
             A new index with the saved templates, thresholds and version.
@@ -1070,6 +1198,7 @@ class GalleryIndex:
                 thresholds=metadata["thresholds"],
                 margin=metadata.get("margin", DEFAULT_MARGIN),
                 capacity=max(_MIN_CAPACITY, len(metadata["ids"])),
+                ivf=ivf,
             )
             index.add_arrays(
                 metadata["ids"],
