@@ -126,7 +126,8 @@ class CustomerDirectory(ABC):
         """A short description for messages (no secrets)."""
         return type(self).__name__
 
-    def _read_only(self) -> ReadOnlyDirectoryError:
+    def read_only_error(self) -> ReadOnlyDirectoryError:
+        """The error a read-only directory answers to a change."""
         return ReadOnlyDirectoryError(
             f"customer accounts come from {self.describe()}; change them there, not in OneEye"
         )
@@ -135,7 +136,7 @@ class CustomerDirectory(ABC):
         self, *, q: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[CustomerCard]:
         """Accounts by id, optionally only those whose id or name contains ``q``."""
-        raise self._read_only()
+        raise self.read_only_error()
 
     def save(
         self,
@@ -149,16 +150,16 @@ class CustomerDirectory(ABC):
     ) -> tuple[CustomerCard, bool]:
         """Create or replace an account (its profile photo stays); returns the card and
         whether it was created."""
-        raise self._read_only()
+        raise self.read_only_error()
 
     def delete(self, account_id: str) -> CustomerCard | None:
         """Remove an account; returns what it was (to delete its photo), ``None`` if absent."""
-        raise self._read_only()
+        raise self.read_only_error()
 
     def set_profile_photo(self, account_id: str, key: str | None) -> str | None:
         """Point the account at a stored profile photo; returns the key it had before.
         ``CustomerError`` if there is no such account."""
-        raise self._read_only()
+        raise self.read_only_error()
 
 
 def _card_of(row: CustomerAccount) -> CustomerCard:

@@ -17,6 +17,7 @@ from oneeye.web.routes import (
     customers,
     identify,
     people,
+    photos,
     sightings,
     users,
     watchlists,
@@ -36,7 +37,17 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (auth, users, people, watchlists, customers, identify, cameras, sightings):
+    for module in (
+        auth,
+        users,
+        people,
+        watchlists,
+        customers,
+        identify,
+        photos,
+        cameras,
+        sightings,
+    ):
         app.include_router(module.router, prefix=API)
     app.include_router(ws.router)
     app.include_router(pages.router)

@@ -1,7 +1,101 @@
-"""Routes for identify. OWNER: helper B (placeholder; replace)."""
+"""``POST /identify``: who is in this photo? (``viewer`` and above; nothing is stored)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, status
+from pydantic import BaseModel
+
+from oneeye.errors import ImageError
+from oneeye.services.enrolment import IdentifiedFace
+from oneeye.web.deps import ServicesDep, Viewer
+from oneeye.web.routes.people import BoxPublic, UploadDep, box_public, read_upload, refuse
 
 router = APIRouter(prefix="/identify", tags=["identify"])
+
+
+class MatchPublic(BaseModel):
+    """One candidate for a face: an enrolled person on one watchlist."""
+
+    person_id: str
+    name: str
+    watchlist: str
+    distance: float
+    matched: bool
+    """Whether this candidate is the answer (within the watchlist's threshold, and clearly
+    nearer than anyone else)."""
+
+
+class QualityPublic(BaseModel):
+    """How much the face can be trusted: size in pixels, sharpness, frontalness in [0, 1],
+    and the combined score in [0, 1]."""
+
+    size: int
+    sharpness: float
+    frontalness: float
+    score: float
+
+
+class FacePublic(BaseModel):
+    """A face in the photo and who it is (``person_id`` is ``null`` for an unknown face)."""
+
+    box: BoxPublic
+    quality: QualityPublic
+    person_id: str | None
+    name: str | None
+    watchlist: str | None
+    distance: float | None
+    matches: list[MatchPublic]
+
+
+class IdentifyResult(BaseModel):
+    """Every face found in the photo, largest detections first as the detector ranks them."""
+
+    faces: list[FacePublic]
+
+
+def face_public(face: IdentifiedFace) -> FacePublic:
+    """An identified face as its JSON schema."""
+    return FacePublic(
+        box=box_public(face.box),
+        quality=QualityPublic(
+            size=face.quality.size,
+            sharpness=face.quality.sharpness,
+            frontalness=face.quality.frontalness,
+            score=face.quality.score,
+        ),
+        person_id=face.person_id,
+        name=face.name,
+        watchlist=face.watchlist,
+        distance=face.distance,
+        matches=[
+            MatchPublic(
+                person_id=m.person_id,
+                name=m.name,
+                watchlist=m.watchlist,
+                distance=m.distance,
+                matched=m.matched,
+            )
+            for m in face.matches
+        ],
+    )
+
+
+@router.post(
+    "",
+    response_model=IdentifyResult,
+    status_code=status.HTTP_200_OK,
+    summary="Identify the faces in a photo",
+    responses={
+        400: {"description": "Not an image, or a damaged one"},
+        413: {"description": "The upload is too large"},
+    },
+)
+def identify(file: UploadDep, services: ServicesDep, viewer: Viewer) -> IdentifyResult:
+    """Find every face in the uploaded photo and its nearest enrolled people. A photo without
+    faces answers an empty list."""
+    data = read_upload(file, services.enrolment.max_upload_bytes)
+    try:
+        faces = services.enrolment.identify(data, file.filename or "")
+    except ImageError as exc:
+        refuse(exc)
+    return IdentifyResult(faces=[face_public(f) for f in faces])

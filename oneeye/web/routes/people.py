@@ -1,7 +1,285 @@
-"""Routes for people. OWNER: helper B (placeholder; replace)."""
+"""People and their enrolled photos: ``/people``.
+
+Reading needs ``viewer``; creating, changing, enrolling and deleting need ``admin``. An upload
+that cannot be enrolled (not an image, too large, no face, several faces) is answered with a
+4xx that says why, and leaves nothing behind.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+from datetime import datetime
+from typing import Annotated, NoReturn
+
+from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile, status
+from pydantic import BaseModel, Field
+
+from oneeye.errors import FaceError, ImageError
+from oneeye.services.customers import PHOTOS_URL
+from oneeye.services.enrolment import (
+    EnrolmentError,
+    NotFoundError,
+    PersonInfo,
+    TemplateInfo,
+    UploadTooLargeError,
+)
+from oneeye.types import FaceBox
+from oneeye.web.deps import Admin, ServicesDep, Viewer
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/people", tags=["people"])
+
+UploadDep = Annotated[UploadFile, File(description="A JPEG, PNG, WebP, BMP, GIF or TIFF photo")]
+
+
+# schemas -------------------------------------------------------------------------------------
+
+
+class PersonCreate(BaseModel):
+    """A new person."""
+
+    name: str = Field(min_length=1, max_length=200, examples=["Barack Obama"])
+    account_id: str | None = Field(default=None, max_length=64, examples=["ACC-1001"])
+    """The customer account this person holds (looked up in the customer directory)."""
+    notes: str = Field(default="", max_length=2000)
+    watchlists: list[str] = Field(default_factory=lambda: ["customers"], max_length=50)
+
+
+class PersonUpdate(BaseModel):
+    """Changes to a person: only the fields sent change (``account_id: null`` clears it)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    account_id: str | None = Field(default=None, max_length=64)
+    notes: str | None = Field(default=None, max_length=2000)
+    watchlists: list[str] | None = Field(default=None, max_length=50)
+
+
+class PersonPublic(BaseModel):
+    """A person as the API shows them."""
+
+    id: str
+    name: str
+    account_id: str | None
+    notes: str
+    watchlists: list[str]
+    templates: int
+    """How many photos are enrolled."""
+    created_at: datetime
+
+
+class BoxPublic(BaseModel):
+    """A face's box in pixels of the (upright) photo: ``top``, ``right``, ``bottom``, ``left``,
+    all inside the face."""
+
+    top: int
+    right: int
+    bottom: int
+    left: int
+
+
+class TemplatePublic(BaseModel):
+    """An enrolled photo of a person: where the face is and how good it is."""
+
+    id: str
+    person_id: str
+    photo_url: str
+    """The stored photo (``teller`` or above may fetch it)."""
+    box: BoxPublic
+    quality: float
+    """Overall quality in [0, 1]."""
+    size_px: float
+    sharpness: float
+    frontalness: float
+    created_at: datetime
+
+
+def box_public(box: FaceBox) -> BoxPublic:
+    """A ``FaceBox`` as its JSON schema."""
+    return BoxPublic(top=box.top, right=box.right, bottom=box.bottom, left=box.left)
+
+
+def person_public(info: PersonInfo) -> PersonPublic:
+    """A person as the API shows them."""
+    return PersonPublic(
+        id=info.id,
+        name=info.name,
+        account_id=info.account_id,
+        notes=info.notes,
+        watchlists=list(info.watchlists),
+        templates=info.templates,
+        created_at=info.created_at,
+    )
+
+
+def template_public(info: TemplateInfo) -> TemplatePublic:
+    """A template as the API shows it."""
+    return TemplatePublic(
+        id=info.id,
+        person_id=info.person_id,
+        photo_url=PHOTOS_URL + info.photo_key,
+        box=box_public(info.box),
+        quality=info.quality,
+        size_px=info.size_px,
+        sharpness=info.sharpness,
+        frontalness=info.frontalness,
+        created_at=info.created_at,
+    )
+
+
+def read_upload(file: UploadFile, limit: int) -> bytes:
+    """The uploaded bytes, reading at most one byte past ``limit`` (so a huge upload is
+    refused without being read into memory)."""
+    return file.file.read(limit + 1)
+
+
+def refuse(exc: Exception) -> NoReturn:
+    """Answer a service error as the HTTP error that fits it (the message is kept)."""
+    if isinstance(exc, NotFoundError):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    if isinstance(exc, UploadTooLargeError):
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
+    if isinstance(exc, ImageError):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    if isinstance(exc, FaceError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    if isinstance(exc, EnrolmentError):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    raise exc
+
+
+# routes --------------------------------------------------------------------------------------
+
+
+@router.get("", response_model=list[PersonPublic], summary="List people")
+def list_people(
+    services: ServicesDep,
+    viewer: Viewer,
+    watchlist: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Part of a name or account")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[PersonPublic]:
+    """People by name, optionally only those on a watchlist or matching ``q``."""
+    people = services.enrolment.people(watchlist=watchlist, q=q, limit=limit, offset=offset)
+    return [person_public(p) for p in people]
+
+
+@router.post(
+    "",
+    response_model=PersonPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a person",
+)
+def create_person(body: PersonCreate, services: ServicesDep, admin: Admin) -> PersonPublic:
+    """Add a person on one or more watchlists; enrol their photos next."""
+    try:
+        info = services.enrolment.create_person(
+            body.name,
+            body.watchlists,
+            actor=admin.actor,
+            account_id=body.account_id,
+            notes=body.notes,
+        )
+    except EnrolmentError as exc:
+        refuse(exc)
+    return person_public(info)
+
+
+@router.get("/{person_id}", response_model=PersonPublic, summary="One person")
+def get_person(person_id: str, services: ServicesDep, viewer: Viewer) -> PersonPublic:
+    """The person with this id."""
+    try:
+        return person_public(services.enrolment.person(person_id))
+    except EnrolmentError as exc:
+        refuse(exc)
+
+
+@router.patch("/{person_id}", response_model=PersonPublic, summary="Change a person")
+def update_person(
+    person_id: str, body: PersonUpdate, services: ServicesDep, admin: Admin
+) -> PersonPublic:
+    """Change a person's name, account, notes or watchlists (the live gallery follows)."""
+    sent = body.model_fields_set
+    for field in ("name", "notes", "watchlists"):
+        if field in sent and getattr(body, field) is None:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{field} cannot be null")
+    changes: dict[str, object] = {field: getattr(body, field) for field in sent}
+    try:
+        info = services.enrolment.update_person(
+            person_id,
+            actor=admin.actor,
+            **changes,  # type: ignore[arg-type]
+        )
+    except EnrolmentError as exc:
+        refuse(exc)
+    return person_public(info)
+
+
+@router.delete(
+    "/{person_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a person",
+)
+def delete_person(person_id: str, services: ServicesDep, admin: Admin) -> Response:
+    """Delete a person with every photo and template (they are no longer recognised)."""
+    try:
+        services.enrolment.delete_person(person_id, actor=admin.actor)
+    except EnrolmentError as exc:
+        refuse(exc)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{person_id}/photos",
+    response_model=TemplatePublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Enrol a photo",
+    responses={
+        400: {"description": "Not an image, or a damaged one"},
+        413: {"description": "The upload is too large"},
+        422: {"description": "No face, several faces, or a face too small"},
+    },
+)
+def enrol_photo(
+    person_id: str, file: UploadDep, services: ServicesDep, admin: Admin
+) -> TemplatePublic:
+    """Enrol a photo showing exactly one usable face; answers the template with its box and
+    quality. A photo that cannot be enrolled changes nothing."""
+    data = read_upload(file, services.enrolment.max_upload_bytes)
+    try:
+        info = services.enrolment.enrol_photo(
+            person_id, data, file.filename or "", actor=admin.actor
+        )
+    except (EnrolmentError, ImageError, FaceError) as exc:
+        refuse(exc)
+    return template_public(info)
+
+
+@router.get(
+    "/{person_id}/templates", response_model=list[TemplatePublic], summary="A person's photos"
+)
+def list_templates(person_id: str, services: ServicesDep, viewer: Viewer) -> list[TemplatePublic]:
+    """The person's enrolled photos with their boxes and quality, oldest first."""
+    try:
+        return [template_public(t) for t in services.enrolment.templates(person_id)]
+    except EnrolmentError as exc:
+        refuse(exc)
+
+
+@router.delete(
+    "/{person_id}/templates/{template_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete an enrolled photo",
+)
+def delete_template(
+    person_id: str, template_id: str, services: ServicesDep, admin: Admin
+) -> Response:
+    """Delete one enrolled photo: its file, its template and its gallery entries."""
+    try:
+        services.enrolment.delete_template(person_id, template_id, actor=admin.actor)
+    except EnrolmentError as exc:
+        refuse(exc)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

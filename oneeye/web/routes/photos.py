@@ -1,0 +1,62 @@
+"""``GET /photos/{key}``: the bytes of a stored photo or snapshot.
+
+Camera snapshots (``snapshots/...``) need ``viewer``; enrolment photos (``templates/...``) and
+customers' profile photos (``customers/...``) are biometric or account data and need
+``teller``. Answers are marked ``Cache-Control: private`` so no shared cache keeps them.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from oneeye.store.photos import PhotoNotFoundError, PhotoStoreError, check_key
+from oneeye.web.deps import ServicesDep, Viewer
+
+router = APIRouter(prefix="/photos", tags=["photos"])
+
+ROLE_FOR_KIND = {"snapshots": "viewer", "templates": "teller", "customers": "teller"}
+"""The lowest role that may fetch each kind of photo; other kinds need ``admin``."""
+
+CONTENT_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+}
+CACHE_CONTROL = "private, max-age=3600"
+
+
+@router.get(
+    "/{key:path}",
+    response_class=Response,
+    summary="A stored photo",
+    responses={
+        200: {"content": {v: {} for v in sorted(set(CONTENT_TYPES.values()))}},
+        404: {"description": "No photo has this key"},
+    },
+)
+def get_photo(key: str, services: ServicesDep, principal: Viewer) -> Response:
+    """The photo stored under ``key`` (as given in ``photo_url``/``snapshot_url`` fields)."""
+    try:
+        check_key(key)
+    except PhotoStoreError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no photo {key!r}") from None
+    kind = key.split("/", 1)[0]
+    needed = ROLE_FOR_KIND.get(kind, "admin")
+    if not principal.allows(needed):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{kind} photos need the {needed} role or above; you are {principal.role}",
+        )
+    try:
+        data = services.photos.get(key)
+    except PhotoNotFoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no photo {key!r}") from None
+    suffix = key.rsplit(".", 1)[-1].lower()
+    return Response(
+        content=data,
+        media_type=CONTENT_TYPES.get(suffix, "application/octet-stream"),
+        headers={"Cache-Control": CACHE_CONTROL, "X-Content-Type-Options": "nosniff"},
+    )
