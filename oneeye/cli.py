@@ -8,24 +8,30 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import cv2
 import numpy as np
+import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.exc import SQLAlchemyError
 
 from oneeye import __version__
+from oneeye.app import OneEyeApp
 from oneeye.bench import lfw as lfw_bench
-from oneeye.config import Settings
+from oneeye.config import ServeSettings, Settings
 from oneeye.errors import OneEyeError, SourceError
 from oneeye.gallery import GalleryIndex
+from oneeye.services.auth import ROLES, AuthService, UserError
+from oneeye.store.db import Database, DatabaseError
 from oneeye.types import RGBImage, Template
 from oneeye.video.annotate import annotate
 from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
@@ -388,6 +394,190 @@ def _emit_event(event: SightingEvent, jsonl: bool) -> None:
     click.echo(
         f"{event.t:8.2f}s {event.camera} {event.event:15s} {who}{distance} track {event.track}"
     )
+
+
+class SettingError(click.ClickException):
+    """A setting OneEye cannot start with (a bad value, a database it cannot open): exit 2."""
+
+    exit_code = 2
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve_settings(data_dir: Path | None, **server: object) -> ServeSettings:
+    """The server's settings from the environment, with the command line's options on top."""
+    settings = ServeSettings() if data_dir is None else ServeSettings(data_dir=data_dir)
+    changes = {k: v for k, v in server.items() if v is not None}
+    if changes:
+        settings.server = settings.server.model_validate(settings.server.model_dump() | changes)
+    return settings
+
+
+def announce_first_admin(credential: str) -> None:
+    """Print the first admin's one-time credential to stdout, once, so nobody misses it.
+
+    Args:
+        credential: ``"name:password"`` as ``AuthService.ensure_admin`` returns it.
+    """
+    name, password = credential.split(":", 1)
+    rule = "=" * 72
+    click.echo(
+        f"{rule}\n"
+        "OneEye created its first admin. Log in with this one-time password;\n"
+        "it is shown only now and never again (reset it with `oneeye users reset-password`).\n"
+        f"  username: {name}\n"
+        f"  password: {password}\n"
+        f"{rule}"
+    )
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where OneEye keeps its database and photos (default: ONEEYE_DATA_DIR or ./data).",
+)
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default: ONEEYE_SERVER__HOST or 127.0.0.1).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="Port to listen on (default: ONEEYE_SERVER__PORT or 8080).",
+)
+@data_dir_option
+def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
+    """Run the OneEye server: web API and dashboard, camera workers, all in one process.
+
+    The first start creates an admin and prints its one-time password. Settings come from
+    ONEEYE_ environment variables (ONEEYE_DATABASE_URL for PostgreSQL); Ctrl-C stops cleanly.
+    """
+    settings = _serve_settings(data_dir, host=host, port=port)
+    try:
+        app = OneEyeApp(settings, announce=announce_first_admin)
+    except (OneEyeError, SQLAlchemyError) as exc:
+        raise SettingError(f"cannot start: {_one_line(exc)}") from exc
+    config = uvicorn.Config(
+        app.web,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=logging.getLevelName(min(logging.getLogger().level, logging.INFO)).lower(),
+    )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again; both end
+    # up here as KeyboardInterrupt so the parts stop in order and the exit is clean.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    app.start()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        logger.info("stopping")
+    finally:
+        app.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+@cli.group()
+@data_dir_option
+@click.pass_context
+def users(ctx: click.Context, data_dir: Path | None) -> None:
+    """Manage who can log in, and API keys; needs only the database (the server may run)."""
+    settings = _serve_settings(data_dir)
+    try:
+        db = Database(settings.resolved_database_url())
+        db.migrate()
+    except (DatabaseError, SQLAlchemyError) as exc:
+        raise SettingError(f"cannot open the database: {_one_line(exc)}") from exc
+    ctx.call_on_close(db.close)
+    ctx.obj = AuthService(db, settings.server.session_hours)
+
+
+def _auth(ctx: click.Context) -> AuthService:
+    auth = ctx.obj
+    assert isinstance(auth, AuthService)
+    return auth
+
+
+def _new_password(password_stdin: bool) -> str:
+    if password_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise click.BadParameter("no password on standard input", param_hint="--password-stdin")
+        return line
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    assert isinstance(password, str)
+    return password
+
+
+def _user_change(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+password_stdin_option = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+role_option = click.option(
+    "--role", type=click.Choice(ROLES), required=True, help="What they may see and do."
+)
+
+
+@users.command("add")
+@click.argument("name")
+@role_option
+@password_stdin_option
+@click.pass_context
+def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> None:
+    """Add a user NAME with a role; asks for the password (at least 10 characters)."""
+    password = _new_password(password_stdin)
+    _user_change(lambda: _auth(ctx).create_user(name, password, role, actor="system:cli"))
+    click.echo(f"added {role} {name}")
+
+
+@users.command("list")
+@click.pass_context
+def users_list(ctx: click.Context) -> None:
+    """List the users: name, role, whether they may log in, when they were added."""
+    for user in _auth(ctx).users():
+        state = "active" if user.active else "inactive"
+        click.echo(f"{user.username}\t{user.role}\t{state}\t{user.created_at:%Y-%m-%d %H:%M}")
+
+
+@users.command("reset-password")
+@click.argument("name")
+@password_stdin_option
+@click.pass_context
+def users_reset_password(ctx: click.Context, name: str, password_stdin: bool) -> None:
+    """Give user NAME a new password (asked for) and end their sessions."""
+    auth = _auth(ctx)
+    _user_change(lambda: auth.user_named(name))
+    password = _new_password(password_stdin)
+    _user_change(lambda: auth.set_password(name, password, actor="system:cli"))
+    click.echo(f"new password set for {name}; their sessions have ended")
+
+
+@users.command("api-key")
+@click.argument("name")
+@role_option
+@click.pass_context
+def users_api_key(ctx: click.Context, name: str, role: str) -> None:
+    """Create an API key called NAME with a role and print it, once.
+
+    Machines send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+    """
+    created: list[str] = []
+    _user_change(
+        lambda: created.append(_auth(ctx).create_api_key(name, role, actor="system:cli")[1])
+    )
+    click.echo(created[0])
+    stderr.print(f"API key {name!r} ({role}) created; it is shown only this once.", highlight=False)
 
 
 @cli.group()
