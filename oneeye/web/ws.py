@@ -1,7 +1,134 @@
-"""The dashboard WebSocket ``/ws``. OWNER: helper C (placeholder; replace)."""
+"""The dashboard WebSocket ``/ws``: live ``sighting``, ``customer.arrived`` and
+``camera.status`` events, each a JSON frame ``{"id", "type", "at", "data"}``.
+
+Authentication is the session cookie (a browser) or an API key (``?api_key=``,
+``Authorization: Bearer``, or ``X-API-Key``). A connection without valid credentials is
+accepted and closed at once with code ``4401``, so a script can tell "log in" from a network
+fault; a cookie-authenticated connection from a page of another origin is closed with
+``4403``. A client that reconnects passes ``?since=<last event id>``: the events it missed
+(that its role may see) come first, then live ones, none twice. Events with account details
+go to ``teller`` and ``admin`` only; every one sent is written to the audit log (in batches,
+see ``oneeye.services.events``). A client that falls too far behind is closed with ``4408``
+and should reconnect with ``since``.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import json
+import logging
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from oneeye.services.auth import AuthError, Principal
+from oneeye.services.context import Services
+from oneeye.services.events import HubEvent
+from oneeye.web.deps import SESSION_COOKIE
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter()
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_TOO_SLOW = 4408
+REPLAY_LIMIT = 1000
+
+
+def _key_of(websocket: WebSocket, api_key: str | None) -> str | None:
+    if api_key:
+        return api_key
+    header = websocket.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return websocket.headers.get("x-api-key") or None
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    """A browser sends ``Origin``; a page of another site must not ride on the cookie."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
+
+
+def _authenticate(services: Services, websocket: WebSocket, api_key: str | None) -> Principal:
+    key = _key_of(websocket, api_key)
+    if key is not None:
+        return services.auth.key_principal(key)
+    token = websocket.cookies.get(SESSION_COOKIE)
+    if token is None:
+        raise AuthError("log in, or send an API key, to use this")
+    return services.auth.session_principal(token)
+
+
+@router.websocket("/ws")
+async def dashboard_socket(
+    websocket: WebSocket,
+    since: Annotated[int | None, Query(ge=0)] = None,
+    api_key: Annotated[str | None, Query()] = None,
+) -> None:
+    """Push dashboard events to one client (see the module docstring)."""
+    services: Services = websocket.app.state.services
+    await websocket.accept()
+    try:
+        principal = await run_in_threadpool(_authenticate, services, websocket, api_key)
+    except AuthError as exc:
+        await websocket.close(CLOSE_UNAUTHENTICATED, str(exc)[:120])
+        return
+    if principal.kind == "user" and not _same_origin(websocket):
+        await websocket.close(CLOSE_FORBIDDEN_ORIGIN, "cross-origin connection refused")
+        return
+    hub = services.events
+    subscription = hub.subscribe(principal.role)
+    logger.info("dashboard socket opened for %s (since %s)", principal.actor, since)
+    try:
+        last = 0
+        if since is not None:
+            missed = await run_in_threadpool(hub.since, since, principal.role, REPLAY_LIMIT)
+            for event in missed:
+                await _send(websocket, event, principal, services)
+                last = event.id
+        receiver = asyncio.create_task(_drain(websocket))
+        try:
+            while True:
+                getter = asyncio.create_task(subscription.queue.get())
+                done, _ = await asyncio.wait(
+                    {getter, receiver}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter not in done:
+                    getter.cancel()
+                    return  # the client went away
+                live = getter.result()
+                if live is None:
+                    await websocket.close(CLOSE_TOO_SLOW, "too far behind; reconnect with since")
+                    return
+                if live.id <= last:
+                    continue  # already sent in the replay
+                await _send(websocket, live, principal, services)
+                last = live.id
+        finally:
+            receiver.cancel()
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the client went away mid-send
+    finally:
+        hub.unsubscribe(subscription)
+        logger.info("dashboard socket closed for %s", principal.actor)
+
+
+async def _send(
+    websocket: WebSocket, event: HubEvent, principal: Principal, services: Services
+) -> None:
+    await websocket.send_text(json.dumps(event.as_json(), separators=(",", ":")))
+    services.events.delivered(event, principal.actor)
+
+
+async def _drain(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends, until it disconnects."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
