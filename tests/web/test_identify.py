@@ -1,0 +1,79 @@
+"""``POST /api/v1/identify``: every face in an uploaded photo with its nearest people; bad
+uploads get the reason; nothing is stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from oneeye.app import OneEyeApp
+from oneeye.services.enrolment import encode_jpeg
+from tests.conftest import PhotoLoader, side_by_side
+from tests.web.conftest import ClientFor
+from tests.web.test_people import PEOPLE, enrol, stored, upload
+
+IDENTIFY = "/api/v1/identify"
+
+
+@pytest.mark.slow
+def test_identify_names_each_face_in_a_group_photo(
+    server: OneEyeApp, client_for: ClientFor, face_photos: Path, load_photo: PhotoLoader
+) -> None:
+    admin = client_for("admin")
+    viewer = client_for("viewer")
+    obama = admin.post(PEOPLE, json={"name": "Barack Obama"}).json()
+    enrol(admin, obama["id"], face_photos, "obama.jpg")
+    before = stored(server)
+
+    group = encode_jpeg(side_by_side(load_photo("obama2.jpg"), load_photo("biden.jpg")))
+    response = viewer.post(IDENTIFY, files=upload("group.jpg", group))
+    assert response.status_code == 200, response.text
+    faces = response.json()["faces"]
+    assert len(faces) == 2
+    by_side = sorted(faces, key=lambda f: f["box"]["left"])
+    left, right = by_side
+    assert left["person_id"] == obama["id"]
+    assert left["name"] == "Barack Obama"
+    assert left["watchlist"] == "customers"
+    assert left["distance"] < 0.32
+    assert left["matches"][0] == {
+        "person_id": obama["id"],
+        "name": "Barack Obama",
+        "watchlist": "customers",
+        "distance": left["distance"],
+        "matched": True,
+    }
+    assert 0.0 < left["quality"]["score"] <= 1.0
+    assert right["person_id"] is None  # Biden is not enrolled: unknown, nearest shown unmatched
+    assert [m["matched"] for m in right["matches"]] == [False]
+    assert stored(server) == before
+
+
+@pytest.mark.slow
+def test_a_photo_without_faces_answers_an_empty_list(client_for: ClientFor) -> None:
+    blank = encode_jpeg(np.full((200, 300, 3), 90, dtype=np.uint8))
+    response = client_for("viewer").post(IDENTIFY, files=upload("blank.jpg", blank))
+    assert response.status_code == 200
+    assert response.json() == {"faces": []}
+
+
+def test_bad_uploads_get_the_reason(server: OneEyeApp, client_for: ClientFor) -> None:
+    viewer = client_for("viewer")
+    response = viewer.post(IDENTIFY, files=upload("a.txt", b"hello"))
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("a.txt: not an image")
+    server.services.enrolment.max_upload_bytes = 1000
+    big = viewer.post(IDENTIFY, files=upload("big.jpg", b"\xff\xd8" + bytes(5000)))
+    assert big.status_code == 413
+    assert "the limit is 1,000 bytes" in big.json()["error"]["message"]
+    missing = viewer.post(IDENTIFY)
+    assert missing.status_code == 422
+    assert "file" in missing.json()["error"]["message"]
+
+
+def test_identify_needs_a_login(anonymous: TestClient) -> None:
+    response = anonymous.post(IDENTIFY, files=upload("a.jpg", b"x"))
+    assert response.status_code == 401
