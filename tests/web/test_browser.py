@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
@@ -143,6 +145,13 @@ def test_teller_sees_the_customer_arrive(
     expect(card.get_by_test_id("card-balance")).to_have_text("1,520.40 USD")
     expect(card.get_by_test_id("card-address")).to_contain_text("1600 Pennsylvania Ave")
     expect(card.get_by_test_id("card-camera")).to_have_text("Front door")
+    # The profile photo and the camera's snapshot load (the teller may see both).
+    for photo in ("card-profile-photo", "card-snapshot"):
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0",
+            arg=card.get_by_test_id(photo).element_handle(),
+            timeout=10_000,
+        )
     # The camera's tile appeared with it, from its status events.
     tile = page.locator('[data-testid="camera-tile"][data-camera-id="front-door"]')
     expect(tile).to_be_visible()
@@ -198,3 +207,72 @@ def test_dashboard_fits_a_phone(site: Site, browser: Browser, tmp_path: Path) ->
     assert width <= PHONE["width"], f"the dashboard is {width}px wide on a {PHONE['width']}px phone"
     page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
     context.close()
+
+
+def test_admin_enrols_a_customer_and_manages_cameras_and_users(
+    site: Site, browser: Browser, face_photos: Path, tmp_path: Path
+) -> None:
+    site.app.services.auth.create_user("ada", PASSWORD, "admin")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    log_in(page, site.url, "ada")
+
+    # A new customer with a profile photo, then a face photo enrolled with its quality shown.
+    page.goto(f"{site.url}/admin/customers")
+    form = page.get_by_test_id("create-customer-form")
+    form.get_by_test_id("customer-account-id").fill("ACC-2002")
+    form.get_by_test_id("customer-name").fill("Joe Biden")
+    form.get_by_test_id("customer-account-type").fill("Savings")
+    form.get_by_test_id("customer-balance").fill("250.5")
+    form.get_by_test_id("customer-photo").set_input_files(str(face_photos / "biden.jpg"))
+    form.get_by_test_id("create-customer").click()
+    row = page.locator('[data-testid="customer-row"][data-account-id="ACC-2002"]')
+    expect(row.get_by_test_id("customer-row-balance")).to_have_text("250.50 USD")
+    row.get_by_test_id("enrol-file").set_input_files(str(face_photos / "biden.jpg"))
+    row.get_by_test_id("enrol-submit").click()
+    expect(row.get_by_test_id("enrol-result")).to_contain_text("quality", timeout=15_000)
+    expect(row.get_by_test_id("template")).to_have_count(1)
+    caption = re.compile(r"^quality \d\.\d\d · sharpness \d+ · frontalness \d\.\d\d · \d+ px$")
+    expect(row.get_by_test_id("template-quality")).to_have_text(caption)
+    # A photo without a face gets the API's sentence, and no template.
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((300, 300, 3), 200, np.uint8))
+    row.get_by_test_id("enrol-file").set_input_files(str(blank))
+    row.get_by_test_id("enrol-submit").click()
+    expect(row.get_by_test_id("enrol-result")).to_contain_text("face", timeout=15_000)
+    expect(row.get_by_test_id("enrol-result")).to_have_class(re.compile(r"\bbad\b"))
+    expect(row.get_by_test_id("template")).to_have_count(1)
+    page.reload()  # the server renders the same template, with the same caption
+    expect(row.get_by_test_id("template-quality")).to_have_text(caption)
+    page.screenshot(path=str(tmp_path / "admin-customers.png"), full_page=True)
+
+    # A camera added, disabled, then removed.
+    page.goto(f"{site.url}/admin/cameras")
+    form = page.get_by_test_id("add-camera-form")
+    form.get_by_test_id("camera-id").fill("lobby")
+    form.get_by_test_id("camera-name-input").fill("Lobby")
+    form.get_by_test_id("camera-source").fill(str(tmp_path / "missing.mp4"))
+    form.get_by_test_id("add-camera").click()
+    row = page.locator('[data-testid="camera-row"][data-camera-id="lobby"]')
+    expect(row).to_be_visible()
+    row.get_by_test_id("camera-toggle").click()
+    expect(row.get_by_test_id("camera-toggle")).to_have_text("Enable")
+    assert not site.app.services.cameras.config("lobby").enabled
+    page.screenshot(path=str(tmp_path / "admin-cameras.png"), full_page=True)
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_test_id("camera-remove").click()
+    expect(row).to_have_count(0)
+    assert [c.id for c in site.app.services.cameras.configs()] == []
+
+    # A user added; an API key shown once.
+    page.goto(f"{site.url}/admin/users")
+    form = page.get_by_test_id("add-user-form")
+    form.get_by_test_id("user-name").fill("victor")
+    form.get_by_test_id("user-password").fill(PASSWORD)
+    form.get_by_test_id("user-role").select_option("viewer")
+    form.get_by_test_id("add-user").click()
+    expect(page.get_by_test_id("user-row-name").filter(has_text="victor")).to_be_visible()
+    keys = page.get_by_test_id("add-key-form")
+    keys.get_by_test_id("key-name").fill("edge-7")
+    keys.get_by_test_id("add-key").click()
+    expect(keys.get_by_test_id("new-key-value")).to_have_text(re.compile(r"^oek_"))
+    page.screenshot(path=str(tmp_path / "admin-users.png"), full_page=True)

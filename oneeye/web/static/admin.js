@@ -52,21 +52,14 @@
 
   /* Customers -------------------------------------------------------------------------------- */
 
-  function qualityText(template) {
-    const numbers = [];
-    const sources = [template, template && typeof template.quality === "object" ? template.quality : null];
-    const seen = new Set();
-    sources.forEach(function (source) {
-      if (!source) return;
-      ["quality", "score", "sharpness", "frontalness", "size_px"].forEach(function (name) {
-        const v = source[name];
-        if (typeof v === "number" && !seen.has(name)) {
-          seen.add(name);
-          numbers.push(name.replace("_px", " px") + " " + (name === "size_px" ? Math.round(v) : v.toFixed(2)));
-        }
-      });
-    });
-    return numbers.join(" · ");
+  /* The same caption the server renders under an enrolled photo. */
+  function qualityText(t) {
+    const parts = [];
+    if (typeof t.quality === "number") parts.push("quality " + t.quality.toFixed(2));
+    if (typeof t.sharpness === "number") parts.push("sharpness " + t.sharpness.toFixed(0));
+    if (typeof t.frontalness === "number") parts.push("frontalness " + t.frontalness.toFixed(2));
+    if (typeof t.size_px === "number") parts.push(Math.round(t.size_px) + " px");
+    return parts.join(" · ");
   }
 
   onSubmit(document.getElementById("create-customer"), async function (form) {
@@ -115,8 +108,8 @@
         const text = qualityText(template);
         row.querySelector('[data-testid="templates"]').append(
           el("figure", { class: "template", "data-testid": "template", "data-template-id": template.id }, [
-            el("img", { src: URL.createObjectURL(file), alt: "Enrolled photo" }),
-            el("figcaption", { text: text }),
+            el("img", { src: template.photo_url || URL.createObjectURL(file), alt: "Enrolled photo" }),
+            el("figcaption", { "data-testid": "template-quality", text: text }),
           ])
         );
         messages.push("enrolled: " + text);
