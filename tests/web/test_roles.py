@@ -12,6 +12,7 @@ client with close code 4401.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -60,16 +61,18 @@ class HttpRoute:
         return self.path.startswith(API)
 
     def url(self) -> str:
-        """The path with ids that name nothing filled in."""
-        url = self.path
-        if self.dependant is not None:
-            for name, annotation in path_params(self.dependant).items():
-                url = url.replace("{" + name + "}", _dummy(annotation))
-        # Parameters the dependant does not know (a Starlette route): any text.
-        while "{" in url:
-            start = url.index("{")
-            url = url[:start] + "no-such-thing" + url[url.index("}", start) + 1 :]
-        return url
+        """The path with ids that name nothing filled in (of the parameter's type)."""
+        annotations = path_params(self.dependant) if self.dependant is not None else {}
+
+        def fill(match: re.Match[str]) -> str:
+            name, convertor = match.group(1), match.group(2) or ""
+            if convertor == ":int" or annotations.get(name) is int:
+                return "987654321"
+            if convertor == ":path":
+                return "no/such/thing.jpg"
+            return "no-such-thing"
+
+        return re.sub(r"\{(\w+)(:\w+)?\}", fill, self.path)
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -81,12 +84,6 @@ def path_params(dependant: Dependant) -> dict[str, Any]:
     for sub in dependant.dependencies:
         found.update(path_params(sub))
     return found
-
-
-def _dummy(annotation: Any) -> str:
-    if annotation is int:
-        return "987654321"
-    return "no-such-thing"
 
 
 def _all_routes(routes: list[BaseRoute]) -> Iterator[Any]:
