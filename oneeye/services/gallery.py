@@ -22,7 +22,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION, Bus
-from oneeye.errors import OneEyeError
+from oneeye.errors import GalleryError, OneEyeError
 from oneeye.gallery import GalleryIndex
 from oneeye.store.db import Database
 from oneeye.store.models import (
@@ -108,7 +108,7 @@ class GalleryService:
         self.bus = bus
         self._configured = gallery.thresholds()
         """Thresholds from the settings: what a watchlist without its own falls back to."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         """Serialises changes, so the versions published are in the order they happened."""
 
     # watchlists ----------------------------------------------------------------------------
@@ -268,73 +268,85 @@ class GalleryService:
         return len(ids)
 
     def add_templates(self, watchlists: Sequence[str], entries: Sequence[GalleryEntry]) -> int:
-        """Add new templates of people on ``watchlists`` (each once per watchlist); returns
-        the new version."""
-        if not entries or not watchlists:
-            return self.gallery.version
-        ids = [gallery_id(e.template_id, w) for e in entries for w in watchlists]
-        persons = [e.person_id for e in entries for _ in watchlists]
-        lists = [w for _ in entries for w in watchlists]
-        embeddings = np.stack([e.embedding for e in entries for _ in watchlists])
-        qualities = np.array([e.quality for e in entries for _ in watchlists], dtype=np.float32)
+        """Add templates of people on ``watchlists`` (each once per watchlist); entries the
+        gallery already holds are skipped (a ``sync_person`` may have added them first).
+        Returns the new version."""
         with self._lock:
-            version = self.gallery.add_arrays(ids, persons, lists, embeddings, qualities)
-            self._publish(
-                {
-                    "op": "add",
-                    "templates": [
-                        {
-                            "id": gallery_id(e.template_id, w),
-                            "person": e.person_id,
-                            "watchlist": w,
-                            "quality": e.quality,
-                            "embedding": [float(x) for x in e.embedding],
-                        }
-                        for e in entries
-                        for w in watchlists
-                    ],
-                },
-                version,
+            pairs = [
+                (entry, watchlist)
+                for entry in entries
+                for watchlist in watchlists
+                if gallery_id(entry.template_id, watchlist) not in self.gallery
+            ]
+            if not pairs:
+                return self.gallery.version
+            version = self.gallery.add_arrays(
+                [gallery_id(e.template_id, w) for e, w in pairs],
+                [e.person_id for e, _ in pairs],
+                [w for _, w in pairs],
+                np.stack([e.embedding for e, _ in pairs]),
+                np.array([e.quality for e, _ in pairs], dtype=np.float32),
             )
-        return version
+            templates = [
+                {
+                    "id": gallery_id(e.template_id, w),
+                    "person": e.person_id,
+                    "watchlist": w,
+                    "quality": e.quality,
+                    "embedding": [float(x) for x in e.embedding],
+                }
+                for e, w in pairs
+            ]
+            self._publish({"op": "add", "templates": templates}, version)
+            return version
 
     def remove_template(self, template_id: str) -> int:
         """Remove every entry of one template (all its watchlists); returns the new version."""
         with self._lock:
-            entries = [t.id for t in self.gallery.templates() if template_of(t.id) == template_id]
+            entries = [
+                gallery_id(template_id, watchlist)
+                for watchlist in self.gallery.watchlists()
+                if gallery_id(template_id, watchlist) in self.gallery
+            ]
             version = self.gallery.version
             for entry in entries:
                 version = self.gallery.remove(entry)
             if entries:
                 self._publish({"op": "remove", "templates": entries}, version)
-        return version
+            return version
 
     def remove_person(self, person_id: str) -> int:
         """Remove every entry of a person; returns the new version."""
         with self._lock:
-            if person_id not in self.gallery.persons():
+            try:
+                version = self.gallery.remove_person(person_id)
+            except GalleryError:  # no entries: nothing changes, nothing to announce
                 return self.gallery.version
-            version = self.gallery.remove_person(person_id)
             self._publish({"op": "remove_person", "person": person_id}, version)
-        return version
+            return version
 
     def sync_person(self, person_id: str) -> int:
         """Make the person's entries equal to the database (after their watchlists changed);
-        returns the new version."""
-        with self.db.session() as session:
-            person = session.get(Person, person_id)
-            watchlists = sorted(w.name for w in person.watchlists) if person else []
-            rows = session.execute(
-                select(FaceTemplate.id, FaceTemplate.quality, FaceTemplate.embedding).where(
-                    FaceTemplate.person_id == person_id
-                )
-            ).all()
-        self.remove_person(person_id)
-        entries = [
-            GalleryEntry(tid, person_id, embedding_from_bytes(bytes(blob)), quality)
-            for tid, quality, blob in rows
-        ]
-        return self.add_templates(watchlists, entries)
+        returns the new version.
+
+        The database is read under the same lock as every change, so an enrolment of this
+        person that runs at the same time ends with its template in the gallery either way.
+        """
+        with self._lock:
+            with self.db.session() as session:
+                person = session.get(Person, person_id)
+                watchlists = sorted(w.name for w in person.watchlists) if person else []
+                rows = session.execute(
+                    select(FaceTemplate.id, FaceTemplate.quality, FaceTemplate.embedding).where(
+                        FaceTemplate.person_id == person_id
+                    )
+                ).all()
+            self.remove_person(person_id)
+            entries = [
+                GalleryEntry(tid, person_id, embedding_from_bytes(bytes(blob)), quality)
+                for tid, quality, blob in rows
+            ]
+            return self.add_templates(watchlists, entries)
 
     def _publish(self, change: dict[str, Any], version: int) -> None:
         self.bus.publish(GALLERY_CHANGES, {"version": version, **change})

@@ -260,3 +260,16 @@ def test_updating_a_missing_watchlist_is_not_found(setup: Setup) -> None:
     setup.service.load()
     with pytest.raises(WatchlistNotFoundError, match="no watchlist named 'nope'"):
         setup.service.update_watchlist("nope", threshold=0.3)
+
+
+def test_adding_an_entry_the_gallery_holds_is_skipped(setup: Setup) -> None:
+    # An enrolment racing a sync_person of the same person: whichever adds first wins, the
+    # other changes nothing and announces nothing.
+    setup.service.load()
+    vector = unit_vectors(1, seed=3)[0]
+    entry = GalleryEntry("t1", "p1", vector, 0.9)
+    first = setup.service.add_templates(["customers"], [entry])
+    assert setup.service.add_templates(["customers"], [entry]) == first
+    assert len(setup.gallery) == 1
+    changes = [m.payload["op"] for m in setup.delivered() if m.topic == GALLERY_CHANGES]
+    assert changes == ["reload", "add"]

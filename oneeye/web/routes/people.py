@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from oneeye.errors import FaceError, ImageError
 from oneeye.services.customers import PHOTOS_URL
 from oneeye.services.enrolment import (
+    UNSET,
     EnrolmentError,
     NotFoundError,
     PersonInfo,
@@ -204,12 +205,14 @@ def update_person(
     for field in ("name", "notes", "watchlists"):
         if field in sent and getattr(body, field) is None:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{field} cannot be null")
-    changes: dict[str, object] = {field: getattr(body, field) for field in sent}
     try:
         info = services.enrolment.update_person(
             person_id,
             actor=admin.actor,
-            **changes,  # type: ignore[arg-type]
+            name=body.name if body.name is not None else UNSET,
+            account_id=body.account_id if "account_id" in sent else UNSET,
+            notes=body.notes if body.notes is not None else UNSET,
+            watchlists=body.watchlists if body.watchlists is not None else UNSET,
         )
     except EnrolmentError as exc:
         refuse(exc)
