@@ -3,6 +3,7 @@ the CSRF rule for cookie-authenticated changes, API keys, and login throttling."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from http.cookies import SimpleCookie
 
 import pytest
@@ -274,3 +275,30 @@ def test_an_inactive_users_session_stops_working_at_once(
     user = server.services.auth.user_named(viewer.get(ME).json()["username"])
     server.services.auth.update_user(user.id, active=False)
     assert viewer.get(ME).status_code == 401
+
+
+def _refs(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def test_the_docs_describe_the_login_body_and_every_reference_resolves(
+    anonymous: TestClient,
+) -> None:
+    assert anonymous.get("/docs").status_code == 200
+    spec = anonymous.get("/openapi.json").json()
+    body = spec["paths"][LOGIN]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "application/x-www-form-urlencoded"}
+    assert body["application/json"]["schema"]["required"] == ["username", "password"]
+    schemas = spec["components"]["schemas"]
+    dangling = {
+        ref for ref in _refs(spec) if ref.removeprefix("#/components/schemas/") not in schemas
+    }
+    assert not dangling

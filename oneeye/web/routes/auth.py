@@ -22,6 +22,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from oneeye.services.auth import AuthError, Principal, ThrottledError
+from oneeye.services.context import Services
 from oneeye.web.deps import (
     SESSION_COOKIE,
     CurrentPrincipal,
@@ -62,25 +63,36 @@ class PrincipalPublic(BaseModel):
     csrf_token: str | None = None
 
 
+_CREDENTIALS = {
+    "username": {"type": "string", "minLength": 1, "maxLength": 64},
+    "password": {"type": "string", "format": "password", "minLength": 1, "maxLength": 1024},
+}
 _LOGIN_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/LoginRequest"}},
-            "application/x-www-form-urlencoded": {
+            "application/json": {
                 "schema": {
+                    "title": "LoginRequest",
                     "type": "object",
                     "required": ["username", "password"],
-                    "properties": {
-                        "username": {"type": "string"},
-                        "password": {"type": "string", "format": "password"},
-                        "next": {"type": "string", "description": "where to go after login"},
-                    },
+                    "properties": _CREDENTIALS,
+                }
+            },
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "title": "LoginForm",
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": _CREDENTIALS
+                    | {"next": {"type": "string", "description": "the page to go to after"}},
                 }
             },
         },
     }
 }
+"""The login's body for the docs: the route reads JSON or a form itself, so FastAPI cannot
+infer it."""
 
 
 def safe_next(value: object) -> str:
@@ -96,8 +108,7 @@ def _is_form(request: Request) -> bool:
     return request.headers.get("content-type", "").startswith(FORM_TYPES)
 
 
-def _set_session_cookie(response: Response, request: Request, token: str) -> None:
-    services = request.app.state.services
+def _set_session_cookie(response: Response, services: Services, token: str) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -109,13 +120,13 @@ def _set_session_cookie(response: Response, request: Request, token: str) -> Non
     )
 
 
-def _clear_session_cookie(response: Response, request: Request) -> None:
+def _clear_session_cookie(response: Response, services: Services) -> None:
     response.delete_cookie(
         SESSION_COOKIE,
         path="/",
         httponly=True,
         samesite="lax",
-        secure=request.app.state.services.settings.server.secure_cookies,
+        secure=services.settings.server.secure_cookies,
     )
 
 
@@ -198,9 +209,9 @@ async def login(request: Request, response: Response, services: ServicesDep) -> 
     )
     if form:
         redirect = RedirectResponse(safe_next(next_page), status.HTTP_303_SEE_OTHER)
-        _set_session_cookie(redirect, request, new.token)
+        _set_session_cookie(redirect, services, new.token)
         return redirect
-    _set_session_cookie(response, request, new.token)
+    _set_session_cookie(response, services, new.token)
     return body
 
 
@@ -240,7 +251,7 @@ async def logout(request: Request, services: ServicesDep) -> Response:
         response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
     else:
         response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    _clear_session_cookie(response, request)
+    _clear_session_cookie(response, services)
     return response
 
 
