@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -276,3 +277,69 @@ def test_admin_enrols_a_customer_and_manages_cameras_and_users(
     keys.get_by_test_id("add-key").click()
     expect(keys.get_by_test_id("new-key-value")).to_have_text(re.compile(r"^oek_"))
     page.screenshot(path=str(tmp_path / "admin-users.png"), full_page=True)
+
+
+def visit_events(site: Site, name: str, camera: str = "lobby") -> tuple[str, int]:
+    """Publish a customer's visit as the sightings service does (a ``sighting`` for everyone,
+    a ``customer.arrived`` for tellers); returns the sighting id and the last event id."""
+    events = site.app.services.events
+    sighting_id = new_id()
+    visit = {
+        "sighting_id": sighting_id,
+        "camera_id": camera,
+        "camera_name": camera.title(),
+        "person_id": new_id(),
+        "person_name": name,
+        "watchlist": "customers",
+        "distance": 0.3,
+        "seen_at": datetime.now(UTC).isoformat(),
+        "snapshot_url": None,
+    }
+    events.publish("sighting", visit, "viewer")
+    account = {
+        "account_id": "ACC-1001",
+        "name": name,
+        "account_type": "Premier Checking",
+        "address": "1600 Pennsylvania Ave NW",
+        "balance": "1520.40",
+        "currency": "USD",
+        "profile_photo_url": None,
+    }
+    last = events.publish("customer.arrived", {**visit, "account": account}, "teller")
+    return sighting_id, last.id
+
+
+def test_dashboard_reconnects_and_gets_what_it_missed_once(site: Site, browser: Browser) -> None:
+    page = browser.new_page()
+    sockets: list[str] = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    log_in(page, site.url, "tina")
+    first, first_last = visit_events(site, "Barack Obama")
+    cards = page.get_by_test_id("arrival-card")
+    expect(cards).to_have_count(1)
+    assert page.evaluate("window.OneEyeDashboard.lastId()") == first_last
+
+    page.evaluate("window.OneEyeDashboard.socket().close()")
+    expect(page.get_by_test_id("ws-status")).to_have_attribute("data-state", "reconnecting")
+    second, _ = visit_events(site, "Michelle Obama")  # published while the page is away
+    expect(cards).to_have_count(2, timeout=10_000)
+    expect(page.get_by_test_id("ws-status")).to_have_attribute("data-state", "live")
+    assert sockets[-1].endswith(f"/ws?since={first_last}")
+    order = [cards.nth(i).get_attribute("data-sighting-id") for i in range(2)]
+    assert order == [second, first]  # newest first, each visit once
+    expect(cards.first.get_by_test_id("card-balance")).to_have_text("1,520.40 USD")
+
+
+def test_viewer_gets_live_cards_without_account_details(site: Site, browser: Browser) -> None:
+    site.app.services.auth.create_user("vera", PASSWORD, "viewer")
+    page = browser.new_page()
+    log_in(page, site.url, "vera")
+    visit_events(site, "Barack Obama")
+    # A later viewer event: once it shows, any teller-only frame before it would have too.
+    later, _ = visit_events(site, "Joe Biden")
+    expect(page.locator(f'[data-sighting-id="{later}"]')).to_be_visible()
+    cards = page.get_by_test_id("arrival-card")
+    expect(cards).to_have_count(2)
+    expect(cards.get_by_test_id("card-name")).to_have_text(["Joe Biden", "Barack Obama"])
+    assert page.get_by_test_id("card-account").count() == 0
+    assert "1,520.40" not in page.content()

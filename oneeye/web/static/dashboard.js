@@ -205,6 +205,7 @@
   /* The WebSocket ---------------------------------------------------------------------------- */
 
   let delay = 1000;
+  let socket = null;
 
   function handle(frame) {
     if (typeof frame.id === "number") {
@@ -217,7 +218,7 @@
 
   function connect() {
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    const socket = new WebSocket(scheme + window.location.host + "/ws?since=" + lastId);
+    socket = new WebSocket(scheme + window.location.host + "/ws?since=" + lastId);
     socket.addEventListener("open", function () {
       delay = 1000;
       setStatus("live", "live");
@@ -249,5 +250,9 @@
     }
     connect();
   });
-  window.OneEyeDashboard = { handle: handle, lastId: function () { return lastId; } };
+  /* For tests and the console: the last event id seen, and the live socket. */
+  window.OneEyeDashboard = {
+    lastId: function () { return lastId; },
+    socket: function () { return socket; },
+  };
 })();
