@@ -9,7 +9,11 @@ fault; a cookie-authenticated connection from a page of another origin is closed
 (that its role may see) come first, then live ones, none twice. Events with account details
 go to ``teller`` and ``admin`` only; every one sent is written to the audit log (in batches,
 see ``oneeye.services.events``). A client that falls too far behind is closed with ``4408``
-and should reconnect with ``since``.
+and should reconnect with ``since``. Every ``RECHECK_SECONDS`` the session or key is checked
+again: a user who logged out, was deactivated or changed role is closed with ``4401``.
+
+Without ``since`` a client gets only the events published after it subscribed; a dashboard
+always passes the id of the last event it has (``0`` the first time).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -36,6 +41,8 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_TOO_SLOW = 4408
 REPLAY_LIMIT = 1000
+RECHECK_SECONDS = 60.0
+"""How often an open connection's session or key is checked again."""
 
 
 def _key_of(websocket: WebSocket, api_key: str | None) -> str | None:
@@ -93,16 +100,25 @@ async def dashboard_socket(
                 await _send(websocket, event, principal, services)
                 last = event.id
         receiver = asyncio.create_task(_drain(websocket))
+        getter: asyncio.Task[HubEvent | None] | None = None
+        checked = time.monotonic()
         try:
             while True:
-                getter = asyncio.create_task(subscription.queue.get())
+                if getter is None:
+                    getter = asyncio.create_task(subscription.queue.get())
                 done, _ = await asyncio.wait(
-                    {getter, receiver}, return_when=asyncio.FIRST_COMPLETED
+                    {getter, receiver}, timeout=RECHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED
                 )
-                if getter not in done:
-                    getter.cancel()
+                if receiver in done:
                     return  # the client went away
-                live = getter.result()
+                if time.monotonic() - checked >= RECHECK_SECONDS:
+                    checked = time.monotonic()
+                    if not await _still_allowed(services, websocket, api_key, principal):
+                        await websocket.close(CLOSE_UNAUTHENTICATED, "your session has ended")
+                        return
+                if getter not in done:
+                    continue
+                live, getter = getter.result(), None
                 if live is None:
                     await websocket.close(CLOSE_TOO_SLOW, "too far behind; reconnect with since")
                     return
@@ -112,11 +128,25 @@ async def dashboard_socket(
                 last = live.id
         finally:
             receiver.cancel()
+            if getter is not None:
+                getter.cancel()
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client went away mid-send
     finally:
         hub.unsubscribe(subscription)
         logger.info("dashboard socket closed for %s", principal.actor)
+
+
+async def _still_allowed(
+    services: Services, websocket: WebSocket, api_key: str | None, principal: Principal
+) -> bool:
+    """Whether the connection's session or key still works, with the same role (a user
+    logged out, deactivated or demoted must stop receiving account details)."""
+    try:
+        now = await run_in_threadpool(_authenticate, services, websocket, api_key)
+    except AuthError:
+        return False
+    return now.role == principal.role
 
 
 async def _send(

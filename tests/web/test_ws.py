@@ -20,6 +20,7 @@ from oneeye.bus.base import SIGHTINGS
 from oneeye.services.events import HubEvent
 from oneeye.store.models import CustomerAccount, new_id, utcnow
 from oneeye.vision.engine import FaceEngine
+from oneeye.web import ws as ws_module
 from tests.conftest import PhotoLoader
 from tests.services.test_cameras import LabelledClip, enrol_customer, make_clip
 from tests.web.conftest import ClientFor
@@ -242,3 +243,19 @@ def test_a_cookie_from_another_origin_is_refused(server: OneEyeApp, client_for: 
     ) as ws:
         event = server.services.events.publish("sighting", {})
         assert ws.receive_json()["id"] == event.id
+
+
+def test_a_deactivated_user_is_disconnected(
+    server: OneEyeApp, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ws_module, "RECHECK_SECONDS", 0.2)
+    teller = client_for("teller")
+    auth = server.services.auth
+    with teller.websocket_connect(f"/ws?since={server.services.events.latest_id()}") as ws:
+        event = server.services.events.publish("sighting", {})
+        assert ws.receive_json()["id"] == event.id
+        user = next(u for u in auth.users() if u.username == "teller-0")
+        auth.update_user(user.id, active=False)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 4401
