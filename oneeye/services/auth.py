@@ -137,9 +137,13 @@ class LoginThrottle:
         attempts: int = LOGIN_ATTEMPTS,
         window: float = LOGIN_WINDOW,
         clock: Callable[[], float] = time.monotonic,
+        max_tracked: int = 10_000,
     ) -> None:
+        """Pause a username after ``attempts`` failures within ``window`` seconds; keep at
+        most ``max_tracked`` usernames' failures in memory."""
         self.attempts = attempts
         self.window = window
+        self.max_tracked = max_tracked
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -164,9 +168,21 @@ class LoginThrottle:
         """Count one failed login for ``username``."""
         with self._lock:
             key = username.lower()
-            failures = self._recent(key, self._clock())
-            failures.append(self._clock())
-            self._failures[key] = failures
+            now = self._clock()
+            failures = self._recent(key, now)
+            failures.append(now)
+            self._failures.pop(key, None)
+            self._failures[key] = failures  # newest failure last: a flood drops the oldest
+            if len(self._failures) > self.max_tracked:
+                self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        """Forget failures older than the window; if a flood of names is still too many,
+        forget the names that failed longest ago (memory stays bounded)."""
+        for key in list(self._failures):
+            self._recent(key, now)
+        while len(self._failures) > self.max_tracked:
+            del self._failures[next(iter(self._failures))]
 
     def succeeded(self, username: str) -> None:
         """Forget ``username``'s failures."""

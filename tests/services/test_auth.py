@@ -260,6 +260,23 @@ def test_login_throttle_pauses_a_username_after_five_failures() -> None:
     throttle.check("alice")
 
 
+def test_a_flood_of_usernames_does_not_grow_the_throttle_without_bound() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(attempts=2, window=300.0, clock=clock, max_tracked=100)
+    for n in range(150):
+        throttle.failed(f"spray-{n}")
+        clock.now += 0.01
+    assert len(throttle._failures) == 100
+    throttle.failed("spray-149")
+    with pytest.raises(ThrottledError):  # the newest names are the ones kept
+        throttle.check("spray-149")
+    clock.now += 301
+    for n in range(101):
+        throttle.failed(f"later-{n}")
+    assert len(throttle._failures) == 100
+    assert not any(name.startswith("spray-") for name in throttle._failures)
+
+
 def test_login_is_refused_while_throttled_even_with_the_right_password(
     db: Database,
 ) -> None:
