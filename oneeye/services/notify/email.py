@@ -1,0 +1,191 @@
+"""Alert emails over SMTP (smtplib): STARTTLS, implicit TLS or plain, with optional login.
+
+Each email has a text and an HTML body and the sighting's snapshot attached. Its Message-ID
+(``<oneeye-notification-{id}@host>``) and ``X-OneEye-Notification`` header are fixed per outbox
+row, so a receiver can spot the one duplicate the at-least-once edge of the outbox allows.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate
+from urllib.parse import urlsplit
+
+from oneeye.config import SmtpSettings
+from oneeye.services.notify.base import DeliveryError, Outgoing, Sender, describe
+from oneeye.services.notify.links import LinkError, LinkSigner
+from oneeye.store.photos import PhotoStore, PhotoStoreError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_TYPES = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp", "gif": "gif"}
+
+
+class EmailSender(Sender):
+    """Sends alert emails through one SMTP server."""
+
+    channel = "email"
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        photos: PhotoStore,
+        links: LinkSigner,
+        *,
+        link_lifetime: float = 86400.0,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """Send through the server in ``settings``; attach snapshots from ``photos``.
+
+        Args:
+            settings: host, port, security (``starttls``, ``ssl``, ``none``), login, sender.
+            photos: where the snapshots are.
+            links: signs the snapshot link in the body (for mail clients that hide
+                attachments).
+            link_lifetime: seconds the link in the body stays valid.
+            tls_context: the TLS context for STARTTLS/SSL; default: the system's trusted
+                certificates with host name checking.
+        """
+        self.settings = settings
+        self.photos = photos
+        self.links = links
+        self.link_lifetime = link_lifetime
+        self.tls_context = tls_context if tls_context is not None else ssl.create_default_context()
+        self._domain = urlsplit(links.public_url).hostname or "oneeye.local"
+
+    def compose(self, message: Outgoing) -> EmailMessage:
+        """The email for ``message``: subject, text and HTML bodies, snapshot attached."""
+        text = describe(message.payload)
+        snapshot_key = message.payload.get("snapshot_key")
+        link = None
+        if isinstance(snapshot_key, str):
+            try:
+                link = self.links.url(snapshot_key, self.link_lifetime)
+            except LinkError:
+                link = None
+        retro = text.kind == "retro"
+        verb = "was seen earlier" if retro else "seen"
+        email = EmailMessage()
+        email["Subject"] = f"OneEye alert: {text.person} {verb} at {text.camera}"
+        email["From"] = self.settings.sender
+        email["To"] = message.address
+        email["Date"] = formatdate(localtime=False)
+        email["Message-ID"] = f"<oneeye-notification-{message.id}@{self._domain}>"
+        email["X-OneEye-Notification"] = str(message.id)
+        email["X-OneEye-Case"] = message.case_id
+        lines = [
+            f"{text.person} {verb} at {text.camera} ({text.location}) at {text.time}.",
+            "",
+            f"Case: {text.person}",
+        ]
+        if text.description:
+            lines.append(f"Description: {text.description}")
+        lines += [
+            f"Camera: {text.camera}",
+            f"Location: {text.location}",
+            f"Time: {text.time}",
+            f"Match distance: {text.distance} (lower is closer)",
+        ]
+        if retro:
+            lines.append("Found by searching recent unknown faces when the case was filed.")
+        if text.case_url:
+            lines.append(f"Case page: {text.case_url}")
+        if link:
+            lines.append(f"Snapshot: {link}")
+        email.set_content("\n".join(lines) + "\n")
+        e = html.escape
+        rows = [
+            ("Case", text.person),
+            ("Description", text.description),
+            ("Camera", text.camera),
+            ("Location", text.location),
+            ("Time", text.time),
+            ("Match distance", f"{text.distance} (lower is closer)"),
+        ]
+        table = "".join(
+            f"<tr><th align='left'>{e(name)}</th><td>{e(value)}</td></tr>"
+            for name, value in rows
+            if value
+        )
+        extra = ""
+        if retro:
+            extra += "<p>Found by searching recent unknown faces when the case was filed.</p>"
+        if text.case_url:
+            extra += f"<p><a href='{e(text.case_url)}'>Open the case</a></p>"
+        if link:
+            extra += f"<p><a href='{e(link)}'>View the snapshot</a></p>"
+        email.add_alternative(
+            "<!doctype html><html><body>"
+            f"<h2>{e(text.person)} {e(verb)} at {e(text.camera)}</h2>"
+            f"<p>{e(text.location)}, {e(text.time)}</p>"
+            f"<table>{table}</table>{extra}</body></html>",
+            subtype="html",
+        )
+        if isinstance(snapshot_key, str):
+            self._attach(email, snapshot_key, message)
+        return email
+
+    def _attach(self, email: EmailMessage, key: str, message: Outgoing) -> None:
+        suffix = key.rsplit(".", 1)[-1].lower()
+        try:
+            data = self.photos.get(key)
+        except PhotoStoreError as exc:
+            logger.warning(
+                "notification %d: snapshot %s cannot be attached: %s", message.id, key, exc
+            )
+            return
+        email.add_attachment(
+            data,
+            maintype="image",
+            subtype=IMAGE_TYPES.get(suffix, "jpeg"),
+            filename=f"snapshot-{message.sighting_id}.{suffix}",
+        )
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        assert s.host is not None
+        if s.security == "ssl":
+            return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self.tls_context)
+        client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        if s.security == "starttls":
+            try:
+                client.starttls(context=self.tls_context)
+            except BaseException:
+                client.close()
+                raise
+        return client
+
+    def send(self, message: Outgoing) -> None:
+        """Send the alert email; return once the SMTP server has accepted it."""
+        s = self.settings
+        if s.host is None:
+            raise DeliveryError("email is not configured (set ONEEYE_NOTIFY__SMTP__HOST)")
+        email = self.compose(message)
+        where = f"{s.host}:{s.port}"
+        try:
+            with self._connect() as client:
+                if s.username:
+                    password = s.password.get_secret_value() if s.password else ""
+                    client.login(s.username, password)
+                client.send_message(email)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise DeliveryError(
+                f"SMTP server {where} refused {message.address}: {exc.recipients}",
+                permanent=all(500 <= code < 600 for code in codes),
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            error = exc.smtp_error
+            reason = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+            raise DeliveryError(f"SMTP server {where} said {exc.smtp_code} {reason}") from exc
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(
+                f"SMTP server {where} ({s.security}): {type(exc).__name__}: {exc}"
+            ) from exc
+        logger.info(
+            "notification %d: email to %s accepted by %s", message.id, message.address, where
+        )

@@ -1,0 +1,474 @@
+"""The notifications outbox worker: sends due rows, retries failures with backoff, gives up
+after ``max_attempts``.
+
+Rows are written by the alert service in the same transaction as the match they report, so
+nothing is lost. A worker *leases* a row before sending it (a conditional UPDATE that only one
+worker can win, on SQLite and PostgreSQL alike), so two workers, or two servers sharing
+PostgreSQL, never send the same row. The lease time doubles as a fencing token: the row is
+marked sent only while the lease that sent it is still the row's lease.
+
+Delivery is at-least-once with one narrow edge: if the process dies after the provider accepted
+a message and before the row is marked sent, that one row is sent again once its lease ends
+(``lease_seconds``). Each message carries the row's id (``Message-ID`` /
+``X-OneEye-Notification``) so a receiver can drop that duplicate. Only rows a worker is
+actually sending can be in that state; a clean ``stop`` releases the leases of rows it had
+claimed but not started.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+
+from oneeye.config import NotifySettings
+from oneeye.services.events import EventHub
+from oneeye.services.notify.base import DeliveryError, Outgoing, Sender
+from oneeye.services.notify.email import EmailSender
+from oneeye.services.notify.links import LinkSigner
+from oneeye.services.notify.sms import SmsSender
+from oneeye.services.notify.webhook import WebhookSender
+from oneeye.store.db import Database
+from oneeye.store.models import Notification, Subscription, utcnow
+from oneeye.store.photos import PhotoStore
+
+logger = logging.getLogger(__name__)
+
+STATUSES = ("pending", "sent", "failed")
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationFailure:
+    """A row whose last attempt failed (still retrying, or given up), for the dashboard."""
+
+    id: int
+    case_id: str
+    sighting_id: str
+    channel: str
+    address: str
+    status: str
+    attempts: int
+    last_error: str
+    next_attempt_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """A row this worker leased: what to send, the lease that holds it, and whether its
+    subscription was removed or paused meanwhile (then it is not sent)."""
+
+    outgoing: Outgoing
+    lease: datetime
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """Counts of outbox rows."""
+
+    pending: int
+    sent: int
+    failed: int
+    retrying: int
+    """Pending rows that have failed at least once."""
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts by name."""
+        return {
+            "pending": self.pending,
+            "sent": self.sent,
+            "failed": self.failed,
+            "retrying": self.retrying,
+        }
+
+
+def backoff_delay(attempts: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """Seconds to wait after the ``attempts``-th failure: ``initial * 2**(attempts-1)``, capped
+    at ``maximum``, then jittered to 75-125 % so rows that failed together (an outage) do not
+    all come back in the same instant."""
+    base = min(maximum, initial * 2.0 ** max(0, attempts - 1))
+    return base * rng.uniform(0.75, 1.25)
+
+
+class NotifyService:
+    """Sends the outbox: a background thread, woken by ``wake`` and polling as a fallback."""
+
+    def __init__(
+        self,
+        db: Database,
+        photos: PhotoStore,
+        settings: NotifySettings,
+        public_url: str,
+        secret_key: bytes,
+        *,
+        events: EventHub | None = None,
+        senders: Mapping[str, Sender] | None = None,
+        poll_interval: float = 5.0,
+        batch_size: int = 50,
+        concurrency: int = 4,
+        lease_seconds: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Build the worker and its senders (nothing runs until ``start``).
+
+        Args:
+            db: the database holding the ``notifications`` outbox.
+            photos: where snapshots are (attached to emails).
+            settings: channels, retries, backoff, link lifetime.
+            public_url: the server's address (signed snapshot links point there).
+            secret_key: signs snapshot links (``links.load_secret_key``).
+            events: when given, a row that gives up publishes ``notify.failed`` (viewers).
+            senders: channel -> sender, replacing the defaults built from ``settings``
+                (e.g. an ``EmailSender`` with a TLS context that trusts a private CA).
+            poll_interval: seconds between looks at the outbox when nobody calls ``wake``.
+            batch_size: rows leased per look.
+            concurrency: rows sent at once.
+            lease_seconds: how long a leased row is kept from other workers; default: longer
+                than any sender may take (twice the largest timeout, at least 60 s).
+            seed: seeds the backoff jitter (tests).
+        """
+        self.db = db
+        self.settings = settings
+        self.events = events
+        self.links = LinkSigner(secret_key, public_url)
+        lifetime = settings.link_hours * 3600.0
+        if senders is None:
+            senders = {
+                "email": EmailSender(settings.smtp, photos, self.links, link_lifetime=lifetime),
+                "sms": SmsSender(settings.sms, self.links, link_lifetime=lifetime),
+                "webhook": WebhookSender(
+                    self.links, timeout=settings.webhook_timeout, link_lifetime=lifetime
+                ),
+            }
+        self.senders = dict(senders)
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.concurrency = max(1, concurrency)
+        longest = max(settings.smtp.timeout, settings.sms.timeout, settings.webhook_timeout)
+        self.lease_seconds = lease_seconds if lease_seconds is not None else max(60.0, 2 * longest)
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    # Lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background sender; rows already due (e.g. left by a stopped server) go
+        out at once."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._wake.set()
+        self._thread = threading.Thread(target=self._run, name="notify-outbox", daemon=True)
+        self._thread.start()
+        logger.info("notifications outbox worker started")
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop: rows being sent finish (bounded by the senders' timeouts), rows leased but
+        not started are released for the next worker. Safe to call twice."""
+        self._stop.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        for sender in self.senders.values():
+            close = getattr(sender, "close", None)
+            if callable(close):
+                close()
+        logger.info("notifications outbox worker stopped")
+
+    def wake(self) -> None:
+        """Send due rows now instead of at the next poll (call after committing new rows)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._next_wait())
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.deliver_due()
+            except Exception:
+                logger.exception("the notifications outbox pass failed; trying again shortly")
+                self._stop.wait(1.0)
+
+    def _next_wait(self) -> float:
+        """Seconds until the earliest pending row is due (at most ``poll_interval``)."""
+        try:
+            with self.db.session() as session:
+                now = utcnow()
+                free = or_(Notification.lease_until.is_(None), Notification.lease_until < now)
+                due = session.scalar(
+                    select(func.min(Notification.next_attempt_at)).where(
+                        Notification.status == "pending", free
+                    )
+                )
+        except Exception:
+            logger.exception("cannot read the outbox's next due time")
+            return self.poll_interval
+        if due is None:
+            return self.poll_interval
+        wait = (due - utcnow()).total_seconds()
+        return min(self.poll_interval, max(0.0, wait) + 0.005)
+
+    # Sending --------------------------------------------------------------------------------
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="notify-send")
+            return self._pool
+
+    def deliver_due(self) -> int:
+        """Send every row due now (one pass; rows that fail in it wait for their next try).
+
+        Returns:
+            How many rows were delivered.
+        """
+        tried: set[int] = set()
+        delivered = 0
+        while not self._stop.is_set():
+            claimed = self._claim(tried)
+            if not claimed:
+                break
+            tried.update(claim.outgoing.id for claim in claimed)
+            if len(claimed) == 1 or self.concurrency == 1:
+                results = [self._deliver(claim) for claim in claimed]
+            else:
+                pool = self._executor()
+                futures = [pool.submit(self._deliver, claim) for claim in claimed]
+                results = [future.result() for future in futures]
+            delivered += sum(results)
+            if len(claimed) < self.batch_size:
+                break
+        return delivered
+
+    def _claim(self, exclude: set[int]) -> list[_Claim]:
+        """Lease up to ``batch_size`` due rows; returns each with the lease that holds it."""
+        now = utcnow()
+        lease = now + timedelta(seconds=self.lease_seconds)
+        free = or_(Notification.lease_until.is_(None), Notification.lease_until < now)
+        claimed: list[_Claim] = []
+        with self.db.session() as session:
+            query = (
+                select(Notification.id)
+                .where(Notification.status == "pending", Notification.next_attempt_at <= now, free)
+                .order_by(Notification.next_attempt_at, Notification.id)
+                .limit(self.batch_size + len(exclude))
+            )
+            candidates = [i for i in session.scalars(query) if i not in exclude]
+            won: list[int] = []
+            for row_id in candidates[: self.batch_size]:
+                result = session.execute(
+                    update(Notification)
+                    .where(Notification.id == row_id, Notification.status == "pending", free)
+                    .values(lease_until=lease)
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(result, "rowcount", 0) == 1:
+                    won.append(row_id)
+            if not won:
+                return []
+            rows = session.execute(
+                select(Notification, Subscription.secret, Subscription.active)
+                .outerjoin(Subscription, Subscription.id == Notification.subscription_id)
+                .where(Notification.id.in_(won))
+                .order_by(Notification.next_attempt_at, Notification.id)
+            ).all()
+            for row, secret, active in rows:
+                outgoing = Outgoing(
+                    id=row.id,
+                    case_id=row.case_id,
+                    sighting_id=row.sighting_id,
+                    channel=row.channel,
+                    address=row.address,
+                    payload=dict(row.payload or {}),
+                    secret=secret,
+                )
+                cancelled = row.subscription_id is None or active is False
+                claimed.append(_Claim(outgoing, lease, cancelled))
+        return claimed
+
+    def _deliver(self, claim: _Claim) -> bool:
+        """Send one leased row and record the outcome; ``True`` when delivered."""
+        outgoing, lease = claim.outgoing, claim.lease
+        if self._stop.is_set():
+            self._release(outgoing.id, lease)
+            return False
+        if claim.cancelled:
+            self._give_up(outgoing, lease, "the subscription was removed or paused before delivery")
+            return False
+        sender = self.senders.get(outgoing.channel)
+        try:
+            if sender is None:
+                raise DeliveryError(
+                    f"no sender for channel {outgoing.channel!r}; "
+                    f"this server has {', '.join(sorted(self.senders))}",
+                    permanent=True,
+                )
+            sender.send(outgoing)
+        except DeliveryError as exc:
+            self._failed(outgoing, lease, str(exc), permanent=exc.permanent)
+            return False
+        except Exception as exc:
+            logger.exception(
+                "notification %d (%s to %s): the sender failed unexpectedly",
+                outgoing.id, outgoing.channel, outgoing.address,
+            )  # fmt: skip
+            self._failed(outgoing, lease, f"{type(exc).__name__}: {exc}", permanent=False)
+            return False
+        with self.db.session() as session:
+            result = session.execute(
+                update(Notification)
+                .where(Notification.id == outgoing.id, Notification.lease_until == lease)
+                .values(
+                    status="sent",
+                    sent_at=utcnow(),
+                    lease_until=None,
+                    attempts=Notification.attempts + 1,
+                    last_error=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(result, "rowcount", 0) != 1:
+                logger.warning(
+                    "notification %d was sent after its lease ended; another worker may "
+                    "send it again (raise lease_seconds above the senders' timeouts)",
+                    outgoing.id,
+                )
+        return True
+
+    def _release(self, row_id: int, lease: datetime) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(Notification)
+                .where(Notification.id == row_id, Notification.lease_until == lease)
+                .values(lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _failed(self, outgoing: Outgoing, lease: datetime, error: str, *, permanent: bool) -> None:
+        """Record a failed attempt: retry later with backoff, or give up."""
+        with self.db.session() as session:
+            row = session.get(Notification, outgoing.id)
+            if row is None or row.lease_until != lease:
+                logger.warning("notification %d: lost its lease while failing", outgoing.id)
+                return
+            row.attempts += 1
+            row.last_error = error[:MAX_ERROR_CHARS]
+            row.lease_until = None
+            if permanent or row.attempts >= self.settings.max_attempts:
+                row.status = "failed"
+                attempts = row.attempts
+            else:
+                with self._rng_lock:
+                    delay = backoff_delay(
+                        row.attempts,
+                        self.settings.backoff_initial,
+                        self.settings.backoff_max,
+                        self._rng,
+                    )
+                row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+                logger.warning(
+                    "notification %d (%s to %s) failed, attempt %d of %d, next in %.1f s: %s",
+                    outgoing.id, outgoing.channel, outgoing.address, row.attempts,
+                    self.settings.max_attempts, delay, error,
+                )  # fmt: skip
+                return
+        why = "a permanent error" if permanent else f"{attempts} attempts"
+        logger.error(
+            "notification %d (%s to %s) gave up after %s: %s",
+            outgoing.id, outgoing.channel, outgoing.address, why, error,
+        )  # fmt: skip
+        self._announce_failure(outgoing, error, attempts)
+
+    def _give_up(self, outgoing: Outgoing, lease: datetime, error: str) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(Notification)
+                .where(Notification.id == outgoing.id, Notification.lease_until == lease)
+                .values(status="failed", last_error=error, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        logger.info("notification %d not sent: %s", outgoing.id, error)
+
+    def _announce_failure(self, outgoing: Outgoing, error: str, attempts: int) -> None:
+        if self.events is None:
+            return
+        try:
+            self.events.publish(
+                "notify.failed",
+                {
+                    "notification_id": outgoing.id,
+                    "case_id": outgoing.case_id,
+                    "case_name": outgoing.payload.get("case_name"),
+                    "sighting_id": outgoing.sighting_id,
+                    "channel": outgoing.channel,
+                    "attempts": attempts,
+                    "error": error[:500],
+                },
+                audience="viewer",
+            )
+        except Exception:
+            logger.exception("notification %d: cannot publish notify.failed", outgoing.id)
+
+    # Reading --------------------------------------------------------------------------------
+
+    def failures(self, limit: int = 50) -> list[NotificationFailure]:
+        """The newest rows with an error (retrying or given up), newest first."""
+        with self.db.session() as session:
+            rows: Sequence[Notification] = session.scalars(
+                select(Notification)
+                .where(Notification.last_error.is_not(None))
+                .order_by(Notification.id.desc())
+                .limit(limit)
+            ).all()
+            return [
+                NotificationFailure(
+                    id=row.id,
+                    case_id=row.case_id,
+                    sighting_id=row.sighting_id,
+                    channel=row.channel,
+                    address=row.address,
+                    status=row.status,
+                    attempts=row.attempts,
+                    last_error=row.last_error or "",
+                    next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
+                    created_at=row.created_at,
+                )
+                for row in rows
+            ]
+
+    def stats(self) -> OutboxStats:
+        """How many rows are pending, sent, failed, and pending after a failure."""
+        with self.db.session() as session:
+            grouped = select(Notification.status, func.count()).group_by(Notification.status)
+            counts: dict[str, int] = dict(session.execute(grouped).all())
+            retrying = session.scalar(
+                select(func.count()).where(
+                    Notification.status == "pending", Notification.attempts > 0
+                )
+            )
+        return OutboxStats(
+            pending=counts.get("pending", 0),
+            sent=counts.get("sent", 0),
+            failed=counts.get("failed", 0),
+            retrying=retrying or 0,
+        )
