@@ -14,6 +14,7 @@ from oneeye.web.errors import install_error_handlers
 from oneeye.web.routes import (
     auth,
     cameras,
+    cases,
     customers,
     identify,
     people,
@@ -47,6 +48,7 @@ def create_app(services: Services) -> FastAPI:
         photos,
         cameras,
         sightings,
+        cases,
     ):
         app.include_router(module.router, prefix=API)
     app.include_router(ws.router)

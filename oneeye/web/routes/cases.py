@@ -1,0 +1,441 @@
+"""Amber Alert cases and who is told about them: ``/cases`` and ``/subscriptions``.
+
+Filing, checking a photo, resolving and subscribing to one case need ``reporter``; reading
+cases needs ``viewer``; subscriptions to every case (``/subscriptions``) need ``admin``. A
+photo that cannot be filed (not an image, too large, no face, several faces) is answered with
+a 4xx that says why, and nothing is stored. A webhook's signing secret is shown once, in the
+answer that creates it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, NoReturn
+
+from fastapi import (
+    APIRouter,
+    File,
+    Form,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
+from pydantic import BaseModel, Field
+
+from oneeye.errors import FaceError, ImageError
+from oneeye.services.alerts import (
+    MAX_CONTACT,
+    MAX_DESCRIPTION,
+    MAX_HOURS,
+    MAX_NAME,
+    MAX_PHOTOS,
+    AlertError,
+    AlertService,
+    CaseClosedError,
+    CaseInfo,
+    CaseNotFoundError,
+    MatchInfo,
+    SubscriptionInfo,
+    SubscriptionNotFoundError,
+)
+from oneeye.services.enrolment import UploadTooLargeError
+from oneeye.services.sightings import photo_url
+from oneeye.web.deps import Admin, Reporter, Viewer
+from oneeye.web.routes.people import BoxPublic, box_public, read_upload
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+Status = Literal["active", "resolved", "expired"]
+Channel = Literal["email", "sms", "webhook"]
+
+
+def get_alerts(request: Request) -> AlertService:
+    """The server's ``AlertService`` (``services.alerts``, or ``app.state.alerts``); 503 when
+    this server runs without one."""
+    alerts = getattr(request.app.state.services, "alerts", None)
+    if alerts is None:
+        alerts = getattr(request.app.state, "alerts", None)
+    if not isinstance(alerts, AlertService):
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "Amber Alert cases are not running on this server"
+        )
+    return alerts
+
+
+# schemas -------------------------------------------------------------------------------------
+
+
+class CasePublic(BaseModel):
+    """A case as the API shows it."""
+
+    id: str
+    name: str
+    description: str
+    contact: str
+    reporter: str
+    status: Status
+    person_id: str | None
+    photo_urls: list[str]
+    """The case's photos (every viewer may fetch them: the alert is meant to be seen)."""
+    created_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None
+    closed_by: str | None
+    purged_at: datetime | None
+    """When retention deleted the photos, templates and snapshots."""
+    matches: int
+    last_seen_at: datetime | None
+
+
+class MatchPublic(BaseModel):
+    """A sighting of the case's person: ``live`` (a camera, now) or ``retro`` (an unknown face
+    from before the case was filed)."""
+
+    id: int
+    sighting_id: str
+    camera_id: str
+    camera_name: str
+    location: str
+    distance: float
+    kind: Literal["live", "retro"]
+    seen_at: datetime
+    found_at: datetime
+    notified: bool
+    """False for a match inside the (case, camera) cooldown: stored, not sent."""
+    snapshot_url: str | None
+
+
+class CaseDetail(CasePublic):
+    """A case with every match, in the order they were seen (the timeline)."""
+
+    timeline: list[MatchPublic]
+
+
+class PhotoCheckPublic(BaseModel):
+    """Whether a photo can be filed, and why not."""
+
+    usable: bool
+    reason: str | None
+    box: BoxPublic | None
+    quality: float | None
+
+
+class SubscriptionCreate(BaseModel):
+    """Someone to tell: an email address, a phone number (E.164, for SMS) or a webhook URL."""
+
+    channel: Channel
+    address: str = Field(min_length=3, max_length=2000, examples=["desk@example.org"])
+    secret: str | None = Field(default=None, min_length=16, max_length=128)
+    """A webhook's HMAC-SHA256 key; one is generated (and shown once) when not given."""
+
+
+class SubscriptionPublic(BaseModel):
+    """A subscription (never its secret)."""
+
+    id: int
+    case_id: str | None
+    """``None``: every case."""
+    channel: Channel
+    address: str
+    active: bool
+    created_by: str
+    created_at: datetime
+
+
+class SubscriptionCreated(SubscriptionPublic):
+    """A new subscription; a webhook's ``secret`` is shown here and never again."""
+
+    secret: str | None
+
+
+def case_public(info: CaseInfo) -> CasePublic:
+    """A case as the API shows it."""
+    return CasePublic(
+        id=info.id,
+        name=info.name,
+        description=info.description,
+        contact=info.contact,
+        reporter=info.reporter,
+        status=info.status,  # type: ignore[arg-type]
+        person_id=info.person_id,
+        photo_urls=[url for key in info.photo_keys if (url := photo_url(key))],
+        created_at=info.created_at,
+        expires_at=info.expires_at,
+        closed_at=info.closed_at,
+        closed_by=info.closed_by,
+        purged_at=info.purged_at,
+        matches=info.matches,
+        last_seen_at=info.last_seen_at,
+    )
+
+
+def match_public(info: MatchInfo) -> MatchPublic:
+    """A match as the API shows it."""
+    return MatchPublic(
+        id=info.id,
+        sighting_id=info.sighting_id,
+        camera_id=info.camera_id,
+        camera_name=info.camera_name,
+        location=info.location,
+        distance=info.distance,
+        kind=info.kind,  # type: ignore[arg-type]
+        seen_at=info.seen_at,
+        found_at=info.found_at,
+        notified=info.notified,
+        snapshot_url=photo_url(info.snapshot_key),
+    )
+
+
+def case_detail(info: CaseInfo, matches: list[MatchInfo]) -> CaseDetail:
+    """A case with its timeline."""
+    return CaseDetail(**case_public(info).model_dump(), timeline=[match_public(m) for m in matches])
+
+
+def subscription_public(info: SubscriptionInfo) -> SubscriptionPublic:
+    """A subscription as the API shows it."""
+    return SubscriptionPublic(
+        id=info.id,
+        case_id=info.case_id,
+        channel=info.channel,  # type: ignore[arg-type]
+        address=info.address,
+        active=info.active,
+        created_by=info.created_by,
+        created_at=info.created_at,
+    )
+
+
+def refuse(exc: Exception) -> NoReturn:
+    """Answer a service error as the HTTP error that fits it (the message is kept)."""
+    if isinstance(exc, CaseNotFoundError | SubscriptionNotFoundError):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    if isinstance(exc, CaseClosedError):
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    if isinstance(exc, UploadTooLargeError):
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
+    if isinstance(exc, ImageError | AlertError):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    if isinstance(exc, FaceError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    raise exc
+
+
+PhotoUpload = Annotated[
+    UploadFile, File(description="The person's photo (JPEG, PNG, WebP...): one clear face")
+]
+ExtraPhotos = Annotated[
+    list[UploadFile] | None,
+    File(description=f"More photos of the person (at most {MAX_PHOTOS} in all)"),
+]
+UPLOAD_ERRORS: dict[int | str, dict[str, str]] = {
+    400: {"description": "Not an image, a damaged one, or a bad field"},
+    413: {"description": "A photo is too large"},
+    422: {"description": "No face, several faces, or a face too small"},
+}
+
+
+# cases ---------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/cases",
+    response_model=CaseDetail,
+    status_code=status.HTTP_201_CREATED,
+    tags=["cases"],
+    summary="File a case",
+    responses=UPLOAD_ERRORS,
+)
+def create_case(
+    request: Request,
+    reporter: Reporter,
+    name: Annotated[str, Form(min_length=1, max_length=MAX_NAME)],
+    photo: PhotoUpload,
+    description: Annotated[str, Form(max_length=MAX_DESCRIPTION)] = "",
+    contact: Annotated[str, Form(max_length=MAX_CONTACT)] = "",
+    expires_hours: Annotated[float | None, Form(gt=0, le=MAX_HOURS)] = None,
+    photos: ExtraPhotos = None,
+) -> CaseDetail:
+    """File a case from one or more photos of the person: every camera looks for them at once,
+    and the unknown faces of the last hours are searched (their matches are in the
+    timeline). If any photo cannot be used, nothing is stored and the answer says why."""
+    alerts = get_alerts(request)
+    files = [photo, *(photos or [])]
+    if len(files) > MAX_PHOTOS:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"a case takes at most {MAX_PHOTOS} photos, got {len(files)}",
+        )
+    limit = alerts.enrolment.max_upload_bytes
+    uploads = [(read_upload(f, limit), f.filename or "") for f in files]
+    expires_at = (
+        None if expires_hours is None else datetime.now(UTC) + timedelta(hours=expires_hours)
+    )
+    try:
+        info = alerts.create_case(
+            name, description, contact, uploads, actor=reporter.actor, expires_at=expires_at
+        )
+    except (AlertError, ImageError, FaceError) as exc:
+        refuse(exc)
+    return case_detail(info, alerts.matches(info.id))
+
+
+@router.post(
+    "/cases/check-photo",
+    response_model=PhotoCheckPublic,
+    tags=["cases"],
+    summary="Check a photo before filing",
+)
+def check_photo(request: Request, reporter: Reporter, photo: PhotoUpload) -> PhotoCheckPublic:
+    """Whether the photo shows exactly one usable face (and why not); nothing is stored."""
+    alerts = get_alerts(request)
+    data = read_upload(photo, alerts.enrolment.max_upload_bytes)
+    checked = alerts.check_photo(data, photo.filename or "")
+    return PhotoCheckPublic(
+        usable=checked.usable,
+        reason=checked.reason,
+        box=None if checked.box is None else box_public(checked.box),
+        quality=checked.quality,
+    )
+
+
+@router.get("/cases", response_model=list[CasePublic], tags=["cases"], summary="List cases")
+def list_cases(
+    request: Request,
+    viewer: Viewer,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[CasePublic]:
+    """Cases, newest first; only those with ``status`` if given."""
+    alerts = get_alerts(request)
+    return [case_public(c) for c in alerts.cases(status_, limit=limit, offset=offset)]
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetail, tags=["cases"], summary="One case")
+def get_case(request: Request, viewer: Viewer, case_id: str) -> CaseDetail:
+    """A case with every sighting of the person on a timeline, retro-search results
+    included."""
+    alerts = get_alerts(request)
+    try:
+        return case_detail(alerts.case(case_id), alerts.matches(case_id))
+    except AlertError as exc:
+        refuse(exc)
+
+
+@router.post(
+    "/cases/{case_id}/resolve",
+    response_model=CasePublic,
+    tags=["cases"],
+    summary="Resolve a case",
+    responses={409: {"description": "The case is already closed"}},
+)
+def resolve_case(request: Request, reporter: Reporter, case_id: str) -> CasePublic:
+    """Close the case as found: cameras stop looking at once and nobody is notified any
+    more."""
+    alerts = get_alerts(request)
+    try:
+        return case_public(alerts.resolve(case_id, actor=reporter.actor))
+    except AlertError as exc:
+        refuse(exc)
+
+
+# subscriptions -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/cases/{case_id}/subscriptions",
+    response_model=list[SubscriptionPublic],
+    tags=["subscriptions"],
+    summary="A case's subscriptions",
+)
+def list_case_subscriptions(
+    request: Request, reporter: Reporter, case_id: str
+) -> list[SubscriptionPublic]:
+    """Who is told about this case's sightings (addresses are personal: reporter or above)."""
+    alerts = get_alerts(request)
+    try:
+        return [subscription_public(s) for s in alerts.subscriptions(case_id)]
+    except AlertError as exc:
+        refuse(exc)
+
+
+@router.post(
+    "/cases/{case_id}/subscriptions",
+    response_model=SubscriptionCreated,
+    status_code=status.HTTP_201_CREATED,
+    tags=["subscriptions"],
+    summary="Subscribe to a case",
+)
+def subscribe_to_case(
+    request: Request, reporter: Reporter, case_id: str, body: SubscriptionCreate
+) -> SubscriptionCreated:
+    """Tell an email address, a phone (SMS) or a webhook about this case's sightings."""
+    alerts = get_alerts(request)
+    try:
+        info = alerts.add_subscription(
+            body.channel, body.address, case_id=case_id, secret=body.secret, actor=reporter.actor
+        )
+    except AlertError as exc:
+        refuse(exc)
+    return SubscriptionCreated(**subscription_public(info).model_dump(), secret=info.secret)
+
+
+@router.get(
+    "/subscriptions",
+    response_model=list[SubscriptionPublic],
+    tags=["subscriptions"],
+    summary="Subscriptions to every case",
+)
+def list_subscriptions(request: Request, admin: Admin) -> list[SubscriptionPublic]:
+    """Who is told about the sightings of every case."""
+    return [subscription_public(s) for s in get_alerts(request).subscriptions()]
+
+
+@router.post(
+    "/subscriptions",
+    response_model=SubscriptionCreated,
+    status_code=status.HTTP_201_CREATED,
+    tags=["subscriptions"],
+    summary="Subscribe to every case",
+)
+def subscribe_to_all(
+    request: Request, admin: Admin, body: SubscriptionCreate
+) -> SubscriptionCreated:
+    """Tell an email address, a phone (SMS) or a webhook about every case's sightings."""
+    alerts = get_alerts(request)
+    try:
+        info = alerts.add_subscription(
+            body.channel, body.address, secret=body.secret, actor=admin.actor
+        )
+    except AlertError as exc:
+        refuse(exc)
+    return SubscriptionCreated(**subscription_public(info).model_dump(), secret=info.secret)
+
+
+@router.delete(
+    "/subscriptions/{subscription_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    tags=["subscriptions"],
+    summary="Remove a subscription",
+)
+def delete_subscription(request: Request, reporter: Reporter, subscription_id: int) -> Response:
+    """Stop telling this address; one for every case needs ``admin``."""
+    alerts = get_alerts(request)
+    try:
+        info = alerts.subscription(subscription_id)
+        if info.case_id is None and not reporter.allows("admin"):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"a subscription to every case needs the admin role to remove; you are "
+                f"{reporter.role}",
+            )
+        alerts.delete_subscription(subscription_id, actor=reporter.actor)
+    except AlertError as exc:
+        refuse(exc)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
