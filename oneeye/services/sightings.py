@@ -398,9 +398,10 @@ class SightingService:
 
     def _act(self, sighting: StoredSighting) -> None:
         data = sighting.event_data()
-        self.events.publish("sighting", data, audience="viewer")
+        # The card first: it is what a teller waits for (dashboards merge both by sighting id).
         if sighting.watchlist_action == "customers" and sighting.account_id:
             self.events.publish("customer.arrived", self._arrival(sighting, data), "teller")
+        self.events.publish("sighting", data, audience="viewer")
         for action in list(self._actions):
             try:
                 action(sighting)

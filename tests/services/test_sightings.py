@@ -156,8 +156,8 @@ def test_a_customer_sighting_is_stored_once_and_sends_one_card(rig: Rig) -> None
         assert row.first_seen == T0
         assert row.snapshot_key == "snapshots/aa/aa1.jpg"
     events = events_of(rig)
-    assert [t for t, _ in events] == ["sighting", "customer.arrived"]
-    sighting, arrival = events[0][1], events[1][1]
+    assert [t for t, _ in events] == ["customer.arrived", "sighting"]  # the card first
+    arrival, sighting = events[0][1], events[1][1]
     assert sighting == {
         "sighting_id": sid,
         "camera_id": "door",
@@ -212,7 +212,7 @@ def test_updates_and_departures_change_the_stored_sighting(rig: Rig) -> None:
         assert row.last_seen == gone
         assert row.left_at == gone
         assert row.first_seen == T0
-    assert [t for t, _ in events_of(rig)] == ["sighting", "customer.arrived"]
+    assert [t for t, _ in events_of(rig)] == ["customer.arrived", "sighting"]
 
 
 def test_unknown_faces_keep_their_embedding_and_send_no_card(rig: Rig) -> None:

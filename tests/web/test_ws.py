@@ -157,9 +157,10 @@ def test_a_client_that_reconnects_with_since_gets_what_it_missed(
     customer = enrol_customer(s.db, s.gallery, face_engine, load_photo)
     add_account(server)
     teller = client_for("teller")
-    with teller.websocket_connect("/ws") as ws:
+    with teller.websocket_connect(f"/ws?since={s.events.latest_id()}") as ws:
         first = customer_sighting(server, customer.person_id)
-        frames = frames_until(ws, "customer.arrived", sighting_id=first)
+        frames = frames_until(ws, "sighting", sighting_id=first)
+    assert [f["type"] for f in frames][-2:] == ["customer.arrived", "sighting"]
     last_seen = frames[-1]["id"]
     missed = [customer_sighting(server, None), customer_sighting(server, customer.person_id)]
     deadline = time.monotonic() + 10
@@ -169,8 +170,8 @@ def test_a_client_that_reconnects_with_since_gets_what_it_missed(
         replayed = [ws.receive_json() for _ in range(3)]
         assert [(f["type"], f["data"]["sighting_id"]) for f in replayed] == [
             ("sighting", missed[0]),
-            ("sighting", missed[1]),
             ("customer.arrived", missed[1]),
+            ("sighting", missed[1]),
         ]
         assert replayed[0]["id"] > last_seen
         live = customer_sighting(server, None)
