@@ -51,6 +51,12 @@ def test_identify_names_each_face_in_a_group_photo(
     assert [m["matched"] for m in right["matches"]] == [False]
     assert stored(server) == before
 
+    biden = admin.post(PEOPLE, json={"name": "Joe Biden"}).json()
+    enrol(admin, biden["id"], face_photos, "biden.jpg")
+    one = viewer.post(IDENTIFY, params={"k": 1}, files=upload("group.jpg", group)).json()
+    assert sorted(f["name"] for f in one["faces"]) == ["Barack Obama", "Joe Biden"]
+    assert [len(f["matches"]) for f in one["faces"]] == [1, 1]
+
 
 @pytest.mark.slow
 def test_a_photo_without_faces_answers_an_empty_list(client_for: ClientFor) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from oneeye.errors import ImageError
@@ -90,12 +92,17 @@ def face_public(face: IdentifiedFace) -> FacePublic:
         413: {"description": "The upload is too large"},
     },
 )
-def identify(file: UploadDep, services: ServicesDep, viewer: Viewer) -> IdentifyResult:
-    """Find every face in the uploaded photo and its nearest enrolled people. A photo without
-    faces answers an empty list."""
+def identify(
+    file: UploadDep,
+    services: ServicesDep,
+    viewer: Viewer,
+    k: Annotated[int, Query(ge=1, le=20, description="Candidates per face")] = 3,
+) -> IdentifyResult:
+    """Find every face in the uploaded photo and its nearest enrolled people (up to ``k`` per
+    face). A photo without faces answers an empty list."""
     data = read_upload(file, services.enrolment.max_upload_bytes)
     try:
-        faces = services.enrolment.identify(data, file.filename or "")
+        faces = services.enrolment.identify(data, file.filename or "", k=k)
     except ImageError as exc:
         refuse(exc)
     return IdentifyResult(faces=[face_public(f) for f in faces])
