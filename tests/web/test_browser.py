@@ -343,3 +343,19 @@ def test_viewer_gets_live_cards_without_account_details(site: Site, browser: Bro
     expect(cards.get_by_test_id("card-name")).to_have_text(["Joe Biden", "Barack Obama"])
     assert page.get_by_test_id("card-account").count() == 0
     assert "1,520.40" not in page.content()
+
+
+@pytest.mark.parametrize("path", ["/admin/customers", "/admin/cameras", "/admin/users"])
+def test_admin_pages_fit_a_phone(site: Site, browser: Browser, tmp_path: Path, path: str) -> None:
+    site.app.services.auth.create_user("ada", PASSWORD, "admin")
+    site.app.services.cameras.add(
+        CameraConfig(id="lobby", name="Lobby", source="rtsp://user:secret@cam.invalid/stream/1")
+    )
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    log_in(page, site.url, "ada")
+    page.goto(f"{site.url}{path}")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{path} is {width}px wide on a {PHONE['width']}px phone"
+    page.screenshot(path=str(tmp_path / f"phone-{path.rsplit('/', 1)[-1]}.png"), full_page=True)
+    context.close()

@@ -193,7 +193,7 @@
     badge.textContent = d.state || "offline";
     badge.className = "status state-" + (d.state || "offline");
     const fps = tile.querySelector('[data-testid="camera-fps"]');
-    fps.textContent = typeof d.fps === "number" ? d.fps.toFixed(1) + " fps" : "";
+    fps.textContent = typeof d.fps === "number" && d.state === "online" ? d.fps.toFixed(1) + " fps" : "";
     const error = tile.querySelector('[data-testid="camera-error"]');
     error.textContent = d.error || "";
     error.hidden = !d.error;
