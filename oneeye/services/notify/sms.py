@@ -72,7 +72,8 @@ class SmsSender(Sender):
         self.settings = settings
         self.links = links
         self.link_lifetime = link_lifetime
-        self.client = client if client is not None else httpx.Client(timeout=settings.timeout)
+        self._client = client
+        self._timeout = settings.timeout
 
     def body(self, message: Outgoing) -> str:
         """The text of the message for ``message``."""
@@ -112,6 +113,15 @@ class SmsSender(Sender):
             raise status_error(f"SMS gateway {s.url}", response)
         logger.info("notification %d: SMS to %s accepted by %s", message.id, message.address, s.url)
 
+    @property
+    def client(self) -> httpx.Client:
+        """The HTTP client (made on first use, and again after ``close``)."""
+        if self._client is None:
+            self._client = httpx.Client(timeout=self._timeout)
+        return self._client
+
     def close(self) -> None:
-        """Close the HTTP client."""
-        self.client.close()
+        """Close the HTTP client (a later send opens a new one)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()

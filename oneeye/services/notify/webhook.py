@@ -88,7 +88,8 @@ class WebhookSender(Sender):
         self.links = links
         self.timeout = timeout
         self.link_lifetime = link_lifetime
-        self.client = client if client is not None else httpx.Client(timeout=timeout)
+        self._client = client
+        self._timeout = timeout
 
     def body(self, message: Outgoing) -> str:
         """The JSON body: the alert payload, the signed snapshot link and the row's id."""
@@ -139,6 +140,15 @@ class WebhookSender(Sender):
             response.status_code,
         )
 
+    @property
+    def client(self) -> httpx.Client:
+        """The HTTP client (made on first use, and again after ``close``)."""
+        if self._client is None:
+            self._client = httpx.Client(timeout=self._timeout)
+        return self._client
+
     def close(self) -> None:
-        """Close the HTTP client."""
-        self.client.close()
+        """Close the HTTP client (a later send opens a new one)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()

@@ -260,3 +260,50 @@ def test_deliver_due_returns_the_number_sent(
     assert service.deliver_due() == count
     assert service.deliver_due() == 0
     service.stop()
+
+
+def test_a_stopped_service_starts_again(
+    mail_server: MailServer, photos: LocalPhotoStore, sqlite_db: Database
+) -> None:
+    subscription = add_subscription(sqlite_db, "email", "desk@example.org")
+    service = make_service(sqlite_db, photos, settings_for(smtp_port=mail_server.port))
+    service.start()
+    service.stop()
+    service.stop()  # twice is harmless
+    [row_id] = add_notifications(sqlite_db, subscription, "email", "desk@example.org")
+    service.start()
+    try:
+        service.wake()
+        assert wait_until(lambda: rows(sqlite_db)[row_id].status == "sent")
+    finally:
+        service.stop()
+    assert mail_server.handler.per_notification() == {row_id: 1}
+
+
+def test_when_the_server_is_back_the_waiting_rows_go_at_once(
+    photos: LocalPhotoStore, sqlite_db: Database
+) -> None:
+    """The first retry that succeeds pulls the other waiting rows forward: the backlog of an
+    outage drains without waiting out each row's backoff."""
+    port = free_port()
+    server = MailServer(port)
+    subscription = add_subscription(sqlite_db, "email", "desk@example.org")
+    ids = add_notifications(sqlite_db, subscription, "email", "desk@example.org", count=10)
+    settings = settings_for(smtp_port=port, backoff_initial=60.0, backoff_max=60.0)
+    service = make_service(sqlite_db, photos, settings)
+    assert service.deliver_due() == 0  # down: every row waits about a minute now
+    assert service.stats().retrying == 10
+    server.start()
+    try:
+        with sqlite_db.session() as session:  # the first row's backoff ends first
+            session.execute(
+                update(Notification)
+                .where(Notification.id == ids[0])
+                .values(next_attempt_at=utcnow())
+            )
+        service.start()
+        assert wait_until(lambda: service.stats().sent == 10, timeout=5.0)
+    finally:
+        service.stop()
+        server.stop()
+    assert server.handler.per_notification() == dict.fromkeys(ids, 1)
