@@ -6,7 +6,8 @@ worker recognising the face.
 
 A real ``OneEyeApp`` (SQLite, in-process bus) is served by uvicorn on a free port, with an
 ``AlertService`` on its services and ``--cameras`` camera workers. For each case an LFW person
-with at least two photos is picked; every camera plays, paced at its native frame rate and
+is picked whose first two photos the gallery matches to each other (distance <= ``--within``;
+how often one photo suffices is measured by the LFW benchmarks, not here); every camera plays, paced at its native frame rate and
 looping, a labelled clip (``oneeye.video.synth``) in which that person walks through the
 frame (about ``--walk`` seconds in view, then a short gap) as one photo of theirs. A reporter
 then files the case over HTTP (``POST /api/v1/cases``, multipart) with ANOTHER photo of the
@@ -97,18 +98,22 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def pick_people(
-    lfw: Path, engine: FaceEngine, count: int, seed: int
+    lfw: Path, engine: FaceEngine, count: int, seed: int, within: float
 ) -> list[tuple[str, Path, Path]]:
-    """``count`` LFW people with two usable photos: ``(name, upload photo, clip photo)``."""
+    """``count`` LFW people with two usable photos that the gallery matches to each other
+    (distance <= ``within``): ``(name, upload photo, clip photo)``. Recognition accuracy is
+    measured in the LFW benchmarks; here a person the threshold cannot match from one photo
+    would only measure a timeout."""
     names = sorted(d.name for d in lfw.iterdir() if d.is_dir() and len(list(d.iterdir())) >= 2)
     random.Random(seed).shuffle(names)
     chosen = []
     for name in names:
         photos = sorted((lfw / name).iterdir())[:2]
         try:
-            for photo in photos:
-                engine.enrolment_face(load_image(photo))
+            first, second = (engine.enrolment_face(load_image(p)).embedding for p in photos)
         except OneEyeError:
+            continue
+        if float(np.linalg.norm(first - second)) > within:
             continue
         chosen.append((name, photos[0], photos[1]))
         if len(chosen) == count:
@@ -212,6 +217,12 @@ def main() -> None:
     parser.add_argument("--walk", type=float, default=1.5, help="seconds in view per pass")
     parser.add_argument("--gap", type=float, default=0.3, help="seconds out of view per pass")
     parser.add_argument("--timeout", type=float, default=15.0)
+    parser.add_argument(
+        "--within",
+        type=float,
+        default=0.26,
+        help="only people whose two photos are this close (the threshold is 0.32)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -222,7 +233,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="oneeye-alert-bench-"))
     engine = FaceEngine()
-    people = pick_people(args.lfw, engine, args.cases, args.seed)
+    people = pick_people(args.lfw, engine, args.cases, args.seed, args.within)
     logger.info("rendering %d clips into %s", len(people), tmp)
     clips = [walking_clip(tmp, engine, name, clip, args) for name, _, clip in people]
 
@@ -381,6 +392,7 @@ def main() -> None:
         "command": "python bench/alert_latency.py "
         f"--cases {args.cases} --cameras {args.cameras} --width {args.width} "
         f"--height {args.height} --fps {args.fps} --walk {args.walk} --gap {args.gap} "
+        f"--within {args.within} "
         f"--seed {args.seed}",
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "cpu_count": os.cpu_count(),

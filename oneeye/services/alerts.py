@@ -837,6 +837,7 @@ class AlertService:
                     "snapshot_url": photo_url(info.snapshot_key),
                     "case_photo_url": photo_url(photo_key),
                     "kind": kind,
+                    "minutes_ago": int((info.found_at - info.seen_at).total_seconds() // 60),
                     "notified": info.notified,
                 },
                 audience="viewer",

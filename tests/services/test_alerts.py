@@ -11,6 +11,7 @@ old unknown faces' embeddings. The notifier is not under test: a counter stands 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from oneeye.services.alerts import (
     AlertError,
     AlertService,
     CaseClosedError,
+    Notifier,
     check_address,
     nearest_distances,
 )
@@ -40,6 +42,8 @@ from oneeye.services.customers import make_directory
 from oneeye.services.enrolment import EnrolmentService, UploadTooLargeError, encode_jpeg
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
+from oneeye.services.notify import NotifyService
+from oneeye.services.notify.webhook import verify_signature
 from oneeye.services.sightings import SightingService
 from oneeye.store.db import Database
 from oneeye.store.models import (
@@ -56,6 +60,7 @@ from oneeye.types import UNKNOWN
 from oneeye.video.synth import Actor, GroundTruth, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader, side_by_side
+from tests.services.notify.receivers import HttpReceiver, make_service, settings_for
 
 FPS = 10.0
 WIDTH, HEIGHT = 640, 480
@@ -87,6 +92,7 @@ class Rig:
         settings: AlertSettings | None = None,
         cooldown: float = 300.0,
         sweep_every: float = 2.0,
+        notifier: Callable[[Database, LocalPhotoStore], Notifier] | None = None,
     ) -> None:
         self.db = Database(url)
         self.db.migrate()
@@ -110,7 +116,10 @@ class Rig:
             make_directory(CustomerDirectorySettings(), self.db),
             self.auth,
         )
-        self.notifier = WakeCounter()
+        self.counter = WakeCounter()
+        self.notifier: Notifier = (
+            notifier(self.db, self.photos) if notifier is not None else self.counter
+        )
         self.alerts = AlertService(
             self.db,
             self.photos,
@@ -362,7 +371,7 @@ def test_an_expired_case_leaves_the_gallery_and_stops_matching(
         assert rig.count(Sighting) == 1
         assert rig.count(CaseMatch) == 0
         assert rig.count(Notification) == 0
-        assert rig.notifier.wakes == 0
+        assert rig.counter.wakes == 0
     finally:
         rig.close()
 
@@ -422,7 +431,7 @@ def test_a_live_sighting_notifies_every_subscription_once_per_camera_and_cooldow
         "kind": "live",
         "case_url": f"https://oneeye.example.org/cases/{case.id}",
     }
-    assert rig.notifier.wakes == 2
+    assert rig.counter.wakes == 2
     alerts = rig.events("alert.sighting")
     assert len(alerts) == 3
     assert {a["kind"] for a in alerts} == {"live"}
@@ -436,6 +445,50 @@ def test_a_live_sighting_notifies_every_subscription_once_per_camera_and_cooldow
     rig.settle()
     assert rig.count(CaseMatch) == 3
     assert rig.count(Notification) == 4
+
+
+@pytest.mark.slow
+def test_a_live_match_reaches_a_webhook_through_the_real_notifier(
+    tmp_path: Path, face_engine: FaceEngine, face_photos: Path
+) -> None:
+    receiver = HttpReceiver()
+    notifiers: list[NotifyService] = []
+
+    def notifier(db: Database, photos: LocalPhotoStore) -> NotifyService:
+        service = make_service(db, photos, settings_for(), poll_interval=30.0)
+        notifiers.append(service)
+        return service
+
+    rig = Rig(f"sqlite:///{tmp_path / 'oneeye.db'}", tmp_path, face_engine, notifier=notifier)
+    notifiers[0].start()
+    try:
+        case = rig.alerts.create_case(
+            "Barack Obama", "grey suit", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER
+        )
+        hook = rig.alerts.add_subscription(
+            "webhook", f"{receiver.url}/hook", case_id=case.id, actor=REPORTER
+        )
+        assert hook.secret is not None
+        message = sighting_message(case.person_id)
+        rig.bus.publish(SIGHTINGS.format(camera="door"), message)
+        # Woken by the match, the notifier sends well before its 30 s poll.
+        wait_for(lambda: len(receiver.requests) == 1, 10, "the webhook post")
+        [request] = receiver.requests
+        assert verify_signature(
+            hook.secret,
+            request.headers.get("x-oneeye-timestamp"),
+            request.body,
+            request.headers.get("x-oneeye-signature"),
+        )
+        body = json.loads(request.body)
+        assert body["case_id"] == case.id
+        assert body["sighting_id"] == message["id"]
+        assert body["kind"] == "live"
+        wait_for(lambda: notifiers[0].stats().sent == 1, 10, "the row marked sent")
+    finally:
+        notifiers[0].stop()
+        rig.close()
+        receiver.close()
 
 
 @pytest.mark.slow
@@ -538,7 +591,7 @@ def test_retro_search_finds_the_person_among_earlier_unknown_faces(
     assert row.payload["kind"] == "retro"
     assert row.payload["camera_name"] == "Front door"
     assert row.payload["sighting_id"] == obama.id
-    assert rig.notifier.wakes == 1
+    assert rig.counter.wakes == 1
     [event] = rig.events("alert.sighting")
     assert event["kind"] == "retro"
     assert event["camera_id"] == "door"
