@@ -7,12 +7,12 @@ worker recognising the face.
 A real ``OneEyeApp`` (SQLite, in-process bus) is served by uvicorn on a free port, with an
 ``AlertService`` on its services and ``--cameras`` camera workers. For each case an LFW person
 is picked whose first two photos the gallery matches to each other (distance <= ``--within``;
-how often one photo suffices is measured by the LFW benchmarks, not here); every camera plays, paced at its native frame rate and
-looping, a labelled clip (``oneeye.video.synth``) in which that person walks through the
-frame (about ``--walk`` seconds in view, then a short gap) as one photo of theirs. A reporter
-then files the case over HTTP (``POST /api/v1/cases``, multipart) with ANOTHER photo of the
-person, at a random moment of the walk, after every camera has seen the person as a stranger.
-The case is resolved before the next one.
+how often one photo suffices is measured by the LFW benchmarks, not here). Every camera
+plays, paced at its native frame rate and looping, a labelled clip (``oneeye.video.synth``)
+in which that person walks through the frame (about ``--walk`` seconds in view, then a short
+gap) as one photo of theirs. A reporter then files the case over HTTP (``POST
+/api/v1/cases``, multipart) with the OTHER photo, at a random moment of the walk, after every
+camera has seen the person as a stranger. The case is resolved before the next one.
 
 Measured per case, from the moment the POST's response is received (and from the moment it
 was sent):
