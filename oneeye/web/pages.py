@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,6 +29,7 @@ from oneeye.services.context import Services
 from oneeye.services.events import HubEvent
 from oneeye.store.models import CustomerAccount, Person
 from oneeye.web.deps import SESSION_COOKIE, ServicesDep
+from oneeye.web.routes.auth import safe_next
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,14 @@ LOGIN_ERRORS = {
     "throttled": "Too many failed logins for this username; wait a few minutes and try again.",
 }
 """What the login page says for the ``error`` the login route redirects back with."""
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data: blob: https:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+"""Pages run only their own scripts (no inline code), so an injected name cannot run; profile
+photos may come from the bank's own HTTPS server."""
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,18 +75,6 @@ def page_principal(request: Request, services: Services) -> Principal | None:
         return services.auth.session_principal(token)
     except AuthError:
         return None
-
-
-def safe_next(target: str | None) -> str:
-    """``target`` if it is a path on this site, else ``/`` (no redirects to other sites)."""
-    if not target:
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return "/"
-    if "\\" in target:
-        return "/"
-    return target
 
 
 def to_login(request: Request) -> RedirectResponse:
@@ -105,7 +102,19 @@ def render(
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     return response
+
+
+def page_gate(request: Request, services: Services, needed: str) -> Principal | Response:
+    """The user, if logged in with ``needed`` or above; else the redirect to the login page
+    (nobody logged in) or the 403 page (a lower role) to answer with."""
+    principal = page_principal(request, services)
+    if principal is None:
+        return to_login(request)
+    if not principal.allows(needed):
+        return forbidden(request, principal, needed)
+    return principal
 
 
 def forbidden(request: Request, principal: Principal, needed: str) -> HTMLResponse:
@@ -287,9 +296,9 @@ def login_page(request: Request, services: ServicesDep, next: str = "/") -> Resp
 @router.get("/", response_class=HTMLResponse)
 def dashboard_page(request: Request, services: ServicesDep) -> Response:
     """Arrivals as cards, newest first, and the cameras with their live view."""
-    principal = page_principal(request, services)
-    if principal is None:
-        return to_login(request)
+    principal = page_gate(request, services, "viewer")
+    if isinstance(principal, Response):
+        return principal
     can_see_accounts = principal.allows("teller")
     events, last_id = recent_events(services, principal.role)
     cards = arrival_cards(events, can_see_accounts)
@@ -314,11 +323,9 @@ def dashboard_page(request: Request, services: ServicesDep) -> Response:
 @router.get("/admin", response_class=HTMLResponse)
 def admin_page(request: Request, services: ServicesDep) -> Response:
     """The admin section starts at the customers."""
-    principal = page_principal(request, services)
-    if principal is None:
-        return to_login(request)
-    if not principal.allows("admin"):
-        return forbidden(request, principal, "admin")
+    principal = page_gate(request, services, "admin")
+    if isinstance(principal, Response):
+        return principal
     return RedirectResponse("/admin/customers", status.HTTP_303_SEE_OTHER)
 
 
@@ -333,11 +340,9 @@ class CustomerRow:
 @router.get("/admin/customers", response_class=HTMLResponse)
 def admin_customers_page(request: Request, services: ServicesDep) -> Response:
     """Customers: create accounts, upload profile photos, enrol face photos."""
-    principal = page_principal(request, services)
-    if principal is None:
-        return to_login(request)
-    if not principal.allows("admin"):
-        return forbidden(request, principal, "admin")
+    principal = page_gate(request, services, "admin")
+    if isinstance(principal, Response):
+        return principal
     with services.db.session() as session:
         accounts = list(session.scalars(select(CustomerAccount).order_by(CustomerAccount.name)))
         people = list(
@@ -368,11 +373,9 @@ def admin_customers_page(request: Request, services: ServicesDep) -> Response:
 @router.get("/admin/cameras", response_class=HTMLResponse)
 def admin_cameras_page(request: Request, services: ServicesDep) -> Response:
     """Cameras: add, edit, enable or disable, remove; live status."""
-    principal = page_principal(request, services)
-    if principal is None:
-        return to_login(request)
-    if not principal.allows("admin"):
-        return forbidden(request, principal, "admin")
+    principal = page_gate(request, services, "admin")
+    if isinstance(principal, Response):
+        return principal
     return render(
         request,
         "admin_cameras.html",
@@ -384,11 +387,9 @@ def admin_cameras_page(request: Request, services: ServicesDep) -> Response:
 @router.get("/admin/users", response_class=HTMLResponse)
 def admin_users_page(request: Request, services: ServicesDep) -> Response:
     """Users and API keys: add, change role, deactivate; keys are shown once."""
-    principal = page_principal(request, services)
-    if principal is None:
-        return to_login(request)
-    if not principal.allows("admin"):
-        return forbidden(request, principal, "admin")
+    principal = page_gate(request, services, "admin")
+    if isinstance(principal, Response):
+        return principal
     return render(
         request,
         "admin_users.html",

@@ -99,6 +99,18 @@ def customer_clip(path: Path, engine: FaceEngine, load_photo: PhotoLoader) -> Pa
     return path
 
 
+def csp_violations(page: Page) -> list[str]:
+    """A list that fills with the page's Content-Security-Policy complaints."""
+    found: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            found.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    return found
+
+
 def log_in(page: Page, url: str, username: str) -> None:
     """Open the dashboard, get sent to the login page, log in, and land on the dashboard."""
     page.goto(f"{url}/")
@@ -118,6 +130,7 @@ def test_teller_sees_the_customer_arrive(
     tmp_path: Path,
 ) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    blocked = csp_violations(page)
     log_in(page, site.url, "tina")
     cards = page.get_by_test_id("arrival-card")
     expect(cards).to_have_count(0)
@@ -172,6 +185,7 @@ def test_teller_sees_the_customer_arrive(
     page.reload()
     served = page.locator(f'[data-testid="arrival-card"][data-sighting-id="{sighting}"]')
     expect(served.get_by_test_id("card-balance")).to_have_text("1,520.40 USD")
+    assert blocked == []
 
 
 def test_dashboard_fits_a_phone(site: Site, browser: Browser, tmp_path: Path) -> None:
@@ -215,6 +229,7 @@ def test_admin_enrols_a_customer_and_manages_cameras_and_users(
 ) -> None:
     site.app.services.auth.create_user("ada", PASSWORD, "admin")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    blocked = csp_violations(page)
     log_in(page, site.url, "ada")
 
     # A new customer with a profile photo, then a face photo enrolled with its quality shown.
@@ -276,6 +291,7 @@ def test_admin_enrols_a_customer_and_manages_cameras_and_users(
     keys.get_by_test_id("key-name").fill("edge-7")
     keys.get_by_test_id("add-key").click()
     expect(keys.get_by_test_id("new-key-value")).to_have_text(re.compile(r"^oek_"))
+    assert blocked == []
     page.screenshot(path=str(tmp_path / "admin-users.png"), full_page=True)
 
 

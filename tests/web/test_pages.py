@@ -150,6 +150,7 @@ def test_dashboard_renders_for_every_role_with_its_csrf_token(
     assert 'data-testid="arrivals"' in html
     assert "/static/dashboard.js" in html
     assert response.headers["cache-control"] == "no-store"
+    assert "script-src 'self';" in response.headers["content-security-policy"]
     assert ("/admin/users" in html) is (role == "admin")
 
 
