@@ -53,6 +53,17 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     return condition()
 
 
+def deliver_until(service: NotifyService, count: int, timeout: float = 10.0) -> int:
+    """Call ``deliver_due`` until ``count`` rows went out (retries wait their backoff) or
+    ``timeout`` passes; returns how many went out."""
+    deadline = time.monotonic() + timeout
+    delivered = service.deliver_due()
+    while delivered < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+        delivered += service.deliver_due()
+    return delivered
+
+
 # SMTP ---------------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from tests.services.notify.receivers import (
     HttpReceiver,
     add_notifications,
     add_subscription,
+    deliver_until,
     make_service,
     rows,
     settings_for,
@@ -66,11 +67,7 @@ def test_a_receiver_error_is_retried_with_the_same_notification_id(
     subscription = add_subscription(sqlite_db, "webhook", url, secret=SECRET)
     [row_id] = add_notifications(sqlite_db, subscription, "webhook", url)
     service = make_service(sqlite_db, photos, settings_for(backoff_initial=0.0001))
-    delivered = 0
-    for _ in range(50):
-        delivered += service.deliver_due()
-        if delivered:
-            break
+    assert deliver_until(service, 1) == 1
     service.stop()
     [request] = http_receiver.requests
     assert request.headers["x-oneeye-notification"] == str(row_id)
