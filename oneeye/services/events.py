@@ -19,10 +19,12 @@ searchable by user, as ``/audit`` and the auditors expect.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import threading
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +58,8 @@ class HubEvent:
     at: datetime
     audience: str
     payload: dict[str, Any]
+    text: str = field(default="", repr=False, compare=False)
+    """The frame as JSON text, made once for every client (see :meth:`as_text`)."""
 
     def as_json(self) -> dict[str, Any]:
         """The WebSocket frame for this event."""
@@ -66,9 +70,19 @@ class HubEvent:
             "data": self.payload,
         }
 
+    def as_text(self) -> str:
+        """The WebSocket frame as JSON text."""
+        return self.text or json.dumps(self.as_json(), separators=(",", ":"))
+
 
 def _event_of(row: DashboardEvent) -> HubEvent:
-    return HubEvent(row.id, row.type, row.at, row.audience, dict(row.payload))
+    event = HubEvent(row.id, row.type, row.at, row.audience, dict(row.payload))
+    return replace(event, text=event.as_text())
+
+
+def _offer_all(subscriptions: list[Subscription], event: HubEvent) -> None:
+    for subscription in subscriptions:
+        subscription.offer(event)
 
 
 class Subscription:
@@ -96,6 +110,21 @@ class Subscription:
             logger.warning("dashboard client (%s) fell behind; disconnecting it", self.role)
 
 
+def _audit_row(at: datetime, actor: str, event: HubEvent) -> AuditEntry:
+    account = event.payload.get("account") or {}
+    return AuditEntry(
+        at=at,
+        actor=actor,
+        action="account.view",
+        subject=str(account.get("account_id") or ""),
+        detail={
+            "event_id": event.id,
+            "sighting_id": event.payload.get("sighting_id"),
+            "via": "websocket",
+        },
+    )
+
+
 class EventHub:
     """Stores each event, then hands it to every subscriber whose role may see it."""
 
@@ -115,7 +144,7 @@ class EventHub:
         self._lock = threading.Lock()
         self._subscriptions: list[Subscription] = []
         self._published = 0
-        self._audit: queue.Queue[AuditEntry] = queue.Queue()
+        self._audit: queue.Queue[tuple[datetime, str, HubEvent]] = queue.Queue()
         self._audit_lock = threading.Lock()
         self._audit_stop = threading.Event()
         self._audit_thread: threading.Thread | None = None
@@ -144,11 +173,16 @@ class EventHub:
             subscribers = [s for s in self._subscriptions if role_allows(s.role, audience)]
             self._published += 1
             prune = self._published % PRUNE_EVERY == 0
+        # One wake-up per event loop (all WebSocket clients share the server's), not per client.
+        by_loop: dict[asyncio.AbstractEventLoop, list[Subscription]] = defaultdict(list)
         for subscription in subscribers:
+            by_loop[subscription.loop].append(subscription)
+        for loop, group in by_loop.items():
             try:
-                subscription.loop.call_soon_threadsafe(subscription.offer, event)
-            except RuntimeError:  # its event loop has closed: the client is gone
-                self.unsubscribe(subscription)
+                loop.call_soon_threadsafe(_offer_all, group, event)
+            except RuntimeError:  # the event loop has closed: its clients are gone
+                for subscription in group:
+                    self.unsubscribe(subscription)
         if prune:
             self.prune()
         return event
@@ -217,42 +251,29 @@ class EventHub:
         """
         if event.type != ACCOUNT_EVENT:
             return
-        account = event.payload.get("account") or {}
-        self._audit.put(
-            AuditEntry(
-                at=utcnow(),
-                actor=actor,
-                action="account.view",
-                subject=str(account.get("account_id") or ""),
-                detail={
-                    "event_id": event.id,
-                    "sighting_id": event.payload.get("sighting_id"),
-                    "via": "websocket",
-                },
-            )
-        )
+        self._audit.put((utcnow(), actor, event))  # the row is built off the event loop
         self._ensure_audit_writer()
 
     def flush(self) -> int:
         """Write every queued audit row now; returns how many were written."""
         with self._audit_lock:
-            rows: list[AuditEntry] = []
+            pending: list[tuple[datetime, str, HubEvent]] = []
             while True:
                 try:
-                    rows.append(self._audit.get_nowait())
+                    pending.append(self._audit.get_nowait())
                 except queue.Empty:
                     break
-            if not rows:
+            if not pending:
                 return 0
             try:
                 with self.db.session() as session:
-                    session.add_all(rows)
+                    session.add_all([_audit_row(*item) for item in pending])
             except Exception:
-                logger.exception("could not write %d account.view audit rows", len(rows))
-                for row in rows:  # keep them for the next batch
-                    self._audit.put(row)
+                logger.exception("could not write %d account.view audit rows", len(pending))
+                for item in pending:  # keep them for the next batch
+                    self._audit.put(item)
                 return 0
-            return len(rows)
+            return len(pending)
 
     def close(self) -> None:
         """Stop the audit writer after writing what is queued. Safe to call twice."""

@@ -19,7 +19,6 @@ always passes the id of the last event it has (``0`` the first time).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Annotated
@@ -152,7 +151,7 @@ async def _still_allowed(
 async def _send(
     websocket: WebSocket, event: HubEvent, principal: Principal, services: Services
 ) -> None:
-    await websocket.send_text(json.dumps(event.as_json(), separators=(",", ":")))
+    await websocket.send_text(event.as_text())
     services.events.delivered(event, principal.actor)
 
 
