@@ -375,3 +375,31 @@ def test_admin_pages_fit_a_phone(site: Site, browser: Browser, tmp_path: Path, p
     assert width <= PHONE["width"], f"{path} is {width}px wide on a {PHONE['width']}px phone"
     page.screenshot(path=str(tmp_path / f"phone-{path.rsplit('/', 1)[-1]}.png"), full_page=True)
     context.close()
+
+
+def test_teller_can_hide_unknown_faces(site: Site, browser: Browser) -> None:
+    page = browser.new_page()
+    log_in(page, site.url, "tina")
+    unknown = {
+        "sighting_id": new_id(),
+        "camera_id": "lobby",
+        "camera_name": "Lobby",
+        "person_id": None,
+        "person_name": None,
+        "watchlist": None,
+        "distance": None,
+        "seen_at": datetime.now(UTC).isoformat(),
+        "snapshot_url": None,
+    }
+    site.app.services.events.publish("sighting", unknown, "viewer")
+    known, _ = visit_events(site, "Barack Obama")
+    stranger = page.locator(f'[data-sighting-id="{unknown["sighting_id"]}"]')
+    expect(stranger.get_by_test_id("card-name")).to_have_text("Unknown face")
+    page.get_by_test_id("show-unknown").uncheck()
+    expect(stranger).to_be_hidden()
+    expect(page.locator(f'[data-sighting-id="{known}"]')).to_be_visible()
+    page.reload()  # the choice stays in this browser
+    expect(page.get_by_test_id("show-unknown")).not_to_be_checked()
+    expect(stranger).to_be_hidden()
+    page.get_by_test_id("show-unknown").check()
+    expect(stranger).to_be_visible()

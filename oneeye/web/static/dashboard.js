@@ -240,6 +240,18 @@
     });
   }
 
+  /* Tellers may hide the cards of faces nobody knows; the choice is kept in this browser. */
+  const unknownToggle = document.querySelector('[data-testid="show-unknown"]');
+  if (unknownToggle && cardsBox) {
+    const apply = function () { cardsBox.classList.toggle("hide-unknown", !unknownToggle.checked); };
+    unknownToggle.checked = window.localStorage.getItem("oneeye.hideUnknown") !== "1";
+    unknownToggle.addEventListener("change", function () {
+      window.localStorage.setItem("oneeye.hideUnknown", unknownToggle.checked ? "0" : "1");
+      apply();
+    });
+    apply();
+  }
+
   document.querySelectorAll('[data-testid="camera-tile"]').forEach(wireTile);
   if (cardsBox) watchImages(cardsBox);
   window.addEventListener("load", function () {
