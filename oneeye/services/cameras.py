@@ -9,6 +9,10 @@ from unknown into a person gets a new ``sighting`` (the pipeline says so) and so
 ``seen_at`` is the wall-clock time the event's frame was captured. Unknown faces carry their
 embedding (one extra encoding per unknown track, done here so the pipeline stays as it is).
 
+A paced file plays as a live camera would: a frame the pipeline reaches more than
+``LATE_FRAMES`` frame times late is dropped (counted in the status), as the live reader keeps
+only the newest frame, so a busy machine makes a camera see fewer frames, not older ones.
+
 The worker keeps the newest frame and the pipeline's labels; the MJPEG view annotates and
 encodes it on demand, once per frame however many viewers watch. The camera's status
 (``online``, ``reconnecting``, ``offline``, ``disabled``) is published retained on
@@ -52,6 +56,9 @@ READ_TIMEOUT = 0.5
 """The longest a worker waits for a frame before it looks at its stop signal again."""
 RETRY_FIRST, RETRY_MAX = 2.0, 60.0
 """Backoff, in seconds, before opening a source that failed to open again."""
+LATE_FRAMES = 2
+"""A paced file's frame is dropped when the pipeline reaches it more than this many frame
+times after it was due."""
 JOIN_TIMEOUT = 10.0
 SNAPSHOT_QUALITY = 85
 EDITABLE = ("name", "location", "source", "enabled", "min_face_px", "detect_every", "pace", "loop")
@@ -116,6 +123,8 @@ class CameraStatus:
     error: str | None = None
     frames: int = 0
     """Frames processed by the current worker."""
+    dropped: int = 0
+    """Frames of a paced file skipped because the pipeline was late for them."""
     sightings: int = 0
     """Sightings published by the current worker."""
 
@@ -129,6 +138,7 @@ class CameraStatus:
             "last_frame_at": iso(self.last_frame_at),
             "error": self.error,
             "frames": self.frames,
+            "dropped": self.dropped,
             "sightings": self.sightings,
         }
 
@@ -187,6 +197,7 @@ class CameraWorker:
         self._latest: tuple[int, RGBImage, list[Label]] | None = None
         self._jpeg: tuple[int, bytes] | None = None
         self._frames = 0
+        self._dropped = 0
         self._sightings = 0
         self._tracks: dict[int, str] = {}
 
@@ -236,7 +247,9 @@ class CameraWorker:
                 last_frame_at=source.last_frame_at or status.last_frame_at,
                 error=None if state == "online" else source.last_error,
             )
-        return replace(status, frames=self._frames, sightings=self._sightings)
+        return replace(
+            status, frames=self._frames, dropped=self._dropped, sightings=self._sightings
+        )
 
     def latest_jpeg(self, quality: int = 80) -> tuple[int, bytes] | None:
         """The newest frame with boxes and names, as ``(frame number, JPEG)``; ``None``
@@ -303,6 +316,11 @@ class CameraWorker:
         )
         self._tracks.clear()
         last: tuple[int, float] = (0, 0.0)
+        # A paced file plays like a live camera: frames the pipeline is too late for are
+        # dropped (as the live reader does), so a slow pipeline stays current, not behind.
+        paced = self.config.pace and not reader.is_live and bool(reader.fps)
+        fps = reader.fps or 25.0
+        clip_start: float | None = None
         self._publish_status(force=True)
         while not self._stop.is_set():
             frame = reader.read(timeout=READ_TIMEOUT)
@@ -311,6 +329,12 @@ class CameraWorker:
                     break
                 self._publish_status()
                 continue
+            if paced:
+                due = frame.captured_at - frame.index / fps
+                clip_start = due if clip_start is None else min(clip_start, due)
+                if frame.captured_at - (clip_start + frame.index / fps) > LATE_FRAMES / fps:
+                    self._dropped += 1
+                    continue
             events = pipeline.process(frame.index, frame.t, frame.image)
             self._frames += 1
             with self._lock:

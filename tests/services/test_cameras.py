@@ -45,8 +45,11 @@ class LabelledClip:
     truth: GroundTruth
 
 
-def make_clip(folder: Path, engine: FaceEngine, load_photo: PhotoLoader) -> LabelledClip:
-    """Write the clip: obama crosses the frame in 3 s, then biden (never enrolled) does."""
+def make_clip(
+    folder: Path, engine: FaceEngine, load_photo: PhotoLoader, fps: float = FPS
+) -> LabelledClip:
+    """Write the clip: obama crosses the frame in 3 s, then biden (never enrolled) does (at
+    ``fps`` frames per second: 80 frames)."""
     actors = []
     for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
         image = load_photo(photo)
@@ -57,9 +60,9 @@ def make_clip(folder: Path, engine: FaceEngine, load_photo: PhotoLoader) -> Labe
         Movement(1, 40, 70, (WIDTH * 0.9, mid), (WIDTH * 0.1, mid), FACE),
     ]
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "door.mp4"
+    path = folder / f"door-{fps:g}.mp4"
     truth = write_clip(
-        path, actors, movements, width=WIDTH, height=HEIGHT, frames=80, fps=FPS, seed=3
+        path, actors, movements, width=WIDTH, height=HEIGHT, frames=80, fps=fps, seed=3
     )
     return LabelledClip(path, truth)
 
@@ -299,3 +302,17 @@ def test_duplicates_and_unknown_cameras_are_refused(rig: Rig, tmp_path: Path) ->
         rig.manager.remove("nope")
     with pytest.raises(CameraError, match="cannot change id"):
         rig.manager.update("door", id="other")
+
+
+def test_a_paced_file_drops_the_frames_a_busy_pipeline_is_late_for(
+    rig: Rig, face_engine: FaceEngine, load_photo: PhotoLoader, tmp_path: Path
+) -> None:
+    # 80 frames declared at 400 frames/s: no pipeline keeps up, as with a busy machine.
+    fast = make_clip(tmp_path / "fast", face_engine, load_photo, fps=400.0)
+    rig.manager.add(
+        CameraConfig(id="fast", name="Fast", source=str(fast.path), pace=True, min_face_px=80)
+    )
+    wait_for(lambda: rig.manager.status("fast").state == "offline", what="the clip to end")
+    status = rig.manager.status("fast")
+    assert status.dropped > 0
+    assert status.frames + status.dropped == fast.truth.frames

@@ -80,6 +80,7 @@ class CameraStatusPublic(BaseModel):
     last_frame_at: datetime | None
     error: str | None
     frames: int
+    dropped: int
     sightings: int
 
 
@@ -122,6 +123,7 @@ def _public(config: CameraConfig, live: CameraStatus, principal: Principal) -> C
             ),
             error=live.error,
             frames=live.frames,
+            dropped=live.dropped,
             sightings=live.sightings,
         ),
         stream_url=f"/api/v1/cameras/{config.id}/stream",
