@@ -1,0 +1,633 @@
+"""The bus over an MQTT broker (Mosquitto, EMQX, any MQTT 3.1.1 or 5 broker), for edge + central.
+
+Messages are published with QoS 1 and received with QoS 1 into a persistent session: a consumer
+that comes back with the same client id gets what was published while it was away. A message is
+acknowledged to the broker only after its handlers ran, so one queued in this process when it
+dies is delivered again (at least once; consumers recognise repeats by the payload's id).
+Handlers run on one delivery thread, in arrival order, never on paho's network thread. A
+malformed message (not UTF-8 JSON, not an object, no or unknown ``v``, too large) is logged
+with its topic and dropped; nothing else stops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import ssl
+import threading
+import time
+import uuid
+import zlib
+from collections import deque
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from oneeye.bus.base import (
+    ALL_SIGHTINGS,
+    SCHEMA_VERSION,
+    Bus,
+    Handler,
+    Message,
+    encode_payload,
+    topic_matches,
+)
+from oneeye.errors import OneEyeError
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
+"""Payload schema versions this build understands; others are dropped as malformed."""
+
+DEFAULT_SESSION_EXPIRY = 7 * 24 * 3600
+"""Seconds the broker keeps a persistent session (and queues its QoS 1 messages) while the
+client is away. Long enough for a weekend outage; the broker's own limits also apply."""
+
+
+class MqttError(OneEyeError):
+    """The MQTT bus cannot be set up or used: bad URL, refused login, full outgoing queue."""
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A message the bus sends on the client's behalf: the last will (broker-sent when the
+    client vanishes without a clean stop) or the birth message (sent on every connect)."""
+
+    topic: str
+    payload: dict[str, Any]
+    retain: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """What an ``mqtt://`` or ``mqtts://`` URL says."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def redacted(self) -> str:
+        """The URL without its password, for logs and errors."""
+        user = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """The broker address in ``mqtt://[user:pass@]host[:port]`` or ``mqtts://...`` (TLS).
+
+    The port defaults to 1883 (8883 for ``mqtts``). User and password may be percent-encoded.
+    Raises ``MqttError`` naming what is wrong (never echoing the password).
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise MqttError(f"not an MQTT URL ({exc}); expected mqtt://[user:pass@]host:port") from None
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise MqttError(
+            f"an MQTT URL starts with mqtt:// or mqtts://, got {parts.scheme or 'no'} scheme"
+        )
+    if not parts.hostname:
+        raise MqttError("an MQTT URL needs a host: mqtt://[user:pass@]host:port")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise MqttError("an MQTT URL has no path or query: mqtt://[user:pass@]host:port")
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    generation: int
+    mid: int
+    qos: int
+    topic: str
+    data: bytes
+    retain: bool
+    subscriptions: tuple[int, ...] = ()
+    """MQTT 5: the identifiers of the subscriptions this copy is for."""
+
+
+class MqttBus(Bus):
+    """The ``Bus`` on an MQTT broker (paho-mqtt 2).
+
+    Args:
+        url: ``mqtt://[user:pass@]host:port`` or ``mqtts://...`` for TLS.
+        client_id: this process's identity at the broker. Give a stable one (per server, per
+            edge) for a persistent session; ``None`` makes a random id with a clean session.
+        persistent: keep the session (subscriptions, missed QoS 1 messages) across
+            disconnects; defaults to whether ``client_id`` was given.
+        session_expiry: seconds the broker keeps a persistent session while away (MQTT 5).
+        protocol: ``"5"`` (default) or ``"3.1.1"`` for older brokers.
+        username, password: override those in the URL.
+        ca_file: CA bundle to verify the broker's certificate (``None``: the system's).
+        client_cert, client_key: a client certificate, for brokers that ask for one.
+        insecure: TLS without verifying the broker's certificate or name (testing only).
+        will: sent by the broker if this client vanishes without ``stop()`` (a dead edge).
+        birth: published on every (re)connect, e.g. the retained "online" status that the
+            will overwrites.
+        share_group: when set, subscriptions to ``shared_patterns`` become shared
+            subscriptions (``$share/<group>/...``): each message goes to one member of the
+            group, so several servers consume sightings once between them.
+        shared_patterns: the patterns that are shared when ``share_group`` is set.
+        topic_prefix: put before every topic (publish, subscribe, will); stripped on delivery.
+            Separates installations (or tests) on one broker.
+        max_payload: larger incoming payloads are dropped; larger outgoing ones refused.
+        max_queue: messages waiting for the delivery thread before the network thread waits.
+        max_outgoing: QoS 1 publishes kept in memory while the broker does not acknowledge
+            them (e.g. while it is down); beyond this ``publish`` raises ``MqttError``.
+        keepalive: seconds between pings when idle; a dead link is noticed in ~1.5x this.
+        reconnect_min, reconnect_max: seconds of the reconnect backoff (doubling).
+        connect_timeout: ``start()`` waits this long for the first connection; a refused
+            login raises, an unreachable broker is logged and retried in the background.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str | None = None,
+        persistent: bool | None = None,
+        session_expiry: int = DEFAULT_SESSION_EXPIRY,
+        protocol: Literal["5", "3.1.1"] = "5",
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        insecure: bool = False,
+        will: Announcement | None = None,
+        birth: Announcement | None = None,
+        share_group: str | None = None,
+        shared_patterns: Collection[str] = (ALL_SIGHTINGS,),
+        topic_prefix: str = "",
+        max_payload: int = 1_000_000,
+        max_queue: int = 10_000,
+        max_outgoing: int = 100_000,
+        keepalive: int = 30,
+        reconnect_min: int = 1,
+        reconnect_max: int = 30,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.address = parse_broker_url(url)
+        if share_group is not None and not _valid_level(share_group):
+            raise MqttError(f"a share group is one topic level without wildcards: {share_group!r}")
+        if topic_prefix and not topic_prefix.endswith("/"):
+            topic_prefix += "/"
+        if any(c in topic_prefix for c in "+#"):
+            raise MqttError(f"a topic prefix has no wildcards: {topic_prefix!r}")
+        self.persistent = client_id is not None if persistent is None else persistent
+        if self.persistent and not client_id:
+            raise MqttError("a persistent MQTT session needs a client id")
+        self.client_id = client_id or f"oneeye-{uuid.uuid4().hex[:12]}"
+        self.topic_prefix = topic_prefix
+        self.share_group = share_group
+        self.shared_patterns = frozenset(shared_patterns)
+        self.max_payload = max_payload
+        self.connect_timeout = connect_timeout
+        self.dropped = 0
+        """Incoming messages dropped as malformed or oversized (for tests and metrics)."""
+        self._v5 = protocol == "5"
+        self._session_expiry = session_expiry if self.persistent else 0
+        self._keepalive = keepalive
+        self._birth = birth
+        self._lock = threading.Lock()
+        self._handlers: list[tuple[str, Handler]] = []
+        self._filters: dict[str, list[Handler]] = {}  # broker filter -> its handlers
+        self._by_id: dict[int, str] = {}  # MQTT 5 subscription identifier -> broker filter
+        self._subscribed_once: set[str] = set()
+        self._unconfirmed: set[int] = set()  # SUBSCRIBE packet ids without a SUBACK yet
+        self._confirmed = threading.Condition(self._lock)
+        self._pending: deque[paho.MQTTMessageInfo] = deque()
+        self._queue: queue.Queue[_Delivery | None] = queue.Queue(maxsize=max_queue)
+        self._generation = 0
+        self._connected = threading.Event()
+        self._first_result = threading.Event()
+        self._refused: str | None = None
+        self._stopping = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._started = False
+
+        self._client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=None if self._v5 else not self.persistent,
+            protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
+            manual_ack=True,
+        )
+        self._client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        self._client.max_queued_messages_set(max_outgoing)
+        self._client.reconnect_delay_set(reconnect_min, reconnect_max)
+        user = username if username is not None else self.address.username
+        secret = password if password is not None else self.address.password
+        if user is not None:
+            self._client.username_pw_set(user, secret)
+        if self.address.tls:
+            try:
+                self._client.tls_set(
+                    ca_certs=ca_file,
+                    certfile=client_cert,
+                    keyfile=client_key,
+                    cert_reqs=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED,
+                )
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise MqttError(f"cannot set up TLS for {self.address.redacted()}: {exc}") from None
+            self._client.tls_insecure_set(insecure)
+        if will is not None:
+            data = self._encode(will.payload)
+            self._client.will_set(self._full(will.topic), data, qos=1, retain=will.retain)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
+
+    # Bus ------------------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
+        """Send ``payload`` with QoS 1. While the broker is unreachable the message waits in
+        memory (up to ``max_outgoing``) and goes out on reconnect."""
+        self._send(self._full(topic), self._encode(payload), retain)
+
+    def subscribe(self, pattern: str, handler: Handler, *, shared: bool | None = None) -> None:
+        """Call ``handler`` for every message on a topic matching ``pattern`` (QoS 1).
+
+        ``shared`` makes it a shared subscription of ``share_group`` (default: whether
+        ``pattern`` is one of ``shared_patterns``). Retained messages are given to a new
+        subscription; a retained topic carries state, so a handler may see one again.
+        """
+        if shared is None:
+            shared = pattern in self.shared_patterns
+        broker_filter = self._full(pattern)
+        if shared and self.share_group is not None:
+            broker_filter = f"$share/{self.share_group}/{broker_filter}"
+        with self._lock:
+            self._handlers.append((pattern, handler))
+            if broker_filter not in self._filters:
+                ident = _subscription_id(broker_filter)
+                if ident in self._by_id:
+                    raise MqttError(
+                        f"subscription id clash of {broker_filter} and {self._by_id[ident]}"
+                    )
+                self._by_id[ident] = broker_filter
+                self._filters[broker_filter] = []
+            self._filters[broker_filter].append(handler)
+            # A filter subscribed again makes the broker resend its retained messages, so the
+            # new handler gets the current state as it would on a new filter.
+            self._subscribed_once.discard(broker_filter)
+            if self._connected.is_set():
+                self._subscribe_locked(broker_filter)
+
+    def start(self) -> None:
+        """Connect (in the background, with reconnects) and begin delivering messages."""
+        if self._started:
+            return
+        self._started = True
+        self._stopping.clear()
+        self._worker = threading.Thread(target=self._deliver, name="bus-mqtt", daemon=True)
+        self._worker.start()
+        properties = None
+        if self._v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self._session_expiry
+        logger.info(
+            "bus: connecting to %s as %s (%s session)",
+            self.address.redacted(),
+            self.client_id,
+            "persistent" if self.persistent else "clean",
+        )
+        self._client.connect_async(
+            self.address.host,
+            self.address.port,
+            keepalive=self._keepalive,
+            clean_start=not self.persistent if self._v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+        )
+        self._client.loop_start()
+        if self.connect_timeout <= 0:
+            return
+        deadline = time.monotonic() + self.connect_timeout
+        self._first_result.wait(self.connect_timeout)
+        if self._connected.is_set():
+            # Subscriptions made before start() are in force when it returns.
+            with self._confirmed:
+                self._confirmed.wait_for(
+                    lambda: not self._unconfirmed, max(0.0, deadline - time.monotonic())
+                )
+        if self._refused is not None:
+            reason = self._refused
+            self._halt()
+            raise MqttError(f"the MQTT broker {self.address.redacted()} refused us: {reason}")
+        if not self._connected.is_set():
+            logger.warning(
+                "bus: MQTT broker %s not reachable yet; retrying in the background",
+                self.address.redacted(),
+            )
+
+    def stop(self) -> None:
+        """Deliver what is queued, send what is unacknowledged (up to 10 s), then disconnect
+        cleanly: the broker keeps a persistent session and does not send the will."""
+        if not self._started:
+            return
+        self._stopping.set()
+        if self._worker is not None:
+            self._put(None)
+            self._worker.join(timeout=30)
+            self._worker = None
+        if self._connected.is_set():
+            self.flush(timeout=10)
+        self._halt()
+
+    # Extras ---------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker link is up now."""
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the broker link; whether it is up."""
+        return self._connected.wait(timeout)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until the broker acknowledged every publish so far;
+        whether it did."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            pending = list(self._pending)
+        for info in pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            info.wait_for_publish(left)
+            if not info.is_published():
+                return False
+        with self._lock:
+            while self._pending and self._pending[0].is_published():
+                self._pending.popleft()
+        return True
+
+    def clear_retained(self, topic: str) -> None:
+        """Remove the retained message of ``topic`` from the broker."""
+        self._send(self._full(topic), b"", retain=True)
+
+    # Internals ------------------------------------------------------------------------------
+
+    def _full(self, topic: str) -> str:
+        return self.topic_prefix + topic
+
+    def _encode(self, payload: dict[str, Any]) -> bytes:
+        data = encode_payload(payload)
+        if len(data) > self.max_payload:
+            raise MqttError(
+                f"payload of {len(data)} bytes is over the bus limit of {self.max_payload}"
+            )
+        return data
+
+    def _send(self, topic: str, data: bytes, retain: bool) -> None:
+        info = self._client.publish(topic, data, qos=1, retain=retain)
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            raise MqttError(
+                f"MQTT outgoing queue is full ({self._client.max_queued_messages} messages "
+                f"waiting for {self.address.redacted()}); {topic} not sent"
+            )
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+            # paho keeps a QoS 1 message and sends it on reconnect; it is queued, not failed.
+            info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        elif info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise MqttError(f"MQTT publish to {topic} failed: {paho.error_string(info.rc)}")
+        with self._lock:
+            while self._pending and self._pending[0].is_published():
+                self._pending.popleft()
+            self._pending.append(info)
+
+    def _subscribe_locked(self, broker_filter: str) -> None:
+        """Send one SUBSCRIBE. The first in this process asks for retained messages; a
+        re-subscribe after a reconnect does not (MQTT 5), so state is not replayed twice."""
+        again = broker_filter in self._subscribed_once
+        if self._v5:
+            options = SubscribeOptions(qos=1, retainHandling=1 if again else 0)
+            properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
+            properties.SubscriptionIdentifier = _subscription_id(broker_filter)
+            rc, mid = self._client.subscribe(broker_filter, options=options, properties=properties)
+        else:
+            rc, mid = self._client.subscribe(broker_filter, qos=1)
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._subscribed_once.add(broker_filter)
+            if mid is not None:
+                self._unconfirmed.add(mid)
+            logger.debug("bus: subscribed to %s", broker_filter)
+        else:
+            logger.warning("bus: subscribe to %s failed (%s)", broker_filter, rc)
+
+    def _halt(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+        self._started = False
+
+    def _put(self, item: _Delivery | None) -> bool:
+        while True:
+            try:
+                self._queue.put(item, timeout=0.5)
+            except queue.Full:
+                if item is not None and self._stopping.is_set():
+                    return False
+            else:
+                return True
+
+    # paho callbacks (network thread) ------------------------------------------------------
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            logger.error("bus: MQTT broker %s refused: %s", self.address.redacted(), reason)
+            if not self._first_result.is_set():
+                self._refused = str(reason)
+                self._first_result.set()
+            return
+        with self._lock:
+            self._generation += 1
+            for broker_filter in self._filters:
+                # MQTT 3.1.1 cannot skip retained messages on a re-subscribe: a resumed
+                # session already has the subscriptions this process made.
+                resumed = flags.session_present and broker_filter in self._subscribed_once
+                if self._v5 or not resumed:
+                    self._subscribe_locked(broker_filter)
+        if self._birth is not None:
+            birth = self._birth
+            self._send(self._full(birth.topic), self._encode(birth.payload), birth.retain)
+        self._connected.set()
+        self._first_result.set()
+        logger.info(
+            "bus: connected to %s (session %s)",
+            self.address.redacted(),
+            "resumed" if flags.session_present else "new",
+        )
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        with self._confirmed:
+            self._unconfirmed.discard(mid)
+            self._confirmed.notify_all()
+        for reason in reasons:
+            if reason.is_failure:
+                logger.error("bus: the MQTT broker refused a subscription: %s", reason)
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._connected.clear()
+        with self._confirmed:
+            self._unconfirmed.clear()
+            self._confirmed.notify_all()
+        if not self._stopping.is_set():
+            logger.warning(
+                "bus: lost MQTT broker %s (%s); reconnecting", self.address.redacted(), reason
+            )
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if self._stopping.is_set():
+            return  # not acknowledged: the broker gives it to the next session
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            self._drop(repr(message._topic), "topic is not UTF-8", message)
+            return
+        ids: list[int] = []
+        if message.properties is not None and hasattr(message.properties, "SubscriptionIdentifier"):
+            ids = list(message.properties.SubscriptionIdentifier)
+        delivery = _Delivery(
+            self._generation,
+            message.mid,
+            message.qos,
+            topic,
+            bytes(message.payload),
+            message.retain,
+            tuple(ids),
+        )
+        self._put(delivery)
+
+    # Delivery thread ------------------------------------------------------------------------
+
+    def _deliver(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                self._handle(item)
+            finally:
+                self._ack(item)
+
+    def _handle(self, item: _Delivery) -> None:
+        if not item.topic.startswith(self.topic_prefix):
+            logger.debug("bus: ignoring %s (outside prefix %r)", item.topic, self.topic_prefix)
+            return
+        topic = item.topic[len(self.topic_prefix) :]
+        if not item.data:
+            logger.debug("bus: empty message on %s (a retained message cleared)", topic)
+            return
+        payload = self._decode(topic, item.data)
+        if payload is None:
+            return
+        handlers = self._handlers_for(topic, item.subscriptions)
+        for handler in handlers:
+            message = Message(topic, json.loads(item.data), retained=item.retain)
+            try:
+                handler(message)
+            except Exception:
+                logger.exception("bus handler failed on %s", topic)
+
+    def _handlers_for(self, topic: str, subscriptions: tuple[int, ...]) -> list[Handler]:
+        """The handlers of one delivered copy. An MQTT 5 broker may send a copy per matching
+        subscription, each naming its subscription: those go to that subscription's handlers
+        only, so overlapping patterns do not hear a message twice. Without identifiers (MQTT
+        3.1.1) every handler whose pattern matches gets it."""
+        with self._lock:
+            if not subscriptions:
+                return [h for p, h in self._handlers if topic_matches(p, topic)]
+            found: list[Handler] = []
+            for ident in subscriptions:
+                broker_filter = self._by_id.get(ident)
+                if broker_filter is None:
+                    # A subscription left in a resumed session by an earlier process.
+                    logger.debug("bus: %s came for an unknown subscription %d", topic, ident)
+                    continue
+                found.extend(h for h in self._filters[broker_filter] if h not in found)
+            return found
+
+    def _decode(self, topic: str, data: bytes) -> dict[str, Any] | None:
+        if len(data) > self.max_payload:
+            self._reject(topic, f"{len(data)} bytes, over the limit of {self.max_payload}")
+            return None
+        try:
+            payload = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self._reject(topic, f"not UTF-8 JSON ({exc}); starts {data[:40]!r}")
+            return None
+        if not isinstance(payload, dict):
+            self._reject(topic, f"JSON {type(payload).__name__}, expected an object")
+            return None
+        version = payload.get("v")
+        if type(version) is not int or version not in SUPPORTED_VERSIONS:
+            known = sorted(SUPPORTED_VERSIONS)
+            self._reject(topic, f"schema version v={version!r}, this build reads {known}")
+            return None
+        return payload
+
+    def _reject(self, topic: str, why: str) -> None:
+        self.dropped += 1
+        logger.warning("bus: dropped a malformed message on %s: %s", topic, why)
+
+    def _drop(self, topic: str, why: str, message: paho.MQTTMessage) -> None:
+        self._reject(topic, why)
+        self._client.ack(message.mid, message.qos)
+
+    def _ack(self, item: _Delivery) -> None:
+        # Packet ids belong to one connection: after a reconnect the broker sends unacknowledged
+        # messages again, and an old id could now name another message.
+        if item.qos > 0 and item.generation == self._generation:
+            self._client.ack(item.mid, item.qos)
+
+
+def _subscription_id(broker_filter: str) -> int:
+    """A subscription identifier that is the same for a filter in every process, so messages
+    queued in a persistent session for an earlier process still find their handlers."""
+    return zlib.crc32(broker_filter.encode()) % 268_435_455 + 1
+
+
+def _valid_level(name: str) -> bool:
+    return bool(name) and not any(c in name for c in "/+#")
