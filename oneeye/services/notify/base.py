@@ -16,11 +16,17 @@ class DeliveryError(OneEyeError):
 
     ``permanent``: trying again cannot help (the recipient was refused, the gateway rejected
     the request as malformed), so the outbox gives up at once instead of retrying.
+    ``provider_down``: the server itself failed (unreachable, timed out, 5xx), not this one
+    message, so the outbox holds the provider's other rows back for the same backoff instead
+    of spending a timeout on each.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, provider_down: bool = False
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.provider_down = provider_down and not permanent
 
 
 @dataclass(frozen=True, slots=True)

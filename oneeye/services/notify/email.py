@@ -181,10 +181,14 @@ class EmailSender(Sender):
         except smtplib.SMTPResponseException as exc:
             error = exc.smtp_error
             reason = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
-            raise DeliveryError(f"SMTP server {where} said {exc.smtp_code} {reason}") from exc
+            raise DeliveryError(
+                f"SMTP server {where} said {exc.smtp_code} {reason}",
+                provider_down=exc.smtp_code == 421,  # "service not available"
+            ) from exc
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(
-                f"SMTP server {where} ({s.security}): {type(exc).__name__}: {exc}"
+                f"SMTP server {where} ({s.security}): {type(exc).__name__}: {exc}",
+                provider_down=True,
             ) from exc
         logger.info(
             "notification %d: email to %s accepted by %s", message.id, message.address, where

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -68,8 +69,18 @@ class _Claim:
     outgoing: Outgoing
     lease: datetime
     cancelled: bool = False
-    attempts: int = 0
-    """Failed attempts before this one."""
+    had_error: bool = False
+    """Whether an earlier attempt failed (or was held back behind a failing provider)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Outage:
+    """A provider that failed as a whole: held back until ``until`` (monotonic seconds)."""
+
+    until: float
+    error: str
+    streak: int
+    """Failures in a row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +91,7 @@ class OutboxStats:
     sent: int
     failed: int
     retrying: int
-    """Pending rows that have failed at least once."""
+    """Pending rows that failed, or wait behind a failing provider."""
 
     def as_dict(self) -> dict[str, int]:
         """The counts by name."""
@@ -98,6 +109,12 @@ def backoff_delay(attempts: int, initial: float, maximum: float, rng: random.Ran
     all come back in the same instant."""
     base = min(maximum, initial * 2.0 ** max(0, attempts - 1))
     return base * rng.uniform(0.75, 1.25)
+
+
+def provider_of(outgoing: Outgoing) -> str:
+    """What a failure is shared by: email and SMS go through one server each; each webhook
+    URL is its own."""
+    return f"webhook {outgoing.address}" if outgoing.channel == "webhook" else outgoing.channel
 
 
 class NotifyService:
@@ -163,6 +180,9 @@ class NotifyService:
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._down: dict[str, _Outage] = {}
+        """Providers whose last attempt failed as a whole, and until when they are held."""
+        self._down_lock = threading.Lock()
 
     # Lifecycle ------------------------------------------------------------------------------
 
@@ -305,7 +325,7 @@ class NotifyService:
                     secret=secret,
                 )
                 cancelled = row.subscription_id is None or active is False
-                claimed.append(_Claim(outgoing, lease, cancelled, row.attempts))
+                claimed.append(_Claim(outgoing, lease, cancelled, row.last_error is not None))
         return claimed
 
     def _deliver(self, claim: _Claim) -> bool:
@@ -316,6 +336,14 @@ class NotifyService:
             return False
         if claim.cancelled:
             self._give_up(outgoing, lease, "the subscription was removed or paused before delivery")
+            return False
+        provider = provider_of(outgoing)
+        with self._down_lock:
+            outage = self._down.get(provider)
+            wait = outage.until - time.monotonic() if outage is not None else 0.0
+            why = outage.error if outage is not None else ""
+        if wait > 0:
+            self._defer(outgoing, lease, wait, f"{provider} is failing: {why}")
             return False
         sender = self.senders.get(outgoing.channel)
         try:
@@ -328,6 +356,8 @@ class NotifyService:
             sender.send(outgoing)
         except DeliveryError as exc:
             self._failed(outgoing, lease, str(exc), permanent=exc.permanent)
+            if exc.provider_down:
+                self._provider_failed(provider, str(exc))
             return False
         except Exception as exc:
             logger.exception(
@@ -355,9 +385,25 @@ class NotifyService:
                     "send it again (raise lease_seconds above the senders' timeouts)",
                     outgoing.id,
                 )
-        if claim.attempts > 0:
+        with self._down_lock:
+            self._down.pop(provider, None)
+        if claim.had_error:
             self._provider_back(outgoing)
         return True
+
+    def _provider_failed(self, provider: str, error: str) -> None:
+        """Hold ``provider``'s rows back with a backoff of its own: each failure in a row
+        doubles the hold (jittered, capped at ``backoff_max``), so during an outage only a
+        few rows probe it, instead of every row spending a timeout."""
+        with self._down_lock, self._rng_lock:
+            outage = self._down.get(provider)
+            streak = outage.streak + 1 if outage is not None else 1
+            hold = backoff_delay(
+                streak, self.settings.backoff_initial, self.settings.backoff_max, self._rng
+            )
+            self._down[provider] = _Outage(time.monotonic() + hold, error[:300], streak)
+        if streak == 1:
+            logger.warning("%s is failing; holding its notifications back: %s", provider, error)
 
     def _provider_back(self, outgoing: Outgoing) -> None:
         """A row that had failed went through: the provider is back, so the other rows that
@@ -371,7 +417,7 @@ class NotifyService:
                 update(Notification)
                 .where(
                     Notification.status == "pending",
-                    Notification.attempts > 0,
+                    Notification.last_error.is_not(None),
                     Notification.next_attempt_at > utcnow(),
                     *same,
                 )
@@ -395,13 +441,33 @@ class NotifyService:
                 .execution_options(synchronize_session=False)
             )
 
-    def _failed(self, outgoing: Outgoing, lease: datetime, error: str, *, permanent: bool) -> None:
-        """Record a failed attempt: retry later with backoff, or give up."""
+    def _defer(self, outgoing: Outgoing, lease: datetime, delay: float, why: str) -> None:
+        """Hold a row back, untried, while its provider is failing (no attempt is counted)."""
+        with self.db.session() as session:
+            session.execute(
+                update(Notification)
+                .where(Notification.id == outgoing.id, Notification.lease_until == lease)
+                .values(
+                    lease_until=None,
+                    next_attempt_at=utcnow() + timedelta(seconds=delay),
+                    last_error=f"not tried yet: {why}"[:MAX_ERROR_CHARS],
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    def _failed(
+        self, outgoing: Outgoing, lease: datetime, error: str, *, permanent: bool
+    ) -> float | None:
+        """Record a failed attempt: retry later with backoff, or give up.
+
+        Returns:
+            The backoff delay in seconds, or ``None`` when the row gave up.
+        """
         with self.db.session() as session:
             row = session.get(Notification, outgoing.id)
             if row is None or row.lease_until != lease:
                 logger.warning("notification %d: lost its lease while failing", outgoing.id)
-                return
+                return None
             row.attempts += 1
             row.last_error = error[:MAX_ERROR_CHARS]
             row.lease_until = None
@@ -422,13 +488,14 @@ class NotifyService:
                     outgoing.id, outgoing.channel, outgoing.address, row.attempts,
                     self.settings.max_attempts, delay, error,
                 )  # fmt: skip
-                return
+                return delay
         why = "a permanent error" if permanent else f"{attempts} attempts"
         logger.error(
             "notification %d (%s to %s) gave up after %s: %s",
             outgoing.id, outgoing.channel, outgoing.address, why, error,
         )  # fmt: skip
         self._announce_failure(outgoing, error, attempts)
+        return None
 
     def _give_up(self, outgoing: Outgoing, lease: datetime, error: str) -> None:
         with self.db.session() as session:
@@ -494,7 +561,7 @@ class NotifyService:
             counts: dict[str, int] = dict(session.execute(grouped).all())
             retrying = session.scalar(
                 select(func.count()).where(
-                    Notification.status == "pending", Notification.attempts > 0
+                    Notification.status == "pending", Notification.last_error.is_not(None)
                 )
             )
         return OutboxStats(

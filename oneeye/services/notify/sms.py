@@ -50,7 +50,9 @@ def status_error(service: str, response: httpx.Response) -> DeliveryError:
     code = response.status_code
     permanent = 400 <= code < 500 and code not in RETRYABLE_STATUS
     return DeliveryError(
-        f"{service} answered HTTP {code}: {response.text[:300]}", permanent=permanent
+        f"{service} answered HTTP {code}: {response.text[:300]}",
+        permanent=permanent,
+        provider_down=code >= 500 or code == 429,
     )
 
 
@@ -107,7 +109,8 @@ class SmsSender(Sender):
             response = self.client.post(s.url, headers=headers, timeout=s.timeout, **kwargs)
         except httpx.HTTPError as exc:
             raise DeliveryError(
-                f"SMS gateway {s.url} unreachable: {type(exc).__name__}: {exc}"
+                f"SMS gateway {s.url} unreachable: {type(exc).__name__}: {exc}",
+                provider_down=True,
             ) from exc
         if not response.is_success:
             raise status_error(f"SMS gateway {s.url}", response)

@@ -129,7 +129,8 @@ class WebhookSender(Sender):
             )
         except httpx.HTTPError as exc:
             raise DeliveryError(
-                f"webhook {message.address} unreachable: {type(exc).__name__}: {exc}"
+                f"webhook {message.address} unreachable: {type(exc).__name__}: {exc}",
+                provider_down=True,
             ) from exc
         if not response.is_success:
             raise status_error(f"webhook {message.address}", response)
