@@ -2,7 +2,8 @@
 
 Order: settings -> database (migrated) -> photo store -> face engine -> gallery (rebuilt from
 the database) -> bus -> auth (first admin) -> dashboard events -> customer directory ->
-enrolment -> sightings consumer -> camera workers -> web application.
+enrolment -> sightings consumer -> notifier (the outbox sender) -> Amber Alert cases -> camera
+workers -> web application. ``stop`` runs the same list backwards.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from oneeye.bus.memory import MemoryBus
 from oneeye.config import ServeSettings
 from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
+from oneeye.services.alerts import AlertService
 from oneeye.services.auth import AuthService
 from oneeye.services.cameras import CameraManager
 from oneeye.services.context import Services
@@ -24,6 +26,8 @@ from oneeye.services.customers import make_directory
 from oneeye.services.enrolment import EnrolmentService
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
+from oneeye.services.notify.links import load_secret_key
+from oneeye.services.notify.outbox import NotifyService
 from oneeye.services.sightings import SightingService
 from oneeye.store.db import Database
 from oneeye.store.photos import LocalPhotoStore
@@ -82,6 +86,26 @@ class OneEyeApp:
             db, photos, engine, gallery_service, auth, settings.server.max_upload_bytes
         )
         sightings = SightingService(db, photos, bus, events, directory, auth)
+        notifier = NotifyService(
+            db,
+            photos,
+            settings.notify,
+            settings.public_url,
+            load_secret_key(settings),
+            events=events,
+        )
+        alerts = AlertService(
+            db,
+            photos,
+            enrolment,
+            gallery_service,
+            events,
+            sightings,
+            notifier,
+            settings.alerts,
+            cooldown=settings.notify.cooldown,
+            public_url=settings.public_url,
+        )
         cameras = CameraManager(db, engine, gallery, bus, photos)
         self.services = Services(
             settings=settings,
@@ -96,6 +120,8 @@ class OneEyeApp:
             gallery_service=gallery_service,
             enrolment=enrolment,
             sightings=sightings,
+            notifier=notifier,
+            alerts=alerts,
             cameras=cameras,
         )
         self.web: FastAPI = create_app(self.services)
@@ -108,6 +134,8 @@ class OneEyeApp:
         logger.info("gallery loaded: %d templates", count)
         s.bus.start()
         s.sightings.start()
+        s.notifier.start()
+        s.alerts.start()
         s.cameras.start()
         self._started = True
 
@@ -117,6 +145,8 @@ class OneEyeApp:
             return
         s = self.services
         s.cameras.stop()
+        s.alerts.stop()
+        s.notifier.stop()
         s.sightings.stop()
         s.bus.stop()
         s.db.close()

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from oneeye.bus.base import Bus
 from oneeye.config import ServeSettings
 from oneeye.gallery import GalleryIndex
+from oneeye.services.alerts import AlertService
 from oneeye.services.auth import AuthService
 from oneeye.services.cameras import CameraManager
 from oneeye.services.customers import CustomerDirectory
 from oneeye.services.enrolment import EnrolmentService
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
+from oneeye.services.notify.outbox import NotifyService
 from oneeye.services.sightings import SightingService
 from oneeye.store.db import Database
 from oneeye.store.photos import PhotoStore
@@ -35,4 +37,6 @@ class Services:
     gallery_service: GalleryService
     enrolment: EnrolmentService
     sightings: SightingService
+    notifier: NotifyService
+    alerts: AlertService
     cameras: CameraManager

@@ -17,6 +17,7 @@ from oneeye.web.routes import (
     cases,
     customers,
     identify,
+    links,
     people,
     photos,
     sightings,
@@ -49,6 +50,7 @@ def create_app(services: Services) -> FastAPI:
         cameras,
         sightings,
         cases,
+        links,
     ):
         app.include_router(module.router, prefix=API)
     app.include_router(ws.router)

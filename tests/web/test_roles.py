@@ -38,6 +38,7 @@ PUBLIC = {
     ("GET", "/login"),
     ("POST", "/login"),
     ("GET", "/healthz"),
+    ("GET", "/api/v1/links/snapshot"),  # a signed, expiring link: the signature is the key
 }
 """(method, path) pairs anyone may use."""
 
