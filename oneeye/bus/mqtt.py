@@ -349,8 +349,15 @@ class MqttBus(Bus):
             self._put(None)
             self._worker.join(timeout=30)
             self._worker = None
-        if self._connected.is_set():
-            self.flush(timeout=10)
+        if not (self._connected.is_set() and self.flush(timeout=10)):
+            with self._lock:
+                unsent = sum(1 for info in self._pending if not info.is_published())
+            if unsent:
+                logger.warning(
+                    "bus: stopping with %d message(s) the MQTT broker %s has not acknowledged",
+                    unsent,
+                    self.address.redacted(),
+                )
         self._halt()
 
     # Extras ---------------------------------------------------------------------------------

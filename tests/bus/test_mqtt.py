@@ -6,8 +6,12 @@ Each test works under its own topic prefix and client ids, so runs in parallel d
 
 from __future__ import annotations
 
+import datetime
+import getpass
+import ipaddress
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,9 +22,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from oneeye.bus import Message
@@ -585,6 +594,233 @@ def test_unreachable_broker_does_not_block_start(
         assert not bus.connected
         bus.publish(GALLERY_CHANGES, {"n": 1})  # queued for when the broker comes
         assert "not reachable yet" in caplog.text
-        assert "hunter2" not in caplog.text
     finally:
         bus.stop()
+    assert "stopping with 1 message(s) the MQTT broker" in caplog.text
+    assert "hunter2" not in caplog.text
+
+
+# A broker of the test's own: logins, TLS, a broker that goes away -------------------------
+
+
+class PrivateBroker:
+    """A Mosquitto process of this test's own on a free loopback port."""
+
+    def __init__(self, folder: Path, extra: str = "", tls: bool = False) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            service_unavailable("the mosquitto program", "not installed")
+        self.folder = folder
+        self.binary = binary
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        (folder / "data").mkdir(exist_ok=True)
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(
+            textwrap.dedent(
+                f"""\
+                user {getpass.getuser()}
+                listener {self.port} 127.0.0.1
+                persistence true
+                persistence_location {folder / "data"}/
+                log_dest stderr
+                """
+            )
+            + ("" if "allow_anonymous" in extra else "allow_anonymous true\n")
+            + textwrap.dedent(extra)
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+        self.scheme = "mqtts" if tls else "mqtt"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.folder / "broker.log").open("ab"),
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        log = (self.folder / "broker.log").read_text(errors="replace")
+        raise AssertionError(f"the test broker did not start:\n{log}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # mosquitto saves its sessions on SIGTERM
+            self.process.wait(10)
+        self.process = None
+
+    def url(self, credentials: str = "") -> str:
+        return f"{self.scheme}://{credentials}127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[Callable[..., PrivateBroker]]:
+    """Starts brokers of the test's own; stops them after."""
+    brokers: list[PrivateBroker] = []
+
+    def start(extra: str = "", tls: bool = False) -> PrivateBroker:
+        folder = tmp_path / f"broker{len(brokers)}"
+        folder.mkdir()
+        broker = PrivateBroker(folder, extra.replace("{folder}", str(folder)), tls)
+        brokers.append(broker)
+        broker.start()
+        return broker
+
+    yield start
+    for broker in brokers:
+        broker.stop()
+
+
+def test_login_with_password(private_broker: Callable[..., PrivateBroker], tmp_path: Path) -> None:
+    passwords = tmp_path / "passwd"
+    passwords.write_text("")
+    subprocess.run(
+        ["mosquitto_passwd", "-b", str(passwords), "edge-1", "s3cr:t@pw"],
+        check=True,
+        capture_output=True,
+    )
+    broker = private_broker(f"allow_anonymous false\npassword_file {passwords}\n")
+    inbox = Inbox()
+    good = MqttBus(broker.url("edge-1:s3cr%3At%40pw@"), topic_prefix="t")
+    good.subscribe(GALLERY_CHANGES, inbox)
+    good.start()
+    try:
+        assert good.connected
+        good.publish(GALLERY_CHANGES, {"n": 1})
+        assert wait_for(lambda: inbox.payloads() == [1])
+    finally:
+        good.stop()
+    for url, options in [
+        (broker.url("edge-1:wrong-password@"), {}),
+        (broker.url(), {}),
+        (broker.url("edge-1:wrong-password@"), {"password": "also-wrong"}),
+    ]:
+        bad = MqttBus(url, **options)  # type: ignore[arg-type]
+        with pytest.raises(MqttError, match="refused us") as caught:
+            bad.start()
+        assert "wrong-password" not in str(caught.value)
+        assert "also-wrong" not in str(caught.value)
+        assert not bad.connected
+    explicit = MqttBus(broker.url(), username="edge-1", password="s3cr:t@pw")
+    explicit.start()
+    assert explicit.connected
+    explicit.stop()
+
+
+def _make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a server certificate for 127.0.0.1 and localhost signed by it."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("OneEye test CA"))
+        .issuer_name(name("OneEye test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("localhost"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ca_file, cert_file, key_file
+
+
+def test_tls_broker(private_broker: Callable[..., PrivateBroker], tmp_path: Path) -> None:
+    ca_file, cert_file, key_file = _make_tls_files(tmp_path)
+    broker = private_broker(
+        f"allow_anonymous true\ncafile {ca_file}\ncertfile {cert_file}\nkeyfile {key_file}\n",
+        tls=True,
+    )
+    inbox = Inbox()
+    verified = MqttBus(broker.url(), ca_file=str(ca_file), topic_prefix="t")
+    verified.subscribe(ALL_SIGHTINGS, inbox)
+    verified.start()
+    try:
+        assert verified.connected
+        verified.publish(SIGHTINGS.format(camera="door"), {"n": 1})
+        assert wait_for(lambda: inbox.payloads() == [1])
+    finally:
+        verified.stop()
+    # An unknown certificate is never connected to; the bus keeps trying in the background.
+    unverified = MqttBus(broker.url(), connect_timeout=1.0)
+    unverified.start()
+    try:
+        assert not unverified.connected
+    finally:
+        unverified.stop()
+    insecure = MqttBus(broker.url(), insecure=True)
+    insecure.start()
+    try:
+        assert insecure.connected
+    finally:
+        insecure.stop()
+
+
+def test_nothing_lost_while_the_broker_is_down(
+    private_broker: Callable[..., PrivateBroker],
+) -> None:
+    broker = private_broker()
+    inbox = Inbox()
+    options: dict[str, Any] = {"reconnect_min": 1, "reconnect_max": 1, "topic_prefix": "t"}
+    consumer = MqttBus(broker.url(), client_id="server-1", **options)
+    consumer.subscribe(ALL_SIGHTINGS, inbox)
+    consumer.start()
+    producer = MqttBus(broker.url(), client_id="edge-1", **options)
+    producer.start()
+    try:
+        producer.publish(SIGHTINGS.format(camera="door"), {"n": 0})
+        assert wait_for(lambda: inbox.payloads() == [0])
+        broker.stop()
+        assert wait_for(lambda: not consumer.connected and not producer.connected)
+        for n in range(1, 11):
+            producer.publish(SIGHTINGS.format(camera="door"), {"n": n})
+        assert not producer.flush(0.2)
+        broker.start()
+        assert producer.wait_connected(10)
+        assert consumer.wait_connected(10)
+        assert producer.flush(10)
+        assert wait_for(lambda: len(inbox) >= 11, timeout=10)
+        time.sleep(0.3)
+        assert inbox.payloads() == list(range(11))
+    finally:
+        producer.stop()
+        consumer.stop()
