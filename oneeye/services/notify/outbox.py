@@ -10,9 +10,17 @@ marked sent only while the lease that sent it is still the row's lease.
 Delivery is at-least-once with one narrow edge: if the process dies after the provider accepted
 a message and before the row is marked sent, that one row is sent again once its lease ends
 (``lease_seconds``). Each message carries the row's id (``Message-ID`` /
-``X-OneEye-Notification``) so a receiver can drop that duplicate. Only rows a worker is
-actually sending can be in that state; a clean ``stop`` releases the leases of rows it had
-claimed but not started.
+``X-OneEye-Notification``) so a receiver can drop that duplicate. Each row is marked the
+moment its own send returns, so only rows in flight at the crash can be in that state: one per
+sending thread (``concurrency``; ``concurrency=1`` makes it exactly one row). A clean ``stop``
+lets in-flight sends finish and releases the leases of rows claimed but not started.
+
+Failures: a row that fails waits ``backoff_initial * 2**(attempts-1)`` (jittered, capped at
+``backoff_max``) and gives up after ``max_attempts`` (status ``failed``, ``notify.failed`` on the
+dashboard); a permanent error (recipient refused, 4xx) gives up at once. When the provider
+itself fails (unreachable, timeout, 5xx), its other rows are held back with a backoff of their
+own, so an outage costs a few probes rather than a timeout per row; the first retry that goes
+through again pulls every waiting row of that provider forward, so the backlog drains at once.
 """
 
 from __future__ import annotations
@@ -145,8 +153,8 @@ class NotifyService:
             public_url: the server's address (signed snapshot links point there).
             secret_key: signs snapshot links (``links.load_secret_key``).
             events: when given, a row that gives up publishes ``notify.failed`` (viewers).
-            senders: channel -> sender, replacing the defaults built from ``settings``
-                (e.g. an ``EmailSender`` with a TLS context that trusts a private CA).
+            senders: channel -> sender, replacing the default for that channel (e.g. an
+                ``EmailSender`` with a TLS context that trusts a private CA).
             poll_interval: seconds between looks at the outbox when nobody calls ``wake``.
             batch_size: rows leased per look.
             concurrency: rows sent at once.
@@ -159,15 +167,14 @@ class NotifyService:
         self.events = events
         self.links = LinkSigner(secret_key, public_url)
         lifetime = settings.link_hours * 3600.0
-        if senders is None:
-            senders = {
-                "email": EmailSender(settings.smtp, photos, self.links, link_lifetime=lifetime),
-                "sms": SmsSender(settings.sms, self.links, link_lifetime=lifetime),
-                "webhook": WebhookSender(
-                    self.links, timeout=settings.webhook_timeout, link_lifetime=lifetime
-                ),
-            }
-        self.senders = dict(senders)
+        defaults: dict[str, Sender] = {
+            "email": EmailSender(settings.smtp, photos, self.links, link_lifetime=lifetime),
+            "sms": SmsSender(settings.sms, self.links, link_lifetime=lifetime),
+            "webhook": WebhookSender(
+                self.links, timeout=settings.webhook_timeout, link_lifetime=lifetime
+            ),
+        }
+        self.senders = {**defaults, **(senders or {})}
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self.concurrency = max(1, concurrency)
