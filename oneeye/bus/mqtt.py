@@ -325,12 +325,11 @@ class MqttBus(Bus):
         self._first_result.wait(self.connect_timeout)
         if self._connected.is_set():
             # Subscriptions made before start() are in force when it returns.
-            with self._confirmed:
-                self._confirmed.wait_for(
-                    lambda: not self._unconfirmed, max(0.0, deadline - time.monotonic())
-                )
+            self.wait_ready(max(0.0, deadline - time.monotonic()))
         if self._refused is not None:
             reason = self._refused
+            self._stopping.set()
+            self._stop_worker()
             self._halt()
             raise MqttError(f"the MQTT broker {self.address.redacted()} refused us: {reason}")
         if not self._connected.is_set():
@@ -345,10 +344,7 @@ class MqttBus(Bus):
         if not self._started:
             return
         self._stopping.set()
-        if self._worker is not None:
-            self._put(None)
-            self._worker.join(timeout=30)
-            self._worker = None
+        self._stop_worker()
         if not (self._connected.is_set() and self.flush(timeout=10)):
             with self._lock:
                 unsent = sum(1 for info in self._pending if not info.is_published())
@@ -370,6 +366,18 @@ class MqttBus(Bus):
     def wait_connected(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the broker link; whether it is up."""
         return self._connected.wait(timeout)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until the link is up and the broker confirmed every
+        subscription; whether it did."""
+        deadline = time.monotonic() + timeout
+        if not self._connected.wait(timeout):
+            return False
+        with self._confirmed:
+            return self._confirmed.wait_for(
+                lambda: not self._unconfirmed and self._connected.is_set(),
+                max(0.0, deadline - time.monotonic()),
+            )
 
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds until the broker acknowledged every publish so far;
@@ -441,6 +449,12 @@ class MqttBus(Bus):
             logger.debug("bus: subscribed to %s", broker_filter)
         else:
             logger.warning("bus: subscribe to %s failed (%s)", broker_filter, rc)
+
+    def _stop_worker(self) -> None:
+        if self._worker is not None:
+            self._put(None)
+            self._worker.join(timeout=30)
+            self._worker = None
 
     def _halt(self) -> None:
         self._client.disconnect()

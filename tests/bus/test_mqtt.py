@@ -795,6 +795,41 @@ def test_tls_broker(private_broker: Callable[..., PrivateBroker], tmp_path: Path
         insecure.stop()
 
 
+def test_subscriptions_made_again_after_the_broker_forgot_them(
+    private_broker: Callable[..., PrivateBroker],
+) -> None:
+    broker = private_broker("persistence false\n")
+    inbox = Inbox()
+    options: dict[str, Any] = {"reconnect_min": 1, "reconnect_max": 1, "topic_prefix": "t"}
+    consumer = MqttBus(broker.url(), client_id="server-1", **options)
+    consumer.subscribe(GALLERY_CHANGES, inbox)
+    consumer.start()
+    producer = MqttBus(broker.url(), **options)
+    producer.start()
+    try:
+        broker.stop()
+        assert wait_for(lambda: not consumer.connected)
+        broker.start()  # a new broker: no sessions, no subscriptions
+        assert consumer.wait_ready(10)  # subscribed again
+        assert producer.wait_connected(10)
+        producer.publish(GALLERY_CHANGES, {"n": 1})
+        assert wait_for(lambda: inbox.payloads() == [1])
+    finally:
+        producer.stop()
+        consumer.stop()
+
+
+def test_refused_start_leaves_nothing_running(
+    private_broker: Callable[..., PrivateBroker],
+) -> None:
+    broker = private_broker("allow_anonymous false\n")
+    before = {t.name for t in threading.enumerate()}
+    bus = MqttBus(broker.url())
+    with pytest.raises(MqttError, match="refused us"):
+        bus.start()
+    assert wait_for(lambda: {t.name for t in threading.enumerate()} <= before)
+
+
 def test_nothing_lost_while_the_broker_is_down(
     private_broker: Callable[..., PrivateBroker],
 ) -> None:
