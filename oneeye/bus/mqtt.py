@@ -570,6 +570,8 @@ class MqttBus(Bus):
                 return
             try:
                 self._handle(item)
+            except Exception:  # the delivery thread outlives any one message
+                logger.exception("bus: could not deliver a message on %s", item.topic)
             finally:
                 self._ack(item)
 
@@ -616,8 +618,8 @@ class MqttBus(Bus):
             return None
         try:
             payload = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self._reject(topic, f"not UTF-8 JSON ({exc}); starts {data[:40]!r}")
+        except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, absurd nesting
+            self._reject(topic, f"not UTF-8 JSON ({str(exc)[:80]}); starts {data[:40]!r}")
             return None
         if not isinstance(payload, dict):
             self._reject(topic, f"JSON {type(payload).__name__}, expected an object")
