@@ -7,6 +7,7 @@ Errors name the bucket and the endpoint, never the credentials.
 from __future__ import annotations
 
 import logging
+import mimetypes
 from typing import TYPE_CHECKING
 
 import boto3
@@ -117,7 +118,12 @@ class S3PhotoStore(PhotoStore):
     def put(self, key: str, data: bytes) -> None:
         name = self._object(key)
         try:
-            self._client.put_object(Bucket=self.bucket, Key=name, Body=data)
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=name,
+                Body=data,
+                ContentType=mimetypes.guess_type(name)[0] or "application/octet-stream",
+            )
         except (ClientError, BotoCoreError) as exc:
             raise self._error(f"cannot write {key!r} to", exc) from None
 

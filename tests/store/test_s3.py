@@ -37,6 +37,8 @@ def test_objects_land_under_the_prefix(s3_server: S3Server) -> None:
     listed = _raw_client(s3_server).list_objects_v2(Bucket=store.bucket)
     assert [o["Key"] for o in listed["Contents"]] == [f"site-a/{key}"]
     assert store.get(key) == b"photo bytes"
+    head = _raw_client(s3_server).head_object(Bucket=store.bucket, Key=f"site-a/{key}")
+    assert head["ContentType"] == "image/jpeg"
 
 
 def test_two_prefixes_in_one_bucket_do_not_see_each_other(s3_server: S3Server) -> None:
