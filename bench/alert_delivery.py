@@ -3,7 +3,7 @@
     python bench/alert_delivery.py [--lfw ../shared/data/lfw/images] [--count 200]
         [--rate 20] [--outage 60] [--outage-count 100]
 
-A real ``OneEyeApp`` (SQLite, in-process bus) runs with the alert service and the notifier;
+A real ``OneEyeApp`` (SQLite, in-process bus, its alert service and notifier) runs;
 a real SMTP server (aiosmtpd) on 127.0.0.1 accepts the mail. A case is filed from an LFW
 photo, with one all-cases email subscription and no cooldown (so every sighting notifies).
 Sightings of the case's person are published on the bus, as a camera worker publishes them,
@@ -46,8 +46,6 @@ from sqlalchemy import func, select
 from oneeye.app import OneEyeApp
 from oneeye.bus.base import SIGHTINGS
 from oneeye.config import NotifySettings, ServeSettings, SmtpSettings
-from oneeye.services.alerts import AlertService
-from oneeye.services.notify import NotifyService, load_secret_key
 from oneeye.store.models import CaseMatch, Notification, new_id
 from oneeye.vision.engine import FaceEngine
 
@@ -127,34 +125,8 @@ class Rig:
         self.app = OneEyeApp(self.settings, engine=FaceEngine(self.settings.engine))
         self.app.start()
         s = self.app.services
-        # Use the server's own notifier and alert service once oneeye.app builds them.
-        self.own_parts = not hasattr(s, "notifier")
-        if self.own_parts:
-            self.notifier = NotifyService(
-                s.db,
-                s.photos,
-                notify,
-                self.settings.public_url,
-                load_secret_key(self.settings),
-                events=s.events,
-            )
-            self.alerts = AlertService(
-                s.db,
-                s.photos,
-                s.enrolment,
-                s.gallery_service,
-                s.events,
-                s.sightings,
-                self.notifier,
-                self.settings.alerts,
-                cooldown=notify.cooldown,
-                public_url=self.settings.public_url,
-            )
-            self.notifier.start()
-            self.alerts.start()
-        else:
-            self.notifier = s.notifier  # type: ignore[attr-defined]
-            self.alerts = s.alerts  # type: ignore[attr-defined]
+        self.notifier = s.notifier
+        self.alerts = s.alerts
         photos = sorted((lfw / PERSON).glob("*.jpg"))
         case_photo = photos[0].read_bytes()
         self.snapshot = photos[1].read_bytes()
@@ -226,9 +198,6 @@ class Rig:
             )
 
     def close(self) -> None:
-        if self.own_parts:
-            self.alerts.stop()
-            self.notifier.stop()
         self.app.stop()
         self.smtp_down()
 

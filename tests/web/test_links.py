@@ -11,24 +11,19 @@ from fastapi.testclient import TestClient
 
 from oneeye.app import OneEyeApp
 from oneeye.services.notify import LinkSigner, load_secret_key
-from oneeye.web.app import API
-from oneeye.web.routes import links
 
 SNAPSHOT = b"\xff\xd8\xff\xe0 not really a jpeg, but bytes to serve \xff\xd9"
 
 
 @pytest.fixture
-def client(server: OneEyeApp) -> TestClient:
-    """An anonymous client of a server whose app serves the links route."""
-    paths = {getattr(route, "path", "") for route in server.web.routes}
-    if f"{API}/links/snapshot" not in paths:  # until the lead registers the router
-        server.web.include_router(links.router, prefix=API)
-    return TestClient(server.web)
+def client(anonymous: TestClient) -> TestClient:
+    """A client with no login."""
+    return anonymous
 
 
 @pytest.fixture
 def signer(server: OneEyeApp) -> LinkSigner:
-    """A signer with the server's own key (the key file made at first use)."""
+    """A signer with the server's key (from the key file the server made at first start)."""
     settings = server.services.settings
     return LinkSigner(load_secret_key(settings), settings.public_url)
 

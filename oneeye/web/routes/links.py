@@ -9,25 +9,14 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 
-from oneeye.services.notify.links import LinkError, LinkSigner, load_secret_key
+from oneeye.services.notify.links import LinkError
 from oneeye.store.photos import PhotoNotFoundError, PhotoStoreError, check_key
 from oneeye.web.deps import ServicesDep
 from oneeye.web.routes.photos import CONTENT_TYPES
 
 router = APIRouter(prefix="/links", tags=["links"])
-
-
-def link_signer(request: Request, services: ServicesDep) -> LinkSigner:
-    """The application's link signer (its key is loaded once, on first use)."""
-    signer = getattr(request.app.state, "link_signer", None)
-    if isinstance(signer, LinkSigner):
-        return signer
-    settings = services.settings
-    signer = LinkSigner(load_secret_key(settings), settings.public_url)
-    request.app.state.link_signer = signer
-    return signer
 
 
 @router.get(
@@ -41,7 +30,6 @@ def link_signer(request: Request, services: ServicesDep) -> LinkSigner:
     },
 )
 def get_linked_snapshot(
-    request: Request,
     services: ServicesDep,
     key: str | None = None,
     exp: str | None = None,
@@ -55,7 +43,7 @@ def get_linked_snapshot(
     try:
         expires = int(exp)
         check_key(key)
-        link_signer(request, services).verify(key, expires, sig)
+        services.notifier.links.verify(key, expires, sig)
     except (ValueError, LinkError, PhotoStoreError) as exc:
         message = str(exc) if isinstance(exc, LinkError) else "this link is not valid"
         raise HTTPException(status.HTTP_403_FORBIDDEN, message) from None
