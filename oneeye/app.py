@@ -9,12 +9,14 @@ workers -> web application. ``stop`` runs the same list backwards.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 
 from fastapi import FastAPI
 
 from oneeye.bus.base import Bus
 from oneeye.bus.memory import MemoryBus
+from oneeye.bus.mqtt import MqttBus
 from oneeye.config import ServeSettings
 from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
@@ -30,18 +32,58 @@ from oneeye.services.notify.links import load_secret_key
 from oneeye.services.notify.outbox import NotifyService
 from oneeye.services.sightings import SightingService
 from oneeye.store.db import Database
-from oneeye.store.photos import LocalPhotoStore
+from oneeye.store.photos import LocalPhotoStore, PhotoStore
+from oneeye.store.s3 import S3PhotoStore
 from oneeye.vision.engine import FaceEngine
 from oneeye.web.app import create_app
 
 logger = logging.getLogger(__name__)
 
 
-def make_bus(spec: str) -> Bus:
-    """The bus named by ``ONEEYE_BUS``."""
+def make_bus(settings: ServeSettings, role: str = "serve") -> Bus:
+    """The bus ``settings.bus`` names: in-process, or an MQTT broker."""
+    spec = settings.bus
     if spec == "memory":
         return MemoryBus()
-    raise OneEyeError(f"unknown bus {spec!r}; this build has: memory")
+    if spec.startswith(("mqtt://", "mqtts://")):
+        m = settings.mqtt
+        return MqttBus(
+            spec,
+            client_id=m.client_id or f"oneeye-{role}-{socket.gethostname()}",
+            protocol=m.protocol,
+            username=m.username,
+            password=m.password.get_secret_value() if m.password else None,
+            ca_file=str(m.ca_file) if m.ca_file else None,
+            client_cert=str(m.client_cert) if m.client_cert else None,
+            client_key=str(m.client_key) if m.client_key else None,
+            insecure=m.insecure,
+            share_group=m.share_group if role == "serve" else None,
+            topic_prefix=m.topic_prefix,
+            session_expiry=m.session_expiry,
+            max_payload=m.max_payload,
+            keepalive=m.keepalive,
+            reconnect_max=m.reconnect_max,
+            connect_timeout=m.connect_timeout,
+        )
+    raise OneEyeError(f"unknown bus {spec!r}; use memory, mqtt://host:port or mqtts://host:port")
+
+
+def make_photo_store(settings: ServeSettings) -> PhotoStore:
+    """The photo store ``settings.photo_store`` names: a local folder or an S3 bucket."""
+    if settings.photo_store == "local":
+        return LocalPhotoStore(settings.resolved_photos_dir())
+    s3 = settings.s3
+    if not s3.bucket:
+        raise OneEyeError("ONEEYE_PHOTO_STORE=s3 needs a bucket: set ONEEYE_S3__BUCKET")
+    return S3PhotoStore(
+        s3.bucket,
+        endpoint_url=s3.endpoint_url,
+        region=s3.region,
+        access_key_id=s3.access_key_id,
+        secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
+        prefix=s3.prefix,
+        create_bucket=s3.create_bucket,
+    )
 
 
 class OneEyeApp:
@@ -65,14 +107,10 @@ class OneEyeApp:
         self.settings = settings
         db = Database(settings.resolved_database_url())
         db.migrate()
-        photos = LocalPhotoStore(settings.resolved_photos_dir())
+        photos = make_photo_store(settings)
         engine = engine if engine is not None else FaceEngine(settings.engine)
-        gallery = GalleryIndex(
-            settings.gallery.default_threshold,
-            settings.gallery.thresholds,
-            margin=settings.gallery.margin,
-        )
-        bus = make_bus(settings.bus)
+        gallery = GalleryIndex.from_settings(settings.gallery)
+        bus = make_bus(settings)
         auth = AuthService(db, settings.server.session_hours)
         first_admin = auth.ensure_admin()
         if first_admin is not None:

@@ -170,6 +170,45 @@ class AlertSettings(BaseModel):
     """A new case searches the unknown faces of this many past hours."""
 
 
+class MqttSettings(BaseModel):
+    """The MQTT broker connection, when ``bus`` is an ``mqtt://`` or ``mqtts://`` URL."""
+
+    client_id: str | None = None
+    """This process's identity at the broker (its persistent session); ``None``:
+    ``oneeye-<role>-<hostname>``. Must differ between server instances."""
+    protocol: Literal["5", "3.1.1"] = "5"
+    username: str | None = None
+    """Overrides the user in the URL."""
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    insecure: bool = False
+    """TLS without checking the broker's certificate (testing only)."""
+    share_group: str | None = "oneeye-servers"
+    """Servers consume sightings through this shared subscription: each sighting reaches one
+    of them."""
+    topic_prefix: str = ""
+    session_expiry: int = Field(default=7 * 24 * 3600, ge=0)
+    max_payload: int = Field(default=1_000_000, ge=1_000)
+    keepalive: int = Field(default=30, ge=5)
+    reconnect_max: int = Field(default=30, ge=1)
+    connect_timeout: float = Field(default=10.0, ge=0.0)
+
+
+class S3Settings(BaseModel):
+    """An S3-compatible photo store, when ``photo_store`` is ``s3``."""
+
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    """E.g. ``http://minio:9000``; ``None``: AWS."""
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    prefix: str = ""
+    create_bucket: bool = False
+
+
 class ServeSettings(Settings):
     """What ``oneeye serve`` reads on top of the engine and gallery settings."""
 
@@ -178,7 +217,11 @@ class ServeSettings(Settings):
     photos_dir: Path | None = None
     """Where photos and snapshots are kept; ``None`` is ``{data_dir}/photos``."""
     bus: str = "memory"
-    """Event bus: ``memory`` (in-process)."""
+    """Event bus: ``memory`` (in-process), or a broker: ``mqtt://[user:pass@]host:port``,
+    ``mqtts://...`` (TLS; see ``mqtt``)."""
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    photo_store: Literal["local", "s3"] = "local"
+    s3: S3Settings = Field(default_factory=S3Settings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     customers: CustomerDirectorySettings = Field(default_factory=CustomerDirectorySettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
