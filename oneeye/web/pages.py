@@ -5,12 +5,18 @@ Every page needs a logged-in browser session; an anonymous request is sent to ``
 (recent arrivals, cameras, customers, users) and then change only through the JSON API and the
 ``/ws`` WebSocket, so a page shows exactly what the API would. Account details (address,
 balance) are rendered only for ``teller`` and above, and each render is written to the audit log.
+
+The Amber Alert pages: ``/report`` (``reporter``; made for a phone: the camera opens, the photo is
+checked as soon as it is chosen), ``/cases`` and ``/cases/{id}`` (every sighting of the person on a
+timeline, live ones arriving over the WebSocket; resolving and subscriptions for ``reporter``),
+and the dashboard's alert banner.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -23,11 +29,13 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from oneeye.services.alerts import AlertError, AlertService, CaseInfo, MatchInfo
 from oneeye.services.auth import ROLES, AuthError, Principal
 from oneeye.services.cameras import iso
 from oneeye.services.context import Services
 from oneeye.services.events import HubEvent
-from oneeye.store.models import CustomerAccount, Person
+from oneeye.services.sightings import photo_url
+from oneeye.store.models import CustomerAccount, Notification, Person
 from oneeye.web.deps import SESSION_COOKIE, ServicesDep
 from oneeye.web.routes.auth import safe_next
 
@@ -95,6 +103,7 @@ def render(
         "principal": principal,
         "csrf_token": principal.csrf_token if principal is not None else "",
         "is_admin": principal is not None and principal.allows("admin"),
+        "can_report": principal is not None and principal.allows("reporter"),
         "path": request.url.path,
     }
     values.update(context or {})
@@ -295,7 +304,8 @@ def login_page(request: Request, services: ServicesDep, next: str = "/") -> Resp
 
 @router.get("/", response_class=HTMLResponse)
 def dashboard_page(request: Request, services: ServicesDep) -> Response:
-    """Arrivals as cards, newest first, and the cameras with their live view."""
+    """Arrivals as cards, newest first, and the cameras with their live view; above them a
+    banner for each active case seen lately."""
     principal = page_gate(request, services, "viewer")
     if isinstance(principal, Response):
         return principal
@@ -316,6 +326,7 @@ def dashboard_page(request: Request, services: ServicesDep) -> Response:
             "can_see_accounts": can_see_accounts,
             "money": format_money,
             "max_cards": MAX_CARDS,
+            "banners": alert_banners(alert_service(request, services)),
         },
     )
 
@@ -395,4 +406,272 @@ def admin_users_page(request: Request, services: ServicesDep) -> Response:
         "admin_users.html",
         principal,
         {"users": services.auth.users(), "api_keys": services.auth.api_keys(), "roles": ROLES},
+    )
+
+
+# Amber Alert ----------------------------------------------------------------------------------
+
+RECENT_ALERT = timedelta(hours=1)
+"""A case whose newest match was found within this long ago has its banner on the dashboard
+when the page loads (newer ones arrive over the WebSocket)."""
+MAX_FAILURES = 50
+"""How many failed notifications a page lists."""
+
+
+def alert_service(request: Request, services: Services) -> AlertService | None:
+    """The server's ``AlertService`` (``services.alerts``, or ``app.state.alerts``), or
+    ``None`` when this server runs without Amber Alert."""
+    alerts = getattr(services, "alerts", None)
+    if alerts is None:
+        alerts = getattr(request.app.state, "alerts", None)
+    return alerts if isinstance(alerts, AlertService) else None
+
+
+def as_utc(when: datetime) -> datetime:
+    """``when`` as aware UTC (a naive time from the database is UTC)."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def iso_time(when: datetime | None) -> str:
+    """``when`` as ISO-8601 UTC (``""`` for none): what ``<time datetime=...>`` carries."""
+    return "" if when is None else as_utc(when).isoformat()
+
+
+def span(minutes: int) -> str:
+    """``20`` -> ``"20 minutes"``, ``1`` -> ``"1 minute"``, ``135`` -> ``"2 h 15 min"``."""
+    if minutes < 1:
+        return "less than a minute"
+    if minutes == 1:
+        return "1 minute"
+    if minutes < 120:
+        return f"{minutes} minutes"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} hours"
+
+
+def sighting_label(kind: str, camera_name: str, seen_at: datetime, filed_at: datetime) -> str:
+    """What a match says in a sentence: ``"seen at Lobby"`` for a live one, ``"seen at Lobby,
+    20 minutes before the case was filed"`` for one the retro-search found."""
+    if kind != "retro":
+        return f"seen at {camera_name}"
+    before = int((as_utc(filed_at) - as_utc(seen_at)).total_seconds() // 60)
+    return f"seen at {camera_name}, {span(max(0, before))} before the case was filed"
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """A match of a case as its page and the dashboard's banner show it."""
+
+    case_id: str
+    case_name: str
+    case_photo_url: str | None
+    match_id: int
+    sighting_id: str
+    camera_id: str
+    camera_name: str
+    location: str
+    kind: str
+    seen_at: str
+    distance: float
+    snapshot_url: str | None
+    label: str
+
+
+def timeline_entry(case: CaseInfo, match: MatchInfo) -> TimelineEntry:
+    """A match with what the page says about it."""
+    return TimelineEntry(
+        case_id=case.id,
+        case_name=case.name,
+        case_photo_url=photo_url(case.photo_keys[0]) if case.photo_keys else None,
+        match_id=match.id,
+        sighting_id=match.sighting_id,
+        camera_id=match.camera_id,
+        camera_name=match.camera_name,
+        location=match.location,
+        kind=match.kind,
+        seen_at=iso_time(match.seen_at),
+        distance=match.distance,
+        snapshot_url=photo_url(match.snapshot_key),
+        label=sighting_label(match.kind, match.camera_name, match.seen_at, case.created_at),
+    )
+
+
+def alert_banners(alerts: AlertService | None, now: datetime | None = None) -> list[TimelineEntry]:
+    """The newest match of each active case found within ``RECENT_ALERT``, newest first: the
+    banners the dashboard opens with."""
+    if alerts is None:
+        return []
+    since = (now or datetime.now(UTC)) - RECENT_ALERT
+    banners = []
+    for case in alerts.cases("active"):
+        if case.matches == 0:
+            continue
+        try:
+            matches = alerts.matches(case.id)
+        except AlertError:
+            continue  # purged or gone since the list was read
+        recent = [m for m in matches if as_utc(m.found_at) >= since]
+        if recent:
+            newest = max(recent, key=lambda m: (as_utc(m.found_at), m.id))
+            banners.append((as_utc(newest.found_at), timeline_entry(case, newest)))
+    return [entry for _, entry in sorted(banners, key=lambda b: b[0], reverse=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailure:
+    """A notification whose last attempt failed (still retrying, or given up)."""
+
+    id: int
+    case_id: str
+    channel: str
+    address: str
+    status: str
+    attempts: int
+    last_error: str
+    created_at: str
+
+
+def delivery_failures(services: Services, case_id: str | None = None) -> list[DeliveryFailure]:
+    """The newest failed notifications (of one case, if given): from the notifier when the
+    server runs one, else read from the outbox table."""
+    notifier = getattr(services, "notifier", None)
+    if notifier is not None and hasattr(notifier, "failures"):
+        rows = notifier.failures(MAX_FAILURES if case_id is None else 1000)
+        found = [
+            DeliveryFailure(
+                id=r.id,
+                case_id=r.case_id,
+                channel=r.channel,
+                address=r.address,
+                status=r.status,
+                attempts=r.attempts,
+                last_error=r.last_error,
+                created_at=iso_time(r.created_at),
+            )
+            for r in rows
+            if case_id is None or r.case_id == case_id
+        ]
+        return found[:MAX_FAILURES]
+    query = (
+        select(Notification)
+        .where((Notification.last_error.is_not(None)) | (Notification.status == "failed"))
+        .order_by(Notification.id.desc())
+        .limit(MAX_FAILURES)
+    )
+    if case_id is not None:
+        query = query.where(Notification.case_id == case_id)
+    with services.db.session() as session:
+        return [
+            DeliveryFailure(
+                id=n.id,
+                case_id=n.case_id,
+                channel=n.channel,
+                address=n.address,
+                status=n.status,
+                attempts=n.attempts,
+                last_error=n.last_error or "",
+                created_at=iso_time(n.created_at),
+            )
+            for n in session.scalars(query)
+        ]
+
+
+def alerts_unavailable(request: Request, principal: Principal) -> HTMLResponse:
+    """The page shown when this server runs without Amber Alert."""
+    return render(
+        request,
+        "message.html",
+        principal,
+        {
+            "title": "Amber Alert is not running",
+            "message": "This server runs without Amber Alert cases; ask an administrator.",
+        },
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
+@router.get("/report", response_class=HTMLResponse)
+def report_page(request: Request, services: ServicesDep) -> Response:
+    """File a case from a phone: the camera opens, the photo is checked as soon as it is
+    taken, and the case goes live for every camera when it is sent."""
+    principal = page_gate(request, services, "reporter")
+    if isinstance(principal, Response):
+        return principal
+    alerts = alert_service(request, services)
+    if alerts is None:
+        return alerts_unavailable(request, principal)
+    return render(
+        request,
+        "report.html",
+        principal,
+        {"default_hours": alerts.settings.default_hours},
+    )
+
+
+@router.get("/cases", response_class=HTMLResponse)
+def cases_page(request: Request, services: ServicesDep) -> Response:
+    """Every case, newest first (``?status=active`` and so on to filter)."""
+    principal = page_gate(request, services, "viewer")
+    if isinstance(principal, Response):
+        return principal
+    alerts = alert_service(request, services)
+    if alerts is None:
+        return alerts_unavailable(request, principal)
+    wanted = request.query_params.get("status") or None
+    if wanted not in (None, "active", "resolved", "expired"):
+        wanted = None
+    cases = alerts.cases(wanted, limit=500)
+    return render(
+        request,
+        "cases.html",
+        principal,
+        {
+            "cases": cases,
+            "status_filter": wanted,
+            "photo_url": photo_url,
+            "iso": iso_time,
+            "failures": delivery_failures(services) if principal.allows("admin") else [],
+        },
+    )
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(request: Request, services: ServicesDep, case_id: str) -> Response:
+    """A case: its photos and details, every sighting on a timeline (newest first, live ones
+    arriving without a reload), and for reporters the resolve button, the subscriptions and
+    the notifications that could not be delivered."""
+    principal = page_gate(request, services, "viewer")
+    if isinstance(principal, Response):
+        return principal
+    alerts = alert_service(request, services)
+    if alerts is None:
+        return alerts_unavailable(request, principal)
+    try:
+        case = alerts.case(case_id)
+        matches = alerts.matches(case_id)
+    except AlertError:
+        return render(
+            request,
+            "message.html",
+            principal,
+            {"title": "No such case", "message": f"There is no case with id {case_id}."},
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
+    is_reporter = principal.allows("reporter")
+    timeline = [timeline_entry(case, m) for m in reversed(matches)]
+    return render(
+        request,
+        "case.html",
+        principal,
+        {
+            "case": case,
+            "photo_urls": [url for key in case.photo_keys if (url := photo_url(key))],
+            "timeline": timeline,
+            "iso": iso_time,
+            "can_resolve": is_reporter and case.status == "active",
+            "is_reporter": is_reporter,
+            "subscriptions": alerts.subscriptions(case_id) if is_reporter else [],
+            "failures": delivery_failures(services, case_id) if is_reporter else [],
+            "last_event_id": services.events.latest_id(),
+        },
     )

@@ -214,6 +214,8 @@
     }
     if (ARRIVALS.has(frame.type) && cardsBox) upsertCard(frame);
     else if (frame.type === "camera.status") updateCamera(frame.data || {});
+    /* Other parts of the page (the Amber Alert banner) take the frames they want from here. */
+    document.dispatchEvent(new CustomEvent("oneeye:frame", { detail: frame }));
   }
 
   function connect() {

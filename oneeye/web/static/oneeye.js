@@ -65,11 +65,77 @@ window.OneEye = (function () {
     return when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   }
 
+  function localDateTime(iso) {
+    const when = new Date(iso);
+    if (isNaN(when.getTime())) return iso ? String(iso).slice(0, 16).replace("T", " ") : "";
+    return when.toLocaleString([], { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  }
+
+  /* The /ws WebSocket from event `since` on: each frame newer than the last one seen goes to
+     onFrame (once, even across reconnects); onState hears "live" / "reconnecting". A dropped
+     connection comes back with backoff from the last event seen; an ended session goes to the
+     login page. Returns { lastId(), socket() }. */
+  function live(since, onFrame, onState) {
+    let lastId = since || 0;
+    let delay = 1000;
+    let socket = null;
+    function connect() {
+      const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+      socket = new WebSocket(scheme + window.location.host + "/ws?since=" + lastId);
+      socket.addEventListener("open", function () {
+        delay = 1000;
+        if (onState) onState("live");
+      });
+      socket.addEventListener("message", function (message) {
+        let frame;
+        try { frame = JSON.parse(message.data); } catch (err) { return; }
+        if (typeof frame.id === "number") {
+          if (frame.id <= lastId) return;
+          lastId = frame.id;
+        }
+        onFrame(frame);
+      });
+      socket.addEventListener("close", function (event) {
+        if (event.code === 4401) {
+          window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
+          return;
+        }
+        if (onState) onState("reconnecting");
+        const wait = delay + Math.random() * 500;
+        delay = Math.min(delay * 2, 15000);
+        window.setTimeout(connect, wait);
+      });
+    }
+    connect();
+    return { lastId: function () { return lastId; }, socket: function () { return socket; } };
+  }
+
+  /* A case's match in words, as the server says it (pages.sighting_label): "seen at Lobby", or
+     for one found in earlier footage "seen at Lobby, 20 minutes before the case was filed".
+     `filedAt` (a Date) when known; else the event's minutes_ago (found - seen) is used. */
+  function span(minutes) {
+    if (minutes < 1) return "less than a minute";
+    if (minutes === 1) return "1 minute";
+    if (minutes < 120) return minutes + " minutes";
+    const hours = Math.floor(minutes / 60);
+    const rest = minutes % 60;
+    return rest ? hours + " h " + rest + " min" : hours + " hours";
+  }
+
+  function sightingLabel(d, filedAt) {
+    const camera = d.camera_name || d.camera_id || "a camera";
+    if (d.kind !== "retro") return "seen at " + camera;
+    let before = filedAt ? Math.floor((filedAt - new Date(d.seen_at)) / 60000) : NaN;
+    if (isNaN(before)) before = typeof d.minutes_ago === "number" ? d.minutes_ago : 0;
+    return "seen at " + camera + ", " + span(Math.max(0, before)) + " before the case was filed";
+  }
+
   function localizeTimes(root) {
     (root || document).querySelectorAll("time[datetime]").forEach(function (node) {
       const iso = node.getAttribute("datetime");
       if (iso) {
-        node.textContent = localTime(iso);
+        /* class "datetime": a day may lie between then and now, so the date is shown too. */
+        node.textContent = node.classList.contains("datetime") ? localDateTime(iso) : localTime(iso);
         node.title = new Date(iso).toLocaleString();
       }
     });
@@ -79,5 +145,8 @@ window.OneEye = (function () {
     localizeTimes(document);
   });
 
-  return { api: api, csrfToken: csrfToken, el: el, localTime: localTime, localizeTimes: localizeTimes };
+  return {
+    api: api, csrfToken: csrfToken, el: el, live: live, sightingLabel: sightingLabel,
+    localTime: localTime, localDateTime: localDateTime, localizeTimes: localizeTimes,
+  };
 })();

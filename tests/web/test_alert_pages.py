@@ -1,0 +1,354 @@
+"""The Amber Alert pages on a started server (TestClient): who may open the report page, the
+cases list and a case's page with its timeline (a retro match and a live one, from real photos
+through the sightings consumer), the resolve button and subscriptions only for reporters, the
+dashboard's banner for a recent match, and notifications that could not be delivered."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from oneeye.app import OneEyeApp
+from oneeye.bus.base import SIGHTINGS
+from oneeye.services.alerts import AlertService, CaseInfo
+from oneeye.services.cameras import CameraConfig
+from oneeye.store.models import CaseMatch, Notification, Sighting, new_id
+from oneeye.vision.engine import FaceEngine
+from oneeye.web import pages
+from oneeye.web.routes import cases
+from tests.web.conftest import ClientFor
+
+API = "/api/v1"
+
+
+class WakeCounter:
+    """Stands in for the notifier (not under test here) when the server has none."""
+
+    def wake(self) -> None:
+        """Nothing to send."""
+
+
+def alerts_of(app: OneEyeApp) -> AlertService:
+    """The server's AlertService; until the server wires one, one built on its services and
+    put where the pages and the cases router look (``app.state.alerts``)."""
+    wired = getattr(app.services, "alerts", None)
+    if isinstance(wired, AlertService):
+        return wired
+    s = app.services
+    service = AlertService(
+        s.db,
+        s.photos,
+        s.enrolment,
+        s.gallery_service,
+        s.events,
+        s.sightings,
+        WakeCounter(),
+        s.settings.alerts,
+        cooldown=s.settings.notify.cooldown,
+        public_url=s.settings.public_url,
+    )
+    if not any(getattr(r, "path", "").startswith(f"{API}/cases") for r in app.web.routes):
+        app.web.include_router(cases.router, prefix=API)
+    app.web.state.alerts = service
+    return service
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def count(app: OneEyeApp, model: type[Any]) -> int:
+    with app.services.db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def sighting(camera: str, person: str | None, seen_at: datetime, **more: Any) -> dict[str, Any]:
+    """A bus sighting message as a camera worker publishes it."""
+    message: dict[str, Any] = {
+        "v": 1,
+        "id": new_id(),
+        "event": "sighting",
+        "camera": camera,
+        "track": 1,
+        "person": person,
+        "watchlist": "amber-alert" if person else None,
+        "distance": 0.31 if person else None,
+        "quality": 0.8,
+        "frame": 12,
+        "t": 1.2,
+        "box": [10, 60, 60, 10],
+        "seen_at": seen_at.isoformat(),
+        "snapshot_key": None,
+        "embedding": None,
+    }
+    message.update(more)
+    return message
+
+
+def publish(app: OneEyeApp, message: dict[str, Any]) -> None:
+    app.services.bus.publish(SIGHTINGS.format(camera=message["camera"]), message)
+
+
+def count_testid(html: str, name: str) -> int:
+    return len(re.findall(rf'data-testid="{re.escape(name)}"', html))
+
+
+def case_with_sightings(
+    app: OneEyeApp, face_photos: Path, engine: FaceEngine
+) -> tuple[CaseInfo, AlertService]:
+    """Obama filed as a case (obama2.jpg) after an unknown face of his was seen at the front
+    door 20 minutes earlier (a retro match), then seen live there (a live match, with a
+    snapshot)."""
+    alerts = alerts_of(app)
+    s = app.services
+    s.cameras.add(CameraConfig(id="door", name="Front door", source=str(face_photos / "none")))
+    photo = (face_photos / "obama2.jpg").read_bytes()
+    embedding = engine.enrolment_face(s.enrolment.decode_upload(photo, "obama2.jpg")).embedding
+    earlier = datetime.now(UTC) - timedelta(minutes=20, seconds=30)
+    snapshot = s.photos.add("snapshots", photo, "jpg")
+    publish(
+        app,
+        sighting(
+            "door",
+            None,
+            earlier,
+            embedding=[float(x) for x in embedding],
+            snapshot_key=snapshot,
+        ),
+    )
+    wait_for(lambda: count(app, Sighting) == 1, "the unknown face to be stored")
+    case = alerts.create_case(
+        "Barack Obama",
+        "grey suit, blue tie",
+        "+15551234567",
+        [(photo, "obama2.jpg")],
+        actor="user:rita",
+    )
+    assert case.matches == 1, "the retro-search found the earlier unknown face"
+    assert case.person_id is not None
+    live = s.photos.add("snapshots", photo, "jpg")
+    publish(app, sighting("door", case.person_id, datetime.now(UTC), snapshot_key=live))
+    wait_for(lambda: count(app, CaseMatch) == 2, "the live match")
+    return alerts.case(case.id), alerts
+
+
+# words ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("minutes", "expected"),
+    [
+        (0, "less than a minute"),
+        (1, "1 minute"),
+        (20, "20 minutes"),
+        (119, "119 minutes"),
+        (120, "2 hours"),
+        (135, "2 h 15 min"),
+    ],
+)
+def test_span_says_how_long(minutes: int, expected: str) -> None:
+    assert pages.span(minutes) == expected
+
+
+def test_a_retro_match_says_how_long_before_the_case_was_filed() -> None:
+    filed = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+    seen = filed - timedelta(minutes=20, seconds=40)
+    assert pages.sighting_label("retro", "Lobby", seen, filed) == (
+        "seen at Lobby, 20 minutes before the case was filed"
+    )
+    assert pages.sighting_label("live", "Lobby", filed, filed) == "seen at Lobby"
+    # A naive time from the database is UTC.
+    naive = seen.replace(tzinfo=None)
+    assert pages.sighting_label("retro", "Lobby", naive, filed).endswith(
+        "20 minutes before the case was filed"
+    )
+
+
+# who may see what ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "can_report"),
+    [("viewer", False), ("reporter", True), ("teller", True), ("admin", True)],
+)
+def test_the_nav_links_to_cases_and_to_report_for_reporters(
+    server: OneEyeApp, client_for: ClientFor, role: str, can_report: bool
+) -> None:
+    alerts_of(server)
+    page = client_for(role).get("/")
+    assert page.status_code == 200
+    assert count_testid(page.text, "nav-cases") == 1
+    assert count_testid(page.text, "nav-report") == int(can_report)
+
+
+def test_the_report_page_is_for_reporters_and_opens_the_camera(
+    server: OneEyeApp, client_for: ClientFor, anonymous: TestClient
+) -> None:
+    alerts_of(server)
+    away = anonymous.get("/report", follow_redirects=False)
+    assert away.status_code == 303
+    assert away.headers["location"] == "/login?next=%2Freport"
+
+    refused = client_for("viewer").get("/report")
+    assert refused.status_code == 403
+    assert "needs the <strong>reporter</strong> role" in refused.text
+
+    for role in ("reporter", "teller", "admin"):
+        page = client_for(role).get("/report")
+        assert page.status_code == 200, role
+        html = page.text
+        assert re.search(
+            r'<input[^>]*type="file"[^>]*accept="image/\*"[^>]*capture="environment"'
+            r'[^>]*data-testid="report-photo"',
+            html,
+        )
+        assert re.search(r'<button[^>]*disabled[^>]*data-testid="report-submit"', html)
+        for field in ("report-name", "report-description", "report-contact", "report-extra"):
+            assert count_testid(html, field) == 1
+        assert 'placeholder="72"' in html  # the default expiry, in hours
+        assert '<script src="/static/report.js" defer></script>' in html
+        assert "<script>" not in html  # no inline code (the CSP would block it)
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        token = re.search(r'<meta name="csrf-token" content="([^"]+)">', html)
+        assert token is not None
+        assert token.group(1)
+
+
+def test_a_case_page_shows_every_sighting_newest_first_and_resolve_only_for_reporters(
+    server: OneEyeApp, client_for: ClientFor, face_photos: Path, face_engine: FaceEngine
+) -> None:
+    case, alerts = case_with_sightings(server, face_photos, face_engine)
+    viewer, reporter = client_for("viewer"), client_for("reporter")
+
+    page = viewer.get(f"/cases/{case.id}")
+    assert page.status_code == 200
+    html = page.text
+    assert '<h1 data-testid="case-name">Barack Obama</h1>' in html
+    assert "grey suit, blue tie" in html
+    assert "+15551234567" in html
+    assert 'data-testid="case-reporter">rita<' in html
+    assert 'data-testid="case-status">active<' in html
+    assert count_testid(html, "case-photo") == 1
+    assert f'src="/api/v1/photos/{case.photo_keys[0]}"' in html
+    kinds = re.findall(
+        r'data-testid="timeline-entry" data-match-id="\d+"\s+'
+        r'data-sighting-id="\w+" data-kind="(\w+)"',
+        html,
+    )
+    assert kinds == ["live", "retro"]  # newest first
+    labels = re.findall(r'data-testid="timeline-label">([^<]+)<', html)
+    assert labels == [
+        "seen at Front door",
+        "seen at Front door, 20 minutes before the case was filed",
+    ]
+    assert count_testid(html, "timeline-snapshot") == 2
+    assert re.findall(r'data-testid="timeline-distance">([0-9.]+)<', html)[0] == "0.310"
+    # A viewer reads; the resolve button, subscriptions and failures are for reporters.
+    for reporters_only in ("case-resolve", "subscriptions", "subscribe-form", "delivery-failures"):
+        assert count_testid(html, reporters_only) == 0, reporters_only
+    assert '<script src="/static/case.js" defer></script>' in html
+
+    html = reporter.get(f"/cases/{case.id}").text
+    assert count_testid(html, "case-resolve") == 1
+    assert count_testid(html, "subscribe-form") == 1
+    assert count_testid(html, "no-subscriptions") == 1
+    alerts.add_subscription("email", "desk@example.org", case_id=case.id, actor="user:rita")
+    html = reporter.get(f"/cases/{case.id}").text
+    assert 'data-testid="subscription-address">desk@example.org<' in html
+
+    resolved = reporter.post(f"{API}/cases/{case.id}/resolve")
+    assert resolved.status_code == 200, resolved.text
+    html = reporter.get(f"/cases/{case.id}").text
+    assert 'data-testid="case-status">resolved<' in html
+    assert count_testid(html, "case-resolve") == 0
+    assert count_testid(html, "timeline-entry") == 2  # the record stays
+
+
+def test_the_cases_list_filters_by_status(
+    server: OneEyeApp, client_for: ClientFor, face_photos: Path
+) -> None:
+    alerts = alerts_of(server)
+    viewer = client_for("viewer")
+    empty = viewer.get("/cases")
+    assert empty.status_code == 200
+    assert count_testid(empty.text, "no-cases") == 1
+    assert count_testid(empty.text, "cases-report") == 0  # a viewer cannot report
+    photo = (face_photos / "obama2.jpg").read_bytes()
+    case = alerts.create_case("Barack Obama", "", "", [(photo, "obama2.jpg")], actor="user:rita")
+    html = viewer.get("/cases").text
+    assert re.search(rf'href="/cases/{case.id}" data-testid="case-row"', html)
+    assert 'data-testid="case-row-status">active<' in html
+    assert count_testid(viewer.get("/cases?status=resolved").text, "case-row") == 0
+    assert count_testid(viewer.get("/cases?status=active").text, "case-row") == 1
+    assert count_testid(viewer.get("/cases?status=bogus").text, "case-row") == 1  # ignored
+    assert count_testid(client_for("reporter").get("/cases").text, "cases-report") == 1
+
+
+def test_an_unknown_case_is_a_404_page(server: OneEyeApp, client_for: ClientFor) -> None:
+    alerts_of(server)
+    page = client_for("viewer").get("/cases/0123456789abcdef0123456789abcdef")
+    assert page.status_code == 404
+    assert "There is no case with id" in page.text
+
+
+def test_the_dashboard_opens_with_a_banner_for_a_recent_match(
+    server: OneEyeApp, client_for: ClientFor, face_photos: Path, face_engine: FaceEngine
+) -> None:
+    case, alerts = case_with_sightings(server, face_photos, face_engine)
+    viewer = client_for("viewer")
+    html = viewer.get("/").text
+    assert count_testid(html, "alert-banner") == 1
+    banner = html[html.index('data-testid="alert-banner"') :]
+    assert f'data-case-id="{case.id}"' in html
+    assert f'href="/cases/{case.id}"' in banner
+    assert 'data-testid="alert-camera">Front door<' in banner
+    assert 'data-testid="alert-label">seen at Front door<' in banner  # the newest: live
+    assert count_testid(banner, "alert-case-photo") == 1
+    assert count_testid(banner, "alert-snapshot") == 1
+    assert count_testid(html, "alert-sound") == 1
+    assert html.index("/static/alerts.js") < html.index("/static/dashboard.js")
+    # Resolved: no more banner.
+    alerts.resolve(case.id, actor="user:rita")
+    assert count_testid(viewer.get("/").text, "alert-banner") == 0
+
+
+def test_undelivered_notifications_are_shown_to_reporters_and_admins(
+    server: OneEyeApp, client_for: ClientFor, face_photos: Path
+) -> None:
+    alerts = alerts_of(server)
+    photo = (face_photos / "obama2.jpg").read_bytes()
+    case = alerts.create_case("Barack Obama", "", "", [(photo, "obama2.jpg")], actor="user:rita")
+    with server.services.db.session() as session:
+        session.add(
+            Notification(
+                case_id=case.id,
+                sighting_id=new_id(),
+                channel="email",
+                address="desk@example.org",
+                payload={},
+                status="failed",
+                attempts=8,
+                last_error="SMTP 550: mailbox unavailable",
+            )
+        )
+    reporter_page = client_for("reporter").get(f"/cases/{case.id}").text
+    assert count_testid(reporter_page, "failure") == 1
+    assert "SMTP 550: mailbox unavailable" in reporter_page
+    assert "gave up after 8 attempts" in reporter_page
+    viewer_page = client_for("viewer").get(f"/cases/{case.id}").text
+    assert "desk@example.org" not in viewer_page
+    admin_list = client_for("admin").get("/cases").text
+    assert count_testid(admin_list, "failure") == 1
+    assert count_testid(client_for("reporter").get("/cases").text, "delivery-failures") == 0
