@@ -134,6 +134,8 @@ class _TrackState:
     distance: float | None = None
     quality: float = 0.0
     watchlists: dict[str, str] = field(default_factory=dict)
+    gallery_version: int = -1
+    """The gallery's version at the track's last encoding."""
 
 
 def snapshot_of(image: RGBImage, box: FaceBox) -> RGBImage:
@@ -271,6 +273,8 @@ class CameraPipeline:
             return True
         if state.same_visit:
             return False
+        if state.vote.decision == UNKNOWN and state.gallery_version != self.gallery.version:
+            return True  # the gallery changed since this face was judged nobody: look again
         rounds = self._round - state.last_encoded_round
         if state.vote.decision is None:
             return (
@@ -289,6 +293,7 @@ class CameraPipeline:
             image, [Detection(box=track.box, confidence=1.0, detector="track") for track in due]
         )
         self.encodings += len(faces)
+        version = self.gallery.version
         answers = self.gallery.identify_batch([face.embedding for face in faces], k=2)
         events: list[SightingEvent] = []
         for track, face, answer in zip(due, faces, answers, strict=True):
@@ -298,6 +303,13 @@ class CameraPipeline:
                     min_votes=self.settings.min_votes, unknown_after=self.settings.unknown_after
                 )
                 state = self._states[track.id] = _TrackState(vote)
+            elif state.vote.decision == UNKNOWN and state.gallery_version != version:
+                # Someone was enrolled (an Amber Alert case filed) while this face was in view
+                # as a stranger: its "nobody" votes predate the new templates, so count anew.
+                state.vote = TrackVote(
+                    min_votes=self.settings.min_votes, unknown_after=self.settings.unknown_after
+                )
+            state.gallery_version = version
             state.last_encoded_round = self._round
             state.encodings += 1
             if face.quality.score < self.settings.min_quality:

@@ -167,3 +167,21 @@ def test_motion_in_an_empty_scene_is_looked_at_at_once(engine: FaceEngine, clip:
     for index in range(10):
         pipeline.process(index, index / FPS, moving if index % 2 else clip.frames[still])
     assert pipeline.detections == 10
+
+
+def test_a_stranger_in_view_is_named_right_after_being_enrolled(
+    engine: FaceEngine, clip: Clip, templates: dict[str, Template]
+) -> None:
+    # The Amber Alert case: the person is already on screen, judged a stranger, when their
+    # photo is enrolled. The track must not wait for the next visit to be named.
+    gallery = GalleryIndex()
+    pipeline = CameraPipeline("door", engine, gallery, PipelineSettings(cooldown=0.5, **SETTINGS))
+    _, first, last = next(v for v in clip.visits if v[0] == "obama" and v[2] - v[1] > FPS)
+    middle = (first + last) // 2
+    before = sightings(run(pipeline, clip, stop=middle))
+    assert any(e.person is None and first <= e.frame for e in before)  # judged a stranger
+    gallery.add(templates["obama"])
+    after = sightings(run(pipeline, clip, start=middle, stop=last + 1))
+    named = [e for e in after if e.person == "obama"]
+    assert named, after
+    assert named[0].frame - middle <= pipeline.settings.detect_every + 1

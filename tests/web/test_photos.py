@@ -1,5 +1,6 @@
 """``GET /api/v1/photos/{key}``: stored bytes with their content type, private caching, and
-roles by kind (snapshots for viewers, enrolment and profile photos for tellers)."""
+roles by kind (snapshots and case photos for viewers, enrolment and profile photos for
+tellers)."""
 
 from __future__ import annotations
 
@@ -20,16 +21,17 @@ def keys(server: OneEyeApp) -> dict[str, str]:
         "snapshots": photos.add("snapshots", JPEG, "jpg"),
         "templates": photos.add("templates", JPEG, "jpg"),
         "customers": photos.add("customers", b"\x89PNG...", "png"),
+        "cases": photos.add("cases", JPEG, "jpg"),
     }
 
 
 @pytest.mark.parametrize(
     ("role", "allowed"),
     [
-        ("viewer", {"snapshots"}),
-        ("reporter", {"snapshots"}),
-        ("teller", {"snapshots", "templates", "customers"}),
-        ("admin", {"snapshots", "templates", "customers"}),
+        ("viewer", {"snapshots", "cases"}),
+        ("reporter", {"snapshots", "cases"}),
+        ("teller", {"snapshots", "cases", "templates", "customers"}),
+        ("admin", {"snapshots", "cases", "templates", "customers"}),
     ],
 )
 def test_photos_are_served_to_the_roles_that_may_see_them(

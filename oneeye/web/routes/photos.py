@@ -14,8 +14,14 @@ from oneeye.web.deps import ServicesDep, Viewer
 
 router = APIRouter(prefix="/photos", tags=["photos"])
 
-ROLE_FOR_KIND = {"snapshots": "viewer", "templates": "teller", "customers": "teller"}
-"""The lowest role that may fetch each kind of photo; other kinds need ``admin``."""
+ROLE_FOR_KIND = {
+    "snapshots": "viewer",
+    "cases": "viewer",
+    "templates": "teller",
+    "customers": "teller",
+}
+"""The lowest role that may fetch each kind of photo; other kinds need ``admin``. A missing
+person's case photo is shown to everyone who watches for them."""
 
 CONTENT_TYPES = {
     "jpg": "image/jpeg",
