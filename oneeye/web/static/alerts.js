@@ -37,6 +37,11 @@
   function wire(banner) {
     const button = banner.querySelector('[data-testid="alert-dismiss"]');
     if (button) button.addEventListener("click", function () { dismiss(banner); });
+    /* A photo that cannot be shown (deleted, or not allowed) leaves a plain grey square. */
+    banner.querySelectorAll(".alert-photos img").forEach(function (img) {
+      if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) img.classList.add("broken");
+      img.addEventListener("error", function () { img.classList.add("broken"); });
+    });
   }
 
   function build(d) {
@@ -105,7 +110,8 @@
 
   function makeAudio() {
     const Context = window.AudioContext || window.webkitAudioContext;
-    if (!audio && Context) audio = new Context();
+    if (audio || !Context) return;
+    try { audio = new Context(); } catch (err) { audio = null; /* no sound on this device */ }
   }
 
   if (soundToggle) {

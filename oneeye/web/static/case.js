@@ -52,6 +52,7 @@
     if (d.match_id !== undefined && timeline.querySelector('[data-match-id="' + CSS.escape(String(d.match_id)) + '"]')) return;
     /* Newest first by the time the person was seen (a retro match may be older than others). */
     const node = entry(d);
+    watchImages(node);
     const seen = new Date(d.seen_at).getTime();
     const later = Array.from(timeline.children).find(function (li) {
       const time = li.querySelector("time");
@@ -69,6 +70,15 @@
     const button = root.querySelector('[data-testid="case-resolve"]');
     if (button) button.closest(".actions").remove();
   }
+
+  /* A photo that cannot be shown (deleted, or not allowed) leaves a plain grey square. */
+  function watchImages(node) {
+    node.querySelectorAll("img").forEach(function (img) {
+      if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) img.classList.add("broken");
+      img.addEventListener("error", function () { img.classList.add("broken"); });
+    });
+  }
+  watchImages(root);
 
   const resolve = root.querySelector('[data-testid="case-resolve"]');
   if (resolve) {

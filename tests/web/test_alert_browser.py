@@ -1,0 +1,282 @@
+"""The Amber Alert pages in a real browser (Debian chromium through Playwright): a reporter on a
+phone files a case from /report (a faceless photo is refused with the reason, a real one is
+accepted) and lands on the case's page; with the dashboard open, a camera playing a labelled
+clip of the person raises the alert banner (and the case's page gets the sighting live)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+
+from oneeye.app import OneEyeApp
+from oneeye.services.alerts import AlertService
+from oneeye.video.synth import Actor, Movement, write_clip
+from oneeye.vision.engine import FaceEngine
+from tests.conftest import PhotoLoader
+from tests.web.browser import launch_chromium, serve
+from tests.web.conftest import PASSWORD, make_server
+from tests.web.test_alert_pages import alerts_of
+
+pytestmark = pytest.mark.browser
+
+PHONE: ViewportSize = {"width": 390, "height": 844}
+ALERT_TIMEOUT_MS = 30_000
+WIDTH, HEIGHT, FPS = 640, 480, 10.0
+
+
+@dataclass(frozen=True)
+class Site:
+    """A served OneEye with a reporter ``rita``, a teller ``tina``, a viewer ``vera`` and an
+    admin API key."""
+
+    app: OneEyeApp
+    alerts: AlertService
+    url: str
+    admin_key: str
+
+
+@pytest.fixture
+def site(tmp_path: Path, face_engine: FaceEngine) -> Iterator[Site]:
+    app = make_server(tmp_path, f"sqlite:///{tmp_path / 'oneeye.db'}", face_engine)
+    try:
+        alerts = alerts_of(app)
+        for name, role in (("rita", "reporter"), ("tina", "teller"), ("vera", "viewer")):
+            app.services.auth.create_user(name, PASSWORD, role)
+        _, admin_key = app.services.auth.create_api_key("browser-test", "admin")
+        with serve(app.web) as url:
+            yield Site(app, alerts, url, admin_key)
+    finally:
+        app.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, headless."""
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def csp_violations(page: Page) -> list[str]:
+    """A list that fills with the page's Content-Security-Policy complaints."""
+    found: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            found.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    return found
+
+
+def log_in(page: Page, url: str, username: str, path: str = "/") -> None:
+    """Open ``path``, log in on the page it sends us to, and come back to ``path``."""
+    page.goto(f"{url}{path}")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.get_by_test_id("login-username").fill(username)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    expect(page).to_have_url(f"{url}{path}")
+
+
+def page_width(page: Page) -> int:
+    width: int = page.evaluate("document.documentElement.scrollWidth")
+    return width
+
+
+def walking_in(path: Path, engine: FaceEngine, load_photo: PhotoLoader) -> Path:
+    """A labelled clip: Obama (obama2.jpg, not a photo of the case) walks across the frame."""
+    image = load_photo("obama2.jpg")
+    actor = Actor("obama", image, engine.enrolment_face(image).box)
+    mid = HEIGHT / 2
+    movement = Movement(0, 0, 40, (WIDTH * 0.25, mid), (WIDTH * 0.75, mid), 120)
+    write_clip(path, [actor], [movement], width=WIDTH, height=HEIGHT, frames=46, fps=FPS)
+    return path
+
+
+def test_a_reporter_files_a_case_from_a_phone(
+    site: Site, browser: Browser, face_photos: Path, tmp_path: Path
+) -> None:
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    blocked = csp_violations(page)
+    log_in(page, site.url, "rita", "/report")
+    photo = page.get_by_test_id("report-photo")
+    expect(photo).to_have_attribute("capture", "environment")
+    expect(photo).to_have_attribute("accept", "image/*")
+    submit = page.get_by_test_id("report-submit")
+    check = page.get_by_test_id("photo-check")
+    expect(submit).to_be_disabled()
+
+    # A photo of a wall: refused at once, with the API's reason; still no sending.
+    wall = tmp_path / "wall.png"
+    cv2.imwrite(str(wall), np.full((480, 360, 3), 190, np.uint8))
+    photo.set_input_files(str(wall))
+    expect(check).to_have_attribute("data-state", "bad", timeout=15_000)
+    expect(check).to_contain_text(re.compile(r"Not usable: .*face", re.IGNORECASE))
+    expect(page.get_by_test_id("report-preview")).to_be_visible()
+    expect(submit).to_be_disabled()
+    assert page_width(page) <= PHONE["width"], "the report page scrolls sideways on a phone"
+    page.screenshot(path=str(tmp_path / "report-phone-refused.png"), full_page=True)
+
+    # A real photo: usable, and the report can be sent.
+    photo.set_input_files(str(face_photos / "obama.jpg"))
+    expect(check).to_have_attribute("data-state", "ok", timeout=15_000)
+    expect(check).to_contain_text("Usable: one clear face")
+    expect(submit).to_be_enabled()
+    page.get_by_test_id("report-name").fill("Barack Obama")
+    page.get_by_test_id("report-description").fill("Grey suit, blue tie; last seen at the bank")
+    page.get_by_test_id("report-contact").fill("Rita, +1 555 123 4567")
+    page.get_by_test_id("report-extra").set_input_files(str(face_photos / "obama3.jpg"))
+    page.get_by_test_id("report-expiry").fill("12")
+    assert page_width(page) <= PHONE["width"], "the report page scrolls sideways on a phone"
+    page.screenshot(path=str(tmp_path / "report-phone-usable.png"), full_page=True)
+    submit.click()
+
+    # The case's page, for the case just filed.
+    expect(page).to_have_url(re.compile(rf"^{re.escape(site.url)}/cases/[0-9a-f]{{32}}$"))
+    [case] = site.alerts.cases()
+    assert page.url.endswith(f"/cases/{case.id}")
+    assert case.name == "Barack Obama"
+    assert case.reporter == "user:rita"
+    assert len(case.photo_keys) == 2
+    expect(page.get_by_test_id("case-name")).to_have_text("Barack Obama")
+    expect(page.get_by_test_id("case-status")).to_have_text("active")
+    expect(page.get_by_test_id("case-description")).to_contain_text("Grey suit")
+    expect(page.get_by_test_id("case-photo")).to_have_count(2)
+    expect(page.get_by_test_id("case-photo").first).to_have_attribute(
+        "src", f"/api/v1/photos/{case.photo_keys[0]}"
+    )
+    expect(page.get_by_test_id("no-sightings")).to_be_visible()
+    expect(page.get_by_test_id("ws-status")).to_have_attribute("data-state", "live")
+    assert page_width(page) <= PHONE["width"], "the case page scrolls sideways on a phone"
+    page.screenshot(path=str(tmp_path / "case-phone.png"), full_page=True)
+
+    # A webhook subscription: its secret is shown once.
+    form = page.get_by_test_id("subscribe-form")
+    form.get_by_test_id("subscribe-channel").select_option("webhook")
+    form.get_by_test_id("subscribe-address").fill("https://hooks.example.org/oneeye")
+    form.get_by_test_id("subscribe-submit").click()
+    expect(form.get_by_test_id("webhook-secret-value")).to_have_text(re.compile(r"^\S{16,}$"))
+    expect(page.get_by_test_id("subscription-address")).to_have_text(
+        "https://hooks.example.org/oneeye"
+    )
+    # A bad address gets the API's sentence.
+    form.get_by_test_id("subscribe-channel").select_option("sms")
+    form.get_by_test_id("subscribe-address").fill("call me")
+    form.get_by_test_id("subscribe-submit").click()
+    expect(form.get_by_test_id("subscribe-result")).to_contain_text("E.164")
+    assert [s.channel for s in site.alerts.subscriptions(case.id)] == ["webhook"]
+    assert blocked == []
+    context.close()
+
+
+def test_the_dashboard_raises_the_alert_when_a_camera_sees_the_person(
+    site: Site,
+    browser: Browser,
+    face_engine: FaceEngine,
+    face_photos: Path,
+    load_photo: PhotoLoader,
+    tmp_path: Path,
+) -> None:
+    photos = [(face_photos / name).read_bytes() for name in ("obama.jpg", "obama3.jpg")]
+    case = site.alerts.create_case(
+        "Barack Obama",
+        "grey suit",
+        "+15551234567",
+        [(data, f"photo{i}.jpg") for i, data in enumerate(photos)],
+        actor="user:rita",
+    )
+    dashboard = browser.new_page(viewport={"width": 1280, "height": 900})
+    blocked = csp_violations(dashboard)
+    log_in(dashboard, site.url, "vera")
+    expect(dashboard.get_by_test_id("ws-status")).to_have_attribute("data-state", "live")
+    banners = dashboard.get_by_test_id("alert-banner")
+    expect(banners).to_have_count(0)
+    # Sound on (a click is the gesture browsers want before a page plays sound); one beep to
+    # hear what it sounds like; the choice is kept in this browser.
+    sound = dashboard.get_by_test_id("alert-sound")
+    expect(sound).not_to_be_checked()
+    sound.check()
+    assert dashboard.evaluate("window.OneEyeAlerts.beeps()") == 1
+    assert dashboard.evaluate("localStorage.getItem('oneeye.alertSound')") == "1"
+
+    # The reporter watches the case's page meanwhile.
+    reporter = browser.new_page(viewport={"width": 1280, "height": 900})
+    log_in(reporter, site.url, "rita", f"/cases/{case.id}")
+    expect(reporter.get_by_test_id("ws-status")).to_have_attribute("data-state", "live")
+    expect(reporter.get_by_test_id("timeline-entry")).to_have_count(0)
+
+    clip = walking_in(tmp_path / "door.mp4", face_engine, load_photo)
+    camera = {
+        "id": "front-door",
+        "name": "Front door",
+        "location": "Main entrance",
+        "source": str(clip),
+        "pace": True,
+        "min_face_px": 60,
+        "detect_every": 2,
+    }
+    added = httpx.post(
+        f"{site.url}/api/v1/cameras",
+        json=camera,
+        headers={"Authorization": f"Bearer {site.admin_key}"},
+        timeout=10,
+    )
+    assert added.status_code == 201, added.text
+
+    banner = banners.first
+    expect(banner).to_be_visible(timeout=ALERT_TIMEOUT_MS)
+    expect(banners).to_have_count(1)  # one banner per case, however many frames match
+    expect(banner).to_have_attribute("data-case-id", case.id)
+    expect(banner.get_by_test_id("alert-name")).to_have_text("Barack Obama")
+    expect(banner.get_by_test_id("alert-camera")).to_have_text("Front door")
+    expect(banner.get_by_test_id("alert-label")).to_have_text("seen at Front door")
+    expect(banner.get_by_test_id("alert-case-link")).to_have_attribute("href", f"/cases/{case.id}")
+    expect(banner.get_by_test_id("alert-case-photo")).to_have_attribute(
+        "src", f"/api/v1/photos/{case.photo_keys[0]}"
+    )
+    dashboard.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0",
+        arg=banner.get_by_test_id("alert-snapshot").element_handle(),
+        timeout=10_000,
+    )
+    assert dashboard.evaluate("window.OneEyeAlerts.beeps()") >= 2
+    dashboard.screenshot(path=str(tmp_path / "dashboard-alert.png"), full_page=False)
+
+    # The case's page got the sighting without a reload.
+    entry = reporter.get_by_test_id("timeline-entry").first
+    expect(entry).to_be_visible(timeout=10_000)
+    expect(entry.get_by_test_id("timeline-camera")).to_have_text("Front door")
+    expect(entry.get_by_test_id("timeline-kind")).to_have_text("live")
+    expect(entry.get_by_test_id("timeline-distance")).to_have_text(re.compile(r"^0\.\d{3}$"))
+    expect(reporter.get_by_test_id("no-sightings")).to_be_hidden()
+    reporter.screenshot(path=str(tmp_path / "case-live.png"), full_page=True)
+
+    # Dismissed, it stays dismissed after a reload (the server renders it; this browser hides
+    # it), and the sound choice is remembered.
+    banner.get_by_test_id("alert-dismiss").click()
+    expect(banners).to_have_count(0)
+    dashboard.reload()
+    expect(dashboard.get_by_test_id("ws-status")).to_have_attribute("data-state", "live")
+    expect(banners).to_have_count(0)
+    expect(dashboard.get_by_test_id("alert-sound")).to_be_checked()
+
+    # The reporter resolves the case from its page.
+    reporter.once("dialog", lambda dialog: dialog.accept())
+    reporter.get_by_test_id("case-resolve").click()
+    expect(reporter.get_by_test_id("case-status")).to_have_text("resolved")
+    expect(reporter.get_by_test_id("case-resolve")).to_have_count(0)
+    assert site.alerts.case(case.id).status == "resolved"
+    assert blocked == []
