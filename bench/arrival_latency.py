@@ -335,12 +335,15 @@ def main() -> None:
     b_bus: list[float] = []
     b_store: list[float] = []
     b_direct: list[float] = []
+    b_first: list[float] = []
     per_arrival_worst: list[float] = []
     delivered: dict[str, int] = {}
     wrong = 0
     for sighting_id, event in arrivals.items():
         got = [r for r in records if r[1] == event.id]
         delivered[sighting_id] = len({r[0] for r in got})
+        if got and sighting_id in published:
+            b_first.append(min(r[4] for r in got) - published[sighting_id][0])
         if sighting_id in direct:
             b_direct.extend(r[4] - published[sighting_id][0] for r in got)
             continue
@@ -390,6 +393,10 @@ def main() -> None:
             "p50": 1000 * percentile(b_direct, 50),
             "p95": 1000 * percentile(b_direct, 95),
             "max": 1000 * max(b_direct, default=float("nan")),
+        },
+        "b_bus_to_first_client_ms": {
+            "p50": 1000 * percentile(b_first, 50),
+            "p95": 1000 * percentile(b_first, 95),
         },
         "b_event_stored_to_ws_ms": {
             "p50": 1000 * percentile(b_store, 50),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -29,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from oneeye.services.auth import AuthError, Principal
 from oneeye.services.context import Services
-from oneeye.services.events import HubEvent
+from oneeye.services.events import HubEvent, Subscription
 from oneeye.web.deps import SESSION_COOKIE
 
 logger = logging.getLogger(__name__)
@@ -98,42 +97,54 @@ async def dashboard_socket(
             for event in missed:
                 await _send(websocket, event, principal, services)
                 last = event.id
+        # Three tasks, waited on once: the per-event path is just queue -> send.
+        sender = asyncio.create_task(_pump(websocket, subscription, last, principal, services))
         receiver = asyncio.create_task(_drain(websocket))
-        getter: asyncio.Task[HubEvent | None] | None = None
-        checked = time.monotonic()
+        checker = asyncio.create_task(_recheck(services, websocket, api_key, principal))
+        tasks = {sender, receiver, checker}
         try:
-            while True:
-                if getter is None:
-                    getter = asyncio.create_task(subscription.queue.get())
-                done, _ = await asyncio.wait(
-                    {getter, receiver}, timeout=RECHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED
-                )
-                if receiver in done:
-                    return  # the client went away
-                if time.monotonic() - checked >= RECHECK_SECONDS:
-                    checked = time.monotonic()
-                    if not await _still_allowed(services, websocket, api_key, principal):
-                        await websocket.close(CLOSE_UNAUTHENTICATED, "your session has ended")
-                        return
-                if getter not in done:
-                    continue
-                live, getter = getter.result(), None
-                if live is None:
-                    await websocket.close(CLOSE_TOO_SLOW, "too far behind; reconnect with since")
-                    return
-                if live.id <= last:
-                    continue  # already sent in the replay
-                await _send(websocket, live, principal, services)
-                last = live.id
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            receiver.cancel()
-            if getter is not None:
-                getter.cancel()
+            for task in tasks:
+                task.cancel()
+        if checker in done:
+            await websocket.close(CLOSE_UNAUTHENTICATED, "your session has ended")
+        elif sender in done and sender.exception() is None:
+            await websocket.close(CLOSE_TOO_SLOW, "too far behind; reconnect with since")
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client went away mid-send
     finally:
         hub.unsubscribe(subscription)
         logger.info("dashboard socket closed for %s", principal.actor)
+
+
+async def _pump(
+    websocket: WebSocket,
+    subscription: Subscription,
+    last: int,
+    principal: Principal,
+    services: Services,
+) -> None:
+    """Send live events until the client falls too far behind (returns) or goes away
+    (raises)."""
+    while True:
+        event = await subscription.queue.get()
+        if event is None:
+            return
+        if event.id <= last:
+            continue  # already sent in the replay
+        await _send(websocket, event, principal, services)
+        last = event.id
+
+
+async def _recheck(
+    services: Services, websocket: WebSocket, api_key: str | None, principal: Principal
+) -> None:
+    """Return once the connection's credentials stop working."""
+    while True:
+        await asyncio.sleep(RECHECK_SECONDS)
+        if not await _still_allowed(services, websocket, api_key, principal):
+            return
 
 
 async def _still_allowed(
