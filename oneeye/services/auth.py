@@ -1,10 +1,14 @@
 """Users, roles, password logins, sessions, API keys and the audit log.
 
 Roles form a ladder: ``viewer`` < ``reporter`` < ``teller`` < ``admin``. A route names the
-lowest role it needs; account details (balance, address) need ``teller``. Passwords are hashed
-with argon2id; session tokens and API keys are random and only their SHA-256 is stored, so a
-copy of the database logs nobody in. No default credentials exist: the first start creates an
-``admin`` with a random one-time password that is printed once.
+lowest role it needs; account details (balance, address) need ``teller``. One more role sits
+outside the ladder: ``edge``, for the API keys of camera hosts (``oneeye edge``). It passes no
+ladder check and is let in only by the few routes that name it (the gallery export and
+snapshot uploads): an edge holds the embeddings, not admin rights.
+
+Passwords are hashed with argon2id; session tokens and API keys are random and only their
+SHA-256 is stored, so a copy of the database logs nobody in. No default credentials exist: the
+first start creates an ``admin`` with a random one-time password that is printed once.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ logger = logging.getLogger(__name__)
 Role = Literal["viewer", "reporter", "teller", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "reporter", "teller", "admin")
 ROLE_RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
+EDGE_ROLE = "edge"
+"""The role of an edge's API key: outside the ladder, allowed only where a route names it."""
+KEY_ROLES: tuple[str, ...] = (*ROLES, EDGE_ROLE)
+"""The roles an API key may have (users log in with the ladder's roles only)."""
 MIN_PASSWORD = 10
 API_KEY_PREFIX = "oek_"
 LOGIN_ATTEMPTS = 5
@@ -416,8 +424,11 @@ class AuthService:
     # API keys ------------------------------------------------------------------------------
 
     def create_api_key(self, name: str, role: str, *, actor: str = "system") -> tuple[ApiKey, str]:
-        """A new API key; returns its row and the key itself (shown once, never stored)."""
-        check_role(role)
+        """A new API key; returns its row and the key itself (shown once, never stored).
+
+        ``role`` is one of the ladder's roles or ``edge`` (a camera host's key)."""
+        if role != EDGE_ROLE:
+            check_role(role)
         name = name.strip()
         if not name or len(name) > 100:
             raise UserError("an API key needs a name of 1-100 characters")

@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
-from oneeye.services.auth import AuthError, Principal
+from oneeye.services.auth import EDGE_ROLE, AuthError, Principal
 from oneeye.services.context import Services
 
 SESSION_COOKIE = "oneeye_session"
@@ -86,15 +86,16 @@ async def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def require(role: str) -> Callable[[Principal], Principal]:
+def require(role: str, *, also: tuple[str, ...] = ()) -> Callable[[Principal], Principal]:
     """A dependency that lets through ``role`` and the roles above it, and answers 403 to the
-    rest."""
+    rest. ``also`` names roles outside the ladder (``edge``) that this route lets in too."""
 
     def check(principal: CurrentPrincipal) -> Principal:
-        if not principal.allows(role):
+        if not principal.allows(role) and principal.role not in also:
+            extra = "".join(f" or {r}" for r in also)
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                f"this needs the {role} role or above; you are {principal.role}",
+                f"this needs the {role} role or above{extra}; you are {principal.role}",
             )
         return principal
 
@@ -106,3 +107,5 @@ Viewer = Annotated[Principal, Depends(require("viewer"))]
 Reporter = Annotated[Principal, Depends(require("reporter"))]
 Teller = Annotated[Principal, Depends(require("teller"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+AdminOrEdge = Annotated[Principal, Depends(require("admin", also=(EDGE_ROLE,)))]
+"""An admin, or an edge's API key (the routes camera hosts use: gallery export, snapshots)."""

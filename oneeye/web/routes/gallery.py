@@ -1,0 +1,151 @@
+"""The routes camera hosts (``oneeye edge``) use: the gallery export and snapshot uploads.
+
+``GET /gallery`` answers the live gallery as one consistent snapshot: its version, thresholds,
+margin and every entry with its embedding. Embeddings are biometric data, so the route lets in
+an admin or an ``edge`` API key only (an edge's key passes no other route). An edge fetches it
+at start and whenever it missed a version of ``oneeye/v1/gallery/changes``.
+
+``PUT /edge/snapshots/{key}`` stores a snapshot an edge took, under the key the edge chose
+(``snapshots/...``; random, so keys of two edges never meet) and already named in its sighting.
+Uploading the same bytes again is a no-op (an edge retries after a lost answer); other bytes
+under a stored key are refused.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, Field
+
+from oneeye.store.photos import PhotoNotFoundError, PhotoStoreError, check_key
+from oneeye.web.deps import AdminOrEdge, ServicesDep
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["edge"])
+
+MAX_SNAPSHOT_BYTES = 2_000_000
+"""A face snapshot is a few tens of kilobytes; anything near this is not one."""
+SNAPSHOT_PREFIX = "snapshots/"
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+_SNAPSHOT_TRIES = 5
+
+
+class GalleryEntryPublic(BaseModel):
+    """One entry of the gallery: a template on one watchlist."""
+
+    id: str = Field(description="The entry id, ``<template id>@<watchlist>``.")
+    person: str
+    watchlist: str
+    quality: float
+    embedding: list[float] = Field(description="The 128-D unit embedding.")
+
+
+class GalleryExport(BaseModel):
+    """The whole live gallery at one version."""
+
+    version: int = Field(description="The version ``oneeye/v1/gallery/changes`` counts from.")
+    margin: float
+    default_threshold: float
+    thresholds: dict[str, float]
+    entries: list[GalleryEntryPublic]
+
+
+class SnapshotStored(BaseModel):
+    """A snapshot upload's answer."""
+
+    key: str
+    created: bool = Field(description="False when the same bytes were stored already.")
+
+
+@router.get("/gallery", response_model=GalleryExport, summary="The gallery, for edges")
+def export_gallery(services: ServicesDep, principal: AdminOrEdge) -> GalleryExport:
+    """Every gallery entry with its embedding, at one version (admin or an edge's key)."""
+    gallery = services.gallery
+    for _ in range(_SNAPSHOT_TRIES):
+        before = gallery.version
+        templates = gallery.templates()
+        thresholds = gallery.thresholds()
+        margin = gallery.margin
+        if gallery.version == before:
+            break
+    else:  # the gallery changed under every try: an edge sees the next version and resyncs
+        logger.warning("gallery export: the gallery kept changing; answering version %d", before)
+    logger.info(
+        "%s fetched the gallery (version %d, %d entries)",
+        principal.actor,
+        before,
+        len(templates),
+    )
+    return GalleryExport(
+        version=before,
+        margin=margin,
+        default_threshold=gallery.default_threshold,
+        thresholds=thresholds,
+        entries=[
+            GalleryEntryPublic(
+                id=t.id,
+                person=t.person,
+                watchlist=t.watchlist,
+                quality=float(t.quality),
+                embedding=np.asarray(t.embedding, dtype=np.float32).tolist(),
+            )
+            for t in templates
+        ],
+    )
+
+
+@router.put(
+    "/edge/snapshots/{key:path}",
+    response_model=SnapshotStored,
+    summary="Store an edge's snapshot",
+)
+async def put_snapshot(
+    key: str, request: Request, services: ServicesDep, principal: AdminOrEdge
+) -> SnapshotStored:
+    """Store the JPEG or PNG in the body under ``key`` (``snapshots/...``)."""
+    try:
+        check_key(key)
+    except PhotoStoreError:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a photo key: {key!r}"
+        ) from None
+    if not key.startswith(SNAPSHOT_PREFIX):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"edges upload snapshots only: the key must start with {SNAPSHOT_PREFIX}",
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_SNAPSHOT_BYTES:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"a snapshot is at most {MAX_SNAPSHOT_BYTES} bytes",
+        )
+    data = bytearray()
+    async for chunk in request.stream():
+        data.extend(chunk)
+        if len(data) > MAX_SNAPSHOT_BYTES:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                f"a snapshot is at most {MAX_SNAPSHOT_BYTES} bytes",
+            )
+    if not data.startswith(_IMAGE_MAGIC):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "a snapshot is a JPEG or PNG image"
+        )
+    body = bytes(data)
+    try:
+        stored = services.photos.get(key)
+    except PhotoNotFoundError:
+        stored = None
+    if stored is not None:
+        if stored != body:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"another snapshot is stored under {key!r} already"
+            )
+        return SnapshotStored(key=key, created=False)
+    services.photos.put(key, body)
+    logger.debug("%s uploaded snapshot %s (%d bytes)", principal.actor, key, len(body))
+    return SnapshotStored(key=key, created=True)
