@@ -158,6 +158,11 @@ def test_a_reporter_files_a_case_from_a_phone(
     expect(page.get_by_test_id("case-photo").first).to_have_attribute(
         "src", f"/api/v1/photos/{case.photo_keys[0]}"
     )
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0",
+        arg=page.get_by_test_id("case-photo").first.element_handle(),
+        timeout=10_000,
+    )
     expect(page.get_by_test_id("no-sightings")).to_be_visible()
     expect(page.get_by_test_id("ws-status")).to_have_attribute("data-state", "live")
     assert page_width(page) <= PHONE["width"], "the case page scrolls sideways on a phone"
@@ -247,11 +252,12 @@ def test_the_dashboard_raises_the_alert_when_a_camera_sees_the_person(
     expect(banner.get_by_test_id("alert-case-photo")).to_have_attribute(
         "src", f"/api/v1/photos/{case.photo_keys[0]}"
     )
-    dashboard.wait_for_function(
-        "img => img.complete && img.naturalWidth > 0",
-        arg=banner.get_by_test_id("alert-snapshot").element_handle(),
-        timeout=10_000,
-    )
+    for photo in ("alert-case-photo", "alert-snapshot"):  # a viewer may see both
+        dashboard.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0",
+            arg=banner.get_by_test_id(photo).element_handle(),
+            timeout=10_000,
+        )
     assert dashboard.evaluate("window.OneEyeAlerts.beeps()") >= 2
     dashboard.screenshot(path=str(tmp_path / "dashboard-alert.png"), full_page=False)
 

@@ -354,11 +354,6 @@ def test_undelivered_notifications_are_shown_to_reporters_and_admins(
     assert count_testid(client_for("reporter").get("/cases").text, "delivery-failures") == 0
 
 
-@pytest.mark.xfail(
-    reason="routes/photos.py ROLE_FOR_KIND has no 'cases' kind, so case photos need admin; "
-    "the banner and case pages show them to every viewer (lead: add 'cases': 'viewer')",
-    strict=False,
-)
 def test_every_viewer_can_load_a_case_photo(
     server: OneEyeApp, client_for: ClientFor, face_photos: Path
 ) -> None:
