@@ -1,0 +1,369 @@
+"""Keeps a gallery elsewhere (an edge's) equal to the server's: a full copy at start, then the
+changes of ``oneeye/v1/gallery/changes`` in version order.
+
+The server numbers every change with its gallery's version. A change one past the version held
+here is applied; one at or below it is a repeat (a redelivered message, or one already inside
+the last full copy) and is ignored; one further ahead means changes were missed, and the whole
+gallery is fetched again (a *resync*). A ``reload`` (the server rebuilt its gallery, e.g. after
+a restart, when its versions start again from 1), an unknown or malformed change, and a
+retained ``oneeye/v1/gallery/version`` that differs from the version held here also resync.
+
+Fetching runs on a thread of its own, retried with backoff while the server is unreachable;
+searches go on with the gallery as it is meanwhile. Changes that arrive during a fetch are
+kept and applied after it, those past its version only. A full copy is applied as a
+difference (entries added and removed), so the gallery is never empty in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+
+import numpy as np
+import numpy.typing as npt
+
+from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION, Bus, Message
+from oneeye.errors import GalleryError
+from oneeye.gallery.index import GalleryIndex
+
+logger = logging.getLogger(__name__)
+
+EMBEDDING_SIZE = 128
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0
+"""Seconds between two failed fetches: doubling from the first to the most."""
+
+
+class GallerySyncError(ValueError):
+    """A gallery copy or change is malformed (it is logged, and the gallery fetched again)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GallerySnapshot:
+    """The whole gallery at one version, as ``GET /api/v1/gallery`` answers it."""
+
+    version: int
+    margin: float
+    default_threshold: float
+    thresholds: dict[str, float]
+    ids: list[str]
+    persons: list[str]
+    watchlists: list[str]
+    embeddings: npt.NDArray[np.float32] = field(repr=False)
+    """Shape ``(n, 128)``."""
+    qualities: npt.NDArray[np.float32] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> GallerySnapshot:
+        """Validate the export's JSON; ``GallerySyncError`` says what is wrong."""
+        version = body.get("version")
+        if type(version) is not int or version < 0:
+            raise GallerySyncError(f"version must be a whole number >= 0, got {version!r}")
+        thresholds = body.get("thresholds")
+        if not isinstance(thresholds, dict) or not all(
+            isinstance(k, str) and _is_number(v) for k, v in thresholds.items()
+        ):
+            raise GallerySyncError("thresholds must map watchlist names to numbers")
+        margin, default = body.get("margin"), body.get("default_threshold")
+        if not _is_number(margin) or not _is_number(default):
+            raise GallerySyncError("margin and default_threshold must be numbers")
+        entries = body.get("entries")
+        if not isinstance(entries, list):
+            raise GallerySyncError("entries must be a list")
+        ids, persons, watchlists, embeddings, qualities = _columns(entries)
+        return cls(
+            version=version,
+            margin=float(margin),
+            default_threshold=float(default),
+            thresholds={k: float(v) for k, v in thresholds.items()},
+            ids=ids,
+            persons=persons,
+            watchlists=watchlists,
+            embeddings=embeddings,
+            qualities=qualities,
+        )
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _columns(
+    entries: Sequence[object],
+) -> tuple[list[str], list[str], list[str], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Entries (``{"id","person","watchlist","quality","embedding"}``) as column arrays."""
+    ids: list[str] = []
+    persons: list[str] = []
+    watchlists: list[str] = []
+    vectors: list[list[float]] = []
+    qualities: list[float] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise GallerySyncError(f"a gallery entry must be an object, got {entry!r:.60}")
+        names = [entry.get(k) for k in ("id", "person", "watchlist")]
+        if not all(isinstance(n, str) and n for n in names):
+            raise GallerySyncError(f"a gallery entry needs id, person and watchlist: {names}")
+        embedding = entry.get("embedding")
+        if (
+            not isinstance(embedding, list)
+            or len(embedding) != EMBEDDING_SIZE
+            or not all(_is_number(v) for v in embedding)
+        ):
+            raise GallerySyncError(f"entry {names[0]}: embedding must be {EMBEDDING_SIZE} numbers")
+        quality = entry.get("quality", 1.0)
+        if not _is_number(quality):
+            raise GallerySyncError(f"entry {names[0]}: quality must be a number")
+        ids.append(str(names[0]))
+        persons.append(str(names[1]))
+        watchlists.append(str(names[2]))
+        vectors.append(embedding)
+        qualities.append(float(quality))
+    matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), EMBEDDING_SIZE)
+    return ids, persons, watchlists, matrix, np.asarray(qualities, dtype=np.float32)
+
+
+Fetch = Callable[[], GallerySnapshot]
+"""Fetches the whole gallery from the server (raises on any failure)."""
+
+Applied = Callable[[int, str], None]
+"""Told ``(version, how)`` after a version is in force here: ``how`` is ``"change"`` or
+``"resync"``."""
+
+
+class GallerySync:
+    """Applies the server's gallery changes to ``gallery``; resyncs through ``fetch``.
+
+    Args:
+        gallery: the local gallery the camera pipelines search (changed in place).
+        bus: where the changes arrive.
+        fetch: gets the whole gallery (over HTTP on an edge).
+        on_applied: told every version that comes into force here.
+    """
+
+    def __init__(
+        self,
+        gallery: GalleryIndex,
+        bus: Bus,
+        fetch: Fetch,
+        *,
+        on_applied: Applied | None = None,
+        retry_first: float = RETRY_FIRST,
+        retry_max: float = RETRY_MAX,
+    ) -> None:
+        self.gallery = gallery
+        self.bus = bus
+        self.fetch = fetch
+        self.on_applied = on_applied
+        self.retry_first = retry_first
+        self.retry_max = retry_max
+        self.resyncs = 0
+        """Full copies applied so far (for status and tests)."""
+        self._version: int | None = None
+        self._lock = threading.Lock()
+        self._synced = threading.Condition(self._lock)
+        self._fetching = False
+        self._held: list[dict[str, Any]] = []
+        self._wanted = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._subscribed = False
+
+    @property
+    def version(self) -> int | None:
+        """The server's gallery version in force here; ``None`` before the first copy."""
+        with self._lock:
+            return self._version
+
+    def start(self) -> None:
+        """Subscribe to the changes and fetch the whole gallery (in the background)."""
+        if not self._subscribed:
+            self.bus.subscribe(GALLERY_CHANGES, self._on_change)
+            self.bus.subscribe(GALLERY_VERSION, self._on_version)
+            self._subscribed = True
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="gallery-sync", daemon=True)
+        self._thread.start()
+        self.request_resync("start")
+
+    def stop(self) -> None:
+        """Stop fetching (changes that still arrive are ignored)."""
+        self._stop.set()
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Wait until a full copy is in force and no fetch is running; whether that happened."""
+        with self._synced:
+            return self._synced.wait_for(
+                lambda: (
+                    self._version is not None and not self._fetching and not self._wanted.is_set()
+                ),
+                timeout,
+            )
+
+    def request_resync(self, reason: str) -> None:
+        """Fetch the whole gallery again (soon, on the sync thread)."""
+        logger.info("gallery: resync wanted (%s)", reason)
+        self._wanted.set()
+
+    # the full copy ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = self.retry_first
+        while not self._stop.is_set():
+            self._wanted.wait()
+            if self._stop.is_set():
+                return
+            with self._lock:
+                self._wanted.clear()
+                self._fetching = True
+            try:
+                snapshot = self.fetch()
+            except Exception as exc:  # unreachable server, bad answer: try again later
+                logger.warning(
+                    "gallery: could not fetch the gallery (%s); again in %.0f s", exc, delay
+                )
+                with self._lock:
+                    self._fetching = False
+                    self._wanted.set()
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, self.retry_max)
+                continue
+            delay = self.retry_first
+            self.apply_snapshot(snapshot)
+
+    def apply_snapshot(self, snapshot: GallerySnapshot) -> None:
+        """Make the gallery equal to ``snapshot`` (as a difference), then apply the changes
+        that came in meanwhile and are newer."""
+        with self._lock:
+            self._apply_snapshot_locked(snapshot)
+            held, self._held = self._held, []
+            self._fetching = False
+            self.resyncs += 1
+            for change in sorted(held, key=lambda c: c.get("version", 0)):
+                self._change_locked(change)
+            version = self._version
+            self._synced.notify_all()
+        logger.info("gallery: resynced to version %s (%d entries)", version, len(snapshot.ids))
+        if self.on_applied is not None and version is not None:
+            self.on_applied(version, "resync")
+
+    def _apply_snapshot_locked(self, snapshot: GallerySnapshot) -> None:
+        gallery = self.gallery
+        wanted = set(snapshot.ids)
+        held = {t.id for t in gallery.templates()}
+        for entry in held - wanted:
+            gallery.remove(entry)
+        new = [i for i, entry in enumerate(snapshot.ids) if entry not in held]
+        if gallery.margin != snapshot.margin:
+            gallery.set_margin(snapshot.margin)
+        for watchlist, threshold in snapshot.thresholds.items():
+            if watchlist not in gallery.thresholds() or gallery.threshold(watchlist) != threshold:
+                gallery.set_threshold(watchlist, threshold)
+        if new:
+            gallery.add_arrays(
+                [snapshot.ids[i] for i in new],
+                [snapshot.persons[i] for i in new],
+                [snapshot.watchlists[i] for i in new],
+                snapshot.embeddings[new],
+                snapshot.qualities[new],
+            )
+        self._version = snapshot.version
+
+    # changes ----------------------------------------------------------------------------------
+
+    def _on_version(self, message: Message) -> None:
+        version = message.payload.get("version")
+        with self._lock:
+            if self._fetching or self._wanted.is_set() or self._version is None:
+                return
+            if type(version) is not int:
+                logger.warning("gallery: ignoring a malformed version message: %r", version)
+                return
+            if version != self._version:
+                self._resync_locked(
+                    f"the server is at version {version}, this copy at {self._version}"
+                )
+
+    def _on_change(self, message: Message) -> None:
+        if self._stop.is_set():
+            return
+        with self._lock:
+            if self._fetching or self._version is None:
+                self._held.append(message.payload)
+                return
+            self._change_locked(message.payload)
+            version = self._version
+        if self.on_applied is not None and version is not None and not self._wanted.is_set():
+            self.on_applied(version, "change")
+
+    def _resync_locked(self, reason: str) -> None:
+        logger.info("gallery: resync wanted (%s)", reason)
+        self._wanted.set()
+
+    def _change_locked(self, change: dict[str, Any]) -> None:
+        """Apply one change if it is the next version; otherwise ignore it or resync."""
+        assert self._version is not None
+        version, op = change.get("version"), change.get("op")
+        if type(version) is not int:
+            self._resync_locked(f"a change without a version ({op!r})")
+            return
+        if op == "reload":
+            if version != self._version:
+                self._resync_locked(f"the server rebuilt its gallery (version {version})")
+            return
+        if version <= self._version:
+            logger.debug("gallery: version %d is in force already; ignoring it", version)
+            return
+        if version != self._version + 1:
+            self._resync_locked(f"version {version} came after {self._version}: changes missed")
+            return
+        try:
+            self._apply_change(op, change)
+        except (GallerySyncError, GalleryError, ValueError) as exc:
+            self._resync_locked(f"change {version} ({op!r}) could not be applied: {exc}")
+            return
+        self._version = version
+        logger.debug("gallery: applied version %d (%s)", version, op)
+
+    def _apply_change(self, op: object, change: dict[str, Any]) -> None:
+        gallery = self.gallery
+        if op == "add":
+            templates = change.get("templates")
+            if not isinstance(templates, list):
+                raise GallerySyncError("an add needs a list of templates")
+            ids, persons, watchlists, embeddings, qualities = _columns(templates)
+            new = [i for i, entry in enumerate(ids) if entry not in gallery]
+            if new:
+                gallery.add_arrays(
+                    [ids[i] for i in new],
+                    [persons[i] for i in new],
+                    [watchlists[i] for i in new],
+                    embeddings[new],
+                    qualities[new],
+                )
+        elif op == "remove":
+            entries = change.get("templates")
+            if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+                raise GallerySyncError("a remove needs a list of entry ids")
+            for entry in entries:
+                if entry in gallery:
+                    gallery.remove(entry)
+        elif op == "remove_person":
+            person = change.get("person")
+            if not isinstance(person, str):
+                raise GallerySyncError("a remove_person needs a person id")
+            if person in gallery.persons():
+                gallery.remove_person(person)
+        elif op == "threshold":
+            watchlist, threshold = change.get("watchlist"), change.get("threshold")
+            if not isinstance(watchlist, str) or not _is_number(threshold):
+                raise GallerySyncError("a threshold change needs a watchlist and a number")
+            gallery.set_threshold(watchlist, float(threshold))
+        else:
+            raise GallerySyncError(f"unknown change {op!r}")

@@ -1,0 +1,246 @@
+"""GallerySync against the server's real GalleryService (SQLite, in-process bus): a full copy at
+start, changes applied in version order, a gap / a reload / a malformed change / a differing
+retained version answered with a resync, repeats ignored, and a server that cannot be reached
+retried until it answers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION
+from oneeye.bus.memory import MemoryBus
+from oneeye.gallery import GalleryIndex
+from oneeye.gallery.sync import GallerySnapshot, GallerySync, GallerySyncError
+from oneeye.services.gallery import GalleryEntry, GalleryService
+from oneeye.store.db import Database
+from oneeye.store.models import new_id
+
+
+def unit(seed: int) -> np.ndarray:
+    vector = np.random.default_rng(seed).normal(size=128).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def export(gallery: GalleryIndex) -> dict[str, Any]:
+    """What ``GET /api/v1/gallery`` answers (the route's own shape)."""
+    return {
+        "version": gallery.version,
+        "margin": gallery.margin,
+        "default_threshold": gallery.default_threshold,
+        "thresholds": gallery.thresholds(),
+        "entries": [
+            {
+                "id": t.id,
+                "person": t.person,
+                "watchlist": t.watchlist,
+                "quality": t.quality,
+                "embedding": [float(v) for v in t.embedding],
+            }
+            for t in gallery.templates()
+        ],
+    }
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+class Rig:
+    """A server side (database, gallery, GalleryService) and an edge side (its own gallery
+    and GallerySync) on one in-process bus."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.db = Database(f"sqlite:///{tmp_path / 'oneeye.db'}")
+        self.db.migrate()
+        self.bus = MemoryBus()
+        self.server_gallery = GalleryIndex()
+        self.service = GalleryService(self.db, self.server_gallery, self.bus)
+        self.service.load()
+        self.edge_gallery = GalleryIndex()
+        self.fetches = 0
+        self.failing = threading.Event()
+        self.applied: list[tuple[int, str]] = []
+        self.sync = GallerySync(
+            self.edge_gallery,
+            self.bus,
+            self.fetch,
+            on_applied=lambda v, how: self.applied.append((v, how)),
+            retry_first=0.05,
+            retry_max=0.1,
+        )
+        self.bus.start()
+
+    def fetch(self) -> GallerySnapshot:
+        self.fetches += 1
+        if self.failing.is_set():
+            raise ConnectionError("server unreachable")
+        return GallerySnapshot.from_json(export(self.server_gallery))
+
+    def enrol(self, seed: int, watchlists: tuple[str, ...] = ("customers",)) -> str:
+        person = new_id()
+        self.service.add_templates(watchlists, [GalleryEntry(new_id(), person, unit(seed), 0.8)])
+        return person
+
+    def in_step(self) -> bool:
+        edge = {t.id: t.person for t in self.edge_gallery.templates()}
+        server = {t.id: t.person for t in self.server_gallery.templates()}
+        return (
+            edge == server
+            and self.sync.version == self.server_gallery.version
+            and self.edge_gallery.thresholds() == self.server_gallery.thresholds()
+        )
+
+    def close(self) -> None:
+        self.sync.stop()
+        self.bus.stop()
+        self.db.close()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    made = Rig(tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_a_full_copy_at_start_then_every_change_in_order(rig: Rig) -> None:
+    rig.enrol(1)
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    assert rig.in_step()
+    assert rig.fetches == 1
+    rig.enrol(2, ("customers", "amber-alert"))
+    gone = rig.enrol(3)
+    rig.service.update_watchlist("amber-alert", threshold=0.41)
+    rig.service.remove_person(gone)
+    wait_for(rig.in_step)
+    assert rig.fetches == 1, "changes in order need no resync"
+    assert rig.edge_gallery.threshold("amber-alert") == pytest.approx(0.41)
+    versions = [v for v, how in rig.applied if how == "change"]
+    assert versions == sorted(versions)
+    match = rig.edge_gallery.identify(unit(2))
+    assert match.person is not None
+
+
+def test_a_gap_in_versions_fetches_the_whole_gallery_again(rig: Rig) -> None:
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    person = new_id()
+    # Two changes on the server of which the edge hears only the second: a gap.
+    rig.server_gallery.add_arrays(
+        ["x@customers"], [person], ["customers"], unit(4)[None, :], np.ones(1, np.float32)
+    )
+    rig.enrol(5)
+    wait_for(lambda: rig.fetches == 2 and rig.in_step())
+    assert "x@customers" in rig.edge_gallery
+
+
+def test_repeats_and_old_versions_are_ignored(rig: Rig) -> None:
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    rig.enrol(6)
+    wait_for(rig.in_step)
+    version = rig.sync.version
+    assert version is not None
+    stale = {"version": version, "op": "remove_person", "person": "nobody"}
+    rig.bus.publish(GALLERY_CHANGES, stale)
+    rig.bus.publish(GALLERY_CHANGES, {**stale, "version": version - 1})
+    rig.enrol(7)
+    wait_for(rig.in_step)
+    assert rig.fetches == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"op": "reload", "templates": 0}, "the server rebuilt its gallery"),
+        ({"op": "rename"}, "unknown change"),
+        ({"op": "add", "templates": [{"id": "a"}]}, "malformed add"),
+        ({"op": "add"}, "an add without templates"),
+    ],
+)
+def test_a_reload_or_a_change_that_cannot_be_applied_resyncs(
+    rig: Rig, change: dict[str, Any], why: str
+) -> None:
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    version = rig.server_gallery.version + 1
+    rig.server_gallery.set_threshold("customers", 0.3)  # the server really is at version + 1
+    rig.bus.publish(GALLERY_CHANGES, {"version": version, **change})
+    wait_for(lambda: rig.fetches == 2 and rig.in_step())
+
+
+def test_a_retained_version_that_differs_resyncs(rig: Rig) -> None:
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    rig.server_gallery.set_threshold("customers", 0.3)
+    rig.bus.publish(GALLERY_VERSION, {"version": rig.server_gallery.version}, retain=True)
+    wait_for(lambda: rig.fetches == 2 and rig.in_step())
+
+
+def test_an_unreachable_server_is_retried_and_changes_wait_for_the_copy(rig: Rig) -> None:
+    rig.failing.set()
+    rig.sync.start()
+    wait_for(lambda: rig.fetches >= 3)
+    assert rig.sync.version is None
+    rig.enrol(8)  # arrives while there is no copy yet: held, then applied or inside the copy
+    rig.failing.clear()
+    assert rig.sync.wait_synced(5)
+    wait_for(rig.in_step)
+
+
+def test_a_resync_replaces_entries_the_server_no_longer_has(rig: Rig) -> None:
+    rig.edge_gallery.add_arrays(
+        ["stale@customers"], [new_id()], ["customers"], unit(9)[None, :], np.ones(1, np.float32)
+    )
+    rig.enrol(10)
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    assert "stale@customers" not in rig.edge_gallery
+    assert rig.in_step()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"version": -1}, "version"),
+        ({"version": 1, "thresholds": [], "margin": 0.1, "default_threshold": 0.3}, "thresholds"),
+        (
+            {
+                "version": 1,
+                "thresholds": {},
+                "margin": 0.1,
+                "default_threshold": 0.3,
+                "entries": [1],
+            },
+            "must be an object",
+        ),
+        (
+            {
+                "version": 1,
+                "thresholds": {},
+                "margin": 0.1,
+                "default_threshold": 0.3,
+                "entries": [{"id": "a", "person": "p", "watchlist": "w", "embedding": [0.0]}],
+            },
+            "128 numbers",
+        ),
+    ],
+)
+def test_a_malformed_export_is_refused_with_the_reason(body: dict[str, Any], message: str) -> None:
+    with pytest.raises(GallerySyncError, match=message):
+        GallerySnapshot.from_json(body)
