@@ -439,7 +439,7 @@ def main() -> None:
     right.set_xlabel("sighting on the bus -> card on the WebSocket (ms)")
     right.legend()
     figure.suptitle(
-        f"{len(arrivals)} arrivals x {args.clients} teller clients, "
+        f"{result['arrivals']} arrivals x {args.clients} teller clients, "
         f"{width}x{height} at {fps:g} fps, median {statistics.median(a_all) if a_all else 0:.2f} s"
     )
     figure.tight_layout()
