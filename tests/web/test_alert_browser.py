@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -23,7 +24,7 @@ from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
 from tests.web.browser import launch_chromium, serve
 from tests.web.conftest import PASSWORD, make_server
-from tests.web.test_alert_pages import alerts_of
+from tests.web.test_alert_pages import alerts_of, publish, sighting, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -286,3 +287,33 @@ def test_the_dashboard_raises_the_alert_when_a_camera_sees_the_person(
     expect(reporter.get_by_test_id("case-resolve")).to_have_count(0)
     assert site.alerts.case(case.id).status == "resolved"
     assert blocked == []
+
+
+@pytest.mark.parametrize("path", ["/", "/cases"])
+def test_alert_pages_fit_a_phone(
+    site: Site, browser: Browser, face_photos: Path, tmp_path: Path, path: str
+) -> None:
+    # A case seen a moment ago (a sighting from the camera consumer), so the dashboard opens
+    # with its banner.
+    photo = (face_photos / "obama2.jpg").read_bytes()
+    case = site.alerts.create_case(
+        "Barack Obama", "grey suit", "", [(photo, "obama2.jpg")], actor="user:rita"
+    )
+    assert case.person_id is not None
+    snapshot = site.app.services.photos.add("snapshots", photo, "jpg")
+    message = sighting("lobby", case.person_id, datetime.now(UTC), snapshot_key=snapshot)
+    publish(site.app, message)
+    wait_for(lambda: site.alerts.case(case.id).matches == 1, "the live match")
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    log_in(page, site.url, "vera", path)
+    if path == "/":
+        expect(page.get_by_test_id("alert-banner")).to_have_count(1)
+        expect(page.get_by_test_id("alert-camera")).to_have_text("lobby")
+    else:
+        expect(page.get_by_test_id("case-row")).to_have_count(1)
+    width = page_width(page)
+    assert width <= PHONE["width"], f"{path} is {width}px wide on a {PHONE['width']}px phone"
+    name = "dashboard-alert-phone" if path == "/" else "cases-phone"
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    context.close()
