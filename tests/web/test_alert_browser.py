@@ -286,6 +286,26 @@ def test_the_dashboard_raises_the_alert_when_a_camera_sees_the_person(
     expect(reporter.get_by_test_id("case-status")).to_have_text("resolved")
     expect(reporter.get_by_test_id("case-resolve")).to_have_count(0)
     assert site.alerts.case(case.id).status == "resolved"
+
+    # A notification that gave up is named on the dashboard (as the notifier announces it).
+    failed = dashboard.get_by_test_id("delivery-failed")
+    expect(failed).to_be_hidden()
+    site.app.services.events.publish(
+        "notify.failed",
+        {
+            "notification_id": 7,
+            "case_id": case.id,
+            "case_name": "Barack Obama",
+            "sighting_id": "0" * 32,
+            "channel": "email",
+            "attempts": 8,
+            "error": "SMTP 550: mailbox unavailable",
+        },
+        audience="viewer",
+    )
+    expect(failed).to_contain_text("email")
+    expect(failed).to_contain_text("Barack Obama")
+    expect(failed).to_contain_text("SMTP 550: mailbox unavailable")
     assert blocked == []
 
 
