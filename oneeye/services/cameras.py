@@ -315,12 +315,15 @@ class CameraWorker:
             self.config.id, self.engine, self.gallery, self.config.pipeline_settings()
         )
         self._tracks.clear()
-        last: tuple[int, float] = (0, 0.0)
+        last: tuple[int, float, int] = (0, 0.0, 0)
         # A paced file plays like a live camera: frames the pipeline is too late for are
         # dropped (as the live reader does), so a slow pipeline stays current, not behind.
         paced = self.config.pace and not reader.is_live and bool(reader.fps)
         fps = reader.fps or 25.0
         clip_start: float | None = None
+        # The pipeline counts processed frames, not source frames: "detect every Nth frame"
+        # then holds however many frames a live source or a late pipeline skips.
+        processed = 0
         self._publish_status(force=True)
         while not self._stop.is_set():
             frame = reader.read(timeout=READ_TIMEOUT)
@@ -335,19 +338,21 @@ class CameraWorker:
                 if frame.captured_at - (clip_start + frame.index / fps) > LATE_FRAMES / fps:
                     self._dropped += 1
                     continue
-            events = pipeline.process(frame.index, frame.t, frame.image)
+            events = pipeline.process(processed, frame.t, frame.image)
+            processed += 1
             self._frames += 1
             with self._lock:
                 self._latest = (self._frames, frame.image, pipeline.labels())
             for event in events:
-                self._emit(event, frame)
-            last = (frame.index, frame.t)
+                self._emit(event, frame, frame.index)
+            last = (processed - 1, frame.t, frame.index)
             self._publish_status()
-        for event in pipeline.finish(*last):
-            self._emit(event, None)
+        for event in pipeline.finish(last[0], last[1]):
+            self._emit(event, None, last[2])
 
-    def _emit(self, event: SightingEvent, frame: Frame | None) -> None:
-        """Save the event's snapshot and publish it on the bus."""
+    def _emit(self, event: SightingEvent, frame: Frame | None, index: int) -> None:
+        """Save the event's snapshot and publish it on the bus (``index``: the source's
+        index of the event's frame)."""
         camera = self.config.id
         if event.event == "sighting" or event.track not in self._tracks:
             self._tracks[event.track] = new_id()
@@ -376,7 +381,7 @@ class CameraWorker:
             "watchlist": event.watchlist,
             "distance": event.distance,
             "quality": event.quality,
-            "frame": event.frame,
+            "frame": index,
             "t": event.t,
             "box": list(event.box),
             "seen_at": iso(frame.captured_at if frame is not None else time.time()),
