@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
+import socket
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +33,8 @@ from oneeye.bench import lfw as lfw_bench
 from oneeye.config import ServeSettings, Settings
 from oneeye.errors import OneEyeError, SourceError
 from oneeye.gallery import GalleryIndex
-from oneeye.services.auth import ROLES, AuthService, UserError
+from oneeye.services.auth import KEY_ROLES, ROLES, AuthService, UserError
+from oneeye.services.edge.runtime import EdgeRuntime, EdgeSettings, parse_camera
 from oneeye.store.db import Database, DatabaseError
 from oneeye.types import RGBImage, Template
 from oneeye.video.annotate import annotate
@@ -482,6 +486,95 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+@cli.command()
+@click.option(
+    "--server",
+    "server_url",
+    required=True,
+    help="The central server, e.g. https://oneeye.bank:8080.",
+)
+@click.option(
+    "--api-key",
+    envvar="ONEEYE_EDGE_API_KEY",
+    required=True,
+    help="This edge's API key (role edge; `oneeye users api-key NAME --role edge`). "
+    "Better from ONEEYE_EDGE_API_KEY than on the command line.",
+)
+@click.option(
+    "--bus",
+    "bus_url",
+    envvar="ONEEYE_BUS",
+    required=True,
+    help="The MQTT broker: mqtt://[user:pass@]host:port or mqtts://... (default: ONEEYE_BUS).",
+)
+@click.option(
+    "--camera",
+    "cameras",
+    multiple=True,
+    required=True,
+    metavar="ID=SOURCE",
+    help="A camera of this edge: an id and a webcam index, a file, or an RTSP/HTTP URL. Repeat.",
+)
+@click.option("--edge-id", help="This edge's name (default: the host name).")
+@click.option("--detect-every", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--min-face-px", type=click.IntRange(8, 4096), default=40, show_default=True)
+@click.option(
+    "--pace/--no-pace", default=True, show_default=True, help="Play files at their frame rate."
+)
+@click.option("--loop", is_flag=True, help="Play files again when they end (demos).")
+@data_dir_option
+def edge(
+    server_url: str,
+    api_key: str,
+    bus_url: str,
+    cameras: tuple[str, ...],
+    edge_id: str | None,
+    detect_every: int,
+    min_face_px: int,
+    pace: bool,
+    loop: bool,
+    data_dir: Path | None,
+) -> None:
+    """Run an edge: recognise faces on this host's cameras and report to the central server.
+
+    The gallery comes from the server (with the API key) and stays in step over the broker;
+    sightings go to the broker (queued on disk while it or the server is unreachable), snapshots
+    to the server. Engine, gallery and MQTT settings (TLS, credentials, topic prefix) come from
+    the same ONEEYE_ variables as `oneeye serve`. Ctrl-C stops cleanly.
+    """
+    settings = ServeSettings() if data_dir is None else ServeSettings(data_dir=data_dir)
+    name = edge_id or re.sub(r"[^a-z0-9_-]", "-", socket.gethostname().lower())[:64]
+    try:
+        configs = tuple(
+            parse_camera(
+                spec, detect_every=detect_every, min_face_px=min_face_px, pace=pace, loop=loop
+            )
+            for spec in cameras
+        )
+        edge_settings = EdgeSettings(
+            edge_id=name,
+            server_url=server_url,
+            api_key=api_key,
+            bus_url=bus_url,
+            cameras=configs,
+            data_dir=settings.data_dir,
+            mqtt=settings.mqtt,
+        )
+    except OneEyeError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    engine = FaceEngine(settings.engine)
+    runtime = EdgeRuntime(edge_settings, engine, GalleryIndex.from_settings(settings.gallery))
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        runtime.start()
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        logger.info("stopping")
+    finally:
+        runtime.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
 @cli.group()
 @data_dir_option
 @click.pass_context
@@ -565,7 +658,12 @@ def users_reset_password(ctx: click.Context, name: str, password_stdin: bool) ->
 
 @users.command("api-key")
 @click.argument("name")
-@role_option
+@click.option(
+    "--role",
+    type=click.Choice(KEY_ROLES),
+    required=True,
+    help="What it may see and do; edge: a camera host's key (gallery and snapshots only).",
+)
 @click.pass_context
 def users_api_key(ctx: click.Context, name: str, role: str) -> None:
     """Create an API key called NAME with a role and print it, once.

@@ -1,0 +1,301 @@
+"""An edge's disk queue: sightings and snapshots wait here until the broker and the server took
+them, so an edge keeps working through an outage (and a restart) and loses nothing.
+
+The camera workers run unchanged on an edge; they are given :class:`EdgeBus` as their bus and
+:class:`SpoolPhotoStore` as their photo store. Sighting messages and snapshots are written to
+one SQLite file in the edge's data folder (committed before the worker goes on); the
+:class:`OutboxSender` thread then uploads each snapshot to the server (``PUT
+/api/v1/edge/snapshots/{key}``), publishes the sightings in order, and deletes a sighting from
+the file only after the broker acknowledged it (``MqttBus.flush``). A crash between the
+acknowledgement and the delete sends that sighting again after the restart: the server stores
+sightings by id, so a repeat is stored once.
+
+Snapshots go before the sightings that name them while the server answers; while it does not,
+sightings go on without waiting (an alert must not wait for a picture) and the snapshot follows
+when the server is back (its ``snapshot_url`` answers 404 until then).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from oneeye.bus.base import Bus, Handler, topic_matches
+from oneeye.store.photos import PhotoNotFoundError, PhotoStore, check_key
+
+logger = logging.getLogger(__name__)
+
+SIGHTING_TOPICS = "oneeye/v1/cameras/+/sightings"
+WINDOW = 500
+"""Sightings handed to the broker at once before waiting for their acknowledgement."""
+POLL = 0.2
+"""Seconds the sender sleeps when there is nothing to send."""
+FLUSH_WAIT = 1.0
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0
+"""Backoff, in seconds, after a snapshot upload failed."""
+
+
+class SnapshotRefusedError(Exception):
+    """The server refused a snapshot for good (malformed, or another under its key)."""
+
+
+Upload = Callable[[str, bytes], None]
+"""Sends one snapshot to the server; raises ``SnapshotRefusedError`` when retrying cannot help
+and any other exception when it may (server unreachable)."""
+
+
+class Publisher(Protocol):
+    """What the sender needs of the bus: publish, and wait for the broker's acknowledgements."""
+
+    def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
+        """Send one message."""
+
+    def flush(self, timeout: float) -> bool:
+        """Whether every publish so far was acknowledged within ``timeout`` seconds."""
+
+
+class EdgeOutbox:
+    """The SQLite file of sightings and snapshots not yet delivered. Thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sightings (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " topic TEXT NOT NULL, payload TEXT NOT NULL, queued_at REAL NOT NULL)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS snapshots (key TEXT PRIMARY KEY, data BLOB NOT NULL,"
+            " queued_at REAL NOT NULL)"
+        )
+
+    def add_sighting(self, topic: str, payload: dict[str, Any]) -> None:
+        """Queue one sighting message (committed when this returns)."""
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO sightings (topic, payload, queued_at) VALUES (?, ?, ?)",
+                (topic, text, time.time()),
+            )
+
+    def sightings(
+        self, after: int = 0, limit: int = WINDOW
+    ) -> list[tuple[int, str, dict[str, Any]]]:
+        """Queued sightings after sequence number ``after``, oldest first: ``(seq, topic,
+        payload)``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, topic, payload FROM sightings WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [(seq, topic, json.loads(payload)) for seq, topic, payload in rows]
+
+    def delete_sightings(self, up_to: int) -> None:
+        """Forget the sightings up to sequence number ``up_to`` (the broker has them)."""
+        with self._lock:
+            self._db.execute("DELETE FROM sightings WHERE seq <= ?", (up_to,))
+
+    def add_snapshot(self, key: str, data: bytes) -> None:
+        """Queue one snapshot for upload."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO snapshots (key, data, queued_at) VALUES (?, ?, ?)",
+                (key, data, time.time()),
+            )
+
+    def snapshot(self, key: str) -> bytes | None:
+        """A queued snapshot's bytes, or ``None``."""
+        with self._lock:
+            row = self._db.execute("SELECT data FROM snapshots WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def snapshot_keys(self, limit: int = 100) -> list[str]:
+        """Keys of queued snapshots, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key FROM snapshots ORDER BY queued_at, key LIMIT ?", (limit,)
+            ).fetchall()
+        return [key for (key,) in rows]
+
+    def delete_snapshot(self, key: str) -> bool:
+        """Forget a snapshot; whether it was queued."""
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM snapshots WHERE key = ?", (key,))
+        return cursor.rowcount > 0
+
+    def counts(self) -> tuple[int, int]:
+        """How many sightings and snapshots wait."""
+        with self._lock:
+            sightings = self._db.execute("SELECT count(*) FROM sightings").fetchone()[0]
+            snapshots = self._db.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+        return int(sightings), int(snapshots)
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._db.close()
+
+
+class SpoolPhotoStore(PhotoStore):
+    """The photo store of an edge's camera workers: a snapshot is queued for upload under the
+    key it will have on the server."""
+
+    def __init__(self, outbox: EdgeOutbox) -> None:
+        self.outbox = outbox
+
+    def put(self, key: str, data: bytes) -> None:
+        """Queue ``data`` for upload under ``key``."""
+        self.outbox.add_snapshot(check_key(key), data)
+
+    def get(self, key: str) -> bytes:
+        """A snapshot still waiting for upload (uploaded ones are on the server)."""
+        data = self.outbox.snapshot(key)
+        if data is None:
+            raise PhotoNotFoundError(f"no queued snapshot {key!r} (uploaded, or never taken)")
+        return data
+
+    def delete(self, key: str) -> bool:
+        """Drop a queued snapshot."""
+        return self.outbox.delete_snapshot(key)
+
+    def exists(self, key: str) -> bool:
+        """Whether a snapshot waits under ``key``."""
+        return self.outbox.snapshot(key) is not None
+
+
+class EdgeBus(Bus):
+    """The bus an edge's camera workers publish on: sightings go to the disk queue, anything
+    else (camera status) straight to the broker."""
+
+    def __init__(self, bus: Bus, outbox: EdgeOutbox) -> None:
+        self.bus = bus
+        self.outbox = outbox
+
+    def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
+        """Queue a sighting on disk; publish anything else on the broker."""
+        if topic_matches(SIGHTING_TOPICS, topic) and not retain:
+            self.outbox.add_sighting(topic, payload)
+        else:
+            self.bus.publish(topic, payload, retain=retain)
+
+    def subscribe(self, pattern: str, handler: Handler) -> None:
+        """Subscribe on the broker."""
+        self.bus.subscribe(pattern, handler)
+
+    def start(self) -> None:
+        """Nothing: the edge starts the broker's bus itself."""
+
+    def stop(self) -> None:
+        """Nothing: the edge stops the broker's bus itself."""
+
+
+class OutboxSender:
+    """The thread that empties the disk queue: snapshots to the server, sightings to the
+    broker, each deleted once delivered."""
+
+    def __init__(
+        self,
+        outbox: EdgeOutbox,
+        bus: Publisher,
+        upload: Upload,
+        *,
+        window: int = WINDOW,
+        poll: float = POLL,
+        retry_first: float = RETRY_FIRST,
+        retry_max: float = RETRY_MAX,
+    ) -> None:
+        self.outbox = outbox
+        self.bus = bus
+        self.upload = upload
+        self.window = window
+        self.poll = poll
+        self.retry_first = retry_first
+        self.retry_max = retry_max
+        self.sent = 0
+        """Sightings the broker acknowledged."""
+        self.uploaded = 0
+        """Snapshots the server stored."""
+        self.refused = 0
+        """Snapshots the server refused for good (dropped)."""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._upload_delay = retry_first
+        self._upload_after = 0.0
+
+    def start(self) -> None:
+        """Start sending."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="edge-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, drain: float = 5.0) -> None:
+        """Stop, after trying for up to ``drain`` seconds to deliver what is queued (what is
+        not delivered stays on disk for the next start)."""
+        deadline = time.monotonic() + drain
+        while time.monotonic() < deadline and self.outbox.counts()[0]:
+            time.sleep(0.05)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        # The last sequence number handed to the broker and not yet confirmed, and how many.
+        in_flight, handed = 0, 0
+        while not self._stop.is_set():
+            try:
+                self._upload_snapshots()
+                if in_flight == 0:
+                    for seq, topic, payload in self.outbox.sightings(limit=self.window):
+                        self.bus.publish(topic, payload)
+                        in_flight, handed = seq, handed + 1
+                if in_flight:
+                    if not self.bus.flush(FLUSH_WAIT):
+                        logger.debug("edge: the broker has not acknowledged the sightings yet")
+                        continue
+                    self.outbox.delete_sightings(in_flight)
+                    self.sent += handed
+                    in_flight, handed = 0, 0
+                    continue
+            except Exception:  # the sender outlives any one failure; what is queued stays
+                # What was handed over before the failure is confirmed on the next round.
+                logger.exception("edge: sending the queue failed; trying again")
+            self._stop.wait(self.poll)
+
+    def _upload_snapshots(self) -> None:
+        """Upload queued snapshots, oldest first, until one fails (then back off)."""
+        if time.monotonic() < self._upload_after:
+            return
+        for key in self.outbox.snapshot_keys():
+            data = self.outbox.snapshot(key)
+            if data is None:
+                continue
+            try:
+                self.upload(key, data)
+            except SnapshotRefusedError as exc:
+                logger.error("edge: the server refused snapshot %s for good: %s", key, exc)
+                self.refused += 1
+            except Exception as exc:
+                logger.warning(
+                    "edge: could not upload snapshot %s (%s); again in %.0f s",
+                    key,
+                    exc,
+                    self._upload_delay,
+                )
+                self._upload_after = time.monotonic() + self._upload_delay
+                self._upload_delay = min(self._upload_delay * 2, self.retry_max)
+                return
+            else:
+                self.uploaded += 1
+            self.outbox.delete_snapshot(key)
+            self._upload_delay = self.retry_first

@@ -1,0 +1,318 @@
+"""``oneeye edge``: recognition on the camera host, the DeepLens role.
+
+An edge runs the same camera workers as the all-in-one server (``services.cameras``), over its
+own copy of the gallery, and sends what they see to the central servers:
+
+- **Gallery**: fetched whole from the server (``GET /api/v1/gallery`` with the edge's API key)
+  at start, then kept in step by ``oneeye/v1/gallery/changes`` (``gallery.sync``; a gap in
+  versions fetches it again). The copy is also kept in the data folder, so an edge that starts
+  while the server is unreachable recognises people with the gallery it had.
+- **Sightings**: queued on disk, published with QoS 1, deleted once the broker acknowledged
+  them (``edge.outbox``); the central servers store them by id.
+- **Snapshots**: uploaded to the server's photo store over HTTP (``PUT
+  /api/v1/edge/snapshots/{key}``) under the key the sighting names. HTTP rather than MQTT:
+  pictures stay off the broker (its queues and payload limit are for small messages), and the
+  server checks and stores them in the one photo store (local or S3) its API serves from.
+- **Status**: each camera's retained status as in the server, and the edge's own on
+  ``oneeye/v1/edges/{edge}/status`` (retained): ``online`` on every connect (the birth
+  message), then every ``STATUS_EVERY`` seconds and whenever a gallery version comes into
+  force (``gallery_version``, ``gallery_applied_at``: how propagation is measured), and
+  ``offline`` as the broker's last will when the edge dies, or from the edge when it stops.
+  The servers' ``EdgeMonitor`` marks a dead edge's cameras offline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from oneeye.bus.base import STATUS
+from oneeye.bus.mqtt import Announcement, MqttBus
+from oneeye.config import MqttSettings
+from oneeye.errors import OneEyeError
+from oneeye.gallery import GalleryIndex
+from oneeye.gallery.sync import GallerySnapshot, GallerySync
+from oneeye.services.cameras import CameraConfig, CameraStatus, CameraWorker, check_camera_id
+from oneeye.services.edge.monitor import EDGE_ID, EDGE_STATUS
+from oneeye.services.edge.outbox import (
+    EdgeBus,
+    EdgeOutbox,
+    OutboxSender,
+    SnapshotRefusedError,
+    SpoolPhotoStore,
+)
+from oneeye.vision.engine import FaceEngine
+
+logger = logging.getLogger(__name__)
+
+STATUS_EVERY = 5.0
+"""Seconds between two edge status messages when nothing changed."""
+HTTP_TIMEOUT = 10.0
+GALLERY_CACHE = "gallery.json"
+OUTBOX_FILE = "outbox.sqlite3"
+
+
+class EdgeError(OneEyeError):
+    """An edge cannot start as configured."""
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSettings:
+    """What ``oneeye edge`` runs with."""
+
+    edge_id: str
+    server_url: str
+    api_key: str = field(repr=False)
+    bus_url: str
+    cameras: tuple[CameraConfig, ...]
+    data_dir: Path
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    status_every: float = STATUS_EVERY
+
+    def __post_init__(self) -> None:
+        if not EDGE_ID.match(self.edge_id):
+            raise EdgeError(
+                f"an edge id is 1-64 lower-case letters, digits, - or _, got {self.edge_id!r}"
+            )
+        if not self.server_url.startswith(("http://", "https://")):
+            raise EdgeError(f"the server URL starts with http:// or https://: {self.server_url!r}")
+        if not self.bus_url.startswith(("mqtt://", "mqtts://")):
+            raise EdgeError("an edge talks to the servers through a broker: --bus mqtt://host:port")
+        if not self.cameras:
+            raise EdgeError("an edge needs at least one camera: --camera ID=SOURCE")
+        ids = [c.id for c in self.cameras]
+        for camera in ids:
+            check_camera_id(camera)
+        if len(set(ids)) != len(ids):
+            raise EdgeError(f"camera ids must differ: {', '.join(ids)}")
+
+
+def parse_camera(spec: str, **options: Any) -> CameraConfig:
+    """A camera from ``ID=SOURCE`` (a webcam index, a file, an RTSP or HTTP URL)."""
+    camera, sep, source = spec.partition("=")
+    if not sep or not source.strip():
+        raise EdgeError(f"a camera is ID=SOURCE, got {spec!r}")
+    check_camera_id(camera)
+    return CameraConfig(id=camera, name=camera, source=source.strip(), **options)
+
+
+class ServerClient:
+    """The edge's HTTP client of the central server (gallery, snapshots)."""
+
+    def __init__(self, base_url: str, api_key: str, timeout: float = HTTP_TIMEOUT) -> None:
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout,
+        )
+
+    def gallery(self) -> dict[str, Any]:
+        """The server's gallery export (raises on any failure)."""
+        response = self._client.get("/api/v1/gallery")
+        _raise_for(response, "fetch the gallery")
+        body = response.json()
+        if not isinstance(body, dict):
+            raise OneEyeError("the gallery export is not a JSON object")
+        return body
+
+    def upload_snapshot(self, key: str, data: bytes) -> None:
+        """Store one snapshot on the server (``SnapshotRefusedError`` if it never will)."""
+        response = self._client.put(
+            f"/api/v1/edge/snapshots/{key}",
+            content=data,
+            headers={"Content-Type": "image/jpeg"},
+        )
+        if response.status_code in (409, 413, 422):
+            raise SnapshotRefusedError(_detail(response))
+        _raise_for(response, f"upload snapshot {key}")
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._client.close()
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
+
+
+def _raise_for(response: httpx.Response, what: str) -> None:
+    if response.status_code >= 400:
+        raise OneEyeError(f"could not {what}: HTTP {response.status_code}: {_detail(response)}")
+
+
+class EdgeRuntime:
+    """Everything ``oneeye edge`` runs: built in order, started in order, stopped in reverse.
+
+    Order: data folder -> disk queue -> broker connection (will and birth) -> gallery copy
+    (cached, then fetched) -> sender -> camera workers -> status thread.
+    """
+
+    def __init__(self, settings: EdgeSettings, engine: FaceEngine, gallery: GalleryIndex) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.gallery = gallery
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox = EdgeOutbox(settings.data_dir / OUTBOX_FILE)
+        self.server = ServerClient(settings.server_url, settings.api_key)
+        cameras = [c.id for c in settings.cameras]
+        self.status_topic = EDGE_STATUS.format(edge=settings.edge_id)
+        base = {"edge": settings.edge_id, "cameras": cameras}
+        m = settings.mqtt
+        self.bus = MqttBus(
+            settings.bus_url,
+            client_id=f"oneeye-edge-{settings.edge_id}",
+            protocol=m.protocol,
+            username=m.username,
+            password=m.password.get_secret_value() if m.password else None,
+            ca_file=str(m.ca_file) if m.ca_file else None,
+            client_cert=str(m.client_cert) if m.client_cert else None,
+            client_key=str(m.client_key) if m.client_key else None,
+            insecure=m.insecure,
+            will=Announcement(
+                self.status_topic, {**base, "state": "offline", "error": "connection lost"}
+            ),
+            birth=Announcement(self.status_topic, {**base, "state": "online"}),
+            topic_prefix=m.topic_prefix,
+            session_expiry=m.session_expiry,
+            max_payload=m.max_payload,
+            keepalive=m.keepalive,
+            reconnect_max=m.reconnect_max,
+            connect_timeout=m.connect_timeout,
+        )
+        self.sync = GallerySync(gallery, self.bus, self._fetch, on_applied=self._applied)
+        self.sender = OutboxSender(self.outbox, self.bus, self.server.upload_snapshot)
+        edge_bus = EdgeBus(self.bus, self.outbox)
+        photos = SpoolPhotoStore(self.outbox)
+        self.workers = [
+            CameraWorker(config, engine, gallery, edge_bus, photos) for config in settings.cameras
+        ]
+        self._applied_at: tuple[int, float] | None = None
+        self._stop = threading.Event()
+        self._status_thread: threading.Thread | None = None
+        self._status_lock = threading.Lock()
+
+    # lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect, load the cached gallery, start syncing, sending and the cameras."""
+        self._load_cache()
+        self.bus.start()
+        self.sync.start()
+        self.sender.start()
+        for worker in self.workers:
+            worker.start()
+        self._status_thread = threading.Thread(target=self._status_loop, name="edge-status")
+        self._status_thread.daemon = True
+        self._status_thread.start()
+        logger.info(
+            "edge %s: started with cameras %s",
+            self.settings.edge_id,
+            ", ".join(c.id for c in self.settings.cameras),
+        )
+
+    def stop(self) -> None:
+        """Stop the cameras, deliver what is queued (briefly), say offline, disconnect."""
+        self._stop.set()
+        for worker in self.workers:
+            worker.request_stop()
+        for worker in self.workers:
+            worker.stop()
+        self.sender.stop()
+        self.sync.stop()
+        for config in self.settings.cameras:
+            status = CameraStatus(config.id, config.name, "offline", error="the edge stopped")
+            self.bus.publish(STATUS.format(camera=config.id), status.as_payload(), retain=True)
+        self.bus.publish(
+            self.status_topic,
+            {**self._status(), "state": "offline", "error": "stopped"},
+            retain=True,
+        )
+        self.bus.flush(5.0)
+        self.bus.stop()
+        if self._status_thread is not None:
+            self._status_thread.join(timeout=5)
+        self.server.close()
+        self.outbox.close()
+        logger.info("edge %s: stopped", self.settings.edge_id)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until the broker is connected and a gallery copy is in force."""
+        deadline = time.monotonic() + timeout
+        return self.bus.wait_ready(timeout) and self.sync.wait_synced(
+            max(0.0, deadline - time.monotonic())
+        )
+
+    # gallery ----------------------------------------------------------------------------------
+
+    def _fetch(self) -> GallerySnapshot:
+        body = self.server.gallery()
+        snapshot = GallerySnapshot.from_json(body)
+        cache = self.settings.data_dir / GALLERY_CACHE
+        partial = cache.with_suffix(".partial")
+        partial.write_text(json.dumps(body, separators=(",", ":")))
+        os.replace(partial, cache)
+        return snapshot
+
+    def _load_cache(self) -> None:
+        cache = self.settings.data_dir / GALLERY_CACHE
+        if not cache.is_file():
+            return
+        try:
+            snapshot = GallerySnapshot.from_json(json.loads(cache.read_text()))
+        except (OSError, ValueError) as exc:
+            logger.warning("edge: ignoring the cached gallery %s: %s", cache, exc)
+            return
+        self.sync.apply_snapshot(snapshot)
+        logger.info("edge: cached gallery loaded (version %d)", snapshot.version)
+
+    def _applied(self, version: int, how: str) -> None:
+        with self._status_lock:
+            self._applied_at = (version, time.time())
+        logger.info(
+            "edge %s: gallery version %d in force (%s)", self.settings.edge_id, version, how
+        )
+        if self.bus.connected:
+            self._publish_status()
+
+    # status -----------------------------------------------------------------------------------
+
+    def _status(self) -> dict[str, Any]:
+        sightings, snapshots = self.outbox.counts()
+        with self._status_lock:
+            applied = self._applied_at
+        return {
+            "edge": self.settings.edge_id,
+            "cameras": [c.id for c in self.settings.cameras],
+            "state": "online",
+            "gallery_version": applied[0] if applied else None,
+            "gallery_applied_at": applied[1] if applied else None,
+            "gallery_entries": len(self.gallery),
+            "resyncs": self.sync.resyncs,
+            "queued_sightings": sightings,
+            "queued_snapshots": snapshots,
+            "sent_sightings": self.sender.sent,
+            "at": datetime.now(UTC).isoformat(),
+        }
+
+    def _publish_status(self) -> None:
+        try:
+            self.bus.publish(self.status_topic, self._status(), retain=True)
+        except Exception:
+            logger.exception("edge %s: could not publish its status", self.settings.edge_id)
+
+    def _status_loop(self) -> None:
+        while not self._stop.wait(self.settings.status_every):
+            if self.bus.connected:
+                self._publish_status()

@@ -1,0 +1,468 @@
+"""Edge + central over the real Mosquitto and PostgreSQL.
+
+A run in separate processes: one ``oneeye serve`` (PostgreSQL, the MQTT bus) and two ``oneeye
+edge`` processes, each playing a labelled clip made from real photos into its camera. An
+enrolment on the server reaches both edges, both cameras' sightings reach the server's database
+and dashboard events, a SIGKILLed edge turns offline (its retained status by the broker's last
+will, its camera by the monitor), a server that is stopped and started again loses nothing of
+what the edges published meanwhile, and malformed or oversized messages on the sightings topic
+are dropped while the server goes on.
+
+Also the edge's disk queue on a broker of its own that is stopped and started: nothing lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import text
+
+from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, SIGHTINGS, Message
+from oneeye.bus.mqtt import MqttBus, parse_broker_url
+from oneeye.services.auth import AuthService
+from oneeye.services.edge.monitor import ALL_EDGE_STATUS, EdgeMonitor
+from oneeye.services.edge.outbox import EdgeOutbox, OutboxSender
+from oneeye.store.db import Database
+from oneeye.store.models import new_id
+from oneeye.vision.engine import FaceEngine
+from tests.bus.test_mqtt import PrivateBroker
+from tests.conftest import PhotoLoader, service_unavailable
+from tests.services.test_cameras import LabelledClip, make_clip
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.postgres, pytest.mark.slow]
+
+BROKER_URL = os.environ.get("ONEEYE_TEST_MQTT", "mqtt://127.0.0.1:1883")
+PASSWORD = "correct horse battery"
+START_TIMEOUT = 90.0
+FAST_ENGINE = {"ONEEYE_ENGINE__ALIGNMENT": "5", "ONEEYE_ENGINE__MIRROR": "false"}
+"""Every process encodes faces the same way (cheaper than the default: two cores, three
+processes)."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def broker_url() -> str:
+    address = parse_broker_url(BROKER_URL)
+    try:
+        socket.create_connection((address.host, address.port), timeout=2).close()
+    except OSError as exc:
+        service_unavailable(f"the MQTT broker at {address.redacted()}", str(exc))
+    return BROKER_URL
+
+
+class Inbox:
+    """Keeps messages by topic pattern, thread-safely."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, message: Message) -> None:
+        with self._lock:
+            self.messages.append(message)
+
+    def payloads(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m.payload for m in self.messages]
+
+
+class Process:
+    """A ``oneeye`` subprocess with its output in files."""
+
+    def __init__(self, args: list[str], env: dict[str, str], logs: Path, name: str) -> None:
+        self.name = name
+        self.stderr = logs / f"{name}.err"
+        with (logs / f"{name}.out").open("ab") as out, self.stderr.open("ab") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "oneeye.cli", *args], stdout=out, stderr=err, env=env
+            )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        return self.stderr.read_text(errors="replace")[-4000:]
+
+    def stop(self, how: signal.Signals = signal.SIGINT) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(how)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+class Site:
+    """The server, its edges, and a test client on the broker, all under one topic prefix."""
+
+    def __init__(self, tmp: Path, broker_url: str, database_url: str) -> None:
+        self.tmp = tmp
+        self.logs = tmp / "logs"
+        self.logs.mkdir()
+        self.run = uuid.uuid4().hex[:8]
+        self.prefix = f"oneeye-test/{self.run}"
+        self.broker_url = broker_url
+        self.database_url = database_url
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        base = {k: v for k, v in os.environ.items() if not k.startswith("ONEEYE_")}
+        self.env = {
+            **base,
+            **FAST_ENGINE,
+            "ONEEYE_BUS": broker_url,
+            "ONEEYE_MQTT__TOPIC_PREFIX": self.prefix,
+            "ONEEYE_MQTT__SESSION_EXPIRY": "300",
+            "ONEEYE_MQTT__SHARE_GROUP": f"servers-{self.run}",
+        }
+        self.db = Database(database_url)
+        self.db.migrate()
+        auth = AuthService(self.db)
+        auth.create_user("boss", PASSWORD, "admin")
+        self.edge_key = auth.create_api_key("edges", "edge")[1]
+        self.server: Process | None = None
+        self.edges: dict[str, Process] = {}
+        self.statuses = Inbox()
+        self.sightings = Inbox()
+        self.bus = MqttBus(broker_url, topic_prefix=self.prefix)
+        self.bus.subscribe(ALL_EDGE_STATUS, self.statuses)
+        self.bus.subscribe(ALL_SIGHTINGS, self.sightings)
+        self.bus.start()
+        # The servers' watch on edges, as a server runs it (see services/edge/monitor.py).
+        self.monitor = EdgeMonitor(self.bus)
+        self.monitor.start()
+
+    def start_server(self) -> None:
+        env = {
+            **self.env,
+            "ONEEYE_DATABASE_URL": self.database_url,
+            "ONEEYE_MQTT__CLIENT_ID": f"oneeye-serve-{self.run}",
+        }
+        args = ["-v", "serve", "--port", str(self.port), "--data-dir", str(self.tmp / "server")]
+        self.server = Process(args, env, self.logs, f"server-{time.monotonic():.0f}")
+        server = self.server
+
+        def answers() -> bool:
+            assert server.alive(), server.log()
+            try:
+                return httpx.get(f"{self.url}/openapi.json", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(answers, START_TIMEOUT, "the server to answer")
+
+    def start_edge(self, name: str, clip: Path) -> str:
+        edge_id = f"{name}-{self.run}"
+        env = {**self.env, "ONEEYE_EDGE_API_KEY": self.edge_key}
+        args = [
+            "-v",
+            "edge",
+            "--server",
+            self.url,
+            "--camera",
+            f"{name}-cam={clip}",
+            "--edge-id",
+            edge_id,
+            "--data-dir",
+            str(self.tmp / edge_id),
+            "--detect-every",
+            "2",
+            "--min-face-px",
+            "60",
+            "--loop",
+        ]
+        self.edges[edge_id] = Process(args, env, self.logs, edge_id)
+        return edge_id
+
+    def edge_status(self, edge_id: str) -> dict[str, Any] | None:
+        mine = [p for p in self.statuses.payloads() if p.get("edge") == edge_id]
+        return mine[-1] if mine else None
+
+    def gallery_version(self, edge_id: str) -> int | None:
+        version = (self.edge_status(edge_id) or {}).get("gallery_version")
+        return version if isinstance(version, int) else None
+
+    @contextmanager
+    def admin(self) -> Iterator[httpx.Client]:
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            response = client.post(
+                "/api/v1/auth/login", json={"username": "boss", "password": PASSWORD}
+            )
+            assert response.status_code == 200, response.text
+            client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+            yield client
+
+    def stored(self, sql: str, **params: object) -> list[Any]:
+        with self.db.session() as session:
+            return list(session.execute(text(sql), params).all())
+
+    def close(self) -> None:
+        for process in [*self.edges.values(), *([self.server] if self.server else [])]:
+            process.stop()
+        self.bus.stop()
+        cleaner = MqttBus(self.broker_url, topic_prefix=self.prefix)
+        cleaner.start()
+        for edge_id in self.edges:
+            cleaner.clear_retained(f"oneeye/v1/edges/{edge_id}/status")
+            cleaner.clear_retained(f"oneeye/v1/cameras/{edge_id.split('-')[0]}-cam/status")
+        cleaner.stop()
+        self.db.close()
+
+
+@pytest.fixture(scope="module")
+def clip(
+    tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine, load_photo: PhotoLoader
+) -> LabelledClip:
+    return make_clip(tmp_path_factory.mktemp("edge-clip"), face_engine, load_photo)
+
+
+@pytest.fixture
+def site(tmp_path: Path, broker_url: str, postgres_url: str) -> Iterator[Site]:
+    made = Site(tmp_path, broker_url, postgres_url)
+    try:
+        yield made
+    finally:
+        made.close()
+        for name in sorted(p.name for p in made.logs.glob("*.err")):
+            print(f"--- {name}\n{(made.logs / name).read_text(errors='replace')[-3000:]}")
+
+
+def raw_publish(broker_url: str, topic: str, payloads: list[bytes]) -> None:
+    """Publish bytes as they are (not through the bus, which would refuse them)."""
+    address = parse_broker_url(broker_url)
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    try:
+        for payload in payloads:
+            client.publish(topic, payload, qos=1).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_two_edges_and_a_server_in_separate_processes(
+    site: Site, clip: LabelledClip, face_photos: Path
+) -> None:
+    site.start_server()
+    first = site.start_edge("door", clip.path)
+    second = site.start_edge("lobby", clip.path)
+    for edge in (first, second):
+        wait_for(
+            lambda: site.gallery_version(edge) is not None,  # noqa: B023 (waited for at once)
+            START_TIMEOUT,
+            f"edge {edge} online with the gallery",
+        )
+
+    # An enrolment on the server reaches both edges.
+    with site.admin() as admin:
+        person = admin.post("/api/v1/people", json={"name": "Barack Obama", "account_id": "ACC-1"})
+        assert person.status_code == 201, person.text
+        person_id = person.json()["id"]
+        photo = admin.post(
+            f"/api/v1/people/{person_id}/photos",
+            files={"file": ("obama2.jpg", (face_photos / "obama2.jpg").read_bytes(), "image/jpeg")},
+        )
+        assert photo.status_code == 201, photo.text
+        version = admin.get("/api/v1/gallery").json()["version"]
+    for edge in (first, second):
+        wait_for(
+            lambda: (site.gallery_version(edge) or 0) >= version,  # noqa: B023
+            10,
+            f"edge {edge} to apply gallery version {version}",
+        )
+
+    # Sightings of the enrolled person from both cameras reach the database and the dashboard.
+    def seen_on_both() -> bool:
+        rows = site.stored(
+            "SELECT DISTINCT camera_id FROM sightings WHERE person_id = :p", p=person_id
+        )
+        return {r[0] for r in rows} == {"door-cam", "lobby-cam"}
+
+    wait_for(seen_on_both, 60, "sightings of the enrolled person from both edges")
+
+    def on_the_dashboard() -> bool:
+        events = site.stored("SELECT payload FROM dashboard_events WHERE type = 'sighting'")
+        payloads = [_json(e[0]) for e in events]
+        cameras = {p["camera_id"] for p in payloads if p["person_id"] == person_id}
+        return cameras == {"door-cam", "lobby-cam"}
+
+    wait_for(on_the_dashboard, 10, "sighting events of both cameras on the dashboard")
+    snapshot = site.stored(
+        "SELECT snapshot_key FROM sightings WHERE person_id = :p AND snapshot_key IS NOT NULL",
+        p=person_id,
+    )
+    assert snapshot, "sightings name their snapshots"
+    with site.admin() as admin:
+        wait_for(
+            lambda: admin.get(f"/api/v1/photos/{snapshot[0][0]}").status_code == 200,
+            10,
+            "the edge's snapshot on the server",
+        )
+
+    # A SIGKILLed edge turns offline: its own status by the broker's will, its camera by the
+    # monitor, and the dashboard hears it.
+    site.edges[second].process.kill()
+    wait_for(
+        lambda: (site.edge_status(second) or {}).get("state") == "offline",
+        15,
+        "the killed edge's last will",
+    )
+
+    def camera_offline_on_dashboard() -> bool:
+        rows = site.stored("SELECT payload FROM dashboard_events WHERE type = 'camera.status'")
+        return any(
+            _json(r[0])["camera_id"] == "lobby-cam" and _json(r[0])["state"] == "offline"
+            for r in rows
+        )
+
+    wait_for(camera_offline_on_dashboard, 15, "camera.status offline of the killed edge's camera")
+
+    # A server stopped and started again loses nothing the edges published meanwhile.
+    assert site.server is not None
+    assert site.server.stop() == 0, site.server.log()
+    down_at = len(site.sightings.payloads())
+    wait_for(
+        lambda: any(p["event"] == "sighting" for p in site.sightings.payloads()[down_at:]),
+        30,
+        "a sighting published while the server is down",
+    )
+    site.start_server()
+
+    # Malformed and oversized messages on the sightings topic are dropped; the server goes on.
+    topic = f"{site.prefix}/{SIGHTINGS.format(camera='door-cam')}"
+    raw_publish(
+        site.broker_url,
+        topic,
+        [
+            b"not json",
+            b"\xff\xfe",
+            b"[1, 2]",
+            b'{"id": "x"}',
+            json.dumps({"v": 1, "id": "nothex", "event": "sighting"}).encode(),
+            b'{"v": 1, "pad": "' + b"x" * 1_100_000 + b'"}',
+        ],
+    )
+    probe = new_id()
+    site.bus.publish(
+        SIGHTINGS.format(camera="door-cam"),
+        {
+            "id": probe,
+            "event": "sighting",
+            "camera": "door-cam",
+            "track": 1,
+            "person": None,
+            "watchlist": None,
+            "distance": None,
+            "quality": 0.5,
+            "frame": 1,
+            "t": 0.1,
+            "box": [1, 2, 3, 4],
+            "seen_at": datetime.now(UTC).isoformat(),
+            "snapshot_key": None,
+            "embedding": None,
+        },
+    )
+
+    def published() -> set[str]:
+        sightings = [p for p in site.sightings.payloads() if p.get("event") == "sighting"]
+        return {p["id"] for p in sightings if re.fullmatch(r"[0-9a-f]{32}", str(p["id"]))}
+
+    def missing() -> set[str]:
+        stored = {r[0] for r in site.stored("SELECT id FROM sightings")}
+        return (published() | {probe}) - stored
+
+    wait_for(lambda: not missing(), 60, "every published sighting stored after the restart")
+    assert site.server.alive()
+    log = site.server.log()
+    assert "dropped a malformed message" in log or "dropping a malformed sighting" in log
+    ids = [r[0] for r in site.stored("SELECT id FROM sightings")]
+    assert len(ids) == len(set(ids))
+
+
+def _json(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else json.loads(str(value))
+
+
+# The disk queue through a broker outage ---------------------------------------------------
+
+
+def test_the_edge_queue_keeps_sightings_through_a_broker_outage(tmp_path: Path) -> None:
+    broker = PrivateBroker(tmp_path)
+    broker.start()
+    received: list[str] = []
+    lock = threading.Lock()
+
+    def keep(message: Message) -> None:
+        with lock:
+            received.append(message.payload["id"])
+
+    consumer = MqttBus(broker.url(), client_id="server-1", session_expiry=300)
+    consumer.subscribe(ALL_SIGHTINGS, keep)
+    consumer.start()
+    edge_bus = MqttBus(broker.url(), client_id="edge-1", session_expiry=300, reconnect_max=1)
+    edge_bus.start()
+    outbox = EdgeOutbox(tmp_path / "edge" / "outbox.sqlite3")
+    uploads: dict[str, bytes] = {}
+    sender = OutboxSender(outbox, edge_bus, uploads.__setitem__, poll=0.05)
+    sender.start()
+    sent: list[str] = []
+
+    def queue(count: int) -> None:
+        for _ in range(count):
+            ident = new_id()
+            sent.append(ident)
+            outbox.add_sighting(SIGHTINGS.format(camera="cam"), {"id": ident, "event": "sighting"})
+
+    try:
+        queue(50)
+        wait_for(lambda: len(received) == 50, 10, "the first 50")
+        broker.stop()
+        queue(50)
+        time.sleep(1.0)
+        assert outbox.counts()[0] == 50, "kept on disk while the broker is away"
+        broker.start()
+        wait_for(lambda: len(set(received)) == 100, 30, "the 50 queued during the outage")
+        wait_for(lambda: outbox.counts()[0] == 0, 10, "the queue emptied")
+        assert sorted(set(received)) == sorted(sent)
+        assert sender.sent == 100
+    finally:
+        sender.stop(drain=0)
+        edge_bus.stop()
+        consumer.stop()
+        outbox.close()
+        broker.stop()
+    assert ALL_STATUS  # the status topics are not queued (see EdgeBus)
