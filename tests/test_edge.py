@@ -466,3 +466,65 @@ def test_the_edge_queue_keeps_sightings_through_a_broker_outage(tmp_path: Path) 
         outbox.close()
         broker.stop()
     assert ALL_STATUS  # the status topics are not queued (see EdgeBus)
+
+
+# Two central servers on one database and one broker ----------------------------------------
+
+
+def test_two_servers_store_and_announce_each_sighting_once(site: Site) -> None:
+    site.start_server()
+    second_port = free_port()
+    env = {
+        **site.env,
+        "ONEEYE_DATABASE_URL": site.database_url,
+        "ONEEYE_MQTT__CLIENT_ID": f"oneeye-serve-b-{site.run}",
+    }
+    args = ["-v", "serve", "--port", str(second_port), "--data-dir", str(site.tmp / "server-b")]
+    second = Process(args, env, site.logs, "server-b")
+    site.edges["server-b"] = second  # stopped with the rest
+
+    def answers() -> bool:
+        assert second.alive(), second.log()
+        try:
+            url = f"http://127.0.0.1:{second_port}/openapi.json"
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(answers, START_TIMEOUT, "the second server")
+    sent = [new_id() for _ in range(200)]
+    for number, ident in enumerate(sent):
+        camera = f"cam-{number % 4}"
+        site.bus.publish(
+            SIGHTINGS.format(camera=camera),
+            {
+                "id": ident,
+                "event": "sighting",
+                "camera": camera,
+                "track": number,
+                "person": None,
+                "watchlist": None,
+                "distance": None,
+                "quality": 0.5,
+                "frame": number,
+                "t": number / 10,
+                "box": [1, 2, 3, 4],
+                "seen_at": datetime.now(UTC).isoformat(),
+                "snapshot_key": None,
+                "embedding": None,
+            },
+        )
+
+    def all_announced() -> bool:
+        rows = site.stored("SELECT payload FROM dashboard_events WHERE type = 'sighting'")
+        return len(rows) >= len(sent)
+
+    wait_for(all_announced, 60, "a dashboard event for every sighting")
+    time.sleep(1.0)  # a repeat would come now
+    stored = [r[0] for r in site.stored("SELECT id FROM sightings")]
+    assert sorted(stored) == sorted(sent)
+    events = [
+        _json(r[0])["sighting_id"]
+        for r in site.stored("SELECT payload FROM dashboard_events WHERE type = 'sighting'")
+    ]
+    assert sorted(events) == sorted(sent), "each sighting announced once, by one server"
