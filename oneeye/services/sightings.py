@@ -6,9 +6,11 @@ before anything else happens to it, and by its id, so a message delivered twice 
 publish) is stored and acted on once. Then: a ``sighting`` event for every dashboard, and for
 a person on a ``customers`` watchlist who holds an account, a ``customer.arrived`` event with
 the account card for tellers and admins only (viewers and reporters get the ``sighting``
-event, never a redacted card). A directory that fails is logged and the card still goes out,
-without the account details and with ``account_error`` saying why. Further actions (the Amber
-Alert workflow) register with :meth:`SightingService.add_action`.
+event, never a redacted card). The account is looked up on a small pool of threads, so a slow
+directory (the bank's API, up to its timeout) delays that card only, not the bus. A directory
+that fails is logged and the card still goes out, without the account details and with
+``account_error`` saying why. Further actions (the Amber Alert workflow) register with
+:meth:`SightingService.add_action`.
 
 Camera status messages become ``camera.status`` events when a camera's state or error
 changes, and otherwise at most every ``STATUS_EVERY`` seconds.
@@ -21,6 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +52,8 @@ CAMERA_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
 EVENTS = ("sighting", "sighting_update", "left")
 STATUS_EVERY = 5.0
 """Seconds between two ``camera.status`` events of a camera whose state has not changed."""
+ARRIVAL_WORKERS = 4
+"""Threads that look accounts up and publish cards, so a slow directory holds up no camera."""
 PHOTOS_URL = "/api/v1/photos/"
 MAX_LIMIT = 1000
 
@@ -254,10 +259,14 @@ class SightingService:
         self._lock = threading.Lock()
         self._statuses: dict[str, dict[str, Any]] = {}
         self._status_sent: dict[str, tuple[tuple[Any, ...], float]] = {}
+        self._arrivals: ThreadPoolExecutor | None = None
+        self._pending: set[Future[None]] = set()
 
     def start(self) -> None:
         """Subscribe to every camera's sightings and status."""
         self._running = True
+        if self._arrivals is None:
+            self._arrivals = ThreadPoolExecutor(ARRIVAL_WORKERS, thread_name_prefix="arrivals")
         if not self._subscribed:
             self.bus.subscribe(ALL_SIGHTINGS, self._on_sighting)
             self.bus.subscribe(ALL_STATUS, self._on_status)
@@ -267,7 +276,17 @@ class SightingService:
         """Stop consuming (the bus has no unsubscribe: messages after this are ignored), and
         write the queued audit rows of the event hub."""
         self._running = False
+        arrivals, self._arrivals = self._arrivals, None
+        if arrivals is not None:
+            arrivals.shutdown(wait=True)
         self.events.close()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every card being looked up has been published; ``False`` on timeout."""
+        with self._lock:
+            pending = list(self._pending)
+        _, left = wait(pending, timeout=timeout)
+        return not left
 
     def add_action(self, action: SightingAction) -> None:
         """Run ``action`` for every new sighting, after it is stored and announced."""
@@ -398,9 +417,8 @@ class SightingService:
 
     def _act(self, sighting: StoredSighting) -> None:
         data = sighting.event_data()
-        # The card first: it is what a teller waits for (dashboards merge both by sighting id).
         if sighting.watchlist_action == "customers" and sighting.account_id:
-            self.events.publish("customer.arrived", self._arrival(sighting, data), "teller")
+            self._submit_arrival(sighting, data)
         self.events.publish("sighting", data, audience="viewer")
         for action in list(self._actions):
             try:
@@ -411,6 +429,32 @@ class SightingService:
                     sighting.camera_id,
                     sighting.id,
                 )
+
+    def _submit_arrival(self, sighting: StoredSighting, data: dict[str, Any]) -> None:
+        """Look the account up and publish the card on a pool thread: a slow directory (the
+        bank's API, up to its timeout) must not hold up the bus for every camera."""
+        pool = self._arrivals
+        if pool is None:  # not started: do it here
+            self._announce_arrival(sighting, data)
+            return
+        future = pool.submit(self._announce_arrival, sighting, data)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+
+    def _announce_arrival(self, sighting: StoredSighting, data: dict[str, Any]) -> None:
+        try:
+            self.events.publish("customer.arrived", self._arrival(sighting, data), "teller")
+        except Exception:
+            logger.exception(
+                "camera %s: could not announce the arrival of sighting %s",
+                sighting.camera_id,
+                sighting.id,
+            )
 
     def _arrival(self, sighting: StoredSighting, data: dict[str, Any]) -> dict[str, Any]:
         account_id = sighting.account_id or ""

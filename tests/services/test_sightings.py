@@ -4,6 +4,7 @@ directory, malformed messages, actions, camera status events, and queries."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,13 +37,17 @@ class CardsDirectory(CustomerDirectory):
     """A directory of fixed cards, or one that always fails (the collaborator, not the
     thing under test)."""
 
-    def __init__(self, cards: dict[str, CustomerCard], fail: bool = False) -> None:
+    def __init__(
+        self, cards: dict[str, CustomerCard], fail: bool = False, delay: float = 0.0
+    ) -> None:
         self.cards = cards
         self.fail = fail
+        self.delay = delay
         self.calls: list[str] = []
 
     def lookup(self, account_id: str) -> CustomerCard | None:
         self.calls.append(account_id)
+        time.sleep(self.delay)
         if self.fail:
             raise DirectoryError("the bank's API timed out after 2 s")
         return self.cards.get(account_id)
@@ -95,6 +100,7 @@ class Rig:
         """Wait until the bus has delivered everything sent so far."""
         self.bus.stop()
         self.bus.start()
+        assert self.service.wait_idle()
 
     def close(self) -> None:
         self.bus.stop()
@@ -155,9 +161,9 @@ def test_a_customer_sighting_is_stored_once_and_sends_one_card(rig: Rig) -> None
         assert row.person_id == rig.customer
         assert row.first_seen == T0
         assert row.snapshot_key == "snapshots/aa/aa1.jpg"
-    events = events_of(rig)
-    assert [t for t, _ in events] == ["customer.arrived", "sighting"]  # the card first
-    arrival, sighting = events[0][1], events[1][1]
+    events = dict(events_of(rig))
+    assert sorted(events) == ["customer.arrived", "sighting"]
+    arrival, sighting = events["customer.arrived"], events["sighting"]
     assert sighting == {
         "sighting_id": sid,
         "camera_id": "door",
@@ -212,7 +218,7 @@ def test_updates_and_departures_change_the_stored_sighting(rig: Rig) -> None:
         assert row.last_seen == gone
         assert row.left_at == gone
         assert row.first_seen == T0
-    assert [t for t, _ in events_of(rig)] == ["customer.arrived", "sighting"]
+    assert sorted(t for t, _ in events_of(rig)) == ["customer.arrived", "sighting"]
 
 
 def test_unknown_faces_keep_their_embedding_and_send_no_card(rig: Rig) -> None:
@@ -250,6 +256,24 @@ def test_a_failing_directory_still_sends_the_card_without_details(
     assert arrival["account"]["balance"] is None
     assert arrival["account"]["address"] is None
     assert "timed out" in arrival["account_error"]
+
+
+def test_a_slow_directory_holds_up_only_its_card(db: Database, tmp_path: Path) -> None:
+    rig = Rig(db, tmp_path, CardsDirectory({"ACC-1": CARD}, delay=1.0))
+    try:
+        slow, other = new_id(), new_id()
+        rig.send(**message(slow, person=rig.customer, watchlist="customers"))
+        rig.send(**message(other, track=2))
+        rig.bus.stop()  # both stored, their sighting events out; the card still looked up
+        started = time.monotonic()
+        published = [(t, p["sighting_id"]) for t, p in events_of(rig)]
+        assert ("sighting", other) in published
+        assert ("customer.arrived", slow) not in published
+        assert rig.service.wait_idle()
+        assert time.monotonic() - started < 2.0
+        assert ("customer.arrived", slow) in [(t, p["sighting_id"]) for t, p in events_of(rig)]
+    finally:
+        rig.close()
 
 
 @pytest.mark.parametrize(
