@@ -1,0 +1,432 @@
+"""Sighting throughput and faults (issue 6): edges -> broker -> server -> PostgreSQL.
+
+    python bench/edge_faults.py [--edges 16] [--per-edge 1000]        # throughput
+    python bench/edge_faults.py --faults [--fault-edges 4] [--rate 20] [--broker-down 30]
+
+Everything runs on this machine: a Mosquitto of the benchmark's own on a free port (it is
+stopped in the fault run; the shared one at 1883 is never touched), a real ``oneeye serve``
+(PostgreSQL schema of its own, the MQTT bus) and *simulated edges*: processes that run the real
+edge sending path (``EdgeOutbox`` on disk -> ``OutboxSender`` -> ``MqttBus`` with the edge's
+will, deleting only what ``flush`` confirmed) and feed it real sighting messages (an unknown
+face with its 128-D embedding, as a camera worker publishes it) instead of camera frames. Each
+writes the id of every sighting it queued to ``generated.txt`` (after the queue committed it).
+
+Throughput: ``--edges`` simulated edges each queue ``--per-edge`` sightings as fast as they
+can; sustained rate = sightings stored / (last stored - first queued), and the rate stored
+over the middle 80 % of the run, from the database's count sampled every 0.5 s.
+
+Faults: ``--fault-edges`` edges at ``--rate`` sightings/s each, then in turn, each time waiting
+until everything queued before the fault's end is stored (time to recover):
+  1. kill -9 of one edge mid-stream, restarted 5 s later with the same data folder;
+  2. the broker stopped for ``--broker-down`` s, then started again (its sessions persisted);
+  3. the server stopped (Ctrl-C) for 10 s and started again (its persistent session kept
+     what was published meanwhile).
+Counted over the whole run: queued (generated), stored, lost (queued, never stored), and
+duplicated (stored twice: impossible by the primary key, so also counted: the repeats the
+server received and ignored, from its log).
+
+Writes ``bench/results/edge_throughput.json`` or ``bench/results/edge_faults.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from edge_propagation import RESULTS, ROOT, Deployment, postgres_schema, wait_for
+
+from oneeye.bus.base import SIGHTINGS
+from oneeye.bus.mqtt import Announcement, MqttBus
+from oneeye.services.edge.monitor import EDGE_STATUS
+from oneeye.services.edge.outbox import EdgeOutbox, OutboxSender
+from oneeye.store.models import new_id
+
+
+class Broker:
+    """A Mosquitto of this benchmark's own on a free loopback port, with persistence."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        (folder / "data").mkdir(exist_ok=True)
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(
+            f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\n"
+            f"persistence true\npersistence_location {folder / 'data'}/\n"
+            "allow_anonymous true\nmax_queued_messages 1000000\nlog_dest stderr\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The broker's URL."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start it and wait until it accepts connections."""
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen(
+            [binary, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.folder / "broker.log").open("ab"),
+        )
+
+        def accepts() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(accepts, 10, "the broker")
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM: it saves its sessions)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+
+# A simulated edge (a process of its own) --------------------------------------------------
+
+
+def sighting(camera: str, track: int, rng: np.random.Generator) -> dict[str, Any]:
+    """A sighting message as a camera worker publishes it for an unknown face."""
+    embedding = rng.normal(size=128)
+    embedding /= np.linalg.norm(embedding)
+    return {
+        "id": new_id(),
+        "event": "sighting",
+        "camera": camera,
+        "track": track,
+        "person": None,
+        "watchlist": None,
+        "distance": 0.61,
+        "quality": 0.8,
+        "frame": track * 3,
+        "t": track * 0.1,
+        "box": [100, 260, 260, 100],
+        "seen_at": datetime.now(UTC).isoformat(),
+        "snapshot_key": None,
+        "embedding": [round(float(v), 6) for v in embedding],
+    }
+
+
+def simulated_edge(args: argparse.Namespace) -> None:
+    """Queue ``--count`` sightings at ``--rate``/s (0: as fast as possible) through the real
+    edge sending path; a restart with the same data folder goes on where it stopped."""
+    data = Path(args.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    camera = f"{args.sim_edge}-cam"
+    status = EDGE_STATUS.format(edge=args.sim_edge)
+    base = {"edge": args.sim_edge, "cameras": [camera]}
+    bus = MqttBus(
+        args.broker,
+        client_id=f"oneeye-edge-{args.sim_edge}",
+        topic_prefix=args.prefix,
+        session_expiry=600,
+        reconnect_max=2,
+        will=Announcement(status, {**base, "state": "offline", "error": "connection lost"}),
+        birth=Announcement(status, {**base, "state": "online"}),
+    )
+    outbox = EdgeOutbox(data / "outbox.sqlite3")
+    sender = OutboxSender(outbox, bus, lambda key, body: None)
+    generated = data / "generated.txt"
+    done = len(generated.read_text().split()) if generated.exists() else 0
+    bus.start()
+    sender.start()
+    rng = np.random.default_rng()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    topic = SIGHTINGS.format(camera=camera)
+    started = time.monotonic()
+    with generated.open("a") as log:
+        for n in range(done, args.count):
+            if stop.is_set():
+                break
+            payload = sighting(camera, n, rng)
+            outbox.add_sighting(topic, payload)
+            log.write(payload["id"] + "\n")
+            log.flush()
+            if args.rate > 0:
+                delay = started + (n - done + 1) / args.rate - time.monotonic()
+                if delay > 0:
+                    stop.wait(delay)
+    while not stop.is_set() and outbox.counts()[0]:
+        stop.wait(0.1)
+    sender.stop(drain=2)
+    bus.stop()
+    outbox.close()
+
+
+# The runs -----------------------------------------------------------------------------------
+
+
+class SimEdges:
+    """Simulated edge processes of one deployment."""
+
+    def __init__(self, work: Path, broker: str, prefix: str) -> None:
+        self.work = work
+        self.broker = broker
+        self.prefix = prefix
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, count: int, rate: float) -> None:
+        """Start (or restart) one simulated edge."""
+        args = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--sim-edge",
+            name,
+            "--data-dir",
+            str(self.work / name),
+            "--broker",
+            self.broker,
+            "--prefix",
+            self.prefix,
+            "--count",
+            str(count),
+            "--rate",
+            str(rate),
+        ]
+        with (self.work / f"{name}.log").open("ab") as log:
+            self.procs[name] = subprocess.Popen(args, stdout=log, stderr=log, cwd=ROOT)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one edge."""
+        self.procs[name].kill()
+        self.procs[name].wait()
+
+    def generated(self) -> set[str]:
+        """Every sighting id the edges queued so far."""
+        ids: set[str] = set()
+        for name in self.procs:
+            path = self.work / name / "generated.txt"
+            if path.exists():
+                ids.update(line for line in path.read_text().split() if len(line) == 32)
+        return ids
+
+    def wait(self, timeout: float) -> None:
+        """Wait for every edge to finish (stopping those that do not)."""
+        deadline = time.monotonic() + timeout
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGINT)
+                proc.wait(30)
+
+
+def stored_ids(deployment: Deployment) -> list[str]:
+    """Every sighting id in the database (with repeats, if there ever were any)."""
+    with deployment.db.session() as session:
+        return [row[0] for row in session.execute(text("SELECT id FROM sightings"))]
+
+
+def stored_count(deployment: Deployment) -> int:
+    """How many sightings the database holds."""
+    with deployment.db.session() as session:
+        return int(session.execute(text("SELECT count(*) FROM sightings")).scalar_one())
+
+
+def throughput(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """``--edges`` simulated edges publishing as fast as they can."""
+    broker = Broker(work / "broker")
+    broker.start()
+    try:
+        with postgres_schema(args.postgres) as url:
+            deployment = Deployment(work, broker.url, url)
+            try:
+                deployment.start_server()
+                edges = SimEdges(work, broker.url, deployment.prefix)
+                total = args.edges * args.per_edge
+                samples: list[tuple[float, int]] = []
+                started = time.monotonic()
+                for i in range(args.edges):
+                    edges.start(f"sim{i:02d}", args.per_edge, 0)
+                while time.monotonic() - started < 600:
+                    samples.append((time.monotonic() - started, stored_count(deployment)))
+                    if samples[-1][1] >= total:
+                        break
+                    time.sleep(0.5)
+                edges.wait(60)
+                ids = stored_ids(deployment)
+                generated = edges.generated()
+            finally:
+                deployment.stop()
+    finally:
+        broker.stop()
+    first = next(t for t, n in samples if n > 0)
+    last = samples[-1][0]
+    low, high = 0.1 * total, 0.9 * total
+    t_low = next(t for t, n in samples if n >= low)
+    t_high = next((t for t, n in samples if n >= high), last)
+    return {
+        "edges": args.edges,
+        "per_edge": args.per_edge,
+        "generated": len(generated),
+        "stored": len(set(ids)),
+        "lost": len(generated - set(ids)),
+        "duplicated_rows": len(ids) - len(set(ids)),
+        "wall_s": round(last, 2),
+        "first_stored_s": round(first, 2),
+        "sustained_per_s": round(len(set(ids)) / max(last, 1e-9), 1),
+        "middle_80pct_per_s": round((high - low) / max(t_high - t_low, 1e-9), 1),
+    }
+
+
+def recovered(deployment: Deployment, edges: SimEdges, timeout: float) -> float:
+    """Seconds until everything the edges queued so far is stored."""
+    began = time.monotonic()
+    wanted = edges.generated()
+    wait_for(lambda: wanted <= set(stored_ids(deployment)), timeout, "recovery")
+    return round(time.monotonic() - began, 2)
+
+
+def faults(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The three faults in turn, each recovered before the next."""
+    broker = Broker(work / "broker")
+    broker.start()
+    events: list[dict[str, Any]] = []
+    try:
+        with postgres_schema(args.postgres) as url:
+            deployment = Deployment(work, broker.url, url)
+            try:
+                deployment.start_server()
+                edges = SimEdges(work, broker.url, deployment.prefix)
+                count = 10**7  # they run until the end of the run
+                names = [f"sim{i:02d}" for i in range(args.fault_edges)]
+                for name in names:
+                    edges.start(name, count, args.rate)
+                time.sleep(10)
+
+                edges.kill(names[0])
+                time.sleep(5)
+                edges.start(names[0], count, args.rate)
+                events.append(
+                    {
+                        "fault": "kill -9 of an edge, restarted after 5 s",
+                        "recovery_s": recovered(deployment, edges, 120),
+                    }
+                )
+                time.sleep(5)
+
+                broker.stop()
+                time.sleep(args.broker_down)
+                broker.start()
+                events.append(
+                    {
+                        "fault": f"broker stopped for {args.broker_down} s",
+                        "recovery_s": recovered(deployment, edges, 180),
+                    }
+                )
+                time.sleep(5)
+
+                server = deployment.servers[-1]
+                server.stop()
+                time.sleep(10)
+                began = time.monotonic()
+                deployment.start_server(name="server-2")
+                startup = round(time.monotonic() - began, 2)
+                events.append(
+                    {
+                        "fault": "server stopped for 10 s and started again",
+                        "server_startup_s": startup,
+                        "recovery_after_ready_s": recovered(deployment, edges, 180),
+                    }
+                )
+                time.sleep(5)
+                for proc in edges.procs.values():
+                    proc.send_signal(signal.SIGINT)
+                edges.wait(60)
+                generated = edges.generated()
+                wait_for(lambda: generated <= set(stored_ids(deployment)), 120, "the last ones")
+                ids = stored_ids(deployment)
+            finally:
+                deployment.stop()
+            repeats = sum(
+                p.read_text(errors="replace").count("already stored; ignoring the repeat")
+                + p.read_text(errors="replace").count("stored meanwhile; ignoring the repeat")
+                for p in work.glob("server*.log")
+            )
+    finally:
+        broker.stop()
+    return {
+        "edges": args.fault_edges,
+        "rate_per_edge": args.rate,
+        "faults": events,
+        "generated": len(generated),
+        "stored": len(set(ids)),
+        "lost": len(generated - set(ids)),
+        "duplicated_rows": len(ids) - len(set(ids)),
+        "repeats_received_and_ignored": repeats,
+    }
+
+
+def main() -> None:
+    """Run one benchmark (or be a simulated edge) and write its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--edges", type=int, default=16)
+    parser.add_argument("--per-edge", type=int, default=1000)
+    parser.add_argument("--faults", action="store_true")
+    parser.add_argument("--fault-edges", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--broker-down", type=float, default=30.0)
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--keep", action="store_true", help="Keep the logs folder.")
+    # A simulated edge (this script runs itself as one per edge):
+    parser.add_argument("--sim-edge", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--broker", help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sim_edge:
+        simulated_edge(args)
+        return
+    work = Path(tempfile.mkdtemp(prefix="oneeye-edge-faults-"))
+    started = time.monotonic()
+    result = faults(args, work) if args.faults else throughput(args, work)
+    result["wall_s_total"] = round(time.monotonic() - started, 1)
+    print(json.dumps(result, indent=2), flush=True)
+    report = {
+        "benchmark": "edge_faults" if args.faults else "edge_throughput",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "command": " ".join(["python", "bench/edge_faults.py", *sys.argv[1:]]),
+        **result,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "edge_faults.json" if args.faults else "edge_throughput.json"
+    (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"logs in {work}")
+
+
+if __name__ == "__main__":
+    main()
