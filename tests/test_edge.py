@@ -37,6 +37,7 @@ from sqlalchemy import text
 
 from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, SIGHTINGS, Message
 from oneeye.bus.mqtt import MqttBus, parse_broker_url
+from oneeye.cli import main
 from oneeye.services.auth import AuthService
 from oneeye.services.edge.monitor import ALL_EDGE_STATUS, EdgeMonitor
 from oneeye.services.edge.outbox import EdgeOutbox, OutboxSender
@@ -528,3 +529,30 @@ def test_two_servers_store_and_announce_each_sighting_once(site: Site) -> None:
         for r in site.stored("SELECT payload FROM dashboard_events WHERE type = 'sighting'")
     ]
     assert sorted(events) == sorted(sent), "each sighting announced once, by one server"
+
+
+# The command line -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--camera", "Front Door=0"], "a camera id is 1-64"),
+        (["--camera", "door"], "a camera is ID=SOURCE"),
+        (["--camera", "door=0", "--camera", "door=1"], "camera ids must differ"),
+        (["--camera", "door=0", "--bus", "memory"], "through a broker"),
+        (["--camera", "door=0", "--server", "oneeye.local"], "http:// or https://"),
+        (["--camera", "door=0", "--edge-id", "Edge 1"], "an edge id is 1-64"),
+    ],
+)
+def test_edge_refuses_bad_arguments_with_one_line(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    base = {"--server": "http://127.0.0.1:9", "--bus": "mqtt://127.0.0.1:9", "--api-key": "k"}
+    for name, value in base.items():
+        if name not in args:
+            args = [*args, name, value]
+    assert main(["edge", "--data-dir", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("oneeye: error: ")
+    assert message in err
