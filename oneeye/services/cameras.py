@@ -28,6 +28,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -38,7 +39,7 @@ from oneeye.bus.base import SIGHTINGS, STATUS, Bus
 from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
 from oneeye.store.db import Database
-from oneeye.store.models import Camera, new_id
+from oneeye.store.models import Camera, Person, new_id
 from oneeye.store.photos import PhotoStore
 from oneeye.types import Detection, FaceBox, RGBImage
 from oneeye.video.annotate import Label, annotate, encode_jpeg
@@ -179,8 +180,11 @@ class CameraWorker:
         *,
         status_every: float = STATUS_EVERY,
         retry_first: float = RETRY_FIRST,
+        name_of: Callable[[str], str] | None = None,
     ) -> None:
-        """Set up the worker; :meth:`start` runs it."""
+        """Set up the worker; :meth:`start` runs it. ``name_of`` turns a person id into the
+        name drawn on the live view (ids are drawn when it is ``None``)."""
+        self.name_of = name_of
         self.config = config
         self.engine = engine
         self.gallery = gallery
@@ -342,7 +346,7 @@ class CameraWorker:
             processed += 1
             self._frames += 1
             with self._lock:
-                self._latest = (self._frames, frame.image, pipeline.labels())
+                self._latest = (self._frames, frame.image, pipeline.labels(self.name_of))
             for event in events:
                 self._emit(event, frame, frame.index)
             last = (processed - 1, frame.t, frame.index)
@@ -429,6 +433,34 @@ class CameraWorker:
         self.bus.publish(STATUS.format(camera=self.config.id), status.as_payload(), retain=True)
 
 
+class PersonNames:
+    """Person id -> name for the live view: read from the database, cached for a minute."""
+
+    def __init__(self, db: Database, ttl: float = 60.0) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, person_id: str) -> str:
+        """The person's name (their id's first 8 characters if they are gone)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(person_id)
+        if hit is not None and now - hit[1] < self.ttl:
+            return hit[0]
+        try:
+            with self.db.session() as session:
+                person = session.get(Person, person_id)
+                name = person.name if person is not None else person_id[:8]
+        except Exception:  # the live view must not die because the database blinked
+            logger.warning("cannot look up the name of person %s", person_id, exc_info=True)
+            return hit[0] if hit is not None else person_id[:8]
+        with self._lock:
+            self._cache[person_id] = (name, now)
+        return name
+
+
 class CameraManager:
     """Runs one worker thread per enabled camera in the database."""
 
@@ -440,6 +472,7 @@ class CameraManager:
         self.gallery = gallery
         self.bus = bus
         self.photos = photos
+        self._names = PersonNames(db)
         self._lock = threading.RLock()
         self._workers: dict[str, CameraWorker] = {}
         self._running = False
@@ -588,7 +621,9 @@ class CameraManager:
             status = CameraStatus(config.id, config.name, "disabled")
             self.bus.publish(STATUS.format(camera=config.id), status.as_payload(), retain=True)
             return
-        worker = CameraWorker(config, self.engine, self.gallery, self.bus, self.photos)
+        worker = CameraWorker(
+            config, self.engine, self.gallery, self.bus, self.photos, name_of=self._names
+        )
         self._workers[config.id] = worker
         worker.start()
         logger.info("camera %s: worker started", config.id)

@@ -13,6 +13,7 @@ camera within ``cooldown`` seconds of last being seen is the same visit: no new 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -235,16 +236,22 @@ class CameraPipeline:
         changed = int(np.count_nonzero(cv2.absdiff(small, previous) > MOTION_LEVEL))
         return changed >= MOTION_PIXELS
 
-    def labels(self) -> list[Label]:
+    def labels(self, name_of: Callable[[str], str] | None = None) -> list[Label]:
         """What to draw for the faces tracked now: name and distance, ``unknown``, or ``?``
-        while undecided."""
+        while undecided.
+
+        Args:
+            name_of: turns a gallery person key into the name to draw (the server's keys are
+                ids); the key itself when ``None``.
+        """
         labels = []
         for track in self._tracker.tracks:
             state = self._states.get(track.id)
             decision = state.vote.decision if state is not None else None
             if state is not None and state.person is not None:
                 distance = "" if state.distance is None else f" {state.distance:.2f}"
-                labels.append(Label(track.box, f"{state.person}{distance}", state.watchlist))
+                name = state.person if name_of is None else name_of(state.person)
+                labels.append(Label(track.box, f"{name}{distance}", state.watchlist))
             elif decision is not None:
                 labels.append(Label(track.box, "unknown"))
             else:

@@ -23,6 +23,7 @@ from oneeye.services.cameras import (
     CameraExistsError,
     CameraManager,
     CameraNotFoundError,
+    PersonNames,
 )
 from oneeye.store.db import Database
 from oneeye.store.models import FaceTemplate, Person, Watchlist, embedding_to_bytes, new_id
@@ -316,3 +317,19 @@ def test_a_paced_file_drops_the_frames_a_busy_pipeline_is_late_for(
     status = rig.manager.status("fast")
     assert status.dropped > 0
     assert status.frames + status.dropped == fast.truth.frames
+
+
+def test_person_names_are_read_once_and_fall_back_to_the_id(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'names.db'}")
+    db.migrate()
+    with db.session() as session:
+        person = Person(name="Ada Lovelace")
+        session.add(person)
+        session.flush()
+        person_id = person.id
+    names = PersonNames(db)
+    assert names(person_id) == "Ada Lovelace"
+    with db.session() as session:
+        session.get(Person, person_id).name = "Renamed"  # type: ignore[union-attr]
+    assert names(person_id) == "Ada Lovelace"  # cached for a minute
+    assert names("f" * 32) == "ffffffff"

@@ -185,3 +185,17 @@ def test_a_stranger_in_view_is_named_right_after_being_enrolled(
     named = [e for e in after if e.person == "obama"]
     assert named, after
     assert named[0].frame - middle <= pipeline.settings.detect_every + 1
+
+
+def test_labels_draw_the_name_the_server_gives_a_person_key(
+    engine: FaceEngine, clip: Clip, templates: dict[str, Template]
+) -> None:
+    gallery = GalleryIndex()
+    gallery.add(templates["obama"])
+    pipeline = CameraPipeline("door", engine, gallery, PipelineSettings(cooldown=0.5, **SETTINGS))
+    _, first, last = next(v for v in clip.visits if v[0] == "obama" and v[2] - v[1] > FPS)
+    run(pipeline, clip, stop=(first + last) // 2)
+    keys = [label.text for label in pipeline.labels()]
+    named = [label.text for label in pipeline.labels(lambda key: f"Mr {key.title()}")]
+    assert any(text.startswith("obama ") for text in keys), keys
+    assert any(text.startswith("Mr Obama ") for text in named), named
