@@ -19,6 +19,7 @@ Faults: ``--fault-edges`` edges at ``--rate`` sightings/s each, then in turn, ea
 until everything queued before the fault's end is stored (time to recover):
   1. kill -9 of one edge mid-stream, restarted 5 s later with the same data folder;
   2. the broker stopped for ``--broker-down`` s, then started again (its sessions persisted);
+     halfway through, another edge is killed with -9 (its backlog on its disk) and restarted;
   3. the server stopped (Ctrl-C) for 10 s and started again (its persistent session kept
      what was published meanwhile).
 Counted over the whole run: queued (generated), stored, lost (queued, never stored), and
@@ -38,6 +39,7 @@ import platform
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -298,12 +300,28 @@ def throughput(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
-def recovered(deployment: Deployment, edges: SimEdges, timeout: float) -> float:
-    """Seconds until everything the edges queued so far is stored."""
+def recovered(deployment: Deployment, edges: SimEdges, timeout: float) -> float | None:
+    """Seconds until everything the edges queued so far is stored (``None``: not within
+    ``timeout``; the run goes on and the final count says whether anything was lost)."""
     began = time.monotonic()
     wanted = edges.generated()
-    wait_for(lambda: wanted <= set(stored_ids(deployment)), timeout, "recovery")
+    try:
+        wait_for(lambda: wanted <= set(stored_ids(deployment)), timeout, "recovery")
+    except TimeoutError:
+        return None
     return round(time.monotonic() - began, 2)
+
+
+def queued(folder: Path) -> int:
+    """Sightings waiting in a (stopped) edge's disk queue."""
+    with sqlite3.connect(folder / "outbox.sqlite3") as db:
+        return int(db.execute("SELECT count(*) FROM sightings").fetchone()[0])
+
+
+def note(events: list[dict[str, Any]], event: dict[str, Any]) -> None:
+    """Keep one fault's figures and show them at once."""
+    events.append(event)
+    print(json.dumps(event), flush=True)
 
 
 def faults(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -314,9 +332,9 @@ def faults(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     try:
         with postgres_schema(args.postgres) as url:
             deployment = Deployment(work, broker.url, url)
+            edges = SimEdges(work, broker.url, deployment.prefix)
             try:
                 deployment.start_server()
-                edges = SimEdges(work, broker.url, deployment.prefix)
                 count = 10**7  # they run until the end of the run
                 names = [f"sim{i:02d}" for i in range(args.fault_edges)]
                 for name in names:
@@ -324,24 +342,36 @@ def faults(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 time.sleep(10)
 
                 edges.kill(names[0])
+                left = queued(work / names[0])
                 time.sleep(5)
                 edges.start(names[0], count, args.rate)
-                events.append(
+                note(
+                    events,
                     {
-                        "fault": "kill -9 of an edge, restarted after 5 s",
-                        "recovery_s": recovered(deployment, edges, 120),
-                    }
+                        "fault": "kill -9 of an edge mid-stream, restarted after 5 s",
+                        "queued_on_its_disk_at_kill": left,
+                        "recovery_after_restart_s": recovered(deployment, edges, 180),
+                    },
                 )
                 time.sleep(5)
 
                 broker.stop()
-                time.sleep(args.broker_down)
+                time.sleep(args.broker_down / 2)
+                # An edge killed while the broker is away, with a backlog on its disk.
+                edges.kill(names[1])
+                left = queued(work / names[1])
+                time.sleep(5)
+                edges.start(names[1], count, args.rate)
+                time.sleep(max(0.0, args.broker_down / 2 - 5))
                 broker.start()
-                events.append(
+                note(
+                    events,
                     {
-                        "fault": f"broker stopped for {args.broker_down} s",
-                        "recovery_s": recovered(deployment, edges, 180),
-                    }
+                        "fault": f"broker stopped for {args.broker_down:g} s; meanwhile an edge "
+                        "killed with -9 and restarted",
+                        "queued_on_the_killed_edge_s_disk": left,
+                        "recovery_after_broker_back_s": recovered(deployment, edges, 300),
+                    },
                 )
                 time.sleep(5)
 
@@ -349,23 +379,30 @@ def faults(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 server.stop()
                 time.sleep(10)
                 began = time.monotonic()
-                deployment.start_server(name="server-2")
+                deployment.start_server(name="server-2", client="server")
                 startup = round(time.monotonic() - began, 2)
-                events.append(
+                note(
+                    events,
                     {
-                        "fault": "server stopped for 10 s and started again",
+                        "fault": "server stopped (Ctrl-C) for 10 s and started again",
                         "server_startup_s": startup,
-                        "recovery_after_ready_s": recovered(deployment, edges, 180),
-                    }
+                        "recovery_after_ready_s": recovered(deployment, edges, 300),
+                    },
                 )
                 time.sleep(5)
                 for proc in edges.procs.values():
                     proc.send_signal(signal.SIGINT)
                 edges.wait(60)
                 generated = edges.generated()
-                wait_for(lambda: generated <= set(stored_ids(deployment)), 120, "the last ones")
+                try:
+                    wait_for(lambda: generated <= set(stored_ids(deployment)), 600, "the rest")
+                except TimeoutError:
+                    print("not everything stored within 600 s", flush=True)
                 ids = stored_ids(deployment)
             finally:
+                for proc in edges.procs.values():
+                    if proc.poll() is None:
+                        proc.kill()
                 deployment.stop()
             repeats = sum(
                 p.read_text(errors="replace").count("already stored; ignoring the repeat")

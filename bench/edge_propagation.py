@@ -177,13 +177,16 @@ class Deployment:
         self.servers: list[Proc] = []
         self.edges: dict[str, Proc] = {}
 
-    def start_server(self, name: str = "server", port: int | None = None) -> Proc:
-        """Start ``oneeye serve`` (client id per ``name``) and wait until it answers."""
+    def start_server(
+        self, name: str = "server", port: int | None = None, client: str = "server"
+    ) -> Proc:
+        """Start ``oneeye serve`` and wait until it answers. ``client`` names its MQTT
+        session: a restarted server keeps its client id, and so the messages queued for it."""
         port = port or self.port
         env = {
             **self.env,
             "ONEEYE_DATABASE_URL": self.database_url,
-            "ONEEYE_MQTT__CLIENT_ID": f"oneeye-{name}-{self.run}",
+            "ONEEYE_MQTT__CLIENT_ID": f"oneeye-{client}-{self.run}",
         }
         args = ["-v", "serve", "--port", str(port), "--data-dir", str(self.work / name)]
         proc = Proc(args, env, self.work / f"{name}.log")
