@@ -40,7 +40,12 @@ from oneeye.bus.mqtt import MqttBus, parse_broker_url
 from oneeye.cli import main
 from oneeye.services.auth import AuthService
 from oneeye.services.edge.monitor import ALL_EDGE_STATUS, EdgeMonitor
-from oneeye.services.edge.outbox import EdgeOutbox, OutboxSender
+from oneeye.services.edge.outbox import (
+    EdgeOutbox,
+    OutboxSender,
+    SnapshotRefusedError,
+    SpoolPhotoStore,
+)
 from oneeye.store.db import Database
 from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
@@ -466,7 +471,6 @@ def test_the_edge_queue_keeps_sightings_through_a_broker_outage(tmp_path: Path) 
         consumer.stop()
         outbox.close()
         broker.stop()
-    assert ALL_STATUS  # the status topics are not queued (see EdgeBus)
 
 
 # Two central servers on one database and one broker ----------------------------------------
@@ -556,3 +560,75 @@ def test_edge_refuses_bad_arguments_with_one_line(
     err = capsys.readouterr().err
     assert err.startswith("oneeye: error: ")
     assert message in err
+
+
+# The monitor and the snapshot uploads, on the shared broker under a prefix of their own ---------
+
+
+def test_the_monitor_turns_a_dead_edge_s_cameras_offline(broker_url: str) -> None:
+    prefix = f"oneeye-test/{uuid.uuid4().hex[:8]}"
+    server_bus = MqttBus(broker_url, topic_prefix=prefix)
+    statuses = Inbox()
+    server_bus.subscribe(ALL_STATUS, statuses)
+    EdgeMonitor(server_bus).start()
+    server_bus.start()
+    edge_bus = MqttBus(broker_url, topic_prefix=prefix)
+    edge_bus.start()
+    status = "oneeye/v1/edges/e1/status"
+    try:
+        edge_bus.publish(status, {"edge": "e1", "cameras": ["door", "lobby"], "state": "online"})
+        edge_bus.publish(status, {"edge": "e2", "cameras": ["x"], "state": "offline"})  # not e1
+        edge_bus.publish(status, {"edge": "e1", "cameras": "door", "state": "offline"})  # bad
+        time.sleep(0.5)
+        assert statuses.payloads() == []
+        edge_bus.publish(
+            status,
+            {"edge": "e1", "cameras": ["door", "lobby"], "state": "offline", "error": "lost"},
+            retain=True,
+        )
+        wait_for(lambda: len(statuses.payloads()) == 2, 5, "two camera statuses")
+        assert {(p["camera"], p["state"]) for p in statuses.payloads()} == {
+            ("door", "offline"),
+            ("lobby", "offline"),
+        }
+        assert all(p["error"] == "edge e1: lost" for p in statuses.payloads())
+    finally:
+        for topic in (status, "oneeye/v1/cameras/door/status", "oneeye/v1/cameras/lobby/status"):
+            edge_bus.clear_retained(topic)
+        edge_bus.stop()
+        server_bus.stop()
+
+
+def test_snapshots_wait_for_the_server_and_refused_ones_are_dropped(
+    broker_url: str, tmp_path: Path
+) -> None:
+    outbox = EdgeOutbox(tmp_path / "outbox.sqlite3")
+    photos = SpoolPhotoStore(outbox)
+    stored: dict[str, bytes] = {}
+    server_up = threading.Event()
+
+    def upload(key: str, data: bytes) -> None:
+        if not server_up.is_set():
+            raise ConnectionError("server unreachable")
+        if data == b"refused":
+            raise SnapshotRefusedError("another snapshot is stored under this key")
+        stored[key] = data
+
+    bus = MqttBus(broker_url, topic_prefix=f"oneeye-test/{uuid.uuid4().hex[:8]}")
+    bus.start()
+    sender = OutboxSender(outbox, bus, upload, poll=0.05, retry_first=0.1, retry_max=0.2)
+    sender.start()
+    try:
+        good = photos.add("snapshots", b"\xff\xd8\xff jpeg")
+        bad = photos.add("snapshots", b"refused")
+        time.sleep(0.5)
+        assert photos.exists(good), "kept while the server is away"
+        assert photos.exists(bad)
+        server_up.set()
+        wait_for(lambda: outbox.counts()[1] == 0, 5, "the snapshot queue emptied")
+        assert stored == {good: b"\xff\xd8\xff jpeg"}
+        assert (sender.uploaded, sender.refused) == (1, 1)
+    finally:
+        sender.stop(drain=0)
+        bus.stop()
+        outbox.close()
