@@ -29,7 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
 import httpx
+import numpy as np
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -38,7 +40,10 @@ from sqlalchemy import text
 from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, SIGHTINGS, Message
 from oneeye.bus.mqtt import MqttBus, parse_broker_url
 from oneeye.cli import main
+from oneeye.config import MqttSettings
+from oneeye.gallery import GalleryIndex
 from oneeye.services.auth import AuthService
+from oneeye.services.cameras import CameraConfig
 from oneeye.services.edge.monitor import ALL_EDGE_STATUS, EdgeMonitor
 from oneeye.services.edge.outbox import (
     EdgeOutbox,
@@ -46,6 +51,7 @@ from oneeye.services.edge.outbox import (
     SnapshotRefusedError,
     SpoolPhotoStore,
 )
+from oneeye.services.edge.runtime import EdgeRuntime, EdgeSettings
 from oneeye.store.db import Database
 from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
@@ -632,3 +638,67 @@ def test_snapshots_wait_for_the_server_and_refused_ones_are_dropped(
         sender.stop(drain=0)
         bus.stop()
         outbox.close()
+
+
+def test_an_edge_starts_with_its_cached_gallery_while_the_server_is_unreachable(
+    broker_url: str, tmp_path: Path, face_engine: FaceEngine
+) -> None:
+    prefix = f"oneeye-test/{uuid.uuid4().hex[:8]}"
+    data = tmp_path / "edge"
+    data.mkdir()
+    embedding = [1.0] + [0.0] * 127
+    cache = {
+        "version": 7,
+        "margin": 0.05,
+        "default_threshold": 0.32,
+        "thresholds": {"customers": 0.3},
+        "entries": [
+            {
+                "id": "t1@customers",
+                "person": "p1",
+                "watchlist": "customers",
+                "quality": 0.9,
+                "embedding": embedding,
+            }
+        ],
+    }
+    (data / "gallery.json").write_text(json.dumps(cache))
+    clip = tmp_path / "blank.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), 5.0, (160, 120))
+    for _ in range(5):
+        writer.write(np.zeros((120, 160, 3), dtype=np.uint8))
+    writer.release()
+    settings = EdgeSettings(
+        edge_id=f"cache-{uuid.uuid4().hex[:6]}",
+        server_url=f"http://127.0.0.1:{free_port()}",  # nobody listens
+        api_key="oek_unused",
+        bus_url=broker_url,
+        cameras=(CameraConfig(id="cam", name="cam", source=str(clip), loop=True),),
+        data_dir=data,
+        mqtt=MqttSettings(topic_prefix=prefix, session_expiry=60),
+    )
+    listener = MqttBus(broker_url, topic_prefix=prefix)
+    statuses = Inbox()
+    listener.subscribe(ALL_EDGE_STATUS, statuses)
+    listener.start()
+    runtime = EdgeRuntime(settings, face_engine, GalleryIndex())
+    runtime.start()
+    try:
+        assert runtime.sync.version == 7
+        assert "t1@customers" in runtime.gallery
+        assert runtime.gallery.threshold("customers") == pytest.approx(0.3)
+        wait_for(
+            lambda: any(p.get("gallery_version") == 7 for p in statuses.payloads()),
+            10,
+            "the edge's status with the cached version",
+        )
+    finally:
+        runtime.stop()
+    wait_for(lambda: statuses.payloads()[-1].get("state") == "offline", 5, "offline after stop")
+    assert statuses.payloads()[-1]["error"] == "stopped"
+    cleaner = MqttBus(broker_url, topic_prefix=prefix)
+    cleaner.start()
+    cleaner.clear_retained(f"oneeye/v1/edges/{settings.edge_id}/status")
+    cleaner.clear_retained("oneeye/v1/cameras/cam/status")
+    cleaner.stop()
+    listener.stop()
