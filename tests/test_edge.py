@@ -702,3 +702,30 @@ def test_an_edge_starts_with_its_cached_gallery_while_the_server_is_unreachable(
     cleaner.clear_retained("oneeye/v1/cameras/cam/status")
     cleaner.stop()
     listener.stop()
+
+
+def test_a_sighting_too_large_for_the_bus_is_dropped_not_blocking_the_queue(
+    broker_url: str, tmp_path: Path
+) -> None:
+    prefix = f"oneeye-test/{uuid.uuid4().hex[:8]}"
+    received = Inbox()
+    consumer = MqttBus(broker_url, topic_prefix=prefix)
+    consumer.subscribe(ALL_SIGHTINGS, received)
+    consumer.start()
+    bus = MqttBus(broker_url, topic_prefix=prefix, max_payload=10_000)
+    bus.start()
+    outbox = EdgeOutbox(tmp_path / "outbox.sqlite3")
+    topic = SIGHTINGS.format(camera="cam")
+    outbox.add_sighting(topic, {"id": "big", "pad": "x" * 20_000})
+    outbox.add_sighting(topic, {"id": "small"})
+    sender = OutboxSender(outbox, bus, lambda key, data: None, poll=0.05)
+    sender.start()
+    try:
+        wait_for(lambda: [p["id"] for p in received.payloads()] == ["small"], 5, "the small one")
+        assert outbox.counts() == (0, 0)
+        assert sender.oversized == 1
+    finally:
+        sender.stop(drain=0)
+        bus.stop()
+        consumer.stop()
+        outbox.close()

@@ -26,12 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from oneeye.bus.base import Bus, Handler, topic_matches
+from oneeye.bus.base import ALL_SIGHTINGS, Bus, Handler, encode_payload, topic_matches
 from oneeye.store.photos import PhotoNotFoundError, PhotoStore, check_key
 
 logger = logging.getLogger(__name__)
 
-SIGHTING_TOPICS = "oneeye/v1/cameras/+/sightings"
 WINDOW = 500
 """Sightings handed to the broker at once before waiting for their acknowledgement."""
 POLL = 0.2
@@ -99,6 +98,11 @@ class EdgeOutbox:
                 (after, limit),
             ).fetchall()
         return [(seq, topic, json.loads(payload)) for seq, topic, payload in rows]
+
+    def delete_sighting(self, seq: int) -> None:
+        """Forget one sighting (one that can never be sent)."""
+        with self._lock:
+            self._db.execute("DELETE FROM sightings WHERE seq = ?", (seq,))
 
     def delete_sightings(self, up_to: int) -> None:
         """Forget the sightings up to sequence number ``up_to`` (the broker has them)."""
@@ -183,7 +187,7 @@ class EdgeBus(Bus):
 
     def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
         """Queue a sighting on disk; publish anything else on the broker."""
-        if topic_matches(SIGHTING_TOPICS, topic) and not retain:
+        if topic_matches(ALL_SIGHTINGS, topic) and not retain:
             self.outbox.add_sighting(topic, payload)
         else:
             self.bus.publish(topic, payload, retain=retain)
@@ -227,6 +231,8 @@ class OutboxSender:
         """Snapshots the server stored."""
         self.refused = 0
         """Snapshots the server refused for good (dropped)."""
+        self.oversized = 0
+        """Sightings larger than the bus takes (dropped: they could never be sent)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._upload_delay = retry_first
@@ -256,7 +262,19 @@ class OutboxSender:
             try:
                 self._upload_snapshots()
                 if in_flight == 0:
+                    limit = getattr(self.bus, "max_payload", None)
                     for seq, topic, payload in self.outbox.sightings(limit=self.window):
+                        if isinstance(limit, int) and len(encode_payload(payload)) > limit:
+                            # A message the bus refuses every time would block the queue.
+                            logger.error(
+                                "edge: dropping sighting %s on %s: over the bus limit of %d bytes",
+                                payload.get("id"),
+                                topic,
+                                limit,
+                            )
+                            self.outbox.delete_sighting(seq)
+                            self.oversized += 1
+                            continue
                         self.bus.publish(topic, payload)
                         in_flight, handed = seq, handed + 1
                 if in_flight:
