@@ -25,6 +25,7 @@ from oneeye.services.auth import AuthService
 from oneeye.services.cameras import CameraManager
 from oneeye.services.context import Services
 from oneeye.services.customers import make_directory
+from oneeye.services.edge.monitor import EdgeMonitor
 from oneeye.services.enrolment import EnrolmentService
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
@@ -162,6 +163,8 @@ class OneEyeApp:
             alerts=alerts,
             cameras=cameras,
         )
+        self.edge_monitor = EdgeMonitor(bus)
+        """Turns an edge's last will (it died) into offline statuses for its cameras."""
         self.web: FastAPI = create_app(self.services)
         self._started = False
 
@@ -171,6 +174,7 @@ class OneEyeApp:
         count = s.gallery_service.load()
         logger.info("gallery loaded: %d templates", count)
         s.bus.start()
+        self.edge_monitor.start()
         s.sightings.start()
         s.notifier.start()
         s.alerts.start()

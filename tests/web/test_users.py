@@ -136,3 +136,16 @@ def test_audit_log_filters_and_limits(server: OneEyeApp, client_for: ClientFor) 
     everything = admin.get("/api/v1/audit").json()
     assert {"login", "user.create"} <= {e["action"] for e in everything}
     assert admin.get("/api/v1/audit", params={"limit": 0}).status_code == 422
+
+
+def test_an_admin_creates_an_edge_key_that_only_reaches_the_edge_routes(
+    client_for: ClientFor, anonymous: TestClient
+) -> None:
+    admin = client_for("admin")
+    created = admin.post("/api/v1/api-keys", json={"name": "branch-12 edge", "role": "edge"})
+    assert created.status_code == 201, created.text
+    headers = {"Authorization": f"Bearer {created.json()['key']}"}
+    assert anonymous.get("/api/v1/gallery", headers=headers).status_code == 200
+    assert anonymous.get("/api/v1/people", headers=headers).status_code == 403
+    refused = admin.post("/api/v1/api-keys", json={"name": "x", "role": "superuser"})
+    assert refused.status_code == 422

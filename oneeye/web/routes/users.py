@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,7 +65,9 @@ class ApiKeyCreate(BaseModel):
     """A new API key for a machine (an edge, a script)."""
 
     name: str = Field(min_length=1, max_length=100, examples=["branch-12 edge"])
-    role: Role
+    role: Literal["viewer", "reporter", "teller", "admin", "edge"]
+    """A role on the ladder, or ``edge``: a camera host that may only fetch the gallery and
+    upload snapshots."""
 
 
 class ApiKeyPublic(BaseModel):
