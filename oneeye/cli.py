@@ -33,6 +33,7 @@ from oneeye.bench import lfw as lfw_bench
 from oneeye.config import ServeSettings, Settings
 from oneeye.errors import OneEyeError, SourceError
 from oneeye.gallery import GalleryIndex
+from oneeye.gallery.ivf import IvfParameters
 from oneeye.services.auth import KEY_ROLES, ROLES, AuthService, UserError
 from oneeye.services.edge.runtime import EdgeRuntime, EdgeSettings, parse_camera
 from oneeye.store.db import Database, DatabaseError
@@ -105,16 +106,12 @@ def _report_progress(progress: Progress, what: str, done: int, total: int) -> No
 def _load_gallery(folder: Path, settings: Settings, *, must_exist: bool) -> GalleryIndex:
     file = folder / GALLERY_FILE
     if file.exists():
-        return GalleryIndex.load(file)
+        return GalleryIndex.load(file, ivf=IvfParameters.from_settings(settings.gallery))
     if must_exist:
         raise click.BadParameter(
             f"no gallery in {folder} (enrol someone first)", param_hint="--gallery"
         )
-    return GalleryIndex(
-        default_threshold=settings.gallery.default_threshold,
-        thresholds=settings.gallery.thresholds,
-        margin=settings.gallery.margin,
-    )
+    return GalleryIndex.from_settings(settings.gallery)
 
 
 def _settings(ctx: click.Context) -> Settings:
