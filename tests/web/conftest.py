@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, sync_playwright
 
 from oneeye.app import OneEyeApp
 from oneeye.config import ServeSettings
 from oneeye.vision.engine import FaceEngine
+from tests.web.browser import launch_chromium
 
 PASSWORD = "correct horse battery"
 ROLES = ("viewer", "reporter", "teller", "admin")
@@ -79,3 +81,14 @@ def anonymous(server: OneEyeApp) -> Iterator[TestClient]:
     """A client that is not logged in."""
     with TestClient(server.web) as client:
         yield client
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, headless."""
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

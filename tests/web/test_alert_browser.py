@@ -15,14 +15,14 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from oneeye.app import OneEyeApp
 from oneeye.services.alerts import AlertService
 from oneeye.video.synth import Actor, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
-from tests.web.browser import launch_chromium, serve
+from tests.web.browser import csp_violations, serve
 from tests.web.conftest import PASSWORD, make_server
 from tests.web.test_alert_pages import alerts_of, publish, sighting, wait_for
 
@@ -56,29 +56,6 @@ def site(tmp_path: Path, face_engine: FaceEngine) -> Iterator[Site]:
             yield Site(app, alerts, url, admin_key)
     finally:
         app.stop()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    """Debian's chromium, headless."""
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def csp_violations(page: Page) -> list[str]:
-    """A list that fills with the page's Content-Security-Policy complaints."""
-    found: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            found.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
-    return found
 
 
 def log_in(page: Page, url: str, username: str, path: str = "/") -> None:

@@ -15,7 +15,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from oneeye.app import OneEyeApp
 from oneeye.services.cameras import CameraConfig
@@ -23,7 +23,7 @@ from oneeye.store.models import new_id
 from oneeye.video.synth import Actor, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
-from tests.web.browser import launch_chromium, serve
+from tests.web.browser import csp_violations, serve
 from tests.web.conftest import PASSWORD, make_server
 
 pytestmark = pytest.mark.browser
@@ -72,17 +72,6 @@ def site(tmp_path: Path, face_engine: FaceEngine, face_photos: Path) -> Iterator
         app.stop()
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    """Debian's chromium, headless."""
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 def customer_clip(path: Path, engine: FaceEngine, load_photo: PhotoLoader) -> Path:
     """A labelled clip: Obama (another photo than the enrolled one) walks across the frame,
     then Biden (not enrolled) does."""
@@ -97,18 +86,6 @@ def customer_clip(path: Path, engine: FaceEngine, load_photo: PhotoLoader) -> Pa
     ]
     write_clip(path, actors, movements, width=WIDTH, height=HEIGHT, frames=66, fps=FPS)
     return path
-
-
-def csp_violations(page: Page) -> list[str]:
-    """A list that fills with the page's Content-Security-Policy complaints."""
-    found: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            found.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
-    return found
 
 
 def log_in(page: Page, url: str, username: str) -> None:
