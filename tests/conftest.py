@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +28,18 @@ PhotoLoader = Callable[[str], RGBImage]
 
 FACE_RECOGNITION_SDIST = "face_recognition-1.3.0.tar.gz"
 FACE_RECOGNITION_SHA256 = "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec"
+
+
+class WakeCounter:
+    """Stands in for the notifier (not under test here): counts ``wake()`` calls."""
+
+    def __init__(self) -> None:
+        self.wakes = 0
+        self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        with self._lock:
+            self.wakes += 1
 
 
 def cache_dir() -> Path:

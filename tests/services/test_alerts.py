@@ -12,7 +12,6 @@ old unknown faces' embeddings. The notifier is not under test: a counter stands 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -59,25 +58,13 @@ from oneeye.store.photos import LocalPhotoStore
 from oneeye.types import UNKNOWN
 from oneeye.video.synth import Actor, GroundTruth, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
-from tests.conftest import PhotoLoader, side_by_side
+from tests.conftest import PhotoLoader, WakeCounter, side_by_side
 from tests.services.notify.receivers import HttpReceiver, make_service, settings_for
 
 FPS = 10.0
 WIDTH, HEIGHT = 640, 480
 FACE = 96
 REPORTER = "user:rita"
-
-
-class WakeCounter:
-    """Stands in for the notifier (not under test here): counts ``wake()`` calls."""
-
-    def __init__(self) -> None:
-        self.wakes = 0
-        self._lock = threading.Lock()
-
-    def wake(self) -> None:
-        with self._lock:
-            self.wakes += 1
 
 
 class Rig:

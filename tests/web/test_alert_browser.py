@@ -24,7 +24,7 @@ from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
 from tests.web.browser import csp_violations, serve
 from tests.web.conftest import PASSWORD, make_server
-from tests.web.test_alert_pages import alerts_of, publish, sighting, wait_for
+from tests.web.helpers import alerts_of, publish, sighting, wait_for
 
 pytestmark = pytest.mark.browser
 

@@ -6,8 +6,6 @@ dashboard's banner for a recent match, and notifications that could not be deliv
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,88 +15,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from oneeye.app import OneEyeApp
-from oneeye.bus.base import SIGHTINGS
 from oneeye.services.alerts import AlertService, CaseInfo
 from oneeye.services.cameras import CameraConfig
 from oneeye.store.models import CaseMatch, Notification, Sighting, new_id
 from oneeye.vision.engine import FaceEngine
 from oneeye.web import pages
-from oneeye.web.routes import cases
 from tests.web.conftest import ClientFor
+from tests.web.helpers import alerts_of, publish, sighting, wait_for
 
 API = "/api/v1"
-
-
-class WakeCounter:
-    """Stands in for the notifier (not under test here) when the server has none."""
-
-    def wake(self) -> None:
-        """Nothing to send."""
-
-
-def alerts_of(app: OneEyeApp) -> AlertService:
-    """The server's AlertService; until the server wires one, one built on its services and
-    put where the pages and the cases router look (``app.state.alerts``)."""
-    wired = getattr(app.services, "alerts", None)
-    if isinstance(wired, AlertService):
-        return wired
-    s = app.services
-    service = AlertService(
-        s.db,
-        s.photos,
-        s.enrolment,
-        s.gallery_service,
-        s.events,
-        s.sightings,
-        WakeCounter(),
-        s.settings.alerts,
-        cooldown=s.settings.notify.cooldown,
-        public_url=s.settings.public_url,
-    )
-    if not any(getattr(r, "path", "").startswith(f"{API}/cases") for r in app.web.routes):
-        app.web.include_router(cases.router, prefix=API)
-    app.web.state.alerts = service
-    return service
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def count(app: OneEyeApp, model: type[Any]) -> int:
     with app.services.db.session() as session:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
-
-
-def sighting(camera: str, person: str | None, seen_at: datetime, **more: Any) -> dict[str, Any]:
-    """A bus sighting message as a camera worker publishes it."""
-    message: dict[str, Any] = {
-        "v": 1,
-        "id": new_id(),
-        "event": "sighting",
-        "camera": camera,
-        "track": 1,
-        "person": person,
-        "watchlist": "amber-alert" if person else None,
-        "distance": 0.31 if person else None,
-        "quality": 0.8,
-        "frame": 12,
-        "t": 1.2,
-        "box": [10, 60, 60, 10],
-        "seen_at": seen_at.isoformat(),
-        "snapshot_key": None,
-        "embedding": None,
-    }
-    message.update(more)
-    return message
-
-
-def publish(app: OneEyeApp, message: dict[str, Any]) -> None:
-    app.services.bus.publish(SIGHTINGS.format(camera=message["camera"]), message)
 
 
 def count_testid(html: str, name: str) -> int:

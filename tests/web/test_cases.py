@@ -4,7 +4,6 @@ refused with the reason and nothing stored, the instant photo check, and who may
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,55 +18,18 @@ from oneeye.app import OneEyeApp
 from oneeye.services.alerts import AlertService
 from oneeye.services.enrolment import encode_jpeg
 from oneeye.store.models import AlertCase, FaceTemplate, Person, Subscription
-from oneeye.web.routes import cases
 from tests.conftest import PhotoLoader, side_by_side
 from tests.web.conftest import PASSWORD, ClientFor, login
+from tests.web.helpers import alerts_of
 
 API = "/api/v1"
 CASES = f"{API}/cases"
 SUBSCRIPTIONS = f"{API}/subscriptions"
 
 
-class WakeCounter:
-    """Stands in for the notifier (not under test here): counts ``wake()`` calls."""
-
-    def __init__(self) -> None:
-        self.wakes = 0
-        self._lock = threading.Lock()
-
-    def wake(self) -> None:
-        with self._lock:
-            self.wakes += 1
-
-
-def with_alerts(app: OneEyeApp) -> AlertService:
-    """The server's AlertService: the one the server wires, or one built on its services
-    (with the cases router) until the server wires it."""
-    wired = getattr(app.services, "alerts", None)
-    if isinstance(wired, AlertService):
-        return wired
-    s = app.services
-    service = AlertService(
-        s.db,
-        s.photos,
-        s.enrolment,
-        s.gallery_service,
-        s.events,
-        s.sightings,
-        WakeCounter(),
-        s.settings.alerts,
-        cooldown=s.settings.notify.cooldown,
-        public_url=s.settings.public_url,
-    )
-    if not any(getattr(r, "path", "").startswith(CASES) for r in app.web.routes):
-        app.web.include_router(cases.router, prefix=API)
-    app.web.state.alerts = service
-    return service
-
-
 @pytest.fixture
 def alerts(server: OneEyeApp) -> Iterator[AlertService]:
-    service = with_alerts(server)
+    service = alerts_of(server)
     yield service
     service.stop()
 
@@ -113,7 +75,7 @@ def error_of(response: Any) -> str:
 def test_a_filed_case_is_live_at_once_and_gone_when_resolved(
     server_any_db: OneEyeApp, face_photos: Path
 ) -> None:
-    service = with_alerts(server_any_db)
+    service = alerts_of(server_any_db)
     for name, role in (("rita", "reporter"), ("vic", "viewer")):
         server_any_db.services.auth.create_user(name, PASSWORD, role)
     with TestClient(server_any_db.web) as reporter, TestClient(server_any_db.web) as viewer:
