@@ -23,6 +23,7 @@ from oneeye.config import EngineSettings
 from oneeye.types import RGBImage
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
+from tests.services.bank import BankApi
 
 PhotoLoader = Callable[[str], RGBImage]
 
@@ -166,3 +167,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def face_engine() -> FaceEngine:
     """One face engine for every server test (the models load once)."""
     return FaceEngine(EngineSettings())
+
+
+@pytest.fixture
+def bank() -> Iterator[BankApi]:
+    """A bank account API listening on 127.0.0.1 (no accounts until a test adds them)."""
+    api = BankApi()
+    api.thread.start()
+    try:
+        yield api
+    finally:
+        api.server.shutdown()
+        api.server.server_close()

@@ -1,22 +1,27 @@
 """Helpers shared by the web tests: the server's AlertService (built on its services until the
-server wires one), bus sightings as a camera worker publishes them, and waiting for a
-condition."""
+server wires one), bus sightings as a camera worker publishes them, waiting for a condition,
+and API-key clients, uploads and enrolment through ``/api/v1/people``."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from oneeye.app import OneEyeApp
 from oneeye.bus.base import SIGHTINGS
 from oneeye.services.alerts import AlertService
-from oneeye.store.models import new_id
+from oneeye.store.models import FaceTemplate, new_id
 from oneeye.web.routes import cases
 from tests.conftest import WakeCounter
 
 API = "/api/v1"
+PEOPLE = f"{API}/people"
 
 
 def alerts_of(app: OneEyeApp) -> AlertService:
@@ -77,3 +82,33 @@ def sighting(camera: str, person: str | None, seen_at: datetime, **more: Any) ->
 
 def publish(app: OneEyeApp, message: dict[str, Any]) -> None:
     app.services.bus.publish(SIGHTINGS.format(camera=message["camera"]), message)
+
+
+def key_client(app: OneEyeApp, role: str) -> TestClient:
+    """A client that authenticates with a fresh API key of ``role`` (no CSRF needed)."""
+    _, key = app.services.auth.create_api_key(f"test-{role}", role)
+    client = TestClient(app.web)
+    client.headers["Authorization"] = f"Bearer {key}"
+    return client
+
+
+def upload(name: str, data: bytes) -> dict[str, Any]:
+    """The ``files`` argument for one multipart file field ``file``."""
+    return {"file": (name, data, "image/jpeg")}
+
+
+def stored(app: OneEyeApp) -> tuple[int, int]:
+    """Template rows and photo files."""
+    with app.services.db.session() as session:
+        rows = session.scalar(select(func.count()).select_from(FaceTemplate)) or 0
+    root = app.settings.resolved_photos_dir()
+    return rows, sum(1 for p in root.rglob("*") if p.is_file())
+
+
+def enrol(client: TestClient, person_id: str, face_photos: Path, name: str) -> dict[str, Any]:
+    response = client.post(
+        f"{PEOPLE}/{person_id}/photos", files=upload(name, (face_photos / name).read_bytes())
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body

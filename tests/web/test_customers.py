@@ -16,9 +16,9 @@ from oneeye.app import OneEyeApp
 from oneeye.config import CustomerDirectorySettings, ServeSettings
 from oneeye.store.models import AuditEntry
 from oneeye.vision.engine import FaceEngine
-from tests.services.test_customers import OBAMA, BankApi
+from tests.services.bank import OBAMA, BankApi
 from tests.web.conftest import ClientFor
-from tests.web.test_people import key_client, upload
+from tests.web.helpers import key_client, upload
 
 CUSTOMERS = "/api/v1/customers"
 ACCOUNT = {
@@ -170,17 +170,6 @@ def test_profile_photos_are_validated_stored_replaced_and_deleted(
 
     assert admin.delete(f"{CUSTOMERS}/ACC-1").status_code == 204
     assert photo_files(server) == before
-
-
-@pytest.fixture
-def bank() -> Iterator[BankApi]:
-    api = BankApi()
-    api.thread.start()
-    try:
-        yield api
-    finally:
-        api.server.shutdown()
-        api.server.server_close()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from oneeye.app import OneEyeApp
 from oneeye.services.enrolment import encode_jpeg
 from tests.conftest import PhotoLoader, side_by_side
 from tests.web.conftest import ClientFor
-from tests.web.test_people import PEOPLE, enrol, stored, upload
+from tests.web.helpers import PEOPLE, enrol, stored, upload
 
 IDENTIFY = "/api/v1/identify"
 

@@ -9,47 +9,17 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from oneeye.app import OneEyeApp
 from oneeye.services.enrolment import encode_jpeg
-from oneeye.store.models import AuditEntry, FaceTemplate
+from oneeye.store.models import AuditEntry
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader, side_by_side
 from tests.web.conftest import ClientFor
+from tests.web.helpers import PEOPLE, enrol, key_client, stored, upload
 
-PEOPLE = "/api/v1/people"
 IDENTIFY = "/api/v1/identify"
-
-
-def key_client(app: OneEyeApp, role: str) -> TestClient:
-    """A client that authenticates with a fresh API key of ``role`` (no CSRF needed)."""
-    _, key = app.services.auth.create_api_key(f"test-{role}", role)
-    client = TestClient(app.web)
-    client.headers["Authorization"] = f"Bearer {key}"
-    return client
-
-
-def upload(name: str, data: bytes) -> dict[str, Any]:
-    """The ``files`` argument for one multipart file field ``file``."""
-    return {"file": (name, data, "image/jpeg")}
-
-
-def stored(app: OneEyeApp) -> tuple[int, int]:
-    """Template rows and photo files."""
-    with app.services.db.session() as session:
-        rows = session.scalar(select(func.count()).select_from(FaceTemplate)) or 0
-    root = app.settings.resolved_photos_dir()
-    return rows, sum(1 for p in root.rglob("*") if p.is_file())
-
-
-def enrol(client: TestClient, person_id: str, face_photos: Path, name: str) -> dict[str, Any]:
-    response = client.post(
-        f"{PEOPLE}/{person_id}/photos", files=upload(name, (face_photos / name).read_bytes())
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 @pytest.mark.slow
