@@ -21,6 +21,7 @@ from oneeye.errors import GalleryError
 from oneeye.gallery import GalleryIndex
 from oneeye.gallery.index import _ReadWriteLock
 from oneeye.types import EMBEDDING_SIZE, UNKNOWN, Match, Template
+from tests.gallery.helpers import assert_consistent_matches, guarded
 
 Vectors = npt.NDArray[np.float32]
 
@@ -628,27 +629,12 @@ def test_concurrent_adds_removes_and_searches_keep_invariants() -> None:
         local = np.random.default_rng(200 + worker)
         while not stop.is_set():
             queries = unit_vectors(local, 4)
-            for matches in [*index.search_batch(queries, k=5), index.search(queries[0], k=3)]:
-                distances = [m.distance for m in matches]
-                assert distances == sorted(distances)
-                assert len({m.person for m in matches}) == len(matches)
-                with owner_lock:
-                    assert all(owner[m.template] == m.person for m in matches)
+            assert_consistent_matches(index, queries, owner, owner_lock)
             with owner_lock:
                 counts["searches"] += 1
 
-    def guarded(target: Callable[[int], None], worker: int) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                target(worker)
-            except BaseException as exc:
-                errors.append(exc)
-                stop.set()
-
-        return run
-
-    threads = [threading.Thread(target=guarded(adder, w)) for w in range(3)]
-    threads += [threading.Thread(target=guarded(searcher, w)) for w in range(3)]
+    threads = [threading.Thread(target=guarded(adder, w, errors, stop)) for w in range(3)]
+    threads += [threading.Thread(target=guarded(searcher, w, errors, stop)) for w in range(3)]
     for thread in threads:
         thread.start()
     time.sleep(1.0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from oneeye.config import GallerySettings, Settings
 from oneeye.gallery import GalleryIndex
 from oneeye.gallery.ivf import InvertedFile, IvfParameters, nearest_cells, train_centroids
 from oneeye.types import EMBEDDING_SIZE, Identification, Template
+from tests.gallery.helpers import assert_consistent_matches, guarded
 
 Vectors = npt.NDArray[np.float32]
 
@@ -267,27 +267,12 @@ def test_concurrent_changes_and_searches_while_cells_retrain() -> None:
         local = np.random.default_rng(200 + worker)
         while not stop.is_set():
             queries = unit(local.standard_normal((4, EMBEDDING_SIZE)))
-            for matches in [*index.search_batch(queries, k=5), index.search(queries[0], k=3)]:
-                distances = [m.distance for m in matches]
-                assert distances == sorted(distances)
-                assert len({m.person for m in matches}) == len(matches)
-                with owner_lock:
-                    assert all(owner[m.template] == m.person for m in matches)
+            assert_consistent_matches(index, queries, owner, owner_lock)
             with owner_lock:
                 counts["searches"] += 1
 
-    def guarded(target: Callable[[int], None], worker: int) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                target(worker)
-            except BaseException as exc:
-                errors.append(exc)
-                stop.set()
-
-        return run
-
-    threads = [threading.Thread(target=guarded(adder, w)) for w in range(3)]
-    threads += [threading.Thread(target=guarded(searcher, w)) for w in range(2)]
+    threads = [threading.Thread(target=guarded(adder, w, errors, stop)) for w in range(3)]
+    threads += [threading.Thread(target=guarded(searcher, w, errors, stop)) for w in range(2)]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 20.0
