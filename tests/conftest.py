@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -19,6 +20,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from oneeye.bus.mqtt import parse_broker_url
 from oneeye.config import EngineSettings
 from oneeye.types import RGBImage
 from oneeye.vision.engine import FaceEngine
@@ -179,3 +181,17 @@ def bank() -> Iterator[BankApi]:
     finally:
         api.server.shutdown()
         api.server.server_close()
+
+
+BROKER_URL = os.environ.get("ONEEYE_TEST_MQTT", "mqtt://127.0.0.1:1883")
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    """The test MQTT broker's URL, once it answers (``ONEEYE_TEST_MQTT`` overrides)."""
+    address = parse_broker_url(BROKER_URL)
+    try:
+        socket.create_connection((address.host, address.port), timeout=2).close()
+    except OSError as exc:
+        service_unavailable(f"the MQTT broker at {address.redacted()}", str(exc))
+    return BROKER_URL

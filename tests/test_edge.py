@@ -55,13 +55,12 @@ from oneeye.services.edge.runtime import EdgeRuntime, EdgeSettings
 from oneeye.store.db import Database
 from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
-from tests.bus.test_mqtt import PrivateBroker
-from tests.conftest import PhotoLoader, service_unavailable
+from tests.bus.helpers import Inbox, PrivateBroker
+from tests.conftest import PhotoLoader
 from tests.services.test_cameras import LabelledClip, make_clip
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres, pytest.mark.slow]
 
-BROKER_URL = os.environ.get("ONEEYE_TEST_MQTT", "mqtt://127.0.0.1:1883")
 PASSWORD = "correct horse battery"
 START_TIMEOUT = 90.0
 FAST_ENGINE = {"ONEEYE_ENGINE__ALIGNMENT": "5", "ONEEYE_ENGINE__MIRROR": "false"}
@@ -83,32 +82,6 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> str:
-    address = parse_broker_url(BROKER_URL)
-    try:
-        socket.create_connection((address.host, address.port), timeout=2).close()
-    except OSError as exc:
-        service_unavailable(f"the MQTT broker at {address.redacted()}", str(exc))
-    return BROKER_URL
-
-
-class Inbox:
-    """Keeps messages by topic pattern, thread-safely."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, message: Message) -> None:
-        with self._lock:
-            self.messages.append(message)
-
-    def payloads(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [m.payload for m in self.messages]
 
 
 class Process:
@@ -220,7 +193,7 @@ class Site:
         return edge_id
 
     def edge_status(self, edge_id: str) -> dict[str, Any] | None:
-        mine = [p for p in self.statuses.payloads() if p.get("edge") == edge_id]
+        mine = [p for p in self.statuses.bodies() if p.get("edge") == edge_id]
         return mine[-1] if mine else None
 
     def gallery_version(self, edge_id: str) -> int | None:
@@ -366,9 +339,9 @@ def test_two_edges_and_a_server_in_separate_processes(
     # A server stopped and started again loses nothing the edges published meanwhile.
     assert site.server is not None
     assert site.server.stop() == 0, site.server.log()
-    down_at = len(site.sightings.payloads())
+    down_at = len(site.sightings.bodies())
     wait_for(
-        lambda: any(p["event"] == "sighting" for p in site.sightings.payloads()[down_at:]),
+        lambda: any(p["event"] == "sighting" for p in site.sightings.bodies()[down_at:]),
         30,
         "a sighting published while the server is down",
     )
@@ -410,7 +383,7 @@ def test_two_edges_and_a_server_in_separate_processes(
     )
 
     def published() -> set[str]:
-        sightings = [p for p in site.sightings.payloads() if p.get("event") == "sighting"]
+        sightings = [p for p in site.sightings.bodies() if p.get("event") == "sighting"]
         return {p["id"] for p in sightings if re.fullmatch(r"[0-9a-f]{32}", str(p["id"]))}
 
     def missing() -> set[str]:
@@ -586,18 +559,18 @@ def test_the_monitor_turns_a_dead_edge_s_cameras_offline(broker_url: str) -> Non
         edge_bus.publish(status, {"edge": "e2", "cameras": ["x"], "state": "offline"})  # not e1
         edge_bus.publish(status, {"edge": "e1", "cameras": "door", "state": "offline"})  # bad
         time.sleep(0.5)
-        assert statuses.payloads() == []
+        assert statuses.bodies() == []
         edge_bus.publish(
             status,
             {"edge": "e1", "cameras": ["door", "lobby"], "state": "offline", "error": "lost"},
             retain=True,
         )
-        wait_for(lambda: len(statuses.payloads()) == 2, 5, "two camera statuses")
-        assert {(p["camera"], p["state"]) for p in statuses.payloads()} == {
+        wait_for(lambda: len(statuses.bodies()) == 2, 5, "two camera statuses")
+        assert {(p["camera"], p["state"]) for p in statuses.bodies()} == {
             ("door", "offline"),
             ("lobby", "offline"),
         }
-        assert all(p["error"] == "edge e1: lost" for p in statuses.payloads())
+        assert all(p["error"] == "edge e1: lost" for p in statuses.bodies())
     finally:
         for topic in (status, "oneeye/v1/cameras/door/status", "oneeye/v1/cameras/lobby/status"):
             edge_bus.clear_retained(topic)
@@ -688,14 +661,14 @@ def test_an_edge_starts_with_its_cached_gallery_while_the_server_is_unreachable(
         assert "t1@customers" in runtime.gallery
         assert runtime.gallery.threshold("customers") == pytest.approx(0.3)
         wait_for(
-            lambda: any(p.get("gallery_version") == 7 for p in statuses.payloads()),
+            lambda: any(p.get("gallery_version") == 7 for p in statuses.bodies()),
             10,
             "the edge's status with the cached version",
         )
     finally:
         runtime.stop()
-    wait_for(lambda: statuses.payloads()[-1].get("state") == "offline", 5, "offline after stop")
-    assert statuses.payloads()[-1]["error"] == "stopped"
+    wait_for(lambda: statuses.bodies()[-1].get("state") == "offline", 5, "offline after stop")
+    assert statuses.bodies()[-1]["error"] == "stopped"
     cleaner = MqttBus(broker_url, topic_prefix=prefix)
     cleaner.start()
     cleaner.clear_retained(f"oneeye/v1/edges/{settings.edge_id}/status")
@@ -721,7 +694,7 @@ def test_a_sighting_too_large_for_the_bus_is_dropped_not_blocking_the_queue(
     sender = OutboxSender(outbox, bus, lambda key, data: None, poll=0.05)
     sender.start()
     try:
-        wait_for(lambda: [p["id"] for p in received.payloads()] == ["small"], 5, "the small one")
+        wait_for(lambda: [p["id"] for p in received.bodies()] == ["small"], 5, "the small one")
         assert outbox.counts() == (0, 0)
         assert sender.oversized == 1
     finally:

@@ -7,11 +7,8 @@ Each test works under its own topic prefix and client ids, so runs in parallel d
 from __future__ import annotations
 
 import datetime
-import getpass
 import ipaddress
 import json
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -35,11 +32,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from oneeye.bus import Message
 from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, GALLERY_CHANGES, SIGHTINGS, STATUS
 from oneeye.bus.mqtt import Announcement, MqttBus, MqttError, parse_broker_url
-from tests.conftest import service_unavailable
+from tests.bus.helpers import Inbox, PrivateBroker
+from tests.conftest import BROKER_URL
 
 pytestmark = pytest.mark.mqtt
 
-BROKER_URL = os.environ.get("ONEEYE_TEST_MQTT", "mqtt://127.0.0.1:1883")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -51,37 +48,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return condition()
-
-
-class Inbox:
-    """A handler that keeps what it is given, thread-safely."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, message: Message) -> None:
-        with self._lock:
-            self.messages.append(message)
-
-    def payloads(self, key: str = "n") -> list[object]:
-        with self._lock:
-            return [m.payload.get(key) for m in self.messages]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self.messages)
-
-
-@pytest.fixture(scope="session")
-def broker_url() -> str:
-    """The test broker's URL, once it answers."""
-    address = parse_broker_url(BROKER_URL)
-    try:
-        socket.create_connection((address.host, address.port), timeout=2).close()
-    except OSError as exc:
-        service_unavailable(f"the MQTT broker at {address.redacted()}", str(exc))
-    return BROKER_URL
 
 
 @pytest.fixture
@@ -602,64 +568,6 @@ def test_unreachable_broker_does_not_block_start(
 
 
 # A broker of the test's own: logins, TLS, a broker that goes away -------------------------
-
-
-class PrivateBroker:
-    """A Mosquitto process of this test's own on a free loopback port."""
-
-    def __init__(self, folder: Path, extra: str = "", tls: bool = False) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(binary).exists():
-            service_unavailable("the mosquitto program", "not installed")
-        self.folder = folder
-        self.binary = binary
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        (folder / "data").mkdir(exist_ok=True)
-        self.config = folder / "mosquitto.conf"
-        self.config.write_text(
-            textwrap.dedent(
-                f"""\
-                user {getpass.getuser()}
-                listener {self.port} 127.0.0.1
-                persistence true
-                persistence_location {folder / "data"}/
-                log_dest stderr
-                """
-            )
-            + ("" if "allow_anonymous" in extra else "allow_anonymous true\n")
-            + textwrap.dedent(extra)
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-        self.scheme = "mqtts" if tls else "mqtt"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, "-c", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=(self.folder / "broker.log").open("ab"),
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.05)
-        log = (self.folder / "broker.log").read_text(errors="replace")
-        raise AssertionError(f"the test broker did not start:\n{log}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # mosquitto saves its sessions on SIGTERM
-            self.process.wait(10)
-        self.process = None
-
-    def url(self, credentials: str = "") -> str:
-        return f"{self.scheme}://{credentials}127.0.0.1:{self.port}"
 
 
 @pytest.fixture

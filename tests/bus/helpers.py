@@ -1,0 +1,100 @@
+"""Helpers for the tests that use MQTT: an inbox that keeps what a handler is given, and a
+Mosquitto process of a test's own."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import subprocess
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from oneeye.bus import Message
+from tests.conftest import service_unavailable
+
+
+class Inbox:
+    """A handler that keeps what it is given, thread-safely."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, message: Message) -> None:
+        with self._lock:
+            self.messages.append(message)
+
+    def payloads(self, key: str = "n") -> list[object]:
+        with self._lock:
+            return [m.payload.get(key) for m in self.messages]
+
+    def bodies(self) -> list[dict[str, Any]]:
+        """The whole payloads, in arrival order."""
+        with self._lock:
+            return [m.payload for m in self.messages]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.messages)
+
+
+class PrivateBroker:
+    """A Mosquitto process of this test's own on a free loopback port."""
+
+    def __init__(self, folder: Path, extra: str = "", tls: bool = False) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            service_unavailable("the mosquitto program", "not installed")
+        self.folder = folder
+        self.binary = binary
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        (folder / "data").mkdir(exist_ok=True)
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(
+            textwrap.dedent(
+                f"""\
+                user {getpass.getuser()}
+                listener {self.port} 127.0.0.1
+                persistence true
+                persistence_location {folder / "data"}/
+                log_dest stderr
+                """
+            )
+            + ("" if "allow_anonymous" in extra else "allow_anonymous true\n")
+            + textwrap.dedent(extra)
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+        self.scheme = "mqtts" if tls else "mqtt"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.folder / "broker.log").open("ab"),
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        log = (self.folder / "broker.log").read_text(errors="replace")
+        raise AssertionError(f"the test broker did not start:\n{log}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # mosquitto saves its sessions on SIGTERM
+            self.process.wait(10)
+        self.process = None
+
+    def url(self, credentials: str = "") -> str:
+        return f"{self.scheme}://{credentials}127.0.0.1:{self.port}"
