@@ -57,7 +57,7 @@ from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
 from tests.bus.helpers import Inbox, PrivateBroker
 from tests.conftest import PhotoLoader
-from tests.services.test_cameras import LabelledClip, make_clip
+from tests.services.helpers import LabelledClip, make_clip
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres, pytest.mark.slow]
 

@@ -56,14 +56,11 @@ from oneeye.store.models import (
 )
 from oneeye.store.photos import LocalPhotoStore
 from oneeye.types import UNKNOWN
-from oneeye.video.synth import Actor, GroundTruth, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader, WakeCounter, side_by_side
+from tests.services.helpers import LabelledClip, make_clip
 from tests.services.notify.receivers import HttpReceiver, make_service, settings_for
 
-FPS = 10.0
-WIDTH, HEIGHT = 640, 480
-FACE = 96
 REPORTER = "user:rita"
 
 
@@ -219,22 +216,9 @@ def rig_any_db(database_url: str, tmp_path: Path, face_engine: FaceEngine) -> It
 @pytest.fixture(scope="module")
 def clip(
     tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine, load_photo: PhotoLoader
-) -> tuple[Path, GroundTruth]:
+) -> LabelledClip:
     """A clip from real photos: obama (obama.jpg) crosses the frame, then biden does."""
-    actors = []
-    for person, name in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
-        image = load_photo(name)
-        actors.append(Actor(person, image, face_engine.enrolment_face(image).box))
-    mid = HEIGHT / 2
-    movements = [
-        Movement(0, 0, 30, (WIDTH * 0.1, mid), (WIDTH * 0.9, mid), FACE),
-        Movement(1, 40, 70, (WIDTH * 0.9, mid), (WIDTH * 0.1, mid), FACE),
-    ]
-    path = tmp_path_factory.mktemp("clip") / "door.mp4"
-    truth = write_clip(
-        path, actors, movements, width=WIDTH, height=HEIGHT, frames=80, fps=FPS, seed=3
-    )
-    return path, truth
+    return make_clip(tmp_path_factory.mktemp("clip"), face_engine, load_photo)
 
 
 # filing, checking, resolving ------------------------------------------------------------------
@@ -480,9 +464,9 @@ def test_a_live_match_reaches_a_webhook_through_the_real_notifier(
 
 @pytest.mark.slow
 def test_a_case_filed_while_cameras_show_the_person_gets_live_matches(
-    rig: Rig, clip: tuple[Path, GroundTruth], face_photos: Path
+    rig: Rig, clip: LabelledClip, face_photos: Path
 ) -> None:
-    path, _ = clip
+    path = clip.path
     rig.alerts.add_subscription("sms", "+1 (555) 123-4567", actor="user:admin")
     manager = rig.camera_manager()
     for camera in ("door", "lobby"):
@@ -544,9 +528,9 @@ def test_a_case_filed_while_cameras_show_the_person_gets_live_matches(
 
 @pytest.mark.slow
 def test_retro_search_finds_the_person_among_earlier_unknown_faces(
-    rig: Rig, clip: tuple[Path, GroundTruth], face_photos: Path
+    rig: Rig, clip: LabelledClip, face_photos: Path
 ) -> None:
-    path, _ = clip
+    path = clip.path
     manager = rig.camera_manager()
     started = datetime.now(UTC)
     manager.add(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -26,90 +25,11 @@ from oneeye.services.cameras import (
     PersonNames,
 )
 from oneeye.store.db import Database
-from oneeye.store.models import FaceTemplate, Person, Watchlist, embedding_to_bytes, new_id
+from oneeye.store.models import Person
 from oneeye.store.photos import LocalPhotoStore
-from oneeye.types import Template
-from oneeye.video.synth import Actor, GroundTruth, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
-
-FPS = 10.0
-WIDTH, HEIGHT = 640, 480
-FACE = 96
-
-
-@dataclass(frozen=True)
-class LabelledClip:
-    """A clip on disk: the customer (``obama``) walks through, then a stranger (``biden``)."""
-
-    path: Path
-    truth: GroundTruth
-
-
-def make_clip(
-    folder: Path, engine: FaceEngine, load_photo: PhotoLoader, fps: float = FPS
-) -> LabelledClip:
-    """Write the clip: obama crosses the frame in 3 s, then biden (never enrolled) does (at
-    ``fps`` frames per second: 80 frames)."""
-    actors = []
-    for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
-        image = load_photo(photo)
-        actors.append(Actor(person, image, engine.enrolment_face(image).box))
-    mid = HEIGHT / 2
-    movements = [
-        Movement(0, 0, 30, (WIDTH * 0.1, mid), (WIDTH * 0.9, mid), FACE),
-        Movement(1, 40, 70, (WIDTH * 0.9, mid), (WIDTH * 0.1, mid), FACE),
-    ]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"door-{fps:g}.mp4"
-    truth = write_clip(
-        path, actors, movements, width=WIDTH, height=HEIGHT, frames=80, fps=fps, seed=3
-    )
-    return LabelledClip(path, truth)
-
-
-@dataclass(frozen=True)
-class Customer:
-    person_id: str
-    template_id: str
-
-
-def enrol_customer(
-    db: Database,
-    gallery: GalleryIndex,
-    engine: FaceEngine,
-    load_photo: PhotoLoader,
-    *,
-    name: str = "Barack Obama",
-    account_id: str | None = "ACC-1",
-    photo: str = "obama2.jpg",
-) -> Customer:
-    """Enrol a person on the ``customers`` watchlist straight into the database and the
-    gallery (from another photo than the clip's)."""
-    face = engine.enrolment_face(load_photo(photo))
-    person_id, template_id = new_id(), new_id()
-    with db.session() as session:
-        watchlist = session.query(Watchlist).filter_by(name="customers").one_or_none()
-        if watchlist is None:
-            watchlist = Watchlist(name="customers", action="customers")
-            session.add(watchlist)
-        person = Person(id=person_id, name=name, account_id=account_id, watchlists=[watchlist])
-        session.add(person)
-        session.add(
-            FaceTemplate(
-                id=template_id,
-                person=person,
-                photo_key="templates/aa/aa.jpg",
-                embedding=embedding_to_bytes(face.embedding),
-                top=face.box.top,
-                right=face.box.right,
-                bottom=face.box.bottom,
-                left=face.box.left,
-                quality=face.quality.score,
-            )
-        )
-    gallery.add(Template(f"{template_id}@customers", person_id, "customers", face.embedding))
-    return Customer(person_id, template_id)
+from tests.services.helpers import FPS, LabelledClip, enrol_customer, make_clip
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:

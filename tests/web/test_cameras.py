@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from oneeye.app import OneEyeApp
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
-from tests.services.test_cameras import LabelledClip, make_clip
+from tests.services.helpers import LabelledClip, make_clip
 from tests.web.conftest import ClientFor
 
 pytestmark = pytest.mark.timeout(120)

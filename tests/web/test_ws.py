@@ -22,7 +22,7 @@ from oneeye.store.models import CustomerAccount, new_id, utcnow
 from oneeye.vision.engine import FaceEngine
 from oneeye.web import ws as ws_module
 from tests.conftest import PhotoLoader
-from tests.services.test_cameras import LabelledClip, enrol_customer, make_clip
+from tests.services.helpers import LabelledClip, enrol_customer, make_clip
 from tests.web.conftest import ClientFor
 
 pytestmark = pytest.mark.timeout(120)
