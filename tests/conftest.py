@@ -22,6 +22,7 @@ import pytest
 
 from oneeye.bus.mqtt import parse_broker_url
 from oneeye.config import EngineSettings
+from oneeye.store.db import Database
 from oneeye.types import RGBImage
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
@@ -163,6 +164,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'oneeye.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """A migrated database on each of ``database_url``'s databases; closed after."""
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.close()
 
 
 @pytest.fixture(scope="session")

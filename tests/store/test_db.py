@@ -3,7 +3,6 @@ schema equal to the models, timezone-aware times, SQLite's pragmas, sessions tha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -33,14 +32,6 @@ DOMAIN_TABLES = {
 }
 """The issue's domain: person, template, watchlist, camera, sighting, user, API key, audit log,
 customer account (and the tables that serve them). Later features add tables of their own."""
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.close()
 
 
 def alembic_config() -> Config:

@@ -49,15 +49,6 @@ def http_receiver() -> Iterator[HttpReceiver]:
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    """A migrated database (SQLite, then PostgreSQL)."""
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     """A migrated SQLite database (for the tests that need not run on both)."""
     database = Database(f"sqlite:///{tmp_path / 'oneeye.db'}")
