@@ -10,7 +10,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, Playwright
@@ -85,3 +87,14 @@ def csp_violations(page: Page) -> list[str]:
         ),
     )
     return found
+
+
+def add_camera(url: str, admin_key: str, camera: dict[str, Any]) -> None:
+    """Add ``camera`` through the server's API with an admin API key (it must be accepted)."""
+    added = httpx.post(
+        f"{url}/api/v1/cameras",
+        json=camera,
+        headers={"Authorization": f"Bearer {admin_key}"},
+        timeout=10,
+    )
+    assert added.status_code == 201, added.text

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
@@ -22,7 +21,7 @@ from oneeye.services.alerts import AlertService
 from oneeye.video.synth import Actor, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
-from tests.web.browser import csp_violations, serve
+from tests.web.browser import add_camera, csp_violations, serve
 from tests.web.conftest import PASSWORD, make_server
 from tests.web.helpers import alerts_of, publish, sighting, wait_for
 
@@ -211,13 +210,7 @@ def test_the_dashboard_raises_the_alert_when_a_camera_sees_the_person(
         "min_face_px": 60,
         "detect_every": 2,
     }
-    added = httpx.post(
-        f"{site.url}/api/v1/cameras",
-        json=camera,
-        headers={"Authorization": f"Bearer {site.admin_key}"},
-        timeout=10,
-    )
-    assert added.status_code == 201, added.text
+    add_camera(site.url, site.admin_key, camera)
 
     banner = banners.first
     expect(banner).to_be_visible(timeout=ALERT_TIMEOUT_MS)

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
@@ -23,7 +22,7 @@ from oneeye.store.models import new_id
 from oneeye.video.synth import Actor, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
-from tests.web.browser import csp_violations, serve
+from tests.web.browser import add_camera, csp_violations, serve
 from tests.web.conftest import PASSWORD, make_server
 
 pytestmark = pytest.mark.browser
@@ -121,13 +120,7 @@ def test_teller_sees_the_customer_arrive(
         "min_face_px": 60,
         "detect_every": 2,
     }
-    added = httpx.post(
-        f"{site.url}/api/v1/cameras",
-        json=camera,
-        headers={"Authorization": f"Bearer {site.admin_key}"},
-        timeout=10,
-    )
-    assert added.status_code == 201, added.text
+    add_camera(site.url, site.admin_key, camera)
 
     card = cards.filter(has_text="Barack Obama").first
     expect(card).to_be_visible(timeout=ARRIVAL_TIMEOUT_MS)
