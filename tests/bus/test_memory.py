@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from oneeye.bus import Message, topic_matches
 from oneeye.bus.base import ALL_SIGHTINGS, SIGHTINGS, STATUS, encode_payload
 from oneeye.bus.memory import MemoryBus
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass; whether it held."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -61,7 +52,7 @@ def test_wildcard_subscriptions_get_their_topics(bus: MemoryBus) -> None:
     bus.publish(SIGHTINGS.format(camera="door"), {"id": "1"})
     bus.publish(STATUS.format(camera="door"), {"state": "online"})
     bus.publish(SIGHTINGS.format(camera="vault"), {"id": "2"})
-    assert wait_for(lambda: len(everything) == 3)
+    assert wait_until(lambda: len(everything) == 3)
     assert [m.payload["id"] for m in sightings] == ["1", "2"]
     assert [m.topic for m in sightings] == [
         "oneeye/v1/cameras/door/sightings",
@@ -75,7 +66,7 @@ def test_messages_arrive_in_publish_order(bus: MemoryBus) -> None:
     bus.subscribe(ALL_SIGHTINGS, lambda m: seen.append(m.payload["n"]))
     for n in range(500):
         bus.publish(SIGHTINGS.format(camera=f"c{n % 3}"), {"n": n})
-    assert wait_for(lambda: len(seen) == 500)
+    assert wait_until(lambda: len(seen) == 500)
     assert seen == list(range(500))
 
 
@@ -84,10 +75,10 @@ def test_retained_message_reaches_late_subscriber_only_once(bus: MemoryBus) -> N
     bus.subscribe("oneeye/v1/cameras/+/status", early.append)
     bus.publish(STATUS.format(camera="door"), {"state": "online"}, retain=True)
     bus.publish(STATUS.format(camera="door"), {"state": "offline"}, retain=True)
-    assert wait_for(lambda: len(early) == 2)
+    assert wait_until(lambda: len(early) == 2)
     late: list[Message] = []
     bus.subscribe("oneeye/v1/cameras/#", late.append)
-    assert wait_for(lambda: len(late) == 1)
+    assert wait_until(lambda: len(late) == 1)
     time.sleep(0.05)
     assert late == [Message("oneeye/v1/cameras/door/status", {"v": 1, "state": "offline"}, True)]
     assert len(early) == 2
@@ -106,7 +97,7 @@ def test_failing_handler_does_not_stop_delivery(
     bus.subscribe(ALL_SIGHTINGS, lambda m: good.append(m.payload["n"]))
     for n in range(3):
         bus.publish(SIGHTINGS.format(camera="door"), {"n": n})
-    assert wait_for(lambda: len(good) == 3)
+    assert wait_until(lambda: len(good) == 3)
     assert good == [0, 1, 2]
     assert "bus handler failed on oneeye/v1/cameras/door/sightings" in caplog.text
 
@@ -121,7 +112,7 @@ def test_handlers_get_their_own_copy(bus: MemoryBus) -> None:
     bus.subscribe(ALL_SIGHTINGS, mutate)
     bus.subscribe(ALL_SIGHTINGS, lambda m: copies.append(m.payload))
     bus.publish(SIGHTINGS.format(camera="door"), {"n": 1})
-    assert wait_for(lambda: len(copies) == 2)
+    assert wait_until(lambda: len(copies) == 2)
     assert copies[1] == {"v": 1, "n": 1}
 
 

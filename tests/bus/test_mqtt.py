@@ -33,21 +33,11 @@ from oneeye.bus import Message
 from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, GALLERY_CHANGES, SIGHTINGS, STATUS
 from oneeye.bus.mqtt import Announcement, MqttBus, MqttError, parse_broker_url
 from tests.bus.helpers import Inbox, PrivateBroker
-from tests.conftest import BROKER_URL
+from tests.conftest import BROKER_URL, wait_until
 
 pytestmark = pytest.mark.mqtt
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass; whether it held."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 @pytest.fixture
@@ -104,7 +94,7 @@ def test_round_trip_with_wildcards(make_bus: Callable[..., MqttBus]) -> None:
     producer.publish(SIGHTINGS.format(camera="vault"), {"n": 3})
     producer.publish(GALLERY_CHANGES, {"n": 4, "version": 7})
     assert producer.flush(5)
-    assert wait_for(lambda: len(everything) == 4)
+    assert wait_until(lambda: len(everything) == 4)
     assert sightings.payloads() == [1, 3]
     assert [m.topic for m in sightings.messages] == [
         "oneeye/v1/cameras/door/sightings",
@@ -125,7 +115,7 @@ def test_order_is_kept(make_bus: Callable[..., MqttBus]) -> None:
     producer.start()
     for n in range(300):
         producer.publish(SIGHTINGS.format(camera="door"), {"n": n})
-    assert wait_for(lambda: len(inbox) == 300, timeout=10)
+    assert wait_until(lambda: len(inbox) == 300, timeout=10)
     assert inbox.payloads() == list(range(300))
 
 
@@ -142,7 +132,7 @@ def test_retained_status_reaches_a_late_subscriber(make_bus: Callable[..., MqttB
         consumer = make_bus()
         consumer.subscribe("oneeye/v1/cameras/#", late)
         consumer.start()
-        assert wait_for(lambda: len(late) == 1)
+        assert wait_until(lambda: len(late) == 1)
         time.sleep(0.3)
         assert late.messages == [Message(topic, {"v": 1, "state": "offline"}, retained=True)]
     finally:
@@ -172,7 +162,7 @@ def test_failing_handler_does_not_stop_delivery(
     producer.start()
     for n in range(3):
         producer.publish(SIGHTINGS.format(camera="door"), {"n": n})
-    assert wait_for(lambda: len(good) == 3)
+    assert wait_until(lambda: len(good) == 3)
     assert good.payloads() == [0, 1, 2]
     assert "bus handler failed on oneeye/v1/cameras/door/sightings" in caplog.text
 
@@ -189,7 +179,7 @@ def test_persistent_consumer_gets_what_it_missed(make_bus: Callable[..., MqttBus
     producer = make_bus()
     producer.start()
     producer.publish(SIGHTINGS.format(camera="door"), {"n": 0})
-    assert wait_for(lambda: len(inbox) == 1)
+    assert wait_until(lambda: len(inbox) == 1)
     first.stop()  # a clean stop: the broker keeps the session
 
     for n in range(1, 6):
@@ -200,7 +190,7 @@ def test_persistent_consumer_gets_what_it_missed(make_bus: Callable[..., MqttBus
     second = make_bus(client_id=client_id)
     second.subscribe(ALL_SIGHTINGS, again)
     second.start()
-    assert wait_for(lambda: len(again) == 5)
+    assert wait_until(lambda: len(again) == 5)
     time.sleep(0.3)
     assert again.payloads() == [1, 2, 3, 4, 5]
     assert inbox.payloads() == [0]
@@ -221,7 +211,7 @@ def test_persistent_session_on_mqtt_3_1_1(make_bus: Callable[..., MqttBus]) -> N
     second = make_bus(client_id=client_id, protocol="3.1.1")
     second.subscribe(GALLERY_CHANGES, inbox)
     second.start()
-    assert wait_for(lambda: len(inbox) == 3)
+    assert wait_until(lambda: len(inbox) == 3)
     time.sleep(0.3)
     assert inbox.payloads() == [0, 1, 2]
     # v3.1.1 sessions do not expire by themselves: end this one.
@@ -283,7 +273,7 @@ def test_message_held_by_a_dead_consumer_is_delivered_again(
     back = make_bus(client_id=client_id)
     back.subscribe(ALL_SIGHTINGS, inbox)
     back.start()
-    assert wait_for(lambda: len(inbox) == 2)
+    assert wait_until(lambda: len(inbox) == 2)
     time.sleep(0.3)
     assert inbox.payloads() == [1, 2]
 
@@ -362,16 +352,16 @@ def test_last_will_marks_a_killed_edge_offline(
     try:
         with _Child(script) as edge:
             assert _read_line(edge) == "ready"
-            assert wait_for(lambda: statuses.payloads("state") == ["online"])
+            assert wait_until(lambda: statuses.payloads("state") == ["online"])
             edge.send_signal(signal.SIGKILL)
             edge.wait(5)
-            assert wait_for(lambda: statuses.payloads("state") == ["online", "offline"])
+            assert wait_until(lambda: statuses.payloads("state") == ["online", "offline"])
         assert statuses.messages[-1].payload == {"v": 1, "state": "offline", "reason": "lost"}
         late = Inbox()
         dashboard = make_bus()
         dashboard.subscribe(ALL_STATUS, late)
         dashboard.start()
-        assert wait_for(lambda: len(late) == 1)
+        assert wait_until(lambda: len(late) == 1)
         assert late.messages[0].retained
         assert late.messages[0].payload["state"] == "offline"
     finally:
@@ -394,7 +384,7 @@ def test_no_last_will_on_a_clean_stop(make_bus: Callable[..., MqttBus]) -> None:
                 birth=Announcement(topic, {"state": "online"}),
             )
             edge.start()
-            assert wait_for(
+            assert wait_until(
                 lambda: statuses.payloads("state") == ["online"] * count  # noqa: B023
             )
             edge.stop()
@@ -440,8 +430,8 @@ def test_malformed_and_oversized_messages_are_dropped(
     finally:
         raw.loop_stop()
         raw.disconnect()
-    assert wait_for(lambda: len(inbox) == 1)
-    assert wait_for(lambda: consumer.dropped == len(bad))
+    assert wait_until(lambda: len(inbox) == 1)
+    assert wait_until(lambda: consumer.dropped == len(bad))
     assert inbox.payloads() == ["good"]
     dropped = [r.getMessage() for r in caplog.records if "dropped a malformed" in r.getMessage()]
     assert len(dropped) == len(bad)
@@ -452,7 +442,7 @@ def test_malformed_and_oversized_messages_are_dropped(
     producer = make_bus()
     producer.start()
     producer.publish(SIGHTINGS.format(camera="door"), {"n": "later"})
-    assert wait_for(lambda: len(inbox) == 2)
+    assert wait_until(lambda: len(inbox) == 2)
 
 
 def test_oversized_publish_is_refused(make_bus: Callable[..., MqttBus]) -> None:
@@ -481,13 +471,13 @@ def test_shared_subscription_consumes_each_message_once(
         producer.publish(SIGHTINGS.format(camera=f"cam{n % 4}"), {"n": n})
     producer.publish(GALLERY_CHANGES, {"n": "change"})
     assert producer.flush(5)
-    assert wait_for(lambda: len(first) + len(second) == 40)
+    assert wait_until(lambda: len(first) + len(second) == 40)
     time.sleep(0.3)
     both = first.payloads() + second.payloads()
     assert sorted(both) == list(range(40))  # type: ignore[type-var]
     assert len(first) > 0
     assert len(second) > 0
-    assert wait_for(lambda: len(gallery_first) == 1 and len(gallery_second) == 1)
+    assert wait_until(lambda: len(gallery_first) == 1 and len(gallery_second) == 1)
 
 
 # Settings -----------------------------------------------------------------------------------
@@ -604,7 +594,7 @@ def test_login_with_password(private_broker: Callable[..., PrivateBroker], tmp_p
     try:
         assert good.connected
         good.publish(GALLERY_CHANGES, {"n": 1})
-        assert wait_for(lambda: inbox.payloads() == [1])
+        assert wait_until(lambda: inbox.payloads() == [1])
     finally:
         good.stop()
     for url, options in [
@@ -686,7 +676,7 @@ def test_tls_broker(private_broker: Callable[..., PrivateBroker], tmp_path: Path
     try:
         assert verified.connected
         verified.publish(SIGHTINGS.format(camera="door"), {"n": 1})
-        assert wait_for(lambda: inbox.payloads() == [1])
+        assert wait_until(lambda: inbox.payloads() == [1])
     finally:
         verified.stop()
     # An unknown certificate is never connected to; the bus keeps trying in the background.
@@ -717,12 +707,12 @@ def test_subscriptions_made_again_after_the_broker_forgot_them(
     producer.start()
     try:
         broker.stop()
-        assert wait_for(lambda: not consumer.connected)
+        assert wait_until(lambda: not consumer.connected)
         broker.start()  # a new broker: no sessions, no subscriptions
         assert consumer.wait_ready(10)  # subscribed again
         assert producer.wait_connected(10)
         producer.publish(GALLERY_CHANGES, {"n": 1})
-        assert wait_for(lambda: inbox.payloads() == [1])
+        assert wait_until(lambda: inbox.payloads() == [1])
     finally:
         producer.stop()
         consumer.stop()
@@ -736,7 +726,7 @@ def test_refused_start_leaves_nothing_running(
     bus = MqttBus(broker.url())
     with pytest.raises(MqttError, match="refused us"):
         bus.start()
-    assert wait_for(lambda: {t.name for t in threading.enumerate()} <= before)
+    assert wait_until(lambda: {t.name for t in threading.enumerate()} <= before)
 
 
 def test_nothing_lost_while_the_broker_is_down(
@@ -752,9 +742,9 @@ def test_nothing_lost_while_the_broker_is_down(
     producer.start()
     try:
         producer.publish(SIGHTINGS.format(camera="door"), {"n": 0})
-        assert wait_for(lambda: inbox.payloads() == [0])
+        assert wait_until(lambda: inbox.payloads() == [0])
         broker.stop()
-        assert wait_for(lambda: not consumer.connected and not producer.connected)
+        assert wait_until(lambda: not consumer.connected and not producer.connected)
         for n in range(1, 11):
             producer.publish(SIGHTINGS.format(camera="door"), {"n": n})
         assert not producer.flush(0.2)
@@ -762,7 +752,7 @@ def test_nothing_lost_while_the_broker_is_down(
         assert producer.wait_connected(10)
         assert consumer.wait_connected(10)
         assert producer.flush(10)
-        assert wait_for(lambda: len(inbox) >= 11, timeout=10)
+        assert wait_until(lambda: len(inbox) >= 11, timeout=10)
         time.sleep(0.3)
         assert inbox.payloads() == list(range(11))
     finally:

@@ -21,7 +21,8 @@ from oneeye.config import ServeSettings
 from oneeye.services.notify import verify_signature
 from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
-from tests.services.notify.receivers import HttpReceiver, MailServer, settings_for, wait_until
+from tests.conftest import wait_until
+from tests.services.notify.receivers import HttpReceiver, MailServer, settings_for
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ def test_a_sighting_reaches_every_channel(
     )
     assert wait_until(lambda: len(mail_server.handler.messages) == 1, timeout=10.0)
     assert wait_until(lambda: len(http_receiver.requests) == 2, timeout=10.0)
-    assert wait_until(lambda: s.notifier.stats().sent == 3)
+    assert wait_until(lambda: s.notifier.stats().sent == 3, timeout=10.0)
 
     [email] = mail_server.handler.messages
     assert "Barack Example" in str(email["Subject"])
