@@ -18,6 +18,7 @@ from oneeye.services.notify.outbox import backoff_delay
 from oneeye.store.db import Database
 from oneeye.store.models import Notification, Subscription, utcnow
 from oneeye.store.photos import LocalPhotoStore
+from tests.conftest import wait_until
 from tests.services.notify.receivers import (
     HttpReceiver,
     MailServer,
@@ -27,7 +28,6 @@ from tests.services.notify.receivers import (
     make_service,
     rows,
     settings_for,
-    wait_until,
 )
 
 
@@ -54,7 +54,7 @@ def test_wake_sends_at_once(
         service.wake()
         assert wait_until(lambda: len(mail_server.handler.messages) == 1, timeout=5.0)
         assert time.monotonic() - started < 2.0
-        assert wait_until(lambda: rows(sqlite_db)[row_id].status == "sent")
+        assert wait_until(lambda: rows(sqlite_db)[row_id].status == "sent", timeout=10.0)
     finally:
         service.stop()
     row = rows(sqlite_db)[row_id]
@@ -98,7 +98,7 @@ def test_restart_delivers_the_rest_without_duplicates(
     settings = settings_for(smtp_port=mail_server.port)
     first = make_service(db, photos, settings, batch_size=5, concurrency=1)
     first.start()
-    assert wait_until(lambda: len(mail_server.handler.messages) >= 8)
+    assert wait_until(lambda: len(mail_server.handler.messages) >= 8, timeout=10.0)
     first.stop()  # mid-way: some sent, the rest pending and not leased
     sent_before = len(mail_server.handler.messages)
     assert 8 <= sent_before < 40
@@ -108,7 +108,7 @@ def test_restart_delivers_the_rest_without_duplicates(
     second = make_service(second_db, photos, settings)
     second.start()
     try:
-        assert wait_until(lambda: second.stats().sent == 40)
+        assert wait_until(lambda: second.stats().sent == 40, timeout=10.0)
     finally:
         second.stop()
         second_db.close()
@@ -178,7 +178,7 @@ def test_gives_up_after_max_attempts(photos: LocalPhotoStore, db: Database) -> N
     service.start()
     try:
         service.wake()
-        assert wait_until(lambda: rows(db)[row_id].status == "failed")
+        assert wait_until(lambda: rows(db)[row_id].status == "failed", timeout=10.0)
     finally:
         service.stop()
     row = rows(db)[row_id]
@@ -276,7 +276,7 @@ def test_a_stopped_service_starts_again(
     service.start()
     try:
         service.wake()
-        assert wait_until(lambda: rows(sqlite_db)[row_id].status == "sent")
+        assert wait_until(lambda: rows(sqlite_db)[row_id].status == "sent", timeout=10.0)
     finally:
         service.stop()
     assert mail_server.handler.per_notification() == {row_id: 1}
