@@ -7,7 +7,6 @@ import io
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,11 @@ from click.testing import CliRunner
 from oneeye.cli import cli, main
 from oneeye.services.auth import AuthError, AuthService
 from oneeye.store.db import Database
+from tests.conftest import free_port
 
 SERVE = [sys.executable, "-m", "oneeye.cli", "serve"]
 START_TIMEOUT = 90.0
 PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def clean_env() -> dict[str, str]:

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -56,7 +55,7 @@ from oneeye.store.db import Database
 from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
 from tests.bus.helpers import Inbox, PrivateBroker
-from tests.conftest import PhotoLoader
+from tests.conftest import PhotoLoader, free_port
 from tests.services.helpers import LabelledClip, make_clip
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres, pytest.mark.slow]
@@ -66,13 +65,6 @@ START_TIMEOUT = 90.0
 FAST_ENGINE = {"ONEEYE_ENGINE__ALIGNMENT": "5", "ONEEYE_ENGINE__MIRROR": "false"}
 """Every process encodes faces the same way (cheaper than the default: two cores, three
 processes)."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from oneeye.bus import Message
-from tests.conftest import service_unavailable
+from tests.conftest import free_port, service_unavailable
 
 
 class Inbox:
@@ -51,9 +51,7 @@ class PrivateBroker:
             service_unavailable("the mosquitto program", "not installed")
         self.folder = folder
         self.binary = binary
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         (folder / "data").mkdir(exist_ok=True)
         self.config = folder / "mosquitto.conf"
         self.config.write_text(

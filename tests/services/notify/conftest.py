@@ -11,7 +11,8 @@ import pytest
 
 from oneeye.store.db import Database
 from oneeye.store.photos import LocalPhotoStore
-from tests.services.notify.receivers import Certificate, HttpReceiver, MailServer, free_port
+from tests.conftest import free_port
+from tests.services.notify.receivers import Certificate, HttpReceiver, MailServer
 
 
 @pytest.fixture(scope="session")

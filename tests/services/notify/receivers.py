@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
-import socket
 import ssl
 import threading
 import time
@@ -32,14 +31,6 @@ SECRET_KEY = b"0123456789abcdef0123456789abcdef"
 PUBLIC_URL = "http://oneeye.test:8080"
 SMTP_USER = "alerts"
 SMTP_PASSWORD = "s3cret-pass"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def deliver_until(service: NotifyService, count: int, timeout: float = 10.0) -> int:

@@ -14,6 +14,7 @@ from oneeye.services.notify import DeliveryError, LinkSigner, Outgoing
 from oneeye.services.notify.email import EmailSender
 from oneeye.store.db import Database
 from oneeye.store.photos import LocalPhotoStore
+from tests.conftest import free_port
 from tests.services.notify.receivers import (
     PUBLIC_URL,
     SECRET_KEY,
@@ -24,7 +25,6 @@ from tests.services.notify.receivers import (
     add_notifications,
     add_subscription,
     authenticator,
-    free_port,
     make_service,
     payload,
     rows,

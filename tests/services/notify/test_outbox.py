@@ -18,13 +18,12 @@ from oneeye.services.notify.outbox import backoff_delay
 from oneeye.store.db import Database
 from oneeye.store.models import Notification, Subscription, utcnow
 from oneeye.store.photos import LocalPhotoStore
-from tests.conftest import wait_until
+from tests.conftest import free_port, wait_until
 from tests.services.notify.receivers import (
     HttpReceiver,
     MailServer,
     add_notifications,
     add_subscription,
-    free_port,
     make_service,
     rows,
     settings_for,
