@@ -1,9 +1,11 @@
 """Helpers for the tests that play camera clips: a labelled clip made from real photos (the
-customer walks through, then a stranger), and a customer enrolled straight into the database
-and the gallery."""
+customer walks through, then a stranger), a customer enrolled straight into the database and
+the gallery, and a wait for a condition that fails the test on timeout."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,3 +94,13 @@ def enrol_customer(
         )
     gallery.add(Template(f"{template_id}@customers", person_id, "customers", face.embedding))
     return Customer(person_id, template_id)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Poll ``condition`` until it holds (fail after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or condition}")

@@ -12,7 +12,6 @@ old unknown faces' embeddings. The notifier is not under test: a counter stands 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,7 +57,7 @@ from oneeye.store.photos import LocalPhotoStore
 from oneeye.types import UNKNOWN
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader, WakeCounter, side_by_side
-from tests.services.helpers import LabelledClip, make_clip
+from tests.services.helpers import LabelledClip, make_clip, wait_for
 from tests.services.notify.receivers import HttpReceiver, make_service, settings_for
 
 REPORTER = "user:rita"
@@ -151,15 +150,6 @@ class Rig:
         self.bus.stop()
         self.sightings.stop()
         self.db.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or condition}")
 
 
 def photo(face_photos: Path, name: str) -> tuple[bytes, str]:
@@ -482,7 +472,7 @@ def test_a_case_filed_while_cameras_show_the_person_gets_live_matches(
             )
         )
     # The clip has played (obama unknown then) before the case is filed.
-    wait_for(lambda: rig.count(Sighting) >= 2, what="the cameras' first sightings")
+    wait_for(lambda: rig.count(Sighting) >= 2, 60.0, what="the cameras' first sightings")
     case = rig.alerts.create_case(
         "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER
     )
@@ -494,13 +484,13 @@ def test_a_case_filed_while_cameras_show_the_person_gets_live_matches(
         cameras = {m.camera_id for m in rig.alerts.matches(case.id) if m.kind == "live"}
         return cameras == {"door", "lobby"}
 
-    wait_for(live_on_both, what="live matches on both cameras")
+    wait_for(live_on_both, 60.0, what="live matches on both cameras")
 
     def two_matches_each() -> bool:
         matches = rig.alerts.matches(case.id)
         return all(sum(m.camera_id == c for m in matches) >= 2 for c in ("door", "lobby"))
 
-    wait_for(two_matches_each, what="a second match per camera (the clip loops)")
+    wait_for(two_matches_each, 60.0, what="a second match per camera (the clip loops)")
     manager.stop()
     rig.settle()
     matches = rig.alerts.matches(case.id)
@@ -536,7 +526,7 @@ def test_retro_search_finds_the_person_among_earlier_unknown_faces(
     manager.add(
         CameraConfig(id="door", name="Front door", source=str(path), pace=False, min_face_px=80)
     )
-    wait_for(lambda: manager.status("door").state == "offline", what="the clip to end")
+    wait_for(lambda: manager.status("door").state == "offline", 60.0, what="the clip to end")
     rig.settle()
     with rig.db.session() as session:
         unknown = list(session.scalars(select(Sighting).where(Sighting.person_id.is_(None))))

@@ -29,17 +29,7 @@ from oneeye.store.models import Person
 from oneeye.store.photos import LocalPhotoStore
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
-from tests.services.helpers import FPS, LabelledClip, enrol_customer, make_clip
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    """Poll ``condition`` until it holds (fail after ``timeout`` seconds)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or condition}")
+from tests.services.helpers import FPS, LabelledClip, enrol_customer, make_clip, wait_for
 
 
 @pytest.fixture(scope="module")
