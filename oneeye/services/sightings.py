@@ -418,8 +418,12 @@ class SightingService:
     def _act(self, sighting: StoredSighting) -> None:
         data = sighting.event_data()
         if sighting.watchlist_action == "customers" and sighting.account_id:
+            # The card goes first and the plain sighting after it, from the same thread: the
+            # two would otherwise contend for the database's write lock and the event loop,
+            # and the card is what the tellers wait for.
             self._submit_arrival(sighting, data)
-        self.events.publish("sighting", data, audience="viewer")
+        else:
+            self.events.publish("sighting", data, audience="viewer")
         for action in list(self._actions):
             try:
                 action(sighting)
@@ -455,6 +459,7 @@ class SightingService:
                 sighting.camera_id,
                 sighting.id,
             )
+        self.events.publish("sighting", data, audience="viewer")
 
     def _arrival(self, sighting: StoredSighting, data: dict[str, Any]) -> dict[str, Any]:
         account_id = sighting.account_id or ""
