@@ -35,7 +35,7 @@ from oneeye.services.cameras import iso
 from oneeye.services.context import Services
 from oneeye.services.events import HubEvent
 from oneeye.services.sightings import photo_url
-from oneeye.store.models import CustomerAccount, Notification, Person
+from oneeye.store.models import CustomerAccount, Person
 from oneeye.web.deps import SESSION_COOKIE, ServicesDep
 from oneeye.web.routes.auth import safe_next
 
@@ -532,48 +532,20 @@ class DeliveryFailure:
 
 
 def delivery_failures(services: Services, case_id: str | None = None) -> list[DeliveryFailure]:
-    """The newest failed notifications (of one case, if given): from the notifier when the
-    server runs one, else read from the outbox table."""
-    notifier = getattr(services, "notifier", None)
-    if notifier is not None and hasattr(notifier, "failures"):
-        rows = notifier.failures(MAX_FAILURES if case_id is None else 1000)
-        found = [
-            DeliveryFailure(
-                id=r.id,
-                case_id=r.case_id,
-                channel=r.channel,
-                address=r.address,
-                status=r.status,
-                attempts=r.attempts,
-                last_error=r.last_error,
-                created_at=iso_time(r.created_at),
-            )
-            for r in rows
-            if case_id is None or r.case_id == case_id
-        ]
-        return found[:MAX_FAILURES]
-    query = (
-        select(Notification)
-        .where((Notification.last_error.is_not(None)) | (Notification.status == "failed"))
-        .order_by(Notification.id.desc())
-        .limit(MAX_FAILURES)
-    )
-    if case_id is not None:
-        query = query.where(Notification.case_id == case_id)
-    with services.db.session() as session:
-        return [
-            DeliveryFailure(
-                id=n.id,
-                case_id=n.case_id,
-                channel=n.channel,
-                address=n.address,
-                status=n.status,
-                attempts=n.attempts,
-                last_error=n.last_error or "",
-                created_at=iso_time(n.created_at),
-            )
-            for n in session.scalars(query)
-        ]
+    """The newest failed notifications (of one case, if given), from the notifier."""
+    return [
+        DeliveryFailure(
+            id=r.id,
+            case_id=r.case_id,
+            channel=r.channel,
+            address=r.address,
+            status=r.status,
+            attempts=r.attempts,
+            last_error=r.last_error,
+            created_at=iso_time(r.created_at),
+        )
+        for r in services.notifier.failures(MAX_FAILURES, case_id=case_id)
+    ]
 
 
 def alerts_unavailable(request: Request, principal: Principal) -> HTMLResponse:

@@ -536,14 +536,15 @@ class NotifyService:
 
     # Reading --------------------------------------------------------------------------------
 
-    def failures(self, limit: int = 50) -> list[NotificationFailure]:
-        """The newest rows with an error (retrying or given up), newest first."""
+    def failures(self, limit: int = 50, case_id: str | None = None) -> list[NotificationFailure]:
+        """The newest rows with an error (retrying or given up), newest first; only one
+        case's when ``case_id`` is given."""
+        query = select(Notification).where(Notification.last_error.is_not(None))
+        if case_id is not None:
+            query = query.where(Notification.case_id == case_id)
         with self.db.session() as session:
             rows: Sequence[Notification] = session.scalars(
-                select(Notification)
-                .where(Notification.last_error.is_not(None))
-                .order_by(Notification.id.desc())
-                .limit(limit)
+                query.order_by(Notification.id.desc()).limit(limit)
             ).all()
             return [
                 NotificationFailure(
