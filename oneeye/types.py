@@ -119,7 +119,7 @@ class FaceQuality:
     """How much a face can be trusted for identity, as numbers.
 
     ``size`` is the shorter side of the box in pixels; ``sharpness`` the variance of the
-    Laplacian of the aligned 150x150 grey face chip (higher is sharper); ``frontalness`` in
+    Laplacian of the aligned grey face chip shrunk to 64x64 (higher is sharper); ``frontalness`` in
     [0, 1] from the 5 landmarks (1 = looking straight at the camera); ``score`` in [0, 1]
     combines the three.
     """

@@ -1,13 +1,16 @@
 """One camera's loop: detect, track, judge quality, encode, vote, and turn tracks into
 sightings.
 
-Detection runs every ``detect_every`` frames (and on every frame while nobody is tracked and
-something moves, so a face entering an empty scene is found at once); between detections the
-tracker carries boxes along. A face is encoded when its track is new and then on a few
-re-checks until its identity is decided, never on every frame. One track gives at most one
-``sighting`` (when its identity is decided), ``sighting_update`` events when a nearer match or
-a better snapshot arrives, and a ``left`` event when it ends. A person seen again on the same
-camera within ``cooldown`` seconds of last being seen is the same visit: no new sighting.
+Detection runs every ``detect_every`` frames, and not on the whole frame (see
+``oneeye.video.scan``): each tracked face is looked for around where its track predicts it,
+and the parts of the frame that changed and no track explains are scanned for new faces. The
+whole frame is scanned every ``scan_every`` frames, and at once when something moves while
+nobody is tracked, so a face entering an empty scene is found on the frame it appears. Between
+detections the tracker carries boxes along. A face is encoded when its track is new and then on
+a few re-checks until its identity is decided, never on every frame. One track gives at most
+one ``sighting`` (when its identity is decided), ``sighting_update`` events when a nearer match
+or a better snapshot arrives, and a ``left`` event when it ends. A person seen again on the
+same camera within ``cooldown`` seconds of last being seen is the same visit: no new sighting.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy.typing as npt
 from oneeye.gallery import GalleryIndex
 from oneeye.types import UNKNOWN, Detection, Face, FaceBox, RGBImage
 from oneeye.video.annotate import Label
+from oneeye.video.scan import NEAR_MARGIN, FaceFinder, MotionMap, merge_overlapping
 from oneeye.video.track import FaceTracker, SightingDebouncer, Track, TrackVote
 from oneeye.vision.engine import FaceEngine
 
@@ -31,11 +35,10 @@ logger = logging.getLogger(__name__)
 
 EventKind = Literal["sighting", "sighting_update", "left"]
 
-MOTION_SCALE = 8
-MOTION_LEVEL = 20
-MOTION_PIXELS = 4
-"""Motion check: frames shrunk 8x; a pixel moved when its grey level changed by more than 20;
-the frame moved when at least 4 pixels did (a face entering moves far more)."""
+NEW_FACE_REACH = 2.5
+"""A face found once is looked for this many face sizes around where it was (a face with a
+known velocity: ``NEAR_MARGIN``). A cyclist crossing a 1080p street moves a face size in three
+frames."""
 
 SNAPSHOT_MARGIN = 0.5
 """The snapshot shows this much of the frame around the face, as a fraction of its size."""
@@ -46,7 +49,14 @@ class PipelineSettings:
     """How hard one camera works, and when a track counts as who."""
 
     detect_every: int = 3
-    """Run the detector on every Nth frame; the tracker fills the frames between."""
+    """Look for faces on every Nth frame (around tracked faces and where the frame changed);
+    the tracker fills the frames between."""
+    scan_every: int = 12
+    """Scan the whole frame on every Nth frame (and at once on motion while nobody is
+    tracked): finds faces that came in while the rest of the scene moved too."""
+    detect_threads: int = 1
+    """Detector threads for this camera (dlib's HOG releases the GIL): more than one cuts
+    whole scans into strips run at once, for a camera that has cores to itself."""
     min_face_px: int = 40
     """Smallest face worth finding: sets the detection scale."""
     min_quality: float = 0.25
@@ -70,6 +80,8 @@ class PipelineSettings:
     def __post_init__(self) -> None:
         for name in (
             "detect_every",
+            "scan_every",
+            "detect_threads",
             "min_face_px",
             "recheck_every",
             "max_samples",
@@ -180,10 +192,20 @@ class CameraPipeline:
         self._states: dict[int, _TrackState] = {}
         self._round = 0
         self._shape = (1, 1)
-        self._previous: npt.NDArray[np.uint8] | None = None
+        self._finder = FaceFinder(
+            engine.new_detector, self.settings.min_face_px, self.settings.detect_threads
+        )
+        self._motion = MotionMap(pad_px=self.settings.min_face_px)
+        self._last_scan: int | None = None
+        self._last_index: int | None = None
         self.frames = 0
         self.detections = 0
+        self.scans = 0
         self.encodings = 0
+
+    def close(self) -> None:
+        """Stop the detector threads, if any (the pipeline is not used again)."""
+        self._finder.close()
 
     def process(self, index: int, t: float, image: RGBImage) -> list[SightingEvent]:
         """Handle one frame.
@@ -198,14 +220,11 @@ class CameraPipeline:
         """
         self.frames += 1
         self._shape = (int(image.shape[0]), int(image.shape[1]))
-        moved = self._moved(image)
-        scheduled = index % self.settings.detect_every == 0
-        detect = scheduled or (moved and not self._tracker.tracks)
-        detections: list[Detection] | None = None
-        if detect:
-            detections = self.engine.detect(image, self.settings.min_face_px)
-            self._round += 1
-            self.detections += 1
+        grey = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
+        moved = self._motion.update(grey)
+        elapsed = 1 if self._last_index is None else index - self._last_index
+        self._last_index = index
+        detections = self._detect(index, grey, moved, elapsed)
         tracks = self._tracker.update(index, detections)
         events: list[SightingEvent] = []
         if detections is not None:
@@ -222,19 +241,57 @@ class CameraPipeline:
             events.extend(self._left(track, index, t))
         return events
 
-    def _moved(self, image: RGBImage) -> bool:
-        """Did anything move since the previous frame? Compared on a small grey copy: cheap
-        enough for every frame, and it keeps an empty, still scene from costing a detection
-        per frame while a person stepping in is looked for at once."""
-        height, width = image.shape[:2]
-        size = (max(1, width // MOTION_SCALE), max(1, height // MOTION_SCALE))
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        small = np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
-        previous, self._previous = self._previous, small
-        if previous is None or previous.shape != small.shape:
-            return True
-        changed = int(np.count_nonzero(cv2.absdiff(small, previous) > MOTION_LEVEL))
-        return changed >= MOTION_PIXELS
+    def _detect(
+        self, index: int, grey: npt.NDArray[np.uint8], moved: bool, elapsed: int
+    ) -> list[Detection] | None:
+        """This frame's faces, looked for where they may be; ``None`` when it is not a
+        detection frame."""
+        tracks = self._tracker.tracks
+        scan_due = (
+            self._last_scan is None
+            or index - self._last_scan >= self.settings.scan_every
+            or (moved and not tracks)
+        )
+        detect_due = index % self.settings.detect_every == 0
+        if not (scan_due or detect_due):
+            return None
+        expected = [self._expected(track, elapsed) for track in tracks]
+        regions: list[FaceBox] = []
+        if not scan_due:
+            explained = [
+                FaceBox(
+                    top=box.top - box.size // 2,
+                    right=box.right + box.size // 2,
+                    bottom=box.bottom + box.size // 2,
+                    left=box.left - box.size // 2,
+                )
+                for box in expected
+            ]
+            regions = self._motion.take(explained)
+            if not tracks and not regions:
+                return None  # nothing to look at: no detector runs
+        # A face seen once has no velocity yet: look for it further from where it was.
+        reach = [NEAR_MARGIN if track.hits > 1 else NEW_FACE_REACH for track in tracks]
+        found = self._finder.near(grey, expected, reach)
+        if scan_due:
+            self._last_scan = index
+            self._motion.take()
+            self.scans += 1
+            found += self._finder.scan(grey)
+        else:
+            found += self._finder.within(grey, regions)
+        self._round += 1
+        self.detections += 1
+        return merge_overlapping(found)
+
+    @staticmethod
+    def _expected(track: Track, elapsed: int) -> FaceBox:
+        """Where a tracked face should be ``elapsed`` frames after its last box."""
+        dx, dy = (round(v * elapsed) for v in track.velocity)
+        box = track.box
+        return FaceBox(
+            top=box.top + dy, right=box.right + dx, bottom=box.bottom + dy, left=box.left + dx
+        )
 
     def labels(self, name_of: Callable[[str], str] | None = None) -> list[Label]:
         """What to draw for the faces tracked now: name and distance, ``unknown``, or ``?``
@@ -319,11 +376,17 @@ class CameraPipeline:
             state.gallery_version = version
             state.last_encoded_round = self._round
             state.encodings += 1
-            if face.quality.score < self.settings.min_quality:
+            if face.quality.score >= self.settings.min_quality:
+                state.vote.add(answer, face.quality)
+                if answer.match is not None:
+                    state.watchlists[answer.match.person] = answer.match.watchlist
+            elif state.vote.decision is None and state.encodings < self.settings.max_samples:
                 continue  # tracked, but not trusted for identity
-            state.vote.add(answer, face.quality)
-            if answer.match is not None:
-                state.watchlists[answer.match.person] = answer.match.watchlist
+            if state.vote.decision is None and state.encodings >= self.settings.max_samples:
+                # A face in view this long that never gave enough trustworthy frames (turned
+                # away, blurred) is still someone who was here: an unknown sighting, and it
+                # keeps being looked at, at the slower rate of a decided track.
+                state.vote.give_up()
             events.extend(self._decide(track, state, face, index, t, image))
         return events
 

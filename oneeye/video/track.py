@@ -221,7 +221,12 @@ class FaceTracker:
                     continue
                 ox, oy = other.center
                 distance = math.hypot(ox - cx, oy - cy) / box.size
-                if distance <= self.max_center_distance:
+                # A track seen once has no velocity yet, so its prediction is only where it
+                # was: it may have moved twice as far from it.
+                limit = self.max_center_distance * (
+                    2.0 if self._tracks[track_id].hits == 1 else 1.0
+                )
+                if distance <= limit:
                     candidates.append((1, distance, track_id, index))
         candidates.sort()
         pairs: dict[int, int] = {}
@@ -320,6 +325,7 @@ class TrackVote:
         self.unknown_after = unknown_after
         self._samples: list[_Sample] = []
         self._weights: dict[str, float] = {}
+        self._gave_up = False
 
     def add(
         self,
@@ -358,6 +364,11 @@ class TrackVote:
         self._samples.append(_Sample(label, score, distance))
         self._weights[label] = self._weights.get(label, 0.0) + score
 
+    def give_up(self) -> None:
+        """Decide ``UNKNOWN`` now unless a person is confirmed: the caller has looked at the
+        track for as long as it will wait. Later samples can still confirm a person."""
+        self._gave_up = True
+
     @property
     def samples(self) -> int:
         """How many samples have been added."""
@@ -390,12 +401,14 @@ class TrackVote:
 
     @property
     def decision(self) -> str | None:
-        """The confirmed person, ``UNKNOWN`` after ``unknown_after`` samples without one, or
-        ``None`` while undecided."""
+        """The confirmed person, ``UNKNOWN`` after ``unknown_after`` samples without one (or
+        once the caller gave up waiting), or ``None`` while undecided."""
         person = self.confirmed
         if person is not None:
             return person
-        return UNKNOWN if len(self._samples) >= self.unknown_after else None
+        if self._gave_up or len(self._samples) >= self.unknown_after:
+            return UNKNOWN
+        return None
 
     @property
     def best_distance(self) -> float | None:

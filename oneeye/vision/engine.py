@@ -86,6 +86,16 @@ class FaceEngine:
             self._cnn = CnnDetector(self.models.cnn_detector)
         return self._cnn
 
+    def new_detector(self) -> FaceDetector:
+        """A primary detector of this engine's kind that is the caller's own.
+
+        A camera scans its frames with its own detectors, in its own threads, without taking
+        the engine's lock (dlib's detectors are not shared between threads).
+        """
+        if self.settings.detector == "hog":
+            return HogDetector()
+        return CnnDetector(self.models.cnn_detector)
+
     def detect(self, image: RGBImage, min_face_px: int | None = None) -> list[Detection]:
         """Find faces with the primary detector, one pass.
 
