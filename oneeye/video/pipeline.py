@@ -40,6 +40,10 @@ NEW_FACE_REACH = 2.5
 known velocity: ``NEAR_MARGIN``). A cyclist crossing a 1080p street moves a face size in three
 frames."""
 
+BODY_FACES = 4
+"""A tracked face explains motion down to this many face sizes below it (its body), and one
+face size to every other side."""
+
 SNAPSHOT_MARGIN = 0.5
 """The snapshot shows this much of the frame around the face, as a fraction of its size."""
 
@@ -72,6 +76,10 @@ class PipelineSettings:
     """Quality-weighted votes a person needs (see TrackVote)."""
     unknown_after: int = 4
     """Trusted samples without a confirmed person after which the track is ``unknown``."""
+    decide_within: float = 0.5
+    """Seconds after a track's first encoding by which it is decided: a face not trusted
+    enough to name (turned away, blurred) by then is an ``unknown`` sighting, and is still
+    looked at, at the slower rate of a decided track, in case it becomes someone."""
     max_missed: int = 4
     """Detection rounds without the face after which its track ends."""
     cooldown: float = 30.0
@@ -96,8 +104,10 @@ class PipelineSettings:
             raise ValueError(
                 f"PipelineSettings.min_quality must be in [0, 1], got {self.min_quality}"
             )
-        if self.cooldown < 0 or self.min_votes <= 0:
-            raise ValueError("PipelineSettings.cooldown must be >= 0 and min_votes > 0")
+        if self.cooldown < 0 or self.min_votes <= 0 or self.decide_within < 0:
+            raise ValueError(
+                "PipelineSettings.cooldown and decide_within must be >= 0 and min_votes > 0"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +147,8 @@ class SightingEvent:
 @dataclass(slots=True)
 class _TrackState:
     vote: TrackVote
+    first_t: float
+    """When the track was first encoded (seconds into the source)."""
     last_encoded_round: int = -(10**9)
     encodings: int = 0
     emitted: bool = False
@@ -258,12 +270,13 @@ class CameraPipeline:
         expected = [self._expected(track, elapsed) for track in tracks]
         regions: list[FaceBox] = []
         if not scan_due:
+            # A tracked face explains the change around it: the head, and the body below.
             explained = [
                 FaceBox(
-                    top=box.top - box.size // 2,
-                    right=box.right + box.size // 2,
-                    bottom=box.bottom + box.size // 2,
-                    left=box.left - box.size // 2,
+                    top=box.top - box.size,
+                    right=box.right + box.size,
+                    bottom=box.bottom + BODY_FACES * box.size,
+                    left=box.left - box.size,
                 )
                 for box in expected
             ]
@@ -340,7 +353,11 @@ class CameraPipeline:
         if state.vote.decision == UNKNOWN and state.gallery_version != self.gallery.version:
             return True  # the gallery changed since this face was judged nobody: look again
         rounds = self._round - state.last_encoded_round
-        if state.vote.decision is None:
+        if state.vote.decision is None or (
+            state.vote.decision == UNKNOWN and state.encodings < self.settings.max_samples
+        ):
+            # Undecided, or unknown on few samples (a face that may still turn to the camera):
+            # look at every re-check until max_samples.
             return (
                 state.encodings < self.settings.max_samples
                 and rounds >= self.settings.recheck_every
@@ -366,7 +383,7 @@ class CameraPipeline:
                 vote = TrackVote(
                     min_votes=self.settings.min_votes, unknown_after=self.settings.unknown_after
                 )
-                state = self._states[track.id] = _TrackState(vote)
+                state = self._states[track.id] = _TrackState(vote, first_t=t)
             elif state.vote.decision == UNKNOWN and state.gallery_version != version:
                 # Someone was enrolled (an Amber Alert case filed) while this face was in view
                 # as a stranger: its "nobody" votes predate the new templates, so count anew.
@@ -380,13 +397,16 @@ class CameraPipeline:
                 state.vote.add(answer, face.quality)
                 if answer.match is not None:
                     state.watchlists[answer.match.person] = answer.match.watchlist
-            elif state.vote.decision is None and state.encodings < self.settings.max_samples:
-                continue  # tracked, but not trusted for identity
-            if state.vote.decision is None and state.encodings >= self.settings.max_samples:
-                # A face in view this long that never gave enough trustworthy frames (turned
-                # away, blurred) is still someone who was here: an unknown sighting, and it
-                # keeps being looked at, at the slower rate of a decided track.
+            waited = (
+                state.encodings >= self.settings.max_samples
+                or t - state.first_t >= self.settings.decide_within
+            )
+            if state.vote.decision is None and waited:
+                # A face in view this long that never gave enough trustworthy frames is still
+                # someone who was here: an unknown sighting (see decide_within).
                 state.vote.give_up()
+            elif face.quality.score < self.settings.min_quality:
+                continue  # tracked, but not trusted for identity
             events.extend(self._decide(track, state, face, index, t, image))
         return events
 
