@@ -326,6 +326,20 @@ def _emit(
 )
 @click.option("--min-face", type=click.IntRange(8, 4096), default=40, show_default=True)
 @click.option("--detect-every", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option(
+    "--scan-every",
+    type=click.IntRange(1, 1000),
+    default=PipelineSettings().scan_every,
+    show_default=True,
+    help="Scan the whole frame every Nth frame (between, only near faces and where it changed).",
+)
+@click.option(
+    "--detect-threads",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="Detector threads for this camera (for a camera with cores to itself).",
+)
 @click.option("--cooldown", type=click.FloatRange(0.0), default=30.0, show_default=True)
 @click.option("--pace", is_flag=True, help="Play a file at its own frame rate, as if live.")
 @click.pass_context
@@ -338,6 +352,8 @@ def watch(
     annotate_path: Path | None,
     min_face: int,
     detect_every: int,
+    scan_every: int,
+    detect_threads: int,
     cooldown: float,
     pace: bool,
 ) -> None:
@@ -358,7 +374,13 @@ def watch(
         camera or reader.name,
         engine,
         gallery,
-        PipelineSettings(min_face_px=min_face, detect_every=detect_every, cooldown=cooldown),
+        PipelineSettings(
+            min_face_px=min_face,
+            detect_every=detect_every,
+            scan_every=scan_every,
+            detect_threads=detect_threads,
+            cooldown=cooldown,
+        ),
     )
     writer: cv2.VideoWriter | None = None
     last = (0, 0.0)
@@ -374,6 +396,7 @@ def watch(
                 writer.write(np.ascontiguousarray(picture[:, :, ::-1]))
     for event in pipeline.finish(*last):
         _emit_event(event, jsonl)
+    pipeline.close()
     if writer is not None:
         writer.release()
 

@@ -219,6 +219,11 @@ class CameraPipeline:
         """Stop the detector threads, if any (the pipeline is not used again)."""
         self._finder.close()
 
+    @property
+    def tracks(self) -> list[Track]:
+        """The faces followed now (after the latest frame), by track id."""
+        return self._tracker.tracks
+
     def process(self, index: int, t: float, image: RGBImage) -> list[SightingEvent]:
         """Handle one frame.
 
