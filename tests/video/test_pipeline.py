@@ -11,7 +11,7 @@ import pytest
 from oneeye.gallery import GalleryIndex
 from oneeye.types import RGBImage, Template
 from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
-from oneeye.video.synth import Actor, VisibleFace, compose, standard_scenario
+from oneeye.video.synth import Actor, Movement, VisibleFace, compose, standard_scenario
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
 
@@ -203,3 +203,130 @@ def test_labels_draw_the_name_the_server_gives_a_person_key(
     named = [label.text for label in pipeline.labels(lambda key: f"Mr {key.title()}")]
     assert any(text.startswith("obama ") for text in keys), keys
     assert any(text.startswith("Mr Obama ") for text in named), named
+
+
+# Where the pipeline looks: fast faces, newcomers found by motion, undecided faces, threads ---
+
+
+def render(
+    actors: Sequence[Actor], movements: Sequence[Movement], frames: int
+) -> tuple[list[RGBImage], list[tuple[VisibleFace, ...]]]:
+    rendered = list(compose(actors, movements, width=WIDTH, height=HEIGHT, frames=frames, fps=FPS))
+    return [f for f, _ in rendered], [v for _, v in rendered]
+
+
+def first_visible(truth: Sequence[tuple[VisibleFace, ...]], person: str) -> int:
+    return next(i for i, faces in enumerate(truth) if any(f.person == person for f in faces))
+
+
+@pytest.fixture(scope="module")
+def actors(engine: FaceEngine, load_photo: PhotoLoader) -> list[Actor]:
+    found = []
+    for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
+        image = load_photo(photo)
+        found.append(Actor(person, image, engine.enrolment_face(image).box))
+    return found
+
+
+@pytest.fixture
+def gallery(templates: dict[str, Template]) -> GalleryIndex:
+    index = GalleryIndex()
+    index.add_many(templates.values())
+    return index
+
+
+def test_a_face_moving_a_face_size_per_detection_round_stays_one_track(
+    engine: FaceEngine, actors: list[Actor], gallery: GalleryIndex
+) -> None:
+    # 96 pixels every 3 frames (one detection round): a cyclist crossing the street.
+    frames, truth = render(actors, [Movement(0, 0, 17, (60, 240), (604, 240), 96)], 20)
+    assert sum(1 for faces in truth if faces) >= 15  # in view, whole, for 1.5 s
+    pipeline = CameraPipeline("door", engine, gallery, PipelineSettings(**SETTINGS))
+    events: list[SightingEvent] = []
+    for index, frame in enumerate(frames):
+        events.extend(pipeline.process(index, index / FPS, frame))
+        assert len(pipeline.labels()) <= 1, (index, pipeline.labels())
+    events.extend(pipeline.finish(len(frames) - 1, (len(frames) - 1) / FPS))
+    seen = sightings(events)
+    assert [e.person for e in seen] == ["obama"], events
+    assert {e.track for e in events} == {seen[0].track}, events
+
+
+def test_a_newcomer_beside_a_tracked_face_is_found_by_motion_before_the_next_scan(
+    engine: FaceEngine, actors: list[Actor], gallery: GalleryIndex
+) -> None:
+    # Obama stands at the left from the start; Biden walks in on the right at frame 10. With
+    # whole scans 1000 frames apart only the changed part of the frame can show him. (Faces of
+    # 64 pixels: with the clip's 96-pixel faces a head grown by the motion pad covers more than
+    # MOTION_MAX_AREA of a 640x480 frame, and is left to the whole scan.)
+    movements = [
+        Movement(0, 0, 29, (170, 230), (170, 230), 64),
+        Movement(1, 10, 29, (560, 250), (460, 250), 64),
+    ]
+    frames, truth = render(actors, movements, 30)
+    arrival = first_visible(truth, "biden")
+    settings = PipelineSettings(scan_every=1000, cooldown=0.5, min_face_px=40)
+    pipeline = CameraPipeline("door", engine, gallery, settings)
+    events: list[SightingEvent] = []
+    for index, frame in enumerate(frames):
+        events.extend(pipeline.process(index, index / FPS, frame))
+    seen = sightings(events)
+    assert [e.person for e in seen] == ["obama", "biden"], seen
+    assert seen[1].frame - arrival <= 2 * pipeline.settings.detect_every, (arrival, seen)
+    assert pipeline.scans == 1
+
+
+@pytest.fixture(scope="module")
+def standing(actors: list[Actor]) -> Clip:
+    """Obama standing in the middle of the frame for three seconds."""
+    frames, truth = render(actors, [Movement(0, 0, 29, (320, 240), (320, 240), 96)], 30)
+    return Clip(frames, truth, [("obama", 0, 29)])
+
+
+def test_a_face_never_trusted_is_an_unknown_sighting_after_decide_within(
+    engine: FaceEngine, standing: Clip, gallery: GalleryIndex
+) -> None:
+    settings = PipelineSettings(min_quality=1.0, cooldown=0.5, **SETTINGS)  # nothing trusted
+    pipeline = CameraPipeline("door", engine, gallery, settings)
+    seen = sightings(run(pipeline, standing))
+    assert len(seen) == 1, seen
+    assert seen[0].person is None
+    assert seen[0].watchlist is None
+    # The track starts on frame 0 (the first whole scan) and is encoded on every detection
+    # round: the first encoding at or after decide_within gives up.
+    rounds = settings.detect_every / FPS
+    assert settings.decide_within <= seen[0].t < settings.decide_within + rounds + 1e-9
+
+
+def test_without_decide_within_an_untrusted_face_waits_for_max_samples(
+    engine: FaceEngine, standing: Clip, gallery: GalleryIndex
+) -> None:
+    settings = PipelineSettings(min_quality=1.0, decide_within=100.0, max_samples=6, **SETTINGS)
+    pipeline = CameraPipeline("door", engine, gallery, settings)
+    for index, frame in enumerate(standing.frames):
+        events = sightings(pipeline.process(index, index / FPS, frame))
+        if events:
+            break
+        assert pipeline.encodings < settings.max_samples, index
+    assert [e.person for e in events] == [None]
+    assert pipeline.encodings == settings.max_samples
+    assert index == (settings.max_samples - 1) * settings.detect_every
+
+
+def test_detector_threads_give_the_same_sightings(
+    engine: FaceEngine, clip: Clip, gallery: GalleryIndex
+) -> None:
+    # 40-pixel faces in 480 lines: the threaded whole scan is cut into strips plus a coarse
+    # whole-frame part (with 80 it would be one whole scan, as cheap as the strips).
+    found = {}
+    for threads in (1, 2):
+        settings = PipelineSettings(cooldown=0.5, min_face_px=40, detect_threads=threads)
+        pipeline = CameraPipeline("door", engine, gallery, settings)
+        found[threads] = [(e.person, e.frame) for e in sightings(run(pipeline, clip))]
+        pipeline.close()
+    one, two = found[1], found[2]
+    assert [person for person, _ in two] == [person for person, _ in one], found
+    assert len(one) == len(clip.visits), found
+    every = PipelineSettings().detect_every
+    for (_, a), (_, b) in zip(one, two, strict=True):
+        assert abs(a - b) <= every, found
