@@ -4,32 +4,28 @@
         [--strangers 4] [--width 1280 --height 720] [--seed 0]
 
 Enrolled people are enrolled from one LFW photo and walk through the clip as another photo of
-theirs; strangers (people with one photo) walk through too and must stay unknown. Each visit
-lasts 2.5 s, a new one starts every 1.25 s, so two people are often in view at once. Reports,
-over the visits at least 1 s long: recall (the right person sighted during the visit),
-wrong names (a sighting naming anyone else; target 0), sightings per visit (target 1.0) and
-time from the first visible frame to the sighting (p50, p95; target p95 <= 0.5 s). Results go
-to ``bench/results/video_accuracy.json``.
+theirs; strangers (people with one photo) walk through too and must stay unknown
+(``oneeye.bench.clips``). Each visit lasts 2.5 s, a new one starts every 1.25 s, so two people
+are often in view at once. Reports, over the visits at least 1 s long: visits found (a
+sighting on the face, named or unknown), enrolled visits named, wrong names (target 0),
+sightings per named visit (target 1.0) and time from the first visible frame to the naming
+(p50, p95; target p95 <= 0.5 s), and frames processed per second on one core (the clip is
+rendered beforehand, not timed). Results go to ``bench/results/video_accuracy.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from oneeye.errors import OneEyeError
+from oneeye.bench.clips import Claim, lfw_clip, score
 from oneeye.gallery import GalleryIndex
-from oneeye.types import Template
+from oneeye.types import FaceBox
 from oneeye.video.pipeline import CameraPipeline, PipelineSettings
-from oneeye.video.synth import Actor, Movement, compose
 from oneeye.vision.engine import FaceEngine
-from oneeye.vision.images import load_image
 
 
 def main() -> None:
@@ -43,122 +39,77 @@ def main() -> None:
     parser.add_argument("--face", type=int, default=110, help="face height in the clip, px")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-face", type=int, default=80)
-    parser.add_argument("--detect-every", type=int, default=PipelineSettings().detect_every)
+    defaults = PipelineSettings()
+    parser.add_argument("--detect-every", type=int, default=defaults.detect_every)
+    parser.add_argument("--scan-every", type=int, default=defaults.scan_every)
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
 
-    rng = random.Random(args.seed)
-    folders = sorted(p for p in args.lfw.iterdir() if p.is_dir())
-    several = [p for p in folders if len(list(p.iterdir())) >= 2]
-    single = [p for p in folders if len(list(p.iterdir())) == 1]
     engine = FaceEngine()
-    gallery = GalleryIndex()
-    actors: list[Actor] = []
-    enrolled: set[str] = set()
-    for folder in rng.sample(several, len(several)):
-        if len(enrolled) == args.people:
-            break
-        photos = sorted(folder.iterdir())
-        try:
-            gallery.add(
-                Template(
-                    folder.name,
-                    folder.name,
-                    "customers",
-                    engine.enrolment_face(load_image(photos[0])).embedding,
-                )
-            )
-            walker = load_image(photos[1])
-            actors.append(Actor(folder.name, walker, engine.enrolment_face(walker).box))
-        except OneEyeError as exc:
-            print(f"skipped {folder.name}: {exc}")
-            continue
-        enrolled.add(folder.name)
-    for folder in rng.sample(single, args.strangers):
-        photo = load_image(next(folder.iterdir()))
-        try:
-            actors.append(Actor(folder.name, photo, engine.enrolment_face(photo).box))
-        except OneEyeError as exc:
-            print(f"skipped stranger {folder.name}: {exc}")
-    rng.shuffle(actors)
-    fps, width, height = args.fps, args.width, args.height
-    length, step = round(2.5 * fps), round(1.25 * fps)
-    movements = []
-    for number in range(len(actors)):
-        start = number * step
-        y = height * (0.4 + 0.2 * (number % 2))
-        left_to_right = number % 2 == 0
-        a, b = (width * 0.1, width * 0.9) if left_to_right else (width * 0.9, width * 0.1)
-        movements.append(Movement(number, start, start + length, (a, y), (b, y), args.face))
-    frames = len(actors) * step + length + round(fps)
-    print(
-        f"clip: {len(actors)} people ({len(enrolled)} enrolled), {frames} frames "
-        f"{width}x{height} at {fps:g} fps"
+    clip = lfw_clip(
+        engine,
+        args.lfw,
+        people=args.people,
+        strangers=args.strangers,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        face_px=(args.face, args.face),
+        seed=args.seed,
     )
+    print(
+        f"clip: {len(clip.visits)} visits ({len(clip.templates)} enrolled people), "
+        f"{len(clip.frames)} frames {args.width}x{args.height} at {args.fps:g} fps"
+    )
+    gallery = GalleryIndex()
+    for template in clip.templates:
+        gallery.add(template)
     pipeline = CameraPipeline(
         "bench",
         engine,
         gallery,
-        PipelineSettings(cooldown=5.0, min_face_px=args.min_face, detect_every=args.detect_every),
+        PipelineSettings(
+            cooldown=5.0,
+            min_face_px=args.min_face,
+            detect_every=args.detect_every,
+            scan_every=args.scan_every,
+        ),
     )
-    events = []
-    visible_from: dict[int, int] = {}
-    visible_to: dict[int, int] = {}
+    claims: list[Claim] = []
+    sightings: list[Claim] = []
     began = time.perf_counter()
-    for index, (frame, faces) in enumerate(
-        compose(actors, movements, width=width, height=height, frames=frames, fps=fps)
-    ):
-        for face in faces:
-            number = next(
-                i for i, m in enumerate(movements) if actors[m.actor].person == face.person
+    last = len(clip.frames) - 1
+    for index, frame in enumerate(clip.frames):
+        events = pipeline.process(index, index / clip.fps, frame)
+        if index == last:
+            events += pipeline.finish(index, index / clip.fps)
+        for event in events:
+            if event.event == "left":
+                continue
+            top, right, bottom, left = event.box
+            claim = Claim(
+                event.frame, FaceBox(top=top, right=right, bottom=bottom, left=left), event.person
             )
-            visible_from.setdefault(number, index)
-            visible_to[number] = index
-        events.extend(pipeline.process(index, index / fps, frame))
-    events.extend(pipeline.finish(frames - 1, (frames - 1) / fps))
+            claims.append(claim)
+            if event.event == "sighting":
+                sightings.append(claim)
     seconds = time.perf_counter() - began
-    sightings = [e for e in events if e.event == "sighting"]
+    pipeline.close()
     results: dict[str, Any] = {
-        "frames": frames,
+        "frames": len(clip.frames),
         "seconds": seconds,
-        "frames_per_second": frames / seconds,
+        "frames_per_second": len(clip.frames) / seconds,
+        "settings": {
+            "min_face_px": args.min_face,
+            "detect_every": args.detect_every,
+            "scan_every": args.scan_every,
+        },
+        **score(clip, claims, sightings),
+        "unknown_sightings": sum(1 for s in sightings if s.person is None),
+        "scans": pipeline.scans,
+        "detection_rounds": pipeline.detections,
+        "encodings": pipeline.encodings,
     }
-    delays, recalled, counted, per_visit = [], 0, 0, []
-    for number, movement in enumerate(movements):
-        person = actors[movement.actor].person
-        if number not in visible_from or visible_to[number] - visible_from[number] < fps:
-            continue
-        first = visible_from[number]
-        if person not in enrolled:
-            continue
-        counted += 1
-        mine = [e for e in sightings if e.person == person]
-        per_visit.append(len(mine))
-        if mine:
-            recalled += 1
-            delays.append((min(e.frame for e in mine) - first) / fps)
-    misnamed = 0  # a sighting naming someone who is not in view at that frame
-    for event in sightings:
-        if event.person is None:
-            continue
-        present = {
-            f
-            for f in range(len(movements))
-            if visible_from.get(f, 10**9) <= event.frame <= visible_to.get(f, -1)
-        }
-        if event.person not in {actors[movements[f].actor].person for f in present}:
-            misnamed += 1
-    results.update(
-        {
-            "visits_enrolled": counted,
-            "recall": recalled / max(1, counted),
-            "wrong_names": misnamed,
-            "sightings_per_visit": float(np.mean(per_visit)) if per_visit else None,
-            "time_to_first_sighting_p50": float(np.percentile(delays, 50)) if delays else None,
-            "time_to_first_sighting_p95": float(np.percentile(delays, 95)) if delays else None,
-            "unknown_sightings": sum(1 for e in sightings if e.person is None),
-        }
-    )
     for key, value in results.items():
         print(f"{key:28s} {value}")
     args.results.mkdir(parents=True, exist_ok=True)
