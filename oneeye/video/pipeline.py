@@ -56,8 +56,13 @@ class PipelineSettings:
     """Look for faces on every Nth frame (around tracked faces and where the frame changed);
     the tracker fills the frames between."""
     scan_every: int = 12
-    """Scan the whole frame on every Nth frame (and at once on motion while nobody is
-    tracked): finds faces that came in while the rest of the scene moved too."""
+    """Scan every Nth frame (and at once on motion while nobody is tracked) for faces that came
+    in while the rest of the scene moved too: where the frame changed since the previous scan,
+    or all of it (see ``whole_every``)."""
+    whole_every: int = 4
+    """Every Nth scan looks at the whole frame; the others only where it changed since the
+    previous scan (a face can only have come where something changed; the whole look is for
+    a still face that turned to the camera, which changes little)."""
     detect_threads: int = 1
     """Detector threads for this camera (dlib's HOG releases the GIL): more than one cuts
     whole scans into strips run at once, for a camera that has cores to itself."""
@@ -89,6 +94,7 @@ class PipelineSettings:
         for name in (
             "detect_every",
             "scan_every",
+            "whole_every",
             "detect_threads",
             "min_face_px",
             "recheck_every",
@@ -213,6 +219,7 @@ class CameraPipeline:
         self.frames = 0
         self.detections = 0
         self.scans = 0
+        self.whole_scans = 0
         self.encodings = 0
 
     def close(self) -> None:
@@ -293,9 +300,13 @@ class CameraPipeline:
         found = self._finder.near(grey, expected, reach)
         if scan_due:
             self._last_scan = index
-            self._motion.take()
             self.scans += 1
-            found += self._finder.scan(grey)
+            changed = self._motion.take_since_scan()
+            if changed is None or (self.scans - 1) % self.settings.whole_every == 0:
+                self.whole_scans += 1
+                found += self._finder.scan(grey)
+            else:
+                found += self._finder.within(grey, changed)
         else:
             found += self._finder.within(grey, regions)
         self._round += 1

@@ -48,6 +48,10 @@ MOTION_MAX_AREA = 0.3
 """When the changed parts no track explains cover more than this fraction of the frame (a busy
 street), they are not scanned one by one: the next whole scan looks everywhere anyway."""
 
+SCAN_MAX_AREA = 0.6
+"""A scan looks only where the frame changed since the previous scan, unless those parts,
+grown by the pad, cover more than this fraction of it: then it scans the whole frame."""
+
 
 def merge_overlapping(detections: Sequence[Detection], min_iou: float = 0.3) -> list[Detection]:
     """One detection per face: of boxes overlapping by ``min_iou`` or more, the most confident.
@@ -75,8 +79,10 @@ def _grown(box: FaceBox, by: int) -> FaceBox:
 class MotionMap:
     """Which parts of a camera's frames changed since they were last looked at.
 
-    Call :meth:`update` with every frame; :meth:`take` hands out the changed parts gathered
-    since the previous :meth:`take` and starts gathering anew.
+    Call :meth:`update` with every frame. :meth:`take` hands out the parts changed since the
+    previous :meth:`take` (for the detection rounds between whole scans);
+    :meth:`take_since_scan` those changed since the previous whole scan (so a scan can skip
+    what stayed the same: a face can only have come where something changed).
     """
 
     def __init__(self, pad_px: int) -> None:
@@ -89,6 +95,7 @@ class MotionMap:
         self._pad = max(0, pad_px)
         self._previous: GreyImage | None = None
         self._changed: npt.NDArray[np.bool_] | None = None
+        self._since_scan: npt.NDArray[np.bool_] | None = None
         self._shape = (0, 0)
 
     def update(self, grey: GreyImage) -> bool:
@@ -106,14 +113,12 @@ class MotionMap:
         small = np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
         previous, self._previous = self._previous, small
         if previous is None or previous.shape != small.shape:
-            self._changed = np.ones(small.shape, dtype=bool)
-            return True
-        changed = np.asarray(cv2.absdiff(small, previous) > MOTION_LEVEL)
-        if self._changed is None or self._changed.shape != changed.shape:
-            self._changed = changed
+            changed = np.ones(small.shape, dtype=bool)
         else:
-            self._changed |= changed
-        return int(np.count_nonzero(changed)) >= MOTION_CELLS
+            changed = np.asarray(cv2.absdiff(small, previous) > MOTION_LEVEL)
+        self._changed = _gathered(self._changed, changed)
+        self._since_scan = _gathered(self._since_scan, changed)
+        return previous is None or int(np.count_nonzero(changed)) >= MOTION_CELLS
 
     def take(self, explained: Sequence[FaceBox] = ()) -> list[FaceBox]:
         """The changed parts since the previous call, less those ``explained`` covers.
@@ -124,19 +129,49 @@ class MotionMap:
 
         Returns:
             Boxes in frame pixels (possibly past the frame's edges; clip before cropping),
-            grown by ``pad_px``; empty when nothing changed, or when so much did that scanning
-            the parts would cost more than it saves (see ``MOTION_MAX_AREA``).
+            grown by ``pad_px``; empty when nothing changed, or when so much did (the grown
+            parts cover over ``MOTION_MAX_AREA`` of the frame: a busy street, or a face large
+            in a small frame) that scanning them on every round would cost more than the
+            whole scans they stand in for.
         """
         changed, self._changed = self._changed, None
-        if changed is None:
+        boxes = self._regions(changed, explained)
+        if boxes is None or self._covered(boxes) > MOTION_MAX_AREA:
             return []
+        return boxes
+
+    def take_since_scan(self) -> list[FaceBox] | None:
+        """The parts changed since the previous call, for a scan that looks only there.
+
+        Returns:
+            Boxes as :meth:`take` gives them (empty when nothing changed), or ``None`` when
+            the grown parts cover more than ``SCAN_MAX_AREA`` of the frame: scan it whole.
+        """
+        changed, self._since_scan = self._since_scan, None
+        self._changed = None
+        boxes = self._regions(changed, ())
+        if boxes is None:
+            return []
+        return None if self._covered(boxes) > SCAN_MAX_AREA else boxes
+
+    def _covered(self, boxes: Sequence[FaceBox]) -> float:
+        """The fraction of the frame the boxes cover (they do not overlap)."""
+        height, width = self._shape
+        return sum(b.clipped(height, width).area for b in boxes) / float(height * width)
+
+    def _regions(
+        self, changed: npt.NDArray[np.bool_] | None, explained: Sequence[FaceBox]
+    ) -> list[FaceBox] | None:
+        """The changed parts grown by the pad; ``None`` when too little changed."""
+        if changed is None:
+            return None
         mask = changed.astype(np.uint8)
         for box in explained:
             top, left = max(0, box.top // MOTION_SCALE), max(0, box.left // MOTION_SCALE)
             bottom, right = box.bottom // MOTION_SCALE + 1, box.right // MOTION_SCALE + 1
             mask[top:bottom, left:right] = 0
         if int(np.count_nonzero(mask)) < MOTION_CELLS:
-            return []
+            return None
         count, _, stats, _ = cv2.connectedComponentsWithStats(
             cv2.dilate(mask, np.ones((3, 3), np.uint8)), connectivity=8
         )
@@ -150,12 +185,15 @@ class MotionMap:
                 right=(x + w) * MOTION_SCALE - 1,
             )
             boxes.append(_grown(box, self._pad))
-        merged = _merge_boxes(boxes)
-        height, width = self._shape
-        area = sum(b.clipped(height, width).area for b in merged)
-        if area > MOTION_MAX_AREA * height * width:
-            return []
-        return merged
+        return _merge_boxes(boxes)
+
+
+def _gathered(
+    so_far: npt.NDArray[np.bool_] | None, changed: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    if so_far is None or so_far.shape != changed.shape:
+        return changed.copy()
+    return so_far | changed
 
 
 def _merge_boxes(boxes: list[FaceBox]) -> list[FaceBox]:
