@@ -15,11 +15,23 @@ only the newest frame, so a busy machine makes a camera see fewer frames, not ol
 
 The worker keeps the newest frame and the pipeline's labels; the MJPEG view annotates and
 encodes it on demand, once per frame however many viewers watch. The camera's status
-(``online``, ``reconnecting``, ``offline``, ``disabled``) is published retained on
+(``online``, ``reconnecting``, ``offline``, ``ended``, ``disabled``) is published retained on
 ``oneeye/v1/cameras/{id}/status`` when it changes and every ``STATUS_EVERY`` seconds. A source
 that cannot be opened makes the camera ``offline`` with the error, and the worker tries again
 with backoff; nothing a camera does can stop the server. Cameras are added, changed, enabled,
 disabled and removed at runtime; only the camera concerned has its worker restarted.
+
+A file that played to its end (and does not loop) makes the camera ``ended`` ("the video
+ended", 0 fps), not ``online``: nothing more will come from it; a looping file stays
+``online``. :meth:`CameraWorker.status` says ``ended`` as soon as the source has no more frames
+(the worker may still be finishing its last one); the ``ended`` status message goes out once
+the worker has finished, after the file's last sighting events.
+
+Every sighting row gets its ``left_at``: a track that turns from unknown into a person closes
+its unknown sighting (a ``left`` for it, at the frame that named the person) before the named
+one opens, and the manager closes a camera's rows still open when it stops or starts the
+camera's worker (a worker that stopped cannot see its tracks leave; one that crashed, or a
+server that was killed, never said they did).
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ from sqlalchemy import select
 from oneeye.bus.base import SIGHTINGS, STATUS, Bus
 from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
+from oneeye.services.sightings import close_open_sightings
 from oneeye.store.db import Database
 from oneeye.store.models import Camera, Person, new_id
 from oneeye.store.photos import PhotoStore
@@ -49,7 +62,9 @@ from oneeye.vision.engine import FaceEngine
 
 logger = logging.getLogger(__name__)
 
-CameraState = Literal["online", "reconnecting", "offline", "disabled"]
+CameraState = Literal["online", "reconnecting", "offline", "ended", "disabled"]
+"""``ended``: a file camera (not looping) played its file to the end."""
+VIDEO_ENDED = "the video ended"
 CAMERA_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
 STATUS_EVERY = 5.0
 """Seconds between two status messages of a camera whose state has not changed."""
@@ -159,8 +174,11 @@ def check_camera_id(camera_id: str) -> str:
     return camera_id
 
 
-def _state_of(source: SourceStatus) -> CameraState:
-    if source.state in ("online", "ended"):
+def _state_of(source: SourceStatus, loop: bool) -> CameraState:
+    if source.state == "ended":
+        # A looping file is opened again at once: its end is not the camera's.
+        return "online" if loop else "ended"
+    if source.state == "online":
         return "online"
     if source.state in ("connecting", "reconnecting"):
         return "reconnecting"
@@ -243,13 +261,14 @@ class CameraWorker:
             reader, status = self._reader, self._status
         if reader is not None:
             source = reader.status()
-            state = _state_of(source)
+            state = _state_of(source, self.config.loop)
+            error = None if state == "online" else source.last_error
             status = replace(
                 status,
                 state=state,
-                fps=source.fps,
+                fps=0.0 if state == "ended" else source.fps,
                 last_frame_at=source.last_frame_at or status.last_frame_at,
-                error=None if state == "online" else source.last_error,
+                error=VIDEO_ENDED if state == "ended" else error,
             )
         return replace(
             status, frames=self._frames, dropped=self._dropped, sightings=self._sightings
@@ -309,7 +328,10 @@ class CameraWorker:
             if not reader.is_live and self.config.loop:
                 logger.info("camera %s: end of file, playing it again", camera)
                 continue
-            self._set_status("offline", "the video ended" if not reader.is_live else "closed")
+            if reader.is_live:
+                self._set_status("offline", "closed")
+            else:
+                self._set_status("ended", VIDEO_ENDED)
             break
         logger.info("camera %s: worker stopped", camera)
 
@@ -358,6 +380,20 @@ class CameraWorker:
         """Save the event's snapshot and publish it on the bus (``index``: the source's
         index of the event's frame)."""
         camera = self.config.id
+        superseded = self._tracks.get(event.track) if event.event == "sighting" else None
+        if superseded is not None:
+            # A second ``sighting`` of a track: it was an unknown face and is now a person. The
+            # earlier sighting ends at this frame, or its row would stay open for ever.
+            left = self._payload(superseded, "left", event, frame, index)
+            left.update(person=None, watchlist=None, distance=None)
+            self._publish(left)
+            logger.info(
+                "camera %s: track %d is now person %s; its earlier sighting %s ended",
+                camera,
+                event.track,
+                event.person or "unknown",
+                superseded,
+            )
         if event.event == "sighting" or event.track not in self._tracks:
             self._tracks[event.track] = new_id()
         sighting_id = self._tracks[event.track]
@@ -376,23 +412,10 @@ class CameraWorker:
         embedding = None
         if event.event == "sighting" and event.person is None and frame is not None:
             embedding = self._embedding(frame.image, event.box)
-        payload = {
-            "id": sighting_id,
-            "event": event.event,
-            "camera": camera,
-            "track": event.track,
-            "person": event.person,
-            "watchlist": event.watchlist,
-            "distance": event.distance,
-            "quality": event.quality,
-            "frame": index,
-            "t": event.t,
-            "box": list(event.box),
-            "seen_at": iso(frame.captured_at if frame is not None else time.time()),
-            "snapshot_key": snapshot_key,
-            "embedding": embedding,
-        }
-        self.bus.publish(SIGHTINGS.format(camera=camera), payload)
+        payload = self._payload(sighting_id, event.event, event, frame, index)
+        payload["snapshot_key"] = snapshot_key
+        payload["embedding"] = embedding
+        self._publish(payload)
         if event.event == "sighting":
             self._sightings += 1
         logger.info(
@@ -403,6 +426,36 @@ class CameraWorker:
             event.person or "unknown",
             sighting_id,
         )
+
+    def _payload(
+        self,
+        sighting_id: str,
+        kind: str,
+        event: SightingEvent,
+        frame: Frame | None,
+        index: int,
+    ) -> dict[str, Any]:
+        """The contract's sighting payload of ``event`` as a ``kind`` event of sighting
+        ``sighting_id`` (no snapshot, no embedding)."""
+        return {
+            "id": sighting_id,
+            "event": kind,
+            "camera": self.config.id,
+            "track": event.track,
+            "person": event.person,
+            "watchlist": event.watchlist,
+            "distance": event.distance,
+            "quality": event.quality,
+            "frame": index,
+            "t": event.t,
+            "box": list(event.box),
+            "seen_at": iso(frame.captured_at if frame is not None else time.time()),
+            "snapshot_key": None,
+            "embedding": None,
+        }
+
+    def _publish(self, payload: dict[str, Any]) -> None:
+        self.bus.publish(SIGHTINGS.format(camera=self.config.id), payload)
 
     def _embedding(self, image: RGBImage, box: tuple[int, int, int, int]) -> list[float] | None:
         """An unknown face's embedding, kept with its sighting for searching the past."""
@@ -420,6 +473,10 @@ class CameraWorker:
 
     def _publish_status(self, force: bool = False) -> None:
         status = self.status()
+        if status.state == "ended" and not force:
+            # The worker says "ended" itself once the file's last events are out: on the bus,
+            # "ended" comes after every sighting of the file.
+            return
         now = time.monotonic()
         previous = self._published
         if (
@@ -495,6 +552,10 @@ class CameraManager:
             worker.request_stop()
         for worker in workers:
             worker.stop()
+        # The workers' last "left" messages may reach a sightings consumer that has stopped.
+        stopped_at = datetime.now(UTC)
+        for worker in workers:
+            self._close_sightings(worker.config.id, stopped_at)
 
     # the cameras in the database ----------------------------------------------------------------
 
@@ -579,6 +640,7 @@ class CameraManager:
             worker = self._workers.pop(camera_id, None)
         if worker is not None:
             worker.stop()
+            self._close_sightings(camera_id, datetime.now(UTC))
         payload = CameraStatus(camera_id, name, "offline", error="removed").as_payload()
         self.bus.publish(STATUS.format(camera=camera_id), {**payload, "removed": True}, retain=True)
         logger.info("camera %s removed", camera_id)
@@ -605,6 +667,12 @@ class CameraManager:
             worker = self._workers.get(camera_id)
         return None if worker is None else worker.latest_jpeg(quality)
 
+    def _close_sightings(self, camera_id: str, at: datetime | None) -> None:
+        try:
+            close_open_sightings(self.db, camera_id, at)
+        except Exception:  # a blink of the database must not stop a camera from (re)starting
+            logger.exception("camera %s: could not close its open sightings", camera_id)
+
     def worker(self, camera_id: str) -> CameraWorker | None:
         """The running worker of a camera, if any."""
         with self._lock:
@@ -615,6 +683,10 @@ class CameraManager:
         old = self._workers.pop(config.id, None)
         if old is not None:
             old.stop()
+        if old is not None or self._running:
+            # Rows still open now belong to no track that will ever leave: the old worker's
+            # (closed now) or, with no old worker, a previous run's (closed when last seen).
+            self._close_sightings(config.id, datetime.now(UTC) if old is not None else None)
         if not self._running:
             return
         if not config.enabled:

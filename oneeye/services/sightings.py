@@ -12,6 +12,13 @@ that fails is logged and the card still goes out, without the account details an
 ``account_error`` saying why. Further actions (the Amber Alert workflow) register with
 :meth:`SightingService.add_action`.
 
+Every stored sighting is closed (``left_at``) in the end. A ``left`` closes its own; a new
+``sighting`` of a camera's track closes that track's earlier open one, at the new one's time:
+a track that turns from unknown into a person has two sightings, and the camera worker says
+``left`` for the unknown one first, but an edge that does not (or a lost message) must not
+leave it open for ever. :func:`close_open_sightings` closes a camera's rows when its worker
+stops or starts (the camera manager calls it).
+
 Camera status messages become ``camera.status`` events when a camera's state or error
 changes, and otherwise at most every ``STATUS_EVERY`` seconds.
 """
@@ -26,9 +33,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 
 from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, Bus, Message
@@ -86,6 +93,26 @@ def _optional_float(payload: dict[str, Any], name: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SightingMessageError(f"{name} must be a number or null, got {value!r}")
     return float(value)
+
+
+def close_open_sightings(db: Database, camera_id: str, at: datetime | None = None) -> int:
+    """Set ``left_at`` on every open sighting of a camera: to ``at``, or when ``None`` to each
+    one's ``last_seen`` (the last time it is known to have been there).
+
+    Returns:
+        How many sightings were closed.
+    """
+    query = (
+        update(Sighting)
+        .where(Sighting.camera_id == camera_id, Sighting.left_at.is_(None))
+        .values(left_at=Sighting.last_seen if at is None else at)
+        .execution_options(synchronize_session=False)
+    )
+    with db.session() as session:
+        closed = cast("CursorResult[Any]", session.execute(query)).rowcount
+    if closed:
+        logger.info("camera %s: closed %d open sighting(s)", camera_id, closed)
+    return closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,12 +377,38 @@ class SightingService:
                             message.id,
                         )
                     return None
+                self._close_track(session, message)
                 session.add(self._new_row(message))
                 session.flush()
                 return self._describe(session, message)
         except IntegrityError:
             logger.info("sighting %s was stored meanwhile; ignoring the repeat", message.id)
             return None
+
+    @staticmethod
+    def _close_track(session: Any, message: SightingMessage) -> None:
+        """Close the open sighting(s) of the message's track that began before it (the
+        unknown sighting of a track that is now a person)."""
+        closed = session.execute(
+            update(Sighting)
+            .where(
+                Sighting.camera_id == message.camera,
+                Sighting.track == message.track,
+                Sighting.left_at.is_(None),
+                Sighting.first_seen <= message.seen_at,
+                Sighting.id != message.id,
+            )
+            .values(left_at=message.seen_at)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if closed:
+            logger.info(
+                "camera %s: track %d has a new sighting %s; closed %d earlier open one(s)",
+                message.camera,
+                message.track,
+                message.id,
+                closed,
+            )
 
     @staticmethod
     def _new_row(message: SightingMessage) -> Sighting:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import selectinload
 
 from oneeye.services.alerts import AlertError, AlertService, CaseInfo, MatchInfo
 from oneeye.services.auth import ROLES, AuthError, Principal
-from oneeye.services.cameras import iso
+from oneeye.services.cameras import CameraState, iso
 from oneeye.services.context import Services
 from oneeye.services.events import HubEvent
 from oneeye.services.sightings import photo_url
@@ -256,7 +256,7 @@ class CameraTile:
     loop: bool
     min_face_px: int
     detect_every: int
-    state: str = "offline"
+    state: CameraState = "offline"
     fps: float | None = None
     last_frame_at: str | None = None
     error: str | None = None

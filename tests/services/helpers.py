@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oneeye.gallery import GalleryIndex
+from oneeye.services.cameras import CameraManager
 from oneeye.store.db import Database
 from oneeye.store.models import FaceTemplate, Person, Watchlist, embedding_to_bytes, new_id
 from oneeye.types import Template
@@ -94,6 +95,12 @@ def enrol_customer(
         )
     gallery.add(Template(f"{template_id}@customers", person_id, "customers", face.embedding))
     return Customer(person_id, template_id)
+
+
+def played_to_the_end(manager: CameraManager, camera: str) -> bool:
+    """Whether a file camera's video ended and its worker finished (all its events out)."""
+    worker = manager.worker(camera)
+    return manager.status(camera).state == "ended" and (worker is None or not worker.alive)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:

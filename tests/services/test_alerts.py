@@ -57,7 +57,7 @@ from oneeye.store.photos import LocalPhotoStore
 from oneeye.types import UNKNOWN
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader, WakeCounter, side_by_side
-from tests.services.helpers import LabelledClip, make_clip, wait_for
+from tests.services.helpers import LabelledClip, make_clip, played_to_the_end, wait_for
 from tests.services.notify.receivers import HttpReceiver, make_service, settings_for
 
 REPORTER = "user:rita"
@@ -526,7 +526,7 @@ def test_retro_search_finds_the_person_among_earlier_unknown_faces(
     manager.add(
         CameraConfig(id="door", name="Front door", source=str(path), pace=False, min_face_px=80)
     )
-    wait_for(lambda: manager.status("door").state == "offline", 60.0, what="the clip to end")
+    wait_for(lambda: played_to_the_end(manager, "door"), 60.0, what="the clip to end")
     rig.settle()
     with rig.db.session() as session:
         unknown = list(session.scalars(select(Sighting).where(Sighting.person_id.is_(None))))

@@ -8,9 +8,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, Message
@@ -22,14 +23,24 @@ from oneeye.services.cameras import (
     CameraExistsError,
     CameraManager,
     CameraNotFoundError,
+    CameraWorker,
     PersonNames,
 )
 from oneeye.store.db import Database
-from oneeye.store.models import Person
+from oneeye.store.models import Person, Sighting, new_id
 from oneeye.store.photos import LocalPhotoStore
+from oneeye.video.pipeline import EventKind, SightingEvent
+from oneeye.video.source import Frame
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
-from tests.services.helpers import FPS, LabelledClip, enrol_customer, make_clip, wait_for
+from tests.services.helpers import (
+    FPS,
+    LabelledClip,
+    enrol_customer,
+    make_clip,
+    played_to_the_end,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +103,10 @@ def test_a_clip_gives_one_sighting_per_visit_on_the_bus(
             id="door", name="Front door", source=str(clip.path), pace=False, min_face_px=80
         )
     )
-    wait_for(lambda: rig.manager.status("door").state == "offline", what="the clip to end")
+    wait_for(lambda: played_to_the_end(rig.manager, "door"), what="the clip to end")
     status = rig.manager.status("door")
     assert status.error == "the video ended"
+    assert status.fps == 0.0
     assert status.frames == clip.truth.frames
     rig.bus.stop()  # delivers what is queued
     sightings = [s for s in rig.sightings if s["event"] == "sighting"]
@@ -128,10 +140,10 @@ def test_a_clip_gives_one_sighting_per_visit_on_the_bus(
     assert isinstance(embedding, list)
     assert len(embedding) == 128
     assert unknown[0]["id"] != arrival["id"]
-    # Status went out on the bus, retained, ending offline.
+    # Status went out on the bus, retained, ending "ended" (not "online 0.0 fps").
     last = rig.status_of("door")
     assert last is not None
-    assert last["state"] == "offline"
+    assert (last["state"], last["fps"], last["error"]) == ("ended", 0.0, "the video ended")
 
 
 def test_a_bad_source_is_an_offline_camera_with_the_error(
@@ -223,7 +235,7 @@ def test_a_paced_file_drops_the_frames_a_busy_pipeline_is_late_for(
     rig.manager.add(
         CameraConfig(id="fast", name="Fast", source=str(fast.path), pace=True, min_face_px=80)
     )
-    wait_for(lambda: rig.manager.status("fast").state == "offline", what="the clip to end")
+    wait_for(lambda: played_to_the_end(rig.manager, "fast"), what="the clip to end")
     status = rig.manager.status("fast")
     assert status.dropped > 0
     assert status.frames + status.dropped == fast.truth.frames
@@ -243,3 +255,123 @@ def test_person_names_are_read_once_and_fall_back_to_the_id(tmp_path: Path) -> N
         session.get(Person, person_id).name = "Renamed"  # type: ignore[union-attr]
     assert names(person_id) == "Ada Lovelace"  # cached for a minute
     assert names("f" * 32) == "ffffffff"
+
+
+def test_a_looping_file_stays_online_at_its_end(rig: Rig, clip: LabelledClip) -> None:
+    rig.manager.add(
+        CameraConfig(id="loop", name="Loop", source=str(clip.path), pace=False, loop=True)
+    )
+    wait_for(
+        lambda: rig.manager.status("loop").frames > clip.truth.frames + 5,
+        what="the clip to play again",
+    )
+    assert rig.manager.status("loop").state != "ended"
+    rig.manager.stop()
+    rig.bus.stop()  # delivers what is queued
+    states = {s["state"] for s in rig.statuses if s["camera"] == "loop"}
+    assert "online" in states
+    assert "ended" not in states
+
+
+def test_a_track_that_becomes_a_person_ends_its_unknown_sighting(
+    rig: Rig, face_engine: FaceEngine
+) -> None:
+    # The pipeline's events for one track: a stranger at first, then (confirmed) a person.
+    worker = CameraWorker(
+        CameraConfig(id="door", name="Door", source="unused.mp4"),
+        face_engine,
+        rig.gallery,
+        rig.bus,
+        rig.photos,
+    )
+    person, box = new_id(), (100, 220, 220, 100)
+    image = np.zeros((320, 320, 3), np.uint8)
+    named_at = time.time()
+
+    def event(kind: EventKind, person_id: str | None, frame: int) -> SightingEvent:
+        return SightingEvent(
+            event=kind,
+            camera="door",
+            track=7,
+            person=person_id,
+            watchlist="customers" if person_id else None,
+            distance=0.3 if person_id else None,
+            frame=frame,
+            t=frame / 10,
+            box=box,
+            quality=0.8,
+        )
+
+    worker._emit(event("sighting", None, 5), Frame(5, 0.5, image, named_at - 0.7), 5)
+    worker._emit(event("sighting", person, 12), Frame(12, 1.2, image, named_at), 12)
+    worker._emit(event("sighting_update", person, 15), Frame(15, 1.5, image, named_at + 0.3), 15)
+    worker._emit(event("left", person, 30), None, 30)
+    rig.bus.stop()  # delivers what is queued
+    track = [(s["event"], s["id"], s["person"]) for s in rig.sightings if s["track"] == 7]
+    unknown, named = track[0][1], track[2][1]
+    assert unknown != named
+    assert track == [
+        ("sighting", unknown, None),
+        ("left", unknown, None),  # before the named sighting opens
+        ("sighting", named, person),
+        ("sighting_update", named, person),
+        ("left", named, person),
+    ]
+    left = next(s for s in rig.sightings if s["event"] == "left" and s["id"] == unknown)
+    assert left["seen_at"] == datetime.fromtimestamp(named_at, UTC).isoformat()
+    assert left["frame"] == 12
+
+
+def open_sighting(db: Database, camera: str, last_seen: datetime) -> str:
+    """An open sighting row, as a worker that never said ``left`` leaves it."""
+    sighting_id = new_id()
+    with db.session() as session:
+        session.add(
+            Sighting(
+                id=sighting_id,
+                camera_id=camera,
+                track=1,
+                frame=0,
+                t=0.0,
+                top=10,
+                right=60,
+                bottom=60,
+                left=10,
+                first_seen=last_seen - timedelta(seconds=3),
+                last_seen=last_seen,
+            )
+        )
+    return sighting_id
+
+
+def left_at(db: Database, sighting_id: str) -> datetime | None:
+    with db.session() as session:
+        row = session.get(Sighting, sighting_id)
+        assert row is not None
+        return row.left_at
+
+
+def test_open_sightings_are_closed_when_a_camera_starts_or_stops(rig: Rig, tmp_path: Path) -> None:
+    # Left open by a server that was killed: closed when the camera comes up, as last seen.
+    seen = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    stale, elsewhere = open_sighting(rig.db, "door", seen), open_sighting(rig.db, "lobby", seen)
+    missing = str(tmp_path / "missing.mp4")
+    rig.manager.add(CameraConfig(id="door", name="Door", source=missing, enabled=False))
+    assert left_at(rig.db, stale) == seen
+    assert left_at(rig.db, elsewhere) is None, "another camera's sightings are its own"
+    # Open while the worker runs: closed when it stops (its "left" may come too late).
+    rig.manager.enable("door")
+    assert rig.manager.worker("door") is not None
+    running = open_sighting(rig.db, "door", datetime.now(UTC))
+    before = datetime.now(UTC)
+    rig.manager.disable("door")
+    closed = left_at(rig.db, running)
+    assert closed is not None
+    assert closed >= before
+    rig.manager.enable("door")
+    on_stop = open_sighting(rig.db, "door", datetime.now(UTC))
+    before = datetime.now(UTC)
+    rig.manager.stop()
+    closed = left_at(rig.db, on_stop)
+    assert closed is not None
+    assert closed >= before

@@ -221,6 +221,47 @@ def test_updates_and_departures_change_the_stored_sighting(rig: Rig) -> None:
     assert sorted(t for t, _ in events_of(rig)) == ["customer.arrived", "sighting"]
 
 
+def test_a_track_that_becomes_a_person_leaves_no_sighting_open(rig: Rig) -> None:
+    # An edge that does not say "left" for the unknown sighting: the named one closes it.
+    unknown, named, other = new_id(), new_id(), new_id()
+    rig.send(**message(unknown, embedding=[0.01] * 128))
+    rig.send(**message(other, track=2))
+    named_at, gone = T0 + timedelta(seconds=1), T0 + timedelta(seconds=4)
+    rig.send(
+        **message(
+            named,
+            person=rig.customer,
+            watchlist="customers",
+            distance=0.3,
+            seen_at=named_at.isoformat(),
+        )
+    )
+    rig.send(**message(named, "left", person=rig.customer, seen_at=gone.isoformat()))
+    rig.settle()
+    with rig.db.session() as session:
+        rows = {row.id: row for row in session.scalars(select(Sighting))}
+        assert rows[unknown].left_at == named_at, "the unknown face became the customer"
+        assert rows[named].left_at == gone
+        assert rows[other].left_at is None, "another track is still in view"
+    # A worker's own "left" for the unknown sighting first changes nothing of that.
+    unknown, named = new_id(), new_id()
+    later = T0 + timedelta(minutes=1)
+    rig.send(**message(unknown, track=3, seen_at=later.isoformat()))
+    rig.send(
+        **message(unknown, "left", track=3, seen_at=(later + timedelta(seconds=1)).isoformat())
+    )
+    rig.send(
+        **message(
+            named, track=3, person=rig.customer, seen_at=(later + timedelta(seconds=1)).isoformat()
+        )
+    )
+    rig.settle()
+    with rig.db.session() as session:
+        row = session.get(Sighting, unknown)
+        assert row is not None
+        assert row.left_at == later + timedelta(seconds=1)
+
+
 def test_unknown_faces_keep_their_embedding_and_send_no_card(rig: Rig) -> None:
     sid = new_id()
     rig.send(**message(sid, embedding=[0.01 * i for i in range(128)]))

@@ -16,6 +16,9 @@ from oneeye.app import OneEyeApp
 from oneeye.services.auth import ROLES
 from oneeye.services.cameras import CameraConfig
 from oneeye.store.models import CustomerAccount, new_id
+from oneeye.vision.engine import FaceEngine
+from tests.conftest import PhotoLoader
+from tests.services.helpers import make_clip, played_to_the_end, wait_for
 from tests.web.conftest import PASSWORD
 
 PageClient = Callable[[str], TestClient]
@@ -217,6 +220,24 @@ def test_camera_tiles_show_live_status_and_stream(
     lobby = cameras.status("lobby").state
     assert f'class="status state-{lobby}" data-testid="camera-status">{lobby}<' in html
     assert 'class="status state-disabled" data-testid="camera-status">disabled<' in html
+
+
+def test_a_file_camera_that_played_to_its_end_shows_ended_not_online(
+    server: OneEyeApp,
+    page_client: PageClient,
+    tmp_path: Path,
+    face_engine: FaceEngine,
+    load_photo: PhotoLoader,
+) -> None:
+    clip = make_clip(tmp_path / "clip", face_engine, load_photo)
+    cameras = server.services.cameras
+    cameras.add(CameraConfig(id="lobby", name="Lobby", source=str(clip.path), pace=False))
+    wait_for(lambda: played_to_the_end(cameras, "lobby"), what="the clip to end")
+    for path in ("/", "/admin/cameras"):
+        html = page_client("admin").get(path).text
+        assert 'class="status state-ended" data-testid="camera-status">ended<' in html
+        assert 'data-testid="camera-fps"></span>' in html, "no fps for a camera that ended"
+        assert 'data-testid="camera-error" >the video ended<' in html
 
 
 @pytest.mark.parametrize("role", ["viewer", "reporter", "teller"])

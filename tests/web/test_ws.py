@@ -86,7 +86,7 @@ def test_a_customer_walking_in_reaches_tellers_once_and_viewers_without_details(
             },
         )
         assert response.status_code == 201, response.text
-        ended = {"camera_id": "door", "state": "offline", "error": "the video ended"}
+        ended = {"camera_id": "door", "state": "ended", "error": "the video ended"}
         for_teller = frames_until(teller_ws, "camera.status", **ended)
         for_viewer = frames_until(viewer_ws, "camera.status", **ended)
 
@@ -118,6 +118,12 @@ def test_a_customer_walking_in_reaches_tellers_once_and_viewers_without_details(
     # Exactly one sighting of the customer is stored, the one the card names.
     stored = admin.get("/api/v1/sightings", params={"person": customer.person_id}).json()
     assert [row["id"] for row in stored] == [card["sighting_id"]]
+    # The camera says its video ended (not "online" at 0 fps), and every visit has left.
+    status = admin.get("/api/v1/cameras/door").json()["status"]
+    assert (status["state"], status["fps"], status["error"]) == ("ended", 0.0, "the video ended")
+    every = admin.get("/api/v1/sightings", params={"camera": "door"}).json()
+    assert every
+    assert [row["id"] for row in every if row["left_at"] is None] == []
     # The delivery of account details to the teller is in the audit log.
     s.events.flush()
     views = s.auth.audit_entries(action="account.view")

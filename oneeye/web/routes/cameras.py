@@ -25,6 +25,7 @@ from oneeye.services.cameras import (
     CameraError,
     CameraExistsError,
     CameraNotFoundError,
+    CameraState,
     CameraStatus,
 )
 from oneeye.video.annotate import MJPEG_BOUNDARY
@@ -73,9 +74,10 @@ class CameraUpdate(BaseModel):
 
 
 class CameraStatusPublic(BaseModel):
-    """A camera's live status."""
+    """A camera's live status. ``ended``: a file camera (not looping) played its file to the
+    end; its ``fps`` is 0 and its ``error`` says the video ended."""
 
-    state: str
+    state: CameraState
     fps: float
     last_frame_at: datetime | None
     error: str | None
