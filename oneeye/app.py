@@ -187,6 +187,9 @@ class OneEyeApp:
             return
         s = self.services
         s.cameras.stop()
+        # What the cameras published is handled before its consumers stop: nothing is lost.
+        if not s.bus.drain(timeout=10.0):
+            logger.warning("stopping with bus messages not yet handled (waited 10 s)")
         s.alerts.stop()
         s.notifier.stop()
         s.sightings.stop()

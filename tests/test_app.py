@@ -76,3 +76,24 @@ def test_a_restart_keeps_sightings_events_and_people(
         assert len(again.services.sightings.query(camera="door")) == 3
     finally:
         again.stop()
+
+
+def test_stopping_handles_every_sighting_already_published(
+    tmp_path: Path, database_url: str, face_engine: FaceEngine
+) -> None:
+    # Sightings a camera published just before shutdown are stored, not dropped between the
+    # bus and the sightings service stopping.
+    first = make_server(tmp_path, database_url, face_engine)
+    ids = [new_id() for _ in range(200)]
+    try:
+        for sighting_id in ids:
+            _publish_sighting(first, sighting_id)
+    finally:
+        first.stop()
+    again = OneEyeApp(first.settings, engine=face_engine)
+    again.start()
+    try:
+        stored = {v.sighting.id for v in again.services.sightings.query(camera="door", limit=500)}
+        assert stored == set(ids)
+    finally:
+        again.stop()

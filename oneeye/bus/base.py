@@ -73,3 +73,19 @@ class Bus(ABC):
     @abstractmethod
     def stop(self) -> None:
         """Deliver what is queued, then stop."""
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every message published so far has been handed to its handlers.
+
+        Shutdown calls this after the producers stopped and before the consumers do, so no
+        message is dropped between them. A bus whose broker keeps unacknowledged messages
+        (MQTT with persistent sessions) holds nothing that could be lost, and returns at once.
+
+        Args:
+            timeout: seconds to wait at most.
+
+        Returns:
+            Whether everything was delivered in time.
+        """
+        del timeout
+        return True

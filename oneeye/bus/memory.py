@@ -20,6 +20,9 @@ _Item = tuple[str, bytes, Handler | None]
 """topic, payload bytes, and the one handler it is for (a retained message replayed to a new
 subscriber) or ``None`` for every matching subscriber."""
 
+_Mark = threading.Event
+"""Set by the delivery thread when it reaches it: everything queued before has been handled."""
+
 
 class MemoryBus(Bus):
     """Delivers messages to handlers in this process, on one thread, in publish order."""
@@ -27,7 +30,7 @@ class MemoryBus(Bus):
     def __init__(self, max_queue: int = 10_000) -> None:
         self._subscriptions: list[tuple[str, Handler]] = []
         self._retained: dict[str, bytes] = {}
-        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[_Item | _Mark | None] = queue.Queue(maxsize=max_queue)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -56,11 +59,21 @@ class MemoryBus(Bus):
             self._thread.join(timeout=10)
             self._thread = None
 
+    def drain(self, timeout: float = 10.0) -> bool:
+        if self._thread is None:
+            return self._queue.empty()
+        mark = threading.Event()
+        self._queue.put(mark)
+        return mark.wait(timeout)
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
             topic, data, only = item
             if only is not None:
                 handlers = [only]

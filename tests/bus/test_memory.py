@@ -137,3 +137,32 @@ def test_stop_delivers_what_is_queued() -> None:
     release.set()
     bus.stop()
     assert seen == [0, 1, 2, 3, 4]
+
+
+def test_drain_returns_once_everything_published_was_handled(bus: MemoryBus) -> None:
+    handled: list[int] = []
+
+    def slow(message: Message) -> None:
+        time.sleep(0.002)
+        handled.append(message.payload["n"])
+
+    bus.subscribe("t/#", slow)
+    for n in range(100):
+        bus.publish("t/x", {"n": n})
+    assert bus.drain(timeout=10)
+    assert handled == list(range(100))
+
+
+def test_drain_times_out_behind_a_stuck_handler(bus: MemoryBus) -> None:
+    release = threading.Event()
+
+    def stuck(message: Message) -> None:
+        release.wait(5)
+
+    bus.subscribe("t/#", stuck)
+    bus.publish("t/x", {})
+    try:
+        assert not bus.drain(timeout=0.2)
+    finally:
+        release.set()
+    assert bus.drain(timeout=5)
