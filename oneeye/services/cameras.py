@@ -350,31 +350,34 @@ class CameraWorker:
         # The pipeline counts processed frames, not source frames: "detect every Nth frame"
         # then holds however many frames a live source or a late pipeline skips.
         processed = 0
-        self._publish_status(force=True)
-        while not self._stop.is_set():
-            frame = reader.read(timeout=READ_TIMEOUT)
-            if frame is None:
-                if reader.status().state in ("ended", "offline"):
-                    break
-                self._publish_status()
-                continue
-            if paced:
-                due = frame.captured_at - frame.index / fps
-                clip_start = due if clip_start is None else min(clip_start, due)
-                if frame.captured_at - (clip_start + frame.index / fps) > LATE_FRAMES / fps:
-                    self._dropped += 1
+        try:
+            self._publish_status(force=True)
+            while not self._stop.is_set():
+                frame = reader.read(timeout=READ_TIMEOUT)
+                if frame is None:
+                    if reader.status().state in ("ended", "offline"):
+                        break
+                    self._publish_status()
                     continue
-            events = pipeline.process(processed, frame.t, frame.image)
-            processed += 1
-            self._frames += 1
-            with self._lock:
-                self._latest = (self._frames, frame.image, pipeline.labels(self.name_of))
-            for event in events:
-                self._emit(event, frame, frame.index)
-            last = (processed - 1, frame.t, frame.index)
-            self._publish_status()
-        for event in pipeline.finish(last[0], last[1]):
-            self._emit(event, None, last[2])
+                if paced:
+                    due = frame.captured_at - frame.index / fps
+                    clip_start = due if clip_start is None else min(clip_start, due)
+                    if frame.captured_at - (clip_start + frame.index / fps) > LATE_FRAMES / fps:
+                        self._dropped += 1
+                        continue
+                events = pipeline.process(processed, frame.t, frame.image)
+                processed += 1
+                self._frames += 1
+                with self._lock:
+                    self._latest = (self._frames, frame.image, pipeline.labels(self.name_of))
+                for event in events:
+                    self._emit(event, frame, frame.index)
+                last = (processed - 1, frame.t, frame.index)
+                self._publish_status()
+            for event in pipeline.finish(last[0], last[1]):
+                self._emit(event, None, last[2])
+        finally:
+            pipeline.close()  # its detector threads, if it has any
 
     def _emit(self, event: SightingEvent, frame: Frame | None, index: int) -> None:
         """Save the event's snapshot and publish it on the bus (``index``: the source's
