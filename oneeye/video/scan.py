@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oneeye.types import Detection, FaceBox
-from oneeye.vision.detect import FaceDetector, plan_scale
+from oneeye.vision.detect import FaceDetector
 
 GreyImage = npt.NDArray[np.uint8]
 """A frame as an (height, width) uint8 array of grey levels."""
@@ -250,9 +250,12 @@ class FaceFinder:
         self._detectors = [make_detector() for _ in range(threads)]
         self._window = self._detectors[0].window_px
         self.min_face_px = min_face_px
-        plan = plan_scale(min_face_px, self._window)
-        self.factor = plan.factor * 2.0**plan.upsample
-        """The resize factor of whole and motion scans."""
+        if min_face_px <= 0:
+            raise ValueError(f"min_face_px must be positive, got {min_face_px}")
+        self.factor = self._window / float(min_face_px)
+        """The resize factor of whole and motion scans: the smallest face worth finding
+        becomes exactly one detector window. (dlib's own upsampling doubles, so 48-pixel
+        faces would cost a 2x image where 1.67x finds them: 30% fewer pixels.)"""
         self._pool = ThreadPoolExecutor(threads, "oneeye-scan") if threads > 1 else None
 
     @property
