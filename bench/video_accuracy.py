@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from oneeye.bench.clips import Claim, lfw_clip, score
+from oneeye.bench.clips import Claim, claims_from, lfw_clip, score
 from oneeye.gallery import GalleryIndex
-from oneeye.types import FaceBox
 from oneeye.video.pipeline import CameraPipeline, PipelineSettings
 from oneeye.vision.engine import FaceEngine
 
@@ -83,16 +82,9 @@ def main() -> None:
         events = pipeline.process(index, index / clip.fps, frame)
         if index == last:
             events += pipeline.finish(index, index / clip.fps)
-        for event in events:
-            if event.event == "left":
-                continue
-            top, right, bottom, left = event.box
-            claim = Claim(
-                event.frame, FaceBox(top=top, right=right, bottom=bottom, left=left), event.person
-            )
-            claims.append(claim)
-            if event.event == "sighting":
-                sightings.append(claim)
+        said, sighted = claims_from(events)
+        claims += said
+        sightings += sighted
     seconds = time.perf_counter() - began
     pipeline.close()
     results: dict[str, Any] = {

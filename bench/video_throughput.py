@@ -42,7 +42,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from oneeye.bench.clips import Claim, LabelledClip, lfw_clip, score
+from oneeye.bench.clips import Claim, LabelledClip, claims_from, lfw_clip, score
 from oneeye.gallery import GalleryIndex
 from oneeye.types import Detection, FaceBox, RGBImage
 from oneeye.video.pipeline import CameraPipeline, PipelineSettings
@@ -176,17 +176,10 @@ def oneeye_loop(
         events = pipeline.process(index, index / fps, frame)
         if index == len(frames) - 1:
             events += pipeline.finish(index, index / fps)
-        for event in events:
-            if event.event == "left":
-                continue
-            top, right, bottom, left = event.box
-            claim = Claim(
-                event.frame, FaceBox(top=top, right=right, bottom=bottom, left=left), event.person
-            )
-            claims.append(claim)
-            if event.event == "sighting":
-                sightings.append(claim)
-                sighted.add(event.track)
+        said, sighted_now = claims_from(events)
+        claims += said
+        sightings += sighted_now
+        sighted.update(event.track for event in events if event.event == "sighting")
         tracks.append([(track.id, track.box) for track in pipeline.tracks])
     seconds, used = time.perf_counter() - wall, cpu_seconds() - cpu
     pipeline.close()

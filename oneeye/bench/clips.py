@@ -19,7 +19,8 @@ import numpy as np
 
 from oneeye.errors import OneEyeError
 from oneeye.types import FaceBox, RGBImage, Template
-from oneeye.video.synth import Actor, Movement, VisibleFace, compose
+from oneeye.video.pipeline import SightingEvent
+from oneeye.video.synth import Actor, Movement, VisibleFace, compose, visible_spans
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
 
@@ -140,16 +141,10 @@ def lfw_clip(
     count = len(actors) * step + length + round(fps)
     rendered = list(compose(actors, movements, width=width, height=height, frames=count, fps=fps))
     truth = [faces for _, faces in rendered]
-    visits = []
-    for movement in movements:
-        person = actors[movement.actor].person
-        shown = [
-            i
-            for i in range(movement.first_frame, min(count, movement.last_frame + 1))
-            if any(face.person == person for face in truth[i])
-        ]
-        if shown:
-            visits.append(Visit(person, person in photos, shown[0], shown[-1]))
+    visits = [
+        Visit(person, person in photos, first, last)
+        for person, first, last in visible_spans(actors, movements, truth)
+    ]
     return LabelledClip(
         frames=[frame for frame, _ in rendered],
         truth=truth,
@@ -169,6 +164,31 @@ class Claim:
     frame: int
     box: FaceBox
     person: str | None
+
+
+def claims_from(events: Sequence[SightingEvent]) -> tuple[list[Claim], list[Claim]]:
+    """OneEye's events as claims: every ``sighting`` and ``sighting_update``, and the
+    ``sighting`` events alone (``left`` says nothing about who).
+
+    Args:
+        events: a pipeline's events.
+
+    Returns:
+        ``(claims, sightings)``.
+    """
+    claims: list[Claim] = []
+    sightings: list[Claim] = []
+    for event in events:
+        if event.event == "left":
+            continue
+        top, right, bottom, left = event.box
+        claim = Claim(
+            event.frame, FaceBox(top=top, right=right, bottom=bottom, left=left), event.person
+        )
+        claims.append(claim)
+        if event.event == "sighting":
+            sightings.append(claim)
+    return claims, sightings
 
 
 def _visit_of(clip: LabelledClip, claim: Claim) -> int | None:

@@ -272,6 +272,35 @@ def compose(
         yield frame, tuple(_not_hidden(visible, visible_order, pasted))
 
 
+def visible_spans(
+    actors: Sequence[Actor],
+    movements: Sequence[Movement],
+    truth: Sequence[tuple[VisibleFace, ...]],
+) -> list[tuple[str, int, int]]:
+    """Per movement whose face is ever visible: the person, and the first and last frame in
+    which it is (a face turned away or hidden at the ends is not).
+
+    Args:
+        actors: the clip's people.
+        movements: their appearances.
+        truth: the visible faces per frame, as :func:`compose` yields them.
+
+    Returns:
+        ``(person, first frame, last frame)`` in the order of ``movements``.
+    """
+    spans = []
+    for movement in movements:
+        person = actors[movement.actor].person
+        seen = [
+            i
+            for i in range(movement.first_frame, min(len(truth), movement.last_frame + 1))
+            if any(face.person == person for face in truth[i])
+        ]
+        if seen:
+            spans.append((person, seen[0], seen[-1]))
+    return spans
+
+
 def write_clip(
     path: Path,
     actors: Sequence[Actor],
@@ -303,16 +332,10 @@ def write_clip(
             truth.append(visible)
     finally:
         writer.release()
-    visits: list[dict[str, int | str]] = []
-    for movement in movements:
-        person = actors[movement.actor].person
-        seen = [
-            i
-            for i in range(movement.first_frame, min(frames, movement.last_frame + 1))
-            if any(f.person == person for f in truth[i])
-        ]
-        if seen:
-            visits.append({"person": person, "first_frame": seen[0], "last_frame": seen[-1]})
+    visits: list[dict[str, int | str]] = [
+        {"person": person, "first_frame": first, "last_frame": last}
+        for person, first, last in visible_spans(actors, movements, truth)
+    ]
     result = GroundTruth(width, height, fps, frames, tuple(truth), tuple(visits))
     result.save(path.with_suffix(".json"))
     logger.info("synth: wrote %s (%d frames, %d visits)", path, frames, len(visits))

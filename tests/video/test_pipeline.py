@@ -11,7 +11,14 @@ import pytest
 from oneeye.gallery import GalleryIndex
 from oneeye.types import RGBImage, Template
 from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
-from oneeye.video.synth import Actor, Movement, VisibleFace, compose, standard_scenario
+from oneeye.video.synth import (
+    Actor,
+    Movement,
+    VisibleFace,
+    compose,
+    standard_scenario,
+    visible_spans,
+)
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
 
@@ -34,24 +41,11 @@ def engine() -> FaceEngine:
 
 
 @pytest.fixture(scope="module")
-def clip(engine: FaceEngine, load_photo: PhotoLoader) -> Clip:
-    actors = []
-    for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
-        image = load_photo(photo)
-        actors.append(Actor(person, image, engine.enrolment_face(image).box))
+def clip(actors: list[Actor]) -> Clip:
     movements, count = standard_scenario(actors, WIDTH, HEIGHT, fps=FPS)
     rendered = list(compose(actors, movements, width=WIDTH, height=HEIGHT, frames=count, fps=FPS))
     truth = [v for _, v in rendered]
-    appearances = []
-    for movement in movements:
-        person = actors[movement.actor].person
-        shown = [
-            i
-            for i in range(movement.first_frame, min(count, movement.last_frame + 1))
-            if any(face.person == person for face in truth[i])
-        ]
-        appearances.append((person, shown[0], shown[-1]))
-    return Clip([f for f, _ in rendered], truth, appearances)
+    return Clip([f for f, _ in rendered], truth, visible_spans(actors, movements, truth))
 
 
 @pytest.fixture(scope="module")
@@ -217,15 +211,6 @@ def render(
 
 def first_visible(truth: Sequence[tuple[VisibleFace, ...]], person: str) -> int:
     return next(i for i, faces in enumerate(truth) if any(f.person == person for f in faces))
-
-
-@pytest.fixture(scope="module")
-def actors(engine: FaceEngine, load_photo: PhotoLoader) -> list[Actor]:
-    found = []
-    for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
-        image = load_photo(photo)
-        found.append(Actor(person, image, engine.enrolment_face(image).box))
-    return found
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from oneeye.video.scan import MOTION_SCALE, FaceFinder, GreyImage, MotionMap, me
 from oneeye.video.synth import Actor, Movement, compose
 from oneeye.vision.detect import HogDetector, ScalePlan
 from oneeye.vision.engine import FaceEngine
-from tests.conftest import PhotoLoader
 
 WIDTH, HEIGHT = 640, 480
 
@@ -141,15 +140,6 @@ def test_motion_of_a_few_pixels_is_not_handed_out(scene: GreyImage) -> None:
 @pytest.fixture(scope="module")
 def engine() -> FaceEngine:
     return FaceEngine()
-
-
-@pytest.fixture(scope="module")
-def actors(engine: FaceEngine, load_photo: PhotoLoader) -> list[Actor]:
-    found = []
-    for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
-        image = load_photo(photo)
-        found.append(Actor(person, image, engine.enrolment_face(image).box))
-    return found
 
 
 def frame_with(
