@@ -33,7 +33,8 @@ class Track:
         id: unique within its tracker, increasing in creation order, never reused.
         box: where the face is in the latest frame: the detection when one matched, else the
             constant-velocity prediction from the last matched detection (may extend past the
-            image edges; clip it before cropping).
+            image edges; clip it before cropping). For an ended track: where the face was
+            last found (a prediction after the face left says nothing).
         first_frame: frame index of the detection that started the track.
         last_frame: frame index of the latest detection matched to the track.
         hits: how many detections have been matched to the track, the first included.
@@ -166,7 +167,9 @@ class FaceTracker:
                     track, detections[pairs[track_id]].box, frame_index
                 )
             elif track.missed + 1 >= self.max_missed:
-                self._ended.append(replace(track, box=box, missed=track.missed + 1))
+                self._ended.append(
+                    replace(track, box=self._anchors[track_id], missed=track.missed + 1)
+                )
                 del self._tracks[track_id]
                 del self._anchors[track_id]
             else:
@@ -181,7 +184,7 @@ class FaceTracker:
 
         Returns:
             The ended tracks in the order they ended (by id within one frame), as they were on
-            the frame they ended.
+            the frame they ended, each with the box of its last detection.
         """
         ended, self._ended = self._ended, []
         return ended
@@ -189,7 +192,7 @@ class FaceTracker:
     def end_all(self) -> None:
         """End every live track now (the camera stopped); they come out of :meth:`ended`."""
         for track_id in sorted(self._tracks):
-            self._ended.append(self._tracks[track_id])
+            self._ended.append(replace(self._tracks[track_id], box=self._anchors[track_id]))
         self._tracks.clear()
         self._anchors.clear()
 

@@ -459,3 +459,27 @@ def test_prune_forgets_only_finished_visits() -> None:
     assert debouncer.last_seen("door", "alice") is None
     assert debouncer.last_seen("door", "bob") == 8.0
     assert not debouncer.should_emit("door", "bob", 10.0)
+
+
+def test_an_ended_track_keeps_the_box_where_its_face_was_last_found() -> None:
+    # A face moving right, then gone: the track's box drifts on by prediction while it
+    # waits, but the ended track says where the face was last seen.
+    tracker = FaceTracker(max_missed=2)
+    for frame in range(5):
+        tracker.update(frame, detect(box_at(100 + 10 * frame, 100)))
+    tracker.update(5, [])
+    (waiting,) = tracker.tracks
+    assert waiting.box == box_at(150, 100)  # predicted one frame on
+    tracker.update(6, [])
+    (ended,) = tracker.ended()
+    assert ended.box == box_at(140, 100)
+
+
+def test_tracks_ended_together_keep_their_last_found_boxes() -> None:
+    tracker = FaceTracker()
+    for frame in range(3):
+        tracker.update(frame, detect(box_at(100 + 10 * frame, 100)))
+    tracker.update(3, None)
+    tracker.end_all()
+    (ended,) = tracker.ended()
+    assert ended.box == box_at(120, 100)
