@@ -354,7 +354,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes.set_yscale("log")
     axes.set_xticks(range(len(inputs)), [name.replace("_", " ") for name in inputs])
     axes.set_ylabel("frames processed per second")
-    axes.set_title("Video throughput, same frames, same machine, one run")
+    axes.set_title("Video throughput: every loop on the same frames, one run per input")
     axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
