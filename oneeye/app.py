@@ -145,7 +145,7 @@ class OneEyeApp:
             cooldown=settings.notify.cooldown,
             public_url=settings.public_url,
         )
-        cameras = CameraManager(db, engine, gallery, bus, photos)
+        cameras = CameraManager(db, engine, gallery, bus, photos, settings.video)
         self.services = Services(
             settings=settings,
             db=db,

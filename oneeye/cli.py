@@ -539,6 +539,18 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
 @click.option("--detect-every", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--min-face-px", type=click.IntRange(8, 4096), default=40, show_default=True)
 @click.option(
+    "--scan-every",
+    type=click.IntRange(1, 1000),
+    default=None,
+    help="Scan for newcomers every Nth frame [default: ONEEYE_VIDEO__SCAN_EVERY, or 12].",
+)
+@click.option(
+    "--detect-threads",
+    type=click.IntRange(1, 16),
+    default=None,
+    help="Detector threads per camera [default: ONEEYE_VIDEO__DETECT_THREADS, or 1].",
+)
+@click.option(
     "--pace/--no-pace", default=True, show_default=True, help="Play files at their frame rate."
 )
 @click.option("--loop", is_flag=True, help="Play files again when they end (demos).")
@@ -551,6 +563,8 @@ def edge(
     edge_id: str | None,
     detect_every: int,
     min_face_px: int,
+    scan_every: int | None,
+    detect_threads: int | None,
     pace: bool,
     loop: bool,
     data_dir: Path | None,
@@ -567,7 +581,13 @@ def edge(
     try:
         configs = tuple(
             parse_camera(
-                spec, detect_every=detect_every, min_face_px=min_face_px, pace=pace, loop=loop
+                spec,
+                detect_every=detect_every,
+                min_face_px=min_face_px,
+                scan_every=scan_every or settings.video.scan_every,
+                detect_threads=detect_threads or settings.video.detect_threads,
+                pace=pace,
+                loop=loop,
             )
             for spec in cameras
         )

@@ -76,6 +76,17 @@ class GallerySettings(BaseModel):
         return self
 
 
+class VideoSettings(BaseModel):
+    """How hard every camera of this process works, beyond each camera's own
+    ``min_face_px`` and ``detect_every`` (see ``oneeye.video.pipeline.PipelineSettings``)."""
+
+    scan_every: int | None = Field(default=None, ge=1, le=1000)
+    """Scan for newcomers every Nth frame; ``None``: the pipeline's default (12)."""
+    detect_threads: int = Field(default=1, ge=1, le=16)
+    """Detector threads per camera: 2 for a camera with a core to spare (big frames, small
+    faces); 1 when the cameras share the cores already."""
+
+
 class Settings(BaseSettings):
     """Everything OneEye reads from its environment."""
 
@@ -86,6 +97,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     engine: EngineSettings = Field(default_factory=EngineSettings)
     gallery: GallerySettings = Field(default_factory=GallerySettings)
+    video: VideoSettings = Field(default_factory=VideoSettings)
 
 
 class CustomerDirectorySettings(BaseModel):

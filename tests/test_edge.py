@@ -50,7 +50,7 @@ from oneeye.services.edge.outbox import (
     SnapshotRefusedError,
     SpoolPhotoStore,
 )
-from oneeye.services.edge.runtime import EdgeRuntime, EdgeSettings
+from oneeye.services.edge.runtime import EdgeError, EdgeRuntime, EdgeSettings, parse_camera
 from oneeye.store.db import Database
 from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
@@ -694,3 +694,14 @@ def test_a_sighting_too_large_for_the_bus_is_dropped_not_blocking_the_queue(
         bus.stop()
         consumer.stop()
         outbox.close()
+
+
+def test_an_edge_camera_spec_carries_how_hard_the_camera_works() -> None:
+    config = parse_camera(
+        "door=rtsp://10.0.0.5/live", detect_every=2, scan_every=6, detect_threads=2
+    )
+    assert (config.id, config.source) == ("door", "rtsp://10.0.0.5/live")
+    settings = config.pipeline_settings()
+    assert (settings.detect_every, settings.scan_every, settings.detect_threads) == (2, 6, 2)
+    with pytest.raises(EdgeError, match="ID=SOURCE"):
+        parse_camera("door")

@@ -48,6 +48,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 
 from oneeye.bus.base import SIGHTINGS, STATUS, Bus
+from oneeye.config import VideoSettings
 from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
 from oneeye.services.sightings import close_open_sightings
@@ -105,6 +106,10 @@ class CameraConfig:
     detect_every: int = 3
     pace: bool = True
     loop: bool = False
+    scan_every: int | None = None
+    """Not stored per camera: the process's ``VideoSettings`` (``None``: the default)."""
+    detect_threads: int = 1
+    """Not stored per camera: the process's ``VideoSettings``."""
 
     @classmethod
     def of(cls, row: Camera) -> CameraConfig:
@@ -123,7 +128,13 @@ class CameraConfig:
 
     def pipeline_settings(self) -> PipelineSettings:
         """The pipeline settings this camera asks for."""
-        return PipelineSettings(detect_every=self.detect_every, min_face_px=self.min_face_px)
+        extra: dict[str, Any] = {} if self.scan_every is None else {"scan_every": self.scan_every}
+        return PipelineSettings(
+            detect_every=self.detect_every,
+            min_face_px=self.min_face_px,
+            detect_threads=self.detect_threads,
+            **extra,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,8 +536,16 @@ class CameraManager:
     """Runs one worker thread per enabled camera in the database."""
 
     def __init__(
-        self, db: Database, engine: FaceEngine, gallery: GalleryIndex, bus: Bus, photos: PhotoStore
+        self,
+        db: Database,
+        engine: FaceEngine,
+        gallery: GalleryIndex,
+        bus: Bus,
+        photos: PhotoStore,
+        video: VideoSettings | None = None,
     ) -> None:
+        self.video = video or VideoSettings()
+        """How hard every camera works (scan rate, detector threads)."""
         self.db = db
         self.engine = engine
         self.gallery = gallery
@@ -536,6 +555,13 @@ class CameraManager:
         self._lock = threading.RLock()
         self._workers: dict[str, CameraWorker] = {}
         self._running = False
+
+    def worker_config(self, camera_id: str) -> CameraConfig | None:
+        """What a running camera's worker was given: its stored config with this process's
+        video settings; ``None`` when no worker runs for it."""
+        with self._lock:
+            worker = self._workers.get(camera_id)
+            return None if worker is None else worker.config
 
     # lifecycle ------------------------------------------------------------------------------
 
@@ -697,7 +723,16 @@ class CameraManager:
             self.bus.publish(STATUS.format(camera=config.id), status.as_payload(), retain=True)
             return
         worker = CameraWorker(
-            config, self.engine, self.gallery, self.bus, self.photos, name_of=self._names
+            replace(
+                config,
+                scan_every=self.video.scan_every,
+                detect_threads=self.video.detect_threads,
+            ),
+            self.engine,
+            self.gallery,
+            self.bus,
+            self.photos,
+            name_of=self._names,
         )
         self._workers[config.id] = worker
         worker.start()

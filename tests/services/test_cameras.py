@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, Message
 from oneeye.bus.memory import MemoryBus
+from oneeye.config import Settings, VideoSettings
 from oneeye.gallery import GalleryIndex
 from oneeye.services.cameras import (
     CameraConfig,
@@ -29,7 +31,7 @@ from oneeye.services.cameras import (
 from oneeye.store.db import Database
 from oneeye.store.models import Person, Sighting, new_id
 from oneeye.store.photos import LocalPhotoStore
-from oneeye.video.pipeline import EventKind, SightingEvent
+from oneeye.video.pipeline import EventKind, PipelineSettings, SightingEvent
 from oneeye.video.source import Frame
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
@@ -375,3 +377,48 @@ def test_open_sightings_are_closed_when_a_camera_starts_or_stops(rig: Rig, tmp_p
     closed = left_at(rig.db, on_stop)
     assert closed is not None
     assert closed >= before
+
+
+def test_every_camera_works_as_the_video_settings_say(
+    tmp_path: Path, face_engine: FaceEngine, clip: LabelledClip
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'oneeye.db'}")
+    db.migrate()
+    bus = MemoryBus()
+    bus.start()
+    manager = CameraManager(
+        db,
+        face_engine,
+        GalleryIndex(),
+        bus,
+        LocalPhotoStore(tmp_path / "photos"),
+        VideoSettings(scan_every=5, detect_threads=2),
+    )
+    manager.start()
+    try:
+        manager.add(CameraConfig(id="door", name="Door", source=str(clip.path), loop=True))
+        running = manager.worker_config("door")
+        assert running is not None
+        settings = running.pipeline_settings()
+        assert (settings.scan_every, settings.detect_threads) == (5, 2)
+        assert settings.detect_every == 3  # the camera's own settings stay its own
+        assert manager.config("door").scan_every is None  # not stored per camera
+    finally:
+        manager.stop()
+        bus.stop()
+        db.close()
+
+
+def test_a_camera_without_video_settings_runs_the_pipeline_defaults() -> None:
+    settings = CameraConfig(id="door", name="Door", source="0").pipeline_settings()
+    assert settings.scan_every == PipelineSettings().scan_every
+    assert settings.detect_threads == 1
+
+
+def test_video_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONEEYE_VIDEO__SCAN_EVERY", "6")
+    monkeypatch.setenv("ONEEYE_VIDEO__DETECT_THREADS", "2")
+    assert Settings().video == VideoSettings(scan_every=6, detect_threads=2)
+    monkeypatch.setenv("ONEEYE_VIDEO__DETECT_THREADS", "0")
+    with pytest.raises(ValidationError, match="detect_threads"):
+        Settings()
