@@ -47,24 +47,11 @@ def make_bus(settings: ServeSettings, role: str = "serve") -> Bus:
     if spec == "memory":
         return MemoryBus()
     if spec.startswith(("mqtt://", "mqtts://")):
-        m = settings.mqtt
-        return MqttBus(
+        return MqttBus.from_settings(
             spec,
-            client_id=m.client_id or f"oneeye-{role}-{socket.gethostname()}",
-            protocol=m.protocol,
-            username=m.username,
-            password=m.password.get_secret_value() if m.password else None,
-            ca_file=str(m.ca_file) if m.ca_file else None,
-            client_cert=str(m.client_cert) if m.client_cert else None,
-            client_key=str(m.client_key) if m.client_key else None,
-            insecure=m.insecure,
-            share_group=m.share_group if role == "serve" else None,
-            topic_prefix=m.topic_prefix,
-            session_expiry=m.session_expiry,
-            max_payload=m.max_payload,
-            keepalive=m.keepalive,
-            reconnect_max=m.reconnect_max,
-            connect_timeout=m.connect_timeout,
+            settings.mqtt,
+            client_id=f"oneeye-{role}-{socket.gethostname()}",
+            share_group=settings.mqtt.share_group if role == "serve" else None,
         )
     raise OneEyeError(f"unknown bus {spec!r}; use memory, mqtt://host:port or mqtts://host:port")
 

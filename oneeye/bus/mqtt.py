@@ -41,6 +41,7 @@ from oneeye.bus.base import (
     encode_payload,
     topic_matches,
 )
+from oneeye.config import MqttSettings
 from oneeye.errors import OneEyeError
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,50 @@ class MqttBus(Bus):
         connect_timeout: ``start()`` waits this long for the first connection; a refused
             login raises, an unreachable broker is logged and retried in the background.
     """
+
+    @classmethod
+    def from_settings(
+        cls,
+        url: str,
+        settings: MqttSettings,
+        *,
+        client_id: str,
+        share_group: str | None = None,
+        will: Announcement | None = None,
+        birth: Announcement | None = None,
+    ) -> MqttBus:
+        """A bus configured by the ``ONEEYE_MQTT__*`` settings (credentials, TLS, session,
+        limits); the caller says who it is and what it announces.
+
+        Args:
+            url: ``mqtt://[user:pass@]host:port`` or ``mqtts://...``.
+            settings: the MQTT settings.
+            client_id: this process's identity at the broker (``settings.client_id`` wins).
+            share_group: consume sightings through this shared subscription (servers only).
+            will: what the broker says if this process vanishes.
+            birth: what this process says on every connect.
+        """
+        m = settings
+        return cls(
+            url,
+            client_id=m.client_id or client_id,
+            protocol=m.protocol,
+            username=m.username,
+            password=m.password.get_secret_value() if m.password else None,
+            ca_file=str(m.ca_file) if m.ca_file else None,
+            client_cert=str(m.client_cert) if m.client_cert else None,
+            client_key=str(m.client_key) if m.client_key else None,
+            insecure=m.insecure,
+            will=will,
+            birth=birth,
+            share_group=share_group,
+            topic_prefix=m.topic_prefix,
+            session_expiry=m.session_expiry,
+            max_payload=m.max_payload,
+            keepalive=m.keepalive,
+            reconnect_max=m.reconnect_max,
+            connect_timeout=m.connect_timeout,
+        )
 
     def __init__(
         self,

@@ -169,27 +169,15 @@ class EdgeRuntime:
         cameras = [c.id for c in settings.cameras]
         self.status_topic = EDGE_STATUS.format(edge=settings.edge_id)
         base = {"edge": settings.edge_id, "cameras": cameras}
-        m = settings.mqtt
-        self.bus = MqttBus(
+        # The edge's own id, not ONEEYE_MQTT__CLIENT_ID: every edge needs a session of its own.
+        self.bus = MqttBus.from_settings(
             settings.bus_url,
+            settings.mqtt.model_copy(update={"client_id": None}),
             client_id=f"oneeye-edge-{settings.edge_id}",
-            protocol=m.protocol,
-            username=m.username,
-            password=m.password.get_secret_value() if m.password else None,
-            ca_file=str(m.ca_file) if m.ca_file else None,
-            client_cert=str(m.client_cert) if m.client_cert else None,
-            client_key=str(m.client_key) if m.client_key else None,
-            insecure=m.insecure,
             will=Announcement(
                 self.status_topic, {**base, "state": "offline", "error": "connection lost"}
             ),
             birth=Announcement(self.status_topic, {**base, "state": "online"}),
-            topic_prefix=m.topic_prefix,
-            session_expiry=m.session_expiry,
-            max_payload=m.max_payload,
-            keepalive=m.keepalive,
-            reconnect_max=m.reconnect_max,
-            connect_timeout=m.connect_timeout,
         )
         self.sync = GallerySync(gallery, self.bus, self._fetch, on_applied=self._applied)
         self.sender = OutboxSender(self.outbox, self.bus, self.server.upload_snapshot)
