@@ -31,9 +31,10 @@ class EngineSettings(BaseModel):
     """The smallest face worth finding, in pixels; sets the detection scale."""
     fallback: bool = True
     """Enrolment photos: when the primary detector finds nothing, upsample, then try the CNN."""
-    alignment: Literal["5", "5+68"] = "5+68"
-    """Chips cut with dlib's 5-point landmarks, or with both its 5- and 68-point ones (each face
-    embedded twice and averaged: +0.1% on LFW for 2x encoding)."""
+    alignment: Literal["5", "5+68"] = "5"
+    """Chips cut with dlib's 5-point landmarks (CC0), or with both its 5- and 68-point ones
+    (each face embedded twice and averaged: +0.1 points on LFW for 2x encoding). The 68-point
+    model was trained on iBUG 300-W, whose licence excludes commercial use: opt-in only."""
     mirror: bool = True
     """Average each face's embedding with its mirror image's (more accurate, 2x encoding)."""
     jitter: int = Field(default=0, ge=0, le=100)

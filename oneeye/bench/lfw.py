@@ -67,7 +67,7 @@ VARIANTS: dict[str, Callable[[npt.NDArray[np.float32]], Embeddings]] = {
 }
 """How OneEye's raw views become one embedding; the first rows of the "what was tried" table."""
 
-SHIPPED = "5+68-point + mirrors"
+SHIPPED = "5-point + mirror"
 """The combination FaceEngine ships (EngineSettings defaults)."""
 
 

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from oneeye.errors import ModelError
 from oneeye.types import EMBEDDING_SIZE, FaceBox, RGBImage
 from oneeye.vision.dlibconv import points_from_shape, rect_from_box
-from oneeye.vision.models import ModelPaths
+from oneeye.vision.models import LANDMARKS_68_LICENCE, ModelPaths
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,19 @@ class DlibChipEmbedder:
 
 
 Alignment = Literal["5", "5+68"]
-"""Which landmark models cut chips: dlib's 5-point model alone, or also its 68-point model (a
-second, slightly different chip of the same face; averaging both is more accurate)."""
+"""Which landmark models cut chips: dlib's 5-point model alone (CC0, the default), or also its
+68-point model (a second, slightly different chip of the same face; +0.1 points on LFW, but the
+model's training data excludes commercial use: opt-in only, with the licence printed once)."""
+
+_licence_noted = False
+
+
+def _note_68_point_licence() -> None:
+    """Say once per process that the 68-point model's licence is not for commercial use."""
+    global _licence_noted  # noqa: PLW0603 - once per process, on purpose
+    if not _licence_noted:
+        _licence_noted = True
+        logger.warning(LANDMARKS_68_LICENCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +101,16 @@ class FaceAligner:
             alignment: ``"5"`` or ``"5+68"``.
         """
         self.alignment = alignment
+        self._sixty_eight = None
         try:
             self._five = dlib.shape_predictor(str(paths.landmarks_5))
-            self._sixty_eight = (
-                dlib.shape_predictor(str(paths.landmarks_68)) if alignment == "5+68" else None
-            )
+            if alignment == "5+68":
+                if paths.landmarks_68 is None:
+                    raise ModelError(
+                        'alignment "5+68" needs dlib\'s 68-point model, which is not installed'
+                    )
+                _note_68_point_licence()
+                self._sixty_eight = dlib.shape_predictor(str(paths.landmarks_68))
         except RuntimeError as exc:
             raise ModelError(f"cannot load a landmark model from {paths}: {exc}") from exc
 

@@ -11,28 +11,38 @@ from oneeye.errors import ModelError
 
 _FILES = {
     "landmarks_5": "shape_predictor_5_face_landmarks.dat",
-    "landmarks_68": "shape_predictor_68_face_landmarks.dat",
     "resnet": "dlib_face_recognition_resnet_model_v1.dat",
     "cnn_detector": "mmod_human_face_detector.dat",
 }
+"""The models OneEye needs: dlib's 5-point landmarks, ResNet and MMOD detector, all CC0."""
+
+LANDMARKS_68 = "shape_predictor_68_face_landmarks.dat"
+"""dlib's 68-point landmark model: optional, used only by the opt-in ``"5+68"`` alignment."""
+
+LANDMARKS_68_LICENCE = (
+    "dlib's 68-point landmark model (shape_predictor_68_face_landmarks.dat) was trained on the "
+    "iBUG 300-W data set, whose licence excludes commercial use. It is used only because the "
+    'alignment setting asks for "5+68"; the default ("5") uses only CC0 models.'
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ModelPaths:
-    """Paths of the four dlib model files OneEye uses."""
+    """Paths of the dlib model files OneEye uses."""
 
     landmarks_5: Path
-    landmarks_68: Path
     resnet: Path
     cnn_detector: Path
+    landmarks_68: Path | None = None
+    """``None`` when the folder has no 68-point model (it is needed only for ``"5+68"``)."""
 
     @classmethod
     def locate(cls, folder: Path | None = None) -> ModelPaths:
         """Find the model files.
 
         Args:
-            folder: a folder holding the four ``.dat`` files; ``None`` uses the installed
-                ``face_recognition_models`` package.
+            folder: a folder holding the ``.dat`` files; ``None`` uses the installed
+                ``face_recognition_models`` package. The 68-point model may be absent.
 
         Returns:
             The paths, each checked to exist.
@@ -46,4 +56,5 @@ class ModelPaths:
         for path in paths.values():
             if not path.is_file():
                 raise ModelError(f"face model file not found: {path}")
-        return cls(**paths)
+        sixty_eight = Path(folder) / LANDMARKS_68
+        return cls(**paths, landmarks_68=sixty_eight if sixty_eight.is_file() else None)
