@@ -3,7 +3,8 @@
 Order: settings -> database (migrated) -> photo store -> face engine -> gallery (rebuilt from
 the database) -> bus -> auth (first admin) -> dashboard events -> customer directory ->
 enrolment -> sightings consumer -> notifier (the outbox sender) -> Amber Alert cases -> camera
-workers -> web application. ``stop`` runs the same list backwards.
+workers -> erasure and export -> retention sweeps -> web application. ``stop`` runs the same
+list backwards.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
 from oneeye.services.notify.links import load_secret_key
 from oneeye.services.notify.outbox import NotifyService
+from oneeye.services.privacy import PrivacyService
+from oneeye.services.retention import RetentionService
 from oneeye.services.sightings import SightingService
 from oneeye.store.db import Database
 from oneeye.store.photos import LocalPhotoStore, PhotoStore
@@ -133,6 +136,8 @@ class OneEyeApp:
             public_url=settings.public_url,
         )
         cameras = CameraManager(db, engine, gallery, bus, photos, settings.video)
+        privacy = PrivacyService(db, photos, gallery_service, directory, auth)
+        retention = RetentionService(db, photos, auth, settings.retention, before=alerts.purge)
         self.services = Services(
             settings=settings,
             db=db,
@@ -149,6 +154,8 @@ class OneEyeApp:
             notifier=notifier,
             alerts=alerts,
             cameras=cameras,
+            privacy=privacy,
+            retention=retention,
         )
         self.edge_monitor = EdgeMonitor(bus)
         """Turns an edge's last will (it died) into offline statuses for its cameras."""
@@ -166,6 +173,7 @@ class OneEyeApp:
         s.notifier.start()
         s.alerts.start()
         s.cameras.start()
+        s.retention.start()
         self._started = True
 
     def stop(self) -> None:
@@ -173,6 +181,7 @@ class OneEyeApp:
         if not self._started:
             return
         s = self.services
+        s.retention.stop()
         s.cameras.stop()
         # What the cameras published is handled before its consumers stop: nothing is lost.
         if not s.bus.drain(timeout=10.0):

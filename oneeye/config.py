@@ -183,6 +183,32 @@ class AlertSettings(BaseModel):
     """A new case searches the unknown faces of this many past hours."""
 
 
+class RetentionSettings(BaseModel):
+    """How long each kind of stored data is kept (``ONEEYE_RETENTION__*``).
+
+    A background sweep deletes what is older, in batches, with its photos. Closed Amber
+    Alert cases have their own period (``ONEEYE_ALERTS__RETENTION_DAYS``), and the sightings
+    a case still holds as matches are kept until that case is purged.
+    """
+
+    known_sightings_days: float = Field(default=30.0, gt=0.0, le=3660.0)
+    """Sightings of enrolled people (and their snapshots)."""
+    unknown_sightings_hours: float = Field(default=48.0, gt=0.0, le=87840.0)
+    """Sightings of unknown faces (and their snapshots). Never below ``alerts.retro_hours``:
+    a new case searches the unknown faces of that many past hours."""
+    events_hours: float = Field(default=24.0, gt=0.0, le=87840.0)
+    """Stored dashboard events (what ``/ws?since=`` replays), also capped in number by
+    ``server.event_history``."""
+    notifications_days: float = Field(default=30.0, gt=0.0, le=3660.0)
+    """Sent and failed notification rows of the outbox (pending ones are kept)."""
+    audit_days: float = Field(default=730.0, gt=0.0, le=36600.0)
+    """Audit log rows."""
+    sweep_seconds: float = Field(default=300.0, ge=1.0, le=86400.0)
+    """Seconds between two retention sweeps."""
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    """Rows deleted per transaction, so a sweep never holds the database for long."""
+
+
 class MqttSettings(BaseModel):
     """The MQTT broker connection, when ``bus`` is an ``mqtt://`` or ``mqtts://`` URL."""
 
@@ -239,11 +265,23 @@ class ServeSettings(Settings):
     customers: CustomerDirectorySettings = Field(default_factory=CustomerDirectorySettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     public_url: str = "http://127.0.0.1:8080"
     """The address people reach this server at: links in notifications point here."""
     secret_key: SecretStr | None = None
     """Signs expiring links; ``None``: a random key made at first start and kept in
     ``{data_dir}/secret.key``."""
+
+    @model_validator(mode="after")
+    def _unknown_faces_outlive_the_retro_search(self) -> ServeSettings:
+        hours = self.retention.unknown_sightings_hours
+        if hours < self.alerts.retro_hours:
+            raise ValueError(
+                f"retention.unknown_sightings_hours ({hours:g}) must be at least "
+                f"alerts.retro_hours ({self.alerts.retro_hours:g}): a new case searches the "
+                "unknown faces of that many past hours"
+            )
+        return self
 
     def resolved_database_url(self) -> str:
         """The database URL, with the embedded default filled in."""

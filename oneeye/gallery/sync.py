@@ -85,6 +85,32 @@ class GallerySnapshot:
             qualities=qualities,
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The snapshot as the export's JSON (what ``from_json`` reads back)."""
+        return {
+            "version": self.version,
+            "margin": self.margin,
+            "default_threshold": self.default_threshold,
+            "thresholds": dict(self.thresholds),
+            "entries": [
+                {
+                    "id": ident,
+                    "person": person,
+                    "watchlist": watchlist,
+                    "quality": float(quality),
+                    "embedding": [float(x) for x in embedding],
+                }
+                for ident, person, watchlist, quality, embedding in zip(
+                    self.ids,
+                    self.persons,
+                    self.watchlists,
+                    self.qualities,
+                    self.embeddings,
+                    strict=True,
+                )
+            ],
+        }
+
 
 def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
@@ -194,6 +220,28 @@ class GallerySync:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+
+    def snapshot(self) -> GallerySnapshot | None:
+        """The gallery as it is here, at the version in force (read under the lock that
+        every change is applied under, so the two agree); ``None`` before the first copy."""
+        with self._lock:
+            if self._version is None:
+                return None
+            templates = self.gallery.templates()
+            embeddings = np.asarray([t.embedding for t in templates], dtype=np.float32).reshape(
+                len(templates), EMBEDDING_SIZE
+            )
+            return GallerySnapshot(
+                version=self._version,
+                margin=self.gallery.margin,
+                default_threshold=self.gallery.default_threshold,
+                thresholds=self.gallery.thresholds(),
+                ids=[t.id for t in templates],
+                persons=[t.person for t in templates],
+                watchlists=[t.watchlist for t in templates],
+                embeddings=embeddings,
+                qualities=np.asarray([t.quality for t in templates], dtype=np.float32),
+            )
 
     def wait_synced(self, timeout: float) -> bool:
         """Wait until a full copy is in force and no fetch is running; whether that happened."""

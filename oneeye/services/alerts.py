@@ -16,8 +16,8 @@ the outbox in the same transaction, and the notifier is woken. At most one match
 Resolving or expiring a case takes its templates out of the gallery at once and stops its
 notifications. After ``retention_days`` a closed case's photos, templates, person and the
 snapshots of its sightings are deleted (the case row stays as the record); embeddings of
-unknown faces are deleted after ``unknown_retention_hours``. A background loop expires cases
-and runs both sweeps.
+unknown faces are deleted after ``unknown_retention_hours``. A background loop expires cases;
+``purge`` runs in every sweep of the retention service (``oneeye.services.retention``).
 """
 
 from __future__ import annotations
@@ -77,8 +77,6 @@ MAX_NAME, MAX_DESCRIPTION, MAX_CONTACT = 200, 5000, 200
 MAX_HOURS = 24.0 * 366
 SWEEP_EVERY = 2.0
 """Seconds between two expiry checks."""
-PURGE_EVERY = 60.0
-"""Seconds between two retention sweeps (closed cases, unknown faces' embeddings)."""
 RETRO_CHUNK = 20_000
 """Unknown sightings compared per numpy batch in a retro-search."""
 
@@ -273,7 +271,6 @@ class AlertService:
         cooldown: float,
         public_url: str,
         sweep_every: float = SWEEP_EVERY,
-        purge_every: float = PURGE_EVERY,
     ) -> None:
         """Set up the service and register its live-match action with ``sightings``.
 
@@ -289,7 +286,6 @@ class AlertService:
             cooldown: seconds; one notified match per (case, camera) within it.
             public_url: the server's address, for the case links in notifications.
             sweep_every: seconds between expiry checks of the background loop.
-            purge_every: seconds between retention sweeps of the background loop.
         """
         self.db = db
         self.photos = photos
@@ -301,7 +297,6 @@ class AlertService:
         self.cooldown = cooldown
         self.public_url = public_url.rstrip("/")
         self.sweep_every = sweep_every
-        self.purge_every = purge_every
         self._lock = threading.Lock()
         """Serialises recording matches, so the cooldown sees every earlier match."""
         self._stop = threading.Event()
@@ -311,7 +306,8 @@ class AlertService:
     # lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the loop that expires cases and runs the retention sweeps."""
+        """Start the loop that expires cases (``purge`` runs on the retention service's
+        schedule, ``oneeye.services.retention``)."""
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
@@ -326,13 +322,9 @@ class AlertService:
             self._thread = None
 
     def _run(self) -> None:
-        last_purge = float("-inf")
         while not self._stop.is_set():
             try:
                 self.expire_due()
-                if time.monotonic() - last_purge >= self.purge_every:
-                    last_purge = time.monotonic()
-                    self.purge()
             except Exception:  # one failed sweep is logged; the next one tries again
                 logger.exception("alerts: a sweep failed")
             self._stop.wait(self.sweep_every)

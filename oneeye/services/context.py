@@ -15,6 +15,8 @@ from oneeye.services.enrolment import EnrolmentService
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
 from oneeye.services.notify.outbox import NotifyService
+from oneeye.services.privacy import PrivacyService
+from oneeye.services.retention import RetentionService
 from oneeye.services.sightings import SightingService
 from oneeye.store.db import Database
 from oneeye.store.photos import PhotoStore
@@ -40,3 +42,5 @@ class Services:
     notifier: NotifyService
     alerts: AlertService
     cameras: CameraManager
+    privacy: PrivacyService
+    retention: RetentionService

@@ -10,6 +10,7 @@ import os
 import re
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from pathlib import Path
 
 from oneeye.errors import OneEyeError
@@ -65,6 +66,12 @@ class PhotoStore(ABC):
     @abstractmethod
     def exists(self, key: str) -> bool:
         """Whether ``key`` holds a photo."""
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete every key (retention and erasure delete many at once); keys already gone
+        are fine. Returns how many were deleted (a backend that cannot tell counts every key
+        it was asked to delete); ``PhotoStoreError`` if the store refused."""
+        return sum(1 for key in keys if self.delete(key))
 
 
 class LocalPhotoStore(PhotoStore):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import boto3
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _NO_BUCKET = {"NoSuchBucket"}
+DELETE_BATCH = 1000
+"""Keys per DeleteObjects request (S3's limit)."""
 
 
 class S3PhotoStore(PhotoStore):
@@ -148,6 +151,28 @@ class S3PhotoStore(PhotoStore):
         except (ClientError, BotoCoreError) as exc:
             raise self._error(f"cannot delete {key!r} from", exc) from None
         return True
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        # One DeleteObjects request per thousand keys (S3's limit), not a HEAD and a DELETE
+        # per key: a retention sweep deletes thousands of snapshots.
+        names = [self._object(key) for key in keys]
+        for start in range(0, len(names), DELETE_BATCH):
+            chunk = names[start : start + DELETE_BATCH]
+            try:
+                reply = self._client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": name} for name in chunk], "Quiet": True},
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise self._error(f"cannot delete {len(chunk)} photos from", exc) from None
+            errors = reply.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise PhotoStoreError(
+                    f"photo store could not delete {len(errors)} of {len(chunk)} photos from "
+                    f"{self._where} (e.g. {first.get('Code', '')}: {first.get('Message', '')})"
+                )
+        return len(names)
 
     def exists(self, key: str) -> bool:
         name = self._object(key)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from oneeye.store import s3
 from oneeye.store.photos import (
     LocalPhotoStore,
     PhotoNotFoundError,
@@ -46,6 +47,21 @@ def test_delete(photo_store: PhotoStore) -> None:
     assert photo_store.delete(key) is False
     with pytest.raises(PhotoNotFoundError, match="no photo"):
         photo_store.get(key)
+
+
+def test_delete_many(photo_store: PhotoStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retention and erasure delete many photos at once (on S3 one request per
+    ``DELETE_BATCH`` keys: 3 here, so that 7 keys take three requests)."""
+    monkeypatch.setattr(s3, "DELETE_BATCH", 3)
+    keys = [photo_store.add("snapshots", f"face {i}".encode()) for i in range(7)]
+    kept = photo_store.add("snapshots", b"kept")
+    gone = photo_store.new_key("snapshots")  # never stored: deleting it is fine
+    assert photo_store.delete_many([*keys, gone]) >= len(keys)
+    assert not any(photo_store.exists(k) for k in keys)
+    assert photo_store.get(kept) == b"kept"
+    assert photo_store.delete_many([]) == 0
+    with pytest.raises(PhotoStoreError):
+        photo_store.delete_many(["../escape.jpg"])
 
 
 def test_missing_key(photo_store: PhotoStore) -> None:

@@ -6,7 +6,10 @@ own copy of the gallery, and sends what they see to the central servers:
 - **Gallery**: fetched whole from the server (``GET /api/v1/gallery`` with the edge's API key)
   at start, then kept in step by ``oneeye/v1/gallery/changes`` (``gallery.sync``; a gap in
   versions fetches it again). The copy is also kept in the data folder, so an edge that starts
-  while the server is unreachable recognises people with the gallery it had.
+  while the server is unreachable recognises people with the gallery it had. The copy is
+  rewritten after every version that comes into force (on a thread of its own, the latest
+  version only), so a person removed or erased on the server is gone from the edge's disk
+  too, not only from its memory.
 - **Sightings**: queued on disk, published with QoS 1, deleted once the broker acknowledged
   them (``edge.outbox``); the central servers store them by id.
 - **Snapshots**: uploaded to the server's photo store over HTTP (``PUT
@@ -187,6 +190,10 @@ class EdgeRuntime:
             CameraWorker(config, engine, gallery, edge_bus, photos) for config in settings.cameras
         ]
         self._applied_at: tuple[int, float] | None = None
+        self._cache_wanted = threading.Event()
+        self._cache_written: int | None = None
+        """The gallery version the cached file holds (for tests and status)."""
+        self._cache_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._status_thread: threading.Thread | None = None
         self._status_lock = threading.Lock()
@@ -196,6 +203,9 @@ class EdgeRuntime:
     def start(self) -> None:
         """Connect, load the cached gallery, start syncing, sending and the cameras."""
         self._load_cache()
+        self._cache_thread = threading.Thread(target=self._cache_loop, name="edge-cache")
+        self._cache_thread.daemon = True
+        self._cache_thread.start()
         self.bus.start()
         self.sync.start()
         self.sender.start()
@@ -231,6 +241,10 @@ class EdgeRuntime:
         self.bus.stop()
         if self._status_thread is not None:
             self._status_thread.join(timeout=5)
+        self._cache_wanted.set()
+        if self._cache_thread is not None:
+            self._cache_thread.join(timeout=10)
+        self._write_cache()  # what the last changes left, before the process ends
         self.server.close()
         self.outbox.close()
         logger.info("edge %s: stopped", self.settings.edge_id)
@@ -265,7 +279,47 @@ class EdgeRuntime:
         self.sync.apply_snapshot(snapshot)
         logger.info("edge: cached gallery loaded (version %d)", snapshot.version)
 
+    @property
+    def cached_version(self) -> int | None:
+        """The gallery version the cached ``gallery.json`` holds now."""
+        with self._status_lock:
+            return self._cache_written
+
+    def _write_cache(self) -> None:
+        """Write the gallery in force to ``gallery.json`` (atomically, owner-only)."""
+        snapshot = self.sync.snapshot()
+        if snapshot is None:
+            return
+        with self._status_lock:
+            if self._cache_written == snapshot.version:
+                return
+        cache = self.settings.data_dir / GALLERY_CACHE
+        partial = cache.with_suffix(".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(snapshot.to_json(), handle, separators=(",", ":"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, cache)
+        with self._status_lock:
+            self._cache_written = snapshot.version
+        logger.debug("edge: cached gallery rewritten (version %d)", snapshot.version)
+
+    def _cache_loop(self) -> None:
+        # Off the bus thread: a large gallery takes a while to write, and a burst of changes
+        # is written once, at the newest version.
+        while not self._stop.is_set():
+            self._cache_wanted.wait()
+            self._cache_wanted.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self._write_cache()
+            except Exception:
+                logger.exception("edge: could not rewrite the cached gallery")
+
     def _applied(self, version: int, how: str) -> None:
+        self._cache_wanted.set()
         with self._status_lock:
             self._applied_at = (version, time.time())
         logger.info(

@@ -3,16 +3,27 @@
 Reading needs ``viewer``; creating, changing, enrolling and deleting need ``admin``. An upload
 that cannot be enrolled (not an image, too large, no face, several faces) is answered with a
 4xx that says why, and leaves nothing behind.
+
+``DELETE /people/{id}`` stops recognising a person (templates, photos, gallery entries);
+``POST /people/{id}/erase`` removes everything held about them (their sightings, snapshots,
+dashboard events, cases, account: see ``oneeye.services.privacy``), and ``GET
+/people/{id}/export`` answers everything held about them (subject access). Both are admin only
+and audited.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from datetime import datetime
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile, status
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from oneeye.errors import FaceError, ImageError
 from oneeye.services.customers import PHOTOS_URL
@@ -24,6 +35,8 @@ from oneeye.services.enrolment import (
     TemplateInfo,
     UploadTooLargeError,
 )
+from oneeye.services.privacy import ErasureReport
+from oneeye.store.photos import PhotoStoreError
 from oneeye.types import FaceBox
 from oneeye.web.deps import Admin, ServicesDep, Viewer
 
@@ -93,6 +106,44 @@ class TemplatePublic(BaseModel):
     sharpness: float
     frontalness: float
     created_at: datetime
+
+
+class ErasurePublic(BaseModel):
+    """What an erasure removed (counts only)."""
+
+    person_id: str
+    person: bool = Field(description="Whether a person row was deleted.")
+    templates: int
+    photos: int = Field(description="Enrolment and case photos and the profile photo deleted.")
+    sightings: int
+    snapshots: int
+    events: int = Field(description="Stored dashboard events that named them, deleted.")
+    cases: int
+    notifications: int
+    account: str = Field(
+        description="``deleted`` (OneEye's own table), ``unlinked`` (the bank's directory, "
+        "not OneEye's to delete), ``shared`` (another person holds it: kept) or ``none``."
+    )
+    audit_redacted: int = Field(description="Audit rows about them whose names were removed.")
+    already_erased: bool = Field(description="Nothing was left: an earlier erasure took it.")
+
+
+def erasure_public(report: ErasureReport) -> ErasurePublic:
+    """An erasure report as its JSON schema."""
+    return ErasurePublic(
+        person_id=report.person_id,
+        person=report.person,
+        templates=report.templates,
+        photos=report.photos,
+        sightings=report.sightings,
+        snapshots=report.snapshots,
+        events=report.events,
+        cases=report.cases,
+        notifications=report.notifications,
+        account=report.account,
+        audit_redacted=report.audit_redacted,
+        already_erased=report.already_erased,
+    )
 
 
 def box_public(box: FaceBox) -> BoxPublic:
@@ -286,3 +337,71 @@ def delete_template(
     except EnrolmentError as exc:
         refuse(exc)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{person_id}/erase",
+    response_model=ErasurePublic,
+    summary="Erase everything about a person",
+    responses={404: {"description": "OneEye holds nothing about this id"}},
+)
+def erase_person(
+    person_id: Annotated[str, PathParam(max_length=64)], services: ServicesDep, admin: Admin
+) -> ErasurePublic:
+    """Remove the person and everything held about them: templates and photos, sightings and
+    snapshots, stored dashboard events, their cases, their account in OneEye's own directory
+    (an account in the bank's directory is only unlinked), and every edge's copy of their
+    templates. Works for an id whose person was deleted earlier (what that left goes now);
+    running it again changes nothing. One ``person.erase`` audit row, with counts only."""
+    try:
+        report = services.privacy.erase(person_id, actor=admin.actor)
+    except EnrolmentError as exc:
+        refuse(exc)
+    except PhotoStoreError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"the photo store could not delete the photos, so nothing was erased; try again "
+            f"({exc})",
+        ) from None
+    return erasure_public(report)
+
+
+@router.get(
+    "/{person_id}/export",
+    summary="Everything held about a person (subject access)",
+    response_model=None,
+    responses={
+        200: {
+            "description": "JSON, or with ``photos=true`` a zip of ``person.json`` and the photos",
+            "content": {"application/json": {}, "application/zip": {}},
+        },
+        404: {"description": "OneEye holds nothing about this id"},
+    },
+)
+def export_person(
+    person_id: Annotated[str, PathParam(max_length=64)],
+    services: ServicesDep,
+    admin: Admin,
+    photos: Annotated[bool, Query(description="A zip with every photo too")] = False,
+) -> dict[str, Any] | FileResponse:
+    """The person, their templates (metadata), account card, sightings, cases, dashboard
+    events and the audit rows about them, in one download. Each export is audited."""
+    try:
+        if not photos:
+            return services.privacy.export(person_id, actor=admin.actor)
+        fd, path = tempfile.mkstemp(prefix="oneeye-export-", suffix=".zip")  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as target:
+                services.privacy.export_zip(person_id, target, actor=admin.actor)
+        except BaseException:
+            os.unlink(path)
+            raise
+    except EnrolmentError as exc:
+        refuse(exc)
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=f"oneeye-person-{person_id}.zip",
+        headers={"Cache-Control": "no-store"},
+        background=BackgroundTask(os.unlink, path),
+    )
