@@ -35,10 +35,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, event, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, Bus, Message
+from oneeye.errors import OneEyeError
 from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerCard, CustomerDirectory
 from oneeye.services.events import EventHub
@@ -62,6 +64,8 @@ STATUS_EVERY = 5.0
 ARRIVAL_WORKERS = 4
 """Threads that look accounts up and publish cards, so a slow directory holds up no camera."""
 PHOTOS_URL = "/api/v1/photos/"
+SNAPSHOT_KIND = "snapshots/"
+"""The photo store prefix of camera snapshots."""
 MAX_LIMIT = 1000
 
 
@@ -369,7 +373,10 @@ class SightingService:
                     return None
                 if row is not None:
                     if message.event == "sighting_update":
+                        replaced = row.snapshot_key
                         self._update(row, message)
+                        if replaced is not None and replaced != row.snapshot_key:
+                            self._delete_after_commit(session, replaced)
                     else:
                         logger.info(
                             "camera %s: sighting %s was already stored; ignoring the repeat",
@@ -384,6 +391,21 @@ class SightingService:
         except IntegrityError:
             logger.info("sighting %s was stored meanwhile; ignoring the repeat", message.id)
             return None
+
+    def _delete_after_commit(self, session: Session, key: str) -> None:
+        """Delete a snapshot that a better one replaced, once the row no longer names it (a
+        replaced snapshot is named by no row: no retention or erasure would ever find it).
+        Only keys under ``snapshots/``: a row may name anything a camera sent."""
+        if not key.startswith(SNAPSHOT_KIND):
+            return
+
+        def delete(_: Session) -> None:
+            try:
+                self.photos.delete(key)
+            except OneEyeError:
+                logger.exception("could not delete the replaced snapshot %s; it is orphaned", key)
+
+        event.listen(session, "after_commit", delete, once=True)
 
     @staticmethod
     def _close_track(session: Any, message: SightingMessage) -> None:
