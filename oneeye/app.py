@@ -32,6 +32,7 @@ from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
 from oneeye.services.notify.links import load_secret_key
 from oneeye.services.notify.outbox import NotifyService
+from oneeye.services.outbound import OutboundGuard
 from oneeye.services.privacy import PrivacyService
 from oneeye.services.retention import RetentionService
 from oneeye.services.sightings import SightingService
@@ -109,7 +110,8 @@ class OneEyeApp:
             if announce is not None:
                 announce(first_admin)
         events = EventHub(db, settings.server.event_history)
-        directory = make_directory(settings.customers, db)
+        outbound = OutboundGuard.from_settings(settings.outbound)
+        directory = make_directory(settings.customers, db, outbound)
         gallery_service = GalleryService(db, gallery, bus)
         enrolment = EnrolmentService(
             db, photos, engine, gallery_service, auth, settings.server.max_upload_bytes
@@ -122,6 +124,7 @@ class OneEyeApp:
             settings.public_url,
             load_secret_key(settings),
             events=events,
+            outbound=outbound,
         )
         alerts = AlertService(
             db,
@@ -134,6 +137,7 @@ class OneEyeApp:
             settings.alerts,
             cooldown=settings.notify.cooldown,
             public_url=settings.public_url,
+            outbound=outbound,
         )
         cameras = CameraManager(db, engine, gallery, bus, photos, settings.video)
         privacy = PrivacyService(db, photos, gallery_service, directory, auth)

@@ -128,6 +128,9 @@ def cli(ctx: click.Context, verbose: int) -> None:
     """OneEye: self-hosted, real-time face identification."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # httpx logs every request's full URL at INFO: webhook tokens, account ids in the bank
+    # API's paths. OneEye's own lines name the host only.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     ctx.obj = Settings()
 
 

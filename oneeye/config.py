@@ -5,10 +5,12 @@ Nested fields use ``__``: ``ONEEYE_ENGINE__DETECTOR=cnn``.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_THRESHOLD = 0.32
@@ -20,6 +22,10 @@ fewer against smaller ones, while naming ~72% of enrolled people from one photo 
 DEFAULT_MARGIN = 0.05
 """A match must be this much nearer than the next-nearest other person, else the answer is
 unknown ("not sure"): ambiguous faces are where wrong names come from."""
+
+
+_LABEL = r"[a-z0-9_][a-z0-9_-]{0,62}"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
 
 class EngineSettings(BaseModel):
@@ -112,6 +118,38 @@ class CustomerDirectorySettings(BaseModel):
     """For ``http``: a header sent with every call, as ``Name: value``."""
     timeout: float = Field(default=2.0, gt=0.0, le=60.0)
     cache_seconds: float = Field(default=30.0, ge=0.0)
+
+
+class OutboundSettings(BaseModel):
+    """Outbound HTTP requests (webhooks, the SMS gateway, the bank's customer directory).
+
+    They never reach loopback, private, link-local, multicast, reserved or cloud-metadata
+    addresses, unless the host or network is named here.
+    """
+
+    allow_internal: list[str] = Field(default_factory=list, max_length=100)
+    """Internal host names (``"sms-gw.internal"``) and networks or single addresses
+    (``"10.1.2.0/24"``, ``"10.1.2.3"``, ``"::1"``) that outbound requests may reach, e.g. an SMS
+    gateway or the bank's API inside the network. Webhook subscribers can reach them too, so
+    name hosts, not whole ranges. Cloud-metadata addresses are reached only when named exactly.
+    ``ONEEYE_OUTBOUND__ALLOW_INTERNAL='["10.1.2.0/24","sms-gw.internal"]'``."""
+
+    @field_validator("allow_internal")
+    @classmethod
+    def _entries(cls, entries: list[str]) -> list[str]:
+        cleaned = []
+        for raw in entries:
+            entry = raw.strip().lower().rstrip(".")
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not _HOST_NAME.match(entry):
+                    raise ValueError(
+                        "an allow_internal entry is a host name, an IP address or a network "
+                        f"like 10.1.2.0/24; got {raw!r}"
+                    ) from None
+            cleaned.append(entry)
+        return cleaned
 
 
 class ServerSettings(BaseModel):
@@ -264,6 +302,7 @@ class ServeSettings(Settings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     customers: CustomerDirectorySettings = Field(default_factory=CustomerDirectorySettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     public_url: str = "http://127.0.0.1:8080"

@@ -27,6 +27,7 @@ import re
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ from oneeye.errors import FaceError, ImageError, OneEyeError
 from oneeye.services.enrolment import EnrolmentService, encode_jpeg
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryEntry, GalleryService
+from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
 from oneeye.services.sightings import SightingService, StoredSighting, photo_url
 from oneeye.store.db import Database
 from oneeye.store.models import (
@@ -195,6 +197,9 @@ def check_address(channel: str, address: str) -> str:
     """``address`` cleaned if it fits ``channel`` (an email address, an E.164 phone number,
     an http(s) URL), else an ``AlertError`` saying what was expected."""
     address = address.strip()
+    if any(unicodedata.category(ch) == "Cc" for ch in address):
+        # A CR or LF in an address would end up in an email header or an HTTP request line.
+        raise AlertError("a subscription's address cannot contain control characters")
     if channel == "email":
         if len(address) > 254 or not _EMAIL.match(address):
             raise AlertError(
@@ -271,6 +276,7 @@ class AlertService:
         cooldown: float,
         public_url: str,
         sweep_every: float = SWEEP_EVERY,
+        outbound: OutboundGuard | None = None,
     ) -> None:
         """Set up the service and register its live-match action with ``sightings``.
 
@@ -286,6 +292,8 @@ class AlertService:
             cooldown: seconds; one notified match per (case, camera) within it.
             public_url: the server's address, for the case links in notifications.
             sweep_every: seconds between expiry checks of the background loop.
+            outbound: refuses webhook URLs that reach internal addresses when subscribed
+                (default: no internal host allowed).
         """
         self.db = db
         self.photos = photos
@@ -297,6 +305,7 @@ class AlertService:
         self.cooldown = cooldown
         self.public_url = public_url.rstrip("/")
         self.sweep_every = sweep_every
+        self.outbound = outbound if outbound is not None else OutboundGuard()
         self._lock = threading.Lock()
         """Serialises recording matches, so the cooldown sees every earlier match."""
         self._stop = threading.Event()
@@ -1014,6 +1023,12 @@ class AlertService:
         """
         address = check_address(channel, address)
         if channel == "webhook":
+            try:
+                # Resolves the name (a worker thread, not the event loop); the notifier
+                # checks again on every send, against DNS rebinding.
+                self.outbound.check_url(address)
+            except OutboundRefusedError as exc:
+                raise AlertError(f"this webhook URL cannot be used: {exc}") from None
             secret = secret.strip() if secret else secrets.token_urlsafe(32)
             if not 16 <= len(secret) <= 128:
                 raise AlertError("a webhook secret is 16-128 characters")

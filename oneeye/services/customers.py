@@ -2,7 +2,9 @@
 
 Two backends behind ``CustomerDirectory``: OneEye's own ``customer_accounts`` table (the fields
 the original's DynamoDB table had), which the API can also edit, and the bank's own HTTP API,
-which OneEye only reads (with a short cache, so a branch full of customers does not hammer it).
+which OneEye only reads (with a short cache, so a branch full of customers does not hammer it),
+through the outbound guard: a bank API inside the network must be named in
+``ONEEYE_OUTBOUND__ALLOW_INTERNAL``.
 ``make_directory`` picks one from the settings; nothing else names a backend.
 """
 
@@ -23,6 +25,7 @@ from sqlalchemy import func, or_, select
 
 from oneeye.config import CustomerDirectorySettings
 from oneeye.errors import OneEyeError
+from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
 from oneeye.store.db import Database
 from oneeye.store.models import CustomerAccount
 
@@ -34,6 +37,7 @@ PHOTOS_URL = "/api/v1/photos/"
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _MAX_BALANCE = Decimal("1e16")
+ALLOW_HINT = " (a bank API inside the network must be named in ONEEYE_OUTBOUND__ALLOW_INTERNAL)"
 
 
 class DirectoryError(OneEyeError):
@@ -325,8 +329,11 @@ class HttpCustomerDirectory(CustomerDirectory):
     """The bank's own API: ``GET url_template.format(account_id=...)`` answers the account as
     JSON, 404 when there is none. Answers (404s too) are cached for ``cache_seconds``."""
 
-    def __init__(self, settings: CustomerDirectorySettings) -> None:
-        """Check the settings; no request is made yet."""
+    def __init__(
+        self, settings: CustomerDirectorySettings, outbound: OutboundGuard | None = None
+    ) -> None:
+        """Check the settings; no request is made yet. ``outbound`` checks the API's address
+        on every connection (default: no internal host allowed)."""
         template = settings.url_template
         if not template or "{account_id}" not in template:
             raise DirectoryError(
@@ -338,6 +345,13 @@ class HttpCustomerDirectory(CustomerDirectory):
                 f"the customer directory URL must start with http:// or https://, "
                 f"got {safe_url(template)!r}"
             )
+        self.outbound = outbound if outbound is not None else OutboundGuard()
+        try:
+            self.outbound.check_url(template.replace("{account_id}", "x"), resolve=False)
+        except OutboundRefusedError as exc:
+            raise DirectoryError(
+                f"the customer directory at {safe_url(template)}: {exc}{ALLOW_HINT}"
+            ) from None
         self.url_template = template
         self.timeout = settings.timeout
         self.cache_seconds = settings.cache_seconds
@@ -345,8 +359,8 @@ class HttpCustomerDirectory(CustomerDirectory):
         if settings.auth_header:
             name, value = parse_auth_header(settings.auth_header)
             headers[name] = value
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(settings.timeout), headers=headers, follow_redirects=False
+        self._client = self.outbound.client(
+            timeout=httpx.Timeout(settings.timeout), headers=headers
         )
         self._cache: dict[str, tuple[float, CustomerCard | None]] = {}
         self._lock = threading.Lock()
@@ -383,6 +397,8 @@ class HttpCustomerDirectory(CustomerDirectory):
         started = time.monotonic()
         try:
             response = self._client.get(url)
+        except OutboundRefusedError as exc:
+            raise DirectoryError(f"customer directory at {shown}: {exc}{ALLOW_HINT}") from None
         except httpx.TimeoutException:
             raise DirectoryError(
                 f"customer directory at {shown} did not answer within {self.timeout:g} s"
@@ -416,9 +432,11 @@ class HttpCustomerDirectory(CustomerDirectory):
         self._client.close()
 
 
-def make_directory(settings: CustomerDirectorySettings, db: Database) -> CustomerDirectory:
+def make_directory(
+    settings: CustomerDirectorySettings, db: Database, outbound: OutboundGuard | None = None
+) -> CustomerDirectory:
     """The directory the settings choose: the built-in table (``sql``) or the bank's API
-    (``http``)."""
+    (``http``, its requests checked by ``outbound``)."""
     if settings.kind == "http":
-        return HttpCustomerDirectory(settings)
+        return HttpCustomerDirectory(settings, outbound)
     return SqlCustomerDirectory(db)

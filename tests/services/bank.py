@@ -12,6 +12,7 @@ from urllib.parse import unquote
 
 from oneeye.config import CustomerDirectorySettings
 from oneeye.services.customers import HttpCustomerDirectory, make_directory
+from oneeye.services.outbound import OutboundGuard
 
 
 class BankApi:
@@ -69,7 +70,12 @@ class BankApi:
             "url_template": self.base + "/accounts/{account_id}",
         }
         values.update(settings)
-        directory = make_directory(CustomerDirectorySettings(**values), db=None)  # type: ignore[arg-type]
+        # The stand-in listens on loopback: allowed explicitly, as an operator would.
+        directory = make_directory(
+            CustomerDirectorySettings(**values),
+            db=None,  # type: ignore[arg-type]
+            outbound=OutboundGuard(["127.0.0.1"]),
+        )
         assert isinstance(directory, HttpCustomerDirectory)
         return directory
 

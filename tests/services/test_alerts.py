@@ -42,6 +42,7 @@ from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
 from oneeye.services.notify import NotifyService
 from oneeye.services.notify.webhook import verify_signature
+from oneeye.services.outbound import OutboundGuard
 from oneeye.services.sightings import SightingService
 from oneeye.store.db import Database
 from oneeye.store.models import (
@@ -115,6 +116,7 @@ class Rig:
             cooldown=cooldown,
             public_url="https://oneeye.example.org/",
             sweep_every=sweep_every,
+            outbound=OutboundGuard(["127.0.0.1"]),  # the test receivers listen on loopback
         )
         self.sightings.start()
         self.bus.start()

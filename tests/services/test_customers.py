@@ -19,6 +19,7 @@ from oneeye.services.customers import (
     ReadOnlyDirectoryError,
     SqlCustomerDirectory,
 )
+from oneeye.services.outbound import OutboundGuard
 from oneeye.store.db import Database
 from tests.services.bank import OBAMA, BankApi
 
@@ -163,7 +164,7 @@ def test_http_directory_failures_are_directory_errors_naming_the_url_without_sec
     bank.accounts["A1"] = setup.get("body", {**OBAMA, "account_id": "A1"})
     host = bank.base.removeprefix("http://")
     directory = bank.directory(
-        url_template=f"http://user:hunter2@{host}/accounts/{{account_id}}?token=hunter2",
+        url_template=f"http://{host}/accounts/{{account_id}}?token=hunter2",
         timeout=0.2,
     )
     with pytest.raises(DirectoryError, match=error) as caught:
@@ -186,11 +187,39 @@ def test_http_directory_unreachable_is_a_directory_error(bank: BankApi) -> None:
         ({"url_template": "http://bank/accounts"}, "needs ONEEYE_CUSTOMERS__URL_TEMPLATE"),
         ({"url_template": "ftp://bank/{account_id}"}, "http:// or https://"),
         ({"url_template": "http://bank/{account_id}", "auth_header": "token"}, "Name: value"),
+        (
+            {"url_template": "http://user:hunter2@bank/{account_id}"},
+            "must not carry a user name or password",
+        ),
+        ({"url_template": "http://10.0.0.5/{account_id}"}, "10.0.0.5 is a private address"),
+        ({"url_template": "http://169.254.169.254/{account_id}"}, "cloud metadata"),
     ],
 )
 def test_http_directory_refuses_bad_settings(settings: dict[str, Any], error: str) -> None:
-    with pytest.raises(DirectoryError, match=error):
+    with pytest.raises(DirectoryError, match=error) as caught:
         HttpCustomerDirectory(CustomerDirectorySettings(kind="http", **settings))
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_bank_api_inside_the_network_is_reached_only_when_allowed(bank: BankApi) -> None:
+    """Loopback stands in for the bank's network: without the operator's allow-list the
+    directory refuses to connect (checked after resolving the name) and the API gets nothing;
+    with it, the same lookup works."""
+    bank.accounts["A1"] = {**OBAMA, "account_id": "A1"}
+    port = bank.base.rsplit(":", 1)[1]
+    settings = CustomerDirectorySettings(
+        kind="http", url_template=f"http://localhost:{port}/accounts/{{account_id}}"
+    )
+    refused = HttpCustomerDirectory(settings)
+    with pytest.raises(DirectoryError, match=r"localhost resolves to 127.0.0.1") as caught:
+        refused.lookup("A1")
+    assert "ONEEYE_OUTBOUND__ALLOW_INTERNAL" in str(caught.value)
+    assert bank.requests == []
+    allowed = HttpCustomerDirectory(settings, OutboundGuard(["127.0.0.1"]))
+    card = allowed.lookup("A1")
+    assert card is not None
+    assert card.name == OBAMA["name"]
+    assert len(bank.requests) == 1
 
 
 def test_http_directory_is_read_only(bank: BankApi) -> None:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from oneeye.app import OneEyeApp
-from oneeye.config import CustomerDirectorySettings, ServeSettings
+from oneeye.config import CustomerDirectorySettings, OutboundSettings, ServeSettings
 from oneeye.store.models import AuditEntry
 from oneeye.vision.engine import FaceEngine
 from tests.services.bank import OBAMA, BankApi
@@ -183,6 +183,7 @@ def bank_server(tmp_path: Path, face_engine: FaceEngine, bank: BankApi) -> Itera
             auth_header="X-Api-Key: k3y",
             timeout=0.5,
         ),
+        outbound=OutboundSettings(allow_internal=["127.0.0.1"]),
     )
     app = OneEyeApp(settings, engine=face_engine)
     app.start()

@@ -1,5 +1,5 @@
-"""What every notification channel shares: the message to send, the sender interface, and the
-error a sender raises (saying whether trying again could help)."""
+"""What every notification channel shares: the message to send, the sender interface, the
+error a sender raises (saying whether trying again could help), and addresses masked for logs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from oneeye.errors import OneEyeError
+
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+"""Client-error statuses that mean "later", not "never"."""
 
 
 class DeliveryError(OneEyeError):
@@ -27,6 +31,36 @@ class DeliveryError(OneEyeError):
         super().__init__(message)
         self.permanent = permanent
         self.provider_down = provider_down and not permanent
+
+
+def status_error(service: str, status: int) -> DeliveryError:
+    """The error for a non-2xx answer, by status code alone (the reply body is never read,
+    stored or shown: it is the remote side's text). 4xx (but 408/425/429) and 3xx (redirects
+    are not followed) are permanent; 5xx and 429 mean the service itself is failing."""
+    permanent = 300 <= status < 500 and status not in RETRYABLE_STATUS
+    reason = f"{service} answered HTTP {status}"
+    if 300 <= status < 400:
+        reason += " (redirects are not followed)"
+    return DeliveryError(reason, permanent=permanent, provider_down=status >= 500 or status == 429)
+
+
+def mask_address(channel: str, address: str) -> str:
+    """``address`` as logs may show it: ``a***@example.org``, ``+44*****789``, a webhook's
+    host only. The full address stays in the database (the case page shows it to those who
+    may manage subscriptions)."""
+    if channel == "email":
+        local, at, domain = address.rpartition("@")
+        return f"{local[:1]}***@{domain}" if at else "***"
+    if channel == "sms":
+        digits = len(address)
+        return address[:3] + "*" * max(0, digits - 6) + address[-3:] if digits > 6 else "***"
+    if channel == "webhook":
+        try:
+            host = urlsplit(address).hostname
+        except ValueError:
+            host = None
+        return host or "***"
+    return "***"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,11 @@
 """Alert emails over SMTP (smtplib): STARTTLS, implicit TLS or plain, with optional login.
 
+Header values built from data (the subject from case and camera names, the sender's display
+name) pass ``header_text``: control characters (CR, LF and the rest), Unicode line and
+paragraph separators and bidirectional overrides become spaces, so a name cannot add a header
+or break the message. An email that still cannot be composed is a permanent failure with a
+short reason (shown on the case page), not a retry loop.
+
 Each email has a text and an HTML body and the sighting's snapshot attached. Its Message-ID
 (``<oneeye-notification-{id}@host>``) and ``X-OneEye-Notification`` header are fixed per outbox
 row, so a receiver can spot the one duplicate the at-least-once edge of the outbox allows.
@@ -9,20 +15,42 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import smtplib
 import ssl
+import unicodedata
+from email.errors import MessageError
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import urlsplit
 
 from oneeye.config import SmtpSettings
-from oneeye.services.notify.base import DeliveryError, Outgoing, Sender, describe
+from oneeye.services.notify.base import DeliveryError, Outgoing, Sender, describe, mask_address
 from oneeye.services.notify.links import LinkError, LinkSigner
 from oneeye.store.photos import PhotoStore, PhotoStoreError
 
 logger = logging.getLogger(__name__)
 
 IMAGE_TYPES = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp", "gif": "gif"}
+MAX_HEADER_CHARS = 300
+"""A subject longer than this is cut (a case name is at most 200 characters)."""
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_SPACES = re.compile(r"\s+")
+
+
+def header_text(value: str, limit: int = MAX_HEADER_CHARS) -> str:
+    """``value`` safe for one header line: every control character (C0, DEL, C1: CR and LF
+    among them), Unicode line/paragraph separator and bidirectional override becomes a space,
+    runs of spaces become one, and the result is cut to ``limit`` characters."""
+    cleaned = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS else ch
+        for ch in value
+    )
+    return _SPACES.sub(" ", cleaned).strip()[:limit]
+
+
+def _has_control(value: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value)
 
 
 class EmailSender(Sender):
@@ -69,9 +97,13 @@ class EmailSender(Sender):
                 link = None
         retro = text.kind == "retro"
         verb = "was seen earlier" if retro else "seen"
+        if _has_control(message.address):
+            # Addresses are checked when subscribed; a row from before that check is refused
+            # rather than altered, since a changed address would be someone else's.
+            raise ValueError("the recipient address contains control characters")
         email = EmailMessage()
-        email["Subject"] = f"OneEye alert: {text.person} {verb} at {text.camera}"
-        email["From"] = self.settings.sender
+        email["Subject"] = header_text(f"OneEye alert: {text.person} {verb} at {text.camera}")
+        email["From"] = header_text(self.settings.sender)
         email["To"] = message.address
         email["Date"] = formatdate(localtime=False)
         email["Message-ID"] = f"<oneeye-notification-{message.id}@{self._domain}>"
@@ -135,7 +167,10 @@ class EmailSender(Sender):
             data = self.photos.get(key)
         except PhotoStoreError as exc:
             logger.warning(
-                "notification %d: snapshot %s cannot be attached: %s", message.id, key, exc
+                "notification %d: snapshot %s cannot be attached (%s)",
+                message.id,
+                key,
+                type(exc).__name__,
             )
             return
         email.add_attachment(
@@ -164,7 +199,16 @@ class EmailSender(Sender):
         s = self.settings
         if s.host is None:
             raise DeliveryError("email is not configured (set ONEEYE_NOTIFY__SMTP__HOST)")
-        email = self.compose(message)
+        try:
+            email = self.compose(message)
+            # Serialising is where the email package finds most header problems; doing it
+            # here keeps them apart from the server's answers.
+            email.as_bytes()
+        except (ValueError, TypeError, UnicodeError, MessageError) as exc:
+            reason = f"{type(exc).__name__}: {header_text(str(exc), 120)}"
+            raise DeliveryError(
+                f"the email cannot be composed ({reason})", permanent=True
+            ) from None
         where = f"{s.host}:{s.port}"
         try:
             with self._connect() as client:
@@ -175,21 +219,34 @@ class EmailSender(Sender):
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise DeliveryError(
-                f"SMTP server {where} refused {message.address}: {exc.recipients}",
+                f"SMTP server {where} refused the recipient ({', '.join(map(str, codes))})",
                 permanent=all(500 <= code < 600 for code in codes),
-            ) from exc
+            ) from None
         except smtplib.SMTPResponseException as exc:
-            error = exc.smtp_error
-            reason = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+            # The code only: the server's text is remote content and may echo the address.
             raise DeliveryError(
-                f"SMTP server {where} said {exc.smtp_code} {reason}",
+                f"SMTP server {where} answered {exc.smtp_code}",
                 provider_down=exc.smtp_code == 421,  # "service not available"
-            ) from exc
+            ) from None
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(
-                f"SMTP server {where} ({s.security}): {type(exc).__name__}: {exc}",
+                f"SMTP server {where} ({s.security}) failed ({_local_reason(exc)})",
                 provider_down=True,
-            ) from exc
+            ) from None
         logger.info(
-            "notification %d: email to %s accepted by %s", message.id, message.address, where
+            "notification %d: email to %s accepted by %s",
+            message.id,
+            mask_address("email", message.address),
+            where,
         )
+
+
+def _local_reason(exc: BaseException) -> str:
+    """A short reason for a failure on this side of the connection (refused, timed out, a
+    certificate that does not verify): the exception's type and its reason code, never a
+    text the server sent."""
+    reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None)
+    if isinstance(exc, smtplib.SMTPException) and not reason:
+        reason = str(exc)  # smtplib's own words ("Connection unexpectedly closed")
+    name = type(exc).__name__
+    return f"{name}: {header_text(str(reason), 120)}" if reason else name

@@ -38,11 +38,12 @@ from sqlalchemy import func, or_, select, update
 
 from oneeye.config import NotifySettings
 from oneeye.services.events import EventHub
-from oneeye.services.notify.base import DeliveryError, Outgoing, Sender
+from oneeye.services.notify.base import DeliveryError, Outgoing, Sender, mask_address
 from oneeye.services.notify.email import EmailSender
 from oneeye.services.notify.links import LinkSigner
 from oneeye.services.notify.sms import SmsSender
 from oneeye.services.notify.webhook import WebhookSender
+from oneeye.services.outbound import OutboundGuard
 from oneeye.store.db import Database
 from oneeye.store.models import Notification, Subscription, utcnow
 from oneeye.store.photos import PhotoStore
@@ -125,6 +126,18 @@ def provider_of(outgoing: Outgoing) -> str:
     return f"webhook {outgoing.address}" if outgoing.channel == "webhook" else outgoing.channel
 
 
+def provider_label(provider: str) -> str:
+    """``provider`` as logs and the case page may show it: a webhook by its host only (its
+    path and query often carry a token)."""
+    channel, _, address = provider.partition(" ")
+    return f"webhook {mask_address(channel, address)}" if channel == "webhook" else provider
+
+
+def _who(outgoing: Outgoing) -> str:
+    """``"sms to +44*******958"``: a row's channel and masked address, for logs."""
+    return f"{outgoing.channel} to {mask_address(outgoing.channel, outgoing.address)}"
+
+
 class NotifyService:
     """Sends the outbox: a background thread, woken by ``wake`` and polling as a fallback."""
 
@@ -138,6 +151,7 @@ class NotifyService:
         *,
         events: EventHub | None = None,
         senders: Mapping[str, Sender] | None = None,
+        outbound: OutboundGuard | None = None,
         poll_interval: float = 5.0,
         batch_size: int = 50,
         concurrency: int = 4,
@@ -155,6 +169,8 @@ class NotifyService:
             events: when given, a row that gives up publishes ``notify.failed`` (viewers).
             senders: channel -> sender, replacing the default for that channel (e.g. an
                 ``EmailSender`` with a TLS context that trusts a private CA).
+            outbound: checks every SMS-gateway and webhook address and connection; default:
+                no internal host allowed (``ONEEYE_OUTBOUND__ALLOW_INTERNAL`` names some).
             poll_interval: seconds between looks at the outbox when nobody calls ``wake``.
             batch_size: rows leased per look.
             concurrency: rows sent at once.
@@ -167,11 +183,15 @@ class NotifyService:
         self.events = events
         self.links = LinkSigner(secret_key, public_url)
         lifetime = settings.link_hours * 3600.0
+        guard = outbound if outbound is not None else OutboundGuard()
         defaults: dict[str, Sender] = {
             "email": EmailSender(settings.smtp, photos, self.links, link_lifetime=lifetime),
-            "sms": SmsSender(settings.sms, self.links, link_lifetime=lifetime),
+            "sms": SmsSender(settings.sms, self.links, link_lifetime=lifetime, outbound=guard),
             "webhook": WebhookSender(
-                self.links, timeout=settings.webhook_timeout, link_lifetime=lifetime
+                self.links,
+                timeout=settings.webhook_timeout,
+                link_lifetime=lifetime,
+                outbound=guard,
             ),
         }
         self.senders = {**defaults, **(senders or {})}
@@ -350,7 +370,7 @@ class NotifyService:
             wait = outage.until - time.monotonic() if outage is not None else 0.0
             why = outage.error if outage is not None else ""
         if wait > 0:
-            self._defer(outgoing, lease, wait, f"{provider} is failing: {why}")
+            self._defer(outgoing, lease, wait, f"{provider_label(provider)} is failing: {why}")
             return False
         sender = self.senders.get(outgoing.channel)
         try:
@@ -368,10 +388,11 @@ class NotifyService:
             return False
         except Exception as exc:
             logger.exception(
-                "notification %d (%s to %s): the sender failed unexpectedly",
-                outgoing.id, outgoing.channel, outgoing.address,
-            )  # fmt: skip
-            self._failed(outgoing, lease, f"{type(exc).__name__}: {exc}", permanent=False)
+                "notification %d (%s): the sender failed unexpectedly", outgoing.id, _who(outgoing)
+            )
+            # The type only: an unexpected error's text may hold anything (see the log).
+            error = f"unexpected {type(exc).__name__} in the {outgoing.channel} sender"
+            self._failed(outgoing, lease, error, permanent=False)
             return False
         with self.db.session() as session:
             result = session.execute(
@@ -410,7 +431,11 @@ class NotifyService:
             )
             self._down[provider] = _Outage(time.monotonic() + hold, error[:300], streak)
         if streak == 1:
-            logger.warning("%s is failing; holding its notifications back: %s", provider, error)
+            logger.warning(
+                "%s is failing; holding its notifications back: %s",
+                provider_label(provider),
+                error,
+            )
 
     def _provider_back(self, outgoing: Outgoing) -> None:
         """A row that had failed went through: the provider is back, so the other rows that
@@ -491,16 +516,15 @@ class NotifyService:
                     )
                 row.next_attempt_at = utcnow() + timedelta(seconds=delay)
                 logger.warning(
-                    "notification %d (%s to %s) failed, attempt %d of %d, next in %.1f s: %s",
-                    outgoing.id, outgoing.channel, outgoing.address, row.attempts,
+                    "notification %d (%s) failed, attempt %d of %d, next in %.1f s: %s",
+                    outgoing.id, _who(outgoing), row.attempts,
                     self.settings.max_attempts, delay, error,
                 )  # fmt: skip
                 return delay
         why = "a permanent error" if permanent else f"{attempts} attempts"
         logger.error(
-            "notification %d (%s to %s) gave up after %s: %s",
-            outgoing.id, outgoing.channel, outgoing.address, why, error,
-        )  # fmt: skip
+            "notification %d (%s) gave up after %s: %s", outgoing.id, _who(outgoing), why, error
+        )
         self._announce_failure(outgoing, error, attempts)
         return None
 

@@ -11,18 +11,26 @@ from __future__ import annotations
 
 import logging
 import string
+import threading
 from typing import Any
 
 import httpx
 
 from oneeye.config import SmsSettings
-from oneeye.services.notify.base import DeliveryError, Outgoing, Sender, describe
+from oneeye.services.notify.base import (
+    DeliveryError,
+    Outgoing,
+    Sender,
+    describe,
+    mask_address,
+    status_error,
+)
 from oneeye.services.notify.links import LinkError, LinkSigner
+from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = frozenset({408, 425, 429})
-"""Client-error statuses that mean "later", not "never"."""
+ALLOW_HINT = " (a gateway inside the network must be named in ONEEYE_OUTBOUND__ALLOW_INTERNAL)"
 
 
 class _Fields(dict[str, str]):
@@ -45,19 +53,9 @@ def render(template: str, fields: dict[str, str]) -> str:
         return template
 
 
-def status_error(service: str, response: httpx.Response) -> DeliveryError:
-    """The error for a gateway's non-2xx answer; 4xx (but 408/425/429) is permanent."""
-    code = response.status_code
-    permanent = 400 <= code < 500 and code not in RETRYABLE_STATUS
-    return DeliveryError(
-        f"{service} answered HTTP {code}: {response.text[:300]}",
-        permanent=permanent,
-        provider_down=code >= 500 or code == 429,
-    )
-
-
 class SmsSender(Sender):
-    """Posts alert text messages to the configured gateway."""
+    """Posts alert text messages to the configured gateway, through the outbound guard (a
+    gateway inside the network must be named in ``ONEEYE_OUTBOUND__ALLOW_INTERNAL``)."""
 
     channel = "sms"
 
@@ -67,15 +65,17 @@ class SmsSender(Sender):
         links: LinkSigner,
         *,
         link_lifetime: float = 86400.0,
-        client: httpx.Client | None = None,
+        outbound: OutboundGuard | None = None,
     ) -> None:
         """Post to ``settings.url``; snapshot links signed by ``links`` last ``link_lifetime``
-        seconds. ``client``: an HTTP client to reuse (one is made otherwise)."""
+        seconds; ``outbound`` checks the gateway's address on every connection (default: no
+        internal host allowed)."""
         self.settings = settings
         self.links = links
         self.link_lifetime = link_lifetime
-        self._client = client
-        self._timeout = settings.timeout
+        self.outbound = outbound if outbound is not None else OutboundGuard()
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
 
     def body(self, message: Outgoing) -> str:
         """The text of the message for ``message``."""
@@ -95,6 +95,11 @@ class SmsSender(Sender):
         s = self.settings
         if s.url is None:
             raise DeliveryError("SMS is not configured (set ONEEYE_NOTIFY__SMS__URL)")
+        try:
+            gateway = self.outbound.check_url(s.url, resolve=False)
+        except OutboundRefusedError as exc:
+            raise DeliveryError(f"SMS gateway {exc}{ALLOW_HINT}", permanent=True) from None
+        where = f"SMS gateway {gateway.host}"
         body = self.body(message)
         kwargs: dict[str, Any] = {}
         if s.username:
@@ -106,25 +111,39 @@ class SmsSender(Sender):
             kwargs["data"] = {"To": message.address, "From": s.sender, "Body": body}
         headers = {"X-OneEye-Notification": str(message.id)}
         try:
-            response = self.client.post(s.url, headers=headers, timeout=s.timeout, **kwargs)
+            # Streamed so the reply body is never read: only the status line counts.
+            with self.client.stream("POST", s.url, headers=headers, **kwargs) as response:
+                status = response.status_code
+        except OutboundRefusedError as exc:
+            raise DeliveryError(f"SMS gateway {exc}{ALLOW_HINT}", permanent=True) from None
+        except httpx.TimeoutException:
+            raise DeliveryError(
+                f"{where} did not answer within {s.timeout:g} s", provider_down=True
+            ) from None
         except httpx.HTTPError as exc:
             raise DeliveryError(
-                f"SMS gateway {s.url} unreachable: {type(exc).__name__}: {exc}",
-                provider_down=True,
-            ) from exc
-        if not response.is_success:
-            raise status_error(f"SMS gateway {s.url}", response)
-        logger.info("notification %d: SMS to %s accepted by %s", message.id, message.address, s.url)
+                f"{where} unreachable ({type(exc).__name__})", provider_down=True
+            ) from None
+        if not 200 <= status < 300:
+            raise status_error(where, status)
+        logger.info(
+            "notification %d: SMS to %s accepted by %s",
+            message.id,
+            mask_address("sms", message.address),
+            where,
+        )
 
     @property
     def client(self) -> httpx.Client:
-        """The HTTP client (made on first use, and again after ``close``)."""
-        if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout)
-        return self._client
+        """The guarded HTTP client (made on first use, and again after ``close``)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = self.outbound.client(timeout=self.settings.timeout)
+            return self._client
 
     def close(self) -> None:
         """Close the HTTP client (a later send opens a new one)."""
-        client, self._client = self._client, None
+        with self._client_lock:
+            client, self._client = self._client, None
         if client is not None:
             client.close()

@@ -12,13 +12,14 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 import time
 
 import httpx
 
-from oneeye.services.notify.base import DeliveryError, Outgoing, Sender
+from oneeye.services.notify.base import DeliveryError, Outgoing, Sender, status_error
 from oneeye.services.notify.links import LinkError, LinkSigner
-from oneeye.services.notify.sms import status_error
+from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,9 @@ def verify_signature(
 
 
 class WebhookSender(Sender):
-    """POSTs alerts as signed JSON to subscribers' URLs."""
+    """POSTs alerts as signed JSON to subscribers' URLs, through the outbound guard: an
+    internal address (or a name that resolves to one when it is sent) is refused for good,
+    redirects are not followed, and the receiver's reply body is never read."""
 
     channel = "webhook"
 
@@ -82,14 +85,16 @@ class WebhookSender(Sender):
         *,
         timeout: float = 10.0,
         link_lifetime: float = 86400.0,
-        client: httpx.Client | None = None,
+        outbound: OutboundGuard | None = None,
     ) -> None:
-        """Sign snapshot links with ``links``; wait ``timeout`` seconds for an answer."""
+        """Sign snapshot links with ``links``; wait ``timeout`` seconds for an answer;
+        ``outbound`` checks every URL and connection (default: no internal host allowed)."""
         self.links = links
         self.timeout = timeout
         self.link_lifetime = link_lifetime
-        self._client = client
-        self._timeout = timeout
+        self.outbound = outbound if outbound is not None else OutboundGuard()
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
 
     def body(self, message: Outgoing) -> str:
         """The JSON body: the alert payload, the signed snapshot link and the row's id."""
@@ -112,8 +117,12 @@ class WebhookSender(Sender):
             raise DeliveryError(
                 "this webhook subscription has no secret to sign with", permanent=True
             )
-        if not message.address.startswith(("https://", "http://")):
-            raise DeliveryError(f"not a webhook URL: {message.address!r}", permanent=True)
+        try:
+            # The form and any literal address now; the name's addresses when connecting.
+            target = self.outbound.check_url(message.address, resolve=False)
+        except OutboundRefusedError as exc:
+            raise DeliveryError(str(exc), permanent=True) from None
+        where = f"webhook {target.host}"
         body = self.body(message)
         timestamp = str(int(time.time()))
         headers = {
@@ -124,32 +133,36 @@ class WebhookSender(Sender):
             "User-Agent": "OneEye-Webhook/1",
         }
         try:
-            response = self.client.post(
-                message.address, content=body.encode(), headers=headers, timeout=self.timeout
-            )
+            # Streamed so the reply body is never read: only the status line counts.
+            with self.client.stream(
+                "POST", message.address, content=body.encode(), headers=headers
+            ) as response:
+                status = response.status_code
+        except OutboundRefusedError as exc:
+            raise DeliveryError(str(exc), permanent=True) from None
+        except httpx.TimeoutException:
+            raise DeliveryError(
+                f"{where} did not answer within {self.timeout:g} s", provider_down=True
+            ) from None
         except httpx.HTTPError as exc:
             raise DeliveryError(
-                f"webhook {message.address} unreachable: {type(exc).__name__}: {exc}",
-                provider_down=True,
-            ) from exc
-        if not response.is_success:
-            raise status_error(f"webhook {message.address}", response)
-        logger.info(
-            "notification %d: webhook %s answered %d",
-            message.id,
-            message.address,
-            response.status_code,
-        )
+                f"{where} unreachable ({type(exc).__name__})", provider_down=True
+            ) from None
+        if not 200 <= status < 300:
+            raise status_error(where, status)
+        logger.info("notification %d: %s answered %d", message.id, where, status)
 
     @property
     def client(self) -> httpx.Client:
-        """The HTTP client (made on first use, and again after ``close``)."""
-        if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout)
-        return self._client
+        """The guarded HTTP client (made on first use, and again after ``close``)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = self.outbound.client(timeout=self.timeout)
+            return self._client
 
     def close(self) -> None:
         """Close the HTTP client (a later send opens a new one)."""
-        client, self._client = self._client, None
+        with self._client_lock:
+            client, self._client = self._client, None
         if client is not None:
             client.close()

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from oneeye.config import NotifySettings, SmsSettings, SmtpSettings
 from oneeye.services.notify import NotifyService
+from oneeye.services.outbound import OutboundGuard
 from oneeye.store.db import Database
 from oneeye.store.models import Notification, Subscription, new_id, utcnow
 from oneeye.store.photos import LocalPhotoStore
@@ -31,6 +32,8 @@ SECRET_KEY = b"0123456789abcdef0123456789abcdef"
 PUBLIC_URL = "http://oneeye.test:8080"
 SMTP_USER = "alerts"
 SMTP_PASSWORD = "s3cret-pass"
+LOOPBACK_ALLOWED = OutboundGuard(["127.0.0.1"])
+"""The receivers listen on loopback, which the outbound guard refuses unless told otherwise."""
 
 
 def deliver_until(service: NotifyService, count: int, timeout: float = 10.0) -> int:
@@ -238,6 +241,7 @@ def make_service(
     """A notifier over the test database with the test key and public URL."""
     kwargs.setdefault("seed", 7)
     kwargs.setdefault("poll_interval", 0.2)
+    kwargs.setdefault("outbound", LOOPBACK_ALLOWED)
     return NotifyService(db, photos, settings, PUBLIC_URL, SECRET_KEY, **kwargs)
 
 

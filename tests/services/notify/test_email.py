@@ -205,3 +205,78 @@ def test_a_refused_recipient_fails_for_good(
 def test_no_smtp_host_is_an_error_not_a_crash(photos: LocalPhotoStore) -> None:
     with pytest.raises(DeliveryError, match="not configured"):
         EmailSender(SmtpSettings(), photos, LINKS).send(outgoing(None))
+
+
+# Header values built from names ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case_name", "camera_name", "subject"),
+    [
+        (
+            "Ana\r\nBcc: victim@evil.example",
+            "Lobby",
+            "OneEye alert: Ana Bcc: victim@evil.example seen at Lobby",
+        ),
+        ("Ana", "Lobby\nX-Injected: yes", "OneEye alert: Ana seen at Lobby X-Injected: yes"),
+        ("Ana\rExample", "Front\x00door", "OneEye alert: Ana Example seen at Front door"),
+        (
+            "Ana\x85Example\u2028",
+            "Lobby\u2029\x1b[2J",
+            "OneEye alert: Ana Example seen at Lobby [2J",
+        ),
+        ("Ana \u202eelpmaxE", "Lobby\t\t2", "OneEye alert: Ana elpmaxE seen at Lobby 2"),
+    ],
+)
+def test_control_characters_in_names_neither_stop_the_email_nor_add_headers(
+    mail_server: MailServer,
+    photos: LocalPhotoStore,
+    case_name: str,
+    camera_name: str,
+    subject: str,
+) -> None:
+    settings = SmtpSettings(
+        host="127.0.0.1",
+        port=mail_server.port,
+        security="none",
+        sender="OneEye\r\nBcc: also@evil.example <alerts@oneeye.test>",
+    )
+    EmailSender(settings, photos, LINKS).send(
+        outgoing(None, case_name=case_name, camera_name=camera_name)
+    )
+    [message] = mail_server.handler.messages
+    assert message["Subject"] == subject
+    assert message["Bcc"] is None
+    assert message["X-Injected"] is None
+    assert mail_server.handler.envelopes[0][1] == ["officer@example.org"]
+    assert "\n" not in str(message["From"])
+    text, _, _ = parts(message)
+    assert "Ana" in text
+
+
+def test_an_email_that_cannot_be_composed_fails_for_good_with_a_short_reason(
+    mail_server: MailServer,
+    photos: LocalPhotoStore,
+    sqlite_db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A recipient with a line break (a row from before addresses were checked) cannot be
+    put in a header: the row fails at once, says why, and nothing is sent; the log shows the
+    address masked."""
+    address = "officer@example.org\r\nBcc: victim@evil.example"
+    subscription = add_subscription(sqlite_db, "email", address)
+    [row_id] = add_notifications(sqlite_db, subscription, "email", address)
+    service = make_service(sqlite_db, photos, settings_for(smtp_port=mail_server.port))
+    try:
+        assert service.deliver_due() == 0
+    finally:
+        service.stop()
+    row = rows(sqlite_db)[row_id]
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.last_error == (
+        "the email cannot be composed "
+        "(ValueError: the recipient address contains control characters)"
+    )
+    assert mail_server.handler.messages == []
+    assert "officer@example.org" not in caplog.text
+    assert "(email to o***@" in caplog.text

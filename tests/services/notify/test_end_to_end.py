@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from oneeye.app import OneEyeApp
 from oneeye.bus.base import SIGHTINGS
-from oneeye.config import ServeSettings
+from oneeye.config import OutboundSettings, ServeSettings
 from oneeye.services.notify import verify_signature
 from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
@@ -36,7 +36,12 @@ def server(
     notify = settings_for(
         smtp_port=mail_server.port, sms_url=http_receiver.url + "/sms", cooldown=0.0
     )
-    app = OneEyeApp(ServeSettings(data_dir=tmp_path / "data", notify=notify), engine=face_engine)
+    settings = ServeSettings(
+        data_dir=tmp_path / "data",
+        notify=notify,
+        outbound=OutboundSettings(allow_internal=["127.0.0.1"]),
+    )
+    app = OneEyeApp(settings, engine=face_engine)
     app.start()
     try:
         yield app

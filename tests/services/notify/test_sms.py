@@ -10,6 +10,7 @@ import pytest
 
 from oneeye.services.notify import LinkSigner
 from oneeye.services.notify.sms import render
+from oneeye.services.outbound import OutboundGuard
 from oneeye.store.db import Database
 from oneeye.store.photos import LocalPhotoStore
 from tests.services.notify.receivers import (
@@ -128,3 +129,31 @@ def test_a_rejected_request_is_not_retried(
 )
 def test_render(template: str, expected: str) -> None:
     assert render(template, {"person": "Ana", "camera": "Lobby"}) == expected
+
+
+def test_a_gateway_inside_the_network_is_used_only_when_allowed(
+    http_receiver: HttpReceiver, photos: LocalPhotoStore, sqlite_db: Database
+) -> None:
+    """The gateway listens on loopback (standing in for an internal host): without the
+    operator's allow-list every message fails at once with the reason, nothing is posted;
+    with it, the message goes out."""
+    url = http_receiver.url + "/send"
+    subscription = add_subscription(sqlite_db, "sms", PHONE)
+    [refused] = add_notifications(sqlite_db, subscription, "sms", PHONE)
+    strict = make_service(sqlite_db, photos, settings_for(sms_url=url), outbound=OutboundGuard())
+    assert strict.deliver_due() == 0
+    strict.stop()
+    assert http_receiver.requests == []
+    row = rows(sqlite_db)[refused]
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.last_error is not None
+    assert row.last_error.startswith("SMS gateway refused: 127.0.0.1 is a loopback address")
+    assert "ONEEYE_OUTBOUND__ALLOW_INTERNAL" in row.last_error
+
+    [allowed] = add_notifications(sqlite_db, subscription, "sms", PHONE)
+    guard = OutboundGuard(["127.0.0.1/32"])
+    service = make_service(sqlite_db, photos, settings_for(sms_url=url), outbound=guard)
+    assert service.deliver_due() == 1
+    service.stop()
+    assert len(http_receiver.requests) == 1
+    assert rows(sqlite_db)[allowed].status == "sent"
