@@ -9,6 +9,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,8 +59,9 @@ class Site:
                     return frames
 
 
-@pytest.fixture
-def site(server: OneEyeApp) -> Iterator[Site]:
+@contextmanager
+def serving(server: OneEyeApp) -> Iterator[Site]:
+    """``server`` on loopback with an API-key client per role."""
     with serve(server.web) as url:
         clients: dict[str, httpx.Client] = {}
         keys: dict[str, str] = {}
@@ -73,6 +75,20 @@ def site(server: OneEyeApp) -> Iterator[Site]:
         finally:
             for client in clients.values():
                 client.close()
+
+
+@pytest.fixture
+def site(server: OneEyeApp) -> Iterator[Site]:
+    """The server on SQLite, on loopback."""
+    with serving(server) as made:
+        yield made
+
+
+@pytest.fixture
+def site_any_db(server_any_db: OneEyeApp) -> Iterator[Site]:
+    """The server on SQLite, then on PostgreSQL, on loopback."""
+    with serving(server_any_db) as made:
+        yield made
 
 
 def seen_customer(site: Site, face_photos: Path) -> tuple[str, str, str]:
@@ -103,7 +119,10 @@ def seen_customer(site: Site, face_photos: Path) -> tuple[str, str, str]:
     return person_id, message["id"], snapshot
 
 
-def test_erasure_leaves_nothing_behind_a_deleted_customer(site: Site, face_photos: Path) -> None:
+def test_erasure_leaves_nothing_behind_a_deleted_customer(
+    site_any_db: Site, face_photos: Path
+) -> None:
+    site = site_any_db
     person_id, sighting_id, snapshot = seen_customer(site, face_photos)
     stranger = sighting("door", None, datetime.now(UTC))
     publish(site.app, stranger)
