@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import String, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from oneeye.errors import OneEyeError
@@ -469,22 +469,80 @@ class AuthService:
     # audit ---------------------------------------------------------------------------------
 
     def audit(
-        self, actor: str, action: str, subject: str = "", detail: dict[str, Any] | None = None
+        self,
+        actor: str,
+        action: str,
+        subject: str = "",
+        detail: dict[str, Any] | None = None,
+        *,
+        role: str = "",
+        address: str = "",
     ) -> None:
-        """Write one line to the audit log."""
+        """Write one line to the audit log and commit it before returning.
+
+        Blocking database work: call it from a worker thread (a sync route), never on the
+        event loop. ``subject`` and ``detail`` name records by id, never by name.
+        """
         with self.db.session() as session:
             session.add(
-                AuditEntry(actor=actor, action=action, subject=subject, detail=detail or {})
+                AuditEntry(
+                    actor=actor[:100],
+                    role=role[:16],
+                    action=action,
+                    subject=subject[:200],
+                    address=address[:64],
+                    detail=detail or {},
+                )
             )
 
-    def audit_entries(self, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
-        """The newest ``limit`` audit entries, newest first; only ``action`` ones if given
-        (an action ending in ``.`` or ``*`` matches every action starting with it)."""
+    def audit_entries(
+        self,
+        limit: int = 100,
+        action: str | None = None,
+        *,
+        actor: str | None = None,
+        subject: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: int | None = None,
+    ) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries that match every filter given, newest first.
+
+        Args:
+            limit: at most this many entries.
+            action: only this action; one ending in ``.`` or ``*`` matches every action
+                starting with it (``user.`` for every user change).
+            actor: ``user:<name>`` or ``key:<name>`` exactly, or a bare name for either.
+            subject: entries about this id: their subject is it, or their detail names it
+                (a face search lists the people it showed there).
+            since: entries at or after this time.
+            until: entries before this time.
+            before: entries with an id below this one (the next page after an entry).
+
+        Returns:
+            The entries, newest first.
+        """
         query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
         if action:
             if action.endswith(("*", ".")):
                 query = query.where(AuditEntry.action.startswith(action.rstrip("*")))
             else:
                 query = query.where(AuditEntry.action == action)
+        if actor:
+            names = [actor] if ":" in actor else [f"user:{actor}", f"key:{actor}", actor]
+            query = query.where(AuditEntry.actor.in_(names))
+        if subject:
+            query = query.where(
+                or_(
+                    AuditEntry.subject == subject,
+                    cast(AuditEntry.detail, String).contains(subject, autoescape=True),
+                )
+            )
+        if since is not None:
+            query = query.where(AuditEntry.at >= since)
+        if until is not None:
+            query = query.where(AuditEntry.at < until)
+        if before is not None:
+            query = query.where(AuditEntry.id < before)
         with self.db.session() as session:
             return list(session.scalars(query))

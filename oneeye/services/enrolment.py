@@ -221,9 +221,10 @@ class EnrolmentService:
         q: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        match_accounts: bool = True,
     ) -> list[PersonInfo]:
-        """People by name: only those on ``watchlist``, or whose name or account id contains
-        ``q`` (any case)."""
+        """People by name: only those on ``watchlist``, or whose name (or account id, with
+        ``match_accounts``) contains ``q`` (any case)."""
         counts = (
             select(FaceTemplate.person_id, func.count().label("n"))
             .group_by(FaceTemplate.person_id)
@@ -239,12 +240,10 @@ class EnrolmentService:
             query = query.where(Person.watchlists.any(Watchlist.name == watchlist))
         if q:
             pattern = f"%{q.lower()}%"
-            query = query.where(
-                or_(
-                    func.lower(Person.name).like(pattern),
-                    func.lower(Person.account_id).like(pattern),
-                )
-            )
+            matches = [func.lower(Person.name).like(pattern)]
+            if match_accounts:
+                matches.append(func.lower(Person.account_id).like(pattern))
+            query = query.where(or_(*matches))
         with self.db.session() as session:
             rows = session.execute(query.limit(limit).offset(offset)).all()
             return [_person_info(person, int(n)) for person, n in rows]
@@ -278,7 +277,7 @@ class EnrolmentService:
             actor,
             "person.create",
             info.id,
-            {"name": info.name, "watchlists": list(info.watchlists), "account_id": account},
+            {"watchlists": list(info.watchlists), "account_id": account},
         )
         return info
 
@@ -298,7 +297,8 @@ class EnrolmentService:
         with self.db.session() as session:
             person = self._get_person(session, person_id)
             if not isinstance(name, _Unset):
-                person.name = changed["name"] = _check_name(name)
+                person.name = _check_name(name)
+                changed["name"] = True  # the audit log names people by id, never by name
             if not isinstance(account_id, _Unset):
                 person.account_id = _check_account(account_id)
                 changed["account_id"] = person.account_id
@@ -328,11 +328,10 @@ class EnrolmentService:
                     select(FaceTemplate.photo_key).where(FaceTemplate.person_id == person_id)
                 )
             )
-            name = person.name
             session.delete(person)
         self.gallery.remove_person(person_id)
         self._delete_photos(keys)
-        self.auth.audit(actor, "person.delete", person_id, {"name": name, "templates": len(keys)})
+        self.auth.audit(actor, "person.delete", person_id, {"templates": len(keys)})
 
     def _delete_photos(self, keys: Sequence[str]) -> None:
         for key in keys:
@@ -420,7 +419,8 @@ class EnrolmentService:
             actor,
             "template.enrol",
             person_id,
-            {"template": info.id, "quality": round(info.quality, 3), "file": filename[:100]},
+            # No file name: an upload is often named after the person.
+            {"template": info.id, "quality": round(info.quality, 3)},
         )
         logger.info(
             "enrolled template %s for person %s (quality %.2f, face %d px)",

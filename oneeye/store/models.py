@@ -272,16 +272,22 @@ class ApiKey(Base):
 
 
 class AuditEntry(Base):
-    """Who saw or changed what: every view of account details, every enrolment or deletion."""
+    """Who saw or changed what, when and from where: every view of account details, face
+    search, gallery export, photo fetch and case view, every enrolment or deletion."""
 
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    actor: Mapped[str] = mapped_column(String(100))
-    """``user:<name>``, ``key:<name>`` or ``system``."""
+    actor: Mapped[str] = mapped_column(String(100), index=True)
+    """``user:<name>``, ``key:<name>``, ``link`` (a signed link) or ``system``."""
+    role: Mapped[str] = mapped_column(String(16), default="")
+    """The actor's role at the time (``""`` for the system and for signed links)."""
     action: Mapped[str] = mapped_column(String(64), index=True)
-    subject: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str] = mapped_column(String(200), default="", index=True)
+    """Which record: an id or a photo key, never a name."""
+    address: Mapped[str] = mapped_column(String(64), default="")
+    """The client's network address (``""`` when the action did not come over the web)."""
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 

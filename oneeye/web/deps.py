@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 
@@ -101,6 +101,36 @@ def require(role: str, *, also: tuple[str, ...] = ()) -> Callable[[Principal], P
 
     check.__name__ = f"require_{role}"
     return check
+
+
+def client_address(request: Request) -> str:
+    """The client's network address as the server saw it (``""`` if unknown)."""
+    return request.client.host if request.client is not None else ""
+
+
+def audit_access(
+    services: Services,
+    principal: Principal,
+    request: Request,
+    action: str,
+    subject: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Write the audit row for what ``principal`` is about to be shown: who, their role,
+    what, which id, when and from which address.
+
+    Call it in a sync route (a worker thread, off the event loop) before returning the
+    answer: the row is committed before the response leaves, and if it cannot be written the
+    request fails instead of showing the data unaudited.
+    """
+    services.auth.audit(
+        principal.actor,
+        action,
+        subject,
+        detail,
+        role=principal.role,
+        address=client_address(request),
+    )
 
 
 Viewer = Annotated[Principal, Depends(require("viewer"))]

@@ -14,6 +14,7 @@ and the dashboard's alert banner.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,11 +22,12 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -36,8 +38,9 @@ from oneeye.services.context import Services
 from oneeye.services.events import HubEvent
 from oneeye.services.sightings import photo_url
 from oneeye.store.models import CustomerAccount, Person
-from oneeye.web.deps import SESSION_COOKIE, ServicesDep
+from oneeye.web.deps import SESSION_COOKIE, ServicesDep, audit_access
 from oneeye.web.routes.auth import safe_next
+from oneeye.web.routes.users import AuditEntryPublic, AuditFilter
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +232,9 @@ def recent_events(services: Services, role: str) -> tuple[list[HubEvent], int]:
     return events, max([last, *(e.id for e in events)])
 
 
-def audit_account_views(services: Services, principal: Principal, cards: list[ArrivalCard]) -> None:
+def audit_account_views(
+    services: Services, principal: Principal, request: Request, cards: list[ArrivalCard]
+) -> None:
     """One audit line per account whose details this page shows."""
     shown: dict[str, list[str]] = {}
     for card in cards:
@@ -237,7 +242,7 @@ def audit_account_views(services: Services, principal: Principal, cards: list[Ar
             shown.setdefault(str(card.account.get("account_id", "")), []).append(card.sighting_id)
     for account_id, sightings in sorted(shown.items()):
         detail = {"via": "dashboard", "sighting_ids": sightings}
-        services.auth.audit(principal.actor, "account.view", account_id, detail)
+        audit_access(services, principal, request, "account.view", account_id, detail)
 
 
 # Cameras --------------------------------------------------------------------------------------
@@ -313,7 +318,7 @@ def dashboard_page(request: Request, services: ServicesDep) -> Response:
     events, last_id = recent_events(services, principal.role)
     cards = arrival_cards(events, can_see_accounts)
     if can_see_accounts:
-        audit_account_views(services, principal, cards)
+        audit_account_views(services, principal, request, cards)
     return render(
         request,
         "dashboard.html",
@@ -370,8 +375,13 @@ def admin_customers_page(request: Request, services: ServicesDep) -> Response:
         by_account.setdefault(str(person.account_id), []).append(person)
     rows = [CustomerRow(account, by_account.get(account.account_id, [])) for account in accounts]
     if rows:
-        services.auth.audit(
-            principal.actor, "account.view", "*", {"via": "admin/customers", "count": len(rows)}
+        audit_access(
+            services,
+            principal,
+            request,
+            "account.view",
+            "*",
+            {"via": "admin/customers", "count": len(rows)},
         )
     return render(
         request,
@@ -406,6 +416,59 @@ def admin_users_page(request: Request, services: ServicesDep) -> Response:
         "admin_users.html",
         principal,
         {"users": services.auth.users(), "api_keys": services.auth.api_keys(), "roles": ROLES},
+    )
+
+
+AUDIT_PAGE_SIZE = 50
+"""Audit entries per page of ``/admin/audit``."""
+AUDIT_FILTERS = ("actor", "action", "target", "since", "until")
+"""The filters ``/admin/audit`` offers (and keeps in its paging links)."""
+
+
+def audit_detail(detail: dict[str, Any], limit: int = 300) -> str:
+    """An entry's detail as compact JSON, cut at ``limit`` characters for the table."""
+    text = json.dumps(detail, separators=(",", ":"), sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@router.get("/admin/audit", response_class=HTMLResponse)
+def admin_audit_page(request: Request, services: ServicesDep) -> Response:
+    """The audit log: who saw or changed what, when and from where, newest first, filtered
+    by actor, action, target and time, a page at a time."""
+    principal = page_gate(request, services, "admin")
+    if isinstance(principal, Response):
+        return principal
+    # A blank form field means "any": only the filled-in ones are parsed and applied.
+    sent = {k: v.strip() for k, v in request.query_params.items() if k in AUDIT_FILTERS}
+    values = {k: v for k, v in sent.items() if v}
+    before = request.query_params.get("before", "")
+    error = None
+    entries: list[AuditEntryPublic] = []
+    try:
+        query = AuditFilter.model_validate(
+            {**values, "limit": AUDIT_PAGE_SIZE, "before": before or None}
+        )
+        entries = query.entries(services.auth)
+    except ValidationError as exc:
+        error = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    older = None
+    if len(entries) == AUDIT_PAGE_SIZE:
+        older = "/admin/audit?" + urlencode({**values, "before": entries[-1].id})
+    newest = "/admin/audit?" + urlencode(values) if before else None
+    return render(
+        request,
+        "admin_audit.html",
+        principal,
+        {
+            "entries": entries,
+            "filters": sent,
+            "error": error,
+            "older_url": older,
+            "newest_url": newest,
+            "detail": audit_detail,
+            "iso": iso_time,
+        },
+        status_code=status.HTTP_400_BAD_REQUEST if error else status.HTTP_200_OK,
     )
 
 
@@ -629,6 +692,7 @@ def case_page(request: Request, services: ServicesDep, case_id: str) -> Response
             {"title": "No such case", "message": f"There is no case with id {case_id}."},
             status_code=status.HTTP_404_NOT_FOUND,
         )
+    audit_access(services, principal, request, "case.view", case_id, {"via": "page"})
     is_reporter = principal.allows("reporter")
     timeline = [timeline_entry(case, m) for m in reversed(matches)]
     return render(

@@ -23,13 +23,13 @@ def test_identify_names_each_face_in_a_group_photo(
     server: OneEyeApp, client_for: ClientFor, face_photos: Path, load_photo: PhotoLoader
 ) -> None:
     admin = client_for("admin")
-    viewer = client_for("viewer")
+    teller = client_for("teller")
     obama = admin.post(PEOPLE, json={"name": "Barack Obama"}).json()
     enrol(admin, obama["id"], face_photos, "obama.jpg")
     before = stored(server)
 
     group = encode_jpeg(side_by_side(load_photo("obama2.jpg"), load_photo("biden.jpg")))
-    response = viewer.post(IDENTIFY, files=upload("group.jpg", group))
+    response = teller.post(IDENTIFY, files=upload("group.jpg", group))
     assert response.status_code == 200, response.text
     faces = response.json()["faces"]
     assert len(faces) == 2
@@ -53,7 +53,7 @@ def test_identify_names_each_face_in_a_group_photo(
 
     biden = admin.post(PEOPLE, json={"name": "Joe Biden"}).json()
     enrol(admin, biden["id"], face_photos, "biden.jpg")
-    one = viewer.post(IDENTIFY, params={"k": 1}, files=upload("group.jpg", group)).json()
+    one = teller.post(IDENTIFY, params={"k": 1}, files=upload("group.jpg", group)).json()
     assert sorted(f["name"] for f in one["faces"]) == ["Barack Obama", "Joe Biden"]
     assert [len(f["matches"]) for f in one["faces"]] == [1, 1]
 
@@ -61,21 +61,21 @@ def test_identify_names_each_face_in_a_group_photo(
 @pytest.mark.slow
 def test_a_photo_without_faces_answers_an_empty_list(client_for: ClientFor) -> None:
     blank = encode_jpeg(np.full((200, 300, 3), 90, dtype=np.uint8))
-    response = client_for("viewer").post(IDENTIFY, files=upload("blank.jpg", blank))
+    response = client_for("teller").post(IDENTIFY, files=upload("blank.jpg", blank))
     assert response.status_code == 200
     assert response.json() == {"faces": []}
 
 
 def test_bad_uploads_get_the_reason(server: OneEyeApp, client_for: ClientFor) -> None:
-    viewer = client_for("viewer")
-    response = viewer.post(IDENTIFY, files=upload("a.txt", b"hello"))
+    teller = client_for("teller")
+    response = teller.post(IDENTIFY, files=upload("a.txt", b"hello"))
     assert response.status_code == 400
     assert response.json()["error"]["message"].startswith("a.txt: not an image")
     server.services.enrolment.max_upload_bytes = 1000
-    big = viewer.post(IDENTIFY, files=upload("big.jpg", b"\xff\xd8" + bytes(5000)))
+    big = teller.post(IDENTIFY, files=upload("big.jpg", b"\xff\xd8" + bytes(5000)))
     assert big.status_code == 413
     assert "the limit is 1,000 bytes" in big.json()["error"]["message"]
-    missing = viewer.post(IDENTIFY)
+    missing = teller.post(IDENTIFY)
     assert missing.status_code == 422
     assert "file" in missing.json()["error"]["message"]
 

@@ -132,7 +132,9 @@ def test_audit_log_filters_and_limits(server: OneEyeApp, client_for: ClientFor) 
         server.services.auth.audit("system", "test.thing", f"s{n}")
     entries = admin.get("/api/v1/audit", params={"action": "test.thing", "limit": 2}).json()
     assert [e["subject"] for e in entries] == ["s2", "s1"]
-    assert set(entries[0]) == {"id", "at", "actor", "action", "subject", "detail"}
+    assert set(entries[0]) == {
+        "id", "at", "actor", "role", "action", "subject", "address", "detail",
+    }  # fmt: skip
     everything = admin.get("/api/v1/audit").json()
     assert {"login", "user.create"} <= {e["action"] for e in everything}
     assert admin.get("/api/v1/audit", params={"limit": 0}).status_code == 422

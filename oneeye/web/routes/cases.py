@@ -44,7 +44,7 @@ from oneeye.services.alerts import (
 )
 from oneeye.services.enrolment import UploadTooLargeError
 from oneeye.services.sightings import photo_url
-from oneeye.web.deps import Admin, Reporter, Viewer
+from oneeye.web.deps import Admin, Reporter, Viewer, audit_access, get_services
 from oneeye.web.routes.people import BoxPublic, box_public, read_upload
 
 logger = logging.getLogger(__name__)
@@ -322,9 +322,11 @@ def get_case(request: Request, viewer: Viewer, case_id: str) -> CaseDetail:
     included."""
     alerts = get_alerts(request)
     try:
-        return case_detail(alerts.case(case_id), alerts.matches(case_id))
+        detail = case_detail(alerts.case(case_id), alerts.matches(case_id))
     except AlertError as exc:
         refuse(exc)
+    audit_access(get_services(request), viewer, request, "case.view", case_id, {"via": "api"})
+    return detail
 
 
 @router.post(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from oneeye.errors import ImageError
@@ -22,7 +22,7 @@ from oneeye.services.customers import (
     ReadOnlyDirectoryError,
 )
 from oneeye.services.enrolment import encode_jpeg
-from oneeye.web.deps import Admin, ServicesDep, Teller
+from oneeye.web.deps import Admin, ServicesDep, Teller, audit_access
 from oneeye.web.routes.people import UploadDep, read_upload, refuse
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ def _save(
 
 @router.get("", response_model=list[CustomerPublic], summary="List accounts")
 def list_customers(
+    request: Request,
     services: ServicesDep,
     teller: Teller,
     q: Annotated[str | None, Query(max_length=200, description="Part of an id or name")] = None,
@@ -121,8 +122,13 @@ def list_customers(
     except CustomerError as exc:
         raise _refuse(exc) from None
     if cards:
-        services.auth.audit(
-            teller.actor, "account.view", "list", {"accounts": [c.account_id for c in cards]}
+        audit_access(
+            services,
+            teller,
+            request,
+            "account.view",
+            "list",
+            {"accounts": [c.account_id for c in cards]},
         )
     return [customer_public(c) for c in cards]
 
@@ -163,7 +169,9 @@ def put_customer(
 
 
 @router.get("/{account_id}", response_model=CustomerPublic, summary="One account")
-def get_customer(account_id: str, services: ServicesDep, teller: Teller) -> CustomerPublic:
+def get_customer(
+    account_id: str, request: Request, services: ServicesDep, teller: Teller
+) -> CustomerPublic:
     """The account's card from the customer directory (built-in or the bank's API). Each
     view is written to the audit log."""
     try:
@@ -172,7 +180,7 @@ def get_customer(account_id: str, services: ServicesDep, teller: Teller) -> Cust
         raise _refuse(exc) from None
     if card is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer account {account_id!r}")
-    services.auth.audit(teller.actor, "account.view", account_id)
+    audit_access(services, teller, request, "account.view", account_id)
     return customer_public(card)
 
 

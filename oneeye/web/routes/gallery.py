@@ -3,7 +3,8 @@
 ``GET /gallery`` answers the live gallery as one consistent snapshot: its version, thresholds,
 margin and every entry with its embedding. Embeddings are biometric data, so the route lets in
 an admin or an ``edge`` API key only (an edge's key passes no other route). An edge fetches it
-at start and whenever it missed a version of ``oneeye/v1/gallery/changes``.
+at start and whenever it missed a version of ``oneeye/v1/gallery/changes``. Each fetch is one
+row in the audit log (``gallery.export``, with the version and the number of entries).
 
 ``PUT /edge/snapshots/{key}`` stores a snapshot an edge took, under the key the edge chose
 (``snapshots/...``; random, so keys of two edges never meet) and already named in its sighting.
@@ -20,7 +21,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from oneeye.store.photos import PhotoNotFoundError, PhotoStoreError, check_key
-from oneeye.web.deps import AdminOrEdge, ServicesDep
+from oneeye.web.deps import AdminOrEdge, ServicesDep, audit_access
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,9 @@ class SnapshotStored(BaseModel):
 
 
 @router.get("/gallery", response_model=GalleryExport, summary="The gallery, for edges")
-def export_gallery(services: ServicesDep, principal: AdminOrEdge) -> GalleryExport:
+def export_gallery(
+    request: Request, services: ServicesDep, principal: AdminOrEdge
+) -> GalleryExport:
     """Every gallery entry with its embedding, at one version (admin or an edge's key)."""
     gallery = services.gallery
     for _ in range(_SNAPSHOT_TRIES):
@@ -73,6 +76,14 @@ def export_gallery(services: ServicesDep, principal: AdminOrEdge) -> GalleryExpo
             break
     else:  # the gallery changed under every try: an edge sees the next version and resyncs
         logger.warning("gallery export: the gallery kept changing; answering version %d", before)
+    audit_access(
+        services,
+        principal,
+        request,
+        "gallery.export",
+        f"version:{before}",
+        {"entries": len(templates)},
+    )
     logger.info(
         "%s fetched the gallery (version %d, %d entries)",
         principal.actor,

@@ -1,15 +1,21 @@
-"""``POST /identify``: who is in this photo? (``viewer`` and above; nothing is stored)."""
+"""``POST /identify``: who is in this photo? (``teller`` and above).
+
+A face search names people, so it needs the role that may see who a customer is, and every
+search is written to the audit log (the photo's digest and the ids of the people shown).
+The photo itself is not stored.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel
 
 from oneeye.errors import ImageError
 from oneeye.services.enrolment import IdentifiedFace
-from oneeye.web.deps import ServicesDep, Viewer
+from oneeye.web.deps import ServicesDep, Teller, audit_access
 from oneeye.web.routes.people import BoxPublic, UploadDep, box_public, read_upload, refuse
 
 router = APIRouter(prefix="/identify", tags=["identify"])
@@ -93,9 +99,10 @@ def face_public(face: IdentifiedFace) -> FacePublic:
     },
 )
 def identify(
+    request: Request,
     file: UploadDep,
     services: ServicesDep,
-    viewer: Viewer,
+    teller: Teller,
     k: Annotated[int, Query(ge=1, le=20, description="Candidates per face")] = 3,
 ) -> IdentifyResult:
     """Find every face in the uploaded photo and its nearest enrolled people (up to ``k`` per
@@ -105,4 +112,18 @@ def identify(
         faces = services.enrolment.identify(data, file.filename or "", k=k)
     except ImageError as exc:
         refuse(exc)
+    shown = sorted({m.person_id for f in faces for m in f.matches})
+    audit_access(
+        services,
+        teller,
+        request,
+        "face.search",
+        f"sha256:{hashlib.sha256(data).hexdigest()[:32]}",
+        {
+            "faces": len(faces),
+            "matched": sorted({f.person_id for f in faces if f.person_id is not None}),
+            "shown": shown,
+            "k": k,
+        },
+    )
     return IdentifyResult(faces=[face_public(f) for f in faces])

@@ -2,18 +2,19 @@
 
 This route is public on purpose: the people an SMS or a webhook reaches have no OneEye login.
 The link's signature (see ``oneeye.services.notify.links``) is the credential; a forged,
-altered or expired link, or one to anything but a snapshot, is refused with 403.
+altered or expired link, or one to anything but a snapshot, is refused with 403. Every
+snapshot handed out is written to the audit log (actor ``link``) first.
 """
 
 from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from oneeye.services.notify.links import LinkError
 from oneeye.store.photos import PhotoNotFoundError, PhotoStoreError, check_key
-from oneeye.web.deps import ServicesDep
+from oneeye.web.deps import ServicesDep, client_address
 from oneeye.web.routes.photos import CONTENT_TYPES
 
 router = APIRouter(prefix="/links", tags=["links"])
@@ -30,6 +31,7 @@ router = APIRouter(prefix="/links", tags=["links"])
     },
 )
 def get_linked_snapshot(
+    request: Request,
     services: ServicesDep,
     key: str | None = None,
     exp: str | None = None,
@@ -53,6 +55,9 @@ def get_linked_snapshot(
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, "this snapshot has been deleted (the case was closed)"
         ) from None
+    services.auth.audit(
+        "link", "photo.view", key, {"via": "signed-link"}, address=client_address(request)
+    )
     suffix = key.rsplit(".", 1)[-1].lower()
     max_age = max(0, min(3600, expires - int(time.time())))
     return Response(

@@ -1,6 +1,9 @@
 """People and their enrolled photos: ``/people``.
 
-Reading needs ``viewer``; creating, changing, enrolling and deleting need ``admin``. An upload
+Reading needs ``viewer``; creating, changing, enrolling and deleting need ``admin``. Who holds
+which account, and the notes kept on a person, are for ``teller`` and above: lower roles get
+people without ``account_id`` and ``notes``, and their ``q`` searches names only (so an
+account number cannot be probed). Every listing is written to the audit log. An upload
 that cannot be enrolled (not an image, too large, no face, several faces) is answered with a
 4xx that says why, and leaves nothing behind.
 
@@ -19,13 +22,14 @@ import tempfile
 from datetime import datetime
 from typing import Annotated, Any, NoReturn
 
-from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, HTTPException, Query, Request, Response, UploadFile, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from oneeye.errors import FaceError, ImageError
+from oneeye.services.auth import Principal
 from oneeye.services.customers import PHOTOS_URL
 from oneeye.services.enrolment import (
     UNSET,
@@ -38,11 +42,14 @@ from oneeye.services.enrolment import (
 from oneeye.services.privacy import ErasureReport
 from oneeye.store.photos import PhotoStoreError
 from oneeye.types import FaceBox
-from oneeye.web.deps import Admin, ServicesDep, Viewer
+from oneeye.web.deps import Admin, ServicesDep, Viewer, audit_access
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/people", tags=["people"])
+
+ACCOUNT_ROLE = "teller"
+"""The lowest role that sees who holds which account, and the notes on a person."""
 
 UploadDep = Annotated[UploadFile, File(description="A JPEG, PNG, WebP, BMP, GIF or TIFF photo")]
 
@@ -69,17 +76,22 @@ class PersonUpdate(BaseModel):
     watchlists: list[str] | None = Field(default=None, max_length=50)
 
 
-class PersonPublic(BaseModel):
-    """A person as the API shows them."""
+class PersonSummary(BaseModel):
+    """A person as roles below ``teller`` see them: no account, no notes."""
 
     id: str
     name: str
-    account_id: str | None
-    notes: str
     watchlists: list[str]
     templates: int
     """How many photos are enrolled."""
     created_at: datetime
+
+
+class PersonPublic(PersonSummary):
+    """A person as ``teller`` and above see them."""
+
+    account_id: str | None
+    notes: str
 
 
 class BoxPublic(BaseModel):
@@ -152,7 +164,7 @@ def box_public(box: FaceBox) -> BoxPublic:
 
 
 def person_public(info: PersonInfo) -> PersonPublic:
-    """A person as the API shows them."""
+    """A person as ``teller`` and above see them."""
     return PersonPublic(
         id=info.id,
         name=info.name,
@@ -162,6 +174,22 @@ def person_public(info: PersonInfo) -> PersonPublic:
         templates=info.templates,
         created_at=info.created_at,
     )
+
+
+def person_summary(info: PersonInfo) -> PersonSummary:
+    """A person as roles below ``teller`` see them."""
+    return PersonSummary(
+        id=info.id,
+        name=info.name,
+        watchlists=list(info.watchlists),
+        templates=info.templates,
+        created_at=info.created_at,
+    )
+
+
+def person_for(info: PersonInfo, principal: Principal) -> PersonPublic | PersonSummary:
+    """A person as ``principal`` may see them (account and notes for ``teller`` and above)."""
+    return person_public(info) if principal.allows(ACCOUNT_ROLE) else person_summary(info)
 
 
 def template_public(info: TemplateInfo) -> TemplatePublic:
@@ -203,18 +231,42 @@ def refuse(exc: Exception) -> NoReturn:
 # routes --------------------------------------------------------------------------------------
 
 
-@router.get("", response_model=list[PersonPublic], summary="List people")
+@router.get(
+    "",
+    # The fuller model first: an answer with account ids must not be cut down to the summary.
+    response_model=list[PersonPublic] | list[PersonSummary],
+    summary="List people",
+)
 def list_people(
+    request: Request,
     services: ServicesDep,
     viewer: Viewer,
     watchlist: Annotated[str | None, Query(max_length=64)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Part of a name or account")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Part of a name (or of an account id, for tellers)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[PersonPublic]:
-    """People by name, optionally only those on a watchlist or matching ``q``."""
-    people = services.enrolment.people(watchlist=watchlist, q=q, limit=limit, offset=offset)
-    return [person_public(p) for p in people]
+) -> list[PersonPublic] | list[PersonSummary]:
+    """People by name, optionally only those on a watchlist or matching ``q``; account ids
+    and notes for ``teller`` and above only."""
+    accounts = viewer.allows(ACCOUNT_ROLE)
+    people = services.enrolment.people(
+        watchlist=watchlist, q=q, limit=limit, offset=offset, match_accounts=accounts
+    )
+    # The search text may be a name: the audit row keeps only the ids that were shown.
+    audit_access(
+        services,
+        viewer,
+        request,
+        "person.list",
+        watchlist or "",
+        {"people": [p.id for p in people], "accounts": accounts},
+    )
+    if accounts:
+        return [person_public(p) for p in people]
+    return [person_summary(p) for p in people]
 
 
 @router.post(
@@ -238,11 +290,13 @@ def create_person(body: PersonCreate, services: ServicesDep, admin: Admin) -> Pe
     return person_public(info)
 
 
-@router.get("/{person_id}", response_model=PersonPublic, summary="One person")
-def get_person(person_id: str, services: ServicesDep, viewer: Viewer) -> PersonPublic:
-    """The person with this id."""
+@router.get("/{person_id}", response_model=PersonPublic | PersonSummary, summary="One person")
+def get_person(
+    person_id: str, services: ServicesDep, viewer: Viewer
+) -> PersonPublic | PersonSummary:
+    """The person with this id (account id and notes for ``teller`` and above)."""
     try:
-        return person_public(services.enrolment.person(person_id))
+        return person_for(services.enrolment.person(person_id), viewer)
     except EnrolmentError as exc:
         refuse(exc)
 

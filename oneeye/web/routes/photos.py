@@ -3,14 +3,15 @@
 Camera snapshots (``snapshots/...``) need ``viewer``; enrolment photos (``templates/...``) and
 customers' profile photos (``customers/...``) are biometric or account data and need
 ``teller``. Answers are marked ``Cache-Control: private`` so no shared cache keeps them.
+Every photo handed out is written to the audit log (``photo.view``, by key) first.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from oneeye.store.photos import PhotoNotFoundError, PhotoStoreError, check_key
-from oneeye.web.deps import ServicesDep, Viewer
+from oneeye.web.deps import ServicesDep, Viewer, audit_access
 
 router = APIRouter(prefix="/photos", tags=["photos"])
 
@@ -43,7 +44,7 @@ CACHE_CONTROL = "private, max-age=3600"
         404: {"description": "No photo has this key"},
     },
 )
-def get_photo(key: str, services: ServicesDep, principal: Viewer) -> Response:
+def get_photo(key: str, request: Request, services: ServicesDep, principal: Viewer) -> Response:
     """The photo stored under ``key`` (as given in ``photo_url``/``snapshot_url`` fields)."""
     try:
         check_key(key)
@@ -60,6 +61,7 @@ def get_photo(key: str, services: ServicesDep, principal: Viewer) -> Response:
         data = services.photos.get(key)
     except PhotoNotFoundError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no photo {key!r}") from None
+    audit_access(services, principal, request, "photo.view", key, {"kind": kind})
     suffix = key.rsplit(".", 1)[-1].lower()
     return Response(
         content=data,

@@ -8,14 +8,15 @@ it.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from oneeye.services.auth import (
     MIN_PASSWORD,
+    AuthService,
     Role,
     UserError,
     UserExistsError,
@@ -91,16 +92,71 @@ class ApiKeyCreated(ApiKeyPublic):
 
 
 class AuditEntryPublic(BaseModel):
-    """One line of the audit log."""
+    """One line of the audit log: who (``actor`` and their ``role``), did or saw what
+    (``action``), about which record (``subject``, an id or a photo key), when, and from which
+    client ``address``."""
 
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     at: datetime
     actor: str
+    role: str
     action: str
     subject: str
+    address: str
     detail: dict[str, Any]
+
+
+AUDIT_PAGE = 100
+"""Audit entries per page unless asked for fewer or more (up to 1000)."""
+
+
+class AuditFilter(BaseModel):
+    """Which audit entries to read; every filter given must match. Times without a zone are
+    UTC. Page back with ``before`` set to the id of the last entry of a page."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    actor: str | None = Field(
+        default=None,
+        max_length=100,
+        description="`user:<name>` or `key:<name>`, or a bare name for either",
+    )
+    action: str | None = Field(
+        default=None,
+        max_length=64,
+        description="only this action (e.g. face.search); `user.` or `user.*` for a family",
+    )
+    target: str | None = Field(
+        default=None,
+        max_length=200,
+        description="entries about this id (a person, case, account or photo key)",
+    )
+    since: datetime | None = Field(default=None, description="at or after this time")
+    until: datetime | None = Field(default=None, description="before this time")
+    before: int | None = Field(default=None, ge=1, description="ids below this one")
+    limit: int = Field(default=AUDIT_PAGE, ge=1, le=1000)
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    def entries(self, auth: AuthService) -> list[AuditEntryPublic]:
+        """The entries this filter selects, newest first (blocking database work)."""
+        rows = auth.audit_entries(
+            self.limit,
+            self.action or None,
+            actor=self.actor or None,
+            subject=self.target or None,
+            since=self.since,
+            until=self.until,
+            before=self.before,
+        )
+        return [AuditEntryPublic.model_validate(row) for row in rows]
 
 
 def _http_error(exc: UserError) -> HTTPException:
@@ -223,20 +279,11 @@ def revoke_api_key(key_id: int, services: ServicesDep, admin: Admin) -> Response
 
 @audit_router.get("", response_model=list[AuditEntryPublic], summary="Read the audit log")
 def audit_log(
-    services: ServicesDep,
-    admin: Admin,
-    action: Annotated[
-        str | None,
-        Query(
-            max_length=64,
-            description="only this action (e.g. account.view); `user.` or `user.*` for a family",
-        ),
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    services: ServicesDep, admin: Admin, query: Annotated[AuditFilter, Query()]
 ) -> list[AuditEntryPublic]:
-    """The newest audit entries, newest first."""
-    entries = services.auth.audit_entries(limit=limit, action=action)
-    return [AuditEntryPublic.model_validate(e) for e in entries]
+    """The newest audit entries matching the filters, newest first, ``limit`` at a time;
+    the next page is ``before=<id of the last entry>``."""
+    return query.entries(services.auth)
 
 
 router = APIRouter()
