@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
@@ -188,3 +189,15 @@ def test_the_allow_list_setting_is_read_from_the_environment(
     assert ServeSettings().outbound.allow_internal == ["10.1.2.0/24", "sms-gw.internal"]
     with pytest.raises(ValidationError, match="a host name, an IP address or a network"):
         OutboundSettings(allow_internal=["http://sms-gw/"])
+
+
+def test_a_failed_lookup_at_send_time_is_a_connection_error_to_retry() -> None:
+    """DNS that fails now may work later: the request fails as unreachable (the senders
+    retry that), not as refused (which they never retry)."""
+
+    def broken_dns(host: str, port: int) -> list[str]:
+        raise OSError("temporary failure in name resolution")
+
+    unreachable = pytest.raises(httpx.ConnectError, match="does not resolve")
+    with OutboundGuard(resolve=broken_dns).client(timeout=2.0) as client, unreachable:
+        client.get("https://hooks.example.org/x")
