@@ -8,12 +8,12 @@ the push never waits on a slow client. A client whose bounded queue is full is c
 queue ends with ``None``); it reconnects with ``since`` and catches up from the database.
 
 Audit of account details: every time a ``customer.arrived`` event (balance, address) is sent
-to a user, one ``account.view`` row is written for that user (actor ``user:<name>``, subject
-the account id, the event id in the detail). Writing a row per recipient inside the push
-would put one database commit per teller on the arrival path, so deliveries are queued and a
-background writer commits them in batches (every ``AUDIT_INTERVAL`` seconds, and on
-``flush``/``close``). One row per recipient rather than one per event keeps the audit log
-searchable by user, as ``/audit`` and the auditors expect.
+to a user, one ``account.view`` row is written for that user (actor ``user:<name>``, their role
+and address, subject the account id, the event id in the detail). ``delivered`` commits the row
+before it returns and the WebSocket calls it (on a worker thread) before the frame goes out, so
+a process killed at any moment has no account details sent without their row. Such events are
+rare (one per customer arrival per teller), so a commit each costs little. One row per
+recipient rather than one per event keeps the audit log searchable by user.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import queue
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -41,9 +40,6 @@ QUEUE_SIZE = 256
 
 PRUNE_EVERY = 100
 """Publishes between two prunings of old events."""
-
-AUDIT_INTERVAL = 0.5
-"""Seconds between two batches of ``account.view`` audit rows."""
 
 ACCOUNT_EVENT = "customer.arrived"
 """The event type that carries account details."""
@@ -110,11 +106,12 @@ class Subscription:
             logger.warning("dashboard client (%s) fell behind; disconnecting it", self.role)
 
 
-def _audit_row(at: datetime, actor: str, event: HubEvent) -> AuditEntry:
+def _audit_row(actor: str, role: str, address: str, event: HubEvent) -> AuditEntry:
     account = event.payload.get("account") or {}
     return AuditEntry(
-        at=at,
-        actor=actor,
+        actor=actor[:100],
+        role=role[:16],
+        address=address[:64],
         action="account.view",
         subject=str(account.get("account_id") or ""),
         detail={
@@ -129,7 +126,7 @@ class EventHub:
     """Stores each event, then hands it to every subscriber whose role may see it."""
 
     def __init__(self, db: Database, history: int = 10_000, queue_size: int = QUEUE_SIZE) -> None:
-        """Set up the hub (no thread runs until the first audit row is queued).
+        """Set up the hub.
 
         Args:
             db: where events and audit rows are stored.
@@ -144,10 +141,6 @@ class EventHub:
         self._lock = threading.Lock()
         self._subscriptions: list[Subscription] = []
         self._published = 0
-        self._audit: queue.Queue[tuple[datetime, str, HubEvent]] = queue.Queue()
-        self._audit_lock = threading.Lock()
-        self._audit_stop = threading.Event()
-        self._audit_thread: threading.Thread | None = None
 
     # events ---------------------------------------------------------------------------------
 
@@ -243,56 +236,14 @@ class EventHub:
 
     # audit of account details ---------------------------------------------------------------
 
-    def delivered(self, event: HubEvent, actor: str) -> None:
-        """Note that ``event`` was sent to ``actor`` (``user:<name>``, ``key:<name>``).
+    def delivered(self, event: HubEvent, actor: str, *, role: str = "", address: str = "") -> None:
+        """Write the audit row for ``event`` about to be sent to ``actor`` (``user:<name>``,
+        ``key:<name>``), with their ``role`` and client ``address``; committed on return.
 
-        Only events with account details are audited; the row is written by the background
-        writer within ``AUDIT_INTERVAL`` seconds (or at ``flush``).
+        Only events with account details are audited. Blocking database work: call it from a
+        worker thread, before the event is sent.
         """
         if event.type != ACCOUNT_EVENT:
             return
-        self._audit.put((utcnow(), actor, event))  # the row is built off the event loop
-        self._ensure_audit_writer()
-
-    def flush(self) -> int:
-        """Write every queued audit row now; returns how many were written."""
-        with self._audit_lock:
-            pending: list[tuple[datetime, str, HubEvent]] = []
-            while True:
-                try:
-                    pending.append(self._audit.get_nowait())
-                except queue.Empty:
-                    break
-            if not pending:
-                return 0
-            try:
-                with self.db.session() as session:
-                    session.add_all([_audit_row(*item) for item in pending])
-            except Exception:
-                logger.exception("could not write %d account.view audit rows", len(pending))
-                for item in pending:  # keep them for the next batch
-                    self._audit.put(item)
-                return 0
-            return len(pending)
-
-    def close(self) -> None:
-        """Stop the audit writer after writing what is queued. Safe to call twice."""
-        self._audit_stop.set()
-        thread, self._audit_thread = self._audit_thread, None
-        if thread is not None:
-            thread.join(timeout=10)
-        self.flush()
-        self._audit_stop.clear()
-
-    def _ensure_audit_writer(self) -> None:
-        with self._lock:
-            if self._audit_thread is not None and self._audit_thread.is_alive():
-                return
-            self._audit_thread = threading.Thread(
-                target=self._audit_loop, name="audit-writer", daemon=True
-            )
-            self._audit_thread.start()
-
-    def _audit_loop(self) -> None:
-        while not self._audit_stop.wait(AUDIT_INTERVAL):
-            self.flush()
+        with self.db.session() as session:
+            session.add(_audit_row(actor, role, address, event))

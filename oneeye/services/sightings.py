@@ -304,13 +304,12 @@ class SightingService:
             self._subscribed = True
 
     def stop(self) -> None:
-        """Stop consuming (the bus has no unsubscribe: messages after this are ignored), and
-        write the queued audit rows of the event hub."""
+        """Stop consuming (the bus has no unsubscribe: messages after this are ignored) and
+        wait for the cards being looked up."""
         self._running = False
         arrivals, self._arrivals = self._arrivals, None
         if arrivals is not None:
             arrivals.shutdown(wait=True)
-        self.events.close()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every card being looked up has been published; ``False`` on timeout."""

@@ -7,8 +7,8 @@ accepted and closed at once with code ``4401``, so a script can tell "log in" fr
 fault; a cookie-authenticated connection from a page of another origin is closed with
 ``4403``. A client that reconnects passes ``?since=<last event id>``: the events it missed
 (that its role may see) come first, then live ones, none twice. Events with account details
-go to ``teller`` and ``admin`` only; every one sent is written to the audit log (in batches,
-see ``oneeye.services.events``). A client that falls too far behind is closed with ``4408``
+go to ``teller`` and ``admin`` only; each one's audit row is committed before it is sent (see
+``oneeye.services.events``). A client that falls too far behind is closed with ``4408``
 and should reconnect with ``since``. Every ``RECHECK_SECONDS`` the session or key is checked
 again: a user who logged out, was deactivated or changed role is closed with ``4401``.
 
@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from oneeye.services.auth import AuthError, Principal
 from oneeye.services.context import Services
-from oneeye.services.events import HubEvent, Subscription
+from oneeye.services.events import ACCOUNT_EVENT, HubEvent, Subscription
 from oneeye.web.deps import SESSION_COOKIE
 
 logger = logging.getLogger(__name__)
@@ -162,8 +162,17 @@ async def _still_allowed(
 async def _send(
     websocket: WebSocket, event: HubEvent, principal: Principal, services: Services
 ) -> None:
+    if event.type == ACCOUNT_EVENT:
+        # The row is committed before the details leave, so no kill can lose it.
+        address = websocket.client.host if websocket.client is not None else ""
+        await run_in_threadpool(
+            services.events.delivered,
+            event,
+            principal.actor,
+            role=principal.role,
+            address=address,
+        )
     await websocket.send_text(event.as_text())
-    services.events.delivered(event, principal.actor)
 
 
 async def _drain(websocket: WebSocket) -> None:

@@ -124,11 +124,12 @@ def test_a_customer_walking_in_reaches_tellers_once_and_viewers_without_details(
     every = admin.get("/api/v1/sightings", params={"camera": "door"}).json()
     assert every
     assert [row["id"] for row in every if row["left_at"] is None] == []
-    # The delivery of account details to the teller is in the audit log.
-    s.events.flush()
+    # The delivery of account details to the teller is in the audit log (written before it
+    # was sent), with the teller's role and address.
     views = s.auth.audit_entries(action="account.view")
     assert [(v.actor, v.subject) for v in views] == [("user:teller-0", "ACC-1")]
     assert views[0].detail["sighting_id"] == card["sighting_id"]
+    assert (views[0].role, views[0].address) == ("teller", "testclient")
 
 
 def customer_sighting(server: OneEyeApp, person: str | None) -> str:
@@ -209,6 +210,9 @@ def test_an_api_key_opens_the_socket(server: OneEyeApp, anonymous: TestClient) -
     with anonymous.websocket_connect(f"/ws?since=0&api_key={key}") as ws:
         event = hub.publish("customer.arrived", {"account": {"account_id": "B"}}, "teller")
         assert ws.receive_json()["id"] == event.id
+        # The audit row was committed before the frame was sent (nothing waits in memory).
+        [view] = server.services.auth.audit_entries(action="account.view")
+        assert (view.actor, view.role, view.subject) == ("key:wall display", "teller", "B")
     # Without since, only events after the subscription arrive: pass the newest id so none
     # is lost between connecting and subscribing.
     newest = hub.latest_id()
@@ -217,7 +221,6 @@ def test_an_api_key_opens_the_socket(server: OneEyeApp, anonymous: TestClient) -
     ) as ws:
         event = hub.publish("sighting", {"n": 1})
         assert ws.receive_json()["id"] == event.id
-    hub.flush()
     views = server.services.auth.audit_entries(action="account.view")
     assert [(v.actor, v.subject) for v in views] == [("key:wall display", "B")]
 

@@ -193,7 +193,6 @@ def test_gives_up_after_max_attempts(photos: LocalPhotoStore, db: Database) -> N
     [event] = [e for e in events.since(0, "viewer") if e.type == "notify.failed"]
     assert event.payload["notification_id"] == row_id
     assert event.payload["attempts"] == 3
-    events.close()
 
 
 def test_a_removed_subscription_is_not_notified(
