@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -360,6 +360,8 @@ class SightingService:
         """
         try:
             with self.db.session() as session:
+                if message.person is not None and session.get(Person, message.person) is None:
+                    message = self._as_unknown(message)
                 row = session.get(Sighting, message.id)
                 if message.event == "left":
                     if row is None:
@@ -390,6 +392,18 @@ class SightingService:
         except IntegrityError:
             logger.info("sighting %s was stored meanwhile; ignoring the repeat", message.id)
             return None
+
+    @staticmethod
+    def _as_unknown(message: SightingMessage) -> SightingMessage:
+        """A sighting naming a person OneEye does not hold (deleted or erased while an edge
+        still had them in its gallery) is stored as an unknown face: no row may carry the id
+        of someone erased."""
+        logger.info(
+            "camera %s: sighting %s names a person who is not enrolled; stored as unknown",
+            message.camera,
+            message.id,
+        )
+        return replace(message, person=None, watchlist=None, distance=None)
 
     def _delete_after_commit(self, session: Session, key: str) -> None:
         """Delete a snapshot that a better one replaced, once the row no longer names it (a

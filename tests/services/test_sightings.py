@@ -434,3 +434,17 @@ def test_a_snapshot_replaced_by_a_better_one_is_deleted(rig: Rig) -> None:
     assert not photos.exists(first)
     assert photos.exists(better)
     assert photos.exists(enrolment)
+
+
+def test_a_sighting_naming_a_person_who_is_not_enrolled_is_stored_as_unknown(rig: Rig) -> None:
+    # An edge that has not yet applied an erasure may still name the person: no row or event
+    # may carry the erased id again.
+    gone, sid, later = new_id(), new_id(), new_id()
+    rig.send(**message(sid, person=gone, watchlist="customers", distance=0.2))
+    rig.send(**message(later, track=3))
+    rig.send(**message(later, "sighting_update", track=3, person=gone, watchlist="customers"))
+    rig.settle()
+    with rig.db.session() as session:
+        rows = session.scalars(select(Sighting).where(Sighting.id.in_([sid, later]))).all()
+        assert [(r.person_id, r.watchlist) for r in rows] == [(None, None), (None, None)]
+    assert gone not in str(events_of(rig))
