@@ -103,7 +103,7 @@ class OneEyeApp:
         engine = engine if engine is not None else FaceEngine(settings.engine)
         gallery = GalleryIndex.from_settings(settings.gallery)
         bus = make_bus(settings)
-        auth = AuthService(db, settings.server.session_hours)
+        auth = AuthService.from_settings(db, settings.server)
         first_admin = auth.ensure_admin()
         if first_admin is not None:
             logger.warning("created the first admin; its one-time password is printed once")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import signal
 import socket
@@ -34,6 +35,7 @@ from oneeye.config import ServeSettings, Settings
 from oneeye.errors import OneEyeError, SourceError
 from oneeye.gallery import GalleryIndex
 from oneeye.gallery.ivf import IvfParameters
+from oneeye.redact import install_query_redaction
 from oneeye.services.auth import KEY_ROLES, ROLES, AuthService, UserError
 from oneeye.services.edge.runtime import EdgeRuntime, EdgeSettings, parse_camera
 from oneeye.store.db import Database, DatabaseError
@@ -49,6 +51,9 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 GALLERY_FILE = "gallery.npz"
 DEFAULT_WATCHLIST = "default"
+PRIVATE_UMASK = 0o077
+"""``serve`` and ``edge`` create every file owner-only, even ones a library makes (the data
+they keep is biometric)."""
 
 stderr = Console(stderr=True, soft_wrap=True)
 
@@ -486,6 +491,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     ONEEYE_ environment variables (ONEEYE_DATABASE_URL for PostgreSQL); Ctrl-C stops cleanly.
     """
     settings = _serve_settings(data_dir, host=host, port=port)
+    os.umask(PRIVATE_UMASK)
     try:
         app = OneEyeApp(settings, announce=announce_first_admin)
     except (OneEyeError, SQLAlchemyError) as exc:
@@ -496,6 +502,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         port=settings.server.port,
         log_level=logging.getLevelName(min(logging.getLogger().level, logging.INFO)).lower(),
     )
+    install_query_redaction()  # after uvicorn's Config, which sets up its loggers
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again; both end
     # up here as KeyboardInterrupt so the parts stop in order and the exit is clean.
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -605,6 +612,8 @@ def edge(
         )
     except OneEyeError as exc:
         raise click.BadParameter(str(exc)) from exc
+    os.umask(PRIVATE_UMASK)
+    install_query_redaction()
     engine = FaceEngine(settings.engine)
     runtime = EdgeRuntime(edge_settings, engine, GalleryIndex.from_settings(settings.gallery))
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -630,7 +639,7 @@ def users(ctx: click.Context, data_dir: Path | None) -> None:
     except (DatabaseError, SQLAlchemyError) as exc:
         raise SettingError(f"cannot open the database: {_one_line(exc)}") from exc
     ctx.call_on_close(db.close)
-    ctx.obj = AuthService(db, settings.server.session_hours)
+    ctx.obj = AuthService.from_settings(db, settings.server)
 
 
 def _auth(ctx: click.Context) -> AuthService:

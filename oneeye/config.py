@@ -160,6 +160,13 @@ class ServerSettings(BaseModel):
     session_hours: float = Field(default=12.0, gt=0.0)
     secure_cookies: bool = False
     """Mark session cookies ``Secure`` (set this when OneEye is served over HTTPS)."""
+    login_attempts: int = Field(default=5, ge=1, le=1000)
+    """Failed logins from one client address within ``login_window_seconds`` before that
+    address's logins pause (the account itself is never locked)."""
+    login_window_seconds: float = Field(default=300.0, gt=0.0, le=86_400.0)
+    login_global_attempts: int = Field(default=100, ge=1, le=1_000_000)
+    """Failed logins from all addresses together within the window before every address
+    that has failed lately pauses too (a guess per address per window)."""
     max_upload_bytes: int = Field(default=20_000_000, ge=1_000)
     event_history: int = Field(default=10_000, ge=100)
     """Dashboard events kept for clients that reconnect and ask for what they missed."""

@@ -17,10 +17,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets.exceptions
+import websockets.sync.client
 from click.testing import CliRunner
+from websockets.typing import Subprotocol
 
 from oneeye.cli import cli, main
+from oneeye.config import ServeSettings
 from oneeye.services.auth import AuthError, AuthService
+from oneeye.services.notify.links import LinkSigner, load_secret_key
 from oneeye.store.db import Database
 from tests.conftest import free_port
 
@@ -306,3 +311,54 @@ def test_a_duplicate_user_is_refused(
     assert run_users(data_dir, *args, stdin=f"{PASSWORD}\n", monkeypatch=monkeypatch) == 0
     assert run_users(data_dir, *args, stdin=f"{PASSWORD}\n", monkeypatch=monkeypatch) == 1
     assert "already exists" in capsys.readouterr().err
+
+
+# Secrets in logs and files (issue 11, finding 9) ------------------------------------------------
+
+
+def mode_of(path: Path) -> int:
+    """The permission bits of ``path``."""
+    return path.stat().st_mode & 0o777
+
+
+def test_no_key_or_link_signature_reaches_the_log_and_data_files_are_owner_only(
+    tmp_path: Path, logs: Path
+) -> None:
+    data = tmp_path / "data"
+    served = serve(data, logs, "secrets")
+    try:
+        key = auth_of(data).create_api_key("wall display", "teller")[1]
+        ws_url = served.url.replace("http://", "ws://") + "/ws?since=0"
+        # An old client's key in the URL: refused, and the URL is logged without it.
+        with websockets.sync.client.connect(f"{ws_url}&api_key={key}") as old:
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                old.recv(timeout=10)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4401
+        # The key as a subprotocol works; the server answers "oneeye", not the key.
+        with websockets.sync.client.connect(
+            ws_url,
+            subprotocols=[Subprotocol("oneeye"), Subprotocol(f"oneeye.key.{key}")],
+        ) as socket:
+            assert socket.subprotocol == "oneeye"
+        # A signed snapshot link's signature is a credential too.
+        settings = ServeSettings(data_dir=data)
+        link = LinkSigner(load_secret_key(settings), served.url).sign("snapshots/x.jpg", 600)
+        answer = httpx.get(
+            f"{served.url}/api/v1/links/snapshot",
+            params={"key": link.key, "exp": link.exp, "sig": link.sig},
+            timeout=10,
+        )
+        assert answer.status_code == 404  # a valid link to a snapshot that is not there
+        assert mode_of(data) == 0o700
+        for name in ("oneeye.db", "oneeye.db-wal", "oneeye.db-shm", "secret.key"):
+            assert mode_of(data / name) == 0o600, name
+        assert mode_of(data / "photos") == 0o700
+    finally:
+        assert served.stop() == 0, served.stderr.read_text()
+    log = served.output() + served.stderr.read_text()
+    assert '"WebSocket /ws?[redacted]"' in log  # the lines are there, without their query
+    assert "/api/v1/links/snapshot?[redacted]" in log
+    assert key not in log
+    assert key.split("_")[2] not in log  # not even the secret part of the key
+    assert link.sig not in log

@@ -310,6 +310,15 @@ def test_two_edges_and_a_server_in_separate_processes(
             "the edge's snapshot on the server",
         )
 
+    # What the edges keep on disk is owner-only, and their key is in no log line (finding 9).
+    for edge in (first, second):
+        folder = site.tmp / edge
+        assert mode_of(folder) == 0o700
+        for name in ("outbox.sqlite3", "outbox.sqlite3-wal", "gallery.json"):
+            assert mode_of(folder / name) == 0o600, name
+    for log_file in site.logs.iterdir():
+        assert site.edge_key not in log_file.read_text(errors="replace"), log_file.name
+
     # A SIGKILLed edge turns offline: its own status by the broker's will, its camera by the
     # monitor, and the dashboard hears it.
     site.edges[second].process.kill()
@@ -388,6 +397,11 @@ def test_two_edges_and_a_server_in_separate_processes(
     assert "dropped a malformed message" in log or "dropping a malformed sighting" in log
     ids = [r[0] for r in site.stored("SELECT id FROM sightings")]
     assert len(ids) == len(set(ids))
+
+
+def mode_of(path: Path) -> int:
+    """The permission bits of ``path``."""
+    return path.stat().st_mode & 0o777
 
 
 def _json(value: object) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
 import secrets
@@ -31,6 +32,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import String, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from oneeye.config import ServerSettings
 from oneeye.errors import OneEyeError
 from oneeye.store.db import Database
 from oneeye.store.models import ApiKey, AuditEntry, LoginSession, User, utcnow
@@ -47,8 +49,12 @@ KEY_ROLES: tuple[str, ...] = (*ROLES, EDGE_ROLE)
 MIN_PASSWORD = 10
 API_KEY_PREFIX = "oek_"
 LOGIN_ATTEMPTS = 5
-"""Failed logins for one username within ``LOGIN_WINDOW`` seconds before logins pause."""
+"""Failed logins from one client address within ``LOGIN_WINDOW`` seconds before its logins
+pause."""
 LOGIN_WINDOW = 300.0
+GLOBAL_LOGIN_ATTEMPTS = 100
+"""Failed logins from all addresses together within ``LOGIN_WINDOW`` seconds before every
+address that has failed lately pauses too."""
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 
 
@@ -57,11 +63,14 @@ class AuthError(OneEyeError):
 
 
 class ThrottledError(AuthError):
-    """Too many failed logins for one username: logins for it pause for ``retry_after`` s."""
+    """Too many failed logins from one client address: its logins pause for ``retry_after``
+    seconds."""
 
     def __init__(self, retry_after: float) -> None:
         self.retry_after = max(1, int(retry_after + 0.999))
-        super().__init__(f"too many failed logins; try again in {self.retry_after} seconds")
+        super().__init__(
+            f"too many failed logins from your address; try again in {self.retry_after} seconds"
+        )
 
 
 class UserError(OneEyeError):
@@ -130,14 +139,35 @@ def check_password(password: str) -> str:
     return password
 
 
+def client_key(address: str) -> str:
+    """How the throttle names a client: its IPv4 address, or its IPv6 /64 network (one host
+    holds a whole /64, so counting single IPv6 addresses would count nothing). A name that is
+    not an address (a test client's) stays as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:100]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class LoginThrottle:
-    """Counts failed logins per username, in memory: after ``attempts`` failures within
-    ``window`` seconds, that username's logins pause until the oldest failure is ``window``
-    seconds old.
+    """Counts failed logins per client address, in memory, and slows the attacker, never the
+    account: after ``attempts`` failures within ``window`` seconds from one address (an IPv6
+    /64), that address's logins pause until its oldest failure is ``window`` seconds old, while
+    the right password from any other address still works.
+
+    Globally bounded too: once ``global_attempts`` failures from all addresses together fall
+    within one window (many addresses guessing), every address that has failed lately pauses
+    as well, so each gets one guess per window; an address with no recent failure (the real
+    user's) is still let through. At most ``max_tracked`` addresses are remembered.
 
     In memory on purpose: one server process is the embedded shape, a restart forgets the
     counts, and several server processes each keep their own (an attacker gets ``attempts``
-    tries per process per window, still far too few to guess a password).
+    tries per address per process per window, still far too few to guess a password).
     """
 
     def __init__(
@@ -146,56 +176,67 @@ class LoginThrottle:
         window: float = LOGIN_WINDOW,
         clock: Callable[[], float] = time.monotonic,
         max_tracked: int = 10_000,
+        global_attempts: int = GLOBAL_LOGIN_ATTEMPTS,
     ) -> None:
-        """Pause a username after ``attempts`` failures within ``window`` seconds; keep at
-        most ``max_tracked`` usernames' failures in memory."""
+        """Pause an address after ``attempts`` failures within ``window`` seconds, and every
+        failing address once ``global_attempts`` failures fall within a window; keep at most
+        ``max_tracked`` addresses' failures in memory."""
         self.attempts = attempts
         self.window = window
         self.max_tracked = max_tracked
+        self.global_attempts = global_attempts
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
+        self._everyone: deque[float] = deque(maxlen=global_attempts)
         self._lock = threading.Lock()
 
-    def _recent(self, username: str, now: float) -> deque[float]:
-        failures = self._failures.get(username, deque())
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.get(client, deque())
         while failures and failures[0] <= now - self.window:
             failures.popleft()
         if not failures:
-            self._failures.pop(username, None)
+            self._failures.pop(client, None)
         return failures
 
-    def check(self, username: str) -> None:
-        """``ThrottledError`` if ``username`` has failed too often lately."""
+    def check(self, client: str) -> None:
+        """``ThrottledError`` if the address ``client`` has failed too often lately, or has
+        failed at all while everyone together has."""
         with self._lock:
             now = self._clock()
-            failures = self._recent(username.lower(), now)
+            failures = self._recent(client_key(client), now)
             if len(failures) >= self.attempts:
                 raise ThrottledError(failures[0] + self.window - now)
+            everyone = self._everyone
+            flooded = len(everyone) == everyone.maxlen and everyone[0] > now - self.window
+            if flooded and failures:
+                # Free again once the flood or this address's own failures age out.
+                raise ThrottledError(min(everyone[0], failures[-1]) + self.window - now)
 
-    def failed(self, username: str) -> None:
-        """Count one failed login for ``username``."""
+    def failed(self, client: str) -> None:
+        """Count one failed login from the address ``client``."""
         with self._lock:
-            key = username.lower()
+            key = client_key(client)
             now = self._clock()
             failures = self._recent(key, now)
             failures.append(now)
+            self._everyone.append(now)
             self._failures.pop(key, None)
             self._failures[key] = failures  # newest failure last: a flood drops the oldest
             if len(self._failures) > self.max_tracked:
                 self._sweep(now)
 
     def _sweep(self, now: float) -> None:
-        """Forget failures older than the window; if a flood of names is still too many,
-        forget the names that failed longest ago (memory stays bounded)."""
+        """Forget failures older than the window; if a flood of addresses is still too many,
+        forget the addresses that failed longest ago (memory stays bounded)."""
         for key in list(self._failures):
             self._recent(key, now)
         while len(self._failures) > self.max_tracked:
             del self._failures[next(iter(self._failures))]
 
-    def succeeded(self, username: str) -> None:
-        """Forget ``username``'s failures."""
+    def succeeded(self, client: str) -> None:
+        """Forget the address ``client``'s failures (it knew a password)."""
         with self._lock:
-            self._failures.pop(username.lower(), None)
+            self._failures.pop(client_key(client), None)
 
 
 def _audit_in(
@@ -222,6 +263,16 @@ class AuthService:
         self.throttle = throttle if throttle is not None else LoginThrottle()
         self._hasher = PasswordHasher()
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+
+    @classmethod
+    def from_settings(cls, db: Database, settings: ServerSettings) -> AuthService:
+        """The service with the session and login-throttle limits of ``settings``."""
+        throttle = LoginThrottle(
+            attempts=settings.login_attempts,
+            window=settings.login_window_seconds,
+            global_attempts=settings.login_global_attempts,
+        )
+        return cls(db, settings.session_hours, throttle)
 
     # users ---------------------------------------------------------------------------------
 
@@ -363,21 +414,22 @@ class AuthService:
                 user.password_hash = self._hasher.hash(password)
             return Principal("user", user.id, user.username, user.role)
 
-    def login(self, username: str, password: str) -> NewSession:
+    def login(self, username: str, password: str, *, client: str = "unknown") -> NewSession:
         """Check a password and open a session for a browser.
 
-        ``ThrottledError`` (before the password is even checked) when this username has
-        failed ``LOGIN_ATTEMPTS`` times within ``LOGIN_WINDOW`` seconds; ``AuthError`` for a
-        wrong name or password, which counts as one failure.
+        ``client`` is the address the login comes from. ``ThrottledError`` (before the
+        password is even checked) when that address is paused (see ``LoginThrottle``: the
+        account itself is never locked); ``AuthError`` for a wrong name or password, which
+        counts as one failure of that address.
         """
-        self.throttle.check(username)
+        self.throttle.check(client)
         try:
             principal = self.verify_password(username, password)
         except AuthError:
-            self.throttle.failed(username)
+            self.throttle.failed(client)
             self.audit(f"user:{username[:64]}", "login.failed", username[:64])
             raise
-        self.throttle.succeeded(username)
+        self.throttle.succeeded(client)
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
         expires = utcnow() + self.session_lifetime

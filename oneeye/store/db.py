@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from oneeye.errors import OneEyeError
+from oneeye.store.files import private_sqlite
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         """Connect lazily to ``url`` (a SQLAlchemy URL: ``sqlite:///path``,
-        ``postgresql+psycopg://...``). A SQLite file's folder is created."""
+        ``postgresql+psycopg://...``). A SQLite file and its folder are created owner-only
+        (0600 / 0700; its ``-wal`` and ``-shm`` files follow the file's mode)."""
         try:
             parsed = make_url(url)
         except Exception as exc:
@@ -53,7 +55,7 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite(Path(parsed.database))
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         elif parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
             # Plain postgresql:// means psycopg 3 here, the driver OneEye installs.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
 
@@ -54,6 +55,36 @@ async def csrf_ok(request: Request, principal: Principal) -> bool:
     return hmac.compare_digest(sent.encode(), principal.csrf_token.encode())
 
 
+def same_origin(request: Request) -> bool:
+    """Whether a request comes from a page of this server, as far as the browser says.
+
+    Browsers send ``Origin`` on every cross-site POST (``null`` from sandboxed or privacy-
+    stripped contexts), and ``Referer`` on most; it must name this server: the ``Host`` the
+    request was sent to, or the host of ``ONEEYE_PUBLIC_URL`` (behind a proxy that rewrites
+    ``Host``). A request with neither header is a script or ``curl``, not a page riding on a
+    cookie, and passes.
+    """
+    sent = request.headers.get("origin") or request.headers.get("referer")
+    if sent is None:
+        return True
+    netloc = urlsplit(sent).netloc.lower()
+    if not netloc:
+        return False  # "null", or a bare path
+    own = {request.headers.get("host", "").lower()}
+    services = get_services(request)
+    own.add(urlsplit(services.settings.public_url).netloc.lower())
+    return netloc in own
+
+
+def check_same_origin(request: Request) -> None:
+    """403 for a request that a page of another site made (see ``same_origin``)."""
+    if not same_origin(request):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "this request came from a page of another site; open OneEye's own page instead",
+        )
+
+
 async def optional_principal(request: Request, services: ServicesDep) -> Principal | None:
     """Who is asking, or ``None`` when the request carries no credentials at all."""
     key = api_key_of(request)
@@ -66,11 +97,14 @@ async def optional_principal(request: Request, services: ServicesDep) -> Princip
         principal = services.auth.session_principal(token)
     except AuthError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
-    if request.method not in SAFE_METHODS and not await csrf_ok(request, principal):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "this form or request is missing its CSRF token; reload the page and try again",
-        )
+    if request.method not in SAFE_METHODS:
+        # A cookie rides along on any site's request: the change must come from our own page.
+        check_same_origin(request)
+        if not await csrf_ok(request, principal):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "this form or request is missing its CSRF token; reload the page and try again",
+            )
     return principal
 
 

@@ -53,7 +53,7 @@ ARRIVAL_TYPES = frozenset({"sighting", "customer.arrived", "sighting_update", "s
 
 LOGIN_ERRORS = {
     "1": "Wrong username or password.",
-    "throttled": "Too many failed logins for this username; wait a few minutes and try again.",
+    "throttled": "Too many failed logins from this address; wait a few minutes and try again.",
 }
 """What the login page says for the ``error`` the login route redirects back with."""
 

@@ -1,8 +1,12 @@
 """The dashboard WebSocket ``/ws``: live ``sighting``, ``customer.arrived`` and
 ``camera.status`` events, each a JSON frame ``{"id", "type", "at", "data"}``.
 
-Authentication is the session cookie (a browser) or an API key (``?api_key=``,
-``Authorization: Bearer``, or ``X-API-Key``). A connection without valid credentials is
+Authentication is the session cookie (a browser) or an API key, sent in a header, never in
+the URL (where access logs and proxies would keep it): ``Authorization: Bearer``,
+``X-API-Key``, or, for a browser script that cannot set headers on a WebSocket, as the
+subprotocol ``oneeye.key.<key>`` offered together with ``oneeye`` (the server answers
+``oneeye``, never echoing the key). A ``?api_key=`` in the URL is refused (4401) and, like
+every query string, never logged (see ``oneeye.redact``). A connection without valid credentials is
 accepted and closed at once with code ``4401``, so a script can tell "log in" from a network
 fault; a cookie-authenticated connection from a page of another origin is closed with
 ``4403``. A client that reconnects passes ``?since=<last event id>``: the events it missed
@@ -41,6 +45,18 @@ CLOSE_TOO_SLOW = 4408
 REPLAY_LIMIT = 1000
 RECHECK_SECONDS = 60.0
 """How often an open connection's session or key is checked again."""
+SUBPROTOCOL = "oneeye"
+"""The subprotocol the server answers with when a client offers it."""
+KEY_SUBPROTOCOL = "oneeye.key."
+"""A client offers ``oneeye.key.<API key>`` (with ``oneeye``) to authenticate by key."""
+
+
+def _subprotocol_key(websocket: WebSocket) -> str | None:
+    """The API key offered as the subprotocol ``oneeye.key.<key>``, if any."""
+    for offered in websocket.scope.get("subprotocols", ()):
+        if isinstance(offered, str) and offered.startswith(KEY_SUBPROTOCOL):
+            return offered[len(KEY_SUBPROTOCOL) :] or None
+    return None
 
 
 def _key_of(websocket: WebSocket, api_key: str | None) -> str | None:
@@ -61,6 +77,10 @@ def _same_origin(websocket: WebSocket) -> bool:
 
 
 def _authenticate(services: Services, websocket: WebSocket, api_key: str | None) -> Principal:
+    if "api_key" in websocket.query_params:
+        raise AuthError(
+            "send the API key in a header or the oneeye.key.<key> subprotocol, not in the URL"
+        )
     key = _key_of(websocket, api_key)
     if key is not None:
         return services.auth.key_principal(key)
@@ -74,11 +94,12 @@ def _authenticate(services: Services, websocket: WebSocket, api_key: str | None)
 async def dashboard_socket(
     websocket: WebSocket,
     since: Annotated[int | None, Query(ge=0)] = None,
-    api_key: Annotated[str | None, Query()] = None,
 ) -> None:
     """Push dashboard events to one client (see the module docstring)."""
     services: Services = websocket.app.state.services
-    await websocket.accept()
+    api_key = _subprotocol_key(websocket)
+    offered = websocket.scope.get("subprotocols", ())
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     try:
         principal = await run_in_threadpool(_authenticate, services, websocket, api_key)
     except AuthError as exc:

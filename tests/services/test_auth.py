@@ -231,57 +231,83 @@ def test_every_user_change_is_audited_with_its_actor(auth: AuthService, db: Data
         assert s.scalar(select(User).where(User.username == "alice")) is None
 
 
-def test_login_throttle_pauses_a_username_after_five_failures() -> None:
+def test_login_throttle_pauses_an_address_after_five_failures() -> None:
     clock = FakeClock()
     throttle = LoginThrottle(attempts=5, window=300.0, clock=clock)
     for _ in range(5):
-        throttle.check("alice")
-        throttle.failed("alice")
+        throttle.check("203.0.113.7")
+        throttle.failed("203.0.113.7")
         clock.now += 10
     with pytest.raises(ThrottledError) as caught:
-        throttle.check("Alice")
+        throttle.check("203.0.113.7")
     assert caught.value.retry_after == 250
-    throttle.check("bob")
+    throttle.check("203.0.113.8")  # another address is not slowed
     clock.now += 251
-    throttle.check("alice")  # the oldest failure aged out
-    throttle.failed("alice")
+    throttle.check("203.0.113.7")  # the oldest failure aged out
+    throttle.failed("203.0.113.7")
     with pytest.raises(ThrottledError):
-        throttle.check("alice")
-    throttle.succeeded("alice")
-    throttle.check("alice")
+        throttle.check("203.0.113.7")
+    throttle.succeeded("203.0.113.7")
+    throttle.check("203.0.113.7")
 
 
-def test_a_flood_of_usernames_does_not_grow_the_throttle_without_bound() -> None:
+def test_an_ipv6_host_is_counted_by_its_slash_64() -> None:
+    throttle = LoginThrottle(attempts=2, clock=FakeClock())
+    throttle.failed("2001:db8:1:2::1")
+    throttle.failed("2001:db8:1:2:ffff::9")  # the same /64: one host rotating addresses
+    with pytest.raises(ThrottledError):
+        throttle.check("2001:db8:1:2::77")
+    throttle.check("2001:db8:1:3::1")
+    throttle.failed("::ffff:198.51.100.4")
+    throttle.failed("198.51.100.4")  # an IPv4-mapped address is its IPv4 address
+    with pytest.raises(ThrottledError):
+        throttle.check("198.51.100.4")
+
+
+def test_many_addresses_guessing_are_bounded_but_a_clean_address_gets_in() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(attempts=5, window=300.0, clock=clock, global_attempts=10)
+    for n in range(10):
+        throttle.failed(f"198.51.100.{n}")
+        clock.now += 1
+    with pytest.raises(ThrottledError) as caught:  # one failure each, but the flood is on
+        throttle.check("198.51.100.3")
+    assert caught.value.retry_after == 290  # when the flood's oldest failure ages out
+    throttle.check("192.0.2.1")  # the real user's address has not failed: let through
+    clock.now += 300
+    throttle.check("198.51.100.3")
+
+
+def test_a_flood_of_addresses_does_not_grow_the_throttle_without_bound() -> None:
     clock = FakeClock()
     throttle = LoginThrottle(attempts=2, window=300.0, clock=clock, max_tracked=100)
     for n in range(150):
-        throttle.failed(f"spray-{n}")
+        throttle.failed(f"10.0.0.{n}")
         clock.now += 0.01
     assert len(throttle._failures) == 100
-    throttle.failed("spray-149")
-    with pytest.raises(ThrottledError):  # the newest names are the ones kept
-        throttle.check("spray-149")
+    throttle.failed("10.0.0.149")
+    with pytest.raises(ThrottledError):  # the newest addresses are the ones kept
+        throttle.check("10.0.0.149")
     clock.now += 301
     for n in range(101):
-        throttle.failed(f"later-{n}")
+        throttle.failed(f"10.1.0.{n}")
     assert len(throttle._failures) == 100
-    assert not any(name.startswith("spray-") for name in throttle._failures)
+    assert not any(name.startswith("10.0.") for name in throttle._failures)
 
 
-def test_login_is_refused_while_throttled_even_with_the_right_password(
-    db: Database,
-) -> None:
+def test_the_right_password_works_from_another_address_during_a_flood(db: Database) -> None:
     clock = FakeClock()
     auth = AuthService(db, throttle=LoginThrottle(clock=clock))
     auth.create_user("alice", PASSWORD, "viewer")
     for _ in range(5):
         with pytest.raises(AuthError, match="wrong"):
-            auth.login("alice", "not the password")
+            auth.login("alice", "not the password", client="203.0.113.66")
     with pytest.raises(ThrottledError, match="try again in 300 seconds"):
-        auth.login("alice", PASSWORD)
+        auth.login("alice", PASSWORD, client="203.0.113.66")
     assert len(auth.audit_entries(action="login.failed")) == 5
+    assert auth.login("alice", PASSWORD, client="192.0.2.10").principal.name == "alice"
     clock.now += 301
-    assert auth.login("alice", PASSWORD).principal.name == "alice"
+    assert auth.login("alice", PASSWORD, client="203.0.113.66").principal.name == "alice"
 
 
 def test_audit_entries_filter_by_actor_target_time_and_page_on_both_databases(

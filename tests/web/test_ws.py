@@ -207,7 +207,12 @@ def test_a_viewer_replay_holds_no_account_details(server: OneEyeApp, client_for:
 def test_an_api_key_opens_the_socket(server: OneEyeApp, anonymous: TestClient) -> None:
     _, key = server.services.auth.create_api_key("wall display", "teller")
     hub = server.services.events
-    with anonymous.websocket_connect(f"/ws?since=0&api_key={key}") as ws:
+    # A browser script offers the key as a subprotocol; the server answers "oneeye", never
+    # the key itself.
+    with anonymous.websocket_connect(
+        "/ws?since=0", subprotocols=["oneeye", f"oneeye.key.{key}"]
+    ) as ws:
+        assert ws.accepted_subprotocol == "oneeye"
         event = hub.publish("customer.arrived", {"account": {"account_id": "B"}}, "teller")
         assert ws.receive_json()["id"] == event.id
         # The audit row was committed before the frame was sent (nothing waits in memory).
@@ -230,6 +235,7 @@ def test_an_api_key_opens_the_socket(server: OneEyeApp, anonymous: TestClient) -
     [
         ("/ws", {}),
         ("/ws?api_key=oek_nope_nothing", {}),
+        ("/ws", {"Sec-WebSocket-Protocol": "oneeye, oneeye.key.oek_nope_nothing"}),
         ("/ws", {"Authorization": "Bearer oek_nope_nothing"}),
         ("/ws", {"Cookie": "oneeye_session=forged"}),
     ],
@@ -243,6 +249,20 @@ def test_no_valid_credentials_closes_with_4401(
     ):
         ws.receive_json()
     assert closed.value.code == 4401
+
+
+def test_a_key_in_the_url_is_refused_even_when_valid(
+    server: OneEyeApp, anonymous: TestClient
+) -> None:
+    """A key in the URL ends up in access logs and proxies: the server does not take it."""
+    _, key = server.services.auth.create_api_key("old display", "teller")
+    with (
+        anonymous.websocket_connect(f"/ws?since=0&api_key={key}") as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        ws.receive_json()
+    assert closed.value.code == 4401
+    assert "header" in (closed.value.reason or "")
 
 
 def test_a_cookie_from_another_origin_is_refused(server: OneEyeApp, client_for: ClientFor) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from oneeye.bus.base import ALL_SIGHTINGS, Bus, Handler, encode_payload, topic_matches
+from oneeye.store.files import private_sqlite
 from oneeye.store.photos import PhotoNotFoundError, PhotoStore, check_key
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class EdgeOutbox:
     """The SQLite file of sightings and snapshots not yet delivered. Thread-safe."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(path)  # queued snapshots are faces: owner-only, like the server's db
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from oneeye.services.edge.outbox import (
     SnapshotRefusedError,
     SpoolPhotoStore,
 )
+from oneeye.store.files import private_dir, write_private
 from oneeye.vision.engine import FaceEngine
 
 logger = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class EdgeRuntime:
         self.settings = settings
         self.engine = engine
         self.gallery = gallery
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         self.outbox = EdgeOutbox(settings.data_dir / OUTBOX_FILE)
         self.server = ServerClient(settings.server_url, settings.api_key)
         cameras = [c.id for c in settings.cameras]
@@ -262,9 +262,8 @@ class EdgeRuntime:
         body = self.server.gallery()
         snapshot = GallerySnapshot.from_json(body)
         cache = self.settings.data_dir / GALLERY_CACHE
-        partial = cache.with_suffix(".partial")
-        partial.write_text(json.dumps(body, separators=(",", ":")))
-        os.replace(partial, cache)
+        # The cache holds every enrolled face's embedding: owner-only, written atomically.
+        write_private(cache, json.dumps(body, separators=(",", ":")).encode())
         return snapshot
 
     def _load_cache(self) -> None:

@@ -6,7 +6,8 @@ the ``oneeye_session`` cookie (HttpOnly, SameSite=Lax, Secure when
 ``ONEEYE_SERVER__SECURE_COOKIES`` is on) and hands back the session's CSRF token, which every
 later cookie-authenticated change must send in ``X-CSRF-Token`` (or a ``csrf_token`` form
 field). Login itself needs no CSRF token: it does not use the session dependencies, so a stale
-cookie left in the browser does not get in the way.
+cookie left in the browser does not get in the way; instead its ``Origin`` (or ``Referer``)
+must be this server, so another site cannot log a browser in to an account of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from oneeye.web.deps import (
     CurrentPrincipal,
     ServicesDep,
     api_key_of,
+    check_same_origin,
+    client_address,
     csrf_ok,
 )
 
@@ -160,15 +163,19 @@ async def _login_fields(request: Request) -> tuple[LoginRequest, str | None]:
     responses={
         303: {"description": "a login form was posted: redirect to next (or /login?error=1)"},
         401: {"description": "wrong username or password"},
-        429: {"description": "too many failed logins for this username; see Retry-After"},
+        403: {"description": "the login form was posted from a page of another site"},
+        429: {"description": "too many failed logins from this address; see Retry-After"},
     },
 )
 async def login(request: Request, response: Response, services: ServicesDep) -> Any:
     """Open a session: sets the ``oneeye_session`` cookie and returns the CSRF token.
 
-    After 5 failed logins for one username within 5 minutes, its logins answer 429 until the
-    oldest failure is 5 minutes old (counted in this server process's memory).
+    After 5 failed logins from one client address within 5 minutes, that address's logins
+    answer 429 until its oldest failure is 5 minutes old; the right password from any other
+    address still works (counted in this server process's memory; see
+    ``ONEEYE_SERVER__LOGIN_*``). A login posted from a page of another site is refused (403).
     """
+    check_same_origin(request)  # login CSRF: another site must not log a browser in
     form = _is_form(request)
     try:
         fields, next_page = await _login_fields(request)
@@ -178,9 +185,9 @@ async def login(request: Request, response: Response, services: ServicesDep) -> 
         return RedirectResponse("/login?error=1", status.HTTP_303_SEE_OTHER)
     old_token = request.cookies.get(SESSION_COOKIE)
     try:
-        new = services.auth.login(fields.username, fields.password)
+        new = services.auth.login(fields.username, fields.password, client=client_address(request))
     except ThrottledError as exc:
-        logger.warning("login throttled for user %r", fields.username)
+        logger.warning("login throttled for client %s", client_address(request))
         if form:
             return RedirectResponse(
                 f"/login?error=throttled&next={quote(safe_next(next_page))}",
@@ -235,6 +242,7 @@ async def logout(request: Request, services: ServicesDep) -> Response:
                 status.HTTP_400_BAD_REQUEST, "an API key has no session to log out of"
             )
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "you are not logged in")
+    check_same_origin(request)
     principal: Principal | None
     try:
         principal = services.auth.session_principal(token)
