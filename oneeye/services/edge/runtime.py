@@ -293,13 +293,7 @@ class EdgeRuntime:
             if self._cache_written == snapshot.version:
                 return
         cache = self.settings.data_dir / GALLERY_CACHE
-        partial = cache.with_suffix(".partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(snapshot.to_json(), handle, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, cache)
+        write_private(cache, json.dumps(snapshot.to_json(), separators=(",", ":")).encode())
         with self._status_lock:
             self._cache_written = snapshot.version
         logger.debug("edge: cached gallery rewritten (version %d)", snapshot.version)
