@@ -446,10 +446,21 @@ class PrivacyService:
                 .where(DashboardEvent.id.in_(held.event_ids))
                 .order_by(DashboardEvent.id)
             ).all()
-            subjects = [person_id] + ([held.account_id] if held.account_id else [])
-            audit = session.scalars(
-                select(AuditEntry).where(AuditEntry.subject.in_(subjects)).order_by(AuditEntry.id)
-            ).all()
+            # Rows about the person, their account, and each of their photos (who fetched
+            # their enrolment photos and snapshots).
+            subjects = [person_id, *held.template_keys, *held.snapshot_keys]
+            if held.account_id:
+                subjects.append(held.account_id)
+            audit = [
+                row
+                for start in range(0, len(subjects), EVENT_SCAN)
+                for row in session.scalars(
+                    select(AuditEntry).where(
+                        AuditEntry.subject.in_(subjects[start : start + EVENT_SCAN])
+                    )
+                )
+            ]
+            audit.sort(key=lambda row: row.id)
             document: dict[str, Any] = {
                 "person_id": person_id,
                 "generated_at": utcnow().isoformat(),

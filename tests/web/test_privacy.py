@@ -227,6 +227,9 @@ def test_export_holds_everything_about_the_person_for_admins_only(
     assert {e["type"] for e in document["dashboard_events"]} >= {"customer.arrived", "sighting"}
     actions = {a["action"] for a in document["audit"]}
     assert {"person.create", "template.enrol", "account.create"} <= actions
+    assert admin.get(f"{API}/photos/{snapshot}").status_code == 200
+    again = admin.get(f"{API}/people/{person_id}/export").json()
+    assert [a["subject"] for a in again["audit"] if a["action"] == "photo.view"] == [snapshot]
 
     zipped = admin.get(f"{API}/people/{person_id}/export", params={"photos": "true"})
     assert zipped.status_code == 200
@@ -242,6 +245,7 @@ def test_export_holds_everything_about_the_person_for_admins_only(
     exports = site.app.services.auth.audit_entries(action="person.export")
     assert [(e.subject, e.detail["photos"]) for e in exports] == [
         (person_id, True),
+        (person_id, False),
         (person_id, False),
     ]
     for role in ("viewer", "teller"):
