@@ -432,7 +432,11 @@ class AlertService:
             person_id,
         )
         self.enrolment.auth.audit(
-            actor, "case.create", case_id, {"name": name, "photos": len(keys), "person": person_id}
+            # By id: the audit log keeps no names (the case row has it while the case is kept).
+            actor,
+            "case.create",
+            case_id,
+            {"photos": len(keys), "person": person_id},
         )
         info = self.case(case_id)
         self.events.publish("case.created", self._case_event(info), audience="viewer")
@@ -1057,7 +1061,7 @@ class AlertService:
             actor,
             "subscription.create",
             str(info.id),
-            {"case": case_id, "channel": channel, "address": address},
+            {"case": case_id, "channel": channel},  # no address: the log keeps ids only
         )
         return info
 
@@ -1087,7 +1091,7 @@ class AlertService:
             row = session.get(Subscription, subscription_id)
             if row is None:
                 raise SubscriptionNotFoundError(f"no subscription with id {subscription_id}")
-            detail = {"case": row.case_id, "channel": row.channel, "address": row.address}
+            detail = {"case": row.case_id, "channel": row.channel}
             session.delete(row)
         self.enrolment.auth.audit(actor, "subscription.delete", str(subscription_id), detail)
 

@@ -262,6 +262,8 @@ def test_every_case_view_is_audited(site: Site, face_photos: Path) -> None:
     for row in rows:
         check_row(row, "user:viewer1", "viewer", "case.view", case.id)
     assert "Biden" not in str(rows)
+    [filed] = site.audit(action="case.create", target=case.id)
+    assert "Biden" not in str(filed)
 
 
 # reading the log --------------------------------------------------------------------------------
