@@ -45,6 +45,7 @@ from sqlalchemy import func, select
 
 from oneeye.app import OneEyeApp
 from oneeye.bus.base import SIGHTINGS
+from oneeye.bus.messages import SightingPayload
 from oneeye.config import NotifySettings, ServeSettings, SmtpSettings
 from oneeye.store.models import CaseMatch, Notification, new_id
 from oneeye.vision.engine import FaceEngine
@@ -173,7 +174,7 @@ class Rig:
             "embedding": None,
         }
         started = time.perf_counter()
-        s.bus.publish(SIGHTINGS.format(camera=camera), payload)
+        s.bus.publish(SIGHTINGS.format(camera=camera), SightingPayload.model_validate(payload))
         return sighting_id, started
 
     def notifications_of(self, sighting_ids: list[str]) -> dict[int, str]:

@@ -50,6 +50,7 @@ import uvicorn
 
 from oneeye.app import OneEyeApp
 from oneeye.bus.base import ALL_SIGHTINGS, SIGHTINGS, Message
+from oneeye.bus.messages import SightingPayload
 from oneeye.config import ServeSettings
 from oneeye.errors import OneEyeError
 from oneeye.services.cameras import CameraConfig
@@ -293,22 +294,24 @@ def main() -> None:
         direct.add(sighting_id)
         app.services.bus.publish(
             SIGHTINGS.format(camera="door"),
-            {
-                "id": sighting_id,
-                "event": "sighting",
-                "camera": "door",
-                "track": 10_000 + number,
-                "person": people[number % len(people)],
-                "watchlist": "customers",
-                "distance": 0.25,
-                "quality": 0.9,
-                "frame": 0,
-                "t": 0.0,
-                "box": [100, 210, 210, 100],
-                "seen_at": utcnow().isoformat(),
-                "snapshot_key": None,
-                "embedding": None,
-            },
+            SightingPayload.model_validate(
+                {
+                    "id": sighting_id,
+                    "event": "sighting",
+                    "camera": "door",
+                    "track": 10_000 + number,
+                    "person": people[number % len(people)],
+                    "watchlist": "customers",
+                    "distance": 0.25,
+                    "quality": 0.9,
+                    "frame": 0,
+                    "t": 0.0,
+                    "box": [100, 210, 210, 100],
+                    "seen_at": utcnow().isoformat(),
+                    "snapshot_key": None,
+                    "embedding": None,
+                }
+            ),
         )
         time.sleep(0.5)
     time.sleep(1.0)

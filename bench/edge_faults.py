@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edge_propagation import RESULTS, ROOT, Deployment, postgres_schema, wait_for
 
 from oneeye.bus.base import SIGHTINGS
+from oneeye.bus.messages import EdgeStatusPayload, SightingPayload
 from oneeye.bus.mqtt import Announcement, MqttBus
 from oneeye.services.edge.monitor import EDGE_STATUS
 from oneeye.services.edge.outbox import EdgeOutbox, OutboxSender
@@ -114,26 +115,28 @@ class Broker:
 # A simulated edge (a process of its own) --------------------------------------------------
 
 
-def sighting(camera: str, track: int, rng: np.random.Generator) -> dict[str, Any]:
+def sighting(camera: str, track: int, rng: np.random.Generator) -> SightingPayload:
     """A sighting message as a camera worker publishes it for an unknown face."""
     embedding = rng.normal(size=128)
     embedding /= np.linalg.norm(embedding)
-    return {
-        "id": new_id(),
-        "event": "sighting",
-        "camera": camera,
-        "track": track,
-        "person": None,
-        "watchlist": None,
-        "distance": 0.61,
-        "quality": 0.8,
-        "frame": track * 3,
-        "t": track * 0.1,
-        "box": [100, 260, 260, 100],
-        "seen_at": datetime.now(UTC).isoformat(),
-        "snapshot_key": None,
-        "embedding": [round(float(v), 6) for v in embedding],
-    }
+    return SightingPayload.model_validate(
+        {
+            "id": new_id(),
+            "event": "sighting",
+            "camera": camera,
+            "track": track,
+            "person": None,
+            "watchlist": None,
+            "distance": 0.61,
+            "quality": 0.8,
+            "frame": track * 3,
+            "t": track * 0.1,
+            "box": [100, 260, 260, 100],
+            "seen_at": datetime.now(UTC).isoformat(),
+            "snapshot_key": None,
+            "embedding": [round(float(v), 6) for v in embedding],
+        }
+    )
 
 
 def simulated_edge(args: argparse.Namespace) -> None:
@@ -143,15 +146,21 @@ def simulated_edge(args: argparse.Namespace) -> None:
     data.mkdir(parents=True, exist_ok=True)
     camera = f"{args.sim_edge}-cam"
     status = EDGE_STATUS.format(edge=args.sim_edge)
-    base = {"edge": args.sim_edge, "cameras": [camera]}
     bus = MqttBus(
         args.broker,
         client_id=f"oneeye-edge-{args.sim_edge}",
         topic_prefix=args.prefix,
         session_expiry=600,
         reconnect_max=2,
-        will=Announcement(status, {**base, "state": "offline", "error": "connection lost"}),
-        birth=Announcement(status, {**base, "state": "online"}),
+        will=Announcement(
+            status,
+            EdgeStatusPayload(
+                edge=args.sim_edge, cameras=[camera], state="offline", error="connection lost"
+            ),
+        ),
+        birth=Announcement(
+            status, EdgeStatusPayload(edge=args.sim_edge, cameras=[camera], state="online")
+        ),
     )
     outbox = EdgeOutbox(data / "outbox.sqlite3")
     sender = OutboxSender(outbox, bus, lambda key, body: None)
@@ -171,7 +180,7 @@ def simulated_edge(args: argparse.Namespace) -> None:
                 break
             payload = sighting(camera, n, rng)
             outbox.add_sighting(topic, payload)
-            log.write(payload["id"] + "\n")
+            log.write(payload.id + "\n")
             log.flush()
             if args.rate > 0:
                 delay = started + (n - done + 1) / args.rate - time.monotonic()

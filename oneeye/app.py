@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from oneeye.bus.base import Bus
 from oneeye.bus.memory import MemoryBus
+from oneeye.bus.messages import PayloadLimits, PayloadReader
 from oneeye.bus.mqtt import MqttBus
 from oneeye.config import ServeSettings
 from oneeye.errors import OneEyeError
@@ -116,7 +117,13 @@ class OneEyeApp:
         enrolment = EnrolmentService(
             db, photos, engine, gallery_service, auth, settings.server.max_upload_bytes
         )
-        sightings = SightingService(db, photos, bus, events, directory, auth)
+        reader = PayloadReader(
+            PayloadLimits(
+                max_future_skew=settings.payloads.max_future_skew,
+                max_sighting_age=settings.payloads.max_sighting_age,
+            )
+        )
+        sightings = SightingService(db, photos, bus, events, directory, auth, reader)
         notifier = NotifyService(
             db,
             photos,
@@ -161,7 +168,7 @@ class OneEyeApp:
             privacy=privacy,
             retention=retention,
         )
-        self.edge_monitor = EdgeMonitor(bus)
+        self.edge_monitor = EdgeMonitor(bus, reader)
         """Turns an edge's last will (it died) into offline statuses for its cameras."""
         self.web: FastAPI = create_app(self.services)
         self._started = False

@@ -280,6 +280,16 @@ class MqttSettings(BaseModel):
     connect_timeout: float = Field(default=10.0, ge=0.0)
 
 
+class PayloadSettings(BaseModel):
+    """How near the receiver's clock the times in bus payloads must be (see SECURITY.md)."""
+
+    max_future_skew: float = Field(default=120.0, ge=0.0, le=3600.0)
+    """Seconds a payload's time may be ahead of this host's clock (clock drift)."""
+    max_sighting_age: float = Field(default=7 * 24 * 3600.0, gt=0.0)
+    """Seconds a sighting may be old when it arrives: how long an edge may queue sightings
+    through an outage and still have them stored. Older ones are dropped and counted."""
+
+
 class S3Settings(BaseModel):
     """An S3-compatible photo store, when ``photo_store`` is ``s3``."""
 
@@ -304,6 +314,7 @@ class ServeSettings(Settings):
     """Event bus: ``memory`` (in-process), or a broker: ``mqtt://[user:pass@]host:port``,
     ``mqtts://...`` (TLS; see ``mqtt``)."""
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    payloads: PayloadSettings = Field(default_factory=PayloadSettings)
     photo_store: Literal["local", "s3"] = "local"
     s3: S3Settings = Field(default_factory=S3Settings)
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -4,34 +4,38 @@ events a reconnecting client asks for, enrolled people), on SQLite and PostgreSQ
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from oneeye.app import OneEyeApp
 from oneeye.bus.base import SIGHTINGS
 from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
+from tests.bus.helpers import Note
 from tests.web.conftest import make_server
 
 
 def _publish_sighting(app: OneEyeApp, sighting_id: str) -> None:
     app.services.bus.publish(
         SIGHTINGS.format(camera="door"),
-        {
-            "id": sighting_id,
-            "event": "sighting",
-            "camera": "door",
-            "track": 7,
-            "person": None,
-            "watchlist": None,
-            "distance": None,
-            "quality": 0.8,
-            "frame": 12,
-            "t": 0.48,
-            "box": [10, 60, 60, 10],
-            "seen_at": "2026-11-26T09:00:00+00:00",
-            "snapshot_key": None,
-            "embedding": None,
-        },
+        Note.model_validate(
+            {
+                "id": sighting_id,
+                "event": "sighting",
+                "camera": "door",
+                "track": 7,
+                "person": None,
+                "watchlist": None,
+                "distance": None,
+                "quality": 0.8,
+                "frame": 12,
+                "t": 0.48,
+                "box": [10, 60, 60, 10],
+                "seen_at": datetime.now(UTC).isoformat(),
+                "snapshot_key": None,
+                "embedding": None,
+            }
+        ),
     )
 
 

@@ -54,7 +54,7 @@ from oneeye.services.edge.runtime import EdgeError, EdgeRuntime, EdgeSettings, p
 from oneeye.store.db import Database
 from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
-from tests.bus.helpers import Inbox, PrivateBroker
+from tests.bus.helpers import Inbox, Note, PrivateBroker, sighting
 from tests.conftest import PhotoLoader, free_port
 from tests.services.helpers import LabelledClip, make_clip
 
@@ -365,22 +365,24 @@ def test_two_edges_and_a_server_in_separate_processes(
     probe = new_id()
     site.bus.publish(
         SIGHTINGS.format(camera="door-cam"),
-        {
-            "id": probe,
-            "event": "sighting",
-            "camera": "door-cam",
-            "track": 1,
-            "person": None,
-            "watchlist": None,
-            "distance": None,
-            "quality": 0.5,
-            "frame": 1,
-            "t": 0.1,
-            "box": [1, 2, 3, 4],
-            "seen_at": datetime.now(UTC).isoformat(),
-            "snapshot_key": None,
-            "embedding": None,
-        },
+        Note.model_validate(
+            {
+                "id": probe,
+                "event": "sighting",
+                "camera": "door-cam",
+                "track": 1,
+                "person": None,
+                "watchlist": None,
+                "distance": None,
+                "quality": 0.5,
+                "frame": 1,
+                "t": 0.1,
+                "box": [1, 2, 3, 4],
+                "seen_at": datetime.now(UTC).isoformat(),
+                "snapshot_key": None,
+                "embedding": None,
+            }
+        ),
     )
 
     def published() -> set[str]:
@@ -436,7 +438,7 @@ def test_the_edge_queue_keeps_sightings_through_a_broker_outage(tmp_path: Path) 
         for _ in range(count):
             ident = new_id()
             sent.append(ident)
-            outbox.add_sighting(SIGHTINGS.format(camera="cam"), {"id": ident, "event": "sighting"})
+            outbox.add_sighting(SIGHTINGS.format(camera="cam"), sighting(id=ident))
 
     try:
         queue(50)
@@ -487,22 +489,24 @@ def test_two_servers_store_and_announce_each_sighting_once(site: Site) -> None:
         camera = f"cam-{number % 4}"
         site.bus.publish(
             SIGHTINGS.format(camera=camera),
-            {
-                "id": ident,
-                "event": "sighting",
-                "camera": camera,
-                "track": number,
-                "person": None,
-                "watchlist": None,
-                "distance": None,
-                "quality": 0.5,
-                "frame": number,
-                "t": number / 10,
-                "box": [1, 2, 3, 4],
-                "seen_at": datetime.now(UTC).isoformat(),
-                "snapshot_key": None,
-                "embedding": None,
-            },
+            Note.model_validate(
+                {
+                    "id": ident,
+                    "event": "sighting",
+                    "camera": camera,
+                    "track": number,
+                    "person": None,
+                    "watchlist": None,
+                    "distance": None,
+                    "quality": 0.5,
+                    "frame": number,
+                    "t": number / 10,
+                    "box": [1, 2, 3, 4],
+                    "seen_at": datetime.now(UTC).isoformat(),
+                    "snapshot_key": None,
+                    "embedding": None,
+                }
+            ),
         )
 
     def all_announced() -> bool:
@@ -561,14 +565,23 @@ def test_the_monitor_turns_a_dead_edge_s_cameras_offline(broker_url: str) -> Non
     edge_bus.start()
     status = "oneeye/v1/edges/e1/status"
     try:
-        edge_bus.publish(status, {"edge": "e1", "cameras": ["door", "lobby"], "state": "online"})
-        edge_bus.publish(status, {"edge": "e2", "cameras": ["x"], "state": "offline"})  # not e1
-        edge_bus.publish(status, {"edge": "e1", "cameras": "door", "state": "offline"})  # bad
+        edge_bus.publish(
+            status,
+            Note.model_validate({"edge": "e1", "cameras": ["door", "lobby"], "state": "online"}),
+        )
+        edge_bus.publish(
+            status, Note.model_validate({"edge": "e2", "cameras": ["x"], "state": "offline"})
+        )  # not e1
+        edge_bus.publish(
+            status, Note.model_validate({"edge": "e1", "cameras": "door", "state": "offline"})
+        )  # bad
         time.sleep(0.5)
         assert statuses.bodies() == []
         edge_bus.publish(
             status,
-            {"edge": "e1", "cameras": ["door", "lobby"], "state": "offline", "error": "lost"},
+            Note.model_validate(
+                {"edge": "e1", "cameras": ["door", "lobby"], "state": "offline", "error": "lost"}
+            ),
             retain=True,
         )
         wait_for(lambda: len(statuses.bodies()) == 2, 5, "two camera statuses")
@@ -691,16 +704,17 @@ def test_a_sighting_too_large_for_the_bus_is_dropped_not_blocking_the_queue(
     consumer = MqttBus(broker_url, topic_prefix=prefix)
     consumer.subscribe(ALL_SIGHTINGS, received)
     consumer.start()
-    bus = MqttBus(broker_url, topic_prefix=prefix, max_payload=10_000)
+    bus = MqttBus(broker_url, topic_prefix=prefix, max_payload=1_000)
     bus.start()
     outbox = EdgeOutbox(tmp_path / "outbox.sqlite3")
     topic = SIGHTINGS.format(camera="cam")
-    outbox.add_sighting(topic, {"id": "big", "pad": "x" * 20_000})
-    outbox.add_sighting(topic, {"id": "small"})
+    unit = [1.0 / 128**0.5] * 128  # a unit embedding: ~3 KB of JSON, over this bus's 1 KB
+    outbox.add_sighting(topic, sighting(id="b" * 32, embedding=unit))
+    outbox.add_sighting(topic, sighting(id="5" * 32))
     sender = OutboxSender(outbox, bus, lambda key, data: None, poll=0.05)
     sender.start()
     try:
-        wait_for(lambda: [p["id"] for p in received.bodies()] == ["small"], 5, "the small one")
+        wait_for(lambda: [p["id"] for p in received.bodies()] == ["5" * 32], 5, "the small one")
         assert outbox.counts() == (0, 0)
         assert sender.oversized == 1
     finally:

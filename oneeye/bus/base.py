@@ -1,17 +1,19 @@
 """The bus interface: publish JSON payloads on topics, subscribe handlers to topic filters.
 
-Topics and payloads are those of DESIGN.md ("Bus topics"); every payload carries ``v``, its
-schema version. Backends (in-process now, MQTT later) sit behind ``Bus``; nothing else imports
-a concrete backend. Handlers run on the backend's delivery thread and must not block it long.
+Topics are those of DESIGN.md ("Bus topics"); every payload is one of the models of
+``oneeye.bus.messages`` and carries ``v``, its schema version. Backends (in-process, MQTT)
+sit behind ``Bus``; nothing else imports a concrete backend. Handlers run on the backend's
+delivery thread and must not block it long.
 """
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel
 
 SCHEMA_VERSION = 1
 SIGHTINGS = "oneeye/v1/cameras/{camera}/sightings"
@@ -20,11 +22,15 @@ GALLERY_CHANGES = "oneeye/v1/gallery/changes"
 GALLERY_VERSION = "oneeye/v1/gallery/version"
 ALL_SIGHTINGS = "oneeye/v1/cameras/+/sightings"
 ALL_STATUS = "oneeye/v1/cameras/+/status"
+EDGE_STATUS = "oneeye/v1/edges/{edge}/status"
+"""Retained: an edge's own status (its birth message, its periodic status, its last will)."""
+ALL_EDGE_STATUS = "oneeye/v1/edges/+/status"
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One message as delivered: its topic and its decoded JSON payload."""
+    """One message as delivered: its topic and its decoded JSON object. Consumers read the
+    payload into its model with ``messages.PayloadReader``, never by its keys."""
 
     topic: str
     payload: dict[str, Any]
@@ -48,18 +54,17 @@ def topic_matches(pattern: str, topic: str) -> bool:
     return len(parts) == len(levels)
 
 
-def encode_payload(payload: dict[str, Any]) -> bytes:
-    """A payload as the UTF-8 JSON that goes on the wire, with ``v`` set."""
-    body = {"v": SCHEMA_VERSION, **payload}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+def encode_payload(payload: BaseModel) -> bytes:
+    """A payload model as the UTF-8 JSON that goes on the wire (its ``v`` included)."""
+    return payload.model_dump_json().encode()
 
 
 class Bus(ABC):
     """Publish and subscribe."""
 
     @abstractmethod
-    def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
-        """Send ``payload`` (a JSON-able dict; ``v`` is added) to every subscriber of
+    def publish(self, topic: str, payload: BaseModel, *, retain: bool = False) -> None:
+        """Send ``payload`` (a model of ``oneeye.bus.messages``) to every subscriber of
         ``topic``. A retained payload is also given to later subscribers."""
 
     @abstractmethod

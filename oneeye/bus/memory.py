@@ -10,7 +10,8 @@ import json
 import logging
 import queue
 import threading
-from typing import Any
+
+from pydantic import BaseModel
 
 from oneeye.bus.base import Bus, Handler, Message, encode_payload, topic_matches
 
@@ -34,7 +35,7 @@ class MemoryBus(Bus):
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
+    def publish(self, topic: str, payload: BaseModel, *, retain: bool = False) -> None:
         data = encode_payload(payload)
         if retain:
             with self._lock:

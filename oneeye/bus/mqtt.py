@@ -5,8 +5,10 @@ that comes back with the same client id gets what was published while it was awa
 acknowledged to the broker only after its handlers ran, so one queued in this process when it
 dies is delivered again (at least once; consumers recognise repeats by the payload's id).
 Handlers run on one delivery thread, in arrival order, never on paho's network thread. A
-malformed message (not UTF-8 JSON, not an object, no or unknown ``v``, too large) is logged
-with its topic and dropped; nothing else stops.
+malformed message (larger than its topic's byte limit, checked before parsing; not UTF-8 JSON,
+not an object, no or unknown ``v``) is dropped and counted in ``messages.REJECTIONS``, logged
+once per topic (never its content); nothing else stops. Handlers read the payload into its
+model (``messages.PayloadReader``), which checks the rest.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from pydantic import BaseModel
 
 from oneeye.bus.base import (
     ALL_SIGHTINGS,
@@ -41,6 +44,7 @@ from oneeye.bus.base import (
     encode_payload,
     topic_matches,
 )
+from oneeye.bus.messages import REJECTIONS, Rejections, max_bytes
 from oneeye.config import MqttSettings
 from oneeye.errors import OneEyeError
 
@@ -64,7 +68,7 @@ class Announcement:
     client vanishes without a clean stop) or the birth message (sent on every connect)."""
 
     topic: str
-    payload: dict[str, Any]
+    payload: BaseModel
     retain: bool = True
 
 
@@ -149,7 +153,9 @@ class MqttBus(Bus):
         shared_patterns: the patterns that are shared when ``share_group`` is set.
         topic_prefix: put before every topic (publish, subscribe, will); stripped on delivery.
             Separates installations (or tests) on one broker.
-        max_payload: larger incoming payloads are dropped; larger outgoing ones refused.
+        max_payload: larger incoming payloads are dropped; larger outgoing ones refused. A
+            topic with a model has its own, smaller limit (``messages.max_bytes``).
+        rejections: where dropped messages are counted (the process's by default).
         max_queue: messages waiting for the delivery thread before the network thread waits.
         max_outgoing: QoS 1 publishes kept in memory while the broker does not acknowledge
             them (e.g. while it is down); beyond this ``publish`` raises ``MqttError``.
@@ -229,6 +235,7 @@ class MqttBus(Bus):
         reconnect_min: int = 1,
         reconnect_max: int = 30,
         connect_timeout: float = 10.0,
+        rejections: Rejections | None = None,
     ) -> None:
         self.address = parse_broker_url(url)
         if share_group is not None and not _valid_level(share_group):
@@ -248,6 +255,7 @@ class MqttBus(Bus):
         self.connect_timeout = connect_timeout
         self.dropped = 0
         """Incoming messages dropped as malformed or oversized (for tests and metrics)."""
+        self.rejections = rejections or REJECTIONS
         self._v5 = protocol == "5"
         self._session_expiry = session_expiry if self.persistent else 0
         self._keepalive = keepalive
@@ -304,7 +312,7 @@ class MqttBus(Bus):
 
     # Bus ------------------------------------------------------------------------------------
 
-    def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
+    def publish(self, topic: str, payload: BaseModel, *, retain: bool = False) -> None:
         """Send ``payload`` with QoS 1. While the broker is unreachable the message waits in
         memory (up to ``max_outgoing``) and goes out on reconnect."""
         self._send(self._full(topic), self._encode(payload), retain)
@@ -451,7 +459,7 @@ class MqttBus(Bus):
     def _full(self, topic: str) -> str:
         return self.topic_prefix + topic
 
-    def _encode(self, payload: dict[str, Any]) -> bytes:
+    def _encode(self, payload: BaseModel) -> bytes:
         data = encode_payload(payload)
         if len(data) > self.max_payload:
             raise MqttError(
@@ -590,7 +598,7 @@ class MqttBus(Bus):
         try:
             topic = message.topic
         except UnicodeDecodeError:
-            self._drop(repr(message._topic), "topic is not UTF-8", message)
+            self._drop("<a topic that is not UTF-8>", "topic is not UTF-8", message)
             return
         ids: list[int] = []
         if message.properties is not None and hasattr(message.properties, "SubscriptionIdentifier"):
@@ -632,8 +640,10 @@ class MqttBus(Bus):
         if payload is None:
             return
         handlers = self._handlers_for(topic, item.subscriptions)
-        for handler in handlers:
-            message = Message(topic, json.loads(item.data), retained=item.retain)
+        for i, handler in enumerate(handlers):
+            # Each handler gets its own copy (the first takes the one already parsed).
+            body = payload if i == 0 else json.loads(item.data)
+            message = Message(topic, body, retained=item.retain)
             try:
                 handler(message)
             except Exception:
@@ -658,30 +668,34 @@ class MqttBus(Bus):
             return found
 
     def _decode(self, topic: str, data: bytes) -> dict[str, Any] | None:
-        if len(data) > self.max_payload:
-            self._reject(topic, f"{len(data)} bytes, over the limit of {self.max_payload}")
+        # The size first: a flood of huge payloads costs no parsing.
+        limit = max_bytes(topic, self.max_payload)
+        if len(data) > limit:
+            self._reject(topic, "too_large", f"{len(data)} bytes, over the limit of {limit}")
             return None
         try:
             payload = json.loads(data.decode("utf-8"))
         except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, absurd nesting
-            self._reject(topic, f"not UTF-8 JSON ({str(exc)[:80]}); starts {data[:40]!r}")
+            # The parser's message names a position, never the content.
+            self._reject(topic, "not_json", f"not UTF-8 JSON ({type(exc).__name__})")
             return None
         if not isinstance(payload, dict):
-            self._reject(topic, f"JSON {type(payload).__name__}, expected an object")
+            self._reject(topic, "not_json", f"JSON {type(payload).__name__}, expected an object")
             return None
         version = payload.get("v")
         if type(version) is not int or version not in SUPPORTED_VERSIONS:
             known = sorted(SUPPORTED_VERSIONS)
-            self._reject(topic, f"schema version v={version!r}, this build reads {known}")
+            shown = version if type(version) is int else type(version).__name__
+            self._reject(topic, "version", f"schema version v={shown}, this build reads {known}")
             return None
         return payload
 
-    def _reject(self, topic: str, why: str) -> None:
+    def _reject(self, topic: str, reason: str, why: str) -> None:
         self.dropped += 1
-        logger.warning("bus: dropped a malformed message on %s: %s", topic, why)
+        self.rejections.record(topic, reason, why)
 
     def _drop(self, topic: str, why: str, message: paho.MQTTMessage) -> None:
-        self._reject(topic, why)
+        self._reject(topic, "bad_topic", why)
         self._client.ack(message.mid, message.qos)
 
     def _ack(self, item: _Delivery) -> None:

@@ -5,8 +5,11 @@ The server numbers every change with its gallery's version. A change one past th
 here is applied; one at or below it is a repeat (a redelivered message, or one already inside
 the last full copy) and is ignored; one further ahead means changes were missed, and the whole
 gallery is fetched again (a *resync*). A ``reload`` (the server rebuilt its gallery, e.g. after
-a restart, when its versions start again from 1), an unknown or malformed change, and a
-retained ``oneeye/v1/gallery/version`` that differs from the version held here also resync.
+a restart, when its versions start again from 1), a change that cannot be applied, and a
+retained ``oneeye/v1/gallery/version`` that differs from the version held here also resync. A
+message that is not a valid change (``oneeye.bus.messages``) is dropped and counted without
+touching the version held here: the genuine change of that version is still applied when it
+comes, and if it never does, the next one is a gap and resyncs.
 
 Fetching runs on a thread of its own, retried with backoff while the server is unreachable;
 searches go on with the gallery as it is meanwhile. Changes that arrive during a fetch are
@@ -26,6 +29,17 @@ import numpy as np
 import numpy.typing as npt
 
 from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION, Bus, Message
+from oneeye.bus.messages import (
+    AddChange,
+    AnyChange,
+    GalleryChangePayload,
+    GalleryVersionPayload,
+    PayloadReader,
+    ReloadChange,
+    RemoveChange,
+    RemovePersonChange,
+    ThresholdChange,
+)
 from oneeye.errors import GalleryError
 from oneeye.gallery.index import GalleryIndex
 
@@ -166,6 +180,7 @@ class GallerySync:
         bus: where the changes arrive.
         fetch: gets the whole gallery (over HTTP on an edge).
         on_applied: told every version that comes into force here.
+        reader: reads the bus messages into their models (drops and counts the malformed).
     """
 
     def __init__(
@@ -177,8 +192,10 @@ class GallerySync:
         on_applied: Applied | None = None,
         retry_first: float = RETRY_FIRST,
         retry_max: float = RETRY_MAX,
+        reader: PayloadReader | None = None,
     ) -> None:
         self.gallery = gallery
+        self.reader = reader or PayloadReader()
         self.bus = bus
         self.fetch = fetch
         self.on_applied = on_applied
@@ -190,7 +207,7 @@ class GallerySync:
         self._lock = threading.Lock()
         self._synced = threading.Condition(self._lock)
         self._fetching = False
-        self._held: list[dict[str, Any]] = []
+        self._held: list[AnyChange] = []
         self._wanted = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -293,7 +310,7 @@ class GallerySync:
             held, self._held = self._held, []
             self._fetching = False
             self.resyncs += 1
-            for change in sorted(held, key=lambda c: c.get("version", 0)):
+            for change in sorted(held, key=lambda c: c.version):
                 self._change_locked(change)
             version = self._version
             self._synced.notify_all()
@@ -326,12 +343,12 @@ class GallerySync:
     # changes ----------------------------------------------------------------------------------
 
     def _on_version(self, message: Message) -> None:
-        version = message.payload.get("version")
+        payload = self.reader.read(GalleryVersionPayload, message)
+        if payload is None:
+            return
+        version = payload.version
         with self._lock:
             if self._fetching or self._wanted.is_set() or self._version is None:
-                return
-            if type(version) is not int:
-                logger.warning("gallery: ignoring a malformed version message: %r", version)
                 return
             if version != self._version:
                 self._resync_locked(
@@ -341,11 +358,15 @@ class GallerySync:
     def _on_change(self, message: Message) -> None:
         if self._stop.is_set():
             return
+        payload = self.reader.read(GalleryChangePayload, message)
+        if payload is None:
+            return  # dropped without touching the version: the genuine change still applies
+        change = payload.root
         with self._lock:
             if self._fetching or self._version is None:
-                self._held.append(message.payload)
+                self._held.append(change)
                 return
-            self._change_locked(message.payload)
+            self._change_locked(change)
             version = self._version
         if self.on_applied is not None and version is not None and not self._wanted.is_set():
             self.on_applied(version, "change")
@@ -354,14 +375,11 @@ class GallerySync:
         logger.info("gallery: resync wanted (%s)", reason)
         self._wanted.set()
 
-    def _change_locked(self, change: dict[str, Any]) -> None:
+    def _change_locked(self, change: AnyChange) -> None:
         """Apply one change if it is the next version; otherwise ignore it or resync."""
         assert self._version is not None
-        version, op = change.get("version"), change.get("op")
-        if type(version) is not int:
-            self._resync_locked(f"a change without a version ({op!r})")
-            return
-        if op == "reload":
+        version, op = change.version, change.op
+        if isinstance(change, ReloadChange):
             if version != self._version:
                 self._resync_locked(f"the server rebuilt its gallery (version {version})")
             return
@@ -372,46 +390,33 @@ class GallerySync:
             self._resync_locked(f"version {version} came after {self._version}: changes missed")
             return
         try:
-            self._apply_change(op, change)
+            self._apply_change(change)
         except (GallerySyncError, GalleryError, ValueError) as exc:
             self._resync_locked(f"change {version} ({op!r}) could not be applied: {exc}")
             return
         self._version = version
         logger.debug("gallery: applied version %d (%s)", version, op)
 
-    def _apply_change(self, op: object, change: dict[str, Any]) -> None:
+    def _apply_change(self, change: AnyChange) -> None:
         gallery = self.gallery
-        if op == "add":
-            templates = change.get("templates")
-            if not isinstance(templates, list):
-                raise GallerySyncError("an add needs a list of templates")
-            ids, persons, watchlists, embeddings, qualities = _columns(templates)
-            new = [i for i, entry in enumerate(ids) if entry not in gallery]
+        if isinstance(change, AddChange):
+            new = [t for t in change.templates if t.id not in gallery]
             if new:
                 gallery.add_arrays(
-                    [ids[i] for i in new],
-                    [persons[i] for i in new],
-                    [watchlists[i] for i in new],
-                    embeddings[new],
-                    qualities[new],
+                    [t.id for t in new],
+                    [t.person for t in new],
+                    [t.watchlist for t in new],
+                    np.asarray([t.embedding for t in new], dtype=np.float32),
+                    np.asarray([t.quality for t in new], dtype=np.float32),
                 )
-        elif op == "remove":
-            entries = change.get("templates")
-            if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-                raise GallerySyncError("a remove needs a list of entry ids")
-            for entry in entries:
+        elif isinstance(change, RemoveChange):
+            for entry in change.templates:
                 if entry in gallery:
                     gallery.remove(entry)
-        elif op == "remove_person":
-            person = change.get("person")
-            if not isinstance(person, str):
-                raise GallerySyncError("a remove_person needs a person id")
-            if person in gallery.persons():
-                gallery.remove_person(person)
-        elif op == "threshold":
-            watchlist, threshold = change.get("watchlist"), change.get("threshold")
-            if not isinstance(watchlist, str) or not _is_number(threshold):
-                raise GallerySyncError("a threshold change needs a watchlist and a number")
-            gallery.set_threshold(watchlist, float(threshold))
+        elif isinstance(change, RemovePersonChange):
+            if change.person in gallery.persons():
+                gallery.remove_person(change.person)
+        elif isinstance(change, ThresholdChange):
+            gallery.set_threshold(change.watchlist, change.threshold)
         else:
-            raise GallerySyncError(f"unknown change {op!r}")
+            raise GallerySyncError(f"unknown change {change.op!r}")

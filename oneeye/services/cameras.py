@@ -45,9 +45,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from oneeye.bus.base import SIGHTINGS, STATUS, Bus
+from oneeye.bus.messages import CameraStatusPayload, SightingPayload, clip, describe_errors
 from oneeye.config import VideoSettings
 from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
@@ -57,7 +59,7 @@ from oneeye.store.models import Camera, Person, new_id
 from oneeye.store.photos import PhotoStore
 from oneeye.types import Detection, FaceBox, RGBImage
 from oneeye.video.annotate import Label, annotate, encode_jpeg
-from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
+from oneeye.video.pipeline import CameraPipeline, EventKind, PipelineSettings, SightingEvent
 from oneeye.video.source import Frame, FrameReader, SourceStatus, mask_credentials
 from oneeye.vision.engine import FaceEngine
 
@@ -155,19 +157,23 @@ class CameraStatus:
     sightings: int = 0
     """Sightings published by the current worker."""
 
-    def as_payload(self) -> dict[str, Any]:
+    def as_payload(self) -> CameraStatusPayload:
         """The status message on the bus."""
-        return {
-            "camera": self.camera_id,
-            "name": self.name,
-            "state": self.state,
-            "fps": round(self.fps, 2),
-            "last_frame_at": iso(self.last_frame_at),
-            "error": self.error,
-            "frames": self.frames,
-            "dropped": self.dropped,
-            "sightings": self.sightings,
-        }
+        return CameraStatusPayload(
+            camera=self.camera_id,
+            name=self.name[:200],
+            state=self.state,
+            fps=round(min(max(self.fps, 0.0), 1_000.0), 2),
+            last_frame_at=(
+                None
+                if self.last_frame_at is None
+                else datetime.fromtimestamp(self.last_frame_at, UTC)
+            ),
+            error=clip(self.error),
+            frames=self.frames,
+            dropped=self.dropped,
+            sightings=self.sightings,
+        )
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -398,9 +404,9 @@ class CameraWorker:
         if superseded is not None:
             # A second ``sighting`` of a track: it was an unknown face and is now a person. The
             # earlier sighting ends at this frame, or its row would stay open for ever.
-            left = self._payload(superseded, "left", event, frame, index)
-            left.update(person=None, watchlist=None, distance=None)
-            self._publish(left)
+            self._publish(
+                lambda: self._payload(superseded, "left", event, frame, index, as_unknown=True)
+            )
             logger.info(
                 "camera %s: track %d is now person %s; its earlier sighting %s ended",
                 camera,
@@ -426,10 +432,17 @@ class CameraWorker:
         embedding = None
         if event.event == "sighting" and event.person is None and frame is not None:
             embedding = self._embedding(frame.image, event.box)
-        payload = self._payload(sighting_id, event.event, event, frame, index)
-        payload["snapshot_key"] = snapshot_key
-        payload["embedding"] = embedding
-        self._publish(payload)
+        self._publish(
+            lambda: self._payload(
+                sighting_id,
+                event.event,
+                event,
+                frame,
+                index,
+                snapshot_key=snapshot_key,
+                embedding=embedding,
+            )
+        )
         if event.event == "sighting":
             self._sightings += 1
         logger.info(
@@ -444,31 +457,47 @@ class CameraWorker:
     def _payload(
         self,
         sighting_id: str,
-        kind: str,
+        kind: EventKind,
         event: SightingEvent,
         frame: Frame | None,
         index: int,
-    ) -> dict[str, Any]:
-        """The contract's sighting payload of ``event`` as a ``kind`` event of sighting
-        ``sighting_id`` (no snapshot, no embedding)."""
-        return {
-            "id": sighting_id,
-            "event": kind,
-            "camera": self.config.id,
-            "track": event.track,
-            "person": event.person,
-            "watchlist": event.watchlist,
-            "distance": event.distance,
-            "quality": event.quality,
-            "frame": index,
-            "t": event.t,
-            "box": list(event.box),
-            "seen_at": iso(frame.captured_at if frame is not None else time.time()),
-            "snapshot_key": None,
-            "embedding": None,
-        }
+        *,
+        as_unknown: bool = False,
+        snapshot_key: str | None = None,
+        embedding: list[float] | None = None,
+    ) -> SightingPayload:
+        """The sighting payload of ``event`` as a ``kind`` event of sighting ``sighting_id``
+        (``as_unknown``: without the person, for the unknown sighting a track leaves)."""
+        captured = frame.captured_at if frame is not None else time.time()
+        return SightingPayload(
+            id=sighting_id,
+            event=kind,
+            camera=self.config.id,
+            track=event.track,
+            person=None if as_unknown else event.person,
+            watchlist=None if as_unknown else event.watchlist,
+            distance=None if as_unknown else event.distance,
+            quality=event.quality,
+            frame=index,
+            t=event.t,
+            box=event.box,
+            seen_at=datetime.fromtimestamp(captured, UTC),
+            snapshot_key=snapshot_key,
+            embedding=embedding,
+        )
 
-    def _publish(self, payload: dict[str, Any]) -> None:
+    def _publish(self, build: Callable[[], SightingPayload]) -> None:
+        """Build a sighting payload and publish it. One the model refuses (a value out of its
+        bounds) is logged and skipped: the camera goes on."""
+        try:
+            payload = build()
+        except ValidationError as exc:
+            logger.error(
+                "camera %s: not publishing a sighting the bus would refuse: %s",
+                self.config.id,
+                describe_errors(exc),
+            )
+            return
         self.bus.publish(SIGHTINGS.format(camera=self.config.id), payload)
 
     def _embedding(self, image: RGBImage, box: tuple[int, int, int, int]) -> list[float] | None:
@@ -671,7 +700,11 @@ class CameraManager:
             worker.stop()
             self._close_sightings(camera_id, datetime.now(UTC))
         payload = CameraStatus(camera_id, name, "offline", error="removed").as_payload()
-        self.bus.publish(STATUS.format(camera=camera_id), {**payload, "removed": True}, retain=True)
+        self.bus.publish(
+            STATUS.format(camera=camera_id),
+            payload.model_copy(update={"removed": True}),
+            retain=True,
+        )
         logger.info("camera %s removed", camera_id)
 
     # live state -----------------------------------------------------------------------------

@@ -13,15 +13,27 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION, Bus
+from oneeye.bus.messages import (
+    AddChange,
+    AnyChange,
+    GalleryTemplate,
+    GalleryVersionPayload,
+    ReloadChange,
+    RemoveChange,
+    RemovePersonChange,
+    ThresholdChange,
+    describe_errors,
+)
 from oneeye.errors import GalleryError, OneEyeError
 from oneeye.gallery import GalleryIndex
 from oneeye.store.db import Database
@@ -216,7 +228,10 @@ class GalleryService:
     def _apply_threshold(self, name: str, threshold: float | None) -> None:
         value = threshold if threshold is not None else self._default_for(name)
         version = self.gallery.set_threshold(name, value)
-        self._publish({"op": "threshold", "watchlist": name, "threshold": value}, version)
+        self._publish(
+            version,
+            lambda: ThresholdChange(version=version, watchlist=name, threshold=value),
+        )
 
     # the index -----------------------------------------------------------------------------
 
@@ -258,7 +273,7 @@ class GalleryService:
                     name, threshold if threshold is not None else self._default_for(name)
                 )
             version = self.gallery.add_arrays(ids, persons, watchlists, embeddings, qualities)
-            self._publish({"op": "reload", "templates": len(ids)}, version)
+            self._publish(version, lambda: ReloadChange(version=version, templates=len(ids)))
         logger.info(
             "gallery rebuilt from the database: %d entries of %d people (version %d)",
             len(ids),
@@ -287,17 +302,22 @@ class GalleryService:
                 np.stack([e.embedding for e, _ in pairs]),
                 np.array([e.quality for e, _ in pairs], dtype=np.float32),
             )
-            templates = [
-                {
-                    "id": gallery_id(e.template_id, w),
-                    "person": e.person_id,
-                    "watchlist": w,
-                    "quality": e.quality,
-                    "embedding": [float(x) for x in e.embedding],
-                }
-                for e, w in pairs
-            ]
-            self._publish({"op": "add", "templates": templates}, version)
+            self._publish(
+                version,
+                lambda: AddChange(
+                    version=version,
+                    templates=[
+                        GalleryTemplate(
+                            id=gallery_id(e.template_id, w),
+                            person=e.person_id,
+                            watchlist=w,
+                            quality=float(e.quality),
+                            embedding=[float(x) for x in e.embedding],
+                        )
+                        for e, w in pairs
+                    ],
+                ),
+            )
             return version
 
     def remove_template(self, template_id: str) -> int:
@@ -312,7 +332,7 @@ class GalleryService:
             for entry in entries:
                 version = self.gallery.remove(entry)
             if entries:
-                self._publish({"op": "remove", "templates": entries}, version)
+                self._publish(version, lambda: RemoveChange(version=version, templates=entries))
             return version
 
     def remove_person(self, person_id: str) -> int:
@@ -322,7 +342,7 @@ class GalleryService:
                 version = self.gallery.remove_person(person_id)
             except GalleryError:  # no entries: nothing changes, nothing to announce
                 return self.gallery.version
-            self._publish({"op": "remove_person", "person": person_id}, version)
+            self._publish(version, lambda: RemovePersonChange(version=version, person=person_id))
             return version
 
     def sync_person(self, person_id: str) -> int:
@@ -348,9 +368,22 @@ class GalleryService:
             ]
             return self.add_templates(watchlists, entries)
 
-    def _publish(self, change: dict[str, Any], version: int) -> None:
-        self.bus.publish(GALLERY_CHANGES, {"version": version, **change})
-        self.bus.publish(GALLERY_VERSION, {"version": version}, retain=True)
+    def _publish(self, version: int, build: Callable[[], AnyChange]) -> None:
+        """Announce the change that made ``version``. A change the model refuses (an add too
+        large for one message) goes out as a ``reload`` instead: the edges fetch the whole
+        gallery, which is slower but never wrong."""
+        try:
+            change: AnyChange = build()
+        except ValidationError as exc:
+            logger.warning(
+                "gallery version %d: announced as a reload, the change itself does not fit a "
+                "message (%s)",
+                version,
+                describe_errors(exc),
+            )
+            change = ReloadChange(version=version, templates=len(self.gallery))
+        self.bus.publish(GALLERY_CHANGES, change)
+        self.bus.publish(GALLERY_VERSION, GalleryVersionPayload(version=version), retain=True)
 
 
 def _check_threshold(threshold: float | None) -> None:

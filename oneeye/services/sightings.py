@@ -26,13 +26,12 @@ changes, and otherwise at most every ``STATUS_EVERY`` seconds.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, event, select, update
@@ -40,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, Bus, Message
+from oneeye.bus.messages import CameraStatusPayload, PayloadReader, SightingPayload
 from oneeye.errors import OneEyeError
 from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerCard, CustomerDirectory
@@ -56,9 +56,6 @@ from oneeye.store.photos import PhotoStore
 
 logger = logging.getLogger(__name__)
 
-SIGHTING_ID = re.compile(r"^[0-9a-f]{32}$")
-CAMERA_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
-EVENTS = ("sighting", "sighting_update", "left")
 STATUS_EVERY = 5.0
 """Seconds between two ``camera.status`` events of a camera whose state has not changed."""
 ARRIVAL_WORKERS = 4
@@ -69,34 +66,9 @@ SNAPSHOT_KIND = "snapshots/"
 MAX_LIMIT = 1000
 
 
-class SightingMessageError(ValueError):
-    """A sighting message from the bus is malformed (it is logged and dropped)."""
-
-
 def photo_url(key: str | None) -> str | None:
     """The URL the dashboard loads a stored photo from."""
     return None if key is None else f"{PHOTOS_URL}{key}"
-
-
-def _parse_time(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise SightingMessageError(f"seen_at must be an ISO-8601 string, got {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise SightingMessageError(f"seen_at is not ISO-8601: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise SightingMessageError(f"seen_at needs a time zone: {value!r}")
-    return parsed.astimezone(UTC)
-
-
-def _optional_float(payload: dict[str, Any], name: str) -> float | None:
-    value = payload.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SightingMessageError(f"{name} must be a number or null, got {value!r}")
-    return float(value)
 
 
 def close_open_sightings(db: Database, camera_id: str, at: datetime | None = None) -> int:
@@ -117,86 +89,6 @@ def close_open_sightings(db: Database, camera_id: str, at: datetime | None = Non
     if closed:
         logger.info("camera %s: closed %d open sighting(s)", camera_id, closed)
     return closed
-
-
-@dataclass(frozen=True, slots=True)
-class SightingMessage:
-    """A validated sighting message (see the contract's "Bus sighting payload")."""
-
-    id: str
-    event: str
-    camera: str
-    track: int
-    person: str | None
-    watchlist: str | None
-    distance: float | None
-    quality: float | None
-    frame: int
-    t: float
-    box: tuple[int, int, int, int]
-    seen_at: datetime
-    snapshot_key: str | None
-    embedding: list[float] | None
-
-    @classmethod
-    def parse(cls, payload: dict[str, Any]) -> SightingMessage:
-        """Validate a decoded bus payload; ``SightingMessageError`` says what is wrong."""
-        ident = payload.get("id")
-        if not isinstance(ident, str) or not SIGHTING_ID.match(ident):
-            raise SightingMessageError(f"id must be 32 hex characters, got {ident!r}")
-        event = payload.get("event")
-        if event not in EVENTS:
-            raise SightingMessageError(f"event must be one of {EVENTS}, got {event!r}")
-        camera = payload.get("camera")
-        if not isinstance(camera, str) or not CAMERA_ID.match(camera):
-            raise SightingMessageError(f"camera must be a camera id (slug), got {camera!r}")
-        box = payload.get("box")
-        if (
-            not isinstance(box, list)
-            or len(box) != 4
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
-        ):
-            raise SightingMessageError(
-                f"box must be 4 integers [top,right,bottom,left], got {box!r}"
-            )
-        embedding = payload.get("embedding")
-        if embedding is not None and (
-            not isinstance(embedding, list)
-            or len(embedding) != 128
-            or not all(isinstance(v, int | float) for v in embedding)
-        ):
-            raise SightingMessageError("embedding must be 128 numbers or null")
-        person, watchlist, snapshot = (
-            payload.get("person"),
-            payload.get("watchlist"),
-            payload.get("snapshot_key"),
-        )
-        for name, value in (
-            ("person", person),
-            ("watchlist", watchlist),
-            ("snapshot_key", snapshot),
-        ):
-            if value is not None and not isinstance(value, str):
-                raise SightingMessageError(f"{name} must be a string or null, got {value!r}")
-        track, frame = payload.get("track", 0), payload.get("frame", 0)
-        if not isinstance(track, int) or not isinstance(frame, int):
-            raise SightingMessageError("track and frame must be integers")
-        return cls(
-            id=ident,
-            event=str(event),
-            camera=camera,
-            track=track,
-            person=person,
-            watchlist=watchlist,
-            distance=_optional_float(payload, "distance"),
-            quality=_optional_float(payload, "quality"),
-            frame=frame,
-            t=_optional_float(payload, "t") or 0.0,
-            box=(box[0], box[1], box[2], box[3]),
-            seen_at=_parse_time(payload.get("seen_at")),
-            snapshot_key=snapshot,
-            embedding=None if embedding is None else [float(v) for v in embedding],
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +169,10 @@ class SightingService:
         events: EventHub,
         directory: CustomerDirectory,
         auth: AuthService,
+        reader: PayloadReader | None = None,
     ) -> None:
         self.db = db
+        self.reader = reader or PayloadReader()
         self.photos = photos
         self.bus = bus
         self.events = events
@@ -327,19 +221,17 @@ class SightingService:
     def _on_sighting(self, message: Message) -> None:
         if not self._running:
             return
-        try:
-            sighting = SightingMessage.parse(message.payload)
-        except SightingMessageError as exc:
-            logger.warning("dropping a malformed sighting on %s: %s", message.topic, exc)
+        sighting = self.reader.read(SightingPayload, message)
+        if sighting is None:
             return
         if message.topic.split("/")[3] != sighting.camera:
-            logger.warning(
-                "dropping a sighting of camera %s sent on %s", sighting.camera, message.topic
+            self.reader.reject(
+                message.topic, "wrong_topic", "the camera differs from the topic's camera"
             )
             return
         self.handle(sighting)
 
-    def handle(self, message: SightingMessage) -> StoredSighting | None:
+    def handle(self, message: SightingPayload) -> StoredSighting | None:
         """Store ``message``, then act on it if it is a new sighting.
 
         Returns:
@@ -351,7 +243,7 @@ class SightingService:
         self._act(stored)
         return stored
 
-    def store(self, message: SightingMessage) -> StoredSighting | None:
+    def store(self, message: SightingPayload) -> StoredSighting | None:
         """Write ``message`` to the database.
 
         Returns:
@@ -394,7 +286,7 @@ class SightingService:
             return None
 
     @staticmethod
-    def _as_unknown(message: SightingMessage) -> SightingMessage:
+    def _as_unknown(message: SightingPayload) -> SightingPayload:
         """A sighting naming a person OneEye does not hold (deleted or erased while an edge
         still had them in its gallery) is stored as an unknown face: no row may carry the id
         of someone erased."""
@@ -403,7 +295,7 @@ class SightingService:
             message.camera,
             message.id,
         )
-        return replace(message, person=None, watchlist=None, distance=None)
+        return message.model_copy(update={"person": None, "watchlist": None, "distance": None})
 
     def _delete_after_commit(self, session: Session, key: str) -> None:
         """Delete a snapshot that a better one replaced, once the row no longer names it (a
@@ -421,7 +313,7 @@ class SightingService:
         event.listen(session, "after_commit", delete, once=True)
 
     @staticmethod
-    def _close_track(session: Any, message: SightingMessage) -> None:
+    def _close_track(session: Any, message: SightingPayload) -> None:
         """Close the open sighting(s) of the message's track that began before it (the
         unknown sighting of a track that is now a person)."""
         closed = session.execute(
@@ -446,7 +338,7 @@ class SightingService:
             )
 
     @staticmethod
-    def _new_row(message: SightingMessage) -> Sighting:
+    def _new_row(message: SightingPayload) -> Sighting:
         top, right, bottom, left = message.box
         return Sighting(
             id=message.id,
@@ -469,7 +361,7 @@ class SightingService:
         )
 
     @staticmethod
-    def _update(row: Sighting, message: SightingMessage) -> None:
+    def _update(row: Sighting, message: SightingPayload) -> None:
         row.distance = message.distance
         row.person_id = message.person
         row.watchlist = message.watchlist
@@ -481,7 +373,7 @@ class SightingService:
         row.last_seen = max(row.last_seen, message.seen_at)
 
     @staticmethod
-    def _describe(session: Any, message: SightingMessage) -> StoredSighting:
+    def _describe(session: Any, message: SightingPayload) -> StoredSighting:
         camera = session.get(Camera, message.camera)
         person = session.get(Person, message.person) if message.person else None
         action = None
@@ -636,20 +528,26 @@ class SightingService:
     def _on_status(self, message: Message) -> None:
         if not self._running:
             return
-        payload = message.payload
-        camera = payload.get("camera")
-        if not isinstance(camera, str) or message.topic.split("/")[3] != camera:
-            logger.warning("dropping a malformed camera status on %s", message.topic)
+        status = self.reader.read(CameraStatusPayload, message)
+        if status is None:
             return
-        data = {
+        camera = status.camera
+        if message.topic.split("/")[3] != camera:
+            self.reader.reject(
+                message.topic, "wrong_topic", "the camera differs from the topic's camera"
+            )
+            return
+        data: dict[str, Any] = {
             "camera_id": camera,
-            "name": payload.get("name", camera),
-            "state": payload.get("state", "offline"),
-            "fps": payload.get("fps", 0.0),
-            "last_frame_at": payload.get("last_frame_at"),
-            "error": payload.get("error"),
+            "name": status.name,
+            "state": status.state,
+            "fps": status.fps,
+            "last_frame_at": (
+                None if status.last_frame_at is None else status.last_frame_at.isoformat()
+            ),
+            "error": status.error,
         }
-        if payload.get("removed"):
+        if status.removed:
             data["removed"] = True
         key = (data["state"], data["error"], data.get("removed", False))
         now = time.monotonic()

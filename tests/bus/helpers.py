@@ -10,10 +10,15 @@ import subprocess
 import textwrap
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict
+
 from oneeye.bus import Message
+from oneeye.bus.messages import BusPayload, SightingPayload
 from tests.conftest import free_port, service_unavailable
 
 
@@ -96,3 +101,24 @@ class PrivateBroker:
 
     def url(self, credentials: str = "") -> str:
         return f"{self.scheme}://{credentials}127.0.0.1:{self.port}"
+
+
+class Note(BusPayload):
+    """A payload of any fields, for tests of the transport (any topic, anything a producer
+    could put on the wire): what arrives is up to the consumer's model to judge."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+def sighting(**fields: Any) -> SightingPayload:
+    """A valid sighting payload seen now (unknown face, no embedding), with ``fields`` set."""
+    values: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "event": "sighting",
+        "camera": "cam",
+        "track": 1,
+        "box": (10, 60, 60, 10),
+        "seen_at": datetime.now(UTC),
+    }
+    values.update(fields)
+    return SightingPayload.model_validate(values)

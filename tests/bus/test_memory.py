@@ -7,10 +7,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from pydantic_core import PydanticSerializationError
 
 from oneeye.bus import Message, topic_matches
 from oneeye.bus.base import ALL_SIGHTINGS, SIGHTINGS, STATUS, encode_payload
 from oneeye.bus.memory import MemoryBus
+from tests.bus.helpers import Note
 from tests.conftest import wait_until
 
 
@@ -41,7 +43,7 @@ def test_topic_matches(pattern: str, topic: str, expected: bool) -> None:
 
 
 def test_payload_carries_schema_version() -> None:
-    assert encode_payload({"a": "é"}) == '{"v":1,"a":"é"}'.encode()
+    assert encode_payload(Note.model_validate({"a": "é"})) == '{"v":1,"a":"é"}'.encode()
 
 
 def test_wildcard_subscriptions_get_their_topics(bus: MemoryBus) -> None:
@@ -49,9 +51,9 @@ def test_wildcard_subscriptions_get_their_topics(bus: MemoryBus) -> None:
     everything: list[Message] = []
     bus.subscribe(ALL_SIGHTINGS, sightings.append)
     bus.subscribe("oneeye/v1/#", everything.append)
-    bus.publish(SIGHTINGS.format(camera="door"), {"id": "1"})
-    bus.publish(STATUS.format(camera="door"), {"state": "online"})
-    bus.publish(SIGHTINGS.format(camera="vault"), {"id": "2"})
+    bus.publish(SIGHTINGS.format(camera="door"), Note.model_validate({"id": "1"}))
+    bus.publish(STATUS.format(camera="door"), Note.model_validate({"state": "online"}))
+    bus.publish(SIGHTINGS.format(camera="vault"), Note.model_validate({"id": "2"}))
     assert wait_until(lambda: len(everything) == 3)
     assert [m.payload["id"] for m in sightings] == ["1", "2"]
     assert [m.topic for m in sightings] == [
@@ -65,7 +67,7 @@ def test_messages_arrive_in_publish_order(bus: MemoryBus) -> None:
     seen: list[int] = []
     bus.subscribe(ALL_SIGHTINGS, lambda m: seen.append(m.payload["n"]))
     for n in range(500):
-        bus.publish(SIGHTINGS.format(camera=f"c{n % 3}"), {"n": n})
+        bus.publish(SIGHTINGS.format(camera=f"c{n % 3}"), Note.model_validate({"n": n}))
     assert wait_until(lambda: len(seen) == 500)
     assert seen == list(range(500))
 
@@ -73,8 +75,10 @@ def test_messages_arrive_in_publish_order(bus: MemoryBus) -> None:
 def test_retained_message_reaches_late_subscriber_only_once(bus: MemoryBus) -> None:
     early: list[Message] = []
     bus.subscribe("oneeye/v1/cameras/+/status", early.append)
-    bus.publish(STATUS.format(camera="door"), {"state": "online"}, retain=True)
-    bus.publish(STATUS.format(camera="door"), {"state": "offline"}, retain=True)
+    bus.publish(STATUS.format(camera="door"), Note.model_validate({"state": "online"}), retain=True)
+    bus.publish(
+        STATUS.format(camera="door"), Note.model_validate({"state": "offline"}), retain=True
+    )
     assert wait_until(lambda: len(early) == 2)
     late: list[Message] = []
     bus.subscribe("oneeye/v1/cameras/#", late.append)
@@ -96,7 +100,7 @@ def test_failing_handler_does_not_stop_delivery(
     bus.subscribe(ALL_SIGHTINGS, broken)
     bus.subscribe(ALL_SIGHTINGS, lambda m: good.append(m.payload["n"]))
     for n in range(3):
-        bus.publish(SIGHTINGS.format(camera="door"), {"n": n})
+        bus.publish(SIGHTINGS.format(camera="door"), Note.model_validate({"n": n}))
     assert wait_until(lambda: len(good) == 3)
     assert good == [0, 1, 2]
     assert "bus handler failed on oneeye/v1/cameras/door/sightings" in caplog.text
@@ -111,14 +115,14 @@ def test_handlers_get_their_own_copy(bus: MemoryBus) -> None:
 
     bus.subscribe(ALL_SIGHTINGS, mutate)
     bus.subscribe(ALL_SIGHTINGS, lambda m: copies.append(m.payload))
-    bus.publish(SIGHTINGS.format(camera="door"), {"n": 1})
+    bus.publish(SIGHTINGS.format(camera="door"), Note.model_validate({"n": 1}))
     assert wait_until(lambda: len(copies) == 2)
     assert copies[1] == {"v": 1, "n": 1}
 
 
 def test_unserialisable_payload_fails_at_publish(bus: MemoryBus) -> None:
-    with pytest.raises(TypeError):
-        bus.publish(SIGHTINGS.format(camera="door"), {"when": object()})
+    with pytest.raises(PydanticSerializationError):
+        bus.publish(SIGHTINGS.format(camera="door"), Note.model_validate({"when": object()}))
 
 
 def test_stop_delivers_what_is_queued() -> None:
@@ -133,7 +137,7 @@ def test_stop_delivers_what_is_queued() -> None:
     bus.subscribe(ALL_SIGHTINGS, slow)
     bus.start()
     for n in range(5):
-        bus.publish(SIGHTINGS.format(camera="door"), {"n": n})
+        bus.publish(SIGHTINGS.format(camera="door"), Note.model_validate({"n": n}))
     release.set()
     bus.stop()
     assert seen == [0, 1, 2, 3, 4]
@@ -148,7 +152,7 @@ def test_drain_returns_once_everything_published_was_handled(bus: MemoryBus) -> 
 
     bus.subscribe("t/#", slow)
     for n in range(100):
-        bus.publish("t/x", {"n": n})
+        bus.publish("t/x", Note.model_validate({"n": n}))
     assert bus.drain(timeout=10)
     assert handled == list(range(100))
 
@@ -160,7 +164,7 @@ def test_drain_times_out_behind_a_stuck_handler(bus: MemoryBus) -> None:
         release.wait(5)
 
     bus.subscribe("t/#", stuck)
-    bus.publish("t/x", {})
+    bus.publish("t/x", Note.model_validate({}))
     try:
         assert not bus.drain(timeout=0.2)
     finally:

@@ -16,11 +16,13 @@ import pytest
 
 from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION
 from oneeye.bus.memory import MemoryBus
+from oneeye.bus.messages import PayloadReader, Rejections, ReloadChange
 from oneeye.gallery import GalleryIndex
 from oneeye.gallery.sync import GallerySnapshot, GallerySync, GallerySyncError
 from oneeye.services.gallery import GalleryEntry, GalleryService
 from oneeye.store.db import Database
 from oneeye.store.models import new_id
+from tests.bus.helpers import Note
 
 
 def unit(seed: int) -> np.ndarray:
@@ -157,38 +159,56 @@ def test_repeats_and_old_versions_are_ignored(rig: Rig) -> None:
     version = rig.sync.version
     assert version is not None
     stale = {"version": version, "op": "remove_person", "person": "nobody"}
-    rig.bus.publish(GALLERY_CHANGES, stale)
-    rig.bus.publish(GALLERY_CHANGES, {**stale, "version": version - 1})
+    rig.bus.publish(GALLERY_CHANGES, Note.model_validate(stale))
+    rig.bus.publish(GALLERY_CHANGES, Note.model_validate({**stale, "version": version - 1}))
     rig.enrol(7)
     wait_for(rig.in_step)
     assert rig.fetches == 1
 
 
-@pytest.mark.parametrize(
-    ("change", "why"),
-    [
-        ({"op": "reload", "templates": 0}, "the server rebuilt its gallery"),
-        ({"op": "rename"}, "unknown change"),
-        ({"op": "add", "templates": [{"id": "a"}]}, "malformed add"),
-        ({"op": "add"}, "an add without templates"),
-    ],
-)
-def test_a_reload_or_a_change_that_cannot_be_applied_resyncs(
-    rig: Rig, change: dict[str, Any], why: str
-) -> None:
+def test_a_reload_resyncs(rig: Rig) -> None:
     rig.sync.start()
     assert rig.sync.wait_synced(5)
     version = rig.server_gallery.version + 1
     rig.server_gallery.set_threshold("customers", 0.3)  # the server really is at version + 1
-    rig.bus.publish(GALLERY_CHANGES, {"version": version, **change})
+    rig.bus.publish(GALLERY_CHANGES, ReloadChange(version=version, templates=0))
     wait_for(lambda: rig.fetches == 2 and rig.in_step())
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"op": "rename"}, "union_tag_invalid"),
+        ({"op": "add", "templates": [{"id": "a"}]}, "templates.0"),
+        ({"op": "add"}, "add.templates: missing"),
+        ({"op": "threshold", "watchlist": "customers", "threshold": float("inf")}, "threshold"),
+        ({"op": "remove_person", "person": "x" * 1000}, "person"),
+    ],
+)
+def test_a_malformed_change_is_dropped_without_taking_its_version(
+    rig: Rig, change: dict[str, Any], why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig.sync.reader = PayloadReader(rejections=Rejections())
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    version = rig.server_gallery.version + 1
+    rig.bus.publish(GALLERY_CHANGES, Note.model_validate({"version": version, **change}))
+    assert rig.bus.drain(5)
+    assert why in caplog.text
+    assert rig.sync.version == version - 1
+    assert rig.sync.reader.rejections.total("invalid") == 1
+    rig.enrol(8)  # the genuine change of that version still applies, with no fetch
+    wait_for(rig.in_step)
+    assert rig.fetches == 1
 
 
 def test_a_retained_version_that_differs_resyncs(rig: Rig) -> None:
     rig.sync.start()
     assert rig.sync.wait_synced(5)
     rig.server_gallery.set_threshold("customers", 0.3)
-    rig.bus.publish(GALLERY_VERSION, {"version": rig.server_gallery.version}, retain=True)
+    rig.bus.publish(
+        GALLERY_VERSION, Note.model_validate({"version": rig.server_gallery.version}), retain=True
+    )
     wait_for(lambda: rig.fetches == 2 and rig.in_step())
 
 

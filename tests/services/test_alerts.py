@@ -57,6 +57,7 @@ from oneeye.store.models import (
 from oneeye.store.photos import LocalPhotoStore
 from oneeye.types import UNKNOWN
 from oneeye.vision.engine import FaceEngine
+from tests.bus.helpers import Note
 from tests.conftest import PhotoLoader, WakeCounter, side_by_side
 from tests.services.helpers import LabelledClip, make_clip, played_to_the_end, wait_for
 from tests.services.notify.receivers import HttpReceiver, make_service, settings_for
@@ -329,7 +330,9 @@ def test_an_expired_case_leaves_the_gallery_and_stops_matching(
         assert expired.closed_by == "system"
         assert rig.events("case.expired")[0]["case_id"] == case.id
         # A worker that saw the face a moment before the gallery changed: no match, no alert.
-        rig.bus.publish(SIGHTINGS.format(camera="door"), sighting_message(case.person_id))
+        rig.bus.publish(
+            SIGHTINGS.format(camera="door"), Note.model_validate(sighting_message(case.person_id))
+        )
         rig.settle()
         assert rig.count(Sighting) == 1
         assert rig.count(CaseMatch) == 0
@@ -362,7 +365,7 @@ def test_a_live_sighting_notifies_every_subscription_once_per_camera_and_cooldow
     again = sighting_message(case.person_id, seen_at=(now + timedelta(seconds=20)).isoformat())
     other = sighting_message(case.person_id, camera="lobby", seen_at=now.isoformat())
     for message in (first, first, again, other):  # ``first`` twice: a retried publish
-        rig.bus.publish(SIGHTINGS.format(camera=message["camera"]), message)
+        rig.bus.publish(SIGHTINGS.format(camera=message["camera"]), Note.model_validate(message))
     rig.settle()
 
     matches = rig.alerts.matches(case.id)
@@ -404,7 +407,7 @@ def test_a_live_sighting_notifies_every_subscription_once_per_camera_and_cooldow
     # After resolving, sightings of the person notify nobody.
     rig.alerts.resolve(case.id, actor=REPORTER)
     late = sighting_message(case.person_id, camera="lobby")
-    rig.bus.publish(SIGHTINGS.format(camera="lobby"), late)
+    rig.bus.publish(SIGHTINGS.format(camera="lobby"), Note.model_validate(late))
     rig.settle()
     assert rig.count(CaseMatch) == 3
     assert rig.count(Notification) == 4
@@ -433,7 +436,7 @@ def test_a_live_match_reaches_a_webhook_through_the_real_notifier(
         )
         assert hook.secret is not None
         message = sighting_message(case.person_id)
-        rig.bus.publish(SIGHTINGS.format(camera="door"), message)
+        rig.bus.publish(SIGHTINGS.format(camera="door"), Note.model_validate(message))
         # Woken by the match, the notifier sends well before its 30 s poll.
         wait_for(lambda: len(receiver.requests) == 1, 10, "the webhook post")
         [request] = receiver.requests
@@ -582,7 +585,7 @@ def test_retro_search_only_looks_back_retro_hours(
                 seen_at=(now - timedelta(hours=hours)).isoformat(),
                 embedding=[float(v) for v in face.embedding],
             )
-            rig.bus.publish(SIGHTINGS.format(camera="door"), message)
+            rig.bus.publish(SIGHTINGS.format(camera="door"), Note.model_validate(message))
         rig.settle()
         case = rig.alerts.create_case(
             "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER
@@ -628,7 +631,7 @@ def test_retention_deletes_closed_cases_and_old_unknown_embeddings(
         None, seen_at=(now - timedelta(hours=1)).isoformat(), embedding=[0.02] * 128
     )
     for message in (seen, old_unknown, new_unknown):
-        rig.bus.publish(SIGHTINGS.format(camera="door"), message)
+        rig.bus.publish(SIGHTINGS.format(camera="door"), Note.model_validate(message))
     rig.settle()
     assert rig.count(CaseMatch) == 1
     rig.alerts.resolve(case.id, actor=REPORTER)

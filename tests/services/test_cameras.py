@@ -320,7 +320,7 @@ def test_a_track_that_becomes_a_person_ends_its_unknown_sighting(
         ("left", named, person),
     ]
     left = next(s for s in rig.sightings if s["event"] == "left" and s["id"] == unknown)
-    assert left["seen_at"] == datetime.fromtimestamp(named_at, UTC).isoformat()
+    assert datetime.fromisoformat(str(left["seen_at"])) == datetime.fromtimestamp(named_at, UTC)
     assert left["frame"] == 12
 
 

@@ -18,6 +18,7 @@ from oneeye.bus.base import SIGHTINGS
 from oneeye.services.alerts import AlertService
 from oneeye.store.models import FaceTemplate, new_id
 from oneeye.web.routes import cases
+from tests.bus.helpers import Note
 from tests.conftest import WakeCounter
 
 API = "/api/v1"
@@ -81,7 +82,9 @@ def sighting(camera: str, person: str | None, seen_at: datetime, **more: Any) ->
 
 
 def publish(app: OneEyeApp, message: dict[str, Any]) -> None:
-    app.services.bus.publish(SIGHTINGS.format(camera=message["camera"]), message)
+    app.services.bus.publish(
+        SIGHTINGS.format(camera=message["camera"]), Note.model_validate(message)
+    )
 
 
 def key_client(app: OneEyeApp, role: str) -> TestClient:

@@ -14,9 +14,11 @@ from fastapi.testclient import TestClient
 from oneeye.app import OneEyeApp
 from oneeye.bus.base import SIGHTINGS
 from oneeye.store.models import Person, new_id
+from tests.bus.helpers import Note
 from tests.web.conftest import PASSWORD, login
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+"""Sightings are near now: the server refuses times far from its clock."""
 
 
 @pytest.fixture
@@ -45,7 +47,7 @@ def send(server: OneEyeApp, camera: str, minutes: int, **changes: Any) -> str:
         "embedding": [0.0] * 128,
         **changes,
     }
-    server.services.bus.publish(SIGHTINGS.format(camera=camera), payload)
+    server.services.bus.publish(SIGHTINGS.format(camera=camera), Note.model_validate(payload))
     return sighting_id
 
 

@@ -21,6 +21,7 @@ from oneeye.services.events import HubEvent
 from oneeye.store.models import CustomerAccount, new_id, utcnow
 from oneeye.vision.engine import FaceEngine
 from oneeye.web import ws as ws_module
+from tests.bus.helpers import Note
 from tests.conftest import PhotoLoader
 from tests.services.helpers import LabelledClip, enrol_customer, make_clip
 from tests.web.conftest import ClientFor
@@ -137,22 +138,24 @@ def customer_sighting(server: OneEyeApp, person: str | None) -> str:
     sighting_id = new_id()
     server.services.bus.publish(
         SIGHTINGS.format(camera="door"),
-        {
-            "id": sighting_id,
-            "event": "sighting",
-            "camera": "door",
-            "track": 1,
-            "person": person,
-            "watchlist": "customers" if person else None,
-            "distance": 0.2,
-            "quality": 0.9,
-            "frame": 3,
-            "t": 0.3,
-            "box": [10, 60, 60, 10],
-            "seen_at": utcnow().isoformat(),
-            "snapshot_key": None,
-            "embedding": None,
-        },
+        Note.model_validate(
+            {
+                "id": sighting_id,
+                "event": "sighting",
+                "camera": "door",
+                "track": 1,
+                "person": person,
+                "watchlist": "customers" if person else None,
+                "distance": 0.2,
+                "quality": 0.9,
+                "frame": 3,
+                "t": 0.3,
+                "box": [10, 60, 60, 10],
+                "seen_at": utcnow().isoformat(),
+                "snapshot_key": None,
+                "embedding": None,
+            }
+        ),
     )
     return sighting_id
 

@@ -15,26 +15,25 @@ import logging
 import re
 import threading
 from datetime import UTC, datetime
-from typing import Any
 
-from oneeye.bus.base import STATUS, Bus, Message
+from oneeye.bus.base import ALL_EDGE_STATUS, EDGE_STATUS, STATUS, Bus, Message
+from oneeye.bus.messages import CameraStatusPayload, EdgeStatusPayload, PayloadReader, clip
 
 logger = logging.getLogger(__name__)
 
-EDGE_STATUS = "oneeye/v1/edges/{edge}/status"
-"""Retained: an edge's own status (its birth message, its periodic status, its last will)."""
-ALL_EDGE_STATUS = "oneeye/v1/edges/+/status"
+__all__ = ["ALL_EDGE_STATUS", "EDGE_ID", "EDGE_STATUS", "EdgeMonitor"]
+
 EDGE_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
-_CAMERA_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
 
 
 class EdgeMonitor:
     """Turns an edge's offline status into offline statuses of its cameras."""
 
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, reader: PayloadReader | None = None) -> None:
         self.bus = bus
+        self.reader = reader or PayloadReader()
         self._lock = threading.Lock()
-        self._edges: dict[str, dict[str, Any]] = {}
+        self._edges: dict[str, EdgeStatusPayload] = {}
         self._subscribed = False
 
     def start(self) -> None:
@@ -43,46 +42,41 @@ class EdgeMonitor:
             self.bus.subscribe(ALL_EDGE_STATUS, self._on_status)
             self._subscribed = True
 
-    def edges(self) -> dict[str, dict[str, Any]]:
+    def edges(self) -> dict[str, EdgeStatusPayload]:
         """The newest status of every edge heard from, by edge id."""
         with self._lock:
-            return {edge: dict(status) for edge, status in self._edges.items()}
+            return dict(self._edges)
 
     def _on_status(self, message: Message) -> None:
-        payload = message.payload
-        edge = message.topic.split("/")[3]
-        cameras = payload.get("cameras")
-        if (
-            payload.get("edge") != edge
-            or not EDGE_ID.match(edge)
-            or not isinstance(cameras, list)
-            or not all(isinstance(c, str) and _CAMERA_ID.match(c) for c in cameras)
-        ):
-            logger.warning("dropping a malformed edge status on %s", message.topic)
+        status = self.reader.read(EdgeStatusPayload, message)
+        if status is None:
+            return
+        edge = status.edge
+        if message.topic.split("/")[3] != edge:
+            self.reader.reject(message.topic, "wrong_topic", "the edge differs from the topic's")
             return
         with self._lock:
-            previous = self._edges.get(edge, {})
-            self._edges[edge] = payload
-        state = payload.get("state")
-        if state != "offline":
+            previous = self._edges.get(edge)
+            self._edges[edge] = status
+        if status.state != "offline":
             return
-        if previous.get("state") == "offline" and message.retained:
+        if previous is not None and previous.state == "offline" and message.retained:
             return  # a status the cameras were already marked offline for
-        error = payload.get("error") or f"edge {edge} is offline"
-        logger.warning("edge %s is offline (%s): its %d cameras too", edge, error, len(cameras))
-        now = datetime.now(UTC).isoformat()
-        for camera in cameras:
+        error = status.error or f"edge {edge} is offline"
+        logger.warning(
+            "edge %s is offline (%s): its %d cameras too", edge, error, len(status.cameras)
+        )
+        now = datetime.now(UTC)
+        for camera in status.cameras:
             self.bus.publish(
                 STATUS.format(camera=camera),
-                {
-                    "camera": camera,
-                    "name": camera,
-                    "state": "offline",
-                    "fps": 0.0,
-                    "last_frame_at": None,
-                    "error": f"edge {edge}: {error}",
-                    "edge": edge,
-                    "at": now,
-                },
+                CameraStatusPayload(
+                    camera=camera,
+                    name=camera,
+                    state="offline",
+                    error=clip(f"edge {edge}: {error}"),
+                    edge=edge,
+                    at=now,
+                ),
                 retain=True,
             )

@@ -17,16 +17,18 @@ when the server is back (its ``snapshot_url`` answers 404 until then).
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
+
+from pydantic import BaseModel, ValidationError
 
 from oneeye.bus.base import ALL_SIGHTINGS, Bus, Handler, encode_payload, topic_matches
+from oneeye.bus.messages import SightingPayload, describe_errors
 from oneeye.store.files import private_sqlite
 from oneeye.store.photos import PhotoNotFoundError, PhotoStore, check_key
 
@@ -53,7 +55,7 @@ and any other exception when it may (server unreachable)."""
 class Publisher(Protocol):
     """What the sender needs of the bus: publish, and wait for the broker's acknowledgements."""
 
-    def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
+    def publish(self, topic: str, payload: BaseModel, *, retain: bool = False) -> None:
         """Send one message."""
 
     def flush(self, timeout: float) -> bool:
@@ -79,9 +81,9 @@ class EdgeOutbox:
             " queued_at REAL NOT NULL)"
         )
 
-    def add_sighting(self, topic: str, payload: dict[str, Any]) -> None:
+    def add_sighting(self, topic: str, payload: SightingPayload) -> None:
         """Queue one sighting message (committed when this returns)."""
-        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        text = payload.model_dump_json()
         with self._lock:
             self._db.execute(
                 "INSERT INTO sightings (topic, payload, queued_at) VALUES (?, ?, ?)",
@@ -90,15 +92,26 @@ class EdgeOutbox:
 
     def sightings(
         self, after: int = 0, limit: int = WINDOW
-    ) -> list[tuple[int, str, dict[str, Any]]]:
+    ) -> list[tuple[int, str, SightingPayload]]:
         """Queued sightings after sequence number ``after``, oldest first: ``(seq, topic,
-        payload)``."""
+        payload)``. A row that is no sighting (a damaged file) is deleted and logged."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, topic, payload FROM sightings WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after, limit),
             ).fetchall()
-        return [(seq, topic, json.loads(payload)) for seq, topic, payload in rows]
+        found = []
+        for seq, topic, text in rows:
+            try:
+                found.append((seq, topic, SightingPayload.model_validate_json(text)))
+            except ValidationError as exc:
+                logger.error(
+                    "edge: dropping queued sighting %d: not a sighting (%s)",
+                    seq,
+                    describe_errors(exc),
+                )
+                self.delete_sighting(seq)
+        return found
 
     def delete_sighting(self, seq: int) -> None:
         """Forget one sighting (one that can never be sent)."""
@@ -186,9 +199,9 @@ class EdgeBus(Bus):
         self.bus = bus
         self.outbox = outbox
 
-    def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
+    def publish(self, topic: str, payload: BaseModel, *, retain: bool = False) -> None:
         """Queue a sighting on disk; publish anything else on the broker."""
-        if topic_matches(ALL_SIGHTINGS, topic) and not retain:
+        if isinstance(payload, SightingPayload) and topic_matches(ALL_SIGHTINGS, topic):
             self.outbox.add_sighting(topic, payload)
         else:
             self.bus.publish(topic, payload, retain=retain)
@@ -269,7 +282,7 @@ class OutboxSender:
                             # A message the bus refuses every time would block the queue.
                             logger.error(
                                 "edge: dropping sighting %s on %s: over the bus limit of %d bytes",
-                                payload.get("id"),
+                                payload.id,
                                 topic,
                                 limit,
                             )

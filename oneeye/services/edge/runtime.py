@@ -37,14 +37,15 @@ from typing import Any
 
 import httpx
 
-from oneeye.bus.base import STATUS
+from oneeye.bus.base import EDGE_STATUS, STATUS
+from oneeye.bus.messages import MAX_CAMERAS_PER_EDGE, EdgeStatusPayload
 from oneeye.bus.mqtt import Announcement, MqttBus
 from oneeye.config import MqttSettings
 from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
 from oneeye.gallery.sync import GallerySnapshot, GallerySync
 from oneeye.services.cameras import CameraConfig, CameraStatus, CameraWorker, check_camera_id
-from oneeye.services.edge.monitor import EDGE_ID, EDGE_STATUS
+from oneeye.services.edge.monitor import EDGE_ID
 from oneeye.services.edge.outbox import (
     EdgeBus,
     EdgeOutbox,
@@ -92,6 +93,8 @@ class EdgeSettings:
             raise EdgeError("an edge talks to the servers through a broker: --bus mqtt://host:port")
         if not self.cameras:
             raise EdgeError("an edge needs at least one camera: --camera ID=SOURCE")
+        if len(self.cameras) > MAX_CAMERAS_PER_EDGE:
+            raise EdgeError(f"an edge runs at most {MAX_CAMERAS_PER_EDGE} cameras")
         ids = [c.id for c in self.cameras]
         for camera in ids:
             check_camera_id(camera)
@@ -171,16 +174,24 @@ class EdgeRuntime:
         self.server = ServerClient(settings.server_url, settings.api_key)
         cameras = [c.id for c in settings.cameras]
         self.status_topic = EDGE_STATUS.format(edge=settings.edge_id)
-        base = {"edge": settings.edge_id, "cameras": cameras}
         # The edge's own id, not ONEEYE_MQTT__CLIENT_ID: every edge needs a session of its own.
         self.bus = MqttBus.from_settings(
             settings.bus_url,
             settings.mqtt.model_copy(update={"client_id": None}),
             client_id=f"oneeye-edge-{settings.edge_id}",
             will=Announcement(
-                self.status_topic, {**base, "state": "offline", "error": "connection lost"}
+                self.status_topic,
+                EdgeStatusPayload(
+                    edge=settings.edge_id,
+                    cameras=cameras,
+                    state="offline",
+                    error="connection lost",
+                ),
             ),
-            birth=Announcement(self.status_topic, {**base, "state": "online"}),
+            birth=Announcement(
+                self.status_topic,
+                EdgeStatusPayload(edge=settings.edge_id, cameras=cameras, state="online"),
+            ),
         )
         self.sync = GallerySync(gallery, self.bus, self._fetch, on_applied=self._applied)
         self.sender = OutboxSender(self.outbox, self.bus, self.server.upload_snapshot)
@@ -234,7 +245,7 @@ class EdgeRuntime:
             self.bus.publish(STATUS.format(camera=config.id), status.as_payload(), retain=True)
         self.bus.publish(
             self.status_topic,
-            {**self._status(), "state": "offline", "error": "stopped"},
+            self._status().model_copy(update={"state": "offline", "error": "stopped"}),
             retain=True,
         )
         self.bus.flush(5.0)
@@ -323,23 +334,23 @@ class EdgeRuntime:
 
     # status -----------------------------------------------------------------------------------
 
-    def _status(self) -> dict[str, Any]:
+    def _status(self) -> EdgeStatusPayload:
         sightings, snapshots = self.outbox.counts()
         with self._status_lock:
             applied = self._applied_at
-        return {
-            "edge": self.settings.edge_id,
-            "cameras": [c.id for c in self.settings.cameras],
-            "state": "online",
-            "gallery_version": applied[0] if applied else None,
-            "gallery_applied_at": applied[1] if applied else None,
-            "gallery_entries": len(self.gallery),
-            "resyncs": self.sync.resyncs,
-            "queued_sightings": sightings,
-            "queued_snapshots": snapshots,
-            "sent_sightings": self.sender.sent,
-            "at": datetime.now(UTC).isoformat(),
-        }
+        return EdgeStatusPayload(
+            edge=self.settings.edge_id,
+            cameras=[c.id for c in self.settings.cameras],
+            state="online",
+            gallery_version=applied[0] if applied else None,
+            gallery_applied_at=applied[1] if applied else None,
+            gallery_entries=len(self.gallery),
+            resyncs=self.sync.resyncs,
+            queued_sightings=sightings,
+            queued_snapshots=snapshots,
+            sent_sightings=self.sender.sent,
+            at=datetime.now(UTC),
+        )
 
     def _publish_status(self) -> None:
         try:

@@ -21,6 +21,7 @@ from oneeye.config import OutboundSettings, ServeSettings
 from oneeye.services.notify import verify_signature
 from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
+from tests.bus.helpers import Note
 from tests.conftest import wait_until
 from tests.services.notify.receivers import HttpReceiver, MailServer, settings_for
 
@@ -74,23 +75,25 @@ def test_a_sighting_reaches_every_channel(
     sighting = new_id()
     s.bus.publish(
         SIGHTINGS.format(camera="lobby"),
-        {
-            "v": 1,
-            "id": sighting,
-            "event": "sighting",
-            "camera": "lobby",
-            "track": 1,
-            "person": case.person_id,
-            "watchlist": "amber-alert",
-            "distance": 0.31,
-            "quality": 1.0,
-            "frame": 10,
-            "t": 0.4,
-            "box": [10, 110, 110, 10],
-            "seen_at": datetime.now(UTC).isoformat(),
-            "snapshot_key": key,
-            "embedding": None,
-        },
+        Note.model_validate(
+            {
+                "v": 1,
+                "id": sighting,
+                "event": "sighting",
+                "camera": "lobby",
+                "track": 1,
+                "person": case.person_id,
+                "watchlist": "amber-alert",
+                "distance": 0.31,
+                "quality": 1.0,
+                "frame": 10,
+                "t": 0.4,
+                "box": [10, 110, 110, 10],
+                "seen_at": datetime.now(UTC).isoformat(),
+                "snapshot_key": key,
+                "embedding": None,
+            }
+        ),
     )
     assert wait_until(lambda: len(mail_server.handler.messages) == 1, timeout=10.0)
     assert wait_until(lambda: len(http_receiver.requests) == 2, timeout=10.0)
