@@ -15,6 +15,9 @@ content: a flood of bad messages does not flood the log, and no personal data re
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import threading
 import time
@@ -288,7 +291,22 @@ class GalleryTemplate(BaseModel):
 Version = Annotated[int, Field(ge=0, le=2**53)]
 
 
-class _Change(BusPayload):
+Epoch = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+"""Names one build of a server's gallery (made anew whenever it is rebuilt): versions count
+within an epoch, so a signed change recorded before a restart cannot be replayed after it."""
+Signature = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""HMAC-SHA256, hex."""
+
+
+class _Signed(BusPayload):
+    """A payload the server signs (see :func:`sign`): ``sig`` over everything else."""
+
+    epoch: Epoch
+    sig: Signature | None = None
+    """``None`` only before signing; an edge drops a payload without a valid one."""
+
+
+class _Change(_Signed):
     """What every gallery change carries: the gallery's version once it is applied."""
 
     MAX_BYTES: ClassVar[int] = 1_000_000
@@ -347,12 +365,43 @@ class GalleryChangePayload(RootModel[AnyChange]):
     MAX_BYTES: ClassVar[int] = 1_000_000
 
 
-class GalleryVersionPayload(BusPayload):
-    """``oneeye/v1/gallery/version`` (retained): the server's current gallery version."""
+class GalleryVersionPayload(_Signed):
+    """``oneeye/v1/gallery/version`` (retained, signed): the server's current gallery version."""
 
     MAX_BYTES: ClassVar[int] = 1_024
 
     version: Version
+
+
+# Signing -------------------------------------------------------------------------------------
+
+SIGNING_KEY_BYTES = 32
+
+S = TypeVar("S", bound=_Signed)
+
+
+def _signed_bytes(payload: _Signed) -> bytes:
+    """The canonical encoding a signature covers: the payload's kind, then every field but
+    ``sig`` (the version and epoch too) as JSON with sorted keys and no spaces. Both ends
+    compute it from the model, so the wire's spacing or key order do not matter."""
+    body = payload.model_dump(mode="json", exclude={"sig"})
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return f"oneeye-gallery:{type(payload).__name__}\n{text}".encode()
+
+
+def sign(key: bytes, payload: S) -> S:
+    """``payload`` with ``sig`` set: HMAC-SHA256 under ``key`` over its canonical encoding."""
+    digest = hmac.new(key, _signed_bytes(payload), hashlib.sha256).hexdigest()
+    return payload.model_copy(update={"sig": digest})
+
+
+def verify(key: bytes | None, payload: _Signed) -> bool:
+    """Whether ``payload`` carries a valid signature under ``key`` (``False`` without a key
+    or a signature). Compared in constant time."""
+    if key is None or payload.sig is None:
+        return False
+    expected = hmac.new(key, _signed_bytes(payload), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, payload.sig)
 
 
 # Reading a message ----------------------------------------------------------------------------

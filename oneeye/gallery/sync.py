@@ -11,6 +11,10 @@ message that is not a valid change (``oneeye.bus.messages``) is dropped and coun
 touching the version held here: the genuine change of that version is still applied when it
 comes, and if it never does, the next one is a gap and resyncs.
 
+Every change and version message is signed by the server (HMAC-SHA256, ``messages.sign``)
+with the key the last full copy brought, and names the epoch of the server's gallery: a change
+that does not verify, or of another epoch, is dropped and counted, its version left free.
+
 Fetching runs on a thread of its own, retried with backoff while the server is unreachable;
 searches go on with the gallery as it is meanwhile. Changes that arrive during a fetch are
 kept and applied after it, those past its version only. A full copy is applied as a
@@ -20,6 +24,7 @@ difference (entries added and removed), so the gallery is never empty in between
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +44,7 @@ from oneeye.bus.messages import (
     RemoveChange,
     RemovePersonChange,
     ThresholdChange,
+    verify,
 )
 from oneeye.errors import GalleryError
 from oneeye.gallery.index import GalleryIndex
@@ -46,6 +52,10 @@ from oneeye.gallery.index import GalleryIndex
 logger = logging.getLogger(__name__)
 
 EMBEDDING_SIZE = 128
+_EPOCH = re.compile(r"^[0-9a-f]{32}$")
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+MAX_HELD = 10_000
+"""Changes kept while a copy is being fetched."""
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 """Seconds between two failed fetches: doubling from the first to the most."""
 
@@ -68,6 +78,10 @@ class GallerySnapshot:
     embeddings: npt.NDArray[np.float32] = field(repr=False)
     """Shape ``(n, 128)``."""
     qualities: npt.NDArray[np.float32] = field(repr=False)
+    epoch: str | None = None
+    """The server's build of the gallery this copy is of; changes of another are not applied."""
+    signing_key: bytes | None = field(default=None, repr=False)
+    """The key the server signs its changes with; without it no change is applied."""
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> GallerySnapshot:
@@ -87,6 +101,11 @@ class GallerySnapshot:
         if not isinstance(entries, list):
             raise GallerySyncError("entries must be a list")
         ids, persons, watchlists, embeddings, qualities = _columns(entries)
+        epoch, key = body.get("epoch"), body.get("signing_key")
+        if epoch is not None and (not isinstance(epoch, str) or not _EPOCH.match(epoch)):
+            raise GallerySyncError("epoch must be 32 hex characters")
+        if key is not None and (not isinstance(key, str) or not _KEY.match(key)):
+            raise GallerySyncError("signing_key must be 64 hex characters")
         return cls(
             version=version,
             margin=float(margin),
@@ -97,12 +116,16 @@ class GallerySnapshot:
             watchlists=watchlists,
             embeddings=embeddings,
             qualities=qualities,
+            epoch=epoch,
+            signing_key=None if key is None else bytes.fromhex(key),
         )
 
     def to_json(self) -> dict[str, Any]:
         """The snapshot as the export's JSON (what ``from_json`` reads back)."""
         return {
             "version": self.version,
+            "epoch": self.epoch,
+            "signing_key": None if self.signing_key is None else self.signing_key.hex(),
             "margin": self.margin,
             "default_threshold": self.default_threshold,
             "thresholds": dict(self.thresholds),
@@ -204,6 +227,9 @@ class GallerySync:
         self.resyncs = 0
         """Full copies applied so far (for status and tests)."""
         self._version: int | None = None
+        self._epoch: str | None = None
+        self._key: bytes | None = None
+        """The server's signing key, from the last full copy (fetched over HTTP)."""
         self._lock = threading.Lock()
         self._synced = threading.Condition(self._lock)
         self._fetching = False
@@ -258,6 +284,8 @@ class GallerySync:
                 watchlists=[t.watchlist for t in templates],
                 embeddings=embeddings,
                 qualities=np.asarray([t.quality for t in templates], dtype=np.float32),
+                epoch=self._epoch,
+                signing_key=self._key,
             )
 
     def wait_synced(self, timeout: float) -> bool:
@@ -339,6 +367,8 @@ class GallerySync:
                 snapshot.qualities[new],
             )
         self._version = snapshot.version
+        self._epoch = snapshot.epoch
+        self._key = snapshot.signing_key
 
     # changes ----------------------------------------------------------------------------------
 
@@ -350,7 +380,9 @@ class GallerySync:
         with self._lock:
             if self._fetching or self._wanted.is_set() or self._version is None:
                 return
-            if version != self._version:
+            if not self._verified_locked(payload, GALLERY_VERSION):
+                return
+            if payload.epoch != self._epoch or version != self._version:
                 self._resync_locked(
                     f"the server is at version {version}, this copy at {self._version}"
                 )
@@ -364,12 +396,27 @@ class GallerySync:
         change = payload.root
         with self._lock:
             if self._fetching or self._version is None:
+                if len(self._held) >= MAX_HELD:
+                    # A flood while fetching: what is dropped here the next copy brings.
+                    self._held.pop(0)
                 self._held.append(change)
                 return
             self._change_locked(change)
             version = self._version
         if self.on_applied is not None and version is not None and not self._wanted.is_set():
             self.on_applied(version, "change")
+
+    def _verified_locked(self, payload: AnyChange | GalleryVersionPayload, topic: str) -> bool:
+        """Whether ``payload`` is signed with the server's key; if not it is dropped, counted
+        and logged (once per source). Without a key yet (a copy from an older server, or
+        none) nothing can be verified: the gallery is fetched again, over HTTP."""
+        if verify(self._key, payload):
+            return True
+        reason = "unsigned" if payload.sig is None else "bad_signature"
+        self.reader.reject(topic, reason, f"{type(payload).__name__} without a valid signature")
+        if self._key is None:
+            self._resync_locked("no signing key to verify changes with")
+        return False
 
     def _resync_locked(self, reason: str) -> None:
         logger.info("gallery: resync wanted (%s)", reason)
@@ -379,9 +426,17 @@ class GallerySync:
         """Apply one change if it is the next version; otherwise ignore it or resync."""
         assert self._version is not None
         version, op = change.version, change.op
+        if not self._verified_locked(change, GALLERY_CHANGES):
+            return  # the version stays free: the genuine change of it still applies
         if isinstance(change, ReloadChange):
-            if version != self._version:
+            if change.epoch != self._epoch or version != self._version:
                 self._resync_locked(f"the server rebuilt its gallery (version {version})")
+            return
+        if change.epoch != self._epoch:
+            # Signed, but by another build of the server's gallery (before a restart, or
+            # another server): its versions are not this copy's. The reload that came with
+            # the new build, or the retained version, resyncs.
+            self.reader.reject(GALLERY_CHANGES, "other_epoch", f"change {op} of another epoch")
             return
         if version <= self._version:
             logger.debug("gallery: version %d is in force already; ignoring it", version)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION, Bus
 from oneeye.bus.messages import (
+    SIGNING_KEY_BYTES,
     AddChange,
     AnyChange,
     GalleryTemplate,
@@ -33,6 +36,7 @@ from oneeye.bus.messages import (
     RemovePersonChange,
     ThresholdChange,
     describe_errors,
+    sign,
 )
 from oneeye.errors import GalleryError, OneEyeError
 from oneeye.gallery import GalleryIndex
@@ -41,6 +45,7 @@ from oneeye.store.models import (
     EMBEDDING_BYTES,
     FaceTemplate,
     Person,
+    ServerKey,
     Watchlist,
     embedding_from_bytes,
     person_watchlists,
@@ -55,6 +60,8 @@ DEFAULT_WATCHLISTS: tuple[tuple[str, str, str], ...] = (
 """``(name, action, description)`` of the watchlists every server has."""
 
 ACTIONS = ("customers", "amber-alert", "none")
+GALLERY_KEY = "gallery"
+"""The ``server_keys`` row of the gallery changes' signing key."""
 _WATCHLIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -64,6 +71,26 @@ class WatchlistError(OneEyeError):
 
 class WatchlistNotFoundError(WatchlistError):
     """No watchlist has this name."""
+
+
+def gallery_signing_key(db: Database) -> bytes:
+    """The key gallery changes are signed with: made at the first start and kept in the
+    database, which every central server shares (a server that makes one at the same moment
+    as another keeps the one stored first)."""
+    with db.session() as session:
+        row = session.get(ServerKey, GALLERY_KEY)
+        if row is not None:
+            return bytes(row.secret)
+    try:
+        with db.session() as session:
+            session.add(ServerKey(name=GALLERY_KEY, secret=secrets.token_bytes(SIGNING_KEY_BYTES)))
+        logger.info("made the gallery signing key (kept in the database)")
+    except IntegrityError:
+        pass  # another server stored its key first: that one is the key
+    with db.session() as session:
+        row = session.get(ServerKey, GALLERY_KEY)
+        assert row is not None
+        return bytes(row.secret)
 
 
 def gallery_id(template_id: str, watchlist: str) -> str:
@@ -114,10 +141,17 @@ def check_watchlist_name(name: str) -> str:
 class GalleryService:
     """Keeps ``gallery`` equal to the templates in the database, and owns the watchlists."""
 
-    def __init__(self, db: Database, gallery: GalleryIndex, bus: Bus) -> None:
+    def __init__(
+        self, db: Database, gallery: GalleryIndex, bus: Bus, signing_key: bytes | None = None
+    ) -> None:
         self.db = db
         self.gallery = gallery
         self.bus = bus
+        self.signing_key = signing_key if signing_key is not None else gallery_signing_key(db)
+        """Signs every change announced (shared by the servers; edges get it with the
+        gallery over HTTP)."""
+        self.epoch = secrets.token_hex(16)
+        """This process's build of the gallery: its versions count from its start."""
         self._configured = gallery.thresholds()
         """Thresholds from the settings: what a watchlist without its own falls back to."""
         self._lock = threading.RLock()
@@ -230,7 +264,9 @@ class GalleryService:
         version = self.gallery.set_threshold(name, value)
         self._publish(
             version,
-            lambda: ThresholdChange(version=version, watchlist=name, threshold=value),
+            lambda: ThresholdChange(
+                version=version, epoch=self.epoch, watchlist=name, threshold=value
+            ),
         )
 
     # the index -----------------------------------------------------------------------------
@@ -273,7 +309,9 @@ class GalleryService:
                     name, threshold if threshold is not None else self._default_for(name)
                 )
             version = self.gallery.add_arrays(ids, persons, watchlists, embeddings, qualities)
-            self._publish(version, lambda: ReloadChange(version=version, templates=len(ids)))
+            self._publish(
+                version, lambda: ReloadChange(version=version, epoch=self.epoch, templates=len(ids))
+            )
         logger.info(
             "gallery rebuilt from the database: %d entries of %d people (version %d)",
             len(ids),
@@ -306,6 +344,7 @@ class GalleryService:
                 version,
                 lambda: AddChange(
                     version=version,
+                    epoch=self.epoch,
                     templates=[
                         GalleryTemplate(
                             id=gallery_id(e.template_id, w),
@@ -332,7 +371,10 @@ class GalleryService:
             for entry in entries:
                 version = self.gallery.remove(entry)
             if entries:
-                self._publish(version, lambda: RemoveChange(version=version, templates=entries))
+                self._publish(
+                    version,
+                    lambda: RemoveChange(version=version, epoch=self.epoch, templates=entries),
+                )
             return version
 
     def remove_person(self, person_id: str) -> int:
@@ -342,7 +384,10 @@ class GalleryService:
                 version = self.gallery.remove_person(person_id)
             except GalleryError:  # no entries: nothing changes, nothing to announce
                 return self.gallery.version
-            self._publish(version, lambda: RemovePersonChange(version=version, person=person_id))
+            self._publish(
+                version,
+                lambda: RemovePersonChange(version=version, epoch=self.epoch, person=person_id),
+            )
             return version
 
     def sync_person(self, person_id: str) -> int:
@@ -381,9 +426,11 @@ class GalleryService:
                 version,
                 describe_errors(exc),
             )
-            change = ReloadChange(version=version, templates=len(self.gallery))
-        self.bus.publish(GALLERY_CHANGES, change)
-        self.bus.publish(GALLERY_VERSION, GalleryVersionPayload(version=version), retain=True)
+            change = ReloadChange(version=version, epoch=self.epoch, templates=len(self.gallery))
+        current = GalleryVersionPayload(version=version, epoch=self.epoch)
+        # An HMAC over an enrolment's add (a template or two) takes tens of microseconds.
+        self.bus.publish(GALLERY_CHANGES, sign(self.signing_key, change))
+        self.bus.publish(GALLERY_VERSION, sign(self.signing_key, current), retain=True)
 
 
 def _check_threshold(threshold: float | None) -> None:

@@ -271,6 +271,17 @@ class ApiKey(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class ServerKey(Base):
+    """A secret every central server shares (they share this database), made at first start:
+    e.g. ``gallery``, the HMAC key gallery changes on the bus are signed with."""
+
+    __tablename__ = "server_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class AuditEntry(Base):
     """Who saw or changed what, when and from where: every view of account details, face
     search, gallery export, photo fetch and case view, every enrolment or deletion."""

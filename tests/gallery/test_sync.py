@@ -16,7 +16,16 @@ import pytest
 
 from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION
 from oneeye.bus.memory import MemoryBus
-from oneeye.bus.messages import PayloadReader, Rejections, ReloadChange
+from oneeye.bus.messages import (
+    AddChange,
+    GalleryTemplate,
+    GalleryVersionPayload,
+    PayloadReader,
+    Rejections,
+    ReloadChange,
+    RemovePersonChange,
+    sign,
+)
 from oneeye.gallery import GalleryIndex
 from oneeye.gallery.sync import GallerySnapshot, GallerySync, GallerySyncError
 from oneeye.services.gallery import GalleryEntry, GalleryService
@@ -30,10 +39,13 @@ def unit(seed: int) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def export(gallery: GalleryIndex) -> dict[str, Any]:
+def export(service: GalleryService) -> dict[str, Any]:
     """What ``GET /api/v1/gallery`` answers (the route's own shape)."""
+    gallery = service.gallery
     return {
         "version": gallery.version,
+        "epoch": service.epoch,
+        "signing_key": service.signing_key.hex(),
         "margin": gallery.margin,
         "default_threshold": gallery.default_threshold,
         "thresholds": gallery.thresholds(),
@@ -88,7 +100,7 @@ class Rig:
         self.fetches += 1
         if self.failing.is_set():
             raise ConnectionError("server unreachable")
-        return GallerySnapshot.from_json(export(self.server_gallery))
+        return GallerySnapshot.from_json(export(self.service))
 
     def enrol(self, seed: int, watchlists: tuple[str, ...] = ("customers",)) -> str:
         person = new_id()
@@ -158,9 +170,9 @@ def test_repeats_and_old_versions_are_ignored(rig: Rig) -> None:
     wait_for(rig.in_step)
     version = rig.sync.version
     assert version is not None
-    stale = {"version": version, "op": "remove_person", "person": "nobody"}
-    rig.bus.publish(GALLERY_CHANGES, Note.model_validate(stale))
-    rig.bus.publish(GALLERY_CHANGES, Note.model_validate({**stale, "version": version - 1}))
+    for old in (version, version - 1):
+        stale = RemovePersonChange(version=old, epoch=rig.service.epoch, person="nobody")
+        rig.bus.publish(GALLERY_CHANGES, sign(rig.service.signing_key, stale))
     rig.enrol(7)
     wait_for(rig.in_step)
     assert rig.fetches == 1
@@ -171,7 +183,8 @@ def test_a_reload_resyncs(rig: Rig) -> None:
     assert rig.sync.wait_synced(5)
     version = rig.server_gallery.version + 1
     rig.server_gallery.set_threshold("customers", 0.3)  # the server really is at version + 1
-    rig.bus.publish(GALLERY_CHANGES, ReloadChange(version=version, templates=0))
+    reload = ReloadChange(version=version, epoch=rig.service.epoch, templates=0)
+    rig.bus.publish(GALLERY_CHANGES, sign(rig.service.signing_key, reload))
     wait_for(lambda: rig.fetches == 2 and rig.in_step())
 
 
@@ -206,10 +219,77 @@ def test_a_retained_version_that_differs_resyncs(rig: Rig) -> None:
     rig.sync.start()
     assert rig.sync.wait_synced(5)
     rig.server_gallery.set_threshold("customers", 0.3)
-    rig.bus.publish(
-        GALLERY_VERSION, Note.model_validate({"version": rig.server_gallery.version}), retain=True
-    )
+    current = GalleryVersionPayload(version=rig.server_gallery.version, epoch=rig.service.epoch)
+    rig.bus.publish(GALLERY_VERSION, sign(rig.service.signing_key, current), retain=True)
     wait_for(lambda: rig.fetches == 2 and rig.in_step())
+
+
+def forged_add(rig: Rig, version: int, person: str) -> AddChange:
+    """An ``add`` naming ``person`` for an attacker's face (seed 99), unsigned."""
+    template = GalleryTemplate(
+        id="evil@customers",
+        person=person,
+        watchlist="customers",
+        embedding=[float(v) for v in unit(99)],
+    )
+    return AddChange(version=version, epoch=rig.service.epoch, templates=[template])
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [("unsigned", "unsigned"), ("wrong key", "bad_signature"), ("tampered", "bad_signature")],
+)
+def test_a_forged_change_is_dropped_without_taking_its_version(
+    rig: Rig, how: str, reason: str
+) -> None:
+    rig.sync.reader = PayloadReader(rejections=Rejections())
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    customer = rig.enrol(1)
+    wait_for(rig.in_step)
+    version = rig.server_gallery.version + 1
+    forged: AddChange = forged_add(rig, version, customer)
+    if how == "wrong key":
+        forged = sign(bytes(32), forged)
+    elif how == "tampered":  # signed by the server for someone else, then renamed
+        genuine = sign(rig.service.signing_key, forged_add(rig, version, "someone-else"))
+        forged = genuine.model_copy(update={"templates": forged.templates})
+    rig.bus.publish(GALLERY_CHANGES, forged)
+    assert rig.bus.drain(5)
+    assert rig.sync.reader.rejections.total(reason) == 1
+    assert rig.sync.version == version - 1
+    assert not rig.edge_gallery.identify(unit(99)).is_known
+    rig.enrol(2)  # the server's own change of that version
+    wait_for(rig.in_step)
+    assert rig.fetches == 1, "the genuine change applied in order, no fetch"
+    assert not rig.edge_gallery.identify(unit(99)).is_known
+
+
+def test_an_unsigned_version_message_is_ignored(rig: Rig) -> None:
+    rig.sync.reader = PayloadReader(rejections=Rejections())
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    lie = GalleryVersionPayload(version=rig.server_gallery.version + 5, epoch=rig.service.epoch)
+    rig.bus.publish(GALLERY_VERSION, lie, retain=True)
+    assert rig.bus.drain(5)
+    assert rig.sync.reader.rejections.total("unsigned") == 1
+    assert rig.fetches == 1
+
+
+def test_a_signed_change_of_another_epoch_is_not_applied(rig: Rig) -> None:
+    """A change recorded before the server restarted (its versions start again) is signed
+    with the same key; replayed, it names another epoch and is dropped."""
+    rig.sync.reader = PayloadReader(rejections=Rejections())
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    customer = rig.enrol(1)
+    wait_for(rig.in_step)
+    old = forged_add(rig, rig.server_gallery.version + 1, customer)
+    replayed = sign(rig.service.signing_key, old.model_copy(update={"epoch": "0" * 32}))
+    rig.bus.publish(GALLERY_CHANGES, replayed)
+    assert rig.bus.drain(5)
+    assert rig.sync.reader.rejections.total("other_epoch") == 1
+    assert not rig.edge_gallery.identify(unit(99)).is_known
 
 
 def test_an_unreachable_server_is_retried_and_changes_wait_for_the_copy(rig: Rig) -> None:

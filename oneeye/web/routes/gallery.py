@@ -3,7 +3,10 @@
 ``GET /gallery`` answers the live gallery as one consistent snapshot: its version, thresholds,
 margin and every entry with its embedding. Embeddings are biometric data, so the route lets in
 an admin or an ``edge`` API key only (an edge's key passes no other route). An edge fetches it
-at start and whenever it missed a version of ``oneeye/v1/gallery/changes``. Each fetch is one
+at start and whenever it missed a version of ``oneeye/v1/gallery/changes``. The answer also
+carries the key the server signs those changes with and its gallery's epoch: the one way an
+edge learns them (over HTTP, with its own API key), so nothing on the broker can forge a
+change an edge applies. Each fetch is one
 row in the audit log (``gallery.export``, with the version and the number of entries).
 
 ``PUT /edge/snapshots/{key}`` stores a snapshot an edge took, under the key the edge chose
@@ -52,6 +55,15 @@ class GalleryExport(BaseModel):
     default_threshold: float
     thresholds: dict[str, float]
     entries: list[GalleryEntryPublic]
+    epoch: str = Field(
+        description="This server's build of the gallery: changes of another epoch are not "
+        "applied to this copy."
+    )
+    signing_key: str = Field(
+        description="Hex HMAC-SHA256 key the changes on ``oneeye/v1/gallery/changes`` are "
+        "signed with; an edge applies only changes it verifies. Handed out only here, to an "
+        "edge's key or an admin."
+    )
 
 
 class SnapshotStored(BaseModel):
@@ -92,6 +104,8 @@ def export_gallery(
     )
     return GalleryExport(
         version=before,
+        epoch=services.gallery_service.epoch,
+        signing_key=services.gallery_service.signing_key.hex(),
         margin=margin,
         default_threshold=gallery.default_threshold,
         thresholds=thresholds,
