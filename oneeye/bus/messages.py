@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import threading
 import time
@@ -382,11 +381,11 @@ S = TypeVar("S", bound=_Signed)
 
 def _signed_bytes(payload: _Signed) -> bytes:
     """The canonical encoding a signature covers: the payload's kind, then every field but
-    ``sig`` (the version and epoch too) as JSON with sorted keys and no spaces. Both ends
-    compute it from the model, so the wire's spacing or key order do not matter."""
-    body = payload.model_dump(mode="json", exclude={"sig"})
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return f"oneeye-gallery:{type(payload).__name__}\n{text}".encode()
+    ``sig`` (the version and epoch too) as the model writes them, in the model's field order.
+    Both ends compute it from the model, not from the wire, so the wire's spacing and key order
+    do not matter; a float read back from the wire is the same float, written the same way."""
+    body = payload.model_dump_json(exclude={"sig"})
+    return f"oneeye-gallery:{type(payload).__name__}\n".encode() + body.encode()
 
 
 def sign(key: bytes, payload: S) -> S:

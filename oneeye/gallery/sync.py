@@ -24,6 +24,7 @@ difference (entries added and removed), so the gallery is never empty in between
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -172,9 +173,11 @@ def _columns(
         if (
             not isinstance(embedding, list)
             or len(embedding) != EMBEDDING_SIZE
-            or not all(_is_number(v) for v in embedding)
+            or not all(_is_number(v) and math.isfinite(v) for v in embedding)
         ):
-            raise GallerySyncError(f"entry {names[0]}: embedding must be {EMBEDDING_SIZE} numbers")
+            raise GallerySyncError(
+                f"entry {names[0]}: embedding must be {EMBEDDING_SIZE} finite numbers"
+            )
         quality = entry.get("quality", 1.0)
         if not _is_number(quality):
             raise GallerySyncError(f"entry {names[0]}: quality must be a number")

@@ -5,6 +5,7 @@ retried until it answers."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -337,7 +338,19 @@ def test_a_resync_replaces_entries_the_server_no_longer_has(rig: Rig) -> None:
                 "default_threshold": 0.3,
                 "entries": [{"id": "a", "person": "p", "watchlist": "w", "embedding": [0.0]}],
             },
-            "128 numbers",
+            "128 finite numbers",
+        ),
+        (
+            {
+                "version": 1,
+                "thresholds": {},
+                "margin": 0.1,
+                "default_threshold": 0.3,
+                "entries": [
+                    {"id": "a", "person": "p", "watchlist": "w", "embedding": [math.nan] * 128}
+                ],
+            },
+            "128 finite numbers",
         ),
     ],
 )
