@@ -767,6 +767,11 @@ def bench() -> None:
     help="Also run face_recognition 1.3.0 (pip install --no-deps face_recognition==1.3.0).",
 )
 @click.option("--jitter-study", is_flag=True, help="Also score jittered views (slow).")
+@click.option(
+    "--speed/--no-speed",
+    default=None,
+    help="Encoding throughput against face_recognition (default: with --reference).",
+)
 def bench_lfw(
     data_dir: Path,
     results_dir: Path,
@@ -774,6 +779,7 @@ def bench_lfw(
     workers: int,
     reference: bool,
     jitter_study: bool,
+    speed: bool | None,
 ) -> None:
     """LFW: 10-fold verification, open-set identification and encoding throughput."""
     if not (data_dir / "pairs.txt").is_file() or not (data_dir / "images").is_dir():
@@ -785,6 +791,7 @@ def bench_lfw(
         workers=workers,
         reference=reference,
         jitter_study=jitter_study,
+        speed=speed,
     )
 
 
