@@ -10,6 +10,7 @@ through the outbound guard: a bank API inside the network must be named in
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -325,6 +326,25 @@ def card_from_json(body: object, account_id: str, url: str) -> CustomerCard:
     )
 
 
+MAX_DIRECTORY_ANSWER_BYTES = 64 * 1024
+"""One account's JSON is a few hundred bytes; a longer answer is refused unread past this."""
+
+
+def _read_bounded(response: httpx.Response, limit: int) -> bytes | None:
+    """The body of a 200 answer, or ``None`` when it is longer than ``limit`` bytes (reading
+    stops there). Other answers' bodies are never read: only their status is used."""
+    if response.status_code != 200:
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class HttpCustomerDirectory(CustomerDirectory):
     """The bank's own API: ``GET url_template.format(account_id=...)`` answers the account as
     JSON, 404 when there is none. Answers (404s too) are cached for ``cache_seconds``."""
@@ -396,7 +416,8 @@ class HttpCustomerDirectory(CustomerDirectory):
         shown = safe_url(url)
         started = time.monotonic()
         try:
-            response = self._client.get(url)
+            with self._client.stream("GET", url) as response:
+                raw = _read_bounded(response, MAX_DIRECTORY_ANSWER_BYTES)
         except OutboundRefusedError as exc:
             raise DirectoryError(f"customer directory at {shown}: {exc}{ALLOW_HINT}") from None
         except httpx.TimeoutException:
@@ -407,6 +428,11 @@ class HttpCustomerDirectory(CustomerDirectory):
             raise DirectoryError(
                 f"customer directory at {shown} cannot be reached ({type(exc).__name__})"
             ) from None
+        if raw is None:
+            raise DirectoryError(
+                f"customer directory at {shown} answered more than "
+                f"{MAX_DIRECTORY_ANSWER_BYTES} bytes for one account"
+            )
         logger.debug(
             "customer directory: %s answered %d in %.0f ms",
             shown,
@@ -420,7 +446,7 @@ class HttpCustomerDirectory(CustomerDirectory):
                 f"customer directory at {shown} answered HTTP {response.status_code}"
             )
         try:
-            body = response.json(parse_float=Decimal)
+            body = json.loads(raw, parse_float=Decimal)
         except ValueError:
             raise DirectoryError(
                 f"customer directory at {shown} answered something not JSON"

@@ -154,6 +154,10 @@ def test_http_directory_cache_expires(bank: BankApi) -> None:
         ({"body": '{"account_id": "A1", "balance": "1"}'}, "'name'"),
         ({"body": '{"account_id": "A1", "name": "X"}'}, "without a 'balance'"),
         ({"body": '{"account_id": "B2", "name": "X", "balance": 1}'}, "when asked for 'A1'"),
+        (
+            {"body": '{"account_id": "A1", "name": "' + "x" * 200_000 + '", "balance": 1}'},
+            "answered more than 65536 bytes",
+        ),
     ],
 )
 def test_http_directory_failures_are_directory_errors_naming_the_url_without_secrets(
