@@ -1,10 +1,10 @@
 """Builds everything ``oneeye serve`` runs, in a fixed order, and stops it in reverse.
 
-Order: settings -> database (migrated) -> photo store -> face engine -> gallery (rebuilt from
-the database) -> bus -> auth (first admin) -> dashboard events -> customer directory ->
-enrolment -> sightings consumer -> notifier (the outbox sender) -> Amber Alert cases -> camera
-workers -> erasure and export -> retention sweeps -> web application. ``stop`` runs the same
-list backwards.
+Order: settings -> database (migrated) -> photo store -> face engines (the cameras', and the
+uploads' own) -> gallery (rebuilt from the database) -> bus -> auth (first admin) -> dashboard
+events -> customer directory -> enrolment -> sightings consumer -> notifier (the outbox sender)
+-> Amber Alert cases -> camera workers -> erasure and export -> retention sweeps -> web
+application. ``stop`` runs the same list backwards.
 """
 
 from __future__ import annotations
@@ -87,13 +87,19 @@ class OneEyeApp:
         settings: ServeSettings,
         *,
         engine: FaceEngine | None = None,
+        photo_engine: FaceEngine | None = None,
         announce: Callable[[str], None] | None = None,
     ) -> None:
         """Build every part (nothing runs yet).
 
         Args:
             settings: the server's settings.
-            engine: a face engine to share (tests pass one to save loading the models again).
+            engine: the cameras' face engine (tests pass one to save loading the models
+                again).
+            photo_engine: the face engine for uploaded photos (enrolment, face search, case
+                photos), kept apart so that an upload never holds the lock the cameras encode
+                under. ``None``: a second engine of its own, or, when only ``engine`` is given
+                (tests), that one shared.
             announce: called once with ``"name:password"`` when the first admin is created;
                 the CLI prints it.
         """
@@ -101,6 +107,8 @@ class OneEyeApp:
         db = Database(settings.resolved_database_url())
         db.migrate()
         photos = make_photo_store(settings)
+        if photo_engine is None:
+            photo_engine = engine if engine is not None else FaceEngine(settings.engine)
         engine = engine if engine is not None else FaceEngine(settings.engine)
         gallery = GalleryIndex.from_settings(settings.gallery)
         bus = make_bus(settings)
@@ -110,12 +118,18 @@ class OneEyeApp:
             logger.warning("created the first admin; its one-time password is printed once")
             if announce is not None:
                 announce(first_admin)
-        events = EventHub(db, settings.server.event_history)
+        events = EventHub(db, settings.server.event_history, settings.limits.ws_queue)
         outbound = OutboundGuard.from_settings(settings.outbound)
         directory = make_directory(settings.customers, db, outbound)
         gallery_service = GalleryService(db, gallery, bus)
         enrolment = EnrolmentService(
-            db, photos, engine, gallery_service, auth, settings.server.max_upload_bytes
+            db,
+            photos,
+            photo_engine,
+            gallery_service,
+            auth,
+            settings.server.max_upload_bytes,
+            settings.limits.photo_max_side,
         )
         reader = PayloadReader(
             PayloadLimits(

@@ -172,6 +172,41 @@ class ServerSettings(BaseModel):
     """Dashboard events kept for clients that reconnect and ask for what they missed."""
 
 
+class LimitSettings(BaseModel):
+    """What one request may cost the server: body bytes, threads, seconds, pixels, and how far
+    a dashboard may fall behind. SECURITY.md (sections 4, 5, 6 and 12) gives each with its
+    test."""
+
+    json_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest body of a JSON (or form) request; more is answered 413 unread."""
+    login_bytes: int = Field(default=16 * 1024, ge=1024)
+    """Largest body of a login (anyone may send one, logged in or not)."""
+    upload_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    """Largest body of a photo upload (multipart, every part); the sender's credentials are
+    checked before a byte of it is read."""
+    login_threads: int = Field(default=1, ge=1, le=8)
+    """Threads that check passwords (argon2 takes ~0.2 s of one core per login): a flood of
+    logins queues for these, the cameras keep the other cores."""
+    login_waiting: int = Field(default=64, ge=1)
+    """Logins that may wait for a password-checking thread; more are answered 503."""
+    photo_threads: int = Field(default=1, ge=1, le=8)
+    """Threads that decode and search uploaded photos (identify, enrolment, case photos),
+    with their own face engine: never the cameras'."""
+    photo_waiting: int = Field(default=8, ge=0)
+    """Photo requests that may wait for a photo thread; more are answered 503."""
+    photo_seconds: float = Field(default=20.0, gt=0.0, le=600.0)
+    """Longest a photo request may work (decoding, detection, encoding); then 503."""
+    photo_max_side: int = Field(default=1280, ge=256, le=8192)
+    """Face search and case photos are shrunk to at most this many pixels on their longer side
+    before faces are looked for (enrolment photos are not: their fallback chain shrinks them
+    itself)."""
+    ws_queue: int = Field(default=256, ge=1, le=100_000)
+    """Dashboard events a WebSocket client may fall behind by before it is disconnected."""
+    ws_send_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
+    """Longest one WebSocket send may wait for a client that does not read; then it is
+    disconnected."""
+
+
 class SmtpSettings(BaseModel):
     """The mail server that alert emails go through."""
 
@@ -318,6 +353,7 @@ class ServeSettings(Settings):
     photo_store: Literal["local", "s3"] = "local"
     s3: S3Settings = Field(default_factory=S3Settings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     customers: CustomerDirectorySettings = Field(default_factory=CustomerDirectorySettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)

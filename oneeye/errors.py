@@ -23,3 +23,7 @@ class ModelError(OneEyeError):
 
 class SourceError(OneEyeError):
     """A video source cannot be used: bad URL, missing or undecodable file, bad camera index."""
+
+
+class TimeLimitError(OneEyeError):
+    """Work was given up: it ran past its time limit, or the one who asked for it left."""

@@ -65,6 +65,7 @@ from oneeye.store.models import (
 )
 from oneeye.store.photos import PhotoStore
 from oneeye.types import Face, FaceBox
+from oneeye.vision.engine import Deadline
 
 logger = logging.getLogger(__name__)
 
@@ -340,21 +341,28 @@ class AlertService:
 
     # photos ---------------------------------------------------------------------------------
 
-    def _face_of(self, data: bytes, filename: str) -> tuple[Face, bytes]:
-        """The photo's one usable face and the photo re-encoded (upright, no EXIF)."""
-        image = self.enrolment.decode_upload(data, filename)
+    def _face_of(
+        self, data: bytes, filename: str, deadline: Deadline | None = None
+    ) -> tuple[Face, bytes]:
+        """The photo's one usable face and the photo re-encoded (upright, no EXIF).
+
+        Anyone with the reporter role sends these: the photo is shrunk to the enrolment
+        service's ``photo_max_side`` and searched with the cheap detection stages only."""
+        image = self.enrolment.decode_upload(data, filename, max_side=self.enrolment.photo_max_side)
         try:
-            face = self.enrolment.engine.enrolment_face(image)
+            face = self.enrolment.engine.enrolment_face(image, thorough=False, deadline=deadline)
         except FaceError as exc:
             where = f"{filename}: " if filename else ""
             raise FaceError(f"{where}{exc}") from None
         return face, encode_jpeg(image)
 
-    def check_photo(self, data: bytes, filename: str = "") -> PhotoCheck:
+    def check_photo(
+        self, data: bytes, filename: str = "", *, deadline: Deadline | None = None
+    ) -> PhotoCheck:
         """Whether a photo can be filed (the report page's instant check); nothing is
-        stored."""
+        stored. ``TimeLimitError`` when ``deadline`` passes first."""
         try:
-            face, _ = self._face_of(data, filename)
+            face, _ = self._face_of(data, filename, deadline)
         except (ImageError, FaceError) as exc:
             return PhotoCheck(usable=False, reason=str(exc), box=None, quality=None)
         return PhotoCheck(usable=True, reason=None, box=face.box, quality=face.quality.score)
@@ -370,6 +378,7 @@ class AlertService:
         *,
         actor: str,
         expires_at: datetime | None = None,
+        deadline: Deadline | None = None,
     ) -> CaseInfo:
         """File a case: every camera looks for the person at once, and the recent past is
         searched.
@@ -382,6 +391,8 @@ class AlertService:
                 face.
             actor: who files it (for the audit log and the case's reporter).
             expires_at: when the case expires; ``None``: ``default_hours`` from now.
+            deadline: when to give up checking the photos (``TimeLimitError``; nothing is
+                stored then).
 
         Returns:
             The case, with the matches retro-search found counted.
@@ -404,7 +415,7 @@ class AlertService:
         elif expires_at.tzinfo is None or expires_at <= now:
             raise AlertError("a case's expiry must be a time (with its zone) in the future")
         # Every photo is checked before anything is stored.
-        faces = [self._face_of(data, filename) for data, filename in photos]
+        faces = [self._face_of(data, filename, deadline) for data, filename in photos]
 
         keys: list[str] = []
         try:

@@ -48,6 +48,8 @@ KEY_ROLES: tuple[str, ...] = (*ROLES, EDGE_ROLE)
 """The roles an API key may have (users log in with the ladder's roles only)."""
 MIN_PASSWORD = 10
 API_KEY_PREFIX = "oek_"
+KEY_USE_RESOLUTION = timedelta(minutes=1)
+"""An API key's ``last_used_at`` is written at most this often."""
 LOGIN_ATTEMPTS = 5
 """Failed logins from one client address within ``LOGIN_WINDOW`` seconds before its logins
 pause."""
@@ -515,7 +517,11 @@ class AuthService:
             row = session.scalar(select(ApiKey).where(ApiKey.key_hash == _digest(key)))
             if row is None or row.revoked or not hmac.compare_digest(row.key_hash, _digest(key)):
                 raise AuthError("this API key is not valid")
-            row.last_used_at = utcnow()
+            now = utcnow()
+            # One write a minute per key is enough to say when it was last used; a write per
+            # request would make every edge call a database commit.
+            if row.last_used_at is None or now - row.last_used_at > KEY_USE_RESOLUTION:
+                row.last_used_at = now
             return Principal("key", row.id, row.name, row.role)
 
     # audit ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ class Services:
     db: Database
     photos: PhotoStore
     engine: FaceEngine
+    """The cameras' face engine."""
     gallery: GalleryIndex
     bus: Bus
     auth: AuthService

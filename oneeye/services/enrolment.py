@@ -28,7 +28,7 @@ from oneeye.store.db import Database
 from oneeye.store.models import FaceTemplate, Person, Watchlist, embedding_to_bytes
 from oneeye.store.photos import PhotoStore
 from oneeye.types import Face, FaceBox, FaceQuality, RGBImage
-from oneeye.vision.engine import FaceEngine
+from oneeye.vision.engine import Deadline, FaceEngine
 from oneeye.vision.images import load_image
 
 logger = logging.getLogger(__name__)
@@ -178,13 +178,22 @@ class EnrolmentService:
         gallery: GalleryService,
         auth: AuthService,
         max_upload_bytes: int,
+        photo_max_side: int = 1280,
     ) -> None:
+        """Enrol into ``db``, ``photos`` and ``gallery``.
+
+        ``engine`` is the uploads' own face engine (not the cameras': a large upload must not
+        hold the lock the cameras encode under). Uploads over ``max_upload_bytes`` are refused;
+        photos searched rather than enrolled (``identify``, case photos) are shrunk to
+        ``photo_max_side`` pixels on their longer side first.
+        """
         self.db = db
         self.photos = photos
         self.engine = engine
         self.gallery = gallery
         self.auth = auth
         self.max_upload_bytes = max_upload_bytes
+        self.photo_max_side = photo_max_side
 
     # people --------------------------------------------------------------------------------
 
@@ -353,9 +362,12 @@ class EnrolmentService:
             )
             return [_template_info(row) for row in rows]
 
-    def decode_upload(self, data: bytes, filename: str = "") -> RGBImage:
-        """An upload as an RGB image: ``UploadTooLargeError`` above ``max_upload_bytes``,
-        ``ImageError`` (naming the file) for anything that is not a usable image."""
+    def decode_upload(
+        self, data: bytes, filename: str = "", *, max_side: int | None = None
+    ) -> RGBImage:
+        """An upload as an RGB image (shrunk to ``max_side`` on its longer side if given):
+        ``UploadTooLargeError`` above ``max_upload_bytes``, ``ImageError`` (naming the file)
+        for anything that is not a usable image."""
         where = f"{filename}: " if filename else ""
         if len(data) > self.max_upload_bytes:
             raise UploadTooLargeError(
@@ -367,12 +379,19 @@ class EnrolmentService:
                 data,
                 max_bytes=self.max_upload_bytes,
                 max_pixels=self.engine.settings.max_pixels,
+                max_side=max_side,
             )
         except ImageError as exc:
             raise ImageError(f"{where}{exc}") from None
 
     def enrol_photo(
-        self, person_id: str, data: bytes, filename: str = "", *, actor: str
+        self,
+        person_id: str,
+        data: bytes,
+        filename: str = "",
+        *,
+        actor: str,
+        deadline: Deadline | None = None,
     ) -> TemplateInfo:
         """Add a template to a person from a photo showing exactly one usable face.
 
@@ -381,6 +400,7 @@ class EnrolmentService:
             data: the uploaded file.
             filename: the upload's name, for messages.
             actor: who enrols (for the audit log).
+            deadline: when to give up (checked between the steps, before anything is stored).
 
         Returns:
             The new template, with its face box and quality.
@@ -389,11 +409,12 @@ class EnrolmentService:
             NotFoundError: no such person.
             UploadTooLargeError, ImageError: the upload is too large or not a usable image.
             FaceError: no face, several faces, or a face too small.
+            TimeLimitError: the deadline passed or was cancelled; nothing was stored.
         """
         self.person(person_id)  # a missing person is a 404 before any decoding work
         image = self.decode_upload(data, filename)
         try:
-            face = self.engine.enrolment_face(image)
+            face = self.engine.enrolment_face(image, deadline=deadline)
         except FaceError as exc:
             where = f"{filename}: " if filename else ""
             raise FaceError(f"{where}{exc}") from None
@@ -471,14 +492,20 @@ class EnrolmentService:
 
     # identification -------------------------------------------------------------------------
 
-    def identify(self, data: bytes, filename: str = "", *, k: int = 3) -> list[IdentifiedFace]:
+    def identify(
+        self, data: bytes, filename: str = "", *, k: int = 3, deadline: Deadline | None = None
+    ) -> list[IdentifiedFace]:
         """Every face in an uploaded photo with its nearest ``k`` people; nothing is stored.
+
+        The photo is shrunk to ``photo_max_side`` and searched with the cheap detection stages
+        only (boxes are in the shrunk photo's pixels).
 
         Raises:
             UploadTooLargeError, ImageError: the upload is too large or not a usable image.
+            TimeLimitError: the deadline passed or was cancelled.
         """
-        image = self.decode_upload(data, filename)
-        faces = self.engine.faces(image, fallback=True)
+        image = self.decode_upload(data, filename, max_side=self.photo_max_side)
+        faces = self.engine.faces(image, fallback=True, thorough=False, deadline=deadline)
         if not faces:
             return []
         answers = self.gallery.gallery.identify_batch(

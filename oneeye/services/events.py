@@ -91,6 +91,9 @@ class Subscription:
         self.loop = asyncio.get_running_loop()
         self.overflowed = False
         """Set when the client fell ``QUEUE_SIZE`` events behind: its queue ends with None."""
+        self.fell_behind = asyncio.Event()
+        """Set with ``overflowed``: a handler stuck sending to a client that does not read
+        waits on this, not on the queue."""
 
     def offer(self, event: HubEvent) -> None:
         """Queue ``event``; on overflow, empty the queue and end it. Call on ``self.loop``."""
@@ -103,6 +106,7 @@ class Subscription:
             while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(None)
+            self.fell_behind.set()
             logger.warning("dashboard client (%s) fell behind; disconnecting it", self.role)
 
 
@@ -141,6 +145,7 @@ class EventHub:
         self._lock = threading.Lock()
         self._subscriptions: list[Subscription] = []
         self._published = 0
+        self._dropped = 0
 
     # events ---------------------------------------------------------------------------------
 
@@ -233,6 +238,18 @@ class EventHub:
         """Clients connected now."""
         with self._lock:
             return len(self._subscriptions)
+
+    def dropped(self, subscription: Subscription) -> None:
+        """Count a client disconnected because it fell behind, and stop pushing to it."""
+        self.unsubscribe(subscription)
+        with self._lock:
+            self._dropped += 1
+
+    @property
+    def dropped_clients(self) -> int:
+        """Clients disconnected so far because they fell behind (or stopped reading)."""
+        with self._lock:
+            return self._dropped
 
     # audit of account details ---------------------------------------------------------------
 

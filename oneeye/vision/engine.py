@@ -3,18 +3,21 @@
 It owns the models (loaded in the constructor, the CNN detector on first need), picks the
 detection scale from the smallest face worth finding, and for enrolment photos runs a fallback
 chain so a usable photo is not refused: HOG at a scale fit for the photo, HOG at the configured
-smallest face, HOG upsampled once more, then the CNN detector.
+smallest face, HOG upsampled once more, then the CNN detector. Photos searched for faces (face
+search, case photos) take only the first two steps: the last two cost seconds and gigabytes on
+a large photo, and only an enrolment is worth that.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from oneeye.config import EngineSettings
-from oneeye.errors import FaceError
+from oneeye.errors import FaceError, TimeLimitError
 from oneeye.types import Detection, Face, RGBImage
 from oneeye.vision.detect import CnnDetector, FaceDetector, HogDetector, ScalePlan, plan_scale
 from oneeye.vision.encode import ChipEmbedder, DlibChipEmbedder, FaceAligner, embed_chips
@@ -30,6 +33,45 @@ BACKGROUND_FACE_RATIO = 0.4
 """In an enrolment photo, faces smaller than this fraction of the largest one are background."""
 CNN_MAX_SIDE = 1280
 """The CNN detector runs on enrolment photos shrunk to at most this many pixels per side."""
+
+
+class Deadline:
+    """When work on one uploaded photo must stop: after ``seconds``, or as soon as the one who
+    asked for it has gone (``cancel``, from another thread).
+
+    It is checked between the steps of the work (decoding, each detection stage, encoding): a
+    step that started runs to its end, so each step must be bounded by itself (photos are
+    shrunk before they are searched).
+    """
+
+    def __init__(self, seconds: float | None = None) -> None:
+        """A deadline ``seconds`` from now (``None``: no time limit, only cancellation)."""
+        self.seconds = seconds
+        self._until = None if seconds is None else time.monotonic() + seconds
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop the work at its next check (the client left)."""
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether ``cancel`` was called."""
+        return self._cancelled.is_set()
+
+    def check(self) -> None:
+        """Raise ``TimeLimitError`` if the work must stop now."""
+        if self._cancelled.is_set():
+            raise TimeLimitError("the photo was given up: the request was cancelled")
+        if self._until is not None and time.monotonic() > self._until:
+            raise TimeLimitError(
+                f"the photo took longer than {self.seconds:g} s to search and was given up"
+            )
+
+
+def _check(deadline: Deadline | None) -> None:
+    if deadline is not None:
+        deadline.check()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,35 +179,69 @@ class FaceEngine:
             )
         return stages if self.settings.fallback else stages[:1]
 
-    def detect_with_fallback(self, image: RGBImage) -> list[Detection]:
+    def search_stages(self, image: RGBImage) -> list[DetectionStage]:
+        """The stages for a photo searched rather than enrolled (face search, case photos):
+        HOG at a scale fit for the photo, then at the configured smallest face; never the
+        upsampled HOG or the CNN, whose cost grows with the photo (gigabytes on a large one).
+
+        Args:
+            image: the photo (already shrunk to a sane size by the caller).
+
+        Returns:
+            The stages in order.
+        """
+        shorter = min(image.shape[:2])
+        configured = self.settings.min_face_px
+        quick = max(configured, shorter // 8)
+        stages = [DetectionStage("hog", plan_scale(quick, HogDetector.window_px))]
+        if quick > configured:
+            stages.append(DetectionStage("hog", plan_scale(configured, HogDetector.window_px)))
+        return stages
+
+    def detect_with_fallback(
+        self, image: RGBImage, *, thorough: bool = True, deadline: Deadline | None = None
+    ) -> list[Detection]:
         """Find faces in a still photo, trying harder stage by stage until one finds a face.
 
         Args:
             image: (H, W, 3) uint8 RGB.
+            thorough: the enrolment chain (``enrolment_stages``); ``False``: only the cheap
+                stages (``search_stages``).
+            deadline: checked before each stage (``TimeLimitError`` when it has passed).
 
         Returns:
             Detections from the first stage that found any; each names its stage in
             ``detector`` (``hog``, ``hog-up2``, ``cnn``...). Empty if no stage found one.
         """
+        stages = self.enrolment_stages(image) if thorough else self.search_stages(image)
         with self._lock:
-            for stage in self.enrolment_stages(image):
+            for stage in stages:
+                _check(deadline)
                 found = self._detector(stage.detector).detect_at(image, stage.plan)
                 if found:
                     return found
             return []
 
-    def encode(self, image: RGBImage, detections: Sequence[Detection]) -> list[Face]:
+    def encode(
+        self,
+        image: RGBImage,
+        detections: Sequence[Detection],
+        *,
+        deadline: Deadline | None = None,
+    ) -> list[Face]:
         """Align, encode and rate the given detections (one batch).
 
         Args:
             image: the image they were found in.
             detections: the faces to encode.
+            deadline: checked before the work starts.
 
         Returns:
             One ``Face`` per detection, in the same order.
         """
         if not detections:
             return []
+        _check(deadline)
         with self._lock:
             aligned = self._aligner.align(image, [d.box for d in detections])
             embeddings = embed_chips(
@@ -188,36 +264,54 @@ class FaceEngine:
         ]
 
     def faces(
-        self, image: RGBImage, *, min_face_px: int | None = None, fallback: bool = False
+        self,
+        image: RGBImage,
+        *,
+        min_face_px: int | None = None,
+        fallback: bool = False,
+        thorough: bool = True,
+        deadline: Deadline | None = None,
     ) -> list[Face]:
         """Every face in an image, encoded.
 
         Args:
             image: (H, W, 3) uint8 RGB.
             min_face_px: smallest face worth finding (single pass only).
-            fallback: use the enrolment fallback chain instead of one pass.
+            fallback: try stage by stage (``detect_with_fallback``) instead of one pass.
+            thorough: with ``fallback``, the whole enrolment chain; ``False``: cheap stages.
+            deadline: checked between the steps (``TimeLimitError`` when it has passed).
 
         Returns:
             The faces, most confident detection first.
         """
-        found = self.detect_with_fallback(image) if fallback else self.detect(image, min_face_px)
-        return self.encode(image, found)
+        if fallback:
+            found = self.detect_with_fallback(image, thorough=thorough, deadline=deadline)
+        else:
+            _check(deadline)
+            found = self.detect(image, min_face_px)
+        return self.encode(image, found, deadline=deadline)
 
-    def enrolment_face(self, image: RGBImage) -> Face:
+    def enrolment_face(
+        self, image: RGBImage, *, thorough: bool = True, deadline: Deadline | None = None
+    ) -> Face:
         """The one usable face of an enrolment photo.
 
         Faces much smaller than the largest (a poster, a passer-by) are ignored.
 
         Args:
             image: (H, W, 3) uint8 RGB.
+            thorough: the whole fallback chain; ``False``: the cheap stages only (photos
+                anyone may send, such as a case's).
+            deadline: checked between the steps (``TimeLimitError`` when it has passed).
 
         Returns:
             The face.
 
         Raises:
             FaceError: no face, several faces of similar size, or a face too small to enrol.
+            TimeLimitError: ``deadline`` passed or was cancelled.
         """
-        found = self.detect_with_fallback(image)
+        found = self.detect_with_fallback(image, thorough=thorough, deadline=deadline)
         if not found:
             height, width = image.shape[:2]
             raise FaceError(f"no face found in the {width}x{height} photo")
@@ -232,4 +326,4 @@ class FaceEngine:
                 f"the face is only {main[0].box.size} pixels wide; "
                 f"enrolment needs at least {ENROL_MIN_FACE_PX}"
             )
-        return self.encode(image, main)[0]
+        return self.encode(image, main, deadline=deadline)[0]

@@ -10,7 +10,10 @@ from fastapi.staticfiles import StaticFiles
 from oneeye import __version__
 from oneeye.services.context import Services
 from oneeye.web import pages, ws
+from oneeye.web.deps import has_credentials
 from oneeye.web.errors import install_error_handlers
+from oneeye.web.limits import BodyLimitMiddleware, body_rules
+from oneeye.web.offload import Gates
 from oneeye.web.routes import (
     auth,
     cameras,
@@ -39,8 +42,9 @@ def create_app(services: Services) -> FastAPI:
         description="Self-hosted, real-time face identification for camera video.",
     )
     app.state.services = services
+    app.state.gates = Gates(services.settings.limits)
     install_error_handlers(app)
-    for module in (
+    modules = (
         auth,
         users,
         people,
@@ -53,8 +57,16 @@ def create_app(services: Services) -> FastAPI:
         sightings,
         cases,
         links,
-    ):
+    )
+    for module in modules:
         app.include_router(module.router, prefix=API)
+    # Body limits and upload authentication come before anything reads a body.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        rules=body_rules((API, module.router) for module in modules),
+        limits=services.settings.limits,
+        authenticated=has_credentials,
+    )
     app.include_router(ws.router)
     app.include_router(pages.router)
     STATIC.mkdir(exist_ok=True)

@@ -5,6 +5,9 @@ A request is authenticated by an API key (``Authorization: Bearer oek_...`` or
 (POST, PUT, PATCH, DELETE) must also carry the session's CSRF token, in the ``X-CSRF-Token``
 header or a ``csrf_token`` form field; API keys need none (a browser never sends them by
 itself).
+
+Looking a session or key up is database work, so it runs in the thread pool, never on the event
+loop.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from oneeye.services.auth import EDGE_ROLE, AuthError, Principal
 from oneeye.services.context import Services
@@ -85,18 +89,41 @@ def check_same_origin(request: Request) -> None:
         )
 
 
+def principal_of(services: Services, key: str | None, token: str | None) -> Principal | None:
+    """The principal of an API key (first) or a session token; ``None`` when there is
+    neither; ``AuthError`` when the one given does not work. Database work: call it in a
+    thread."""
+    if key is not None:
+        return services.auth.key_principal(key)
+    if token is None:
+        return None
+    return services.auth.session_principal(token)
+
+
+async def has_credentials(request: Request) -> bool:
+    """Whether ``request`` carries an API key or session that works (nothing else is
+    checked: the routes check roles). For the checks made before a body is read."""
+    services = get_services(request)
+    key, token = api_key_of(request), request.cookies.get(SESSION_COOKIE)
+    if key is None and token is None:
+        return False
+    try:
+        return await run_in_threadpool(principal_of, services, key, token) is not None
+    except AuthError:
+        return False
+
+
 async def optional_principal(request: Request, services: ServicesDep) -> Principal | None:
     """Who is asking, or ``None`` when the request carries no credentials at all."""
-    key = api_key_of(request)
+    key, token = api_key_of(request), request.cookies.get(SESSION_COOKIE)
+    if key is None and token is None:
+        return None
     try:
-        if key is not None:
-            return services.auth.key_principal(key)
-        token = request.cookies.get(SESSION_COOKIE)
-        if token is None:
-            return None
-        principal = services.auth.session_principal(token)
+        principal = await run_in_threadpool(principal_of, services, key, token)
     except AuthError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
+    if principal is None or key is not None:
+        return principal  # an API key needs no CSRF token (a browser never sends one)
     if request.method not in SAFE_METHODS:
         # A cookie rides along on any site's request: the change must come from our own page.
         check_same_origin(request)

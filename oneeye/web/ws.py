@@ -13,7 +13,11 @@ fault; a cookie-authenticated connection from a page of another origin is closed
 (that its role may see) come first, then live ones, none twice. Events with account details
 go to ``teller`` and ``admin`` only; each one's audit row is committed before it is sent (see
 ``oneeye.services.events``). A client that falls too far behind is closed with ``4408``
-and should reconnect with ``since``. Every ``RECHECK_SECONDS`` the session or key is checked
+and should reconnect with ``since``: one whose queue holds ``ONEEYE_LIMITS__WS_QUEUE`` events
+it has not been sent yet (256), or one send to which waits ``ONEEYE_LIMITS__WS_SEND_SECONDS``
+(10 s) because the client does not read. Such a client is counted
+(``EventHub.dropped_clients``); if even the close frame cannot reach it, its connection is
+aborted. Every ``RECHECK_SECONDS`` the session or key is checked
 again: a user who logged out, was deactivated or changed role is closed with ``4401``.
 
 Without ``since`` a client gets only the events published after it subscribed; a dashboard
@@ -32,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 
 from oneeye.services.auth import AuthError, Principal
 from oneeye.services.context import Services
-from oneeye.services.events import ACCOUNT_EVENT, HubEvent, Subscription
+from oneeye.services.events import ACCOUNT_EVENT, EventHub, HubEvent, Subscription
 from oneeye.web.deps import SESSION_COOKIE
 
 logger = logging.getLogger(__name__)
@@ -57,6 +61,14 @@ def _subprotocol_key(websocket: WebSocket) -> str | None:
         if isinstance(offered, str) and offered.startswith(KEY_SUBPROTOCOL):
             return offered[len(KEY_SUBPROTOCOL) :] or None
     return None
+
+
+CLOSE_SECONDS = 2.0
+"""How long a close frame may wait for a client to take it before the connection is aborted."""
+
+
+class SlowClientError(Exception):
+    """A send waited too long for the client to read."""
 
 
 def _key_of(websocket: WebSocket, api_key: str | None) -> str | None:
@@ -109,6 +121,7 @@ async def dashboard_socket(
         await websocket.close(CLOSE_FORBIDDEN_ORIGIN, "cross-origin connection refused")
         return
     hub = services.events
+    timeout = services.settings.limits.ws_send_seconds
     subscription = hub.subscribe(principal.role)
     logger.info("dashboard socket opened for %s (since %s)", principal.actor, since)
     try:
@@ -116,27 +129,69 @@ async def dashboard_socket(
         if since is not None:
             missed = await run_in_threadpool(hub.since, since, principal.role, REPLAY_LIMIT)
             for event in missed:
-                await _send(websocket, event, principal, services)
+                await _send(websocket, event, principal, services, timeout)
                 last = event.id
-        # Three tasks, waited on once: the per-event path is just queue -> send.
-        sender = asyncio.create_task(_pump(websocket, subscription, last, principal, services))
+        # Four tasks, waited on once: the per-event path is just queue -> send. ``behind``
+        # ends the connection even while the sender is stuck on a client that does not read.
+        sender = asyncio.create_task(
+            _pump(websocket, subscription, last, principal, services, timeout)
+        )
         receiver = asyncio.create_task(_drain(websocket))
         checker = asyncio.create_task(_recheck(services, websocket, api_key, principal))
-        tasks = {sender, receiver, checker}
+        behind = asyncio.create_task(subscription.fell_behind.wait())
+        tasks = {sender, receiver, checker, behind}
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
         if checker in done:
-            await websocket.close(CLOSE_UNAUTHENTICATED, "your session has ended")
-        elif sender in done and sender.exception() is None:
-            await websocket.close(CLOSE_TOO_SLOW, "too far behind; reconnect with since")
+            await _close(websocket, CLOSE_UNAUTHENTICATED, "your session has ended")
+        elif behind in done or sender in done:
+            failure = sender.exception() if sender in done else None
+            if failure is not None and not isinstance(failure, SlowClientError):
+                raise failure  # the client went away mid-send (or a bug, to be logged)
+            await _drop(websocket, hub, subscription, principal)
+    except SlowClientError:
+        await _drop(websocket, hub, subscription, principal)
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client went away mid-send
     finally:
         hub.unsubscribe(subscription)
         logger.info("dashboard socket closed for %s", principal.actor)
+
+
+async def _drop(
+    websocket: WebSocket, hub: EventHub, subscription: Subscription, principal: Principal
+) -> None:
+    """Disconnect a client that fell behind, and count it."""
+    hub.dropped(subscription)
+    logger.warning("dashboard client %s fell behind; disconnecting it", principal.actor)
+    await _close(websocket, CLOSE_TOO_SLOW, "too far behind; reconnect with since")
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    """Send a close frame; abort the connection if the client does not take it in time."""
+    try:
+        await asyncio.wait_for(websocket.close(code, reason), CLOSE_SECONDS)
+        return
+    except (TimeoutError, WebSocketDisconnect, RuntimeError):
+        pass
+    _abort(websocket)
+
+
+def _abort(websocket: WebSocket) -> None:
+    """Drop the connection at once, unsent data and all.
+
+    ASGI gives an application no way to do this, and the server (uvicorn) only closes a
+    connection gracefully, which waits for ever on a client that does not read. Its protocol
+    object is the owner of the ``receive`` the connection was given: reach its transport. On
+    a server without one, the close frame above is all that can be done.
+    """
+    protocol = getattr(websocket._receive, "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
 
 
 async def _pump(
@@ -145,16 +200,17 @@ async def _pump(
     last: int,
     principal: Principal,
     services: Services,
+    timeout: float,
 ) -> None:
-    """Send live events until the client falls too far behind (returns) or goes away
-    (raises)."""
+    """Send live events until the client falls too far behind (returns, or ``SlowClientError``) or
+    goes away (raises)."""
     while True:
         event = await subscription.queue.get()
         if event is None:
             return
         if event.id <= last:
             continue  # already sent in the replay
-        await _send(websocket, event, principal, services)
+        await _send(websocket, event, principal, services, timeout)
         last = event.id
 
 
@@ -181,8 +237,9 @@ async def _still_allowed(
 
 
 async def _send(
-    websocket: WebSocket, event: HubEvent, principal: Principal, services: Services
+    websocket: WebSocket, event: HubEvent, principal: Principal, services: Services, timeout: float
 ) -> None:
+    """Send one event; ``SlowClientError`` when the client has not taken it within ``timeout``."""
     if event.type == ACCOUNT_EVENT:
         # The row is committed before the details leave, so no kill can lose it.
         address = websocket.client.host if websocket.client is not None else ""
@@ -193,7 +250,10 @@ async def _send(
             role=principal.role,
             address=address,
         )
-    await websocket.send_text(event.as_text())
+    try:
+        await asyncio.wait_for(websocket.send_text(event.as_text()), timeout)
+    except TimeoutError:
+        raise SlowClientError(f"a send waited {timeout:g} s") from None
 
 
 async def _drain(websocket: WebSocket) -> None:

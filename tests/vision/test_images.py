@@ -773,3 +773,33 @@ def test_image_from_bgr_rejects_other_arrays(frame: Any, expected_error: str) ->
         image_from_bgr(frame)
 
     assert re.fullmatch(expected_error, str(raised.value)), str(raised.value)
+
+
+# --- shrinking and multi-frame files ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "size", "expected"),
+    [
+        ("JPEG", (3000, 2000), (667, 1000)),
+        ("PNG", (2000, 3000), (1000, 667)),
+        ("PNG", (800, 600), (600, 800)),  # already small: untouched
+    ],
+)
+def test_max_side_shrinks_before_the_array_is_made(
+    fmt: str, size: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 40)).save(buffer, fmt)
+    image = load_image(buffer.getvalue(), max_side=1000)
+    assert image.shape[:2] == expected
+    assert abs(int(image[10, 10, 0]) - 200) <= 3
+
+
+def test_a_multi_frame_file_decodes_its_first_frame_only() -> None:
+    frames = [Image.new("RGB", (600, 400), colour) for colour in ("red", "blue", "green")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=40)
+    image = load_image(buffer.getvalue(), max_side=300)
+    assert image.shape == (200, 300, 3)
+    assert tuple(int(v) for v in image[100, 150]) == (255, 0, 0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from oneeye.services.auth import AuthError, Principal, ThrottledError
 from oneeye.services.context import Services
@@ -33,6 +35,8 @@ from oneeye.web.deps import (
     client_address,
     csrf_ok,
 )
+from oneeye.web.limits import LOGIN_BODY, accepts
+from oneeye.web.offload import check_passwords
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +171,7 @@ async def _login_fields(request: Request) -> tuple[LoginRequest, str | None]:
         429: {"description": "too many failed logins from this address; see Retry-After"},
     },
 )
+@accepts(LOGIN_BODY)
 async def login(request: Request, response: Response, services: ServicesDep) -> Any:
     """Open a session: sets the ``oneeye_session`` cookie and returns the CSRF token.
 
@@ -174,6 +179,8 @@ async def login(request: Request, response: Response, services: ServicesDep) -> 
     answer 429 until its oldest failure is 5 minutes old; the right password from any other
     address still works (counted in this server process's memory; see
     ``ONEEYE_SERVER__LOGIN_*``). A login posted from a page of another site is refused (403).
+    Passwords are checked in a few threads of their own (argon2 costs ~0.2 s of a core): when
+    too many logins wait for them, 503 with ``Retry-After``.
     """
     check_same_origin(request)  # login CSRF: another site must not log a browser in
     form = _is_form(request)
@@ -185,7 +192,15 @@ async def login(request: Request, response: Response, services: ServicesDep) -> 
         return RedirectResponse("/login?error=1", status.HTTP_303_SEE_OTHER)
     old_token = request.cookies.get(SESSION_COOKIE)
     try:
-        new = services.auth.login(fields.username, fields.password, client=client_address(request))
+        new = await check_passwords(
+            request,
+            partial(
+                services.auth.login,
+                fields.username,
+                fields.password,
+                client=client_address(request),
+            ),
+        )
     except ThrottledError as exc:
         logger.warning("login throttled for client %s", client_address(request))
         if form:
@@ -206,7 +221,7 @@ async def login(request: Request, response: Response, services: ServicesDep) -> 
             )
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
     if old_token:
-        services.auth.logout(old_token)
+        await run_in_threadpool(services.auth.logout, old_token)
     logger.info("user %r logged in", new.principal.name)
     body = SessionPublic(
         username=new.principal.name,
@@ -245,7 +260,7 @@ async def logout(request: Request, services: ServicesDep) -> Response:
     check_same_origin(request)
     principal: Principal | None
     try:
-        principal = services.auth.session_principal(token)
+        principal = await run_in_threadpool(services.auth.session_principal, token)
     except AuthError:
         principal = None
     if principal is not None and not await csrf_ok(request, principal):
@@ -253,7 +268,7 @@ async def logout(request: Request, services: ServicesDep) -> Response:
             status.HTTP_403_FORBIDDEN,
             "this form or request is missing its CSRF token; reload the page and try again",
         )
-    services.auth.logout(token)
+    await run_in_threadpool(services.auth.logout, token)
     response: Response
     if _is_form(request):
         response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)

@@ -39,12 +39,16 @@ from oneeye.services.alerts import (
     CaseInfo,
     CaseNotFoundError,
     MatchInfo,
+    PhotoCheck,
     SubscriptionInfo,
     SubscriptionNotFoundError,
 )
 from oneeye.services.enrolment import UploadTooLargeError
 from oneeye.services.sightings import photo_url
+from oneeye.vision.engine import Deadline
 from oneeye.web.deps import Admin, Reporter, Viewer, audit_access, get_services
+from oneeye.web.limits import UPLOAD_BODY, accepts
+from oneeye.web.offload import work_on_photo
 from oneeye.web.routes.people import BoxPublic, box_public, read_upload
 
 logger = logging.getLogger(__name__)
@@ -236,6 +240,7 @@ UPLOAD_ERRORS: dict[int | str, dict[str, str]] = {
     400: {"description": "Not an image, a damaged one, or a bad field"},
     413: {"description": "A photo is too large"},
     422: {"description": "No face, several faces, or a face too small"},
+    503: {"description": "Busy with other photos, or the photos took too long"},
 }
 
 
@@ -250,7 +255,8 @@ UPLOAD_ERRORS: dict[int | str, dict[str, str]] = {
     summary="File a case",
     responses=UPLOAD_ERRORS,
 )
-def create_case(
+@accepts(UPLOAD_BODY)
+async def create_case(
     request: Request,
     reporter: Reporter,
     name: Annotated[str, Form(min_length=1, max_length=MAX_NAME)],
@@ -271,17 +277,27 @@ def create_case(
             f"a case takes at most {MAX_PHOTOS} photos, got {len(files)}",
         )
     limit = alerts.enrolment.max_upload_bytes
-    uploads = [(read_upload(f, limit), f.filename or "") for f in files]
     expires_at = (
         None if expires_hours is None else datetime.now(UTC) + timedelta(hours=expires_hours)
     )
-    try:
+
+    def work(deadline: Deadline) -> CaseDetail:
+        uploads = [(read_upload(f, limit), f.filename or "") for f in files]
         info = alerts.create_case(
-            name, description, contact, uploads, actor=reporter.actor, expires_at=expires_at
+            name,
+            description,
+            contact,
+            uploads,
+            actor=reporter.actor,
+            expires_at=expires_at,
+            deadline=deadline,
         )
+        return case_detail(info, alerts.matches(info.id))
+
+    try:
+        return await work_on_photo(request, work)
     except (AlertError, ImageError, FaceError) as exc:
         refuse(exc)
-    return case_detail(info, alerts.matches(info.id))
 
 
 @router.post(
@@ -290,11 +306,16 @@ def create_case(
     tags=["cases"],
     summary="Check a photo before filing",
 )
-def check_photo(request: Request, reporter: Reporter, photo: PhotoUpload) -> PhotoCheckPublic:
+@accepts(UPLOAD_BODY)
+async def check_photo(request: Request, reporter: Reporter, photo: PhotoUpload) -> PhotoCheckPublic:
     """Whether the photo shows exactly one usable face (and why not); nothing is stored."""
     alerts = get_alerts(request)
-    data = read_upload(photo, alerts.enrolment.max_upload_bytes)
-    checked = alerts.check_photo(data, photo.filename or "")
+
+    def work(deadline: Deadline) -> PhotoCheck:
+        data = read_upload(photo, alerts.enrolment.max_upload_bytes)
+        return alerts.check_photo(data, photo.filename or "", deadline=deadline)
+
+    checked = await work_on_photo(request, work)
     return PhotoCheckPublic(
         usable=checked.usable,
         reason=checked.reason,

@@ -23,6 +23,7 @@ from oneeye.services.customers import (
 )
 from oneeye.services.enrolment import encode_jpeg
 from oneeye.web.deps import Admin, ServicesDep, Teller, audit_access
+from oneeye.web.limits import UPLOAD_BODY, accepts
 from oneeye.web.routes.people import UploadDep, read_upload, refuse
 
 logger = logging.getLogger(__name__)
@@ -213,15 +214,19 @@ def delete_customer(account_id: str, services: ServicesDep, admin: Admin) -> Res
         413: {"description": "The upload is too large"},
     },
 )
+@accepts(UPLOAD_BODY)
 def set_customer_photo(
     account_id: str, file: UploadDep, services: ServicesDep, admin: Admin
 ) -> CustomerPublic:
-    """Store the account's profile photo (any image; it is shown on the teller's card)."""
+    """Store the account's profile photo (any image; it is shown on the teller's card, shrunk
+    to ``ONEEYE_LIMITS__PHOTO_MAX_SIDE`` pixels on its longer side)."""
     if not services.directory.editable:
         raise _refuse(services.directory.read_only_error())
     data = read_upload(file, services.enrolment.max_upload_bytes)
     try:
-        image = services.enrolment.decode_upload(data, file.filename or "")
+        image = services.enrolment.decode_upload(
+            data, file.filename or "", max_side=services.enrolment.photo_max_side
+        )
         jpeg = encode_jpeg(image)
     except ImageError as exc:
         refuse(exc)

@@ -22,9 +22,11 @@ import logging
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from oneeye.store.photos import PhotoNotFoundError, PhotoStoreError, check_key
 from oneeye.web.deps import AdminOrEdge, ServicesDep, audit_access
+from oneeye.web.limits import UPLOAD_BODY, accepts
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +129,7 @@ def export_gallery(
     response_model=SnapshotStored,
     summary="Store an edge's snapshot",
 )
+@accepts(UPLOAD_BODY, MAX_SNAPSHOT_BYTES)
 async def put_snapshot(
     key: str, request: Request, services: ServicesDep, principal: AdminOrEdge
 ) -> SnapshotStored:
@@ -162,7 +165,8 @@ async def put_snapshot(
         )
     body = bytes(data)
     try:
-        stored = services.photos.get(key)
+        # The photo store is a disk or S3: off the event loop.
+        stored = await run_in_threadpool(services.photos.get, key)
     except PhotoNotFoundError:
         stored = None
     if stored is not None:
@@ -171,6 +175,6 @@ async def put_snapshot(
                 status.HTTP_409_CONFLICT, f"another snapshot is stored under {key!r} already"
             )
         return SnapshotStored(key=key, created=False)
-    services.photos.put(key, body)
+    await run_in_threadpool(services.photos.put, key, body)
     logger.debug("%s uploaded snapshot %s (%d bytes)", principal.actor, key, len(body))
     return SnapshotStored(key=key, created=True)

@@ -15,7 +15,10 @@ from pydantic import BaseModel
 
 from oneeye.errors import ImageError
 from oneeye.services.enrolment import IdentifiedFace
+from oneeye.vision.engine import Deadline
 from oneeye.web.deps import ServicesDep, Teller, audit_access
+from oneeye.web.limits import UPLOAD_BODY, accepts
+from oneeye.web.offload import work_on_photo
 from oneeye.web.routes.people import BoxPublic, UploadDep, box_public, read_upload, refuse
 
 router = APIRouter(prefix="/identify", tags=["identify"])
@@ -96,9 +99,11 @@ def face_public(face: IdentifiedFace) -> FacePublic:
     responses={
         400: {"description": "Not an image, or a damaged one"},
         413: {"description": "The upload is too large"},
+        503: {"description": "Busy with other photos, or the photo took too long"},
     },
 )
-def identify(
+@accepts(UPLOAD_BODY)
+async def identify(
     request: Request,
     file: UploadDep,
     services: ServicesDep,
@@ -106,24 +111,33 @@ def identify(
     k: Annotated[int, Query(ge=1, le=20, description="Candidates per face")] = 3,
 ) -> IdentifyResult:
     """Find every face in the uploaded photo and its nearest enrolled people (up to ``k`` per
-    face). A photo without faces answers an empty list."""
-    data = read_upload(file, services.enrolment.max_upload_bytes)
+    face). A photo without faces answers an empty list.
+
+    The photo is shrunk to ``ONEEYE_LIMITS__PHOTO_MAX_SIDE`` pixels on its longer side before
+    faces are looked for (boxes are in the shrunk photo's pixels); the search is given up
+    after ``ONEEYE_LIMITS__PHOTO_SECONDS`` or when the client leaves."""
+
+    def work(deadline: Deadline) -> list[IdentifiedFace]:
+        data = read_upload(file, services.enrolment.max_upload_bytes)
+        found = services.enrolment.identify(data, file.filename or "", k=k, deadline=deadline)
+        # Audited in the photo's thread (database work), before anything is shown.
+        audit_access(
+            services,
+            teller,
+            request,
+            "face.search",
+            f"sha256:{hashlib.sha256(data).hexdigest()[:32]}",
+            {
+                "faces": len(found),
+                "matched": sorted({f.person_id for f in found if f.person_id is not None}),
+                "shown": sorted({m.person_id for f in found for m in f.matches}),
+                "k": k,
+            },
+        )
+        return found
+
     try:
-        faces = services.enrolment.identify(data, file.filename or "", k=k)
+        faces = await work_on_photo(request, work)
     except ImageError as exc:
         refuse(exc)
-    shown = sorted({m.person_id for f in faces for m in f.matches})
-    audit_access(
-        services,
-        teller,
-        request,
-        "face.search",
-        f"sha256:{hashlib.sha256(data).hexdigest()[:32]}",
-        {
-            "faces": len(faces),
-            "matched": sorted({f.person_id for f in faces if f.person_id is not None}),
-            "shown": shown,
-            "k": k,
-        },
-    )
     return IdentifyResult(faces=[face_public(f) for f in faces])

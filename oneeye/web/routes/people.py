@@ -42,7 +42,10 @@ from oneeye.services.enrolment import (
 from oneeye.services.privacy import ErasureReport
 from oneeye.store.photos import PhotoStoreError
 from oneeye.types import FaceBox
+from oneeye.vision.engine import Deadline
 from oneeye.web.deps import Admin, ServicesDep, Viewer, audit_access
+from oneeye.web.limits import UPLOAD_BODY, accepts
+from oneeye.web.offload import work_on_photo
 
 logger = logging.getLogger(__name__)
 
@@ -348,18 +351,24 @@ def delete_person(person_id: str, services: ServicesDep, admin: Admin) -> Respon
         400: {"description": "Not an image, or a damaged one"},
         413: {"description": "The upload is too large"},
         422: {"description": "No face, several faces, or a face too small"},
+        503: {"description": "Busy with other photos, or the photo took too long"},
     },
 )
-def enrol_photo(
-    person_id: str, file: UploadDep, services: ServicesDep, admin: Admin
+@accepts(UPLOAD_BODY)
+async def enrol_photo(
+    request: Request, person_id: str, file: UploadDep, services: ServicesDep, admin: Admin
 ) -> TemplatePublic:
     """Enrol a photo showing exactly one usable face; answers the template with its box and
     quality. A photo that cannot be enrolled changes nothing."""
-    data = read_upload(file, services.enrolment.max_upload_bytes)
-    try:
-        info = services.enrolment.enrol_photo(
-            person_id, data, file.filename or "", actor=admin.actor
+
+    def work(deadline: Deadline) -> TemplateInfo:
+        data = read_upload(file, services.enrolment.max_upload_bytes)
+        return services.enrolment.enrol_photo(
+            person_id, data, file.filename or "", actor=admin.actor, deadline=deadline
         )
+
+    try:
+        info = await work_on_photo(request, work)
     except (EnrolmentError, ImageError, FaceError) as exc:
         refuse(exc)
     return template_public(info)
