@@ -791,7 +791,7 @@ def bench_lfw(
         workers=workers,
         reference=reference,
         jitter_study=jitter_study,
-        speed=speed,
+        speed_check=speed,
     )
 
 

@@ -239,7 +239,7 @@ def main(
     workers: int = 2,
     reference: bool = True,
     jitter_study: bool = False,
-    speed: bool | None = None,
+    speed_check: bool | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark, print its tables and write ``lfw.json`` and PNG curves.
 
@@ -250,7 +250,7 @@ def main(
         workers: worker processes for extraction.
         reference: also run face_recognition 1.3.0.
         jitter_study: also score jittered views (16 more encodings per pair image; slow).
-        speed: measure encoding throughput against face_recognition (it must be installed);
+        speed_check: measure encoding throughput against face_recognition (it must be installed);
             ``None`` does so when ``reference`` is on. The speed check encodes 200 faces, so
             it can run without re-extracting the reference's features of every image.
 
@@ -319,7 +319,7 @@ def main(
     console.print(f"CPU ms per image: {results['ms_per_image']}")
     _plot_roc(rows, pairs.same, results_dir / "lfw_roc.png")
     results["open_set"] = _open_set_section(everything, features, shipped, results_dir)
-    if reference if speed is None else speed:
+    if reference if speed_check is None else speed_check:
         sample = [pairs.images[i] for i in range(0, len(pairs.images), len(pairs.images) // 200)]
         speed = throughput.measure(images_dir, sample)
         results["encoding_throughput"] = {
