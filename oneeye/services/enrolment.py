@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Final
 
 import cv2
@@ -29,7 +30,7 @@ from oneeye.store.models import FaceTemplate, Person, Watchlist, embedding_to_by
 from oneeye.store.photos import PhotoStore
 from oneeye.types import Face, FaceBox, FaceQuality, RGBImage
 from oneeye.vision.engine import Deadline, FaceEngine
-from oneeye.vision.images import load_image
+from oneeye.vision.images import load_image, upright_size
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,16 @@ def encode_jpeg(image: RGBImage) -> bytes:
     if not ok:
         raise ImageError("the photo could not be re-encoded as JPEG")
     return bytes(np.asarray(buffer).tobytes())
+
+
+def scaled_box(box: FaceBox, *, sx: float, sy: float, width: int, height: int) -> FaceBox:
+    """``box`` of a shrunk image in the pixels of the full ``width`` x ``height`` image."""
+    return FaceBox(
+        top=min(height - 1, round(box.top * sy)),
+        right=min(width - 1, round(box.right * sx)),
+        bottom=min(height - 1, round(box.bottom * sy)),
+        left=min(width - 1, round(box.left * sx)),
+    )
 
 
 class EnrolmentService:
@@ -498,7 +509,7 @@ class EnrolmentService:
         """Every face in an uploaded photo with its nearest ``k`` people; nothing is stored.
 
         The photo is shrunk to ``photo_max_side`` and searched with the cheap detection stages
-        only (boxes are in the shrunk photo's pixels).
+        only; boxes are given back in the uploaded photo's own pixels.
 
         Raises:
             UploadTooLargeError, ImageError: the upload is too large or not a usable image.
@@ -508,6 +519,15 @@ class EnrolmentService:
         faces = self.engine.faces(image, fallback=True, thorough=False, deadline=deadline)
         if not faces:
             return []
+        full_width, full_height = upright_size(data)
+        shrunk_height, shrunk_width = image.shape[:2]
+        to_full = partial(
+            scaled_box,
+            sx=full_width / shrunk_width,
+            sy=full_height / shrunk_height,
+            width=full_width,
+            height=full_height,
+        )
         answers = self.gallery.gallery.identify_batch(
             np.stack([face.embedding for face in faces]), k=k
         )
@@ -532,7 +552,7 @@ class EnrolmentService:
             )
             found.append(
                 IdentifiedFace(
-                    box=face.box,
+                    box=to_full(face.box),
                     quality=face.quality,
                     person_id=accepted.person if accepted else None,
                     name=names.get(accepted.person) if accepted else None,

@@ -108,6 +108,28 @@ def load_image(
     )
 
 
+_TURNED = (5, 6, 7, 8)
+"""EXIF orientations that turn the picture a quarter: width and height trade places."""
+
+
+def upright_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` of an encoded image as ``load_image`` would give it at full size
+    (EXIF orientation applied), read from its header without decoding a pixel.
+
+    Raises:
+        ImageError: the data is not an image Pillow can open.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=_FORMATS) as image:
+            width, height = image.size
+            orientation = image.getexif().get(0x0112)
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow signals bad data with many exception types.
+        raise ImageError(_NOT_AN_IMAGE) from exc
+    return (height, width) if orientation in _TURNED else (width, height)
+
+
 def image_from_bgr(frame: npt.NDArray[np.uint8]) -> RGBImage:
     """Convert an OpenCV BGR frame to an RGB image: the one place BGR becomes RGB.
 

@@ -24,6 +24,7 @@ from oneeye.vision.images import (
     DEFAULT_MAX_PIXELS,
     image_from_bgr,
     load_image,
+    upright_size,
 )
 
 MB = 1024 * 1024
@@ -803,3 +804,21 @@ def test_a_multi_frame_file_decodes_its_first_frame_only() -> None:
     image = load_image(buffer.getvalue(), max_side=300)
     assert image.shape == (200, 300, 3)
     assert tuple(int(v) for v in image[100, 150]) == (255, 0, 0)
+
+
+@pytest.mark.parametrize(("orientation", "expected"), [(1, (40, 30)), (6, (30, 40))])
+def test_upright_size_reads_the_header_and_turns_with_exif(
+    orientation: int, expected: tuple[int, int]
+) -> None:
+    image = Image.new("RGB", (40, 30))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif.tobytes())
+    assert upright_size(out.getvalue()) == expected
+    assert load_image(out.getvalue()).shape[1::-1] == expected
+
+
+def test_upright_size_of_something_not_an_image_is_an_image_error() -> None:
+    with pytest.raises(ImageError):
+        upright_size(b"not an image at all")

@@ -83,3 +83,19 @@ def test_bad_uploads_get_the_reason(server: OneEyeApp, client_for: ClientFor) ->
 def test_identify_needs_a_login(anonymous: TestClient) -> None:
     response = anonymous.post(IDENTIFY, files=upload("a.jpg", b"x"))
     assert response.status_code == 401
+
+
+@pytest.mark.slow
+def test_boxes_of_a_photo_shrunk_for_the_search_are_in_the_uploaded_photos_pixels(
+    server: OneEyeApp, client_for: ClientFor, load_photo: PhotoLoader
+) -> None:
+    teller = client_for("teller")
+    photo = load_photo("obama.jpg")
+    small = teller.post(IDENTIFY, files=upload("small.jpg", encode_jpeg(photo))).json()["faces"]
+    # Three times as large: well over the 1280-pixel side the search shrinks photos to.
+    large = np.repeat(np.repeat(photo, 3, axis=0), 3, axis=1)
+    assert max(large.shape[:2]) > server.services.enrolment.photo_max_side
+    found = teller.post(IDENTIFY, files=upload("large.jpg", encode_jpeg(large))).json()["faces"]
+    assert len(small) == len(found) == 1
+    for side in ("top", "right", "bottom", "left"):
+        assert found[0]["box"][side] == pytest.approx(3 * small[0]["box"][side], abs=30)

@@ -114,8 +114,8 @@ async def identify(
     face). A photo without faces answers an empty list.
 
     The photo is shrunk to ``ONEEYE_LIMITS__PHOTO_MAX_SIDE`` pixels on its longer side before
-    faces are looked for (boxes are in the shrunk photo's pixels); the search is given up
-    after ``ONEEYE_LIMITS__PHOTO_SECONDS`` or when the client leaves."""
+    faces are looked for (boxes are given in the uploaded photo's own pixels); the search is
+    given up after ``ONEEYE_LIMITS__PHOTO_SECONDS`` or when the client leaves."""
 
     def work(deadline: Deadline) -> list[IdentifiedFace]:
         data = read_upload(file, services.enrolment.max_upload_bytes)
