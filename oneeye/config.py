@@ -159,7 +159,12 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8080, ge=1, le=65535)
     session_hours: float = Field(default=12.0, gt=0.0)
     secure_cookies: bool = False
-    """Mark session cookies ``Secure`` (set this when OneEye is served over HTTPS)."""
+    """Set this when OneEye is served over HTTPS: the session cookie is then ``Secure`` and
+    named ``__Host-oneeye_session`` (the browser keeps it to this exact host, Path=/, no
+    Domain: no sibling subdomain or plain-HTTP page can set or shadow it)."""
+    session_idle_minutes: float = Field(default=30.0, gt=0.0, le=7 * 24 * 60.0)
+    """A session ends after this long without a request (an open dashboard's WebSocket does
+    not count as use), besides its absolute ``session_hours``."""
     login_attempts: int = Field(default=5, ge=1, le=1000)
     """Failed logins from one client address within ``login_window_seconds`` before that
     address's logins pause (the account itself is never locked)."""

@@ -32,6 +32,7 @@ from tests.conftest import free_port
 SERVE = [sys.executable, "-m", "oneeye.cli", "serve"]
 START_TIMEOUT = 90.0
 PASSWORD = "correct horse battery"
+ADMIN_PASSWORD = "the admin's own passphrase"
 
 
 def clean_env() -> dict[str, str]:
@@ -137,6 +138,14 @@ def test_serve_prints_a_one_time_admin_password_once_it_survives_a_restart_and_s
         with log_in(first.url, username, password) as admin:
             me = admin.get("/api/v1/auth/me").json()
             assert (me["username"], me["role"]) == ("admin", "admin")
+            # One-time for real: nothing but changing it works until it is changed.
+            assert me["must_change_password"] is True
+            assert admin.get("/api/v1/users").status_code == 403
+            changed = admin.post(
+                "/api/v1/auth/password",
+                json={"current_password": password, "new_password": ADMIN_PASSWORD},
+            )
+            assert changed.status_code == 204, changed.text
             made = admin.post(
                 "/api/v1/users",
                 json={"username": "tess", "password": PASSWORD, "role": "teller"},
@@ -151,7 +160,10 @@ def test_serve_prints_a_one_time_admin_password_once_it_survives_a_restart_and_s
     try:
         assert one_time_credential(second.output()) is None
         assert "password" not in second.output()
-        with log_in(second.url, username, password) as admin:
+        with httpx.Client(base_url=second.url, timeout=10) as stale:
+            once = {"username": username, "password": password}
+            assert stale.post("/api/v1/auth/login", json=once).status_code == 401
+        with log_in(second.url, username, ADMIN_PASSWORD) as admin:
             users = {u["username"]: u["role"] for u in admin.get("/api/v1/users").json()}
             assert users == {"admin": "admin", "tess": "teller"}
         with log_in(second.url, "tess", PASSWORD) as teller:

@@ -47,6 +47,10 @@ EDGE_ROLE = "edge"
 KEY_ROLES: tuple[str, ...] = (*ROLES, EDGE_ROLE)
 """The roles an API key may have (users log in with the ladder's roles only)."""
 MIN_PASSWORD = 10
+SESSION_IDLE_MINUTES = 30.0
+"""A browser session ends after this long without a request (besides its absolute lifetime)."""
+SEEN_RESOLUTION = timedelta(minutes=1)
+"""A session's last use is written at most this often (less with a shorter idle timeout)."""
 API_KEY_PREFIX = "oek_"
 KEY_USE_RESOLUTION = timedelta(minutes=1)
 """An API key's ``last_used_at`` is written at most this often."""
@@ -73,6 +77,10 @@ class ThrottledError(AuthError):
         super().__init__(
             f"too many failed logins from your address; try again in {self.retry_after} seconds"
         )
+
+
+class WrongPasswordError(AuthError):
+    """The current password given to change it is wrong."""
 
 
 class UserError(OneEyeError):
@@ -106,6 +114,8 @@ class Principal:
     role: str
     csrf_token: str | None = None
     """For a browser session: the token its forms and scripts must send back."""
+    must_change_password: bool = False
+    """A user whose password was a printed one-time one: they may only change it."""
 
     @property
     def actor(self) -> str:
@@ -256,12 +266,21 @@ class AuthService:
     """
 
     def __init__(
-        self, db: Database, session_hours: float = 12.0, throttle: LoginThrottle | None = None
+        self,
+        db: Database,
+        session_hours: float = 12.0,
+        throttle: LoginThrottle | None = None,
+        idle_minutes: float = SESSION_IDLE_MINUTES,
     ) -> None:
-        """Keep users in ``db``; sessions last ``session_hours``; ``throttle`` counts failed
-        logins (a fresh in-memory one by default)."""
+        """Keep users in ``db``; sessions last ``session_hours`` at most and end after
+        ``idle_minutes`` without a request; ``throttle`` counts failed logins (a fresh
+        in-memory one by default)."""
         self.db = db
         self.session_lifetime = timedelta(hours=session_hours)
+        self.session_idle = timedelta(minutes=idle_minutes)
+        # How often a session's last use is written: often enough for the idle timeout to be
+        # right within a few percent, rarely enough that a busy dashboard is not a write each.
+        self._seen_resolution = min(SEEN_RESOLUTION, self.session_idle / 10)
         self.throttle = throttle if throttle is not None else LoginThrottle()
         self._hasher = PasswordHasher()
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
@@ -274,15 +293,22 @@ class AuthService:
             window=settings.login_window_seconds,
             global_attempts=settings.login_global_attempts,
         )
-        return cls(db, settings.session_hours, throttle)
+        return cls(db, settings.session_hours, throttle, settings.session_idle_minutes)
 
     # users ---------------------------------------------------------------------------------
 
     def create_user(
-        self, username: str, password: str, role: str, *, actor: str = "system"
+        self,
+        username: str,
+        password: str,
+        role: str,
+        *,
+        actor: str = "system",
+        must_change_password: bool = False,
     ) -> User:
         """Add a user; ``UserError`` for a bad name, a weak password or a bad role,
-        ``UserExistsError`` for a taken name."""
+        ``UserExistsError`` for a taken name. ``must_change_password``: the user may do
+        nothing but change this password at their first login."""
         if not _USERNAME.match(username):
             raise UserError(
                 "a username is 2-64 letters, digits or . _ @ -, starting with a letter or digit"
@@ -292,7 +318,12 @@ class AuthService:
         with self.db.session() as session:
             if session.scalar(select(User).where(User.username == username)) is not None:
                 raise UserExistsError(f"user {username!r} already exists")
-            user = User(username=username, password_hash=self._hasher.hash(password), role=role)
+            user = User(
+                username=username,
+                password_hash=self._hasher.hash(password),
+                role=role,
+                must_change_password=must_change_password,
+            )
             session.add(user)
             session.flush()
             _audit_in(session, actor, "user.create", username, {"role": role})
@@ -302,7 +333,8 @@ class AuthService:
         """Create the first ``admin`` with a random password if there is no admin yet.
 
         Returns ``"name:password"`` (the one-time password, to print once), or ``None`` if an
-        admin exists. There is never a default password.
+        admin exists. There is never a default password, and the printed one works once: the
+        admin must change it at the first login before doing anything else.
         """
         with self.db.session() as session:
             admins = session.scalar(
@@ -314,7 +346,7 @@ class AuthService:
             if session.scalar(select(User).where(User.username == name)) is not None:
                 name = f"admin-{secrets.token_hex(3)}"
         password = secrets.token_urlsafe(15)
-        self.create_user(name, password, "admin", actor="system")
+        self.create_user(name, password, "admin", actor="system", must_change_password=True)
         self.audit("system", "user.first_admin", name)
         return f"{name}:{password}"
 
@@ -414,7 +446,13 @@ class AuthService:
                 raise AuthError("wrong username or password")
             if self._hasher.check_needs_rehash(stored):
                 user.password_hash = self._hasher.hash(password)
-            return Principal("user", user.id, user.username, user.role)
+            return Principal(
+                "user",
+                user.id,
+                user.username,
+                user.role,
+                must_change_password=user.must_change_password,
+            )
 
     def login(self, username: str, password: str, *, client: str = "unknown") -> NewSession:
         """Check a password and open a session for a browser.
@@ -432,37 +470,122 @@ class AuthService:
             self.audit(f"user:{username[:64]}", "login.failed", username[:64])
             raise
         self.throttle.succeeded(client)
+        new = self._open_session(principal)
+        with self.db.session() as session:
+            _audit_in(session, principal.actor, "login", principal.name)
+        return new
+
+    def _open_session(self, principal: Principal) -> NewSession:
+        """A new session for ``principal`` (ended sessions of anyone are swept meanwhile)."""
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
-        expires = utcnow() + self.session_lifetime
+        now = utcnow()
+        expires = now + self.session_lifetime
         with self.db.session() as session:
-            session.execute(delete(LoginSession).where(LoginSession.expires_at < utcnow()))
+            session.execute(delete(LoginSession).where(LoginSession.expires_at < now))
+            session.execute(
+                delete(LoginSession).where(LoginSession.last_seen_at < now - self.session_idle)
+            )
             session.add(
                 LoginSession(
                     token_hash=_digest(token),
                     user_id=principal.id,
                     csrf_token=csrf,
                     expires_at=expires,
+                    last_seen_at=now,
                 )
             )
-            _audit_in(session, principal.actor, "login", principal.name)
         return NewSession(
             token,
             csrf,
             expires,
-            Principal("user", principal.id, principal.name, principal.role, csrf),
+            Principal(
+                "user",
+                principal.id,
+                principal.name,
+                principal.role,
+                csrf,
+                must_change_password=principal.must_change_password,
+            ),
         )
 
-    def session_principal(self, token: str) -> Principal:
-        """The user a session cookie belongs to; ``AuthError`` if unknown or expired."""
+    def session_principal(self, token: str, *, touch: bool = True) -> Principal:
+        """The user a session cookie belongs to; ``AuthError`` if unknown, past its lifetime,
+        or idle longer than the idle timeout (an idle session is deleted).
+
+        ``touch``: this use counts as activity (a request); the WebSocket's periodic re-check
+        passes ``False``, so an unattended dashboard still ends after the idle timeout.
+        """
+        principal: Principal | None = None
         with self.db.session() as session:
             row = session.get(LoginSession, _digest(token))
-            if row is None or row.expires_at < utcnow():
+            now = utcnow()
+            if row is None or row.expires_at < now:
                 raise AuthError("your session has ended; log in again")
-            user = session.get(User, row.user_id)
+            last = row.last_seen_at or row.created_at
+            if now - last > self.session_idle:
+                session.delete(row)  # committed as the block ends, then refused below
+            else:
+                user = session.get(User, row.user_id)
+                if user is None or not user.active:
+                    raise AuthError("your session has ended; log in again")
+                if touch and now - last > self._seen_resolution:
+                    row.last_seen_at = now
+                principal = Principal(
+                    "user",
+                    user.id,
+                    user.username,
+                    user.role,
+                    row.csrf_token,
+                    must_change_password=user.must_change_password,
+                )
+        if principal is None:
+            raise AuthError("your session ended after a while without use; log in again")
+        return principal
+
+    def change_password(
+        self, principal: Principal, current: str, new: str, *, token: str, client: str = "unknown"
+    ) -> None:
+        """A user changes their own password: ``current`` must be right (a wrong one counts
+        as a failed login of ``client``, so a stolen session cannot guess it), ``new`` strong
+        enough and different. Every other session of the user ends; the one of ``token``
+        (this browser) stays. Clears ``must_change_password``.
+
+        Raises:
+            ThrottledError: ``client`` has failed too often lately.
+            AuthError: ``current`` is wrong, or the principal is not a user.
+            UserError: ``new`` is too weak or the same as ``current``.
+        """
+        if principal.kind != "user":
+            raise AuthError("an API key has no password to change")
+        self.throttle.check(client)
+        check_password(new)
+        if new == current:
+            raise UserError("choose a new password that differs from the current one")
+        with self.db.session() as session:
+            user = session.get(User, principal.id)
             if user is None or not user.active:
                 raise AuthError("your session has ended; log in again")
-            return Principal("user", user.id, user.username, user.role, row.csrf_token)
+            try:
+                self._hasher.verify(user.password_hash, current)
+            except (VerificationError, InvalidHashError):
+                wrong = True
+            else:
+                wrong = False
+            if not wrong:
+                user.password_hash = self._hasher.hash(new)
+                user.must_change_password = False
+                session.execute(
+                    delete(LoginSession).where(
+                        LoginSession.user_id == user.id,
+                        LoginSession.token_hash != _digest(token),
+                    )
+                )
+                _audit_in(session, principal.actor, "user.password_change", user.username)
+        if wrong:
+            self.throttle.failed(client)
+            self.audit(principal.actor, "user.password_change_failed", principal.name)
+            raise WrongPasswordError("the current password is not right")
 
     def logout(self, token: str) -> None:
         """End the session of this cookie (nothing happens for an unknown one)."""

@@ -242,6 +242,9 @@ class User(Base):
     """``admin``, ``teller``, ``reporter`` or ``viewer``."""
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Set for the first admin's printed one-time password: until it is changed, this user
+    may do nothing else."""
 
 
 class LoginSession(Base):
@@ -254,6 +257,9 @@ class LoginSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+    last_seen_at: Mapped[datetime | None] = mapped_column()
+    """When a request last used it (written at most every ``SEEN_RESOLUTION``); ``None``:
+    not since it was created. Sessions idle longer than the idle timeout end."""
 
 
 class ApiKey(Base):

@@ -11,6 +11,7 @@ from oneeye import __version__
 from oneeye.services.context import Services
 from oneeye.web import pages, ws
 from oneeye.web.deps import has_credentials
+from oneeye.web.docs import install_docs
 from oneeye.web.errors import install_error_handlers
 from oneeye.web.limits import BodyLimitMiddleware, body_rules
 from oneeye.web.offload import Gates
@@ -39,11 +40,18 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(
         title="OneEye",
         version=__version__,
-        description="Self-hosted, real-time face identification for camera video.",
+        description="Self-hosted, real-time face identification for camera video.\n\n"
+        "Send an API key as `Authorization: Bearer oek_...` or `X-API-Key: oek_...` (on the "
+        "WebSocket `/ws`, also as the subprotocol `oneeye.key.<key>` offered with `oneeye`); "
+        "never in the URL. A browser session uses its cookie, and its changes also send the "
+        "session's CSRF token in `X-CSRF-Token`.",
+        docs_url=None,  # served by oneeye.web.docs from the package, never from a CDN
+        redoc_url=None,
     )
     app.state.services = services
     app.state.gates = Gates(services.settings.limits)
     install_error_handlers(app)
+    install_docs(app)
     modules = (
         auth,
         users,

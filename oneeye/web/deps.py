@@ -4,7 +4,12 @@ A request is authenticated by an API key (``Authorization: Bearer oek_...`` or
 ``X-API-Key``) or by the session cookie. A cookie-authenticated request that changes something
 (POST, PUT, PATCH, DELETE) must also carry the session's CSRF token, in the ``X-CSRF-Token``
 header or a ``csrf_token`` form field; API keys need none (a browser never sends them by
-itself).
+itself). Either way the request must come from this server's own page (``Origin``).
+
+A user whose password was a printed one-time one (``must_change_password``) gets 403 from
+every route but ``/auth/me``, ``/auth/password`` and ``/auth/logout`` until they change it.
+The OpenAPI schema declares the two API-key schemes (``bearerAuth``, ``apiKeyHeader``) and the
+session cookie (``sessionCookie``).
 
 Looking a session or key up is database work, so it runs in the thread pool, never on the event
 loop.
@@ -17,13 +22,18 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from oneeye.services.auth import EDGE_ROLE, AuthError, Principal
 from oneeye.services.context import Services
 
 SESSION_COOKIE = "oneeye_session"
+HOST_SESSION_COOKIE = "__Host-oneeye_session"
+"""The cookie's name over HTTPS (``ONEEYE_SERVER__SECURE_COOKIES``): the browser then keeps it
+to this exact host, Secure, Path=/."""
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -35,6 +45,49 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def session_cookie_name(services: Services) -> str:
+    """The session cookie's name: ``__Host-oneeye_session`` over HTTPS, else
+    ``oneeye_session``."""
+    return HOST_SESSION_COOKIE if services.settings.server.secure_cookies else SESSION_COOKIE
+
+
+def session_token_of(connection: HTTPConnection) -> str | None:
+    """The session token a request or WebSocket carries, under the cookie name in force."""
+    services: Services = connection.app.state.services
+    return connection.cookies.get(session_cookie_name(services)) or None
+
+
+# Declared for the OpenAPI schema (``/docs`` shows an Authorize button); the values are read by
+# ``api_key_of`` and ``session_token_of``, which also serve the WebSocket.
+_BEARER = HTTPBearer(
+    scheme_name="bearerAuth",
+    bearerFormat="oek_...",
+    description="An API key: `Authorization: Bearer oek_...`",
+    auto_error=False,
+)
+_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="apiKeyHeader",
+    description="An API key in the X-API-Key header",
+    auto_error=False,
+)
+_COOKIE = APIKeyCookie(
+    name=SESSION_COOKIE,
+    scheme_name="sessionCookie",
+    description="A browser's session (`__Host-oneeye_session` over HTTPS); changes also need "
+    "the X-CSRF-Token header",
+    auto_error=False,
+)
+
+
+def _declared_schemes(
+    _bearer: Annotated[object, Security(_BEARER)],
+    _key: Annotated[object, Security(_KEY_HEADER)],
+    _cookie: Annotated[object, Security(_COOKIE)],
+) -> None:
+    """Nothing at run time: names the security schemes in the OpenAPI schema."""
 
 
 def api_key_of(request: Request) -> str | None:
@@ -104,7 +157,7 @@ async def has_credentials(request: Request) -> bool:
     """Whether ``request`` carries an API key or session that works (nothing else is
     checked: the routes check roles). For the checks made before a body is read."""
     services = get_services(request)
-    key, token = api_key_of(request), request.cookies.get(SESSION_COOKIE)
+    key, token = api_key_of(request), session_token_of(request)
     if key is None and token is None:
         return False
     try:
@@ -113,9 +166,13 @@ async def has_credentials(request: Request) -> bool:
         return False
 
 
-async def optional_principal(request: Request, services: ServicesDep) -> Principal | None:
+async def optional_principal(
+    request: Request,
+    services: ServicesDep,
+    _schemes: Annotated[None, Depends(_declared_schemes)],
+) -> Principal | None:
     """Who is asking, or ``None`` when the request carries no credentials at all."""
-    key, token = api_key_of(request), request.cookies.get(SESSION_COOKIE)
+    key, token = api_key_of(request), session_token_of(request)
     if key is None and token is None:
         return None
     try:
@@ -135,12 +192,30 @@ async def optional_principal(request: Request, services: ServicesDep) -> Princip
     return principal
 
 
-async def current_principal(
+async def signed_in(
     principal: Annotated[Principal | None, Depends(optional_principal)],
 ) -> Principal:
-    """Who is asking; 401 when nobody is logged in."""
+    """Who is asking, even a user who must change their password first; 401 when nobody is
+    logged in."""
     if principal is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in, or send an API key, to use this")
+    return principal
+
+
+SignedIn = Annotated[Principal, Depends(signed_in)]
+"""For the few routes a user with a one-time password may use: who am I, change it, log out."""
+
+MUST_CHANGE_PASSWORD = (
+    "change your one-time password first (POST /api/v1/auth/password, or the page "
+    "/account/password)"
+)
+
+
+async def current_principal(principal: SignedIn) -> Principal:
+    """Who is asking; 401 when nobody is logged in, 403 for a user who must change their
+    one-time password before doing anything else."""
+    if principal.must_change_password:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, MUST_CHANGE_PASSWORD)
     return principal
 
 

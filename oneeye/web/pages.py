@@ -38,7 +38,7 @@ from oneeye.services.context import Services
 from oneeye.services.events import HubEvent
 from oneeye.services.sightings import photo_url
 from oneeye.store.models import CustomerAccount, Person
-from oneeye.web.deps import SESSION_COOKIE, ServicesDep, audit_access
+from oneeye.web.deps import ServicesDep, audit_access, session_token_of
 from oneeye.web.routes.auth import safe_next
 from oneeye.web.routes.users import AuditEntryPublic, AuditFilter
 
@@ -79,13 +79,22 @@ def templates() -> Jinja2Templates:
 
 def page_principal(request: Request, services: Services) -> Principal | None:
     """The user of this browser session, or ``None`` (no cookie, or an ended session)."""
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token_of(request)
     if not token:
         return None
     try:
         return services.auth.session_principal(token)
     except AuthError:
         return None
+
+
+def to_password_change(request: Request) -> RedirectResponse:
+    """A 303 to the password page (a one-time password must be changed first), coming back
+    to this page after."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(
+        f"/account/password?next={quote(here, safe='')}", status.HTTP_303_SEE_OTHER
+    )
 
 
 def to_login(request: Request) -> RedirectResponse:
@@ -124,6 +133,8 @@ def page_gate(request: Request, services: Services, needed: str) -> Principal | 
     principal = page_principal(request, services)
     if principal is None:
         return to_login(request)
+    if principal.must_change_password:
+        return to_password_change(request)
     if not principal.allows(needed):
         return forbidden(request, principal, needed)
     return principal
@@ -305,6 +316,36 @@ def login_page(request: Request, services: ServicesDep, next: str = "/") -> Resp
     error = request.query_params.get("error")
     message = LOGIN_ERRORS.get(error, LOGIN_ERRORS["1"]) if error else None
     return render(request, "login.html", None, {"next": target, "error": message})
+
+
+PASSWORD_ERRORS = {
+    "wrong": "The current password is not right.",
+    "weak": "The new password needs at least 10 characters and must differ from the current one.",
+    "mismatch": "The two new passwords differ.",
+    "throttled": "Too many wrong passwords from this address; wait a few minutes and try again.",
+    "missing": "Fill in every field.",
+}
+"""What the password page says for the ``error`` the password route redirects back with."""
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+def password_page(request: Request, services: ServicesDep, next: str = "/") -> Response:
+    """Change your own password (current password required). A user whose password was a
+    one-time one is sent here by every page until they have changed it."""
+    principal = page_principal(request, services)
+    if principal is None:
+        return to_login(request)
+    error = request.query_params.get("error")
+    return render(
+        request,
+        "account_password.html",
+        principal,
+        {
+            "next": safe_next(next),
+            "error": PASSWORD_ERRORS.get(error, PASSWORD_ERRORS["missing"]) if error else None,
+            "forced": principal.must_change_password,
+        },
+    )
 
 
 @router.get("/", response_class=HTMLResponse)

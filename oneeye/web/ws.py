@@ -37,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from oneeye.services.auth import AuthError, Principal
 from oneeye.services.context import Services
 from oneeye.services.events import ACCOUNT_EVENT, EventHub, HubEvent, Subscription
-from oneeye.web.deps import SESSION_COOKIE
+from oneeye.web.deps import session_token_of
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,11 @@ def _same_origin(websocket: WebSocket) -> bool:
     return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
 
 
-def _authenticate(services: Services, websocket: WebSocket, api_key: str | None) -> Principal:
+def _authenticate(
+    services: Services, websocket: WebSocket, api_key: str | None, touch: bool = True
+) -> Principal:
+    """Who the connection is (database work: in a thread). ``touch=False`` for the periodic
+    re-check, which is not the user's activity (an unattended dashboard still goes idle)."""
     if "api_key" in websocket.query_params:
         raise AuthError(
             "send the API key in a header or the oneeye.key.<key> subprotocol, not in the URL"
@@ -96,10 +100,13 @@ def _authenticate(services: Services, websocket: WebSocket, api_key: str | None)
     key = _key_of(websocket, api_key)
     if key is not None:
         return services.auth.key_principal(key)
-    token = websocket.cookies.get(SESSION_COOKIE)
+    token = session_token_of(websocket)
     if token is None:
         raise AuthError("log in, or send an API key, to use this")
-    return services.auth.session_principal(token)
+    principal = services.auth.session_principal(token, touch=touch)
+    if principal.must_change_password:
+        raise AuthError("change your one-time password first")
+    return principal
 
 
 @router.websocket("/ws")
@@ -230,7 +237,7 @@ async def _still_allowed(
     """Whether the connection's session or key still works, with the same role (a user
     logged out, deactivated or demoted must stop receiving account details)."""
     try:
-        now = await run_in_threadpool(_authenticate, services, websocket, api_key)
+        now = await run_in_threadpool(_authenticate, services, websocket, api_key, False)
     except AuthError:
         return False
     return now.role == principal.role

@@ -42,7 +42,8 @@ def test_login_sets_an_httponly_lax_cookie_and_returns_the_csrf_token(
     response = anonymous.post(LOGIN, json={"username": alice, "password": PASSWORD})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"username", "role", "csrf_token", "expires_at"}
+    assert set(body) == {"username", "role", "csrf_token", "expires_at", "must_change_password"}
+    assert body["must_change_password"] is False
     assert (body["username"], body["role"]) == ("alice", "teller")
     assert len(body["csrf_token"]) >= 24
     raw = response.headers["set-cookie"]
@@ -59,6 +60,7 @@ def test_login_sets_an_httponly_lax_cookie_and_returns_the_csrf_token(
         "username": "alice",
         "role": "teller",
         "csrf_token": body["csrf_token"],
+        "must_change_password": False,
     }
 
 
@@ -68,7 +70,9 @@ def test_secure_cookies_setting_marks_the_cookie_secure(
     server.services.settings.server.secure_cookies = True
     response = anonymous.post(LOGIN, json={"username": alice, "password": PASSWORD})
     assert response.status_code == 200
-    assert session_cookie(response.headers["set-cookie"])["oneeye_session"]["secure"] is True
+    cookie: SimpleCookie = SimpleCookie()
+    cookie.load(response.headers["set-cookie"])
+    assert cookie["__Host-oneeye_session"]["secure"] is True
 
 
 @pytest.mark.parametrize(

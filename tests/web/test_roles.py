@@ -42,7 +42,7 @@ PUBLIC = {
 }
 """(method, path) pairs anyone may use."""
 
-ANY_LOGGED_IN = {"/api/v1/auth/me", "/api/v1/auth/logout"}
+ANY_LOGGED_IN = {"/api/v1/auth/me", "/api/v1/auth/logout", "/api/v1/auth/password"}
 """API routes for whoever is logged in, whatever the role: they need no ``require_<role>``."""
 
 API = "/api/"

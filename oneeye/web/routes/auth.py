@@ -24,16 +24,23 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from oneeye.services.auth import AuthError, Principal, ThrottledError
+from oneeye.services.auth import (
+    AuthError,
+    Principal,
+    ThrottledError,
+    UserError,
+    WrongPasswordError,
+)
 from oneeye.services.context import Services
 from oneeye.web.deps import (
-    SESSION_COOKIE,
-    CurrentPrincipal,
     ServicesDep,
+    SignedIn,
     api_key_of,
     check_same_origin,
     client_address,
     csrf_ok,
+    session_cookie_name,
+    session_token_of,
 )
 from oneeye.web.limits import LOGIN_BODY, accepts
 from oneeye.web.offload import check_passwords
@@ -59,6 +66,16 @@ class SessionPublic(BaseModel):
     role: str
     csrf_token: str | None
     expires_at: datetime | None = None
+    must_change_password: bool = False
+    """The password was a one-time one: change it (``POST /auth/password``) before anything
+    else."""
+
+
+class PasswordChange(BaseModel):
+    """A user's own password change: the current password and the new one."""
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
 
 
 class PrincipalPublic(BaseModel):
@@ -68,6 +85,7 @@ class PrincipalPublic(BaseModel):
     username: str
     role: str
     csrf_token: str | None = None
+    must_change_password: bool = False
 
 
 _CREDENTIALS = {
@@ -116,8 +134,10 @@ def _is_form(request: Request) -> bool:
 
 
 def _set_session_cookie(response: Response, services: Services, token: str) -> None:
+    # Over HTTPS (secure_cookies) the name is __Host-oneeye_session, which browsers accept
+    # only with Secure, Path=/ and no Domain: the cookie is this exact host's.
     response.set_cookie(
-        SESSION_COOKIE,
+        session_cookie_name(services),
         token,
         max_age=int(services.auth.session_lifetime.total_seconds()),
         path="/",
@@ -129,7 +149,7 @@ def _set_session_cookie(response: Response, services: Services, token: str) -> N
 
 def _clear_session_cookie(response: Response, services: Services) -> None:
     response.delete_cookie(
-        SESSION_COOKIE,
+        session_cookie_name(services),
         path="/",
         httponly=True,
         samesite="lax",
@@ -190,7 +210,7 @@ async def login(request: Request, response: Response, services: ServicesDep) -> 
         if not form:
             raise
         return RedirectResponse("/login?error=1", status.HTTP_303_SEE_OTHER)
-    old_token = request.cookies.get(SESSION_COOKIE)
+    old_token = session_token_of(request)
     try:
         new = await check_passwords(
             request,
@@ -228,9 +248,13 @@ async def login(request: Request, response: Response, services: ServicesDep) -> 
         role=new.principal.role,
         csrf_token=new.csrf_token,
         expires_at=new.expires_at,
+        must_change_password=new.principal.must_change_password,
     )
     if form:
-        redirect = RedirectResponse(safe_next(next_page), status.HTTP_303_SEE_OTHER)
+        target = safe_next(next_page)
+        if new.principal.must_change_password:
+            target = f"/account/password?next={quote(target, safe='')}"
+        redirect = RedirectResponse(target, status.HTTP_303_SEE_OTHER)
         _set_session_cookie(redirect, services, new.token)
         return redirect
     _set_session_cookie(response, services, new.token)
@@ -250,7 +274,7 @@ async def logout(request: Request, services: ServicesDep) -> Response:
     A live session must send its CSRF token (so another site cannot log a user out); a cookie
     whose session already ended is simply cleared. Without a cookie: 401.
     """
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token_of(request)
     if token is None:
         if api_key_of(request) is not None:
             raise HTTPException(
@@ -279,11 +303,114 @@ async def logout(request: Request, services: ServicesDep) -> Response:
 
 
 @router.get("/me", response_model=PrincipalPublic, summary="Who is logged in")
-def me(principal: CurrentPrincipal) -> PrincipalPublic:
-    """The logged-in user (or API key), their role, and the session's CSRF token."""
+def me(principal: SignedIn) -> PrincipalPublic:
+    """The logged-in user (or API key), their role, the session's CSRF token, and whether they
+    must change a one-time password before anything else."""
     return PrincipalPublic(
         kind=principal.kind,
         username=principal.name,
         role=principal.role,
         csrf_token=principal.csrf_token,
+        must_change_password=principal.must_change_password,
     )
+
+
+def _form_error(exc: Exception) -> str:
+    """The code the password page shows a sentence for (never text from the request)."""
+    if isinstance(exc, ThrottledError):
+        return "throttled"
+    if isinstance(exc, WrongPasswordError):
+        return "wrong"
+    if isinstance(exc, UserError):
+        return "weak"
+    if isinstance(exc, HTTPException) and "differ" in str(exc.detail):
+        return "mismatch"
+    return "missing"
+
+
+async def _password_fields(request: Request) -> tuple[PasswordChange, str | None]:
+    """The fields of a JSON body or of the password page's form (which also sends ``next``
+    and a ``confirm_password`` that must match)."""
+    raw: Any
+    next_page: str | None = None
+    if _is_form(request):
+        form = await request.form()
+        raw = {k: v for k, v in form.items() if isinstance(v, str)}
+        next_page = raw.pop("next", None)
+        if raw.pop("confirm_password", None) != raw.get("new_password"):
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "the two new passwords differ")
+    else:
+        try:
+            raw = await request.json()
+        except ValueError:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                "send a JSON body {current_password, new_password} or the password form",
+            ) from None
+    try:
+        return PasswordChange.model_validate(raw), next_page
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Change your own password",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": PasswordChange.model_json_schema()}},
+        }
+    },
+    responses={
+        303: {"description": "the password form was posted: redirect to next, or back"},
+        400: {"description": "the new password is too weak or the same as the current one"},
+        403: {"description": "the current password is wrong"},
+        429: {"description": "too many wrong passwords from this address; see Retry-After"},
+    },
+)
+async def change_password(request: Request, principal: SignedIn, services: ServicesDep) -> Response:
+    """Change the logged-in user's password: the current one is required (a wrong one counts
+    as a failed login of this address). The user's other sessions end; this one stays. The
+    only change a user with a one-time password may make.
+    """
+    form = _is_form(request)
+    next_page: str | None = None
+    token = session_token_of(request)
+    if principal.kind != "user" or token is None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "an API key has no password to change")
+    try:
+        fields, next_page = await _password_fields(request)
+        # argon2 twice (check, then hash): in the login gate's threads, never on the loop.
+        await check_passwords(
+            request,
+            partial(
+                services.auth.change_password,
+                principal,
+                fields.current_password,
+                fields.new_password,
+                token=token,
+                client=client_address(request),
+            ),
+        )
+    except (HTTPException, RequestValidationError, UserError, AuthError) as exc:
+        if not form:
+            if isinstance(exc, ThrottledError):
+                raise HTTPException(
+                    status.HTTP_429_TOO_MANY_REQUESTS,
+                    str(exc),
+                    headers={"Retry-After": str(exc.retry_after)},
+                ) from None
+            if isinstance(exc, WrongPasswordError):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+            if isinstance(exc, UserError):
+                raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+            raise
+        back = f"/account/password?error={_form_error(exc)}&next={quote(safe_next(next_page))}"
+        return RedirectResponse(back, status.HTTP_303_SEE_OTHER)
+    logger.info("a user changed their password")
+    if form:
+        return RedirectResponse(safe_next(next_page), status.HTTP_303_SEE_OTHER)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
