@@ -137,6 +137,7 @@ class Rig:
             "desk +1 555 0100",
             [(case_photo, photos[0].name)],
             actor="user:bench",
+            approved=True,
         )
         self.person_id = case.person_id
         self.alerts.add_subscription("email", "desk@example.org", actor="user:bench")

@@ -13,6 +13,20 @@ one notification per active subscription (the case's and the all-cases ones) is 
 the outbox in the same transaction, and the notifier is woken. At most one match per
 (case, camera) per ``cooldown`` seconds notifies; later ones inside it are stored, silently.
 
+Who may do what (the ``may_*`` functions below; the web layer answers with them): a case is
+owned by the user or key that filed it. Its filer, coordinators and admins may change it,
+manage its subscriptions and resolve it; nobody else. A reporter sees only its own cases
+(others' are "not found" to it, so their existence is not revealed); viewers and tellers see
+every case; the contact details (``contact``, ``reporter``, subscribers' addresses) are for
+tellers and above and the filer. Filing is open to reporters, which makes a photo of anyone a
+face every camera looks for; so a case's sightings go to addresses outside the server (the
+outbox: email, SMS, webhooks) only once a coordinator or admin approved it. Cameras and
+dashboards look at once, approved or not. Matches found before approval (live and
+retro-search) are stored as ``held`` and shown on the dashboards; approval releases them in the
+order they were seen, with the usual (case, camera) cooldown, so none is lost and none is sent
+twice. A case filed by a coordinator or admin is approved as it is filed. Each approval writes
+a ``case.approve`` audit row.
+
 Resolving or expiring a case takes its templates out of the gallery at once and stops its
 notifications. After ``retention_days`` a closed case's photos, templates, person and the
 snapshots of its sightings are deleted (the case row stays as the record); embeddings of
@@ -42,6 +56,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from oneeye.config import AlertSettings
 from oneeye.errors import FaceError, ImageError, OneEyeError
+from oneeye.services.auth import Principal
 from oneeye.services.enrolment import EnrolmentService, encode_jpeg
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryEntry, GalleryService
@@ -80,6 +95,11 @@ MAX_NAME, MAX_DESCRIPTION, MAX_CONTACT = 200, 5000, 200
 MAX_HOURS = 24.0 * 366
 SWEEP_EVERY = 2.0
 """Seconds between two expiry checks."""
+CASE_EVENTS = frozenset(
+    {"case.created", "case.approved", "case.resolved", "case.expired", "alert.sighting"}
+)
+"""The dashboard events about one case (``case_id`` in the payload): a reporter gets only
+those of its own cases."""
 RETRO_CHUNK = 20_000
 """Unknown sightings compared per numpy batch in a retro-search."""
 
@@ -110,6 +130,10 @@ class SubscriptionNotFoundError(AlertError):
     """No subscription has this id."""
 
 
+class CaseApprovedError(AlertError):
+    """The case is approved already."""
+
+
 @dataclass(frozen=True, slots=True)
 class CaseInfo:
     """A case as the API shows it."""
@@ -129,6 +153,12 @@ class CaseInfo:
     purged_at: datetime | None
     matches: int
     last_seen_at: datetime | None
+    filed_by: str | None = None
+    """The owner by row id (``user:<id>`` / ``key:<id>``); ``None``: no owner below
+    coordinator."""
+    approved_at: datetime | None = None
+    """When its sightings were allowed to leave the server; ``None``: waiting for approval."""
+    approved_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +177,8 @@ class MatchInfo:
     found_at: datetime
     notified: bool
     snapshot_key: str | None
+    held: bool = False
+    """Found before the case was approved: not sent yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +264,48 @@ def _text(value: str, what: str, limit: int, *, required: bool = False) -> str:
     if len(cleaned) > limit:
         raise AlertError(f"a case's {what} is at most {limit} characters, got {len(cleaned)}")
     return cleaned
+
+
+# who may do what -----------------------------------------------------------------------------
+
+
+def sees_own_cases_only(principal: Principal) -> bool:
+    """Whether ``principal`` is a reporter (and not more): it sees only the cases it filed."""
+    return principal.allows("reporter") and not principal.allows("teller")
+
+
+def owns_case(principal: Principal, case: CaseInfo) -> bool:
+    """Whether ``principal`` filed ``case`` (same user or key row, and same name: a row id a
+    database reused for a new user does not inherit the case)."""
+    return case.filed_by == principal.ref and case.reporter == principal.actor
+
+
+def may_see_case(principal: Principal, case: CaseInfo) -> bool:
+    """Whether ``case`` exists for ``principal``: viewers and tellers and above see every case,
+    a reporter only its own."""
+    if not principal.allows("viewer"):
+        return False
+    return not sees_own_cases_only(principal) or owns_case(principal, case)
+
+
+def may_manage_case(principal: Principal, case: CaseInfo) -> bool:
+    """Whether ``principal`` may change, resolve or manage the subscriptions of ``case``: its
+    filer (a reporter or above), coordinators and admins."""
+    if principal.allows("coordinator"):
+        return True
+    return principal.allows("reporter") and owns_case(principal, case)
+
+
+def may_see_contact(principal: Principal, case: CaseInfo) -> bool:
+    """Whether ``principal`` may read ``case``'s contact details (its contact, who filed it,
+    who approved it, its subscribers' addresses): tellers and above, and the filer."""
+    return principal.allows("teller") or owns_case(principal, case)
+
+
+def may_approve(principal: Principal) -> bool:
+    """Whether ``principal`` may approve cases (coordinators and admins); filing as one of
+    them approves the case at once."""
+    return principal.allows("coordinator")
 
 
 def _embeddings(blobs: Sequence[bytes]) -> npt.NDArray[np.float32]:
@@ -377,11 +451,13 @@ class AlertService:
         photos: Sequence[tuple[bytes, str]],
         *,
         actor: str,
+        filed_by: str | None = None,
+        approved: bool = False,
         expires_at: datetime | None = None,
         deadline: Deadline | None = None,
     ) -> CaseInfo:
         """File a case: every camera looks for the person at once, and the recent past is
-        searched.
+        searched. Until the case is approved its matches are held (not sent outside).
 
         Args:
             name: the person's name.
@@ -390,6 +466,9 @@ class AlertService:
             photos: ``(bytes, filename)`` of each photo; each must show exactly one usable
                 face.
             actor: who files it (for the audit log and the case's reporter).
+            filed_by: who owns it, by row id (``Principal.ref``); ``None``: no owner, only
+                coordinators and admins may act on it.
+            approved: approve it as it is filed (the filer is a coordinator or admin).
             expires_at: when the case expires; ``None``: ``default_hours`` from now.
             deadline: when to give up checking the photos (``TimeLimitError``; nothing is
                 stored then).
@@ -422,7 +501,7 @@ class AlertService:
             for _, jpeg in faces:
                 keys.append(self.photos.add(PHOTO_KIND, jpeg, "jpg"))
             case_id, person_id, entries = self._store_case(
-                name, description, contact, actor, expires_at, faces, keys
+                name, description, contact, actor, filed_by, approved, expires_at, faces, keys
             )
         except BaseException:
             self._delete_photos(keys)
@@ -447,8 +526,10 @@ class AlertService:
             actor,
             "case.create",
             case_id,
-            {"photos": len(keys), "person": person_id},
+            {"photos": len(keys), "person": person_id, "approved": approved},
         )
+        if approved:
+            self.enrolment.auth.audit(actor, "case.approve", case_id, {"as_filed": True})
         info = self.case(case_id)
         self.events.publish("case.created", self._case_event(info), audience="viewer")
         try:
@@ -463,6 +544,8 @@ class AlertService:
         description: str,
         contact: str,
         actor: str,
+        filed_by: str | None,
+        approved: bool,
         expires_at: datetime,
         faces: Sequence[tuple[Face, bytes]],
         keys: Sequence[str],
@@ -504,6 +587,7 @@ class AlertService:
                     GalleryEntry(template_id, person_id, face.embedding, face.quality.score)
                 )
             session.flush()
+            now = utcnow()
             session.add(
                 AlertCase(
                     id=case_id,
@@ -512,8 +596,11 @@ class AlertService:
                     description=description,
                     contact=contact,
                     reporter=actor,
+                    filed_by=filed_by,
+                    approved_at=now if approved else None,
+                    approved_by=actor if approved else None,
                     status="active",
-                    created_at=utcnow(),
+                    created_at=now,
                     expires_at=expires_at,
                 )
             )
@@ -567,6 +654,9 @@ class AlertService:
                 purged_at=c.purged_at,
                 matches=stats.get(c.id, (0, None))[0],
                 last_seen_at=stats.get(c.id, (0, None))[1],
+                filed_by=c.filed_by,
+                approved_at=c.approved_at,
+                approved_by=c.approved_by,
             )
             for c in cases
         ]
@@ -580,17 +670,34 @@ class AlertService:
             return self._infos(session, [row])[0]
 
     def cases(
-        self, status: str | None = None, *, limit: int = 100, offset: int = 0
+        self,
+        status: str | None = None,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        filed_by: Principal | None = None,
     ) -> list[CaseInfo]:
-        """Cases, newest first; only those with ``status`` if given."""
+        """Cases, newest first; only those with ``status`` if given, and only those
+        ``filed_by`` filed if given (what a reporter sees)."""
         if status is not None and status not in STATUSES:
             raise AlertError(f"a case's status is one of {', '.join(STATUSES)}; got {status!r}")
         query = select(AlertCase).order_by(AlertCase.created_at.desc(), AlertCase.id)
         if status is not None:
             query = query.where(AlertCase.status == status)
+        if filed_by is not None:
+            query = query.where(
+                AlertCase.filed_by == filed_by.ref, AlertCase.reporter == filed_by.actor
+            )
         with self.db.session() as session:
             rows = list(session.scalars(query.limit(max(1, min(limit, 1000))).offset(offset)))
             return self._infos(session, rows)
+
+    def filed_by(self, case_id: str, principal: Principal) -> bool:
+        """Whether ``principal`` filed the case (``False`` for an unknown id)."""
+        try:
+            return owns_case(principal, self.case(case_id))
+        except CaseNotFoundError:
+            return False
 
     def matches(self, case_id: str) -> list[MatchInfo]:
         """A case's matches, live and retro, in the order they were seen."""
@@ -654,12 +761,14 @@ class AlertService:
         return expired
 
     def _case_event(self, info: CaseInfo) -> dict[str, Any]:
+        # Every viewer gets these: no contact details (contact, reporter, approver) in them.
         return {
             "case_id": info.id,
             "name": info.name,
             "description": info.description,
             "status": info.status,
-            "reporter": info.reporter,
+            "approved": info.approved_at is not None,
+            "approved_at": None if info.approved_at is None else info.approved_at.isoformat(),
             "created_at": info.created_at.isoformat(),
             "expires_at": info.expires_at.isoformat(),
             "closed_at": None if info.closed_at is None else info.closed_at.isoformat(),
@@ -767,9 +876,12 @@ class AlertService:
         recorded: list[MatchInfo] = []
         notifications = 0
         with self._lock, self.db.session() as session:
-            case = session.get(AlertCase, case_id)
+            # Locked (on PostgreSQL) against an approval of the same case in another server:
+            # a match is either held and released by the approval, or recorded after it.
+            case = session.get(AlertCase, case_id, with_for_update=True)
             if case is None or case.status != "active":
                 return []
+            approved = case.approved_at is not None
             case_name = case.name
             photo_key = session.scalar(
                 select(FaceTemplate.photo_key)
@@ -777,22 +889,8 @@ class AlertService:
                 .order_by(FaceTemplate.created_at, FaceTemplate.id)
                 .limit(1)
             )
-            subscriptions = list(
-                session.scalars(
-                    select(Subscription)
-                    .where(
-                        Subscription.active.is_(True),
-                        or_(Subscription.case_id == case_id, Subscription.case_id.is_(None)),
-                    )
-                    .order_by(Subscription.id)
-                )
-            )
-            cameras = {
-                c.id: c
-                for c in session.scalars(
-                    select(Camera).where(Camera.id.in_({c.camera_id for c in candidates}))
-                )
-            }
+            subscriptions = _subscriptions_of(session, case_id)
+            cameras = _cameras_of(session, {c.camera_id for c in candidates})
             for candidate in candidates:
                 exists = session.scalar(
                     select(CaseMatch.id).where(
@@ -802,7 +900,7 @@ class AlertService:
                 )
                 if exists is not None:
                     continue
-                notified = self._outside_cooldown(session, case_id, candidate)
+                notified = approved and self._outside_cooldown(session, case_id, candidate)
                 match = CaseMatch(
                     case_id=case_id,
                     sighting_id=candidate.sighting_id,
@@ -812,6 +910,7 @@ class AlertService:
                     seen_at=candidate.seen_at,
                     found_at=utcnow(),
                     notified=notified,
+                    held=not approved,
                 )
                 session.add(match)
                 session.flush()
@@ -836,7 +935,11 @@ class AlertService:
                 info.camera_id,
                 info.sighting_id,
                 info.distance,
-                "notified" if info.notified else "within the cooldown",
+                "notified"
+                if info.notified
+                else "held until the case is approved"
+                if info.held
+                else "within the cooldown",
             )
             self.events.publish(
                 "alert.sighting",
@@ -855,10 +958,80 @@ class AlertService:
                     "kind": kind,
                     "minutes_ago": int((info.found_at - info.seen_at).total_seconds() // 60),
                     "notified": info.notified,
+                    "held": info.held,
                 },
                 audience="viewer",
             )
         return recorded
+
+    def approve(self, case_id: str, *, actor: str) -> CaseInfo:
+        """Let a case's sightings leave the server: from now on its matches notify its
+        subscribers, and the matches held since it was filed are released now, in the order
+        they were seen, by the usual (case, camera) cooldown. Audited (``case.approve``).
+
+        Raises:
+            CaseNotFoundError: no case with this id.
+            CaseClosedError: the case is resolved or expired (nothing would be sent).
+            CaseApprovedError: the case is approved already.
+        """
+        released = notifications = 0
+        held = 0
+        with self._lock, self.db.session() as session:
+            case = session.get(AlertCase, case_id, with_for_update=True)
+            if case is None:
+                raise CaseNotFoundError(f"no case with id {case_id!r}")
+            if case.status != "active":
+                raise CaseClosedError(f"case {case_id} is {case.status}; it sends no alerts")
+            if case.approved_at is not None:
+                raise CaseApprovedError(f"case {case_id} is approved already")
+            case.approved_at = utcnow()
+            case.approved_by = actor
+            rows = session.execute(
+                select(CaseMatch, Sighting.snapshot_key)
+                .outerjoin(Sighting, Sighting.id == CaseMatch.sighting_id)
+                .where(CaseMatch.case_id == case_id, CaseMatch.held.is_(True))
+                .order_by(CaseMatch.seen_at, CaseMatch.id)
+            ).all()
+            held = len(rows)
+            subscriptions = _subscriptions_of(session, case_id)
+            cameras = _cameras_of(session, {match.camera_id for match, _ in rows})
+            for match, snapshot_key in rows:
+                candidate = _Candidate(
+                    match.sighting_id, match.camera_id, match.seen_at, match.distance, snapshot_key
+                )
+                match.held = False
+                match.notified = self._outside_cooldown(session, case_id, candidate)
+                session.flush()  # the next one's cooldown sees this one
+                if match.notified:
+                    released += 1
+                    camera = cameras.get(match.camera_id)
+                    notifications += self._outbox(
+                        session,
+                        case,
+                        candidate,
+                        match.kind,
+                        camera.name if camera is not None else match.camera_id,
+                        camera.location if camera is not None else "",
+                        subscriptions,
+                    )
+        self.enrolment.auth.audit(
+            actor,
+            "case.approve",
+            case_id,
+            {"held": held, "released": released, "notifications": notifications},
+        )
+        logger.info(
+            "case %s approved by %s: %d held matches, %d released (%d notifications)",
+            *(case_id, actor, held, released, notifications),
+        )
+        if notifications:
+            try:
+                self.notifier.wake()
+            except Exception:  # the rows are stored; the notifier's next poll sends them
+                logger.exception("case %s: could not wake the notifier", case_id)
+        info = self.case(case_id)
+        self.events.publish("case.approved", self._case_event(info), audience="viewer")
+        return info
 
     def _outside_cooldown(self, session: Session, case_id: str, candidate: _Candidate) -> bool:
         """Whether no notified match of this case on this camera lies within ``cooldown``
@@ -1107,6 +1280,28 @@ class AlertService:
         self.enrolment.auth.audit(actor, "subscription.delete", str(subscription_id), detail)
 
 
+def _subscriptions_of(session: Session, case_id: str) -> list[Subscription]:
+    """The active subscriptions a match of ``case_id`` notifies: the case's and the
+    all-cases ones."""
+    return list(
+        session.scalars(
+            select(Subscription)
+            .where(
+                Subscription.active.is_(True),
+                or_(Subscription.case_id == case_id, Subscription.case_id.is_(None)),
+            )
+            .order_by(Subscription.id)
+        )
+    )
+
+
+def _cameras_of(session: Session, camera_ids: set[str]) -> dict[str, Camera]:
+    """The registered cameras among ``camera_ids``, by id."""
+    if not camera_ids:
+        return {}
+    return {c.id: c for c in session.scalars(select(Camera).where(Camera.id.in_(camera_ids)))}
+
+
 def _match_info(
     match: CaseMatch, snapshot_key: str | None, camera_name: str | None, location: str | None
 ) -> MatchInfo:
@@ -1123,6 +1318,7 @@ def _match_info(
         found_at=match.found_at,
         notified=match.notified,
         snapshot_key=snapshot_key,
+        held=match.held,
     )
 
 

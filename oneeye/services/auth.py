@@ -1,7 +1,14 @@
 """Users, roles, password logins, sessions, API keys and the audit log.
 
-Roles form a ladder: ``viewer`` < ``reporter`` < ``teller`` < ``admin``. A route names the
-lowest role it needs; account details (balance, address) need ``teller``. One more role sits
+Roles form a ladder: ``viewer`` < ``reporter`` < ``teller`` < ``coordinator`` < ``admin``. A
+route names the lowest role it needs; account details (balance, address) and the contact details
+of Amber Alert cases need ``teller``. ``coordinator`` runs the Amber Alert cases of the whole
+site: it may change, resolve and approve any case (approval is what lets a case's sightings go
+to email, SMS and webhook addresses outside). It sits above ``teller`` because approving a case
+turns the cameras into a tracker of one face for whoever is subscribed, a heavier trust than
+reading the accounts a teller reads; it sits below ``admin`` because it manages no users, keys,
+cameras or customers. A ``reporter`` files cases and acts only on its own (see
+``oneeye.services.alerts``). One more role sits
 outside the ladder: ``edge``, for the API keys of camera hosts (``oneeye edge``). It passes no
 ladder check and is let in only by the few routes that name it (the gallery export and
 snapshot uploads): an edge holds the embeddings, not admin rights.
@@ -39,8 +46,8 @@ from oneeye.store.models import ApiKey, AuditEntry, LoginSession, User, utcnow
 
 logger = logging.getLogger(__name__)
 
-Role = Literal["viewer", "reporter", "teller", "admin"]
-ROLES: tuple[Role, ...] = ("viewer", "reporter", "teller", "admin")
+Role = Literal["viewer", "reporter", "teller", "coordinator", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "reporter", "teller", "coordinator", "admin")
 ROLE_RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 EDGE_ROLE = "edge"
 """The role of an edge's API key: outside the ladder, allowed only where a route names it."""
@@ -121,6 +128,12 @@ class Principal:
     def actor(self) -> str:
         """How the audit log names this principal."""
         return f"{self.kind}:{self.name}"
+
+    @property
+    def ref(self) -> str:
+        """Who this is by row id (``user:<id>`` or ``key:<id>``): what owns a case. Names are
+        not enough there: two API keys may share a name."""
+        return f"{self.kind}:{self.id}"
 
     def allows(self, needed: str) -> bool:
         """Whether this principal's role is ``needed`` or above."""

@@ -239,7 +239,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
-    """``admin``, ``teller``, ``reporter`` or ``viewer``."""
+    """``admin``, ``coordinator``, ``teller``, ``reporter`` or ``viewer``."""
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -340,6 +340,12 @@ class AlertCase(Base):
     contact: Mapped[str] = mapped_column(String(200), default="")
     reporter: Mapped[str] = mapped_column(String(100))
     """The actor who filed it (``user:<name>`` or ``key:<name>``)."""
+    filed_by: Mapped[str | None] = mapped_column(String(40), index=True)
+    """Who owns it, by row id (``user:<id>`` or ``key:<id>``); ``None``: nobody below
+    coordinator (a case older than ownership whose filer could not be found)."""
+    approved_at: Mapped[datetime | None] = mapped_column()
+    """When a coordinator or admin approved it; until then no sighting leaves the server."""
+    approved_by: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16), default="active", index=True)
     """``active``, ``resolved`` or ``expired``."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -388,6 +394,9 @@ class CaseMatch(Base):
     found_at: Mapped[datetime] = mapped_column(default=utcnow)
     notified: Mapped[bool] = mapped_column(Boolean, default=False)
     """Whether this match produced notifications (false inside a (case, camera) cooldown)."""
+    held: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Found while the case waited for approval: nothing sent yet; approval sends it (by the
+    cooldown rules) and clears this."""
 
 
 class Notification(Base):

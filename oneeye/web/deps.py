@@ -272,6 +272,7 @@ def audit_access(
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Reporter = Annotated[Principal, Depends(require("reporter"))]
 Teller = Annotated[Principal, Depends(require("teller"))]
+Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 AdminOrEdge = Annotated[Principal, Depends(require("admin", also=(EDGE_ROLE,)))]
 """An admin, or an edge's API key (the routes camera hosts use: gallery export, snapshots)."""

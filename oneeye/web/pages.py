@@ -8,8 +8,11 @@ balance) are rendered only for ``teller`` and above, and each render is written 
 
 The Amber Alert pages: ``/report`` (``reporter``; made for a phone: the camera opens, the photo is
 checked as soon as it is chosen), ``/cases`` and ``/cases/{id}`` (every sighting of the person on a
-timeline, live ones arriving over the WebSocket; resolving and subscriptions for ``reporter``),
-and the dashboard's alert banner.
+timeline, live ones arriving over the WebSocket), and the dashboard's alert banner. They follow
+the API's rules (``oneeye.services.alerts``): a reporter sees only its own cases (others' are
+"no such case"); resolving and subscriptions are for the case's filer, coordinators and admins;
+contact details and subscribers for tellers and above and the filer; the Approve button for
+coordinators and admins.
 """
 
 from __future__ import annotations
@@ -31,7 +34,17 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from oneeye.services.alerts import AlertError, AlertService, CaseInfo, MatchInfo
+from oneeye.services.alerts import (
+    AlertError,
+    AlertService,
+    CaseInfo,
+    MatchInfo,
+    may_approve,
+    may_manage_case,
+    may_see_case,
+    may_see_contact,
+    sees_own_cases_only,
+)
 from oneeye.services.auth import ROLES, AuthError, Principal
 from oneeye.services.cameras import CameraState, iso
 from oneeye.services.context import Services
@@ -372,7 +385,7 @@ def dashboard_page(request: Request, services: ServicesDep) -> Response:
             "can_see_accounts": can_see_accounts,
             "money": format_money,
             "max_cards": MAX_CARDS,
-            "banners": alert_banners(alert_service(request, services)),
+            "banners": alert_banners(alert_service(request, services), principal),
         },
     )
 
@@ -600,14 +613,17 @@ def timeline_entry(case: CaseInfo, match: MatchInfo) -> TimelineEntry:
     )
 
 
-def alert_banners(alerts: AlertService | None, now: datetime | None = None) -> list[TimelineEntry]:
-    """The newest match of each active case found within ``RECENT_ALERT``, newest first: the
-    banners the dashboard opens with."""
+def alert_banners(
+    alerts: AlertService | None, principal: Principal, now: datetime | None = None
+) -> list[TimelineEntry]:
+    """The newest match of each active case ``principal`` may see found within
+    ``RECENT_ALERT``, newest first: the banners the dashboard opens with."""
     if alerts is None:
         return []
     since = (now or datetime.now(UTC)) - RECENT_ALERT
     banners = []
-    for case in alerts.cases("active"):
+    mine = principal if sees_own_cases_only(principal) else None
+    for case in alerts.cases("active", filed_by=mine):
         if case.matches == 0:
             continue
         try:
@@ -696,7 +712,8 @@ def cases_page(request: Request, services: ServicesDep) -> Response:
     wanted = request.query_params.get("status") or None
     if wanted not in (None, "active", "resolved", "expired"):
         wanted = None
-    cases = alerts.cases(wanted, limit=500)
+    mine = principal if sees_own_cases_only(principal) else None
+    cases = alerts.cases(wanted, limit=500, filed_by=mine)
     return render(
         request,
         "cases.html",
@@ -714,8 +731,10 @@ def cases_page(request: Request, services: ServicesDep) -> Response:
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(request: Request, services: ServicesDep, case_id: str) -> Response:
     """A case: its photos and details, every sighting on a timeline (newest first, live ones
-    arriving without a reload), and for reporters the resolve button, the subscriptions and
-    the notifications that could not be delivered."""
+    arriving without a reload), whether it is approved (and the Approve button for
+    coordinators and admins), and for those who may see them the contact details, the
+    subscriptions and the notifications that could not be delivered; the resolve button and
+    the subscription controls for those who may manage the case."""
     principal = page_gate(request, services, "viewer")
     if isinstance(principal, Response):
         return principal
@@ -724,6 +743,8 @@ def case_page(request: Request, services: ServicesDep, case_id: str) -> Response
         return alerts_unavailable(request, principal)
     try:
         case = alerts.case(case_id)
+        if not may_see_case(principal, case):
+            raise AlertError("not this principal's case")  # the same page as no case at all
         matches = alerts.matches(case_id)
     except AlertError:
         return render(
@@ -734,7 +755,8 @@ def case_page(request: Request, services: ServicesDep, case_id: str) -> Response
             status_code=status.HTTP_404_NOT_FOUND,
         )
     audit_access(services, principal, request, "case.view", case_id, {"via": "page"})
-    is_reporter = principal.allows("reporter")
+    sees_contact = may_see_contact(principal, case)
+    manages = may_manage_case(principal, case)
     timeline = [timeline_entry(case, m) for m in reversed(matches)]
     return render(
         request,
@@ -745,10 +767,14 @@ def case_page(request: Request, services: ServicesDep, case_id: str) -> Response
             "photo_urls": [url for key in case.photo_keys if (url := photo_url(key))],
             "timeline": timeline,
             "iso": iso_time,
-            "can_resolve": is_reporter and case.status == "active",
-            "is_reporter": is_reporter,
-            "subscriptions": alerts.subscriptions(case_id) if is_reporter else [],
-            "failures": delivery_failures(services, case_id) if is_reporter else [],
+            "can_resolve": manages and case.status == "active",
+            "can_manage": manages,
+            "can_approve": may_approve(principal)
+            and case.status == "active"
+            and case.approved_at is None,
+            "sees_contact": sees_contact,
+            "subscriptions": alerts.subscriptions(case_id) if sees_contact else [],
+            "failures": delivery_failures(services, case_id) if sees_contact else [],
             "last_event_id": services.events.latest_id(),
         },
     )

@@ -11,14 +11,15 @@ accepted and closed at once with code ``4401``, so a script can tell "log in" fr
 fault; a cookie-authenticated connection from a page of another origin is closed with
 ``4403``. A client that reconnects passes ``?since=<last event id>``: the events it missed
 (that its role may see) come first, then live ones, none twice. Events with account details
-go to ``teller`` and ``admin`` only; each one's audit row is committed before it is sent (see
-``oneeye.services.events``). A client that falls too far behind is closed with ``4408``
-and should reconnect with ``since``: one whose queue holds ``ONEEYE_LIMITS__WS_QUEUE`` events
-it has not been sent yet (256), or one send to which waits ``ONEEYE_LIMITS__WS_SEND_SECONDS``
-(10 s) because the client does not read. Such a client is counted
-(``EventHub.dropped_clients``); if even the close frame cannot reach it, its connection is
-aborted. Every ``RECHECK_SECONDS`` the session or key is checked
-again: a user who logged out, was deactivated or changed role is closed with ``4401``.
+go to ``teller`` and above only; each one's audit row is committed before it is sent (see
+``oneeye.services.events``). A reporter gets the events of its own Amber Alert cases only
+(``CASE_EVENTS``), as the cases API shows it only those. A client that falls too far behind is
+closed with ``4408`` and should reconnect with ``since``: one whose queue holds
+``ONEEYE_LIMITS__WS_QUEUE`` events it has not been sent yet (256), or one send to which waits
+``ONEEYE_LIMITS__WS_SEND_SECONDS`` (10 s) because the client does not read. Such a client is
+counted (``EventHub.dropped_clients``); if even the close frame cannot reach it, its connection
+is aborted. Every ``RECHECK_SECONDS`` the session or key is checked again: a user who logged
+out, was deactivated or changed role is closed with ``4401``.
 
 Without ``since`` a client gets only the events published after it subscribed; a dashboard
 always passes the id of the last event it has (``0`` the first time).
@@ -34,6 +35,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from oneeye.services.alerts import CASE_EVENTS, sees_own_cases_only
 from oneeye.services.auth import AuthError, Principal
 from oneeye.services.context import Services
 from oneeye.services.events import ACCOUNT_EVENT, EventHub, HubEvent, Subscription
@@ -47,6 +49,8 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_TOO_SLOW = 4408
 REPLAY_LIMIT = 1000
+OWNED_CASES_KEPT = 1000
+"""Cases whose ownership one reporter's connection remembers before it asks again."""
 RECHECK_SECONDS = 60.0
 """How often an open connection's session or key is checked again."""
 SUBPROTOCOL = "oneeye"
@@ -130,18 +134,19 @@ async def dashboard_socket(
     hub = services.events
     timeout = services.settings.limits.ws_send_seconds
     subscription = hub.subscribe(principal.role)
+    owned: dict[str, bool] = {}
     logger.info("dashboard socket opened for %s (since %s)", principal.actor, since)
     try:
         last = 0
         if since is not None:
             missed = await run_in_threadpool(hub.since, since, principal.role, REPLAY_LIMIT)
             for event in missed:
-                await _send(websocket, event, principal, services, timeout)
+                await _send(websocket, event, principal, services, timeout, owned)
                 last = event.id
         # Four tasks, waited on once: the per-event path is just queue -> send. ``behind``
         # ends the connection even while the sender is stuck on a client that does not read.
         sender = asyncio.create_task(
-            _pump(websocket, subscription, last, principal, services, timeout)
+            _pump(websocket, subscription, last, principal, services, timeout, owned)
         )
         receiver = asyncio.create_task(_drain(websocket))
         checker = asyncio.create_task(_recheck(services, websocket, api_key, principal))
@@ -208,6 +213,7 @@ async def _pump(
     principal: Principal,
     services: Services,
     timeout: float,
+    owned: dict[str, bool],
 ) -> None:
     """Send live events until the client falls too far behind (returns, or ``SlowClientError``) or
     goes away (raises)."""
@@ -217,7 +223,7 @@ async def _pump(
             return
         if event.id <= last:
             continue  # already sent in the replay
-        await _send(websocket, event, principal, services, timeout)
+        await _send(websocket, event, principal, services, timeout, owned)
         last = event.id
 
 
@@ -243,10 +249,36 @@ async def _still_allowed(
     return now.role == principal.role
 
 
+async def _may_get(
+    event: HubEvent, principal: Principal, services: Services, owned: dict[str, bool]
+) -> bool:
+    """Whether ``principal`` may get ``event``: a reporter only its own cases' events (asked
+    of the database once per case, off the event loop, and remembered in ``owned``)."""
+    if event.type not in CASE_EVENTS or not sees_own_cases_only(principal):
+        return True
+    case_id = str(event.payload.get("case_id", ""))
+    if case_id not in owned:
+        alerts = getattr(services, "alerts", None)
+        if alerts is None:
+            return False
+        if len(owned) >= OWNED_CASES_KEPT:
+            owned.clear()
+        owned[case_id] = await run_in_threadpool(alerts.filed_by, case_id, principal)
+    return owned[case_id]
+
+
 async def _send(
-    websocket: WebSocket, event: HubEvent, principal: Principal, services: Services, timeout: float
+    websocket: WebSocket,
+    event: HubEvent,
+    principal: Principal,
+    services: Services,
+    timeout: float,
+    owned: dict[str, bool],
 ) -> None:
-    """Send one event; ``SlowClientError`` when the client has not taken it within ``timeout``."""
+    """Send one event (unless ``principal`` may not get it, see ``_may_get``);
+    ``SlowClientError`` when the client has not taken it within ``timeout``."""
+    if not await _may_get(event, principal, services, owned):
+        return
     if event.type == ACCOUNT_EVENT:
         # The row is committed before the details leave, so no kill can lose it.
         address = websocket.client.host if websocket.client is not None else ""

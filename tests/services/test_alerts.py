@@ -228,6 +228,7 @@ def test_a_case_is_live_at_once_and_leaves_the_gallery_when_resolved(
         "+15551234567",
         [photo(face_photos, "obama2.jpg"), photo(face_photos, "obama3.jpg")],
         actor=REPORTER,
+        approved=True,
     )
     assert case.status == "active"
     assert case.reporter == REPORTER
@@ -252,7 +253,7 @@ def test_a_case_is_live_at_once_and_leaves_the_gallery_when_resolved(
         rig.alerts.resolve(case.id, actor="user:officer")
     assert rig.alerts.cases("active") == []
     actions = [e.action for e in rig.auth.audit_entries(action="case.")]
-    assert sorted(actions) == ["case.create", "case.resolve"]
+    assert sorted(actions) == ["case.approve", "case.create", "case.resolve"]
 
 
 def test_check_photo_says_why_a_photo_cannot_be_used(
@@ -289,7 +290,7 @@ def test_a_bad_photo_among_good_ones_stores_nothing(
     before = rig.stored()
     for upload, error, message in bad_uploads:
         with pytest.raises(error, match=message):
-            rig.alerts.create_case("Someone", "", "", [good, upload], actor=REPORTER)
+            rig.alerts.create_case("Someone", "", "", [good, upload], actor=REPORTER, approved=True)
         assert rig.stored() == before, upload[1]
     assert len(rig.index) == 0
     for fields, message in [
@@ -297,12 +298,12 @@ def test_a_bad_photo_among_good_ones_stores_nothing(
         (("x" * 201, "", ""), "at most 200"),
     ]:
         with pytest.raises(AlertError, match=message):
-            rig.alerts.create_case(*fields, [good], actor=REPORTER)
+            rig.alerts.create_case(*fields, [good], actor=REPORTER, approved=True)
     with pytest.raises(AlertError, match="at least one photo"):
-        rig.alerts.create_case("Someone", "", "", [], actor=REPORTER)
+        rig.alerts.create_case("Someone", "", "", [], actor=REPORTER, approved=True)
     with pytest.raises(AlertError, match="in the future"):
         rig.alerts.create_case(
-            "Someone", "", "", [good], actor=REPORTER, expires_at=datetime.now(UTC)
+            "Someone", "", "", [good], actor=REPORTER, expires_at=datetime.now(UTC), approved=True
         )
     assert rig.stored() == before
     assert rig.events("case.created") == []
@@ -320,6 +321,7 @@ def test_an_expired_case_leaves_the_gallery_and_stops_matching(
             [photo(face_photos, "obama2.jpg")],
             actor=REPORTER,
             expires_at=datetime.now(UTC) + timedelta(seconds=1),
+            approved=True,
         )
         rig.alerts.add_subscription("email", "desk@example.org", case_id=case.id, actor=REPORTER)
         assert identify_person(rig, face_photos, "obama.jpg") == case.person_id
@@ -350,7 +352,12 @@ def test_a_live_sighting_notifies_every_subscription_once_per_camera_and_cooldow
 ) -> None:
     rig = rig_any_db
     case = rig.alerts.create_case(
-        "Barack Obama", "grey suit", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER
+        "Barack Obama",
+        "grey suit",
+        "",
+        [photo(face_photos, "obama2.jpg")],
+        actor=REPORTER,
+        approved=True,
     )
     assert case.person_id is not None
     mine = rig.alerts.add_subscription("email", "desk@example.org", case_id=case.id, actor=REPORTER)
@@ -429,7 +436,12 @@ def test_a_live_match_reaches_a_webhook_through_the_real_notifier(
     notifiers[0].start()
     try:
         case = rig.alerts.create_case(
-            "Barack Obama", "grey suit", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER
+            "Barack Obama",
+            "grey suit",
+            "",
+            [photo(face_photos, "obama2.jpg")],
+            actor=REPORTER,
+            approved=True,
         )
         hook = rig.alerts.add_subscription(
             "webhook", f"{receiver.url}/hook", case_id=case.id, actor=REPORTER
@@ -479,7 +491,7 @@ def test_a_case_filed_while_cameras_show_the_person_gets_live_matches(
     # The clip has played (obama unknown then) before the case is filed.
     wait_for(lambda: rig.count(Sighting) >= 2, 60.0, what="the cameras' first sightings")
     case = rig.alerts.create_case(
-        "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER
+        "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER, approved=True
     )
     subscription = rig.alerts.add_subscription(
         "email", "desk@example.org", case_id=case.id, actor=REPORTER
@@ -540,7 +552,7 @@ def test_retro_search_finds_the_person_among_earlier_unknown_faces(
     rig.alerts.add_subscription("email", "desk@example.org", actor="user:admin")
 
     case = rig.alerts.create_case(
-        "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER
+        "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER, approved=True
     )
     assert case.matches == 1
     [match] = rig.alerts.matches(case.id)
@@ -588,7 +600,12 @@ def test_retro_search_only_looks_back_retro_hours(
             rig.bus.publish(SIGHTINGS.format(camera="door"), Note.model_validate(message))
         rig.settle()
         case = rig.alerts.create_case(
-            "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER
+            "Barack Obama",
+            "",
+            "",
+            [photo(face_photos, "obama2.jpg")],
+            actor=REPORTER,
+            approved=True,
         )
         [match] = rig.alerts.matches(case.id)
         assert (now - match.seen_at).total_seconds() == pytest.approx(1800, abs=1)
@@ -613,10 +630,10 @@ def test_retention_deletes_closed_cases_and_old_unknown_embeddings(
 ) -> None:
     rig = rig_any_db
     case = rig.alerts.create_case(
-        "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER
+        "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER, approved=True
     )
     other = rig.alerts.create_case(
-        "Joe Biden", "", "", [photo(face_photos, "biden.jpg")], actor=REPORTER
+        "Joe Biden", "", "", [photo(face_photos, "biden.jpg")], actor=REPORTER, approved=True
     )
     assert case.person_id is not None
     snapshot = rig.photos.add("snapshots", b"\xff\xd8 a snapshot")
@@ -708,7 +725,7 @@ def test_addresses_are_checked_per_channel(
 
 def test_subscriptions_are_listed_per_case_and_deleted(rig: Rig, face_photos: Path) -> None:
     case = rig.alerts.create_case(
-        "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER
+        "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER, approved=True
     )
     mine = rig.alerts.add_subscription(
         "webhook", "https://h.example.org", case_id=case.id, actor=REPORTER, secret="s" * 20

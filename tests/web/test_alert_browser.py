@@ -34,8 +34,8 @@ WIDTH, HEIGHT, FPS = 640, 480, 10.0
 
 @dataclass(frozen=True)
 class Site:
-    """A served OneEye with a reporter ``rita``, a teller ``tina``, a viewer ``vera`` and an
-    admin API key."""
+    """A served OneEye with a reporter ``rita``, a teller ``tina``, a viewer ``vera``, a
+    coordinator ``cora`` and an admin API key."""
 
     app: OneEyeApp
     alerts: AlertService
@@ -48,7 +48,13 @@ def site(tmp_path: Path, face_engine: FaceEngine) -> Iterator[Site]:
     app = make_server(tmp_path, f"sqlite:///{tmp_path / 'oneeye.db'}", face_engine)
     try:
         alerts = alerts_of(app)
-        for name, role in (("rita", "reporter"), ("tina", "teller"), ("vera", "viewer")):
+        users = (
+            ("rita", "reporter"),
+            ("tina", "teller"),
+            ("vera", "viewer"),
+            ("cora", "coordinator"),
+        )
+        for name, role in users:
             app.services.auth.create_user(name, PASSWORD, role)
         _, admin_key = app.services.auth.create_api_key("browser-test", "admin")
         with serve(app.web) as url:
@@ -179,6 +185,7 @@ def test_the_dashboard_raises_the_alert_when_a_camera_sees_the_person(
         "+15551234567",
         [(data, f"photo{i}.jpg") for i, data in enumerate(photos)],
         actor="user:rita",
+        filed_by=f"user:{site.app.services.auth.user_named('rita').id}",
     )
     dashboard = browser.new_page(viewport={"width": 1280, "height": 900})
     blocked = csp_violations(dashboard)
@@ -276,6 +283,48 @@ def test_the_dashboard_raises_the_alert_when_a_camera_sees_the_person(
     expect(failed).to_contain_text("email")
     expect(failed).to_contain_text("Barack Obama")
     expect(failed).to_contain_text("SMTP 550: mailbox unavailable")
+    assert blocked == []
+
+
+def test_a_coordinator_approves_a_case_on_its_page(
+    site: Site, browser: Browser, face_photos: Path
+) -> None:
+    photo = (face_photos / "obama2.jpg").read_bytes()
+    case = site.alerts.create_case(
+        "Barack Obama",
+        "grey suit",
+        "+15551234567",
+        [(photo, "obama2.jpg")],
+        actor="user:rita",
+        filed_by=f"user:{site.app.services.auth.user_named('rita').id}",
+    )
+    # The filer sees that the case waits for approval, and no button to approve it.
+    filer = browser.new_page()
+    log_in(filer, site.url, "rita", f"/cases/{case.id}")
+    expect(filer.get_by_test_id("case-approval")).to_have_attribute("data-approved", "no")
+    expect(filer.get_by_test_id("case-approve")).to_have_count(0)
+    expect(filer.get_by_test_id("ws-status")).to_have_attribute("data-state", "live")
+
+    page = browser.new_page()
+    blocked = csp_violations(page)
+    log_in(page, site.url, "cora", f"/cases/{case.id}")
+    approval = page.get_by_test_id("case-approval")
+    expect(approval).to_have_attribute("data-approved", "no")
+    expect(approval).to_contain_text("waiting for a coordinator's approval")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("case-approve").click()
+    expect(approval).to_have_attribute("data-approved", "yes")
+    expect(page.get_by_test_id("case-result")).to_contain_text("The case is approved")
+    expect(page.get_by_test_id("case-approve")).to_have_count(0)
+    approved = site.alerts.case(case.id)
+    assert approved.approved_by == "user:cora"
+    [audit] = site.app.services.auth.audit_entries(action="case.approve")
+    assert (audit.actor, audit.subject) == ("user:cora", case.id)
+    # The filer's open page hears of it over the WebSocket; a reload says who approved.
+    expect(filer.get_by_test_id("case-approval")).to_have_attribute("data-approved", "yes")
+    page.reload()
+    expect(approval).to_contain_text("by cora")
+    expect(page.get_by_test_id("case-approve")).to_have_count(0)
     assert blocked == []
 
 

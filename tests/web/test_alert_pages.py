@@ -1,7 +1,9 @@
 """The Amber Alert pages on a started server (TestClient): who may open the report page, the
 cases list and a case's page with its timeline (a retro match and a live one, from real photos
-through the sightings consumer), the resolve button and subscriptions only for reporters, the
-dashboard's banner for a recent match, and notifications that could not be delivered."""
+through the sightings consumer), contact details and subscribers only for tellers and above and
+the filer, the resolve button and subscription controls only for the filer, coordinators and
+admins, the Approve button for coordinators, a reporter's own cases only, the dashboard's banner
+for a recent match, and notifications that could not be delivered."""
 
 from __future__ import annotations
 
@@ -36,11 +38,12 @@ def count_testid(html: str, name: str) -> int:
 
 
 def case_with_sightings(
-    app: OneEyeApp, face_photos: Path, engine: FaceEngine
+    app: OneEyeApp, face_photos: Path, engine: FaceEngine, filer: str | None = None
 ) -> tuple[CaseInfo, AlertService]:
     """Obama filed as a case (obama2.jpg) after an unknown face of his was seen at the front
     door 20 minutes earlier (a retro match), then seen live there (a live match, with a
-    snapshot)."""
+    snapshot). Filed by the user named ``filer`` if given (else by "rita", who has no
+    account: only coordinators and admins may act on it)."""
     alerts = alerts_of(app)
     s = app.services
     s.cameras.add(CameraConfig(id="door", name="Front door", source=str(face_photos / "none")))
@@ -59,12 +62,14 @@ def case_with_sightings(
         ),
     )
     wait_for(lambda: count(app, Sighting) == 1, "the unknown face to be stored")
+    filed_by = None if filer is None else f"user:{s.auth.user_named(filer).id}"
     case = alerts.create_case(
         "Barack Obama",
         "grey suit, blue tie",
         "+15551234567",
         [(photo, "obama2.jpg")],
-        actor="user:rita",
+        actor=f"user:{filer or 'rita'}",
+        filed_by=filed_by,
     )
     assert case.matches == 1, "the retro-search found the earlier unknown face"
     assert case.person_id is not None
@@ -156,19 +161,24 @@ def test_the_report_page_is_for_reporters_and_opens_the_camera(
         assert token.group(1)
 
 
-def test_a_case_page_shows_every_sighting_newest_first_and_resolve_only_for_reporters(
+def test_a_case_page_shows_every_sighting_newest_first_and_resolve_only_for_its_filer(
     server: OneEyeApp, client_for: ClientFor, face_photos: Path, face_engine: FaceEngine
 ) -> None:
-    case, alerts = case_with_sightings(server, face_photos, face_engine)
     viewer, reporter = client_for("viewer"), client_for("reporter")
+    other, teller = client_for("reporter"), client_for("teller")
+    case, alerts = case_with_sightings(server, face_photos, face_engine, filer="reporter-1")
 
     page = viewer.get(f"/cases/{case.id}")
     assert page.status_code == 200
     html = page.text
     assert '<h1 data-testid="case-name">Barack Obama</h1>' in html
     assert "grey suit, blue tie" in html
-    assert "+15551234567" in html
-    assert 'data-testid="case-reporter">rita<' in html
+    # Contact details are for tellers and above and the filer (failed on main: a viewer saw
+    # the contact's phone number and the reporter's name).
+    assert "+15551234567" not in html
+    assert count_testid(html, "case-contact") == 0
+    assert count_testid(html, "case-reporter") == 0
+    assert 'data-testid="case-approval" data-approved="no"' in html
     assert 'data-testid="case-status">active<' in html
     assert count_testid(html, "case-photo") == 1
     assert f'src="/api/v1/photos/{case.photo_keys[0]}"' in html
@@ -185,18 +195,45 @@ def test_a_case_page_shows_every_sighting_newest_first_and_resolve_only_for_repo
     ]
     assert count_testid(html, "timeline-snapshot") == 2
     assert re.findall(r'data-testid="timeline-distance">([0-9.]+)<', html)[0] == "0.310"
-    # A viewer reads; the resolve button, subscriptions and failures are for reporters.
-    for reporters_only in ("case-resolve", "subscriptions", "subscribe-form", "delivery-failures"):
-        assert count_testid(html, reporters_only) == 0, reporters_only
+    # A viewer reads; the resolve button, subscriptions and failures are not for it.
+    for hidden in (
+        "case-resolve",
+        "case-approve",
+        "subscriptions",
+        "subscribe-form",
+        "delivery-failures",
+    ):
+        assert count_testid(html, hidden) == 0, hidden
     assert '<script src="/static/case.js" defer></script>' in html
 
     html = reporter.get(f"/cases/{case.id}").text
+    assert 'data-testid="case-contact">+15551234567<' in html
+    assert 'data-testid="case-reporter">reporter-1<' in html
     assert count_testid(html, "case-resolve") == 1
+    assert count_testid(html, "case-approve") == 0
     assert count_testid(html, "subscribe-form") == 1
     assert count_testid(html, "no-subscriptions") == 1
     alerts.add_subscription("email", "desk@example.org", case_id=case.id, actor="user:rita")
     html = reporter.get(f"/cases/{case.id}").text
     assert 'data-testid="subscription-address">desk@example.org<' in html
+    assert count_testid(html, "subscription-remove") == 1
+
+    # Another reporter: no such case (failed on main: it had the resolve button and the
+    # subscriptions). A teller: the contact and the subscribers, but no controls.
+    page = other.get(f"/cases/{case.id}")
+    assert page.status_code == 404
+    assert "There is no case with id" in page.text
+    assert "Barack Obama" not in page.text
+    assert count_testid(other.get("/cases").text, "case-row") == 0
+    html = teller.get(f"/cases/{case.id}").text
+    assert 'data-testid="case-contact">+15551234567<' in html
+    assert 'data-testid="subscription-address">desk@example.org<' in html
+    for hidden in ("case-resolve", "case-approve", "subscribe-form", "subscription-remove"):
+        assert count_testid(html, hidden) == 0, hidden
+    coordinator = client_for("coordinator")
+    html = coordinator.get(f"/cases/{case.id}").text
+    assert count_testid(html, "case-approve") == 1
+    assert count_testid(html, "case-resolve") == 1
 
     resolved = reporter.post(f"{API}/cases/{case.id}/resolve")
     assert resolved.status_code == 200, resolved.text
@@ -254,7 +291,7 @@ def test_the_dashboard_opens_with_a_banner_for_a_recent_match(
     assert count_testid(viewer.get("/").text, "alert-banner") == 0
 
 
-def test_undelivered_notifications_are_shown_to_reporters_and_admins(
+def test_undelivered_notifications_are_shown_to_tellers_and_admins(
     server: OneEyeApp, client_for: ClientFor, face_photos: Path
 ) -> None:
     alerts = alerts_of(server)
@@ -273,10 +310,10 @@ def test_undelivered_notifications_are_shown_to_reporters_and_admins(
                 last_error="SMTP 550: mailbox unavailable",
             )
         )
-    reporter_page = client_for("reporter").get(f"/cases/{case.id}").text
-    assert count_testid(reporter_page, "failure") == 1
-    assert "SMTP 550: mailbox unavailable" in reporter_page
-    assert "gave up after 8 attempts" in reporter_page
+    teller_page = client_for("teller").get(f"/cases/{case.id}").text
+    assert count_testid(teller_page, "failure") == 1
+    assert "SMTP 550: mailbox unavailable" in teller_page
+    assert "gave up after 8 attempts" in teller_page
     viewer_page = client_for("viewer").get(f"/cases/{case.id}").text
     assert "desk@example.org" not in viewer_page
     admin_list = client_for("admin").get("/cases").text

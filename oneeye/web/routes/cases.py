@@ -1,9 +1,15 @@
 """Amber Alert cases and who is told about them: ``/cases`` and ``/subscriptions``.
 
-Filing, checking a photo, resolving and subscribing to one case need ``reporter``; reading
-cases needs ``viewer``; subscriptions to every case (``/subscriptions``) need ``admin``. A
-photo that cannot be filed (not an image, too large, no face, several faces) is answered with
-a 4xx that says why, and nothing is stored. A webhook's signing secret is shown once, in the
+Filing and checking a photo need ``reporter``; reading cases needs ``viewer``. A case belongs
+to whoever filed it: its filer, coordinators and admins may resolve it and manage its
+subscriptions, others get a 403 saying so; a reporter sees only its own cases and gets a 404
+for the rest, as if they did not exist. Contact details (``contact``, ``reporter``,
+``approved_by``, subscribers' addresses) are ``null`` or refused below ``teller`` unless you
+filed the case. Approving a case (its sightings may then be sent to its subscribers) needs
+``coordinator``; a coordinator's or admin's own case is approved as it is filed.
+Subscriptions to every case (``/subscriptions``) need ``admin``. A photo that cannot be filed
+(not an image, too large, no face, several faces) is answered with a 4xx that says why, and
+nothing is stored. A webhook's signing secret is shown once, in the
 answer that creates it.
 """
 
@@ -35,6 +41,7 @@ from oneeye.services.alerts import (
     MAX_PHOTOS,
     AlertError,
     AlertService,
+    CaseApprovedError,
     CaseClosedError,
     CaseInfo,
     CaseNotFoundError,
@@ -42,11 +49,17 @@ from oneeye.services.alerts import (
     PhotoCheck,
     SubscriptionInfo,
     SubscriptionNotFoundError,
+    may_approve,
+    may_manage_case,
+    may_see_case,
+    may_see_contact,
+    sees_own_cases_only,
 )
+from oneeye.services.auth import Principal
 from oneeye.services.enrolment import UploadTooLargeError
 from oneeye.services.sightings import photo_url
 from oneeye.vision.engine import Deadline
-from oneeye.web.deps import Admin, Reporter, Viewer, audit_access, get_services
+from oneeye.web.deps import Admin, Coordinator, Reporter, Viewer, audit_access, get_services
 from oneeye.web.limits import UPLOAD_BODY, accepts
 from oneeye.web.offload import work_on_photo
 from oneeye.web.routes.people import BoxPublic, box_public, read_upload
@@ -81,8 +94,10 @@ class CasePublic(BaseModel):
     id: str
     name: str
     description: str
-    contact: str
-    reporter: str
+    contact: str | None
+    """Whom to call; ``null`` for a viewer, or a reporter who did not file the case."""
+    reporter: str | None
+    """Who filed it; ``null`` when ``contact`` is."""
     status: Status
     person_id: str | None
     photo_urls: list[str]
@@ -95,6 +110,14 @@ class CasePublic(BaseModel):
     """When retention deleted the photos, templates and snapshots."""
     matches: int
     last_seen_at: datetime | None
+    approved: bool
+    """Whether its sightings may be sent to its subscribers (a coordinator or admin approved
+    it); until then they are held."""
+    approved_at: datetime | None
+    approved_by: str | None
+    """Who approved it; ``null`` when ``contact`` is."""
+    can_manage: bool
+    """Whether you may resolve it and manage its subscriptions."""
 
 
 class MatchPublic(BaseModel):
@@ -111,7 +134,9 @@ class MatchPublic(BaseModel):
     seen_at: datetime
     found_at: datetime
     notified: bool
-    """False for a match inside the (case, camera) cooldown: stored, not sent."""
+    """False for a match inside the (case, camera) cooldown, or held: stored, not sent."""
+    held: bool
+    """Found before the case was approved: sent (by the cooldown) when it is approved."""
     snapshot_url: str | None
 
 
@@ -158,14 +183,16 @@ class SubscriptionCreated(SubscriptionPublic):
     secret: str | None
 
 
-def case_public(info: CaseInfo) -> CasePublic:
-    """A case as the API shows it."""
+def case_public(info: CaseInfo, principal: Principal) -> CasePublic:
+    """A case as the API shows it to ``principal`` (contact details only if it may see
+    them)."""
+    contact = may_see_contact(principal, info)
     return CasePublic(
         id=info.id,
         name=info.name,
         description=info.description,
-        contact=info.contact,
-        reporter=info.reporter,
+        contact=info.contact if contact else None,
+        reporter=info.reporter if contact else None,
         status=info.status,  # type: ignore[arg-type]
         person_id=info.person_id,
         photo_urls=[url for key in info.photo_keys if (url := photo_url(key))],
@@ -176,6 +203,10 @@ def case_public(info: CaseInfo) -> CasePublic:
         purged_at=info.purged_at,
         matches=info.matches,
         last_seen_at=info.last_seen_at,
+        approved=info.approved_at is not None,
+        approved_at=info.approved_at,
+        approved_by=info.approved_by if contact else None,
+        can_manage=may_manage_case(principal, info),
     )
 
 
@@ -192,13 +223,16 @@ def match_public(info: MatchInfo) -> MatchPublic:
         seen_at=info.seen_at,
         found_at=info.found_at,
         notified=info.notified,
+        held=info.held,
         snapshot_url=photo_url(info.snapshot_key),
     )
 
 
-def case_detail(info: CaseInfo, matches: list[MatchInfo]) -> CaseDetail:
-    """A case with its timeline."""
-    return CaseDetail(**case_public(info).model_dump(), timeline=[match_public(m) for m in matches])
+def case_detail(info: CaseInfo, matches: list[MatchInfo], principal: Principal) -> CaseDetail:
+    """A case with its timeline, as ``principal`` may see it."""
+    return CaseDetail(
+        **case_public(info, principal).model_dump(), timeline=[match_public(m) for m in matches]
+    )
 
 
 def subscription_public(info: SubscriptionInfo) -> SubscriptionPublic:
@@ -218,7 +252,7 @@ def refuse(exc: Exception) -> NoReturn:
     """Answer a service error as the HTTP error that fits it (the message is kept)."""
     if isinstance(exc, CaseNotFoundError | SubscriptionNotFoundError):
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    if isinstance(exc, CaseClosedError):
+    if isinstance(exc, CaseClosedError | CaseApprovedError):
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     if isinstance(exc, UploadTooLargeError):
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
@@ -227,6 +261,31 @@ def refuse(exc: Exception) -> NoReturn:
     if isinstance(exc, FaceError):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     raise exc
+
+
+def visible_case(alerts: AlertService, principal: Principal, case_id: str) -> CaseInfo:
+    """The case, if ``principal`` may see it; otherwise the same 404 as for no case at all
+    (a reporter does not learn that others' cases exist)."""
+    try:
+        info = alerts.case(case_id)
+    except AlertError as exc:
+        refuse(exc)
+    if not may_see_case(principal, info):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case with id {case_id!r}")
+    return info
+
+
+def managed_case(alerts: AlertService, principal: Principal, case_id: str, doing: str) -> CaseInfo:
+    """The case, if ``principal`` may change it (see ``visible_case`` for the 404); a 403
+    naming who may ``doing`` otherwise."""
+    info = visible_case(alerts, principal, case_id)
+    if not may_manage_case(principal, info):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"only the person who filed this case, a coordinator or an admin may {doing}; "
+            f"you are {principal.role}",
+        )
+    return info
 
 
 PhotoUpload = Annotated[
@@ -289,10 +348,12 @@ async def create_case(
             contact,
             uploads,
             actor=reporter.actor,
+            filed_by=reporter.ref,
+            approved=may_approve(reporter),
             expires_at=expires_at,
             deadline=deadline,
         )
-        return case_detail(info, alerts.matches(info.id))
+        return case_detail(info, alerts.matches(info.id), reporter)
 
     try:
         return await work_on_photo(request, work)
@@ -332,9 +393,12 @@ def list_cases(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[CasePublic]:
-    """Cases, newest first; only those with ``status`` if given."""
+    """Cases, newest first; only those with ``status`` if given. A reporter gets only the
+    cases it filed."""
     alerts = get_alerts(request)
-    return [case_public(c) for c in alerts.cases(status_, limit=limit, offset=offset)]
+    mine = viewer if sees_own_cases_only(viewer) else None
+    cases = alerts.cases(status_, limit=limit, offset=offset, filed_by=mine)
+    return [case_public(c, viewer) for c in cases]
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail, tags=["cases"], summary="One case")
@@ -342,8 +406,9 @@ def get_case(request: Request, viewer: Viewer, case_id: str) -> CaseDetail:
     """A case with every sighting of the person on a timeline, retro-search results
     included."""
     alerts = get_alerts(request)
+    info = visible_case(alerts, viewer, case_id)
     try:
-        detail = case_detail(alerts.case(case_id), alerts.matches(case_id))
+        detail = case_detail(info, alerts.matches(case_id), viewer)
     except AlertError as exc:
         refuse(exc)
     audit_access(get_services(request), viewer, request, "case.view", case_id, {"via": "api"})
@@ -355,14 +420,37 @@ def get_case(request: Request, viewer: Viewer, case_id: str) -> CaseDetail:
     response_model=CasePublic,
     tags=["cases"],
     summary="Resolve a case",
-    responses={409: {"description": "The case is already closed"}},
+    responses={
+        403: {"description": "You did not file this case and are no coordinator or admin"},
+        409: {"description": "The case is already closed"},
+    },
 )
 def resolve_case(request: Request, reporter: Reporter, case_id: str) -> CasePublic:
     """Close the case as found: cameras stop looking at once and nobody is notified any
-    more."""
+    more. Its filer, a coordinator or an admin only."""
     alerts = get_alerts(request)
+    managed_case(alerts, reporter, case_id, "resolve it")
     try:
-        return case_public(alerts.resolve(case_id, actor=reporter.actor))
+        return case_public(alerts.resolve(case_id, actor=reporter.actor), reporter)
+    except AlertError as exc:
+        refuse(exc)
+
+
+@router.post(
+    "/cases/{case_id}/approve",
+    response_model=CasePublic,
+    tags=["cases"],
+    summary="Approve a case",
+    responses={409: {"description": "The case is approved already, or closed"}},
+)
+def approve_case(request: Request, coordinator: Coordinator, case_id: str) -> CasePublic:
+    """Let the case's sightings go to its subscribers (email, SMS, webhooks): those found
+    since it was filed are sent now, by the cooldown, and new ones as they happen. Check the
+    case and who is subscribed first. Coordinators and admins; written to the audit log."""
+    alerts = get_alerts(request)
+    visible_case(alerts, coordinator, case_id)
+    try:
+        return case_public(alerts.approve(case_id, actor=coordinator.actor), coordinator)
     except AlertError as exc:
         refuse(exc)
 
@@ -379,8 +467,16 @@ def resolve_case(request: Request, reporter: Reporter, case_id: str) -> CasePubl
 def list_case_subscriptions(
     request: Request, reporter: Reporter, case_id: str
 ) -> list[SubscriptionPublic]:
-    """Who is told about this case's sightings (addresses are personal: reporter or above)."""
+    """Who is told about this case's sightings (addresses are personal: tellers and above,
+    and the case's filer)."""
     alerts = get_alerts(request)
+    info = visible_case(alerts, reporter, case_id)
+    if not may_see_contact(reporter, info):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "a case's subscribers are for its filer and the teller role or above; "
+            f"you are {reporter.role}",
+        )
     try:
         return [subscription_public(s) for s in alerts.subscriptions(case_id)]
     except AlertError as exc:
@@ -397,8 +493,10 @@ def list_case_subscriptions(
 def subscribe_to_case(
     request: Request, reporter: Reporter, case_id: str, body: SubscriptionCreate
 ) -> SubscriptionCreated:
-    """Tell an email address, a phone (SMS) or a webhook about this case's sightings."""
+    """Tell an email address, a phone (SMS) or a webhook about this case's sightings (once
+    the case is approved). Its filer, a coordinator or an admin only."""
     alerts = get_alerts(request)
+    managed_case(alerts, reporter, case_id, "change who is told about it")
     try:
         info = alerts.add_subscription(
             body.channel, body.address, case_id=case_id, secret=body.secret, actor=reporter.actor
@@ -448,7 +546,8 @@ def subscribe_to_all(
     summary="Remove a subscription",
 )
 def delete_subscription(request: Request, reporter: Reporter, subscription_id: int) -> Response:
-    """Stop telling this address; one for every case needs ``admin``."""
+    """Stop telling this address: one for a case by its filer, a coordinator or an admin; one
+    for every case by an admin."""
     alerts = get_alerts(request)
     try:
         info = alerts.subscription(subscription_id)
@@ -458,6 +557,15 @@ def delete_subscription(request: Request, reporter: Reporter, subscription_id: i
                 f"a subscription to every case needs the admin role to remove; you are "
                 f"{reporter.role}",
             )
+        if info.case_id is not None:
+            try:
+                visible_case(alerts, reporter, info.case_id)
+            except HTTPException:
+                # Not "no case": the subscription's id must not reveal the case either.
+                raise SubscriptionNotFoundError(
+                    f"no subscription with id {subscription_id}"
+                ) from None
+            managed_case(alerts, reporter, info.case_id, "change who is told about it")
         alerts.delete_subscription(subscription_id, actor=reporter.actor)
     except AlertError as exc:
         refuse(exc)

@@ -66,7 +66,7 @@ class ApiKeyCreate(BaseModel):
     """A new API key for a machine (an edge, a script)."""
 
     name: str = Field(min_length=1, max_length=100, examples=["branch-12 edge"])
-    role: Literal["viewer", "reporter", "teller", "admin", "edge"]
+    role: Literal["viewer", "reporter", "teller", "coordinator", "admin", "edge"]
     """A role on the ladder, or ``edge``: a camera host that may only fetch the gallery and
     upload snapshots."""
 

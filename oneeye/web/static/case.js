@@ -1,5 +1,6 @@
 /* A case's page: new sightings of the person join the timeline as they happen (over /ws);
-   reporters resolve the case and manage who is told, through the JSON API. */
+   its filer, coordinators and admins resolve the case and manage who is told, coordinators and
+   admins approve it, through the JSON API. */
 "use strict";
 
 (function () {
@@ -67,7 +68,18 @@
     root.dataset.status = status;
     statusBadge.textContent = status;
     statusBadge.className = "status case-" + status;
-    const button = root.querySelector('[data-testid="case-resolve"]');
+    root.querySelectorAll('[data-testid="case-resolve"], [data-testid="case-approve"]').forEach(function (button) {
+      button.closest(".actions").remove();
+    });
+  }
+
+  function approved(at) {
+    const fact = root.querySelector('[data-testid="case-approval"]');
+    if (fact) {
+      fact.dataset.approved = "yes";
+      fact.textContent = "approved " + localDateTime(at) + ": sightings are sent to the subscribers";
+    }
+    const button = root.querySelector('[data-testid="case-approve"]');
     if (button) button.closest(".actions").remove();
   }
 
@@ -93,6 +105,23 @@
       } catch (err) {
         say(result, err.message, false);
         resolve.disabled = false;
+      }
+    });
+  }
+
+  const approve = root.querySelector('[data-testid="case-approve"]');
+  if (approve) {
+    approve.addEventListener("click", async function () {
+      if (!window.confirm("Approve this case? Its sightings, including those found so far, are sent to every subscriber. Check the case and who is subscribed first.")) return;
+      approve.disabled = true;
+      say(result, "approving…", true);
+      try {
+        const answer = await api("POST", "/api/v1/cases/" + encodeURIComponent(caseId) + "/approve");
+        approved(answer.approved_at);
+        say(result, "The case is approved; its sightings go to the subscribers.", true);
+      } catch (err) {
+        say(result, err.message, false);
+        approve.disabled = false;
       }
     });
   }
@@ -161,6 +190,7 @@
     if (d.case_id !== caseId) return;
     if (frame.type === "alert.sighting") addSighting(d);
     else if (frame.type === "case.resolved" || frame.type === "case.expired") closed(d.status || frame.type.slice(5));
+    else if (frame.type === "case.approved") approved(d.approved_at || new Date().toISOString());
   }
 
   function onState(state) {

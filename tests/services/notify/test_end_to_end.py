@@ -63,6 +63,7 @@ def test_a_sighting_reaches_every_channel(
         "desk +1 555 0100",
         [((face_photos / "obama.jpg").read_bytes(), "obama.jpg")],
         actor="user:reporter",
+        approved=True,
     )
     s.alerts.add_subscription("email", "desk@example.org", actor="user:admin")
     s.alerts.add_subscription("sms", "+15557654321", actor="user:admin", case_id=case.id)

@@ -1,0 +1,323 @@
+"""Who may act on a case, against the real server on loopback (uvicorn on 127.0.0.1, plain HTTP
+clients with their own logins) and a real SMTP server (aiosmtpd): a second reporter can
+neither see nor change the family's case, a reporter lists only its own cases, contact
+details are for tellers and above and the filer, a case's sightings (live and retro-search)
+are held until a coordinator approves it and sent then, a coordinator's own case is approved
+as it is filed, and every approval is in the audit log. Each of these failed on the main
+before case ownership and approval existed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from websockets.sync.client import connect
+
+from oneeye.app import OneEyeApp
+from oneeye.config import ServeSettings
+from oneeye.services.cameras import CameraConfig
+from oneeye.store.models import AlertCase, CaseMatch, Notification, Sighting, Subscription
+from oneeye.vision.engine import FaceEngine
+from tests.conftest import free_port
+from tests.services.notify.receivers import MailServer, settings_for
+from tests.web.browser import serve
+from tests.web.conftest import PASSWORD
+from tests.web.helpers import publish, sighting, wait_for
+
+API = "/api/v1"
+CASES = f"{API}/cases"
+OWNER_ONLY = "only the person who filed this case, a coordinator or an admin may"
+
+
+@dataclass
+class Site:
+    """A started server on loopback whose notifier mails the test SMTP server."""
+
+    app: OneEyeApp
+    url: str
+    mail: MailServer
+    clients: list[httpx.Client]
+
+    def client(self, username: str, role: str) -> httpx.Client:
+        """A new user ``username`` with ``role``, logged in over HTTP (cookie + CSRF)."""
+        self.app.services.auth.create_user(username, PASSWORD, role)
+        client = httpx.Client(base_url=self.url, timeout=30)
+        self.clients.append(client)
+        answer = client.post(f"{API}/auth/login", json={"username": username, "password": PASSWORD})
+        assert answer.status_code == 200, answer.text
+        client.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
+        return client
+
+    def count(self, model: type[Any], *where: Any) -> int:
+        with self.app.services.db.session() as session:
+            query = select(func.count()).select_from(model).where(*where)
+            return int(session.scalar(query) or 0)
+
+
+@pytest.fixture
+def site(tmp_path: Path, face_engine: FaceEngine) -> Iterator[Site]:
+    mail = MailServer(free_port())
+    mail.start()
+    notify = settings_for(smtp_port=mail.port, cooldown=0.0)
+    app = OneEyeApp(ServeSettings(data_dir=tmp_path / "data", notify=notify), engine=face_engine)
+    app.start()
+    clients: list[httpx.Client] = []
+    try:
+        app.services.cameras.add(
+            CameraConfig(id="door", name="Front door", source=str(tmp_path / "none"))
+        )
+        with serve(app.web) as url:
+            yield Site(app, url, mail, clients)
+    finally:
+        for client in clients:
+            client.close()
+        app.stop()
+        mail.stop()
+
+
+def file_case(
+    client: httpx.Client, face_photos: Path, contact: str = "+15551234567"
+) -> dict[str, Any]:
+    """File Obama (obama2.jpg) as a case through the API."""
+    photo = (face_photos / "obama2.jpg").read_bytes()
+    answer = client.post(
+        CASES,
+        data={"name": "Barack Obama", "description": "grey suit", "contact": contact},
+        files=[("photo", ("obama2.jpg", photo, "image/jpeg"))],
+    )
+    assert answer.status_code == 201, answer.text
+    case: dict[str, Any] = answer.json()
+    return case
+
+
+def case_events(url: str, client: httpx.Client) -> list[tuple[str, str]]:
+    """``(type, case_id)`` of the case events ``/ws?since=0`` replays to ``client``'s user
+    (over a real WebSocket, with its session cookie)."""
+    cookie = f"oneeye_session={client.cookies['oneeye_session']}"
+    frames = []
+    with connect(
+        url.replace("http://", "ws://") + "/ws?since=0", additional_headers={"Cookie": cookie}
+    ) as socket:
+        try:
+            while True:
+                frames.append(json.loads(socket.recv(timeout=1.0)))
+        except TimeoutError:
+            pass
+    return [(f["type"], f["data"]["case_id"]) for f in frames if "case_id" in f["data"]]
+
+
+def message(answer: httpx.Response) -> str:
+    text: str = answer.json()["error"]["message"]
+    return text
+
+
+def test_a_second_reporter_can_neither_see_nor_change_the_familys_case(
+    site: Site, face_photos: Path
+) -> None:
+    family = site.client("family", "reporter")
+    stranger = site.client("stranger", "reporter")
+    teller = site.client("tina", "teller")
+    case = file_case(family, face_photos)
+    hook = family.post(
+        f"{CASES}/{case['id']}/subscriptions",
+        json={"channel": "webhook", "address": "https://family.example.org/hook"},
+    )
+    assert hook.status_code == 201, hook.text
+    sub = hook.json()["id"]
+
+    # On main, the stranger listed, deleted and replaced the family's webhook and resolved the
+    # case. Now the case does not exist for it: the same 404 as an unknown id.
+    attempts = [
+        stranger.get(f"{CASES}/{case['id']}"),
+        stranger.get(f"{CASES}/{case['id']}/subscriptions"),
+        stranger.delete(f"{API}/subscriptions/{sub}"),
+        stranger.post(
+            f"{CASES}/{case['id']}/subscriptions",
+            json={"channel": "email", "address": "stalker@example.org"},
+        ),
+        stranger.post(f"{CASES}/{case['id']}/resolve"),
+    ]
+    assert [a.status_code for a in attempts] == [404] * 5, [a.text for a in attempts]
+    assert "no case with id" in message(attempts[0])
+    assert message(attempts[2]) == f"no subscription with id {sub}"
+    assert stranger.get(CASES).json() == []
+
+    # A teller sees the case and who is told, but may not change either: a 403 that says who may.
+    assert teller.get(f"{CASES}/{case['id']}/subscriptions").status_code == 200
+    refused = [
+        teller.delete(f"{API}/subscriptions/{sub}"),
+        teller.post(
+            f"{CASES}/{case['id']}/subscriptions",
+            json={"channel": "email", "address": "tina@example.org"},
+        ),
+        teller.post(f"{CASES}/{case['id']}/resolve"),
+    ]
+    assert [a.status_code for a in refused] == [403] * 3, [a.text for a in refused]
+    assert f"{OWNER_ONLY} resolve it; you are teller" == message(refused[2])
+    assert OWNER_ONLY in message(refused[0])
+
+    # Nothing changed: the family's webhook alone, the case active, the face still looked for.
+    with site.app.services.db.session() as session:
+        subs = list(session.scalars(select(Subscription)))
+        status = session.get(AlertCase, case["id"]).status  # type: ignore[union-attr]
+    assert [(s.id, s.address) for s in subs] == [(sub, "https://family.example.org/hook")]
+    assert status == "active"
+    assert len(site.app.services.gallery) == 1
+    # The filer may do all of it.
+    assert family.delete(f"{API}/subscriptions/{sub}").status_code == 204
+    resolved = family.post(f"{CASES}/{case['id']}/resolve")
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["closed_by"] == "user:family"
+
+
+def test_a_reporter_lists_only_its_own_cases_and_contacts_are_for_tellers(
+    site: Site, face_photos: Path
+) -> None:
+    alice, bob = site.client("alice", "reporter"), site.client("bob", "reporter")
+    viewer, teller = site.client("vic", "viewer"), site.client("tina", "teller")
+    mine = file_case(alice, face_photos, contact="+15550000001")
+    theirs = file_case(bob, face_photos, contact="+15550000002")
+    assert mine["contact"] == "+15550000001"  # the filer sees its own contact details
+
+    assert [c["id"] for c in alice.get(CASES).json()] == [mine["id"]]
+    assert [c["id"] for c in bob.get(CASES).json()] == [theirs["id"]]
+    assert [c["id"] for c in alice.get(CASES, params={"status": "active"}).json()] == [mine["id"]]
+    assert alice.get(f"{CASES}/{theirs['id']}").status_code == 404
+
+    # Viewers see every case, without contact details (on main they got the contact field).
+    listed = viewer.get(CASES).json()
+    assert {c["id"] for c in listed} == {mine["id"], theirs["id"]}
+    assert {(c["contact"], c["reporter"]) for c in listed} == {(None, None)}
+    one = viewer.get(f"{CASES}/{mine['id']}").json()
+    assert one["contact"] is None
+    assert one["reporter"] is None
+    assert one["description"] == "grey suit"
+    assert viewer.get(f"{CASES}/{mine['id']}/subscriptions").status_code == 403
+    page = viewer.get(f"/cases/{mine['id']}")
+    assert page.status_code == 200
+    assert "+15550000001" not in page.text
+    assert "alice" not in page.text
+
+    # Tellers and above see them.
+    seen = teller.get(f"{CASES}/{theirs['id']}").json()
+    assert (seen["contact"], seen["reporter"]) == ("+15550000002", "user:bob")
+
+    # The dashboards' WebSocket: a reporter hears of its own cases only, a viewer of all.
+    assert case_events(site.url, alice) == [("case.created", mine["id"])]
+    assert sorted(case_events(site.url, viewer)) == sorted(
+        [("case.created", mine["id"]), ("case.created", theirs["id"])]
+    )
+
+
+def test_sightings_are_held_until_a_coordinator_approves_then_sent(
+    site: Site, face_photos: Path, face_engine: FaceEngine
+) -> None:
+    s = site.app.services
+    reporter = site.client("rita", "reporter")
+    teller = site.client("tina", "teller")
+    coordinator = site.client("cora", "coordinator")
+    # An unknown face of the person at the door 20 minutes before the case: a retro match.
+    photo = (face_photos / "obama2.jpg").read_bytes()
+    embedding = face_engine.enrolment_face(s.enrolment.decode_upload(photo, "x.jpg")).embedding
+    earlier = datetime.now(UTC) - timedelta(minutes=20)
+    publish(site.app, sighting("door", None, earlier, embedding=[float(x) for x in embedding]))
+    wait_for(lambda: site.count(Sighting) == 1, "the unknown face to be stored")
+
+    case = file_case(reporter, face_photos)
+    assert case["approved"] is False
+    assert case["approved_at"] is None
+    assert [(m["kind"], m["held"], m["notified"]) for m in case["timeline"]] == [
+        ("retro", True, False)
+    ]
+    sub = reporter.post(
+        f"{CASES}/{case['id']}/subscriptions",
+        json={"channel": "email", "address": "family@example.org"},
+    )
+    assert sub.status_code == 201, sub.text
+    # Live: the cameras and dashboards know at once; nothing goes outside.
+    publish(site.app, sighting("door", case["person_id"], datetime.now(UTC)))
+    wait_for(lambda: site.count(CaseMatch) == 2, "the live match")
+    assert s.events.since(0, "viewer")[-1].payload["held"] is True
+    assert site.count(Notification) == 0  # the outbox row would be written with the match
+    assert site.mail.handler.messages == []
+
+    # Only coordinators and admins approve; the filer and a teller cannot.
+    for who, role in ((reporter, "reporter"), (teller, "teller")):
+        refused = who.post(f"{CASES}/{case['id']}/approve")
+        assert refused.status_code == 403
+        assert message(refused) == f"this needs the coordinator role or above; you are {role}"
+    assert s.auth.audit_entries(action="case.approve") == []
+    before = datetime.now(UTC)
+    approved = coordinator.post(f"{CASES}/{case['id']}/approve")
+    assert approved.status_code == 200, approved.text
+    body = approved.json()
+    assert body["approved"] is True
+    assert body["approved_by"] == "user:cora"
+    assert datetime.fromisoformat(body["approved_at"]) >= before - timedelta(seconds=1)
+    again = coordinator.post(f"{CASES}/{case['id']}/approve")
+    assert again.status_code == 409
+    assert "approved already" in message(again)
+    [audit] = s.auth.audit_entries(action="case.approve")
+    assert (audit.actor, audit.subject) == ("user:cora", case["id"])
+    assert audit.detail == {"held": 2, "released": 2, "notifications": 2}
+    assert audit.at >= before - timedelta(seconds=1)
+
+    # The held matches (retro and live) go out now, once each.
+    wait_for(lambda: len(site.mail.handler.messages) == 2, "the two held sightings' emails")
+    assert [rcpt for _, rcpt in site.mail.handler.envelopes] == [["family@example.org"]] * 2
+    timeline = reporter.get(f"{CASES}/{case['id']}").json()["timeline"]
+    assert [(m["kind"], m["held"], m["notified"]) for m in timeline] == [
+        ("retro", False, True),
+        ("live", False, True),
+    ]
+    # A new sighting is sent as it happens.
+    publish(site.app, sighting("door", case["person_id"], datetime.now(UTC)))
+    wait_for(lambda: len(site.mail.handler.messages) == 3, "the new sighting's email")
+    page = reporter.get(f"/cases/{case['id']}").text
+    assert 'data-testid="case-approval" data-approved="yes"' in page
+    assert "approved" in page
+    assert "by cora" in page
+
+
+def test_a_case_filed_by_a_coordinator_is_approved_as_it_is_filed(
+    site: Site, face_photos: Path
+) -> None:
+    s = site.app.services
+    admin = site.client("ada", "admin")
+    # The users API takes the new role.
+    made = admin.post(
+        f"{API}/users", json={"username": "cora", "password": PASSWORD, "role": "coordinator"}
+    )
+    assert made.status_code == 201, made.text
+    coordinator = httpx.Client(base_url=site.url, timeout=30)
+    site.clients.append(coordinator)
+    login = coordinator.post(f"{API}/auth/login", json={"username": "cora", "password": PASSWORD})
+    coordinator.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+
+    case = file_case(coordinator, face_photos)
+    assert case["approved"] is True
+    assert case["approved_by"] == "user:cora"
+    [audit] = s.auth.audit_entries(action="case.approve")
+    assert (audit.actor, audit.subject, audit.detail) == (
+        "user:cora",
+        case["id"],
+        {"as_filed": True},
+    )
+    assert (
+        coordinator.post(
+            f"{CASES}/{case['id']}/subscriptions",
+            json={"channel": "email", "address": "desk@example.org"},
+        ).status_code
+        == 201
+    )
+    publish(site.app, sighting("door", case["person_id"], datetime.now(UTC)))
+    wait_for(lambda: len(site.mail.handler.messages) == 1, "the sighting's email")
+    assert admin.get(f"{CASES}/{case['id']}").json()["can_manage"] is True
+    assert file_case(admin, face_photos)["approved"] is True
