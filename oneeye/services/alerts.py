@@ -43,7 +43,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -300,6 +300,33 @@ def may_see_contact(principal: Principal, case: CaseInfo) -> bool:
     """Whether ``principal`` may read ``case``'s contact details (its contact, who filed it,
     who approved it, its subscribers' addresses): tellers and above, and the filer."""
     return principal.allows("teller") or owns_case(principal, case)
+
+
+def may_see_held(principal: Principal) -> bool:
+    """Whether ``principal`` sees the matches held while a case waits for approval (where and
+    when the person was seen): viewers, tellers and above do; a reporter, even the filer, learns
+    only how many there are until the case is approved, so that filing someone's photo is no
+    way to follow them."""
+    return not sees_own_cases_only(principal)
+
+
+def as_seen_by(principal: Principal, case: CaseInfo) -> CaseInfo:
+    """``case`` as ``principal`` may know it: for a reporter, the matches of a case that waits
+    for approval are neither counted nor dated (``held_matches`` says how many there are)."""
+    if case.approved_at is not None or may_see_held(principal):
+        return case
+    return replace(case, matches=0, last_seen_at=None)
+
+
+def held_matches(case: CaseInfo) -> int:
+    """How many of ``case``'s matches wait for its approval (all of them until then: approval
+    releases every held match, and a match of an approved case is never held)."""
+    return case.matches if case.approved_at is None else 0
+
+
+def visible_matches(principal: Principal, matches: Sequence[MatchInfo]) -> list[MatchInfo]:
+    """The matches ``principal`` may see: a reporter not the held ones."""
+    return [m for m in matches if not m.held or may_see_held(principal)]
 
 
 def may_approve(principal: Principal) -> bool:

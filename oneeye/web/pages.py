@@ -39,11 +39,15 @@ from oneeye.services.alerts import (
     AlertService,
     CaseInfo,
     MatchInfo,
+    as_seen_by,
+    held_matches,
     may_approve,
     may_manage_case,
     may_see_case,
     may_see_contact,
+    may_see_held,
     sees_own_cases_only,
+    visible_matches,
 )
 from oneeye.services.auth import ROLES, AuthError, Principal
 from oneeye.services.cameras import CameraState, iso
@@ -624,7 +628,7 @@ def alert_banners(
     banners = []
     mine = principal if sees_own_cases_only(principal) else None
     for case in alerts.cases("active", filed_by=mine):
-        if case.matches == 0:
+        if case.matches == 0 or (case.approved_at is None and not may_see_held(principal)):
             continue
         try:
             matches = alerts.matches(case.id)
@@ -713,7 +717,7 @@ def cases_page(request: Request, services: ServicesDep) -> Response:
     if wanted not in (None, "active", "resolved", "expired"):
         wanted = None
     mine = principal if sees_own_cases_only(principal) else None
-    cases = alerts.cases(wanted, limit=500, filed_by=mine)
+    cases = [as_seen_by(principal, c) for c in alerts.cases(wanted, limit=500, filed_by=mine)]
     return render(
         request,
         "cases.html",
@@ -757,7 +761,8 @@ def case_page(request: Request, services: ServicesDep, case_id: str) -> Response
     audit_access(services, principal, request, "case.view", case_id, {"via": "page"})
     sees_contact = may_see_contact(principal, case)
     manages = may_manage_case(principal, case)
-    timeline = [timeline_entry(case, m) for m in reversed(matches)]
+    shown = visible_matches(principal, matches)
+    timeline = [timeline_entry(case, m) for m in reversed(shown)]
     return render(
         request,
         "case.html",
@@ -773,6 +778,7 @@ def case_page(request: Request, services: ServicesDep, case_id: str) -> Response
             and case.status == "active"
             and case.approved_at is None,
             "sees_contact": sees_contact,
+            "held_hidden": held_matches(case) if len(shown) < len(matches) else 0,
             "subscriptions": alerts.subscriptions(case_id) if sees_contact else [],
             "failures": delivery_failures(services, case_id) if sees_contact else [],
             "last_event_id": services.events.latest_id(),

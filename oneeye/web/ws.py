@@ -13,13 +13,13 @@ fault; a cookie-authenticated connection from a page of another origin is closed
 (that its role may see) come first, then live ones, none twice. Events with account details
 go to ``teller`` and above only; each one's audit row is committed before it is sent (see
 ``oneeye.services.events``). A reporter gets the events of its own Amber Alert cases only
-(``CASE_EVENTS``), as the cases API shows it only those. A client that falls too far behind is
-closed with ``4408`` and should reconnect with ``since``: one whose queue holds
-``ONEEYE_LIMITS__WS_QUEUE`` events it has not been sent yet (256), or one send to which waits
-``ONEEYE_LIMITS__WS_SEND_SECONDS`` (10 s) because the client does not read. Such a client is
-counted (``EventHub.dropped_clients``); if even the close frame cannot reach it, its connection
-is aborted. Every ``RECHECK_SECONDS`` the session or key is checked again: a user who logged
-out, was deactivated or changed role is closed with ``4401``.
+(``CASE_EVENTS``), without the sightings held until a case is approved. A client that falls
+too far behind is closed with ``4408`` and should reconnect with ``since``: one whose queue
+holds ``ONEEYE_LIMITS__WS_QUEUE`` events it has not been sent yet (256), or one send to which
+waits ``ONEEYE_LIMITS__WS_SEND_SECONDS`` (10 s) because the client does not read. Such a client
+is counted (``EventHub.dropped_clients``); if even the close frame cannot reach it, its
+connection is aborted. Every ``RECHECK_SECONDS`` the session or key is checked again: a user
+who logged out, was deactivated or changed role is closed with ``4401``.
 
 Without ``since`` a client gets only the events published after it subscribed; a dashboard
 always passes the id of the last event it has (``0`` the first time).
@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from oneeye.services.alerts import CASE_EVENTS, sees_own_cases_only
+from oneeye.services.alerts import CASE_EVENTS, may_see_held, sees_own_cases_only
 from oneeye.services.auth import AuthError, Principal
 from oneeye.services.context import Services
 from oneeye.services.events import ACCOUNT_EVENT, EventHub, HubEvent, Subscription
@@ -256,6 +256,8 @@ async def _may_get(
     of the database once per case, off the event loop, and remembered in ``owned``)."""
     if event.type not in CASE_EVENTS or not sees_own_cases_only(principal):
         return True
+    if event.payload.get("held") and not may_see_held(principal):
+        return False  # a sighting held for approval: its filer learns of it once approved
     case_id = str(event.payload.get("case_id", ""))
     if case_id not in owned:
         alerts = getattr(services, "alerts", None)

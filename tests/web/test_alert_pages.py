@@ -209,6 +209,9 @@ def test_a_case_page_shows_every_sighting_newest_first_and_resolve_only_for_its_
     html = reporter.get(f"/cases/{case.id}").text
     assert 'data-testid="case-contact">+15551234567<' in html
     assert 'data-testid="case-reporter">reporter-1<' in html
+    # The filer learns how many sightings wait for approval, not where or when.
+    assert count_testid(html, "timeline-entry") == 0
+    assert 'data-testid="held-sightings" data-held="2"' in html
     assert count_testid(html, "case-resolve") == 1
     assert count_testid(html, "case-approve") == 0
     assert count_testid(html, "subscribe-form") == 1
@@ -240,7 +243,7 @@ def test_a_case_page_shows_every_sighting_newest_first_and_resolve_only_for_its_
     html = reporter.get(f"/cases/{case.id}").text
     assert 'data-testid="case-status">resolved<' in html
     assert count_testid(html, "case-resolve") == 0
-    assert count_testid(html, "timeline-entry") == 2  # the record stays
+    assert count_testid(viewer.get(f"/cases/{case.id}").text, "timeline-entry") == 2  # kept
 
 
 def test_the_cases_list_filters_by_status(

@@ -233,9 +233,10 @@ def test_sightings_are_held_until_a_coordinator_approves_then_sent(
     case = file_case(reporter, face_photos)
     assert case["approved"] is False
     assert case["approved_at"] is None
-    assert [(m["kind"], m["held"], m["notified"]) for m in case["timeline"]] == [
-        ("retro", True, False)
-    ]
+    # Staff see the held match at once; the filer, a reporter, learns only that there is one.
+    assert (case["timeline"], case["matches"], case["held_matches"]) == ([], 0, 1)
+    staff = teller.get(f"{CASES}/{case['id']}").json()["timeline"]
+    assert [(m["kind"], m["held"], m["notified"]) for m in staff] == [("retro", True, False)]
     sub = reporter.post(
         f"{CASES}/{case['id']}/subscriptions",
         json={"channel": "email", "address": "family@example.org"},
@@ -244,9 +245,16 @@ def test_sightings_are_held_until_a_coordinator_approves_then_sent(
     # Live: the cameras and dashboards know at once; nothing goes outside.
     publish(site.app, sighting("door", case["person_id"], datetime.now(UTC)))
     wait_for(lambda: site.count(CaseMatch) == 2, "the live match")
-    assert s.events.since(0, "viewer")[-1].payload["held"] is True
+
+    def dashboard_alerts() -> list[dict[str, Any]]:
+        return [e.payload for e in s.events.since(0, "viewer") if e.type == "alert.sighting"]
+
+    wait_for(lambda: len(dashboard_alerts()) == 2, "both matches on the dashboards")
+    assert [(a["kind"], a["held"]) for a in dashboard_alerts()] == [("retro", True), ("live", True)]
     assert site.count(Notification) == 0  # the outbox row would be written with the match
     assert site.mail.handler.messages == []
+    assert case_events(site.url, reporter) == [("case.created", case["id"])]
+    assert reporter.get(f"{CASES}/{case['id']}").json()["held_matches"] == 2
 
     # Only coordinators and admins approve; the filer and a teller cannot.
     for who, role in ((reporter, "reporter"), (teller, "teller")):
@@ -272,8 +280,9 @@ def test_sightings_are_held_until_a_coordinator_approves_then_sent(
     # The held matches (retro and live) go out now, once each.
     wait_for(lambda: len(site.mail.handler.messages) == 2, "the two held sightings' emails")
     assert [rcpt for _, rcpt in site.mail.handler.envelopes] == [["family@example.org"]] * 2
-    timeline = reporter.get(f"{CASES}/{case['id']}").json()["timeline"]
-    assert [(m["kind"], m["held"], m["notified"]) for m in timeline] == [
+    released = reporter.get(f"{CASES}/{case['id']}").json()
+    assert (released["matches"], released["held_matches"]) == (2, 0)
+    assert [(m["kind"], m["held"], m["notified"]) for m in released["timeline"]] == [
         ("retro", False, True),
         ("live", False, True),
     ]

@@ -49,11 +49,14 @@ from oneeye.services.alerts import (
     PhotoCheck,
     SubscriptionInfo,
     SubscriptionNotFoundError,
+    as_seen_by,
+    held_matches,
     may_approve,
     may_manage_case,
     may_see_case,
     may_see_contact,
     sees_own_cases_only,
+    visible_matches,
 )
 from oneeye.services.auth import Principal
 from oneeye.services.enrolment import UploadTooLargeError
@@ -109,7 +112,11 @@ class CasePublic(BaseModel):
     purged_at: datetime | None
     """When retention deleted the photos, templates and snapshots."""
     matches: int
+    """Sightings of the person you may see (a reporter: none until the case is approved)."""
     last_seen_at: datetime | None
+    held_matches: int
+    """Sightings waiting for the case's approval (shown to viewers, tellers and above; to a
+    reporter only counted)."""
     approved: bool
     """Whether its sightings may be sent to its subscribers (a coordinator or admin approved
     it); until then they are held."""
@@ -187,6 +194,7 @@ def case_public(info: CaseInfo, principal: Principal) -> CasePublic:
     """A case as the API shows it to ``principal`` (contact details only if it may see
     them)."""
     contact = may_see_contact(principal, info)
+    seen = as_seen_by(principal, info)
     return CasePublic(
         id=info.id,
         name=info.name,
@@ -201,8 +209,9 @@ def case_public(info: CaseInfo, principal: Principal) -> CasePublic:
         closed_at=info.closed_at,
         closed_by=info.closed_by,
         purged_at=info.purged_at,
-        matches=info.matches,
-        last_seen_at=info.last_seen_at,
+        matches=seen.matches,
+        last_seen_at=seen.last_seen_at,
+        held_matches=held_matches(info),
         approved=info.approved_at is not None,
         approved_at=info.approved_at,
         approved_by=info.approved_by if contact else None,
@@ -231,7 +240,8 @@ def match_public(info: MatchInfo) -> MatchPublic:
 def case_detail(info: CaseInfo, matches: list[MatchInfo], principal: Principal) -> CaseDetail:
     """A case with its timeline, as ``principal`` may see it."""
     return CaseDetail(
-        **case_public(info, principal).model_dump(), timeline=[match_public(m) for m in matches]
+        **case_public(info, principal).model_dump(),
+        timeline=[match_public(m) for m in visible_matches(principal, matches)],
     )
 
 

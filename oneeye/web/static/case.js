@@ -190,7 +190,11 @@
     if (d.case_id !== caseId) return;
     if (frame.type === "alert.sighting") addSighting(d);
     else if (frame.type === "case.resolved" || frame.type === "case.expired") closed(d.status || frame.type.slice(5));
-    else if (frame.type === "case.approved") approved(d.approved_at || new Date().toISOString());
+    else if (frame.type === "case.approved") {
+      /* Sightings held from this reader until now are released: show them. */
+      if (root.dataset.heldHidden === "yes") window.location.reload();
+      else approved(d.approved_at || new Date().toISOString());
+    }
   }
 
   function onState(state) {
