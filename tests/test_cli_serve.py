@@ -374,3 +374,12 @@ def test_no_key_or_link_signature_reaches_the_log_and_data_files_are_owner_only(
     assert key not in log
     assert key.split("_", 2)[2] not in log  # not even the secret part of the key
     assert link.sig not in log
+
+
+def test_users_add_takes_the_coordinator_role(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("add", "cora", "--role", "coordinator", "--password-stdin")
+    assert run_users(data_dir, *args, stdin=f"{PASSWORD}\n", monkeypatch=monkeypatch) == 0
+    assert "added coordinator cora" in capsys.readouterr().out
+    assert auth_of(data_dir).verify_password("cora", PASSWORD).role == "coordinator"
