@@ -1,4 +1,4 @@
-"""Migration 0013 (case ownership and approval) on cases filed before it, on SQLite and
+"""Migration 0014 (case ownership and approval) on cases filed before it, on SQLite and
 PostgreSQL: a case gets its filer's user as owner when the user still exists, a case filed by a
 current admin counts as approved when it was filed, and every other case waits for approval."""
 
@@ -14,14 +14,14 @@ from oneeye.store.models import AlertCase
 from tests.store.test_db import alembic_config
 
 
-def test_cases_filed_before_0013_get_owners_and_only_admins_cases_are_approved(
+def test_cases_filed_before_0014_get_owners_and_only_admins_cases_are_approved(
     database_url: str,
 ) -> None:
     db = Database(database_url)
     config = alembic_config()
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0012")
+        command.upgrade(config, "0013")
     filed = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
     with db.engine.begin() as connection:
         for user_id, name, role in ((7, "rita", "reporter"), (9, "ada", "admin")):

@@ -9,8 +9,8 @@ key's case, or a deleted user's, gets none: only coordinators and admins may act
 case filed by a current admin counts as approved when it was filed; every other case waits for
 a coordinator's approval, and its matches from then on are held (see SECURITY.md).
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-03 16:30:00
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
