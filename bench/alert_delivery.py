@@ -47,7 +47,9 @@ from oneeye.app import OneEyeApp
 from oneeye.bus.base import SIGHTINGS
 from oneeye.bus.messages import SightingPayload
 from oneeye.config import NotifySettings, ServeSettings, SmtpSettings
+from oneeye.services.cameras import CameraConfig
 from oneeye.store.models import CaseMatch, Notification, new_id
+from oneeye.store.photos import snapshot_kind
 from oneeye.vision.engine import FaceEngine
 
 logger = logging.getLogger("bench.alert_delivery")
@@ -141,6 +143,8 @@ class Rig:
         )
         self.person_id = case.person_id
         self.alerts.add_subscription("email", "desk@example.org", actor="user:bench")
+        for n in range(8):  # the server's own cameras (not running): sightings come from them
+            s.cameras.add(CameraConfig(id=f"cam-{n}", name=f"cam-{n}", source="0", enabled=False))
 
     def smtp_up(self) -> None:
         self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.smtp_port)
@@ -154,8 +158,8 @@ class Rig:
     def publish_sighting(self, index: int) -> tuple[str, float]:
         """One sighting of the case's person, as a camera worker publishes it."""
         s = self.app.services
-        key = s.photos.add("snapshots", self.snapshot)
         camera = f"cam-{index % 8}"
+        key = s.photos.add(snapshot_kind(camera), self.snapshot)
         sighting_id = new_id()
         payload = {
             "v": 1,

@@ -55,11 +55,13 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edge_propagation import RESULTS, ROOT, Deployment, postgres_schema, wait_for
 
-from oneeye.bus.base import SIGHTINGS
+from oneeye.bus.base import EDGE_SIGHTINGS
 from oneeye.bus.messages import EdgeStatusPayload, SightingPayload
 from oneeye.bus.mqtt import Announcement, MqttBus
 from oneeye.services.edge.monitor import EDGE_STATUS
 from oneeye.services.edge.outbox import EdgeOutbox, OutboxSender
+from oneeye.services.edge.registry import CameraRegistry
+from oneeye.store.db import Database
 from oneeye.store.models import new_id
 
 
@@ -172,7 +174,7 @@ def simulated_edge(args: argparse.Namespace) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    topic = SIGHTINGS.format(camera=camera)
+    topic = EDGE_SIGHTINGS.format(edge=args.sim_edge, camera=camera)
     started = time.monotonic()
     with generated.open("a") as log:
         for n in range(done, args.count):
@@ -199,14 +201,17 @@ def simulated_edge(args: argparse.Namespace) -> None:
 class SimEdges:
     """Simulated edge processes of one deployment."""
 
-    def __init__(self, work: Path, broker: str, prefix: str) -> None:
+    def __init__(self, work: Path, broker: str, prefix: str, db: Database) -> None:
         self.work = work
         self.broker = broker
         self.prefix = prefix
+        self.db = db
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, count: int, rate: float) -> None:
-        """Start (or restart) one simulated edge."""
+        """Start (or restart) one simulated edge (its camera registered to it first: the
+        servers accept a camera's sightings only from its edge)."""
+        CameraRegistry(self.db).register(name, [(f"{name}-cam", f"{name}-cam")])
         args = [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -272,7 +277,7 @@ def throughput(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             deployment = Deployment(work, broker.url, url)
             try:
                 deployment.start_server()
-                edges = SimEdges(work, broker.url, deployment.prefix)
+                edges = SimEdges(work, broker.url, deployment.prefix, deployment.db)
                 total = args.edges * args.per_edge
                 samples: list[tuple[float, int]] = []
                 started = time.monotonic()
@@ -341,7 +346,7 @@ def faults(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     try:
         with postgres_schema(args.postgres) as url:
             deployment = Deployment(work, broker.url, url)
-            edges = SimEdges(work, broker.url, deployment.prefix)
+            edges = SimEdges(work, broker.url, deployment.prefix, deployment.db)
             try:
                 deployment.start_server()
                 count = 10**7  # they run until the end of the run

@@ -171,9 +171,8 @@ class Deployment:
         }
         self.db = Database(database_url)
         self.db.migrate()
-        auth = AuthService(self.db)
-        auth.create_user("boss", PASSWORD, "admin")
-        self.edge_key = auth.create_api_key("edges", "edge")[1]
+        self.auth = AuthService(self.db)
+        self.auth.create_user("boss", PASSWORD, "admin")
         self.servers: list[Proc] = []
         self.edges: dict[str, Proc] = {}
 
@@ -205,8 +204,10 @@ class Deployment:
         return proc
 
     def start_edge(self, edge_id: str, source: Path) -> Proc:
-        """Start ``oneeye edge`` with one looping camera."""
-        env = {**self.env, "ONEEYE_EDGE_API_KEY": self.edge_key}
+        """Start ``oneeye edge`` with one looping camera, with a key of its own (a key names
+        its edge; the edge registers its camera with it)."""
+        key = self.auth.create_api_key(edge_id, "edge", edge_id=edge_id)[1]
+        env = {**self.env, "ONEEYE_EDGE_API_KEY": key}
         args = [
             "-v",
             "edge",

@@ -2,9 +2,10 @@
 
 Order: settings -> database (migrated) -> photo store -> face engines (the cameras', and the
 uploads' own) -> gallery (rebuilt from the database) -> bus -> auth (first admin) -> dashboard
-events -> customer directory -> enrolment -> sightings consumer -> notifier (the outbox sender)
--> Amber Alert cases -> camera workers -> erasure and export -> retention sweeps -> web
-application. ``stop`` runs the same list backwards.
+events -> customer directory -> enrolment -> camera registry (whose camera is whose) ->
+sightings consumer -> notifier (the outbox sender) -> Amber Alert cases -> camera workers ->
+erasure and export -> retention sweeps -> web application. ``stop`` runs the same list
+backwards.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from oneeye.services.cameras import CameraManager
 from oneeye.services.context import Services
 from oneeye.services.customers import make_directory
 from oneeye.services.edge.monitor import EdgeMonitor
+from oneeye.services.edge.registry import CameraRegistry
 from oneeye.services.enrolment import EnrolmentService
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
@@ -137,7 +139,8 @@ class OneEyeApp:
                 max_sighting_age=settings.payloads.max_sighting_age,
             )
         )
-        sightings = SightingService(db, photos, bus, events, directory, auth, reader)
+        registry = CameraRegistry(db)
+        sightings = SightingService(db, photos, bus, events, directory, auth, reader, registry)
         notifier = NotifyService(
             db,
             photos,
@@ -160,7 +163,7 @@ class OneEyeApp:
             public_url=settings.public_url,
             outbound=outbound,
         )
-        cameras = CameraManager(db, engine, gallery, bus, photos, settings.video)
+        cameras = CameraManager(db, engine, gallery, bus, photos, settings.video, registry)
         privacy = PrivacyService(db, photos, gallery_service, directory, auth)
         retention = RetentionService(db, photos, auth, settings.retention, before=alerts.purge)
         self.services = Services(
@@ -181,8 +184,9 @@ class OneEyeApp:
             cameras=cameras,
             privacy=privacy,
             retention=retention,
+            registry=registry,
         )
-        self.edge_monitor = EdgeMonitor(bus, reader)
+        self.edge_monitor = EdgeMonitor(bus, reader, registry)
         """Turns an edge's last will (it died) into offline statuses for its cameras."""
         self.web: FastAPI = create_app(self.services)
         self._started = False
@@ -192,9 +196,12 @@ class OneEyeApp:
         s = self.services
         count = s.gallery_service.load()
         logger.info("gallery loaded: %d templates", count)
-        s.bus.start()
+        # The consumers subscribe before the bus connects: a resumed broker session delivers
+        # what it queued while this server was away at once, and a message for a
+        # subscription with no handler yet would be acknowledged and lost.
         self.edge_monitor.start()
         s.sightings.start()
+        s.bus.start()
         s.notifier.start()
         s.alerts.start()
         s.cameras.start()

@@ -714,17 +714,25 @@ def users_reset_password(ctx: click.Context, name: str, password_stdin: bool) ->
     "--role",
     type=click.Choice(KEY_ROLES),
     required=True,
-    help="What it may see and do; edge: a camera host's key (gallery and snapshots only).",
+    help="What it may see and do; edge: a camera host's key (gallery, its cameras, snapshots).",
+)
+@click.option(
+    "--edge",
+    "edge_id",
+    default=None,
+    help="With --role edge (required there): the edge's id, also its broker user name.",
 )
 @click.pass_context
-def users_api_key(ctx: click.Context, name: str, role: str) -> None:
+def users_api_key(ctx: click.Context, name: str, role: str, edge_id: str | None) -> None:
     """Create an API key called NAME with a role and print it, once.
 
     Machines send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
     """
     created: list[str] = []
     _user_change(
-        lambda: created.append(_auth(ctx).create_api_key(name, role, actor="system:cli")[1])
+        lambda: created.append(
+            _auth(ctx).create_api_key(name, role, edge_id=edge_id, actor="system:cli")[1]
+        )
     )
     click.echo(created[0])
     stderr.print(f"API key {name!r} ({role}) created; it is shown only this once.", highlight=False)

@@ -13,9 +13,11 @@ from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
 from tests.bus.helpers import Note
 from tests.web.conftest import make_server
+from tests.web.helpers import ensure_camera
 
 
 def _publish_sighting(app: OneEyeApp, sighting_id: str) -> None:
+    ensure_camera(app, "door")
     app.services.bus.publish(
         SIGHTINGS.format(camera="door"),
         Note.model_validate(
@@ -62,7 +64,7 @@ def test_a_restart_keeps_sightings_events_and_people(
         assert all(_wait_for(first, sighting_id) for sighting_id in ids)
         events = first.services.events.since(0, "admin")
         assert [e.payload["sighting_id"] for e in events if e.type == "sighting"] == ids
-        last_seen = events[0].id
+        last_seen = next(e.id for e in events if e.type == "sighting")
     finally:
         first.stop()
 

@@ -279,6 +279,17 @@ def test_users_api_key_prints_the_key_once(
     assert (principal.name, principal.role) == ("edge-1", "reporter")
 
 
+def test_an_edge_s_api_key_names_its_edge(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("api-key", "branch 12", "--role", "edge", "--edge", "branch-12")
+    assert run_users(data_dir, *args, monkeypatch=monkeypatch) == 0
+    principal = auth_of(data_dir).key_principal(capsys.readouterr().out.strip())
+    assert (principal.role, principal.edge) == ("edge", "branch-12")
+    assert run_users(data_dir, "api-key", "x", "--role", "edge", monkeypatch=monkeypatch) == 1
+    assert "needs the edge's id" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("args", "stdin", "code", "message"),
     [

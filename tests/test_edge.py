@@ -36,7 +36,15 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import text
 
-from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, SIGHTINGS, Message
+from oneeye.bus.base import (
+    ALL_EDGE_CAMERA_STATUS,
+    ALL_EDGE_SIGHTINGS,
+    ALL_SIGHTINGS,
+    EDGE_CAMERA_STATUS,
+    EDGE_SIGHTINGS,
+    SIGHTINGS,
+    Message,
+)
 from oneeye.bus.mqtt import MqttBus, parse_broker_url
 from oneeye.cli import main
 from oneeye.config import MqttSettings
@@ -50,6 +58,7 @@ from oneeye.services.edge.outbox import (
     SnapshotRefusedError,
     SpoolPhotoStore,
 )
+from oneeye.services.edge.registry import CameraRegistry
 from oneeye.services.edge.runtime import EdgeError, EdgeRuntime, EdgeSettings, parse_camera
 from oneeye.store.db import Database
 from oneeye.store.models import new_id
@@ -127,19 +136,19 @@ class Site:
         }
         self.db = Database(database_url)
         self.db.migrate()
-        auth = AuthService(self.db)
-        auth.create_user("boss", PASSWORD, "admin")
-        self.edge_key = auth.create_api_key("edges", "edge")[1]
+        self.auth = AuthService(self.db)
+        self.auth.create_user("boss", PASSWORD, "admin")
+        self.edge_keys: list[str] = []
         self.server: Process | None = None
         self.edges: dict[str, Process] = {}
         self.statuses = Inbox()
         self.sightings = Inbox()
         self.bus = MqttBus(broker_url, topic_prefix=self.prefix)
         self.bus.subscribe(ALL_EDGE_STATUS, self.statuses)
-        self.bus.subscribe(ALL_SIGHTINGS, self.sightings)
+        self.bus.subscribe(ALL_EDGE_SIGHTINGS, self.sightings)
         self.bus.start()
         # The servers' watch on edges, as a server runs it (see services/edge/monitor.py).
-        self.monitor = EdgeMonitor(self.bus)
+        self.monitor = EdgeMonitor(self.bus, None, CameraRegistry(self.db))
         self.monitor.start()
 
     def start_server(self) -> None:
@@ -163,7 +172,9 @@ class Site:
 
     def start_edge(self, name: str, clip: Path) -> str:
         edge_id = f"{name}-{self.run}"
-        env = {**self.env, "ONEEYE_EDGE_API_KEY": self.edge_key}
+        key = self.auth.create_api_key(edge_id, "edge", edge_id=edge_id)[1]
+        self.edge_keys.append(key)
+        env = {**self.env, "ONEEYE_EDGE_API_KEY": key}
         args = [
             "-v",
             "edge",
@@ -214,7 +225,8 @@ class Site:
         cleaner.start()
         for edge_id in self.edges:
             cleaner.clear_retained(f"oneeye/v1/edges/{edge_id}/status")
-            cleaner.clear_retained(f"oneeye/v1/cameras/{edge_id.split('-')[0]}-cam/status")
+            camera = f"{edge_id.split('-')[0]}-cam"
+            cleaner.clear_retained(EDGE_CAMERA_STATUS.format(edge=edge_id, camera=camera))
         cleaner.stop()
         self.db.close()
 
@@ -317,7 +329,8 @@ def test_two_edges_and_a_server_in_separate_processes(
         for name in ("outbox.sqlite3", "outbox.sqlite3-wal", "gallery.json"):
             assert mode_of(folder / name) == 0o600, name
     for log_file in site.logs.iterdir():
-        assert site.edge_key not in log_file.read_text(errors="replace"), log_file.name
+        text = log_file.read_text(errors="replace")
+        assert not [key for key in site.edge_keys if key in text], log_file.name
 
     # A SIGKILLed edge turns offline: its own status by the broker's will, its camera by the
     # monitor, and the dashboard hears it.
@@ -349,7 +362,7 @@ def test_two_edges_and_a_server_in_separate_processes(
     site.start_server()
 
     # Malformed and oversized messages on the sightings topic are dropped; the server goes on.
-    topic = f"{site.prefix}/{SIGHTINGS.format(camera='door-cam')}"
+    topic = f"{site.prefix}/{EDGE_SIGHTINGS.format(edge=first, camera='door-cam')}"
     raw_publish(
         site.broker_url,
         topic,
@@ -364,7 +377,7 @@ def test_two_edges_and_a_server_in_separate_processes(
     )
     probe = new_id()
     site.bus.publish(
-        SIGHTINGS.format(camera="door-cam"),
+        EDGE_SIGHTINGS.format(edge=first, camera="door-cam"),
         Note.model_validate(
             {
                 "id": probe,
@@ -397,7 +410,8 @@ def test_two_edges_and_a_server_in_separate_processes(
     assert site.server.alive()
     log = site.server.log()
     # Six bad messages from one source: one line, naming no content.
-    assert log.count("dropped a message on oneeye/v1/cameras/door-cam/sightings") == 1
+    source = EDGE_SIGHTINGS.format(edge=first, camera="door-cam")
+    assert log.count(f"dropped a message on {source}") == 1
     assert "nothex" not in log
     ids = [r[0] for r in site.stored("SELECT id FROM sightings")]
     assert len(ids) == len(set(ids))
@@ -486,11 +500,13 @@ def test_two_servers_store_and_announce_each_sighting_once(site: Site) -> None:
             return False
 
     wait_for(answers, START_TIMEOUT, "the second server")
+    cameras = [(f"cam-{n}", f"Camera {n}") for n in range(4)]
+    CameraRegistry(site.db).register("e1", cameras)
     sent = [new_id() for _ in range(200)]
     for number, ident in enumerate(sent):
         camera = f"cam-{number % 4}"
         site.bus.publish(
-            SIGHTINGS.format(camera=camera),
+            EDGE_SIGHTINGS.format(edge="e1", camera=camera),
             Note.model_validate(
                 {
                     "id": ident,
@@ -556,12 +572,17 @@ def test_edge_refuses_bad_arguments_with_one_line(
 # The monitor and the snapshot uploads, on the shared broker under a prefix of their own ---------
 
 
-def test_the_monitor_turns_a_dead_edge_s_cameras_offline(broker_url: str) -> None:
+def test_the_monitor_turns_a_dead_edge_s_cameras_offline(broker_url: str, tmp_path: Path) -> None:
     prefix = f"oneeye-test/{uuid.uuid4().hex[:8]}"
+    db = Database(f"sqlite:///{tmp_path / 'oneeye.db'}")
+    db.migrate()
+    registry = CameraRegistry(db)
+    registry.register("e1", [("door", "Door"), ("lobby", "Lobby")])
+    registry.register("e2", [("x", "X")])
     server_bus = MqttBus(broker_url, topic_prefix=prefix)
     statuses = Inbox()
-    server_bus.subscribe(ALL_STATUS, statuses)
-    EdgeMonitor(server_bus).start()
+    server_bus.subscribe(ALL_EDGE_CAMERA_STATUS, statuses)
+    EdgeMonitor(server_bus, None, registry).start()
     server_bus.start()
     edge_bus = MqttBus(broker_url, topic_prefix=prefix)
     edge_bus.start()
@@ -582,21 +603,32 @@ def test_the_monitor_turns_a_dead_edge_s_cameras_offline(broker_url: str) -> Non
         edge_bus.publish(
             status,
             Note.model_validate(
-                {"edge": "e1", "cameras": ["door", "lobby"], "state": "offline", "error": "lost"}
+                {
+                    "edge": "e1",
+                    "cameras": ["door", "lobby", "x"],  # x is e2's: e1's will cannot touch it
+                    "state": "offline",
+                    "error": "lost",
+                }
             ),
             retain=True,
         )
         wait_for(lambda: len(statuses.bodies()) == 2, 5, "two camera statuses")
-        assert {(p["camera"], p["state"]) for p in statuses.bodies()} == {
-            ("door", "offline"),
-            ("lobby", "offline"),
+        time.sleep(0.3)
+        assert {(m.topic, m.payload["state"]) for m in statuses.messages} == {
+            ("oneeye/v1/edges/e1/cameras/door/status", "offline"),
+            ("oneeye/v1/edges/e1/cameras/lobby/status", "offline"),
         }
         assert all(p["error"] == "edge e1: lost" for p in statuses.bodies())
     finally:
-        for topic in (status, "oneeye/v1/cameras/door/status", "oneeye/v1/cameras/lobby/status"):
+        for topic in (
+            status,
+            EDGE_CAMERA_STATUS.format(edge="e1", camera="door"),
+            EDGE_CAMERA_STATUS.format(edge="e1", camera="lobby"),
+        ):
             edge_bus.clear_retained(topic)
         edge_bus.stop()
         server_bus.stop()
+        db.close()
 
 
 def test_snapshots_wait_for_the_server_and_refused_ones_are_dropped(
@@ -693,7 +725,7 @@ def test_an_edge_starts_with_its_cached_gallery_while_the_server_is_unreachable(
     cleaner = MqttBus(broker_url, topic_prefix=prefix)
     cleaner.start()
     cleaner.clear_retained(f"oneeye/v1/edges/{settings.edge_id}/status")
-    cleaner.clear_retained("oneeye/v1/cameras/cam/status")
+    cleaner.clear_retained(EDGE_CAMERA_STATUS.format(edge=settings.edge_id, camera="cam"))
     cleaner.stop()
     listener.stop()
 

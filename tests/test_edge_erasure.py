@@ -75,7 +75,7 @@ def test_an_erased_person_leaves_the_edges_memory_and_its_gallery_file(
     stays = s.enrolment.create_person("Joe Biden", ["customers"], actor="user:test")
     biden = (face_photos / "biden.jpg").read_bytes()
     s.enrolment.enrol_photo(stays.id, biden, "biden.jpg", actor="user:test")
-    edge_key = s.auth.create_api_key("edges", "edge")[1]
+    edge_key = s.auth.create_api_key("edges", "edge", edge_id=f"erase-{run}")[1]
     admin_key = s.auth.create_api_key("admin", "admin")[1]
     data = tmp_path / "edge"
     runtime: EdgeRuntime | None = None
@@ -123,7 +123,7 @@ def test_an_erased_person_leaves_the_edges_memory_and_its_gallery_file(
         cleaner = MqttBus(broker_url, topic_prefix=prefix)
         cleaner.start()
         cleaner.clear_retained(f"oneeye/v1/edges/erase-{run}/status")
-        cleaner.clear_retained(f"oneeye/v1/cameras/cam-{run}/status")
+        cleaner.clear_retained(f"oneeye/v1/edges/erase-{run}/cameras/cam-{run}/status")
         cleaner.clear_retained("oneeye/v1/gallery/version")
         cleaner.stop()
     # A restarted edge starts from the file: the person is not in it.

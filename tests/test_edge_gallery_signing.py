@@ -74,7 +74,7 @@ def test_a_forged_gallery_change_is_dropped_and_the_genuine_one_still_applies(
     customer = s.enrolment.create_person("Barack Obama", ["customers"], actor="user:test")
     photo = (face_photos / "obama2.jpg").read_bytes()
     s.enrolment.enrol_photo(customer.id, photo, "obama2.jpg", actor="user:test")
-    edge_key = s.auth.create_api_key("edges", "edge")[1]
+    edge_key = s.auth.create_api_key("edges", "edge", edge_id=f"sign-{run}")[1]
     # The attacker's own face (Biden's photo stands in for it), as an edge would encode it.
     face = face_engine.enrolment_face(
         s.enrolment.decode_upload((face_photos / "biden.jpg").read_bytes())
@@ -157,6 +157,6 @@ def test_a_forged_gallery_change_is_dropped_and_the_genuine_one_still_applies(
         cleaner = MqttBus(broker_url, topic_prefix=prefix)
         cleaner.start()
         cleaner.clear_retained(f"oneeye/v1/edges/sign-{run}/status")
-        cleaner.clear_retained(f"oneeye/v1/cameras/cam-{run}/status")
+        cleaner.clear_retained(f"oneeye/v1/edges/sign-{run}/cameras/cam-{run}/status")
         cleaner.clear_retained(GALLERY_VERSION)
         cleaner.stop()

@@ -25,6 +25,13 @@ ALL_STATUS = "oneeye/v1/cameras/+/status"
 EDGE_STATUS = "oneeye/v1/edges/{edge}/status"
 """Retained: an edge's own status (its birth message, its periodic status, its last will)."""
 ALL_EDGE_STATUS = "oneeye/v1/edges/+/status"
+EDGE_PREFIX = "oneeye/v1/edges/{edge}/"
+"""Everything an edge publishes is under its own prefix: the broker's ACL lets the broker user
+named like the edge write there and nowhere else, so the topic says who sent a message."""
+EDGE_SIGHTINGS = "oneeye/v1/edges/{edge}/cameras/{camera}/sightings"
+EDGE_CAMERA_STATUS = "oneeye/v1/edges/{edge}/cameras/{camera}/status"
+ALL_EDGE_SIGHTINGS = "oneeye/v1/edges/+/cameras/+/sightings"
+ALL_EDGE_CAMERA_STATUS = "oneeye/v1/edges/+/cameras/+/status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,48 @@ def topic_matches(pattern: str, topic: str) -> bool:
         if part not in ("+", levels[i]):
             return False
     return len(parts) == len(levels)
+
+
+@dataclass(frozen=True, slots=True)
+class CameraTopic:
+    """Who a camera topic says sent a message: ``edge`` (``None``: a server) and ``camera``."""
+
+    edge: str | None
+    camera: str
+    kind: str
+    """``sightings`` or ``status``."""
+
+    @property
+    def source(self) -> str:
+        """The sender, as logs name it: ``edge <id>`` or ``the servers``."""
+        return "the servers" if self.edge is None else f"edge {self.edge}"
+
+
+def camera_topic(topic: str) -> CameraTopic | None:
+    """The sender and camera of a camera topic: ``oneeye/v1/cameras/{camera}/{kind}`` (a
+    server's camera) or ``oneeye/v1/edges/{edge}/cameras/{camera}/{kind}`` (an edge's);
+    ``None`` for any other topic."""
+    levels = topic.split("/")
+    if len(levels) == 5 and levels[:3] == ["oneeye", "v1", "cameras"]:
+        return CameraTopic(None, levels[3], levels[4])
+    if (
+        len(levels) == 7
+        and levels[:3] == ["oneeye", "v1", "edges"]
+        and levels[4] == "cameras"
+        and levels[3]
+    ):
+        return CameraTopic(levels[3], levels[5], levels[6])
+    return None
+
+
+def edge_topic(edge: str, topic: str) -> str:
+    """A server camera topic (``oneeye/v1/cameras/{camera}/...``) as the same topic under
+    ``edge``'s prefix; any other topic as it is. The camera workers publish the former; an edge
+    sends the latter, the only camera topics the broker lets it write."""
+    parsed = camera_topic(topic)
+    if parsed is None or parsed.edge is not None:
+        return topic
+    return f"{EDGE_PREFIX.format(edge=edge)}cameras/{parsed.camera}/{parsed.kind}"
 
 
 def encode_payload(payload: BaseModel) -> bytes:

@@ -40,6 +40,8 @@ from pydantic import (
 )
 
 from oneeye.bus.base import (
+    ALL_EDGE_CAMERA_STATUS,
+    ALL_EDGE_SIGHTINGS,
     ALL_EDGE_STATUS,
     ALL_SIGHTINGS,
     ALL_STATUS,
@@ -408,6 +410,8 @@ def verify(key: bytes | None, payload: _Signed) -> bool:
 _TOPIC_KINDS: tuple[tuple[str, type[BaseModel]], ...] = (
     (ALL_SIGHTINGS, SightingPayload),
     (ALL_STATUS, CameraStatusPayload),
+    (ALL_EDGE_SIGHTINGS, SightingPayload),
+    (ALL_EDGE_CAMERA_STATUS, CameraStatusPayload),
     (ALL_EDGE_STATUS, EdgeStatusPayload),
     (GALLERY_CHANGES, GalleryChangePayload),
     (GALLERY_VERSION, GalleryVersionPayload),

@@ -36,6 +36,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel
 
 from oneeye.bus.base import (
+    ALL_EDGE_SIGHTINGS,
     ALL_SIGHTINGS,
     SCHEMA_VERSION,
     Bus,
@@ -226,7 +227,7 @@ class MqttBus(Bus):
         will: Announcement | None = None,
         birth: Announcement | None = None,
         share_group: str | None = None,
-        shared_patterns: Collection[str] = (ALL_SIGHTINGS,),
+        shared_patterns: Collection[str] = (ALL_SIGHTINGS, ALL_EDGE_SIGHTINGS),
         topic_prefix: str = "",
         max_payload: int = 1_000_000,
         max_queue: int = 10_000,

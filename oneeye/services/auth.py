@@ -69,6 +69,8 @@ GLOBAL_LOGIN_ATTEMPTS = 100
 """Failed logins from all addresses together within ``LOGIN_WINDOW`` seconds before every
 address that has failed lately pauses too."""
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
+EDGE_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
+"""An edge id: also its broker user name and its topics' level, so a slug."""
 
 
 class AuthError(OneEyeError):
@@ -123,6 +125,8 @@ class Principal:
     """For a browser session: the token its forms and scripts must send back."""
     must_change_password: bool = False
     """A user whose password was a printed one-time one: they may only change it."""
+    edge: str | None = None
+    """For an ``edge`` key: the edge it is bound to (``None``: an old key bound to none)."""
 
     @property
     def actor(self) -> str:
@@ -613,22 +617,36 @@ class AuthService:
 
     # API keys ------------------------------------------------------------------------------
 
-    def create_api_key(self, name: str, role: str, *, actor: str = "system") -> tuple[ApiKey, str]:
+    def create_api_key(
+        self, name: str, role: str, *, edge_id: str | None = None, actor: str = "system"
+    ) -> tuple[ApiKey, str]:
         """A new API key; returns its row and the key itself (shown once, never stored).
 
-        ``role`` is one of the ladder's roles or ``edge`` (a camera host's key)."""
+        ``role`` is one of the ladder's roles or ``edge`` (a camera host's key), which must
+        name the ``edge_id`` it is: the edge registers cameras and uploads snapshots as that
+        edge only (its broker user has the same name)."""
         if role != EDGE_ROLE:
             check_role(role)
+            if edge_id is not None:
+                raise UserError("only an edge key names an edge id")
+        elif edge_id is None or not EDGE_ID.match(edge_id):
+            raise UserError(
+                "an edge key needs the edge's id: 1-64 lower-case letters, digits, - or _ "
+                f"(its broker user has the same name), got {edge_id!r}"
+            )
         name = name.strip()
         if not name or len(name) > 100:
             raise UserError("an API key needs a name of 1-100 characters")
         prefix = secrets.token_hex(4)
         key = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
         with self.db.session() as session:
-            row = ApiKey(name=name, prefix=prefix, key_hash=_digest(key), role=role)
+            row = ApiKey(
+                name=name, prefix=prefix, key_hash=_digest(key), role=role, edge_id=edge_id
+            )
             session.add(row)
             session.flush()
-            _audit_in(session, actor, "api_key.create", f"{row.id}:{name}", {"role": role})
+            detail = {"role": role} if edge_id is None else {"role": role, "edge": edge_id}
+            _audit_in(session, actor, "api_key.create", f"{row.id}:{name}", detail)
         return row, key
 
     def api_keys(self) -> list[ApiKey]:
@@ -658,7 +676,7 @@ class AuthService:
             # request would make every edge call a database commit.
             if row.last_used_at is None or now - row.last_used_at > KEY_USE_RESOLUTION:
                 row.last_used_at = now
-            return Principal("key", row.id, row.name, row.role)
+            return Principal("key", row.id, row.name, row.role, edge=row.edge_id)
 
     # audit ---------------------------------------------------------------------------------
 

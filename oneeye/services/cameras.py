@@ -53,10 +53,11 @@ from oneeye.bus.messages import CameraStatusPayload, SightingPayload, clip, desc
 from oneeye.config import VideoSettings
 from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
+from oneeye.services.edge.registry import CameraRegistry
 from oneeye.services.sightings import close_open_sightings
 from oneeye.store.db import Database
 from oneeye.store.models import Camera, Person, new_id
-from oneeye.store.photos import PhotoStore
+from oneeye.store.photos import PhotoStore, snapshot_kind
 from oneeye.types import Detection, FaceBox, RGBImage
 from oneeye.video.annotate import Label, annotate, encode_jpeg
 from oneeye.video.pipeline import CameraPipeline, EventKind, PipelineSettings, SightingEvent
@@ -423,7 +424,7 @@ class CameraWorker:
         if event.snapshot is not None:
             try:
                 snapshot_key = self.photos.add(
-                    "snapshots", encode_jpeg(event.snapshot, SNAPSHOT_QUALITY)
+                    snapshot_kind(camera), encode_jpeg(event.snapshot, SNAPSHOT_QUALITY)
                 )
             except Exception:
                 logger.exception(
@@ -572,8 +573,12 @@ class CameraManager:
         bus: Bus,
         photos: PhotoStore,
         video: VideoSettings | None = None,
+        registry: CameraRegistry | None = None,
     ) -> None:
         self.video = video or VideoSettings()
+        self.registry = registry if registry is not None else CameraRegistry(db)
+        """Whose every camera id is: a new camera may not take an edge's id, and the
+        sightings consumer learns of a new camera before its worker publishes."""
         """How hard every camera works (scan rate, detector threads)."""
         self.db = db
         self.engine = engine
@@ -638,6 +643,11 @@ class CameraManager:
         if not config.source.strip():
             raise CameraError("a camera needs a source: a webcam index, a file path or a URL")
         with self._lock:
+            edge = self.registry.edge_of(config.id)
+            if edge is not None:
+                raise CameraExistsError(
+                    f"a camera {config.id!r} exists already, on edge {edge}; choose another id"
+                )
             with self.db.session() as session:
                 if session.get(Camera, config.id) is not None:
                     raise CameraExistsError(f"a camera {config.id!r} exists already")
@@ -656,6 +666,7 @@ class CameraManager:
                 )
             stored = self.config(config.id)
             logger.info("camera %s added (%s)", stored.id, mask_credentials(stored.source))
+            self.registry.reload()
             self._reload(stored)
             return stored
 
@@ -699,6 +710,7 @@ class CameraManager:
         if worker is not None:
             worker.stop()
             self._close_sightings(camera_id, datetime.now(UTC))
+        self.registry.reload()
         payload = CameraStatus(camera_id, name, "offline", error="removed").as_payload()
         self.bus.publish(
             STATUS.format(camera=camera_id),

@@ -11,6 +11,7 @@ from oneeye.services.alerts import AlertService
 from oneeye.services.auth import AuthService
 from oneeye.services.cameras import CameraManager
 from oneeye.services.customers import CustomerDirectory
+from oneeye.services.edge.registry import CameraRegistry
 from oneeye.services.enrolment import EnrolmentService
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
@@ -45,3 +46,5 @@ class Services:
     cameras: CameraManager
     privacy: PrivacyService
     retention: RetentionService
+    registry: CameraRegistry
+    """Which cameras are the servers' and which each edge's (the sender checks)."""

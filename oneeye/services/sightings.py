@@ -1,7 +1,12 @@
 """Sightings from the bus: stored first, then acted on.
 
-Every camera (a worker in this process, or an edge on MQTT later) publishes its sightings on
-``oneeye/v1/cameras/{camera}/sightings``. A message is written to the ``sightings`` table
+A server's cameras publish their sightings on ``oneeye/v1/cameras/{camera}/sightings``, an
+edge's on ``oneeye/v1/edges/{edge}/cameras/{camera}/sightings`` (the broker's ACL lets only
+the servers write the former and only that edge the latter). A message is accepted only when
+its camera is registered to the sender its topic names (``CameraRegistry``: the servers' own
+cameras, each edge's registered ones) and its ``snapshot_key``, if any, is one of that
+camera's snapshots; anything else is dropped and counted (``refused``) and changes nothing.
+Camera statuses are checked the same way. A message is written to the ``sightings`` table
 before anything else happens to it, and by its id, so a message delivered twice (a retried
 publish) is stored and acted on once. Then: a ``sighting`` event for every dashboard, and for
 a person on a ``customers`` watchlist who holds an account, a ``customer.arrived`` event with
@@ -38,11 +43,21 @@ from sqlalchemy import CursorResult, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, Bus, Message
+from oneeye.bus.base import (
+    ALL_EDGE_CAMERA_STATUS,
+    ALL_EDGE_SIGHTINGS,
+    ALL_SIGHTINGS,
+    ALL_STATUS,
+    Bus,
+    CameraTopic,
+    Message,
+    camera_topic,
+)
 from oneeye.bus.messages import CameraStatusPayload, PayloadReader, SightingPayload
 from oneeye.errors import OneEyeError
 from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerCard, CustomerDirectory
+from oneeye.services.edge.registry import SERVER, CameraRegistry, RefusedSenders
 from oneeye.services.events import EventHub
 from oneeye.store.db import Database
 from oneeye.store.models import (
@@ -52,7 +67,7 @@ from oneeye.store.models import (
     Watchlist,
     embedding_to_bytes,
 )
-from oneeye.store.photos import PhotoStore
+from oneeye.store.photos import PhotoStore, snapshot_camera
 
 logger = logging.getLogger(__name__)
 
@@ -170,9 +185,14 @@ class SightingService:
         directory: CustomerDirectory,
         auth: AuthService,
         reader: PayloadReader | None = None,
+        registry: CameraRegistry | None = None,
     ) -> None:
         self.db = db
         self.reader = reader or PayloadReader()
+        self.registry = registry if registry is not None else CameraRegistry(db)
+        """Which sender owns which camera: a message is accepted only from its camera's."""
+        self.refused = RefusedSenders()
+        """Messages dropped because their sender does not own the camera or snapshot."""
         self.photos = photos
         self.bus = bus
         self.events = events
@@ -193,8 +213,11 @@ class SightingService:
         if self._arrivals is None:
             self._arrivals = ThreadPoolExecutor(ARRIVAL_WORKERS, thread_name_prefix="arrivals")
         if not self._subscribed:
+            self.registry.reload()
             self.bus.subscribe(ALL_SIGHTINGS, self._on_sighting)
             self.bus.subscribe(ALL_STATUS, self._on_status)
+            self.bus.subscribe(ALL_EDGE_SIGHTINGS, self._on_sighting)
+            self.bus.subscribe(ALL_EDGE_CAMERA_STATUS, self._on_status)
             self._subscribed = True
 
     def stop(self) -> None:
@@ -224,12 +247,41 @@ class SightingService:
         sighting = self.reader.read(SightingPayload, message)
         if sighting is None:
             return
-        if message.topic.split("/")[3] != sighting.camera:
-            self.reader.reject(
-                message.topic, "wrong_topic", "the camera differs from the topic's camera"
-            )
+        if not self._from_its_camera(message.topic, sighting.camera, sighting.snapshot_key):
             return
         self.handle(sighting)
+
+    def _from_its_camera(self, topic: str, camera: str, snapshot_key: str | None) -> bool:
+        """Whether a sighting on ``topic`` naming ``camera`` and ``snapshot_key`` comes from
+        the sender that owns that camera (the topic says who sent it: the broker's ACL lets
+        an edge write under its own prefix only), with a snapshot of that camera. Anything
+        else is counted and dropped; nothing about it is stored or announced."""
+        source = camera_topic(topic)
+        if source is None or source.camera != camera:
+            self.refused.refuse(
+                source.source if source else "an unknown sender",
+                "the payload names another camera than its topic",
+                camera,
+            )
+            return False
+        if not self.registry.allows(source.edge, camera):
+            self._refuse_camera(source)
+            return False
+        if snapshot_key is not None and snapshot_camera(snapshot_key) != camera:
+            self.refused.refuse(
+                source.source, "its snapshot_key is not under the camera's snapshots", camera
+            )
+            return False
+        return True
+
+    def _refuse_camera(self, source: CameraTopic) -> None:
+        owner = self.registry.owner(source.camera)
+        why = (
+            "the camera is not registered"
+            if owner is None
+            else "the camera is registered to another sender"
+        )
+        self.refused.refuse(source.source, why, source.camera)
 
     def handle(self, message: SightingPayload) -> StoredSighting | None:
         """Store ``message``, then act on it if it is a new sighting.
@@ -532,10 +584,21 @@ class SightingService:
         if status is None:
             return
         camera = status.camera
-        if message.topic.split("/")[3] != camera:
-            self.reader.reject(
-                message.topic, "wrong_topic", "the camera differs from the topic's camera"
+        source = camera_topic(message.topic)
+        if source is None or source.camera != camera:
+            self.refused.refuse(
+                source.source if source else "an unknown sender",
+                "the payload names another camera than its topic",
+                camera,
             )
+            return
+        # A server camera's last status ("removed") comes after its row is gone; only the
+        # servers may write their cameras' topics, and it only clears the camera's status.
+        removed_by_server = (
+            source.edge is None and status.removed and self.registry.owner(camera) in (None, SERVER)
+        )
+        if not removed_by_server and not self.registry.allows(source.edge, camera):
+            self._refuse_camera(source)
             return
         data: dict[str, Any] = {
             "camera_id": camera,

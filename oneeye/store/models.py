@@ -195,6 +195,19 @@ class Camera(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class EdgeCamera(Base):
+    """A camera that runs on an edge: sightings and statuses for it are accepted only from
+    that edge (its topics), and snapshots under its prefix only from that edge's key."""
+
+    __tablename__ = "edge_cameras"
+
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """Unique among every edge's cameras and the servers' own (``cameras``)."""
+    edge_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Sighting(Base):
     """One track of one face on one camera: a visit, not a frame.
 
@@ -272,6 +285,9 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
+    edge_id: Mapped[str | None] = mapped_column(String(64))
+    """For an ``edge`` key: the edge it is (its broker user and topic prefix have this name);
+    the cameras it registers and the snapshots it uploads are this edge's only."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -18,7 +18,11 @@ from oneeye.store.files import private_dir
 from oneeye.store.models import new_id
 
 _KEY = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*\.[a-z0-9]{2,5}$")
-_KIND = re.compile(r"^[a-z0-9_-]+$")
+_KIND = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
+_SUFFIX = re.compile(r"^[a-z0-9_-]+$")
+SNAPSHOTS = "snapshots"
+"""The kind of camera snapshots; each camera's are under ``snapshots/{camera}/``."""
+_SNAPSHOT_OF = re.compile(r"^snapshots/([a-z0-9_-]{1,64})/[0-9a-f]{2}/[0-9a-f]{32}\.(jpg|png)$")
 
 
 class PhotoStoreError(OneEyeError):
@@ -36,12 +40,26 @@ def check_key(key: str) -> str:
     return key
 
 
+def snapshot_kind(camera_id: str) -> str:
+    """The photo kind of ``camera_id``'s snapshots: its keys are ``snapshots/{camera}/...``."""
+    return f"{SNAPSHOTS}/{camera_id}"
+
+
+def snapshot_camera(key: str) -> str | None:
+    """The camera whose snapshot ``key`` is (made by ``new_key(snapshot_kind(camera))``), or
+    ``None`` for any other key: an enrolment photo, a case photo, a snapshot key of the old
+    form without a camera."""
+    found = _SNAPSHOT_OF.match(key)
+    return None if found is None else found.group(1)
+
+
 class PhotoStore(ABC):
     """Photos by key."""
 
     def new_key(self, kind: str, suffix: str = "jpg") -> str:
-        """A fresh key for a photo of ``kind`` (``templates``, ``snapshots``, ``customers``)."""
-        if not _KIND.match(kind) or not _KIND.match(suffix):
+        """A fresh key for a photo of ``kind`` (``templates``, ``customers``, or a camera's
+        ``snapshot_kind``)."""
+        if not _KIND.match(kind) or not _SUFFIX.match(suffix):
             raise PhotoStoreError(f"bad photo kind or suffix: {kind!r}, {suffix!r}")
         ident = new_id()
         return f"{kind}/{ident[:2]}/{ident}.{suffix.lower()}"

@@ -122,3 +122,38 @@ def sighting(**fields: Any) -> SightingPayload:
     }
     values.update(fields)
     return SightingPayload.model_validate(values)
+
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+"""The broker configuration the repository ships (``deploy/mosquitto/``)."""
+
+
+class ShippedBroker(PrivateBroker):
+    """Mosquitto run with the shipped ``mosquitto.conf`` and ``acl.conf``, on a port and in a
+    folder of the test's own, with a password file made by ``mosquitto_passwd`` for ``users``
+    (name -> password). Only the listener's port and the files' paths are changed (each must
+    be in the shipped file exactly once), and the process runs as the test's user."""
+
+    def __init__(self, folder: Path, users: dict[str, str]) -> None:
+        super().__init__(folder)
+        tool = shutil.which("mosquitto_passwd")
+        if tool is None:
+            service_unavailable("the mosquitto_passwd program", "not installed")
+            raise AssertionError  # not reached: skipped or failed
+        passwords = folder / "oneeye.passwd"
+        passwords.write_text("")
+        for user, password in users.items():
+            subprocess.run([tool, "-b", str(passwords), user, password], check=True)
+        acl = folder / "acl.conf"
+        shutil.copyfile(DEPLOY / "acl.conf", acl)
+        lines = (DEPLOY / "mosquitto.conf").read_text().splitlines()
+        changes = {
+            "listener 1883": f"listener {self.port} 127.0.0.1",
+            "password_file /etc/mosquitto/oneeye.passwd": f"password_file {passwords}",
+            "acl_file /etc/mosquitto/acl.conf": f"acl_file {acl}",
+            "persistence_location /var/lib/mosquitto/": f"persistence_location {folder}/data/",
+        }
+        for shipped in changes:
+            assert lines.count(shipped) == 1, f"{shipped!r} is not in the shipped mosquitto.conf"
+        text = "\n".join(changes.get(line, line) for line in lines)
+        self.config.write_text(f"user {getpass.getuser()}\n{text}\n")

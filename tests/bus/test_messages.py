@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from oneeye.bus.base import ALL_SIGHTINGS, GALLERY_CHANGES, SIGHTINGS, Message
+from oneeye.bus.base import (
+    ALL_SIGHTINGS,
+    EDGE_CAMERA_STATUS,
+    EDGE_SIGHTINGS,
+    GALLERY_CHANGES,
+    SIGHTINGS,
+    Message,
+)
 from oneeye.bus.messages import (
     AddChange,
     CameraStatusPayload,
@@ -219,6 +226,8 @@ def test_a_gallery_change_is_told_apart_by_its_op() -> None:
 
 def test_byte_limits_per_topic_are_below_the_bus_limit() -> None:
     assert max_bytes(SIGHTINGS.format(camera="door"), 1_000_000) == 16_384
+    assert max_bytes(EDGE_SIGHTINGS.format(edge="e1", camera="door"), 1_000_000) == 16_384
+    assert max_bytes(EDGE_CAMERA_STATUS.format(edge="e1", camera="door"), 1_000_000) == 4_096
     assert max_bytes(GALLERY_CHANGES, 500_000) == 500_000
     assert max_bytes("somewhere/else", 1_000_000) == 1_000_000
     # The largest sighting the model allows fits its limit with room to spare.

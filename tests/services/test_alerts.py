@@ -47,6 +47,7 @@ from oneeye.services.sightings import SightingService
 from oneeye.store.db import Database
 from oneeye.store.models import (
     AlertCase,
+    Camera,
     CaseMatch,
     FaceTemplate,
     Notification,
@@ -54,7 +55,7 @@ from oneeye.store.models import (
     Sighting,
     new_id,
 )
-from oneeye.store.photos import LocalPhotoStore
+from oneeye.store.photos import LocalPhotoStore, snapshot_kind
 from oneeye.types import UNKNOWN
 from oneeye.vision.engine import FaceEngine
 from tests.bus.helpers import Note
@@ -128,6 +129,16 @@ class Rig:
             self.cameras = CameraManager(self.db, self.engine, self.index, self.bus, self.photos)
             self.cameras.start()
         return self.cameras
+
+    def publish(self, message: dict[str, Any]) -> None:
+        """Publish a sighting as the server's camera ``message["camera"]`` would (made one of
+        the server's cameras first: sightings are accepted only from a camera's owner)."""
+        camera = message["camera"]
+        if self.sightings.registry.owner(camera) is None:
+            with self.db.session() as session:
+                session.add(Camera(id=camera, name=camera, source="0", enabled=False))
+            self.sightings.registry.reload()
+        self.bus.publish(SIGHTINGS.format(camera=camera), Note.model_validate(message))
 
     def settle(self) -> None:
         """Wait until the bus has delivered everything published so far."""
@@ -332,9 +343,7 @@ def test_an_expired_case_leaves_the_gallery_and_stops_matching(
         assert expired.closed_by == "system"
         assert rig.events("case.expired")[0]["case_id"] == case.id
         # A worker that saw the face a moment before the gallery changed: no match, no alert.
-        rig.bus.publish(
-            SIGHTINGS.format(camera="door"), Note.model_validate(sighting_message(case.person_id))
-        )
+        rig.publish(sighting_message(case.person_id))
         rig.settle()
         assert rig.count(Sighting) == 1
         assert rig.count(CaseMatch) == 0
@@ -372,7 +381,7 @@ def test_a_live_sighting_notifies_every_subscription_once_per_camera_and_cooldow
     again = sighting_message(case.person_id, seen_at=(now + timedelta(seconds=20)).isoformat())
     other = sighting_message(case.person_id, camera="lobby", seen_at=now.isoformat())
     for message in (first, first, again, other):  # ``first`` twice: a retried publish
-        rig.bus.publish(SIGHTINGS.format(camera=message["camera"]), Note.model_validate(message))
+        rig.publish(message)
     rig.settle()
 
     matches = rig.alerts.matches(case.id)
@@ -414,7 +423,7 @@ def test_a_live_sighting_notifies_every_subscription_once_per_camera_and_cooldow
     # After resolving, sightings of the person notify nobody.
     rig.alerts.resolve(case.id, actor=REPORTER)
     late = sighting_message(case.person_id, camera="lobby")
-    rig.bus.publish(SIGHTINGS.format(camera="lobby"), Note.model_validate(late))
+    rig.publish(late)
     rig.settle()
     assert rig.count(CaseMatch) == 3
     assert rig.count(Notification) == 4
@@ -448,7 +457,7 @@ def test_a_live_match_reaches_a_webhook_through_the_real_notifier(
         )
         assert hook.secret is not None
         message = sighting_message(case.person_id)
-        rig.bus.publish(SIGHTINGS.format(camera="door"), Note.model_validate(message))
+        rig.publish(message)
         # Woken by the match, the notifier sends well before its 30 s poll.
         wait_for(lambda: len(receiver.requests) == 1, 10, "the webhook post")
         [request] = receiver.requests
@@ -597,7 +606,7 @@ def test_retro_search_only_looks_back_retro_hours(
                 seen_at=(now - timedelta(hours=hours)).isoformat(),
                 embedding=[float(v) for v in face.embedding],
             )
-            rig.bus.publish(SIGHTINGS.format(camera="door"), Note.model_validate(message))
+            rig.publish(message)
         rig.settle()
         case = rig.alerts.create_case(
             "Barack Obama",
@@ -636,7 +645,7 @@ def test_retention_deletes_closed_cases_and_old_unknown_embeddings(
         "Joe Biden", "", "", [photo(face_photos, "biden.jpg")], actor=REPORTER, approved=True
     )
     assert case.person_id is not None
-    snapshot = rig.photos.add("snapshots", b"\xff\xd8 a snapshot")
+    snapshot = rig.photos.add(snapshot_kind("door"), b"\xff\xd8 a snapshot")
     seen = sighting_message(case.person_id, snapshot_key=snapshot)
     now = datetime.now(UTC)
     old_unknown = sighting_message(
@@ -648,7 +657,7 @@ def test_retention_deletes_closed_cases_and_old_unknown_embeddings(
         None, seen_at=(now - timedelta(hours=1)).isoformat(), embedding=[0.02] * 128
     )
     for message in (seen, old_unknown, new_unknown):
-        rig.bus.publish(SIGHTINGS.format(camera="door"), Note.model_validate(message))
+        rig.publish(message)
     rig.settle()
     assert rig.count(CaseMatch) == 1
     rig.alerts.resolve(case.id, actor=REPORTER)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from oneeye.bus.base import SIGHTINGS, STATUS
+from oneeye.bus.base import EDGE_CAMERA_STATUS, EDGE_SIGHTINGS, SIGHTINGS, STATUS
 from oneeye.bus.memory import MemoryBus
 from oneeye.bus.messages import PayloadReader, Rejections
 from oneeye.services.auth import AuthService
@@ -29,7 +29,7 @@ from oneeye.store.models import (
     embedding_from_bytes,
     new_id,
 )
-from oneeye.store.photos import LocalPhotoStore
+from oneeye.store.photos import LocalPhotoStore, snapshot_kind
 from tests.bus.helpers import Note
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
@@ -67,6 +67,11 @@ CARD = CustomerCard(
 )
 
 
+SNAP_A = "snapshots/door/aa/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.jpg"
+SNAP_B = "snapshots/door/bb/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.jpg"
+"""Snapshot keys of camera ``door``, as its worker makes them."""
+
+
 class Rig:
     """The service with its real collaborators, and the people it can recognise."""
 
@@ -91,6 +96,7 @@ class Rig:
             customers = Watchlist(name="customers", action="customers")
             session.add_all([customers, Watchlist(name="staff", action="none")])
             session.add(Camera(id="door", name="Front door", source="0"))
+            session.add(Camera(id="back", name="Back door", source="1"))
             session.add(
                 Person(
                     id=self.customer,
@@ -133,7 +139,7 @@ def message(sighting_id: str, event: str = "sighting", **changes: Any) -> dict[s
         "t": 1.2,
         "box": [10, 60, 60, 10],
         "seen_at": T0.isoformat(),
-        "snapshot_key": "snapshots/aa/aa1.jpg",
+        "snapshot_key": SNAP_A,
         "embedding": None,
     }
     payload.update(changes)
@@ -172,7 +178,7 @@ def test_a_customer_sighting_is_stored_once_and_sends_one_card(rig: Rig) -> None
         assert row is not None
         assert row.person_id == rig.customer
         assert row.first_seen == T0
-        assert row.snapshot_key == "snapshots/aa/aa1.jpg"
+        assert row.snapshot_key == SNAP_A
     events = dict(events_of(rig))
     assert sorted(events) == ["customer.arrived", "sighting"]
     arrival, sighting = events["customer.arrived"], events["sighting"]
@@ -185,7 +191,7 @@ def test_a_customer_sighting_is_stored_once_and_sends_one_card(rig: Rig) -> None
         "watchlist": "customers",
         "distance": 0.21,
         "seen_at": T0.isoformat(),
-        "snapshot_url": "/api/v1/photos/snapshots/aa/aa1.jpg",
+        "snapshot_url": f"/api/v1/photos/{SNAP_A}",
     }
     assert arrival["account"] == {
         "account_id": "ACC-1",
@@ -214,7 +220,7 @@ def test_updates_and_departures_change_the_stored_sighting(rig: Rig) -> None:
             watchlist="customers",
             distance=0.2,
             seen_at=later.isoformat(),
-            snapshot_key="snapshots/bb/bb2.jpg",
+            snapshot_key=SNAP_B,
         )
     )
     gone = T0 + timedelta(seconds=5)
@@ -226,7 +232,7 @@ def test_updates_and_departures_change_the_stored_sighting(rig: Rig) -> None:
         row = session.get(Sighting, sid)
         assert row is not None
         assert row.distance == pytest.approx(0.2)
-        assert row.snapshot_key == "snapshots/bb/bb2.jpg"
+        assert row.snapshot_key == SNAP_B
         assert row.last_seen == gone
         assert row.left_at == gone
         assert row.first_seen == T0
@@ -352,6 +358,77 @@ def test_malformed_messages_are_dropped(
     assert why in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("topic", "change", "why"),
+    [
+        (SIGHTINGS.format(camera="ghost"), {"camera": "ghost"}, "not registered"),
+        (
+            EDGE_SIGHTINGS.format(edge="edge-a", camera="door"),
+            {},
+            "registered to another sender",
+        ),
+        (
+            EDGE_SIGHTINGS.format(edge="edge-a", camera="lobby-b"),
+            {"camera": "lobby-b"},
+            "registered to another sender",
+        ),
+        (EDGE_SIGHTINGS.format(edge="edge-a", camera="ghost"), {"camera": "ghost"}, "not reg"),
+        (SIGHTINGS.format(camera="door"), {"snapshot_key": "templates/ab/abc.jpg"}, "snapshot"),
+        (SIGHTINGS.format(camera="door"), {"snapshot_key": "customers/ab/ab.jpg"}, "snapshot"),
+        (
+            SIGHTINGS.format(camera="door"),
+            {"snapshot_key": "snapshots/back/aa/" + "a" * 32 + ".jpg"},
+            "snapshot",
+        ),
+        (SIGHTINGS.format(camera="back"), {}, "topic"),  # a payload naming another camera
+    ],
+)
+def test_sightings_from_a_sender_that_does_not_own_the_camera_change_nothing(
+    rig: Rig, topic: str, change: dict[str, Any], why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig.service.registry.register("edge-a", [("lobby-a", "Lobby A")])
+    rig.service.registry.register("edge-b", [("lobby-b", "Lobby B")])
+    forged = message(new_id(), person=rig.customer, watchlist="customers", **change)
+    rig.bus.publish(topic, Note.model_validate(forged))
+    rig.bus.publish(topic, Note.model_validate(forged))  # counted twice, logged once
+    rig.settle()
+    with rig.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Sighting)) == 0
+    assert events_of(rig, "admin") == []
+    assert rig.service.refused.total == 2
+    assert why in caplog.text
+    assert caplog.text.count("refused a message") == 1
+    assert rig.customer not in caplog.text, "no person id in the log"
+
+
+def test_an_edge_s_own_camera_is_accepted_on_its_topics_only(rig: Rig) -> None:
+    rig.service.registry.register("edge-a", [("lobby-a", "Lobby A")])
+    snapshot = "snapshots/lobby-a/aa/" + "a" * 32 + ".jpg"
+    sid = new_id()
+    own = message(sid, camera="lobby-a", snapshot_key=snapshot)
+    rig.bus.publish(
+        SIGHTINGS.format(camera="lobby-a"), Note.model_validate(own)
+    )  # not the servers' camera
+    rig.bus.publish(
+        EDGE_SIGHTINGS.format(edge="edge-a", camera="lobby-a"), Note.model_validate(own)
+    )
+    status = Note.model_validate(
+        {"camera": "lobby-a", "name": "Lobby A", "state": "online", "error": None}
+    )
+    rig.bus.publish(EDGE_CAMERA_STATUS.format(edge="edge-b", camera="lobby-a"), status)
+    rig.bus.publish(STATUS.format(camera="lobby-a"), status)
+    rig.settle()
+    assert rig.service.camera_status("lobby-a") is None
+    rig.bus.publish(EDGE_CAMERA_STATUS.format(edge="edge-a", camera="lobby-a"), status)
+    rig.settle()
+    with rig.db.session() as session:
+        row = session.get(Sighting, sid)
+    assert row is not None
+    assert row.snapshot_key == snapshot
+    assert (rig.service.camera_status("lobby-a") or {}).get("state") == "online"
+    assert rig.service.refused.total == 3
+
+
 def test_actions_run_after_the_sighting_is_stored(rig: Rig) -> None:
     seen: list[tuple[StoredSighting, bool]] = []
 
@@ -399,7 +476,14 @@ def test_query_filters_by_camera_person_watchlist_and_time(rig: Rig) -> None:
             ids[1], seen_at=(T0 + timedelta(minutes=1)).isoformat(), track=2, watchlist="staff"
         )
     )
-    rig.send(**message(ids[2], camera="back", seen_at=(T0 + timedelta(minutes=2)).isoformat()))
+    rig.send(
+        **message(
+            ids[2],
+            camera="back",
+            snapshot_key=None,
+            seen_at=(T0 + timedelta(minutes=2)).isoformat(),
+        )
+    )
     rig.send(
         **message(
             ids[3],
@@ -432,8 +516,8 @@ def test_a_snapshot_replaced_by_a_better_one_is_deleted(rig: Rig) -> None:
     # A replaced snapshot is named by no row any more: retention and erasure would never find
     # it, so it goes when the update is stored. Other kinds of key are never deleted.
     photos = rig.service.photos
-    first = photos.add("snapshots", b"\xff\xd8\xff first")
-    better = photos.add("snapshots", b"\xff\xd8\xff better")
+    first = photos.add(snapshot_kind("door"), b"\xff\xd8\xff first")
+    better = photos.add(snapshot_kind("door"), b"\xff\xd8\xff better")
     enrolment = photos.add("templates", b"\xff\xd8\xff someone's enrolment photo")
     sid, other = new_id(), new_id()
     rig.send(**message(sid, snapshot_key=first))

@@ -15,6 +15,8 @@ from oneeye.store.photos import (
     PhotoStore,
     PhotoStoreError,
     check_key,
+    snapshot_camera,
+    snapshot_kind,
 )
 
 JPEG_LIKE = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"
@@ -159,3 +161,17 @@ def test_local_failed_write_leaves_old_photo(tmp_path: Path) -> None:
         store.put(key, "not bytes")  # type: ignore[arg-type]
     assert store.get(key) == b"old"
     assert sorted(os.listdir((tmp_path / "photos" / key).parent)) == [Path(key).name]
+
+
+def test_a_camera_s_snapshot_keys_name_the_camera(photo_store: PhotoStore) -> None:
+    key = photo_store.add(snapshot_kind("door"), b"\xff\xd8\xff")
+    assert key.startswith("snapshots/door/")
+    assert snapshot_camera(key) == "door"
+    for other in (
+        photo_store.add("templates", b"x"),  # an enrolment photo
+        photo_store.add("snapshots", b"x"),  # the old form, no camera
+        "snapshots/door/ab/../../templates/ab/x.jpg",
+        "snapshots/door/ab/" + "ab" * 16 + ".jpg/x",
+        "snapshots/door-2/ab/" + "AB" * 16 + ".jpg",
+    ):
+        assert snapshot_camera(other) is None, other

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from oneeye.app import OneEyeApp
 from oneeye.bus.base import SIGHTINGS
 from oneeye.services.alerts import AlertService
+from oneeye.services.cameras import CameraConfig
 from oneeye.store.models import FaceTemplate, new_id
 from oneeye.web.routes import cases
 from tests.bus.helpers import Note
@@ -81,7 +82,16 @@ def sighting(camera: str, person: str | None, seen_at: datetime, **more: Any) ->
     return message
 
 
+def ensure_camera(app: OneEyeApp, camera: str) -> None:
+    """Make ``camera`` one of the server's own (not running) if it is nobody's yet: the
+    server accepts sightings only of cameras registered to their sender."""
+    if app.services.registry.owner(camera) is None:
+        app.services.cameras.add(CameraConfig(id=camera, name=camera, source="0", enabled=False))
+
+
 def publish(app: OneEyeApp, message: dict[str, Any]) -> None:
+    """Publish a sighting as the server's camera ``message["camera"]`` would."""
+    ensure_camera(app, message["camera"])
     app.services.bus.publish(
         SIGHTINGS.format(camera=message["camera"]), Note.model_validate(message)
     )

@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from oneeye.app import OneEyeApp
 from oneeye.services.alerts import AlertService
+from oneeye.store.photos import snapshot_kind
 from oneeye.video.synth import Actor, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
@@ -340,7 +341,7 @@ def test_alert_pages_fit_a_phone(
         "Barack Obama", "grey suit", "", [(photo, "obama2.jpg")], actor="user:rita"
     )
     assert case.person_id is not None
-    snapshot = site.app.services.photos.add("snapshots", photo, "jpg")
+    snapshot = site.app.services.photos.add(snapshot_kind("lobby"), photo, "jpg")
     message = sighting("lobby", case.person_id, datetime.now(UTC), snapshot_key=snapshot)
     publish(site.app, message)
     wait_for(lambda: site.alerts.case(case.id).matches == 1, "the live match")

@@ -20,6 +20,7 @@ from oneeye.app import OneEyeApp
 from oneeye.services.alerts import AlertService, CaseInfo
 from oneeye.services.cameras import CameraConfig
 from oneeye.store.models import CaseMatch, Notification, Sighting, new_id
+from oneeye.store.photos import snapshot_kind
 from oneeye.vision.engine import FaceEngine
 from oneeye.web import pages
 from tests.web.conftest import ClientFor
@@ -50,7 +51,7 @@ def case_with_sightings(
     photo = (face_photos / "obama2.jpg").read_bytes()
     embedding = engine.enrolment_face(s.enrolment.decode_upload(photo, "obama2.jpg")).embedding
     earlier = datetime.now(UTC) - timedelta(minutes=20, seconds=30)
-    snapshot = s.photos.add("snapshots", photo, "jpg")
+    snapshot = s.photos.add(snapshot_kind("door"), photo, "jpg")
     publish(
         app,
         sighting(
@@ -73,7 +74,7 @@ def case_with_sightings(
     )
     assert case.matches == 1, "the retro-search found the earlier unknown face"
     assert case.person_id is not None
-    live = s.photos.add("snapshots", photo, "jpg")
+    live = s.photos.add(snapshot_kind("door"), photo, "jpg")
     publish(app, sighting("door", case.person_id, datetime.now(UTC), snapshot_key=live))
     wait_for(lambda: count(app, CaseMatch) == 2, "the live match")
     return alerts.case(case.id), alerts

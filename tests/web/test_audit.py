@@ -81,7 +81,7 @@ def site(
     try:
         for role in ROLES:
             app.services.auth.create_user(f"{role}1", PASSWORD, role)
-        _, edge_key = app.services.auth.create_api_key("branch-7 edge", "edge")
+        _, edge_key = app.services.auth.create_api_key("branch-7 edge", "edge", edge_id="branch-7")
         with serve(app.web) as url:
             clients = {role: logged_in(url, f"{role}1") for role in ROLES}
             admin = clients["admin"]
@@ -367,7 +367,7 @@ def test_audit_rows_survive_kill_9_right_after_the_answer(tmp_path: Path) -> Non
     served = serve_process(data, logs, "audit")
     try:
         auth = AuthService(Database(f"sqlite:///{data / 'oneeye.db'}"))
-        _, edge = auth.create_api_key("kill-edge", "edge")
+        _, edge = auth.create_api_key("kill-edge", "edge", edge_id="kill-edge")
         _, viewer = auth.create_api_key("kill-viewer", "viewer")
         with httpx.Client(base_url=served.url, timeout=30) as client:
             exported = client.get(f"{API}/gallery", headers={"X-API-Key": edge})

@@ -23,6 +23,7 @@ from websockets.sync.client import connect
 
 from oneeye.app import OneEyeApp
 from oneeye.store.models import AlertCase, AuditEntry, DashboardEvent, Sighting
+from oneeye.store.photos import snapshot_kind
 from tests.web.browser import serve
 from tests.web.helpers import publish, sighting, wait_for
 
@@ -104,7 +105,7 @@ def seen_customer(site: Site, face_photos: Path) -> tuple[str, str, str]:
         f"{API}/people/{person_id}/photos", files={"file": ("obama2.jpg", photo, "image/jpeg")}
     )
     assert enrolled.status_code == 201, enrolled.text
-    snapshot = site.app.services.photos.add("snapshots", photo)
+    snapshot = site.app.services.photos.add(snapshot_kind("door"), photo)
     message = sighting(
         "door", person_id, datetime.now(UTC), watchlist="customers", snapshot_key=snapshot
     )

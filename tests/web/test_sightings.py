@@ -16,6 +16,7 @@ from oneeye.bus.base import SIGHTINGS
 from oneeye.store.models import Person, new_id
 from tests.bus.helpers import Note
 from tests.web.conftest import PASSWORD, login
+from tests.web.helpers import ensure_camera
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 """Sightings are near now: the server refuses times far from its clock."""
@@ -43,10 +44,11 @@ def send(server: OneEyeApp, camera: str, minutes: int, **changes: Any) -> str:
         "t": 0.5,
         "box": [20, 120, 120, 20],
         "seen_at": (T0 + timedelta(minutes=minutes)).isoformat(),
-        "snapshot_key": "snapshots/ab/ab12.jpg",
+        "snapshot_key": f"snapshots/{camera}/ab/{'ab' * 16}.jpg",
         "embedding": [0.0] * 128,
         **changes,
     }
+    ensure_camera(server, camera)
     server.services.bus.publish(SIGHTINGS.format(camera=camera), Note.model_validate(payload))
     return sighting_id
 
@@ -86,7 +88,7 @@ def test_sightings_are_found_by_camera_person_watchlist_and_time(
     assert one["camera_id"] == "door"
     assert one["box"] == [20, 120, 120, 20]
     assert one["distance"] == pytest.approx(0.25)
-    assert one["snapshot_url"] == "/api/v1/photos/snapshots/ab/ab12.jpg"
+    assert one["snapshot_url"] == f"/api/v1/photos/snapshots/door/ab/{'ab' * 16}.jpg"
     assert datetime.fromisoformat(one["first_seen"]) == T0
     assert "embedding" not in one
 

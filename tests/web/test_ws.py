@@ -25,6 +25,7 @@ from tests.bus.helpers import Note
 from tests.conftest import PhotoLoader
 from tests.services.helpers import LabelledClip, enrol_customer, make_clip
 from tests.web.conftest import ClientFor
+from tests.web.helpers import ensure_camera
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -136,6 +137,7 @@ def test_a_customer_walking_in_reaches_tellers_once_and_viewers_without_details(
 def customer_sighting(server: OneEyeApp, person: str | None) -> str:
     """Publish a sighting as a camera would; returns its id."""
     sighting_id = new_id()
+    ensure_camera(server, "door")
     server.services.bus.publish(
         SIGHTINGS.format(camera="door"),
         Note.model_validate(

@@ -3,8 +3,10 @@
 MQTT gives a connection one last will, so an edge's will is its own retained status on
 ``oneeye/v1/edges/{edge}/status`` (``{"edge", "state": "offline", "cameras": [...]}``), not
 one per camera. The monitor, on a server, hears that status and publishes each of the edge's
-cameras as ``offline`` (retained, on ``oneeye/v1/cameras/{camera}/status``), where the
-sightings service turns it into ``camera.status`` events and the cameras API reads it. An
+cameras as ``offline`` (retained, on ``oneeye/v1/edges/{edge}/cameras/{camera}/status``),
+where the sightings service turns it into ``camera.status`` events and the cameras API reads
+it. Only cameras registered to that edge are marked (``CameraRegistry``): an edge's status
+cannot turn another edge's cameras offline by naming them. An
 edge that comes back publishes its cameras' real status within ``STATUS_EVERY`` seconds.
 Several servers may each publish the same offline status; it is the same message.
 """
@@ -16,8 +18,9 @@ import re
 import threading
 from datetime import UTC, datetime
 
-from oneeye.bus.base import ALL_EDGE_STATUS, EDGE_STATUS, STATUS, Bus, Message
+from oneeye.bus.base import ALL_EDGE_STATUS, EDGE_CAMERA_STATUS, EDGE_STATUS, Bus, Message
 from oneeye.bus.messages import CameraStatusPayload, EdgeStatusPayload, PayloadReader, clip
+from oneeye.services.edge.registry import CameraRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +32,10 @@ EDGE_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
 class EdgeMonitor:
     """Turns an edge's offline status into offline statuses of its cameras."""
 
-    def __init__(self, bus: Bus, reader: PayloadReader | None = None) -> None:
+    def __init__(self, bus: Bus, reader: PayloadReader | None, registry: CameraRegistry) -> None:
         self.bus = bus
         self.reader = reader or PayloadReader()
+        self.registry = registry
         self._lock = threading.Lock()
         self._edges: dict[str, EdgeStatusPayload] = {}
         self._subscribed = False
@@ -63,13 +67,13 @@ class EdgeMonitor:
         if previous is not None and previous.state == "offline" and message.retained:
             return  # a status the cameras were already marked offline for
         error = status.error or f"edge {edge} is offline"
-        logger.warning(
-            "edge %s is offline (%s): its %d cameras too", edge, error, len(status.cameras)
-        )
+        registered = set(self.registry.cameras_of(edge))
+        mine = [camera for camera in status.cameras if camera in registered]
+        logger.warning("edge %s is offline (%s): its %d cameras too", edge, error, len(mine))
         now = datetime.now(UTC)
-        for camera in status.cameras:
+        for camera in mine:
             self.bus.publish(
-                STATUS.format(camera=camera),
+                EDGE_CAMERA_STATUS.format(edge=edge, camera=camera),
                 CameraStatusPayload(
                     camera=camera,
                     name=camera,

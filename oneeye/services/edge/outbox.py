@@ -27,7 +27,15 @@ from typing import Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from oneeye.bus.base import ALL_SIGHTINGS, Bus, Handler, encode_payload, topic_matches
+from oneeye.bus.base import (
+    ALL_SIGHTINGS,
+    ALL_STATUS,
+    Bus,
+    Handler,
+    edge_topic,
+    encode_payload,
+    topic_matches,
+)
 from oneeye.bus.messages import SightingPayload, describe_errors
 from oneeye.store.files import private_sqlite
 from oneeye.store.photos import PhotoNotFoundError, PhotoStore, check_key
@@ -193,16 +201,22 @@ class SpoolPhotoStore(PhotoStore):
 
 class EdgeBus(Bus):
     """The bus an edge's camera workers publish on: sightings go to the disk queue, anything
-    else (camera status) straight to the broker."""
+    else (camera status) straight to the broker. The workers name a server camera's topics
+    (``oneeye/v1/cameras/{camera}/...``); they go out under the edge's own prefix
+    (``oneeye/v1/edges/{edge}/cameras/{camera}/...``), the only place the broker lets the
+    edge write and where the servers accept its cameras' messages."""
 
-    def __init__(self, bus: Bus, outbox: EdgeOutbox) -> None:
+    def __init__(self, bus: Bus, outbox: EdgeOutbox, edge: str) -> None:
         self.bus = bus
         self.outbox = outbox
+        self.edge = edge
 
     def publish(self, topic: str, payload: BaseModel, *, retain: bool = False) -> None:
         """Queue a sighting on disk; publish anything else on the broker."""
         if isinstance(payload, SightingPayload) and topic_matches(ALL_SIGHTINGS, topic):
-            self.outbox.add_sighting(topic, payload)
+            self.outbox.add_sighting(edge_topic(self.edge, topic), payload)
+        elif topic_matches(ALL_STATUS, topic):
+            self.bus.publish(edge_topic(self.edge, topic), payload, retain=retain)
         else:
             self.bus.publish(topic, payload, retain=retain)
 
@@ -231,8 +245,16 @@ class OutboxSender:
         poll: float = POLL,
         retry_first: float = RETRY_FIRST,
         retry_max: float = RETRY_MAX,
+        edge: str | None = None,
+        ready: threading.Event | None = None,
     ) -> None:
         self.outbox = outbox
+        self.edge = edge
+        """Sightings queued under a server camera's topic (by an edge of an earlier version)
+        go out under this edge's prefix."""
+        self.ready = ready
+        """Nothing is sent until it is set: the servers drop what comes from cameras they do
+        not know are this edge's, so sending waits for the cameras' registration."""
         self.bus = bus
         self.upload = upload
         self.window = window
@@ -273,6 +295,9 @@ class OutboxSender:
         # The last sequence number handed to the broker and not yet confirmed, and how many.
         in_flight, handed = 0, 0
         while not self._stop.is_set():
+            if self.ready is not None and not self.ready.is_set():
+                self._stop.wait(self.poll)
+                continue
             try:
                 self._upload_snapshots()
                 if in_flight == 0:
@@ -289,7 +314,8 @@ class OutboxSender:
                             self.outbox.delete_sighting(seq)
                             self.oversized += 1
                             continue
-                        self.bus.publish(topic, payload)
+                        edge = self.edge
+                        self.bus.publish(edge_topic(edge, topic) if edge else topic, payload)
                         in_flight, handed = seq, handed + 1
                 if in_flight:
                     if not self.bus.flush(FLUSH_WAIT):

@@ -10,13 +10,21 @@ own copy of the gallery, and sends what they see to the central servers:
   rewritten after every version that comes into force (on a thread of its own, the latest
   version only), so a person removed or erased on the server is gone from the edge's disk
   too, not only from its memory.
-- **Sightings**: queued on disk, published with QoS 1, deleted once the broker acknowledged
+- **Cameras**: registered to this edge on the server at start (``PUT /api/v1/edge/cameras``
+  with the edge's API key, which names the edge). The servers accept a camera's sightings,
+  statuses and snapshots only from its edge, so nothing is sent before the registration went
+  through (once it has, it is remembered in the data folder, so a restart while the server is
+  away sends at once). A camera id that is already a server's or another edge's stops the
+  edge with the server's answer.
+- **Sightings**: queued on disk, published with QoS 1 under the edge's own prefix
+  (``oneeye/v1/edges/{edge}/cameras/{camera}/sightings``: the broker's ACL lets the edge's
+  broker user, named like the edge, write there only), deleted once the broker acknowledged
   them (``edge.outbox``); the central servers store them by id.
 - **Snapshots**: uploaded to the server's photo store over HTTP (``PUT
   /api/v1/edge/snapshots/{key}``) under the key the sighting names. HTTP rather than MQTT:
   pictures stay off the broker (its queues and payload limit are for small messages), and the
   server checks and stores them in the one photo store (local or S3) its API serves from.
-- **Status**: each camera's retained status as in the server, and the edge's own on
+- **Status**: each camera's retained status (under the edge's prefix), and the edge's own on
   ``oneeye/v1/edges/{edge}/status`` (retained): ``online`` on every connect (the birth
   message), then every ``STATUS_EVERY`` seconds and whenever a gallery version comes into
   force (``gallery_version``, ``gallery_applied_at``: how propagation is measured), and
@@ -37,9 +45,9 @@ from typing import Any
 
 import httpx
 
-from oneeye.bus.base import EDGE_STATUS, STATUS
+from oneeye.bus.base import EDGE_CAMERA_STATUS, EDGE_STATUS
 from oneeye.bus.messages import MAX_CAMERAS_PER_EDGE, EdgeStatusPayload
-from oneeye.bus.mqtt import Announcement, MqttBus
+from oneeye.bus.mqtt import Announcement, MqttBus, parse_broker_url
 from oneeye.config import MqttSettings
 from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
@@ -63,6 +71,15 @@ STATUS_EVERY = 5.0
 HTTP_TIMEOUT = 10.0
 GALLERY_CACHE = "gallery.json"
 OUTBOX_FILE = "outbox.sqlite3"
+REGISTERED_FILE = "registered.json"
+"""The cameras the server last confirmed as this edge's."""
+REGISTER_RETRY_FIRST, REGISTER_RETRY_MAX = 1.0, 60.0
+"""Backoff, in seconds, while the server cannot be reached to register the cameras."""
+
+
+class RegistrationRefusedError(OneEyeError):
+    """The server refused this edge's cameras (an id is another's, or the key names no edge
+    or another edge): retrying cannot help."""
 
 
 class EdgeError(OneEyeError):
@@ -100,6 +117,12 @@ class EdgeSettings:
             check_camera_id(camera)
         if len(set(ids)) != len(ids):
             raise EdgeError(f"camera ids must differ: {', '.join(ids)}")
+        user = self.mqtt.username or parse_broker_url(self.bus_url).username
+        if user is not None and user != self.edge_id:
+            raise EdgeError(
+                f"an edge's broker user is its edge id ({self.edge_id}), got {user!r}: the "
+                "broker lets each edge write under oneeye/v1/edges/<its user>/ only"
+            )
 
 
 def parse_camera(spec: str, **options: Any) -> CameraConfig:
@@ -129,6 +152,25 @@ class ServerClient:
         if not isinstance(body, dict):
             raise OneEyeError("the gallery export is not a JSON object")
         return body
+
+    def register_cameras(self, cameras: list[tuple[str, str]]) -> str:
+        """Register ``(id, name)`` cameras as this key's edge's; returns the edge id the server
+        bound them to. ``RegistrationRefusedError`` when the server refuses (409, 403, 422);
+        any other exception when it may answer later."""
+        response = self._client.put(
+            "/api/v1/edge/cameras",
+            json={"cameras": [{"id": camera, "name": name} for camera, name in cameras]},
+        )
+        if response.status_code in (401, 403, 409, 422):
+            raise RegistrationRefusedError(
+                f"the server refused this edge's cameras: HTTP {response.status_code}: "
+                f"{_detail(response)}"
+            )
+        _raise_for(response, "register the cameras")
+        edge = response.json().get("edge")
+        if not isinstance(edge, str):
+            raise OneEyeError("the server's answer to the camera registration names no edge")
+        return edge
 
     def upload_snapshot(self, key: str, data: bytes) -> None:
         """Store one snapshot on the server (``SnapshotRefusedError`` if it never will)."""
@@ -194,8 +236,16 @@ class EdgeRuntime:
             ),
         )
         self.sync = GallerySync(gallery, self.bus, self._fetch, on_applied=self._applied)
-        self.sender = OutboxSender(self.outbox, self.bus, self.server.upload_snapshot)
-        edge_bus = EdgeBus(self.bus, self.outbox)
+        self.registered = threading.Event()
+        """Set once the server has these cameras as this edge's: sending waits for it."""
+        self.sender = OutboxSender(
+            self.outbox,
+            self.bus,
+            self.server.upload_snapshot,
+            edge=settings.edge_id,
+            ready=self.registered,
+        )
+        edge_bus = EdgeBus(self.bus, self.outbox, settings.edge_id)
         photos = SpoolPhotoStore(self.outbox)
         self.workers = [
             CameraWorker(config, engine, gallery, edge_bus, photos) for config in settings.cameras
@@ -207,12 +257,21 @@ class EdgeRuntime:
         self._cache_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._status_thread: threading.Thread | None = None
+        self._register_thread: threading.Thread | None = None
+        self._started = False
         self._status_lock = threading.Lock()
 
     # lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect, load the cached gallery, start syncing, sending and the cameras."""
+        """Register the cameras (or start retrying), connect, load the cached gallery, start
+        syncing, sending and the cameras.
+
+        Raises:
+            RegistrationRefusedError: the server refused the cameras as this edge's.
+        """
+        self._register_or_retry()
+        self._started = True
         self._load_cache()
         self._cache_thread = threading.Thread(target=self._cache_loop, name="edge-cache")
         self._cache_thread.daemon = True
@@ -234,15 +293,22 @@ class EdgeRuntime:
     def stop(self) -> None:
         """Stop the cameras, deliver what is queued (briefly), say offline, disconnect."""
         self._stop.set()
+        if not self._started:  # the server refused the cameras: nothing else ran
+            self.server.close()
+            self.outbox.close()
+            return
         for worker in self.workers:
             worker.request_stop()
         for worker in self.workers:
             worker.stop()
         self.sender.stop()
         self.sync.stop()
+        if self._register_thread is not None:
+            self._register_thread.join(timeout=HTTP_TIMEOUT + 1)
         for config in self.settings.cameras:
             status = CameraStatus(config.id, config.name, "offline", error="the edge stopped")
-            self.bus.publish(STATUS.format(camera=config.id), status.as_payload(), retain=True)
+            topic = EDGE_CAMERA_STATUS.format(edge=self.settings.edge_id, camera=config.id)
+            self.bus.publish(topic, status.as_payload(), retain=True)
         self.bus.publish(
             self.status_topic,
             self._status().model_copy(update={"state": "offline", "error": "stopped"}),
@@ -266,6 +332,61 @@ class EdgeRuntime:
         return self.bus.wait_ready(timeout) and self.sync.wait_synced(
             max(0.0, deadline - time.monotonic())
         )
+
+    # camera registration ------------------------------------------------------------------------
+
+    def _register_or_retry(self) -> None:
+        """Register the cameras now; if the server cannot be reached, keep trying in the
+        background (sending waits, unless the server confirmed these cameras before)."""
+        cameras = [(c.id, c.name) for c in self.settings.cameras]
+        marker = self.settings.data_dir / REGISTERED_FILE
+        try:
+            known = json.loads(marker.read_text()) if marker.is_file() else None
+        except (OSError, ValueError):
+            known = None
+        if known == {"edge": self.settings.edge_id, "cameras": sorted(c for c, _ in cameras)}:
+            self.registered.set()
+        try:
+            self._register(cameras)
+        except RegistrationRefusedError:
+            raise
+        except Exception as exc:
+            logger.warning(
+                "edge %s: cannot register its cameras yet (%s); retrying in the background%s",
+                self.settings.edge_id,
+                exc,
+                "" if self.registered.is_set() else "; sightings wait on disk until then",
+            )
+            self._register_thread = threading.Thread(
+                target=self._register_loop, args=(cameras,), name="edge-register", daemon=True
+            )
+            self._register_thread.start()
+
+    def _register(self, cameras: list[tuple[str, str]]) -> None:
+        edge = self.server.register_cameras(cameras)
+        if edge != self.settings.edge_id:
+            raise RegistrationRefusedError(
+                f"this API key belongs to edge {edge}, not {self.settings.edge_id}: "
+                f"run with --edge-id {edge} or use this edge's own key"
+            )
+        registered = {"edge": edge, "cameras": sorted(c for c, _ in cameras)}
+        write_private(self.settings.data_dir / REGISTERED_FILE, json.dumps(registered).encode())
+        self.registered.set()
+        logger.info("edge %s: cameras registered on the server", edge)
+
+    def _register_loop(self, cameras: list[tuple[str, str]]) -> None:
+        delay = REGISTER_RETRY_FIRST
+        while not self._stop.wait(delay):
+            try:
+                self._register(cameras)
+            except RegistrationRefusedError:
+                logger.exception("edge %s: the server refused its cameras", self.settings.edge_id)
+                return
+            except Exception as exc:
+                logger.debug("edge: registering the cameras failed again: %s", exc)
+                delay = min(delay * 2, REGISTER_RETRY_MAX)
+            else:
+                return
 
     # gallery ----------------------------------------------------------------------------------
 

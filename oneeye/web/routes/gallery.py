@@ -10,7 +10,9 @@ change an edge applies. Each fetch is one
 row in the audit log (``gallery.export``, with the version and the number of entries).
 
 ``PUT /edge/snapshots/{key}`` stores a snapshot an edge took, under the key the edge chose
-(``snapshots/...``; random, so keys of two edges never meet) and already named in its sighting.
+(``snapshots/{camera}/...``; random) and already named in its sighting. An edge's key may
+upload only under its own cameras' prefixes (``routes/edges.py`` registers them), so it can
+neither overwrite nor plant another camera's snapshot.
 Uploading the same bytes again is a no-op (an edge retries after a lost answer); other bytes
 under a stored key are refused.
 """
@@ -24,7 +26,14 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from oneeye.store.photos import PhotoNotFoundError, PhotoStoreError, check_key
+from oneeye.services.auth import EDGE_ROLE
+from oneeye.store.photos import (
+    PhotoNotFoundError,
+    PhotoStoreError,
+    check_key,
+    snapshot_camera,
+    snapshot_kind,
+)
 from oneeye.web.deps import AdminOrEdge, ServicesDep, audit_access
 from oneeye.web.limits import UPLOAD_BODY, accepts
 
@@ -34,7 +43,6 @@ router = APIRouter(tags=["edge"])
 
 MAX_SNAPSHOT_BYTES = 2_000_000
 """A face snapshot is a few tens of kilobytes; anything near this is not one."""
-SNAPSHOT_PREFIX = "snapshots/"
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 _SNAPSHOT_TRIES = 5
 
@@ -133,17 +141,30 @@ def export_gallery(
 async def put_snapshot(
     key: str, request: Request, services: ServicesDep, principal: AdminOrEdge
 ) -> SnapshotStored:
-    """Store the JPEG or PNG in the body under ``key`` (``snapshots/...``)."""
+    """Store the JPEG or PNG in the body under ``key`` (``snapshots/{camera}/...``; an edge's
+    key: one of its own cameras)."""
     try:
         check_key(key)
     except PhotoStoreError:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"not a photo key: {key!r}"
         ) from None
-    if not key.startswith(SNAPSHOT_PREFIX):
+    camera = snapshot_camera(key)
+    if camera is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"edges upload snapshots only: the key must start with {SNAPSHOT_PREFIX}",
+            "edges upload camera snapshots only: "
+            f"the key must be {snapshot_kind('{camera}')}/<2 hex>/<32 hex>.jpg",
+        )
+    # An old edge key bound to no edge owns no camera (``allows(None, ...)`` would ask
+    # about the servers' own).
+    if principal.role == EDGE_ROLE and (
+        principal.edge is None
+        or not await run_in_threadpool(services.registry.allows, principal.edge, camera)
+    ):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"camera {camera} is not one of this edge's registered cameras",
         )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_SNAPSHOT_BYTES:

@@ -67,8 +67,10 @@ class ApiKeyCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, examples=["branch-12 edge"])
     role: Literal["viewer", "reporter", "teller", "coordinator", "admin", "edge"]
-    """A role on the ladder, or ``edge``: a camera host that may only fetch the gallery and
-    upload snapshots."""
+    """A role on the ladder, or ``edge``: a camera host that may only fetch the gallery,
+    register its cameras and upload their snapshots."""
+    edge_id: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,64}$", examples=["branch-12"])
+    """For an ``edge`` key (required there): the edge's id, also its broker user name."""
 
 
 class ApiKeyPublic(BaseModel):
@@ -80,6 +82,7 @@ class ApiKeyPublic(BaseModel):
     name: str
     prefix: str
     role: str
+    edge_id: str | None
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
@@ -252,7 +255,9 @@ def create_api_key(body: ApiKeyCreate, services: ServicesDep, admin: Admin) -> A
     """A new key with a role; the answer holds the key, shown this once. Send it as
     ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
     try:
-        row, key = services.auth.create_api_key(body.name, body.role, actor=admin.actor)
+        row, key = services.auth.create_api_key(
+            body.name, body.role, edge_id=body.edge_id, actor=admin.actor
+        )
     except UserError as exc:
         raise _http_error(exc) from None
     public = ApiKeyPublic.model_validate(row)

@@ -20,10 +20,12 @@ from oneeye.bus.base import SIGHTINGS
 from oneeye.config import OutboundSettings, ServeSettings
 from oneeye.services.notify import verify_signature
 from oneeye.store.models import new_id
+from oneeye.store.photos import snapshot_kind
 from oneeye.vision.engine import FaceEngine
 from tests.bus.helpers import Note
 from tests.conftest import wait_until
 from tests.services.notify.receivers import HttpReceiver, MailServer, settings_for
+from tests.web.helpers import ensure_camera
 
 
 @pytest.fixture
@@ -72,7 +74,8 @@ def test_a_sighting_reaches_every_channel(
     )
     assert hook.secret is not None
     snapshot = (face_photos / "obama2.jpg").read_bytes()
-    key = s.photos.add("snapshots", snapshot)
+    key = s.photos.add(snapshot_kind("lobby"), snapshot)
+    ensure_camera(server, "lobby")
     sighting = new_id()
     s.bus.publish(
         SIGHTINGS.format(camera="lobby"),

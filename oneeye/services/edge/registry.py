@@ -1,0 +1,232 @@
+"""Which cameras belong to whom: the servers' own (``cameras``) and each edge's
+(``edge_cameras``), so that a sighting or a status is accepted only from its camera's sender.
+
+The broker's ACL (``deploy/mosquitto/``) lets an edge publish only under
+``oneeye/v1/edges/{edge}/`` and only servers on ``oneeye/v1/cameras/``, so a message's topic
+says who sent it; this registry says whether that sender owns the camera it names. An edge
+registers its cameras over its authenticated HTTP at start (``PUT /api/v1/edge/cameras``): a
+camera id that is a server's or another edge's is refused. Snapshot keys are checked the same
+way: a camera's snapshots live under ``snapshots/{camera}/`` (``store.photos``).
+
+The check runs for every sighting on the bus thread, so it is a dictionary lookup. The cache is
+loaded from the database at start, reloaded at once when this process changes a camera, and
+reloaded when a camera is not found (a camera another server added), at most once per
+``RELOAD_MIN`` seconds so a flood of made-up camera ids costs one query a second, and when it
+is older than ``MAX_AGE`` seconds (a camera another server removed).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from oneeye.errors import OneEyeError
+from oneeye.store.db import Database
+from oneeye.store.models import Camera, EdgeCamera
+
+logger = logging.getLogger(__name__)
+
+SERVER = "@server"
+"""The owner of the servers' own cameras (not a valid edge id, so it never names an edge)."""
+RELOAD_MIN = 1.0
+"""Seconds between two reloads caused by cameras that were not found."""
+MAX_AGE = 30.0
+"""Seconds after which the cache is reloaded on its next use."""
+
+
+class CameraOwnedError(OneEyeError):
+    """A camera id is a server's or another edge's already."""
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeCameraInfo:
+    """One registered edge camera."""
+
+    camera_id: str
+    edge_id: str
+    name: str
+    registered_at: datetime
+
+
+class CameraRegistry:
+    """Camera id -> owner (an edge id, or ``SERVER``), cached in memory. Thread-safe."""
+
+    def __init__(
+        self, db: Database, *, reload_min: float = RELOAD_MIN, max_age: float = MAX_AGE
+    ) -> None:
+        self.db = db
+        self.reload_min = reload_min
+        self.max_age = max_age
+        self._lock = threading.Lock()
+        self._owners: dict[str, str] = {}
+        self._names: dict[str, str] = {}
+        self._loaded_at = float("-inf")
+        self._miss_reload_at = float("-inf")
+
+    # the hot path -------------------------------------------------------------------------------
+
+    def owner(self, camera_id: str) -> str | None:
+        """The camera's owner: an edge id, ``SERVER``, or ``None`` for an unknown camera."""
+        now = time.monotonic()
+        with self._lock:
+            stale = now - self._loaded_at > self.max_age
+            found = self._owners.get(camera_id)
+            retry = found is None and now - self._miss_reload_at >= self.reload_min
+            if retry:
+                self._miss_reload_at = now
+        if stale or retry:
+            self.reload()
+            with self._lock:
+                found = self._owners.get(camera_id)
+        return found
+
+    def allows(self, edge: str | None, camera_id: str) -> bool:
+        """Whether ``camera_id`` belongs to ``edge`` (``None``: to the servers)."""
+        return self.owner(camera_id) == (SERVER if edge is None else edge)
+
+    def name_of(self, camera_id: str) -> str | None:
+        """An edge camera's name as it registered it (``None`` for the servers' own)."""
+        with self._lock:
+            return self._names.get(camera_id)
+
+    def cameras_of(self, edge: str) -> list[str]:
+        """The cameras registered to ``edge`` (an edge's will names its own; the cache is
+        reloaded first if it is older than ``RELOAD_MIN``: this is not on the hot path)."""
+        with self._lock:
+            stale = time.monotonic() - self._loaded_at > self.reload_min
+        if stale:
+            self.reload()
+        with self._lock:
+            return sorted(c for c, owner in self._owners.items() if owner == edge)
+
+    def reload(self) -> None:
+        """Read every camera's owner from the database."""
+        with self.db.session() as session:
+            servers = list(session.scalars(select(Camera.id)))
+            edges = list(session.execute(select(EdgeCamera.camera_id, EdgeCamera.edge_id)))
+            names = dict(session.execute(select(EdgeCamera.camera_id, EdgeCamera.name)).all())
+        owners = dict.fromkeys(servers, SERVER)
+        # A server camera added while an edge registered the same id (two servers at once):
+        # neither may claim it; the server's wins, as the check in ``register`` would say.
+        owners.update({camera: edge for camera, edge in edges if camera not in owners})
+        with self._lock:
+            self._owners = owners
+            self._names = names
+            self._loaded_at = time.monotonic()
+
+    # changes --------------------------------------------------------------------------------------
+
+    def register(self, edge: str, cameras: Sequence[tuple[str, str]]) -> list[EdgeCameraInfo]:
+        """Register ``edge``'s cameras (``(id, name)`` pairs); ones it has already are kept
+        (names updated), cameras it does not list now stay registered.
+
+        Raises:
+            CameraOwnedError: a camera id is a server's or another edge's (nothing changes).
+        """
+        ids = [camera for camera, _ in cameras]
+        with self.db.session() as session:
+            servers = set(session.scalars(select(Camera.id).where(Camera.id.in_(ids))))
+            rows = {
+                row.camera_id: row
+                for row in session.scalars(select(EdgeCamera).where(EdgeCamera.camera_id.in_(ids)))
+            }
+            taken = sorted(
+                f"{camera} (a server camera)"
+                if camera in servers
+                else f"{camera} (edge {rows[camera].edge_id})"
+                for camera in ids
+                if camera in servers or (camera in rows and rows[camera].edge_id != edge)
+            )
+            if taken:
+                raise CameraOwnedError(
+                    f"these camera ids belong to another sender already: {', '.join(taken)}; "
+                    "give this edge's cameras other ids"
+                )
+            for camera, name in cameras:
+                row = rows.get(camera)
+                if row is None:
+                    session.add(EdgeCamera(camera_id=camera, edge_id=edge, name=name))
+                    logger.info("edge %s registered camera %s", edge, camera)
+                else:
+                    row.name = name
+            session.flush()
+            mine = session.scalars(
+                select(EdgeCamera).where(EdgeCamera.edge_id == edge).order_by(EdgeCamera.camera_id)
+            )
+            registered = [_info(row) for row in mine]
+        self.reload()
+        return registered
+
+    def unregister(self, edge: str, camera_id: str) -> bool:
+        """Forget that ``camera_id`` is ``edge``'s; whether it was."""
+        with self.db.session() as session:
+            row = session.get(EdgeCamera, camera_id)
+            if row is None or row.edge_id != edge:
+                return False
+            session.delete(row)
+        logger.info("camera %s of edge %s unregistered", camera_id, edge)
+        self.reload()
+        return True
+
+    def edge_cameras(self) -> list[EdgeCameraInfo]:
+        """Every registered edge camera, by edge and camera."""
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(EdgeCamera).order_by(EdgeCamera.edge_id, EdgeCamera.camera_id)
+            )
+            return [_info(row) for row in rows]
+
+    def edge_of(self, camera_id: str) -> str | None:
+        """The edge that registered ``camera_id`` (read from the database, not the cache: for
+        refusing a server camera with an edge camera's id)."""
+        with self.db.session() as session:
+            row = session.get(EdgeCamera, camera_id)
+            return None if row is None else row.edge_id
+
+
+def _info(row: EdgeCamera) -> EdgeCameraInfo:
+    return EdgeCameraInfo(row.camera_id, row.edge_id, row.name, row.registered_at)
+
+
+class RefusedSenders:
+    """Counts messages refused because their sender may not send them, and logs the first one
+    of each sender and reason (then every ``log_every``-th), so a flood fills no disk. Logs
+    name the sender and the camera, never the payload's person."""
+
+    def __init__(self, log_every: int = 1000) -> None:
+        self.log_every = log_every
+        self._counts: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def refuse(self, source: str, reason: str, camera: str) -> None:
+        """Count one refused message from ``source`` for ``reason`` about ``camera``."""
+        with self._lock:
+            count = self._counts.get((source, reason), 0) + 1
+            self._counts[(source, reason)] = count
+        if count == 1 or count % self.log_every == 0:
+            logger.warning(
+                "refused a message from %s about camera %r: %s (%d such so far; logged once, "
+                "then every %d)",
+                source,
+                camera[:64],
+                reason,
+                count,
+                self.log_every,
+            )
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Refused messages by ``(sender, reason)``."""
+        with self._lock:
+            return dict(self._counts)
+
+    @property
+    def total(self) -> int:
+        """Every refused message so far."""
+        with self._lock:
+            return sum(self._counts.values())
