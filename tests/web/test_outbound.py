@@ -87,6 +87,12 @@ def file_case(app: OneEyeApp, client: Any, face_photos: Path, name: str) -> dict
     return case
 
 
+def approve(admin: Any, case: dict[str, Any]) -> None:
+    """A reporter's case sends to outside addresses only once approved (finding 3)."""
+    approved = admin.post(f"{CASES}/{case['id']}/approve")
+    assert approved.status_code == 200, approved.text
+
+
 def stored_subscription(app: OneEyeApp, case_id: str, channel: str, address: str) -> None:
     """A subscription row written directly: one saved before addresses were checked, or a
     name that resolved outside then and inside now."""
@@ -111,6 +117,7 @@ def test_a_webhook_cannot_reach_an_internal_service(
     )
     reporter = client_for("reporter")
     case = file_case(server, reporter, face_photos, "Barack Obama")
+    approve(client_for("admin"), case)
 
     # Subscribing: refused with the reason, nothing stored.
     refusals = [
@@ -156,6 +163,7 @@ def test_a_line_break_in_a_name_does_not_stop_the_email(
     )
     reporter = client_for("reporter")
     case = file_case(server, reporter, face_photos, "Barack\r\nBcc: victim@evil.example")
+    approve(client_for("admin"), case)
     subscribed = reporter.post(
         f"{CASES}/{case['id']}/subscriptions",
         json={"channel": "email", "address": "desk@example.org"},
