@@ -251,6 +251,37 @@ def test_login_throttle_pauses_an_address_after_five_failures() -> None:
     throttle.check("203.0.113.7")
 
 
+def test_a_flood_of_refused_logins_is_a_few_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+    """4,320 refusals in 15 s (issue 11, #33) were 4,320 WARNING lines: now one when the
+    pause starts, a count at most once a minute, and one count when the pause ends."""
+    clock = FakeClock()
+    throttle = LoginThrottle(attempts=5, window=300.0, clock=clock)
+    for _ in range(5):
+        throttle.failed("203.0.113.7")
+    caplog.set_level("INFO", logger="oneeye.services.auth")
+    for _ in range(4320):  # the review's flood: 15 s of refusals
+        with pytest.raises(ThrottledError):
+            throttle.check("203.0.113.7")
+        clock.now += 15 / 4320
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1, lines
+    assert "203.0.113.7" in lines[0]
+    assert "paused" in lines[0]
+    clock.now += 50  # past a minute since the first line: the next refusal logs the count
+    with pytest.raises(ThrottledError):
+        throttle.check("203.0.113.7")
+    assert len(caplog.records) == 2
+    assert caplog.records[1].getMessage().startswith("4320 more logins from client 203.0.113.7")
+    with pytest.raises(ThrottledError):
+        throttle.check("203.0.113.7")
+    clock.now += 300  # the failures aged out: the pause ends, its last count is logged
+    throttle.check("203.0.113.7")
+    assert len(caplog.records) == 3
+    assert caplog.records[2].getMessage().startswith("1 more logins from client 203.0.113.7")
+    throttle.check("203.0.113.7")
+    assert len(caplog.records) == 3
+
+
 def test_an_ipv6_host_is_counted_by_its_slash_64() -> None:
     throttle = LoginThrottle(attempts=2, clock=FakeClock())
     throttle.failed("2001:db8:1:2::1")

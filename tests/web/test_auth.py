@@ -272,6 +272,25 @@ def test_five_failed_logins_pause_that_address_not_the_account(
         assert real.status_code == 200
 
 
+def test_a_flood_of_throttled_logins_logs_a_line_not_one_per_login(
+    server: OneEyeApp, anonymous: TestClient, alice: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11, #33: every 429 wrote a WARNING line (4,320 in a 15 s flood), with the
+    username typed next to it in the failed-login lines."""
+    typed = "mallory-typed-this"
+    for _ in range(5):
+        assert anonymous.post(LOGIN, json={"username": typed, "password": "x"}).status_code == 401
+    caplog.clear()
+    caplog.set_level("INFO", logger="oneeye")
+    for _ in range(200):
+        flood = anonymous.post(LOGIN, json={"username": typed, "password": "guess guess"})
+        assert flood.status_code == 429
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= 30]
+    assert len(lines) == 1, lines
+    assert "testclient" in lines[0]
+    assert not any(typed in r.getMessage() for r in caplog.records)
+
+
 def test_an_inactive_users_session_stops_working_at_once(
     server: OneEyeApp, client_for: ClientFor
 ) -> None:

@@ -222,7 +222,7 @@ async def login(request: Request, response: Response, services: ServicesDep) -> 
             ),
         )
     except ThrottledError as exc:
-        logger.warning("login throttled for client %s", client_address(request))
+        # Logged by the throttle itself, once per paused address (a flood is thousands).
         if form:
             return RedirectResponse(
                 f"/login?error=throttled&next={quote(safe_next(next_page))}",
@@ -234,7 +234,8 @@ async def login(request: Request, response: Response, services: ServicesDep) -> 
             headers={"Retry-After": str(exc.retry_after)},
         ) from None
     except AuthError as exc:
-        logger.info("failed login for user %r", fields.username)
+        # Never the typed name: people type passwords into the username field.
+        logger.info("failed login from client %s", client_address(request))
         if form:
             return RedirectResponse(
                 f"/login?error=1&next={quote(safe_next(next_page))}", status.HTTP_303_SEE_OTHER
