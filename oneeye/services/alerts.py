@@ -482,6 +482,8 @@ class AlertService:
         approved: bool = False,
         expires_at: datetime | None = None,
         deadline: Deadline | None = None,
+        role: str = "",
+        address: str = "",
     ) -> CaseInfo:
         """File a case: every camera looks for the person at once, and the recent past is
         searched. Until the case is approved its matches are held (not sent outside).
@@ -499,6 +501,8 @@ class AlertService:
             expires_at: when the case expires; ``None``: ``default_hours`` from now.
             deadline: when to give up checking the photos (``TimeLimitError``; nothing is
                 stored then).
+            role, address: the filer's role and client address, for the audit rows (``""``
+                when it did not come over the web).
 
         Returns:
             The case, with the matches retro-search found counted.
@@ -554,9 +558,13 @@ class AlertService:
             "case.create",
             case_id,
             {"photos": len(keys), "person": person_id, "approved": approved},
+            role=role,
+            address=address,
         )
         if approved:
-            self.enrolment.auth.audit(actor, "case.approve", case_id, {"as_filed": True})
+            self.enrolment.auth.audit(
+                actor, "case.approve", case_id, {"as_filed": True}, role=role, address=address
+            )
         info = self.case(case_id)
         self.events.publish("case.created", self._case_event(info), audience="viewer")
         try:
@@ -991,10 +999,11 @@ class AlertService:
             )
         return recorded
 
-    def approve(self, case_id: str, *, actor: str) -> CaseInfo:
+    def approve(self, case_id: str, *, actor: str, role: str = "", address: str = "") -> CaseInfo:
         """Let a case's sightings leave the server: from now on its matches notify its
         subscribers, and the matches held since it was filed are released now, in the order
-        they were seen, by the usual (case, camera) cooldown. Audited (``case.approve``).
+        they were seen, by the usual (case, camera) cooldown. Audited (``case.approve``, with
+        the approver's ``role`` and client ``address``).
 
         Raises:
             CaseNotFoundError: no case with this id.
@@ -1046,6 +1055,8 @@ class AlertService:
             "case.approve",
             case_id,
             {"held": held, "released": released, "notifications": notifications},
+            role=role,
+            address=address,
         )
         logger.info(
             "case %s approved by %s: %d held matches, %d released (%d notifications)",

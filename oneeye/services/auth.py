@@ -546,12 +546,20 @@ class AuthService:
             principal = self.verify_password(username, password)
         except AuthError:
             self.throttle.failed(client)
-            self.audit(f"user:{username[:64]}", "login.failed", username[:64])
+            # The role of the account tried (if it exists): guesses at an admin stand out.
+            with self.db.session() as session:
+                tried = session.scalar(select(User.role).where(User.username == username))
+            self.audit(
+                f"user:{username[:64]}",
+                "login.failed",
+                username[:64],
+                role=tried or "",
+                address=client,
+            )
             raise
         self.throttle.succeeded(client)
         new = self._open_session(principal)
-        with self.db.session() as session:
-            _audit_in(session, principal.actor, "login", principal.name)
+        self.audit(principal.actor, "login", principal.name, role=principal.role, address=client)
         return new
 
     def _open_session(self, principal: Principal) -> NewSession:

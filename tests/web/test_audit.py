@@ -266,6 +266,41 @@ def test_every_case_view_is_audited(site: Site, face_photos: Path) -> None:
     assert "Biden" not in str(filed)
 
 
+def test_logins_and_approvals_are_audited_with_role_and_address(
+    site: Site, face_photos: Path
+) -> None:
+    """Issue 11, #46: ``login``, ``login.failed`` and ``case.approve`` rows had an empty role
+    and client address."""
+    first = site.newest_id()
+    with httpx.Client(base_url=site.url, timeout=30) as browser:
+        wrong = {"username": "teller1", "password": "not the password"}
+        assert browser.post(f"{API}/auth/login", json=wrong).status_code == 401
+    logged_in(site.url, "teller1").close()
+    [failed] = site.since(first, action="login.failed")
+    check_row(failed, "user:teller1", "teller", "login.failed", "teller1")
+    [login] = site.since(first, action="login")
+    check_row(login, "user:teller1", "teller", "login", "teller1")
+
+    photo = (face_photos / "biden.jpg").read_bytes()
+    case = site.app.services.alerts.create_case(
+        "Joe Biden", "", "", [(photo, "biden.jpg")], actor="user:reporter1"
+    )
+    approved = site.clients["admin"].post(f"{API}/cases/{case.id}/approve")
+    assert approved.status_code == 200, approved.text
+    filed = site.clients["admin"].post(
+        f"{API}/cases",
+        data={"name": "Joe Biden"},
+        files={"photo": ("biden.jpg", photo, "image/jpeg")},
+    )
+    assert filed.status_code == 201, filed.text
+    rows = sorted(site.since(first, action="case.approve"), key=lambda e: e["id"])
+    assert [r["subject"] for r in rows] == [case.id, filed.json()["id"]]
+    for row in rows:
+        check_row(row, "user:admin1", "admin", "case.approve", row["subject"])
+    [created] = site.since(first, action="case.create", target=filed.json()["id"])
+    check_row(created, "user:admin1", "admin", "case.create", filed.json()["id"])
+
+
 # reading the log --------------------------------------------------------------------------------
 
 

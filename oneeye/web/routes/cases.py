@@ -62,7 +62,15 @@ from oneeye.services.auth import Principal
 from oneeye.services.enrolment import UploadTooLargeError
 from oneeye.services.sightings import photo_url
 from oneeye.vision.engine import Deadline
-from oneeye.web.deps import Admin, Coordinator, Reporter, Viewer, audit_access, get_services
+from oneeye.web.deps import (
+    Admin,
+    Coordinator,
+    Reporter,
+    Viewer,
+    audit_access,
+    client_address,
+    get_services,
+)
 from oneeye.web.limits import UPLOAD_BODY, accepts
 from oneeye.web.offload import work_on_photo
 from oneeye.web.routes.people import BoxPublic, box_public, read_upload
@@ -362,6 +370,8 @@ async def create_case(
             approved=may_approve(reporter),
             expires_at=expires_at,
             deadline=deadline,
+            role=reporter.role,
+            address=client_address(request),
         )
         return case_detail(info, alerts.matches(info.id), reporter)
 
@@ -460,7 +470,13 @@ def approve_case(request: Request, coordinator: Coordinator, case_id: str) -> Ca
     alerts = get_alerts(request)
     visible_case(alerts, coordinator, case_id)
     try:
-        return case_public(alerts.approve(case_id, actor=coordinator.actor), coordinator)
+        approved = alerts.approve(
+            case_id,
+            actor=coordinator.actor,
+            role=coordinator.role,
+            address=client_address(request),
+        )
+        return case_public(approved, coordinator)
     except AlertError as exc:
         refuse(exc)
 
