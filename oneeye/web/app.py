@@ -13,6 +13,7 @@ from oneeye.web import pages, ws
 from oneeye.web.deps import has_credentials
 from oneeye.web.docs import install_docs
 from oneeye.web.errors import install_error_handlers
+from oneeye.web.headers import SecurityHeadersMiddleware
 from oneeye.web.limits import BodyLimitMiddleware, body_rules
 from oneeye.web.offload import Gates
 from oneeye.web.routes import (
@@ -81,4 +82,6 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(pages.router)
     STATIC.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # Added last, so outermost: the body-limit middleware's own refusals get the headers too.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -309,3 +309,44 @@ def test_docs_render_swagger_ui_with_no_request_leaving_the_server(
     assert outside == [], outside
     assert any(url.endswith("/swagger-ui-bundle.js") for url in requested)
     assert httpx.get(f"{live.url}/redoc", timeout=10).status_code == 404  # no CDN page left
+
+
+SECURITY_HEADERS = {
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "content-security-policy": "frame-ancestors 'none'",
+}
+
+
+def test_every_response_forbids_framing_and_sniffing(live: Live) -> None:
+    """Issue 11, #67: only rendered pages carried X-Frame-Options and a CSP; redirects, API
+    answers and errors, the docs and the schema came without, and no page sent nosniff.
+    Every response carries the four headers now."""
+    live.app.services.auth.create_user("alice", PASSWORD, "teller")
+    with live.client() as browser, live.client() as anonymous:
+        live.log_in(browser, "alice")
+        responses = {
+            "login page": anonymous.get("/login"),
+            "dashboard page": browser.get("/"),
+            "page redirect": anonymous.get("/"),
+            "API answer": browser.get(ME),
+            "API error": anonymous.get(ME),
+            "docs": anonymous.get("/docs"),
+            "schema": anonymous.get("/openapi.json"),
+            "body too large": anonymous.post(LOGIN, content=b"x" * 200_000),
+        }
+        assert responses["dashboard page"].status_code == 200
+        assert responses["API answer"].status_code == 200
+        assert responses["API error"].status_code == 401
+        assert responses["page redirect"].status_code in (302, 303, 307)
+        assert responses["body too large"].status_code == 413
+        for what, response in responses.items():
+            found = {name: response.headers.get(name) for name in SECURITY_HEADERS}
+            if what.endswith("page"):
+                # A rendered page keeps its own stricter policy (only its own scripts), which
+                # forbids framing as well.
+                assert "frame-ancestors 'none'" in found["content-security-policy"], what
+                assert "script-src 'self'" in found["content-security-policy"], what
+                found["content-security-policy"] = SECURITY_HEADERS["content-security-policy"]
+            assert found == SECURITY_HEADERS, what
