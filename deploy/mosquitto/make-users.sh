@@ -7,8 +7,20 @@
 #   make-users.sh FILE remove USER         delete a user (an edge taken out of service)
 #
 # With ONEEYE_BROKER_PASSWORD set, the password is taken from it instead of asked for.
-# Mosquitto reads the file at start and on SIGHUP (systemctl reload mosquitto).
+# Mosquitto reads the file at start and on SIGHUP (systemctl reload mosquitto), after dropping
+# to its own user: run as root, this gives the file to that user (mosquitto, or the user named
+# in ONEEYE_BROKER_OWNER), mode 0600, or Mosquitto stops with "Unable to open pwfile".
 set -eu
+
+owner=${ONEEYE_BROKER_OWNER:-mosquitto}
+
+# The file readable by the broker's user and nobody else (a root-owned 0600 file is not).
+fix_owner() {
+    chmod 600 "$file" 2>/dev/null || true
+    if [ "$(id -u)" = 0 ] && id "$owner" >/dev/null 2>&1; then
+        chown "$owner" "$file"
+    fi
+}
 
 usage() {
     echo "usage: $0 FILE server | FILE edge EDGE_ID | FILE remove USER" >&2
@@ -39,6 +51,7 @@ case "$what" in
     remove)
         [ $# -eq 3 ] || usage
         mosquitto_passwd -D "$file" "$3"
+        fix_owner
         exit 0
         ;;
     *)
@@ -54,5 +67,5 @@ if [ -n "${ONEEYE_BROKER_PASSWORD:-}" ]; then
 else
     mosquitto_passwd "$file" "$user"
 fi
-chmod 600 "$file" 2>/dev/null || true
+fix_owner
 echo "broker user $user set in $file" >&2
