@@ -15,8 +15,6 @@ content: a flood of bad messages does not flood the log, and no personal data re
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import threading
 import time
@@ -26,6 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, ClassVar, Literal, TypeVar
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -295,8 +296,8 @@ Version = Annotated[int, Field(ge=0, le=2**53)]
 Epoch = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 """Names one build of a server's gallery (made anew whenever it is rebuilt): versions count
 within an epoch, so a signed change recorded before a restart cannot be replayed after it."""
-Signature = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-"""HMAC-SHA256, hex."""
+Signature = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
+"""Ed25519 (64 bytes), hex."""
 
 
 class _Signed(BusPayload):
@@ -375,10 +376,36 @@ class GalleryVersionPayload(_Signed):
 
 
 # Signing -------------------------------------------------------------------------------------
+# Ed25519, not a shared secret: the servers keep the private key and edges get only the public
+# one, so nothing an edge holds (or leaks) can sign a change another edge would accept.
 
-SIGNING_KEY_BYTES = 32
+VERIFY_KEY_BYTES = 32
+"""An Ed25519 public key, raw."""
 
 S = TypeVar("S", bound=_Signed)
+
+
+def new_signing_key() -> Ed25519PrivateKey:
+    """A fresh private key for signing gallery changes."""
+    return Ed25519PrivateKey.generate()
+
+
+def signing_key_from_bytes(raw: bytes) -> Ed25519PrivateKey:
+    """The private key stored as its 32 raw bytes (``ValueError`` if it is not one)."""
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def verify_key_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    """The raw 32 bytes of ``key``'s public half: what edges are given."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def verify_key_from_bytes(raw: bytes) -> Ed25519PublicKey:
+    """A public key from its 32 raw bytes (``ValueError`` if they are not one)."""
+    if len(raw) != VERIFY_KEY_BYTES:
+        raise ValueError(f"an Ed25519 public key is {VERIFY_KEY_BYTES} bytes, got {len(raw)}")
+    return Ed25519PublicKey.from_public_bytes(raw)
 
 
 def _signed_bytes(payload: _Signed) -> bytes:
@@ -390,19 +417,23 @@ def _signed_bytes(payload: _Signed) -> bytes:
     return f"oneeye-gallery:{type(payload).__name__}\n".encode() + body.encode()
 
 
-def sign(key: bytes, payload: S) -> S:
-    """``payload`` with ``sig`` set: HMAC-SHA256 under ``key`` over its canonical encoding."""
-    digest = hmac.new(key, _signed_bytes(payload), hashlib.sha256).hexdigest()
-    return payload.model_copy(update={"sig": digest})
+def sign(key: Ed25519PrivateKey, payload: S) -> S:
+    """``payload`` with ``sig`` set: Ed25519 under the server's private ``key`` over its
+    canonical encoding."""
+    signature = key.sign(_signed_bytes(payload)).hex()
+    return payload.model_copy(update={"sig": signature})
 
 
-def verify(key: bytes | None, payload: _Signed) -> bool:
-    """Whether ``payload`` carries a valid signature under ``key`` (``False`` without a key
-    or a signature). Compared in constant time."""
+def verify(key: Ed25519PublicKey | None, payload: _Signed) -> bool:
+    """Whether ``payload`` carries a valid signature by the holder of the private half of
+    ``key`` (``False`` without a key or a signature)."""
     if key is None or payload.sig is None:
         return False
-    expected = hmac.new(key, _signed_bytes(payload), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, payload.sig)
+    try:
+        key.verify(bytes.fromhex(payload.sig), _signed_bytes(payload))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 # Reading a message ----------------------------------------------------------------------------

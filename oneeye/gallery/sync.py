@@ -11,9 +11,10 @@ message that is not a valid change (``oneeye.bus.messages``) is dropped and coun
 touching the version held here: the genuine change of that version is still applied when it
 comes, and if it never does, the next one is a gap and resyncs.
 
-Every change and version message is signed by the server (HMAC-SHA256, ``messages.sign``)
-with the key the last full copy brought, and names the epoch of the server's gallery: a change
-that does not verify, or of another epoch, is dropped and counted, its version left free.
+Every change and version message is signed by the server (Ed25519, ``messages.sign``) and
+verified here with the public key the last full copy brought (the private key never leaves the
+servers), and names the epoch of the server's gallery: a change that does not verify, or of
+another epoch, is dropped and counted, its version left free.
 
 Fetching runs on a thread of its own, retried with backoff while the server is unreachable;
 searches go on with the gallery as it is meanwhile. Changes that arrive during a fetch are
@@ -33,6 +34,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION, Bus, Message
 from oneeye.bus.messages import (
@@ -46,6 +48,8 @@ from oneeye.bus.messages import (
     RemovePersonChange,
     ThresholdChange,
     verify,
+    verify_key_bytes,
+    verify_key_from_bytes,
 )
 from oneeye.errors import GalleryError
 from oneeye.gallery.index import GalleryIndex
@@ -81,8 +85,9 @@ class GallerySnapshot:
     qualities: npt.NDArray[np.float32] = field(repr=False)
     epoch: str | None = None
     """The server's build of the gallery this copy is of; changes of another are not applied."""
-    signing_key: bytes | None = field(default=None, repr=False)
-    """The key the server signs its changes with; without it no change is applied."""
+    verify_key: bytes | None = None
+    """The server's Ed25519 public key (raw 32 bytes) its changes verify with; without it no
+    change is applied. Public: nothing in a copy can sign."""
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> GallerySnapshot:
@@ -102,11 +107,18 @@ class GallerySnapshot:
         if not isinstance(entries, list):
             raise GallerySyncError("entries must be a list")
         ids, persons, watchlists, embeddings, qualities = _columns(entries)
-        epoch, key = body.get("epoch"), body.get("signing_key")
+        # A copy saved by an older edge holds ``signing_key`` (a shared HMAC key): ignored, so
+        # the edge verifies nothing until the next fetch brings the public key.
+        epoch, key = body.get("epoch"), body.get("verify_key")
         if epoch is not None and (not isinstance(epoch, str) or not _EPOCH.match(epoch)):
             raise GallerySyncError("epoch must be 32 hex characters")
         if key is not None and (not isinstance(key, str) or not _KEY.match(key)):
-            raise GallerySyncError("signing_key must be 64 hex characters")
+            raise GallerySyncError("verify_key must be 64 hex characters")
+        if key is not None:
+            try:
+                verify_key_from_bytes(bytes.fromhex(key))
+            except ValueError as exc:
+                raise GallerySyncError(f"verify_key is not an Ed25519 public key: {exc}") from None
         return cls(
             version=version,
             margin=float(margin),
@@ -118,7 +130,7 @@ class GallerySnapshot:
             embeddings=embeddings,
             qualities=qualities,
             epoch=epoch,
-            signing_key=None if key is None else bytes.fromhex(key),
+            verify_key=None if key is None else bytes.fromhex(key),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -126,7 +138,7 @@ class GallerySnapshot:
         return {
             "version": self.version,
             "epoch": self.epoch,
-            "signing_key": None if self.signing_key is None else self.signing_key.hex(),
+            "verify_key": None if self.verify_key is None else self.verify_key.hex(),
             "margin": self.margin,
             "default_threshold": self.default_threshold,
             "thresholds": dict(self.thresholds),
@@ -231,8 +243,8 @@ class GallerySync:
         """Full copies applied so far (for status and tests)."""
         self._version: int | None = None
         self._epoch: str | None = None
-        self._key: bytes | None = None
-        """The server's signing key, from the last full copy (fetched over HTTP)."""
+        self._key: Ed25519PublicKey | None = None
+        """The server's public key, from the last full copy (fetched over HTTP)."""
         self._lock = threading.Lock()
         self._synced = threading.Condition(self._lock)
         self._fetching = False
@@ -288,7 +300,7 @@ class GallerySync:
                 embeddings=embeddings,
                 qualities=np.asarray([t.quality for t in templates], dtype=np.float32),
                 epoch=self._epoch,
-                signing_key=self._key,
+                verify_key=None if self._key is None else verify_key_bytes(self._key),
             )
 
     def wait_synced(self, timeout: float) -> bool:
@@ -371,7 +383,9 @@ class GallerySync:
             )
         self._version = snapshot.version
         self._epoch = snapshot.epoch
-        self._key = snapshot.signing_key
+        self._key = (
+            None if snapshot.verify_key is None else verify_key_from_bytes(snapshot.verify_key)
+        )
 
     # changes ----------------------------------------------------------------------------------
 
@@ -410,7 +424,7 @@ class GallerySync:
             self.on_applied(version, "change")
 
     def _verified_locked(self, payload: AnyChange | GalleryVersionPayload, topic: str) -> bool:
-        """Whether ``payload`` is signed with the server's key; if not it is dropped, counted
+        """Whether ``payload`` verifies under the server's public key; if not it is dropped, counted
         and logged (once per source). Without a key yet (a copy from an older server, or
         none) nothing can be verified: the gallery is fetched again, over HTTP."""
         if verify(self._key, payload):
@@ -418,7 +432,7 @@ class GallerySync:
         reason = "unsigned" if payload.sig is None else "bad_signature"
         self.reader.reject(topic, reason, f"{type(payload).__name__} without a valid signature")
         if self._key is None:
-            self._resync_locked("no signing key to verify changes with")
+            self._resync_locked("no public key to verify changes with")
         return False
 
     def _resync_locked(self, reason: str) -> None:

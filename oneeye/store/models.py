@@ -295,7 +295,8 @@ class ApiKey(Base):
 
 class ServerKey(Base):
     """A secret every central server shares (they share this database), made at first start:
-    e.g. ``gallery``, the HMAC key gallery changes on the bus are signed with."""
+    e.g. ``gallery-ed25519``, the private key gallery changes on the bus are signed with
+    (``gallery``, the shared HMAC key of earlier versions, is no longer read)."""
 
     __tablename__ = "server_keys"
 

@@ -5,6 +5,8 @@ retried until it answers."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import threading
 import time
@@ -14,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION
 from oneeye.bus.memory import MemoryBus
@@ -25,6 +28,8 @@ from oneeye.bus.messages import (
     Rejections,
     ReloadChange,
     RemovePersonChange,
+    _signed_bytes,
+    new_signing_key,
     sign,
 )
 from oneeye.gallery import GalleryIndex
@@ -46,7 +51,7 @@ def export(service: GalleryService) -> dict[str, Any]:
     return {
         "version": gallery.version,
         "epoch": service.epoch,
-        "signing_key": service.signing_key.hex(),
+        "verify_key": service.verify_key.hex(),
         "margin": gallery.margin,
         "default_threshold": gallery.default_threshold,
         "thresholds": gallery.thresholds(),
@@ -251,7 +256,7 @@ def test_a_forged_change_is_dropped_without_taking_its_version(
     version = rig.server_gallery.version + 1
     forged: AddChange = forged_add(rig, version, customer)
     if how == "wrong key":
-        forged = sign(bytes(32), forged)
+        forged = sign(new_signing_key(), forged)
     elif how == "tampered":  # signed by the server for someone else, then renamed
         genuine = sign(rig.service.signing_key, forged_add(rig, version, "someone-else"))
         forged = genuine.model_copy(update={"templates": forged.templates})
@@ -357,3 +362,49 @@ def test_a_resync_replaces_entries_the_server_no_longer_has(rig: Rig) -> None:
 def test_a_malformed_export_is_refused_with_the_reason(body: dict[str, Any], message: str) -> None:
     with pytest.raises(GallerySyncError, match=message):
         GallerySnapshot.from_json(body)
+
+
+def key_material(value: object) -> list[bytes]:
+    """Every 32-byte hex string anywhere in ``value`` (a JSON document): a key, if it holds one."""
+    if isinstance(value, dict):
+        return [k for v in value.values() for k in key_material(v)]
+    if isinstance(value, list):
+        return [k for v in value for k in key_material(v)]
+    if isinstance(value, str) and len(value) == 64:
+        try:
+            return [bytes.fromhex(value)]
+        except ValueError:
+            return []
+    return []
+
+
+def test_nothing_an_edge_holds_can_sign_a_change(rig: Rig) -> None:
+    """Issue 11, finding 1 (#16): with a shared HMAC key every edge could sign a change every
+    other edge applied. Whatever an edge is given (the export) or keeps (its saved copy), used
+    as an HMAC key or as an Ed25519 private key, signs nothing an edge accepts."""
+    rig.sync.reader = PayloadReader(rejections=Rejections())
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    customer = rig.enrol(1)
+    wait_for(rig.in_step)
+    snapshot = rig.sync.snapshot()
+    assert snapshot is not None
+    held = key_material(export(rig.service)) + key_material(snapshot.to_json())
+    assert held, "the edge holds the server's key material to verify with"
+    version = rig.server_gallery.version + 1
+    forged = forged_add(rig, version, customer)
+    body = _signed_bytes(forged)
+    attempts = []
+    for raw in held:
+        # The scheme before Ed25519: an HMAC-SHA256 under the key the edge was given.
+        attempts.append(hmac.new(raw, body, hashlib.sha256).hexdigest())
+        attempts.append(Ed25519PrivateKey.from_private_bytes(raw).sign(body).hex())
+    for sig in attempts:
+        rig.bus.publish(GALLERY_CHANGES, Note.model_validate({**forged.model_dump(), "sig": sig}))
+    assert rig.bus.drain(5)
+    assert sum(rig.sync.reader.rejections.counts().values()) == len(attempts)
+    assert rig.sync.version == version - 1, "no forged change took the version"
+    assert not rig.edge_gallery.identify(unit(99)).is_known
+    rig.enrol(2)  # the server's own change of that version still applies
+    wait_for(rig.in_step)
+    assert not rig.edge_gallery.identify(unit(99)).is_known

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -73,6 +74,12 @@ def test_an_edge_key_fetches_the_whole_gallery_at_one_version(
     assert entry["person"] == person
     assert entry["watchlist"] == "customers"
     assert np.allclose(entry["embedding"], unit(1), atol=1e-6)
+    # Only the public key goes to edges (issue 11, finding 1): the private one stays put.
+    service = server.services.gallery_service
+    assert body["verify_key"] == service.verify_key.hex()
+    private = service.signing_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    assert private.hex() not in response.text
+    assert "signing_key" not in body
 
 
 def test_only_admins_and_edges_get_embeddings(server: OneEyeApp, client_for: ClientFor) -> None:

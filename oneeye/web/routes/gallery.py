@@ -69,10 +69,10 @@ class GalleryExport(BaseModel):
         description="This server's build of the gallery: changes of another epoch are not "
         "applied to this copy."
     )
-    signing_key: str = Field(
-        description="Hex HMAC-SHA256 key the changes on ``oneeye/v1/gallery/changes`` are "
-        "signed with; an edge applies only changes it verifies. Handed out only here, to an "
-        "edge's key or an admin."
+    verify_key: str = Field(
+        description="Hex Ed25519 public key (32 bytes) the changes on "
+        "``oneeye/v1/gallery/changes`` are verified with; an edge applies only changes it "
+        "verifies. Only the servers hold the private key, so no edge can sign a change."
     )
 
 
@@ -115,7 +115,7 @@ def export_gallery(
     return GalleryExport(
         version=before,
         epoch=services.gallery_service.epoch,
-        signing_key=services.gallery_service.signing_key.hex(),
+        verify_key=services.gallery_service.verify_key.hex(),
         margin=margin,
         default_threshold=gallery.default_threshold,
         thresholds=thresholds,
