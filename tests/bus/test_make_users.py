@@ -52,8 +52,13 @@ def test_a_password_file_made_as_root_is_readable_by_mosquitto(world_reachable: 
     info = passwords.stat()
     assert info.st_uid == owner.pw_uid
     assert stat.S_IMODE(info.st_mode) == 0o600
-    subprocess.run(["sh", script, str(passwords), "remove", "nobody-here"], check=False)
-    assert passwords.stat().st_uid == owner.pw_uid  # a removal keeps the owner too
+    subprocess.run(["sh", script, str(passwords), "edge", "edge-b"], env=env, check=True)
+    passwords.chmod(0o644)  # as if edited by hand since; a removal puts the mode back
+    subprocess.run(["sh", script, str(passwords), "remove", "edge-b"], check=True)
+    info = passwords.stat()
+    assert info.st_uid == owner.pw_uid
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert "edge-b" not in passwords.read_text()
 
     # The broker as deployed: started by root, running as the mosquitto user.
     config = broker.config.read_text().splitlines()
