@@ -11,6 +11,7 @@ a large photo, and only an enrolment is worth that.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -33,6 +34,33 @@ BACKGROUND_FACE_RATIO = 0.4
 """In an enrolment photo, faces smaller than this fraction of the largest one are background."""
 CNN_MAX_SIDE = 1280
 """The CNN detector runs on enrolment photos shrunk to at most this many pixels per side."""
+HOG_MAX_WORK_PIXELS = 8_000_000
+"""An enrolment stage's HOG never looks at more pixels than this (after its resize and
+upsampling): a 2048-pixel blank photo upsampled twice was 67 megapixels, minutes and gigabytes.
+A face too small to be found within it is too small for a template anyway."""
+CNN_MAX_WORK_PIXELS = 300_000
+"""The same for the CNN stage, whose memory is about 1 KB per pixel it looks at (6.5 GB for a
+2560x2560 working image) and whose time is tens of seconds per megapixel without BLAS. An LFW
+photo (250x250, upsampled once) is 250,000 pixels: the fallback keeps what it was measured on."""
+
+
+def bounded(plan: ScalePlan, image: RGBImage, max_pixels: int) -> ScalePlan:
+    """``plan``, shrunk where it would present more than ``max_pixels`` to the detector.
+
+    Args:
+        plan: the scale a stage would use.
+        image: the photo.
+        max_pixels: the most pixels the detector may look at (after resize and upsampling).
+
+    Returns:
+        The same plan, or one whose factor is smaller, so that the working image fits.
+    """
+    height, width = image.shape[:2]
+    scale = plan.factor * 2**plan.upsample
+    work = height * width * scale * scale
+    if work <= max_pixels:
+        return plan
+    return ScalePlan(plan.factor * math.sqrt(max_pixels / work), plan.upsample)
 
 
 class Deadline:
@@ -166,17 +194,19 @@ class FaceEngine:
         # A profile photo's face fills a good part of it: look for faces >= 1/8 of the
         # shorter side first, which lets a 12-megapixel phone photo be searched shrunk.
         quick = max(configured, shorter // 8)
-        stages = [DetectionStage("hog", plan_scale(quick, HogDetector.window_px))]
+        hog_plans = [plan_scale(quick, HogDetector.window_px)]
         if quick > configured:
-            stages.append(DetectionStage("hog", plan_scale(configured, HogDetector.window_px)))
+            hog_plans.append(plan_scale(configured, HogDetector.window_px))
         finest = plan_scale(configured, HogDetector.window_px)
-        stages.append(DetectionStage("hog", ScalePlan(finest.factor, finest.upsample + 1)))
+        hog_plans.append(ScalePlan(finest.factor, finest.upsample + 1))
+        stages = [
+            DetectionStage("hog", bounded(plan, image, HOG_MAX_WORK_PIXELS)) for plan in hog_plans
+        ]
         if self.settings.fallback:
             shrink = min(1.0, CNN_MAX_SIDE / max(image.shape[:2]))
             cnn_plan = plan_scale(max(1, round(configured * shrink)), CnnDetector.window_px)
-            stages.append(
-                DetectionStage("cnn", ScalePlan(cnn_plan.factor * shrink, cnn_plan.upsample))
-            )
+            cnn_plan = ScalePlan(cnn_plan.factor * shrink, cnn_plan.upsample)
+            stages.append(DetectionStage("cnn", bounded(cnn_plan, image, CNN_MAX_WORK_PIXELS)))
         return stages if self.settings.fallback else stages[:1]
 
     def search_stages(self, image: RGBImage) -> list[DetectionStage]:

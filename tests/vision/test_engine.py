@@ -8,7 +8,12 @@ import pytest
 from oneeye.config import EngineSettings
 from oneeye.errors import FaceError
 from oneeye.types import EMBEDDING_SIZE, Face
-from oneeye.vision.engine import FaceEngine
+from oneeye.vision.engine import (
+    CNN_MAX_WORK_PIXELS,
+    HOG_MAX_WORK_PIXELS,
+    FaceEngine,
+    bounded,
+)
 from tests.conftest import PhotoLoader, blurred, shrunk, side_by_side
 
 SAME_PERSON_MAX = 0.45
@@ -140,3 +145,26 @@ def test_jitter_is_deterministic(load_photo: PhotoLoader) -> None:
     first = engine.faces(photo, fallback=True)[0].embedding
     second = engine.faces(photo, fallback=True)[0].embedding
     np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("side", [250, 2048, 6300])
+def test_no_enrolment_stage_looks_at_more_pixels_than_its_bound(
+    engine: FaceEngine, side: int
+) -> None:
+    # A blank 6300x6300 PNG enrolled by an admin took 1.6 GB and minutes: the upsampled HOG
+    # and the CNN grew with the photo. Each stage now has a bound on what it looks at.
+    image = np.zeros((side, side, 3), dtype=np.uint8)
+    stages = engine.enrolment_stages(image)
+    assert [s.detector for s in stages][-1] == "cnn"
+    for stage in stages:
+        scale = stage.plan.factor * 2**stage.plan.upsample
+        limit = CNN_MAX_WORK_PIXELS if stage.detector == "cnn" else HOG_MAX_WORK_PIXELS
+        assert side * side * scale * scale <= limit * 1.0001
+
+
+def test_a_small_photos_stages_are_not_shrunk(engine: FaceEngine) -> None:
+    image = np.zeros((250, 250, 3), dtype=np.uint8)
+    for stage in engine.enrolment_stages(image):
+        assert bounded(stage.plan, image, 10**12) == stage.plan
+    cnn = engine.enrolment_stages(image)[-1].plan
+    assert cnn.factor == 1.0  # LFW-sized photos keep the scale they were measured at
