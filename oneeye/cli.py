@@ -23,6 +23,7 @@ import click
 import cv2
 import numpy as np
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -496,12 +497,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         app = OneEyeApp(settings, announce=announce_first_admin)
     except (OneEyeError, SQLAlchemyError) as exc:
         raise SettingError(f"cannot start: {_one_line(exc)}") from exc
-    config = uvicorn.Config(
-        app.web,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=logging.getLevelName(min(logging.getLogger().level, logging.INFO)).lower(),
-    )
+    config = uvicorn_config(app.web, settings)
     install_query_redaction()  # after uvicorn's Config, which sets up its loggers
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again; both end
     # up here as KeyboardInterrupt so the parts stop in order and the exit is clean.
@@ -800,6 +796,21 @@ def bench_lfw(
         reference=reference,
         jitter_study=jitter_study,
         speed_check=speed,
+    )
+
+
+def uvicorn_config(web: FastAPI, settings: ServeSettings) -> uvicorn.Config:
+    """How uvicorn serves the web app: ``X-Forwarded-For`` is believed only from the proxies
+    ``ONEEYE_SERVER__TRUSTED_PROXIES`` names (uvicorn would trust 127.0.0.1 by default, so a
+    local process could choose the address the login throttle counts)."""
+    proxies = settings.server.trusted_proxies
+    return uvicorn.Config(
+        web,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=logging.getLevelName(min(logging.getLogger().level, logging.INFO)).lower(),
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=list(proxies) if proxies else [],
     )
 
 

@@ -162,6 +162,10 @@ class ServerSettings(BaseModel):
     """Set this when OneEye is served over HTTPS: the session cookie is then ``Secure`` and
     named ``__Host-oneeye_session`` (the browser keeps it to this exact host, Path=/, no
     Domain: no sibling subdomain or plain-HTTP page can set or shadow it)."""
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=100)
+    """Addresses of reverse proxies whose ``X-Forwarded-For`` names the client (e.g.
+    ``["127.0.0.1"]`` behind a proxy on this host). Empty (the default): the TCP peer is the
+    client, so nobody can pick the address the login throttle counts by a header."""
     session_idle_minutes: float = Field(default=30.0, gt=0.0, le=7 * 24 * 60.0)
     """A session ends after this long without a request (an open dashboard's WebSocket does
     not count as use), besides its absolute ``session_hours``."""

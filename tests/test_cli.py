@@ -213,3 +213,19 @@ def test_watch_refuses_a_bad_source(
     err = capsys.readouterr().err
     assert err.startswith("oneeye: error: Invalid value for SOURCE: ftp://camera/1: unsupported")
     assert err.count("\n") == 1
+
+
+def test_forwarded_addresses_are_believed_only_from_named_proxies() -> None:
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: a local process
+    # could then give every bogus login a new address and never meet the login throttle.
+    from fastapi import FastAPI  # noqa: PLC0415
+
+    from oneeye.cli import uvicorn_config  # noqa: PLC0415 - the CLI imports lazily
+    from oneeye.config import ServerSettings, ServeSettings  # noqa: PLC0415
+
+    web = FastAPI()
+    plain = uvicorn_config(web, ServeSettings())
+    assert plain.proxy_headers is False
+    behind = uvicorn_config(web, ServeSettings(server=ServerSettings(trusted_proxies=["10.1.2.3"])))
+    assert behind.proxy_headers is True
+    assert behind.forwarded_allow_ips == ["10.1.2.3"]
