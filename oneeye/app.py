@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from oneeye.bus.base import Bus
 from oneeye.bus.memory import MemoryBus
 from oneeye.bus.messages import PayloadLimits, PayloadReader
-from oneeye.bus.mqtt import MqttBus
+from oneeye.bus.mqtt import MqttBus, stored_client_id
 from oneeye.config import ServeSettings
 from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
@@ -57,7 +57,11 @@ def make_bus(settings: ServeSettings, role: str = "serve") -> Bus:
         return MqttBus.from_settings(
             spec,
             settings.mqtt,
-            client_id=f"oneeye-{role}-{socket.gethostname()}",
+            client_id=settings.mqtt.client_id
+            or stored_client_id(
+                settings.data_dir / f"mqtt-client-id-{role}",
+                f"oneeye-{role}-{socket.gethostname()}",
+            ),
             share_group=settings.mqtt.share_group if role == "serve" else None,
         )
     raise OneEyeError(f"unknown bus {spec!r}; use memory, mqtt://host:port or mqtts://host:port")

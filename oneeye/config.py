@@ -302,8 +302,10 @@ class MqttSettings(BaseModel):
     """The MQTT broker connection, when ``bus`` is an ``mqtt://`` or ``mqtts://`` URL."""
 
     client_id: str | None = None
-    """This process's identity at the broker (its persistent session); ``None``:
-    ``oneeye-<role>-<hostname>``. Must differ between server instances."""
+    """This server's identity at the broker (its persistent session); ``None``:
+    ``oneeye-<role>-<hostname>-<24 random hex>``, made at the first start and kept owner-only in
+    ``{data_dir}/mqtt-client-id-<role>``. Must differ between server instances and should not
+    be guessable: the broker lets a connection with an id in use take its session over."""
     protocol: Literal["5", "3.1.1"] = "5"
     username: str | None = None
     """Overrides the user in the URL."""

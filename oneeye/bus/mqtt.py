@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
+import re
+import secrets
 import ssl
 import threading
 import time
@@ -24,6 +27,7 @@ import zlib
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -87,6 +91,39 @@ class BrokerAddress:
         """The URL without its password, for logs and errors."""
         user = f"{self.username}@" if self.username else ""
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+
+
+def stored_client_id(path: Path, stem: str) -> str:
+    """This host's MQTT client id: ``<stem>-<24 random hex>``, made at the first start and
+    kept owner-only in ``path``, so it stays the same across restarts (the broker keeps its
+    persistent session) but cannot be guessed. A broker lets a new connection with a client
+    id take over the session of the one using it; with a guessable id (``stem`` alone) any
+    credential could keep throwing a server off the broker.
+
+    Raises:
+        MqttError: ``path`` holds something that is not a client id.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first: that one is kept
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(f"{stem}-{secrets.token_hex(12)}\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+    client_id = path.read_text().strip()
+    if not _CLIENT_ID.match(client_id):
+        raise MqttError(
+            f"{path} must hold one MQTT client id (1-200 of A-Z a-z 0-9 . _ : -); delete it to "
+            "make a new one"
+        )
+    return client_id
 
 
 def parse_broker_url(url: str) -> BrokerAddress:

@@ -5,13 +5,17 @@ changes. What the broker refuses never reaches a server's subscriber."""
 
 from __future__ import annotations
 
+import socket
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from oneeye.app import make_bus
 from oneeye.bus.base import (
     EDGE_CAMERA_STATUS,
     EDGE_SIGHTINGS,
@@ -21,6 +25,7 @@ from oneeye.bus.base import (
     STATUS,
 )
 from oneeye.bus.mqtt import MqttBus, MqttError
+from oneeye.config import MqttSettings, ServeSettings
 from tests.bus.helpers import Inbox, Note, ShippedBroker
 from tests.conftest import wait_until
 
@@ -131,3 +136,64 @@ def test_no_login_without_a_known_user_and_its_password(
     with pytest.raises(MqttError, match="refused us"):
         bus.start()
     assert not bus.connected
+
+
+def test_an_edge_cannot_take_over_the_servers_session(
+    broker: ShippedBroker, tmp_path: Path
+) -> None:
+    """Issue 11, finding 1 (#17): the broker lets a connection with a client id in use throw
+    the other one off, and the server's id was ``oneeye-serve-<hostname>``, which any edge
+    could guess. Now it carries a random part made at first start and kept owner-only in the
+    data folder: stable across restarts (the persistent session survives), unguessable."""
+    settings = ServeSettings(
+        data_dir=tmp_path / "server",
+        bus=broker.url(),
+        mqtt=MqttSettings(username="oneeye-server", password=SecretStr(USERS["oneeye-server"])),
+    )
+    guessable = f"oneeye-serve-{socket.gethostname()}"
+    server = make_bus(settings)
+    assert isinstance(server, MqttBus)
+    assert server.client_id.startswith(f"{guessable}-")
+    assert len(server.client_id) == len(guessable) + 25
+    again = make_bus(settings)
+    assert isinstance(again, MqttBus)
+    assert again.client_id == server.client_id, "the same id after a restart"
+    stored = tmp_path / "server" / "mqtt-client-id-serve"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    other = make_bus(settings.model_copy(update={"data_dir": tmp_path / "other"}))
+    assert isinstance(other, MqttBus)
+    assert other.client_id != server.client_id, "each server its own"
+
+    heard = Inbox()
+    server.subscribe("oneeye/v1/#", heard)
+    server.start()
+    intruders: list[MqttBus] = []
+
+    def intrude(client_id: str) -> None:
+        intruder = MqttBus(
+            broker.url(),
+            username="edge-a",
+            password=USERS["edge-a"],
+            client_id=client_id,
+            persistent=False,
+            connect_timeout=5,
+        )
+        intruders.append(intruder)
+        intruder.start()
+
+    try:
+        assert server.wait_ready(5)
+        intrude(guessable)  # what an edge could guess: no longer the server's id
+        assert intruders[0].wait_connected(5)
+        assert not wait_until(lambda: not server.connected, timeout=1.5)
+        intruders[0].publish(
+            EDGE_SIGHTINGS.format(edge="edge-a", camera="c1"), Note.model_validate({"n": 1})
+        )
+        assert wait_until(lambda: heard.payloads() == [1])
+        # The broker would still let the real id take the session over: hence it is secret.
+        intrude(server.client_id)
+        assert wait_until(lambda: not server.connected, timeout=5)
+    finally:
+        for intruder in intruders:
+            intruder.stop()
+        server.stop()

@@ -47,7 +47,7 @@ import httpx
 
 from oneeye.bus.base import EDGE_CAMERA_STATUS, EDGE_STATUS
 from oneeye.bus.messages import MAX_CAMERAS_PER_EDGE, EdgeStatusPayload
-from oneeye.bus.mqtt import Announcement, MqttBus, parse_broker_url
+from oneeye.bus.mqtt import Announcement, MqttBus, parse_broker_url, stored_client_id
 from oneeye.config import MqttSettings
 from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
@@ -70,6 +70,8 @@ STATUS_EVERY = 5.0
 """Seconds between two edge status messages when nothing changed."""
 HTTP_TIMEOUT = 10.0
 GALLERY_CACHE = "gallery.json"
+CLIENT_ID_FILE = "mqtt-client-id"
+"""The edge's MQTT client id (``oneeye-edge-<edge id>-<random>``), kept across restarts."""
 OUTBOX_FILE = "outbox.sqlite3"
 REGISTERED_FILE = "registered.json"
 """The cameras the server last confirmed as this edge's."""
@@ -216,11 +218,14 @@ class EdgeRuntime:
         self.server = ServerClient(settings.server_url, settings.api_key)
         cameras = [c.id for c in settings.cameras]
         self.status_topic = EDGE_STATUS.format(edge=settings.edge_id)
-        # The edge's own id, not ONEEYE_MQTT__CLIENT_ID: every edge needs a session of its own.
+        # The edge's own id, not ONEEYE_MQTT__CLIENT_ID: every edge needs a session of its own;
+        # with a random part kept in its data folder, so another edge cannot take it over.
         self.bus = MqttBus.from_settings(
             settings.bus_url,
             settings.mqtt.model_copy(update={"client_id": None}),
-            client_id=f"oneeye-edge-{settings.edge_id}",
+            client_id=stored_client_id(
+                settings.data_dir / CLIENT_ID_FILE, f"oneeye-edge-{settings.edge_id}"
+            ),
             will=Announcement(
                 self.status_topic,
                 EdgeStatusPayload(
