@@ -96,7 +96,14 @@ MAX_HOURS = 24.0 * 366
 SWEEP_EVERY = 2.0
 """Seconds between two expiry checks."""
 CASE_EVENTS = frozenset(
-    {"case.created", "case.approved", "case.resolved", "case.expired", "alert.sighting"}
+    {
+        "case.created",
+        "case.approved",
+        "case.resolved",
+        "case.expired",
+        "alert.sighting",
+        "notify.failed",
+    }
 )
 """The dashboard events about one case (``case_id`` in the payload): a reporter gets only
 those of its own cases."""
@@ -179,6 +186,33 @@ class MatchInfo:
     snapshot_key: str | None
     held: bool = False
     """Found before the case was approved: not sent yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseScope:
+    """What a reporter may know of the people of Amber Alert cases (``AlertService.scope_of``).
+
+    A case's person (and anyone on the ``amber-alert`` watchlist) exists for a reporter only if
+    it filed a case for them; where and when they were seen, only once that case is approved.
+    Everyone else is untouched: customers and unknown faces are seen as by a viewer."""
+
+    hidden_people: frozenset[str]
+    """Case people whose name, photos and templates are not for this reporter."""
+    held_people: frozenset[str]
+    """Case people whose sightings are not (yet) for this reporter: ``hidden_people`` and the
+    people of its own cases that wait for approval."""
+    held_sightings: frozenset[str]
+    """Sightings matched to such a case while unknown (retro-search), by id."""
+
+    def person_visible(self, person_id: str | None) -> bool:
+        """Whether the person exists for the reporter."""
+        return person_id is None or person_id not in self.hidden_people
+
+    def sighting_visible(self, sighting_id: str, person_id: str | None) -> bool:
+        """Whether the reporter may learn of this sighting (its camera, time, snapshot)."""
+        if person_id is not None and person_id in self.held_people:
+            return False
+        return sighting_id not in self.held_sightings
 
 
 @dataclass(frozen=True, slots=True)
@@ -733,6 +767,68 @@ class AlertService:
             return owns_case(principal, self.case(case_id))
         except CaseNotFoundError:
             return False
+
+    def scope_of(self, principal: Principal) -> CaseScope | None:
+        """What ``principal`` may know of the cases' people (see ``CaseScope``); ``None`` for
+        viewers, tellers and above, who see every person and sighting. Database work: call it
+        in a thread."""
+        if not sees_own_cases_only(principal):
+            return None
+        with self.db.session() as session:
+            cases = session.execute(
+                select(
+                    AlertCase.id,
+                    AlertCase.person_id,
+                    AlertCase.filed_by,
+                    AlertCase.reporter,
+                    AlertCase.approved_at,
+                )
+            ).all()
+            listed = set(
+                session.scalars(
+                    select(Person.id).where(Person.watchlists.any(Watchlist.name == WATCHLIST))
+                )
+            )
+            released = set()
+            for case_id, _, filed_by, reporter, approved_at in cases:
+                mine = filed_by == principal.ref and reporter == principal.actor
+                if mine and approved_at is not None:
+                    released.add(case_id)
+            matched = session.execute(select(CaseMatch.case_id, CaseMatch.sighting_id)).all()
+        people = listed | {person for _, person, *_ in cases if person is not None}
+        own = {
+            person
+            for _, person, filed_by, reporter, _ in cases
+            if person is not None and filed_by == principal.ref and reporter == principal.actor
+        }
+        own_released = {
+            person for case_id, person, *_ in cases if person is not None and case_id in released
+        }
+        return CaseScope(
+            hidden_people=frozenset(people - own),
+            held_people=frozenset(people - own_released),
+            held_sightings=frozenset(sid for case_id, sid in matched if case_id not in released),
+        )
+
+    def photo_visible(self, principal: Principal, key: str) -> bool:
+        """Whether ``principal`` may fetch the stored photo ``key``: for a reporter, a case
+        photo only of its own cases, and a snapshot not of a sighting it may not know of (see
+        ``CaseScope``). Database work: call it in a thread."""
+        scope = self.scope_of(principal)
+        if scope is None:
+            return True
+        with self.db.session() as session:
+            if key.startswith(f"{PHOTO_KIND}/"):
+                owners = set(
+                    session.scalars(
+                        select(FaceTemplate.person_id).where(FaceTemplate.photo_key == key)
+                    )
+                )
+                return bool(owners) and all(scope.person_visible(p) for p in owners)
+            seen = session.execute(
+                select(Sighting.id, Sighting.person_id).where(Sighting.snapshot_key == key)
+            ).all()
+        return all(scope.sighting_visible(sid, person) for sid, person in seen)
 
     def matches(self, case_id: str) -> list[MatchInfo]:
         """A case's matches, live and retro, in the order they were seen."""

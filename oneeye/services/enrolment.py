@@ -9,7 +9,7 @@ Every enrolment and deletion is written to the audit log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -242,9 +242,11 @@ class EnrolmentService:
         limit: int = 100,
         offset: int = 0,
         match_accounts: bool = True,
+        exclude: Collection[str] = (),
     ) -> list[PersonInfo]:
         """People by name: only those on ``watchlist``, or whose name (or account id, with
-        ``match_accounts``) contains ``q`` (any case)."""
+        ``match_accounts``) contains ``q`` (any case); never those in ``exclude`` (the case
+        people a reporter may not know of)."""
         counts = (
             select(FaceTemplate.person_id, func.count().label("n"))
             .group_by(FaceTemplate.person_id)
@@ -264,6 +266,8 @@ class EnrolmentService:
             if match_accounts:
                 matches.append(func.lower(Person.account_id).like(pattern))
             query = query.where(or_(*matches))
+        if exclude:
+            query = query.where(Person.id.not_in(exclude))
         with self.db.session() as session:
             rows = session.execute(query.limit(limit).offset(offset)).all()
             return [_person_info(person, int(n)) for person, n in rows]

@@ -33,13 +33,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, event, select, update
+from sqlalchemy import CursorResult, event, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -527,6 +527,8 @@ class SightingService:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 100,
+        exclude_people: Collection[str] = (),
+        exclude_sightings: Collection[str] = (),
     ) -> list[SightingView]:
         """Stored sightings, newest first.
 
@@ -537,6 +539,8 @@ class SightingService:
             since: first seen at or after this time.
             until: first seen before this time.
             limit: at most this many (1..1000).
+            exclude_people: not these people's (what a reporter may not know of).
+            exclude_sightings: not these sightings.
         """
         limit = max(1, min(limit, MAX_LIMIT))
         query = (
@@ -555,6 +559,13 @@ class SightingService:
             query = query.where(Sighting.first_seen >= since)
         if until is not None:
             query = query.where(Sighting.first_seen < until)
+        if exclude_people:
+            # NOT IN alone would drop the unknown faces too (NULL NOT IN ... is not true).
+            query = query.where(
+                or_(Sighting.person_id.is_(None), Sighting.person_id.not_in(exclude_people))
+            )
+        if exclude_sightings:
+            query = query.where(Sighting.id.not_in(exclude_sightings))
         with self.db.session() as session:
             return [SightingView(row, name) for row, name in session.execute(query)]
 

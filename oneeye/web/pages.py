@@ -374,6 +374,18 @@ def dashboard_page(request: Request, services: ServicesDep) -> Response:
         return principal
     can_see_accounts = principal.allows("teller")
     events, last_id = recent_events(services, principal.role)
+    alerts = alert_service(request, services)
+    scope = alerts.scope_of(principal) if alerts is not None else None
+    if scope is not None:  # a reporter: no card for a sighting it may not know of
+        events = [
+            e
+            for e in events
+            if e.type not in ARRIVAL_TYPES
+            or scope.sighting_visible(
+                str(e.payload.get("sighting_id") or e.payload.get("id") or ""),
+                e.payload.get("person_id"),
+            )
+        ]
     cards = arrival_cards(events, can_see_accounts)
     if can_see_accounts:
         audit_account_views(services, principal, request, cards)

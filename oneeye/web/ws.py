@@ -13,7 +13,9 @@ fault; a cookie-authenticated connection from a page of another origin is closed
 (that its role may see) come first, then live ones, none twice. Events with account details
 go to ``teller`` and above only; each one's audit row is committed before it is sent (see
 ``oneeye.services.events``). A reporter gets the events of its own Amber Alert cases only
-(``CASE_EVENTS``), without the sightings held until a case is approved. A client that falls
+(``CASE_EVENTS``), without the sightings held until a case is approved, and no ``sighting``
+frame of a case's person unless it filed that case and the case is approved (``CaseScope``,
+asked off the event loop and kept until the next case event). A client that falls
 too far behind is closed with ``4408`` and should reconnect with ``since``: one whose queue
 holds ``ONEEYE_LIMITS__WS_QUEUE`` events it has not been sent yet (256), or one send to which
 waits ``ONEEYE_LIMITS__WS_SEND_SECONDS`` (10 s) because the client does not read. Such a client
@@ -29,13 +31,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from oneeye.services.alerts import CASE_EVENTS, may_see_held, sees_own_cases_only
+from oneeye.services.alerts import (
+    CASE_EVENTS,
+    WATCHLIST,
+    CaseScope,
+    may_see_held,
+    sees_own_cases_only,
+)
 from oneeye.services.auth import AuthError, Principal
 from oneeye.services.context import Services
 from oneeye.services.events import ACCOUNT_EVENT, EventHub, HubEvent, Subscription
@@ -53,6 +62,7 @@ OWNED_CASES_KEPT = 1000
 """Cases whose ownership one reporter's connection remembers before it asks again."""
 RECHECK_SECONDS = 60.0
 """How often an open connection's session or key is checked again."""
+SIGHTING_EVENT = "sighting"
 SUBPROTOCOL = "oneeye"
 """The subprotocol the server answers with when a client offers it."""
 KEY_SUBPROTOCOL = "oneeye.key."
@@ -69,6 +79,17 @@ def _subprotocol_key(websocket: WebSocket) -> str | None:
 
 CLOSE_SECONDS = 2.0
 """How long a close frame may wait for a client to take it before the connection is aborted."""
+
+
+@dataclass(slots=True)
+class Known:
+    """What one reporter's connection remembers of the database's answers, so that the event
+    loop asks it (in a thread) only when something changed."""
+
+    owned: dict[str, bool] = field(default_factory=dict)
+    """Case id -> whether this reporter filed it."""
+    scope: CaseScope | None = None
+    """The reporter's ``CaseScope``; ``None``: ask again (a case event passed)."""
 
 
 class SlowClientError(Exception):
@@ -134,19 +155,19 @@ async def dashboard_socket(
     hub = services.events
     timeout = services.settings.limits.ws_send_seconds
     subscription = hub.subscribe(principal.role)
-    owned: dict[str, bool] = {}
+    known = Known()
     logger.info("dashboard socket opened for %s (since %s)", principal.actor, since)
     try:
         last = 0
         if since is not None:
             missed = await run_in_threadpool(hub.since, since, principal.role, REPLAY_LIMIT)
             for event in missed:
-                await _send(websocket, event, principal, services, timeout, owned)
+                await _send(websocket, event, principal, services, timeout, known)
                 last = event.id
         # Four tasks, waited on once: the per-event path is just queue -> send. ``behind``
         # ends the connection even while the sender is stuck on a client that does not read.
         sender = asyncio.create_task(
-            _pump(websocket, subscription, last, principal, services, timeout, owned)
+            _pump(websocket, subscription, last, principal, services, timeout, known)
         )
         receiver = asyncio.create_task(_drain(websocket))
         checker = asyncio.create_task(_recheck(services, websocket, api_key, principal))
@@ -213,7 +234,7 @@ async def _pump(
     principal: Principal,
     services: Services,
     timeout: float,
-    owned: dict[str, bool],
+    known: Known,
 ) -> None:
     """Send live events until the client falls too far behind (returns, or ``SlowClientError``) or
     goes away (raises)."""
@@ -223,7 +244,7 @@ async def _pump(
             return
         if event.id <= last:
             continue  # already sent in the replay
-        await _send(websocket, event, principal, services, timeout, owned)
+        await _send(websocket, event, principal, services, timeout, known)
         last = event.id
 
 
@@ -250,14 +271,25 @@ async def _still_allowed(
 
 
 async def _may_get(
-    event: HubEvent, principal: Principal, services: Services, owned: dict[str, bool]
+    event: HubEvent,
+    principal: Principal,
+    services: Services,
+    known: Known,
 ) -> bool:
     """Whether ``principal`` may get ``event``: a reporter only its own cases' events (asked
-    of the database once per case, off the event loop, and remembered in ``owned``)."""
-    if event.type not in CASE_EVENTS or not sees_own_cases_only(principal):
+    of the database once per case, off the event loop, and remembered in ``owned``), and
+    sightings only of people it may know were seen (see ``_sighting_visible``)."""
+    if not sees_own_cases_only(principal):
+        return True
+    if event.type in CASE_EVENTS:
+        known.scope = None  # a case was filed, approved or closed: who is held may have changed
+    elif event.type == SIGHTING_EVENT:
+        return await _sighting_visible(event, principal, services, known)
+    else:
         return True
     if event.payload.get("held") and not may_see_held(principal):
         return False  # a sighting held for approval: its filer learns of it once approved
+    owned = known.owned
     case_id = str(event.payload.get("case_id", ""))
     if case_id not in owned:
         alerts = getattr(services, "alerts", None)
@@ -269,17 +301,37 @@ async def _may_get(
     return owned[case_id]
 
 
+async def _sighting_visible(
+    event: HubEvent, principal: Principal, services: Services, known: Known
+) -> bool:
+    """Whether a reporter may get a ``sighting`` frame: not of a case's person unless it
+    filed the case and the case is approved. The scope is asked of the database off the event
+    loop and kept in ``known`` until a case event clears it; a sighting on the Amber Alert
+    watchlist of a person the kept scope does not know asks again (a case filed since)."""
+    person = event.payload.get("person_id")
+    person_id = person if isinstance(person, str) else None
+    scope = known.scope
+    if scope is None or (
+        event.payload.get("watchlist") == WATCHLIST and person_id not in scope.held_people
+    ):
+        alerts = getattr(services, "alerts", None)
+        if alerts is None:
+            return person_id is None
+        scope = known.scope = await run_in_threadpool(alerts.scope_of, principal)
+    return scope is None or scope.sighting_visible(str(event.payload.get("sighting_id")), person_id)
+
+
 async def _send(
     websocket: WebSocket,
     event: HubEvent,
     principal: Principal,
     services: Services,
     timeout: float,
-    owned: dict[str, bool],
+    known: Known,
 ) -> None:
     """Send one event (unless ``principal`` may not get it, see ``_may_get``);
     ``SlowClientError`` when the client has not taken it within ``timeout``."""
-    if not await _may_get(event, principal, services, owned):
+    if not await _may_get(event, principal, services, known):
         return
     if event.type == ACCOUNT_EVENT:
         # The row is committed before the details leave, so no kill can lose it.

@@ -9,6 +9,7 @@ before case ownership and approval existed."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -330,3 +331,130 @@ def test_a_case_filed_by_a_coordinator_is_approved_as_it_is_filed(
     wait_for(lambda: len(site.mail.handler.messages) == 1, "the sighting's email")
     assert admin.get(f"{CASES}/{case['id']}").json()["can_manage"] is True
     assert file_case(admin, face_photos)["approved"] is True
+
+
+def sighting_frames(url: str, client: httpx.Client) -> list[dict[str, Any]]:
+    """The data of the ``sighting`` frames ``/ws?since=0`` replays to ``client``'s user."""
+    cookie = f"oneeye_session={client.cookies['oneeye_session']}"
+    frames = []
+    with connect(
+        url.replace("http://", "ws://") + "/ws?since=0", additional_headers={"Cookie": cookie}
+    ) as socket:
+        try:
+            while True:
+                frames.append(json.loads(socket.recv(timeout=1.0)))
+        except TimeoutError:
+            pass
+    return [f["data"] for f in frames if f["type"] == "sighting"]
+
+
+def seen_at_door(site: Site, person_id: str) -> tuple[str, str]:
+    """Publish a sighting of ``person_id`` at the door with a stored snapshot; once it is
+    stored (and on the dashboards), its id and its snapshot's URL."""
+    name = uuid.uuid4().hex
+    key = f"snapshots/door/{name[:2]}/{name}.jpg"
+    site.app.services.photos.put(key, b"\xff\xd8 not really a jpeg")
+    message = sighting("door", person_id, datetime.now(UTC), snapshot_key=key)
+    publish(site.app, message)
+    wait_for(
+        lambda: site.count(CaseMatch, CaseMatch.sighting_id == message["id"]) == 1,
+        "the sighting to be stored as a match",
+    )
+    wait_for(
+        lambda: any(
+            e.payload.get("sighting_id") == message["id"]
+            for e in site.app.services.events.since(0, "viewer")
+            if e.type == "sighting"
+        ),
+        "the sighting's dashboard event",
+    )
+    return message["id"], f"{API}/photos/{key}"
+
+
+def test_the_filer_learns_where_and_when_only_once_the_case_is_approved(
+    site: Site, face_photos: Path
+) -> None:
+    """Issue 11 #29: before approval the filer got the sighting's camera and time from /ws
+    ``sighting`` frames, ``/sightings?person=``, ``/sightings/{id}`` and the snapshot."""
+    reporter = site.client("rita", "reporter")
+    teller = site.client("tina", "teller")
+    coordinator = site.client("cora", "coordinator")
+    case = file_case(reporter, face_photos)
+    person = case["person_id"]
+    sid, snapshot = seen_at_door(site, person)
+
+    # Staff see it at once, as before.
+    assert [s["id"] for s in teller.get(f"{API}/sightings", params={"person": person}).json()] == [
+        sid
+    ]
+    assert teller.get(snapshot).status_code == 200
+    assert [f["sighting_id"] for f in sighting_frames(site.url, teller)] == [sid]
+
+    # The filer: "not found", as for an id that does not exist; no frame, no card.
+    assert reporter.get(f"{API}/sightings", params={"person": person}).json() == []
+    assert sid not in {s["id"] for s in reporter.get(f"{API}/sightings").json()}
+    hidden, unknown = reporter.get(f"{API}/sightings/{sid}"), reporter.get(f"{API}/sightings/x")
+    assert (hidden.status_code, unknown.status_code) == (404, 404)
+    assert message(hidden) == f"there is no sighting {sid!r}"
+    missing = reporter.get(snapshot)
+    assert missing.status_code == 404
+    assert message(missing) == f"no photo {snapshot.removeprefix(API + '/photos/')!r}"
+    assert sighting_frames(site.url, reporter) == []
+    assert sid not in reporter.get("/").text
+    assert reporter.get(f"{CASES}/{case['id']}").json()["held_matches"] == 1
+
+    # Approved: the filer sees it all.
+    assert coordinator.post(f"{CASES}/{case['id']}/approve").status_code == 200
+    listed = reporter.get(f"{API}/sightings", params={"person": person}).json()
+    assert [(s["id"], s["camera_id"]) for s in listed] == [(sid, "door")]
+    assert reporter.get(f"{API}/sightings/{sid}").status_code == 200
+    assert reporter.get(snapshot).status_code == 200
+    assert [f["sighting_id"] for f in sighting_frames(site.url, reporter)] == [sid]
+
+
+def test_a_second_reporter_sees_nothing_of_the_familys_case_person(
+    site: Site, face_photos: Path
+) -> None:
+    """Issue 11 #30: another reporter saw the case person in ``/people``, its templates and
+    case photo, and its sightings (API and /ws), even after approval."""
+    family = site.client("family", "reporter")
+    stranger = site.client("stranger", "reporter")
+    viewer = site.client("vera", "viewer")
+    coordinator = site.client("cora", "coordinator")
+    case = file_case(family, face_photos)
+    person = case["person_id"]
+    assert coordinator.post(f"{CASES}/{case['id']}/approve").status_code == 200
+    sid, snapshot = seen_at_door(site, person)
+    [photo] = case["photo_urls"]
+
+    # The filer and staff see the person, its photos and its sighting.
+    for who in (family, viewer):
+        assert person in {p["id"] for p in who.get(f"{API}/people").json()}
+        assert who.get(f"{API}/people/{person}").status_code == 200
+        [template] = who.get(f"{API}/people/{person}/templates").json()
+        assert who.get(template["photo_url"]).status_code == 200
+        assert who.get(photo).status_code == 200
+        assert [s["id"] for s in who.get(f"{API}/sightings", params={"person": person}).json()] == [
+            sid
+        ]
+        assert [f["sighting_id"] for f in sighting_frames(site.url, who)] == [sid]
+
+    # Another reporter: the person does not exist for it.
+    assert stranger.get(f"{API}/people").json() == []
+    assert stranger.get(f"{API}/people", params={"watchlist": "amber-alert"}).json() == []
+    assert stranger.get(f"{API}/people", params={"q": "obama"}).json() == []
+    for path in (f"{API}/people/{person}", f"{API}/people/{person}/templates"):
+        answer = stranger.get(path)
+        assert answer.status_code == 404
+        assert message(answer) == f"no person with id {person!r}"
+    assert stranger.get(photo).status_code == 404
+    assert stranger.get(f"{API}/sightings", params={"person": person}).json() == []
+    assert stranger.get(f"{API}/sightings/{sid}").status_code == 404
+    assert stranger.get(snapshot).status_code == 404
+    assert sighting_frames(site.url, stranger) == []
+    assert sid not in stranger.get("/").text
+    # An unknown face is not a case's: the stranger still sees it, as every viewer does.
+    unknown = sighting("door", None, datetime.now(UTC))
+    publish(site.app, unknown)
+    wait_for(lambda: site.count(Sighting, Sighting.id == unknown["id"]) == 1, "the unknown face")
+    assert [s["id"] for s in stranger.get(f"{API}/sightings").json()] == [unknown["id"]]

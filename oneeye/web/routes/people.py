@@ -3,7 +3,9 @@
 Reading needs ``viewer``; creating, changing, enrolling and deleting need ``admin``. Who holds
 which account, and the notes kept on a person, are for ``teller`` and above: lower roles get
 people without ``account_id`` and ``notes``, and their ``q`` searches names only (so an
-account number cannot be probed). Every listing is written to the audit log. An upload
+account number cannot be probed). A reporter does not see the person of another reporter's
+Amber Alert case at all (``oneeye.services.alerts.CaseScope``): not in lists, and "not found"
+by id, like an unknown id. Every listing is written to the audit log. An upload
 that cannot be enrolled (not an image, too large, no face, several faces) is answered with a
 4xx that says why, and leaves nothing behind.
 
@@ -30,6 +32,7 @@ from starlette.background import BackgroundTask
 
 from oneeye.errors import FaceError, ImageError
 from oneeye.services.auth import Principal
+from oneeye.services.context import Services
 from oneeye.services.customers import PHOTOS_URL
 from oneeye.services.enrolment import (
     UNSET,
@@ -216,6 +219,14 @@ def read_upload(file: UploadFile, limit: int) -> bytes:
     return file.file.read(limit + 1)
 
 
+def hide_case_person(services: Services, principal: Principal, person_id: str) -> None:
+    """``NotFoundError``, worded as for an unknown id, when ``person_id`` is the person of an
+    Amber Alert case that ``principal`` (a reporter) did not file."""
+    scope = services.alerts.scope_of(principal)
+    if scope is not None and not scope.person_visible(person_id):
+        raise NotFoundError(f"no person with id {person_id!r}")
+
+
 def refuse(exc: Exception) -> NoReturn:
     """Answer a service error as the HTTP error that fits it (the message is kept)."""
     if isinstance(exc, NotFoundError):
@@ -255,8 +266,14 @@ def list_people(
     """People by name, optionally only those on a watchlist or matching ``q``; account ids
     and notes for ``teller`` and above only."""
     accounts = viewer.allows(ACCOUNT_ROLE)
+    scope = services.alerts.scope_of(viewer)
     people = services.enrolment.people(
-        watchlist=watchlist, q=q, limit=limit, offset=offset, match_accounts=accounts
+        watchlist=watchlist,
+        q=q,
+        limit=limit,
+        offset=offset,
+        match_accounts=accounts,
+        exclude=scope.hidden_people if scope is not None else (),
     )
     # The search text may be a name: the audit row keeps only the ids that were shown.
     audit_access(
@@ -299,6 +316,7 @@ def get_person(
 ) -> PersonPublic | PersonSummary:
     """The person with this id (account id and notes for ``teller`` and above)."""
     try:
+        hide_case_person(services, viewer, person_id)
         return person_for(services.enrolment.person(person_id), viewer)
     except EnrolmentError as exc:
         refuse(exc)
@@ -380,6 +398,7 @@ async def enrol_photo(
 def list_templates(person_id: str, services: ServicesDep, viewer: Viewer) -> list[TemplatePublic]:
     """The person's enrolled photos with their boxes and quality, oldest first."""
     try:
+        hide_case_person(services, viewer, person_id)
         return [template_public(t) for t in services.enrolment.templates(person_id)]
     except EnrolmentError as exc:
         refuse(exc)

@@ -3,7 +3,9 @@
 Camera snapshots (``snapshots/...``) need ``viewer``; enrolment photos (``templates/...``) and
 customers' profile photos (``customers/...``) are biometric or account data and need
 ``teller``. Answers are marked ``Cache-Control: private`` so no shared cache keeps them.
-Every photo handed out is written to the audit log (``photo.view``, by key) first.
+Every photo handed out is written to the audit log (``photo.view``, by key) first. A reporter
+gets a case photo only of a case it filed, and a snapshot only of a sighting it may know of
+(``oneeye.services.alerts.CaseScope``); others are "not found", like an unknown key.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def get_photo(key: str, request: Request, services: ServicesDep, principal: View
             f"{kind} photos need the {needed} role or above; you are {principal.role}",
         )
     try:
+        if not services.alerts.photo_visible(principal, key):
+            raise PhotoNotFoundError(key)
         data = services.photos.get(key)
     except PhotoNotFoundError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no photo {key!r}") from None

@@ -1,5 +1,9 @@
 """Sightings: ``/sightings`` (filter by camera, person, watchlist and time) and
-``/sightings/{id}``. Viewer and above; embeddings of unknown faces are never returned."""
+``/sightings/{id}``. Viewer and above; embeddings of unknown faces are never returned.
+
+A reporter does not learn where or when an Amber Alert case's person was seen unless it filed
+that case and the case is approved (``oneeye.services.alerts.CaseScope``): such sightings are
+left out of its lists and are "not found" to it, like an unknown id."""
 
 from __future__ import annotations
 
@@ -79,6 +83,7 @@ def list_sightings(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[SightingPublic]:
     """Sightings, newest first."""
+    scope = services.alerts.scope_of(principal)
     views = services.sightings.query(
         camera=camera,
         person=person,
@@ -86,6 +91,8 @@ def list_sightings(
         since=_aware(since, "since"),
         until=_aware(until, "until"),
         limit=limit,
+        exclude_people=scope.held_people if scope is not None else (),
+        exclude_sightings=scope.held_sightings if scope is not None else (),
     )
     return [_public(view) for view in views]
 
@@ -94,6 +101,9 @@ def list_sightings(
 def get_sighting(sighting_id: str, services: ServicesDep, principal: Viewer) -> SightingPublic:
     """One sighting."""
     view = services.sightings.get(sighting_id)
-    if view is None:
+    scope = services.alerts.scope_of(principal) if view is not None else None
+    if view is None or (
+        scope is not None and not scope.sighting_visible(view.sighting.id, view.sighting.person_id)
+    ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no sighting {sighting_id!r}")
     return _public(view)
