@@ -144,7 +144,12 @@ def test_an_admin_creates_an_edge_key_that_only_reaches_the_edge_routes(
     client_for: ClientFor, anonymous: TestClient
 ) -> None:
     admin = client_for("admin")
-    created = admin.post("/api/v1/api-keys", json={"name": "branch-12 edge", "role": "edge"})
+    nameless = admin.post("/api/v1/api-keys", json={"name": "branch-12 edge", "role": "edge"})
+    assert nameless.status_code == 400  # an edge key names its edge (its broker user)
+    assert "needs the edge's id" in nameless.text
+    created = admin.post(
+        "/api/v1/api-keys", json={"name": "branch-12 edge", "role": "edge", "edge_id": "branch-12"}
+    )
     assert created.status_code == 201, created.text
     headers = {"Authorization": f"Bearer {created.json()['key']}"}
     assert anonymous.get("/api/v1/gallery", headers=headers).status_code == 200
