@@ -131,15 +131,21 @@ def contention() -> float:
     return max(1.0, ratios[0])
 
 
-def check_real_time(fps_calm: float, fps_busy: float) -> None:
-    """The camera kept its frame rate (within 10%) while the server was busy; skipped when
-    this box could not play the clip in real time even when calm (no core to spare)."""
-    if fps_calm < 0.9 * CLIP_FPS:
+def check_real_time(fps_calm: float, fps_busy: float, slowdown: float) -> None:
+    """The camera kept its frame rate (within 10%) while the server was busy; skipped only when
+    other processes load this box (``slowdown``, from ``contention``), because then their load,
+    not the server's, moves the camera. A camera that cannot play the clip in real time even
+    when calm is CPU-bound, which is the case where a server stealing its core would show."""
+    if slowdown > MAX_CONTENTION_FOR_FPS:
         pytest.skip(
-            f"this box played the {CLIP_FPS:g} fps clip at {fps_calm:.1f} fps even when calm: "
-            "too busy to tell whether the server slowed the camera"
+            f"this box is shared (contention x{slowdown:.1f}): the camera played "
+            f"{fps_calm:.1f} fps calm, {fps_busy:.1f} busy, but others' load moves that figure"
         )
     assert fps_busy >= 0.9 * fps_calm, (fps_calm, fps_busy)
+
+
+MAX_CONTENTION_FOR_FPS = 1.5
+"""Above this contention the frame-rate comparison says more about other jobs than the server."""
 
 
 class FrameCounter:
@@ -245,7 +251,7 @@ def test_a_login_flood_leaves_a_cheap_route_fast_and_the_camera_at_its_frame_rat
     # Under 100 ms (times the box's contention); on a shared box the calm figure is noisy
     # too, so 3x calm is let through as well.
     assert busy.p95() < max(LATENCY_P95 * slowdown, 3 * calm.p95()), (calm.p95(), busy.p95())
-    check_real_time(fps_calm, fps_busy)
+    check_real_time(fps_calm, fps_busy, slowdown)
 
 
 def blank_png(side: int) -> bytes:
@@ -317,7 +323,7 @@ def test_a_huge_blank_png_is_answered_in_seconds_and_little_memory_while_the_cam
     assert answer.json() == {"faces": []}
     assert seconds < PNG_SECONDS * slowdown
     assert extra < PNG_EXTRA_RSS
-    check_real_time(fps_calm, fps_busy)
+    check_real_time(fps_calm, fps_busy, slowdown)
 
 
 def animated_gif(side: int, frames: int) -> bytes:
