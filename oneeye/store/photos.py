@@ -6,15 +6,13 @@ the key in the database and never build paths themselves.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 
 from oneeye.errors import OneEyeError
-from oneeye.store.files import private_dir
+from oneeye.store.files import private_dir, write_private
 from oneeye.store.models import new_id
 
 _KEY = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*\.[a-z0-9]{2,5}$")
@@ -104,18 +102,7 @@ class LocalPhotoStore(PhotoStore):
         return self.root / check_key(key)
 
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        private_dir(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private(self._path(key), data)
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
