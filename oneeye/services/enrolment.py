@@ -26,7 +26,7 @@ from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerError, check_account_id
 from oneeye.services.gallery import GalleryEntry, GalleryService, template_of
 from oneeye.store.db import Database
-from oneeye.store.models import FaceTemplate, Person, Watchlist, embedding_to_bytes
+from oneeye.store.models import FaceTemplate, Person, Watchlist, embedding_to_bytes, new_id
 from oneeye.store.photos import PhotoStore
 from oneeye.types import Face, FaceBox, FaceQuality, RGBImage
 from oneeye.vision.engine import Deadline, FaceEngine
@@ -566,3 +566,69 @@ class EnrolmentService:
                 )
             )
         return found
+
+    # people filed from photos elsewhere (Amber Alert cases) ----------------------------------
+
+    def face_of_photo(
+        self, data: bytes, filename: str = "", *, deadline: Deadline | None = None
+    ) -> tuple[Face, bytes]:
+        """The one usable face of a photo anyone with the reporter role may send, and the
+        photo re-encoded for storing (upright, no EXIF); nothing is stored.
+
+        The photo is shrunk to ``photo_max_side`` and searched with the cheap detection stages
+        only.
+
+        Raises:
+            UploadTooLargeError, ImageError: the upload is too large or not a usable image.
+            FaceError: no face, several faces, or a face too small (the file name in it).
+            TimeLimitError: the deadline passed or was cancelled.
+        """
+        image = self.decode_upload(data, filename, max_side=self.photo_max_side)
+        try:
+            face = self.engine.enrolment_face(image, thorough=False, deadline=deadline)
+        except FaceError as exc:
+            where = f"{filename}: " if filename else ""
+            raise FaceError(f"{where}{exc}") from None
+        return face, encode_jpeg(image)
+
+    def add_person_with_faces(
+        self,
+        session: Session,
+        *,
+        name: str,
+        notes: str,
+        watchlist: str,
+        faces: Sequence[tuple[Face, str]],
+    ) -> tuple[str, list[GalleryEntry]]:
+        """Add a person on ``watchlist`` with one template per ``(face, stored photo key)``,
+        in the caller's transaction (so the record of why they were added commits with them).
+
+        Returns:
+            The person's id, and the entries to give the live gallery once it commits.
+
+        Raises:
+            EnrolmentError: the watchlist does not exist.
+        """
+        [row] = self._watchlist_rows(session, [watchlist])
+        person = Person(id=new_id(), name=name, notes=notes, watchlists=[row])
+        session.add(person)
+        entries = []
+        for face, key in faces:
+            template = FaceTemplate(
+                id=new_id(),
+                person=person,
+                photo_key=key,
+                embedding=embedding_to_bytes(face.embedding),
+                top=face.box.top,
+                right=face.box.right,
+                bottom=face.box.bottom,
+                left=face.box.left,
+                quality=face.quality.score,
+                size_px=float(face.quality.size),
+                sharpness=face.quality.sharpness,
+                frontalness=face.quality.frontalness,
+            )
+            session.add(template)
+            entries.append(GalleryEntry(template.id, person.id, face.embedding, face.quality.score))
+        session.flush()
+        return person.id, entries

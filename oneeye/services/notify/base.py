@@ -1,18 +1,30 @@
-"""What every notification channel shares: the message to send, the sender interface, the
-error a sender raises (saying whether trying again could help), and addresses masked for logs."""
+"""What every notification channel shares: the alert payload (one typed model for the alert
+service that writes it and the senders that read it), the message to send, the sender
+interface (send, check and mask addresses, build from settings), and the errors: an address
+that does not fit, a delivery that failed (saying whether trying again could help)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from oneeye.config import NotifySettings
 from oneeye.errors import OneEyeError
+from oneeye.services.notify.links import LinkSigner
+from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
+from oneeye.store.photos import PhotoStore
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 """Client-error statuses that mean "later", not "never"."""
+
+
+class AddressError(OneEyeError):
+    """A subscription's address does not fit its channel, or may not be used."""
 
 
 class DeliveryError(OneEyeError):
@@ -44,23 +56,62 @@ def status_error(service: str, status: int) -> DeliveryError:
     return DeliveryError(reason, permanent=permanent, provider_down=status >= 500 or status == 429)
 
 
-def mask_address(channel: str, address: str) -> str:
-    """``address`` as logs may show it: ``a***@example.org``, ``+44*****789``, a webhook's
-    host only. The full address stays in the database (the case page shows it to those who
-    may manage subscriptions)."""
-    if channel == "email":
-        local, at, domain = address.rpartition("@")
-        return f"{local[:1]}***@{domain}" if at else "***"
-    if channel == "sms":
-        digits = len(address)
-        return address[:3] + "*" * max(0, digits - 6) + address[-3:] if digits > 6 else "***"
-    if channel == "webhook":
-        try:
-            host = urlsplit(address).hostname
-        except ValueError:
-            host = None
-        return host or "***"
-    return "***"
+@dataclass(frozen=True, slots=True)
+class SenderContext:
+    """What a sender may be built from: the settings, the photo store (email attaches
+    snapshots), the link signer (SMS and webhooks link them) and the outbound guard (every
+    request to an address outside the server goes through it)."""
+
+    settings: NotifySettings
+    photos: PhotoStore
+    links: LinkSigner
+    outbound: OutboundGuard
+
+    @property
+    def link_lifetime(self) -> float:
+        """Seconds a signed snapshot link stays valid."""
+        return self.settings.link_hours * 3600.0
+
+
+class AlertPayload(BaseModel):
+    """What one notification is about: a sighting of a case's person.
+
+    The alert service builds it and the outbox keeps it (``notifications.payload``, as
+    ``to_json``); every sender reads it back through ``from_json``, the one place the stored
+    JSON is parsed. Fields a sender cannot find (a row from an older version) read as
+    ``None`` and are shown with a readable default (``describe``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    case_id: str = Field(default="", max_length=64)
+    case_name: str | None = Field(default=None, max_length=1000)
+    description: str | None = Field(default=None, max_length=20_000)
+    person_id: str | None = Field(default=None, max_length=64)
+    camera_id: str | None = Field(default=None, max_length=200)
+    camera_name: str | None = Field(default=None, max_length=1000)
+    location: str | None = Field(default=None, max_length=1000)
+    seen_at: datetime | None = None
+    distance: float | None = None
+    sighting_id: str = Field(default="", max_length=64)
+    snapshot_key: str | None = Field(default=None, max_length=1000)
+    kind: str | None = Field(default=None, max_length=16)
+    """``live`` or ``retro``."""
+    case_url: str | None = Field(default=None, max_length=4000)
+
+    def to_json(self) -> dict[str, Any]:
+        """The payload as stored and as a webhook receives it (``seen_at`` in ISO 8601)."""
+        data = self.model_dump()
+        data["seen_at"] = None if self.seen_at is None else self.seen_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: object) -> AlertPayload:
+        """A stored payload, parsed.
+
+        Raises:
+            pydantic.ValidationError: it is not a payload (not an object, a wrong type).
+        """
+        return cls.model_validate(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +123,7 @@ class Outgoing:
     sighting_id: str
     channel: str
     address: str
-    payload: dict[str, Any]
+    payload: AlertPayload
     secret: str | None = None
     """The subscription's webhook signing secret."""
 
@@ -105,40 +156,69 @@ class AlertText:
         }
 
 
-def _text(payload: dict[str, Any], name: str, default: str) -> str:
-    value = payload.get(name)
-    return default if value is None or value == "" else str(value)
+def _text(value: str | None, default: str) -> str:
+    return default if value is None or value == "" else value
 
 
-def _when(value: object) -> str:
-    if not isinstance(value, str):
-        return "an unknown time"
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def describe(payload: dict[str, Any]) -> AlertText:
+def describe(payload: AlertPayload) -> AlertText:
     """The alert's fields as text, with a readable default for each missing one."""
-    distance = payload.get("distance")
+    seen = payload.seen_at
     return AlertText(
-        person=_text(payload, "case_name", "the missing person"),
-        description=_text(payload, "description", ""),
-        camera=_text(payload, "camera_name", _text(payload, "camera_id", "a camera")),
-        location=_text(payload, "location", "location not given"),
-        time=_when(payload.get("seen_at")),
-        distance=f"{distance:.3f}" if isinstance(distance, int | float) else "n/a",
-        kind=_text(payload, "kind", "live"),
-        case_url=_text(payload, "case_url", ""),
+        person=_text(payload.case_name, "the missing person"),
+        description=_text(payload.description, ""),
+        camera=_text(payload.camera_name, _text(payload.camera_id, "a camera")),
+        location=_text(payload.location, "location not given"),
+        time="an unknown time" if seen is None else seen.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        distance="n/a" if payload.distance is None else f"{payload.distance:.3f}",
+        kind=_text(payload.kind, "live"),
+        case_url=_text(payload.case_url, ""),
     )
 
 
 class Sender(ABC):
-    """Delivers notifications of one channel (``email``, ``sms``, ``webhook``)."""
+    """Delivers the notifications of one channel, and knows that channel's addresses.
 
-    channel: str
+    A channel is one subclass, registered by name in ``oneeye.services.notify.senders``; the
+    class checks and masks its addresses, and ``from_context`` builds it from the settings.
+    """
+
+    channel: ClassVar[str]
+    """The channel's name, as subscriptions and outbox rows store it."""
+    per_address: ClassVar[bool] = False
+    """Whether each address is a server of its own (a webhook URL) rather than every
+    message going through one server (SMTP, the SMS gateway): what an outage is shared by."""
+    signed: ClassVar[bool] = False
+    """Whether a subscription carries a secret its messages are signed with."""
+
+    @classmethod
+    @abstractmethod
+    def check_address(cls, address: str) -> str:
+        """``address`` (stripped of surrounding space, without control characters) cleaned
+        if it fits the channel.
+
+        Raises:
+            AddressError: it does not; the message says what was expected.
+        """
+
+    @classmethod
+    def check_reachable(cls, address: str, outbound: OutboundGuard) -> None:
+        """Refuse, when subscribing, an address the server may not send to (an internal
+        URL); the default: every checked address may be used.
+
+        Raises:
+            AddressError: it may not be used.
+        """
+        return
+
+    @classmethod
+    def mask(cls, address: str) -> str:
+        """``address`` as logs may show it (the full one stays in the database)."""
+        return "***"
+
+    @classmethod
+    @abstractmethod
+    def from_context(cls, context: SenderContext) -> Sender:
+        """The sender as the settings in ``context`` configure it."""
 
     @abstractmethod
     def send(self, message: Outgoing) -> None:
@@ -147,3 +227,36 @@ class Sender(ABC):
         Raises:
             DeliveryError: it was not accepted (``permanent`` when a retry cannot help).
         """
+
+    def close(self) -> None:
+        """Release what the sender holds open (an HTTP client); a later send reopens it."""
+        return
+
+
+def url_host(address: str) -> str:
+    """A URL's host name only, as logs may show it (a path or query often holds a token)."""
+    try:
+        host = urlsplit(address).hostname
+    except ValueError:
+        host = None
+    return host or "***"
+
+
+def check_url(channel: str, address: str) -> str:
+    """``address`` if it is an http(s) URL of at most 2000 characters with a host, else an
+    ``AddressError`` naming the channel."""
+    parts = urlsplit(address)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(address) > 2000:
+        raise AddressError(
+            f"a {channel} subscription needs an http:// or https:// URL, got {address!r}"
+        )
+    return address
+
+
+def check_reachable_url(channel: str, address: str, outbound: OutboundGuard) -> None:
+    """Refuse a URL the outbound guard refuses (its name resolved now, in the caller's
+    thread; the sender checks again on every send, against DNS rebinding)."""
+    try:
+        outbound.check_url(address)
+    except OutboundRefusedError as exc:
+        raise AddressError(f"this {channel} URL cannot be used: {exc}") from None

@@ -25,7 +25,14 @@ from email.utils import formatdate
 from urllib.parse import urlsplit
 
 from oneeye.config import SmtpSettings
-from oneeye.services.notify.base import DeliveryError, Outgoing, Sender, describe, mask_address
+from oneeye.services.notify.base import (
+    AddressError,
+    DeliveryError,
+    Outgoing,
+    Sender,
+    SenderContext,
+    describe,
+)
 from oneeye.services.notify.links import LinkError, LinkSigner
 from oneeye.store.photos import PhotoStore, PhotoStoreError
 
@@ -36,6 +43,7 @@ MAX_HEADER_CHARS = 300
 """A subject longer than this is cut (a case name is at most 200 characters)."""
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _SPACES = re.compile(r"\s+")
+_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]+$")
 
 
 def header_text(value: str, limit: int = MAX_HEADER_CHARS) -> str:
@@ -85,10 +93,35 @@ class EmailSender(Sender):
         self.tls_context = tls_context if tls_context is not None else ssl.create_default_context()
         self._domain = urlsplit(links.public_url).hostname or "oneeye.local"
 
+    @classmethod
+    def from_context(cls, context: SenderContext) -> EmailSender:
+        """The sender for ``context.settings.smtp``."""
+        return cls(
+            context.settings.smtp,
+            context.photos,
+            context.links,
+            link_lifetime=context.link_lifetime,
+        )
+
+    @classmethod
+    def check_address(cls, address: str) -> str:
+        """An email address like ``name@example.org`` (at most 254 characters)."""
+        if len(address) > 254 or not _EMAIL.match(address):
+            raise AddressError(
+                f"an email subscription needs an address like name@example.org, got {address!r}"
+            )
+        return address
+
+    @classmethod
+    def mask(cls, address: str) -> str:
+        """``a***@example.org``."""
+        local, at, domain = address.rpartition("@")
+        return f"{local[:1]}***@{domain}" if at else "***"
+
     def compose(self, message: Outgoing) -> EmailMessage:
         """The email for ``message``: subject, text and HTML bodies, snapshot attached."""
         text = describe(message.payload)
-        snapshot_key = message.payload.get("snapshot_key")
+        snapshot_key = message.payload.snapshot_key
         link = None
         if isinstance(snapshot_key, str):
             try:
@@ -236,7 +269,7 @@ class EmailSender(Sender):
         logger.info(
             "notification %d: email to %s accepted by %s",
             message.id,
-            mask_address("email", message.address),
+            self.mask(message.address),
             where,
         )
 

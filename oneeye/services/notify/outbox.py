@@ -21,6 +21,8 @@ dashboard); a permanent error (recipient refused, 4xx) gives up at once. When th
 itself fails (unreachable, timeout, 5xx), its other rows are held back with a backoff of their
 own, so an outage costs a few probes rather than a timeout per row; the first retry that goes
 through again pulls every waiting row of that provider forward, so the backlog drains at once.
+
+The senders come from the channel registry (``senders``); a row is sent by its channel's.
 """
 
 from __future__ import annotations
@@ -34,15 +36,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pydantic import ValidationError
 from sqlalchemy import func, or_, select, update
 
 from oneeye.config import NotifySettings
 from oneeye.services.events import EventHub
-from oneeye.services.notify.base import DeliveryError, Outgoing, Sender, mask_address
-from oneeye.services.notify.email import EmailSender
+from oneeye.services.notify.base import AlertPayload, DeliveryError, Outgoing, Sender, SenderContext
 from oneeye.services.notify.links import LinkSigner
-from oneeye.services.notify.sms import SmsSender
-from oneeye.services.notify.webhook import WebhookSender
+from oneeye.services.notify.senders import make_senders, mask_address
+from oneeye.services.notify.senders import provider_of as channel_provider
 from oneeye.services.outbound import OutboundGuard
 from oneeye.store.db import Database
 from oneeye.store.models import Notification, Subscription, utcnow
@@ -80,6 +82,8 @@ class _Claim:
     cancelled: bool = False
     had_error: bool = False
     """Whether an earlier attempt failed (or was held back behind a failing provider)."""
+    refused: str | None = None
+    """Why the row cannot be sent at all (its stored payload does not parse)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,14 +127,14 @@ def backoff_delay(attempts: int, initial: float, maximum: float, rng: random.Ran
 def provider_of(outgoing: Outgoing) -> str:
     """What a failure is shared by: email and SMS go through one server each; each webhook
     URL is its own."""
-    return f"webhook {outgoing.address}" if outgoing.channel == "webhook" else outgoing.channel
+    return channel_provider(outgoing.channel, outgoing.address)
 
 
 def provider_label(provider: str) -> str:
     """``provider`` as logs and the case page may show it: a webhook by its host only (its
     path and query often carry a token)."""
     channel, _, address = provider.partition(" ")
-    return f"webhook {mask_address(channel, address)}" if channel == "webhook" else provider
+    return f"{channel} {mask_address(channel, address)}" if address else provider
 
 
 def _who(outgoing: Outgoing) -> str:
@@ -182,19 +186,9 @@ class NotifyService:
         self.settings = settings
         self.events = events
         self.links = LinkSigner(secret_key, public_url)
-        lifetime = settings.link_hours * 3600.0
         guard = outbound if outbound is not None else OutboundGuard()
-        defaults: dict[str, Sender] = {
-            "email": EmailSender(settings.smtp, photos, self.links, link_lifetime=lifetime),
-            "sms": SmsSender(settings.sms, self.links, link_lifetime=lifetime, outbound=guard),
-            "webhook": WebhookSender(
-                self.links,
-                timeout=settings.webhook_timeout,
-                link_lifetime=lifetime,
-                outbound=guard,
-            ),
-        }
-        self.senders = {**defaults, **(senders or {})}
+        context = SenderContext(settings, photos, self.links, guard)
+        self.senders: dict[str, Sender] = make_senders(context, senders)
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self.concurrency = max(1, concurrency)
@@ -237,9 +231,7 @@ class NotifyService:
         if pool is not None:
             pool.shutdown(wait=True)
         for sender in self.senders.values():
-            close = getattr(sender, "close", None)
-            if callable(close):
-                close()
+            sender.close()
         logger.info("notifications outbox worker stopped")
 
     def wake(self) -> None:
@@ -342,17 +334,25 @@ class NotifyService:
                 .order_by(Notification.next_attempt_at, Notification.id)
             ).all()
             for row, secret, active in rows:
+                refused = None
+                try:
+                    payload = AlertPayload.from_json(row.payload or {})
+                except ValidationError as exc:
+                    payload = AlertPayload(case_id=row.case_id, sighting_id=row.sighting_id)
+                    refused = f"its stored payload is not an alert ({exc.error_count()} errors)"
                 outgoing = Outgoing(
                     id=row.id,
                     case_id=row.case_id,
                     sighting_id=row.sighting_id,
                     channel=row.channel,
                     address=row.address,
-                    payload=dict(row.payload or {}),
+                    payload=payload,
                     secret=secret,
                 )
                 cancelled = row.subscription_id is None or active is False
-                claimed.append(_Claim(outgoing, lease, cancelled, row.last_error is not None))
+                claimed.append(
+                    _Claim(outgoing, lease, cancelled, row.last_error is not None, refused)
+                )
         return claimed
 
     def _deliver(self, claim: _Claim) -> bool:
@@ -363,6 +363,9 @@ class NotifyService:
             return False
         if claim.cancelled:
             self._give_up(outgoing, lease, "the subscription was removed or paused before delivery")
+            return False
+        if claim.refused is not None:
+            self._give_up(outgoing, lease, claim.refused)
             return False
         provider = provider_of(outgoing)
         with self._down_lock:
@@ -442,7 +445,7 @@ class NotifyService:
         wait for it are retried now rather than at the end of their backoff. Email and SMS go
         through one server each; a webhook's provider is its URL."""
         same = [Notification.channel == outgoing.channel]
-        if outgoing.channel == "webhook":
+        if provider_of(outgoing) != outgoing.channel:
             same.append(Notification.address == outgoing.address)
         with self.db.session() as session:
             result = session.execute(
@@ -547,7 +550,7 @@ class NotifyService:
                 {
                     "notification_id": outgoing.id,
                     "case_id": outgoing.case_id,
-                    "case_name": outgoing.payload.get("case_name"),
+                    "case_name": outgoing.payload.case_name,
                     "sighting_id": outgoing.sighting_id,
                     "channel": outgoing.channel,
                     "attempts": attempts,

@@ -10,6 +10,7 @@ expiring link to the snapshot.
 from __future__ import annotations
 
 import logging
+import re
 import string
 import threading
 from typing import Any
@@ -18,11 +19,12 @@ import httpx
 
 from oneeye.config import SmsSettings
 from oneeye.services.notify.base import (
+    AddressError,
     DeliveryError,
     Outgoing,
     Sender,
+    SenderContext,
     describe,
-    mask_address,
     status_error,
 )
 from oneeye.services.notify.links import LinkError, LinkSigner
@@ -30,6 +32,7 @@ from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
 
 logger = logging.getLogger(__name__)
 
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 ALLOW_HINT = " (a gateway inside the network must be named in ONEEYE_OUTBOUND__ALLOW_INTERNAL)"
 
 
@@ -77,10 +80,38 @@ class SmsSender(Sender):
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
 
+    @classmethod
+    def from_context(cls, context: SenderContext) -> SmsSender:
+        """The sender for ``context.settings.sms``."""
+        return cls(
+            context.settings.sms,
+            context.links,
+            link_lifetime=context.link_lifetime,
+            outbound=context.outbound,
+        )
+
+    @classmethod
+    def check_address(cls, address: str) -> str:
+        """A phone number in international (E.164) form; spaces, dots, dashes and brackets
+        are dropped."""
+        compact = re.sub(r"[\s().-]", "", address)
+        if not _E164.match(compact):
+            raise AddressError(
+                "an SMS subscription needs a phone number in international (E.164) form, "
+                f"like +15551234567; got {address!r}"
+            )
+        return compact
+
+    @classmethod
+    def mask(cls, address: str) -> str:
+        """``+44*****789``."""
+        digits = len(address)
+        return address[:3] + "*" * max(0, digits - 6) + address[-3:] if digits > 6 else "***"
+
     def body(self, message: Outgoing) -> str:
         """The text of the message for ``message``."""
         fields = describe(message.payload).as_dict()
-        key = message.payload.get("snapshot_key")
+        key = message.payload.snapshot_key
         link = ""
         if isinstance(key, str):
             try:
@@ -129,7 +160,7 @@ class SmsSender(Sender):
         logger.info(
             "notification %d: SMS to %s accepted by %s",
             message.id,
-            mask_address("sms", message.address),
+            self.mask(message.address),
             where,
         )
 

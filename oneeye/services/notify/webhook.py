@@ -17,7 +17,16 @@ import time
 
 import httpx
 
-from oneeye.services.notify.base import DeliveryError, Outgoing, Sender, status_error
+from oneeye.services.notify.base import (
+    DeliveryError,
+    Outgoing,
+    Sender,
+    SenderContext,
+    check_reachable_url,
+    check_url,
+    status_error,
+    url_host,
+)
 from oneeye.services.notify.links import LinkError, LinkSigner
 from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
 
@@ -78,6 +87,8 @@ class WebhookSender(Sender):
     redirects are not followed, and the receiver's reply body is never read."""
 
     channel = "webhook"
+    per_address = True
+    signed = True
 
     def __init__(
         self,
@@ -96,10 +107,35 @@ class WebhookSender(Sender):
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
 
+    @classmethod
+    def from_context(cls, context: SenderContext) -> WebhookSender:
+        """The sender with ``context.settings.webhook_timeout``."""
+        return cls(
+            context.links,
+            timeout=context.settings.webhook_timeout,
+            link_lifetime=context.link_lifetime,
+            outbound=context.outbound,
+        )
+
+    @classmethod
+    def check_address(cls, address: str) -> str:
+        """An http:// or https:// URL."""
+        return check_url(cls.channel, address)
+
+    @classmethod
+    def check_reachable(cls, address: str, outbound: OutboundGuard) -> None:
+        """Refuse a URL that reaches an internal address (unless allowed)."""
+        check_reachable_url(cls.channel, address, outbound)
+
+    @classmethod
+    def mask(cls, address: str) -> str:
+        """The URL's host only."""
+        return url_host(address)
+
     def body(self, message: Outgoing) -> str:
         """The JSON body: the alert payload, the signed snapshot link and the row's id."""
-        data = dict(message.payload)
-        key = data.get("snapshot_key")
+        data = message.payload.to_json()
+        key = message.payload.snapshot_key
         snapshot_url = None
         if isinstance(key, str):
             try:

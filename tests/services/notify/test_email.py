@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from oneeye.config import SmtpSettings
-from oneeye.services.notify import DeliveryError, LinkSigner, Outgoing
+from oneeye.services.notify import AlertPayload, DeliveryError, LinkSigner, Outgoing
 from oneeye.services.notify.email import EmailSender
 from oneeye.store.db import Database
 from oneeye.store.photos import LocalPhotoStore
@@ -43,7 +43,7 @@ def outgoing(snapshot_key: str | None, **overrides: Any) -> Outgoing:
         sighting_id=data["sighting_id"],
         channel="email",
         address="officer@example.org",
-        payload=data,
+        payload=AlertPayload.from_json(data),
     )
 
 

@@ -1,0 +1,210 @@
+"""Who is told about a case's sightings, and how: subscriptions, and the outbox rows a
+sighting gives them.
+
+A subscription is a channel (one of ``senders.CHANNELS``) and an address that channel's
+sender checked, for one case or (``case_id`` ``None``) for every case. A channel whose
+messages are signed (webhooks) gets a secret, given or generated, shown once when it is made.
+``enqueue`` writes one pending outbox row per subscription in the caller's transaction, so a
+match and the notifications it gives commit together; the outbox worker (``outbox``) sends
+them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from oneeye.errors import OneEyeError
+from oneeye.services.auth import AuthService
+from oneeye.services.notify.base import AddressError, AlertPayload
+from oneeye.services.notify.senders import check_address, sender_class
+from oneeye.services.outbound import OutboundGuard
+from oneeye.store.db import Database
+from oneeye.store.models import Notification, Subscription, utcnow
+
+
+class UnknownSubscriptionError(OneEyeError):
+    """No subscription has this id."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionInfo:
+    """A subscription as the API shows it (the webhook secret only when it is created)."""
+
+    id: int
+    case_id: str | None
+    channel: str
+    address: str
+    active: bool
+    created_by: str
+    created_at: datetime
+    secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedSubscription:
+    """A subscription's channel, address and secret, checked and cleaned (``check``)."""
+
+    channel: str
+    address: str
+    secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An active subscription a sighting is to be sent to."""
+
+    id: int
+    channel: str
+    address: str
+
+
+def _info(row: Subscription, secret: str | None) -> SubscriptionInfo:
+    return SubscriptionInfo(
+        id=row.id,
+        case_id=row.case_id,
+        channel=row.channel,
+        address=row.address,
+        active=row.active,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        secret=secret,
+    )
+
+
+def targets(session: Session, case_id: str) -> list[Target]:
+    """The active subscriptions a match of ``case_id`` notifies: the case's and the
+    all-cases ones, oldest first."""
+    rows = session.execute(
+        select(Subscription.id, Subscription.channel, Subscription.address)
+        .where(
+            Subscription.active.is_(True),
+            or_(Subscription.case_id == case_id, Subscription.case_id.is_(None)),
+        )
+        .order_by(Subscription.id)
+    )
+    return [Target(sid, channel, address) for sid, channel, address in rows]
+
+
+def enqueue(session: Session, case_id: str, payload: AlertPayload, to: Sequence[Target]) -> int:
+    """One pending outbox row per subscription in ``to``, in the caller's transaction
+    (skipping one this sighting has already given: the same sighting can match two cases for
+    an all-cases subscriber). Returns how many rows were written."""
+    taken = set(
+        session.scalars(
+            select(Notification.subscription_id).where(
+                Notification.sighting_id == payload.sighting_id
+            )
+        )
+    )
+    now = utcnow()
+    stored = payload.to_json()
+    added = 0
+    for target in to:
+        if target.id in taken:
+            continue
+        session.add(
+            Notification(
+                case_id=case_id,
+                sighting_id=payload.sighting_id,
+                subscription_id=target.id,
+                channel=target.channel,
+                address=target.address,
+                payload=stored,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        added += 1
+    return added
+
+
+class SubscriptionService:
+    """Makes, lists and removes subscriptions (each change audited, by id only)."""
+
+    def __init__(self, db: Database, auth: AuthService, outbound: OutboundGuard) -> None:
+        """Store in ``db``, audit through ``auth``; ``outbound`` refuses URLs that reach
+        internal addresses when they are subscribed."""
+        self.db = db
+        self.auth = auth
+        self.outbound = outbound
+
+    def check(self, channel: str, address: str, secret: str | None = None) -> CheckedSubscription:
+        """``channel`` and ``address`` checked by the channel's sender (a URL's name is
+        resolved: call it in a worker thread), with the signing secret the channel needs:
+        ``secret`` if given, else a generated one.
+
+        Raises:
+            AddressError: an unknown channel, an address that does not fit it or may not be
+                used, a secret that is not 16-128 characters.
+        """
+        address = check_address(channel, address)
+        sender = sender_class(channel)
+        sender.check_reachable(address, self.outbound)
+        if not sender.signed:
+            return CheckedSubscription(channel, address, None)
+        secret = secret.strip() if secret else secrets.token_urlsafe(32)
+        if not 16 <= len(secret) <= 128:
+            raise AddressError(f"a {channel} secret is 16-128 characters")
+        return CheckedSubscription(channel, address, secret)
+
+    def add(
+        self, checked: CheckedSubscription, *, actor: str, case_id: str | None = None
+    ) -> SubscriptionInfo:
+        """Subscribe ``checked`` to one case's sightings (``case_id``) or every case's; the
+        returned info carries the secret this once."""
+        with self.db.session() as session:
+            row = Subscription(
+                case_id=case_id,
+                channel=checked.channel,
+                address=checked.address,
+                secret=checked.secret,
+                active=True,
+                created_by=actor,
+                created_at=utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            info = _info(row, checked.secret)
+        self.auth.audit(
+            actor,
+            "subscription.create",
+            str(info.id),
+            {"case": case_id, "channel": checked.channel},  # no address: the log keeps ids only
+        )
+        return info
+
+    def get(self, subscription_id: int) -> SubscriptionInfo:
+        """One subscription (without its secret); ``UnknownSubscriptionError`` if none."""
+        with self.db.session() as session:
+            row = session.get(Subscription, subscription_id)
+            if row is None:
+                raise UnknownSubscriptionError(f"no subscription with id {subscription_id}")
+            return _info(row, None)
+
+    def of_case(self, case_id: str | None) -> list[SubscriptionInfo]:
+        """A case's subscriptions, or (``None``) the all-cases ones, oldest first."""
+        query = select(Subscription).order_by(Subscription.id)
+        if case_id is not None:
+            query = query.where(Subscription.case_id == case_id)
+        else:
+            query = query.where(Subscription.case_id.is_(None))
+        with self.db.session() as session:
+            return [_info(row, None) for row in session.scalars(query)]
+
+    def delete(self, subscription_id: int, *, actor: str) -> None:
+        """Remove a subscription (its sent and pending notifications stay, unlinked)."""
+        with self.db.session() as session:
+            row = session.get(Subscription, subscription_id)
+            if row is None:
+                raise UnknownSubscriptionError(f"no subscription with id {subscription_id}")
+            detail = {"case": row.case_id, "channel": row.channel}
+            session.delete(row)
+        self.auth.audit(actor, "subscription.delete", str(subscription_id), detail)
