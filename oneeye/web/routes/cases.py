@@ -60,6 +60,7 @@ from oneeye.services.alerts import (
 )
 from oneeye.services.auth import Principal
 from oneeye.services.enrolment import UploadTooLargeError
+from oneeye.services.notify.senders import ChannelName as Channel
 from oneeye.services.sightings import photo_url
 from oneeye.vision.engine import Deadline
 from oneeye.web.deps import (
@@ -80,7 +81,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 Status = Literal["active", "resolved", "expired"]
-Channel = Literal["email", "sms", "webhook"]
 
 
 def get_alerts(request: Request) -> AlertService:
@@ -258,7 +258,7 @@ def subscription_public(info: SubscriptionInfo) -> SubscriptionPublic:
     return SubscriptionPublic(
         id=info.id,
         case_id=info.case_id,
-        channel=info.channel,  # type: ignore[arg-type]
+        channel=info.channel,
         address=info.address,
         active=info.active,
         created_by=info.created_by,
