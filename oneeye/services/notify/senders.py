@@ -16,11 +16,12 @@ from pydantic import AfterValidator
 
 from oneeye.services.notify.base import AddressError, Sender, SenderContext
 from oneeye.services.notify.email import EmailSender
+from oneeye.services.notify.slack import SlackSender
 from oneeye.services.notify.sms import SmsSender
 from oneeye.services.notify.webhook import WebhookSender
 
 SENDERS: Mapping[str, type[Sender]] = {
-    sender.channel: sender for sender in (EmailSender, SmsSender, WebhookSender)
+    sender.channel: sender for sender in (EmailSender, SmsSender, WebhookSender, SlackSender)
 }
 """Every channel a subscription may use, by name."""
 CHANNELS: tuple[str, ...] = tuple(SENDERS)
