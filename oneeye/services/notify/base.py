@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from oneeye.config import NotifySettings
@@ -260,3 +261,38 @@ def check_reachable_url(channel: str, address: str, outbound: OutboundGuard) -> 
         outbound.check_url(address)
     except OutboundRefusedError as exc:
         raise AddressError(f"this {channel} URL cannot be used: {exc}") from None
+
+
+def post_status(
+    client: httpx.Client,
+    address: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    where: str,
+    timeout: float,
+) -> int:
+    """POST ``body`` to ``address`` through the guarded ``client``; the status once it
+    answered 2xx. Streamed, so the reply body is never read: only the status line counts.
+
+    Raises:
+        DeliveryError: refused by the outbound guard (permanent), unreachable or timed out
+            (the provider is down), or a non-2xx answer (see ``status_error``); ``where``
+            names the receiver in the message.
+    """
+    try:
+        with client.stream("POST", address, content=body, headers=headers) as response:
+            status = response.status_code
+    except OutboundRefusedError as exc:
+        raise DeliveryError(str(exc), permanent=True) from None
+    except httpx.TimeoutException:
+        raise DeliveryError(
+            f"{where} did not answer within {timeout:g} s", provider_down=True
+        ) from None
+    except httpx.HTTPError as exc:
+        raise DeliveryError(
+            f"{where} unreachable ({type(exc).__name__})", provider_down=True
+        ) from None
+    if not 200 <= status < 300:
+        raise status_error(where, status)
+    return status

@@ -26,7 +26,7 @@ from oneeye.services.notify.base import (
     check_reachable_url,
     check_url,
     describe,
-    status_error,
+    post_status,
     url_host,
 )
 from oneeye.services.notify.links import LinkError, LinkSigner
@@ -121,23 +121,9 @@ class SlackSender(Sender):
             "X-OneEye-Notification": str(message.id),
             "User-Agent": "OneEye-Webhook/1",
         }
-        try:
-            with self.client.stream(
-                "POST", message.address, content=body, headers=headers
-            ) as response:
-                status = response.status_code
-        except OutboundRefusedError as exc:
-            raise DeliveryError(str(exc), permanent=True) from None
-        except httpx.TimeoutException:
-            raise DeliveryError(
-                f"{where} did not answer within {self.timeout:g} s", provider_down=True
-            ) from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(
-                f"{where} unreachable ({type(exc).__name__})", provider_down=True
-            ) from None
-        if not 200 <= status < 300:
-            raise status_error(where, status)
+        status = post_status(
+            self.client, message.address, body, headers, where=where, timeout=self.timeout
+        )
         logger.info("notification %d: %s answered %d", message.id, where, status)
 
     @property
