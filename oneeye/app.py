@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from oneeye.bus import BusOptions
+from oneeye.bus import make_bus as bus_from_url
 from oneeye.bus.base import Bus
-from oneeye.bus.memory import MemoryBus
 from oneeye.bus.messages import PayloadLimits, PayloadReader
-from oneeye.bus.mqtt import MqttBus, stored_client_id
 from oneeye.config import ServeSettings
 from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
@@ -49,22 +49,17 @@ logger = logging.getLogger(__name__)
 
 
 def make_bus(settings: ServeSettings, role: str = "serve") -> Bus:
-    """The bus ``settings.bus`` names: in-process, or an MQTT broker."""
-    spec = settings.bus
-    if spec == "memory":
-        return MemoryBus()
-    if spec.startswith(("mqtt://", "mqtts://")):
-        return MqttBus.from_settings(
-            spec,
-            settings.mqtt,
-            client_id=settings.mqtt.client_id
-            or stored_client_id(
-                settings.data_dir / f"mqtt-client-id-{role}",
-                f"oneeye-{role}-{socket.gethostname()}",
-            ),
+    """The bus ``settings.bus`` names (``oneeye.bus.make_bus``: in-process, or an MQTT
+    broker), as this server (``role``) connects to it."""
+    return bus_from_url(
+        settings.bus,
+        BusOptions(
+            mqtt=settings.mqtt,
+            identity_file=settings.data_dir / f"mqtt-client-id-{role}",
+            identity_stem=f"oneeye-{role}-{socket.gethostname()}",
             share_group=settings.mqtt.share_group if role == "serve" else None,
-        )
-    raise OneEyeError(f"unknown bus {spec!r}; use memory, mqtt://host:port or mqtts://host:port")
+        ),
+    )
 
 
 def make_photo_store(settings: ServeSettings) -> PhotoStore:

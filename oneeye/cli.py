@@ -33,12 +33,13 @@ from oneeye import __version__
 from oneeye.app import OneEyeApp
 from oneeye.bench import lfw as lfw_bench
 from oneeye.config import ServeSettings, Settings
+from oneeye.edge_app import EdgeRuntime
 from oneeye.errors import OneEyeError, SourceError
 from oneeye.gallery import GalleryIndex
 from oneeye.gallery.ivf import IvfParameters
 from oneeye.redact import install_query_redaction
 from oneeye.services.auth import KEY_ROLES, ROLES, AuthService, UserError
-from oneeye.services.edge.runtime import EdgeRuntime, EdgeSettings, parse_camera
+from oneeye.services.edge.runtime import EdgeSettings, parse_camera
 from oneeye.store.db import Database, DatabaseError
 from oneeye.types import RGBImage, Template
 from oneeye.video.annotate import annotate

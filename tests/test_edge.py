@@ -48,6 +48,7 @@ from oneeye.bus.base import (
 from oneeye.bus.mqtt import MqttBus, parse_broker_url
 from oneeye.cli import main
 from oneeye.config import MqttSettings
+from oneeye.edge_app import EdgeRuntime
 from oneeye.gallery import GalleryIndex
 from oneeye.services.auth import AuthService
 from oneeye.services.cameras import CameraConfig
@@ -59,7 +60,7 @@ from oneeye.services.edge.outbox import (
     SpoolPhotoStore,
 )
 from oneeye.services.edge.registry import CameraRegistry
-from oneeye.services.edge.runtime import EdgeError, EdgeRuntime, EdgeSettings, parse_camera
+from oneeye.services.edge.runtime import EdgeError, EdgeSettings, parse_camera
 from oneeye.store.db import Database
 from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine

@@ -21,9 +21,10 @@ import pytest
 from oneeye.app import OneEyeApp
 from oneeye.bus.mqtt import MqttBus
 from oneeye.config import MqttSettings, ServeSettings
+from oneeye.edge_app import EdgeRuntime
 from oneeye.gallery import GalleryIndex
 from oneeye.services.cameras import CameraConfig
-from oneeye.services.edge.runtime import GALLERY_CACHE, EdgeRuntime, EdgeSettings
+from oneeye.services.edge.runtime import GALLERY_CACHE, EdgeSettings
 from oneeye.vision.engine import FaceEngine
 from tests.web.browser import serve
 from tests.web.helpers import wait_for

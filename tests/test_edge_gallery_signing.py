@@ -37,9 +37,10 @@ from oneeye.bus.messages import (
 )
 from oneeye.bus.mqtt import MqttBus, parse_broker_url
 from oneeye.config import MqttSettings, ServeSettings
+from oneeye.edge_app import EdgeRuntime
 from oneeye.gallery import GalleryIndex
 from oneeye.services.cameras import CameraConfig
-from oneeye.services.edge.runtime import EdgeRuntime, EdgeSettings
+from oneeye.services.edge.runtime import EdgeSettings
 from oneeye.vision.engine import FaceEngine
 from tests.web.browser import serve
 from tests.web.helpers import wait_for

@@ -19,11 +19,11 @@ from oneeye.app import OneEyeApp
 from oneeye.bus.base import EDGE_CAMERA_STATUS
 from oneeye.bus.mqtt import MqttBus
 from oneeye.config import MqttSettings
+from oneeye.edge_app import EdgeRuntime
 from oneeye.gallery import GalleryIndex
 from oneeye.services.cameras import CameraConfig
 from oneeye.services.edge.runtime import (
     REGISTERED_FILE,
-    EdgeRuntime,
     EdgeSettings,
     RegistrationRefusedError,
 )

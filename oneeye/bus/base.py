@@ -8,6 +8,7 @@ delivery thread and must not block it long.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,44 @@ EDGE_CAMERA_STATUS = "oneeye/v1/edges/{edge}/cameras/{camera}/status"
 ALL_EDGE_SIGHTINGS = "oneeye/v1/edges/+/cameras/+/sightings"
 ALL_EDGE_CAMERA_STATUS = "oneeye/v1/edges/+/cameras/+/status"
 
+SLUG_PATTERN = r"^[a-z0-9_-]{1,64}$"
+"""A camera or edge id, the one rule for both: 1-64 of ``a-z``, ``0-9``, ``-``, ``_``. It is
+one level of a topic, so it holds no ``/``, ``+`` or ``#``."""
+_SLUG = re.compile(SLUG_PATTERN)
+
+
+def is_slug(text: str) -> bool:
+    """Whether ``text`` is a valid camera or edge id (:data:`SLUG_PATTERN`)."""
+    return _SLUG.match(text) is not None
+
+
+def sightings_topic(camera: str) -> str:
+    """Where a server's camera publishes its sightings."""
+    return SIGHTINGS.format(camera=camera)
+
+
+def status_topic(camera: str) -> str:
+    """Where a server's camera publishes its status (retained)."""
+    return STATUS.format(camera=camera)
+
+
+def edge_status_topic(edge: str) -> str:
+    """Where an edge publishes its own status (retained; its birth message and last will)."""
+    return EDGE_STATUS.format(edge=edge)
+
+
+def edge_camera_status_topic(edge: str, camera: str) -> str:
+    """Where an edge's camera's status goes (retained), under the edge's prefix."""
+    return EDGE_CAMERA_STATUS.format(edge=edge, camera=camera)
+
+
+def edge_of_status_topic(topic: str) -> str | None:
+    """The edge an ``oneeye/v1/edges/{edge}/status`` topic names, ``None`` for any other topic."""
+    levels = topic.split("/")
+    if len(levels) == 5 and levels[:3] == ["oneeye", "v1", "edges"] and levels[4] == "status":
+        return levels[3] or None
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -45,6 +84,17 @@ class Message:
 
 
 Handler = Callable[[Message], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A message the bus sends on the client's behalf: the last will (broker-sent when the
+    client vanishes without a clean stop) or the birth message (sent on every connect). A bus
+    without a broker (in-process) has no one to vanish from and ignores both."""
+
+    topic: str
+    payload: BaseModel
+    retain: bool = True
 
 
 def topic_matches(pattern: str, topic: str) -> bool:
@@ -143,3 +193,19 @@ class Bus(ABC):
         """
         del timeout
         return True
+
+    @property
+    def connected(self) -> bool:
+        """Whether the bus can deliver now (a broker's link is up); always, in-process."""
+        return True
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until the bus delivers and every subscription is in
+        force; whether it did (at once, in-process)."""
+        del timeout
+        return True
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until every publish so far has left this process (a
+        broker acknowledged it, or the in-process bus delivered it); whether it did."""
+        return self.drain(timeout)

@@ -48,6 +48,7 @@ from oneeye.bus.base import (
     ALL_STATUS,
     GALLERY_CHANGES,
     GALLERY_VERSION,
+    SLUG_PATTERN,
     Message,
     topic_matches,
 )
@@ -76,7 +77,7 @@ MAX_SOURCES_LOGGED = 1_000
 
 # Field types ----------------------------------------------------------------------------------
 
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,64}$")]
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 """A camera or edge id."""
 WatchlistName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]

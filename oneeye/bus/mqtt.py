@@ -49,6 +49,9 @@ from oneeye.bus.base import (
     encode_payload,
     topic_matches,
 )
+
+# Announcement moved to base (every bus takes one); still importable from here.
+from oneeye.bus.base import Announcement as Announcement  # noqa: PLC0414
 from oneeye.bus.messages import REJECTIONS, Rejections, max_bytes
 from oneeye.config import MqttSettings
 from oneeye.errors import OneEyeError
@@ -65,16 +68,6 @@ client is away. Long enough for a weekend outage; the broker's own limits also a
 
 class MqttError(OneEyeError):
     """The MQTT bus cannot be set up or used: bad URL, refused login, full outgoing queue."""
-
-
-@dataclass(frozen=True, slots=True)
-class Announcement:
-    """A message the bus sends on the client's behalf: the last will (broker-sent when the
-    client vanishes without a clean stop) or the birth message (sent on every connect)."""
-
-    topic: str
-    payload: BaseModel
-    retain: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oneeye.gallery import GalleryIndex
-from oneeye.types import UNKNOWN, Detection, Face, FaceBox, RGBImage
+from oneeye.types import UNKNOWN, Detection, Embedding, Face, FaceBox, RGBImage
 from oneeye.video.annotate import Label
 from oneeye.video.scan import NEAR_MARGIN, FaceFinder, MotionMap, merge_overlapping
 from oneeye.video.track import FaceTracker, SightingDebouncer, Track, TrackVote
@@ -133,6 +133,9 @@ class SightingEvent:
     box: tuple[int, int, int, int]
     quality: float | None
     snapshot: RGBImage | None = field(default=None, repr=False, compare=False)
+    embedding: Embedding | None = field(default=None, repr=False, compare=False)
+    """An unknown face's ``sighting``: the embedding the pipeline judged it by (kept with the
+    sighting for searching the past, so no one encodes the face again); else ``None``."""
 
     def as_json(self) -> dict[str, object]:
         """The JSON-lines record of ``oneeye watch`` (no snapshot)."""
@@ -456,7 +459,8 @@ class CameraPipeline:
                 person or "unknown",
                 distance,
             )
-            return [self._event("sighting", track, state, index, t, image)]
+            embedding = face.embedding if person is None else None
+            return [self._event("sighting", track, state, index, t, image, embedding)]
         if state.person is None and person is not None:
             # An unknown face became someone (enrolled meanwhile, or better frames): for that
             # person this is the sighting, unless they were just seen here.
@@ -486,6 +490,7 @@ class CameraPipeline:
         index: int,
         t: float,
         image: RGBImage | None,
+        embedding: Embedding | None = None,
     ) -> SightingEvent:
         return SightingEvent(
             event=kind,
@@ -499,6 +504,7 @@ class CameraPipeline:
             box=track.box.clipped(*self._shape).as_tuple(),
             quality=state.quality,
             snapshot=None if image is None else snapshot_of(image, track.box),
+            embedding=embedding,
         )
 
     def _left(self, track: Track, index: int, t: float) -> list[SightingEvent]:

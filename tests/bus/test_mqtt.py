@@ -30,9 +30,16 @@ from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from oneeye.bus import Message
-from oneeye.bus.base import ALL_SIGHTINGS, ALL_STATUS, GALLERY_CHANGES, SIGHTINGS, STATUS
+from oneeye.bus.base import (
+    ALL_SIGHTINGS,
+    ALL_STATUS,
+    GALLERY_CHANGES,
+    SIGHTINGS,
+    STATUS,
+    Announcement,
+)
 from oneeye.bus.messages import Rejections
-from oneeye.bus.mqtt import Announcement, MqttBus, MqttError, parse_broker_url
+from oneeye.bus.mqtt import MqttBus, MqttError, parse_broker_url
 from tests.bus.helpers import Inbox, Note, PrivateBroker
 from tests.conftest import BROKER_URL, wait_until
 

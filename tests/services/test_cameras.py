@@ -25,7 +25,6 @@ from oneeye.services.cameras import (
     CameraExistsError,
     CameraManager,
     CameraNotFoundError,
-    CameraWorker,
     PersonNames,
 )
 from oneeye.store.db import Database
@@ -33,6 +32,7 @@ from oneeye.store.models import Person, Sighting, new_id
 from oneeye.store.photos import LocalPhotoStore
 from oneeye.video.pipeline import EventKind, PipelineSettings, SightingEvent
 from oneeye.video.source import Frame
+from oneeye.video.worker import CameraWorker
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
 from tests.services.helpers import (

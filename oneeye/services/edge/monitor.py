@@ -14,19 +14,23 @@ Several servers may each publish the same offline status; it is the same message
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from datetime import UTC, datetime
 
-from oneeye.bus.base import ALL_EDGE_STATUS, EDGE_CAMERA_STATUS, EDGE_STATUS, Bus, Message
+from oneeye.bus.base import (
+    ALL_EDGE_STATUS,
+    EDGE_STATUS,
+    Bus,
+    Message,
+    edge_camera_status_topic,
+    edge_of_status_topic,
+)
 from oneeye.bus.messages import CameraStatusPayload, EdgeStatusPayload, PayloadReader, clip
 from oneeye.services.edge.registry import CameraRegistry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ALL_EDGE_STATUS", "EDGE_ID", "EDGE_STATUS", "EdgeMonitor"]
-
-EDGE_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
+__all__ = ["ALL_EDGE_STATUS", "EDGE_STATUS", "EdgeMonitor"]
 
 
 class EdgeMonitor:
@@ -56,7 +60,7 @@ class EdgeMonitor:
         if status is None:
             return
         edge = status.edge
-        if message.topic.split("/")[3] != edge:
+        if edge_of_status_topic(message.topic) != edge:
             self.reader.reject(message.topic, "wrong_topic", "the edge differs from the topic's")
             return
         with self._lock:
@@ -73,7 +77,7 @@ class EdgeMonitor:
         now = datetime.now(UTC)
         for camera in mine:
             self.bus.publish(
-                EDGE_CAMERA_STATUS.format(edge=edge, camera=camera),
+                edge_camera_status_topic(edge, camera),
                 CameraStatusPayload(
                     camera=camera,
                     name=camera,
