@@ -7,14 +7,15 @@ its camera is registered to the sender its topic names (``CameraRegistry``: the 
 cameras, each edge's registered ones) and its ``snapshot_key``, if any, is one of that
 camera's snapshots; anything else is dropped and counted (``refused``) and changes nothing.
 Camera statuses are checked the same way. A message is written to the ``sightings`` table
-before anything else happens to it, and by its id, so a message delivered twice (a retried
-publish) is stored and acted on once. Then: a ``sighting`` event for every dashboard, and for
-a person on a ``customers`` watchlist who holds an account, a ``customer.arrived`` event with
-the account card for tellers and admins only (viewers and reporters get the ``sighting``
-event, never a redacted card). The account is looked up on a small pool of threads, so a slow
-directory (the bank's API, up to its timeout) delays that card only, not the bus. A directory
-that fails is logged and the card still goes out, without the account details and with
-``account_error`` saying why. Further actions (the Amber Alert workflow) register with
+(``store.repos.sightings``) before anything else happens to it, and by its id, so a message
+delivered twice (a retried publish) is stored and acted on once.
+
+Then the watchlist's action, looked up by name in :attr:`SightingService.actions`
+(``services.actions``): ``customers`` (``services.arrivals``, registered here with the
+directory the service is given) pushes the account card to the tellers; ``amber-alert`` (the
+alerts code registers it) notifies the case's subscribers. Every new sighting is announced to
+the dashboards as a ``sighting`` event (by its action, or here when it has none). Functions
+that want every new sighting, whatever its watchlist, register with
 :meth:`SightingService.add_action`.
 
 Every stored sighting is closed (``left_at``) in the end. A ``left`` closes its own; a new
@@ -34,12 +35,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, event, or_, select, update
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -55,35 +55,41 @@ from oneeye.bus.base import (
 )
 from oneeye.bus.messages import CameraStatusPayload, PayloadReader, SightingPayload
 from oneeye.errors import OneEyeError
+from oneeye.services.actions import (
+    StoredSighting,
+    WatchlistAction,
+    WatchlistActions,
+    photo_url,
+)
+from oneeye.services.arrivals import ACTION as CUSTOMERS_ACTION
+from oneeye.services.arrivals import CustomerArrivals
 from oneeye.services.auth import AuthService
-from oneeye.services.customers import CustomerCard, CustomerDirectory
+from oneeye.services.customers import CustomerDirectory
 from oneeye.services.edge.registry import SERVER, CameraRegistry, RefusedSenders
 from oneeye.services.events import EventHub
 from oneeye.store.db import Database
-from oneeye.store.models import (
-    Camera,
-    Person,
-    Sighting,
-    Watchlist,
-    embedding_to_bytes,
-)
 from oneeye.store.photos import PhotoStore, snapshot_camera
+from oneeye.store.repos import sightings as rows
+from oneeye.store.repos.sightings import NewSighting, SightingRecord
+
+__all__ = [
+    "MAX_LIMIT",
+    "STATUS_EVERY",
+    "SightingAction",
+    "SightingService",
+    "SightingView",
+    "StoredSighting",
+    "close_open_sightings",
+    "photo_url",
+]
 
 logger = logging.getLogger(__name__)
 
 STATUS_EVERY = 5.0
 """Seconds between two ``camera.status`` events of a camera whose state has not changed."""
-ARRIVAL_WORKERS = 4
-"""Threads that look accounts up and publish cards, so a slow directory holds up no camera."""
-PHOTOS_URL = "/api/v1/photos/"
 SNAPSHOT_KIND = "snapshots/"
 """The photo store prefix of camera snapshots."""
 MAX_LIMIT = 1000
-
-
-def photo_url(key: str | None) -> str | None:
-    """The URL the dashboard loads a stored photo from."""
-    return None if key is None else f"{PHOTOS_URL}{key}"
 
 
 def close_open_sightings(db: Database, camera_id: str, at: datetime | None = None) -> int:
@@ -93,84 +99,42 @@ def close_open_sightings(db: Database, camera_id: str, at: datetime | None = Non
     Returns:
         How many sightings were closed.
     """
-    query = (
-        update(Sighting)
-        .where(Sighting.camera_id == camera_id, Sighting.left_at.is_(None))
-        .values(left_at=Sighting.last_seen if at is None else at)
-        .execution_options(synchronize_session=False)
-    )
     with db.session() as session:
-        closed = cast("CursorResult[Any]", session.execute(query)).rowcount
+        closed = rows.close_open(session, camera_id, at)
     if closed:
         logger.info("camera %s: closed %d open sighting(s)", camera_id, closed)
     return closed
 
 
-@dataclass(frozen=True, slots=True)
-class StoredSighting:
-    """A sighting as stored, with what the actions need to know about it."""
-
-    id: str
-    camera_id: str
-    camera_name: str
-    person_id: str | None
-    person_name: str | None
-    account_id: str | None
-    watchlist: str | None
-    watchlist_action: str | None
-    distance: float | None
-    seen_at: datetime
-    snapshot_key: str | None
-
-    def event_data(self) -> dict[str, Any]:
-        """The ``sighting`` dashboard event's data."""
-        return {
-            "sighting_id": self.id,
-            "camera_id": self.camera_id,
-            "camera_name": self.camera_name,
-            "person_id": self.person_id,
-            "person_name": self.person_name,
-            "watchlist": self.watchlist,
-            "distance": None if self.distance is None else round(self.distance, 4),
-            "seen_at": self.seen_at.isoformat(),
-            "snapshot_url": photo_url(self.snapshot_key),
-        }
-
-
 SightingAction = Callable[[StoredSighting], None]
-"""Called (on the bus thread) for every new sighting after it is stored."""
+"""Called (on the bus thread) for every new sighting after it is stored and announced."""
 
 
 @dataclass(frozen=True, slots=True)
 class SightingView:
     """A stored sighting for the API, with the person's name."""
 
-    sighting: Sighting
+    sighting: SightingRecord
     person_name: str | None
 
 
-def account_of(card: CustomerCard | None, account_id: str, name: str | None) -> dict[str, Any]:
-    """The ``account`` object of a ``customer.arrived`` event (details ``None`` when the
-    directory gave no card)."""
-    if card is None:
-        return {
-            "account_id": account_id,
-            "name": name,
-            "account_type": None,
-            "address": None,
-            "balance": None,
-            "currency": None,
-            "profile_photo_url": None,
-        }
-    return {
-        "account_id": card.account_id,
-        "name": card.name,
-        "account_type": card.account_type,
-        "address": card.address,
-        "balance": card.balance,
-        "currency": card.currency,
-        "profile_photo_url": card.profile_photo_url or photo_url(card.profile_photo_key),
-    }
+def new_sighting(message: SightingPayload) -> NewSighting:
+    """What a sighting message asks to store."""
+    return NewSighting(
+        id=message.id,
+        camera_id=message.camera,
+        track=message.track,
+        person_id=message.person,
+        watchlist=message.watchlist,
+        distance=message.distance,
+        quality=message.quality,
+        frame=message.frame,
+        t=message.t,
+        box=message.box,
+        seen_at=message.seen_at,
+        snapshot_key=message.snapshot_key,
+        embedding=message.embedding,
+    )
 
 
 class SightingService:
@@ -198,20 +162,22 @@ class SightingService:
         self.events = events
         self.directory = directory
         self.auth = auth
-        self._actions: list[SightingAction] = []
+        self.actions = WatchlistActions()
+        """Watchlist action name -> what a new sighting on such a watchlist does."""
+        self.arrivals = CustomerArrivals(events, directory)
+        """The ``customers`` action."""
+        self.actions.register(CUSTOMERS_ACTION, self.arrivals)
+        self._every: list[SightingAction] = []
         self._running = False
         self._subscribed = False
         self._lock = threading.Lock()
         self._statuses: dict[str, dict[str, Any]] = {}
         self._status_sent: dict[str, tuple[tuple[Any, ...], float]] = {}
-        self._arrivals: ThreadPoolExecutor | None = None
-        self._pending: set[Future[None]] = set()
 
     def start(self) -> None:
         """Subscribe to every camera's sightings and status."""
         self._running = True
-        if self._arrivals is None:
-            self._arrivals = ThreadPoolExecutor(ARRIVAL_WORKERS, thread_name_prefix="arrivals")
+        self.arrivals.start()
         if not self._subscribed:
             self.registry.reload()
             self.bus.subscribe(ALL_SIGHTINGS, self._on_sighting)
@@ -224,20 +190,21 @@ class SightingService:
         """Stop consuming (the bus has no unsubscribe: messages after this are ignored) and
         wait for the cards being looked up."""
         self._running = False
-        arrivals, self._arrivals = self._arrivals, None
-        if arrivals is not None:
-            arrivals.shutdown(wait=True)
+        self.arrivals.stop()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every card being looked up has been published; ``False`` on timeout."""
-        with self._lock:
-            pending = list(self._pending)
-        _, left = wait(pending, timeout=timeout)
-        return not left
+        return self.arrivals.wait_idle(timeout)
 
     def add_action(self, action: SightingAction) -> None:
-        """Run ``action`` for every new sighting, after it is stored and announced."""
-        self._actions.append(action)
+        """Run ``action`` for every new sighting, after it is stored, announced and acted on
+        by its watchlist's action."""
+        self._every.append(action)
+
+    def register_action(self, name: str, action: WatchlistAction) -> None:
+        """Make ``action`` what a new sighting on a watchlist whose action is ``name`` does
+        (``services.actions``; ``ValueError`` if ``name`` has one already)."""
+        self.actions.register(name, action)
 
     # sightings ------------------------------------------------------------------------------
 
@@ -304,23 +271,19 @@ class SightingService:
         """
         try:
             with self.db.session() as session:
-                if message.person is not None and session.get(Person, message.person) is None:
+                if message.person is not None and not rows.person_exists(session, message.person):
                     message = self._as_unknown(message)
-                row = session.get(Sighting, message.id)
+                new = new_sighting(message)
                 if message.event == "left":
-                    if row is None:
+                    if not rows.mark_left(session, message.id, message.seen_at):
                         logger.warning(
                             "camera %s: left for unknown sighting %s", message.camera, message.id
                         )
-                    else:
-                        row.left_at = row.left_at or message.seen_at
-                        row.last_seen = max(row.last_seen, message.seen_at)
                     return None
-                if row is not None:
+                if rows.exists(session, message.id):
                     if message.event == "sighting_update":
-                        replaced = row.snapshot_key
-                        self._update(row, message)
-                        if replaced is not None and replaced != row.snapshot_key:
+                        replaced = rows.apply_update(session, new)
+                        if replaced is not None:
                             self._delete_after_commit(session, replaced)
                     else:
                         logger.info(
@@ -329,9 +292,16 @@ class SightingService:
                             message.id,
                         )
                     return None
-                self._close_track(session, message)
-                session.add(self._new_row(message))
-                session.flush()
+                closed = rows.close_track(session, new)
+                if closed:
+                    logger.info(
+                        "camera %s: track %d has a new sighting %s; closed %d earlier open one(s)",
+                        message.camera,
+                        message.track,
+                        message.id,
+                        closed,
+                    )
+                rows.add(session, new)
                 return self._describe(session, message)
         except IntegrityError:
             logger.info("sighting %s was stored meanwhile; ignoring the repeat", message.id)
@@ -365,83 +335,17 @@ class SightingService:
         event.listen(session, "after_commit", delete, once=True)
 
     @staticmethod
-    def _close_track(session: Any, message: SightingPayload) -> None:
-        """Close the open sighting(s) of the message's track that began before it (the
-        unknown sighting of a track that is now a person)."""
-        closed = session.execute(
-            update(Sighting)
-            .where(
-                Sighting.camera_id == message.camera,
-                Sighting.track == message.track,
-                Sighting.left_at.is_(None),
-                Sighting.first_seen <= message.seen_at,
-                Sighting.id != message.id,
-            )
-            .values(left_at=message.seen_at)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if closed:
-            logger.info(
-                "camera %s: track %d has a new sighting %s; closed %d earlier open one(s)",
-                message.camera,
-                message.track,
-                message.id,
-                closed,
-            )
-
-    @staticmethod
-    def _new_row(message: SightingPayload) -> Sighting:
-        top, right, bottom, left = message.box
-        return Sighting(
-            id=message.id,
-            camera_id=message.camera,
-            track=message.track,
-            person_id=message.person,
-            watchlist=message.watchlist,
-            distance=message.distance,
-            quality=message.quality,
-            frame=message.frame,
-            t=message.t,
-            top=top,
-            right=right,
-            bottom=bottom,
-            left=left,
-            first_seen=message.seen_at,
-            last_seen=message.seen_at,
-            snapshot_key=message.snapshot_key,
-            embedding=None if message.embedding is None else embedding_to_bytes(message.embedding),
-        )
-
-    @staticmethod
-    def _update(row: Sighting, message: SightingPayload) -> None:
-        row.distance = message.distance
-        row.person_id = message.person
-        row.watchlist = message.watchlist
-        if message.quality is not None:
-            row.quality = message.quality
-        if message.snapshot_key is not None:
-            row.snapshot_key = message.snapshot_key
-        row.top, row.right, row.bottom, row.left = message.box
-        row.last_seen = max(row.last_seen, message.seen_at)
-
-    @staticmethod
-    def _describe(session: Any, message: SightingPayload) -> StoredSighting:
-        camera = session.get(Camera, message.camera)
-        person = session.get(Person, message.person) if message.person else None
-        action = None
-        if message.watchlist is not None:
-            action = session.scalar(
-                select(Watchlist.action).where(Watchlist.name == message.watchlist)
-            )
+    def _describe(session: Session, message: SightingPayload) -> StoredSighting:
+        about = rows.context(session, message.camera, message.person, message.watchlist)
         return StoredSighting(
             id=message.id,
             camera_id=message.camera,
-            camera_name=camera.name if camera is not None else message.camera,
+            camera_name=about.camera_name,
             person_id=message.person,
-            person_name=person.name if person is not None else None,
-            account_id=person.account_id if person is not None else None,
+            person_name=about.person_name,
+            account_id=about.account_id,
             watchlist=message.watchlist,
-            watchlist_action=action,
+            watchlist_action=about.watchlist_action,
             distance=message.distance,
             seen_at=message.seen_at,
             snapshot_key=message.snapshot_key,
@@ -449,73 +353,36 @@ class SightingService:
 
     def _act(self, sighting: StoredSighting) -> None:
         data = sighting.event_data()
-        if sighting.watchlist_action == "customers" and sighting.account_id:
-            # The card goes first and the plain sighting after it, from the same thread: the
-            # two would otherwise contend for the database's write lock and the event loop,
-            # and the card is what the tellers wait for.
-            self._submit_arrival(sighting, data)
+        announced = threading.Event()
+
+        def announce() -> None:
+            if not announced.is_set():
+                announced.set()
+                self.events.publish("sighting", data, audience="viewer")
+
+        action = self.actions.get(sighting.watchlist_action)
+        if action is None:
+            announce()
         else:
-            self.events.publish("sighting", data, audience="viewer")
-        for action in list(self._actions):
             try:
-                action(sighting)
+                action(sighting, announce)
+            except Exception:
+                logger.exception(
+                    "camera %s: the %s action failed on sighting %s",
+                    sighting.camera_id,
+                    sighting.watchlist_action,
+                    sighting.id,
+                )
+                announce()
+        for every in list(self._every):
+            try:
+                every(sighting)
             except Exception:
                 logger.exception(
                     "camera %s: a sighting action failed on sighting %s",
                     sighting.camera_id,
                     sighting.id,
                 )
-
-    def _submit_arrival(self, sighting: StoredSighting, data: dict[str, Any]) -> None:
-        """Look the account up and publish the card on a pool thread: a slow directory (the
-        bank's API, up to its timeout) must not hold up the bus for every camera."""
-        pool = self._arrivals
-        if pool is None:  # not started: do it here
-            self._announce_arrival(sighting, data)
-            return
-        future = pool.submit(self._announce_arrival, sighting, data)
-        with self._lock:
-            self._pending.add(future)
-        future.add_done_callback(self._forget)
-
-    def _forget(self, future: Future[None]) -> None:
-        with self._lock:
-            self._pending.discard(future)
-
-    def _announce_arrival(self, sighting: StoredSighting, data: dict[str, Any]) -> None:
-        try:
-            self.events.publish("customer.arrived", self._arrival(sighting, data), "teller")
-        except Exception:
-            logger.exception(
-                "camera %s: could not announce the arrival of sighting %s",
-                sighting.camera_id,
-                sighting.id,
-            )
-        self.events.publish("sighting", data, audience="viewer")
-
-    def _arrival(self, sighting: StoredSighting, data: dict[str, Any]) -> dict[str, Any]:
-        account_id = sighting.account_id or ""
-        card: CustomerCard | None = None
-        error: str | None = None
-        try:
-            card = self.directory.lookup(account_id)
-            if card is None:
-                error = f"no account {account_id} in the customer directory"
-        except Exception as exc:  # a directory that fails must not stop the arrival
-            logger.exception(
-                "camera %s: customer directory failed for account %s (person %s)",
-                sighting.camera_id,
-                account_id,
-                sighting.person_id,
-            )
-            error = f"the customer directory could not answer: {exc}"
-        if error is not None:
-            logger.warning("camera %s: %s", sighting.camera_id, error)
-        return {
-            **data,
-            "account": account_of(card, account_id, sighting.person_name),
-            "account_error": error,
-        }
 
     # queries --------------------------------------------------------------------------------
 
@@ -543,41 +410,24 @@ class SightingService:
             exclude_sightings: not these sightings.
         """
         limit = max(1, min(limit, MAX_LIMIT))
-        query = (
-            select(Sighting, Person.name)
-            .outerjoin(Person, Person.id == Sighting.person_id)
-            .order_by(Sighting.first_seen.desc(), Sighting.id)
-            .limit(limit)
-        )
-        if camera is not None:
-            query = query.where(Sighting.camera_id == camera)
-        if person is not None:
-            query = query.where(Sighting.person_id == person)
-        if watchlist is not None:
-            query = query.where(Sighting.watchlist == watchlist)
-        if since is not None:
-            query = query.where(Sighting.first_seen >= since)
-        if until is not None:
-            query = query.where(Sighting.first_seen < until)
-        if exclude_people:
-            # NOT IN alone would drop the unknown faces too (NULL NOT IN ... is not true).
-            query = query.where(
-                or_(Sighting.person_id.is_(None), Sighting.person_id.not_in(exclude_people))
-            )
-        if exclude_sightings:
-            query = query.where(Sighting.id.not_in(exclude_sightings))
         with self.db.session() as session:
-            return [SightingView(row, name) for row, name in session.execute(query)]
+            found = rows.find(
+                session,
+                camera=camera,
+                person=person,
+                watchlist=watchlist,
+                since=since,
+                until=until,
+                limit=limit,
+                exclude_people=exclude_people,
+                exclude_sightings=exclude_sightings,
+            )
+        return [SightingView(record, name) for record, name in found]
 
     def get(self, sighting_id: str) -> SightingView | None:
         """One stored sighting, or ``None``."""
-        query = (
-            select(Sighting, Person.name)
-            .outerjoin(Person, Person.id == Sighting.person_id)
-            .where(Sighting.id == sighting_id)
-        )
         with self.db.session() as session:
-            found = session.execute(query).first()
+            found = rows.get(session, sighting_id)
         return None if found is None else SightingView(found[0], found[1])
 
     # camera status --------------------------------------------------------------------------

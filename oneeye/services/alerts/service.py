@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from oneeye.config import AlertSettings
+from oneeye.services.actions import announced_first
 from oneeye.services.alerts.access import CaseScope
 from oneeye.services.alerts.cases import CaseService, PhotoCheck
 from oneeye.services.alerts.errors import AlertError, SubscriptionNotFoundError
-from oneeye.services.alerts.matches import MatchService, Notifier
+from oneeye.services.alerts.matches import WATCHLIST, MatchService, Notifier
 from oneeye.services.alerts.retention import SWEEP_EVERY, CaseRetention, PurgeReport
 from oneeye.services.auth import Principal
 from oneeye.services.enrolment import EnrolmentService
@@ -93,7 +94,7 @@ class AlertService:
         self.subscribers = SubscriptionService(
             db, auth, outbound if outbound is not None else OutboundGuard()
         )
-        sightings.add_action(self.matcher.on_sighting)
+        sightings.register_action(WATCHLIST, announced_first(self.matcher.on_sighting))
 
     # lifecycle of the service ---------------------------------------------------------------
 

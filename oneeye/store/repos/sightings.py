@@ -1,0 +1,279 @@
+"""Stored sightings: one row per track per person, written from camera messages.
+
+Functions take the caller's ``Session`` and speak in value types: a sighting to write is a
+``NewSighting``, a stored one comes back as a ``SightingRecord`` (never a row), and what an
+action needs to know about a new one (the camera's name, the person's name and account, the
+watchlist's action) is a ``SightingContext``. The service above decides what to write; this
+module only knows how rows look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy.orm import Session
+
+from oneeye.store.models import Camera, Person, Sighting, Watchlist, embedding_to_bytes
+
+Box = tuple[int, int, int, int]
+"""``(top, right, bottom, left)`` in the frame's pixels."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewSighting:
+    """A sighting (or an update of one) as a camera reported it."""
+
+    id: str
+    camera_id: str
+    track: int
+    person_id: str | None
+    watchlist: str | None
+    distance: float | None
+    quality: float | None
+    frame: int
+    t: float
+    box: Box
+    seen_at: datetime
+    snapshot_key: str | None = None
+    embedding: Sequence[float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SightingRecord:
+    """A stored sighting (without its embedding)."""
+
+    id: str
+    camera_id: str
+    track: int
+    person_id: str | None
+    watchlist: str | None
+    distance: float | None
+    quality: float | None
+    frame: int
+    t: float
+    top: int
+    right: int
+    bottom: int
+    left: int
+    first_seen: datetime
+    last_seen: datetime
+    left_at: datetime | None
+    snapshot_key: str | None
+
+    @property
+    def box(self) -> Box:
+        """``(top, right, bottom, left)``."""
+        return (self.top, self.right, self.bottom, self.left)
+
+
+@dataclass(frozen=True, slots=True)
+class SightingContext:
+    """What the rows around a new sighting say about it."""
+
+    camera_name: str
+    person_name: str | None
+    account_id: str | None
+    watchlist_action: str | None
+
+
+def _record(row: Sighting) -> SightingRecord:
+    return SightingRecord(
+        id=row.id,
+        camera_id=row.camera_id,
+        track=row.track,
+        person_id=row.person_id,
+        watchlist=row.watchlist,
+        distance=row.distance,
+        quality=row.quality,
+        frame=row.frame,
+        t=row.t,
+        top=row.top,
+        right=row.right,
+        bottom=row.bottom,
+        left=row.left,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        left_at=row.left_at,
+        snapshot_key=row.snapshot_key,
+    )
+
+
+def _row(new: NewSighting) -> Sighting:
+    top, right, bottom, left = new.box
+    return Sighting(
+        id=new.id,
+        camera_id=new.camera_id,
+        track=new.track,
+        person_id=new.person_id,
+        watchlist=new.watchlist,
+        distance=new.distance,
+        quality=new.quality,
+        frame=new.frame,
+        t=new.t,
+        top=top,
+        right=right,
+        bottom=bottom,
+        left=left,
+        first_seen=new.seen_at,
+        last_seen=new.seen_at,
+        snapshot_key=new.snapshot_key,
+        embedding=None if new.embedding is None else embedding_to_bytes(new.embedding),
+    )
+
+
+def _rowcount(result: Any) -> int:
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def person_exists(session: Session, person_id: str) -> bool:
+    """Whether ``person_id`` is an enrolled person."""
+    return session.get(Person, person_id) is not None
+
+
+def exists(session: Session, sighting_id: str) -> bool:
+    """Whether a sighting with this id is stored."""
+    return session.get(Sighting, sighting_id) is not None
+
+
+def add(session: Session, new: NewSighting) -> None:
+    """Write a new sighting (open: no ``left_at``); flushed, so a repeated id fails here."""
+    session.add(_row(new))
+    session.flush()
+
+
+def mark_left(session: Session, sighting_id: str, at: datetime) -> bool:
+    """Close a sighting at ``at`` (an earlier close stands) and stretch its ``last_seen``;
+    ``False`` if there is no such sighting."""
+    row = session.get(Sighting, sighting_id)
+    if row is None:
+        return False
+    row.left_at = row.left_at or at
+    row.last_seen = max(row.last_seen, at)
+    return True
+
+
+def apply_update(session: Session, new: NewSighting) -> str | None:
+    """Update a stored sighting with a later message of it: who, how close, where, and a
+    better snapshot or quality when it brings one.
+
+    Returns:
+        The snapshot key the update replaced (no row names it any more), else ``None``.
+    """
+    row = session.get(Sighting, new.id)
+    if row is None:
+        return None
+    replaced = row.snapshot_key
+    row.distance = new.distance
+    row.person_id = new.person_id
+    row.watchlist = new.watchlist
+    if new.quality is not None:
+        row.quality = new.quality
+    if new.snapshot_key is not None:
+        row.snapshot_key = new.snapshot_key
+    row.top, row.right, row.bottom, row.left = new.box
+    row.last_seen = max(row.last_seen, new.seen_at)
+    return replaced if replaced is not None and replaced != row.snapshot_key else None
+
+
+def close_track(session: Session, new: NewSighting) -> int:
+    """Close the open sighting(s) of ``new``'s camera track that began before it, at its
+    time; returns how many."""
+    return _rowcount(
+        session.execute(
+            update(Sighting)
+            .where(
+                Sighting.camera_id == new.camera_id,
+                Sighting.track == new.track,
+                Sighting.left_at.is_(None),
+                Sighting.first_seen <= new.seen_at,
+                Sighting.id != new.id,
+            )
+            .values(left_at=new.seen_at)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+def close_open(session: Session, camera_id: str, at: datetime | None = None) -> int:
+    """Set ``left_at`` on every open sighting of a camera: to ``at``, or when ``None`` to each
+    one's ``last_seen``; returns how many were closed."""
+    return _rowcount(
+        session.execute(
+            update(Sighting)
+            .where(Sighting.camera_id == camera_id, Sighting.left_at.is_(None))
+            .values(left_at=Sighting.last_seen if at is None else at)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+def context(
+    session: Session, camera_id: str, person_id: str | None, watchlist: str | None
+) -> SightingContext:
+    """The camera's name (its id if it is gone), the person's name and account, and the
+    watchlist's action of a sighting."""
+    camera = session.get(Camera, camera_id)
+    person = session.get(Person, person_id) if person_id else None
+    action = None
+    if watchlist is not None:
+        action = session.scalar(select(Watchlist.action).where(Watchlist.name == watchlist))
+    return SightingContext(
+        camera_name=camera.name if camera is not None else camera_id,
+        person_name=person.name if person is not None else None,
+        account_id=person.account_id if person is not None else None,
+        watchlist_action=action,
+    )
+
+
+def find(
+    session: Session,
+    *,
+    camera: str | None = None,
+    person: str | None = None,
+    watchlist: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    exclude_people: Collection[str] = (),
+    exclude_sightings: Collection[str] = (),
+) -> list[tuple[SightingRecord, str | None]]:
+    """Stored sightings with their person's name, newest first (see
+    ``SightingService.query`` for the filters)."""
+    query = (
+        select(Sighting, Person.name)
+        .outerjoin(Person, Person.id == Sighting.person_id)
+        .order_by(Sighting.first_seen.desc(), Sighting.id)
+        .limit(limit)
+    )
+    if camera is not None:
+        query = query.where(Sighting.camera_id == camera)
+    if person is not None:
+        query = query.where(Sighting.person_id == person)
+    if watchlist is not None:
+        query = query.where(Sighting.watchlist == watchlist)
+    if since is not None:
+        query = query.where(Sighting.first_seen >= since)
+    if until is not None:
+        query = query.where(Sighting.first_seen < until)
+    if exclude_people:
+        # NOT IN alone would drop the unknown faces too (NULL NOT IN ... is not true).
+        query = query.where(
+            or_(Sighting.person_id.is_(None), Sighting.person_id.not_in(exclude_people))
+        )
+    if exclude_sightings:
+        query = query.where(Sighting.id.not_in(exclude_sightings))
+    return [(_record(row), name) for row, name in session.execute(query)]
+
+
+def get(session: Session, sighting_id: str) -> tuple[SightingRecord, str | None] | None:
+    """One stored sighting with its person's name, or ``None``."""
+    found = session.execute(
+        select(Sighting, Person.name)
+        .outerjoin(Person, Person.id == Sighting.person_id)
+        .where(Sighting.id == sighting_id)
+    ).first()
+    return None if found is None else (_record(found[0]), found[1])
