@@ -5,7 +5,7 @@ directory, malformed messages, actions, camera status events, and queries."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -546,3 +546,52 @@ def test_a_sighting_naming_a_person_who_is_not_enrolled_is_stored_as_unknown(rig
         rows = session.scalars(select(Sighting).where(Sighting.id.in_([sid, later]))).all()
         assert [(r.person_id, r.watchlist) for r in rows] == [(None, None), (None, None)]
     assert gone not in str(events_of(rig))
+
+
+def vip_rig(rig: Rig) -> str:
+    """A person on a ``vip`` watchlist whose action is ``vip`` (a made-up action)."""
+    vip = new_id()
+    with rig.db.session() as session:
+        watchlist = Watchlist(name="vip", action="vip")
+        session.add(watchlist)
+        session.add(Person(id=vip, name="Grace Hopper", watchlists=[watchlist]))
+    return vip
+
+
+def test_a_watchlist_action_is_chosen_by_its_name(rig: Rig) -> None:
+    vip = vip_rig(rig)
+    acted: list[str] = []
+
+    def greet(sighting: StoredSighting, announce: Callable[[], None]) -> None:
+        acted.append(sighting.id)
+        rig.hub.publish("vip.arrived", {"person": sighting.person_id}, audience="viewer")
+        announce()
+        announce()  # a second call does nothing
+
+    rig.service.register_action("vip", greet)
+    with pytest.raises(ValueError, match="registered already"):
+        rig.service.register_action("vip", greet)
+    seen, other = new_id(), new_id()
+    rig.send(**message(seen, person=vip, watchlist="vip", distance=0.2))
+    rig.send(**message(other, person=rig.customer, watchlist="customers", track=2))
+    rig.settle()
+    assert acted == [seen]  # not for the customer, whose watchlist's action is another
+    types = [(t, p.get("sighting_id") or p.get("person")) for t, p in events_of(rig, "viewer")]
+    assert types[:2] == [("vip.arrived", vip), ("sighting", seen)]
+    assert sorted(rig.service.actions.names()) == ["customers", "vip"]
+
+
+def test_a_failing_watchlist_action_still_announces_the_sighting(rig: Rig) -> None:
+    vip = vip_rig(rig)
+
+    def broken(sighting: StoredSighting, announce: Callable[[], None]) -> None:
+        raise RuntimeError("the VIP desk is closed")
+
+    rig.service.register_action("vip", broken)
+    sid = new_id()
+    rig.send(**message(sid, person=vip, watchlist="vip", distance=0.2))
+    rig.settle()
+    sightings = [p for t, p in events_of(rig, "viewer") if t == "sighting"]
+    assert [p["sighting_id"] for p in sightings] == [sid]
+    with rig.db.session() as session:
+        assert session.get(Sighting, sid) is not None

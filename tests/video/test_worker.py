@@ -1,0 +1,70 @@
+"""The per-camera loop's publishing (``video.worker``): an unknown face's sighting carries the
+embedding the pipeline judged it by, not one encoded again; a named face carries none. A real
+in-process bus and a real photo folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from oneeye.bus.base import ALL_SIGHTINGS, Message
+from oneeye.bus.memory import MemoryBus
+from oneeye.bus.messages import SightingPayload
+from oneeye.gallery import GalleryIndex
+from oneeye.store.photos import LocalPhotoStore
+from oneeye.video.pipeline import SightingEvent
+from oneeye.video.source import Frame
+from oneeye.video.worker import CameraConfig, CameraWorker
+from oneeye.vision.engine import FaceEngine
+
+
+def test_an_unknown_sighting_carries_the_pipelines_embedding(
+    face_engine: FaceEngine, tmp_path: Path
+) -> None:
+    bus = MemoryBus()
+    heard: list[Message] = []
+    bus.subscribe(ALL_SIGHTINGS, heard.append)
+    bus.start()
+    photos = LocalPhotoStore(tmp_path / "photos")
+    worker = CameraWorker(
+        CameraConfig(id="door", name="Door", source="unused.mp4"),
+        face_engine,
+        GalleryIndex(),
+        bus,
+        photos,
+    )
+    # A unit vector no encoder would give for a black frame: only the event could carry it.
+    judged = np.zeros(128, np.float32)
+    judged[[3, 70]] = np.float32(np.sqrt(0.5))
+    image = np.zeros((240, 240, 3), np.uint8)
+    box = (60, 160, 160, 60)
+
+    def event(person: str | None, track: int) -> SightingEvent:
+        return SightingEvent(
+            event="sighting",
+            camera="door",
+            track=track,
+            person=person,
+            watchlist="customers" if person else None,
+            distance=0.3 if person else None,
+            frame=4,
+            t=0.4,
+            box=box,
+            quality=0.9,
+            snapshot=image[60:160, 60:160].copy(),
+            embedding=judged,
+        )
+
+    now = time.time()
+    worker._emit(event(None, 1), Frame(4, 0.4, image, now), 4)
+    worker._emit(event("a" * 32, 2), Frame(4, 0.4, image, now), 4)
+    bus.stop()
+    unknown, named = (SightingPayload.model_validate(m.payload) for m in heard)
+    assert unknown.embedding is not None
+    assert np.allclose(unknown.embedding, judged)
+    assert named.embedding is None  # a person's sighting needs none
+    assert unknown.snapshot_key is not None
+    assert unknown.snapshot_key.startswith("snapshots/door/")
+    assert photos.get(unknown.snapshot_key)[:2] == b"\xff\xd8"  # the snapshot, as a JPEG
