@@ -148,6 +148,10 @@ class EdgeRuntime:
             self.server.close()
             self.outbox.close()
             return
+        # The reverse of start: the status thread (started last) first, so no periodic
+        # "online" can follow the "offline" said below.
+        if self._status_thread is not None:
+            self._status_thread.join(timeout=5)
         for worker in self.workers:
             worker.request_stop()
         for worker in self.workers:
@@ -167,8 +171,6 @@ class EdgeRuntime:
         )
         self.bus.flush(5.0)
         self.bus.stop()
-        if self._status_thread is not None:
-            self._status_thread.join(timeout=5)
         self._cache_wanted.set()
         if self._cache_thread is not None:
             self._cache_thread.join(timeout=10)
