@@ -17,9 +17,17 @@ templates seen again (moved on the sphere to a euclidean distance drawn uniforml
 0.20-0.35, about where a real second photo of an enrolled person falls) and as many random
 strangers, through ``identify_batch`` with the shipped threshold and margin.
 
+With ``--faiss`` (faiss-cpu installed), the ivf sizes also go into faiss's flat index and its
+IVF-Flat with the same cell count and probes, timed in the same turns on the same batches
+(``search(faces, 32)``: the candidate pool the gallery re-ranks); every approximate answer is
+scored as recall@1 against exact search (its nearest template is exact search's nearest) on
+the same members and strangers.
+
 Usage:
     python bench/gallery_scale.py [--sizes 10000,100000,1000000] [--queries 50] [--batches 20]
-        [--ivf-sizes 100000,1000000] [--ivf-probes 32] [--accuracy-probes 1000]
+        [--ivf-sizes 100000,1000000] [--ivf-probes 32] [--accuracy-probes 1000] [--faiss]
+    python bench/gallery_scale.py --smoke --output /tmp/gallery_scale_smoke.json
+        (a few seconds: every path on a tiny gallery, for the test suite)
 
 Results go to ``bench/results/gallery_scale.json``. The machine is shared: the JSON records
 the load average before and after each size so a noisy run can be recognised.
@@ -31,6 +39,7 @@ import argparse
 import gc
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -58,6 +67,10 @@ TARGET_SINGLE_MS = 50.0
 TARGET_BATCH_MS = 100.0
 TARGET_SIZE = 1_000_000
 MEMBER_DISTANCE = (0.20, 0.35)
+FAISS_POOL = 32
+"""Templates asked of faiss per face: the first candidate pool the gallery re-ranks."""
+TRAIN_PER_LIST = 32
+"""Training sample per cell for faiss, as the gallery's own inverted file takes."""
 
 Vectors = npt.NDArray[np.float32]
 Distances = Callable[[Vectors, Vectors], npt.NDArray[np.floating[Any]]]
@@ -204,6 +217,53 @@ def agreement(exact: list[Identification], approximate: list[Identification]) ->
     }
 
 
+def faiss_indexes(
+    embeddings: Vectors, lists: int, probes: int, seed: int
+) -> tuple[str, dict[str, Any]]:
+    """faiss's flat index and its IVF-Flat (``lists`` cells, ``probes`` probed) over
+    ``embeddings``, the IVF trained like the gallery's (``TRAIN_PER_LIST`` sampled templates
+    per cell, 8 k-means iterations)."""
+    faiss: Any = importlib.import_module("faiss")
+    size, dimension = embeddings.shape
+    flat = faiss.IndexFlatL2(dimension)
+    flat.add(embeddings)
+    quantizer = faiss.IndexFlatL2(dimension)
+    ivf = faiss.IndexIVFFlat(quantizer, dimension, lists)
+    ivf.cp.niter = 8
+    ivf.cp.seed = seed
+    ivf.cp.min_points_per_centroid = TRAIN_PER_LIST
+    rng = np.random.default_rng(seed)
+    sample = embeddings[
+        np.sort(rng.choice(size, size=min(size, lists * TRAIN_PER_LIST), replace=False))
+    ]
+    ivf.train(np.ascontiguousarray(sample))
+    ivf.add(embeddings)
+    ivf.nprobe = probes
+    label = f"faiss-cpu {faiss.__version__} ({faiss.omp_get_max_threads()} OpenMP threads)"
+    return label, {"faiss_flat": flat, "faiss_ivf": ivf, "_quantizer": quantizer}
+
+
+def recall_at_1(
+    exact: GalleryIndex,
+    approximate: GalleryIndex,
+    faiss: dict[str, Any],
+    probes: Vectors,
+) -> dict[str, float]:
+    """Share of ``probes`` whose nearest template, per index, is exact search's nearest."""
+    truth = [int(m[0].template[1:]) for m in exact.search_batch(probes, 1)]
+    found: dict[str, list[int]] = {
+        "oneeye_ivf": [int(m[0].template[1:]) for m in approximate.search_batch(probes, 1)]
+    }
+    for name, index in faiss.items():
+        if not name.startswith("_"):
+            found[name] = index.search(probes, 1)[1][:, 0].tolist()
+    count = len(truth)
+    return {
+        name: round(sum(a == b for a, b in zip(rows, truth, strict=True)) / count, 5)
+        for name, rows in found.items()
+    }
+
+
 def reference_batch(distances: Distances, embeddings: Vectors, faces: Vectors) -> list[Any]:
     """What face_recognition offers for several faces: one ``face_distance`` call per face."""
     return [distances(embeddings, face) for face in faces]
@@ -235,18 +295,31 @@ def bench_size(
     approximate: GalleryIndex | None = None
     ivf_build_s = 0.0
     ivf_rss_delta = 0
+    faiss: dict[str, Any] = {}
+    faiss_label = ""
+    faiss_build_s = 0.0
     if size in args.ivf_sizes:
         progress.update(task, description=f"{size:>9,}: building ivf")
         gc.collect()
         rss_before = rss_bytes()
         start = time.perf_counter()
-        approximate = GalleryIndex(ivf=IvfParameters(probes=args.ivf_probes))
+        approximate = GalleryIndex(
+            ivf=IvfParameters(probes=args.ivf_probes, min_templates=args.ivf_min_templates)
+        )
         approximate.add_arrays(ids, persons, watchlists, embeddings)
         ivf_build_s = time.perf_counter() - start
         ivf_rss_delta = rss_bytes() - rss_before
+        if args.faiss:
+            progress.update(task, description=f"{size:>9,}: building faiss")
+            start = time.perf_counter()
+            faiss_label, faiss = faiss_indexes(
+                embeddings, approximate.ivf_lists, args.ivf_probes, seed=size
+            )
+            faiss_build_s = time.perf_counter() - start
+    others = {name: index for name, index in faiss.items() if not name.startswith("_")}
 
     turns = 3 if approximate is not None else 2
-    total = turns * args.queries + (turns - 1) * args.batches
+    total = (turns + len(others)) * args.queries + (turns - 1 + len(others)) * args.batches
     total += min(args.batches, args.reference_batches)
     progress.update(task, description=f"{size:>9,}: timing", total=total, completed=0)
 
@@ -264,19 +337,27 @@ def bench_size(
     for gallery in ours:
         gallery.search(queries[0], K)  # warm-up: first-call allocations
         gallery.search_batch(batches[0], K)
+    for other in others.values():
+        other.search(batches[0], FAISS_POOL)
     single: list[list[float]] = [[] for _ in ours]
+    other_single: dict[str, list[float]] = {name: [] for name in others}
     ref_single: list[float] = []
     for query in queries:
         for gallery, times in zip(ours, single, strict=True):
             times.append(clock(gallery.search, query, K))
+        for name, other in others.items():
+            other_single[name].append(clock(other.search, query[np.newaxis], FAISS_POOL))
         ref_single.append(clock(distances, embeddings, query))
     batch: list[list[float]] = [[] for _ in ours]
+    other_batch: dict[str, list[float]] = {name: [] for name in others}
     ref_batch: list[float] = []
     every = max(1, args.batches // max(1, args.reference_batches))
     for n in range(args.batches):
         faces = batches[n % len(batches)]
         for gallery, times in zip(ours, batch, strict=True):
             times.append(clock(gallery.search_batch, faces, K))
+        for name, other in others.items():
+            other_batch[name].append(clock(other.search, faces, FAISS_POOL))
         if n % every == 0 and len(ref_batch) < args.reference_batches:
             ref_batch.append(clock(reference_batch, distances, embeddings, faces))
 
@@ -318,6 +399,14 @@ def bench_size(
         )
         result["ivf"]["build_s"] = round(ivf_build_s, 3)
         result["ivf"]["rss_delta_bytes"] = ivf_rss_delta
+        if faiss:
+            progress.update(task, description=f"{size:>9,}: faiss recall")
+            result["faiss"] = faiss_result(
+                rng, args, embeddings, index, approximate, faiss, other_single, other_batch
+            )
+            result["faiss"]["library"] = faiss_label
+            result["faiss"]["build_s"] = round(faiss_build_s, 3)
+            result["faiss"]["ratios"] = faiss_ratios(result)
         result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if size >= TARGET_SIZE:
         result["layout_blas_ms"] = layout_products(embeddings, queries, batches[0])
@@ -368,6 +457,51 @@ def ivf_result(
         ),
         "accuracy": accuracy,
         "member_distance": list(MEMBER_DISTANCE),
+    }
+
+
+def faiss_result(
+    rng: np.random.Generator,
+    args: argparse.Namespace,
+    embeddings: Vectors,
+    exact: GalleryIndex,
+    approximate: GalleryIndex,
+    faiss: dict[str, Any],
+    single: dict[str, list[float]],
+    batch: dict[str, list[float]],
+) -> dict[str, Any]:
+    """faiss's timings and every approximate index's recall@1 against exact search."""
+    members, _ = members_seen_again(rng, embeddings, args.accuracy_probes)
+    strangers = unit(rng, args.accuracy_probes)
+    return {
+        "pool": FAISS_POOL,
+        "lists": int(faiss["faiss_ivf"].nlist),
+        "probes": int(faiss["faiss_ivf"].nprobe),
+        "single_ms": {name: summary(times) for name, times in single.items()},
+        "batch20_ms": {name: summary(times) for name, times in batch.items()},
+        "recall_at_1_vs_exact": {
+            "members": recall_at_1(exact, approximate, faiss, members),
+            "strangers": recall_at_1(exact, approximate, faiss, strangers),
+        },
+    }
+
+
+def faiss_ratios(result: dict[str, Any]) -> dict[str, float]:
+    """Median time of OneEye's index over faiss's (above 1: faiss is faster)."""
+
+    def ratio(ours: dict[str, Any], theirs: dict[str, Any]) -> float:
+        return round(ours["median"] / theirs["median"], 2)
+
+    faiss = result["faiss"]
+    return {
+        "exact_vs_flat_single": ratio(result["single_ms"], faiss["single_ms"]["faiss_flat"]),
+        "exact_vs_flat_batch20": ratio(result["batch20_ms"], faiss["batch20_ms"]["faiss_flat"]),
+        "ivf_vs_faiss_ivf_single": ratio(
+            result["ivf"]["single_ms"], faiss["single_ms"]["faiss_ivf"]
+        ),
+        "ivf_vs_faiss_ivf_batch20": ratio(
+            result["ivf"]["batch20_ms"], faiss["batch20_ms"]["faiss_ivf"]
+        ),
     }
 
 
@@ -457,6 +591,35 @@ def report(results: list[dict[str, Any]], label: str, console: Console) -> None:
                 f"{strangers['decision_agrees']:.2%}",
             )
         console.print(table)
+    compared = [r for r in results if "faiss" in r]
+    if compared:
+        table = Table(title=f"OneEye vs {compared[0]['faiss']['library']}, same turns and batches")
+        for column in (
+            "templates",
+            "cells / probes",
+            "20 faces ms: exact /\nfaiss flat",
+            "20 faces ms: ivf /\nfaiss ivf",
+            "1 face ms: ivf /\nfaiss ivf",
+            "recall@1 members:\nivf / faiss ivf",
+            "recall@1 strangers:\nivf / faiss ivf",
+        ):
+            table.add_column(column, justify="right")
+        for r in compared:
+            f = r["faiss"]
+            members = f["recall_at_1_vs_exact"]["members"]
+            strangers = f["recall_at_1_vs_exact"]["strangers"]
+            table.add_row(
+                f"{r['templates']:,}",
+                f"{f['lists']} / {f['probes']}",
+                f"{r['batch20_ms']['median']:.1f} / {f['batch20_ms']['faiss_flat']['median']:.1f}",
+                f"{r['ivf']['batch20_ms']['median']:.1f} / "
+                f"{f['batch20_ms']['faiss_ivf']['median']:.1f}",
+                f"{r['ivf']['single_ms']['median']:.2f} / "
+                f"{f['single_ms']['faiss_ivf']['median']:.2f}",
+                f"{members['oneeye_ivf']:.2%} / {members['faiss_ivf']:.2%}",
+                f"{strangers['oneeye_ivf']:.2%} / {strangers['faiss_ivf']:.2%}",
+            )
+        console.print(table)
     for r in results:
         if "layout_blas_ms" in r:
             console.print(f"bare BLAS at {r['templates']:,} (ms): {r['layout_blas_ms']}")
@@ -472,9 +635,21 @@ def main() -> None:
         "--ivf-sizes", default="100000,1000000", help="sizes that also get an approximate index"
     )
     parser.add_argument("--ivf-probes", type=int, default=IvfParameters().probes)
+    parser.add_argument("--ivf-min-templates", type=int, default=IvfParameters().min_templates)
     parser.add_argument("--accuracy-probes", type=int, default=1000)
+    parser.add_argument(
+        "--faiss", action="store_true", help="also time faiss-cpu's flat and IVF-Flat indexes"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="a tiny run of every path (seconds), for tests"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes = args.ivf_sizes = "3000"
+        args.queries, args.batches, args.reference_batches = 4, 2, 1
+        args.accuracy_probes, args.ivf_min_templates, args.ivf_probes = 20, 1000, 4
+        args.faiss = importlib.util.find_spec("faiss") is not None
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
     args.ivf_sizes = {int(s.replace("_", "")) for s in args.ivf_sizes.split(",") if s}
 
@@ -533,7 +708,10 @@ def main() -> None:
             "templates_per_person": 2,
             "ivf_sizes": sorted(args.ivf_sizes),
             "ivf_probes": args.ivf_probes,
+            "ivf_min_templates": args.ivf_min_templates,
             "accuracy_probes": args.accuracy_probes,
+            "faiss": args.faiss,
+            "smoke": args.smoke,
         },
         "reference": label,
         "targets": targets,
