@@ -490,7 +490,7 @@ def faiss_ratios(result: dict[str, Any]) -> dict[str, float]:
     """Median time of OneEye's index over faiss's (above 1: faiss is faster)."""
 
     def ratio(ours: dict[str, Any], theirs: dict[str, Any]) -> float:
-        return round(ours["median"] / theirs["median"], 2)
+        return round(float(ours["median"]) / float(theirs["median"]), 2)
 
     faiss = result["faiss"]
     return {

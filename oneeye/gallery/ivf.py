@@ -90,6 +90,28 @@ class IvfParameters:
             min_templates=settings.ivf_min_templates,
         )
 
+    def action(self, templates: int, current: InvertedFile | None) -> str:
+        """What a gallery of ``templates`` does with its inverted file ``current``.
+
+        Trained at ``min_templates``, retrained when the gallery has doubled or shrunk to a
+        quarter since (cells sized for another gallery probe too much or too little), dropped
+        below half of ``min_templates`` (search is exact there anyway).
+
+        Returns:
+            ``"keep"``, ``"drop"`` or ``"build"`` (a new one, trained on the gallery now).
+        """
+        if templates < self.min_templates:
+            if current is not None and 2 * templates < self.min_templates:
+                return "drop"
+            return "keep"
+        if (
+            current is None
+            or templates >= 2 * current.trained_size
+            or 4 * templates <= current.trained_size
+        ):
+            return "build"
+        return "keep"
+
     def lists_for(self, templates: int) -> int:
         """Cells to train for a gallery of ``templates``: the setting, or about its root."""
         if self.lists:

@@ -16,10 +16,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-import oneeye.gallery.index as index_module
 from oneeye.errors import GalleryError
-from oneeye.gallery import GalleryIndex
-from oneeye.gallery.index import _ReadWriteLock
+from oneeye.gallery import GalleryIndex, kernels
+from oneeye.gallery.lock import ReadWriteLock
 from oneeye.types import EMBEDDING_SIZE, UNKNOWN, Match, Template
 from tests.gallery.helpers import assert_consistent_matches, guarded
 
@@ -132,23 +131,23 @@ def batch_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     """
     counts: Counter[str] = Counter()
     if request.param == "streamed blocks":
-        monkeypatch.setattr(index_module, "_BLOCK_COLUMNS", 512)
-        monkeypatch.setattr(index_module, "_SAMPLE_RUNS", 4)
-        monkeypatch.setattr(index_module, "_SAMPLE_RUN", 128)
-        candidates = GalleryIndex._candidates
-        nearest = GalleryIndex._nearest_groups
+        monkeypatch.setattr(kernels, "_BLOCK_COLUMNS", 512)
+        monkeypatch.setattr(kernels, "_SAMPLE_RUNS", 4)
+        monkeypatch.setattr(kernels, "_SAMPLE_RUN", 128)
+        candidates = kernels.candidates
+        nearest = kernels.nearest_groups
 
-        def counted_candidates(self: GalleryIndex, *args: Any) -> Any:
+        def counted_candidates(*args: Any) -> Any:
             counts["streamed"] += 1
-            return candidates(self, *args)
+            return candidates(*args)
 
-        def counted_nearest(self: GalleryIndex, *args: Any) -> Any:
-            found = nearest(self, *args)
+        def counted_nearest(*args: Any) -> Any:
+            found = nearest(*args)
             counts["rescanned"] += found is None
             return found
 
-        monkeypatch.setattr(GalleryIndex, "_candidates", counted_candidates)
-        monkeypatch.setattr(GalleryIndex, "_nearest_groups", counted_nearest)
+        monkeypatch.setattr(kernels, "candidates", counted_candidates)
+        monkeypatch.setattr(kernels, "nearest_groups", counted_nearest)
     return counts
 
 
@@ -655,7 +654,7 @@ def test_concurrent_adds_removes_and_searches_keep_invariants() -> None:
 
 
 def test_a_waiting_writer_goes_before_readers_that_come_after_it() -> None:
-    lock = _ReadWriteLock()
+    lock = ReadWriteLock()
     order: list[str] = []
     first_reader_in = threading.Event()
     release_first_reader = threading.Event()
