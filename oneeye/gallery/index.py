@@ -12,9 +12,9 @@ module is the facade: the lock, the version and the public methods. The rooms be
 - :mod:`oneeye.gallery.ivf`: the opt-in approximate index.
 
 Approximate mode (opt-in, ``ivf=IvfParameters(...)`` or ``GallerySettings.index = "ivf"``): from
-``min_templates`` templates on, an inverted file (:mod:`oneeye.gallery.ivf`) picks each face's
-candidates from its nearest k-means cells, and the candidates go through the same exact
-re-ranking, person grouping, thresholds and margin as a full search. It can only miss
+``min_templates`` templates on, an inverted file (faiss's IVF-Flat, :mod:`oneeye.gallery.ivf`)
+picks each face's nearest templates in its nearest k-means cells, and they go through the same
+exact re-ranking, person grouping, thresholds and margin as a full search. It can only miss
 templates, never invent nearer ones: a face that exact search calls unknown is unknown here
 too. The cells are trained under the write lock when the gallery reaches ``min_templates``
 and again whenever it has doubled (or shrunk to a quarter) since; in between, new templates
@@ -41,7 +41,7 @@ from oneeye.config import DEFAULT_MARGIN, DEFAULT_THRESHOLD, GallerySettings
 from oneeye.errors import GalleryError
 from oneeye.gallery import files, kernels
 from oneeye.gallery.files import FILE_FORMAT, FILE_FORMAT_VERSION, GalleryFile
-from oneeye.gallery.ivf import InvertedFile, IvfParameters
+from oneeye.gallery.ivf import POOL, InvertedFile, IvfParameters
 from oneeye.gallery.kernels import check_k
 from oneeye.gallery.lock import ReadWriteLock
 from oneeye.gallery.policy import MatchPolicy
@@ -557,7 +557,8 @@ class GalleryIndex:
         augmented = kernels.augment(queries)
         ivf, parameters = self._ivf, self._ivf_parameters
         if ivf is not None and parameters is not None and store.size >= parameters.min_templates:
-            found = ivf.candidates(augmented, parameters.probes)
+            pool = max(POOL, 32 * k)
+            found = ivf.candidates(augmented, parameters.probes, pool=pool, allowed=allowed)
             return kernels.rerank(store, queries, augmented, found, k, allowed)
         return kernels.search(store, queries, augmented, k, allowed)
 

@@ -1,24 +1,28 @@
-"""An inverted file over the gallery's templates: the opt-in approximate search.
+"""The opt-in approximate search: faiss's IVF-Flat over the gallery's templates.
 
-K-means cells partition the templates; each cell keeps its templates as one contiguous
-(129 x count) float32 block in the gallery's own layout (embedding, then half the squared
-norm), so a face is compared with the templates of its ``nprobe`` nearest cells by a few
-contiguous products, and :class:`~oneeye.gallery.index.GalleryIndex` re-ranks those candidates
-exactly. Nothing here locks: the gallery calls every method with its lock held.
+K-means cells partition the templates; a face is compared with the templates of its
+``probes`` nearest cells only, and :func:`oneeye.gallery.kernels.rerank` re-ranks the best of
+them exactly from the gallery's own matrix. The cells and the scan are faiss-cpu's
+``IndexIVFFlat`` (full float32 vectors per cell, so distances are exact, only coverage is
+approximate); it replaced a home-made inverted file after ``bench/gallery_scale.py --faiss``
+measured both with the same cells, probes, batches and accuracy check (BENCHMARKS.md, "Gallery
+scale"). Templates are filed under their gallery row; the gallery reports every change of a
+row (:meth:`InvertedFile.add`, :meth:`~InvertedFile.remove`, :meth:`~InvertedFile.move`).
 
-Why a copy of the templates instead of a permutation of the gallery's matrix: the gallery
-removes a template by moving its last column into the hole, which would break a cell's
-contiguity; cells with their own blocks keep add, remove and replace O(1) at the price of a
-second copy of the embeddings.
+faiss is imported on first use, so an exact-only gallery (the default) never loads it.
+Nothing here locks: the gallery calls every method with its lock held (faiss searches may run
+side by side; changes never overlap them).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -28,18 +32,23 @@ from oneeye.types import EMBEDDING_SIZE
 
 logger = logging.getLogger(__name__)
 
-_ROWS: Final = EMBEDDING_SIZE + 1
 _TRAIN_PER_LIST: Final = 32
 """Training sample: this many templates per cell (k-means needs a few dozen per centroid)."""
 _TRAIN_ITERATIONS: Final = 8
-_ASSIGN_BLOCK: Final = 65_536
-"""Templates assigned to cells per product while building (a 256 MB key block at 1024 cells)."""
+_FILE_BLOCK: Final = 65_536
+"""Templates handed to faiss per call while filing (a 32 MB transposed copy at a time)."""
 _MIN_LISTS: Final = 16
-_SLACK: Final = 8
-"""A cell's block is built with room for 1/8 more templates; a full block grows by half."""
+POOL: Final = 256
+"""Nearest templates faiss returns per face (at least): the candidates re-ranked exactly."""
 
 Rows = npt.NDArray[np.intp]
 Columns = npt.NDArray[np.float32]
+
+
+@functools.cache
+def _faiss() -> Any:
+    """The faiss module (untyped), imported once, on first use."""
+    return importlib.import_module("faiss")
 
 
 @dataclass(frozen=True)
@@ -122,12 +131,12 @@ class IvfParameters:
 def train_centroids(
     vectors: npt.NDArray[np.float32], lists: int, rng: np.random.Generator
 ) -> npt.NDArray[np.float32]:
-    """K-means (Lloyd) centroids of ``vectors``, started from distinct sample points.
+    """K-means centroids of ``vectors`` (faiss's k-means, 8 iterations, seeded from ``rng``).
 
     Args:
         vectors: an (m, 128) float32 sample, m >= ``lists``.
         lists: how many centroids.
-        rng: the random source for the start and for re-seeding empty cells.
+        rng: the random source the k-means seed is drawn from.
 
     Returns:
         A (lists, 128) float32 array.
@@ -135,40 +144,36 @@ def train_centroids(
     count = vectors.shape[0]
     if count < lists:
         raise ValueError(f"expected at least {lists} vectors to train {lists} cells, got {count}")
-    centroids = vectors[rng.choice(count, size=lists, replace=False)].copy()
-    for _ in range(_TRAIN_ITERATIONS):
-        cells = nearest_cells(vectors, centroids)
-        order = np.argsort(cells, kind="stable")
-        sizes = np.bincount(cells, minlength=lists)
-        filled = np.flatnonzero(sizes)
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))[filled]
-        sums = np.add.reduceat(vectors[order], starts, axis=0)
-        centroids[filled] = sums / sizes[filled, np.newaxis].astype(np.float32)
-        empty = np.flatnonzero(sizes == 0)
-        if empty.size:
-            # An empty cell would never be probed; restart it on a random sample point.
-            centroids[empty] = vectors[rng.choice(count, size=empty.size, replace=False)]
+    kmeans = _faiss().Kmeans(
+        vectors.shape[1],
+        lists,
+        niter=_TRAIN_ITERATIONS,
+        seed=int(rng.integers(2**31 - 1)),
+        min_points_per_centroid=1,
+        max_points_per_centroid=max(256, math.ceil(count / lists)),
+    )
+    kmeans.train(np.ascontiguousarray(vectors, dtype=np.float32))
+    centroids: npt.NDArray[np.float32] = kmeans.centroids.reshape(lists, -1).copy()
     return centroids
 
 
 def nearest_cells(
     vectors: npt.NDArray[np.float32], centroids: npt.NDArray[np.float32]
 ) -> npt.NDArray[np.intp]:
-    """The nearest centroid of each vector (largest ``v.c - |c|^2 / 2``), in blocks."""
-    half_norms = 0.5 * np.einsum("ij,ij->i", centroids, centroids)
-    cells = np.empty(vectors.shape[0], dtype=np.intp)
-    for start in range(0, vectors.shape[0], _ASSIGN_BLOCK):
-        keys = vectors[start : start + _ASSIGN_BLOCK] @ centroids.T
-        keys -= half_norms
-        cells[start : start + keys.shape[0]] = np.argmax(keys, axis=1)
+    """The nearest centroid of each vector, as faiss files it."""
+    quantizer = _faiss().IndexFlatL2(centroids.shape[1])
+    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    labels = quantizer.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)[1]
+    cells: npt.NDArray[np.intp] = labels[:, 0].astype(np.intp)
     return cells
 
 
 class InvertedFile:
-    """Templates grouped into k-means cells; candidates for a face are its nearest cells'.
+    """Templates grouped into k-means cells (a faiss ``IndexIVFFlat``); candidates for a face
+    are the nearest templates of its nearest cells.
 
-    Templates are known by their gallery row; the gallery reports every change of a row
-    (:meth:`add`, :meth:`remove`, :meth:`move`).
+    Templates are known by their gallery row (the faiss id); the gallery reports every change
+    of a row (:meth:`add`, :meth:`remove`, :meth:`move`).
     """
 
     def __init__(self, centroids: npt.NDArray[np.float32], trained_size: int) -> None:
@@ -182,21 +187,17 @@ class InvertedFile:
             raise ValueError(
                 f"centroids must have shape (lists >= 1, {EMBEDDING_SIZE}), got {centroids.shape}"
             )
+        faiss = _faiss()
         self._centroids = np.ascontiguousarray(centroids, dtype=np.float32)
         lists = self._centroids.shape[0]
-        # The gallery's trick: [q, -1] @ [c; |c|^2/2] ranks cells by distance in one product.
-        self._centroid_columns = np.empty((_ROWS, lists), dtype=np.float32)
-        self._centroid_columns[:EMBEDDING_SIZE] = self._centroids.T
-        self._centroid_columns[EMBEDDING_SIZE] = 0.5 * np.einsum(
-            "ij,ij->i", self._centroids, self._centroids
-        )
+        self._quantizer = faiss.IndexFlatL2(EMBEDDING_SIZE)
+        self._quantizer.add(self._centroids)  # a full quantizer: the index is trained
+        self._index = faiss.IndexIVFFlat(self._quantizer, EMBEDDING_SIZE, lists, faiss.METRIC_L2)
+        # Row -> (cell, slot) in a hash table, so one row is removed without a scan.
+        self._index.set_direct_map_type(faiss.DirectMap.Hashtable)
         self.trained_size = int(trained_size)
-        self._blocks: list[Columns] = [np.empty((_ROWS, 0), dtype=np.float32)] * lists
-        self._block_rows: list[Rows] = [np.empty(0, dtype=np.intp)] * lists
-        self._counts = np.zeros(lists, dtype=np.intp)
-        self._row_cell = np.full(0, -1, dtype=np.intp)
-        self._row_slot = np.zeros(0, dtype=np.intp)
-        self._size = 0
+        self._filed = np.zeros(0, dtype=np.bool_)
+        self._peak = 0
 
     @classmethod
     def build(cls, matrix: Columns, size: int, parameters: IvfParameters) -> InvertedFile:
@@ -219,7 +220,9 @@ class InvertedFile:
         centroids = train_centroids(sample, lists, rng)
         trained = time.perf_counter()
         inverted = cls(centroids, size)
-        inverted.add(np.arange(size, dtype=np.intp), matrix[:, :size])
+        for start in range(0, size, _FILE_BLOCK):
+            stop = min(size, start + _FILE_BLOCK)
+            inverted.add(np.arange(start, stop, dtype=np.intp), matrix[:, start:stop])
         logger.info(
             "gallery: ivf built over %d templates in %d cells (train %.2f s, file %.2f s)",
             size,
@@ -236,25 +239,19 @@ class InvertedFile:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the cells' blocks, row maps and centroids."""
-        blocks = sum(
-            b.nbytes + r.nbytes for b, r in zip(self._blocks, self._block_rows, strict=True)
-        )
-        return int(
-            blocks
-            + self._centroids.nbytes
-            + self._centroid_columns.nbytes
-            + self._row_cell.nbytes
-            + self._row_slot.nbytes
-        )
+        """Bytes held by the cells (at least: faiss keeps a cell's room when templates leave
+        it, so this counts the most templates ever filed), centroids and row map."""
+        per_template = int(self._index.code_size) + 8  # the vector and its id
+        return int(self._peak * per_template + 2 * self._centroids.nbytes + self._filed.nbytes)
 
     def __len__(self) -> int:
         """Number of templates filed."""
-        return self._size
+        return int(self._index.ntotal)
 
     def cell_sizes(self) -> npt.NDArray[np.intp]:
-        """Templates per cell (a copy)."""
-        return self._counts.copy()
+        """Templates per cell."""
+        lists = self._index.invlists
+        return np.array([lists.list_size(cell) for cell in range(self.lists)], dtype=np.intp)
 
     def add(self, rows: Rows, columns: Columns) -> None:
         """File templates: each goes to its nearest cell.
@@ -263,136 +260,84 @@ class InvertedFile:
             rows: the gallery rows of the templates, not filed yet.
             columns: their (129, m) columns (embedding, half squared norm).
         """
-        count = rows.shape[0]
-        if count == 0:
+        if rows.shape[0] == 0:
             return
         self._reserve_rows(int(rows.max()) + 1)
-        cells = nearest_cells(columns[:EMBEDDING_SIZE].T, self._centroids)
-        order = np.argsort(cells, kind="stable")
-        sorted_cells = cells[order]
-        bounds = np.flatnonzero(np.diff(sorted_cells)) + 1
-        for part in np.split(order, bounds):
-            cell = int(cells[part[0]])
-            self._append(cell, rows[part], columns[:, part])
-        self._size += count
-
-    def _append(self, cell: int, rows: Rows, columns: Columns) -> None:
-        used = int(self._counts[cell])
-        stop = used + rows.shape[0]
-        block = self._blocks[cell]
-        if stop > block.shape[1]:
-            capacity = max(stop + stop // _SLACK + 4, block.shape[1] + block.shape[1] // 2)
-            grown = np.empty((_ROWS, capacity), dtype=np.float32)
-            grown[:, :used] = block[:, :used]
-            block_rows = np.empty(capacity, dtype=np.intp)
-            block_rows[:used] = self._block_rows[cell][:used]
-            self._blocks[cell] = block = grown
-            self._block_rows[cell] = block_rows
-        block[:, used:stop] = columns
-        self._block_rows[cell][used:stop] = rows
-        self._counts[cell] = stop
-        self._row_cell[rows] = cell
-        self._row_slot[rows] = np.arange(used, stop)
+        vectors = np.ascontiguousarray(columns[:EMBEDDING_SIZE].T, dtype=np.float32)
+        self._index.add_with_ids(vectors, rows.astype(np.int64))
+        self._filed[rows] = True
+        self._peak = max(self._peak, len(self))
 
     def _reserve_rows(self, needed: int) -> None:
-        have = self._row_cell.shape[0]
+        have = self._filed.shape[0]
         if needed <= have:
             return
-        capacity = max(needed, 2 * have, 1024)
-        row_cell = np.full(capacity, -1, dtype=np.intp)
-        row_cell[:have] = self._row_cell
-        row_slot = np.zeros(capacity, dtype=np.intp)
-        row_slot[:have] = self._row_slot
-        self._row_cell, self._row_slot = row_cell, row_slot
+        filed = np.zeros(max(needed, 2 * have, 1024), dtype=np.bool_)
+        filed[:have] = self._filed
+        self._filed = filed
+
+    def _check_filed(self, row: int) -> None:
+        if not (0 <= row < self._filed.shape[0] and self._filed[row]):
+            raise KeyError(f"gallery row {row} is not in the inverted file")
 
     def remove(self, row: int) -> None:
-        """Forget a filed row: the last template of its cell takes its slot.
+        """Forget a filed row.
 
         Raises:
             KeyError: the row is not filed.
         """
-        cell = int(self._row_cell[row]) if row < self._row_cell.shape[0] else -1
-        if cell < 0:
-            raise KeyError(f"gallery row {row} is not in the inverted file")
-        slot = int(self._row_slot[row])
-        last = int(self._counts[cell]) - 1
-        block, block_rows = self._blocks[cell], self._block_rows[cell]
-        if slot != last:
-            block[:, slot] = block[:, last]
-            moved = int(block_rows[last])
-            block_rows[slot] = moved
-            self._row_slot[moved] = slot
-        self._counts[cell] = last
-        self._row_cell[row] = -1
-        self._size -= 1
+        self._check_filed(row)
+        ids = np.array([row], dtype=np.int64)
+        self._index.remove_ids(_faiss().IDSelectorArray(ids))
+        self._filed[row] = False
 
     def move(self, old: int, new: int) -> None:
-        """The gallery moved the template at row ``old`` to row ``new`` (a free row)."""
-        cell = int(self._row_cell[old])
-        if cell < 0:
-            raise KeyError(f"gallery row {old} is not in the inverted file")
-        slot = int(self._row_slot[old])
+        """The gallery moved the template at row ``old`` to row ``new`` (a free row).
+
+        Raises:
+            KeyError: ``old`` is not filed.
+        """
+        self._check_filed(old)
+        vector = self._index.reconstruct(old)
+        self.remove(old)
         self._reserve_rows(new + 1)
-        self._block_rows[cell][slot] = new
-        self._row_cell[new] = cell
-        self._row_slot[new] = slot
-        self._row_cell[old] = -1
+        self._index.add_with_ids(vector[np.newaxis], np.array([new], dtype=np.int64))
+        self._filed[new] = True
 
-    def probe(self, augmented: Columns, probes: int) -> npt.NDArray[np.intp]:
-        """The ``probes`` nearest cells of each face (any order), as a (faces, probes) array."""
-        lists = self.lists
-        probes = min(probes, lists)
-        coarse = augmented @ self._centroid_columns
-        if probes == lists:
-            return np.broadcast_to(np.arange(lists), (augmented.shape[0], lists))
-        return np.argpartition(coarse, lists - probes, axis=1)[:, lists - probes :]
-
-    def candidates(self, augmented: Columns, probes: int) -> list[tuple[Rows, Columns]]:
-        """Per face, the templates of its nearest cells and their keys.
+    def candidates(
+        self,
+        augmented: Columns,
+        probes: int,
+        *,
+        pool: int = POOL,
+        allowed: npt.NDArray[np.bool_] | None = None,
+    ) -> list[tuple[Rows, Columns]]:
+        """Per face, the nearest templates of its nearest cells, and their keys.
 
         Args:
             augmented: (faces, 129) queries ``[q, -1]``.
             probes: cells to search per face.
+            pool: templates per face at most.
+            allowed: per gallery row, whether it may be a candidate; ``None``: all.
 
         Returns:
-            Per face, (gallery rows, keys ``q.g - |g|^2 / 2``) of every template in its
-            ``probes`` nearest cells. A cell probed by several faces is read once, in one
-            product for all of them.
+            Per face, (gallery rows, keys ``q.g - |g|^2 / 2``) of the ``pool`` nearest
+            (allowed) templates in its ``probes`` nearest cells.
         """
-        faces = augmented.shape[0]
-        probed = self.probe(augmented, probes)
-        cells = probed.reshape(-1)
-        owner = np.repeat(np.arange(faces), probed.shape[1])
-        order = np.argsort(cells, kind="stable")
-        cells, owner = cells[order], owner[order]
-        bounds = np.flatnonzero(np.diff(cells)) + 1
-        row_parts: list[list[Rows]] = [[] for _ in range(faces)]
-        key_parts: list[list[Columns]] = [[] for _ in range(faces)]
-        for start, stop in zip(
-            np.concatenate(([0], bounds)).tolist(),
-            np.concatenate((bounds, [cells.shape[0]])).tolist(),
-            strict=True,
-        ):
-            cell = int(cells[start])
-            used = int(self._counts[cell])
-            if used == 0:
-                continue
-            block = self._blocks[cell][:, :used]
-            rows = self._block_rows[cell][:used]
-            who = owner[start:stop].tolist()
-            if len(who) == 1:
-                keys = (augmented[who[0]] @ block)[np.newaxis]
-            else:
-                keys = augmented[who] @ block
-            for i, face in enumerate(who):
-                row_parts[face].append(rows)
-                key_parts[face].append(keys[i])
-        empty_rows = np.empty(0, dtype=np.intp)
-        empty_keys = np.empty(0, dtype=np.float32)
-        return [
-            (
-                np.concatenate(r) if r else empty_rows,
-                np.concatenate(k) if k else empty_keys,
-            )
-            for r, k in zip(row_parts, key_parts, strict=True)
-        ]
+        faiss = _faiss()
+        queries = np.ascontiguousarray(augmented[:, :EMBEDDING_SIZE])
+        bits: npt.NDArray[np.uint8] | None = None
+        selector = None
+        if allowed is not None:
+            bits = np.packbits(allowed, bitorder="little")  # must outlive the search
+            selector = faiss.IDSelectorBitmap(allowed.shape[0], faiss.swig_ptr(bits))
+        parameters = faiss.SearchParametersIVF(nprobe=min(probes, self.lists), sel=selector)
+        squared, labels = self._index.search(queries, pool, params=parameters)
+        del bits
+        norms = np.einsum("ij,ij->i", queries, queries)
+        found = []
+        for i in range(queries.shape[0]):
+            hit = labels[i] >= 0
+            keys = (0.5 * (norms[i] - squared[i][hit])).astype(np.float32)
+            found.append((labels[i][hit].astype(np.intp), keys))
+        return found
