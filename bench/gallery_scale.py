@@ -382,7 +382,7 @@ def bench_size(
         "batch20_ms": summary(batch[0]),
         "reference_single_ms": summary(ref_single),
         "reference_batch20_ms": summary(ref_batch),
-        "top1_agrees_with_reference": f"{agree}/10",
+        "top1_agrees_with_reference": f"{agree}/{len(queries[:10])}",
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
     }
