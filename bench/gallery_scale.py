@@ -223,6 +223,7 @@ def faiss_indexes(
     """faiss's flat index and its IVF-Flat (``lists`` cells, ``probes`` probed) over
     ``embeddings``, the IVF trained like the gallery's (``TRAIN_PER_LIST`` sampled templates
     per cell, 8 k-means iterations)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as oneeye.gallery.ivf imports it
     faiss: Any = importlib.import_module("faiss")
     size, dimension = embeddings.shape
     flat = faiss.IndexFlatL2(dimension)
@@ -239,7 +240,10 @@ def faiss_indexes(
     ivf.train(np.ascontiguousarray(sample))
     ivf.add(embeddings)
     ivf.nprobe = probes
-    label = f"faiss-cpu {faiss.__version__} ({faiss.omp_get_max_threads()} OpenMP threads)"
+    label = (
+        f"faiss-cpu {faiss.__version__} ({faiss.omp_get_max_threads()} OpenMP threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')})"
+    )
     return label, {"faiss_flat": flat, "faiss_ivf": ivf, "_quantizer": quantizer}
 
 
