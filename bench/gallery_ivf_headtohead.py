@@ -38,8 +38,8 @@ import gallery_scale as scale
 from oneeye.gallery import GalleryIndex
 from oneeye.gallery.ivf import IvfParameters
 
-HOMEMADE = "f25a2df"
-"""The last commit with the home-made inverted file."""
+HOMEMADE = "8203e8c"
+"""A commit of main with the home-made inverted file (its last version)."""
 RESULTS = Path(__file__).resolve().parent / "results" / "gallery_ivf_headtohead.json"
 ROOT = Path(__file__).resolve().parents[1]
 

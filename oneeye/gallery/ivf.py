@@ -4,10 +4,11 @@ K-means cells partition the templates; a face is compared with the templates of 
 ``probes`` nearest cells only, and :func:`oneeye.gallery.kernels.rerank` re-ranks the best of
 them exactly from the gallery's own matrix. The cells and the scan are faiss-cpu's
 ``IndexIVFFlat`` (full float32 vectors per cell, so distances are exact, only coverage is
-approximate); it replaced a home-made inverted file after ``bench/gallery_scale.py --faiss``
-measured both with the same cells, probes, batches and accuracy check (BENCHMARKS.md, "Gallery
-scale"). Templates are filed under their gallery row; the gallery reports every change of a
-row (:meth:`InvertedFile.add`, :meth:`~InvertedFile.remove`, :meth:`~InvertedFile.move`).
+approximate); it replaced a home-made inverted file after ``bench/gallery_ivf_headtohead.py``
+and ``bench/gallery_scale.py --faiss`` measured both with the same cells, probes, batches and
+accuracy check (BENCHMARKS.md, "Gallery scale"). Templates are filed under their gallery row;
+the gallery reports every change of a row (:meth:`InvertedFile.add`,
+:meth:`~InvertedFile.remove`, :meth:`~InvertedFile.move`).
 
 faiss is imported on first use, so an exact-only gallery (the default) never loads it.
 Nothing here locks: the gallery calls every method with its lock held (faiss searches may run
