@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oneeye.types import Detection, FaceBox
-from oneeye.vision.detect import FaceDetector
+from oneeye.vision.detectors import FaceDetector
 
 GreyImage = npt.NDArray[np.uint8]
 """A frame as an (height, width) uint8 array of grey levels."""

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from oneeye.config import EngineSettings
 from oneeye.errors import FaceError, TimeLimitError
 from oneeye.types import Detection, Face, RGBImage
-from oneeye.vision.detect import CnnDetector, FaceDetector, HogDetector, ScalePlan, plan_scale
+from oneeye.vision.detectors import FaceDetector, ScalePlan, make_detector, plan_scale
+from oneeye.vision.detectors.cnn import CnnDetector
+from oneeye.vision.detectors.hog import HogDetector
 from oneeye.vision.encode import ChipEmbedder, DlibChipEmbedder, FaceAligner, embed_chips
 from oneeye.vision.models import ModelPaths
 from oneeye.vision.quality import face_quality
@@ -132,8 +134,8 @@ class FaceEngine:
         """
         self.settings = settings or EngineSettings()
         self.models = models or ModelPaths.locate()
-        self._hog = HogDetector()
-        self._cnn: CnnDetector | None = None
+        # The primary detector now; others (the enrolment chain's) on first need.
+        self._detectors: dict[str, FaceDetector] = {self.settings.detector: self.new_detector()}
         self._aligner = FaceAligner(self.models, self.settings.alignment)
         self._embedder = embedder or self._make_embedder()
         self._lock = threading.RLock()
@@ -150,11 +152,11 @@ class FaceEngine:
         return self._embedder
 
     def _detector(self, name: str) -> FaceDetector:
-        if name == "hog":
-            return self._hog
-        if self._cnn is None:
-            self._cnn = CnnDetector(self.models.cnn_detector)
-        return self._cnn
+        """The engine's own detector called ``name`` (made on first need; used under the lock)."""
+        detector = self._detectors.get(name)
+        if detector is None:
+            detector = self._detectors[name] = make_detector(name, self.models)
+        return detector
 
     def new_detector(self) -> FaceDetector:
         """A primary detector of this engine's kind that is the caller's own.
@@ -162,9 +164,7 @@ class FaceEngine:
         A camera scans its frames with its own detectors, in its own threads, without taking
         the engine's lock (dlib's detectors are not shared between threads).
         """
-        if self.settings.detector == "hog":
-            return HogDetector()
-        return CnnDetector(self.models.cnn_detector)
+        return make_detector(self.settings.detector, self.models)
 
     def detect(self, image: RGBImage, min_face_px: int | None = None) -> list[Detection]:
         """Find faces with the primary detector, one pass.
@@ -200,13 +200,16 @@ class FaceEngine:
         finest = plan_scale(configured, HogDetector.window_px)
         hog_plans.append(ScalePlan(finest.factor, finest.upsample + 1))
         stages = [
-            DetectionStage("hog", bounded(plan, image, HOG_MAX_WORK_PIXELS)) for plan in hog_plans
+            DetectionStage(HogDetector.name, bounded(plan, image, HOG_MAX_WORK_PIXELS))
+            for plan in hog_plans
         ]
         if self.settings.fallback:
             shrink = min(1.0, CNN_MAX_SIDE / max(image.shape[:2]))
             cnn_plan = plan_scale(max(1, round(configured * shrink)), CnnDetector.window_px)
             cnn_plan = ScalePlan(cnn_plan.factor * shrink, cnn_plan.upsample)
-            stages.append(DetectionStage("cnn", bounded(cnn_plan, image, CNN_MAX_WORK_PIXELS)))
+            stages.append(
+                DetectionStage(CnnDetector.name, bounded(cnn_plan, image, CNN_MAX_WORK_PIXELS))
+            )
         return stages if self.settings.fallback else stages[:1]
 
     def search_stages(self, image: RGBImage) -> list[DetectionStage]:
@@ -223,9 +226,11 @@ class FaceEngine:
         shorter = min(image.shape[:2])
         configured = self.settings.min_face_px
         quick = max(configured, shorter // 8)
-        stages = [DetectionStage("hog", plan_scale(quick, HogDetector.window_px))]
+        stages = [DetectionStage(HogDetector.name, plan_scale(quick, HogDetector.window_px))]
         if quick > configured:
-            stages.append(DetectionStage("hog", plan_scale(configured, HogDetector.window_px)))
+            stages.append(
+                DetectionStage(HogDetector.name, plan_scale(configured, HogDetector.window_px))
+            )
         return stages
 
     def detect_with_fallback(

@@ -12,7 +12,8 @@ import pytest
 from oneeye.types import Detection, FaceBox
 from oneeye.video.scan import MOTION_SCALE, FaceFinder, GreyImage, MotionMap, merge_overlapping
 from oneeye.video.synth import Actor, Movement, compose
-from oneeye.vision.detect import HogDetector, ScalePlan
+from oneeye.vision.detectors import ScalePlan
+from oneeye.vision.detectors.hog import HogDetector
 from oneeye.vision.engine import FaceEngine
 
 WIDTH, HEIGHT = 640, 480

@@ -1,10 +1,10 @@
-"""Detection scale planning."""
+"""Detection scale planning, shared by every detector."""
 
 from __future__ import annotations
 
 import pytest
 
-from oneeye.vision.detect import ScalePlan, plan_scale
+from oneeye.vision.detectors.base import ScalePlan, plan_scale
 
 
 @pytest.mark.parametrize(
