@@ -1,4 +1,4 @@
-"""The dlib ResNet re-implementation: the reader, and equality with dlib's own descriptors.
+"""The dlib ResNet re-implementation: equality with dlib's own descriptors, backend by backend.
 
 The chips here are synthetic (noise, gradients, blobs): equality with dlib is a check of the
 arithmetic, which does not care what the pixels show. Real-photo checks live with the face
@@ -17,17 +17,8 @@ import numpy.typing as npt
 import pytest
 
 from oneeye.errors import ModelError
-from oneeye.vision import resnet
-from oneeye.vision.models import ModelPaths
-from oneeye.vision.resnet import (
-    AffineLayer,
-    ConvLayer,
-    FullyConnectedLayer,
-    ResNetEmbedder,
-    SkipLayer,
-    TagLayer,
-    read_resnet_model,
-)
+from oneeye.vision.resnet import ResNetEmbedder
+from oneeye.vision.resnet import embedder as embedder_module
 
 TOLERANCE = 1e-4
 BACKENDS = [
@@ -43,11 +34,6 @@ BACKENDS = [
 
 
 @pytest.fixture(scope="module")
-def model_path() -> Path:
-    return ModelPaths.locate().resnet
-
-
-@pytest.fixture(scope="module")
 def embedders(model_path: Path) -> Callable[[str], ResNetEmbedder]:
     """One embedder per backend for the whole module: each costs a parse and a check."""
     cache: dict[str, ResNetEmbedder] = {}
@@ -58,11 +44,6 @@ def embedders(model_path: Path) -> Callable[[str], ResNetEmbedder]:
         return cache[backend]
 
     return get
-
-
-@pytest.fixture(scope="module")
-def model_bytes(model_path: Path) -> bytes:
-    return model_path.read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -86,34 +67,6 @@ def dlib_descriptors(model_path: Path, chips: npt.NDArray[np.uint8]) -> npt.NDAr
     return np.array(
         [np.array(recognizer.compute_face_descriptor(chip)) for chip in chips], dtype=np.float32
     )
-
-
-def test_reads_the_real_model(model_path: Path) -> None:
-    model = read_resnet_model(model_path)
-
-    assert (model.input.rows, model.input.cols) == (150, 150)
-    assert model.input.means == pytest.approx((122.782, 117.001, 104.298), abs=1e-4)
-    assert model.output_size == 128
-    assert model.distance_threshold == pytest.approx(0.6)
-    counts = {
-        kind: sum(isinstance(layer, kind) for layer in model.layers)
-        for kind in (ConvLayer, AffineLayer, TagLayer, SkipLayer, FullyConnectedLayer)
-    }
-    assert counts == {
-        ConvLayer: 29,
-        AffineLayer: 29,
-        TagLayer: 18,
-        SkipLayer: 4,
-        FullyConnectedLayer: 1,
-    }
-    first = model.layers[0]
-    assert isinstance(first, ConvLayer)
-    assert first.weights.shape == (32, 3, 7, 7)
-    assert (first.stride, first.padding) == ((2, 2), (0, 0))
-    last = model.layers[-1]
-    assert isinstance(last, FullyConnectedLayer)
-    assert last.weights.shape == (256, 128)
-    assert last.bias is None
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -142,7 +95,7 @@ def test_long_batches_are_split(
 ) -> None:
     embedder = embedders("opencv")
     whole = embedder.embed(chips)
-    monkeypatch.setattr(resnet, "MAX_BATCH", 2)
+    monkeypatch.setattr(embedder_module, "MAX_BATCH", 2)
 
     split = embedder.embed(chips)
 
@@ -178,33 +131,6 @@ def test_refuses_bad_chips(
 def test_refuses_unknown_backend(model_path: Path) -> None:
     with pytest.raises(ValueError, match="backend must be"):
         ResNetEmbedder(model_path, "tensorflow")
-
-
-@pytest.mark.parametrize(
-    ("mutate", "expected_error"),
-    [
-        (lambda data: b"", "file ends early"),
-        (lambda data: data[:10], "file ends early"),
-        (lambda data: data[:300], "file ends early"),
-        (lambda data: data[: len(data) // 2], "file ends early"),
-        (lambda data: data[:-1], "file ends early"),
-        (lambda data: data + b"\x00", "unexpected bytes after the last layer"),
-        (
-            lambda data: data.replace(b"\x05relu_", b"\x05gelu_", 1),
-            "unsupported layer type 'gelu_'",
-        ),
-        (lambda data: data.replace(b"loss_metric_2", b"loss_mmod_xx2", 1), "expected loss"),
-        (lambda data: b"\x01\x01" + b"\x0a" * 40, "bad integer header"),
-    ],
-)
-def test_refuses_corrupt_files(
-    tmp_path: Path, model_bytes: bytes, mutate: Callable[[bytes], bytes], expected_error: str
-) -> None:
-    path = tmp_path / "model.dat"
-    path.write_bytes(mutate(model_bytes))
-
-    with pytest.raises(ModelError, match=expected_error):
-        read_resnet_model(path)
 
 
 def test_missing_file_is_a_model_error(tmp_path: Path) -> None:
