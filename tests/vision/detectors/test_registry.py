@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import get_args
 
 import pytest
 
+from oneeye.config import EngineSettings
 from oneeye.vision.detectors import detector_names, make_detector
 from oneeye.vision.models import ModelPaths
 from tests.conftest import PhotoLoader, shrunk
@@ -19,6 +21,13 @@ def models() -> ModelPaths:
 
 def test_knows_the_dlib_detectors() -> None:
     assert detector_names() == ("cnn", "hog")
+
+
+def test_settings_offer_every_detector() -> None:
+    # A new detector module must also be a value ``ONEEYE_ENGINE__DETECTOR`` accepts.
+    offered = get_args(EngineSettings.model_fields["detector"].annotation)
+
+    assert sorted(offered) == list(detector_names())
 
 
 @pytest.mark.parametrize("name", detector_names())
