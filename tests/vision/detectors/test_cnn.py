@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from oneeye.errors import ModelError
-from oneeye.vision.detectors import ScalePlan
+from oneeye.vision.detectors import FaceDetector, ScalePlan
 from oneeye.vision.detectors.cnn import CnnDetector
 from oneeye.vision.detectors.hog import HogDetector
 from oneeye.vision.models import ModelPaths
@@ -17,7 +17,7 @@ from tests.conftest import PhotoLoader, shrunk
 def test_finds_the_face_hog_finds(load_photo: PhotoLoader) -> None:
     # A quarter of the photo (the face is about 70 pixels): the CNN is slow on a CPU.
     small = shrunk(load_photo("obama.jpg"), 4)
-    detector = CnnDetector(ModelPaths.locate().cnn_detector)
+    detector: FaceDetector = CnnDetector(ModelPaths.locate().cnn_detector)  # checked by mypy
 
     found = detector.detect_at(small, ScalePlan(1.0, 0))
     (hog,) = HogDetector().detect_at(small, ScalePlan(1.0, 0))

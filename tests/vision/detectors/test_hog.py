@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cv2
 
-from oneeye.vision.detectors import ScalePlan
+from oneeye.vision.detectors import FaceDetector, ScalePlan
 from oneeye.vision.detectors.hog import HogDetector
 from tests.conftest import PhotoLoader
 
@@ -12,7 +12,7 @@ from tests.conftest import PhotoLoader
 def test_finds_the_same_face_in_grey_and_rgb(load_photo: PhotoLoader) -> None:
     photo = load_photo("obama.jpg")
     grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
-    detector = HogDetector()
+    detector: FaceDetector = HogDetector()  # mypy checks it keeps the interface
 
     in_rgb = detector.detect(photo, 160)
     in_grey = detector.detect(grey, 160)  # type: ignore[arg-type]
