@@ -1,11 +1,12 @@
 """ONNX protobuf written by hand: the few messages the ResNet graph needs, and no more.
 
 Why not the ``onnx`` package's helpers: they give the very same bytes (the tests build the
-graph both ways and compare), but importing ``onnx`` takes 1.3-1.9 s on an idle machine and
-2-3 s on a loaded one (most of it its ``ml_dtypes`` dependency), against 28 ms to build the
-graph here; every process that starts an embedder (the server, an edge, each CLI command)
-would pay that. Fields are written in field-number order and attributes sorted by name, as
-protobuf's and ``onnx.helper``'s own serializers do, so the output is byte-for-byte theirs.
+graph both ways and compare), but importing ``onnx`` takes 0.9-1.4 s on a quiet machine and
+2-3 s on a loaded one (most of it its ``ml_dtypes`` dependency), against 30-70 ms to build
+the graph here; every process that starts an embedder (the server, an edge, each CLI
+command) would pay that (measured December 2026, onnx 1.23). Fields are written in
+field-number order and attributes sorted by name, as protobuf's and ``onnx.helper``'s own
+serializers do, so the output is byte-for-byte theirs.
 """
 
 from __future__ import annotations
