@@ -11,23 +11,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
-from typing import Final
 
 import cv2
 import numpy as np
-from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from oneeye.errors import FaceError, ImageError, OneEyeError
 from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerError, check_account_id
 from oneeye.services.gallery import GalleryEntry, GalleryService, template_of
 from oneeye.store.db import Database
-from oneeye.store.models import FaceTemplate, Person, Watchlist, embedding_to_bytes, new_id
 from oneeye.store.photos import PhotoStore
+from oneeye.store.repos import people, templates
+from oneeye.store.repos.people import UNSET, PersonInfo, UnknownWatchlistError, Unset
+from oneeye.store.repos.templates import TemplateInfo
 from oneeye.types import Face, FaceBox, FaceQuality, RGBImage
 from oneeye.vision.engine import Deadline, FaceEngine
 from oneeye.vision.images import load_image, upright_size
@@ -53,42 +52,19 @@ class UploadTooLargeError(ImageError):
     """The upload is larger than the server accepts."""
 
 
-class _Unset:
-    """The type of ``UNSET``: "leave this field as it is"."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Final = _Unset()
-
-
-@dataclass(frozen=True, slots=True)
-class PersonInfo:
-    """A person as the API shows it."""
-
-    id: str
-    name: str
-    account_id: str | None
-    notes: str
-    watchlists: tuple[str, ...]
-    templates: int
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateInfo:
-    """An enrolled photo of a person: where the face is and how good it is."""
-
-    id: str
-    person_id: str
-    photo_key: str
-    box: FaceBox
-    quality: float
-    size_px: float
-    sharpness: float
-    frontalness: float
-    created_at: datetime
+__all__ = [
+    "UNSET",
+    "EnrolmentError",
+    "EnrolmentService",
+    "IdentifiedFace",
+    "MatchInfo",
+    "NotFoundError",
+    "PersonInfo",
+    "TemplateInfo",
+    "UploadTooLargeError",
+]
+"""``PersonInfo``, ``TemplateInfo`` and ``UNSET`` are the people and templates repositories'
+value types, named here too because this service's callers use them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,32 +90,6 @@ class IdentifiedFace:
     watchlist: str | None
     distance: float | None
     matches: tuple[MatchInfo, ...]
-
-
-def _person_info(person: Person, templates: int) -> PersonInfo:
-    return PersonInfo(
-        id=person.id,
-        name=person.name,
-        account_id=person.account_id,
-        notes=person.notes,
-        watchlists=tuple(sorted(w.name for w in person.watchlists)),
-        templates=templates,
-        created_at=person.created_at,
-    )
-
-
-def _template_info(row: FaceTemplate) -> TemplateInfo:
-    return TemplateInfo(
-        id=row.id,
-        person_id=row.person_id,
-        photo_key=row.photo_key,
-        box=FaceBox(top=row.top, right=row.right, bottom=row.bottom, left=row.left),
-        quality=row.quality,
-        size_px=row.size_px,
-        sharpness=row.sharpness,
-        frontalness=row.frontalness,
-        created_at=row.created_at,
-    )
 
 
 def _check_name(name: str) -> str:
@@ -208,31 +158,8 @@ class EnrolmentService:
 
     # people --------------------------------------------------------------------------------
 
-    def _watchlist_rows(self, session: Session, names: Sequence[str]) -> list[Watchlist]:
-        wanted = sorted(set(names))
-        rows = list(session.scalars(select(Watchlist).where(Watchlist.name.in_(wanted))))
-        missing = sorted(set(wanted) - {row.name for row in rows})
-        if missing:
-            known = sorted(session.scalars(select(Watchlist.name)))
-            raise EnrolmentError(
-                f"no watchlist named {', '.join(map(repr, missing))}; "
-                f"the watchlists are {', '.join(known) or 'none yet'}"
-            )
-        return rows
-
-    def _template_count(self, session: Session, person_id: str) -> int:
-        count = session.scalar(
-            select(func.count())
-            .select_from(FaceTemplate)
-            .where(FaceTemplate.person_id == person_id)
-        )
-        return int(count or 0)
-
-    def _get_person(self, session: Session, person_id: str) -> Person:
-        person = session.get(Person, person_id, options=[selectinload(Person.watchlists)])
-        if person is None:
-            raise NotFoundError(f"no person with id {person_id!r}")
-        return person
+    def _unknown_person(self, person_id: str) -> NotFoundError:
+        return NotFoundError(f"no person with id {person_id!r}")
 
     def people(
         self,
@@ -247,36 +174,24 @@ class EnrolmentService:
         """People by name: only those on ``watchlist``, or whose name (or account id, with
         ``match_accounts``) contains ``q`` (any case); never those in ``exclude`` (the case
         people a reporter may not know of)."""
-        counts = (
-            select(FaceTemplate.person_id, func.count().label("n"))
-            .group_by(FaceTemplate.person_id)
-            .subquery()
-        )
-        query = (
-            select(Person, func.coalesce(counts.c.n, 0))
-            .outerjoin(counts, counts.c.person_id == Person.id)
-            .options(selectinload(Person.watchlists))
-            .order_by(Person.name, Person.id)
-        )
-        if watchlist:
-            query = query.where(Person.watchlists.any(Watchlist.name == watchlist))
-        if q:
-            pattern = f"%{q.lower()}%"
-            matches = [func.lower(Person.name).like(pattern)]
-            if match_accounts:
-                matches.append(func.lower(Person.account_id).like(pattern))
-            query = query.where(or_(*matches))
-        if exclude:
-            query = query.where(Person.id.not_in(exclude))
         with self.db.session() as session:
-            rows = session.execute(query.limit(limit).offset(offset)).all()
-            return [_person_info(person, int(n)) for person, n in rows]
+            return people.search(
+                session,
+                watchlist=watchlist,
+                q=q,
+                limit=limit,
+                offset=offset,
+                match_accounts=match_accounts,
+                exclude=exclude,
+            )
 
     def person(self, person_id: str) -> PersonInfo:
         """One person; ``NotFoundError`` if there is none with this id."""
         with self.db.session() as session:
-            person = self._get_person(session, person_id)
-            return _person_info(person, self._template_count(session, person_id))
+            info = people.get(session, person_id)
+        if info is None:
+            raise self._unknown_person(person_id)
+        return info
 
     def create_person(
         self,
@@ -291,12 +206,13 @@ class EnrolmentService:
         account."""
         name = _check_name(name)
         account = _check_account(account_id)
-        with self.db.session() as session:
-            rows = self._watchlist_rows(session, watchlists)
-            person = Person(name=name, account_id=account, notes=notes, watchlists=rows)
-            session.add(person)
-            session.flush()
-            info = _person_info(person, 0)
+        try:
+            with self.db.session() as session:
+                info = people.create(
+                    session, name=name, account_id=account, notes=notes, watchlists=watchlists
+                )
+        except UnknownWatchlistError as exc:
+            raise EnrolmentError(str(exc)) from None
         self.auth.audit(
             actor,
             "person.create",
@@ -310,33 +226,41 @@ class EnrolmentService:
         person_id: str,
         *,
         actor: str,
-        name: str | _Unset = UNSET,
-        account_id: str | _Unset | None = UNSET,
-        notes: str | _Unset = UNSET,
-        watchlists: Sequence[str] | _Unset = UNSET,
+        name: str | Unset = UNSET,
+        account_id: str | Unset | None = UNSET,
+        notes: str | Unset = UNSET,
+        watchlists: Sequence[str] | Unset = UNSET,
     ) -> PersonInfo:
         """Change the given fields of a person; a change of watchlists changes the live
         gallery too."""
         changed: dict[str, object] = {}
-        with self.db.session() as session:
-            person = self._get_person(session, person_id)
-            if not isinstance(name, _Unset):
-                person.name = _check_name(name)
-                changed["name"] = True  # the audit log names people by id, never by name
-            if not isinstance(account_id, _Unset):
-                person.account_id = _check_account(account_id)
-                changed["account_id"] = person.account_id
-            if not isinstance(notes, _Unset):
-                person.notes = notes
-                changed["notes"] = True
-            moved = False
-            if not isinstance(watchlists, _Unset):
-                rows = self._watchlist_rows(session, watchlists)
-                moved = {w.name for w in rows} != {w.name for w in person.watchlists}
-                person.watchlists = rows
-                changed["watchlists"] = sorted(w.name for w in rows)
-            session.flush()
-            info = _person_info(person, self._template_count(session, person_id))
+        try:
+            with self.db.session() as session:
+                if people.watchlists_of(session, person_id) is None:
+                    raise self._unknown_person(person_id)
+                if not isinstance(name, Unset):
+                    name = _check_name(name)
+                    changed["name"] = True  # the audit log names people by id, never by name
+                if not isinstance(account_id, Unset):
+                    account_id = _check_account(account_id)
+                    changed["account_id"] = account_id
+                if not isinstance(notes, Unset):
+                    changed["notes"] = True
+                if not isinstance(watchlists, Unset):
+                    changed["watchlists"] = sorted(set(watchlists))
+                updated = people.update(
+                    session,
+                    person_id,
+                    name=name,
+                    account_id=account_id,
+                    notes=notes,
+                    watchlists=watchlists,
+                )
+        except UnknownWatchlistError as exc:
+            raise EnrolmentError(str(exc)) from None
+        if updated is None:
+            raise self._unknown_person(person_id)
+        info, moved = updated
         if moved:
             self.gallery.sync_person(person_id)
         if changed:
@@ -346,13 +270,9 @@ class EnrolmentService:
     def delete_person(self, person_id: str, *, actor: str) -> None:
         """Remove a person with their templates, photos and gallery entries."""
         with self.db.session() as session:
-            person = self._get_person(session, person_id)
-            keys = list(
-                session.scalars(
-                    select(FaceTemplate.photo_key).where(FaceTemplate.person_id == person_id)
-                )
-            )
-            session.delete(person)
+            keys = people.delete(session, person_id)
+        if keys is None:
+            raise self._unknown_person(person_id)
         self.gallery.remove_person(person_id)
         self._delete_photos(keys)
         self.auth.audit(actor, "person.delete", person_id, {"templates": len(keys)})
@@ -369,13 +289,9 @@ class EnrolmentService:
     def templates(self, person_id: str) -> list[TemplateInfo]:
         """A person's templates, oldest first."""
         with self.db.session() as session:
-            self._get_person(session, person_id)
-            rows = session.scalars(
-                select(FaceTemplate)
-                .where(FaceTemplate.person_id == person_id)
-                .order_by(FaceTemplate.created_at, FaceTemplate.id)
-            )
-            return [_template_info(row) for row in rows]
+            if people.watchlists_of(session, person_id) is None:
+                raise self._unknown_person(person_id)
+            return templates.of_person(session, person_id)
 
     def decode_upload(
         self, data: bytes, filename: str = "", *, max_side: int | None = None
@@ -446,9 +362,7 @@ class EnrolmentService:
             )
         except BaseException:
             with self.db.session() as session:
-                row = session.get(FaceTemplate, info.id)
-                if row is not None:
-                    session.delete(row)
+                templates.delete(session, info.id)
             self.photos.delete(key)
             raise
         self.auth.audit(
@@ -472,23 +386,10 @@ class EnrolmentService:
     ) -> tuple[TemplateInfo, list[str]]:
         try:
             with self.db.session() as session:
-                person = self._get_person(session, person_id)
-                row = FaceTemplate(
-                    person_id=person_id,
-                    photo_key=key,
-                    embedding=embedding_to_bytes(face.embedding),
-                    top=face.box.top,
-                    right=face.box.right,
-                    bottom=face.box.bottom,
-                    left=face.box.left,
-                    quality=face.quality.score,
-                    size_px=float(face.quality.size),
-                    sharpness=face.quality.sharpness,
-                    frontalness=face.quality.frontalness,
-                )
-                session.add(row)
-                session.flush()
-                return _template_info(row), sorted(w.name for w in person.watchlists)
+                watchlists = people.watchlists_of(session, person_id)
+                if watchlists is None:
+                    raise self._unknown_person(person_id)
+                return templates.add(session, person_id, key, face), watchlists
         except IntegrityError:
             # The person was deleted while the photo was being checked.
             raise NotFoundError(f"no person with id {person_id!r}") from None
@@ -496,11 +397,9 @@ class EnrolmentService:
     def delete_template(self, person_id: str, template_id: str, *, actor: str) -> None:
         """Remove one template: its row, its photo and its gallery entries."""
         with self.db.session() as session:
-            row = session.get(FaceTemplate, template_id)
-            if row is None or row.person_id != person_id:
-                raise NotFoundError(f"person {person_id!r} has no template {template_id!r}")
-            key = row.photo_key
-            session.delete(row)
+            key = templates.delete(session, template_id, person_id=person_id)
+        if key is None:
+            raise NotFoundError(f"person {person_id!r} has no template {template_id!r}")
         self.gallery.remove_template(template_id)
         self._delete_photos([key])
         self.auth.audit(actor, "template.delete", person_id, {"template": template_id})
@@ -537,8 +436,7 @@ class EnrolmentService:
         )
         person_ids = {m.person for a in answers for m in a.candidates}
         with self.db.session() as session:
-            rows = session.execute(select(Person.id, Person.name).where(Person.id.in_(person_ids)))
-            names = dict(rows.all())
+            names = people.names(session, person_ids)
         found = []
         for face, answer in zip(faces, answers, strict=True):
             accepted = answer.match
@@ -609,26 +507,14 @@ class EnrolmentService:
         Raises:
             EnrolmentError: the watchlist does not exist.
         """
-        [row] = self._watchlist_rows(session, [watchlist])
-        person = Person(id=new_id(), name=name, notes=notes, watchlists=[row])
-        session.add(person)
+        try:
+            person = people.create(
+                session, name=name, account_id=None, notes=notes, watchlists=[watchlist]
+            )
+        except UnknownWatchlistError as exc:
+            raise EnrolmentError(str(exc)) from None
         entries = []
         for face, key in faces:
-            template = FaceTemplate(
-                id=new_id(),
-                person=person,
-                photo_key=key,
-                embedding=embedding_to_bytes(face.embedding),
-                top=face.box.top,
-                right=face.box.right,
-                bottom=face.box.bottom,
-                left=face.box.left,
-                quality=face.quality.score,
-                size_px=float(face.quality.size),
-                sharpness=face.quality.sharpness,
-                frontalness=face.quality.frontalness,
-            )
-            session.add(template)
+            template = templates.add(session, person.id, key, face)
             entries.append(GalleryEntry(template.id, person.id, face.embedding, face.quality.score))
-        session.flush()
         return person.id, entries

@@ -45,15 +45,8 @@ from oneeye.bus.messages import (
 from oneeye.errors import GalleryError, OneEyeError
 from oneeye.gallery import GalleryIndex
 from oneeye.store.db import Database
-from oneeye.store.models import (
-    EMBEDDING_BYTES,
-    FaceTemplate,
-    Person,
-    ServerKey,
-    Watchlist,
-    embedding_from_bytes,
-    person_watchlists,
-)
+from oneeye.store.models import ServerKey, Watchlist, person_watchlists
+from oneeye.store.repos import people, templates
 
 logger = logging.getLogger(__name__)
 
@@ -287,40 +280,24 @@ class GalleryService:
         """Rebuild the gallery from the database (creating the default watchlists first);
         returns the number of entries (templates times their person's watchlists)."""
         self.ensure_defaults()
-        query = (
-            select(
-                FaceTemplate.id,
-                FaceTemplate.person_id,
-                Watchlist.name,
-                FaceTemplate.quality,
-                FaceTemplate.embedding,
-            )
-            .join(person_watchlists, person_watchlists.c.person_id == FaceTemplate.person_id)
-            .join(Watchlist, Watchlist.id == person_watchlists.c.watchlist_id)
-        )
         with self._lock:
             with self.db.session() as session:
                 stored = session.execute(select(Watchlist.name, Watchlist.threshold))
                 thresholds = dict(stored.all())
-                rows = session.execute(query).all()
-            ids = [gallery_id(tid, watchlist) for tid, _, watchlist, _, _ in rows]
-            persons = [person for _, person, _, _, _ in rows]
-            watchlists = [watchlist for _, _, watchlist, _, _ in rows]
-            qualities = np.fromiter((q for *_, q, _ in rows), dtype=np.float32, count=len(rows))
-            blobs = [bytes(blob) for *_, blob in rows]
-            bad = [ids[i] for i, blob in enumerate(blobs) if len(blob) != EMBEDDING_BYTES]
-            if bad:
-                raise OneEyeError(
-                    f"{len(bad)} stored templates have a damaged embedding, e.g. {bad[0]!r}"
-                )
-            embeddings = np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32)
-            embeddings = embeddings.reshape(len(rows), -1) if rows else embeddings.reshape(0, 128)
+                rows = templates.on_watchlists(session)
+            ids = [
+                gallery_id(tid, watchlist)
+                for tid, watchlist in zip(rows.template_ids, rows.watchlists, strict=True)
+            ]
+            persons = rows.person_ids
             self.gallery.clear()
             for name, threshold in thresholds.items():
                 self.gallery.set_threshold(
                     name, threshold if threshold is not None else self._default_for(name)
                 )
-            version = self.gallery.add_arrays(ids, persons, watchlists, embeddings, qualities)
+            version = self.gallery.add_arrays(
+                ids, persons, rows.watchlists, rows.embeddings, rows.qualities
+            )
             self._publish(
                 version, lambda: ReloadChange(version=version, epoch=self.epoch, templates=len(ids))
             )
@@ -411,18 +388,10 @@ class GalleryService:
         """
         with self._lock:
             with self.db.session() as session:
-                person = session.get(Person, person_id)
-                watchlists = sorted(w.name for w in person.watchlists) if person else []
-                rows = session.execute(
-                    select(FaceTemplate.id, FaceTemplate.quality, FaceTemplate.embedding).where(
-                        FaceTemplate.person_id == person_id
-                    )
-                ).all()
+                watchlists = people.watchlists_of(session, person_id) or []
+                vectors = templates.vectors_of_person(session, person_id)
             self.remove_person(person_id)
-            entries = [
-                GalleryEntry(tid, person_id, embedding_from_bytes(bytes(blob)), quality)
-                for tid, quality, blob in rows
-            ]
+            entries = [GalleryEntry(v.id, person_id, v.embedding, v.quality) for v in vectors]
             return self.add_templates(watchlists, entries)
 
     def _publish(self, version: int, build: Callable[[], AnyChange]) -> None:
