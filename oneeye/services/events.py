@@ -27,11 +27,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
-
 from oneeye.services.auth import ROLE_RANK, ROLES, role_allows
 from oneeye.store.db import Database
-from oneeye.store.models import AuditEntry, DashboardEvent, utcnow
+from oneeye.store.repos import audit, events
+from oneeye.store.repos.events import StoredEvent
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +70,8 @@ class HubEvent:
         return self.text or json.dumps(self.as_json(), separators=(",", ":"))
 
 
-def _event_of(row: DashboardEvent) -> HubEvent:
-    event = HubEvent(row.id, row.type, row.at, row.audience, dict(row.payload))
+def _event_of(stored: StoredEvent) -> HubEvent:
+    event = HubEvent(stored.id, stored.type, stored.at, stored.audience, stored.payload)
     return replace(event, text=event.as_text())
 
 
@@ -108,22 +107,6 @@ class Subscription:
             self.queue.put_nowait(None)
             self.fell_behind.set()
             logger.warning("dashboard client (%s) fell behind; disconnecting it", self.role)
-
-
-def _audit_row(actor: str, role: str, address: str, event: HubEvent) -> AuditEntry:
-    account = event.payload.get("account") or {}
-    return AuditEntry(
-        actor=actor[:100],
-        role=role[:16],
-        address=address[:64],
-        action="account.view",
-        subject=str(account.get("account_id") or ""),
-        detail={
-            "event_id": event.id,
-            "sighting_id": event.payload.get("sighting_id"),
-            "via": "websocket",
-        },
-    )
 
 
 class EventHub:
@@ -163,10 +146,7 @@ class EventHub:
         if audience not in ROLE_RANK:
             raise ValueError(f"unknown audience {audience!r}; roles are {', '.join(ROLES)}")
         with self.db.session() as session:
-            row = DashboardEvent(at=utcnow(), type=type, audience=audience, payload=payload)
-            session.add(row)
-            session.flush()
-            event = _event_of(row)
+            event = _event_of(events.add(session, type, payload, audience=audience))
         with self._lock:
             subscribers = [s for s in self._subscriptions if role_allows(s.role, audience)]
             self._published += 1
@@ -194,28 +174,21 @@ class EventHub:
             limit: the most events returned.
         """
         audiences = [r for r in ROLES if role_allows(role, r)]
-        query = (
-            select(DashboardEvent)
-            .where(DashboardEvent.id > event_id, DashboardEvent.audience.in_(audiences))
-            .order_by(DashboardEvent.id)
-            .limit(limit)
-        )
         with self.db.session() as session:
-            return [_event_of(row) for row in session.scalars(query)]
+            return [
+                _event_of(stored) for stored in events.after(session, event_id, audiences, limit)
+            ]
 
     def latest_id(self) -> int:
         """The id of the newest stored event (0 when there is none)."""
         with self.db.session() as session:
-            return int(session.scalar(select(func.max(DashboardEvent.id))) or 0)
+            return events.latest_id(session)
 
     def prune(self) -> int:
         """Delete events beyond the newest ``history``; returns how many went."""
         newest = self.latest_id()
         with self.db.session() as session:
-            result = session.execute(
-                delete(DashboardEvent).where(DashboardEvent.id <= newest - self.history)
-            )
-        removed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            removed = events.delete_through(session, newest - self.history)
         if removed:
             logger.debug("pruned %d dashboard events", removed)
         return removed
@@ -262,5 +235,18 @@ class EventHub:
         """
         if event.type != ACCOUNT_EVENT:
             return
+        account = event.payload.get("account") or {}
         with self.db.session() as session:
-            session.add(_audit_row(actor, role, address, event))
+            audit.add(
+                session,
+                actor,
+                "account.view",
+                str(account.get("account_id") or ""),
+                {
+                    "event_id": event.id,
+                    "sighting_id": event.payload.get("sighting_id"),
+                    "via": "websocket",
+                },
+                role=role,
+                address=address,
+            )

@@ -135,7 +135,7 @@ def watchlists_of(session: Session, person_id: str) -> list[str] | None:
 def names(session: Session, person_ids: Collection[str]) -> dict[str, str]:
     """The names of the people among ``person_ids`` that exist, by id."""
     rows = session.execute(select(Person.id, Person.name).where(Person.id.in_(person_ids)))
-    return {person_id: name for person_id, name in rows}
+    return dict(rows.all())
 
 
 def create(
