@@ -36,13 +36,14 @@ from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import String, cast, delete, func, or_, select
-from sqlalchemy.orm import Session
 
 from oneeye.config import ServerSettings
 from oneeye.errors import OneEyeError
 from oneeye.store.db import Database
-from oneeye.store.models import ApiKey, AuditEntry, LoginSession, User, utcnow
+from oneeye.store.models import utcnow
+from oneeye.store.repos import audit, users
+from oneeye.store.repos.audit import AuditRecord
+from oneeye.store.repos.users import ApiKeyRecord, UserRecord
 
 logger = logging.getLogger(__name__)
 
@@ -330,12 +331,6 @@ class LoginThrottle:
             self._log_pause_end(key)
 
 
-def _audit_in(
-    session: Session, actor: str, action: str, subject: str, detail: dict[str, Any] | None = None
-) -> None:
-    session.add(AuditEntry(actor=actor, action=action, subject=subject, detail=detail or {}))
-
-
 class AuthService:
     """Users, sessions, API keys and the audit log, in the database.
 
@@ -384,7 +379,7 @@ class AuthService:
         *,
         actor: str = "system",
         must_change_password: bool = False,
-    ) -> User:
+    ) -> UserRecord:
         """Add a user; ``UserError`` for a bad name, a weak password or a bad role,
         ``UserExistsError`` for a taken name. ``must_change_password``: the user may do
         nothing but change this password at their first login."""
@@ -395,17 +390,16 @@ class AuthService:
         check_role(role)
         check_password(password)
         with self.db.session() as session:
-            if session.scalar(select(User).where(User.username == username)) is not None:
+            if users.named(session, username) is not None:
                 raise UserExistsError(f"user {username!r} already exists")
-            user = User(
-                username=username,
-                password_hash=self._hasher.hash(password),
-                role=role,
+            user = users.add(
+                session,
+                username,
+                self._hasher.hash(password),
+                role,
                 must_change_password=must_change_password,
             )
-            session.add(user)
-            session.flush()
-            _audit_in(session, actor, "user.create", username, {"role": role})
+            audit.add(session, actor, "user.create", username, {"role": role})
             return user
 
     def ensure_admin(self) -> str | None:
@@ -416,43 +410,40 @@ class AuthService:
         admin must change it at the first login before doing anything else.
         """
         with self.db.session() as session:
-            admins = session.scalar(
-                select(func.count()).select_from(User).where(User.role == "admin")
-            )
-            if admins:
+            if users.admins(session):
                 return None
             name = "admin"
-            if session.scalar(select(User).where(User.username == name)) is not None:
+            if users.named(session, name) is not None:
                 name = f"admin-{secrets.token_hex(3)}"
         password = secrets.token_urlsafe(15)
         self.create_user(name, password, "admin", actor="system", must_change_password=True)
         self.audit("system", "user.first_admin", name)
         return f"{name}:{password}"
 
-    def user(self, user_id: int) -> User:
+    def user(self, user_id: int) -> UserRecord:
         """The user with this id; ``UserNotFoundError`` otherwise."""
         with self.db.session() as session:
-            user = session.get(User, user_id)
-            if user is None:
-                raise UserNotFoundError(f"no user with id {user_id}")
-            return user
+            user = users.get(session, user_id)
+        if user is None:
+            raise UserNotFoundError(f"no user with id {user_id}")
+        return user
 
-    def user_named(self, username: str) -> User:
+    def user_named(self, username: str) -> UserRecord:
         """The user with this name; ``UserNotFoundError`` otherwise."""
         with self.db.session() as session:
-            user = session.scalar(select(User).where(User.username == username))
-            if user is None:
-                raise UserNotFoundError(f"no user {username!r}")
-            return user
+            user = users.named(session, username)
+        if user is None:
+            raise UserNotFoundError(f"no user {username!r}")
+        return user
 
     def set_password(self, username: str, password: str, *, actor: str = "system") -> None:
         """Give ``username`` a new password and end all their sessions."""
         self.update_user(self.user_named(username).id, password=password, actor=actor)
 
-    def users(self) -> list[User]:
+    def users(self) -> list[UserRecord]:
         """Every user, by name."""
         with self.db.session() as session:
-            return list(session.scalars(select(User).order_by(User.username)))
+            return users.every(session)
 
     def update_user(
         self,
@@ -462,7 +453,7 @@ class AuthService:
         active: bool | None = None,
         password: str | None = None,
         actor: str = "system",
-    ) -> User:
+    ) -> UserRecord:
         """Change a user's role, active flag or password.
 
         Deactivating or a new password ends the user's sessions. The last active admin cannot
@@ -473,41 +464,40 @@ class AuthService:
         if password is not None:
             check_password(password)
         with self.db.session() as session:
-            user = session.get(User, user_id)
-            if user is None:
+            before = users.get(session, user_id)
+            if before is None:
                 raise UserNotFoundError(f"no user with id {user_id}")
             demoting = (role is not None and role != "admin") or active is False
-            if user.role == "admin" and user.active and demoting:
-                admins = session.scalar(
-                    select(func.count())
-                    .select_from(User)
-                    .where(User.role == "admin", User.active.is_(True))
-                )
-                if (admins or 0) <= 1:
-                    raise UserError("the last active admin cannot be demoted or deactivated")
+            active_admin = before.role == "admin" and before.active
+            if active_admin and demoting and users.admins(session, active_only=True) <= 1:
+                raise UserError("the last active admin cannot be demoted or deactivated")
             changes: dict[str, Any] = {}
-            if role is not None and role != user.role:
-                changes["role"] = [user.role, role]
-                user.role = role
-            if active is not None and active != user.active:
-                changes["active"] = [user.active, active]
-                user.active = active
+            if role is not None and role != before.role:
+                changes["role"] = [before.role, role]
+            if active is not None and active != before.active:
+                changes["active"] = [before.active, active]
             if password is not None:
                 changes["password"] = "reset"
-                user.password_hash = self._hasher.hash(password)
+            user = users.update(
+                session,
+                user_id,
+                role=role,
+                active=active,
+                password_hash=None if password is None else self._hasher.hash(password),
+            )
+            assert user is not None  # read above, in this transaction
             if user.active is False or password is not None:
-                session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+                users.end_sessions(session, user.id)
             if changes:
-                _audit_in(session, actor, "user.update", user.username, changes)
+                audit.add(session, actor, "user.update", user.username, changes)
             return user
 
     def delete_user(self, user_id: int, *, actor: str = "system") -> None:
         """Remove a user (not the last active admin) and their sessions."""
         user = self.update_user(user_id, active=False, actor=actor)
         with self.db.session() as session:
-            session.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
-            session.execute(delete(User).where(User.id == user_id))
-            _audit_in(session, actor, "user.delete", user.username, {"role": user.role})
+            users.delete_user(session, user_id)
+            audit.add(session, actor, "user.delete", user.username, {"role": user.role})
 
     # logins and sessions -----------------------------------------------------------------------
 
@@ -515,7 +505,7 @@ class AuthService:
         """The user whose name and password these are; ``AuthError`` otherwise (timing does
         not tell a wrong name from a wrong password)."""
         with self.db.session() as session:
-            user = session.scalar(select(User).where(User.username == username))
+            user = users.named(session, username)
             stored = user.password_hash if user is not None else self._dummy_hash
             try:
                 self._hasher.verify(stored, password)
@@ -524,7 +514,7 @@ class AuthService:
             if user is None or not user.active:
                 raise AuthError("wrong username or password")
             if self._hasher.check_needs_rehash(stored):
-                user.password_hash = self._hasher.hash(password)
+                users.update(session, user.id, password_hash=self._hasher.hash(password))
             return Principal(
                 "user",
                 user.id,
@@ -548,7 +538,8 @@ class AuthService:
             self.throttle.failed(client)
             # The role of the account tried (if it exists): guesses at an admin stand out.
             with self.db.session() as session:
-                tried = session.scalar(select(User.role).where(User.username == username))
+                found = users.named(session, username)
+                tried = None if found is None else found.role
             self.audit(
                 f"user:{username[:64]}",
                 "login.failed",
@@ -569,18 +560,14 @@ class AuthService:
         now = utcnow()
         expires = now + self.session_lifetime
         with self.db.session() as session:
-            session.execute(delete(LoginSession).where(LoginSession.expires_at < now))
-            session.execute(
-                delete(LoginSession).where(LoginSession.last_seen_at < now - self.session_idle)
-            )
-            session.add(
-                LoginSession(
-                    token_hash=_digest(token),
-                    user_id=principal.id,
-                    csrf_token=csrf,
-                    expires_at=expires,
-                    last_seen_at=now,
-                )
+            users.sweep_sessions(session, now, self.session_idle)
+            users.add_session(
+                session,
+                token_hash=_digest(token),
+                user_id=principal.id,
+                csrf_token=csrf,
+                expires_at=expires,
+                last_seen_at=now,
             )
         return NewSession(
             token,
@@ -605,19 +592,20 @@ class AuthService:
         """
         principal: Principal | None = None
         with self.db.session() as session:
-            row = session.get(LoginSession, _digest(token))
+            row = users.login_session(session, _digest(token))
             now = utcnow()
             if row is None or row.expires_at < now:
                 raise AuthError("your session has ended; log in again")
             last = row.last_seen_at or row.created_at
             if now - last > self.session_idle:
-                session.delete(row)  # committed as the block ends, then refused below
+                # committed as the block ends, then refused below
+                users.delete_session(session, row.token_hash)
             else:
-                user = session.get(User, row.user_id)
+                user = users.get(session, row.user_id)
                 if user is None or not user.active:
                     raise AuthError("your session has ended; log in again")
                 if touch and now - last > self._seen_resolution:
-                    row.last_seen_at = now
+                    users.touch_session(session, row.token_hash, now)
                 principal = Principal(
                     "user",
                     user.id,
@@ -650,7 +638,7 @@ class AuthService:
         if new == current:
             raise UserError("choose a new password that differs from the current one")
         with self.db.session() as session:
-            user = session.get(User, principal.id)
+            user = users.get(session, principal.id)
             if user is None or not user.active:
                 raise AuthError("your session has ended; log in again")
             try:
@@ -660,15 +648,14 @@ class AuthService:
             else:
                 wrong = False
             if not wrong:
-                user.password_hash = self._hasher.hash(new)
-                user.must_change_password = False
-                session.execute(
-                    delete(LoginSession).where(
-                        LoginSession.user_id == user.id,
-                        LoginSession.token_hash != _digest(token),
-                    )
+                users.update(
+                    session,
+                    user.id,
+                    password_hash=self._hasher.hash(new),
+                    must_change_password=False,
                 )
-                _audit_in(session, principal.actor, "user.password_change", user.username)
+                users.end_sessions(session, user.id, keep=_digest(token))
+                audit.add(session, principal.actor, "user.password_change", user.username)
         if wrong:
             self.throttle.failed(client)
             self.audit(principal.actor, "user.password_change_failed", principal.name)
@@ -677,19 +664,19 @@ class AuthService:
     def logout(self, token: str) -> None:
         """End the session of this cookie (nothing happens for an unknown one)."""
         with self.db.session() as session:
-            row = session.get(LoginSession, _digest(token))
+            row = users.login_session(session, _digest(token))
             if row is None:
                 return
-            user = session.get(User, row.user_id)
-            session.delete(row)
+            user = users.get(session, row.user_id)
+            users.delete_session(session, row.token_hash)
             if user is not None:
-                _audit_in(session, f"user:{user.username}", "logout", user.username)
+                audit.add(session, f"user:{user.username}", "logout", user.username)
 
     # API keys ------------------------------------------------------------------------------
 
     def create_api_key(
         self, name: str, role: str, *, edge_id: str | None = None, actor: str = "system"
-    ) -> tuple[ApiKey, str]:
+    ) -> tuple[ApiKeyRecord, str]:
         """A new API key; returns its row and the key itself (shown once, never stored).
 
         ``role`` is one of the ladder's roles or ``edge`` (a camera host's key), which must
@@ -710,42 +697,40 @@ class AuthService:
         prefix = secrets.token_hex(4)
         key = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
         with self.db.session() as session:
-            row = ApiKey(
-                name=name, prefix=prefix, key_hash=_digest(key), role=role, edge_id=edge_id
+            row = users.add_key(
+                session, name=name, prefix=prefix, key_hash=_digest(key), role=role, edge_id=edge_id
             )
-            session.add(row)
-            session.flush()
             detail = {"role": role} if edge_id is None else {"role": role, "edge": edge_id}
-            _audit_in(session, actor, "api_key.create", f"{row.id}:{name}", detail)
+            audit.add(session, actor, "api_key.create", f"{row.id}:{name}", detail)
         return row, key
 
-    def api_keys(self) -> list[ApiKey]:
+    def api_keys(self) -> list[ApiKeyRecord]:
         """Every API key (without the keys themselves)."""
         with self.db.session() as session:
-            return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+            return users.keys(session)
 
-    def revoke_api_key(self, key_id: int, *, actor: str = "system") -> ApiKey:
+    def revoke_api_key(self, key_id: int, *, actor: str = "system") -> ApiKeyRecord:
         """Stop a key from working; ``UserNotFoundError`` for an unknown id."""
         with self.db.session() as session:
-            row = session.get(ApiKey, key_id)
-            if row is None:
+            revoked = users.revoke_key(session, key_id)
+            if revoked is None:
                 raise UserNotFoundError(f"no API key with id {key_id}")
-            if not row.revoked:
-                row.revoked = True
-                _audit_in(session, actor, "api_key.revoke", f"{row.id}:{row.name}")
+            row, was_live = revoked
+            if was_live:
+                audit.add(session, actor, "api_key.revoke", f"{row.id}:{row.name}")
             return row
 
     def key_principal(self, key: str) -> Principal:
         """The principal of an API key; ``AuthError`` if unknown or revoked."""
         with self.db.session() as session:
-            row = session.scalar(select(ApiKey).where(ApiKey.key_hash == _digest(key)))
+            row = users.key_by_hash(session, _digest(key))
             if row is None or row.revoked or not hmac.compare_digest(row.key_hash, _digest(key)):
                 raise AuthError("this API key is not valid")
             now = utcnow()
             # One write a minute per key is enough to say when it was last used; a write per
             # request would make every edge call a database commit.
             if row.last_used_at is None or now - row.last_used_at > KEY_USE_RESOLUTION:
-                row.last_used_at = now
+                users.touch_key(session, row.id, now)
             return Principal("key", row.id, row.name, row.role, edge=row.edge_id)
 
     # audit ---------------------------------------------------------------------------------
@@ -766,16 +751,7 @@ class AuthService:
         event loop. ``subject`` and ``detail`` name records by id, never by name.
         """
         with self.db.session() as session:
-            session.add(
-                AuditEntry(
-                    actor=actor[:100],
-                    role=role[:16],
-                    action=action,
-                    subject=subject[:200],
-                    address=address[:64],
-                    detail=detail or {},
-                )
-            )
+            audit.add(session, actor, action, subject, detail, role=role, address=address)
 
     def audit_entries(
         self,
@@ -787,7 +763,7 @@ class AuthService:
         since: datetime | None = None,
         until: datetime | None = None,
         before: int | None = None,
-    ) -> list[AuditEntry]:
+    ) -> list[AuditRecord]:
         """The newest ``limit`` audit entries that match every filter given, newest first.
 
         Args:
@@ -804,27 +780,17 @@ class AuthService:
         Returns:
             The entries, newest first.
         """
-        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-        if action:
-            if action.endswith(("*", ".")):
-                query = query.where(AuditEntry.action.startswith(action.rstrip("*")))
-            else:
-                query = query.where(AuditEntry.action == action)
+        names = []
         if actor:
             names = [actor] if ":" in actor else [f"user:{actor}", f"key:{actor}", actor]
-            query = query.where(AuditEntry.actor.in_(names))
-        if subject:
-            query = query.where(
-                or_(
-                    AuditEntry.subject == subject,
-                    cast(AuditEntry.detail, String).contains(subject, autoescape=True),
-                )
-            )
-        if since is not None:
-            query = query.where(AuditEntry.at >= since)
-        if until is not None:
-            query = query.where(AuditEntry.at < until)
-        if before is not None:
-            query = query.where(AuditEntry.id < before)
         with self.db.session() as session:
-            return list(session.scalars(query))
+            return audit.search(
+                session,
+                limit=limit,
+                action=action,
+                actors=names,
+                subject=subject,
+                since=since,
+                until=until,
+                before=before,
+            )
