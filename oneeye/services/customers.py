@@ -22,13 +22,13 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
-from sqlalchemy import func, or_, select
 
 from oneeye.config import CustomerDirectorySettings
 from oneeye.errors import OneEyeError
 from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
 from oneeye.store.db import Database
-from oneeye.store.models import CustomerAccount
+from oneeye.store.repos import accounts
+from oneeye.store.repos.accounts import StoredAccount
 
 logger = logging.getLogger(__name__)
 
@@ -167,15 +167,15 @@ class CustomerDirectory(ABC):
         raise self.read_only_error()
 
 
-def _card_of(row: CustomerAccount) -> CustomerCard:
+def _card_of(account: StoredAccount) -> CustomerCard:
     return CustomerCard(
-        account_id=row.account_id,
-        name=row.name,
-        account_type=row.account_type,
-        address=row.address,
-        balance=format_balance(Decimal(row.balance)),
-        currency=row.currency,
-        profile_photo_key=row.profile_photo_key,
+        account_id=account.account_id,
+        name=account.name,
+        account_type=account.account_type,
+        address=account.address,
+        balance=format_balance(account.balance),
+        currency=account.currency,
+        profile_photo_key=account.profile_photo_key,
     )
 
 
@@ -192,24 +192,15 @@ class SqlCustomerDirectory(CustomerDirectory):
 
     def lookup(self, account_id: str) -> CustomerCard | None:
         with self.db.session() as session:
-            row = session.get(CustomerAccount, account_id)
-            return None if row is None else _card_of(row)
+            account = accounts.get(session, account_id)
+        return None if account is None else _card_of(account)
 
     def accounts(
         self, *, q: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[CustomerCard]:
-        query = select(CustomerAccount).order_by(CustomerAccount.account_id)
-        if q:
-            pattern = f"%{q.lower()}%"
-            query = query.where(
-                or_(
-                    func.lower(CustomerAccount.account_id).like(pattern),
-                    func.lower(CustomerAccount.name).like(pattern),
-                )
-            )
         with self.db.session() as session:
-            rows = session.scalars(query.limit(limit).offset(offset))
-            return [_card_of(row) for row in rows]
+            found = accounts.search(session, q=q, limit=limit, offset=offset)
+        return [_card_of(account) for account in found]
 
     def save(
         self,
@@ -228,36 +219,29 @@ class SqlCustomerDirectory(CustomerDirectory):
             raise CustomerError(f"a currency is a 3-letter ISO code like USD, got {currency!r}")
         amount = parse_balance(balance).quantize(Decimal("0.01"))
         with self.db.session() as session:
-            row = session.get(CustomerAccount, account_id)
-            created = row is None
-            if row is None:
-                row = CustomerAccount(account_id=account_id)
-                session.add(row)
-            row.name = name.strip()
-            row.account_type = account_type
-            row.address = address
-            row.balance = amount
-            row.currency = currency
-            session.flush()
-            return _card_of(row), created
+            account, created = accounts.save(
+                session,
+                account_id,
+                name=name.strip(),
+                account_type=account_type,
+                address=address,
+                balance=amount,
+                currency=currency,
+            )
+        return _card_of(account), created
 
     def delete(self, account_id: str) -> CustomerCard | None:
         with self.db.session() as session:
-            row = session.get(CustomerAccount, account_id)
-            if row is None:
-                return None
-            card = _card_of(row)
-            session.delete(row)
-            return card
+            account = accounts.delete(session, account_id)
+        return None if account is None else _card_of(account)
 
     def set_profile_photo(self, account_id: str, key: str | None) -> str | None:
         with self.db.session() as session:
-            row = session.get(CustomerAccount, account_id)
-            if row is None:
+            account = accounts.get(session, account_id)
+            if account is None:
                 raise CustomerError(f"no customer account {account_id!r}")
-            previous = row.profile_photo_key
-            row.profile_photo_key = key
-            return previous
+            accounts.set_profile_photo(session, account_id, key)
+        return account.profile_photo_key
 
 
 def safe_url(url: str) -> str:

@@ -1,0 +1,109 @@
+"""The built-in customer directory's table: account details a teller is shown.
+
+Functions take the caller's ``Session`` and return ``StoredAccount`` values, never rows.
+Account ids, names, currencies and balances are checked by ``services.customers`` first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from oneeye.store.models import CustomerAccount
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAccount:
+    """One row of ``customer_accounts``."""
+
+    account_id: str
+    name: str
+    account_type: str
+    address: str
+    balance: Decimal
+    currency: str
+    profile_photo_key: str | None
+    updated_at: datetime
+
+
+def _account(row: CustomerAccount) -> StoredAccount:
+    return StoredAccount(
+        account_id=row.account_id,
+        name=row.name,
+        account_type=row.account_type,
+        address=row.address,
+        balance=Decimal(row.balance),
+        currency=row.currency,
+        profile_photo_key=row.profile_photo_key,
+        updated_at=row.updated_at,
+    )
+
+
+def get(session: Session, account_id: str) -> StoredAccount | None:
+    """The account, or ``None``."""
+    row = session.get(CustomerAccount, account_id)
+    return None if row is None else _account(row)
+
+
+def search(
+    session: Session, *, q: str | None = None, limit: int = 100, offset: int = 0
+) -> list[StoredAccount]:
+    """Accounts by id, only those whose id or name contains ``q`` (any case) if given."""
+    query = select(CustomerAccount).order_by(CustomerAccount.account_id)
+    if q:
+        pattern = f"%{q.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(CustomerAccount.account_id).like(pattern),
+                func.lower(CustomerAccount.name).like(pattern),
+            )
+        )
+    return [_account(row) for row in session.scalars(query.limit(limit).offset(offset))]
+
+
+def save(
+    session: Session,
+    account_id: str,
+    *,
+    name: str,
+    account_type: str,
+    address: str,
+    balance: Decimal,
+    currency: str,
+) -> tuple[StoredAccount, bool]:
+    """Create or replace an account (its profile photo stays); returns it and whether it was
+    created."""
+    row = session.get(CustomerAccount, account_id)
+    created = row is None
+    if row is None:
+        row = CustomerAccount(account_id=account_id)
+        session.add(row)
+    row.name = name
+    row.account_type = account_type
+    row.address = address
+    row.balance = balance
+    row.currency = currency
+    session.flush()
+    return _account(row), created
+
+
+def delete(session: Session, account_id: str) -> StoredAccount | None:
+    """Delete an account; returns what it was, ``None`` if there was none."""
+    row = session.get(CustomerAccount, account_id)
+    if row is None:
+        return None
+    account = _account(row)
+    session.delete(row)
+    return account
+
+
+def set_profile_photo(session: Session, account_id: str, key: str | None) -> None:
+    """Point an existing account at a profile photo key (``None``: no photo)."""
+    row = session.get(CustomerAccount, account_id)
+    if row is None:
+        raise LookupError(f"no customer account {account_id!r}")
+    row.profile_photo_key = key
