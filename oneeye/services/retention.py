@@ -25,25 +25,20 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, select
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import Session
 
 from oneeye.config import RetentionSettings
 from oneeye.services.auth import AuthService
 from oneeye.store.db import Database
-from oneeye.store.models import (
-    AlertCase,
-    AuditEntry,
-    CaseMatch,
-    DashboardEvent,
-    Notification,
-    Sighting,
-    utcnow,
-)
+
+# Sightings, case matches and notifications are read here through the ORM until their
+# repositories (store/repos/sightings.py, cases.py) offer the same deletions.
+from oneeye.store.models import AlertCase, CaseMatch, Notification, Sighting
 from oneeye.store.photos import PhotoStore
+from oneeye.store.repos import audit, events
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +146,7 @@ class RetentionService:
         Args:
             now: the time the periods count back from (the clock when ``None``).
         """
-        now = now or utcnow()
+        now = now or datetime.now(UTC)
         s = self.settings
         with self._sweeping:  # a sweep from the thread and one from a caller never overlap
             if self.before is not None:
@@ -167,22 +162,27 @@ class RetentionService:
                 Sighting.last_seen < now - timedelta(days=s.known_sightings_days),
                 kept,
             )
-            events = self._rows(
-                DashboardEvent.id, DashboardEvent.at < now - timedelta(hours=s.events_hours)
+            events_cutoff = now - timedelta(hours=s.events_hours)
+            notifications_cutoff = now - timedelta(days=s.notifications_days)
+            audit_cutoff = now - timedelta(days=s.audit_days)
+            deleted_events = self._batches(
+                lambda session, limit: events.delete_older(session, events_cutoff, limit)
             )
-            notifications = self._rows(
-                Notification.id,
-                Notification.status.in_(("sent", "failed")),
-                Notification.created_at < now - timedelta(days=s.notifications_days),
+            notifications = self._batches(
+                lambda session, limit: _delete_finished_notifications(
+                    session, notifications_cutoff, limit
+                )
             )
-            audit = self._rows(AuditEntry.id, AuditEntry.at < now - timedelta(days=s.audit_days))
+            deleted_audit = self._batches(
+                lambda session, limit: audit.delete_older(session, audit_cutoff, limit)
+            )
         report = RetentionReport(
             unknown_sightings=unknown,
             known_sightings=known,
             snapshots=snaps_unknown + snaps_known,
-            events=events,
+            events=deleted_events,
             notifications=notifications,
-            audit=audit,
+            audit=deleted_audit,
         )
         if report.total:
             counts = report.as_dict()
@@ -223,21 +223,38 @@ class RetentionService:
                 break
         return rows, snapshots
 
-    def _rows(self, key: InstrumentedAttribute[Any], *where: ColumnElement[bool]) -> int:
-        """Delete the rows of ``key``'s table that match, ``batch_size`` per transaction
-        (select the ids, then delete by id: the same statement on SQLite and PostgreSQL)."""
-        table = key.class_
+    def _batches(self, delete_some: Callable[[Session, int], int]) -> int:
+        """Run ``delete_some(session, batch_size)`` one transaction at a time until it
+        deletes fewer than a batch (or the service stops); returns how many it deleted."""
         deleted = 0
         batch = self.settings.batch_size
         while not self._stopping():
             with self.db.session() as session:
-                ids = list(session.scalars(select(key).where(*where).order_by(key).limit(batch)))
-                if not ids:
-                    break
-                session.execute(
-                    delete(table).where(key.in_(ids)).execution_options(synchronize_session=False)
-                )
-            deleted += len(ids)
-            if len(ids) < batch:
+                count = delete_some(session, batch)
+            deleted += count
+            if count < batch:
                 break
         return deleted
+
+
+def _delete_finished_notifications(session: Session, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest sent or failed notifications made before
+    ``cutoff`` (select the ids, then delete by id: the same on SQLite and PostgreSQL)."""
+    ids = list(
+        session.scalars(
+            select(Notification.id)
+            .where(
+                Notification.status.in_(("sent", "failed")),
+                Notification.created_at < cutoff,
+            )
+            .order_by(Notification.id)
+            .limit(limit)
+        )
+    )
+    if ids:
+        session.execute(
+            delete(Notification)
+            .where(Notification.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
