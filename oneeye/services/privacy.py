@@ -28,11 +28,11 @@ import logging
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any
 
-from sqlalchemy import delete, or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
 
 from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerDirectory, DirectoryError
@@ -40,18 +40,12 @@ from oneeye.services.enrolment import NotFoundError
 from oneeye.services.gallery import GalleryService
 from oneeye.services.retention import snapshot_keys
 from oneeye.store.db import Database
-from oneeye.store.models import (
-    AlertCase,
-    AuditEntry,
-    CaseMatch,
-    DashboardEvent,
-    FaceTemplate,
-    Notification,
-    Person,
-    Sighting,
-    utcnow,
-)
+
+# Sightings, cases, their matches and notifications are read here through the ORM until
+# their repositories (store/repos/sightings.py, cases.py) offer the same queries.
+from oneeye.store.models import AlertCase, CaseMatch, Notification, Sighting
 from oneeye.store.photos import PhotoNotFoundError, PhotoStore
+from oneeye.store.repos import audit, events, people, templates
 
 logger = logging.getLogger(__name__)
 
@@ -170,12 +164,7 @@ class PrivacyService:
         found: list[int] = []
         last = 0
         while True:
-            rows = session.execute(
-                select(DashboardEvent.id, DashboardEvent.payload)
-                .where(DashboardEvent.id > last)
-                .order_by(DashboardEvent.id)
-                .limit(EVENT_SCAN)
-            ).all()
+            rows = events.payloads(session, last, EVENT_SCAN)
             if not rows:
                 return found
             for ident, payload in rows:
@@ -187,15 +176,11 @@ class PrivacyService:
 
     def _held(self, session: Session, person_id: str) -> _Held:
         held = _Held()
-        person = session.get(Person, person_id)
+        person = people.get(session, person_id)
         if person is not None:
             held.person = True
             held.account_id = person.account_id
-        held.template_keys = list(
-            session.scalars(
-                select(FaceTemplate.photo_key).where(FaceTemplate.person_id == person_id)
-            )
-        )
+        held.template_keys = templates.photo_keys(session, person_id)
         held.case_ids = list(
             session.scalars(select(AlertCase.id).where(AlertCase.person_id == person_id))
         )
@@ -209,11 +194,9 @@ class PrivacyService:
         held.event_ids = self._events_naming(
             session, person_id, held.sighting_ids, set(held.case_ids)
         )
-        audit = session.execute(
-            select(AuditEntry.action).where(AuditEntry.subject == person_id)
-        ).all()
-        held.audit_rows = len(audit)
-        held.erased_before = any(action == "person.erase" for (action,) in audit)
+        actions = audit.actions_about(session, person_id)
+        held.audit_rows = len(actions)
+        held.erased_before = "person.erase" in actions
         return held
 
     # erasure ------------------------------------------------------------------------------
@@ -283,12 +266,8 @@ class PrivacyService:
         if account_id is None:
             return "none", None
         with self.db.session() as session:
-            others = session.scalar(
-                select(Person.id)
-                .where(Person.account_id == account_id, Person.id != person_id)
-                .limit(1)
-            )
-        if others is not None:
+            shared = people.others_with_account(session, account_id, person_id)
+        if shared:
             return "shared", None
         if not self.directory.editable:
             return "unlinked", None
@@ -334,49 +313,20 @@ class PrivacyService:
             .where(Sighting.id.in_(sighting_ids))
             .execution_options(synchronize_session=False)
         )
-        for start in range(0, len(held.event_ids), EVENT_SCAN):
-            session.execute(
-                delete(DashboardEvent)
-                .where(DashboardEvent.id.in_(held.event_ids[start : start + EVENT_SCAN]))
-                .execution_options(synchronize_session=False)
-            )
+        events.delete_ids(session, held.event_ids)
         session.execute(
             delete(AlertCase)
             .where(AlertCase.id.in_(held.case_ids))
             .execution_options(synchronize_session=False)
         )
-        session.execute(
-            delete(FaceTemplate)
-            .where(FaceTemplate.person_id == person_id)
-            .execution_options(synchronize_session=False)
-        )
-        session.execute(
-            delete(Person)
-            .where(Person.id == person_id)
-            .execution_options(synchronize_session=False)
-        )
+        people.purge(session, person_id)
         return snapshot_keys([key for _, key in late_rows]), len(sighting_ids), notified
 
     @staticmethod
     def _redact_audit(session: Session, person_id: str) -> int:
         """Remove names and other personal fields from the audit rows about the person; the
         rows themselves (who did what, when) stay."""
-        redacted = 0
-        rows = session.execute(
-            select(AuditEntry.id, AuditEntry.detail).where(AuditEntry.subject == person_id)
-        ).all()
-        for ident, detail in rows:
-            if not isinstance(detail, dict) or not PERSONAL_DETAIL & detail.keys():
-                continue
-            kept = {k: v for k, v in detail.items() if k not in PERSONAL_DETAIL}
-            session.execute(
-                update(AuditEntry)
-                .where(AuditEntry.id == ident)
-                .values(detail={**kept, "redacted": True})
-                .execution_options(synchronize_session=False)
-            )
-            redacted += 1
-        return redacted
+        return audit.redact(session, person_id, PERSONAL_DETAIL)
 
     # subject access -----------------------------------------------------------------------
 
@@ -424,12 +374,8 @@ class PrivacyService:
             held = self._held(session, person_id)
             if not held.anything and not held.audit_rows:
                 raise NotFoundError(f"no person with id {person_id!r}")
-            person = session.get(Person, person_id, options=[selectinload(Person.watchlists)])
-            templates = session.scalars(
-                select(FaceTemplate)
-                .where(FaceTemplate.person_id == person_id)
-                .order_by(FaceTemplate.created_at, FaceTemplate.id)
-            ).all()
+            person = people.get(session, person_id)
+            enrolled = templates.of_person(session, person_id)
             sightings = session.scalars(
                 select(Sighting)
                 .where(Sighting.id.in_(held.sighting_ids))
@@ -441,29 +387,16 @@ class PrivacyService:
             matches = session.scalars(
                 select(CaseMatch).where(CaseMatch.case_id.in_(held.case_ids)).order_by(CaseMatch.id)
             ).all()
-            events = session.scalars(
-                select(DashboardEvent)
-                .where(DashboardEvent.id.in_(held.event_ids))
-                .order_by(DashboardEvent.id)
-            ).all()
+            stored_events = events.with_ids(session, held.event_ids)
             # Rows about the person, their account, and each of their photos (who fetched
             # their enrolment photos and snapshots).
             subjects = [person_id, *held.template_keys, *held.snapshot_keys]
             if held.account_id:
                 subjects.append(held.account_id)
-            audit = [
-                row
-                for start in range(0, len(subjects), EVENT_SCAN)
-                for row in session.scalars(
-                    select(AuditEntry).where(
-                        AuditEntry.subject.in_(subjects[start : start + EVENT_SCAN])
-                    )
-                )
-            ]
-            audit.sort(key=lambda row: row.id)
+            lines = audit.about(session, subjects)
             document: dict[str, Any] = {
                 "person_id": person_id,
-                "generated_at": utcnow().isoformat(),
+                "generated_at": datetime.now(UTC).isoformat(),
                 "person": None
                 if person is None
                 else {
@@ -471,21 +404,21 @@ class PrivacyService:
                     "name": person.name,
                     "account_id": person.account_id,
                     "notes": person.notes,
-                    "watchlists": sorted(w.name for w in person.watchlists),
+                    "watchlists": list(person.watchlists),
                     "created_at": _iso(person.created_at),
                 },
                 "templates": [
                     {
                         "id": t.id,
                         "photo_key": t.photo_key,
-                        "box": [t.top, t.right, t.bottom, t.left],
+                        "box": [t.box.top, t.box.right, t.box.bottom, t.box.left],
                         "quality": t.quality,
                         "size_px": t.size_px,
                         "sharpness": t.sharpness,
                         "frontalness": t.frontalness,
                         "created_at": _iso(t.created_at),
                     }
-                    for t in templates
+                    for t in enrolled
                 ],
                 "sightings": [
                     {
@@ -530,7 +463,7 @@ class PrivacyService:
                 ],
                 "dashboard_events": [
                     {"id": e.id, "type": e.type, "at": _iso(e.at), "data": e.payload}
-                    for e in events
+                    for e in stored_events
                 ],
                 "audit": [
                     {
@@ -541,7 +474,7 @@ class PrivacyService:
                         "subject": a.subject,
                         "detail": a.detail,
                     }
-                    for a in audit
+                    for a in lines
                 ],
             }
         document["account"], document["account_error"] = self._account(held.account_id)

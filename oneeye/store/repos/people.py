@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -192,3 +193,26 @@ def delete(session: Session, person_id: str) -> list[str] | None:
     keys = templates.photo_keys(session, person_id)
     session.delete(person)
     return keys
+
+
+def others_with_account(session: Session, account_id: str, person_id: str) -> bool:
+    """Whether anyone but ``person_id`` holds the account ``account_id``."""
+    other = session.scalar(
+        select(Person.id).where(Person.account_id == account_id, Person.id != person_id).limit(1)
+    )
+    return other is not None
+
+
+def purge(session: Session, person_id: str) -> None:
+    """Delete a person's templates and row by statement (no rows loaded): for an erasure,
+    which may find only what an earlier deletion left."""
+    session.execute(
+        sql_delete(FaceTemplate)
+        .where(FaceTemplate.person_id == person_id)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        sql_delete(Person)
+        .where(Person.id == person_id)
+        .execution_options(synchronize_session=False)
+    )
