@@ -3,7 +3,7 @@
 Ids of things that may be created on another host (sightings at an edge, people on another
 server) are 32-character hex UUIDs, so they never collide; cameras are named by a short slug
 that also names their MQTT topic. Times are timezone-aware UTC. Embeddings are 128 float32
-stored as 512 raw bytes (``embedding_to_bytes`` / ``embedding_from_bytes``).
+stored as 512 raw bytes; ``store.repos.templates`` is the one codec of those bytes.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -36,8 +34,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-EMBEDDING_BYTES = 128 * 4
-
 
 def new_id() -> str:
     """A fresh 32-character hex id."""
@@ -47,21 +43,6 @@ def new_id() -> str:
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
-
-
-def embedding_to_bytes(embedding: npt.ArrayLike) -> bytes:
-    """A 128-D embedding as the 512 bytes the database keeps."""
-    array = np.asarray(embedding, dtype="<f4").reshape(-1)
-    if array.shape != (128,):
-        raise ValueError(f"an embedding has 128 values, got {array.shape[0]}")
-    return array.tobytes()
-
-
-def embedding_from_bytes(data: bytes) -> npt.NDArray[np.float32]:
-    """The 128-D embedding stored as ``data``."""
-    if len(data) != EMBEDDING_BYTES:
-        raise ValueError(f"a stored embedding has {EMBEDDING_BYTES} bytes, got {len(data)}")
-    return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -28,10 +28,10 @@ from oneeye.store.models import (
     FaceTemplate,
     Person,
     Watchlist,
-    embedding_to_bytes,
     new_id,
     person_watchlists,
 )
+from oneeye.store.repos.templates import embedding_to_bytes
 
 
 def unit_vectors(n: int, seed: int = 0) -> npt.NDArray[np.float32]:

@@ -26,10 +26,10 @@ from oneeye.store.models import (
     Person,
     Sighting,
     Watchlist,
-    embedding_from_bytes,
     new_id,
 )
 from oneeye.store.photos import LocalPhotoStore, snapshot_kind
+from oneeye.store.repos.templates import embedding_from_bytes
 from tests.bus.helpers import Note
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)

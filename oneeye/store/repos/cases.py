@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from oneeye.store.models import (
-    EMBEDDING_BYTES,
     AlertCase,
     Camera,
     CaseMatch,
@@ -29,6 +28,7 @@ from oneeye.store.models import (
     Sighting,
     Watchlist,
 )
+from oneeye.store.repos.templates import EMBEDDING_BYTES, embeddings_from_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,10 +495,7 @@ def release(session: Session, match_id: int, *, notified: bool) -> None:
 
 def _decode(blobs: Sequence[bytes]) -> npt.NDArray[np.float32]:
     """Stored embeddings (each checked to be ``EMBEDDING_BYTES`` long) as an (n, 128) array."""
-    if not blobs:
-        return np.zeros((0, 128), dtype=np.float32)
-    flat = np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32)
-    return flat.reshape(len(blobs), 128)
+    return embeddings_from_bytes(blobs)
 
 
 def kept_faces(

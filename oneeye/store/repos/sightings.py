@@ -17,7 +17,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
-from oneeye.store.models import Camera, Person, Sighting, Watchlist, embedding_to_bytes
+from oneeye.store.models import Camera, Person, Sighting, Watchlist
+from oneeye.store.repos.templates import embedding_to_bytes
 
 Box = tuple[int, int, int, int]
 """``(top, right, bottom, left)`` in the frame's pixels."""
