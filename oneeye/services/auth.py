@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from argon2 import PasswordHasher
@@ -40,7 +40,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from oneeye.config import ServerSettings
 from oneeye.errors import OneEyeError
 from oneeye.store.db import Database
-from oneeye.store.models import utcnow
 from oneeye.store.repos import audit, users
 from oneeye.store.repos.audit import AuditRecord
 from oneeye.store.repos.users import ApiKeyRecord, UserRecord
@@ -557,7 +556,7 @@ class AuthService:
         """A new session for ``principal`` (ended sessions of anyone are swept meanwhile)."""
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
-        now = utcnow()
+        now = datetime.now(UTC)
         expires = now + self.session_lifetime
         with self.db.session() as session:
             users.sweep_sessions(session, now, self.session_idle)
@@ -593,7 +592,7 @@ class AuthService:
         principal: Principal | None = None
         with self.db.session() as session:
             row = users.login_session(session, _digest(token))
-            now = utcnow()
+            now = datetime.now(UTC)
             if row is None or row.expires_at < now:
                 raise AuthError("your session has ended; log in again")
             last = row.last_seen_at or row.created_at
@@ -726,7 +725,7 @@ class AuthService:
             row = users.key_by_hash(session, _digest(key))
             if row is None or row.revoked or not hmac.compare_digest(row.key_hash, _digest(key)):
                 raise AuthError("this API key is not valid")
-            now = utcnow()
+            now = datetime.now(UTC)
             # One write a minute per key is enough to say when it was last used; a write per
             # request would make every edge call a database commit.
             if row.last_used_at is None or now - row.last_used_at > KEY_USE_RESOLUTION:

@@ -282,8 +282,7 @@ class GalleryService:
         self.ensure_defaults()
         with self._lock:
             with self.db.session() as session:
-                stored = session.execute(select(Watchlist.name, Watchlist.threshold))
-                thresholds = dict(stored.all())
+                thresholds = people.watchlist_thresholds(session)
                 rows = templates.on_watchlists(session)
             ids = [
                 gallery_id(tid, watchlist)

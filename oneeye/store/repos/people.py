@@ -133,6 +133,12 @@ def watchlists_of(session: Session, person_id: str) -> list[str] | None:
     return None if person is None else sorted(w.name for w in person.watchlists)
 
 
+def watchlist_thresholds(session: Session) -> dict[str, float | None]:
+    """Every watchlist's stored threshold by name (``None``: the gallery's default)."""
+    rows = session.execute(select(Watchlist.name, Watchlist.threshold))
+    return dict(rows.all())
+
+
 def names(session: Session, person_ids: Collection[str]) -> dict[str, str]:
     """The names of the people among ``person_ids`` that exist, by id."""
     rows = session.execute(select(Person.id, Person.name).where(Person.id.in_(person_ids)))
