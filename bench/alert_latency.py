@@ -8,7 +8,7 @@ A real ``OneEyeApp`` (SQLite, in-process bus) is served by uvicorn on a free por
 ``AlertService`` on its services and ``--cameras`` camera workers. For each case an LFW person
 is picked whose first two photos the gallery matches to each other (distance <= ``--within``;
 how often one photo suffices is measured by the LFW benchmarks, not here). Every camera
-plays, paced at its native frame rate and looping, a labelled clip (``oneeye.video.synth``)
+plays, paced at its native frame rate and looping, a labelled clip (``bench.lib.synth``)
 in which that person walks through the frame (about ``--walk`` seconds in view, then a short
 gap) as one photo of theirs. A reporter then files the case over HTTP (``POST
 /api/v1/cases``, multipart) with the OTHER photo, at a random moment of the walk, after every
@@ -36,6 +36,7 @@ import os
 import random
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -49,6 +50,9 @@ import numpy.typing as npt
 import uvicorn
 from sqlalchemy import select
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
+
+from bench.lib.synth import Actor, Movement, write_clip
 from oneeye.app import OneEyeApp
 from oneeye.config import ServeSettings
 from oneeye.errors import OneEyeError
@@ -56,7 +60,6 @@ from oneeye.services.alerts import AlertService
 from oneeye.services.cameras import CameraConfig
 from oneeye.store.models import CaseMatch
 from oneeye.types import Identification
-from oneeye.video.synth import Actor, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
 from oneeye.web.routes import cases

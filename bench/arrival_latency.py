@@ -6,7 +6,7 @@ identifiable to the account card arriving over the WebSocket, with many tellers 
 
 A real ``OneEyeApp`` is served by uvicorn on a free port. ``--customers`` LFW people are
 enrolled through the enrolment service from one photo each, with an account in the built-in
-customer directory; a labelled clip (``oneeye.video.synth``) shows each of them walk through
+customer directory; a labelled clip (``bench.lib.synth``) shows each of them walk through
 the door as another photo of theirs, one after the other. ``--clients`` WebSocket clients (the
 ``websockets`` library, in a separate process so the server's memory is its own) connect as
 tellers with an API key. The clip is then played into a camera paced at its native frame
@@ -36,6 +36,7 @@ import os
 import random
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -48,6 +49,9 @@ from typing import Any
 import numpy as np
 import uvicorn
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
+
+from bench.lib.synth import Actor, GroundTruth, Movement, write_clip
 from oneeye.app import OneEyeApp
 from oneeye.bus.base import ALL_SIGHTINGS, SIGHTINGS, Message
 from oneeye.bus.messages import SightingPayload
@@ -55,7 +59,6 @@ from oneeye.config import ServeSettings
 from oneeye.errors import OneEyeError
 from oneeye.services.cameras import CameraConfig
 from oneeye.store.models import new_id, utcnow
-from oneeye.video.synth import Actor, GroundTruth, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
 

@@ -52,9 +52,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edge_propagation import RESULTS, ROOT, Deployment, postgres_schema, wait_for
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
+from bench.edge_propagation import RESULTS, ROOT, Deployment, postgres_schema, wait_for
 from oneeye.bus.base import EDGE_SIGHTINGS
 from oneeye.bus.messages import EdgeStatusPayload, SightingPayload
 from oneeye.bus.mqtt import Announcement, MqttBus

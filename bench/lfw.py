@@ -1,11 +1,82 @@
-"""LFW benchmark: ``python bench/lfw.py [--data ../shared/data/lfw] [--workers 2]``.
+"""LFW benchmark: 10-fold verification, open-set identification and encoding throughput.
 
-The same as ``oneeye bench lfw``; see ``oneeye/bench/lfw.py`` for the protocol.
+``python bench/lfw.py --data ../shared/data/lfw [--workers 2] [--no-reference]``; the
+protocol is in ``bench/lib/lfw_protocol.py``.
 """
 
-import sys
+from __future__ import annotations
 
-from oneeye.cli import main
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
+
+from bench.lib import lfw_protocol
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("../shared/data/lfw"),
+    show_default=True,
+    help="LFW folder with images/ and pairs.txt.",
+)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench/results"),
+    show_default=True,
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench/.cache"),
+    show_default=True,
+    help="Extracted features are kept here between runs.",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option(
+    "--reference/--no-reference",
+    default=True,
+    show_default=True,
+    help="Also run face_recognition 1.3.0 (pip install --no-deps face_recognition==1.3.0).",
+)
+@click.option("--jitter-study", is_flag=True, help="Also score jittered views (slow).")
+@click.option(
+    "--speed/--no-speed",
+    default=None,
+    help="Encoding throughput against face_recognition (default: with --reference).",
+)
+def lfw(
+    data_dir: Path,
+    results_dir: Path,
+    cache_dir: Path,
+    workers: int,
+    reference: bool,
+    jitter_study: bool,
+    speed: bool | None,
+) -> None:
+    """LFW: 10-fold verification, open-set identification and encoding throughput."""
+    if not (data_dir / "pairs.txt").is_file() or not (data_dir / "images").is_dir():
+        raise click.BadParameter(f"{data_dir} has no pairs.txt and images/", param_hint="--data")
+    lfw_protocol.main(
+        data_dir,
+        results_dir,
+        cache_dir,
+        workers=workers,
+        reference=reference,
+        jitter_study=jitter_study,
+        speed_check=speed,
+    )
+
 
 if __name__ == "__main__":
-    sys.exit(main(["bench", "lfw", *sys.argv[1:]]))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    lfw()

@@ -5,7 +5,7 @@
 
 Enrolled people are enrolled from one LFW photo and walk through the clip as another photo of
 theirs; strangers (people with one photo) walk through too and must stay unknown
-(``oneeye.bench.clips``). Each visit lasts 2.5 s, a new one starts every 1.25 s, so two people
+(``bench.lib.clips``). Each visit lasts 2.5 s, a new one starts every 1.25 s, so two people
 are often in view at once. Reports, over the visits at least 1 s long: visits found (a
 sighting on the face, named or unknown), enrolled visits named, wrong names (target 0),
 sightings per named visit (target 1.0) and time from the first visible frame to the naming
@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from oneeye.bench.clips import Claim, claims_from, lfw_clip, score
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
+
+from bench.lib.clips import Claim, claims_from, lfw_clip, score
 from oneeye.gallery import GalleryIndex
 from oneeye.video.pipeline import CameraPipeline, PipelineSettings
 from oneeye.vision.engine import FaceEngine

@@ -13,14 +13,17 @@ import argparse
 import json
 import multiprocessing
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
+
+from bench.lib.synth import Actor, compose, standard_scenario
 from oneeye.gallery import GalleryIndex
 from oneeye.types import RGBImage
 from oneeye.video.pipeline import CameraPipeline, PipelineSettings
-from oneeye.video.synth import Actor, compose, standard_scenario
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
 

@@ -6,7 +6,7 @@ video loop and the original system's loop, on the same frames, in one run.
         [--reference-stride 1] [--skip-street] [--skip-clips] [--plot-only]
 
 Inputs: the real street video (1080p, nobody labelled) and two clips made from LFW people
-(``oneeye.bench.clips``) at 720p and 1080p, where who is in view is known.
+(``bench.lib.clips``) at 720p and 1080p, where who is in view is known.
 
 Loops, as their authors wrote them:
 - face_recognition's example loop: ``face_locations`` + ``face_encodings`` on every frame at
@@ -20,7 +20,7 @@ Recall on the street video, where nobody is labelled: the people face_recognitio
 finds (its detections linked frame to frame) and keeps in view for at least 1 s; a loop found
 such a person when one of its boxes is on them, and OneEye sighted them when a track on them
 gave a sighting. On the labelled clips: visits found (any answer on the face, named or
-unknown), enrolled visits named, and wrong names, all scored by ``oneeye.bench.clips.score``.
+unknown), enrolled visits named, and wrong names, all scored by ``bench.lib.clips.score``.
 Frames/s are wall-clock over the frames each loop processed (``--reference-stride`` N runs
 the references on every Nth frame only, for quick runs); cores used = CPU seconds / wall
 seconds. Results: ``bench/results/video_throughput.json`` and ``.png``.
@@ -42,7 +42,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from oneeye.bench.clips import Claim, LabelledClip, claims_from, lfw_clip, score
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
+
+from bench.lib.clips import Claim, LabelledClip, claims_from, lfw_clip, score
 from oneeye.gallery import GalleryIndex
 from oneeye.types import Detection, FaceBox, RGBImage
 from oneeye.video.pipeline import CameraPipeline, PipelineSettings

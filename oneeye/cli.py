@@ -31,7 +31,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from oneeye import __version__
 from oneeye.app import OneEyeApp
-from oneeye.bench import lfw as lfw_bench
 from oneeye.config import ServeSettings, Settings
 from oneeye.edge_app import EdgeRuntime
 from oneeye.errors import OneEyeError, SourceError
@@ -733,71 +732,6 @@ def users_api_key(ctx: click.Context, name: str, role: str, edge_id: str | None)
     )
     click.echo(created[0])
     stderr.print(f"API key {name!r} ({role}) created; it is shown only this once.", highlight=False)
-
-
-@cli.group()
-def bench() -> None:
-    """Benchmarks (they read the data sets you point them at; see BENCHMARKS.md)."""
-
-
-@bench.command("lfw")
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("../shared/data/lfw"),
-    show_default=True,
-    help="LFW folder with images/ and pairs.txt.",
-)
-@click.option(
-    "--results",
-    "results_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench/results"),
-    show_default=True,
-)
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench/.cache"),
-    show_default=True,
-    help="Extracted features are kept here between runs.",
-)
-@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
-@click.option(
-    "--reference/--no-reference",
-    default=True,
-    show_default=True,
-    help="Also run face_recognition 1.3.0 (pip install --no-deps face_recognition==1.3.0).",
-)
-@click.option("--jitter-study", is_flag=True, help="Also score jittered views (slow).")
-@click.option(
-    "--speed/--no-speed",
-    default=None,
-    help="Encoding throughput against face_recognition (default: with --reference).",
-)
-def bench_lfw(
-    data_dir: Path,
-    results_dir: Path,
-    cache_dir: Path,
-    workers: int,
-    reference: bool,
-    jitter_study: bool,
-    speed: bool | None,
-) -> None:
-    """LFW: 10-fold verification, open-set identification and encoding throughput."""
-    if not (data_dir / "pairs.txt").is_file() or not (data_dir / "images").is_dir():
-        raise click.BadParameter(f"{data_dir} has no pairs.txt and images/", param_hint="--data")
-    lfw_bench.main(
-        data_dir,
-        results_dir,
-        cache_dir,
-        workers=workers,
-        reference=reference,
-        jitter_study=jitter_study,
-        speed_check=speed,
-    )
 
 
 def uvicorn_config(web: FastAPI, settings: ServeSettings) -> uvicorn.Config:

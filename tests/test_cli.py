@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.lib.synth import Actor, standard_scenario, write_clip
 from oneeye.cli import main
-from oneeye.video.synth import Actor, standard_scenario, write_clip
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader, side_by_side
 

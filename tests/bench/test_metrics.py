@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oneeye.bench.lfw_data import read_pairs
-from oneeye.bench.metrics import (
+from bench.lib.lfw_data import read_pairs
+from bench.lib.metrics import (
     OpenSetScores,
     best_threshold,
     open_set_rates,

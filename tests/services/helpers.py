@@ -9,13 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.lib.synth import Actor, GroundTruth, Movement, write_clip
 from oneeye.gallery import GalleryIndex
 from oneeye.services.cameras import CameraManager
 from oneeye.store.db import Database
 from oneeye.store.models import FaceTemplate, Person, Watchlist, new_id
 from oneeye.store.repos.templates import embedding_to_bytes
 from oneeye.types import Template
-from oneeye.video.synth import Actor, GroundTruth, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
 

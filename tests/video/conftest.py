@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from oneeye.video.synth import Actor
+from bench.lib.synth import Actor
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
 

@@ -8,10 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from oneeye.gallery import GalleryIndex
-from oneeye.types import RGBImage, Template
-from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
-from oneeye.video.synth import (
+from bench.lib.synth import (
     Actor,
     Movement,
     VisibleFace,
@@ -19,6 +16,9 @@ from oneeye.video.synth import (
     standard_scenario,
     visible_spans,
 )
+from oneeye.gallery import GalleryIndex
+from oneeye.types import RGBImage, Template
+from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
 

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.lib.synth import Actor, Movement, compose
 from oneeye.types import Detection, FaceBox
 from oneeye.video.scan import MOTION_SCALE, FaceFinder, GreyImage, MotionMap, merge_overlapping
-from oneeye.video.synth import Actor, Movement, compose
 from oneeye.vision.detectors import ScalePlan
 from oneeye.vision.detectors.hog import HogDetector
 from oneeye.vision.engine import FaceEngine

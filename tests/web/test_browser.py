@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
+from bench.lib.synth import Actor, Movement, write_clip
 from oneeye.app import OneEyeApp
 from oneeye.services.cameras import CameraConfig
 from oneeye.store.models import new_id
-from oneeye.video.synth import Actor, Movement, write_clip
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
 from tests.web.browser import add_camera, csp_violations, serve

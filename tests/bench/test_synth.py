@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from oneeye.video.synth import Actor, GroundTruth, Movement, standard_scenario, write_clip
+from bench.lib.synth import Actor, GroundTruth, Movement, standard_scenario, write_clip
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
 

@@ -27,10 +27,10 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
-from oneeye.bench import throughput
-from oneeye.bench.extract import FeatureSet, extract
-from oneeye.bench.lfw_data import LfwPairs, all_images, person_of, read_pairs
-from oneeye.bench.metrics import (
+from bench.lib import throughput
+from bench.lib.extract import FeatureSet, extract
+from bench.lib.lfw_data import LfwPairs, all_images, person_of, read_pairs
+from bench.lib.metrics import (
     OpenSetScores,
     Verification,
     open_set_rates,

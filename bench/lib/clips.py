@@ -1,7 +1,7 @@
 """Labelled clips made from LFW people, and one way to score anyone's sightings on them.
 
 The video benchmarks need clips where the truth is known: who is in view, where, in which
-frames. :func:`lfw_clip` composes them with ``oneeye.video.synth``: enrolled people walk
+frames. :func:`lfw_clip` composes them with ``bench.lib.synth``: enrolled people walk
 through as another photo of theirs than the one they were enrolled from; strangers (people
 with a single LFW photo) walk through too. :func:`score` judges a list of claims ("on frame f,
 the face in box b is person p, or someone unknown") against that truth, so OneEye's sightings
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.lib.synth import Actor, Movement, VisibleFace, compose, visible_spans
 from oneeye.errors import OneEyeError
 from oneeye.types import FaceBox, RGBImage, Template
 from oneeye.video.pipeline import SightingEvent
-from oneeye.video.synth import Actor, Movement, VisibleFace, compose, visible_spans
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
 

@@ -1,1 +1,0 @@
-"""Benchmarks run by hand (``oneeye bench ...`` or ``python bench/*.py``); never by the tests."""
