@@ -220,7 +220,7 @@ def test_forwarded_addresses_are_believed_only_from_named_proxies() -> None:
     # could then give every bogus login a new address and never meet the login throttle.
     from fastapi import FastAPI  # noqa: PLC0415
 
-    from oneeye.cli import uvicorn_config  # noqa: PLC0415 - the CLI imports lazily
+    from oneeye.cli.serve import uvicorn_config  # noqa: PLC0415 - the CLI imports lazily
     from oneeye.config import ServerSettings, ServeSettings  # noqa: PLC0415
 
     web = FastAPI()
