@@ -7,11 +7,12 @@ dlib's. Each thread count runs in its own process, because BLAS (the numpy backe
 its thread count from the environment when it starts.
 
 Usage:
-    python bench/resnet_speed.py [--images DIR] [--repeats N] [--threads 1 2]
+    python bench/resnet_speed.py [--images DIR] [--repeats N] [--threads 1 2] [--smoke]
 
 With ``--images`` the chips are the faces found in the photos of DIR (HOG detector, 5-point
 landmarks, ``get_face_chip(size=150, padding=0.25)``); without, synthetic chips. Results go
-to ``bench/results/resnet_speed.json``.
+to ``bench/results/resnet_speed.json``. ``--smoke`` runs one round of 2 chips at one thread and
+writes nothing (the test suite runs it so the script keeps working).
 """
 
 from __future__ import annotations
@@ -83,17 +84,18 @@ def time_per_chip(run: Callable[[Chips], object], chips: Chips, batch: int, repe
     return statistics.median(rounds)
 
 
-def worker(threads: int, images: Path | None, repeats: int) -> dict[str, Any]:
-    """Measure dlib and every backend at one thread count (this process's BLAS setting)."""
+def worker(threads: int, images: Path | None, repeats: int, batch: int = BATCH) -> dict[str, Any]:
+    """Measure dlib and every backend at one thread count (this process's BLAS setting), on
+    ``batch`` chips, one at a time and all at once."""
     import dlib  # noqa: PLC0415
 
     from oneeye.vision.models import ModelPaths  # noqa: PLC0415
     from oneeye.vision.resnet import BACKENDS, ResNetEmbedder  # noqa: PLC0415
 
     if images is None:
-        chips, names = synthetic_chips(BATCH), ["noise"]
+        chips, names = synthetic_chips(batch), ["noise"]
     else:
-        chips, names = face_chips(images, BATCH)
+        chips, names = face_chips(images, batch)
     model = ModelPaths.locate().resnet
     recognizer = dlib.face_recognition_model_v1(str(model))
 
@@ -106,7 +108,7 @@ def worker(threads: int, images: Path | None, repeats: int) -> dict[str, Any]:
     result: dict[str, Any] = {
         "threads": threads,
         "chips": names,
-        "dlib": {f"batch_{b}_ms": time_per_chip(dlib_run, chips, b, repeats) for b in (1, BATCH)},
+        "dlib": {f"batch_{b}_ms": time_per_chip(dlib_run, chips, b, repeats) for b in (1, batch)},
     }
     for backend in BACKENDS:
         try:
@@ -116,11 +118,11 @@ def worker(threads: int, images: Path | None, repeats: int) -> dict[str, Any]:
             continue
         diff = float(np.abs(embedder.embed(chips) - reference).max())
         timings = {
-            f"batch_{b}_ms": time_per_chip(embedder.embed, chips, b, repeats) for b in (1, BATCH)
+            f"batch_{b}_ms": time_per_chip(embedder.embed, chips, b, repeats) for b in (1, batch)
         }
         speedup = {
             f"batch_{b}_speedup": result["dlib"][f"batch_{b}_ms"] / timings[f"batch_{b}_ms"]
-            for b in (1, BATCH)
+            for b in (1, batch)
         }
         result[backend] = {"max_abs_diff_vs_dlib": diff, **timings, **speedup}
     return result
@@ -156,11 +158,15 @@ def main() -> None:
     parser.add_argument("--images", type=Path, help="folder of face photos to take chips from")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per measurement")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--smoke", action="store_true", help="one quick round; writes nothing")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.repeats, args.threads, args.batch = 1, [1], 2
 
     if args.worker is not None:
-        print(json.dumps(worker(args.worker, args.images, args.repeats)))
+        print(json.dumps(worker(args.worker, args.images, args.repeats, args.batch)))
         return
 
     load_before = os.getloadavg()
@@ -174,13 +180,16 @@ def main() -> None:
             str(threads),
             "--repeats",
             str(args.repeats),
+            "--batch",
+            str(args.batch),
         ]
         if args.images is not None:
             command += ["--images", str(args.images)]
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
 
-    header = ("threads", "backend", "batch 1", "batch 16", "x dlib 1/16", "max diff")
+    big = args.batch
+    header = ("threads", "backend", "batch 1", f"batch {big}", f"x dlib 1/{big}", "max diff")
     print(" ".join(f"{h:>{w}}" for h, w in zip(header, (7, 12, 9, 9, 11, 9), strict=True)))
     for run in runs:
         for name in ("dlib", "onnxruntime", "opencv", "numpy"):
@@ -191,16 +200,19 @@ def main() -> None:
                 print(f"{run['threads']:>7} {name:>12}  {row['error']}")
                 continue
             ratio = (
-                f"{row['batch_1_speedup']:4.1f}/{row['batch_16_speedup']:4.1f}"
+                f"{row['batch_1_speedup']:4.1f}/{row[f'batch_{big}_speedup']:4.1f}"
                 if "batch_1_speedup" in row
                 else ""
             )
             diff = f"{row['max_abs_diff_vs_dlib']:.1e}" if "max_abs_diff_vs_dlib" in row else ""
             print(
                 f"{run['threads']:>7} {name:>12} {row['batch_1_ms']:7.1f}ms "
-                f"{row['batch_16_ms']:7.1f}ms {ratio:>11} {diff:>9}"
+                f"{row[f'batch_{big}_ms']:7.1f}ms {ratio:>11} {diff:>9}"
             )
 
+    if args.smoke:
+        print(f"smoke run: {RESULTS} left as it was")
+        return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "what": "ms per 150x150 chip: dlib compute_face_descriptor vs oneeye ResNetEmbedder",

@@ -1,0 +1,58 @@
+"""Every benchmark that can run small does, so none rots between the runs that fill
+BENCHMARKS.md: each is started as its users start it (``python bench/NAME.py --smoke``).
+
+Not here, because no small run is cheap: ``lfw.py`` (its protocol needs hundreds of LFW
+people), ``video_throughput.py`` (its reference loops need face_recognition, not a test
+dependency), the alert, arrival and edge benchmarks (a whole server, SMTP, MQTT and
+PostgreSQL). ``gallery_scale.py``'s small run belongs with the gallery's tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_bench(script: str, *args: str) -> str:
+    """Run ``bench/<script>`` from the repository root; its stdout (fails on a non-zero exit)."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args],
+        cwd=REPO,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_camera_registry() -> None:
+    out = run_bench("camera_registry.py", "--smoke")
+    assert "us/check" in out
+
+
+@pytest.mark.slow
+def test_resnet_speed() -> None:
+    out = run_bench("resnet_speed.py", "--smoke")
+    assert "dlib" in out
+    assert "left as it was" in out
+
+
+@pytest.mark.slow
+def test_video_accuracy(tiny_lfw: Path) -> None:
+    out = run_bench("video_accuracy.py", "--smoke", "--lfw", str(tiny_lfw))
+    assert "recall_named" in out
+
+
+@pytest.mark.slow
+def test_video_cameras(tiny_lfw: Path) -> None:
+    out = run_bench("video_cameras.py", "--smoke", "--lfw", str(tiny_lfw))
+    assert "1 camera(s): total" in out
