@@ -1,13 +1,16 @@
 """LFW benchmark: 10-fold verification, open-set identification and encoding throughput.
 
 ``python bench/lfw.py --data ../shared/data/lfw [--workers 2] [--no-reference]``; the
-protocol is in ``bench/lib/lfw_protocol.py``.
+protocol is in ``bench/lib/lfw_protocol.py``. ``--smoke --data DIR`` runs the protocol on a
+tiny LFW-shaped folder (the tests make one), without face_recognition, with a small simulated
+site, and keeps its results and cache in a temporary folder.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -54,6 +57,7 @@ from bench.lib import lfw_protocol
     default=None,
     help="Encoding throughput against face_recognition (default: with --reference).",
 )
+@click.option("--smoke", is_flag=True, help="A tiny run to see the script works; writes nothing.")
 def lfw(
     data_dir: Path,
     results_dir: Path,
@@ -62,10 +66,23 @@ def lfw(
     reference: bool,
     jitter_study: bool,
     speed: bool | None,
+    smoke: bool,
 ) -> None:
     """LFW: 10-fold verification, open-set identification and encoding throughput."""
     if not (data_dir / "pairs.txt").is_file() or not (data_dir / "images").is_dir():
         raise click.BadParameter(f"{data_dir} has no pairs.txt and images/", param_hint="--data")
+    if smoke:
+        with tempfile.TemporaryDirectory() as scratch:
+            lfw_protocol.main(
+                data_dir,
+                Path(scratch) / "results",
+                Path(scratch) / "cache",
+                workers=1,
+                reference=False,
+                speed_check=False,
+                site=(2, 2),
+            )
+        return
     lfw_protocol.main(
         data_dir,
         results_dir,

@@ -1,10 +1,10 @@
 """Every benchmark that can run small does, so none rots between the runs that fill
 BENCHMARKS.md: each is started as its users start it (``python bench/NAME.py --smoke``).
 
-Not here, because no small run is cheap: ``lfw.py`` (its protocol needs hundreds of LFW
-people), ``video_throughput.py`` (its reference loops need face_recognition, not a test
-dependency), the alert, arrival and edge benchmarks (a whole server, SMTP, MQTT and
-PostgreSQL). ``gallery_scale.py``'s small run belongs with the gallery's tests.
+Not here, because no small run is cheap: ``video_throughput.py`` (its reference loops need
+face_recognition, not a test dependency), the alert, arrival and edge benchmarks (a whole
+server, SMTP, MQTT and PostgreSQL). ``gallery_scale.py``'s small run belongs with the
+gallery's tests.
 """
 
 from __future__ import annotations
@@ -48,11 +48,18 @@ def test_resnet_speed() -> None:
 
 @pytest.mark.slow
 def test_video_accuracy(tiny_lfw: Path) -> None:
-    out = run_bench("video_accuracy.py", "--smoke", "--lfw", str(tiny_lfw))
+    out = run_bench("video_accuracy.py", "--smoke", "--lfw", str(tiny_lfw / "images"))
     assert "recall_named" in out
 
 
 @pytest.mark.slow
 def test_video_cameras(tiny_lfw: Path) -> None:
-    out = run_bench("video_cameras.py", "--smoke", "--lfw", str(tiny_lfw))
+    out = run_bench("video_cameras.py", "--smoke", "--lfw", str(tiny_lfw / "images"))
     assert "1 camera(s): total" in out
+
+
+@pytest.mark.slow
+def test_lfw(tiny_lfw: Path) -> None:
+    out = run_bench("lfw.py", "--smoke", "--data", str(tiny_lfw))
+    assert "LFW verification" in out
+    assert "a site with 2 enrolled" in " ".join(out.split())
