@@ -2,7 +2,7 @@
 identifiable to the account card arriving over the WebSocket, with many tellers connected.
 
     python bench/arrival_latency.py [--lfw ../shared/data/lfw/images] [--customers 40]
-        [--clients 200] [--width 1280 --height 720 --fps 25] [--seed 0]
+        [--clients 200] [--width 1280 --height 720 --fps 25] [--seed 0] [--smoke]
 
 A real ``OneEyeApp`` is served by uvicorn on a free port. ``--customers`` LFW people are
 enrolled through the enrolment service from one photo each, with an account in the built-in
@@ -23,6 +23,10 @@ installed):
     push), and event stored -> card received. Target <= 50 ms.
 (c) fan-out: every arrival delivered to every client; the server's RSS growth per connected
     client.
+
+``--smoke``: two customers, two clients, a small clip, results and clip in the run's
+temporary folder (the test suite runs it on a tiny LFW-shaped folder so the script keeps
+working).
 """
 
 from __future__ import annotations
@@ -88,22 +92,27 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_clients(
-    url: str, count: int, ready: EventType, stop: EventType, results: Connection
+    url: str, key: str, count: int, ready: EventType, stop: EventType, results: Connection
 ) -> None:
-    """Connect ``count`` WebSocket clients, record when each frame arrives, send the records
-    back when ``stop`` is set."""
-    asyncio.run(_clients(url, count, ready, stop, results))
+    """Connect ``count`` WebSocket clients with API key ``key`` (in a header: the server
+    refuses one in the URL), record when each frame arrives, send the records back when
+    ``stop`` is set."""
+    asyncio.run(_clients(url, key, count, ready, stop, results))
 
 
 async def _clients(
-    url: str, count: int, ready: EventType, stop: EventType, results: Connection
+    url: str, key: str, count: int, ready: EventType, stop: EventType, results: Connection
 ) -> None:
     from websockets.asyncio.client import connect  # noqa: PLC0415 - the client process only
 
     records: list[tuple[int, int, str, str | None, float]] = []
     sockets = []
     for index in range(count):
-        sockets.append(await connect(url, max_queue=None, open_timeout=30))
+        sockets.append(
+            await connect(
+                url, additional_headers={"X-API-Key": key}, max_queue=None, open_timeout=30
+            )
+        )
         if index % 50 == 49:
             await asyncio.sleep(0)
 
@@ -191,11 +200,16 @@ def main() -> None:
         default=Path(tempfile.gettempdir()) / "oneeye-arrival-clips",
         help="where the rendered clip is kept for the next run",
     )
+    parser.add_argument("--smoke", action="store_true", help="two customers, two clients")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="oneeye-arrival-"))
+    if args.smoke:
+        args.customers, args.clients, args.direct = 2, 2, 2
+        args.width, args.height, args.fps, args.face, args.min_face = 480, 360, 10.0, 100, 60
+        args.results, args.clip_cache = work / "results", work / "clips"
     settings = ServeSettings(data_dir=work / "data")
     app = OneEyeApp(settings, engine=FaceEngine(settings.engine), announce=lambda _: None)
     published: dict[str, tuple[float, int, str]] = {}
@@ -257,13 +271,13 @@ def main() -> None:
 
     _, key = app.services.auth.create_api_key("bench tellers", "teller")
     since = app.services.events.latest_id()
-    url = f"ws://127.0.0.1:{port}/ws?since={since}&api_key={key}"
+    url = f"ws://127.0.0.1:{port}/ws?since={since}"
     rss_before = rss_bytes()
     context = mp.get_context("spawn")
     ready, stop = context.Event(), context.Event()
     receiver, sender = context.Pipe(duplex=False)
     clients = context.Process(
-        target=run_clients, args=(url, args.clients, ready, stop, sender), daemon=True
+        target=run_clients, args=(url, key, args.clients, ready, stop, sender), daemon=True
     )
     clients.start()
     if not ready.wait(120):
@@ -281,7 +295,7 @@ def main() -> None:
     )
     played = time.perf_counter()
     load_before = os.getloadavg()[0]
-    while app.services.cameras.status("door").state != "offline":
+    while app.services.cameras.status("door").state not in ("offline", "ended"):
         time.sleep(0.2)
     status = app.services.cameras.status("door")
     load_after = os.getloadavg()[0]

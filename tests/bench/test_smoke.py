@@ -2,9 +2,9 @@
 BENCHMARKS.md: each is started as its users start it (``python bench/NAME.py --smoke``).
 
 Not here, because no small run is cheap: ``video_throughput.py`` (its reference loops need
-face_recognition, not a test dependency), the alert, arrival and edge benchmarks (a whole
-server, SMTP, MQTT and PostgreSQL). ``gallery_scale.py``'s small run belongs with the
-gallery's tests.
+face_recognition, not a test dependency) and the edge benchmarks (MQTT, PostgreSQL and a
+process per edge).
+``gallery_scale.py``'s small run belongs with the gallery's tests.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def run_bench(script: str, *args: str) -> str:
         env=os.environ | {"PYTHONUNBUFFERED": "1"},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=240,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -63,3 +63,23 @@ def test_lfw(tiny_lfw: Path) -> None:
     out = run_bench("lfw.py", "--smoke", "--data", str(tiny_lfw))
     assert "LFW verification" in out
     assert "a site with 2 enrolled" in " ".join(out.split())
+
+
+@pytest.mark.slow
+def test_alert_latency(tiny_lfw: Path) -> None:
+    out = run_bench("alert_latency.py", "--smoke", "--lfw", str(tiny_lfw / "images"))
+    assert "missing: identified" in out
+
+
+@pytest.mark.slow
+def test_alert_delivery(tiny_lfw: Path) -> None:
+    out = run_bench("alert_delivery.py", "--smoke", "--lfw", str(tiny_lfw / "images"))
+    assert "(b) outage" in out
+    assert "left as it was" in out
+
+
+@pytest.mark.slow
+def test_arrival_latency(tiny_lfw: Path) -> None:
+    out = run_bench("arrival_latency.py", "--smoke", "--lfw", str(tiny_lfw / "images"))
+    assert "enrolled 2 customers" in out
+    assert "2 WebSocket clients connected" in out
