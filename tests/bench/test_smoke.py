@@ -1,10 +1,10 @@
 """Every benchmark that can run small does, so none rots between the runs that fill
 BENCHMARKS.md: each is started as its users start it (``python bench/NAME.py --smoke``).
 
-Not here, because no small run is cheap: ``video_throughput.py`` (its reference loops need
-face_recognition, not a test dependency) and the edge benchmarks (MQTT, PostgreSQL and a
-process per edge).
-``gallery_scale.py``'s small run belongs with the gallery's tests.
+Not here: ``video_throughput.py`` (its reference loops need face_recognition, not a test
+dependency) and ``edge_faults.py --faults`` (its pauses take minutes). ``gallery_scale.py``'s
+small run belongs with the gallery's tests. The edge benchmarks need the test broker and
+PostgreSQL, as the other ``mqtt`` and ``postgres`` tests do.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import POSTGRES_URL
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,3 +85,23 @@ def test_arrival_latency(tiny_lfw: Path) -> None:
     out = run_bench("arrival_latency.py", "--smoke", "--lfw", str(tiny_lfw / "images"))
     assert "enrolled 2 customers" in out
     assert "2 WebSocket clients connected" in out
+
+
+@pytest.mark.mqtt
+@pytest.mark.postgres
+def test_edge_propagation(broker_url: str, postgres_url: str) -> None:
+    # postgres_url: PostgreSQL answers (the script makes a schema of its own in it).
+    out = run_bench(
+        "edge_propagation.py", "--smoke", "--broker", broker_url, "--postgres", POSTGRES_URL
+    )
+    assert '"edges": 1, "enrolments": 2' in out
+    assert "left as it was" in out
+
+
+@pytest.mark.mqtt
+@pytest.mark.postgres
+def test_edge_faults_throughput(broker_url: str, postgres_url: str) -> None:
+    # The script runs a Mosquitto of its own; broker_url only says one can run here.
+    out = run_bench("edge_faults.py", "--smoke", "--postgres", POSTGRES_URL)
+    assert '"generated": 20' in out
+    assert "nothing written" in out
