@@ -31,10 +31,9 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.*
 
-import gallery_scale as scale
-
+from bench import gallery_scale as scale
 from oneeye.gallery import GalleryIndex
 from oneeye.gallery.ivf import IvfParameters
 

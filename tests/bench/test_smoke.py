@@ -2,9 +2,10 @@
 BENCHMARKS.md: each is started as its users start it (``python bench/NAME.py --smoke``).
 
 Not here: ``video_throughput.py`` (its reference loops need face_recognition, not a test
-dependency) and ``edge_faults.py --faults`` (its pauses take minutes). ``gallery_scale.py``'s
-small run belongs with the gallery's tests. The edge benchmarks need the test broker and
-PostgreSQL, as the other ``mqtt`` and ``postgres`` tests do.
+dependency), ``edge_faults.py --faults`` (its pauses take minutes) and
+``gallery_ivf_headtohead.py`` (it loads the home-made index from git history).
+``gallery_scale.py --smoke`` runs in ``test_gallery_scale.py``. The edge benchmarks need the
+test broker and PostgreSQL, as the other ``mqtt`` and ``postgres`` tests do.
 """
 
 from __future__ import annotations
