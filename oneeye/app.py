@@ -21,7 +21,6 @@ from oneeye.bus import make_bus as bus_from_url
 from oneeye.bus.base import Bus
 from oneeye.bus.messages import PayloadLimits, PayloadReader
 from oneeye.config import ServeSettings
-from oneeye.errors import OneEyeError
 from oneeye.gallery import GalleryIndex
 from oneeye.services.alerts import AlertService
 from oneeye.services.auth import AuthService
@@ -40,8 +39,7 @@ from oneeye.services.privacy import PrivacyService
 from oneeye.services.retention import RetentionService
 from oneeye.services.sightings import SightingService
 from oneeye.store.db import Database
-from oneeye.store.photos import LocalPhotoStore, PhotoStore
-from oneeye.store.s3 import S3PhotoStore
+from oneeye.store.photos import make_photo_store
 from oneeye.vision.engine import FaceEngine
 from oneeye.web.app import create_app
 
@@ -59,24 +57,6 @@ def make_bus(settings: ServeSettings, role: str = "serve") -> Bus:
             identity_stem=f"oneeye-{role}-{socket.gethostname()}",
             share_group=settings.mqtt.share_group if role == "serve" else None,
         ),
-    )
-
-
-def make_photo_store(settings: ServeSettings) -> PhotoStore:
-    """The photo store ``settings.photo_store`` names: a local folder or an S3 bucket."""
-    if settings.photo_store == "local":
-        return LocalPhotoStore(settings.resolved_photos_dir())
-    s3 = settings.s3
-    if not s3.bucket:
-        raise OneEyeError("ONEEYE_PHOTO_STORE=s3 needs a bucket: set ONEEYE_S3__BUCKET")
-    return S3PhotoStore(
-        s3.bucket,
-        endpoint_url=s3.endpoint_url,
-        region=s3.region,
-        access_key_id=s3.access_key_id,
-        secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
-        prefix=s3.prefix,
-        create_bucket=s3.create_bucket,
     )
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from oneeye.config import ServeSettings
+from oneeye.errors import OneEyeError
 from oneeye.store import s3
 from oneeye.store.photos import (
     LocalPhotoStore,
@@ -15,6 +17,7 @@ from oneeye.store.photos import (
     PhotoStore,
     PhotoStoreError,
     check_key,
+    make_photo_store,
     snapshot_camera,
     snapshot_kind,
 )
@@ -175,3 +178,17 @@ def test_a_camera_s_snapshot_keys_name_the_camera(photo_store: PhotoStore) -> No
         "snapshots/door-2/ab/" + "AB" * 16 + ".jpg",
     ):
         assert snapshot_camera(other) is None, other
+
+
+def test_make_photo_store_by_name(tmp_path: Path) -> None:
+    """The store is chosen by the name in the settings; S3 without a bucket and an unknown
+    name are refused with a sentence naming the fix or the known stores."""
+    local = make_photo_store(ServeSettings(data_dir=tmp_path))
+    assert isinstance(local, LocalPhotoStore)
+    key = local.add("templates", b"photo")
+    assert local.get(key) == b"photo"
+    with pytest.raises(OneEyeError, match="needs a bucket"):
+        make_photo_store(ServeSettings(data_dir=tmp_path, photo_store="s3"))
+    odd = ServeSettings(data_dir=tmp_path).model_copy(update={"photo_store": "ftp"})
+    with pytest.raises(OneEyeError, match="known stores: local, s3"):
+        make_photo_store(odd)
