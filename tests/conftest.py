@@ -21,7 +21,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from oneeye.bus.mqtt import parse_broker_url
+from oneeye.bus.broker import parse_broker_url
 from oneeye.config import EngineSettings
 from oneeye.store.db import Database
 from oneeye.types import RGBImage

@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from oneeye.app import OneEyeApp
 from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION
+from oneeye.bus.broker import parse_broker_url
 from oneeye.bus.messages import (
     REJECTIONS,
     AddChange,
@@ -35,7 +36,7 @@ from oneeye.bus.messages import (
     new_signing_key,
     sign,
 )
-from oneeye.bus.mqtt import MqttBus, parse_broker_url
+from oneeye.bus.mqtt import MqttBus
 from oneeye.config import MqttSettings, ServeSettings
 from oneeye.edge_app import EdgeRuntime
 from oneeye.gallery import GalleryIndex

@@ -59,7 +59,8 @@ def _memory(url: str, options: BusOptions) -> Bus:
 
 
 def _mqtt(url: str, options: BusOptions) -> Bus:
-    from oneeye.bus.mqtt import MqttBus, MqttError, stored_client_id  # noqa: PLC0415 - lazy
+    from oneeye.bus.broker import MqttError, stored_client_id  # noqa: PLC0415 - lazy
+    from oneeye.bus.mqtt import MqttBus  # noqa: PLC0415 - lazy
 
     client_id = options.mqtt.client_id
     if client_id is None:

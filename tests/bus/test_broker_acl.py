@@ -24,7 +24,8 @@ from oneeye.bus.base import (
     SIGHTINGS,
     STATUS,
 )
-from oneeye.bus.mqtt import MqttBus, MqttError
+from oneeye.bus.broker import MqttError
+from oneeye.bus.mqtt import MqttBus
 from oneeye.config import MqttSettings, ServeSettings
 from tests.bus.helpers import Inbox, Note, ShippedBroker
 from tests.conftest import wait_until

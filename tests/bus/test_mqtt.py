@@ -38,8 +38,9 @@ from oneeye.bus.base import (
     STATUS,
     Announcement,
 )
+from oneeye.bus.broker import MqttError, parse_broker_url
 from oneeye.bus.messages import Rejections
-from oneeye.bus.mqtt import MqttBus, MqttError, parse_broker_url
+from oneeye.bus.mqtt import MqttBus
 from tests.bus.helpers import Inbox, Note, PrivateBroker
 from tests.conftest import BROKER_URL, wait_until
 

@@ -22,8 +22,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
 from oneeye.bus.base import ALL_SIGHTINGS, SIGHTINGS
+from oneeye.bus.broker import parse_broker_url
 from oneeye.bus.messages import PayloadReader, Rejections
-from oneeye.bus.mqtt import MqttBus, parse_broker_url
+from oneeye.bus.mqtt import MqttBus
 from oneeye.config import CustomerDirectorySettings
 from oneeye.services.auth import AuthService
 from oneeye.services.customers import make_directory
