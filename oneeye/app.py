@@ -39,7 +39,7 @@ from oneeye.services.privacy import PrivacyService
 from oneeye.services.retention import RetentionService
 from oneeye.services.sightings import SightingService
 from oneeye.store.db import Database
-from oneeye.store.photos import make_photo_store
+from oneeye.store.photo_stores import make_photo_store
 from oneeye.vision.engine import FaceEngine
 from oneeye.web.app import create_app
 

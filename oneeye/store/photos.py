@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from oneeye.errors import OneEyeError
 from oneeye.store.files import private_dir, write_private
 from oneeye.store.models import new_id
-
-if TYPE_CHECKING:
-    from oneeye.config import ServeSettings
 
 _KEY = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*\.[a-z0-9]{2,5}$")
 _KIND = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
@@ -125,46 +121,3 @@ class LocalPhotoStore(PhotoStore):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
-
-
-def _local_store(settings: ServeSettings) -> PhotoStore:
-    return LocalPhotoStore(settings.resolved_photos_dir())
-
-
-def _s3_store(settings: ServeSettings) -> PhotoStore:
-    # boto3 is imported only by a server that keeps its photos in S3.
-    from oneeye.store.s3 import S3PhotoStore  # noqa: PLC0415 (boto3 only when chosen)
-
-    s3 = settings.s3
-    if not s3.bucket:
-        raise OneEyeError("ONEEYE_PHOTO_STORE=s3 needs a bucket: set ONEEYE_S3__BUCKET")
-    return S3PhotoStore(
-        s3.bucket,
-        endpoint_url=s3.endpoint_url,
-        region=s3.region,
-        access_key_id=s3.access_key_id,
-        secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
-        prefix=s3.prefix,
-        create_bucket=s3.create_bucket,
-    )
-
-
-PHOTO_STORES: Mapping[str, Callable[[ServeSettings], PhotoStore]] = {
-    "local": _local_store,
-    "s3": _s3_store,
-}
-"""The photo stores by the name ``ONEEYE_PHOTO_STORE`` gives; adding one is its module and a
-line here (and its name in ``ServeSettings.photo_store``)."""
-
-
-def make_photo_store(settings: ServeSettings) -> PhotoStore:
-    """The photo store ``settings.photo_store`` names.
-
-    Raises:
-        OneEyeError: no store has that name, or the store's settings are incomplete.
-    """
-    factory = PHOTO_STORES.get(settings.photo_store)
-    if factory is None:
-        known = ", ".join(sorted(PHOTO_STORES))
-        raise OneEyeError(f"unknown photo store {settings.photo_store!r}; known stores: {known}")
-    return factory(settings)

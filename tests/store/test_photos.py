@@ -11,13 +11,13 @@ import pytest
 from oneeye.config import ServeSettings
 from oneeye.errors import OneEyeError
 from oneeye.store import s3
+from oneeye.store.photo_stores import make_photo_store
 from oneeye.store.photos import (
     LocalPhotoStore,
     PhotoNotFoundError,
     PhotoStore,
     PhotoStoreError,
     check_key,
-    make_photo_store,
     snapshot_camera,
     snapshot_kind,
 )
