@@ -45,7 +45,8 @@ from oneeye.bus.base import (
     SIGHTINGS,
     Message,
 )
-from oneeye.bus.mqtt import MqttBus, parse_broker_url
+from oneeye.bus.broker import parse_broker_url
+from oneeye.bus.mqtt import MqttBus
 from oneeye.cli import main
 from oneeye.config import MqttSettings
 from oneeye.edge_app import EdgeRuntime
