@@ -94,9 +94,9 @@ def enroll(
     its reason and the rest go on. Enrolling the same photo again replaces its template.
     """
     from oneeye.errors import OneEyeError
+    from oneeye.services.enrolment import read_enrolment_face
     from oneeye.types import Template
     from oneeye.vision.engine import FaceEngine
-    from oneeye.vision.images import load_image
 
     settings = settings_of(ctx)
     photos = enrolment_photos(path, name)
@@ -110,8 +110,7 @@ def enroll(
         task = progress.add_task("enrolling", total=len(photos))
         for photo in photos:
             try:
-                image = load_image(photo.path, max_pixels=settings.engine.max_pixels)
-                face = engine.enrolment_face(image)
+                face = read_enrolment_face(engine, photo.path).face
             except OneEyeError as exc:
                 why = reason(photo.path, exc)
                 refused.append((photo.path, why))

@@ -48,8 +48,8 @@ def identify(
     nobody enrolled is close enough to; ``no_persons_found`` a photo without a face.
     """
     from oneeye.errors import OneEyeError
+    from oneeye.services.enrolment import decode_photo
     from oneeye.vision.engine import FaceEngine
-    from oneeye.vision.images import load_image
 
     settings = settings_of(ctx)
     gallery = load_gallery(gallery_dir, settings, must_exist=True)
@@ -62,7 +62,7 @@ def identify(
     failed = False
     for path in _identify_targets(paths):
         try:
-            image = load_image(path, max_pixels=settings.engine.max_pixels)
+            image = decode_photo(path, max_pixels=settings.engine.max_pixels)
         except OneEyeError as exc:
             stderr().print(f"{path}: {reason(path, exc)}", highlight=False)
             failed = True

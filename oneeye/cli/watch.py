@@ -1,4 +1,12 @@
-"""``oneeye watch``: recognise faces in one video source and print the sightings."""
+"""``oneeye watch``: recognise faces in one video source and print the sightings.
+
+It runs the same ``CameraPipeline`` as the server's and an edge's cameras, but not their
+``video.worker.CameraWorker``: the worker is a background thread that drops late frames, keeps
+a reconnecting status and hands events to a bus and a photo store, while this command is a
+plain synchronous loop over every frame its reader gives that prints each event (and may write
+an annotated video of every frame), with no bus, no photo store and no database, ending when
+the source ends.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,10 @@ Enrolling a photo is all or nothing: the upload is size-checked, decoded, must s
 usable face, then the photo is stored, the template row written and the live gallery told; if
 any step fails, what earlier steps stored is removed again, so a bad upload leaves no trace.
 Every enrolment and deletion is written to the audit log.
+
+The checks on the photo itself (decode safely, exactly one usable face, encode) are
+``enrolment_photo.read_enrolment_face``, which needs no database: ``EnrolmentService`` runs it
+before it stores anything, and ``oneeye enroll`` to enrol into a gallery folder.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlalchemy.orm import Session
 from oneeye.errors import FaceError, ImageError, OneEyeError
 from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerError, check_account_id
+from oneeye.services.enrolment_photo import PhotoFace, decode_photo, read_enrolment_face
 from oneeye.services.gallery import GalleryEntry, GalleryService, template_of
 from oneeye.store.db import Database
 from oneeye.store.photos import PhotoStore
@@ -29,7 +34,7 @@ from oneeye.store.repos.people import UNSET, PersonInfo, UnknownWatchlistError, 
 from oneeye.store.repos.templates import TemplateInfo
 from oneeye.types import Face, FaceBox, FaceQuality, RGBImage
 from oneeye.vision.engine import Deadline, FaceEngine
-from oneeye.vision.images import load_image, upright_size
+from oneeye.vision.images import upright_size
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +65,15 @@ __all__ = [
     "MatchInfo",
     "NotFoundError",
     "PersonInfo",
+    "PhotoFace",
     "TemplateInfo",
     "UploadTooLargeError",
+    "decode_photo",
+    "read_enrolment_face",
 ]
 """``PersonInfo``, ``TemplateInfo`` and ``UNSET`` are the people and templates repositories'
-value types, named here too because this service's callers use them."""
+value types, named here too because this service's callers use them; ``PhotoFace``,
+``decode_photo`` and ``read_enrolment_face`` are ``enrolment_photo``'s database-free steps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,21 +308,22 @@ class EnrolmentService:
         """An upload as an RGB image (shrunk to ``max_side`` on its longer side if given):
         ``UploadTooLargeError`` above ``max_upload_bytes``, ``ImageError`` (naming the file)
         for anything that is not a usable image."""
-        where = f"{filename}: " if filename else ""
+        self._check_upload_size(data, filename)
+        return decode_photo(
+            data,
+            filename,
+            max_pixels=self.engine.settings.max_pixels,
+            max_bytes=self.max_upload_bytes,
+            max_side=max_side,
+        )
+
+    def _check_upload_size(self, data: bytes, filename: str) -> None:
         if len(data) > self.max_upload_bytes:
+            where = f"{filename}: " if filename else ""
             raise UploadTooLargeError(
                 f"{where}the upload is {len(data):,} bytes; the limit is "
                 f"{self.max_upload_bytes:,} bytes"
             )
-        try:
-            return load_image(
-                data,
-                max_bytes=self.max_upload_bytes,
-                max_pixels=self.engine.settings.max_pixels,
-                max_side=max_side,
-            )
-        except ImageError as exc:
-            raise ImageError(f"{where}{exc}") from None
 
     def enrol_photo(
         self,
@@ -343,13 +353,12 @@ class EnrolmentService:
             TimeLimitError: the deadline passed or was cancelled; nothing was stored.
         """
         self.person(person_id)  # a missing person is a 404 before any decoding work
-        image = self.decode_upload(data, filename)
-        try:
-            face = self.engine.enrolment_face(image, deadline=deadline)
-        except FaceError as exc:
-            where = f"{filename}: " if filename else ""
-            raise FaceError(f"{where}{exc}") from None
-        key = self.photos.add("templates", encode_jpeg(image), "jpg")
+        self._check_upload_size(data, filename)
+        found = read_enrolment_face(
+            self.engine, data, filename, max_bytes=self.max_upload_bytes, deadline=deadline
+        )
+        face = found.face
+        key = self.photos.add("templates", encode_jpeg(found.image), "jpg")
         try:
             info, watchlists = self._store_template(person_id, key, face)
         except BaseException:
@@ -481,13 +490,17 @@ class EnrolmentService:
             FaceError: no face, several faces, or a face too small (the file name in it).
             TimeLimitError: the deadline passed or was cancelled.
         """
-        image = self.decode_upload(data, filename, max_side=self.photo_max_side)
-        try:
-            face = self.engine.enrolment_face(image, thorough=False, deadline=deadline)
-        except FaceError as exc:
-            where = f"{filename}: " if filename else ""
-            raise FaceError(f"{where}{exc}") from None
-        return face, encode_jpeg(image)
+        self._check_upload_size(data, filename)
+        found = read_enrolment_face(
+            self.engine,
+            data,
+            filename,
+            max_bytes=self.max_upload_bytes,
+            max_side=self.photo_max_side,
+            thorough=False,
+            deadline=deadline,
+        )
+        return found.face, encode_jpeg(found.image)
 
     def add_person_with_faces(
         self,
