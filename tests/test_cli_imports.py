@@ -70,3 +70,21 @@ def test_watch_help_shows_the_pipeline_s_own_scan_interval(
     assert main(["watch", "--help"]) == 0
     scan_every = capsys.readouterr().out.split("--scan-every")[1].split("--detect-threads")[0]
     assert f"[default: {SCAN_EVERY};" in " ".join(scan_every.split())
+
+
+def test_the_enrolment_step_the_cli_uses_needs_no_database_or_web() -> None:
+    """``oneeye enroll`` and ``identify`` import ``services.enrolment_photo``, not
+    ``services.enrolment``: the ORM and the web framework stay unloaded."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys; import oneeye.services.enrolment_photo; "
+            "print(json.dumps([m for m in ('sqlalchemy', 'fastapi') if m in sys.modules]))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -94,7 +94,7 @@ def enroll(
     its reason and the rest go on. Enrolling the same photo again replaces its template.
     """
     from oneeye.errors import OneEyeError
-    from oneeye.services.enrolment import read_enrolment_face
+    from oneeye.services.enrolment_photo import read_enrolment_face
     from oneeye.types import Template
     from oneeye.vision.engine import FaceEngine
 

@@ -48,7 +48,7 @@ def identify(
     nobody enrolled is close enough to; ``no_persons_found`` a photo without a face.
     """
     from oneeye.errors import OneEyeError
-    from oneeye.services.enrolment import decode_photo
+    from oneeye.services.enrolment_photo import decode_photo
     from oneeye.vision.engine import FaceEngine
 
     settings = settings_of(ctx)

@@ -22,7 +22,7 @@ import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from oneeye.errors import FaceError, ImageError, OneEyeError
+from oneeye.errors import ImageError, OneEyeError
 from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerError, check_account_id
 from oneeye.services.enrolment_photo import PhotoFace, decode_photo, read_enrolment_face
