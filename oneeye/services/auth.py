@@ -38,7 +38,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from oneeye.config import ServerSettings
-from oneeye.errors import OneEyeError
+from oneeye.errors import Conflict, Forbidden, Invalid, NotFound, OneEyeError
 from oneeye.store.db import Database
 from oneeye.store.repos import audit, users
 from oneeye.store.repos.audit import AuditRecord
@@ -91,19 +91,19 @@ class ThrottledError(AuthError):
         )
 
 
-class WrongPasswordError(AuthError):
+class WrongPasswordError(AuthError, Forbidden):
     """The current password given to change it is wrong."""
 
 
-class UserError(OneEyeError):
+class UserError(Invalid):
     """A user cannot be created or changed as asked (bad name, weak password, name taken)."""
 
 
-class UserNotFoundError(UserError):
+class UserNotFoundError(UserError, NotFound):
     """No user or API key with that id or name."""
 
 
-class UserExistsError(UserError):
+class UserExistsError(UserError, Conflict):
     """The username is taken."""
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from oneeye.bus.base import Bus, is_slug, status_topic
 from oneeye.config import VideoSettings
-from oneeye.errors import OneEyeError
+from oneeye.errors import Conflict, NotFound, Unusable
 from oneeye.gallery import GalleryIndex
 from oneeye.services.edge.registry import CameraRegistry
 from oneeye.services.sightings import close_open_sightings
@@ -55,15 +55,15 @@ logger = logging.getLogger(__name__)
 EDITABLE = ("name", "location", "source", "enabled", "min_face_px", "detect_every", "pace", "loop")
 
 
-class CameraError(OneEyeError):
+class CameraError(Unusable):
     """A camera cannot be added or changed as asked."""
 
 
-class CameraNotFoundError(CameraError):
+class CameraNotFoundError(CameraError, NotFound):
     """No camera has this id."""
 
 
-class CameraExistsError(CameraError):
+class CameraExistsError(CameraError, Conflict):
     """A camera with this id exists already."""
 
 

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 
 from oneeye.config import CustomerDirectorySettings
-from oneeye.errors import OneEyeError
+from oneeye.errors import Conflict, Invalid, Unavailable
 from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
 from oneeye.store.db import Database
 from oneeye.store.repos import accounts
@@ -41,15 +41,15 @@ _MAX_BALANCE = Decimal("1e16")
 ALLOW_HINT = " (a bank API inside the network must be named in ONEEYE_OUTBOUND__ALLOW_INTERNAL)"
 
 
-class DirectoryError(OneEyeError):
+class DirectoryError(Unavailable):
     """The directory could not answer (the bank's API is down, slow, or answered nonsense)."""
 
 
-class CustomerError(OneEyeError):
+class CustomerError(Invalid):
     """An account cannot be saved as asked (bad account id, balance or currency)."""
 
 
-class ReadOnlyDirectoryError(CustomerError):
+class ReadOnlyDirectoryError(CustomerError, Conflict):
     """The directory is the bank's own API: accounts are changed there, not through OneEye."""
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from oneeye.errors import ImageError, OneEyeError
+from oneeye.errors import ImageError, Invalid, NotFound, OneEyeError, TooLarge
 from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerError, check_account_id
 from oneeye.services.enrolment_photo import PhotoFace, decode_photo, read_enrolment_face
@@ -44,16 +44,16 @@ photo's GPS position is nobody's business)."""
 MAX_NAME = 200
 
 
-class EnrolmentError(OneEyeError):
+class EnrolmentError(Invalid):
     """A person or template cannot be created or changed as asked (bad name, unknown
     watchlist, ...)."""
 
 
-class NotFoundError(EnrolmentError):
+class NotFoundError(EnrolmentError, NotFound):
     """No person or template has this id."""
 
 
-class UploadTooLargeError(ImageError):
+class UploadTooLargeError(ImageError, TooLarge):
     """The upload is larger than the server accepts."""
 
 

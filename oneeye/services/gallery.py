@@ -42,7 +42,7 @@ from oneeye.bus.messages import (
     signing_key_from_bytes,
     verify_key_bytes,
 )
-from oneeye.errors import GalleryError, OneEyeError
+from oneeye.errors import GalleryError, Invalid, NotFound, OneEyeError
 from oneeye.gallery import GalleryIndex
 from oneeye.store.db import Database
 from oneeye.store.models import ServerKey, Watchlist, person_watchlists
@@ -63,11 +63,11 @@ GALLERY_KEY = "gallery-ed25519"
 _WATCHLIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-class WatchlistError(OneEyeError):
+class WatchlistError(Invalid):
     """A watchlist cannot be created or changed as asked."""
 
 
-class WatchlistNotFoundError(WatchlistError):
+class WatchlistNotFoundError(WatchlistError, NotFound):
     """No watchlist has this name."""
 
 

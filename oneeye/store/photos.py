@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 
-from oneeye.errors import OneEyeError
+from oneeye.errors import NotFound, OneEyeError
 from oneeye.store.files import private_dir, write_private
 from oneeye.store.models import new_id
 
@@ -27,7 +27,7 @@ class PhotoStoreError(OneEyeError):
     """A photo cannot be stored or read."""
 
 
-class PhotoNotFoundError(PhotoStoreError):
+class PhotoNotFoundError(PhotoStoreError, NotFound):
     """No photo has this key."""
 
 

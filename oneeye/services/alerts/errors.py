@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from oneeye.errors import OneEyeError
+from oneeye.errors import Conflict, Invalid, NotFound
 
 
-class AlertError(OneEyeError):
+class AlertError(Invalid):
     """A case or subscription cannot be created or changed as asked."""
 
 
-class CaseNotFoundError(AlertError):
+class CaseNotFoundError(AlertError, NotFound):
     """No case has this id."""
 
 
-class CaseClosedError(AlertError):
+class CaseClosedError(AlertError, Conflict):
     """The case is no longer active."""
 
 
-class SubscriptionNotFoundError(AlertError):
+class SubscriptionNotFoundError(AlertError, NotFound):
     """No subscription has this id."""
 
 
-class CaseApprovedError(AlertError):
+class CaseApprovedError(AlertError, Conflict):
     """The case is approved already."""

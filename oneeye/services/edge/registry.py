@@ -26,7 +26,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from oneeye.errors import OneEyeError
+from oneeye.errors import Conflict
 from oneeye.store.db import Database
 from oneeye.store.models import Camera, EdgeCamera
 
@@ -40,7 +40,7 @@ MAX_AGE = 30.0
 """Seconds after which the cache is reloaded on its next use."""
 
 
-class CameraOwnedError(OneEyeError):
+class CameraOwnedError(Conflict):
     """A camera id is a server's or another edge's already."""
 
 

@@ -15,7 +15,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from oneeye.config import NotifySettings
-from oneeye.errors import OneEyeError
+from oneeye.errors import Invalid, OneEyeError
 from oneeye.services.notify.links import LinkSigner
 from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
 from oneeye.store.photos import PhotoStore
@@ -24,7 +24,7 @@ RETRYABLE_STATUS = frozenset({408, 425, 429})
 """Client-error statuses that mean "later", not "never"."""
 
 
-class AddressError(OneEyeError):
+class AddressError(Invalid):
     """A subscription's address does not fit its channel, or may not be used."""
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from oneeye.config import ServeSettings
-from oneeye.errors import OneEyeError
+from oneeye.errors import Forbidden
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ SECRET_FILE = "secret.key"
 MIN_SECRET_BYTES = 16
 
 
-class LinkError(OneEyeError):
+class LinkError(Forbidden):
     """A signed link is malformed, forged, or expired."""
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from oneeye.errors import OneEyeError
+from oneeye.errors import NotFound
 from oneeye.services.auth import AuthService
 from oneeye.services.notify.base import AddressError, AlertPayload
 from oneeye.services.notify.senders import check_address, sender_class
@@ -28,7 +28,7 @@ from oneeye.store.db import Database
 from oneeye.store.models import Notification, Subscription, utcnow
 
 
-class UnknownSubscriptionError(OneEyeError):
+class UnknownSubscriptionError(NotFound):
     """No subscription has this id."""
 
 

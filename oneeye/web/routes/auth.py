@@ -404,11 +404,7 @@ async def change_password(request: Request, principal: SignedIn, services: Servi
                     str(exc),
                     headers={"Retry-After": str(exc.retry_after)},
                 ) from None
-            if isinstance(exc, WrongPasswordError):
-                raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-            if isinstance(exc, UserError):
-                raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-            raise
+            raise  # a wrong password is 403, a weak new one 400 (oneeye.web.errors)
         back = f"/account/password?error={_form_error(exc)}&next={quote(safe_next(next_page))}"
         return RedirectResponse(back, status.HTTP_303_SEE_OTHER)
     logger.info("a user changed their password")

@@ -22,9 +22,6 @@ from starlette.concurrency import run_in_threadpool
 from oneeye.services.auth import Principal
 from oneeye.services.cameras import (
     CameraConfig,
-    CameraError,
-    CameraExistsError,
-    CameraNotFoundError,
     CameraState,
     CameraStatus,
 )
@@ -134,10 +131,7 @@ def _public(config: CameraConfig, live: CameraStatus, principal: Principal) -> C
 
 
 def _config_or_404(services: ServicesDep, camera_id: str) -> CameraConfig:
-    try:
-        return services.cameras.config(camera_id)
-    except CameraNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return services.cameras.config(camera_id)
 
 
 @router.get("", response_model=list[CameraPublic])
@@ -152,24 +146,19 @@ def add_camera(body: CameraCreate, services: ServicesDep, principal: Admin) -> C
     """Add a camera; its worker starts at once if it is enabled."""
     if not body.source.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a camera needs a source")
-    try:
-        config = services.cameras.add(
-            CameraConfig(
-                id=body.id,
-                name=body.name.strip() or body.id,
-                location=body.location,
-                source=body.source,
-                enabled=body.enabled,
-                min_face_px=body.min_face_px,
-                detect_every=body.detect_every,
-                pace=body.pace,
-                loop=body.loop,
-            )
+    config = services.cameras.add(
+        CameraConfig(
+            id=body.id,
+            name=body.name.strip() or body.id,
+            location=body.location,
+            source=body.source,
+            enabled=body.enabled,
+            min_face_px=body.min_face_px,
+            detect_every=body.detect_every,
+            pace=body.pace,
+            loop=body.loop,
         )
-    except CameraExistsError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except CameraError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    )
     services.auth.audit(principal.actor, "camera.create", config.id, {"name": config.name})
     return _public(config, services.cameras.status(config.id), principal)
 
@@ -189,12 +178,7 @@ def update_camera(
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "source" in changes and not changes["source"].strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a camera needs a source")
-    try:
-        config = services.cameras.update(camera_id, **changes)
-    except CameraNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except CameraError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    config = services.cameras.update(camera_id, **changes)
     services.auth.audit(principal.actor, "camera.update", camera_id, {"fields": sorted(changes)})
     return _public(config, services.cameras.status(camera_id), principal)
 
@@ -202,10 +186,7 @@ def update_camera(
 @router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def delete_camera(camera_id: str, services: ServicesDep, principal: Admin) -> Response:
     """Stop and remove a camera (its sightings are kept)."""
-    try:
-        services.cameras.remove(camera_id)
-    except CameraNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    services.cameras.remove(camera_id)
     services.auth.audit(principal.actor, "camera.delete", camera_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Literal
 
 from fastapi import (
     APIRouter,
@@ -32,7 +32,6 @@ from fastapi import (
 )
 from pydantic import BaseModel, Field
 
-from oneeye.errors import FaceError, ImageError
 from oneeye.services.alerts import (
     MAX_CONTACT,
     MAX_DESCRIPTION,
@@ -41,10 +40,7 @@ from oneeye.services.alerts import (
     MAX_PHOTOS,
     AlertError,
     AlertService,
-    CaseApprovedError,
-    CaseClosedError,
     CaseInfo,
-    CaseNotFoundError,
     MatchInfo,
     PhotoCheck,
     SubscriptionInfo,
@@ -59,7 +55,6 @@ from oneeye.services.alerts import (
     visible_matches,
 )
 from oneeye.services.auth import Principal
-from oneeye.services.enrolment import UploadTooLargeError
 from oneeye.services.notify.senders import ChannelName as Channel
 from oneeye.services.sightings import photo_url
 from oneeye.vision.engine import Deadline
@@ -266,28 +261,10 @@ def subscription_public(info: SubscriptionInfo) -> SubscriptionPublic:
     )
 
 
-def refuse(exc: Exception) -> NoReturn:
-    """Answer a service error as the HTTP error that fits it (the message is kept)."""
-    if isinstance(exc, CaseNotFoundError | SubscriptionNotFoundError):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    if isinstance(exc, CaseClosedError | CaseApprovedError):
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    if isinstance(exc, UploadTooLargeError):
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
-    if isinstance(exc, ImageError | AlertError):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    if isinstance(exc, FaceError):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    raise exc
-
-
 def visible_case(alerts: AlertService, principal: Principal, case_id: str) -> CaseInfo:
     """The case, if ``principal`` may see it; otherwise the same 404 as for no case at all
     (a reporter does not learn that others' cases exist)."""
-    try:
-        info = alerts.case(case_id)
-    except AlertError as exc:
-        refuse(exc)
+    info = alerts.case(case_id)
     if not may_see_case(principal, info):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case with id {case_id!r}")
     return info
@@ -375,10 +352,7 @@ async def create_case(
         )
         return case_detail(info, alerts.matches(info.id), reporter)
 
-    try:
-        return await work_on_photo(request, work)
-    except (AlertError, ImageError, FaceError) as exc:
-        refuse(exc)
+    return await work_on_photo(request, work)
 
 
 @router.post(
@@ -427,10 +401,7 @@ def get_case(request: Request, viewer: Viewer, case_id: str) -> CaseDetail:
     included."""
     alerts = get_alerts(request)
     info = visible_case(alerts, viewer, case_id)
-    try:
-        detail = case_detail(info, alerts.matches(case_id), viewer)
-    except AlertError as exc:
-        refuse(exc)
+    detail = case_detail(info, alerts.matches(case_id), viewer)
     audit_access(get_services(request), viewer, request, "case.view", case_id, {"via": "api"})
     return detail
 
@@ -450,10 +421,7 @@ def resolve_case(request: Request, reporter: Reporter, case_id: str) -> CasePubl
     more. Its filer, a coordinator or an admin only."""
     alerts = get_alerts(request)
     managed_case(alerts, reporter, case_id, "resolve it")
-    try:
-        return case_public(alerts.resolve(case_id, actor=reporter.actor), reporter)
-    except AlertError as exc:
-        refuse(exc)
+    return case_public(alerts.resolve(case_id, actor=reporter.actor), reporter)
 
 
 @router.post(
@@ -469,16 +437,13 @@ def approve_case(request: Request, coordinator: Coordinator, case_id: str) -> Ca
     case and who is subscribed first. Coordinators and admins; written to the audit log."""
     alerts = get_alerts(request)
     visible_case(alerts, coordinator, case_id)
-    try:
-        approved = alerts.approve(
-            case_id,
-            actor=coordinator.actor,
-            role=coordinator.role,
-            address=client_address(request),
-        )
-        return case_public(approved, coordinator)
-    except AlertError as exc:
-        refuse(exc)
+    approved = alerts.approve(
+        case_id,
+        actor=coordinator.actor,
+        role=coordinator.role,
+        address=client_address(request),
+    )
+    return case_public(approved, coordinator)
 
 
 # subscriptions -------------------------------------------------------------------------------
@@ -503,10 +468,7 @@ def list_case_subscriptions(
             "a case's subscribers are for its filer and the teller role or above; "
             f"you are {reporter.role}",
         )
-    try:
-        return [subscription_public(s) for s in alerts.subscriptions(case_id)]
-    except AlertError as exc:
-        refuse(exc)
+    return [subscription_public(s) for s in alerts.subscriptions(case_id)]
 
 
 @router.post(
@@ -523,12 +485,9 @@ def subscribe_to_case(
     the case is approved). Its filer, a coordinator or an admin only."""
     alerts = get_alerts(request)
     managed_case(alerts, reporter, case_id, "change who is told about it")
-    try:
-        info = alerts.add_subscription(
-            body.channel, body.address, case_id=case_id, secret=body.secret, actor=reporter.actor
-        )
-    except AlertError as exc:
-        refuse(exc)
+    info = alerts.add_subscription(
+        body.channel, body.address, case_id=case_id, secret=body.secret, actor=reporter.actor
+    )
     return SubscriptionCreated(**subscription_public(info).model_dump(), secret=info.secret)
 
 
@@ -555,12 +514,9 @@ def subscribe_to_all(
 ) -> SubscriptionCreated:
     """Tell an email address, a phone (SMS) or a webhook about every case's sightings."""
     alerts = get_alerts(request)
-    try:
-        info = alerts.add_subscription(
-            body.channel, body.address, secret=body.secret, actor=admin.actor
-        )
-    except AlertError as exc:
-        refuse(exc)
+    info = alerts.add_subscription(
+        body.channel, body.address, secret=body.secret, actor=admin.actor
+    )
     return SubscriptionCreated(**subscription_public(info).model_dump(), secret=info.secret)
 
 
@@ -575,24 +531,18 @@ def delete_subscription(request: Request, reporter: Reporter, subscription_id: i
     """Stop telling this address: one for a case by its filer, a coordinator or an admin; one
     for every case by an admin."""
     alerts = get_alerts(request)
-    try:
-        info = alerts.subscription(subscription_id)
-        if info.case_id is None and not reporter.allows("admin"):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"a subscription to every case needs the admin role to remove; you are "
-                f"{reporter.role}",
-            )
-        if info.case_id is not None:
-            try:
-                visible_case(alerts, reporter, info.case_id)
-            except HTTPException:
-                # Not "no case": the subscription's id must not reveal the case either.
-                raise SubscriptionNotFoundError(
-                    f"no subscription with id {subscription_id}"
-                ) from None
-            managed_case(alerts, reporter, info.case_id, "change who is told about it")
-        alerts.delete_subscription(subscription_id, actor=reporter.actor)
-    except AlertError as exc:
-        refuse(exc)
+    info = alerts.subscription(subscription_id)
+    if info.case_id is None and not reporter.allows("admin"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"a subscription to every case needs the admin role to remove; you are {reporter.role}",
+        )
+    if info.case_id is not None:
+        try:
+            visible_case(alerts, reporter, info.case_id)
+        except (HTTPException, AlertError):
+            # Not "no case": the subscription's id must not reveal the case either.
+            raise SubscriptionNotFoundError(f"no subscription with id {subscription_id}") from None
+        managed_case(alerts, reporter, info.case_id, "change who is told about it")
+    alerts.delete_subscription(subscription_id, actor=reporter.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

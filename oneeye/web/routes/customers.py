@@ -14,17 +14,14 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from oneeye.errors import ImageError
 from oneeye.services.customers import (
     CustomerCard,
     CustomerError,
-    DirectoryError,
-    ReadOnlyDirectoryError,
 )
 from oneeye.services.enrolment import encode_jpeg
 from oneeye.web.deps import Admin, ServicesDep, Teller, audit_access
 from oneeye.web.limits import UPLOAD_BODY, accepts
-from oneeye.web.routes.people import UploadDep, read_upload, refuse
+from oneeye.web.routes.people import UploadDep, read_upload
 
 logger = logging.getLogger(__name__)
 
@@ -80,32 +77,17 @@ def customer_public(card: CustomerCard) -> CustomerPublic:
     )
 
 
-def _refuse(exc: Exception) -> HTTPException:
-    if isinstance(exc, ReadOnlyDirectoryError):
-        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
-    if isinstance(exc, CustomerError):
-        return HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
-    if isinstance(exc, DirectoryError):
-        return HTTPException(
-            status.HTTP_502_BAD_GATEWAY, f"the customer directory cannot answer: {exc}"
-        )
-    raise exc
-
-
 def _save(
     services: ServicesDep, account_id: str, body: CustomerUpdate
 ) -> tuple[CustomerCard, bool]:
-    try:
-        return services.directory.save(
-            account_id,
-            name=body.name,
-            account_type=body.account_type,
-            address=body.address,
-            balance=body.balance,
-            currency=body.currency,
-        )
-    except CustomerError as exc:
-        raise _refuse(exc) from None
+    return services.directory.save(
+        account_id,
+        name=body.name,
+        account_type=body.account_type,
+        address=body.address,
+        balance=body.balance,
+        currency=body.currency,
+    )
 
 
 @router.get("", response_model=list[CustomerPublic], summary="List accounts")
@@ -118,10 +100,7 @@ def list_customers(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[CustomerPublic]:
     """Accounts by id (built-in directory only). The accounts shown are audited."""
-    try:
-        cards = services.directory.accounts(q=q, limit=limit, offset=offset)
-    except CustomerError as exc:
-        raise _refuse(exc) from None
+    cards = services.directory.accounts(q=q, limit=limit, offset=offset)
     if cards:
         audit_access(
             services,
@@ -142,10 +121,7 @@ def list_customers(
 )
 def create_customer(body: CustomerCreate, services: ServicesDep, admin: Admin) -> CustomerPublic:
     """Add an account to the built-in directory; 409 if the id is taken."""
-    try:
-        exists = services.directory.editable and services.directory.lookup(body.account_id)
-    except DirectoryError as exc:
-        raise _refuse(exc) from None
+    exists = services.directory.editable and services.directory.lookup(body.account_id)
     if exists:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -175,10 +151,7 @@ def get_customer(
 ) -> CustomerPublic:
     """The account's card from the customer directory (built-in or the bank's API). Each
     view is written to the audit log."""
-    try:
-        card = services.directory.lookup(account_id)
-    except DirectoryError as exc:
-        raise _refuse(exc) from None
+    card = services.directory.lookup(account_id)
     if card is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer account {account_id!r}")
     audit_access(services, teller, request, "account.view", account_id)
@@ -193,10 +166,7 @@ def get_customer(
 )
 def delete_customer(account_id: str, services: ServicesDep, admin: Admin) -> Response:
     """Delete an account and its profile photo (people holding it keep their photos)."""
-    try:
-        card = services.directory.delete(account_id)
-    except CustomerError as exc:
-        raise _refuse(exc) from None
+    card = services.directory.delete(account_id)
     if card is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer account {account_id!r}")
     if card.profile_photo_key:
@@ -221,15 +191,12 @@ def set_customer_photo(
     """Store the account's profile photo (any image; it is shown on the teller's card, shrunk
     to ``ONEEYE_LIMITS__PHOTO_MAX_SIDE`` pixels on its longer side)."""
     if not services.directory.editable:
-        raise _refuse(services.directory.read_only_error())
+        raise services.directory.read_only_error()
     data = read_upload(file, services.enrolment.max_upload_bytes)
-    try:
-        image = services.enrolment.decode_upload(
-            data, file.filename or "", max_side=services.enrolment.photo_max_side
-        )
-        jpeg = encode_jpeg(image)
-    except ImageError as exc:
-        refuse(exc)
+    image = services.enrolment.decode_upload(
+        data, file.filename or "", max_side=services.enrolment.photo_max_side
+    )
+    jpeg = encode_jpeg(image)
     key = services.photos.add("customers", jpeg, "jpg")
     try:
         previous = services.directory.set_profile_photo(account_id, key)

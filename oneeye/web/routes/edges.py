@@ -19,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from oneeye.services.auth import EDGE_ROLE, Principal
-from oneeye.services.edge.registry import CameraOwnedError, EdgeCameraInfo
+from oneeye.services.edge.registry import EdgeCameraInfo
 from oneeye.web.deps import Admin, AdminOrEdge, ServicesDep
 
 router = APIRouter(tags=["edge"])
@@ -76,10 +76,7 @@ def _register(services: ServicesDep, edge: str, body: EdgeCamerasIn) -> EdgeRegi
     ids = [c.id for c in body.cameras]
     if len(set(ids)) != len(ids):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "camera ids must differ")
-    try:
-        registered = services.registry.register(edge, [(c.id, c.name) for c in body.cameras])
-    except CameraOwnedError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    registered = services.registry.register(edge, [(c.id, c.name) for c in body.cameras])
     return EdgeRegistration(edge=edge, cameras=[_public(c) for c in registered])
 
 

@@ -13,13 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel
 
-from oneeye.errors import ImageError
 from oneeye.services.enrolment import IdentifiedFace
 from oneeye.vision.engine import Deadline
 from oneeye.web.deps import ServicesDep, Teller, audit_access
 from oneeye.web.limits import UPLOAD_BODY, accepts
 from oneeye.web.offload import work_on_photo
-from oneeye.web.routes.people import BoxPublic, UploadDep, box_public, read_upload, refuse
+from oneeye.web.routes.people import BoxPublic, UploadDep, box_public, read_upload
 
 router = APIRouter(prefix="/identify", tags=["identify"])
 
@@ -136,8 +135,5 @@ async def identify(
         )
         return found
 
-    try:
-        faces = await work_on_photo(request, work)
-    except ImageError as exc:
-        refuse(exc)
+    faces = await work_on_photo(request, work)
     return IdentifyResult(faces=[face_public(f) for f in faces])

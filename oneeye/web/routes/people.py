@@ -22,7 +22,7 @@ import logging
 import os
 import tempfile
 from datetime import datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, Response, UploadFile, status
 from fastapi import Path as PathParam
@@ -30,17 +30,14 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
-from oneeye.errors import FaceError, ImageError
 from oneeye.services.auth import Principal
 from oneeye.services.context import Services
 from oneeye.services.customers import PHOTOS_URL
 from oneeye.services.enrolment import (
     UNSET,
-    EnrolmentError,
     NotFoundError,
     PersonInfo,
     TemplateInfo,
-    UploadTooLargeError,
 )
 from oneeye.services.privacy import ErasureReport
 from oneeye.store.photos import PhotoStoreError
@@ -227,21 +224,6 @@ def hide_case_person(services: Services, principal: Principal, person_id: str) -
         raise NotFoundError(f"no person with id {person_id!r}")
 
 
-def refuse(exc: Exception) -> NoReturn:
-    """Answer a service error as the HTTP error that fits it (the message is kept)."""
-    if isinstance(exc, NotFoundError):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    if isinstance(exc, UploadTooLargeError):
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
-    if isinstance(exc, ImageError):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    if isinstance(exc, FaceError):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    if isinstance(exc, EnrolmentError):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    raise exc
-
-
 # routes --------------------------------------------------------------------------------------
 
 
@@ -297,16 +279,13 @@ def list_people(
 )
 def create_person(body: PersonCreate, services: ServicesDep, admin: Admin) -> PersonPublic:
     """Add a person on one or more watchlists; enrol their photos next."""
-    try:
-        info = services.enrolment.create_person(
-            body.name,
-            body.watchlists,
-            actor=admin.actor,
-            account_id=body.account_id,
-            notes=body.notes,
-        )
-    except EnrolmentError as exc:
-        refuse(exc)
+    info = services.enrolment.create_person(
+        body.name,
+        body.watchlists,
+        actor=admin.actor,
+        account_id=body.account_id,
+        notes=body.notes,
+    )
     return person_public(info)
 
 
@@ -315,11 +294,8 @@ def get_person(
     person_id: str, services: ServicesDep, viewer: Viewer
 ) -> PersonPublic | PersonSummary:
     """The person with this id (account id and notes for ``teller`` and above)."""
-    try:
-        hide_case_person(services, viewer, person_id)
-        return person_for(services.enrolment.person(person_id), viewer)
-    except EnrolmentError as exc:
-        refuse(exc)
+    hide_case_person(services, viewer, person_id)
+    return person_for(services.enrolment.person(person_id), viewer)
 
 
 @router.patch("/{person_id}", response_model=PersonPublic, summary="Change a person")
@@ -331,17 +307,14 @@ def update_person(
     for field in ("name", "notes", "watchlists"):
         if field in sent and getattr(body, field) is None:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{field} cannot be null")
-    try:
-        info = services.enrolment.update_person(
-            person_id,
-            actor=admin.actor,
-            name=body.name if body.name is not None else UNSET,
-            account_id=body.account_id if "account_id" in sent else UNSET,
-            notes=body.notes if body.notes is not None else UNSET,
-            watchlists=body.watchlists if body.watchlists is not None else UNSET,
-        )
-    except EnrolmentError as exc:
-        refuse(exc)
+    info = services.enrolment.update_person(
+        person_id,
+        actor=admin.actor,
+        name=body.name if body.name is not None else UNSET,
+        account_id=body.account_id if "account_id" in sent else UNSET,
+        notes=body.notes if body.notes is not None else UNSET,
+        watchlists=body.watchlists if body.watchlists is not None else UNSET,
+    )
     return person_public(info)
 
 
@@ -353,10 +326,7 @@ def update_person(
 )
 def delete_person(person_id: str, services: ServicesDep, admin: Admin) -> Response:
     """Delete a person with every photo and template (they are no longer recognised)."""
-    try:
-        services.enrolment.delete_person(person_id, actor=admin.actor)
-    except EnrolmentError as exc:
-        refuse(exc)
+    services.enrolment.delete_person(person_id, actor=admin.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -385,10 +355,7 @@ async def enrol_photo(
             person_id, data, file.filename or "", actor=admin.actor, deadline=deadline
         )
 
-    try:
-        info = await work_on_photo(request, work)
-    except (EnrolmentError, ImageError, FaceError) as exc:
-        refuse(exc)
+    info = await work_on_photo(request, work)
     return template_public(info)
 
 
@@ -397,11 +364,8 @@ async def enrol_photo(
 )
 def list_templates(person_id: str, services: ServicesDep, viewer: Viewer) -> list[TemplatePublic]:
     """The person's enrolled photos with their boxes and quality, oldest first."""
-    try:
-        hide_case_person(services, viewer, person_id)
-        return [template_public(t) for t in services.enrolment.templates(person_id)]
-    except EnrolmentError as exc:
-        refuse(exc)
+    hide_case_person(services, viewer, person_id)
+    return [template_public(t) for t in services.enrolment.templates(person_id)]
 
 
 @router.delete(
@@ -414,10 +378,7 @@ def delete_template(
     person_id: str, template_id: str, services: ServicesDep, admin: Admin
 ) -> Response:
     """Delete one enrolled photo: its file, its template and its gallery entries."""
-    try:
-        services.enrolment.delete_template(person_id, template_id, actor=admin.actor)
-    except EnrolmentError as exc:
-        refuse(exc)
+    services.enrolment.delete_template(person_id, template_id, actor=admin.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -437,8 +398,6 @@ def erase_person(
     running it again changes nothing. One ``person.erase`` audit row, with counts only."""
     try:
         report = services.privacy.erase(person_id, actor=admin.actor)
-    except EnrolmentError as exc:
-        refuse(exc)
     except PhotoStoreError as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -468,18 +427,15 @@ def export_person(
 ) -> dict[str, Any] | FileResponse:
     """The person, their templates (metadata), account card, sightings, cases, dashboard
     events and the audit rows about them, in one download. Each export is audited."""
+    if not photos:
+        return services.privacy.export(person_id, actor=admin.actor)
+    fd, path = tempfile.mkstemp(prefix="oneeye-export-", suffix=".zip")  # mode 0600
     try:
-        if not photos:
-            return services.privacy.export(person_id, actor=admin.actor)
-        fd, path = tempfile.mkstemp(prefix="oneeye-export-", suffix=".zip")  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as target:
-                services.privacy.export_zip(person_id, target, actor=admin.actor)
-        except BaseException:
-            os.unlink(path)
-            raise
-    except EnrolmentError as exc:
-        refuse(exc)
+        with os.fdopen(fd, "wb") as target:
+            services.privacy.export_zip(person_id, target, actor=admin.actor)
+    except BaseException:
+        os.unlink(path)
+        raise
     return FileResponse(
         path,
         media_type="application/zip",

@@ -11,16 +11,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from oneeye.services.auth import (
     MIN_PASSWORD,
     AuthService,
     Role,
-    UserError,
-    UserExistsError,
-    UserNotFoundError,
 )
 from oneeye.web.deps import Admin, ServicesDep
 
@@ -162,14 +159,6 @@ class AuditFilter(BaseModel):
         return [AuditEntryPublic.model_validate(row) for row in rows]
 
 
-def _http_error(exc: UserError) -> HTTPException:
-    if isinstance(exc, UserNotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-    if isinstance(exc, UserExistsError):
-        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
-    return HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
-
-
 # users ---------------------------------------------------------------------------------------
 
 
@@ -184,10 +173,7 @@ def list_users(services: ServicesDep, admin: Admin) -> list[UserPublic]:
 )
 def create_user(body: UserCreate, services: ServicesDep, admin: Admin) -> UserPublic:
     """Add a user with a password (at least 10 characters) and a role."""
-    try:
-        user = services.auth.create_user(body.username, body.password, body.role, actor=admin.actor)
-    except UserError as exc:
-        raise _http_error(exc) from None
+    user = services.auth.create_user(body.username, body.password, body.role, actor=admin.actor)
     logger.info("%s added user %r (%s)", admin.actor, user.username, user.role)
     return UserPublic.model_validate(user)
 
@@ -195,10 +181,7 @@ def create_user(body: UserCreate, services: ServicesDep, admin: Admin) -> UserPu
 @users_router.get("/{user_id}", response_model=UserPublic, summary="One user")
 def get_user(user_id: int, services: ServicesDep, admin: Admin) -> UserPublic:
     """The user with this id."""
-    try:
-        return UserPublic.model_validate(services.auth.user(user_id))
-    except UserError as exc:
-        raise _http_error(exc) from None
+    return UserPublic.model_validate(services.auth.user(user_id))
 
 
 @users_router.patch("/{user_id}", response_model=UserPublic, summary="Change a user")
@@ -208,16 +191,13 @@ def update_user(user_id: int, body: UserUpdate, services: ServicesDep, admin: Ad
     Deactivating and a new password end the user's sessions. The last active admin cannot be
     demoted or deactivated.
     """
-    try:
-        user = services.auth.update_user(
-            user_id,
-            role=body.role,
-            active=body.active,
-            password=body.password,
-            actor=admin.actor,
-        )
-    except UserError as exc:
-        raise _http_error(exc) from None
+    user = services.auth.update_user(
+        user_id,
+        role=body.role,
+        active=body.active,
+        password=body.password,
+        actor=admin.actor,
+    )
     return UserPublic.model_validate(user)
 
 
@@ -229,10 +209,7 @@ def update_user(user_id: int, body: UserUpdate, services: ServicesDep, admin: Ad
 )
 def delete_user(user_id: int, services: ServicesDep, admin: Admin) -> Response:
     """Remove a user and end their sessions (not the last active admin)."""
-    try:
-        services.auth.delete_user(user_id, actor=admin.actor)
-    except UserError as exc:
-        raise _http_error(exc) from None
+    services.auth.delete_user(user_id, actor=admin.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -254,12 +231,9 @@ def list_api_keys(services: ServicesDep, admin: Admin) -> list[ApiKeyPublic]:
 def create_api_key(body: ApiKeyCreate, services: ServicesDep, admin: Admin) -> ApiKeyCreated:
     """A new key with a role; the answer holds the key, shown this once. Send it as
     ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
-    try:
-        row, key = services.auth.create_api_key(
-            body.name, body.role, edge_id=body.edge_id, actor=admin.actor
-        )
-    except UserError as exc:
-        raise _http_error(exc) from None
+    row, key = services.auth.create_api_key(
+        body.name, body.role, edge_id=body.edge_id, actor=admin.actor
+    )
     public = ApiKeyPublic.model_validate(row)
     return ApiKeyCreated(**public.model_dump(), key=key)
 
@@ -272,10 +246,7 @@ def create_api_key(body: ApiKeyCreate, services: ServicesDep, admin: Admin) -> A
 )
 def revoke_api_key(key_id: int, services: ServicesDep, admin: Admin) -> Response:
     """Stop a key from working (it stays listed, marked revoked)."""
-    try:
-        services.auth.revoke_api_key(key_id, actor=admin.actor)
-    except UserError as exc:
-        raise _http_error(exc) from None
+    services.auth.revoke_api_key(key_id, actor=admin.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

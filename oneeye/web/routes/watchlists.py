@@ -12,7 +12,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
-from oneeye.services.gallery import WatchlistError, WatchlistInfo, WatchlistNotFoundError
+from oneeye.services.gallery import WatchlistError, WatchlistInfo
 from oneeye.web.deps import Admin, ServicesDep, Viewer
 
 router = APIRouter(prefix="/watchlists", tags=["watchlists"])
@@ -91,10 +91,7 @@ def create_watchlist(body: WatchlistCreate, services: ServicesDep, admin: Admin)
 @router.get("/{name}", response_model=WatchlistPublic, summary="One watchlist")
 def get_watchlist(name: str, services: ServicesDep, viewer: Viewer) -> WatchlistPublic:
     """The watchlist with this name."""
-    try:
-        return watchlist_public(services.gallery_service.watchlist(name))
-    except WatchlistNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return watchlist_public(services.gallery_service.watchlist(name))
 
 
 @router.patch("/{name}", response_model=WatchlistPublic, summary="Change a watchlist")
@@ -104,16 +101,11 @@ def update_watchlist(
     """Change a watchlist's threshold or description; the live gallery uses a new threshold
     from the next face on."""
     sent = body.model_fields_set
-    try:
-        info = services.gallery_service.update_watchlist(
-            name,
-            threshold=body.threshold,
-            clear_threshold="threshold" in sent and body.threshold is None,
-            description=body.description,
-        )
-    except WatchlistNotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except WatchlistError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    info = services.gallery_service.update_watchlist(
+        name,
+        threshold=body.threshold,
+        clear_threshold="threshold" in sent and body.threshold is None,
+        description=body.description,
+    )
     services.auth.audit(admin.actor, "watchlist.update", name, body.model_dump(include=sent))
     return watchlist_public(info)
