@@ -9,13 +9,14 @@ from fastapi.staticfiles import StaticFiles
 
 from oneeye import __version__
 from oneeye.services.context import Services
-from oneeye.web import pages, ws
+from oneeye.web import ws
 from oneeye.web.deps import has_credentials
 from oneeye.web.docs import install_docs
 from oneeye.web.errors import install_error_handlers
 from oneeye.web.headers import SecurityHeadersMiddleware
 from oneeye.web.limits import BodyLimitMiddleware, body_rules
 from oneeye.web.offload import Gates
+from oneeye.web.pages import install_pages
 from oneeye.web.routes import (
     auth,
     cameras,
@@ -79,7 +80,7 @@ def create_app(services: Services) -> FastAPI:
         authenticated=has_credentials,
     )
     app.include_router(ws.router)
-    app.include_router(pages.router)
+    install_pages(app)
     STATIC.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Added last, so outermost: the body-limit middleware's own refusals get the headers too.

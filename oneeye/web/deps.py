@@ -11,6 +11,11 @@ every route but ``/auth/me``, ``/auth/password`` and ``/auth/logout`` until they
 The OpenAPI schema declares the two API-key schemes (``bearerAuth``, ``apiKeyHeader``) and the
 session cookie (``sessionCookie``).
 
+The dashboard's pages have dependencies of their own (``ViewerPage``, ``ReporterPage``,
+``AdminPage``): they need a browser session, and instead of a JSON error they raise
+``PageRefusedError``, which ``oneeye.web.pages`` answers with the login page, the password page or
+the 403 page.
+
 Looking a session or key up is database work, so it runs in the thread pool, never on the event
 loop.
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, Security, status
@@ -276,3 +281,61 @@ Coordinator = Annotated[Principal, Depends(require("coordinator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 AdminOrEdge = Annotated[Principal, Depends(require("admin", also=(EDGE_ROLE,)))]
 """An admin, or an edge's API key (the routes camera hosts use: gallery export, snapshots)."""
+
+
+# Pages ----------------------------------------------------------------------------------------
+
+
+class PageRefusedError(Exception):
+    """A page cannot be shown to this browser: nobody is logged in (``"login"``), the user must
+    change a one-time password first (``"password"``), or the user's role is below ``needed``
+    (``"role"``). ``oneeye.web.pages`` answers it with a redirect or the 403 page."""
+
+    def __init__(
+        self,
+        reason: Literal["login", "password", "role"],
+        principal: Principal | None,
+        needed: str,
+    ) -> None:
+        super().__init__(f"this page needs the {needed} role or above ({reason})")
+        self.reason = reason
+        self.principal = principal
+        self.needed = needed
+
+
+def page_user(request: Request, services: ServicesDep) -> Principal | None:
+    """The user of this browser session, or ``None`` (no cookie, or an ended session). Pages
+    use the session only: an API key opens no page."""
+    token = session_token_of(request)
+    if not token:
+        return None
+    try:
+        return services.auth.session_principal(token)
+    except AuthError:
+        return None
+
+
+PageUser = Annotated[Principal | None, Depends(page_user)]
+"""For the pages anyone may open (login, password): who is logged in, if anyone."""
+
+
+def page_require(role: str) -> Callable[[Principal | None], Principal]:
+    """A page dependency that lets through a logged-in user with ``role`` or above and raises
+    ``PageRefusedError`` for everyone else."""
+
+    def check(principal: PageUser) -> Principal:
+        if principal is None:
+            raise PageRefusedError("login", None, role)
+        if principal.must_change_password:
+            raise PageRefusedError("password", principal, role)
+        if not principal.allows(role):
+            raise PageRefusedError("role", principal, role)
+        return principal
+
+    check.__name__ = f"page_requires_{role}"
+    return check
+
+
+ViewerPage = Annotated[Principal, Depends(page_require("viewer"))]
+ReporterPage = Annotated[Principal, Depends(page_require("reporter"))]
+AdminPage = Annotated[Principal, Depends(page_require("admin"))]

@@ -1,7 +1,7 @@
 """Security headers on every HTTP response: no framing, no type sniffing, no referrer to
 other sites.
 
-The dashboard's pages send their own stricter policy (``oneeye.web.pages.render``: only their
+The dashboard's pages send their own stricter policy (``oneeye.web.pages.render.render``: only their
 own scripts), which this keeps. Everywhere else only ``frame-ancestors`` is set, on purpose:
 ``/docs`` starts Swagger UI with an inline script and loads its assets, so a ``script-src`` or
 ``default-src`` rule here would break it (SECURITY.md, section 11, states this limit).

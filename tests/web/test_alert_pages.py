@@ -22,7 +22,7 @@ from oneeye.services.cameras import CameraConfig
 from oneeye.store.models import CaseMatch, Notification, Sighting, new_id
 from oneeye.store.photos import snapshot_kind
 from oneeye.vision.engine import FaceEngine
-from oneeye.web import pages
+from oneeye.web.pages import cases as pages
 from tests.web.conftest import ClientFor
 from tests.web.helpers import alerts_of, publish, sighting, wait_for
 

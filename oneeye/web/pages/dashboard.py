@@ -1,0 +1,158 @@
+"""``/``: the dashboard. Arrivals as cards (newest first), the cameras with their live view,
+and a banner for each active Amber Alert case seen lately. The first render comes from the
+stored dashboard events; after it the page changes only through ``/ws``. Account details
+(address, balance) are shown only to ``teller`` and above, and each render that shows them is
+written to the audit log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from oneeye.services.auth import Principal
+from oneeye.services.context import Services
+from oneeye.services.events import HubEvent
+from oneeye.web.deps import ServicesDep, ViewerPage, audit_access
+from oneeye.web.pages.cameras import camera_tiles
+from oneeye.web.pages.cases import alert_banners, alert_service
+from oneeye.web.pages.render import format_money, render
+
+router = APIRouter(include_in_schema=False)
+
+RECENT_EVENTS = 300
+"""How many of the newest dashboard events the first render of the dashboard looks at."""
+MAX_CARDS = 60
+"""How many arrival cards the dashboard shows (the JavaScript client keeps the same bound)."""
+ARRIVAL_TYPES = frozenset({"sighting", "customer.arrived", "sighting_update", "sighting.update"})
+
+
+@dataclass(slots=True)
+class ArrivalCard:
+    """One visit on the dashboard, merged from its ``sighting`` / ``customer.arrived`` events."""
+
+    sighting_id: str
+    event_id: int
+    camera_id: str = ""
+    camera_name: str = ""
+    person_id: str | None = None
+    person_name: str | None = None
+    watchlist: str | None = None
+    seen_at: str = ""
+    snapshot_url: str | None = None
+    account: dict[str, Any] | None = None
+    account_error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The card's data as the dashboard's JavaScript keeps it."""
+        return {
+            "sighting_id": self.sighting_id,
+            "event_id": self.event_id,
+            "camera_id": self.camera_id,
+            "camera_name": self.camera_name,
+            "person_id": self.person_id,
+            "person_name": self.person_name,
+            "watchlist": self.watchlist,
+            "seen_at": self.seen_at,
+            "snapshot_url": self.snapshot_url,
+            "account": self.account,
+            "account_error": self.account_error,
+        }
+
+    def merge(self, event_id: int, data: dict[str, Any]) -> None:
+        """Take the fields of a later event of the same visit."""
+        self.event_id = max(self.event_id, event_id)
+        for name in ("camera_id", "camera_name", "person_id", "person_name", "watchlist"):
+            if data.get(name) is not None:
+                setattr(self, name, data[name])
+        if data.get("snapshot_url"):
+            self.snapshot_url = data["snapshot_url"]
+        if data.get("seen_at") and not self.seen_at:
+            self.seen_at = str(data["seen_at"])
+        if isinstance(data.get("account"), dict):
+            self.account = data["account"]
+            self.account_error = data.get("account_error")
+
+
+def arrival_cards(events: list[HubEvent], can_see_accounts: bool) -> list[ArrivalCard]:
+    """One card per visit (keyed by sighting id), newest first; account details kept only
+    when the viewer may see them."""
+    cards: dict[str, ArrivalCard] = {}
+    for event in sorted(events, key=lambda e: e.id):
+        if event.type not in ARRIVAL_TYPES:
+            continue
+        data = dict(event.payload)
+        sighting_id = str(data.get("sighting_id") or data.get("id") or "")
+        if not sighting_id:
+            continue
+        if not can_see_accounts:
+            data.pop("account", None)
+            data.pop("account_error", None)
+        card = cards.get(sighting_id)
+        if card is None:
+            card = cards[sighting_id] = ArrivalCard(sighting_id=sighting_id, event_id=event.id)
+        card.merge(event.id, data)
+    newest = sorted(cards.values(), key=lambda c: (c.seen_at, c.event_id), reverse=True)
+    return newest[:MAX_CARDS]
+
+
+def recent_events(services: Services, role: str) -> tuple[list[HubEvent], int]:
+    """The newest dashboard events ``role`` may see (oldest first), and the newest event id
+    (where the page's WebSocket resumes)."""
+    last = services.events.latest_id()
+    events = services.events.since(max(0, last - RECENT_EVENTS), role, limit=RECENT_EVENTS)
+    return events, max([last, *(e.id for e in events)])
+
+
+def audit_account_views(
+    services: Services, principal: Principal, request: Request, cards: list[ArrivalCard]
+) -> None:
+    """One audit line per account whose details this page shows."""
+    shown: dict[str, list[str]] = {}
+    for card in cards:
+        if card.account is not None:
+            shown.setdefault(str(card.account.get("account_id", "")), []).append(card.sighting_id)
+    for account_id, sightings in sorted(shown.items()):
+        detail = {"via": "dashboard", "sighting_ids": sightings}
+        audit_access(services, principal, request, "account.view", account_id, detail)
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard_page(request: Request, services: ServicesDep, principal: ViewerPage) -> Response:
+    """Arrivals as cards, newest first, and the cameras with their live view; above them a
+    banner for each active case seen lately."""
+    can_see_accounts = principal.allows("teller")
+    events, last_id = recent_events(services, principal.role)
+    alerts = alert_service(request, services)
+    scope = alerts.scope_of(principal) if alerts is not None else None
+    if scope is not None:  # a reporter: no card for a sighting it may not know of
+        events = [
+            e
+            for e in events
+            if e.type not in ARRIVAL_TYPES
+            or scope.sighting_visible(
+                str(e.payload.get("sighting_id") or e.payload.get("id") or ""),
+                e.payload.get("person_id"),
+            )
+        ]
+    cards = arrival_cards(events, can_see_accounts)
+    if can_see_accounts:
+        audit_account_views(services, principal, request, cards)
+    return render(
+        request,
+        "dashboard.html",
+        principal,
+        {
+            "cards": cards,
+            "initial_cards": [card.as_json() for card in cards],
+            "cameras": camera_tiles(services),
+            "last_event_id": last_id,
+            "can_see_accounts": can_see_accounts,
+            "money": format_money,
+            "max_cards": MAX_CARDS,
+            "banners": alert_banners(alerts, principal),
+        },
+    )
