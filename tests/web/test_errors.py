@@ -21,7 +21,9 @@ from oneeye.services.customers import CustomerError, DirectoryError, ReadOnlyDir
 from oneeye.services.edge.registry import CameraOwnedError
 from oneeye.services.enrolment import EnrolmentError, NotFoundError, UploadTooLargeError
 from oneeye.services.gallery import WatchlistError, WatchlistNotFoundError
+from oneeye.services.notify.base import AddressError
 from oneeye.services.notify.links import LinkError
+from oneeye.services.notify.subscriptions import UnknownSubscriptionError
 from oneeye.store.photos import PhotoNotFoundError
 from oneeye.web.errors import install_error_handlers, status_of
 
@@ -36,6 +38,7 @@ from oneeye.web.errors import install_error_handlers, status_of
         (WatchlistNotFoundError, 404),
         (CameraNotFoundError, 404),
         (PhotoNotFoundError, 404),
+        (UnknownSubscriptionError, 404),
         (CaseClosedError, 409),
         (CaseApprovedError, 409),
         (ReadOnlyDirectoryError, 409),
@@ -54,6 +57,7 @@ from oneeye.web.errors import install_error_handlers, status_of
         (CustomerError, 400),
         (UserError, 400),
         (WatchlistError, 400),
+        (AddressError, 400),
         (TimeLimitError, None),
         (OneEyeError, None),
         (ValueError, None),
