@@ -42,7 +42,7 @@ from oneeye.bus.messages import (
     signing_key_from_bytes,
     verify_key_bytes,
 )
-from oneeye.errors import GalleryError, Invalid, NotFound, OneEyeError
+from oneeye.errors import GalleryError, Invalid, NotFound
 from oneeye.gallery import GalleryIndex
 from oneeye.store.db import Database
 from oneeye.store.models import ServerKey, Watchlist, person_watchlists
