@@ -26,12 +26,11 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from oneeye.services.auth import AuthService
@@ -40,12 +39,8 @@ from oneeye.services.enrolment import NotFoundError
 from oneeye.services.gallery import GalleryService
 from oneeye.services.retention import snapshot_keys
 from oneeye.store.db import Database
-
-# Sightings, cases, their matches and notifications are read here through the ORM until
-# their repositories (store/repos/sightings.py, cases.py) offer the same queries.
-from oneeye.store.models import AlertCase, CaseMatch, Notification, Sighting
 from oneeye.store.photos import PhotoNotFoundError, PhotoStore
-from oneeye.store.repos import audit, events, people, templates
+from oneeye.store.repos import audit, cases, events, notifications, people, sightings, templates
 
 logger = logging.getLogger(__name__)
 
@@ -145,12 +140,6 @@ class PrivacyService:
 
     # what is held -------------------------------------------------------------------------
 
-    def _of_person(self, person_id: str, case_ids: Sequence[str]) -> Any:
-        """The condition for the person's sightings: named as them, or matched to their
-        cases (an unknown face that a retro-search found to be them)."""
-        matched = select(CaseMatch.sighting_id).where(CaseMatch.case_id.in_(case_ids))
-        return or_(Sighting.person_id == person_id, Sighting.id.in_(matched))
-
     def _events_naming(
         self,
         session: Session,
@@ -181,14 +170,9 @@ class PrivacyService:
             held.person = True
             held.account_id = person.account_id
         held.template_keys = templates.photo_keys(session, person_id)
-        held.case_ids = list(
-            session.scalars(select(AlertCase.id).where(AlertCase.person_id == person_id))
-        )
-        rows = session.execute(
-            select(Sighting.id, Sighting.snapshot_key).where(
-                self._of_person(person_id, held.case_ids)
-            )
-        ).all()
+        held.case_ids = cases.ids_of_person(session, person_id)
+        # Named as them, or matched to their cases (an unknown face a retro-search found).
+        rows = sightings.snapshots_of_person(session, person_id, held.case_ids)
         held.sighting_ids = {ident for ident, _ in rows}
         held.snapshot_keys = snapshot_keys([key for _, key in rows])
         held.event_ids = self._events_naming(
@@ -232,7 +216,7 @@ class PrivacyService:
         photos, snapshots = len(held.template_keys), len(held.snapshot_keys)
         account, account_photo = self._account_fate(person_id, held.account_id)
         with self.db.session() as session:
-            late, sightings, notifications = self._delete_rows(session, person_id, held)
+            late, erased_sightings, notified = self._delete_rows(session, person_id, held)
             redacted = self._redact_audit(session, person_id)
         if late:  # sightings stored while this ran: their snapshots go too
             self.photos.delete_many(late)
@@ -247,11 +231,11 @@ class PrivacyService:
             person=held.person,
             templates=len(held.template_keys),
             photos=photos,
-            sightings=sightings,
+            sightings=erased_sightings,
             snapshots=snapshots,
             events=len(held.event_ids),
             cases=len(held.case_ids),
-            notifications=notifications,
+            notifications=notified,
             account=account,
             audit_redacted=redacted,
         )
@@ -283,42 +267,15 @@ class PrivacyService:
             The snapshot keys of sightings stored after ``held`` was read (their photos are
             still there), the sightings deleted, and the notification rows deleted.
         """
-        of_person = self._of_person(person_id, held.case_ids)
-        late_rows = session.execute(
-            select(Sighting.id, Sighting.snapshot_key).where(
-                of_person, Sighting.id.not_in(held.sighting_ids)
-            )
-        ).all()
+        late_rows = sightings.snapshots_of_person(
+            session, person_id, held.case_ids, besides=held.sighting_ids
+        )
         sighting_ids = held.sighting_ids | {ident for ident, _ in late_rows}
-        notifications = session.execute(
-            delete(Notification)
-            .where(
-                or_(
-                    Notification.case_id.in_(held.case_ids),
-                    Notification.sighting_id.in_(sighting_ids),
-                )
-            )
-            .execution_options(synchronize_session=False)
-        )
-        notified = int(notifications.rowcount or 0)  # type: ignore[attr-defined]
-        session.execute(
-            delete(CaseMatch)
-            .where(
-                or_(CaseMatch.case_id.in_(held.case_ids), CaseMatch.sighting_id.in_(sighting_ids))
-            )
-            .execution_options(synchronize_session=False)
-        )
-        session.execute(
-            delete(Sighting)
-            .where(Sighting.id.in_(sighting_ids))
-            .execution_options(synchronize_session=False)
-        )
+        notified = notifications.delete_about(session, held.case_ids, sighting_ids)
+        cases.delete_matches(session, held.case_ids, sighting_ids)
+        sightings.delete_ids(session, sighting_ids)
         events.delete_ids(session, held.event_ids)
-        session.execute(
-            delete(AlertCase)
-            .where(AlertCase.id.in_(held.case_ids))
-            .execution_options(synchronize_session=False)
-        )
+        cases.delete_ids(session, held.case_ids)
         people.purge(session, person_id)
         return snapshot_keys([key for _, key in late_rows]), len(sighting_ids), notified
 
@@ -376,17 +333,9 @@ class PrivacyService:
                 raise NotFoundError(f"no person with id {person_id!r}")
             person = people.get(session, person_id)
             enrolled = templates.of_person(session, person_id)
-            sightings = session.scalars(
-                select(Sighting)
-                .where(Sighting.id.in_(held.sighting_ids))
-                .order_by(Sighting.first_seen, Sighting.id)
-            ).all()
-            cases = session.scalars(
-                select(AlertCase).where(AlertCase.id.in_(held.case_ids)).order_by(AlertCase.id)
-            ).all()
-            matches = session.scalars(
-                select(CaseMatch).where(CaseMatch.case_id.in_(held.case_ids)).order_by(CaseMatch.id)
-            ).all()
+            seen = sightings.with_ids(session, held.sighting_ids)
+            filed = cases.with_ids(session, held.case_ids)
+            matches = cases.matches_of(session, held.case_ids)
             stored_events = events.with_ids(session, held.event_ids)
             # Rows about the person, their account, and each of their photos (who fetched
             # their enrolment photos and snapshots).
@@ -434,7 +383,7 @@ class PrivacyService:
                         "left_at": _iso(s.left_at),
                         "snapshot_key": s.snapshot_key,
                     }
-                    for s in sightings
+                    for s in seen
                 ],
                 "cases": [
                     {
@@ -459,7 +408,7 @@ class PrivacyService:
                             if m.case_id == c.id
                         ],
                     }
-                    for c in cases
+                    for c in filed
                 ],
                 "dashboard_events": [
                     {"id": e.id, "type": e.type, "at": _iso(e.at), "data": e.payload}

@@ -27,18 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
 from oneeye.config import RetentionSettings
 from oneeye.services.auth import AuthService
 from oneeye.store.db import Database
-
-# Sightings, case matches and notifications are read here through the ORM until their
-# repositories (store/repos/sightings.py, cases.py) offer the same deletions.
-from oneeye.store.models import AlertCase, CaseMatch, Notification, Sighting
 from oneeye.store.photos import PhotoStore
-from oneeye.store.repos import audit, events
+from oneeye.store.repos import audit, events, notifications, sightings
 
 logger = logging.getLogger(__name__)
 
@@ -70,16 +65,6 @@ class RetentionReport:
 def snapshot_keys(keys: list[str | None]) -> list[str]:
     """The keys among ``keys`` that are sighting snapshots (see ``SNAPSHOT_PREFIX``)."""
     return [k for k in keys if k is not None and k.startswith(SNAPSHOT_PREFIX)]
-
-
-def held_by_a_case() -> ColumnElement[bool]:
-    """Sightings that a case not yet purged holds as matches: its retention decides."""
-    held = (
-        select(CaseMatch.sighting_id)
-        .join(AlertCase, AlertCase.id == CaseMatch.case_id)
-        .where(AlertCase.purged_at.is_(None))
-    )
-    return Sighting.id.in_(held)
 
 
 class RetentionService:
@@ -151,16 +136,12 @@ class RetentionService:
         with self._sweeping:  # a sweep from the thread and one from a caller never overlap
             if self.before is not None:
                 self.before(now)
-            kept = ~held_by_a_case()
+            # A sighting a case not yet purged holds stays: the case's retention decides.
             unknown, snaps_unknown = self._sightings(
-                Sighting.person_id.is_(None),
-                Sighting.last_seen < now - timedelta(hours=s.unknown_sightings_hours),
-                kept,
+                known=False, before=now - timedelta(hours=s.unknown_sightings_hours)
             )
             known, snaps_known = self._sightings(
-                Sighting.person_id.is_not(None),
-                Sighting.last_seen < now - timedelta(days=s.known_sightings_days),
-                kept,
+                known=True, before=now - timedelta(days=s.known_sightings_days)
             )
             events_cutoff = now - timedelta(hours=s.events_hours)
             notifications_cutoff = now - timedelta(days=s.notifications_days)
@@ -168,8 +149,8 @@ class RetentionService:
             deleted_events = self._batches(
                 lambda session, limit: events.delete_older(session, events_cutoff, limit)
             )
-            notifications = self._batches(
-                lambda session, limit: _delete_finished_notifications(
+            deleted_notifications = self._batches(
+                lambda session, limit: notifications.delete_finished(
                     session, notifications_cutoff, limit
                 )
             )
@@ -181,7 +162,7 @@ class RetentionService:
             known_sightings=known,
             snapshots=snaps_unknown + snaps_known,
             events=deleted_events,
-            notifications=notifications,
+            notifications=deleted_notifications,
             audit=deleted_audit,
         )
         if report.total:
@@ -195,29 +176,21 @@ class RetentionService:
     def _stopping(self) -> bool:
         return self._stop.is_set() and threading.current_thread() is self._thread
 
-    def _sightings(self, *where: ColumnElement[bool]) -> tuple[int, int]:
-        """Delete matching sightings batch by batch, each batch's snapshots first; returns
+    def _sightings(self, *, known: bool, before: datetime) -> tuple[int, int]:
+        """Delete the expired sightings of enrolled people (``known``) or unknown faces
+        last seen before ``before``, batch by batch, each batch's snapshots first; returns
         (rows, snapshots) deleted."""
         rows = snapshots = 0
         batch = self.settings.batch_size
         while not self._stopping():
             with self.db.session() as session:
-                found = session.execute(
-                    select(Sighting.id, Sighting.snapshot_key)
-                    .where(*where)
-                    .order_by(Sighting.last_seen, Sighting.id)
-                    .limit(batch)
-                ).all()
+                found = sightings.expired(session, known=known, before=before, limit=batch)
             if not found:
                 break
             snapshots += self.photos.delete_many(snapshot_keys([key for _, key in found]))
             ids = [ident for ident, _ in found]
             with self.db.session() as session:
-                session.execute(
-                    delete(Sighting)
-                    .where(Sighting.id.in_(ids), *where)
-                    .execution_options(synchronize_session=False)
-                )
+                sightings.delete_expired(session, ids, known=known, before=before)
             rows += len(ids)
             if len(found) < batch:
                 break
@@ -235,26 +208,3 @@ class RetentionService:
             if count < batch:
                 break
         return deleted
-
-
-def _delete_finished_notifications(session: Session, cutoff: datetime, limit: int) -> int:
-    """Delete up to ``limit`` of the oldest sent or failed notifications made before
-    ``cutoff`` (select the ids, then delete by id: the same on SQLite and PostgreSQL)."""
-    ids = list(
-        session.scalars(
-            select(Notification.id)
-            .where(
-                Notification.status.in_(("sent", "failed")),
-                Notification.created_at < cutoff,
-            )
-            .order_by(Notification.id)
-            .limit(limit)
-        )
-    )
-    if ids:
-        session.execute(
-            delete(Notification)
-            .where(Notification.id.in_(ids))
-            .execution_options(synchronize_session=False)
-        )
-    return len(ids)

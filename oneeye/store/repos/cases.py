@@ -5,6 +5,10 @@ Functions take the caller's ``Session`` (the caller owns the transaction, and th
 own tables this reads what a case is shown with: its person's photo keys (templates), the
 names of the cameras its matches came from, and the kept embeddings of unknown faces that a
 retro-search looks through.
+
+It runs past 600 lines because the case aggregate is one: cases, their matches, their
+retention and what erasure needs of them share the row types and the ``_infos`` reader, and
+splitting them would only move imports around.
 """
 
 from __future__ import annotations
@@ -588,3 +592,72 @@ def forget_embeddings(session: Session, before: datetime) -> int:
         .values(embedding=None)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# a person's cases (erasure and subject access) -------------------------------------------------
+
+
+def ids_of_person(session: Session, person_id: str) -> list[str]:
+    """Every case filed for ``person_id`` (any status, purged or not), by id."""
+    return list(session.scalars(select(AlertCase.id).where(AlertCase.person_id == person_id)))
+
+
+def with_ids(session: Session, case_ids: Collection[str]) -> list[CaseInfo]:
+    """The cases among ``case_ids``, ordered by id."""
+    if not case_ids:
+        return []
+    rows = list(
+        session.scalars(select(AlertCase).where(AlertCase.id.in_(case_ids)).order_by(AlertCase.id))
+    )
+    return _infos(session, rows)
+
+
+def matches_of(session: Session, case_ids: Collection[str]) -> list[MatchInfo]:
+    """The matches of the cases among ``case_ids``, in the order they were stored (camera
+    names left as ids)."""
+    if not case_ids:
+        return []
+    rows = session.execute(
+        select(CaseMatch, Sighting.snapshot_key)
+        .outerjoin(Sighting, Sighting.id == CaseMatch.sighting_id)
+        .where(CaseMatch.case_id.in_(case_ids))
+        .order_by(CaseMatch.id)
+    ).all()
+    return [_match_info(match, snapshot, None, None) for match, snapshot in rows]
+
+
+def delete_matches(
+    session: Session, case_ids: Collection[str], sighting_ids: Collection[str]
+) -> None:
+    """Delete the matches of the cases among ``case_ids`` and of the sightings among
+    ``sighting_ids``."""
+    session.execute(
+        delete(CaseMatch)
+        .where(or_(CaseMatch.case_id.in_(case_ids), CaseMatch.sighting_id.in_(sighting_ids)))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def delete_ids(session: Session, case_ids: Collection[str]) -> None:
+    """Delete the case rows among ``case_ids`` (their matches must be gone first)."""
+    session.execute(
+        delete(AlertCase)
+        .where(AlertCase.id.in_(case_ids))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def held_by_a_case() -> ColumnElement[bool]:
+    """The condition on ``sightings`` rows that a case not yet purged holds as matches (its
+    retention decides when they go); ``store.repos.sightings`` sweeps with its negation."""
+    held = (
+        select(CaseMatch.sighting_id)
+        .join(AlertCase, AlertCase.id == CaseMatch.case_id)
+        .where(AlertCase.purged_at.is_(None))
+    )
+    return Sighting.id.in_(held)
+
+
+def matched_to(case_ids: Collection[str]) -> ColumnElement[bool]:
+    """The condition on ``sightings`` rows matched to one of the cases among ``case_ids``."""
+    return Sighting.id.in_(select(CaseMatch.sighting_id).where(CaseMatch.case_id.in_(case_ids)))

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from oneeye.store.models import Camera, Person, Sighting, Watchlist
+from oneeye.store.repos import cases
 from oneeye.store.repos.templates import embedding_to_bytes
 
 Box = tuple[int, int, int, int]
@@ -278,3 +279,82 @@ def get(session: Session, sighting_id: str) -> tuple[SightingRecord, str | None]
         .where(Sighting.id == sighting_id)
     ).first()
     return None if found is None else (_record(found[0]), found[1])
+
+
+# a person's sightings (erasure and subject access) ---------------------------------------------
+
+
+def _of_person(person_id: str, case_ids: Collection[str]) -> ColumnElement[bool]:
+    return or_(Sighting.person_id == person_id, cases.matched_to(case_ids))
+
+
+def snapshots_of_person(
+    session: Session,
+    person_id: str,
+    case_ids: Collection[str],
+    *,
+    besides: Collection[str] = (),
+) -> list[tuple[str, str | None]]:
+    """Every ``(sighting id, snapshot key)`` of a person: named as them, or matched to one of
+    their cases ``case_ids`` (an unknown face a retro-search found to be them); those among
+    ``besides`` left out."""
+    query = select(Sighting.id, Sighting.snapshot_key).where(_of_person(person_id, case_ids))
+    if besides:
+        query = query.where(Sighting.id.not_in(besides))
+    return [(ident, key) for ident, key in session.execute(query)]
+
+
+def with_ids(session: Session, sighting_ids: Collection[str]) -> list[SightingRecord]:
+    """The sightings among ``sighting_ids``, oldest first."""
+    if not sighting_ids:
+        return []
+    rows = session.scalars(
+        select(Sighting)
+        .where(Sighting.id.in_(sighting_ids))
+        .order_by(Sighting.first_seen, Sighting.id)
+    )
+    return [_record(row) for row in rows]
+
+
+def delete_ids(session: Session, sighting_ids: Collection[str]) -> None:
+    """Delete the sightings among ``sighting_ids`` (their case matches must be gone first)."""
+    session.execute(
+        delete(Sighting)
+        .where(Sighting.id.in_(sighting_ids))
+        .execution_options(synchronize_session=False)
+    )
+
+
+# retention -------------------------------------------------------------------------------------
+
+
+def _expired(*, known: bool, before: datetime) -> list[ColumnElement[bool]]:
+    who = Sighting.person_id.is_not(None) if known else Sighting.person_id.is_(None)
+    return [who, Sighting.last_seen < before, ~cases.held_by_a_case()]
+
+
+def expired(
+    session: Session, *, known: bool, before: datetime, limit: int
+) -> list[tuple[str, str | None]]:
+    """Up to ``limit`` ``(sighting id, snapshot key)`` of the oldest sightings of enrolled
+    people (``known``) or of unknown faces last seen before ``before``, leaving out those a
+    case not yet purged holds as matches."""
+    rows = session.execute(
+        select(Sighting.id, Sighting.snapshot_key)
+        .where(*_expired(known=known, before=before))
+        .order_by(Sighting.last_seen, Sighting.id)
+        .limit(limit)
+    )
+    return [(ident, key) for ident, key in rows]
+
+
+def delete_expired(
+    session: Session, sighting_ids: Collection[str], *, known: bool, before: datetime
+) -> None:
+    """Delete the sightings among ``sighting_ids`` that ``expired`` would still find (one a
+    case matched in the meantime stays)."""
+    session.execute(
+        delete(Sighting)
+        .where(Sighting.id.in_(sighting_ids), *_expired(known=known, before=before))
+        .execution_options(synchronize_session=False)
+    )
