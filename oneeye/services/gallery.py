@@ -23,7 +23,6 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from pydantic import ValidationError
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION, Bus
@@ -45,8 +44,8 @@ from oneeye.bus.messages import (
 from oneeye.errors import GalleryError, Invalid, NotFound
 from oneeye.gallery import GalleryIndex
 from oneeye.store.db import Database
-from oneeye.store.models import ServerKey, Watchlist, person_watchlists
-from oneeye.store.repos import people, templates
+from oneeye.store.repos import keys, people, templates, watchlists
+from oneeye.store.repos.watchlists import StoredWatchlist
 
 logger = logging.getLogger(__name__)
 
@@ -76,20 +75,20 @@ def gallery_signing_key(db: Database) -> Ed25519PrivateKey:
     the database, which every central server shares (a server that makes one at the same moment
     as another keeps the one stored first). Edges get only its public half."""
     with db.session() as session:
-        row = session.get(ServerKey, GALLERY_KEY)
-        if row is not None:
-            return signing_key_from_bytes(bytes(row.secret))
+        stored = keys.get(session, GALLERY_KEY)
+        if stored is not None:
+            return signing_key_from_bytes(stored)
     raw = new_signing_key().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     try:
         with db.session() as session:
-            session.add(ServerKey(name=GALLERY_KEY, secret=raw))
+            keys.add(session, GALLERY_KEY, raw)
         logger.info("made the gallery signing key (Ed25519, kept in the database)")
     except IntegrityError:
         pass  # another server stored its key first: that one is the key
     with db.session() as session:
-        row = session.get(ServerKey, GALLERY_KEY)
-        assert row is not None
-        return signing_key_from_bytes(bytes(row.secret))
+        stored = keys.get(session, GALLERY_KEY)
+        assert stored is not None
+        return signing_key_from_bytes(stored)
 
 
 def gallery_id(template_id: str, watchlist: str) -> str:
@@ -169,10 +168,10 @@ class GalleryService:
         names created."""
         created = []
         with self.db.session() as session:
-            existing = set(session.scalars(select(Watchlist.name)))
+            existing = watchlists.names(session)
             for name, action, description in DEFAULT_WATCHLISTS:
                 if name not in existing:
-                    session.add(Watchlist(name=name, action=action, description=description))
+                    watchlists.add(session, name, action=action, description=description)
                     created.append(name)
         if created:
             logger.info("created the default watchlists: %s", ", ".join(created))
@@ -181,28 +180,22 @@ class GalleryService:
     def _default_for(self, name: str) -> float:
         return self._configured.get(name, self.gallery.default_threshold)
 
-    def _info(self, row: Watchlist, persons: int) -> WatchlistInfo:
+    def _info(self, row: StoredWatchlist) -> WatchlistInfo:
         return WatchlistInfo(
             name=row.name,
             action=row.action,
             description=row.description,
             threshold=row.threshold,
             effective_threshold=self.gallery.threshold(row.name),
-            persons=persons,
+            persons=row.persons,
             created_at=row.created_at,
         )
 
     def watchlists(self) -> list[WatchlistInfo]:
         """Every watchlist, by name, with how many people are on it."""
         with self.db.session() as session:
-            counted = session.execute(
-                select(person_watchlists.c.watchlist_id, func.count()).group_by(
-                    person_watchlists.c.watchlist_id
-                )
-            )
-            counts: dict[int, int] = dict(counted.all())
-            rows = session.scalars(select(Watchlist).order_by(Watchlist.name))
-            return [self._info(row, counts.get(row.id, 0)) for row in rows]
+            rows = watchlists.with_counts(session)
+        return [self._info(row) for row in rows]
 
     def watchlist(self, name: str) -> WatchlistInfo:
         """One watchlist; ``WatchlistNotFoundError`` if there is none by that name."""
@@ -228,12 +221,10 @@ class GalleryService:
         _check_threshold(threshold)
         with self._lock:
             with self.db.session() as session:
-                if session.scalar(select(Watchlist).where(Watchlist.name == name)) is not None:
+                if watchlists.exists(session, name):
                     raise WatchlistError(f"a watchlist named {name!r} already exists")
-                session.add(
-                    Watchlist(
-                        name=name, action=action, threshold=threshold, description=description
-                    )
+                watchlists.add(
+                    session, name, action=action, threshold=threshold, description=description
                 )
             self._apply_threshold(name, threshold)
         return self.watchlist(name)
@@ -251,14 +242,16 @@ class GalleryService:
         _check_threshold(threshold)
         with self._lock:
             with self.db.session() as session:
-                row = session.scalar(select(Watchlist).where(Watchlist.name == name))
+                changed = threshold is not None or clear_threshold
+                row = watchlists.update(
+                    session,
+                    name,
+                    threshold=None if clear_threshold else threshold,
+                    change_threshold=changed,
+                    description=description,
+                )
                 if row is None:
                     raise WatchlistNotFoundError(f"no watchlist named {name!r}")
-                changed = threshold is not None or clear_threshold
-                if changed:
-                    row.threshold = None if clear_threshold else threshold
-                if description is not None:
-                    row.description = description
                 stored = row.threshold
             if changed:
                 self._apply_threshold(name, stored)
@@ -387,11 +380,11 @@ class GalleryService:
         """
         with self._lock:
             with self.db.session() as session:
-                watchlists = people.watchlists_of(session, person_id) or []
+                on_lists = people.watchlists_of(session, person_id) or []
                 vectors = templates.vectors_of_person(session, person_id)
             self.remove_person(person_id)
             entries = [GalleryEntry(v.id, person_id, v.embedding, v.quality) for v in vectors]
-            return self.add_templates(watchlists, entries)
+            return self.add_templates(on_lists, entries)
 
     def _publish(self, version: int, build: Callable[[], AnyChange]) -> None:
         """Announce the change that made ``version``. A change the model refuses (an add too
