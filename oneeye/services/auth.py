@@ -37,6 +37,7 @@ from typing import Any, Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from oneeye.bus.base import is_slug
 from oneeye.config import ServerSettings
 from oneeye.errors import Conflict, Forbidden, Invalid, NotFound, OneEyeError
 from oneeye.store.db import Database
@@ -72,7 +73,6 @@ count): a flood of refusals must not become a flood of log lines."""
 """Failed logins from all addresses together within ``LOGIN_WINDOW`` seconds before every
 address that has failed lately pauses too."""
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
-EDGE_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
 """An edge id: also its broker user name and its topics' level, so a slug."""
 
 
@@ -685,7 +685,7 @@ class AuthService:
             check_role(role)
             if edge_id is not None:
                 raise UserError("only an edge key names an edge id")
-        elif edge_id is None or not EDGE_ID.match(edge_id):
+        elif edge_id is None or not is_slug(edge_id):
             raise UserError(
                 "an edge key needs the edge's id: 1-64 lower-case letters, digits, - or _ "
                 f"(its broker user has the same name), got {edge_id!r}"
