@@ -31,13 +31,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import func, or_, select, update
 
 from oneeye.config import NotifySettings
 from oneeye.services.events import EventHub
@@ -47,8 +46,9 @@ from oneeye.services.notify.senders import make_senders, mask_address
 from oneeye.services.notify.senders import provider_of as channel_provider
 from oneeye.services.outbound import OutboundGuard
 from oneeye.store.db import Database
-from oneeye.store.models import Notification, Subscription, utcnow
 from oneeye.store.photos import PhotoStore
+from oneeye.store.repos import notifications as rows
+from oneeye.store.repos.notifications import NotificationFailure
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +56,9 @@ STATUSES = ("pending", "sent", "failed")
 MAX_ERROR_CHARS = 2000
 
 
-@dataclass(frozen=True, slots=True)
-class NotificationFailure:
-    """A row whose last attempt failed (still retrying, or given up), for the dashboard."""
-
-    id: int
-    case_id: str
-    sighting_id: str
-    channel: str
-    address: str
-    status: str
-    attempts: int
-    last_error: str
-    next_attempt_at: datetime | None
-    created_at: datetime
+def _utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,19 +243,13 @@ class NotifyService:
         """Seconds until the earliest pending row is due (at most ``poll_interval``)."""
         try:
             with self.db.session() as session:
-                now = utcnow()
-                free = or_(Notification.lease_until.is_(None), Notification.lease_until < now)
-                due = session.scalar(
-                    select(func.min(Notification.next_attempt_at)).where(
-                        Notification.status == "pending", free
-                    )
-                )
+                due = rows.next_due(session, _utcnow())
         except Exception:
             logger.exception("cannot read the outbox's next due time")
             return self.poll_interval
         if due is None:
             return self.poll_interval
-        wait = (due - utcnow()).total_seconds()
+        wait = (due - _utcnow()).total_seconds()
         return min(self.poll_interval, max(0.0, wait) + 0.005)
 
     # Sending --------------------------------------------------------------------------------
@@ -303,56 +286,28 @@ class NotifyService:
 
     def _claim(self, exclude: set[int]) -> list[_Claim]:
         """Lease up to ``batch_size`` due rows; returns each with the lease that holds it."""
-        now = utcnow()
+        now = _utcnow()
         lease = now + timedelta(seconds=self.lease_seconds)
-        free = or_(Notification.lease_until.is_(None), Notification.lease_until < now)
         claimed: list[_Claim] = []
         with self.db.session() as session:
-            query = (
-                select(Notification.id)
-                .where(Notification.status == "pending", Notification.next_attempt_at <= now, free)
-                .order_by(Notification.next_attempt_at, Notification.id)
-                .limit(self.batch_size + len(exclude))
+            leased = rows.lease_due(session, now, lease, limit=self.batch_size, exclude=exclude)
+        for row in leased:
+            refused = None
+            try:
+                payload = AlertPayload.from_json(row.payload or {})
+            except ValidationError as exc:
+                payload = AlertPayload(case_id=row.case_id, sighting_id=row.sighting_id)
+                refused = f"its stored payload is not an alert ({exc.error_count()} errors)"
+            outgoing = Outgoing(
+                id=row.id,
+                case_id=row.case_id,
+                sighting_id=row.sighting_id,
+                channel=row.channel,
+                address=row.address,
+                payload=payload,
+                secret=row.secret,
             )
-            candidates = [i for i in session.scalars(query) if i not in exclude]
-            won: list[int] = []
-            for row_id in candidates[: self.batch_size]:
-                result = session.execute(
-                    update(Notification)
-                    .where(Notification.id == row_id, Notification.status == "pending", free)
-                    .values(lease_until=lease)
-                    .execution_options(synchronize_session=False)
-                )
-                if getattr(result, "rowcount", 0) == 1:
-                    won.append(row_id)
-            if not won:
-                return []
-            rows = session.execute(
-                select(Notification, Subscription.secret, Subscription.active)
-                .outerjoin(Subscription, Subscription.id == Notification.subscription_id)
-                .where(Notification.id.in_(won))
-                .order_by(Notification.next_attempt_at, Notification.id)
-            ).all()
-            for row, secret, active in rows:
-                refused = None
-                try:
-                    payload = AlertPayload.from_json(row.payload or {})
-                except ValidationError as exc:
-                    payload = AlertPayload(case_id=row.case_id, sighting_id=row.sighting_id)
-                    refused = f"its stored payload is not an alert ({exc.error_count()} errors)"
-                outgoing = Outgoing(
-                    id=row.id,
-                    case_id=row.case_id,
-                    sighting_id=row.sighting_id,
-                    channel=row.channel,
-                    address=row.address,
-                    payload=payload,
-                    secret=secret,
-                )
-                cancelled = row.subscription_id is None or active is False
-                claimed.append(
-                    _Claim(outgoing, lease, cancelled, row.last_error is not None, refused)
-                )
+            claimed.append(_Claim(outgoing, lease, row.cancelled, row.had_error, refused))
         return claimed
 
     def _deliver(self, claim: _Claim) -> bool:
@@ -398,19 +353,7 @@ class NotifyService:
             self._failed(outgoing, lease, error, permanent=False)
             return False
         with self.db.session() as session:
-            result = session.execute(
-                update(Notification)
-                .where(Notification.id == outgoing.id, Notification.lease_until == lease)
-                .values(
-                    status="sent",
-                    sent_at=utcnow(),
-                    lease_until=None,
-                    attempts=Notification.attempts + 1,
-                    last_error=None,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if getattr(result, "rowcount", 0) != 1:
+            if not rows.mark_sent(session, outgoing.id, lease, _utcnow()):
                 logger.warning(
                     "notification %d was sent after its lease ended; another worker may "
                     "send it again (raise lease_seconds above the senders' timeouts)",
@@ -444,22 +387,9 @@ class NotifyService:
         """A row that had failed went through: the provider is back, so the other rows that
         wait for it are retried now rather than at the end of their backoff. Email and SMS go
         through one server each; a webhook's provider is its URL."""
-        same = [Notification.channel == outgoing.channel]
-        if provider_of(outgoing) != outgoing.channel:
-            same.append(Notification.address == outgoing.address)
+        address = outgoing.address if provider_of(outgoing) != outgoing.channel else None
         with self.db.session() as session:
-            result = session.execute(
-                update(Notification)
-                .where(
-                    Notification.status == "pending",
-                    Notification.last_error.is_not(None),
-                    Notification.next_attempt_at > utcnow(),
-                    *same,
-                )
-                .values(next_attempt_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-        moved = getattr(result, "rowcount", 0)
+            moved = rows.retry_now(session, outgoing.channel, address, _utcnow())
         if moved:
             logger.info(
                 "%s is accepting again; retrying %d waiting notifications now",
@@ -469,25 +399,17 @@ class NotifyService:
 
     def _release(self, row_id: int, lease: datetime) -> None:
         with self.db.session() as session:
-            session.execute(
-                update(Notification)
-                .where(Notification.id == row_id, Notification.lease_until == lease)
-                .values(lease_until=None)
-                .execution_options(synchronize_session=False)
-            )
+            rows.release(session, row_id, lease)
 
     def _defer(self, outgoing: Outgoing, lease: datetime, delay: float, why: str) -> None:
         """Hold a row back, untried, while its provider is failing (no attempt is counted)."""
         with self.db.session() as session:
-            session.execute(
-                update(Notification)
-                .where(Notification.id == outgoing.id, Notification.lease_until == lease)
-                .values(
-                    lease_until=None,
-                    next_attempt_at=utcnow() + timedelta(seconds=delay),
-                    last_error=f"not tried yet: {why}"[:MAX_ERROR_CHARS],
-                )
-                .execution_options(synchronize_session=False)
+            rows.defer(
+                session,
+                outgoing.id,
+                lease,
+                _utcnow() + timedelta(seconds=delay),
+                f"not tried yet: {why}"[:MAX_ERROR_CHARS],
             )
 
     def _failed(
@@ -499,28 +421,27 @@ class NotifyService:
             The backoff delay in seconds, or ``None`` when the row gave up.
         """
         with self.db.session() as session:
-            row = session.get(Notification, outgoing.id)
-            if row is None or row.lease_until != lease:
+            before = rows.attempts_under_lease(session, outgoing.id, lease)
+            if before is None:
                 logger.warning("notification %d: lost its lease while failing", outgoing.id)
                 return None
-            row.attempts += 1
-            row.last_error = error[:MAX_ERROR_CHARS]
-            row.lease_until = None
-            if permanent or row.attempts >= self.settings.max_attempts:
-                row.status = "failed"
-                attempts = row.attempts
+            attempts = before + 1
+            stored_error = error[:MAX_ERROR_CHARS]
+            if permanent or attempts >= self.settings.max_attempts:
+                rows.record_failure(session, outgoing.id, stored_error, retry_at=None)
             else:
                 with self._rng_lock:
                     delay = backoff_delay(
-                        row.attempts,
+                        attempts,
                         self.settings.backoff_initial,
                         self.settings.backoff_max,
                         self._rng,
                     )
-                row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+                retry_at = _utcnow() + timedelta(seconds=delay)
+                rows.record_failure(session, outgoing.id, stored_error, retry_at=retry_at)
                 logger.warning(
                     "notification %d (%s) failed, attempt %d of %d, next in %.1f s: %s",
-                    outgoing.id, _who(outgoing), row.attempts,
+                    outgoing.id, _who(outgoing), attempts,
                     self.settings.max_attempts, delay, error,
                 )  # fmt: skip
                 return delay
@@ -533,12 +454,7 @@ class NotifyService:
 
     def _give_up(self, outgoing: Outgoing, lease: datetime, error: str) -> None:
         with self.db.session() as session:
-            session.execute(
-                update(Notification)
-                .where(Notification.id == outgoing.id, Notification.lease_until == lease)
-                .values(status="failed", last_error=error, lease_until=None)
-                .execution_options(synchronize_session=False)
-            )
+            rows.give_up(session, outgoing.id, lease, error)
         logger.info("notification %d not sent: %s", outgoing.id, error)
 
     def _announce_failure(self, outgoing: Outgoing, error: str, attempts: int) -> None:
@@ -566,42 +482,16 @@ class NotifyService:
     def failures(self, limit: int = 50, case_id: str | None = None) -> list[NotificationFailure]:
         """The newest rows with an error (retrying or given up), newest first; only one
         case's when ``case_id`` is given."""
-        query = select(Notification).where(Notification.last_error.is_not(None))
-        if case_id is not None:
-            query = query.where(Notification.case_id == case_id)
         with self.db.session() as session:
-            rows: Sequence[Notification] = session.scalars(
-                query.order_by(Notification.id.desc()).limit(limit)
-            ).all()
-            return [
-                NotificationFailure(
-                    id=row.id,
-                    case_id=row.case_id,
-                    sighting_id=row.sighting_id,
-                    channel=row.channel,
-                    address=row.address,
-                    status=row.status,
-                    attempts=row.attempts,
-                    last_error=row.last_error or "",
-                    next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
-                    created_at=row.created_at,
-                )
-                for row in rows
-            ]
+            return rows.failures(session, limit, case_id)
 
     def stats(self) -> OutboxStats:
         """How many rows are pending, sent, failed, and pending after a failure."""
         with self.db.session() as session:
-            grouped = select(Notification.status, func.count()).group_by(Notification.status)
-            counts: dict[str, int] = dict(session.execute(grouped).all())
-            retrying = session.scalar(
-                select(func.count()).where(
-                    Notification.status == "pending", Notification.last_error.is_not(None)
-                )
-            )
+            counts, retrying = rows.status_counts(session)
         return OutboxStats(
             pending=counts.get("pending", 0),
             sent=counts.get("sent", 0),
             failed=counts.get("failed", 0),
-            retrying=retrying or 0,
+            retrying=retrying,
         )
