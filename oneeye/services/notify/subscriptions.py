@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from oneeye.errors import NotFound
@@ -25,25 +24,12 @@ from oneeye.services.notify.base import AddressError, AlertPayload
 from oneeye.services.notify.senders import check_address, sender_class
 from oneeye.services.outbound import OutboundGuard
 from oneeye.store.db import Database
-from oneeye.store.models import Notification, Subscription, utcnow
+from oneeye.store.repos import notifications, subscriptions
+from oneeye.store.repos.subscriptions import SubscriptionInfo, Target
 
 
 class UnknownSubscriptionError(NotFound):
     """No subscription has this id."""
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionInfo:
-    """A subscription as the API shows it (the webhook secret only when it is created)."""
-
-    id: int
-    case_id: str | None
-    channel: str
-    address: str
-    active: bool
-    created_by: str
-    created_at: datetime
-    secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,72 +41,32 @@ class CheckedSubscription:
     secret: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """An active subscription a sighting is to be sent to."""
-
-    id: int
-    channel: str
-    address: str
-
-
-def _info(row: Subscription, secret: str | None) -> SubscriptionInfo:
-    return SubscriptionInfo(
-        id=row.id,
-        case_id=row.case_id,
-        channel=row.channel,
-        address=row.address,
-        active=row.active,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        secret=secret,
-    )
-
-
 def targets(session: Session, case_id: str) -> list[Target]:
     """The active subscriptions a match of ``case_id`` notifies: the case's and the
     all-cases ones, oldest first."""
-    rows = session.execute(
-        select(Subscription.id, Subscription.channel, Subscription.address)
-        .where(
-            Subscription.active.is_(True),
-            or_(Subscription.case_id == case_id, Subscription.case_id.is_(None)),
-        )
-        .order_by(Subscription.id)
-    )
-    return [Target(sid, channel, address) for sid, channel, address in rows]
+    return subscriptions.targets(session, case_id)
 
 
 def enqueue(session: Session, case_id: str, payload: AlertPayload, to: Sequence[Target]) -> int:
     """One pending outbox row per subscription in ``to``, in the caller's transaction
     (skipping one this sighting has already given: the same sighting can match two cases for
     an all-cases subscriber). Returns how many rows were written."""
-    taken = set(
-        session.scalars(
-            select(Notification.subscription_id).where(
-                Notification.sighting_id == payload.sighting_id
-            )
-        )
-    )
-    now = utcnow()
+    taken = notifications.subscriptions_notified(session, payload.sighting_id)
+    now = datetime.now(UTC)
     stored = payload.to_json()
     added = 0
     for target in to:
         if target.id in taken:
             continue
-        session.add(
-            Notification(
-                case_id=case_id,
-                sighting_id=payload.sighting_id,
-                subscription_id=target.id,
-                channel=target.channel,
-                address=target.address,
-                payload=stored,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
+        notifications.add_pending(
+            session,
+            case_id=case_id,
+            sighting_id=payload.sighting_id,
+            subscription_id=target.id,
+            channel=target.channel,
+            address=target.address,
+            payload=stored,
+            now=now,
         )
         added += 1
     return added
@@ -161,18 +107,16 @@ class SubscriptionService:
         """Subscribe ``checked`` to one case's sightings (``case_id``) or every case's; the
         returned info carries the secret this once."""
         with self.db.session() as session:
-            row = Subscription(
+            stored = subscriptions.add(
+                session,
                 case_id=case_id,
                 channel=checked.channel,
                 address=checked.address,
                 secret=checked.secret,
-                active=True,
                 created_by=actor,
-                created_at=utcnow(),
+                now=datetime.now(UTC),
             )
-            session.add(row)
-            session.flush()
-            info = _info(row, checked.secret)
+        info = replace(stored, secret=checked.secret)
         self.auth.audit(
             actor,
             "subscription.create",
@@ -184,27 +128,21 @@ class SubscriptionService:
     def get(self, subscription_id: int) -> SubscriptionInfo:
         """One subscription (without its secret); ``UnknownSubscriptionError`` if none."""
         with self.db.session() as session:
-            row = session.get(Subscription, subscription_id)
-            if row is None:
-                raise UnknownSubscriptionError(f"no subscription with id {subscription_id}")
-            return _info(row, None)
+            info = subscriptions.get(session, subscription_id)
+        if info is None:
+            raise UnknownSubscriptionError(f"no subscription with id {subscription_id}")
+        return info
 
     def of_case(self, case_id: str | None) -> list[SubscriptionInfo]:
         """A case's subscriptions, or (``None``) the all-cases ones, oldest first."""
-        query = select(Subscription).order_by(Subscription.id)
-        if case_id is not None:
-            query = query.where(Subscription.case_id == case_id)
-        else:
-            query = query.where(Subscription.case_id.is_(None))
         with self.db.session() as session:
-            return [_info(row, None) for row in session.scalars(query)]
+            return subscriptions.of_case(session, case_id)
 
     def delete(self, subscription_id: int, *, actor: str) -> None:
         """Remove a subscription (its sent and pending notifications stay, unlinked)."""
         with self.db.session() as session:
-            row = session.get(Subscription, subscription_id)
-            if row is None:
-                raise UnknownSubscriptionError(f"no subscription with id {subscription_id}")
-            detail = {"case": row.case_id, "channel": row.channel}
-            session.delete(row)
+            gone = subscriptions.delete(session, subscription_id)
+        if gone is None:
+            raise UnknownSubscriptionError(f"no subscription with id {subscription_id}")
+        detail = {"case": gone.case_id, "channel": gone.channel}
         self.auth.audit(actor, "subscription.delete", str(subscription_id), detail)

@@ -57,6 +57,46 @@ def _rowcount(result: Any) -> int:
     return int(cast("CursorResult[Any]", result).rowcount or 0)
 
 
+# queueing --------------------------------------------------------------------------------------
+
+
+def subscriptions_notified(session: Session, sighting_id: str) -> set[int | None]:
+    """The subscriptions a sighting has given a notification row already, by id."""
+    return set(
+        session.scalars(
+            select(Notification.subscription_id).where(Notification.sighting_id == sighting_id)
+        )
+    )
+
+
+def add_pending(
+    session: Session,
+    *,
+    case_id: str,
+    sighting_id: str,
+    subscription_id: int,
+    channel: str,
+    address: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Queue one pending row, due at ``now``, in the caller's transaction."""
+    session.add(
+        Notification(
+            case_id=case_id,
+            sighting_id=sighting_id,
+            subscription_id=subscription_id,
+            channel=channel,
+            address=address,
+            payload=payload,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
 # erasure and retention -------------------------------------------------------------------------
 
 
