@@ -18,9 +18,10 @@ Who may do what is in ``access``.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from oneeye.config import AlertSettings
@@ -34,7 +35,6 @@ from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryEntry, GalleryService
 from oneeye.services.sightings import photo_url
 from oneeye.store.db import Database
-from oneeye.store.models import new_id, utcnow
 from oneeye.store.photos import PhotoStore
 from oneeye.store.repos import cases as repo
 from oneeye.store.repos.cases import CaseInfo
@@ -187,7 +187,7 @@ class CaseService:
             raise AlertError("a case needs at least one photo of the person")
         if len(photos) > MAX_PHOTOS:
             raise AlertError(f"a case takes at most {MAX_PHOTOS} photos, got {len(photos)}")
-        now = utcnow()
+        now = datetime.now(UTC)
         if expires_at is None:
             expires_at = now + timedelta(hours=self.settings.default_hours)
         elif expires_at.tzinfo is None or expires_at <= now:
@@ -262,7 +262,7 @@ class CaseService:
         faces: Sequence[tuple[Face, str]],
     ) -> tuple[str, str, list[GalleryEntry]]:
         """The person, their templates and the case row, in one transaction."""
-        case_id = new_id()
+        case_id = uuid.uuid4().hex
         with self.db.session() as session:
             try:
                 person_id, entries = self.enrolment.add_person_with_faces(
@@ -286,7 +286,7 @@ class CaseService:
                 reporter=actor,
                 filed_by=filed_by,
                 approved=approved,
-                now=utcnow(),
+                now=datetime.now(UTC),
                 expires_at=expires_at,
             )
         return case_id, person_id, entries
@@ -421,7 +421,7 @@ class CaseService:
                 raise CaseNotFoundError(f"no case with id {case_id!r}")
             if state.status != "active":
                 raise CaseClosedError(f"case {case_id} is already {state.status}")
-            repo.close(session, case_id, status, actor, utcnow())
+            repo.close(session, case_id, status, actor, datetime.now(UTC))
         if state.person_id is not None:
             self.gallery.remove_person(state.person_id)
         logger.info("case %s %s by %s; its templates left the gallery", case_id, status, actor)
@@ -432,7 +432,7 @@ class CaseService:
 
     def expire_due(self, now: datetime | None = None) -> list[str]:
         """Expire every active case whose time has passed; returns their ids."""
-        now = now or utcnow()
+        now = now or datetime.now(UTC)
         with self.db.session() as session:
             due = repo.due_to_expire(session, now)
         expired = []

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import numpy as np
@@ -33,7 +33,6 @@ from oneeye.services.notify.base import AlertPayload
 from oneeye.services.notify.subscriptions import Target, enqueue, targets
 from oneeye.services.sightings import StoredSighting, photo_url
 from oneeye.store.db import Database
-from oneeye.store.models import utcnow
 from oneeye.store.repos import cases as repo
 from oneeye.store.repos.cases import CameraLabel, CaseState, MatchInfo
 
@@ -127,7 +126,7 @@ class MatchService:
     def retro_search(self, case_id: str, now: datetime | None = None) -> list[MatchInfo]:
         """Search the unknown faces of the last ``retro_hours`` for a case's person and
         record each match (kind ``retro``); returns the new matches."""
-        now = now or utcnow()
+        now = now or datetime.now(UTC)
         since = now - timedelta(hours=self.retro_hours)
         with self.db.session() as session:
             case = repo.state(session, case_id)
@@ -202,7 +201,7 @@ class MatchService:
                 if repo.has_match(session, case_id, candidate.sighting_id):
                     continue
                 notified = approved and self._outside_cooldown(session, case_id, candidate)
-                found_at = utcnow()
+                found_at = datetime.now(UTC)
                 match_id = repo.add_match(
                     session,
                     case_id=case_id,
@@ -295,7 +294,7 @@ class MatchService:
                 raise CaseClosedError(f"case {case_id} is {case.status}; it sends no alerts")
             if case.approved_at is not None:
                 raise CaseApprovedError(f"case {case_id} is approved already")
-            repo.approve(session, case_id, actor, utcnow())
+            repo.approve(session, case_id, actor, datetime.now(UTC))
             held = repo.held(session, case_id)
             to = targets(session, case_id)
             cameras = repo.cameras(session, {match.camera_id for match in held})

@@ -13,14 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from oneeye.config import AlertSettings
 from oneeye.services.alerts.cases import CaseService, delete_photos
 from oneeye.services.auth import AuthService
 from oneeye.services.gallery import GalleryService
 from oneeye.store.db import Database
-from oneeye.store.models import utcnow
 from oneeye.store.photos import PhotoStore
 from oneeye.store.repos import cases as repo
 
@@ -94,7 +93,7 @@ class CaseRetention:
         """Delete what retention no longer allows: closed cases' photos, templates, person
         and snapshots after ``retention_days``; unknown faces' embeddings after
         ``unknown_retention_hours``."""
-        now = now or utcnow()
+        now = now or datetime.now(UTC)
         closed_before = now - timedelta(days=self.settings.retention_days)
         with self.db.session() as session:
             due = repo.due_to_purge(session, closed_before)

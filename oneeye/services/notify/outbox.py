@@ -50,6 +50,17 @@ from oneeye.store.photos import PhotoStore
 from oneeye.store.repos import notifications as rows
 from oneeye.store.repos.notifications import NotificationFailure
 
+__all__ = [
+    "MAX_ERROR_CHARS",
+    "STATUSES",
+    "NotificationFailure",
+    "NotifyService",
+    "OutboxStats",
+    "backoff_delay",
+    "provider_label",
+    "provider_of",
+]
+
 logger = logging.getLogger(__name__)
 
 STATUSES = ("pending", "sent", "failed")

@@ -27,6 +27,16 @@ from oneeye.store.db import Database
 from oneeye.store.repos import notifications, subscriptions
 from oneeye.store.repos.subscriptions import SubscriptionInfo, Target
 
+__all__ = [
+    "CheckedSubscription",
+    "SubscriptionInfo",
+    "SubscriptionService",
+    "Target",
+    "UnknownSubscriptionError",
+    "enqueue",
+    "targets",
+]
+
 
 class UnknownSubscriptionError(NotFound):
     """No subscription has this id."""
