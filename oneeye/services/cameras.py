@@ -20,8 +20,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from oneeye.bus.base import Bus, is_slug, status_topic
 from oneeye.config import VideoSettings
 from oneeye.errors import Conflict, NotFound, Unusable
@@ -29,8 +27,10 @@ from oneeye.gallery import GalleryIndex
 from oneeye.services.edge.registry import CameraRegistry
 from oneeye.services.sightings import close_open_sightings
 from oneeye.store.db import Database
-from oneeye.store.models import Camera, Person
 from oneeye.store.photos import PhotoStore
+from oneeye.store.repos import cameras as rows
+from oneeye.store.repos import people
+from oneeye.store.repos.cameras import StoredCamera
 from oneeye.video.source import mask_credentials
 from oneeye.video.worker import CameraConfig, CameraState, CameraStatus, CameraWorker
 from oneeye.vision.engine import FaceEngine
@@ -67,9 +67,8 @@ class CameraExistsError(CameraError, Conflict):
     """A camera with this id exists already."""
 
 
-def config_of(row: Camera) -> CameraConfig:
-    """The worker's config of a camera's database row (a detached copy: workers never touch
-    the ORM)."""
+def config_of(row: StoredCamera) -> CameraConfig:
+    """The worker's config of a stored camera (workers never touch the database)."""
     return CameraConfig(
         id=row.id,
         name=row.name,
@@ -116,8 +115,7 @@ class PersonNames:
             return hit[0]
         try:
             with self.db.session() as session:
-                person = session.get(Person, person_id)
-                name = person.name if person is not None else person_id[:8]
+                name = people.names(session, [person_id]).get(person_id, person_id[:8])
         except Exception:  # the live view must not die because the database blinked
             logger.warning("cannot look up the name of person %s", person_id, exc_info=True)
             return hit[0] if hit is not None else person_id[:8]
@@ -189,15 +187,15 @@ class CameraManager:
     def configs(self) -> list[CameraConfig]:
         """Every camera, by id."""
         with self.db.session() as session:
-            return [config_of(row) for row in session.scalars(select(Camera).order_by(Camera.id))]
+            return [config_of(row) for row in rows.every(session)]
 
     def config(self, camera_id: str) -> CameraConfig:
         """One camera; ``CameraNotFoundError`` if there is none."""
         with self.db.session() as session:
-            row = session.get(Camera, camera_id)
-            if row is None:
-                raise CameraNotFoundError(f"there is no camera {camera_id!r}")
-            return config_of(row)
+            row = rows.get(session, camera_id)
+        if row is None:
+            raise CameraNotFoundError(f"there is no camera {camera_id!r}")
+        return config_of(row)
 
     def add(self, config: CameraConfig) -> CameraConfig:
         """Store a new camera and start its worker if it is enabled."""
@@ -211,10 +209,11 @@ class CameraManager:
                     f"a camera {config.id!r} exists already, on edge {edge}; choose another id"
                 )
             with self.db.session() as session:
-                if session.get(Camera, config.id) is not None:
+                if rows.get(session, config.id) is not None:
                     raise CameraExistsError(f"a camera {config.id!r} exists already")
-                session.add(
-                    Camera(
+                rows.add(
+                    session,
+                    StoredCamera(
                         id=config.id,
                         name=config.name or config.id,
                         location=config.location,
@@ -224,7 +223,7 @@ class CameraManager:
                         detect_every=config.detect_every,
                         pace=config.pace,
                         loop=config.loop,
-                    )
+                    ),
                 )
             stored = self.config(config.id)
             logger.info("camera %s added (%s)", stored.id, mask_credentials(stored.source))
@@ -241,11 +240,12 @@ class CameraManager:
             raise CameraError("a camera needs a source: a webcam index, a file path or a URL")
         with self._lock:
             with self.db.session() as session:
-                row = session.get(Camera, camera_id)
-                if row is None:
+                cleaned = {
+                    name: value.strip() if name == "source" else value
+                    for name, value in changes.items()
+                }
+                if not rows.update(session, camera_id, cleaned):
                     raise CameraNotFoundError(f"there is no camera {camera_id!r}")
-                for name, value in changes.items():
-                    setattr(row, name, value.strip() if name == "source" else value)
             stored = self.config(camera_id)
             logger.info("camera %s changed: %s", camera_id, ", ".join(sorted(changes)) or "nothing")
             self._reload(stored)
@@ -263,11 +263,9 @@ class CameraManager:
         """Stop a camera's worker and delete the camera (its sightings stay)."""
         with self._lock:
             with self.db.session() as session:
-                row = session.get(Camera, camera_id)
-                if row is None:
+                name = rows.delete(session, camera_id)
+                if name is None:
                     raise CameraNotFoundError(f"there is no camera {camera_id!r}")
-                name = row.name
-                session.delete(row)
             worker = self._workers.pop(camera_id, None)
         if worker is not None:
             worker.stop()

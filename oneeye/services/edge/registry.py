@@ -21,14 +21,21 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-
-from sqlalchemy import select
 
 from oneeye.errors import Conflict
 from oneeye.store.db import Database
-from oneeye.store.models import Camera, EdgeCamera
+from oneeye.store.repos import cameras as rows
+from oneeye.store.repos.cameras import EdgeCameraInfo
+
+__all__ = [
+    "MAX_AGE",
+    "RELOAD_MIN",
+    "SERVER",
+    "CameraOwnedError",
+    "CameraRegistry",
+    "EdgeCameraInfo",
+    "RefusedSenders",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +49,6 @@ MAX_AGE = 30.0
 
 class CameraOwnedError(Conflict):
     """A camera id is a server's or another edge's already."""
-
-
-@dataclass(frozen=True, slots=True)
-class EdgeCameraInfo:
-    """One registered edge camera."""
-
-    camera_id: str
-    edge_id: str
-    name: str
-    registered_at: datetime
 
 
 class CameraRegistry:
@@ -108,13 +105,12 @@ class CameraRegistry:
     def reload(self) -> None:
         """Read every camera's owner from the database."""
         with self.db.session() as session:
-            servers = list(session.scalars(select(Camera.id)))
-            edges = list(session.execute(select(EdgeCamera.camera_id, EdgeCamera.edge_id)))
-            names = dict(session.execute(select(EdgeCamera.camera_id, EdgeCamera.name)).all())
-        owners = dict.fromkeys(servers, SERVER)
+            servers = rows.server_ids(session)
+            edges, names = rows.edge_owners(session)
+        owners = dict.fromkeys(sorted(servers), SERVER)
         # A server camera added while an edge registered the same id (two servers at once):
         # neither may claim it; the server's wins, as the check in ``register`` would say.
-        owners.update({camera: edge for camera, edge in edges if camera not in owners})
+        owners.update({camera: edge for camera, edge in edges.items() if camera not in owners})
         with self._lock:
             self._owners = owners
             self._names = names
@@ -131,17 +127,14 @@ class CameraRegistry:
         """
         ids = [camera for camera, _ in cameras]
         with self.db.session() as session:
-            servers = set(session.scalars(select(Camera.id).where(Camera.id.in_(ids))))
-            rows = {
-                row.camera_id: row
-                for row in session.scalars(select(EdgeCamera).where(EdgeCamera.camera_id.in_(ids)))
-            }
+            servers = rows.server_ids(session, ids)
+            owners = rows.edges_of(session, ids)
             taken = sorted(
                 f"{camera} (a server camera)"
                 if camera in servers
-                else f"{camera} (edge {rows[camera].edge_id})"
+                else f"{camera} (edge {owners[camera]})"
                 for camera in ids
-                if camera in servers or (camera in rows and rows[camera].edge_id != edge)
+                if camera in servers or (camera in owners and owners[camera] != edge)
             )
             if taken:
                 raise CameraOwnedError(
@@ -149,27 +142,17 @@ class CameraRegistry:
                     "give this edge's cameras other ids"
                 )
             for camera, name in cameras:
-                row = rows.get(camera)
-                if row is None:
-                    session.add(EdgeCamera(camera_id=camera, edge_id=edge, name=name))
+                if rows.register(session, edge, camera, name):
                     logger.info("edge %s registered camera %s", edge, camera)
-                else:
-                    row.name = name
-            session.flush()
-            mine = session.scalars(
-                select(EdgeCamera).where(EdgeCamera.edge_id == edge).order_by(EdgeCamera.camera_id)
-            )
-            registered = [_info(row) for row in mine]
+            registered = rows.edge_cameras(session, edge)
         self.reload()
         return registered
 
     def unregister(self, edge: str, camera_id: str) -> bool:
         """Forget that ``camera_id`` is ``edge``'s; whether it was."""
         with self.db.session() as session:
-            row = session.get(EdgeCamera, camera_id)
-            if row is None or row.edge_id != edge:
+            if not rows.unregister(session, edge, camera_id):
                 return False
-            session.delete(row)
         logger.info("camera %s of edge %s unregistered", camera_id, edge)
         self.reload()
         return True
@@ -177,21 +160,13 @@ class CameraRegistry:
     def edge_cameras(self) -> list[EdgeCameraInfo]:
         """Every registered edge camera, by edge and camera."""
         with self.db.session() as session:
-            rows = session.scalars(
-                select(EdgeCamera).order_by(EdgeCamera.edge_id, EdgeCamera.camera_id)
-            )
-            return [_info(row) for row in rows]
+            return rows.edge_cameras(session)
 
     def edge_of(self, camera_id: str) -> str | None:
         """The edge that registered ``camera_id`` (read from the database, not the cache: for
         refusing a server camera with an edge camera's id)."""
         with self.db.session() as session:
-            row = session.get(EdgeCamera, camera_id)
-            return None if row is None else row.edge_id
-
-
-def _info(row: EdgeCamera) -> EdgeCameraInfo:
-    return EdgeCameraInfo(row.camera_id, row.edge_id, row.name, row.registered_at)
+            return rows.edge_of(session, camera_id)
 
 
 class RefusedSenders:

@@ -11,12 +11,7 @@ import oneeye.services
 
 MODELS = "oneeye.store.models"
 
-ALLOWED: dict[str, str] = {
-    "oneeye/services/cameras.py": "camera rows: no cameras repository yet (a StoredCamera "
-    "value is needed, since CameraConfig lives in video, above the store)",
-    "oneeye/services/edge/registry.py": "camera and edge-camera ownership rows: no cameras "
-    "repository yet",
-}
+ALLOWED: dict[str, str] = {}
 """Modules (relative to the repository root) that may still import the ORM, each with why."""
 
 
