@@ -152,7 +152,7 @@ def edges_of(session: Session, camera_ids: Collection[str]) -> dict[str, str]:
     rows = session.execute(
         select(EdgeCamera.camera_id, EdgeCamera.edge_id).where(EdgeCamera.camera_id.in_(camera_ids))
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def edge_of(session: Session, camera_id: str) -> str | None:

@@ -1,0 +1,168 @@
+"""The subscriptions, notifications, cameras, keys and watchlists repositories, on SQLite and
+PostgreSQL: values out, leases honoured, sweeps bounded."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from oneeye.store.db import Database
+from oneeye.store.repos import cameras, keys, notifications, subscriptions, watchlists
+from oneeye.store.repos.cameras import StoredCamera
+
+
+def _queue(db: Database, count: int, *, sighting: str = "s") -> int:
+    """An all-cases webhook subscription with ``count`` pending rows; returns its id."""
+    now = datetime.now(UTC)
+    with db.session() as session:
+        sub = subscriptions.add(
+            session,
+            case_id=None,
+            channel="webhook",
+            address="https://example.org/hook",
+            secret="s" * 20,
+            created_by="user:ann",
+            now=now,
+        )
+        for n in range(count):
+            notifications.add_pending(
+                session,
+                case_id="c1",
+                sighting_id=f"{sighting}{n}",
+                subscription_id=sub.id,
+                channel="webhook",
+                address="https://example.org/hook",
+                payload={"case_id": "c1"},
+                now=now - timedelta(seconds=count - n),
+            )
+    return sub.id
+
+
+def test_subscriptions_are_values_and_deleting_one_returns_it(db: Database) -> None:
+    sub_id = _queue(db, 0)
+    with db.session() as session:
+        info = subscriptions.get(session, sub_id)
+        assert info is not None
+        assert info.secret is None
+        assert info.active
+        assert [t.id for t in subscriptions.targets(session, "any-case")] == [sub_id]
+        assert [s.id for s in subscriptions.of_case(session, None)] == [sub_id]
+        assert subscriptions.of_case(session, "c1") == []
+    with db.session() as session:
+        gone = subscriptions.delete(session, sub_id)
+        assert gone is not None
+        assert gone.channel == "webhook"
+    with db.session() as session:
+        assert subscriptions.delete(session, sub_id) is None
+
+
+def test_rows_are_leased_once_and_outcomes_need_the_lease(db: Database) -> None:
+    sub_id = _queue(db, 3)
+    now = datetime.now(UTC)
+    lease = now + timedelta(seconds=30)
+    with db.session() as session:
+        assert notifications.subscriptions_notified(session, "s0") == {sub_id}
+        assert notifications.next_due(session, now) is not None
+        first = notifications.lease_due(session, now, lease, limit=2)
+    assert [row.sighting_id for row in first] == ["s0", "s1"]
+    assert first[0].secret == "s" * 20
+    assert not first[0].cancelled
+    assert not first[0].had_error
+    with db.session() as session:
+        # Leased rows are nobody else's; the one left is.
+        assert [r.sighting_id for r in notifications.lease_due(session, now, lease, limit=5)] == [
+            "s2"
+        ]
+        assert notifications.lease_due(session, now, lease, limit=5) == []
+    a, b = first
+    with db.session() as session:
+        assert not notifications.mark_sent(session, a.id, lease + timedelta(seconds=1), now)
+        assert notifications.mark_sent(session, a.id, lease, now)
+        assert notifications.attempts_under_lease(session, b.id, lease) == 0
+        notifications.record_failure(session, b.id, "refused", retry_at=now + timedelta(hours=1))
+    with db.session() as session:
+        assert notifications.attempts_under_lease(session, b.id, lease) is None  # lease given back
+        counts, retrying = notifications.status_counts(session)
+        assert counts == {"pending": 2, "sent": 1}
+        assert retrying == 1
+        (failure,) = notifications.failures(session, 10)
+        assert failure.id == b.id
+        assert failure.attempts == 1
+        assert failure.next_attempt_at
+        assert notifications.retry_now(session, "webhook", None, now) == 1
+
+
+def test_finished_rows_are_swept_in_batches_and_erased_by_case_or_sighting(db: Database) -> None:
+    _queue(db, 3)
+    now = datetime.now(UTC)
+    lease = now + timedelta(seconds=30)
+    with db.session() as session:
+        for row in notifications.lease_due(session, now, lease, limit=3):
+            notifications.give_up(session, row.id, lease, "cannot be sent")
+    later = now + timedelta(seconds=1)
+    with db.session() as session:
+        assert notifications.delete_finished(session, later, 2) == 2
+        assert notifications.delete_finished(session, later, 2) == 1
+    _queue(db, 2, sighting="t")
+    with db.session() as session:
+        assert notifications.delete_about(session, [], ["t0"]) == 1
+        assert notifications.delete_about(session, ["c1"], []) == 1
+
+
+def _camera(camera_id: str) -> StoredCamera:
+    return StoredCamera(camera_id, "Door", "0", True, "hall", 40, 3, True, False)
+
+
+def test_server_and_edge_cameras(db: Database) -> None:
+    with db.session() as session:
+        cameras.add(session, _camera("door"))
+        assert cameras.register(session, "edge-1", "gate", "Gate")
+    with db.session() as session:
+        assert not cameras.register(session, "edge-1", "gate", "Main gate")
+        assert cameras.update(session, "door", {"enabled": False})
+        assert not cameras.update(session, "nope", {"enabled": False})
+        with pytest.raises(ValueError, match="not a camera setting"):
+            cameras.update(session, "door", {"id": "x"})
+    with db.session() as session:
+        assert cameras.get(session, "door") == StoredCamera(
+            "door", "Door", "0", False, "hall", 40, 3, True, False
+        )
+        assert cameras.server_ids(session) == {"door"}
+        assert cameras.edges_of(session, ["gate", "door"]) == {"gate": "edge-1"}
+        assert cameras.edge_owners(session) == ({"gate": "edge-1"}, {"gate": "Main gate"})
+        assert [c.camera_id for c in cameras.edge_cameras(session, "edge-1")] == ["gate"]
+        assert not cameras.unregister(session, "edge-2", "gate")
+        assert cameras.unregister(session, "edge-1", "gate")
+        assert cameras.delete(session, "door") == "Door"
+    with db.session() as session:
+        assert cameras.delete(session, "door") is None
+        assert cameras.every(session) == []
+
+
+def test_server_keys_keep_the_first_stored(db: Database) -> None:
+    with db.session() as session:
+        assert keys.get(session, "k") is None
+        keys.add(session, "k", b"first")
+    with pytest.raises(IntegrityError), db.session() as session:
+        keys.add(session, "k", b"second")
+    with db.session() as session:
+        assert keys.get(session, "k") == b"first"
+
+
+def test_watchlists_are_values_with_counts(db: Database) -> None:
+    with db.session() as session:
+        watchlists.add(session, "vip", action="none", description="d", threshold=0.4)
+    with db.session() as session:
+        assert watchlists.exists(session, "vip")
+        assert not watchlists.exists(session, "x")
+        assert watchlists.names(session) == {"vip"}
+        changed = watchlists.update(session, "vip", change_threshold=True, description="e")
+        assert changed is not None
+        assert changed.threshold is None
+        assert changed.description == "e"
+        assert watchlists.update(session, "x") is None
+    with db.session() as session:
+        (vip,) = watchlists.with_counts(session)
+        assert (vip.name, vip.persons, vip.threshold) == ("vip", 0, None)
