@@ -1,7 +1,8 @@
 """The built-in customer directory's table: account details a teller is shown.
 
-Functions take the caller's ``Session`` and return ``StoredAccount`` values, never rows.
-Account ids, names, currencies and balances are checked by ``services.customers`` first.
+Functions take the caller's ``Session`` and return ``StoredAccount`` values (or, for the
+customers page, ``AccountWithPeople``), never rows. Account ids, names, currencies and balances
+are checked by ``services.customers`` first.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from oneeye.store.models import CustomerAccount
+from oneeye.store.models import CustomerAccount, Person
+from oneeye.store.repos import templates
+from oneeye.store.repos.templates import TemplateInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,25 @@ class StoredAccount:
     currency: str
     profile_photo_key: str | None
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolledPerson:
+    """A person (face identity) enrolled for an account, with their enrolled photos."""
+
+    id: str
+    name: str
+    templates: tuple[TemplateInfo, ...]
+    """Oldest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountWithPeople:
+    """An account with the people enrolled for it: one row of the admin customers page."""
+
+    account: StoredAccount
+    people: tuple[EnrolledPerson, ...]
+    """By name."""
 
 
 def _account(row: CustomerAccount) -> StoredAccount:
@@ -107,3 +129,28 @@ def set_profile_photo(session: Session, account_id: str, key: str | None) -> Non
     if row is None:
         raise LookupError(f"no customer account {account_id!r}")
     row.profile_photo_key = key
+
+
+def with_people(session: Session) -> list[AccountWithPeople]:
+    """Every account by name, each with the people enrolled for it (by name) and their
+    enrolled photos (oldest first)."""
+    accounts = [
+        _account(row)
+        for row in session.scalars(select(CustomerAccount).order_by(CustomerAccount.name))
+    ]
+    rows = session.scalars(
+        select(Person)
+        .where(Person.account_id.is_not(None))
+        .options(selectinload(Person.templates))
+        .order_by(Person.name)
+    )
+    by_account: dict[str, list[EnrolledPerson]] = {}
+    for person in rows:
+        photos = sorted(person.templates, key=lambda t: (t.created_at, t.id))
+        enrolled = EnrolledPerson(
+            id=person.id,
+            name=person.name,
+            templates=tuple(templates.info_of(t) for t in photos),
+        )
+        by_account.setdefault(str(person.account_id), []).append(enrolled)
+    return [AccountWithPeople(a, tuple(by_account.get(a.account_id, []))) for a in accounts]
