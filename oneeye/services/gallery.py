@@ -41,7 +41,7 @@ from oneeye.bus.messages import (
     signing_key_from_bytes,
     verify_key_bytes,
 )
-from oneeye.errors import GalleryError, Invalid, NotFound
+from oneeye.errors import Conflict, GalleryError, Invalid, NotFound
 from oneeye.gallery import GalleryIndex
 from oneeye.store.db import Database
 from oneeye.store.repos import keys, people, templates, watchlists
@@ -68,6 +68,10 @@ class WatchlistError(Invalid):
 
 class WatchlistNotFoundError(WatchlistError, NotFound):
     """No watchlist has this name."""
+
+
+class WatchlistExistsError(WatchlistError, Conflict):
+    """A watchlist with this name is already there."""
 
 
 def gallery_signing_key(db: Database) -> Ed25519PrivateKey:
@@ -222,7 +226,7 @@ class GalleryService:
         with self._lock:
             with self.db.session() as session:
                 if watchlists.exists(session, name):
-                    raise WatchlistError(f"a watchlist named {name!r} already exists")
+                    raise WatchlistExistsError(f"a watchlist named {name!r} already exists")
                 watchlists.add(
                     session, name, action=action, threshold=threshold, description=description
                 )

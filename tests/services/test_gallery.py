@@ -20,6 +20,7 @@ from oneeye.services.gallery import (
     GalleryEntry,
     GalleryService,
     WatchlistError,
+    WatchlistExistsError,
     WatchlistNotFoundError,
     gallery_id,
 )
@@ -254,6 +255,15 @@ def test_bad_watchlists_are_refused(
     with pytest.raises(WatchlistError, match=error):
         setup.service.create_watchlist(name, **fields)  # type: ignore[arg-type]
     assert {w.name for w in setup.service.watchlists()} == {"customers", "amber-alert"}
+
+
+def test_a_taken_watchlist_name_is_a_conflict(setup: Setup) -> None:
+    setup.service.load()
+    with pytest.raises(WatchlistExistsError, match="a watchlist named 'customers' already exists"):
+        setup.service.create_watchlist("customers")
+    with pytest.raises(WatchlistError) as caught:
+        setup.service.create_watchlist("Bad Name")
+    assert not isinstance(caught.value, WatchlistExistsError)
 
 
 def test_updating_a_missing_watchlist_is_not_found(setup: Setup) -> None:

@@ -20,7 +20,7 @@ from oneeye.services.cameras import CameraError, CameraExistsError, CameraNotFou
 from oneeye.services.customers import CustomerError, DirectoryError, ReadOnlyDirectoryError
 from oneeye.services.edge.registry import CameraOwnedError
 from oneeye.services.enrolment import EnrolmentError, NotFoundError, UploadTooLargeError
-from oneeye.services.gallery import WatchlistError, WatchlistNotFoundError
+from oneeye.services.gallery import WatchlistError, WatchlistExistsError, WatchlistNotFoundError
 from oneeye.services.notify.base import AddressError
 from oneeye.services.notify.links import LinkError
 from oneeye.services.notify.subscriptions import UnknownSubscriptionError
@@ -36,6 +36,7 @@ from oneeye.web.errors import install_error_handlers, status_of
         (SubscriptionNotFoundError, 404),
         (UserNotFoundError, 404),
         (WatchlistNotFoundError, 404),
+        (WatchlistExistsError, 409),
         (CameraNotFoundError, 404),
         (PhotoNotFoundError, 404),
         (UnknownSubscriptionError, 404),

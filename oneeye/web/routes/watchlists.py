@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from oneeye.services.gallery import WatchlistError, WatchlistInfo
+from oneeye.services.gallery import WatchlistInfo
 from oneeye.web.deps import Admin, ServicesDep, Viewer
 
 router = APIRouter(prefix="/watchlists", tags=["watchlists"])
@@ -76,14 +76,11 @@ def list_watchlists(services: ServicesDep, viewer: Viewer) -> list[WatchlistPubl
     summary="Add a watchlist",
 )
 def create_watchlist(body: WatchlistCreate, services: ServicesDep, admin: Admin) -> WatchlistPublic:
-    """Add a watchlist (a slug name: lower-case letters, digits, ``-``, ``_``)."""
-    try:
-        info = services.gallery_service.create_watchlist(
-            body.name, action=body.action, threshold=body.threshold, description=body.description
-        )
-    except WatchlistError as exc:
-        code = status.HTTP_409_CONFLICT if "already exists" in str(exc) else 400
-        raise HTTPException(code, str(exc)) from None
+    """Add a watchlist (a slug name: lower-case letters, digits, ``-``, ``_``). A name already
+    taken answers 409 (``WatchlistExistsError``), any other refusal 400 (``WatchlistError``)."""
+    info = services.gallery_service.create_watchlist(
+        body.name, action=body.action, threshold=body.threshold, description=body.description
+    )
     services.auth.audit(admin.actor, "watchlist.create", body.name, body.model_dump())
     return watchlist_public(info)
 
