@@ -5,10 +5,11 @@ that does not fit, a delivery that failed (saying whether trying again could hel
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -266,25 +267,30 @@ def check_reachable_url(channel: str, address: str, outbound: OutboundGuard) -> 
 def post_status(
     client: httpx.Client,
     address: str,
-    body: bytes,
+    body: bytes | None,
     headers: dict[str, str],
     *,
     where: str,
     timeout: float,
+    refused: str = "{}",
+    **request: Any,
 ) -> int:
-    """POST ``body`` to ``address`` through the guarded ``client``; the status once it
-    answered 2xx. Streamed, so the reply body is never read: only the status line counts.
+    """POST ``body`` (or what ``request`` gives ``httpx``: ``data``, ``json``, ``auth``) to
+    ``address`` through the guarded ``client``; the status once it answered 2xx. Streamed, so
+    the reply body is never read: only the status line counts.
 
     Raises:
-        DeliveryError: refused by the outbound guard (permanent), unreachable or timed out
-            (the provider is down), or a non-2xx answer (see ``status_error``); ``where``
-            names the receiver in the message.
+        DeliveryError: refused by the outbound guard (permanent; the message is ``refused``
+            with the reason filled in), unreachable or timed out (the provider is down), or a
+            non-2xx answer (see ``status_error``); ``where`` names the receiver in the message.
     """
+    if body is not None:
+        request["content"] = body
     try:
-        with client.stream("POST", address, content=body, headers=headers) as response:
+        with client.stream("POST", address, headers=headers, **request) as response:
             status = response.status_code
     except OutboundRefusedError as exc:
-        raise DeliveryError(str(exc), permanent=True) from None
+        raise DeliveryError(refused.format(exc), permanent=True) from None
     except httpx.TimeoutException:
         raise DeliveryError(
             f"{where} did not answer within {timeout:g} s", provider_down=True
@@ -296,3 +302,100 @@ def post_status(
     if not 200 <= status < 300:
         raise status_error(where, status)
     return status
+
+
+class HttpSender(Sender):
+    """A sender that posts through one guarded HTTP client, made on first use and again
+    after ``close``; ``client_timeout`` says how long the client waits."""
+
+    def __init__(
+        self, links: LinkSigner, *, link_lifetime: float, outbound: OutboundGuard | None
+    ) -> None:
+        """Sign snapshot links with ``links`` (valid ``link_lifetime`` seconds); ``outbound``
+        checks every URL and connection (default: no internal host allowed)."""
+        self.links = links
+        self.link_lifetime = link_lifetime
+        self.outbound = outbound if outbound is not None else OutboundGuard()
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    @abstractmethod
+    def client_timeout(self) -> float:
+        """How many seconds the HTTP client waits for an answer."""
+
+    @property
+    def client(self) -> httpx.Client:
+        """The guarded HTTP client (made on first use, and again after ``close``)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = self.outbound.client(timeout=self.client_timeout())
+            return self._client
+
+    def close(self) -> None:
+        """Close the HTTP client (a later send opens a new one)."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+class UrlSender(HttpSender):
+    """A sender whose addresses are http(s) URLs, each a server of its own (a webhook, a chat
+    hook): checked and refused when internal at subscription time, masked to the host."""
+
+    per_address = True
+
+    def __init__(
+        self,
+        links: LinkSigner,
+        *,
+        timeout: float = 10.0,
+        link_lifetime: float = 86400.0,
+        outbound: OutboundGuard | None = None,
+    ) -> None:
+        """Sign snapshot links with ``links`` (valid ``link_lifetime`` seconds); wait
+        ``timeout`` seconds for an answer; ``outbound`` checks every URL and connection
+        (default: no internal host allowed)."""
+        super().__init__(links, link_lifetime=link_lifetime, outbound=outbound)
+        self.timeout = timeout
+
+    @classmethod
+    def from_context(cls, context: SenderContext) -> Self:
+        """The sender, with the webhook timeout of ``context.settings``."""
+        return cls(
+            context.links,
+            timeout=context.settings.webhook_timeout,
+            link_lifetime=context.link_lifetime,
+            outbound=context.outbound,
+        )
+
+    @classmethod
+    def check_address(cls, address: str) -> str:
+        """An http:// or https:// URL."""
+        return check_url(cls.channel, address)
+
+    @classmethod
+    def check_reachable(cls, address: str, outbound: OutboundGuard) -> None:
+        """Refuse a URL that reaches an internal address (unless allowed)."""
+        check_reachable_url(cls.channel, address, outbound)
+
+    @classmethod
+    def mask(cls, address: str) -> str:
+        """The URL's host only (a path or query often holds a token)."""
+        return url_host(address)
+
+    def client_timeout(self) -> float:
+        """The ``timeout`` given."""
+        return self.timeout
+
+    def target_host(self, message: Outgoing) -> str:
+        """The host ``message`` goes to, once the outbound guard allowed the URL's form and
+        any literal address (the name's addresses are checked when connecting).
+
+        Raises:
+            DeliveryError: the guard refused it (permanent).
+        """
+        try:
+            return self.outbound.check_url(message.address, resolve=False).host
+        except OutboundRefusedError as exc:
+            raise DeliveryError(str(exc), permanent=True) from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import string
-import threading
 from typing import Any
 
 import httpx
@@ -21,11 +20,11 @@ from oneeye.config import SmsSettings
 from oneeye.services.notify.base import (
     AddressError,
     DeliveryError,
+    HttpSender,
     Outgoing,
-    Sender,
     SenderContext,
     describe,
-    status_error,
+    post_status,
 )
 from oneeye.services.notify.links import LinkError, LinkSigner
 from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
@@ -56,7 +55,7 @@ def render(template: str, fields: dict[str, str]) -> str:
         return template
 
 
-class SmsSender(Sender):
+class SmsSender(HttpSender):
     """Posts alert text messages to the configured gateway, through the outbound guard (a
     gateway inside the network must be named in ``ONEEYE_OUTBOUND__ALLOW_INTERNAL``)."""
 
@@ -73,12 +72,8 @@ class SmsSender(Sender):
         """Post to ``settings.url``; snapshot links signed by ``links`` last ``link_lifetime``
         seconds; ``outbound`` checks the gateway's address on every connection (default: no
         internal host allowed)."""
+        super().__init__(links, link_lifetime=link_lifetime, outbound=outbound)
         self.settings = settings
-        self.links = links
-        self.link_lifetime = link_lifetime
-        self.outbound = outbound if outbound is not None else OutboundGuard()
-        self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
 
     @classmethod
     def from_context(cls, context: SenderContext) -> SmsSender:
@@ -141,22 +136,16 @@ class SmsSender(Sender):
         else:
             kwargs["data"] = {"To": message.address, "From": s.sender, "Body": body}
         headers = {"X-OneEye-Notification": str(message.id)}
-        try:
-            # Streamed so the reply body is never read: only the status line counts.
-            with self.client.stream("POST", s.url, headers=headers, **kwargs) as response:
-                status = response.status_code
-        except OutboundRefusedError as exc:
-            raise DeliveryError(f"SMS gateway {exc}{ALLOW_HINT}", permanent=True) from None
-        except httpx.TimeoutException:
-            raise DeliveryError(
-                f"{where} did not answer within {s.timeout:g} s", provider_down=True
-            ) from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(
-                f"{where} unreachable ({type(exc).__name__})", provider_down=True
-            ) from None
-        if not 200 <= status < 300:
-            raise status_error(where, status)
+        post_status(
+            self.client,
+            s.url,
+            None,
+            headers,
+            where=where,
+            timeout=s.timeout,
+            refused="SMS gateway {}" + ALLOW_HINT,
+            **kwargs,
+        )
         logger.info(
             "notification %d: SMS to %s accepted by %s",
             message.id,
@@ -164,17 +153,6 @@ class SmsSender(Sender):
             where,
         )
 
-    @property
-    def client(self) -> httpx.Client:
-        """The guarded HTTP client (made on first use, and again after ``close``)."""
-        with self._client_lock:
-            if self._client is None:
-                self._client = self.outbound.client(timeout=self.settings.timeout)
-            return self._client
-
-    def close(self) -> None:
-        """Close the HTTP client (a later send opens a new one)."""
-        with self._client_lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+    def client_timeout(self) -> float:
+        """The gateway's timeout from the settings."""
+        return self.settings.timeout

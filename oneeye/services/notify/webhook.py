@@ -12,23 +12,10 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 
-import httpx
-
-from oneeye.services.notify.base import (
-    DeliveryError,
-    Outgoing,
-    Sender,
-    SenderContext,
-    check_reachable_url,
-    check_url,
-    post_status,
-    url_host,
-)
-from oneeye.services.notify.links import LinkError, LinkSigner
-from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
+from oneeye.services.notify.base import DeliveryError, Outgoing, UrlSender, post_status
+from oneeye.services.notify.links import LinkError
 
 logger = logging.getLogger(__name__)
 
@@ -81,56 +68,13 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, timestamp, body).encode(), header.encode())
 
 
-class WebhookSender(Sender):
+class WebhookSender(UrlSender):
     """POSTs alerts as signed JSON to subscribers' URLs, through the outbound guard: an
     internal address (or a name that resolves to one when it is sent) is refused for good,
     redirects are not followed, and the receiver's reply body is never read."""
 
     channel = "webhook"
-    per_address = True
     signed = True
-
-    def __init__(
-        self,
-        links: LinkSigner,
-        *,
-        timeout: float = 10.0,
-        link_lifetime: float = 86400.0,
-        outbound: OutboundGuard | None = None,
-    ) -> None:
-        """Sign snapshot links with ``links``; wait ``timeout`` seconds for an answer;
-        ``outbound`` checks every URL and connection (default: no internal host allowed)."""
-        self.links = links
-        self.timeout = timeout
-        self.link_lifetime = link_lifetime
-        self.outbound = outbound if outbound is not None else OutboundGuard()
-        self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
-
-    @classmethod
-    def from_context(cls, context: SenderContext) -> WebhookSender:
-        """The sender with ``context.settings.webhook_timeout``."""
-        return cls(
-            context.links,
-            timeout=context.settings.webhook_timeout,
-            link_lifetime=context.link_lifetime,
-            outbound=context.outbound,
-        )
-
-    @classmethod
-    def check_address(cls, address: str) -> str:
-        """An http:// or https:// URL."""
-        return check_url(cls.channel, address)
-
-    @classmethod
-    def check_reachable(cls, address: str, outbound: OutboundGuard) -> None:
-        """Refuse a URL that reaches an internal address (unless allowed)."""
-        check_reachable_url(cls.channel, address, outbound)
-
-    @classmethod
-    def mask(cls, address: str) -> str:
-        """The URL's host only."""
-        return url_host(address)
 
     def body(self, message: Outgoing) -> str:
         """The JSON body: the alert payload, the signed snapshot link and the row's id."""
@@ -153,12 +97,7 @@ class WebhookSender(Sender):
             raise DeliveryError(
                 "this webhook subscription has no secret to sign with", permanent=True
             )
-        try:
-            # The form and any literal address now; the name's addresses when connecting.
-            target = self.outbound.check_url(message.address, resolve=False)
-        except OutboundRefusedError as exc:
-            raise DeliveryError(str(exc), permanent=True) from None
-        where = f"webhook {target.host}"
+        where = f"webhook {self.target_host(message)}"
         body = self.body(message)
         timestamp = str(int(time.time()))
         headers = {
@@ -172,18 +111,3 @@ class WebhookSender(Sender):
             self.client, message.address, body.encode(), headers, where=where, timeout=self.timeout
         )
         logger.info("notification %d: %s answered %d", message.id, where, status)
-
-    @property
-    def client(self) -> httpx.Client:
-        """The guarded HTTP client (made on first use, and again after ``close``)."""
-        with self._client_lock:
-            if self._client is None:
-                self._client = self.outbound.client(timeout=self.timeout)
-            return self._client
-
-    def close(self) -> None:
-        """Close the HTTP client (a later send opens a new one)."""
-        with self._client_lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
