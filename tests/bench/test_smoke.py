@@ -50,15 +50,25 @@ def test_resnet_speed() -> None:
 
 
 @pytest.mark.slow
-def test_video_accuracy(tiny_lfw: Path) -> None:
-    out = run_bench("video_accuracy.py", "--smoke", "--lfw", str(tiny_lfw / "images"))
-    assert "recall_named" in out
-
-
-@pytest.mark.slow
-def test_video_cameras(tiny_lfw: Path) -> None:
-    out = run_bench("video_cameras.py", "--smoke", "--lfw", str(tiny_lfw / "images"))
-    assert "1 camera(s): total" in out
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        pytest.param("video_accuracy.py", ["recall_named"], id="video_accuracy"),
+        pytest.param("video_cameras.py", ["1 camera(s): total"], id="video_cameras"),
+        pytest.param("alert_latency.py", ["missing: identified"], id="alert_latency"),
+        pytest.param("alert_delivery.py", ["(b) outage", "left as it was"], id="alert_delivery"),
+        pytest.param(
+            "arrival_latency.py",
+            ["enrolled 2 customers", "2 WebSocket clients connected"],
+            id="arrival_latency",
+        ),
+    ],
+)
+def test_benchmark_on_lfw_images(tiny_lfw: Path, script: str, expected: list[str]) -> None:
+    """The benchmarks that read faces from a folder of LFW images (``--lfw``)."""
+    out = run_bench(script, "--smoke", "--lfw", str(tiny_lfw / "images"))
+    for text in expected:
+        assert text in out
 
 
 @pytest.mark.slow
@@ -66,26 +76,6 @@ def test_lfw(tiny_lfw: Path) -> None:
     out = run_bench("lfw.py", "--smoke", "--data", str(tiny_lfw))
     assert "LFW verification" in out
     assert "a site with 2 enrolled" in " ".join(out.split())
-
-
-@pytest.mark.slow
-def test_alert_latency(tiny_lfw: Path) -> None:
-    out = run_bench("alert_latency.py", "--smoke", "--lfw", str(tiny_lfw / "images"))
-    assert "missing: identified" in out
-
-
-@pytest.mark.slow
-def test_alert_delivery(tiny_lfw: Path) -> None:
-    out = run_bench("alert_delivery.py", "--smoke", "--lfw", str(tiny_lfw / "images"))
-    assert "(b) outage" in out
-    assert "left as it was" in out
-
-
-@pytest.mark.slow
-def test_arrival_latency(tiny_lfw: Path) -> None:
-    out = run_bench("arrival_latency.py", "--smoke", "--lfw", str(tiny_lfw / "images"))
-    assert "enrolled 2 customers" in out
-    assert "2 WebSocket clients connected" in out
 
 
 @pytest.mark.mqtt
