@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from oneeye.config import NotifySettings
 from oneeye.errors import Invalid, OneEyeError
-from oneeye.services.notify.links import LinkSigner
+from oneeye.services.notify.links import LinkError, LinkSigner
 from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
 from oneeye.store.photos import PhotoStore
 
@@ -160,6 +160,17 @@ class AlertText:
 
 def _text(value: str | None, default: str) -> str:
     return default if value is None or value == "" else value
+
+
+def snapshot_link(links: LinkSigner, payload: AlertPayload, lifetime: float) -> str | None:
+    """A signed link (valid ``lifetime`` seconds) to the alert's snapshot, or ``None`` when
+    it has none or its key is not a snapshot's."""
+    if payload.snapshot_key is None:
+        return None
+    try:
+        return links.url(payload.snapshot_key, lifetime)
+    except LinkError:
+        return None
 
 
 def describe(payload: AlertPayload) -> AlertText:

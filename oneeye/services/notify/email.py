@@ -32,8 +32,9 @@ from oneeye.services.notify.base import (
     Sender,
     SenderContext,
     describe,
+    snapshot_link,
 )
-from oneeye.services.notify.links import LinkError, LinkSigner
+from oneeye.services.notify.links import LinkSigner
 from oneeye.store.photos import PhotoStore, PhotoStoreError
 
 logger = logging.getLogger(__name__)
@@ -122,12 +123,7 @@ class EmailSender(Sender):
         """The email for ``message``: subject, text and HTML bodies, snapshot attached."""
         text = describe(message.payload)
         snapshot_key = message.payload.snapshot_key
-        link = None
-        if isinstance(snapshot_key, str):
-            try:
-                link = self.links.url(snapshot_key, self.link_lifetime)
-            except LinkError:
-                link = None
+        link = snapshot_link(self.links, message.payload, self.link_lifetime)
         retro = text.kind == "retro"
         verb = "was seen earlier" if retro else "seen"
         if _has_control(message.address):

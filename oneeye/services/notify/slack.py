@@ -11,12 +11,10 @@ never read.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 
-from oneeye.services.notify.base import Outgoing, UrlSender, describe, post_status
-from oneeye.services.notify.links import LinkError
+from oneeye.services.notify.base import Outgoing, UrlSender, describe, post_status, snapshot_link
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +42,9 @@ class SlackSender(UrlSender):
         lines.append(f"Match distance: {alert.distance} (lower is closer)")
         if alert.case_url:
             lines.append(f"Case: {escape(alert.case_url)}")
-        key = message.payload.snapshot_key
-        if key is not None:
-            with contextlib.suppress(LinkError):  # not a snapshot: no link
-                lines.append(f"Snapshot: {escape(self.links.url(key, self.link_lifetime))}")
+        link = snapshot_link(self.links, message.payload, self.link_lifetime)
+        if link is not None:  # none when there is no snapshot, or the key is not one
+            lines.append(f"Snapshot: {escape(link)}")
         return "\n".join(lines)
 
     def send(self, message: Outgoing) -> None:

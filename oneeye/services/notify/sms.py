@@ -25,8 +25,9 @@ from oneeye.services.notify.base import (
     SenderContext,
     describe,
     post_status,
+    snapshot_link,
 )
-from oneeye.services.notify.links import LinkError, LinkSigner
+from oneeye.services.notify.links import LinkSigner
 from oneeye.services.outbound import OutboundGuard, OutboundRefusedError
 
 logger = logging.getLogger(__name__)
@@ -106,13 +107,7 @@ class SmsSender(HttpSender):
     def body(self, message: Outgoing) -> str:
         """The text of the message for ``message``."""
         fields = describe(message.payload).as_dict()
-        key = message.payload.snapshot_key
-        link = ""
-        if isinstance(key, str):
-            try:
-                link = self.links.url(key, self.link_lifetime)
-            except LinkError:
-                link = ""
+        link = snapshot_link(self.links, message.payload, self.link_lifetime)
         fields["link"] = link or fields["case_url"]
         return render(self.settings.body_template, fields).strip()
 

@@ -14,8 +14,13 @@ import json
 import logging
 import time
 
-from oneeye.services.notify.base import DeliveryError, Outgoing, UrlSender, post_status
-from oneeye.services.notify.links import LinkError
+from oneeye.services.notify.base import (
+    DeliveryError,
+    Outgoing,
+    UrlSender,
+    post_status,
+    snapshot_link,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,14 +84,7 @@ class WebhookSender(UrlSender):
     def body(self, message: Outgoing) -> str:
         """The JSON body: the alert payload, the signed snapshot link and the row's id."""
         data = message.payload.to_json()
-        key = message.payload.snapshot_key
-        snapshot_url = None
-        if isinstance(key, str):
-            try:
-                snapshot_url = self.links.url(key, self.link_lifetime)
-            except LinkError:
-                snapshot_url = None
-        data["snapshot_url"] = snapshot_url
+        data["snapshot_url"] = snapshot_link(self.links, message.payload, self.link_lifetime)
         data["notification_id"] = message.id
         data["event"] = "alert.sighting"
         return json.dumps(data, separators=(",", ":"), sort_keys=True, default=str)
