@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, delete, or_, select, update
+from sqlalchemy import String, cast, or_, select, update
 from sqlalchemy.orm import Session
 
 from oneeye.store.models import AuditEntry
+from oneeye.store.repos.oldest import delete_oldest
 
 IN_CHUNK = 1000
 """Values per ``IN (...)`` list when many subjects are asked about."""
@@ -161,15 +162,4 @@ def redact(session: Session, subject: str, keys: Collection[str]) -> int:
 def delete_older(session: Session, cutoff: datetime, limit: int) -> int:
     """Delete up to ``limit`` of the oldest lines written before ``cutoff`` (select the ids,
     then delete by id: the same statements on SQLite and PostgreSQL); returns how many."""
-    ids = list(
-        session.scalars(
-            select(AuditEntry.id).where(AuditEntry.at < cutoff).order_by(AuditEntry.id).limit(limit)
-        )
-    )
-    if ids:
-        session.execute(
-            delete(AuditEntry)
-            .where(AuditEntry.id.in_(ids))
-            .execution_options(synchronize_session=False)
-        )
-    return len(ids)
+    return delete_oldest(session, AuditEntry.id, AuditEntry.at < cutoff, limit=limit)

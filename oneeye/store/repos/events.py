@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from oneeye.store.models import DashboardEvent, utcnow
+from oneeye.store.repos.oldest import delete_oldest
 
 IN_CHUNK = 1000
 """Ids per ``IN (...)`` list, and events per page of ``scan``."""
@@ -104,18 +105,4 @@ def delete_ids(session: Session, ids: Sequence[int]) -> None:
 def delete_older(session: Session, cutoff: datetime, limit: int) -> int:
     """Delete up to ``limit`` of the oldest events stored before ``cutoff`` (select the ids,
     then delete by id: the same statements on SQLite and PostgreSQL); returns how many."""
-    ids = list(
-        session.scalars(
-            select(DashboardEvent.id)
-            .where(DashboardEvent.at < cutoff)
-            .order_by(DashboardEvent.id)
-            .limit(limit)
-        )
-    )
-    if ids:
-        session.execute(
-            delete(DashboardEvent)
-            .where(DashboardEvent.id.in_(ids))
-            .execution_options(synchronize_session=False)
-        )
-    return len(ids)
+    return delete_oldest(session, DashboardEvent.id, DashboardEvent.at < cutoff, limit=limit)

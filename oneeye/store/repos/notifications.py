@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, CursorResult, delete, func, or_, select, u
 from sqlalchemy.orm import Session
 
 from oneeye.store.models import Notification, Subscription
+from oneeye.store.repos.oldest import delete_oldest
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,24 +122,13 @@ def delete_finished(session: Session, cutoff: datetime, limit: int) -> int:
     """Delete up to ``limit`` of the oldest sent or failed notifications made before
     ``cutoff`` (select the ids, then delete by id: the same on SQLite and PostgreSQL);
     returns how many."""
-    ids = list(
-        session.scalars(
-            select(Notification.id)
-            .where(
-                Notification.status.in_(("sent", "failed")),
-                Notification.created_at < cutoff,
-            )
-            .order_by(Notification.id)
-            .limit(limit)
-        )
+    return delete_oldest(
+        session,
+        Notification.id,
+        Notification.status.in_(("sent", "failed")),
+        Notification.created_at < cutoff,
+        limit=limit,
     )
-    if ids:
-        session.execute(
-            delete(Notification)
-            .where(Notification.id.in_(ids))
-            .execution_options(synchronize_session=False)
-        )
-    return len(ids)
 
 
 # the outbox ------------------------------------------------------------------------------------
