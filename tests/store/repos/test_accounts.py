@@ -5,22 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import numpy as np
-
 from oneeye.store.db import Database
 from oneeye.store.repos import accounts, people, templates
-from oneeye.types import Face, FaceBox, FaceQuality
-
-
-def _face(seed: int) -> Face:
-    vector = np.random.default_rng(seed).normal(size=128).astype(np.float32)
-    return Face(
-        box=FaceBox(top=10, right=60, bottom=60, left=10),
-        embedding=vector / np.linalg.norm(vector),
-        quality=FaceQuality(size=50, sharpness=0.5, frontalness=0.9, score=0.8),
-        detector="hog",
-        landmarks=np.zeros((5, 2), dtype=np.float32),
-    )
+from tests.store.repos.faces import random_face
 
 
 def _save(db: Database, account_id: str, name: str) -> None:
@@ -73,9 +60,9 @@ def test_the_customers_page_rows_carry_people_and_their_photos(db: Database) -> 
         bo = people.create(session, name="Bo", account_id="A-1", notes="", watchlists=[])
         al = people.create(session, name="Al", account_id="A-1", notes="", watchlists=[])
         people.create(session, name="Nobody", account_id=None, notes="", watchlists=[])
-        first = templates.add(session, bo.id, "templates/b1.jpg", _face(1))
+        first = templates.add(session, bo.id, "templates/b1.jpg", random_face(1))
     with db.session() as session:
-        second = templates.add(session, bo.id, "templates/b2.jpg", _face(2))
+        second = templates.add(session, bo.id, "templates/b2.jpg", random_face(2))
     with db.session() as session:
         rows = accounts.with_people(session)
     assert [(r.account.account_id, r.account.name) for r in rows] == [

@@ -16,18 +16,8 @@ from oneeye.store.repos.templates import (
     embedding_to_bytes,
     embeddings_from_bytes,
 )
-from oneeye.types import Face, FaceBox, FaceQuality
-
-
-def _face(seed: int) -> Face:
-    vector = np.random.default_rng(seed).normal(size=128).astype(np.float32)
-    return Face(
-        box=FaceBox(top=10, right=60, bottom=60, left=10),
-        embedding=vector / np.linalg.norm(vector),
-        quality=FaceQuality(size=50, sharpness=0.5, frontalness=0.9, score=0.8),
-        detector="hog",
-        landmarks=np.zeros((5, 2), dtype=np.float32),
-    )
+from oneeye.types import FaceBox
+from tests.store.repos.faces import random_face
 
 
 def test_the_codec_round_trips_and_refuses_the_wrong_size() -> None:
@@ -51,7 +41,7 @@ def test_people_and_templates_come_back_as_values(db: Database) -> None:
         session.add_all([Watchlist(name="vip"), Watchlist(name="staff", threshold=0.4)])
     with db.session() as session:
         ann = people.create(session, name="Ann", account_id=None, notes="", watchlists=["vip"])
-        added = templates.add(session, ann.id, "templates/a.jpg", _face(1))
+        added = templates.add(session, ann.id, "templates/a.jpg", random_face(1))
     assert ann.watchlists == ("vip",)
     assert ann.templates == 0
     assert added.box == FaceBox(top=10, right=60, bottom=60, left=10)
@@ -71,7 +61,7 @@ def test_people_and_templates_come_back_as_values(db: Database) -> None:
         vectors = templates.vectors_of_person(session, ann.id)
     assert sorted(loaded.watchlists) == ["staff", "vip"]
     assert loaded.embeddings.shape == (2, 128)
-    np.testing.assert_allclose(vectors[0].embedding, _face(1).embedding)
+    np.testing.assert_allclose(vectors[0].embedding, random_face(1).embedding)
     with db.session() as session:
         assert templates.delete(session, added.id, person_id="someone-else") is None
         assert people.delete(session, ann.id) == ["templates/a.jpg"]
@@ -85,7 +75,7 @@ def test_a_damaged_stored_embedding_is_named_when_the_gallery_loads(db: Database
         session.add(Watchlist(name="vip"))
     with db.session() as session:
         ann = people.create(session, name="Ann", account_id=None, notes="", watchlists=["vip"])
-        added = templates.add(session, ann.id, "templates/a.jpg", _face(2))
+        added = templates.add(session, ann.id, "templates/a.jpg", random_face(2))
     with db.session() as session:
         session.execute(
             update(FaceTemplate).where(FaceTemplate.id == added.id).values(embedding=b"\0" * 5)
