@@ -132,17 +132,24 @@ def contention() -> float:
 
 
 def check_real_time(fps_calm: float, fps_busy: float, slowdown: float) -> None:
-    """The camera kept its frame rate (within 10%) while the server was busy; skipped only when
-    other processes load this box (``slowdown``, from ``contention``), because then their load,
-    not the server's, moves the camera. A camera that cannot play the clip in real time even
-    when calm is CPU-bound, which is the case where a server stealing its core would show."""
+    """The camera kept its frame rate (within 20%: ``FPS_KEPT``) while the server was busy;
+    skipped only when other processes load this box (``slowdown``, from ``contention``),
+    because then their load, not the server's, moves the camera. A camera that cannot play
+    the clip in real time even when calm is CPU-bound, which is the case where a server
+    stealing its core would show."""
     if slowdown > MAX_CONTENTION_FOR_FPS:
         pytest.skip(
             f"this box is shared (contention x{slowdown:.1f}): the camera played "
             f"{fps_calm:.1f} fps calm, {fps_busy:.1f} busy, but others' load moves that figure"
         )
-    assert fps_busy >= 0.9 * fps_calm, (fps_calm, fps_busy)
+    assert fps_busy >= FPS_KEPT * fps_calm, (fps_calm, fps_busy)
 
+
+FPS_KEPT = 0.8
+"""The share of its calm frame rate the camera must keep. The 2-second frame count of a looped
+clip varies by about 15% on its own on an idle box (17.3 fps calm then 20.0 busy in one run,
+20.0 calm then 17.0 busy in another), so a 10% bound tested the measure's noise; a server that
+took the camera's core would halve it."""
 
 MAX_CONTENTION_FOR_FPS = 1.5
 """Above this contention the frame-rate comparison says more about other jobs than the server."""
