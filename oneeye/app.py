@@ -32,6 +32,7 @@ from oneeye.services.edge.registry import CameraRegistry
 from oneeye.services.enrolment import EnrolmentService
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
+from oneeye.services.library import FaceLibrary
 from oneeye.services.notify.links import load_secret_key
 from oneeye.services.notify.outbox import NotifyService
 from oneeye.services.outbound import OutboundGuard
@@ -144,6 +145,14 @@ class OneEyeApp:
         )
         cameras = CameraManager(db, engine, gallery, bus, photos, settings.video, registry)
         privacy = PrivacyService(db, photos, gallery_service, directory, auth)
+        library = FaceLibrary(
+            db,
+            photos,
+            gallery,
+            enrolment,
+            directory,
+            settings.alerts.unknown_retention_hours,
+        )
         retention = RetentionService(db, photos, auth, settings.retention, before=alerts.purge)
         self.services = Services(
             settings=settings,
@@ -164,6 +173,7 @@ class OneEyeApp:
             privacy=privacy,
             retention=retention,
             registry=registry,
+            library=library,
         )
         self.edge_monitor = EdgeMonitor(bus, reader, registry)
         """Turns an edge's last will (it died) into offline statuses for its cameras."""

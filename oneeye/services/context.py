@@ -15,6 +15,7 @@ from oneeye.services.edge.registry import CameraRegistry
 from oneeye.services.enrolment import EnrolmentService
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
+from oneeye.services.library import FaceLibrary
 from oneeye.services.notify.outbox import NotifyService
 from oneeye.services.privacy import PrivacyService
 from oneeye.services.retention import RetentionService
@@ -48,3 +49,5 @@ class Services:
     retention: RetentionService
     registry: CameraRegistry
     """Which cameras are the servers' and which each edge's (the sender checks)."""
+    library: FaceLibrary
+    """Template thumbnails, and the unknown faces grouped by person."""

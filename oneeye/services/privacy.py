@@ -80,6 +80,20 @@ class ErasureReport:
         return detail
 
 
+@dataclass(frozen=True, slots=True)
+class AccountErasure:
+    """What erasing a customer removed: each person who held the account, and the account."""
+
+    account_id: str
+    people: tuple[ErasureReport, ...]
+    account_deleted: bool
+    """Whether OneEye's own directory held the account (it is gone now)."""
+    photos: int
+    """Photos deleted in all (the people's and the profile photo)."""
+    audit_redacted: int
+    """Audit rows about the account whose names were removed."""
+
+
 @dataclass(slots=True)
 class _Held:
     """What the database holds about one person id (ids and keys, read in one session)."""
@@ -242,6 +256,40 @@ class PrivacyService:
         self.auth.audit(actor, "person.erase", person_id, report.audit_detail())
         logger.info("person %s erased by %s", person_id, actor)
         return report
+
+    def erase_account(self, account_id: str, *, actor: str) -> AccountErasure:
+        """Erase a customer: every person who holds ``account_id`` (each through ``erase``,
+        so their templates, photos, sightings and gallery entries go on every edge), then the
+        account itself with its profile photo, and the names in the audit rows about it.
+
+        Raises:
+            NotFoundError: no such account in OneEye's own directory, and nobody holds it.
+            PhotoStoreError: photos could not be deleted (run it again).
+        """
+        with self.db.session() as session:
+            holders = people.holders_of(session, account_id)
+        card = self.directory.lookup(account_id) if self.directory.editable else None
+        if card is None and not holders:
+            raise NotFoundError(f"no customer account {account_id!r}")
+        reports = tuple(self.erase(person_id, actor=actor) for person_id in holders)
+        # Erasing the last holder deleted the account; one nobody held is deleted here.
+        left = self.directory.delete(account_id) if self.directory.editable else None
+        photos = sum(r.photos for r in reports)
+        if left is not None and left.profile_photo_key:
+            self.photos.delete_many([left.profile_photo_key])
+            photos += 1
+        with self.db.session() as session:
+            redacted = self._redact_audit(session, account_id)
+        deleted = card is not None
+        result = AccountErasure(account_id, reports, deleted, photos, redacted)
+        self.auth.audit(
+            actor,
+            "account.erase",
+            account_id,
+            {"people": list(holders), "account_deleted": deleted, "photos": photos},
+        )
+        logger.info("account %s erased by %s (%d people)", account_id, actor, len(holders))
+        return result
 
     def _account_fate(self, person_id: str, account_id: str | None) -> tuple[str, str | None]:
         """What becomes of the person's account: deleted from OneEye's own table (with the

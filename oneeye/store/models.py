@@ -145,7 +145,8 @@ class CustomerAccount(Base):
     __tablename__ = "customer_accounts"
 
     account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    """Indexed: the customers page lists accounts in name order, a page at a time."""
     account_type: Mapped[str] = mapped_column(String(64), default="")
     address: Mapped[str] = mapped_column(Text, default="")
     balance: Mapped[Decimal] = mapped_column(Numeric(18, 2), default=Decimal("0.00"))

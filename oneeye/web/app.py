@@ -29,6 +29,7 @@ from oneeye.web.routes import (
     people,
     photos,
     sightings,
+    unknowns,
     users,
     watchlists,
 )
@@ -69,6 +70,7 @@ def create_app(services: Services) -> FastAPI:
         sightings,
         cases,
         links,
+        unknowns,
     )
     for module in modules:
         app.include_router(module.router, prefix=API)

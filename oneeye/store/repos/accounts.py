@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from oneeye.store.models import CustomerAccount, Person
@@ -131,18 +131,42 @@ def set_profile_photo(session: Session, account_id: str, key: str | None) -> Non
     row.profile_photo_key = key
 
 
-def with_people(session: Session) -> list[AccountWithPeople]:
-    """Every account by name, each with the people enrolled for it (by name) and their
-    enrolled photos (oldest first)."""
-    accounts = [
-        _account(row)
-        for row in session.scalars(select(CustomerAccount).order_by(CustomerAccount.name))
+@dataclass(frozen=True, slots=True)
+class AccountPage:
+    """One page of the customers page: its accounts and how many match in all."""
+
+    rows: tuple[AccountWithPeople, ...]
+    total: int
+    """Accounts matching the search, on every page."""
+
+
+def _matching(q: str | None) -> list[ColumnElement[bool]]:
+    if not q:
+        return []
+    pattern = f"%{escape_like(q.lower())}%"
+    return [
+        or_(
+            func.lower(CustomerAccount.account_id).like(pattern, escape="\\"),
+            func.lower(CustomerAccount.name).like(pattern, escape="\\"),
+        )
     ]
+
+
+def escape_like(text: str) -> str:
+    """``text`` with ``%``, ``_`` and ``\\`` escaped for a ``LIKE ... ESCAPE '\\'`` pattern, so
+    a search for ``ACC_1`` finds that id, not every ``ACC?1``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _with_people(session: Session, accounts: list[StoredAccount]) -> list[AccountWithPeople]:
+    """``accounts``, each with the people enrolled for it (by name) and their photos."""
+    if not accounts:
+        return []
     rows = session.scalars(
         select(Person)
-        .where(Person.account_id.is_not(None))
+        .where(Person.account_id.in_([a.account_id for a in accounts]))
         .options(selectinload(Person.templates))
-        .order_by(Person.name)
+        .order_by(Person.name, Person.id)
     )
     by_account: dict[str, list[EnrolledPerson]] = {}
     for person in rows:
@@ -154,3 +178,38 @@ def with_people(session: Session) -> list[AccountWithPeople]:
         )
         by_account.setdefault(str(person.account_id), []).append(enrolled)
     return [AccountWithPeople(a, tuple(by_account.get(a.account_id, []))) for a in accounts]
+
+
+def page(session: Session, *, q: str | None = None, limit: int, offset: int) -> AccountPage:
+    """Accounts by name (then id), ``limit`` of them from ``offset``, only those whose id or
+    name contains ``q`` (any case) if given, each with its people and their photos; and how
+    many match in all. Two queries on the name index, whatever the table's size."""
+    where = _matching(q)
+    total = session.scalar(select(func.count()).select_from(CustomerAccount).where(*where))
+    found = session.scalars(
+        select(CustomerAccount)
+        .where(*where)
+        .order_by(CustomerAccount.name, CustomerAccount.account_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return AccountPage(
+        rows=tuple(_with_people(session, [_account(row) for row in found])),
+        total=int(total or 0),
+    )
+
+
+def one_with_people(session: Session, account_id: str) -> AccountWithPeople | None:
+    """One account with the people enrolled for it and their photos, or ``None``."""
+    account = get(session, account_id)
+    return None if account is None else _with_people(session, [account])[0]
+
+
+def with_people(session: Session) -> list[AccountWithPeople]:
+    """Every account by name, each with the people enrolled for it (by name) and their
+    enrolled photos (oldest first)."""
+    accounts = [
+        _account(row)
+        for row in session.scalars(select(CustomerAccount).order_by(CustomerAccount.name))
+    ]
+    return _with_people(session, accounts)

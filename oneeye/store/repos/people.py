@@ -222,3 +222,18 @@ def purge(session: Session, person_id: str) -> None:
         .where(Person.id == person_id)
         .execution_options(synchronize_session=False)
     )
+
+
+def holder_of(session: Session, account_id: str) -> str | None:
+    """The id of the first person (by creation) who holds ``account_id``, or ``None``."""
+    return session.scalar(
+        select(Person.id)
+        .where(Person.account_id == account_id)
+        .order_by(Person.created_at, Person.id)
+        .limit(1)
+    )
+
+
+def holders_of(session: Session, account_id: str) -> list[str]:
+    """The ids of every person who holds ``account_id``."""
+    return list(session.scalars(select(Person.id).where(Person.account_id == account_id)))

@@ -358,3 +358,46 @@ def delete_expired(
         .where(Sighting.id.in_(sighting_ids), *_expired(known=known, before=before))
         .execution_options(synchronize_session=False)
     )
+
+
+# unknown faces of the face library -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownFace:
+    """An unknown face's sighting with its kept embedding (128 float32, decoded)."""
+
+    id: str
+    camera_id: str
+    first_seen: datetime
+    last_seen: datetime
+    quality: float
+    snapshot_key: str | None
+    embedding: bytes
+
+
+def unknown_faces(session: Session, *, since: datetime, limit: int) -> list[UnknownFace]:
+    """The newest ``limit`` sightings of unknown faces first seen at or after ``since`` whose
+    embedding is still kept (retention drops them), newest first."""
+    rows = session.execute(
+        select(
+            Sighting.id,
+            Sighting.camera_id,
+            Sighting.first_seen,
+            Sighting.last_seen,
+            Sighting.quality,
+            Sighting.snapshot_key,
+            Sighting.embedding,
+        )
+        .where(
+            Sighting.person_id.is_(None),
+            Sighting.embedding.is_not(None),
+            Sighting.first_seen >= since,
+        )
+        .order_by(Sighting.first_seen.desc(), Sighting.id)
+        .limit(limit)
+    ).all()
+    return [
+        UnknownFace(ident, camera, first, last, float(quality or 0.0), key, bytes(blob or b""))
+        for ident, camera, first, last, quality, key, blob in rows
+    ]

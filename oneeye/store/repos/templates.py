@@ -220,3 +220,9 @@ def on_watchlists(session: Session) -> WatchlistTemplates:
         qualities=np.fromiter((q for *_, q, _ in rows), dtype=np.float32, count=len(rows)),
         embeddings=embeddings,
     )
+
+
+def get(session: Session, template_id: str) -> TemplateInfo | None:
+    """One template, or ``None``."""
+    row = session.get(FaceTemplate, template_id)
+    return None if row is None else info_of(row)

@@ -12,6 +12,7 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from oneeye.services.customers import (
@@ -19,9 +20,10 @@ from oneeye.services.customers import (
     CustomerError,
 )
 from oneeye.services.enrolment import encode_jpeg
+from oneeye.store.photos import PhotoStoreError
 from oneeye.web.deps import Admin, ServicesDep, Teller, audit_access
 from oneeye.web.limits import UPLOAD_BODY, accepts
-from oneeye.web.routes.people import UploadDep, read_upload
+from oneeye.web.routes.people import ErasurePublic, UploadDep, erasure_public, read_upload
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +175,45 @@ def delete_customer(account_id: str, services: ServicesDep, admin: Admin) -> Res
         services.photos.delete(card.profile_photo_key)
     services.auth.audit(admin.actor, "account.delete", account_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class AccountErasurePublic(BaseModel):
+    """What erasing a customer removed."""
+
+    account_id: str
+    account_deleted: bool = Field(description="Whether OneEye's own directory held it.")
+    people: list[ErasurePublic] = Field(description="Each person who held the account.")
+    photos: int
+    audit_redacted: int
+
+
+@router.post(
+    "/{account_id}/erase",
+    response_model=AccountErasurePublic,
+    summary="Erase a customer",
+    responses={404: {"description": "No such account, and nobody holds it"}},
+)
+def erase_customer(
+    account_id: Annotated[str, PathParam(max_length=64)], services: ServicesDep, admin: Admin
+) -> AccountErasurePublic:
+    """Delete a customer and everything held about them: each person who holds the account
+    is erased (templates, photos, sightings, snapshots, dashboard events, every edge's copy
+    of their faces; see ``POST /people/{id}/erase``), then the account and its profile photo.
+    Audited (``account.erase``, ids and counts only)."""
+    try:
+        erased = services.privacy.erase_account(account_id, actor=admin.actor)
+    except PhotoStoreError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"the photo store could not delete the photos; try again ({exc})",
+        ) from None
+    return AccountErasurePublic(
+        account_id=erased.account_id,
+        account_deleted=erased.account_deleted,
+        people=[erasure_public(r) for r in erased.people],
+        photos=erased.photos,
+        audit_redacted=erased.audit_redacted,
+    )
 
 
 @router.post(

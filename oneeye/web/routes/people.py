@@ -40,10 +40,10 @@ from oneeye.services.enrolment import (
     TemplateInfo,
 )
 from oneeye.services.privacy import ErasureReport
-from oneeye.store.photos import PhotoStoreError
+from oneeye.store.photos import PhotoNotFoundError, PhotoStoreError
 from oneeye.types import FaceBox
 from oneeye.vision.engine import Deadline
-from oneeye.web.deps import Admin, ServicesDep, Viewer, audit_access
+from oneeye.web.deps import Admin, ServicesDep, Teller, Viewer, audit_access
 from oneeye.web.limits import UPLOAD_BODY, accepts
 from oneeye.web.offload import work_on_photo
 
@@ -366,6 +366,38 @@ def list_templates(person_id: str, services: ServicesDep, viewer: Viewer) -> lis
     """The person's enrolled photos with their boxes and quality, oldest first."""
     hide_case_person(services, viewer, person_id)
     return [template_public(t) for t in services.enrolment.templates(person_id)]
+
+
+@router.get(
+    "/{person_id}/templates/{template_id}/thumbnail",
+    response_class=Response,
+    summary="An enrolled face, small",
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No such template"}},
+)
+def template_thumbnail(
+    person_id: Annotated[str, PathParam(max_length=64)],
+    template_id: Annotated[str, PathParam(max_length=64)],
+    request: Request,
+    services: ServicesDep,
+    teller: Teller,
+) -> Response:
+    """The enrolled photo cropped to its face and shrunk to 160 px (a JPEG), for the face
+    library's pages. Enrolled photos are biometric data: ``teller`` and above, like the
+    photos themselves; each one handed out is audited (``template.view``)."""
+    hide_case_person(services, teller, person_id)
+    info = services.library.template(person_id, template_id)
+    try:
+        data = services.library.thumbnail(info)
+    except PhotoNotFoundError:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"the photo of template {template_id!r} is gone"
+        ) from None
+    audit_access(services, teller, request, "template.view", person_id, {"template": template_id})
+    return Response(
+        content=data,
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.delete(

@@ -91,8 +91,32 @@
     return person.id;
   }
 
-  document.querySelectorAll('[data-testid="customer-row"]').forEach(function (row) {
-    const form = row.querySelector('[data-testid="enrol-form"]');
+  function thumbnailUrl(personId, templateId) {
+    return "/api/v1/people/" + encodeURIComponent(personId) + "/templates/" + encodeURIComponent(templateId) + "/thumbnail";
+  }
+
+  /* Delete an enrolled face: its photo, its template and its gallery entries everywhere. */
+  function wireTemplateDelete(figure, say) {
+    const button = figure.querySelector('[data-action="delete-template"]');
+    if (!button) return;
+    button.addEventListener("click", async function () {
+      if (!window.confirm("Delete this enrolled face? The cameras stop using it at once.")) return;
+      button.disabled = true;
+      try {
+        await api("DELETE", "/api/v1/people/" + encodeURIComponent(figure.dataset.personId) +
+          "/templates/" + encodeURIComponent(figure.dataset.templateId));
+        figure.remove();
+        say("face deleted", true);
+      } catch (err) {
+        button.disabled = false;
+        say(err.message, false);
+      }
+    });
+  }
+
+  /* Enrol a face photo (and/or set the profile photo) for the customer `row` describes. */
+  function wireEnrol(row, form, box, deletable) {
+    if (!form) return;
     form.elements.file.required = false;
     onSubmit(form, async function () {
       const messages = [];
@@ -106,17 +130,77 @@
         const personId = await personFor(row);
         const template = await api("POST", "/api/v1/people/" + encodeURIComponent(personId) + "/photos", fileForm(file));
         const text = qualityText(template);
-        row.querySelector('[data-testid="templates"]').append(
-          el("figure", { class: "template", "data-testid": "template", "data-template-id": template.id }, [
-            el("img", { src: template.photo_url || URL.createObjectURL(file), alt: "Enrolled photo" }),
-            el("figcaption", { "data-testid": "template-quality", text: text }),
-          ])
-        );
+        const children = [
+          el("img", { src: thumbnailUrl(personId, template.id), alt: "Enrolled face" }),
+          el("figcaption", { "data-testid": "template-quality", text: text }),
+        ];
+        if (deletable) {
+          children.push(el("button", { type: "button", class: "danger small", "data-action": "delete-template", "data-testid": "template-delete", text: "Delete face" }));
+        }
+        const figure = el("figure", { class: "template", "data-testid": "template", "data-template-id": template.id, "data-person-id": personId }, children);
+        box.append(figure);
+        if (deletable) wireTemplateDelete(figure, function (t, ok) { result(form, t, ok); });
         messages.push("enrolled: " + text);
       }
       if (!messages.length) throw new Error("choose a face photo (or a profile photo) first");
       form.reset();
       return messages.join("; ");
+    });
+  }
+
+  document.querySelectorAll('[data-testid="customer-row"]').forEach(function (row) {
+    wireEnrol(row, row.querySelector('[data-testid="enrol-form"]'), row.querySelector('[data-testid="templates"]'), false);
+  });
+
+  /* One customer's page: edit, enrol, delete a face, delete the customer. */
+  const detail = document.querySelector('[data-testid="customer-detail"]');
+  if (detail) {
+    const accountUrl = "/api/v1/customers/" + encodeURIComponent(detail.dataset.accountId);
+    onSubmit(document.getElementById("edit-customer"), async function (form) {
+      const card = await api("PUT", accountUrl, {
+        name: value(form, "name"),
+        account_type: value(form, "account_type"),
+        address: value(form, "address"),
+        balance: value(form, "balance") || "0.00",
+        currency: value(form, "currency") || "USD",
+      });
+      document.querySelector('[data-testid="customer-name-heading"]').textContent = card.name;
+      detail.dataset.name = card.name;
+      return "saved";
+    });
+    const box = document.querySelector('[data-testid="templates"]');
+    const status = document.querySelector('[data-testid="template-result"]');
+    const say = function (text, ok) {
+      status.textContent = text;
+      status.classList.toggle("ok", !!ok);
+      status.classList.toggle("bad", !ok);
+    };
+    box.querySelectorAll('[data-testid="template"]').forEach(function (figure) { wireTemplateDelete(figure, say); });
+    wireEnrol(detail, document.querySelector('[data-testid="enrol-form"]'), box, true);
+    const erase = document.querySelector('[data-action="erase-customer"]');
+    erase.addEventListener("click", async function () {
+      const out = document.querySelector('[data-testid="customer-erase-result"]');
+      if (!window.confirm("Delete " + detail.dataset.name + " and everything held about them? This cannot be undone.")) return;
+      erase.disabled = true;
+      try {
+        await api("POST", accountUrl + "/erase");
+        out.textContent = "deleted";
+        window.location.assign("/admin/customers");
+      } catch (err) {
+        erase.disabled = false;
+        out.textContent = err.message;
+        out.classList.add("bad");
+      }
+    });
+  }
+
+  /* Unknown faces: enrol a group's best face into a customer. */
+  document.querySelectorAll('[data-testid="name-unknown-form"]').forEach(function (form) {
+    onSubmit(form, async function () {
+      const body = { account_id: value(form, "account_id") };
+      if (value(form, "name")) body.name = value(form, "name");
+      const named = await api("POST", "/api/v1/unknowns/" + encodeURIComponent(form.dataset.sightingId) + "/name", body);
+      return "enrolled into " + body.account_id + " (" + qualityText(named.template) + ")";
     });
   });
 
