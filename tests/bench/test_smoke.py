@@ -96,3 +96,9 @@ def test_edge_faults_throughput(broker_url: str, postgres_url: str) -> None:
     out = run_bench("edge_faults.py", "--smoke", "--postgres", POSTGRES_URL)
     assert '"generated": 20' in out
     assert "nothing written" in out
+
+
+def test_library_pages() -> None:
+    out = run_bench("library_pages.py", "--smoke")
+    assert "enrolled 200 customers" in out
+    assert "search by account id" in out
