@@ -31,13 +31,18 @@ from oneeye.store.photos import PhotoStore
 from oneeye.store.repos import cameras as rows
 from oneeye.store.repos import people
 from oneeye.store.repos.cameras import StoredCamera
+from oneeye.video.pipeline import PipelineSettings
 from oneeye.video.source import mask_credentials
 from oneeye.video.worker import CameraConfig, CameraState, CameraStatus, CameraWorker
 from oneeye.vision.engine import FaceEngine
 
 __all__ = [
     "EDITABLE",
+    "CAMERA_ID_RULE",
+    "DETECT_THREADS_MAX",
+    "SCAN_EVERY_MAX",
     "CameraConfig",
+    "CameraDisabledError",
     "CameraError",
     "CameraExistsError",
     "CameraManager",
@@ -46,13 +51,31 @@ __all__ = [
     "CameraStatus",
     "PersonNames",
     "check_camera_id",
+    "check_video_settings",
     "config_of",
     "iso",
 ]
 
 logger = logging.getLogger(__name__)
 
-EDITABLE = ("name", "location", "source", "enabled", "min_face_px", "detect_every", "pace", "loop")
+EDITABLE = (
+    "name",
+    "location",
+    "source",
+    "enabled",
+    "min_face_px",
+    "detect_every",
+    "pace",
+    "loop",
+    "scan_every",
+    "detect_threads",
+)
+SCAN_EVERY_MAX = 1_000
+"""A camera's ``scan_every`` is 1 to this many frames (as ``VideoSettings.scan_every``)."""
+DETECT_THREADS_MAX = 16
+"""A camera's ``detect_threads`` is 1 to this many (as ``VideoSettings.detect_threads``)."""
+CAMERA_ID_RULE = "1-64 lower-case letters (a-z), digits (0-9), hyphens (-) or underscores (_)"
+"""The camera id rule (``bus.base.SLUG_PATTERN``) in words, for forms and errors."""
 
 
 class CameraError(Unusable):
@@ -67,6 +90,10 @@ class CameraExistsError(CameraError, Conflict):
     """A camera with this id exists already."""
 
 
+class CameraDisabledError(CameraError, Conflict):
+    """The camera is disabled: it cannot be (re)started until it is enabled."""
+
+
 def config_of(row: StoredCamera) -> CameraConfig:
     """The worker's config of a stored camera (workers never touch the database)."""
     return CameraConfig(
@@ -79,6 +106,8 @@ def config_of(row: StoredCamera) -> CameraConfig:
         detect_every=row.detect_every,
         pace=row.pace,
         loop=row.loop,
+        scan_every=row.scan_every,
+        detect_threads=row.detect_threads,
     )
 
 
@@ -91,10 +120,19 @@ def check_camera_id(camera_id: str) -> str:
     """``camera_id`` if it is a slug (``a-z``, ``0-9``, ``-``, ``_``; 1-64: the bus's one rule,
     ``bus.base.SLUG_PATTERN``), else a ``CameraError``."""
     if not is_slug(camera_id):
-        raise CameraError(
-            f"a camera id is 1-64 lower-case letters, digits, - or _, got {camera_id!r}"
-        )
+        raise CameraError(f"a camera id is {CAMERA_ID_RULE}, got {camera_id!r}")
     return camera_id
+
+
+def check_video_settings(scan_every: int | None, detect_threads: int | None) -> None:
+    """A ``CameraError`` unless ``scan_every`` and ``detect_threads`` are ``None`` (the
+    server's settings) or within their limits."""
+    if scan_every is not None and not 1 <= scan_every <= SCAN_EVERY_MAX:
+        raise CameraError(f"scan every is 1 to {SCAN_EVERY_MAX} frames, got {scan_every}")
+    if detect_threads is not None and not 1 <= detect_threads <= DETECT_THREADS_MAX:
+        raise CameraError(
+            f"detector threads are 1 to {DETECT_THREADS_MAX}, got {detect_threads}"
+        )
 
 
 class PersonNames:
@@ -141,7 +179,8 @@ class CameraManager:
         self.registry = registry if registry is not None else CameraRegistry(db)
         """Whose every camera id is: a new camera may not take an edge's id, and the
         sightings consumer learns of a new camera before its worker publishes."""
-        """How hard every camera works (scan rate, detector threads)."""
+        """How hard every camera works (scan rate, detector threads) unless the camera says
+        otherwise."""
         self.db = db
         self.engine = engine
         self.gallery = gallery
@@ -158,6 +197,13 @@ class CameraManager:
         with self._lock:
             worker = self._workers.get(camera_id)
             return None if worker is None else worker.config
+
+    def video_defaults(self) -> tuple[int, int]:
+        """``(scan_every, detect_threads)`` of a camera that sets neither itself."""
+        return (
+            self.video.scan_every or PipelineSettings().scan_every,
+            self.video.detect_threads,
+        )
 
     # lifecycle ------------------------------------------------------------------------------
 
@@ -200,6 +246,7 @@ class CameraManager:
     def add(self, config: CameraConfig) -> CameraConfig:
         """Store a new camera and start its worker if it is enabled."""
         check_camera_id(config.id)
+        check_video_settings(config.scan_every, config.detect_threads)
         if not config.source.strip():
             raise CameraError("a camera needs a source: a webcam index, a file path or a URL")
         with self._lock:
@@ -223,6 +270,8 @@ class CameraManager:
                         detect_every=config.detect_every,
                         pace=config.pace,
                         loop=config.loop,
+                        scan_every=config.scan_every,
+                        detect_threads=config.detect_threads,
                     ),
                 )
             stored = self.config(config.id)
@@ -238,6 +287,7 @@ class CameraManager:
             raise CameraError(f"cannot change {', '.join(sorted(unknown))} of a camera")
         if "source" in changes and not str(changes["source"]).strip():
             raise CameraError("a camera needs a source: a webcam index, a file path or a URL")
+        check_video_settings(changes.get("scan_every"), changes.get("detect_threads"))
         with self._lock:
             with self.db.session() as session:
                 cleaned = {
@@ -258,6 +308,20 @@ class CameraManager:
     def disable(self, camera_id: str) -> CameraConfig:
         """Stop watching a camera (it stays configured)."""
         return self.update(camera_id, enabled=False)
+
+    def restart(self, camera_id: str) -> CameraConfig:
+        """Start an enabled camera's worker again: a file camera that ended plays its file
+        again, a source that failed is opened again at once. ``CameraDisabledError`` for a
+        disabled camera, ``CameraNotFoundError`` for none."""
+        with self._lock:
+            config = self.config(camera_id)
+            if not config.enabled:
+                raise CameraDisabledError(
+                    f"camera {camera_id!r} is disabled: enable it to start it again"
+                )
+            self._reload(config)
+        logger.info("camera %s restarted", camera_id)
+        return config
 
     def remove(self, camera_id: str) -> None:
         """Stop a camera's worker and delete the camera (its sightings stay)."""
@@ -330,8 +394,8 @@ class CameraManager:
         worker = CameraWorker(
             replace(
                 config,
-                scan_every=self.video.scan_every,
-                detect_threads=self.video.detect_threads,
+                scan_every=config.scan_every or self.video.scan_every,
+                detect_threads=config.detect_threads or self.video.detect_threads,
             ),
             self.engine,
             self.gallery,

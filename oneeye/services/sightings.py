@@ -470,6 +470,7 @@ class SightingService:
                 None if status.last_frame_at is None else status.last_frame_at.isoformat()
             ),
             "error": status.error,
+            "dropped": status.dropped,
         }
         if status.removed:
             data["removed"] = True

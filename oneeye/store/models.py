@@ -169,6 +169,10 @@ class Camera(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     min_face_px: Mapped[int] = mapped_column(Integer, default=40)
     detect_every: Mapped[int] = mapped_column(Integer, default=3)
+    scan_every: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    """Scan for newcomers every Nth frame; ``NULL``: the server's ``VideoSettings``."""
+    detect_threads: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    """Detector threads of this camera; ``NULL``: the server's ``VideoSettings``."""
     pace: Mapped[bool] = mapped_column(Boolean, default=True)
     """For a file source: play it at its native frame rate, as a camera would."""
     loop: Mapped[bool] = mapped_column(Boolean, default=False)

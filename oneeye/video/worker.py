@@ -89,9 +89,11 @@ class CameraConfig:
     pace: bool = True
     loop: bool = False
     scan_every: int | None = None
-    """Not stored per camera: the process's ``VideoSettings`` (``None``: the default)."""
-    detect_threads: int = 1
-    """Not stored per camera: the process's ``VideoSettings``."""
+    """Scan for newcomers every Nth frame: the camera's own, else (``None``) the process's
+    ``VideoSettings``, which the camera manager fills in; ``None`` there too: the default."""
+    detect_threads: int | None = None
+    """Detector threads: the camera's own, else (``None``) the process's ``VideoSettings``,
+    which the camera manager fills in; ``None`` there too: 1."""
 
     def pipeline_settings(self) -> PipelineSettings:
         """The pipeline settings this camera asks for."""
@@ -99,7 +101,7 @@ class CameraConfig:
         return PipelineSettings(
             detect_every=self.detect_every,
             min_face_px=self.min_face_px,
-            detect_threads=self.detect_threads,
+            detect_threads=self.detect_threads or 1,
             **extra,
         )
 

@@ -95,6 +95,37 @@ class UserAdmin(AuditLog):
         """Give ``username`` a new password and end all their sessions."""
         self.update_user(self.user_named(username).id, password=password, actor=actor)
 
+    def reset_password(self, user_id: int, *, actor: str) -> tuple[UserRecord, str]:
+        """Give a user a new random one-time password, to be shown once to the admin who
+        asked (``actor``, who may not be that user: their own password they change
+        themselves). The user must change it at their next login, every session of theirs
+        ends, and the reset is audited (without the password).
+
+        Returns:
+            The user and the one-time password.
+
+        Raises:
+            UserNotFoundError: no user has this id.
+            UserError: ``actor`` is that user.
+        """
+        password = secrets.token_urlsafe(15)
+        password_hash = self._hasher.hash(password)
+        with self.db.session() as session:
+            before = users.get(session, user_id)
+            if before is None:
+                raise UserNotFoundError(f"no user with id {user_id}")
+            if actor == f"user:{before.username}":
+                raise UserError(
+                    "you cannot reset your own password here: change it on your account page"
+                )
+            user = users.update(
+                session, user_id, password_hash=password_hash, must_change_password=True
+            )
+            assert user is not None  # read above, in this transaction
+            users.end_sessions(session, user.id)
+            audit.add(session, actor, "user.password_reset", user.username)
+        return user, password
+
     def users(self) -> list[UserRecord]:
         """Every user, by name."""
         with self.db.session() as session:

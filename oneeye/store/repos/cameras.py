@@ -32,6 +32,10 @@ class StoredCamera:
     detect_every: int
     pace: bool
     loop: bool
+    scan_every: int | None = None
+    """``None``: the server's video settings decide."""
+    detect_threads: int | None = None
+    """``None``: the server's video settings decide."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,18 @@ class EdgeCameraInfo:
 
 
 EDITABLE_COLUMNS = frozenset(
-    {"name", "source", "enabled", "location", "min_face_px", "detect_every", "pace", "loop"}
+    {
+        "name",
+        "source",
+        "enabled",
+        "location",
+        "min_face_px",
+        "detect_every",
+        "pace",
+        "loop",
+        "scan_every",
+        "detect_threads",
+    }
 )
 """The settings ``update`` may change."""
 
@@ -61,6 +76,8 @@ def _stored(row: Camera) -> StoredCamera:
         detect_every=row.detect_every,
         pace=row.pace,
         loop=row.loop,
+        scan_every=row.scan_every,
+        detect_threads=row.detect_threads,
     )
 
 
@@ -95,6 +112,8 @@ def add(session: Session, camera: StoredCamera) -> None:
             detect_every=camera.detect_every,
             pace=camera.pace,
             loop=camera.loop,
+            scan_every=camera.scan_every,
+            detect_threads=camera.detect_threads,
         )
     )
 

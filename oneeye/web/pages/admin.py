@@ -11,7 +11,8 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from oneeye.services.auth import ROLES
+from oneeye.bus.base import SLUG_PATTERN
+from oneeye.services.auth import KEY_ROLES, ROLES
 from oneeye.web.deps import AdminPage, ServicesDep
 from oneeye.web.pages.render import iso_time, render
 from oneeye.web.routes.users import ApiKeyPublic, AuditEntryPublic, AuditFilter, UserPublic
@@ -32,7 +33,8 @@ def admin_page(principal: AdminPage) -> Response:
 
 @router.get("/admin/users", response_class=HTMLResponse)
 def admin_users_page(request: Request, services: ServicesDep, principal: AdminPage) -> Response:
-    """Users and API keys: add, change role, deactivate; keys are shown once."""
+    """Users and API keys: add, change role, deactivate, reset a password (the one-time
+    password is shown once); keys (``edge`` ones too) are shown once."""
     return render(
         request,
         "admin_users.html",
@@ -41,6 +43,8 @@ def admin_users_page(request: Request, services: ServicesDep, principal: AdminPa
             "users": [UserPublic.model_validate(u) for u in services.auth.users()],
             "api_keys": [ApiKeyPublic.model_validate(k) for k in services.auth.api_keys()],
             "roles": ROLES,
+            "key_roles": KEY_ROLES,
+            "edge_id_pattern": SLUG_PATTERN.strip("^$"),
         },
     )
 

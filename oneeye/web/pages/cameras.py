@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from oneeye.services.cameras import CameraState, iso
+from oneeye.services.cameras import (
+    CAMERA_ID_RULE,
+    DETECT_THREADS_MAX,
+    SCAN_EVERY_MAX,
+    CameraState,
+    iso,
+)
 from oneeye.services.context import Services
 from oneeye.web.deps import AdminPage, ServicesDep
 from oneeye.web.pages.render import render
@@ -29,10 +35,14 @@ class CameraTile:
     loop: bool
     min_face_px: int
     detect_every: int
+    scan_every: int | None = None
+    detect_threads: int | None = None
     state: CameraState = "offline"
     fps: float | None = None
     last_frame_at: str | None = None
     error: str | None = None
+    dropped: int = 0
+    """Frames the camera's worker skipped because it was late for them."""
 
 
 def camera_tiles(services: Services) -> list[CameraTile]:
@@ -52,10 +62,13 @@ def camera_tiles(services: Services) -> list[CameraTile]:
                 loop=config.loop,
                 min_face_px=config.min_face_px,
                 detect_every=config.detect_every,
+                scan_every=config.scan_every,
+                detect_threads=config.detect_threads,
                 state=live.state if live is not None else "offline",
                 fps=live.fps if live is not None else None,
                 last_frame_at=iso(live.last_frame_at) if live is not None else None,
                 error=live.error if live is not None else None,
+                dropped=live.dropped if live is not None else 0,
             )
         )
     return tiles
@@ -68,5 +81,12 @@ def admin_cameras_page(request: Request, services: ServicesDep, principal: Admin
         request,
         "admin_cameras.html",
         principal,
-        {"cameras": camera_tiles(services), "last_event_id": services.events.latest_id()},
+        {
+            "cameras": camera_tiles(services),
+            "last_event_id": services.events.latest_id(),
+            "id_rule": CAMERA_ID_RULE,
+            "scan_every_max": SCAN_EVERY_MAX,
+            "detect_threads_max": DETECT_THREADS_MAX,
+            "video_defaults": services.cameras.video_defaults(),
+        },
     )

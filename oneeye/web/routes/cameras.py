@@ -1,8 +1,8 @@
 """Cameras: ``/cameras`` (list with live status, add), ``/cameras/{id}`` (read, change,
 remove), and the live view: ``/cameras/{id}/frame.jpg`` and ``/cameras/{id}/stream`` (MJPEG).
 
-Anyone logged in may look (viewer+); adding, changing and removing need ``admin`` and are
-audited. A source may hold credentials (``rtsp://user:pass@...``): only admins see it whole,
+Anyone logged in may look (viewer+); adding, changing, restarting (``/cameras/{id}/restart``:
+a file camera that ended plays again) and removing need ``admin`` and are audited. A source may hold credentials (``rtsp://user:pass@...``): only admins see it whole,
 everyone else sees it masked.
 """
 
@@ -16,11 +16,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from oneeye.services.auth import Principal
+from oneeye.bus.base import SLUG_PATTERN, is_slug
 from oneeye.services.cameras import (
+    CAMERA_ID_RULE,
+    DETECT_THREADS_MAX,
+    SCAN_EVERY_MAX,
     CameraConfig,
     CameraState,
     CameraStatus,
@@ -33,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
 
-SLUG = r"^[a-z0-9_-]{1,64}$"
 STREAM_POLL = 0.05
 """Seconds between two looks for a new frame in the MJPEG stream."""
 STREAM_MAX_FPS = 15.0
@@ -42,7 +45,12 @@ STREAM_MAX_FPS = 15.0
 class CameraCreate(BaseModel):
     """A new camera."""
 
-    id: str = Field(pattern=SLUG, examples=["front-door"], description="slug: a-z 0-9 - _")
+    id: str = Field(
+        max_length=200,
+        examples=["front-door"],
+        description=f"the camera's id: {CAMERA_ID_RULE}",
+        json_schema_extra={"pattern": SLUG_PATTERN},
+    )
     name: str = Field(default="", max_length=200, examples=["Front door"])
     location: str = Field(default="", max_length=200)
     source: str = Field(
@@ -55,6 +63,22 @@ class CameraCreate(BaseModel):
     detect_every: int = Field(default=3, ge=1, le=100)
     pace: bool = True
     loop: bool = False
+    scan_every: int | None = Field(default=None, ge=1, le=SCAN_EVERY_MAX)
+    """Scan for newcomers every Nth frame; ``None``: the server's video settings."""
+    detect_threads: int | None = Field(default=None, ge=1, le=DETECT_THREADS_MAX)
+    """Detector threads for this camera; ``None``: the server's video settings."""
+
+    @field_validator("id")
+    @classmethod
+    def _id_rule(cls, value: str) -> str:
+        # Said in words: "should match pattern '^[a-z0-9_-]{1,64}$'" teaches nobody.
+        if not is_slug(value):
+            raise ValueError(f"a camera id is {CAMERA_ID_RULE}, e.g. front-door")
+        return value
+
+
+NULLABLE = frozenset({"scan_every", "detect_threads"})
+"""The changes that may be ``null``: back to the server's video settings."""
 
 
 class CameraUpdate(BaseModel):
@@ -68,6 +92,10 @@ class CameraUpdate(BaseModel):
     detect_every: int | None = Field(default=None, ge=1, le=100)
     pace: bool | None = None
     loop: bool | None = None
+    scan_every: int | None = Field(default=None, ge=1, le=SCAN_EVERY_MAX)
+    """``null``: back to the server's video settings."""
+    detect_threads: int | None = Field(default=None, ge=1, le=DETECT_THREADS_MAX)
+    """``null``: back to the server's video settings."""
 
 
 class CameraStatusPublic(BaseModel):
@@ -96,6 +124,10 @@ class CameraPublic(BaseModel):
     detect_every: int
     pace: bool
     loop: bool
+    scan_every: int | None
+    """``None``: the server's video settings decide."""
+    detect_threads: int | None
+    """``None``: the server's video settings decide."""
     status: CameraStatusPublic
     stream_url: str
     frame_url: str
@@ -112,6 +144,8 @@ def _public(config: CameraConfig, live: CameraStatus, principal: Principal) -> C
         detect_every=config.detect_every,
         pace=config.pace,
         loop=config.loop,
+        scan_every=config.scan_every,
+        detect_threads=config.detect_threads,
         status=CameraStatusPublic(
             state=live.state,
             fps=round(live.fps, 2),
@@ -157,6 +191,8 @@ def add_camera(body: CameraCreate, services: ServicesDep, principal: Admin) -> C
             detect_every=body.detect_every,
             pace=body.pace,
             loop=body.loop,
+            scan_every=body.scan_every,
+            detect_threads=body.detect_threads,
         )
     )
     services.auth.audit(principal.actor, "camera.create", config.id, {"name": config.name})
@@ -175,11 +211,24 @@ def update_camera(
     camera_id: str, body: CameraUpdate, services: ServicesDep, principal: Admin
 ) -> CameraPublic:
     """Change a camera; only its worker restarts."""
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    changes = {
+        name: value
+        for name, value in body.model_dump(exclude_unset=True).items()
+        if value is not None or name in NULLABLE
+    }
     if "source" in changes and not changes["source"].strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a camera needs a source")
     config = services.cameras.update(camera_id, **changes)
     services.auth.audit(principal.actor, "camera.update", camera_id, {"fields": sorted(changes)})
+    return _public(config, services.cameras.status(camera_id), principal)
+
+
+@router.post("/{camera_id}/restart", response_model=CameraPublic)
+def restart_camera(camera_id: str, services: ServicesDep, principal: Admin) -> CameraPublic:
+    """Start an enabled camera's worker again: a file camera that ended plays its file again
+    (409 for a disabled camera: enable it instead)."""
+    config = services.cameras.restart(camera_id)
+    services.auth.audit(principal.actor, "camera.restart", camera_id)
     return _public(config, services.cameras.status(camera_id), principal)
 
 

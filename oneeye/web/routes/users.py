@@ -59,6 +59,14 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
+class PasswordReset(BaseModel):
+    """A user's password just reset: ``password`` is a one-time password, shown this once;
+    the user must change it at their next login, and their sessions have ended."""
+
+    user: UserPublic
+    password: str
+
+
 class ApiKeyCreate(BaseModel):
     """A new API key for a machine (an edge, a script)."""
 
@@ -199,6 +207,20 @@ def update_user(user_id: int, body: UserUpdate, services: ServicesDep, admin: Ad
         actor=admin.actor,
     )
     return UserPublic.model_validate(user)
+
+
+@users_router.post(
+    "/{user_id}/password-reset",
+    response_model=PasswordReset,
+    summary="Reset a user's password",
+)
+def reset_password(user_id: int, services: ServicesDep, admin: Admin) -> PasswordReset:
+    """Give a user a new one-time password, shown in this answer only: the user must change
+    it at their next login, and every session of theirs ends. Not for your own password (400:
+    change it on your account page)."""
+    user, password = services.auth.reset_password(user_id, actor=admin.actor)
+    logger.info("%s reset the password of user %d", admin.actor, user.id)
+    return PasswordReset(user=UserPublic.model_validate(user), password=password)
 
 
 @users_router.delete(

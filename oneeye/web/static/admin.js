@@ -206,6 +206,12 @@
 
   /* Cameras ---------------------------------------------------------------------------------- */
 
+  /* A blank number means "the server's setting" (null). */
+  function optionalInt(form, name) {
+    const text = value(form, name);
+    return text ? parseInt(text, 10) : null;
+  }
+
   function cameraFields(form) {
     return {
       name: value(form, "name"),
@@ -213,9 +219,21 @@
       source: value(form, "source"),
       min_face_px: parseInt(value(form, "min_face_px") || "40", 10),
       detect_every: parseInt(value(form, "detect_every") || "3", 10),
+      scan_every: optionalInt(form, "scan_every"),
+      detect_threads: optionalInt(form, "detect_threads"),
       pace: checked(form, "pace"),
       loop: checked(form, "loop"),
     };
+  }
+
+  /* The browser's own "match the requested format" says nothing: say the id rule in words. */
+  const cameraId = document.querySelector('[data-testid="camera-id"]');
+  if (cameraId) {
+    const check = function () {
+      cameraId.setCustomValidity(cameraId.validity.patternMismatch ? cameraId.dataset.rule : "");
+    };
+    cameraId.addEventListener("input", check);
+    check();
   }
 
   onSubmit(document.getElementById("add-camera"), async function (form) {
@@ -239,7 +257,16 @@
         await api("PATCH", url, { enabled: enable });
         button.dataset.enabled = enable ? "true" : "false";
         button.textContent = enable ? "Disable" : "Enable";
+        form.querySelector('[data-action="restart"]').hidden = !enable;
         result(form, enable ? "enabled" : "disabled", true);
+      } catch (err) {
+        result(form, err.message, false);
+      }
+    });
+    form.querySelector('[data-action="restart"]').addEventListener("click", async function () {
+      try {
+        const camera = await api("POST", url + "/restart");
+        result(form, "restarted: " + camera.status.state, true);
       } catch (err) {
         result(form, err.message, false);
       }
@@ -282,6 +309,19 @@
         say(err.message, false);
       }
     });
+    row.querySelector('[data-action="reset-password"]').addEventListener("click", async function () {
+      const name = row.querySelector('[data-testid="user-row-name"]').textContent;
+      if (!window.confirm("Reset the password of " + name + "? They are logged out everywhere.")) return;
+      try {
+        const reset = await api("POST", url + "/password-reset");
+        const box = row.querySelector('[data-testid="one-time-password"]');
+        box.querySelector('[data-testid="one-time-password-value"]').textContent = reset.password;
+        box.hidden = false;
+        say("password reset", true);
+      } catch (err) {
+        say(err.message, false);
+      }
+    });
     row.querySelectorAll('[data-action="deactivate"], [data-action="activate"]').forEach(function (button) {
       button.addEventListener("click", async function () {
         try {
@@ -294,8 +334,23 @@
     });
   });
 
-  onSubmit(document.getElementById("add-key"), async function (form) {
-    const created = await api("POST", "/api/v1/api-keys", { name: value(form, "name"), role: value(form, "role") });
+  /* An edge key names its edge: the field shows (and is required) for that role only. */
+  const keyForm = document.getElementById("add-key");
+  if (keyForm) {
+    const edgeField = keyForm.querySelector('[data-testid="key-edge-field"]');
+    const showEdge = function () {
+      const edge = value(keyForm, "role") === "edge";
+      edgeField.hidden = !edge;
+      keyForm.elements.edge_id.required = edge;
+    };
+    keyForm.elements.role.addEventListener("change", showEdge);
+    showEdge();
+  }
+
+  onSubmit(keyForm, async function (form) {
+    const body = { name: value(form, "name"), role: value(form, "role") };
+    if (body.role === "edge") body.edge_id = value(form, "edge_id");
+    const created = await api("POST", "/api/v1/api-keys", body);
     const secret = created.key || created.api_key || created.secret || created.token || "";
     const box = form.querySelector('[data-testid="new-key"]');
     box.querySelector('[data-testid="new-key-value"]').textContent = secret;

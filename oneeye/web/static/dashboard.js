@@ -159,6 +159,7 @@
         el("h3", { "data-testid": "camera-name", text: d.name || d.camera_id }),
         el("span", { class: "status", "data-testid": "camera-status" }),
         el("span", { class: "fps", "data-testid": "camera-fps" }),
+        el("span", { class: "dropped", "data-testid": "camera-dropped", hidden: true }),
       ]),
       el("div", { class: "live" }, [
         el("img", { "data-testid": "camera-live", "data-src": "/api/v1/cameras/" + encodeURIComponent(d.camera_id) + "/stream", alt: "Live view of " + (d.name || d.camera_id) }),
@@ -194,6 +195,11 @@
     badge.className = "status state-" + (d.state || "offline");
     const fps = tile.querySelector('[data-testid="camera-fps"]');
     fps.textContent = typeof d.fps === "number" && d.state === "online" ? d.fps.toFixed(1) + " fps" : "";
+    const dropped = tile.querySelector('[data-testid="camera-dropped"]');
+    if (dropped && typeof d.dropped === "number") {
+      dropped.textContent = d.dropped + " dropped";
+      dropped.hidden = d.dropped === 0;
+    }
     const error = tile.querySelector('[data-testid="camera-error"]');
     error.textContent = d.error || "";
     error.hidden = !d.error;
