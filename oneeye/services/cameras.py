@@ -37,9 +37,9 @@ from oneeye.video.worker import CameraConfig, CameraState, CameraStatus, CameraW
 from oneeye.vision.engine import FaceEngine
 
 __all__ = [
-    "EDITABLE",
     "CAMERA_ID_RULE",
     "DETECT_THREADS_MAX",
+    "EDITABLE",
     "SCAN_EVERY_MAX",
     "CameraConfig",
     "CameraDisabledError",
@@ -130,9 +130,7 @@ def check_video_settings(scan_every: int | None, detect_threads: int | None) -> 
     if scan_every is not None and not 1 <= scan_every <= SCAN_EVERY_MAX:
         raise CameraError(f"scan every is 1 to {SCAN_EVERY_MAX} frames, got {scan_every}")
     if detect_threads is not None and not 1 <= detect_threads <= DETECT_THREADS_MAX:
-        raise CameraError(
-            f"detector threads are 1 to {DETECT_THREADS_MAX}, got {detect_threads}"
-        )
+        raise CameraError(f"detector threads are 1 to {DETECT_THREADS_MAX}, got {detect_threads}")
 
 
 class PersonNames:

@@ -1,9 +1,10 @@
 """Cameras: ``/cameras`` (list with live status, add), ``/cameras/{id}`` (read, change,
-remove), and the live view: ``/cameras/{id}/frame.jpg`` and ``/cameras/{id}/stream`` (MJPEG).
+remove), ``/cameras/{id}/restart``, and the live view: ``/cameras/{id}/frame.jpg`` and
+``/cameras/{id}/stream`` (MJPEG).
 
-Anyone logged in may look (viewer+); adding, changing, restarting (``/cameras/{id}/restart``:
-a file camera that ended plays again) and removing need ``admin`` and are audited. A source may hold credentials (``rtsp://user:pass@...``): only admins see it whole,
-everyone else sees it masked.
+Anyone logged in may look (viewer+); adding, changing, restarting (a file camera that ended
+plays again) and removing need ``admin`` and are audited. A source may hold credentials
+(``rtsp://user:pass@...``): only admins see it whole, everyone else sees it masked.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from oneeye.services.auth import Principal
 from oneeye.bus.base import SLUG_PATTERN, is_slug
+from oneeye.services.auth import Principal
 from oneeye.services.cameras import (
     CAMERA_ID_RULE,
     DETECT_THREADS_MAX,
