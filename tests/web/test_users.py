@@ -156,3 +156,64 @@ def test_an_admin_creates_an_edge_key_that_only_reaches_the_edge_routes(
     assert anonymous.get("/api/v1/people", headers=headers).status_code == 403
     refused = admin.post("/api/v1/api-keys", json={"name": "x", "role": "superuser"})
     assert refused.status_code == 422
+
+
+def test_an_admin_resets_a_password_to_a_one_time_one(
+    server: OneEyeApp, client_for: ClientFor
+) -> None:
+    admin = client_for("admin")
+    server.services.auth.create_user("carol", NEW_PASSWORD, "teller")
+    carol_id = server.services.auth.user_named("carol").id
+    phone = login(TestClient(server.web), "carol", NEW_PASSWORD)
+    laptop = login(TestClient(server.web), "carol", NEW_PASSWORD)
+    # Nobody but an admin may reset it, and asking changes nothing.
+    for role in ("viewer", "teller", "coordinator"):
+        refused = client_for(role).post(f"/api/v1/users/{carol_id}/password-reset")
+        assert refused.status_code == 403
+    assert phone.get("/api/v1/auth/me").status_code == 200
+    assert admin.post("/api/v1/users/999999/password-reset").status_code == 404
+
+    reset = admin.post(f"/api/v1/users/{carol_id}/password-reset")
+    assert reset.status_code == 200, reset.text
+    one_time = reset.json()["password"]
+    assert len(one_time) >= 16
+    assert reset.json()["user"]["username"] == "carol"
+    # Every session of hers ended; the old password is gone.
+    assert phone.get("/api/v1/auth/me").status_code == 401
+    assert laptop.get("/api/v1/auth/me").status_code == 401
+    old = TestClient(server.web).post(
+        "/api/v1/auth/login", json={"username": "carol", "password": NEW_PASSWORD}
+    )
+    assert old.status_code == 401
+    # The one-time password lets her in to change it, and to do nothing else.
+    carol = TestClient(server.web)
+    logged_in = carol.post("/api/v1/auth/login", json={"username": "carol", "password": one_time})
+    assert logged_in.status_code == 200
+    assert logged_in.json()["must_change_password"] is True
+    carol.headers["X-CSRF-Token"] = logged_in.json()["csrf_token"]
+    assert carol.get("/api/v1/sightings").status_code == 403
+    changed = carol.post(
+        "/api/v1/auth/password",
+        json={"current_password": one_time, "new_password": "carol's own new password"},
+    )
+    assert changed.status_code == 204, changed.text
+    assert carol.get("/api/v1/sightings").status_code == 200
+    # Audited, without the password.
+    audit = admin.get("/api/v1/audit", params={"action": "user.password_reset"})
+    entries = audit.json()
+    assert [(e["action"], e["subject"]) for e in entries] == [("user.password_reset", "carol")]
+    assert one_time not in audit.text
+    assert one_time not in admin.get("/api/v1/users").text
+
+
+def test_an_admin_cannot_reset_their_own_password_here(
+    server: OneEyeApp, client_for: ClientFor
+) -> None:
+    admin = client_for("admin")
+    me = admin.get("/api/v1/auth/me").json()
+    own_id = server.services.auth.user_named(me["username"]).id
+    refused = admin.post(f"/api/v1/users/{own_id}/password-reset")
+    assert refused.status_code == 400
+    assert "account page" in refused.json()["error"]["message"]
+    assert admin.get("/api/v1/auth/me").status_code == 200  # still logged in, nothing changed
+    assert admin.get("/api/v1/audit", params={"action": "user.password_reset"}).json() == []
