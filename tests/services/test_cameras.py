@@ -402,7 +402,20 @@ def test_every_camera_works_as_the_video_settings_say(
         settings = running.pipeline_settings()
         assert (settings.scan_every, settings.detect_threads) == (5, 2)
         assert settings.detect_every == 3  # the camera's own settings stay its own
-        assert manager.config("door").scan_every is None  # not stored per camera
+        assert manager.config("door").scan_every is None  # the camera sets none of its own
+        # A camera's own setting wins over the process's; the one it leaves unset does not.
+        manager.update("door", scan_every=20)
+        running = manager.worker_config("door")
+        assert running is not None
+        settings = running.pipeline_settings()
+        assert (settings.scan_every, settings.detect_threads) == (20, 2)
+        assert (manager.config("door").scan_every, manager.config("door").detect_threads) == (
+            20,
+            None,
+        )
+        with pytest.raises(CameraError, match="detector threads are 1 to 16"):
+            manager.update("door", detect_threads=17)
+        assert manager.config("door").detect_threads is None
     finally:
         manager.stop()
         bus.stop()

@@ -103,6 +103,9 @@ def test_admin_restarts_an_ended_camera_and_resets_a_password(
 
     # A user's password reset: the one-time password is shown once, in the user's row.
     page.goto(f"{site.url}/admin/users")
+    name = page.get_by_test_id("user-row-name")
+    ada = page.get_by_test_id("user-row").filter(has=name.get_by_text("ada", exact=True))
+    expect(ada.get_by_test_id("user-reset-password")).to_have_count(0)  # her own: not here
     victor = page.get_by_test_id("user-row").filter(has_text="victor")
     page.once("dialog", lambda dialog: dialog.accept())
     victor.get_by_test_id("user-reset-password").click()

@@ -309,7 +309,8 @@
         say(err.message, false);
       }
     });
-    row.querySelector('[data-action="reset-password"]').addEventListener("click", async function () {
+    const resetButton = row.querySelector('[data-action="reset-password"]');
+    if (resetButton) resetButton.addEventListener("click", async function () {
       const name = row.querySelector('[data-testid="user-row-name"]').textContent;
       if (!window.confirm("Reset the password of " + name + "? They are logged out everywhere.")) return;
       try {
