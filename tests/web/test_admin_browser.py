@@ -123,7 +123,10 @@ def test_admin_restarts_an_ended_camera_and_resets_a_password(
     expect(keys.get_by_test_id("key-edge-id")).to_be_hidden()
     keys.get_by_test_id("key-name").fill("branch 9 edge")
     keys.get_by_test_id("key-role").select_option("edge")
-    keys.get_by_test_id("key-edge-id").fill("branch-9")
+    edge_id = keys.get_by_test_id("key-edge-id")
+    edge_id.fill("Branch 9")
+    assert edge_id.evaluate("input => input.validity.patternMismatch")  # the pattern is live
+    edge_id.fill("branch-9")
     keys.get_by_test_id("add-key").click()
     expect(keys.get_by_test_id("new-key-value")).to_have_text(re.compile(r"^oek_"))
     edge_keys = [(k.role, k.edge_id) for k in site.app.services.auth.api_keys()]

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from oneeye.bus.base import SLUG_PATTERN
 from oneeye.services.auth import KEY_ROLES, ROLES
 from oneeye.web.deps import AdminPage, ServicesDep
 from oneeye.web.pages.render import iso_time, render
@@ -44,7 +43,6 @@ def admin_users_page(request: Request, services: ServicesDep, principal: AdminPa
             "api_keys": [ApiKeyPublic.model_validate(k) for k in services.auth.api_keys()],
             "roles": ROLES,
             "key_roles": KEY_ROLES,
-            "edge_id_pattern": SLUG_PATTERN.strip("^$"),
         },
     )
 
