@@ -1,7 +1,7 @@
 """each camera may have its own scan rate and detector threads (NULL: the server's setting)
 
 Revision ID: 0021
-Revises: 0015
+Revises: 0020
 Create Date: 2026-12-04 00:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0015"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
