@@ -70,11 +70,14 @@ from oneeye.services.events import EventHub
 from oneeye.store.db import Database
 from oneeye.store.photos import PhotoStore, snapshot_camera
 from oneeye.store.repos import sightings as rows
-from oneeye.store.repos.sightings import NewSighting, SightingRecord
+from oneeye.store.repos.sightings import Cursor, Decision, NewSighting, SightingRecord
 
 __all__ = [
     "MAX_LIMIT",
+    "REVISED_EVENT",
     "STATUS_EVERY",
+    "Decision",
+    "Revision",
     "SightingAction",
     "SightingService",
     "SightingView",
@@ -90,6 +93,8 @@ STATUS_EVERY = 5.0
 SNAPSHOT_KIND = "snapshots/"
 """The photo store prefix of camera snapshots."""
 MAX_LIMIT = 1000
+REVISED_EVENT = "sighting.revised"
+"""The dashboard event of a sighting whose decision (person or watchlist) was revised."""
 
 
 def close_open_sightings(db: Database, camera_id: str, at: datetime | None = None) -> int:
@@ -116,6 +121,38 @@ class SightingView:
 
     sighting: SightingRecord
     person_name: str | None
+    decisions: tuple[Decision, ...] = ()
+    """The decision trail, oldest first, the current decision last."""
+
+    @property
+    def revised(self) -> bool:
+        """Whether an earlier decision about this sighting was replaced."""
+        return self.sighting.revised
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """A stored sighting whose decision an update revised: what it is now, and what it was
+    (shown as such on the dashboards) until ``revised_at``."""
+
+    sighting: StoredSighting
+    previous: Decision
+    revised_at: datetime
+
+    def event_data(self) -> dict[str, Any]:
+        """The ``sighting.revised`` dashboard event's data: the sighting as it is now, with
+        ``previous``."""
+        before = self.previous
+        return {
+            **self.sighting.event_data(),
+            "revised_at": self.revised_at.isoformat(),
+            "previous": {
+                "person_id": before.person_id,
+                "person_name": before.person_name,
+                "watchlist": before.watchlist,
+                "distance": None if before.distance is None else round(before.distance, 4),
+            },
+        }
 
 
 def new_sighting(message: SightingPayload) -> NewSighting:
@@ -256,19 +293,25 @@ class SightingService:
         Returns:
             The stored sighting when it was new (and acted on), else ``None``.
         """
-        stored = self.store(message)
+        stored, revision = self._store(message)
+        if revision is not None:
+            self._revise(revision)
         if stored is None:
             return None
         self._act(stored)
         return stored
 
     def store(self, message: SightingPayload) -> StoredSighting | None:
-        """Write ``message`` to the database.
+        """Write ``message`` to the database (a revision it makes is stored, not announced:
+        :meth:`handle` announces it).
 
         Returns:
             The sighting when it is new (a ``sighting``, or an update whose sighting was never
             received), ``None`` for a repeat, an update or a ``left``.
         """
+        return self._store(message)[0]
+
+    def _store(self, message: SightingPayload) -> tuple[StoredSighting | None, Revision | None]:
         try:
             with self.db.session() as session:
                 if message.person is not None and not rows.person_exists(session, message.person):
@@ -279,19 +322,25 @@ class SightingService:
                         logger.warning(
                             "camera %s: left for unknown sighting %s", message.camera, message.id
                         )
-                    return None
+                    return None, None
                 if rows.exists(session, message.id):
-                    if message.event == "sighting_update":
-                        replaced = rows.apply_update(session, new)
-                        if replaced is not None:
-                            self._delete_after_commit(session, replaced)
-                    else:
+                    if message.event != "sighting_update":
                         logger.info(
                             "camera %s: sighting %s was already stored; ignoring the repeat",
                             message.camera,
                             message.id,
                         )
-                    return None
+                        return None, None
+                    applied = rows.apply_update(session, new)
+                    if applied.replaced_snapshot is not None:
+                        self._delete_after_commit(session, applied.replaced_snapshot)
+                    if applied.previous is None or applied.revised_at is None:
+                        return None, None
+                    return None, Revision(
+                        self._describe_stored(session, message.id),
+                        applied.previous,
+                        applied.revised_at,
+                    )
                 closed = rows.close_track(session, new)
                 if closed:
                     logger.info(
@@ -302,10 +351,10 @@ class SightingService:
                         closed,
                     )
                 rows.add(session, new)
-                return self._describe(session, message)
+                return self._describe(session, message), None
         except IntegrityError:
             logger.info("sighting %s was stored meanwhile; ignoring the repeat", message.id)
-            return None
+            return None, None
 
     @staticmethod
     def _as_unknown(message: SightingPayload) -> SightingPayload:
@@ -350,6 +399,53 @@ class SightingService:
             seen_at=message.seen_at,
             snapshot_key=message.snapshot_key,
         )
+
+    @staticmethod
+    def _describe_stored(session: Session, sighting_id: str) -> StoredSighting:
+        """A stored sighting as it is now (after an update), for the actions."""
+        found = rows.get(session, sighting_id)
+        assert found is not None, "described right after it was updated"
+        record = found[0]
+        about = rows.context(session, record.camera_id, record.person_id, record.watchlist)
+        return StoredSighting(
+            id=record.id,
+            camera_id=record.camera_id,
+            camera_name=about.camera_name,
+            person_id=record.person_id,
+            person_name=about.person_name,
+            account_id=about.account_id,
+            watchlist=record.watchlist,
+            watchlist_action=about.watchlist_action,
+            distance=record.distance,
+            seen_at=record.first_seen,
+            snapshot_key=record.snapshot_key,
+        )
+
+    def _revise(self, revision: Revision) -> None:
+        """Announce a revised decision to every dashboard (the card shown for the earlier one
+        is updated or withdrawn), then, when it now names someone, run their watchlist's
+        action as for a new sighting of them (the customer's card, the case's match)."""
+        sighting = revision.sighting
+        logger.info(
+            "camera %s: sighting %s was revised (%s -> %s)",
+            sighting.camera_id,
+            sighting.id,
+            revision.previous.watchlist or "unknown",
+            sighting.watchlist or "unknown",
+        )
+        self.events.publish(REVISED_EVENT, revision.event_data(), audience="viewer")
+        action = self.actions.get(sighting.watchlist_action) if sighting.person_id else None
+        if action is None:
+            return
+        try:
+            action(sighting, lambda: None)  # announced above, as a revision
+        except Exception:
+            logger.exception(
+                "camera %s: the %s action failed on revised sighting %s",
+                sighting.camera_id,
+                sighting.watchlist_action,
+                sighting.id,
+            )
 
     def _act(self, sighting: StoredSighting) -> None:
         data = sighting.event_data()
@@ -396,18 +492,24 @@ class SightingService:
         limit: int = 100,
         exclude_people: Collection[str] = (),
         exclude_sightings: Collection[str] = (),
+        *,
+        unknown: bool = False,
+        after: Cursor | None = None,
     ) -> list[SightingView]:
-        """Stored sightings, newest first.
+        """Stored sightings, newest first, each with its decision trail.
 
         Args:
             camera: only this camera's.
-            person: only this person's (person id).
-            watchlist: only matches on this watchlist.
+            person: only those decided to be this person (person id), now or before a
+                revision: what the dashboards showed as them.
+            watchlist: only matches on this watchlist (now or before a revision).
             since: first seen at or after this time.
             until: first seen before this time.
             limit: at most this many (1..1000).
             exclude_people: not these people's (what a reporter may not know of).
             exclude_sightings: not these sightings.
+            unknown: only those that are unknown faces now.
+            after: only those after this one in the order (the previous page's last).
         """
         limit = max(1, min(limit, MAX_LIMIT))
         with self.db.session() as session:
@@ -416,19 +518,25 @@ class SightingService:
                 camera=camera,
                 person=person,
                 watchlist=watchlist,
+                unknown=unknown,
                 since=since,
                 until=until,
                 limit=limit,
+                after=after,
                 exclude_people=exclude_people,
                 exclude_sightings=exclude_sightings,
             )
-        return [SightingView(record, name) for record, name in found]
+            trails = rows.decisions(session, found)
+        return [SightingView(record, name, tuple(trails[record.id])) for record, name in found]
 
     def get(self, sighting_id: str) -> SightingView | None:
-        """One stored sighting, or ``None``."""
+        """One stored sighting with its decision trail, or ``None``."""
         with self.db.session() as session:
             found = rows.get(session, sighting_id)
-        return None if found is None else SightingView(found[0], found[1])
+            if found is None:
+                return None
+            trail = rows.decisions(session, [found])[found[0].id]
+        return SightingView(found[0], found[1], tuple(trail))
 
     # camera status --------------------------------------------------------------------------
 

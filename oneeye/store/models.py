@@ -229,6 +229,28 @@ class Sighting(Base):
     """Kept for unknown faces for a retention period, so a new case can search the past."""
 
 
+class SightingDecision(Base):
+    """A decision about a sighting that a later one replaced: who the track was said to be
+    (shown to the dashboards as such) until ``revised_at``. The sighting row holds the
+    current decision; these rows keep the trail, so the history never contradicts what
+    someone saw."""
+
+    __tablename__ = "sighting_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sighting_id: Mapped[str] = mapped_column(
+        ForeignKey("sightings.id", ondelete="CASCADE"), index=True
+    )
+    person_id: Mapped[str | None] = mapped_column(
+        ForeignKey("persons.id", ondelete="CASCADE"), index=True
+    )
+    """``None``: it was said to be an unknown face."""
+    watchlist: Mapped[str | None] = mapped_column(String(64))
+    distance: Mapped[float | None] = mapped_column(Float)
+    decided_at: Mapped[datetime] = mapped_column()
+    revised_at: Mapped[datetime] = mapped_column()
+
+
 class User(Base):
     """A person who logs in to the dashboard."""
 

@@ -595,3 +595,64 @@ def test_a_failing_watchlist_action_still_announces_the_sighting(rig: Rig) -> No
     assert [p["sighting_id"] for p in sightings] == [sid]
     with rig.db.session() as session:
         assert session.get(Sighting, sid) is not None
+
+
+def test_a_revised_decision_is_an_event_and_the_history_keeps_both(rig: Rig) -> None:
+    # Issue 12, bug 3: a teller was shown a card for the customer (0.309); a later update of
+    # the same track said unknown (0.346) and rewrote the row with no event, so the dashboard
+    # kept a card the history denied and the history by person found nothing.
+    sid = new_id()
+    rig.send(**message(sid, person=rig.customer, watchlist="customers", distance=0.309))
+    revised_at = T0 + timedelta(seconds=3)
+    rig.send(
+        **message(
+            sid,
+            "sighting_update",
+            distance=0.346,
+            seen_at=revised_at.isoformat(),
+            snapshot_key=None,
+        )
+    )
+    rig.settle()
+    revisions = [data for kind, data in events_of(rig, "viewer") if kind == "sighting.revised"]
+    assert len(revisions) == 1, events_of(rig, "viewer")
+    revision = revisions[0]
+    assert revision["sighting_id"] == sid
+    assert revision["person_id"] is None
+    assert revision["revised_at"] == revised_at.isoformat()
+    assert revision["previous"] == {
+        "person_id": rig.customer,
+        "person_name": "Barack Obama",
+        "watchlist": "customers",
+        "distance": 0.309,
+    }
+    found = rig.service.query(person=rig.customer)
+    assert [view.sighting.id for view in found] == [sid]
+    assert found[0].sighting.person_id is None  # what it is now; the trail says what it was
+    trail = [(d.person_id, d.person_name, d.decided_at) for d in found[0].decisions]
+    assert trail == [(rig.customer, "Barack Obama", T0), (None, None, revised_at)]
+    assert [d.distance for d in found[0].decisions] == pytest.approx([0.309, 0.346])
+    assert found[0].revised
+    # A better distance for the same person is no new decision: no event, no trail entry.
+    rig.send(**message(sid, "sighting_update", distance=0.3, seen_at=revised_at.isoformat()))
+    rig.settle()
+    assert [k for k, _ in events_of(rig, "viewer")].count("sighting.revised") == 1
+    view = rig.service.get(sid)
+    assert view is not None
+    assert len(view.decisions) == 2
+
+
+def test_a_sighting_revised_to_another_customer_sends_that_customer_s_card(rig: Rig) -> None:
+    sid = new_id()
+    rig.send(**message(sid, person=rig.stranger_on_list, watchlist="customers", distance=0.33))
+    rig.send(
+        **message(sid, "sighting_update", person=rig.customer, watchlist="customers", distance=0.25)
+    )
+    rig.settle()
+    kinds = [k for k, _ in events_of(rig)]
+    assert kinds.count("sighting.revised") == 1
+    cards = [d for k, d in events_of(rig) if k == "customer.arrived"]
+    assert [c["account"]["account_id"] for c in cards] == ["ACC-1"]
+    assert cards[0]["sighting_id"] == sid
+    assert [v.sighting.id for v in rig.service.query(person=rig.stranger_on_list)] == [sid]
+    assert [v.sighting.id for v in rig.service.query(person=rig.customer)] == [sid]

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, delete, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, or_, select, update
+from sqlalchemy import exists as sql_exists
 from sqlalchemy.orm import Session
 
-from oneeye.store.models import Camera, Person, Sighting, Watchlist
+from oneeye.store.models import Camera, Person, Sighting, SightingDecision, Watchlist
 from oneeye.store.repos import cases
 from oneeye.store.repos.templates import embedding_to_bytes
 
@@ -65,11 +66,41 @@ class SightingRecord:
     last_seen: datetime
     left_at: datetime | None
     snapshot_key: str | None
+    revised: bool = False
+    """Whether an earlier decision about this sighting was replaced (see ``decisions``)."""
 
     @property
     def box(self) -> Box:
         """``(top, right, bottom, left)``."""
         return (self.top, self.right, self.bottom, self.left)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Who a sighting was said to be from ``decided_at`` on (``person_id`` ``None``: an
+    unknown face)."""
+
+    person_id: str | None
+    person_name: str | None
+    watchlist: str | None
+    distance: float | None
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What storing an update did."""
+
+    replaced_snapshot: str | None = None
+    """The snapshot key the update replaced (no row names it any more)."""
+    previous: Decision | None = None
+    """The decision the update revised (another person or watchlist), else ``None``."""
+    revised_at: datetime | None = None
+    """When the revised decision ended (the update's time), with ``previous``."""
+
+
+Cursor = tuple[datetime, str]
+"""Where a page of :func:`find` ended: the last sighting's ``(first_seen, id)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +113,7 @@ class SightingContext:
     watchlist_action: str | None
 
 
-def _record(row: Sighting) -> SightingRecord:
+def _record(row: Sighting, revised: bool = False) -> SightingRecord:
     return SightingRecord(
         id=row.id,
         camera_id=row.camera_id,
@@ -101,6 +132,7 @@ def _record(row: Sighting) -> SightingRecord:
         last_seen=row.last_seen,
         left_at=row.left_at,
         snapshot_key=row.snapshot_key,
+        revised=revised,
     )
 
 
@@ -158,17 +190,51 @@ def mark_left(session: Session, sighting_id: str, at: datetime) -> bool:
     return True
 
 
-def apply_update(session: Session, new: NewSighting) -> str | None:
+def _decided_at(session: Session, row: Sighting) -> datetime:
+    """When the sighting's current decision was made: its last revision, else first seen."""
+    last = session.scalar(
+        select(SightingDecision.revised_at)
+        .where(SightingDecision.sighting_id == row.id)
+        .order_by(SightingDecision.revised_at.desc(), SightingDecision.id.desc())
+        .limit(1)
+    )
+    return row.first_seen if last is None else last
+
+
+def apply_update(session: Session, new: NewSighting) -> Applied:
     """Update a stored sighting with a later message of it: who, how close, where, and a
-    better snapshot or quality when it brings one.
+    better snapshot or quality when it brings one. An update naming another person or
+    watchlist revises the decision: the replaced one is kept as a ``SightingDecision`` row,
+    ended at the update's time.
 
     Returns:
-        The snapshot key the update replaced (no row names it any more), else ``None``.
+        The snapshot key the update replaced, and the decision it revised.
     """
     row = session.get(Sighting, new.id)
     if row is None:
-        return None
+        return Applied()
     replaced = row.snapshot_key
+    previous = None
+    if (row.person_id, row.watchlist) != (new.person_id, new.watchlist):
+        person = session.get(Person, row.person_id) if row.person_id else None
+        previous = Decision(
+            person_id=row.person_id,
+            person_name=person.name if person is not None else None,
+            watchlist=row.watchlist,
+            distance=row.distance,
+            decided_at=_decided_at(session, row),
+        )
+        revised_at = max(new.seen_at, previous.decided_at)
+        session.add(
+            SightingDecision(
+                sighting_id=row.id,
+                person_id=previous.person_id,
+                watchlist=previous.watchlist,
+                distance=previous.distance,
+                decided_at=previous.decided_at,
+                revised_at=revised_at,
+            )
+        )
     row.distance = new.distance
     row.person_id = new.person_id
     row.watchlist = new.watchlist
@@ -178,7 +244,11 @@ def apply_update(session: Session, new: NewSighting) -> str | None:
         row.snapshot_key = new.snapshot_key
     row.top, row.right, row.bottom, row.left = new.box
     row.last_seen = max(row.last_seen, new.seen_at)
-    return replaced if replaced is not None and replaced != row.snapshot_key else None
+    session.flush()
+    gone = replaced if replaced is not None and replaced != row.snapshot_key else None
+    if previous is None:
+        return Applied(replaced_snapshot=gone)
+    return Applied(replaced_snapshot=gone, previous=previous, revised_at=revised_at)
 
 
 def close_track(session: Session, new: NewSighting) -> int:
@@ -231,32 +301,56 @@ def context(
     )
 
 
+def _was(column: Any, value: str) -> ColumnElement[bool]:
+    """A sighting whose decision, now or before a revision, had ``column == value``."""
+    return or_(
+        getattr(Sighting, column.key) == value,
+        Sighting.id.in_(select(SightingDecision.sighting_id).where(column == value)),
+    )
+
+
+def _revised() -> ColumnElement[bool]:
+    return sql_exists().where(SightingDecision.sighting_id == Sighting.id)
+
+
 def find(
     session: Session,
     *,
     camera: str | None = None,
     person: str | None = None,
     watchlist: str | None = None,
+    unknown: bool = False,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
+    after: Cursor | None = None,
     exclude_people: Collection[str] = (),
     exclude_sightings: Collection[str] = (),
 ) -> list[tuple[SightingRecord, str | None]]:
     """Stored sightings with their person's name, newest first (see
-    ``SightingService.query`` for the filters)."""
+    ``SightingService.query`` for the filters). A person or watchlist filter finds the
+    sightings that were decided so at any time, also those revised since."""
     query = (
-        select(Sighting, Person.name)
+        select(Sighting, Person.name, _revised().label("revised"))
         .outerjoin(Person, Person.id == Sighting.person_id)
         .order_by(Sighting.first_seen.desc(), Sighting.id)
         .limit(limit)
     )
+    if after is not None:
+        query = query.where(
+            or_(
+                Sighting.first_seen < after[0],
+                and_(Sighting.first_seen == after[0], Sighting.id > after[1]),
+            )
+        )
     if camera is not None:
         query = query.where(Sighting.camera_id == camera)
     if person is not None:
-        query = query.where(Sighting.person_id == person)
+        query = query.where(_was(SightingDecision.person_id, person))
     if watchlist is not None:
-        query = query.where(Sighting.watchlist == watchlist)
+        query = query.where(_was(SightingDecision.watchlist, watchlist))
+    if unknown:
+        query = query.where(Sighting.person_id.is_(None))
     if since is not None:
         query = query.where(Sighting.first_seen >= since)
     if until is not None:
@@ -268,17 +362,49 @@ def find(
         )
     if exclude_sightings:
         query = query.where(Sighting.id.not_in(exclude_sightings))
-    return [(_record(row), name) for row, name in session.execute(query)]
+    return [(_record(row, bool(revised)), name) for row, name, revised in session.execute(query)]
+
+
+def decisions(
+    session: Session, found: Collection[tuple[SightingRecord, str | None]]
+) -> dict[str, list[Decision]]:
+    """Each sighting's decision trail, oldest first: the revised decisions, then the current
+    one (decided at the last revision, or when first seen).
+
+    Args:
+        found: sightings with their current person's name, as :func:`find` gives them.
+    """
+    earlier: dict[str, list[tuple[Decision, datetime]]] = {}
+    revised = [record.id for record, _ in found if record.revised]
+    if revised:
+        rows = session.execute(
+            select(SightingDecision, Person.name)
+            .outerjoin(Person, Person.id == SightingDecision.person_id)
+            .where(SightingDecision.sighting_id.in_(revised))
+            .order_by(SightingDecision.decided_at, SightingDecision.id)
+        )
+        for row, past_name in rows:
+            decision = Decision(
+                row.person_id, past_name, row.watchlist, row.distance, row.decided_at
+            )
+            earlier.setdefault(row.sighting_id, []).append((decision, row.revised_at))
+    trails: dict[str, list[Decision]] = {}
+    for record, name in found:
+        past = earlier.get(record.id, [])
+        decided_at = max([record.first_seen, *(ended for _, ended in past)])
+        current = Decision(record.person_id, name, record.watchlist, record.distance, decided_at)
+        trails[record.id] = [*(decision for decision, _ in past), current]
+    return trails
 
 
 def get(session: Session, sighting_id: str) -> tuple[SightingRecord, str | None] | None:
     """One stored sighting with its person's name, or ``None``."""
     found = session.execute(
-        select(Sighting, Person.name)
+        select(Sighting, Person.name, _revised().label("revised"))
         .outerjoin(Person, Person.id == Sighting.person_id)
         .where(Sighting.id == sighting_id)
     ).first()
-    return None if found is None else (_record(found[0]), found[1])
+    return None if found is None else (_record(found[0], bool(found[2])), found[1])
 
 
 # a person's sightings (erasure and subject access) ---------------------------------------------
