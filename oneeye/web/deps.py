@@ -338,4 +338,5 @@ def page_require(role: str) -> Callable[[Principal | None], Principal]:
 
 ViewerPage = Annotated[Principal, Depends(page_require("viewer"))]
 ReporterPage = Annotated[Principal, Depends(page_require("reporter"))]
+TellerPage = Annotated[Principal, Depends(page_require("teller"))]
 AdminPage = Annotated[Principal, Depends(page_require("admin"))]

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
@@ -48,6 +48,7 @@ from oneeye.services.alerts import (
 from oneeye.services.auth import AuthError, Principal
 from oneeye.services.context import Services
 from oneeye.services.events import ACCOUNT_EVENT, EventHub, HubEvent, Subscription
+from oneeye.services.sightings import REVISED_EVENT
 from oneeye.web.deps import session_token_of
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ OWNED_CASES_KEPT = 1000
 RECHECK_SECONDS = 60.0
 """How often an open connection's session or key is checked again."""
 SIGHTING_EVENT = "sighting"
+SIGHTING_EVENTS = frozenset({SIGHTING_EVENT, REVISED_EVENT})
+"""A sighting, and a sighting whose decision was revised (it names the earlier one too)."""
 SUBPROTOCOL = "oneeye"
 """The subprotocol the server answers with when a client offers it."""
 KEY_SUBPROTOCOL = "oneeye.key."
@@ -283,7 +286,7 @@ async def _may_get(
         return True
     if event.type in CASE_EVENTS:
         known.scope = None  # a case was filed, approved or closed: who is held may have changed
-    elif event.type == SIGHTING_EVENT:
+    elif event.type in SIGHTING_EVENTS:
         return await _sighting_visible(event, principal, services, known)
     else:
         return True
@@ -308,11 +311,28 @@ async def _sighting_visible(
     filed the case and the case is approved. The scope is asked of the database off the event
     loop and kept in ``known`` until a case event clears it; a sighting on the Amber Alert
     watchlist of a person the kept scope does not know asks again (a case filed since)."""
-    person = event.payload.get("person_id")
+    if not await _decision_visible(event, event.payload, principal, services, known):
+        return False
+    previous = event.payload.get("previous")
+    return not isinstance(previous, dict) or await _decision_visible(
+        event, previous, principal, services, known
+    )
+
+
+async def _decision_visible(
+    event: HubEvent,
+    decision: dict[str, Any],
+    principal: Principal,
+    services: Services,
+    known: Known,
+) -> bool:
+    """Whether a reporter may learn that the event's sighting was decided to be
+    ``decision``'s person (a revision names the earlier decision as well)."""
+    person = decision.get("person_id")
     person_id = person if isinstance(person, str) else None
     scope = known.scope
     if scope is None or (
-        event.payload.get("watchlist") == WATCHLIST and person_id not in scope.held_people
+        decision.get("watchlist") == WATCHLIST and person_id not in scope.held_people
     ):
         alerts = getattr(services, "alerts", None)
         if alerts is None:

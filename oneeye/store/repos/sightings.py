@@ -360,6 +360,14 @@ def find(
         query = query.where(
             or_(Sighting.person_id.is_(None), Sighting.person_id.not_in(exclude_people))
         )
+        # ... and a sighting once decided to be one of them is theirs too.
+        query = query.where(
+            Sighting.id.not_in(
+                select(SightingDecision.sighting_id).where(
+                    SightingDecision.person_id.in_(exclude_people)
+                )
+            )
+        )
     if exclude_sightings:
         query = query.where(Sighting.id.not_in(exclude_sightings))
     return [(_record(row, bool(revised)), name) for row, name, revised in session.execute(query)]

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from oneeye.services.auth import Principal
 from oneeye.services.context import Services
 from oneeye.services.events import HubEvent
+from oneeye.services.sightings import REVISED_EVENT
 from oneeye.web.deps import ServicesDep, ViewerPage, audit_access
 from oneeye.web.pages.cameras import camera_tiles
 from oneeye.web.pages.cases import alert_banners, alert_service
@@ -27,7 +28,9 @@ RECENT_EVENTS = 300
 """How many of the newest dashboard events the first render of the dashboard looks at."""
 MAX_CARDS = 60
 """How many arrival cards the dashboard shows (the JavaScript client keeps the same bound)."""
-ARRIVAL_TYPES = frozenset({"sighting", "customer.arrived", "sighting_update", "sighting.update"})
+ARRIVAL_TYPES = frozenset(
+    {"sighting", "customer.arrived", "sighting_update", "sighting.update", REVISED_EVENT}
+)
 
 
 @dataclass(slots=True)
@@ -45,6 +48,8 @@ class ArrivalCard:
     snapshot_url: str | None = None
     account: dict[str, Any] | None = None
     account_error: str | None = None
+    revised_from: str | None = None
+    """Set when the decision shown first was revised: who the card first said it was."""
 
     def as_json(self) -> dict[str, Any]:
         """The card's data as the dashboard's JavaScript keeps it."""
@@ -60,7 +65,21 @@ class ArrivalCard:
             "snapshot_url": self.snapshot_url,
             "account": self.account,
             "account_error": self.account_error,
+            "revised": self.revised_from is not None,
+            "revised_from": self.revised_from,
         }
+
+    def revise(self, event_id: int, data: dict[str, Any]) -> None:
+        """Take a revised decision: who it is now (perhaps nobody known), and no account
+        card any more (it was the earlier person's; the new person's comes as its own
+        event)."""
+        self.event_id = max(self.event_id, event_id)
+        for name in ("person_id", "person_name", "watchlist"):
+            setattr(self, name, data.get(name))
+        self.account = self.account_error = None
+        if self.revised_from is None:
+            previous = data.get("previous") or {}
+            self.revised_from = str(previous.get("person_name") or "an unknown face")
 
     def merge(self, event_id: int, data: dict[str, Any]) -> None:
         """Take the fields of a later event of the same visit."""
@@ -94,7 +113,11 @@ def arrival_cards(events: list[HubEvent], can_see_accounts: bool) -> list[Arriva
         card = cards.get(sighting_id)
         if card is None:
             card = cards[sighting_id] = ArrivalCard(sighting_id=sighting_id, event_id=event.id)
-        card.merge(event.id, data)
+        if event.type == REVISED_EVENT:
+            card.revise(event.id, data)
+        elif card.revised_from is None or data.get("person_id", card.person_id) == card.person_id:
+            # (an event about a decision since revised, e.g. a card looked up late, is stale)
+            card.merge(event.id, data)
     newest = sorted(cards.values(), key=lambda c: (c.seen_at, c.event_id), reverse=True)
     return newest[:MAX_CARDS]
 
@@ -133,9 +156,14 @@ def dashboard_page(request: Request, services: ServicesDep, principal: ViewerPag
             e
             for e in events
             if e.type not in ARRIVAL_TYPES
-            or scope.sighting_visible(
-                str(e.payload.get("sighting_id") or e.payload.get("id") or ""),
-                e.payload.get("person_id"),
+            or all(
+                scope.sighting_visible(
+                    str(e.payload.get("sighting_id") or e.payload.get("id") or ""), person
+                )
+                for person in (
+                    e.payload.get("person_id"),
+                    (e.payload.get("previous") or {}).get("person_id"),
+                )
             )
         ]
     cards = arrival_cards(events, can_see_accounts)

@@ -47,6 +47,7 @@ def render(
         "csrf_token": principal.csrf_token if principal is not None else "",
         "is_admin": principal is not None and principal.allows("admin"),
         "can_report": principal is not None and principal.allows("reporter"),
+        "can_see_history": principal is not None and principal.allows("teller"),
         "path": request.url.path,
     }
     values.update(context or {})

@@ -6,7 +6,7 @@
 
 (function () {
   const { el, localTime } = window.OneEye;
-  const ARRIVALS = new Set(["sighting", "customer.arrived", "sighting_update", "sighting.update", "left", "sighting.left"]);
+  const ARRIVALS = new Set(["sighting", "customer.arrived", "sighting_update", "sighting.update", "left", "sighting.left", "sighting.revised"]);
   const LIVE_AT_START = 4; /* browsers allow ~6 connections per host; keep room for the API */
 
   const root = document.getElementById("dashboard");
@@ -75,6 +75,9 @@
       account && v.account_error
         ? el("p", { class: "card-error", "data-testid": "card-account-error", text: v.account_error })
         : null,
+      v.revised_from
+        ? el("p", { class: "card-revised", "data-testid": "card-revised", text: (v.person_id ? "Revised" : "Withdrawn") + ": first shown as " + v.revised_from })
+        : null,
       el("p", { class: "meta" }, [
         el("span", { "data-testid": "card-camera", text: v.camera_name || v.camera_id || "" }),
         " · ",
@@ -85,6 +88,7 @@
     if (!v.person_id) classes.push("unknown");
     if (account) classes.push("customer");
     if (v.left) classes.push("left");
+    if (v.revised_from) classes.push("revised");
     return el("article", {
       class: classes.join(" "),
       "data-testid": "arrival-card",
@@ -98,9 +102,20 @@
     const id = data.sighting_id || data.id;
     if (!id) return;
     const merged = Object.assign({}, visits.get(id) || {});
-    Object.entries(data).forEach(function ([key, value]) {
-      if (value !== null && value !== undefined && value !== "") merged[key] = value;
-    });
+    if (frame.type === "sighting.revised") {
+      /* A revised decision: the card says who it is now (perhaps nobody known) and drops the
+         earlier person's account; the new person's card, if any, comes as its own event. */
+      ["person_id", "person_name", "watchlist", "distance"].forEach(function (key) { merged[key] = data[key]; });
+      delete merged.account;
+      delete merged.account_error;
+      if (!merged.revised_from) merged.revised_from = (data.previous && data.previous.person_name) || "an unknown face";
+    } else if (merged.revised_from && data.person_id !== undefined && data.person_id !== merged.person_id) {
+      return; /* about a decision since revised (a card looked up late): stale */
+    } else {
+      Object.entries(data).forEach(function ([key, value]) {
+        if (value !== null && value !== undefined && value !== "") merged[key] = value;
+      });
+    }
     if (visits.get(id) && visits.get(id).seen_at) merged.seen_at = visits.get(id).seen_at;
     if (frame.type === "left" || frame.type === "sighting.left") merged.left = true;
     merged.sighting_id = id;
