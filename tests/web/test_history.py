@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from oneeye.app import OneEyeApp
-from oneeye.services.history import EXPORT_MAX_ROWS, PAGE_SIZE
+from oneeye.services.history import EXPORT_MAX_ROWS, PAGE_SIZE, HistoryQuery, export
 from oneeye.store.models import Person, Watchlist, new_id
 from tests.web.conftest import PASSWORD, login
 from tests.web.helpers import publish, sighting, wait_for
@@ -80,11 +80,12 @@ def revised_to_unknown(server: OneEyeApp, person: str) -> str:
         "seen_at": (T0 + timedelta(seconds=3)).isoformat(),
     }
     send_all(server, [first, update])
-    wait_for(
-        lambda: server.services.sightings.get(first["id"]) is not None
-        and server.services.sightings.get(first["id"]).revised,  # type: ignore[union-attr]
-        "the revision to be stored",
-    )
+
+    def revised() -> bool:
+        view = server.services.sightings.get(first["id"])
+        return view is not None and view.revised
+
+    wait_for(revised, "the revision to be stored")
     return str(first["id"])
 
 
@@ -146,9 +147,12 @@ def test_history_page_filters_pages_and_links_the_person(
     assert shown(watchlist="amber-alert") == [ids[2]]
     assert shown(unknown="true") == [ids[3], ids[1]]
     day = T0.date().isoformat()
-    assert shown(since=day, until=day, person="") == [  # blank fields mean "any"
-        i for i, when in zip(ids, at, strict=True) if when.date() == T0.date()
-    ][::-1]
+    assert (
+        shown(since=day, until=day, person="")
+        == [  # blank fields mean "any"
+            i for i, when in zip(ids, at, strict=True) if when.date() == T0.date()
+        ][::-1]
+    )
     assert shown(until=(T0.date() - timedelta(days=1)).isoformat()) == []
     page = teller.get("/history").text
     assert f'href="/people/{obama}"' in page
@@ -230,8 +234,6 @@ def test_csv_export_has_the_filtered_rows_and_is_audited(
 
 
 def test_csv_export_stops_at_its_row_limit(server: OneEyeApp) -> None:
-    from oneeye.services.history import HistoryQuery, export
-
     messages = [sighting("door", None, T0 + timedelta(seconds=i), track=i) for i in range(7)]
     send_all(server, messages)
     found = list(export(server.services.sightings, HistoryQuery(), max_rows=5))
