@@ -241,10 +241,10 @@ class SightingDecision(Base):
     sighting_id: Mapped[str] = mapped_column(
         ForeignKey("sightings.id", ondelete="CASCADE"), index=True
     )
-    person_id: Mapped[str | None] = mapped_column(
-        ForeignKey("persons.id", ondelete="CASCADE"), index=True
-    )
-    """``None``: it was said to be an unknown face."""
+    person_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    """``None``: it was said to be an unknown face. No foreign key, as ``sightings.person_id``:
+    deleting a person leaves their sightings until they are erased, and erasure removes every
+    sighting ever decided to be them, trail and all."""
     watchlist: Mapped[str | None] = mapped_column(String(64))
     distance: Mapped[float | None] = mapped_column(Float)
     decided_at: Mapped[datetime] = mapped_column()

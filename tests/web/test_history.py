@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from oneeye.app import OneEyeApp
 from oneeye.services.history import EXPORT_MAX_ROWS, PAGE_SIZE, HistoryQuery, export
-from oneeye.store.models import Person, Watchlist, new_id
+from oneeye.store.models import Person, SightingDecision, Watchlist, new_id
 from tests.web.conftest import PASSWORD, login
 from tests.web.helpers import publish, sighting, wait_for
 
@@ -287,3 +287,16 @@ def test_the_dashboard_withdraws_a_revised_card_on_reload(
     assert "revised" in card.group(1)
     assert "unknown" in card.group(1)
     assert "Withdrawn: first shown as Lin-Manuel Miranda" in html
+
+
+def test_erasing_a_person_removes_the_sightings_once_shown_as_them(server: OneEyeApp) -> None:
+    person = add_person(server, "Lin-Manuel Miranda")
+    sid = revised_to_unknown(server, person)
+    other = sighting("back", None, T0 + timedelta(minutes=5), track=9)
+    send_all(server, [other])
+    report = server.services.privacy.erase(person, actor="user:admin")
+    assert report.sightings == 1
+    assert server.services.sightings.get(sid) is None
+    assert server.services.sightings.get(str(other["id"])) is not None
+    with server.services.db.session() as session:
+        assert session.query(SightingDecision).count() == 0

@@ -419,7 +419,10 @@ def get(session: Session, sighting_id: str) -> tuple[SightingRecord, str | None]
 
 
 def _of_person(person_id: str, case_ids: Collection[str]) -> ColumnElement[bool]:
-    return or_(Sighting.person_id == person_id, cases.matched_to(case_ids))
+    return or_(
+        _was(SightingDecision.person_id, person_id),  # now, or before a revision
+        cases.matched_to(case_ids),
+    )
 
 
 def snapshots_of_person(
@@ -429,9 +432,9 @@ def snapshots_of_person(
     *,
     besides: Collection[str] = (),
 ) -> list[tuple[str, str | None]]:
-    """Every ``(sighting id, snapshot key)`` of a person: named as them, or matched to one of
-    their cases ``case_ids`` (an unknown face a retro-search found to be them); those among
-    ``besides`` left out."""
+    """Every ``(sighting id, snapshot key)`` of a person: named as them (now or before a
+    revision), or matched to one of their cases ``case_ids`` (an unknown face a retro-search
+    found to be them); those among ``besides`` left out."""
     query = select(Sighting.id, Sighting.snapshot_key).where(_of_person(person_id, case_ids))
     if besides:
         query = query.where(Sighting.id.not_in(besides))

@@ -26,7 +26,6 @@ def upgrade() -> None:
         sa.Column("distance", sa.Float(), nullable=True),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revised_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["person_id"], ["persons.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["sighting_id"], ["sightings.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
