@@ -458,3 +458,45 @@ def test_a_second_reporter_sees_nothing_of_the_familys_case_person(
     publish(site.app, unknown)
     wait_for(lambda: site.count(Sighting, Sighting.id == unknown["id"]) == 1, "the unknown face")
     assert [s["id"] for s in stranger.get(f"{API}/sightings").json()] == [unknown["id"]]
+
+
+def test_a_revised_sighting_of_a_case_person_stays_hidden_from_another_reporter(
+    site: Site, face_photos: Path
+) -> None:
+    """Issue 12, bug 3's revision must not leak what issue 11 #30 hid: a sighting once decided
+    to be a case's person, then revised to an unknown face, is still that person's for a
+    reporter who may not know of them (list, id, /ws replay, dashboard)."""
+    family = site.client("family", "reporter")
+    stranger = site.client("stranger", "reporter")
+    teller = site.client("tina", "teller")
+    case = file_case(family, face_photos)
+    person = case["person_id"]
+    sid, _ = seen_at_door(site, person)
+    first = sighting("door", person, datetime.now(UTC), id=sid)
+    update = {**first, "event": "sighting_update", "person": None, "watchlist": None}
+    publish(site.app, update)
+    wait_for(
+        lambda: any(
+            e.type == "sighting.revised" for e in site.app.services.events.since(0, "viewer")
+        ),
+        "the revision's dashboard event",
+    )
+    # Staff see it under the person, revised.
+    [row] = teller.get(f"{API}/sightings", params={"person": person}).json()
+    assert (row["id"], row["revised"], row["person_id"]) == (sid, True, None)
+    # The other reporter: nothing, although it is an unknown face now.
+    assert sid not in {s["id"] for s in stranger.get(f"{API}/sightings").json()}
+    assert stranger.get(f"{API}/sightings", params={"unknown": True}).json() == []
+    assert stranger.get(f"{API}/sightings/{sid}").status_code == 404
+    cookie = f"oneeye_session={stranger.cookies['oneeye_session']}"
+    frames = []
+    with connect(
+        site.url.replace("http://", "ws://") + "/ws?since=0", additional_headers={"Cookie": cookie}
+    ) as socket:
+        try:
+            while True:
+                frames.append(json.loads(socket.recv(timeout=1.0)))
+        except TimeoutError:
+            pass
+    assert [f for f in frames if f["data"].get("sighting_id") == sid] == []
+    assert sid not in stranger.get("/").text
