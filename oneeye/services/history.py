@@ -105,7 +105,16 @@ def page(
         size: rows on the page (1..``PAGE_SIZE``).
         exclude_people: people whose sightings are left out.
     """
-    size = max(1, min(size, PAGE_SIZE))
+    return _page(sightings, query, after, max(1, min(size, PAGE_SIZE)), exclude_people)
+
+
+def _page(
+    sightings: SightingService,
+    query: HistoryQuery,
+    after: Cursor | None,
+    size: int,
+    exclude_people: Collection[str] = (),
+) -> HistoryPage:
     since, until = query.window()
     found = sightings.query(
         camera=query.camera,
@@ -131,7 +140,7 @@ def export(
     after: Cursor | None = None
     left = max_rows
     while left > 0:
-        chunk = page(sightings, query, after=after, size=min(EXPORT_CHUNK, left), exclude_people=())
+        chunk = _page(sightings, query, after, min(EXPORT_CHUNK, left))
         yield from chunk.sightings
         left -= len(chunk.sightings)
         if chunk.next_after is None:
