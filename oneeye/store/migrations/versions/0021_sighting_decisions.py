@@ -1,7 +1,7 @@
 """sighting decisions: the trail of a sighting's revised decisions
 
-Revision ID: 0018
-Revises: 0015
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-04 00:30:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0015"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
