@@ -15,8 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from oneeye.app import OneEyeApp
+from oneeye.services.events import HubEvent
 from oneeye.services.history import EXPORT_MAX_ROWS, PAGE_SIZE, HistoryQuery, export
 from oneeye.store.models import Person, SightingDecision, Watchlist, new_id
+from oneeye.web.pages.dashboard import ArrivalCard, arrival_cards
 from tests.web.conftest import PASSWORD, login
 from tests.web.helpers import publish, sighting, wait_for
 
@@ -300,3 +302,38 @@ def test_erasing_a_person_removes_the_sightings_once_shown_as_them(server: OneEy
     assert server.services.sightings.get(str(other["id"])) is not None
     with server.services.db.session() as session:
         assert session.query(SightingDecision).count() == 0
+
+
+def test_dashboard_cards_follow_revisions_and_ignore_a_late_card_of_the_earlier_person() -> None:
+    at = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    sid = new_id()
+    a, b = new_id(), new_id()
+    seen = {"sighting_id": sid, "camera_id": "door", "seen_at": at.isoformat()}
+    shown_a = {**seen, "person_id": a, "person_name": "A", "watchlist": "customers"}
+    card_a = {**shown_a, "account": {"account_id": "ACC-A", "name": "A"}}
+    to_unknown = {
+        **seen,
+        "person_id": None,
+        "person_name": None,
+        "watchlist": None,
+        "previous": {"person_id": a, "person_name": "A", "watchlist": "customers"},
+    }
+    to_b = {**to_unknown, "person_id": b, "person_name": "B", "watchlist": "customers"}
+    card_b = {**seen, "person_id": b, "person_name": "B", "account": {"account_id": "ACC-B"}}
+
+    def cards(*events: tuple[str, dict[str, Any]]) -> list[ArrivalCard]:
+        hub = [HubEvent(i + 1, kind, at, "viewer", data) for i, (kind, data) in enumerate(events)]
+        return arrival_cards(hub, can_see_accounts=True)
+
+    [withdrawn] = cards(
+        ("sighting", shown_a), ("sighting.revised", to_unknown), ("customer.arrived", card_a)
+    )
+    assert (withdrawn.person_id, withdrawn.account, withdrawn.revised_from) == (None, None, "A")
+    [revised] = cards(
+        ("customer.arrived", card_a),
+        ("sighting", shown_a),
+        ("sighting.revised", to_b),
+        ("customer.arrived", card_b),
+    )
+    assert (revised.person_name, revised.revised_from) == ("B", "A")
+    assert revised.account == {"account_id": "ACC-B"}
