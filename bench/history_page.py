@@ -1,16 +1,19 @@
 """History page benchmark: how long a page of the sightings history and a CSV export take on
 SQLite as the table grows.
 
-``python bench/history_page.py [--sightings 100000] [--revised 0.01] [--repeats 20]``: fills a
+``python bench/history_page.py [--sightings 100000] [--revised 0.01] [--repeats 20]``
+(``--smoke``: 2,000 sightings, 2 repeats, for the test suite): fills a
 fresh SQLite database (in a temporary folder) with that many sightings over 30 days, 8
 cameras and 200 people (a third unknown faces), a share of them revised to another decision,
 then times through :mod:`oneeye.services.history`: the newest page, a page 100 pages deep
 (keyset), a person's page (which also looks through the revised decisions), unknown faces in
-one day, and a 10,000-row CSV export. Prints the median and p95 in milliseconds.
+one day, and a 10,000-row CSV export. Prints the median and p95 in milliseconds and writes
+them to ``bench/results/history_page.json`` (``--out``).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import sys
@@ -106,8 +109,18 @@ def timed(what: Callable[[], object], repeats: int) -> tuple[float, float]:
 @click.option("--sightings", default=100_000, show_default=True)
 @click.option("--revised", default=0.01, show_default=True, help="share of named ones revised")
 @click.option("--repeats", default=20, show_default=True)
-def main(sightings: int, revised: float, repeats: int) -> None:
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path(__file__).resolve().parent / "results" / "history_page.json",
+    show_default=True,
+)
+@click.option("--smoke", is_flag=True, help="2,000 sightings, 2 repeats; writes nothing")
+def main(sightings: int, revised: float, repeats: int, out: Path, smoke: bool) -> None:
     """Fill a database and time the history's pages and export."""
+    if smoke:
+        sightings, repeats = 2_000, 2
+    results: dict[str, object] = {"sightings": sightings, "revised": revised, "repeats": repeats}
     with tempfile.TemporaryDirectory() as folder:
         db = Database(f"sqlite:///{Path(folder) / 'bench.db'}")
         db.migrate()
@@ -133,12 +146,23 @@ def main(sightings: int, revised: float, repeats: int) -> None:
         }
         for name, what in cases.items():
             median, p95 = timed(what, repeats)
+            results[name] = {"median_ms": round(median, 2), "p95_ms": round(p95, 2)}
             print(f"{name:26s} median {median:7.1f} ms   p95 {p95:7.1f} ms")
         median, p95 = timed(
             lambda: sum(len(line) for line in csv_lines(export(service, HistoryQuery()))),
             max(3, repeats // 5),
         )
+        results["CSV export, 10,000 rows"] = {
+            "median_ms": round(median, 2),
+            "p95_ms": round(p95, 2),
+        }
         print(f"{'CSV export, 10,000 rows':26s} median {median:7.1f} ms   p95 {p95:7.1f} ms")
+    if smoke:
+        print("smoke run: nothing written")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -102,3 +102,10 @@ def test_library_pages() -> None:
     out = run_bench("library_pages.py", "--smoke")
     assert "enrolled 200 customers" in out
     assert "search by account id" in out
+
+
+def test_history_page() -> None:
+    out = run_bench("history_page.py", "--smoke")
+    assert "filled 2000 sightings" in out
+    assert "CSV export, 10,000 rows" in out
+    assert "nothing written" in out
