@@ -418,7 +418,8 @@ class CaseMatch(Base):
     seen_at: Mapped[datetime] = mapped_column()
     found_at: Mapped[datetime] = mapped_column(default=utcnow)
     notified: Mapped[bool] = mapped_column(Boolean, default=False)
-    """Whether this match produced notifications (false inside a (case, camera) cooldown)."""
+    """Whether this match produced notifications: false when nobody was to be told (no
+    subscriber, or each inside its own (case, camera) cooldown)."""
     held: Mapped[bool] = mapped_column(Boolean, default=False)
     """Found while the case waited for approval: nothing sent yet; approval sends it (by the
     cooldown rules) and clears this."""

@@ -6,9 +6,12 @@ becomes a match; so does each kept unknown face of the last ``retro_hours`` that
 photos are near and that the live gallery, asked as a camera would ask it, names as the case's
 person (``retro_search``). One notification per active subscription (the case's and the
 all-cases ones) is written to the outbox in the same transaction as the match, and the notifier
-is woken. At most one match per (case, camera) per ``cooldown`` seconds notifies; later ones
-inside it are stored, silently. Until the case is approved its matches are held; approval
-releases them in the order they were seen, by the same cooldown (``approve``).
+is woken. Each subscriber is told of at most one match per (case, camera) per ``cooldown``
+seconds: the cooldown is the subscriber's own and starts only when it was told, so a match
+nobody was subscribed to (a retro-search right after filing) holds nobody back, and one who
+subscribes later gets the next sighting. A match is ``notified`` when it gave at least one
+notification. Until the case is approved its matches are held; approval releases them in the
+order they were seen, by the same cooldown (``approve``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from oneeye.services.alerts.errors import CaseApprovedError, CaseClosedError, Ca
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
 from oneeye.services.notify.base import AlertPayload
-from oneeye.services.notify.subscriptions import Target, enqueue, targets
+from oneeye.services.notify.subscriptions import Target, enqueue, outside_cooldown, targets
 from oneeye.services.sightings import StoredSighting, photo_url
 from oneeye.store.db import Database
 from oneeye.store.repos import cases as repo
@@ -86,9 +89,10 @@ class MatchService:
         retro_hours: float,
     ) -> None:
         """Record into ``db``; search the live ``gallery``; tell the dashboards through
-        ``events`` and wake ``notifier`` after writing outbox rows. ``cooldown``: seconds, one
-        notified match per (case, camera) within it; ``public_url``: the server's address, for
-        the case links in notifications; ``retro_hours``: how far back a retro-search looks."""
+        ``events`` and wake ``notifier`` after writing outbox rows. ``cooldown``: seconds, each
+        subscriber is told of one match per (case, camera) within it; ``public_url``: the
+        server's address, for the case links in notifications; ``retro_hours``: how far back a
+        retro-search looks."""
         self.db = db
         self.gallery = gallery
         self.events = events
@@ -200,7 +204,10 @@ class MatchService:
             for candidate in candidates:
                 if repo.has_match(session, case_id, candidate.sighting_id):
                     continue
-                notified = approved and self._outside_cooldown(session, case_id, candidate)
+                camera = _label(cameras, candidate.camera_id)
+                sent = self._outbox(session, case, candidate, kind, camera, to) if approved else 0
+                notifications += sent
+                notified = sent > 0
                 found_at = datetime.now(UTC)
                 match_id = repo.add_match(
                     session,
@@ -214,9 +221,6 @@ class MatchService:
                     notified=notified,
                     held=not approved,
                 )
-                camera = _label(cameras, candidate.camera_id)
-                if notified:
-                    notifications += self._outbox(session, case, candidate, kind, camera, to)
                 recorded.append(
                     MatchInfo(
                         id=match_id,
@@ -252,7 +256,7 @@ class MatchService:
             if info.notified
             else "held until the case is approved"
             if info.held
-            else "within the cooldown",
+            else "nobody to tell (no subscriber, or each within its cooldown)",
         )
         self.events.publish(
             "alert.sighting",
@@ -306,13 +310,13 @@ class MatchService:
                     match.distance,
                     match.snapshot_key,
                 )
-                notified = self._outside_cooldown(session, case_id, candidate)
-                # Stored before the next one's cooldown is checked, so that one sees it.
-                repo.release(session, match.id, notified=notified)
-                if notified:
+                camera = _label(cameras, match.camera_id)
+                # Queued before the next one's cooldown is checked, so that one sees them.
+                sent = self._outbox(session, case, candidate, match.kind, camera, to)
+                repo.release(session, match.id, notified=sent > 0)
+                if sent:
                     released += 1
-                    camera = _label(cameras, match.camera_id)
-                    notifications += self._outbox(session, case, candidate, match.kind, camera, to)
+                    notifications += sent
         if notifications:
             self._wake(case_id)
         return Approval(len(held), released, notifications)
@@ -323,16 +327,6 @@ class MatchService:
         except Exception:  # the rows are stored; the notifier's next poll sends them
             logger.exception("case %s: could not wake the notifier", case_id)
 
-    def _outside_cooldown(self, session: Session, case_id: str, candidate: Candidate) -> bool:
-        """Whether no notified match of this case on this camera lies within ``cooldown``
-        seconds of the candidate."""
-        if self.cooldown <= 0:
-            return True
-        window = timedelta(seconds=self.cooldown)
-        return not repo.notified_near(
-            session, case_id, candidate.camera_id, candidate.seen_at, window
-        )
-
     def _outbox(
         self,
         session: Session,
@@ -342,7 +336,8 @@ class MatchService:
         camera: CameraLabel,
         to: Sequence[Target],
     ) -> int:
-        """One pending notification per subscription for this match."""
+        """One pending notification per subscription in ``to`` this match is due to (outside
+        that subscriber's cooldown); returns how many were queued."""
         payload = AlertPayload(
             case_id=case.id,
             case_name=case.name,
@@ -358,7 +353,10 @@ class MatchService:
             kind=kind,
             case_url=f"{self.public_url}/cases/{case.id}",
         )
-        return enqueue(session, case.id, payload, to)
+        due = outside_cooldown(
+            session, case.id, candidate.camera_id, candidate.seen_at, to, self.cooldown
+        )
+        return enqueue(session, case.id, payload, due) if due else 0
 
 
 def _label(cameras: dict[str, CameraLabel], camera_id: str) -> CameraLabel:

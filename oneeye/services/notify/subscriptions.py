@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,7 @@ __all__ = [
     "Target",
     "UnknownSubscriptionError",
     "enqueue",
+    "outside_cooldown",
     "targets",
 ]
 
@@ -55,6 +56,25 @@ def targets(session: Session, case_id: str) -> list[Target]:
     """The active subscriptions a match of ``case_id`` notifies: the case's and the
     all-cases ones, oldest first."""
     return subscriptions.targets(session, case_id)
+
+
+def outside_cooldown(
+    session: Session,
+    case_id: str,
+    camera_id: str,
+    seen_at: datetime,
+    to: Sequence[Target],
+    cooldown: float,
+) -> list[Target]:
+    """The subscriptions in ``to`` that a match of ``case_id`` on ``camera_id`` seen at
+    ``seen_at`` is to be sent to: those not told of another match of this case on this camera
+    within ``cooldown`` seconds of it. The cooldown is each subscriber's own: it starts only
+    for one who was told (a row pending or sent), so one who subscribes later gets the next
+    sighting, and a match nobody was told of holds nobody back."""
+    if cooldown <= 0 or not to:
+        return list(to)
+    told = notifications.cooling(session, case_id, camera_id, seen_at, timedelta(seconds=cooldown))
+    return [target for target in to if target.id not in told]
 
 
 def enqueue(session: Session, case_id: str, payload: AlertPayload, to: Sequence[Target]) -> int:

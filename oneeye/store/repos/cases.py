@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
@@ -433,25 +433,6 @@ def has_match(session: Session, case_id: str, sighting_id: str) -> bool:
         )
     )
     return found is not None
-
-
-def notified_near(
-    session: Session, case_id: str, camera_id: str, seen_at: datetime, window: timedelta
-) -> bool:
-    """Whether a notified match of this case on this camera lies within ``window`` of
-    ``seen_at`` (either side)."""
-    near = session.scalar(
-        select(CaseMatch.id)
-        .where(
-            CaseMatch.case_id == case_id,
-            CaseMatch.camera_id == camera_id,
-            CaseMatch.notified.is_(True),
-            CaseMatch.seen_at > seen_at - window,
-            CaseMatch.seen_at < seen_at + window,
-        )
-        .limit(1)
-    )
-    return near is not None
 
 
 def add_match(

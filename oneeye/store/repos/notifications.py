@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from oneeye.store.models import Notification, Subscription
+from oneeye.store.models import CaseMatch, Notification, Subscription
 from oneeye.store.repos.oldest import delete_oldest
 
 
@@ -68,6 +68,32 @@ def subscriptions_notified(session: Session, sighting_id: str) -> set[int | None
             select(Notification.subscription_id).where(Notification.sighting_id == sighting_id)
         )
     )
+
+
+def cooling(
+    session: Session, case_id: str, camera_id: str, seen_at: datetime, window: timedelta
+) -> set[int]:
+    """The subscriptions told (or about to be told: pending) of a match of this case on this
+    camera that lies within ``window`` of ``seen_at`` (either side), by id. A row that gave up
+    (``failed``) told nobody, so it does not count."""
+    rows = session.scalars(
+        select(Notification.subscription_id)
+        .join(
+            CaseMatch,
+            (CaseMatch.case_id == Notification.case_id)
+            & (CaseMatch.sighting_id == Notification.sighting_id),
+        )
+        .where(
+            Notification.case_id == case_id,
+            Notification.subscription_id.is_not(None),
+            Notification.status != "failed",
+            CaseMatch.camera_id == camera_id,
+            CaseMatch.seen_at > seen_at - window,
+            CaseMatch.seen_at < seen_at + window,
+        )
+        .distinct()
+    )
+    return {sid for sid in rows if sid is not None}
 
 
 def add_pending(

@@ -144,7 +144,8 @@ class MatchPublic(BaseModel):
     seen_at: datetime
     found_at: datetime
     notified: bool
-    """False for a match inside the (case, camera) cooldown, or held: stored, not sent."""
+    """Whether anyone was told of it: false when nobody was subscribed, each subscriber was
+    inside its own (case, camera) cooldown, or it is held: stored, not sent."""
     held: bool
     """Found before the case was approved: sent (by the cooldown) when it is approved."""
     snapshot_url: str | None
