@@ -142,6 +142,7 @@ class OneEyeApp:
             cooldown=settings.notify.cooldown,
             public_url=settings.public_url,
             outbound=outbound,
+            notify=settings.notify,
         )
         cameras = CameraManager(db, engine, gallery, bus, photos, settings.video, registry)
         privacy = PrivacyService(db, photos, gallery_service, directory, auth)

@@ -55,7 +55,14 @@ class ImageError(Invalid):
 
 
 class FaceError(Unusable):
-    """A photo has no usable face, or more than one where exactly one was required."""
+    """A photo has no usable face, or more than one where exactly one was required.
+
+    ``problem`` says which, for those who put it in other words (the report page speaks to a
+    parent): ``"no_face"``, ``"several_faces"``, ``"small_face"``, or ``""`` when not told."""
+
+    def __init__(self, message: str, *, problem: str = "") -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 class GalleryError(OneEyeError):

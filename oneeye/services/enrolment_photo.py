@@ -107,5 +107,5 @@ def read_enrolment_face(
         where = str(photo) if isinstance(photo, Path) else name
         if not where:
             raise
-        raise FaceError(f"{where}: {exc}") from None
+        raise FaceError(f"{where}: {exc}", problem=exc.problem) from None
     return PhotoFace(face, image)

@@ -349,16 +349,18 @@ class FaceEngine:
         found = self.detect_with_fallback(image, thorough=thorough, deadline=deadline)
         if not found:
             height, width = image.shape[:2]
-            raise FaceError(f"no face found in the {width}x{height} photo")
+            raise FaceError(f"no face found in the {width}x{height} photo", problem="no_face")
         largest = max(d.box.size for d in found)
         main = [d for d in found if d.box.size >= BACKGROUND_FACE_RATIO * largest]
         if len(main) > 1:
             raise FaceError(
-                f"found {len(main)} faces; an enrolment photo must show exactly one person"
+                f"found {len(main)} faces; an enrolment photo must show exactly one person",
+                problem="several_faces",
             )
         if main[0].box.size < ENROL_MIN_FACE_PX:
             raise FaceError(
                 f"the face is only {main[0].box.size} pixels wide; "
-                f"enrolment needs at least {ENROL_MIN_FACE_PX}"
+                f"enrolment needs at least {ENROL_MIN_FACE_PX}",
+                problem="small_face",
             )
         return self.encode(image, main, deadline=deadline)[0]

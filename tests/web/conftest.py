@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, sync_playwright
 
 from oneeye.app import OneEyeApp
-from oneeye.config import ServeSettings
+from oneeye.config import NotifySettings, ServeSettings, SmsSettings, SmtpSettings
 from oneeye.vision.engine import FaceEngine
+from tests.conftest import free_port
 from tests.web.browser import launch_chromium
 
 PASSWORD = "correct horse battery"
@@ -21,9 +22,21 @@ ROLES = ("viewer", "reporter", "teller", "admin")
 ClientFor = Callable[[str], TestClient]
 
 
+def unreachable_channels() -> NotifySettings:
+    """Email and SMS set up (so they may be subscribed to) towards loopback ports nobody
+    listens on: what is sent fails and is retried, as with a server that is down."""
+    return NotifySettings(
+        smtp=SmtpSettings(host="127.0.0.1", port=free_port(), security="none", timeout=2.0),
+        sms=SmsSettings(url=f"http://127.0.0.1:{free_port()}/sms", timeout=2.0),
+    )
+
+
 def make_server(tmp_path: Path, database_url: str, engine: FaceEngine) -> OneEyeApp:
-    """A started server whose data lives under ``tmp_path``."""
-    settings = ServeSettings(data_dir=tmp_path / "data", database_url=database_url)
+    """A started server whose data lives under ``tmp_path``; email and SMS are set up but
+    reach nobody (``unreachable_channels``)."""
+    settings = ServeSettings(
+        data_dir=tmp_path / "data", database_url=database_url, notify=unreachable_channels()
+    )
     app = OneEyeApp(settings, engine=engine)
     app.start()
     return app

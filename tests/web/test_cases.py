@@ -185,6 +185,8 @@ def test_check_photo_answers_at_once_and_stores_nothing(
         "reason": "two.jpg: found 2 faces; an enrolment photo must show exactly one person",
         "box": None,
         "quality": None,
+        "advice": "This photo shows more than one person. Please choose a photo where only "
+        "your child's face is visible.",
     }
     text = reporter.post(f"{CASES}/check-photo", files=files(("a.txt", b"hello")))
     assert text.json()["usable"] is False

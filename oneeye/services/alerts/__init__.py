@@ -8,6 +8,8 @@ One room per concern:
 - ``matches``: live and retro-search matches, the (case, camera) cooldown, the outbox rows
   they give (through ``oneeye.services.notify.subscriptions``);
 - ``retention``: the expiry loop and the purge of closed cases' data;
+- ``words``: what the report and case pages say to a parent (a photo's problem, a match's
+  likeness) in plain words;
 - ``service``: ``AlertService``, the parts put together for the web layer and the server.
 
 Rows are read and written through ``oneeye.store.repos.cases``; the distance arithmetic of a
@@ -50,10 +52,11 @@ from oneeye.services.alerts.errors import (
 from oneeye.services.alerts.matches import RETRO_CHUNK, WATCHLIST, MatchService, Notifier
 from oneeye.services.alerts.retention import SWEEP_EVERY, CaseRetention, PurgeReport
 from oneeye.services.alerts.service import AlertService
+from oneeye.services.alerts.words import likeness, photo_advice
 from oneeye.services.notify.base import AddressError
 from oneeye.services.notify.senders import CHANNELS
 from oneeye.services.notify.senders import check_address as check_channel_address
-from oneeye.services.notify.subscriptions import SubscriptionInfo
+from oneeye.services.notify.subscriptions import SubscriptionInfo, Told
 from oneeye.store.repos.cases import CaseInfo, MatchInfo
 
 
@@ -95,9 +98,11 @@ __all__ = [
     "PurgeReport",
     "SubscriptionInfo",
     "SubscriptionNotFoundError",
+    "Told",
     "as_seen_by",
     "check_address",
     "held_matches",
+    "likeness",
     "may_approve",
     "may_manage_case",
     "may_see_case",
@@ -105,6 +110,7 @@ __all__ = [
     "may_see_held",
     "nearest_distances",
     "owns_case",
+    "photo_advice",
     "sees_own_cases_only",
     "visible_matches",
 ]

@@ -29,10 +29,17 @@ from oneeye.errors import FaceError, ImageError, OneEyeError
 from oneeye.services.alerts.access import CaseScope, filed, owns_case, sees_own_cases_only
 from oneeye.services.alerts.errors import AlertError, CaseClosedError, CaseNotFoundError
 from oneeye.services.alerts.matches import WATCHLIST, MatchService
+from oneeye.services.alerts.words import photo_advice
 from oneeye.services.auth import AuthService, Principal
 from oneeye.services.enrolment import EnrolmentError, EnrolmentService
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryEntry, GalleryService
+from oneeye.services.notify.subscriptions import (
+    CheckedSubscription,
+    SubscriptionInfo,
+    audit_added,
+    store,
+)
 from oneeye.services.sightings import photo_url
 from oneeye.store.db import Database
 from oneeye.store.photos import PhotoStore
@@ -69,8 +76,11 @@ class PhotoCheck:
 
     usable: bool
     reason: str | None
+    """Why not, in the engine's words (``None`` when usable)."""
     box: FaceBox | None
     quality: float | None
+    advice: str | None = None
+    """Why not and what to do, in plain words for a parent (``words.photo_advice``)."""
 
 
 def _text(value: str, what: str, limit: int, *, required: bool = False) -> str:
@@ -133,7 +143,9 @@ class CaseService:
         try:
             face, _ = self.enrolment.face_of_photo(data, filename, deadline=deadline)
         except (ImageError, FaceError) as exc:
-            return PhotoCheck(usable=False, reason=str(exc), box=None, quality=None)
+            return PhotoCheck(
+                usable=False, reason=str(exc), box=None, quality=None, advice=photo_advice(exc)
+            )
         return PhotoCheck(usable=True, reason=None, box=face.box, quality=face.quality.score)
 
     # filing ---------------------------------------------------------------------------------
@@ -152,6 +164,7 @@ class CaseService:
         deadline: Deadline | None = None,
         role: str = "",
         address: str = "",
+        subscribe: Sequence[CheckedSubscription] = (),
     ) -> CaseInfo:
         """File a case: every camera looks for the person at once, and the recent past is
         searched. Until the case is approved its matches are held (not sent outside).
@@ -171,6 +184,9 @@ class CaseService:
                 stored then).
             role, address: the filer's role and client address, for the audit rows (``""``
                 when it did not come over the web).
+            subscribe: who to tell of the case's sightings (the reporter's email or phone),
+                stored in the case's own transaction: the retro-search that follows already
+                tells them, and a case is never filed without them or they without it.
 
         Returns:
             The case, with the matches retro-search found counted.
@@ -202,7 +218,7 @@ class CaseService:
         try:
             for _, jpeg in faces:
                 keys.append(self.photos.add(PHOTO_KIND, jpeg, "jpg"))
-            case_id, person_id, entries = self._store_case(
+            case_id, person_id, entries, subscribed = self._store_case(
                 name,
                 description,
                 contact,
@@ -211,6 +227,7 @@ class CaseService:
                 approved,
                 expires_at,
                 [(face, key) for (face, _), key in zip(faces, keys, strict=True)],
+                subscribe,
             )
         except BaseException:
             delete_photos(self.photos, keys)
@@ -242,6 +259,8 @@ class CaseService:
             self.auth.audit(
                 actor, "case.approve", case_id, {"as_filed": True}, role=role, address=address
             )
+        for subscription in subscribed:
+            audit_added(self.auth, subscription, actor=actor)
         info = self.case(case_id)
         self.events.publish("case.created", case_event(info), audience="viewer")
         try:
@@ -260,8 +279,10 @@ class CaseService:
         approved: bool,
         expires_at: datetime,
         faces: Sequence[tuple[Face, str]],
-    ) -> tuple[str, str, list[GalleryEntry]]:
-        """The person, their templates and the case row, in one transaction."""
+        subscribe: Sequence[CheckedSubscription],
+    ) -> tuple[str, str, list[GalleryEntry], list[SubscriptionInfo]]:
+        """The person, their templates, the case row and its first subscriptions, in one
+        transaction."""
         case_id = uuid.uuid4().hex
         with self.db.session() as session:
             try:
@@ -289,7 +310,9 @@ class CaseService:
                 now=datetime.now(UTC),
                 expires_at=expires_at,
             )
-        return case_id, person_id, entries
+            session.flush()  # the case row before the subscriptions that refer to it
+            subscribed = [store(session, s, actor=actor, case_id=case_id) for s in subscribe]
+        return case_id, person_id, entries, subscribed
 
     # reading --------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from oneeye.gallery.nearest import nearest_distances
 from oneeye.services.alerts.errors import CaseApprovedError, CaseClosedError, CaseNotFoundError
+from oneeye.services.alerts.words import likeness
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
 from oneeye.services.notify.base import AlertPayload
@@ -103,6 +104,11 @@ class MatchService:
         self._lock = threading.Lock()
         """Serialises recording matches and approvals, so the cooldown sees every earlier
         match."""
+
+    def threshold(self) -> float:
+        """The largest face distance the case watchlist calls a match (what a match's
+        likeness is told against)."""
+        return self.gallery.gallery.threshold(WATCHLIST)
 
     def matches(self, case_id: str) -> list[MatchInfo]:
         """A case's matches, live and retro, in the order they were seen."""
@@ -270,6 +276,7 @@ class MatchService:
                 "location": info.location,
                 "seen_at": info.seen_at.isoformat(),
                 "distance": round(info.distance, 4),
+                "likeness": likeness(info.distance, self.threshold()),
                 "snapshot_url": photo_url(info.snapshot_key),
                 "case_photo_url": photo_url(photo_key),
                 "kind": info.kind,

@@ -12,21 +12,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from oneeye.config import AlertSettings
+from oneeye.config import AlertSettings, NotifySettings
 from oneeye.services.actions import announced_first
 from oneeye.services.alerts.access import CaseScope
 from oneeye.services.alerts.cases import CaseService, PhotoCheck
 from oneeye.services.alerts.errors import AlertError, SubscriptionNotFoundError
 from oneeye.services.alerts.matches import WATCHLIST, MatchService, Notifier
 from oneeye.services.alerts.retention import SWEEP_EVERY, CaseRetention, PurgeReport
+from oneeye.services.alerts.words import likeness
 from oneeye.services.auth import Principal
 from oneeye.services.enrolment import EnrolmentService
 from oneeye.services.events import EventHub
 from oneeye.services.gallery import GalleryService
 from oneeye.services.notify.base import AddressError
 from oneeye.services.notify.subscriptions import (
+    CheckedSubscription,
     SubscriptionInfo,
     SubscriptionService,
+    Told,
     UnknownSubscriptionError,
 )
 from oneeye.services.outbound import OutboundGuard
@@ -55,6 +58,7 @@ class AlertService:
         public_url: str,
         sweep_every: float = SWEEP_EVERY,
         outbound: OutboundGuard | None = None,
+        notify: NotifySettings | None = None,
     ) -> None:
         """Build the parts and register the live-match action with ``sightings``.
 
@@ -72,6 +76,9 @@ class AlertService:
             sweep_every: seconds between expiry checks of the background loop.
             outbound: refuses webhook URLs that reach internal addresses when subscribed
                 (default: no internal host allowed).
+            notify: the notifier's settings: a subscription to a channel they leave unable
+                to send (email without an SMTP server, SMS without a gateway) is refused;
+                ``None``: not checked (a notifier not built from settings, as in tests).
         """
         auth = enrolment.auth
         self.enrolment = enrolment
@@ -92,7 +99,7 @@ class AlertService:
             db, photos, gallery, auth, self.lifecycle, settings, sweep_every=sweep_every
         )
         self.subscribers = SubscriptionService(
-            db, auth, outbound if outbound is not None else OutboundGuard()
+            db, auth, outbound if outbound is not None else OutboundGuard(), notify
         )
         sightings.register_action(WATCHLIST, announced_first(self.matcher.on_sighting))
 
@@ -128,8 +135,17 @@ class AlertService:
         deadline: Deadline | None = None,
         role: str = "",
         address: str = "",
+        notify_to: Sequence[tuple[str, str]] = (),
     ) -> CaseInfo:
-        """See ``CaseService.create_case``."""
+        """See ``CaseService.create_case``; ``notify_to``: ``(channel, address)`` pairs (the
+        reporter's email, phone) subscribed to the case as it is filed, in its transaction.
+
+        Raises:
+            AlertError: besides ``CaseService.create_case``'s: a channel not set up on this
+                server, or an address that does not fit it (checked before any photo, and
+                nothing is stored).
+        """
+        subscribe = [self._checked(channel, to) for channel, to in notify_to]
         return self.lifecycle.create_case(
             name,
             description,
@@ -142,6 +158,7 @@ class AlertService:
             deadline=deadline,
             role=role,
             address=address,
+            subscribe=subscribe,
         )
 
     def case(self, case_id: str) -> CaseInfo:
@@ -189,6 +206,11 @@ class AlertService:
         """See ``MatchService.matches``."""
         return self.matcher.matches(case_id)
 
+    def likeness(self, distance: float) -> str:
+        """A match's face distance in plain words (``words.likeness``, against the case
+        watchlist's threshold)."""
+        return likeness(distance, self.matcher.threshold())
+
     def on_sighting(self, sighting: StoredSighting) -> None:
         """See ``MatchService.on_sighting``."""
         self.matcher.on_sighting(sighting)
@@ -222,13 +244,23 @@ class AlertService:
             AlertError: the channel, address or secret does not fit.
             CaseNotFoundError, CaseClosedError: the case is unknown or no longer active.
         """
-        try:
-            checked = self.subscribers.check(channel, address, secret)
-        except AddressError as exc:
-            raise AlertError(str(exc)) from None
+        checked = self._checked(channel, address, secret)
         if case_id is not None:
             self.lifecycle.require_active(case_id)
         return self.subscribers.add(checked, actor=actor, case_id=case_id)
+
+    def _checked(
+        self, channel: str, address: str, secret: str | None = None
+    ) -> CheckedSubscription:
+        """``SubscriptionService.check``, its errors told as the cases API tells errors."""
+        try:
+            return self.subscribers.check(channel, address, secret)
+        except AddressError as exc:
+            raise AlertError(str(exc)) from None
+
+    def channels(self) -> tuple[str, ...]:
+        """The channels a subscription may use on this server (those set up to send)."""
+        return self.subscribers.channels()
 
     def subscription(self, subscription_id: int) -> SubscriptionInfo:
         """One subscription (without its secret); ``SubscriptionNotFoundError`` if none."""
@@ -242,6 +274,12 @@ class AlertService:
         if case_id is not None:
             self.lifecycle.require(case_id)
         return self.subscribers.of_case(case_id)
+
+    def told(self, case_id: str) -> list[Told]:
+        """Who is told of a case's sightings (its subscriptions and the all-cases ones) and
+        what each was told so far: sent, waiting, retrying, given up."""
+        self.lifecycle.require(case_id)
+        return self.subscribers.told(case_id)
 
     def delete_subscription(self, subscription_id: int, *, actor: str) -> None:
         """Remove a subscription (its sent and pending notifications stay, unlinked)."""

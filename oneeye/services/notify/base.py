@@ -214,6 +214,13 @@ class Sender(ABC):
         """
 
     @classmethod
+    def unconfigured(cls, settings: NotifySettings) -> str | None:
+        """Why ``settings`` leave this channel unable to send (a sentence naming the setting
+        to set), or ``None`` when it can send; the default: it needs no settings of its own.
+        A subscription to a channel that cannot send is refused."""
+        return None
+
+    @classmethod
     def check_reachable(cls, address: str, outbound: OutboundGuard) -> None:
         """Refuse, when subscribing, an address the server may not send to (an internal
         URL); the default: every checked address may be used.

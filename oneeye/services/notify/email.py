@@ -24,7 +24,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import urlsplit
 
-from oneeye.config import SmtpSettings
+from oneeye.config import NotifySettings, SmtpSettings
 from oneeye.services.notify.base import (
     AddressError,
     DeliveryError,
@@ -103,6 +103,16 @@ class EmailSender(Sender):
             context.links,
             link_lifetime=context.link_lifetime,
         )
+
+    @classmethod
+    def unconfigured(cls, settings: NotifySettings) -> str | None:
+        """Email needs an SMTP server (``ONEEYE_NOTIFY__SMTP__HOST``)."""
+        if settings.smtp.host is None:
+            return (
+                "email is not set up on this server, so nobody can be told by email yet "
+                "(an administrator sets ONEEYE_NOTIFY__SMTP__HOST)"
+            )
+        return None
 
     @classmethod
     def check_address(cls, address: str) -> str:

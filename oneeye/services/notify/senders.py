@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from oneeye.config import NotifySettings
 from oneeye.services.notify.base import AddressError, Sender, SenderContext
 from oneeye.services.notify.email import EmailSender
 from oneeye.services.notify.slack import SlackSender
@@ -59,6 +60,24 @@ def check_address(channel: str, address: str) -> str:
         # A CR or LF in an address would end up in an email header or an HTTP request line.
         raise AddressError("a subscription's address cannot contain control characters")
     return sender_class(channel).check_address(address)
+
+
+def check_configured(channel: str, settings: NotifySettings) -> None:
+    """Refuse ``channel`` while ``settings`` leave it unable to send (email without an SMTP
+    server, SMS without a gateway).
+
+    Raises:
+        AddressError: an unknown channel, or one that cannot send; the message says which
+            setting is missing.
+    """
+    why = sender_class(channel).unconfigured(settings)
+    if why is not None:
+        raise AddressError(why)
+
+
+def configured_channels(settings: NotifySettings) -> tuple[str, ...]:
+    """The channels ``settings`` let send, in ``CHANNELS`` order (what a form offers)."""
+    return tuple(name for name, cls in SENDERS.items() if cls.unconfigured(settings) is None)
 
 
 def mask_address(channel: str, address: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from oneeye.config import SmsSettings
+from oneeye.config import NotifySettings, SmsSettings
 from oneeye.services.notify.base import (
     AddressError,
     DeliveryError,
@@ -85,6 +85,16 @@ class SmsSender(HttpSender):
             link_lifetime=context.link_lifetime,
             outbound=context.outbound,
         )
+
+    @classmethod
+    def unconfigured(cls, settings: NotifySettings) -> str | None:
+        """SMS needs a gateway (``ONEEYE_NOTIFY__SMS__URL``)."""
+        if settings.sms.url is None:
+            return (
+                "text messages (SMS) are not set up on this server, so nobody can be told by "
+                "SMS yet (an administrator sets ONEEYE_NOTIFY__SMS__URL)"
+            )
+        return None
 
     @classmethod
     def check_address(cls, address: str) -> str:

@@ -18,23 +18,36 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from oneeye.config import NotifySettings
 from oneeye.errors import NotFound
 from oneeye.services.auth import AuthService
 from oneeye.services.notify.base import AddressError, AlertPayload
-from oneeye.services.notify.senders import check_address, sender_class
+from oneeye.services.notify.senders import (
+    CHANNELS,
+    check_address,
+    check_configured,
+    configured_channels,
+    mask_address,
+    sender_class,
+)
 from oneeye.services.outbound import OutboundGuard
 from oneeye.store.db import Database
 from oneeye.store.repos import notifications, subscriptions
+from oneeye.store.repos.notifications import Tally
 from oneeye.store.repos.subscriptions import SubscriptionInfo, Target
 
 __all__ = [
     "CheckedSubscription",
     "SubscriptionInfo",
     "SubscriptionService",
+    "Tally",
     "Target",
+    "Told",
     "UnknownSubscriptionError",
+    "audit_added",
     "enqueue",
     "outside_cooldown",
+    "store",
     "targets",
 ]
 
@@ -50,6 +63,18 @@ class CheckedSubscription:
     channel: str
     address: str
     secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Told:
+    """Who was told what about one case: a subscription (the case's own, or one to every
+    case), its address as a page may show it, and its notifications about the case."""
+
+    subscription: SubscriptionInfo
+    masked_address: str
+    """``a***@example.org``, ``+44*******958``, a URL's host."""
+    every_case: bool
+    tally: Tally
 
 
 def targets(session: Session, case_id: str) -> list[Target]:
@@ -102,15 +127,58 @@ def enqueue(session: Session, case_id: str, payload: AlertPayload, to: Sequence[
     return added
 
 
+def store(
+    session: Session, checked: CheckedSubscription, *, actor: str, case_id: str | None = None
+) -> SubscriptionInfo:
+    """Store a checked subscription in the caller's transaction (filing a case subscribes its
+    reporter in the case's own); the returned info carries the secret this once. Not audited:
+    the caller audits once it committed (``audit_added``)."""
+    stored = subscriptions.add(
+        session,
+        case_id=case_id,
+        channel=checked.channel,
+        address=checked.address,
+        secret=checked.secret,
+        created_by=actor,
+        now=datetime.now(UTC),
+    )
+    return replace(stored, secret=checked.secret)
+
+
+def audit_added(auth: AuthService, info: SubscriptionInfo, *, actor: str) -> None:
+    """Write the audit row of a new subscription (once its transaction committed)."""
+    auth.audit(
+        actor,
+        "subscription.create",
+        str(info.id),
+        {"case": info.case_id, "channel": info.channel},  # no address: the log keeps ids only
+    )
+
+
 class SubscriptionService:
     """Makes, lists and removes subscriptions (each change audited, by id only)."""
 
-    def __init__(self, db: Database, auth: AuthService, outbound: OutboundGuard) -> None:
+    def __init__(
+        self,
+        db: Database,
+        auth: AuthService,
+        outbound: OutboundGuard,
+        notify: NotifySettings | None = None,
+    ) -> None:
         """Store in ``db``, audit through ``auth``; ``outbound`` refuses URLs that reach
-        internal addresses when they are subscribed."""
+        internal addresses when they are subscribed; ``notify``: the notifier's settings, a
+        channel they leave unable to send is refused (``None``: not checked, for a service
+        whose notifier is not built from settings)."""
         self.db = db
         self.auth = auth
         self.outbound = outbound
+        self.notify = notify
+
+    def channels(self) -> tuple[str, ...]:
+        """The channels a subscription may use on this server (those set up to send)."""
+        if self.notify is None:
+            return CHANNELS
+        return configured_channels(self.notify)
 
     def check(self, channel: str, address: str, secret: str | None = None) -> CheckedSubscription:
         """``channel`` and ``address`` checked by the channel's sender (a URL's name is
@@ -118,9 +186,11 @@ class SubscriptionService:
         ``secret`` if given, else a generated one.
 
         Raises:
-            AddressError: an unknown channel, an address that does not fit it or may not be
-                used, a secret that is not 16-128 characters.
+            AddressError: an unknown channel or one not set up to send, an address that does
+                not fit it or may not be used, a secret that is not 16-128 characters.
         """
+        if self.notify is not None:
+            check_configured(channel, self.notify)
         address = check_address(channel, address)
         sender = sender_class(channel)
         sender.check_reachable(address, self.outbound)
@@ -137,22 +207,8 @@ class SubscriptionService:
         """Subscribe ``checked`` to one case's sightings (``case_id``) or every case's; the
         returned info carries the secret this once."""
         with self.db.session() as session:
-            stored = subscriptions.add(
-                session,
-                case_id=case_id,
-                channel=checked.channel,
-                address=checked.address,
-                secret=checked.secret,
-                created_by=actor,
-                now=datetime.now(UTC),
-            )
-        info = replace(stored, secret=checked.secret)
-        self.auth.audit(
-            actor,
-            "subscription.create",
-            str(info.id),
-            {"case": case_id, "channel": checked.channel},  # no address: the log keeps ids only
-        )
+            info = store(session, checked, actor=actor, case_id=case_id)
+        audit_added(self.auth, info, actor=actor)
         return info
 
     def get(self, subscription_id: int) -> SubscriptionInfo:
@@ -167,6 +223,23 @@ class SubscriptionService:
         """A case's subscriptions, or (``None``) the all-cases ones, oldest first."""
         with self.db.session() as session:
             return subscriptions.of_case(session, case_id)
+
+    def told(self, case_id: str) -> list[Told]:
+        """Every subscription a match of ``case_id`` is sent to (the case's, then the
+        all-cases ones, oldest first) with what each was told of this case so far."""
+        with self.db.session() as session:
+            mine = subscriptions.of_case(session, case_id)
+            every = subscriptions.of_case(session, None)
+            counted = notifications.tallies(session, case_id)
+        return [
+            Told(
+                subscription=info,
+                masked_address=mask_address(info.channel, info.address),
+                every_case=info.case_id is None,
+                tally=counted.get(info.id, Tally()),
+            )
+            for info in (*mine, *every)
+        ]
 
     def delete(self, subscription_id: int, *, actor: str) -> None:
         """Remove a subscription (its sent and pending notifications stay, unlinked)."""

@@ -348,6 +348,65 @@ def failures(session: Session, limit: int, case_id: str | None = None) -> list[N
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What one subscription was told of one case: its rows by status."""
+
+    sent: int = 0
+    pending: int = 0
+    """Queued and not tried yet."""
+    retrying: int = 0
+    """Pending after a failed try (or held back behind a failing provider)."""
+    failed: int = 0
+    """Given up."""
+    last_sent_at: datetime | None = None
+    last_error: str | None = None
+    """The newest row's error, if it has one."""
+
+
+def tallies(session: Session, case_id: str) -> dict[int, Tally]:
+    """Each subscription's notifications about ``case_id``, by subscription id (rows of a
+    removed subscription are not counted)."""
+    grouped = session.execute(
+        select(
+            Notification.subscription_id,
+            Notification.status,
+            Notification.last_error.is_not(None),
+            func.count(),
+            func.max(Notification.sent_at),
+        )
+        .where(Notification.case_id == case_id, Notification.subscription_id.is_not(None))
+        .group_by(
+            Notification.subscription_id, Notification.status, Notification.last_error.is_not(None)
+        )
+    )
+    counts: dict[int, dict[str, Any]] = {}
+    for sid, status, erred, n, sent_at in grouped:
+        if sid is None:
+            continue
+        tally = counts.setdefault(sid, {"sent": 0, "pending": 0, "retrying": 0, "failed": 0})
+        key = "retrying" if status == "pending" and erred else status
+        if key in tally:
+            tally[key] += int(n)
+        if sent_at is not None and (
+            tally.get("last_sent_at") is None or sent_at > tally["last_sent_at"]
+        ):
+            tally["last_sent_at"] = sent_at
+    newest = session.execute(
+        select(Notification.subscription_id, Notification.last_error).where(
+            Notification.id.in_(
+                select(func.max(Notification.id))
+                .where(Notification.case_id == case_id, Notification.subscription_id.is_not(None))
+                .group_by(Notification.subscription_id)
+            )
+        )
+    )
+    for sid, error in newest:
+        if sid in counts:
+            counts[sid]["last_error"] = error
+    return {sid: Tally(**values) for sid, values in counts.items()}
+
+
 def status_counts(session: Session) -> tuple[dict[str, int], int]:
     """How many rows have each status, and how many pending rows carry an error."""
     grouped = select(Notification.status, func.count()).group_by(Notification.status)

@@ -92,10 +92,15 @@ class TimelineEntry:
     distance: float
     snapshot_url: str | None
     label: str
+    likeness: str = "a likeness"
+    """How alike the face is, in words (``AlertService.likeness``)."""
 
 
-def timeline_entry(case: CaseInfo, match: MatchInfo) -> TimelineEntry:
-    """A match with what the page says about it."""
+def timeline_entry(
+    case: CaseInfo, match: MatchInfo, alerts: AlertService | None = None
+) -> TimelineEntry:
+    """A match with what the page says about it (its likeness in words when ``alerts`` is
+    given)."""
     return TimelineEntry(
         case_id=case.id,
         case_name=case.name,
@@ -110,6 +115,7 @@ def timeline_entry(case: CaseInfo, match: MatchInfo) -> TimelineEntry:
         distance=match.distance,
         snapshot_url=photo_url(match.snapshot_key),
         label=sighting_label(match.kind, match.camera_name, match.seen_at, case.created_at),
+        likeness=alerts.likeness(match.distance) if alerts is not None else "a likeness",
     )
 
 
@@ -193,7 +199,11 @@ def report_page(request: Request, services: ServicesDep, principal: ReporterPage
         request,
         "report.html",
         principal,
-        {"default_hours": alerts.settings.default_hours},
+        {
+            "default_hours": alerts.settings.default_hours,
+            "channels": alerts.channels(),
+            "approves": may_approve(principal),
+        },
     )
 
 
@@ -228,9 +238,11 @@ def case_page(
 ) -> Response:
     """A case: its photos and details, every sighting on a timeline (newest first, live ones
     arriving without a reload), whether it is approved (and the Approve button for
-    coordinators and admins), and for those who may see them the contact details, the
-    subscriptions and the notifications that could not be delivered; the resolve button and
-    the subscription controls for those who may manage the case."""
+    coordinators and admins), and for those who may see them the contact details, who is told
+    (each subscription with a masked address and what it was told: sent, waiting, retrying,
+    failed; "nobody is subscribed" when so) and the notifications that could not be
+    delivered; the resolve button and the subscription controls (the channels this server
+    has set up) for those who may manage the case."""
     alerts = alert_service(request, services)
     if alerts is None:
         return alerts_unavailable(request, principal)
@@ -251,7 +263,8 @@ def case_page(
     sees_contact = may_see_contact(principal, case)
     manages = may_manage_case(principal, case)
     shown = visible_matches(principal, matches)
-    timeline = [timeline_entry(case, m) for m in reversed(shown)]
+    timeline = [timeline_entry(case, m, alerts) for m in reversed(shown)]
+    told = alerts.told(case_id) if sees_contact else []
     return render(
         request,
         "case.html",
@@ -268,7 +281,11 @@ def case_page(
             and case.approved_at is None,
             "sees_contact": sees_contact,
             "held_hidden": held_matches(case) if len(shown) < len(matches) else 0,
-            "subscriptions": alerts.subscriptions(case_id) if sees_contact else [],
+            "told": told,
+            "waiting": sum(t.tally.pending + t.tally.retrying for t in told),
+            "sent": sum(t.tally.sent for t in told),
+            "channels": alerts.channels(),
+            "manages_every_case": principal.allows("admin"),
             "failures": delivery_failures(services, case_id) if sees_contact else [],
             "last_event_id": services.events.latest_id(),
         },

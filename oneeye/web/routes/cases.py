@@ -56,6 +56,7 @@ from oneeye.services.alerts import (
 )
 from oneeye.services.auth import Principal
 from oneeye.services.notify.senders import ChannelName as Channel
+from oneeye.services.notify.senders import mask_address
 from oneeye.services.sightings import photo_url
 from oneeye.vision.engine import Deadline
 from oneeye.web.deps import (
@@ -76,6 +77,10 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 Status = Literal["active", "resolved", "expired"]
+MAX_EMAIL = 254
+"""The longest email address a report takes (RFC 5321's limit)."""
+MAX_PHONE = 32
+"""The longest phone number a report takes, as typed (spaces and dashes included)."""
 
 
 def get_alerts(request: Request) -> AlertService:
@@ -162,8 +167,11 @@ class PhotoCheckPublic(BaseModel):
 
     usable: bool
     reason: str | None
+    """Why not, in the engine's words."""
     box: BoxPublic | None
     quality: float | None
+    advice: str | None
+    """Why not and what to do, in plain words (what the report page shows a parent)."""
 
 
 class SubscriptionCreate(BaseModel):
@@ -183,6 +191,9 @@ class SubscriptionPublic(BaseModel):
     """``None``: every case."""
     channel: Channel
     address: str
+    masked_address: str
+    """The address as a page shows it: ``a***@example.org``, ``+44*******958``, a URL's
+    host."""
     active: bool
     created_by: str
     created_at: datetime
@@ -256,6 +267,7 @@ def subscription_public(info: SubscriptionInfo) -> SubscriptionPublic:
         case_id=info.case_id,
         channel=info.channel,
         address=info.address,
+        masked_address=mask_address(info.channel, info.address),
         active=info.active,
         created_by=info.created_by,
         created_at=info.created_at,
@@ -320,10 +332,15 @@ async def create_case(
     contact: Annotated[str, Form(max_length=MAX_CONTACT)] = "",
     expires_hours: Annotated[float | None, Form(gt=0, le=MAX_HOURS)] = None,
     photos: ExtraPhotos = None,
+    email: Annotated[str, Form(max_length=MAX_EMAIL)] = "",
+    phone: Annotated[str, Form(max_length=MAX_PHONE)] = "",
 ) -> CaseDetail:
     """File a case from one or more photos of the person: every camera looks for them at once,
     and the unknown faces of the last hours are searched (their matches are in the
-    timeline). If any photo cannot be used, nothing is stored and the answer says why."""
+    timeline). ``email`` and ``phone`` (E.164, for text messages), when given, are subscribed
+    to the case's sightings in the same transaction as the case (a channel this server has
+    not set up is refused). If any photo or address cannot be used, nothing is stored and
+    the answer says why."""
     alerts = get_alerts(request)
     files = [photo, *(photos or [])]
     if len(files) > MAX_PHOTOS:
@@ -335,6 +352,12 @@ async def create_case(
     expires_at = (
         None if expires_hours is None else datetime.now(UTC) + timedelta(hours=expires_hours)
     )
+
+    notify_to = [
+        (channel, address.strip())
+        for channel, address in (("email", email), ("sms", phone))
+        if address.strip()
+    ]
 
     def work(deadline: Deadline) -> CaseDetail:
         uploads = [(read_upload(f, limit), f.filename or "") for f in files]
@@ -350,6 +373,7 @@ async def create_case(
             deadline=deadline,
             role=reporter.role,
             address=client_address(request),
+            notify_to=notify_to,
         )
         return case_detail(info, alerts.matches(info.id), reporter)
 
@@ -377,6 +401,7 @@ async def check_photo(request: Request, reporter: Reporter, photo: PhotoUpload) 
         reason=checked.reason,
         box=None if checked.box is None else box_public(checked.box),
         quality=checked.quality,
+        advice=checked.advice,
     )
 
 

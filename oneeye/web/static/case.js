@@ -42,8 +42,12 @@
           d.location ? " (" + d.location + ")" : "",
           " · ",
           el("time", { class: "datetime", "data-testid": "timeline-time", datetime: d.seen_at || "", text: localDateTime(d.seen_at) }),
-          " · distance ",
-          el("span", { "data-testid": "timeline-distance", text: typeof d.distance === "number" ? d.distance.toFixed(3) : "" }),
+          " · ",
+          el("span", {
+            class: "likeness", "data-testid": "timeline-likeness", text: d.likeness || "a likeness",
+            "data-distance": typeof d.distance === "number" ? d.distance.toFixed(3) : "",
+            title: typeof d.distance === "number" ? "face distance " + d.distance.toFixed(3) + ": smaller is more alike" : "",
+          }),
         ]),
       ]),
     ]);
@@ -128,6 +132,8 @@
 
   /* Subscriptions ------------------------------------------------------------------------------ */
 
+  const CHANNEL_NAMES = { email: "Email", sms: "SMS", webhook: "Webhook", slack: "Slack" };
+
   function wireRemove(li) {
     const button = li.querySelector('[data-action="unsubscribe"]');
     if (!button) return;
@@ -136,6 +142,8 @@
       try {
         await api("DELETE", "/api/v1/subscriptions/" + encodeURIComponent(li.dataset.subscriptionId));
         li.remove();
+        const none = root.querySelector('[data-testid="no-subscriptions"]');
+        if (none && !root.querySelector('[data-testid="subscription"]')) none.hidden = false;
       } catch (err) {
         button.disabled = false;
         button.title = err.message;
@@ -160,9 +168,13 @@
           channel: subscribe.elements.channel.value,
           address: subscribe.elements.address.value.trim(),
         });
-        const li = el("li", { "data-testid": "subscription", "data-subscription-id": sub.id }, [
-          el("strong", { text: sub.channel }), " ",
-          el("code", { "data-testid": "subscription-address", text: sub.address }), " ",
+        const li = el("li", {
+          "data-testid": "subscription", "data-subscription-id": sub.id, "data-channel": sub.channel,
+          "data-every-case": "no", "data-sent": 0, "data-pending": 0, "data-retrying": 0, "data-failed": 0,
+        }, [
+          el("strong", { text: CHANNEL_NAMES[sub.channel] || sub.channel }), " ",
+          el("code", { "data-testid": "subscription-address", text: sub.masked_address }), " ",
+          el("span", { class: "told", "data-testid": "subscription-told", text: "not told of any sighting yet" }), " ",
           el("button", { type: "button", class: "danger small", "data-action": "unsubscribe", "data-testid": "subscription-remove", text: "Remove" }),
         ]);
         wireRemove(li);
@@ -174,7 +186,7 @@
           secretBox.hidden = false;
         }
         subscribe.elements.address.value = "";
-        say(box, sub.channel + " " + sub.address + " will be told about sightings", true);
+        say(box, sub.masked_address + " will be told of the next sighting", true);
       } catch (err) {
         say(box, err.message, false);
       } finally {

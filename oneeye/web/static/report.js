@@ -1,6 +1,7 @@
 /* The report page (made for a phone): the chosen or taken photo is checked by the server at
-   once (one clear face?) and the answer shown; the report can be sent only with a usable main
-   photo. Sending files the case and opens its page. */
+   once (one clear face?) and the answer shown in plain words; the report can be sent only with
+   a usable main photo. Sending files the case (subscribing the email and phone given) and opens
+   its page. */
 "use strict";
 
 (function () {
@@ -25,6 +26,31 @@
   function showError(text) {
     error.textContent = text || "";
     error.hidden = !text;
+  }
+
+  const FIELDS = {
+    name: "the name", description: "the description", contact: "the contact",
+    email: "your email", phone: "your mobile number", expires_hours: "the hours",
+  };
+
+  /* The API's error in words for a parent (the API speaks to engineers). */
+  function plainError(err) {
+    const message = err.message || "";
+    if (err.status === 413) return "A photo is too large. Please choose a smaller photo, or take a new one.";
+    if (err.status === 503) return "The server is busy right now. Please try again in a minute.";
+    if (err.status === 422 && err.fields && err.fields.length) {
+      const names = err.fields.map(function (f) { return FIELDS[f.field] || f.field; });
+      return "Please check " + names.join(" and ") + ".";
+    }
+    if (err.status === 422) {
+      const photo = message.indexOf(": ") > 0 ? message.slice(0, message.indexOf(": ")) : "";
+      return (photo ? "The photo " + photo + " cannot be used. " : "A photo cannot be used. ")
+        + "Please choose photos where only your child's face is clearly visible, close up.";
+    }
+    if (/not set up/.test(message)) return message.charAt(0).toUpperCase() + message.slice(1) + ".";
+    if (/^an email subscription/.test(message)) return "Please check your email address: it should look like name@example.org.";
+    if (/^an SMS subscription/.test(message)) return "Please check your mobile number: write it with the country code, like +44 7700 900123.";
+    return message.charAt(0).toUpperCase() + message.slice(1);
   }
 
   function update() {
@@ -55,14 +81,13 @@
       if (mine !== checks) return;
       usable = !!answer.usable;
       if (usable) {
-        const quality = typeof answer.quality === "number" ? " (quality " + answer.quality.toFixed(2) + ")" : "";
-        showCheck("ok", "Usable: one clear face" + quality + ".");
+        showCheck("ok", "Usable: one clear face. This photo is good to send.");
       } else {
-        showCheck("bad", "Not usable: " + (answer.reason || "no clear face") + ". Take another photo.");
+        showCheck("bad", answer.advice || "We could not use this photo. Please choose another clear photo of the face.");
       }
     } catch (err) {
       if (mine !== checks) return;
-      showCheck("bad", "Not usable: " + err.message + ".");
+      showCheck("bad", plainError(err));
     }
     update();
   });
@@ -86,6 +111,10 @@
     data.append("name", name);
     data.append("description", form.elements.description.value.trim());
     data.append("contact", form.elements.contact.value.trim());
+    ["email", "phone"].forEach(function (field) {
+      const input = form.elements[field];
+      if (input && input.value.trim()) data.append(field, input.value.trim());
+    });
     const hours = form.elements.expires_hours.value.trim();
     if (hours) data.append("expires_hours", hours);
     sending = true;
@@ -95,7 +124,7 @@
       const created = await api("POST", "/api/v1/cases", data);
       window.location.assign("/cases/" + encodeURIComponent(created.id));
     } catch (err) {
-      showError("The report was not filed: " + err.message);
+      showError("The report was not sent. " + plainError(err));
       sending = false;
       submit.textContent = "Send the report";
       update();
