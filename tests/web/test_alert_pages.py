@@ -336,3 +336,73 @@ def test_every_viewer_can_load_a_case_photo(
     case = alerts.create_case("Barack Obama", "", "", [(photo, "obama2.jpg")], actor="user:rita")
     answer = client_for("viewer").get(f"{API}/photos/{case.photo_keys[0]}")
     assert answer.status_code == 200, answer.text
+
+
+def test_the_case_page_says_who_was_told_what(
+    server: OneEyeApp, client_for: ClientFor, face_photos: Path
+) -> None:
+    """Issue 12, bug 2: the case page said "Every notification for this case went out" while
+    nobody was subscribed (failed on d82f336). Now it says nobody is, and per subscriber
+    (masked) what it was told: sent, waiting, retrying, undelivered."""
+    alerts = alerts_of(server)
+    teller, admin = client_for("teller"), client_for("admin")
+    photo = (face_photos / "obama2.jpg").read_bytes()
+    case = alerts.create_case(
+        "Barack Obama", "", "", [(photo, "obama2.jpg")], actor="user:cora", approved=True
+    )
+    html = teller.get(f"/cases/{case.id}").text
+    assert re.search(r'data-testid="no-subscriptions" >Nobody is subscribed', html)
+    assert "Nothing was sent: nobody is subscribed." in html
+    assert "went out" not in html
+    assert "(nobody is subscribed yet)" in html
+
+    mine = alerts.add_subscription(
+        "email", "parent@example.org", actor="user:cora", case_id=case.id
+    )
+    every = alerts.add_subscription("sms", "+447700900958", actor="user:admin")
+    now = datetime.now(UTC)
+
+    def row(subscription: int, status: str, error: str | None = None) -> Notification:
+        return Notification(
+            case_id=case.id,
+            sighting_id=new_id(),
+            subscription_id=subscription,
+            channel="email",
+            address="x",
+            payload={},
+            status=status,
+            last_error=error,
+            sent_at=now if status == "sent" else None,
+        )
+
+    with server.services.db.session() as session:
+        session.add_all(
+            [
+                row(mine.id, "sent"),
+                row(mine.id, "sent"),
+                row(mine.id, "pending"),
+                row(every.id, "failed", "SMS gateway answered HTTP 400"),
+                row(every.id, "pending", "SMS gateway unreachable"),
+            ]
+        )
+    html = teller.get(f"/cases/{case.id}").text
+    assert re.search(r'data-testid="no-subscriptions" hidden', html)
+    items = re.findall(
+        r'data-channel="(\w+)" data-every-case="(\w+)"\s+data-sent="(\d+)" data-pending="(\d+)" '
+        r'data-retrying="(\d+)" data-failed="(\d+)"',
+        html,
+    )
+    assert items == [("email", "no", "2", "1", "0", "0"), ("sms", "yes", "0", "0", "1", "1")]
+    told = re.findall(r'data-testid="subscription-told">([^<]*)</span>', html)
+    assert [t.strip() for t in told] == [
+        "told of 2 sightings, 1 waiting to be sent",
+        "1 failing, being retried, 1 could not be delivered",
+    ]
+    addresses = re.findall(r'data-testid="subscription-address">([^<]*)<', html)
+    assert addresses == ["p***@example.org", "+44*******958"]
+    assert "parent@example.org" not in html
+    assert "(nobody is subscribed yet)" not in html
+    # Only an admin may remove the every-case subscription from here.
+    assert count_testid(html, "subscription-remove") == 0
+    html = admin.get(f"/cases/{case.id}").text
+    assert count_testid(html, "subscription-remove") == 2

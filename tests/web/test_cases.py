@@ -15,9 +15,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from oneeye.app import OneEyeApp
+from oneeye.config import ServeSettings
 from oneeye.services.alerts import AlertService
 from oneeye.services.enrolment import encode_jpeg
 from oneeye.store.models import AlertCase, FaceTemplate, Person, Subscription
+from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader, side_by_side
 from tests.web.conftest import PASSWORD, ClientFor, login
 from tests.web.helpers import alerts_of, key_client
@@ -268,3 +270,94 @@ def test_roles_and_subscriptions(
     )
     assert closed.status_code == 409
     assert "resolved" in error_of(closed)
+
+
+def test_a_report_subscribes_the_reporters_email_and_phone_as_it_is_filed(
+    server: OneEyeApp, alerts: AlertService, client_for: ClientFor, face_photos: Path
+) -> None:
+    """Issue 12, bug 2: the report takes the reporter's email and phone (failed on d82f336:
+    the fields were ignored, and a parent had to find the case page to subscribe)."""
+    reporter = client_for("reporter")
+    photo = files(real(face_photos, "obama2.jpg"))
+
+    # A bad address refuses the whole report: no case, no subscription, nothing stored.
+    for fields, status, words in (
+        ({"email": "not an address"}, 400, "name@example.org"),
+        ({"phone": "call me"}, 400, "E.164"),
+        ({"email": "a" * 250 + "@example.org"}, 422, "email"),
+        ({"phone": "+1" + "5" * 40}, 422, "phone"),
+    ):
+        refused = reporter.post(CASES, data={"name": "Barack Obama", **fields}, files=photo)
+        assert refused.status_code == status, refused.text
+        assert words in error_of(refused)
+        assert stored(server) == (0, 0, 0, 0)
+        with server.services.db.session() as session:
+            assert session.scalar(select(func.count()).select_from(Subscription)) == 0
+
+    filed = reporter.post(
+        CASES,
+        data={"name": "Barack Obama", "email": " parent@example.org ", "phone": "+44 7700 900123"},
+        files=photo,
+    )
+    assert filed.status_code == 201, filed.text
+    case = filed.json()
+    listed = reporter.get(f"{CASES}/{case['id']}/subscriptions").json()
+    assert [(s["channel"], s["address"], s["masked_address"]) for s in listed] == [
+        ("email", "parent@example.org", "p***@example.org"),
+        ("sms", "+447700900123", "+44*******123"),
+    ]
+    assert {s["created_by"] for s in listed} == {case["reporter"]}
+    audited = server.services.auth.audit_entries(action="subscription.create")
+    assert sorted(a.subject for a in audited) == sorted(str(s["id"]) for s in listed)
+
+
+def test_a_channel_the_server_has_not_set_up_is_refused(
+    tmp_path: Path, face_engine: FaceEngine, face_photos: Path
+) -> None:
+    """Email without an SMTP server and SMS without a gateway cannot be subscribed to: a clear
+    400, nothing stored (failed on d82f336: accepted, then never delivered)."""
+    settings = ServeSettings(
+        data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'oneeye.db'}"
+    )
+    app = OneEyeApp(settings, engine=face_engine)
+    app.start()
+    try:
+        alerts_of(app)
+        app.services.auth.create_user("rita", PASSWORD, "reporter")
+        with TestClient(app.web) as reporter:
+            login(reporter, "rita")
+            photo = files(real(face_photos, "obama2.jpg"))
+            refused = reporter.post(
+                CASES, data={"name": "Barack Obama", "email": "parent@example.org"}, files=photo
+            )
+            assert refused.status_code == 400, refused.text
+            assert "email is not set up on this server" in error_of(refused)
+            assert stored(app) == (0, 0, 0, 0)
+            case = reporter.post(CASES, data={"name": "Barack Obama"}, files=photo).json()
+            for channel, address, words in (
+                ("email", "parent@example.org", "ONEEYE_NOTIFY__SMTP__HOST"),
+                ("sms", "+15551234567", "ONEEYE_NOTIFY__SMS__URL"),
+            ):
+                answer = reporter.post(
+                    f"{CASES}/{case['id']}/subscriptions",
+                    json={"channel": channel, "address": address},
+                )
+                assert answer.status_code == 400, answer.text
+                assert words in error_of(answer)
+            with app.services.db.session() as session:
+                assert session.scalar(select(func.count()).select_from(Subscription)) == 0
+            hook = reporter.post(
+                f"{CASES}/{case['id']}/subscriptions",
+                json={"channel": "webhook", "address": "https://hooks.example.org/oneeye"},
+            )
+            assert hook.status_code == 201, hook.text
+            # The pages offer only what can be sent.
+            report = reporter.get("/report").text
+            assert 'data-testid="report-no-channels"' in report
+            assert 'name="email"' not in report
+            page = reporter.get(f"/cases/{case['id']}").text
+            assert '<option value="email">' not in page
+            assert '<option value="webhook">' in page
+            assert 'data-testid="subscribe-unset"' in page
+    finally:
+        app.stop()
