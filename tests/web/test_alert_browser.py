@@ -18,10 +18,12 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from bench.lib.synth import Actor, Movement, write_clip
 from oneeye.app import OneEyeApp
+from oneeye.config import ServeSettings
 from oneeye.services.alerts import AlertService
 from oneeye.store.photos import snapshot_kind
 from oneeye.vision.engine import FaceEngine
-from tests.conftest import PhotoLoader
+from tests.conftest import PhotoLoader, free_port
+from tests.services.notify.receivers import MailServer, settings_for
 from tests.web.browser import add_camera, csp_violations, serve
 from tests.web.conftest import PASSWORD, make_server
 from tests.web.helpers import alerts_of, publish, sighting, wait_for
@@ -358,4 +360,86 @@ def test_alert_pages_fit_a_phone(
     assert width <= PHONE["width"], f"{path} is {width}px wide on a {PHONE['width']}px phone"
     name = "dashboard-alert-phone" if path == "/" else "cases-phone"
     page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture
+def mail_site(tmp_path: Path, face_engine: FaceEngine) -> Iterator[tuple[Site, MailServer]]:
+    """A served OneEye (as ``site``) whose email goes to a real SMTP server (aiosmtpd); SMS
+    is not set up."""
+    mail = MailServer(free_port())
+    mail.start()
+    settings = ServeSettings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'oneeye.db'}",
+        notify=settings_for(smtp_port=mail.port),
+    )
+    app = OneEyeApp(settings, engine=face_engine)
+    app.start()
+    try:
+        for name, role in (("rita", "reporter"), ("cora", "coordinator")):
+            app.services.auth.create_user(name, PASSWORD, role)
+        _, admin_key = app.services.auth.create_api_key("browser-test", "admin")
+        with serve(app.web) as url:
+            yield Site(app, alerts_of(app), url, admin_key), mail
+    finally:
+        app.stop()
+        mail.stop()
+
+
+def test_a_parent_files_with_an_email_and_the_case_page_says_who_was_told(
+    mail_site: tuple[Site, MailServer], browser: Browser, face_photos: Path, tmp_path: Path
+) -> None:
+    """Issue 12, bug 2 as a parent lives it: the report takes an email (SMS is not set up on
+    this server, so no phone field); the case page says who is told and, once a coordinator
+    approved the case and a camera saw the person, that the email went out."""
+    site, mail = mail_site
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    blocked = csp_violations(page)
+    log_in(page, site.url, "rita", "/report")
+    expect(page.get_by_test_id("report-email")).to_be_visible()
+    expect(page.get_by_test_id("report-phone")).to_have_count(0)
+    page.get_by_test_id("report-photo").set_input_files(str(face_photos / "obama.jpg"))
+    expect(page.get_by_test_id("photo-check")).to_have_attribute("data-state", "ok", timeout=15_000)
+    page.get_by_test_id("report-name").fill("Barack Obama")
+    # A mistyped address: refused in plain words, nothing filed.
+    page.get_by_test_id("report-email").fill("parent.example.org")
+    page.get_by_test_id("report-submit").click()
+    error = page.get_by_test_id("report-error")
+    expect(error).to_contain_text("Please check your email address", timeout=15_000)
+    assert site.alerts.cases() == []
+    page.get_by_test_id("report-email").fill("parent@example.org")
+    assert page_width(page) <= PHONE["width"], "the report page scrolls sideways on a phone"
+    page.screenshot(path=str(tmp_path / "report-with-email.png"), full_page=True)
+    page.get_by_test_id("report-submit").click()
+
+    expect(page).to_have_url(re.compile(rf"^{re.escape(site.url)}/cases/[0-9a-f]{{32}}$"))
+    [case] = site.alerts.cases()
+    told = page.get_by_test_id("subscription")
+    expect(told).to_have_count(1)
+    expect(told.get_by_test_id("subscription-address")).to_have_text("p***@example.org")
+    expect(told.get_by_test_id("subscription-told")).to_have_text("not told of any sighting yet")
+    expect(page.get_by_test_id("no-subscriptions")).to_be_hidden()
+    expect(page.get_by_test_id("no-failures")).to_have_text("Nothing was sent yet.")
+    expect(page.get_by_test_id("subscribe-channel").locator("option")).to_have_text(
+        ["Email", "Webhook"]
+    )
+    page.screenshot(path=str(tmp_path / "case-who-is-told.png"), full_page=True)
+
+    # A coordinator approves; the person is seen; the email arrives, and the page says so.
+    site.alerts.approve(case.id, actor="user:cora")
+    publish(site.app, sighting("lobby", case.person_id, datetime.now(UTC)))
+    wait_for(lambda: len(mail.handler.messages) == 1, "the parent's email")
+    assert mail.handler.messages[0]["To"] == "parent@example.org"
+    wait_for(lambda: site.app.services.notifier.stats().sent == 1, "the row marked sent")
+    page.reload()
+    expect(told).to_have_attribute("data-sent", "1")
+    expect(told.get_by_test_id("subscription-told")).to_have_text("told of 1 sighting")
+    expect(page.get_by_test_id("no-failures")).to_have_text(
+        "Every notification for this case went out."
+    )
+    expect(page.get_by_test_id("timeline-likeness")).to_have_text(re.compile(r"likeness$"))
+    page.screenshot(path=str(tmp_path / "case-told.png"), full_page=True)
+    assert blocked == []
     context.close()
