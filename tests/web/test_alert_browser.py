@@ -377,7 +377,7 @@ def mail_site(tmp_path: Path, face_engine: FaceEngine) -> Iterator[tuple[Site, M
     app = OneEyeApp(settings, engine=face_engine)
     app.start()
     try:
-        for name, role in (("rita", "reporter"), ("cora", "coordinator")):
+        for name, role in (("rita", "reporter"), ("cora", "coordinator"), ("ada", "admin")):
             app.services.auth.create_user(name, PASSWORD, role)
         _, admin_key = app.services.auth.create_api_key("browser-test", "admin")
         with serve(app.web) as url:
@@ -443,3 +443,36 @@ def test_a_parent_files_with_an_email_and_the_case_page_says_who_was_told(
     page.screenshot(path=str(tmp_path / "case-told.png"), full_page=True)
     assert blocked == []
     context.close()
+
+
+def test_an_admin_manages_who_is_told_about_every_case(
+    mail_site: tuple[Site, MailServer], browser: Browser, tmp_path: Path
+) -> None:
+    """Subscriptions to every case in the UI (the cases list, admins only): the channels set
+    up are offered (not SMS here), an address is added and shown masked, and removed."""
+    site, _ = mail_site
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    blocked = csp_violations(page)
+    log_in(page, site.url, "ada", "/cases")
+    panel = page.get_by_test_id("every-case")
+    expect(panel.get_by_test_id("no-every-case")).to_be_visible()
+    expect(panel.get_by_test_id("subscribe-channel").locator("option")).to_have_text(
+        ["Email", "Webhook", "Slack"]
+    )
+    expect(panel.get_by_test_id("subscribe-unset")).to_contain_text("SMS is not set up")
+    panel.get_by_test_id("subscribe-address").fill("desk@example.org")
+    panel.get_by_test_id("subscribe-submit").click()
+    row = panel.get_by_test_id("subscription")
+    expect(row).to_have_count(1)
+    expect(row.get_by_test_id("subscription-address")).to_have_text("d***@example.org")
+    expect(panel.get_by_test_id("no-every-case")).to_be_hidden()
+    [stored] = site.alerts.subscriptions()
+    assert (stored.channel, stored.address, stored.case_id) == ("email", "desk@example.org", None)
+    page.reload()
+    expect(row).to_have_count(1)
+    page.screenshot(path=str(tmp_path / "cases-every-case.png"), full_page=True)
+    row.get_by_test_id("subscription-remove").click()
+    expect(row).to_have_count(0)
+    expect(panel.get_by_test_id("no-every-case")).to_be_visible()
+    assert site.alerts.subscriptions() == []
+    assert blocked == []

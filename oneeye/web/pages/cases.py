@@ -32,6 +32,7 @@ from oneeye.services.alerts import (
 )
 from oneeye.services.auth import Principal
 from oneeye.services.context import Services
+from oneeye.services.notify.senders import mask_address
 from oneeye.services.sightings import photo_url
 from oneeye.web.deps import ReporterPage, ServicesDep, ViewerPage, audit_access
 from oneeye.web.pages.render import as_utc, iso_time, render
@@ -209,7 +210,8 @@ def report_page(request: Request, services: ServicesDep, principal: ReporterPage
 
 @router.get("/cases", response_class=HTMLResponse)
 def cases_page(request: Request, services: ServicesDep, principal: ViewerPage) -> Response:
-    """Every case, newest first (``?status=active`` and so on to filter)."""
+    """Every case, newest first (``?status=active`` and so on to filter); for admins, the
+    subscriptions to every case (add and remove) and the notifications not delivered."""
     alerts = alert_service(request, services)
     if alerts is None:
         return alerts_unavailable(request, principal)
@@ -228,6 +230,9 @@ def cases_page(request: Request, services: ServicesDep, principal: ViewerPage) -
             "photo_url": photo_url,
             "iso": iso_time,
             "failures": delivery_failures(services) if principal.allows("admin") else [],
+            "every_case": alerts.subscriptions() if principal.allows("admin") else [],
+            "channels": alerts.channels(),
+            "mask": mask_address,
         },
     )
 
