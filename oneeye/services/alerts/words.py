@@ -28,7 +28,7 @@ TOO_LARGE = "This photo file is too large. Please choose a smaller photo, or tak
 NOT_A_PHOTO = "This file is not a photo we can open. Please choose a photo (JPEG or PNG)."
 TOO_SLOW = "Checking the photo took too long; the server is busy. Please try again in a minute."
 
-VERY_CLOSE, CLOSE = 0.75, 0.9
+VERY_CLOSE, CLOSE = 0.75, 0.95
 """A match's distance as a share of its watchlist's threshold (every match is within it): at
 most ``VERY_CLOSE`` of it reads "a very close likeness", at most ``CLOSE`` "a close
 likeness", the rest "a possible likeness"."""

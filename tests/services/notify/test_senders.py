@@ -11,7 +11,13 @@ from sqlalchemy import update
 from oneeye.services.notify import CHANNELS, SENDERS, AddressError, AlertPayload, LinkSigner
 from oneeye.services.notify.base import SenderContext
 from oneeye.services.notify.email import EmailSender
-from oneeye.services.notify.senders import check_address, make_senders, mask_address
+from oneeye.services.notify.senders import (
+    check_address,
+    check_configured,
+    configured_channels,
+    make_senders,
+    mask_address,
+)
 from oneeye.store.db import Database
 from oneeye.store.models import Notification
 from oneeye.store.photos import LocalPhotoStore
@@ -100,3 +106,27 @@ def test_a_row_whose_payload_is_not_an_alert_fails_without_being_sent(
     row = rows(sqlite_db)[row_id]
     assert row.status == "failed"
     assert "not an alert" in (row.last_error or "")
+
+
+@pytest.mark.parametrize(
+    ("smtp_port", "sms_url", "offered", "refused"),
+    [
+        (None, None, ("webhook", "slack"), {"email": "SMTP__HOST", "sms": "SMS__URL"}),
+        (2525, None, ("email", "webhook", "slack"), {"sms": "SMS__URL"}),
+        (None, "https://sms.example.org/send", ("sms", "webhook", "slack"), {"email": "SMTP"}),
+        (2525, "https://sms.example.org/send", ("email", "sms", "webhook", "slack"), {}),
+    ],
+)
+def test_a_channel_that_cannot_send_is_refused(
+    smtp_port: int | None, sms_url: str | None, offered: tuple[str, ...], refused: dict[str, str]
+) -> None:
+    settings = settings_for(smtp_port=smtp_port, sms_url=sms_url)
+    assert configured_channels(settings) == offered
+    for channel in CHANNELS:
+        if channel in refused:
+            with pytest.raises(AddressError, match=refused[channel]):
+                check_configured(channel, settings)
+        else:
+            check_configured(channel, settings)
+    with pytest.raises(AddressError, match="one of"):
+        check_configured("pigeon", settings)
