@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from oneeye.store.db import Database
-from oneeye.store.repos import cameras, keys, notifications, subscriptions, watchlists
+from oneeye.store.models import Person
+from oneeye.store.repos import cameras, cases, keys, notifications, subscriptions, watchlists
 from oneeye.store.repos.cameras import StoredCamera
 
 
@@ -166,3 +167,80 @@ def test_watchlists_are_values_with_counts(db: Database) -> None:
     with db.session() as session:
         (vip,) = watchlists.with_counts(session)
         assert (vip.name, vip.persons, vip.threshold) == ("vip", 0, None)
+
+
+def test_cooling_and_tallies_count_each_subscriber_on_its_own(db: Database) -> None:
+    """A subscriber's cooldown on a camera comes from its own rows about matches near in time
+    (a given-up row told nobody); a case's tallies count each subscriber's rows by status."""
+    now = datetime.now(UTC)
+    with db.session() as session:
+        session.add(Person(id="p1", name="Ana"))
+        session.flush()
+        cases.add(
+            session,
+            case_id="c1",
+            person_id="p1",
+            name="Ana",
+            description="",
+            contact="",
+            reporter="user:ann",
+            filed_by=None,
+            approved=True,
+            now=now,
+            expires_at=now + timedelta(hours=1),
+        )
+        subs = [
+            subscriptions.add(
+                session,
+                case_id="c1" if n else None,
+                channel="email",
+                address=f"{n}@example.org",
+                secret=None,
+                created_by="user:ann",
+                now=now,
+            ).id
+            for n in range(3)
+        ]
+        for sighting, camera, ago in (("s1", "door", 100), ("s2", "door", 30), ("s3", "lobby", 10)):
+            cases.add_match(
+                session,
+                case_id="c1",
+                sighting_id=sighting,
+                camera_id=camera,
+                distance=0.2,
+                kind="live",
+                seen_at=now - timedelta(seconds=ago),
+                found_at=now,
+                notified=True,
+                held=False,
+            )
+        for sighting, sub in (("s1", subs[0]), ("s2", subs[1]), ("s2", subs[2]), ("s3", subs[0])):
+            notifications.add_pending(
+                session,
+                case_id="c1",
+                sighting_id=sighting,
+                subscription_id=sub,
+                channel="email",
+                address=f"{sub}@example.org",
+                payload={},
+                now=now,
+            )
+    with db.session() as session:
+        leased = notifications.lease_due(session, now, now + timedelta(seconds=30), limit=9)
+        [failed] = [
+            r.id for r in leased if (r.sighting_id, r.address) == ("s2", f"{subs[1]}@example.org")
+        ]
+        notifications.record_failure(session, failed, "550", retry_at=None)
+    window = timedelta(seconds=60)
+    with db.session() as session:
+        # At the door: s1 is 100 s ago; of s2's rows, subs[1]'s gave up (told nobody).
+        assert notifications.cooling(session, "c1", "door", now, window) == {subs[2]}
+        wide = notifications.cooling(session, "c1", "door", now, timedelta(seconds=200))
+        assert wide == {subs[0], subs[2]}
+        assert notifications.cooling(session, "c1", "lobby", now, window) == {subs[0]}
+        assert notifications.cooling(session, "c2", "door", now, window) == set()
+        tallies = notifications.tallies(session, "c1")
+    assert tallies[subs[0]].pending == 2
+    assert (tallies[subs[1]].failed, tallies[subs[1]].pending) == (1, 0)
+    assert tallies[subs[1]].last_error == "550"
+    assert (tallies[subs[2]].failed, tallies[subs[2]].pending) == (0, 1)
