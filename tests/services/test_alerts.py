@@ -408,6 +408,7 @@ def test_a_live_sighting_notifies_every_subscription_once_per_camera_and_cooldow
         "location": "",
         "seen_at": now.isoformat(),
         "distance": 0.2,
+        "likeness": "a very close likeness",  # 0.2 of the default 0.32 threshold
         "sighting_id": first["id"],
         "snapshot_key": None,
         "kind": "live",

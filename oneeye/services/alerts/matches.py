@@ -355,6 +355,7 @@ class MatchService:
             location=camera.location,
             seen_at=candidate.seen_at,
             distance=round(candidate.distance, 4),
+            likeness=likeness(candidate.distance, self.threshold()),
             sighting_id=candidate.sighting_id,
             snapshot_key=candidate.snapshot_key,
             kind=kind,

@@ -94,6 +94,8 @@ class AlertPayload(BaseModel):
     location: str | None = Field(default=None, max_length=1000)
     seen_at: datetime | None = None
     distance: float | None = None
+    likeness: str | None = Field(default=None, max_length=64)
+    """The distance in words for a parent ("a close likeness")."""
     sighting_id: str = Field(default="", max_length=64)
     snapshot_key: str | None = Field(default=None, max_length=1000)
     kind: str | None = Field(default=None, max_length=16)
@@ -142,6 +144,8 @@ class AlertText:
     distance: str
     kind: str
     case_url: str
+    likeness: str = ""
+    """``"a close likeness"``; ``""`` for a row from an older version."""
 
     def as_dict(self) -> dict[str, str]:
         """The fields by name (the placeholders an SMS body template may use)."""
@@ -153,6 +157,7 @@ class AlertText:
             "location": self.location,
             "time": self.time,
             "distance": self.distance,
+            "likeness": self.likeness,
             "kind": self.kind,
             "case_url": self.case_url,
         }
@@ -185,6 +190,7 @@ def describe(payload: AlertPayload) -> AlertText:
         distance="n/a" if payload.distance is None else f"{payload.distance:.3f}",
         kind=_text(payload.kind, "live"),
         case_url=_text(payload.case_url, ""),
+        likeness=_text(payload.likeness, ""),
     )
 
 

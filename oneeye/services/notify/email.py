@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from oneeye.config import NotifySettings, SmtpSettings
 from oneeye.services.notify.base import (
     AddressError,
+    AlertText,
     DeliveryError,
     Outgoing,
     Sender,
@@ -60,6 +61,14 @@ def header_text(value: str, limit: int = MAX_HEADER_CHARS) -> str:
 
 def _has_control(value: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value)
+
+
+def closeness(text: AlertText) -> str:
+    """How alike the face is, as the email says it: in words for a parent, the distance in
+    brackets (``Match distance: ...`` for a row from before the words existed)."""
+    if text.likeness:
+        return f"Likeness: {text.likeness} (face distance {text.distance}, lower is closer)"
+    return f"Match distance: {text.distance} (lower is closer)"
 
 
 class EmailSender(Sender):
@@ -159,7 +168,7 @@ class EmailSender(Sender):
             f"Camera: {text.camera}",
             f"Location: {text.location}",
             f"Time: {text.time}",
-            f"Match distance: {text.distance} (lower is closer)",
+            closeness(text),
         ]
         if retro:
             lines.append("Found by searching recent unknown faces when the case was filed.")
@@ -175,7 +184,9 @@ class EmailSender(Sender):
             ("Camera", text.camera),
             ("Location", text.location),
             ("Time", text.time),
-            ("Match distance", f"{text.distance} (lower is closer)"),
+            ("Likeness", closeness(text).removeprefix("Likeness: "))
+            if text.likeness
+            else ("Match distance", f"{text.distance} (lower is closer)"),
         ]
         table = "".join(
             f"<tr><th align='left'>{e(name)}</th><td>{e(value)}</td></tr>"

@@ -3,8 +3,8 @@
 The default shape is Twilio's: a form post of ``To``, ``From`` and ``Body`` with HTTP basic
 auth. ``format = "json"`` posts ``{"to", "from", "body"}`` instead, for gateways that want JSON.
 The body comes from a template (``{person}``, ``{camera}``, ``{location}``, ``{time}``,
-``{distance}``, ``{description}``, ``{case_url}``, ``{link}``); ``{link}`` is a signed,
-expiring link to the snapshot.
+``{distance}``, ``{likeness}`` ("a close likeness"), ``{description}``, ``{case_url}``,
+``{link}``); ``{link}`` is a signed, expiring link to the snapshot.
 """
 
 from __future__ import annotations

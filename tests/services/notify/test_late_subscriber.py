@@ -113,6 +113,9 @@ def test_a_parent_who_subscribes_after_filing_gets_the_next_sighting(
     [email] = mail_server.handler.messages
     assert email["To"] == "parent@example.org"
     assert "Barack Example" in str(email["Subject"])
+    body = email.get_body(("plain",))
+    assert body is not None
+    assert "Likeness: a close likeness (face distance 0.250" in body.get_content()
     assert wait_until(lambda: s.notifier.stats().sent == 1, timeout=10.0)
 
     # 20 s later: inside the parent's cooldown on this camera, so nothing more for them; an
