@@ -76,24 +76,24 @@ def cooling(
     """The subscriptions told (or about to be told: pending) of a match of this case on this
     camera that lies within ``window`` of ``seen_at`` (either side), by id. A row that gave up
     (``failed``) told nobody, so it does not count."""
-    rows = session.scalars(
-        select(Notification.subscription_id)
-        .join(
-            CaseMatch,
-            (CaseMatch.case_id == Notification.case_id)
-            & (CaseMatch.sighting_id == Notification.sighting_id),
-        )
-        .where(
-            Notification.case_id == case_id,
+    # From the few matches near in time to their rows (the unique (sighting, subscription)
+    # key finds those), not from every row of the case.
+    near = select(CaseMatch.sighting_id).where(
+        CaseMatch.case_id == case_id,
+        CaseMatch.camera_id == camera_id,
+        CaseMatch.seen_at > seen_at - window,
+        CaseMatch.seen_at < seen_at + window,
+    )
+    # The case is compared here, not in SQL: given the case, SQLite would walk the case's
+    # index (every row of the case) instead of the few sightings' unique key.
+    rows = session.execute(
+        select(Notification.subscription_id, Notification.case_id).where(
+            Notification.sighting_id.in_(near),
             Notification.subscription_id.is_not(None),
             Notification.status != "failed",
-            CaseMatch.camera_id == camera_id,
-            CaseMatch.seen_at > seen_at - window,
-            CaseMatch.seen_at < seen_at + window,
         )
-        .distinct()
     )
-    return {sid for sid in rows if sid is not None}
+    return {sid for sid, case in rows if sid is not None and case == case_id}
 
 
 def add_pending(
