@@ -257,6 +257,7 @@ def payload(snapshot_key: str | None = None, **overrides: Any) -> dict[str, Any]
         "location": "Main St branch",
         "seen_at": "2026-11-26T08:30:00+00:00",
         "distance": 0.412,
+        "likeness": "a possible likeness",
         "sighting_id": new_id(),
         "snapshot_key": snapshot_key,
         "kind": "live",
