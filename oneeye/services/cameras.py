@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +50,9 @@ __all__ = [
     "CameraNotFoundError",
     "CameraState",
     "CameraStatus",
+    "CameraWatch",
     "PersonNames",
+    "WatchedCamera",
     "check_camera_id",
     "check_video_settings",
     "config_of",
@@ -131,6 +134,46 @@ def check_video_settings(scan_every: int | None, detect_threads: int | None) -> 
         raise CameraError(f"scan every is 1 to {SCAN_EVERY_MAX} frames, got {scan_every}")
     if detect_threads is not None and not 1 <= detect_threads <= DETECT_THREADS_MAX:
         raise CameraError(f"detector threads are 1 to {DETECT_THREADS_MAX}, got {detect_threads}")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedCamera:
+    """One camera and its state now, as the case page and the dashboard name it."""
+
+    id: str
+    name: str
+    state: str
+    """``online`` (looking), ``reconnecting``, ``offline``, ``ended`` or ``disabled``."""
+    edge: str | None = None
+    """The edge that runs it; ``None`` for a server's own camera."""
+
+    @property
+    def running(self) -> bool:
+        """Whether the camera is looking now (``online``; a camera reconnecting is not)."""
+        return self.state == "online"
+
+
+@dataclass(frozen=True, slots=True)
+class CameraWatch:
+    """Every camera, servers' and edges', by name: which are looking and which are not."""
+
+    cameras: tuple[WatchedCamera, ...] = ()
+
+    @property
+    def running(self) -> list[WatchedCamera]:
+        """The cameras looking now."""
+        return [c for c in self.cameras if c.running]
+
+    @property
+    def stopped(self) -> list[WatchedCamera]:
+        """The cameras not looking now (with their state: ended, disabled, offline...)."""
+        return [c for c in self.cameras if not c.running]
+
+    def as_json(self) -> list[dict[str, str | None]]:
+        """The cameras as the pages' script keeps them (id, name, state, edge)."""
+        return [
+            {"id": c.id, "name": c.name, "state": c.state, "edge": c.edge} for c in self.cameras
+        ]
 
 
 class PersonNames:
@@ -368,6 +411,21 @@ class CameraManager:
             close_open_sightings(self.db, camera_id, at)
         except Exception:  # a blink of the database must not stop a camera from (re)starting
             logger.exception("camera %s: could not close its open sightings", camera_id)
+
+    def watch(self, reported: Callable[[str], Mapping[str, Any] | None]) -> CameraWatch:
+        """Which cameras are looking now: the servers' own (their workers' status) and every
+        edge's registered camera (the status it last ``reported`` over the bus, read by the
+        sightings service; ``offline`` when it said nothing since this server started).
+
+        Args:
+            reported: camera id -> the newest status the camera published, or ``None``.
+        """
+        watched = [WatchedCamera(s.camera_id, s.name, s.state) for s in self.statuses().values()]
+        for info in self.registry.edge_cameras():
+            status = reported(info.camera_id) or {}
+            state = str(status.get("state") or "offline")
+            watched.append(WatchedCamera(info.camera_id, info.name, state, edge=info.edge_id))
+        return CameraWatch(tuple(sorted(watched, key=lambda c: (c.name, c.id))))
 
     def worker(self, camera_id: str) -> CameraWorker | None:
         """The running worker of a camera, if any."""

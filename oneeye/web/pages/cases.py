@@ -31,6 +31,7 @@ from oneeye.services.alerts import (
     visible_matches,
 )
 from oneeye.services.auth import Principal
+from oneeye.services.cameras import CameraWatch
 from oneeye.services.context import Services
 from oneeye.services.notify.senders import mask_address
 from oneeye.services.sightings import photo_url
@@ -175,6 +176,12 @@ def delivery_failures(services: Services, case_id: str | None = None) -> list[De
     ]
 
 
+def camera_watch(services: Services) -> CameraWatch:
+    """Which cameras are looking now, servers' and edges' (database work: call it off the
+    event loop, as the sync pages are)."""
+    return services.cameras.watch(services.sightings.camera_status)
+
+
 def alerts_unavailable(request: Request, principal: Principal) -> HTMLResponse:
     """The page shown when this server runs without Amber Alert."""
     return render(
@@ -247,7 +254,8 @@ def case_page(
     (each subscription with a masked address and what it was told: sent, waiting, retrying,
     failed; "nobody is subscribed" when so) and the notifications that could not be
     delivered; the resolve button and the subscription controls (the channels this server
-    has set up) for those who may manage the case."""
+    has set up) for those who may manage the case. While the case is active, which cameras
+    are looking for the person, and a warning when none is."""
     alerts = alert_service(request, services)
     if alerts is None:
         return alerts_unavailable(request, principal)
@@ -293,5 +301,6 @@ def case_page(
             "manages_every_case": principal.allows("admin"),
             "failures": delivery_failures(services, case_id) if sees_contact else [],
             "last_event_id": services.events.latest_id(),
+            "watch": camera_watch(services) if case.status == "active" else None,
         },
     )

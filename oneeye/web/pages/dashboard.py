@@ -19,7 +19,7 @@ from oneeye.services.events import HubEvent
 from oneeye.services.sightings import REVISED_EVENT
 from oneeye.web.deps import ServicesDep, ViewerPage, audit_access
 from oneeye.web.pages.cameras import camera_tiles
-from oneeye.web.pages.cases import alert_banners, alert_service
+from oneeye.web.pages.cases import alert_banners, alert_service, camera_watch
 from oneeye.web.pages.render import format_money, render
 
 router = APIRouter(include_in_schema=False)
@@ -182,5 +182,6 @@ def dashboard_page(request: Request, services: ServicesDep, principal: ViewerPag
             "money": format_money,
             "max_cards": MAX_CARDS,
             "banners": alert_banners(alerts, principal),
+            "watch": camera_watch(services),
         },
     )

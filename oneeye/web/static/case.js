@@ -199,6 +199,7 @@
 
   function onFrame(frame) {
     const d = frame.data || {};
+    if (frame.type === "camera.status") { window.OneEye.cameraWatch(d); return; }
     if (d.case_id !== caseId) return;
     if (frame.type === "alert.sighting") addSighting(d);
     else if (frame.type === "case.resolved" || frame.type === "case.expired") closed(d.status || frame.type.slice(5));

@@ -234,7 +234,10 @@
       lastId = frame.id;
     }
     if (ARRIVALS.has(frame.type) && cardsBox) upsertCard(frame);
-    else if (frame.type === "camera.status") updateCamera(frame.data || {});
+    else if (frame.type === "camera.status") {
+      updateCamera(frame.data || {});
+      window.OneEye.cameraWatch(frame.data || {});
+    }
     /* Other parts of the page (the Amber Alert banner) take the frames they want from here. */
     document.dispatchEvent(new CustomEvent("oneeye:frame", { detail: frame }));
   }

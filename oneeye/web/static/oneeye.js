@@ -141,6 +141,46 @@ window.OneEye = (function () {
     });
   }
 
+  /* Which cameras are looking (the "camera-watch" box of the dashboard and the case page, as
+     the server's camera_watch macro says it), kept current from a camera.status event's data. */
+  function cameraWatch(d) {
+    const box = document.querySelector('[data-testid="camera-watch"]');
+    if (!box || !d || !d.camera_id) return;
+    let cameras = [];
+    try { cameras = JSON.parse(box.dataset.cameras || "[]"); } catch (err) { cameras = []; }
+    const known = cameras.find(function (c) { return c.id === d.camera_id; });
+    if (d.removed) cameras = cameras.filter(function (c) { return c.id !== d.camera_id; });
+    else if (known) { known.state = d.state || "offline"; if (d.name) known.name = d.name; }
+    else cameras.push({ id: d.camera_id, name: d.name || d.camera_id, state: d.state || "offline", edge: null });
+    cameras.sort(function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : (a.id < b.id ? -1 : 1); });
+    box.dataset.cameras = JSON.stringify(cameras);
+    const running = cameras.filter(function (c) { return c.state === "online"; });
+    const stopped = cameras.filter(function (c) { return c.state !== "online"; });
+    const names = function (list, withState) {
+      return list.map(function (c) { return c.name + (withState ? " (" + c.state + ")" : ""); }).join(", ");
+    };
+    let line;
+    if (running.length) {
+      const n = running.length;
+      line = el("p", { class: "watch-ok", "data-testid": "cameras-running" }, [
+        el("strong", { text: n + " camera" + (n === 1 ? " is" : "s are") + " looking" }),
+        ": " + names(running, false) + ".",
+        stopped.length ? " Not running: " + names(stopped, true) + "." : null,
+      ]);
+    } else {
+      line = el("p", { class: "watch-none", role: "alert", "data-testid": "no-camera-running" }, [
+        el("strong", { text: "No camera is running" }),
+        ": nobody is being looked for" + (stopped.length
+          ? " (" + stopped.map(function (c) { return c.name + ": " + c.state; }).join(", ") + ")."
+          : "; no camera is set up."),
+        box.dataset.admin === "yes" ? " " : null,
+        box.dataset.admin === "yes" ? el("a", { href: "/admin/cameras", text: "Open the cameras" }) : null,
+        box.dataset.admin === "yes" ? "." : null,
+      ]);
+    }
+    box.replaceChildren(line);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localizeTimes(document);
   });
@@ -148,5 +188,6 @@ window.OneEye = (function () {
   return {
     api: api, csrfToken: csrfToken, el: el, live: live, sightingLabel: sightingLabel,
     localTime: localTime, localDateTime: localDateTime, localizeTimes: localizeTimes,
+    cameraWatch: cameraWatch,
   };
 })();
