@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,12 @@ PRUNE_EVERY = 100
 
 ACCOUNT_EVENT = "customer.arrived"
 """The event type that carries account details."""
+
+ARRIVAL_EVENTS = frozenset(
+    {"sighting", ACCOUNT_EVENT, "sighting_update", "sighting.update", "sighting.revised"}
+)
+"""The event types a dashboard's arrival cards are made of (one card per sighting id);
+``sighting.revised`` is ``services.sightings.REVISED_EVENT`` (that module builds on this one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +185,23 @@ class EventHub:
             return [
                 _event_of(stored) for stored in events.after(session, event_id, audiences, limit)
             ]
+
+    def before(
+        self, event_id: int, role: str, types: Collection[str], limit: int
+    ) -> list[HubEvent]:
+        """Stored events before ``event_id`` of one of ``types`` that ``role`` may see, newest
+        first: a page of older events (the next page is before the last one's id).
+
+        Args:
+            event_id: the oldest event id the client has.
+            role: the client's role.
+            types: the event types wanted (``ARRIVAL_EVENTS`` for the arrival cards).
+            limit: the most events returned.
+        """
+        audiences = [r for r in ROLES if role_allows(role, r)]
+        with self.db.session() as session:
+            found = events.before(session, event_id, audiences, sorted(types), limit)
+        return [_event_of(stored) for stored in found]
 
     def latest_id(self) -> int:
         """The id of the newest stored event (0 when there is none)."""

@@ -18,6 +18,7 @@ from oneeye.web.limits import BodyLimitMiddleware, body_rules
 from oneeye.web.offload import Gates
 from oneeye.web.pages import install_pages
 from oneeye.web.routes import (
+    arrivals,
     auth,
     cameras,
     cases,
@@ -71,6 +72,7 @@ def create_app(services: Services) -> FastAPI:
         cases,
         links,
         unknowns,
+        arrivals,
     )
     for module in modules:
         app.include_router(module.router, prefix=API)

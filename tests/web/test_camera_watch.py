@@ -58,7 +58,8 @@ def test_a_case_page_does_not_say_every_camera_is_looking_when_the_only_one_ende
     assert "Every camera is looking" not in html
     warning = text_of(html, "no-camera-running")
     assert "No camera is running" in warning
-    assert "Front door" in warning and "ended" in warning
+    assert "Front door" in warning
+    assert "ended" in warning
 
 
 def test_a_case_page_names_the_running_cameras_and_warns_when_there_is_none(
@@ -83,7 +84,8 @@ def test_a_case_page_names_the_running_cameras_and_warns_when_there_is_none(
     html = viewer.get(f"/cases/{case.id}").text
     assert 'data-testid="no-camera-running"' not in html
     running = text_of(html, "cameras-running")
-    assert "1 camera is looking" in running and "Back door" in running
+    assert "1 camera is looking" in running
+    assert "Back door" in running
     assert "Every camera is looking" not in html
 
 
@@ -94,4 +96,6 @@ def test_the_dashboard_warns_when_no_camera_is_running(
     cameras.add(CameraConfig(id="vault", name="Vault", source="/none.mp4", enabled=False))
     html = client_for("teller").get("/").text
     warning = text_of(html, "no-camera-running")
-    assert "No camera is running" in warning and "Vault" in warning and "disabled" in warning
+    assert "No camera is running" in warning
+    assert "Vault" in warning
+    assert "disabled" in warning

@@ -56,6 +56,28 @@ def after(
     return [_stored(row) for row in session.scalars(query)]
 
 
+def before(
+    session: Session,
+    event_id: int,
+    audiences: Sequence[str],
+    types: Sequence[str],
+    limit: int,
+) -> list[StoredEvent]:
+    """Up to ``limit`` events before ``event_id`` of one of ``types`` for one of
+    ``audiences``, newest first (a page of older events, read backwards)."""
+    query = (
+        select(DashboardEvent)
+        .where(
+            DashboardEvent.id < event_id,
+            DashboardEvent.audience.in_(audiences),
+            DashboardEvent.type.in_(types),
+        )
+        .order_by(DashboardEvent.id.desc())
+        .limit(limit)
+    )
+    return [_stored(row) for row in session.scalars(query)]
+
+
 def with_ids(session: Session, ids: Sequence[int]) -> list[StoredEvent]:
     """The events among ``ids`` that are stored, oldest first."""
     found = [

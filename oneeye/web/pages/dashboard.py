@@ -1,21 +1,27 @@
-"""``/``: the dashboard. Arrivals as cards (newest first), the cameras with their live view,
-and a banner for each active Amber Alert case seen lately. The first render comes from the
-stored dashboard events; after it the page changes only through ``/ws``. Account details
-(address, balance) are shown only to ``teller`` and above, and each render that shows them is
-written to the audit log.
+"""``/``: the dashboard. Arrivals as cards, newest first, under a heading per day (Today,
+Yesterday, the date; the browser redraws them in its own time zone), older ones loaded as the
+teller scrolls (``/api/v1/arrivals``); a missing person's card stands apart from a customer's;
+which cameras are looking (a warning when none is), the cameras with their live view, and a
+banner for each active Amber Alert case seen lately. An empty dashboard shows the first steps
+the user's role may take. The first render comes from the stored dashboard events; after it
+the page changes only through ``/ws``. Account details (address, balance) are shown only to
+``teller`` and above, and each render that shows them is written to the audit log. The
+favicon is ``/favicon.ico`` (an SVG).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from oneeye.services.auth import Principal
 from oneeye.services.context import Services
-from oneeye.services.events import HubEvent
+from oneeye.services.events import ARRIVAL_EVENTS, HubEvent
 from oneeye.services.sightings import REVISED_EVENT
 from oneeye.web.deps import ServicesDep, ViewerPage, audit_access
 from oneeye.web.pages.cameras import camera_tiles
@@ -28,9 +34,7 @@ RECENT_EVENTS = 300
 """How many of the newest dashboard events the first render of the dashboard looks at."""
 MAX_CARDS = 60
 """How many arrival cards the dashboard shows (the JavaScript client keeps the same bound)."""
-ARRIVAL_TYPES = frozenset(
-    {"sighting", "customer.arrived", "sighting_update", "sighting.update", REVISED_EVENT}
-)
+ARRIVAL_TYPES = ARRIVAL_EVENTS
 
 
 @dataclass(slots=True)
@@ -122,6 +126,78 @@ def arrival_cards(events: list[HubEvent], can_see_accounts: bool) -> list[Arriva
     return newest[:MAX_CARDS]
 
 
+@dataclass(frozen=True, slots=True)
+class DayOfArrivals:
+    """The cards of one day (UTC) under their heading."""
+
+    day: str
+    """``YYYY-MM-DD``; ``""`` for cards without a time."""
+    label: str
+    cards: list[ArrivalCard]
+
+
+def day_label(day: date, today: date) -> str:
+    """``Today``, ``Yesterday``, or the date in words (``Tuesday 1 December 2026``)."""
+    if day == today:
+        return "Today"
+    if day == today - timedelta(days=1):
+        return "Yesterday"
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+def by_day(cards: list[ArrivalCard], today: date) -> list[DayOfArrivals]:
+    """``cards`` (newest first) under one heading per day, in the same order."""
+    days: list[DayOfArrivals] = []
+    for card in cards:
+        key = card.seen_at[:10]
+        try:
+            label = day_label(date.fromisoformat(key), today)
+        except ValueError:
+            key, label = "", "Time unknown"
+        if not days or days[-1].day != key:
+            days.append(DayOfArrivals(key, label, []))
+        days[-1].cards.append(card)
+    return days
+
+
+def older_cursor(events: list[HubEvent], cards: list[ArrivalCard], last_id: int) -> int | None:
+    """Where ``/api/v1/arrivals`` starts for the cards older than ``cards``: the oldest event
+    of a card shown; ``None`` when every stored event was looked at and every card shown."""
+    if last_id <= RECENT_EVENTS and len(cards) < MAX_CARDS:
+        return None
+    shown = {card.sighting_id for card in cards}
+    ids = [
+        e.id
+        for e in events
+        if e.type in ARRIVAL_TYPES
+        and str(e.payload.get("sighting_id") or e.payload.get("id") or "") in shown
+    ]
+    return min(ids, default=max(1, last_id - RECENT_EVENTS + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class FirstStep:
+    """A link an empty dashboard offers."""
+
+    testid: str
+    href: str
+    text: str
+
+
+def first_steps(principal: Principal) -> list[FirstStep]:
+    """What a new site needs done, as far as ``principal``'s role may do it."""
+    steps = []
+    if principal.allows("admin"):
+        steps += [
+            FirstStep("step-customers", "/admin/customers", "Enrol your customers"),
+            FirstStep("step-cameras", "/admin/cameras", "Add a camera"),
+        ]
+    if principal.allows("reporter"):
+        steps.append(FirstStep("step-report", "/report", "File a missing-person case"))
+    steps.append(FirstStep("step-cases", "/cases", "See the cases"))
+    return steps
+
+
 def recent_events(services: Services, role: str) -> tuple[list[HubEvent], int]:
     """The newest dashboard events ``role`` may see (oldest first), and the newest event id
     (where the page's WebSocket resumes)."""
@@ -167,6 +243,7 @@ def dashboard_page(request: Request, services: ServicesDep, principal: ViewerPag
             )
         ]
     cards = arrival_cards(events, can_see_accounts)
+    today = datetime.now(UTC).date()
     if can_see_accounts:
         audit_account_views(services, principal, request, cards)
     return render(
@@ -175,6 +252,9 @@ def dashboard_page(request: Request, services: ServicesDep, principal: ViewerPag
         principal,
         {
             "cards": cards,
+            "days": by_day(cards, today),
+            "older_before": older_cursor(events, cards, last_id),
+            "first_steps": first_steps(principal),
             "initial_cards": [card.as_json() for card in cards],
             "cameras": camera_tiles(services),
             "last_event_id": last_id,
@@ -184,4 +264,15 @@ def dashboard_page(request: Request, services: ServicesDep, principal: ViewerPag
             "banners": alert_banners(alerts, principal),
             "watch": camera_watch(services),
         },
+    )
+
+
+FAVICON = Path(__file__).parent.with_name("static") / "favicon.svg"
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """The icon browsers ask for (an SVG: one eye); the pages also link it."""
+    return FileResponse(
+        FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
     )

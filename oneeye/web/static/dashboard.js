@@ -5,9 +5,11 @@
 "use strict";
 
 (function () {
-  const { el, localTime } = window.OneEye;
+  const { api, el, localTime } = window.OneEye;
   const ARRIVALS = new Set(["sighting", "customer.arrived", "sighting_update", "sighting.update", "left", "sighting.left", "sighting.revised"]);
   const LIVE_AT_START = 4; /* browsers allow ~6 connections per host; keep room for the API */
+  const MISSING_WATCHLIST = "amber-alert"; /* the Amber Alert watchlist (services.alerts) */
+  const OLDER_PAGE = 100; /* events per page of /api/v1/arrivals (the server allows up to 200) */
 
   const root = document.getElementById("dashboard");
   if (!root) return;
@@ -63,7 +65,9 @@
         : null,
     ]);
     const name = (account && account.name) || v.person_name || "Unknown face";
+    const missing = Boolean(v.person_id) && v.watchlist === MISSING_WATCHLIST;
     const body = el("div", { class: "card-body" }, [
+      missing ? el("p", { class: "card-kind", "data-testid": "card-kind", text: "Missing person" }) : null,
       el("h3", { class: "name", "data-testid": "card-name", text: name }),
       account
         ? el("dl", { class: "account", "data-testid": "card-account" }, [
@@ -87,6 +91,7 @@
     const classes = ["card"];
     if (!v.person_id) classes.push("unknown");
     if (account) classes.push("customer");
+    if (missing) classes.push("missing");
     if (v.left) classes.push("left");
     if (v.revised_from) classes.push("revised");
     return el("article", {
@@ -94,14 +99,14 @@
       "data-testid": "arrival-card",
       "data-sighting-id": v.sighting_id,
       "data-event-id": v.event_id,
+      "data-seen-at": v.seen_at || "",
+      "data-watchlist": v.watchlist || "",
     }, [photos, body]);
   }
 
-  function upsertCard(frame) {
+  /* Take one frame of a visit into `merged` (its data so far); false when the frame is stale. */
+  function mergeFrame(merged, frame) {
     const data = frame.data || {};
-    const id = data.sighting_id || data.id;
-    if (!id) return;
-    const merged = Object.assign({}, visits.get(id) || {});
     if (frame.type === "sighting.revised") {
       /* A revised decision: the card says who it is now (perhaps nobody known) and drops the
          earlier person's account; the new person's card, if any, comes as its own event. */
@@ -110,14 +115,23 @@
       delete merged.account_error;
       if (!merged.revised_from) merged.revised_from = (data.previous && data.previous.person_name) || "an unknown face";
     } else if (merged.revised_from && data.person_id !== undefined && data.person_id !== merged.person_id) {
-      return; /* about a decision since revised (a card looked up late): stale */
+      return false; /* about a decision since revised (a card looked up late): stale */
     } else {
       Object.entries(data).forEach(function ([key, value]) {
         if (value !== null && value !== undefined && value !== "") merged[key] = value;
       });
     }
-    if (visits.get(id) && visits.get(id).seen_at) merged.seen_at = visits.get(id).seen_at;
     if (frame.type === "left" || frame.type === "sighting.left") merged.left = true;
+    return true;
+  }
+
+  function upsertCard(frame) {
+    const data = frame.data || {};
+    const id = data.sighting_id || data.id;
+    if (!id) return;
+    const merged = Object.assign({}, visits.get(id) || {});
+    if (!mergeFrame(merged, frame)) return;
+    if (visits.get(id) && visits.get(id).seen_at) merged.seen_at = visits.get(id).seen_at;
     merged.sighting_id = id;
     merged.event_id = frame.id;
     visits.set(id, merged);
@@ -127,16 +141,145 @@
     if (existing) {
       existing.replaceWith(card);
     } else {
-      cardsBox.prepend(card);
+      place(card);
       card.classList.add("fresh");
-      while (cardsBox.children.length > maxCards) {
-        const gone = cardsBox.lastElementChild;
-        visits.delete(gone.dataset.sightingId);
-        gone.remove();
+      /* Bounded, unless the user asked for older cards (they stay until a reload). */
+      if (!loadedOlder) {
+        let shown = cardsBox.querySelectorAll('[data-testid="arrival-card"]');
+        for (let i = shown.length - 1; i >= maxCards; i--) {
+          visits.delete(shown[i].dataset.sightingId);
+          shown[i].remove();
+        }
       }
     }
+    regroup();
     const empty = document.querySelector('[data-testid="no-arrivals"]');
     if (empty) empty.hidden = true;
+  }
+
+  /* Time order and days ------------------------------------------------------------------------ */
+
+  /* Newest first: by the time the visit began, then by event id. */
+  function newer(a, b) {
+    const ta = Date.parse(a.dataset.seenAt || "") || 0;
+    const tb = Date.parse(b.dataset.seenAt || "") || 0;
+    if (ta !== tb) return ta > tb;
+    return parseInt(a.dataset.eventId || "0", 10) > parseInt(b.dataset.eventId || "0", 10);
+  }
+
+  function place(card) {
+    const shown = cardsBox.querySelectorAll('[data-testid="arrival-card"]');
+    for (const other of shown) {
+      if (other !== card && newer(card, other)) { other.before(card); return; }
+    }
+    cardsBox.append(card);
+  }
+
+  function dayKey(when) {
+    return when.getFullYear() + "-" + String(when.getMonth() + 1).padStart(2, "0") + "-" + String(when.getDate()).padStart(2, "0");
+  }
+
+  /* "Today", "Yesterday" or the date, in this browser's time zone. */
+  function dayLabel(when) {
+    const today = new Date();
+    const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+    if (dayKey(when) === dayKey(today)) return "Today";
+    if (dayKey(when) === dayKey(yesterday)) return "Yesterday";
+    return when.toLocaleDateString([], { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+  }
+
+  /* One heading before the first card of each day (the server drew them in UTC). */
+  function regroup() {
+    cardsBox.querySelectorAll('[data-testid="day-heading"]').forEach(function (h) { h.remove(); });
+    let last = null;
+    cardsBox.querySelectorAll('[data-testid="arrival-card"]').forEach(function (card) {
+      const when = new Date(card.dataset.seenAt || "");
+      const key = isNaN(when.getTime()) ? "" : dayKey(when);
+      if (key === last) return;
+      last = key;
+      card.before(el("h3", { class: "day", "data-testid": "day-heading", "data-day": key, text: key ? dayLabel(when) : "Time unknown" }));
+    });
+  }
+
+  /* Older arrivals, a page at a time (/api/v1/arrivals), when the list's end scrolls into view
+     or the button is pressed. A page's events are merged as live frames are, except that what
+     a card shows already (newer) is kept. */
+  let loadedOlder = false;
+  const olderBox = document.querySelector('[data-testid="older"]');
+  const olderButton = document.querySelector('[data-testid="load-older"]');
+  const olderResult = document.querySelector('[data-testid="older-result"]');
+  let loadingOlder = false;
+
+  function mergeOlder(events) {
+    const merged = new Map();
+    events.slice().reverse().forEach(function (frame) { /* oldest first: later events win */
+      if (!ARRIVALS.has(frame.type)) return;
+      const data = frame.data || {};
+      const id = data.sighting_id || data.id;
+      if (!id) return;
+      const visit = merged.get(id) || { sighting_id: id, event_id: frame.id };
+      const seenAt = visit.seen_at;
+      if (!mergeFrame(visit, frame)) return;
+      if (seenAt) visit.seen_at = seenAt;
+      visit.event_id = Math.max(visit.event_id, frame.id);
+      merged.set(id, visit);
+    });
+    merged.forEach(function (older, id) {
+      const known = visits.get(id);
+      const visit = Object.assign({}, older);
+      if (known) {
+        /* What the card shows came later: it wins, and a revision it shows stands. */
+        Object.entries(known).forEach(function ([key, value]) {
+          if (value !== null && value !== undefined && value !== "" && key !== "seen_at") visit[key] = value;
+        });
+        if (known.revised_from) {
+          ["person_id", "person_name", "watchlist", "distance", "account", "account_error"].forEach(function (key) { visit[key] = known[key]; });
+        }
+        visit.event_id = Math.max(older.event_id, known.event_id || 0);
+      }
+      visits.set(id, visit);
+      const card = buildCard(visit);
+      watchImages(card);
+      const existing = cardsBox.querySelector('[data-sighting-id="' + CSS.escape(id) + '"]');
+      if (existing) existing.remove();
+      place(card);
+    });
+    regroup();
+  }
+
+  async function loadOlder() {
+    if (!olderButton || loadingOlder || !olderButton.dataset.before) return;
+    loadingOlder = true;
+    olderButton.disabled = true;
+    if (olderResult) olderResult.textContent = "loading…";
+    try {
+      const page = await api("GET", "/api/v1/arrivals?limit=" + OLDER_PAGE + "&before=" + encodeURIComponent(olderButton.dataset.before));
+      loadedOlder = true;
+      mergeOlder(page.events || []);
+      if (olderResult) olderResult.textContent = "";
+      if (page.before) {
+        olderButton.dataset.before = String(page.before);
+      } else {
+        olderButton.dataset.before = "";
+        if (olderBox) olderBox.hidden = true;
+        const none = document.querySelector('[data-testid="no-older"]');
+        if (none) none.hidden = false;
+      }
+    } catch (err) {
+      if (olderResult) olderResult.textContent = "Could not load older arrivals: " + (err.message || err);
+    } finally {
+      olderButton.disabled = false;
+      loadingOlder = false;
+    }
+  }
+
+  if (olderButton) {
+    olderButton.addEventListener("click", loadOlder);
+    if ("IntersectionObserver" in window) {
+      new IntersectionObserver(function (entries) {
+        if (entries.some(function (e) { return e.isIntersecting; })) loadOlder();
+      }, { rootMargin: "200px" }).observe(olderButton);
+    }
   }
 
   /* Cameras ---------------------------------------------------------------------------------- */
@@ -279,7 +422,10 @@
   }
 
   document.querySelectorAll('[data-testid="camera-tile"]').forEach(wireTile);
-  if (cardsBox) watchImages(cardsBox);
+  if (cardsBox) {
+    watchImages(cardsBox);
+    regroup();
+  }
   window.addEventListener("load", function () {
     if (root.classList.contains("dashboard")) {
       Array.from(document.querySelectorAll('[data-testid="camera-tile"]'))
