@@ -435,3 +435,24 @@ def test_video_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("ONEEYE_VIDEO__DETECT_THREADS", "0")
     with pytest.raises(ValidationError, match="detect_threads"):
         Settings()
+
+
+def test_watch_names_every_camera_servers_and_edges_and_which_are_looking(rig: Rig) -> None:
+    rig.manager.add(CameraConfig(id="vault", name="Vault", source="/none.mp4", enabled=False))
+    rig.manager.registry.register("edge-1", [("back", "Back door"), ("yard", "Yard")])
+    reported = {"back": {"state": "online"}}
+    watch = rig.manager.watch(reported.get)
+    assert [(c.id, c.state, c.edge) for c in watch.cameras] == [
+        ("back", "online", "edge-1"),
+        ("vault", "disabled", None),
+        ("yard", "offline", "edge-1"),  # it said nothing since this server started
+    ]
+    assert [c.name for c in watch.running] == ["Back door"]
+    assert [c.name for c in watch.stopped] == ["Vault", "Yard"]
+    assert watch.as_json()[0] == {
+        "id": "back",
+        "name": "Back door",
+        "state": "online",
+        "edge": "edge-1",
+    }
+    assert rig.manager.watch(lambda camera: None).running == []

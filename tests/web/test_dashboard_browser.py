@@ -22,6 +22,7 @@ from oneeye.web.pages.dashboard import MAX_CARDS
 from tests.bus.helpers import Note
 from tests.web.browser import csp_violations, serve
 from tests.web.conftest import PASSWORD, make_server
+from tests.web.helpers import alerts_of
 from tests.web.test_dashboard import visit
 
 pytestmark = pytest.mark.browser
@@ -153,3 +154,26 @@ def test_a_teller_reads_arrivals_by_day_scrolls_to_older_ones_and_sees_cameras_s
     )
     page.screenshot(path=str(tmp_path / "dashboard-camera-stopped.png"), full_page=False)
     assert blocked == []
+
+
+def test_a_case_page_follows_the_cameras_live(
+    site: Site, browser: Browser, face_photos: Path, tmp_path: Path
+) -> None:
+    app = site.app
+    photo = (face_photos / "obama2.jpg").read_bytes()
+    case = alerts_of(app).create_case(
+        "Barack Obama", "grey suit", "+15551234567", [(photo, "obama2.jpg")], actor="user:rita"
+    )
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    log_in(page, site.url, "tina")
+    page.goto(f"{site.url}/cases/{case.id}")
+    expect(page.get_by_test_id("ws-status")).to_have_attribute("data-state", "live")
+    expect(page.get_by_test_id("no-sightings")).to_have_text("Not seen yet.")
+    expect(page.get_by_test_id("no-camera-running")).to_contain_text("No camera is running")
+    page.screenshot(path=str(tmp_path / "case-no-camera.png"), full_page=True)
+    app.services.registry.register("edge-1", [("back-door", "Back door")])
+    edge_camera_status(app, "online")
+    expect(page.get_by_test_id("cameras-running")).to_contain_text(
+        "1 camera is looking: Back door", timeout=15_000
+    )
+    page.screenshot(path=str(tmp_path / "case-camera-running.png"), full_page=True)
