@@ -33,7 +33,8 @@ router = APIRouter(include_in_schema=False)
 RECENT_EVENTS = 300
 """How many of the newest dashboard events the first render of the dashboard looks at."""
 MAX_CARDS = 60
-"""How many arrival cards the dashboard shows (the JavaScript client keeps the same bound)."""
+"""How many arrival cards the dashboard opens with (the JavaScript client keeps the same bound
+for live cards until the user scrolls to older ones)."""
 ARRIVAL_TYPES = ARRIVAL_EVENTS
 
 
