@@ -197,3 +197,19 @@ def test_older_arrivals_are_role_checked_and_size_limited(
     assert server.services.auth.audit_entries(action="account.view") == []
     with TestClient(server.web) as anonymous:
         assert anonymous.get(API, params={"before": 10}).status_code == 401
+
+
+def test_older_arrivals_carry_revisions_so_a_card_is_never_shown_unrevised(
+    server: OneEyeApp, client_for: ClientFor
+) -> None:
+    sighting_id = visit(server, "Lin-Manuel Miranda", datetime.now(UTC), account=False)
+    revised = {
+        "sighting_id": sighting_id,
+        "person_id": None,
+        "person_name": None,
+        "watchlist": None,
+        "previous": {"person_name": "Lin-Manuel Miranda"},
+    }
+    server.services.events.publish("sighting.revised", revised, "viewer")
+    page = client_for("viewer").get(API, params={"before": 10**6}).json()
+    assert [e["type"] for e in page["events"]] == ["sighting.revised", "sighting"]
