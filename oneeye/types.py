@@ -189,23 +189,45 @@ class Match:
 class Identification:
     """The answer to "who is this?": the nearest candidates and the decision.
 
-    ``match`` is the accepted candidate, or ``None`` when the face is unknown (no candidate
-    within its watchlist's threshold, or one with a rival person almost as near). ``candidates``
+    Each watchlist decides on its own persons (its own threshold, and a margin over the nearest
+    other person on the same watchlist), so one face can be accepted on several watchlists: a
+    customer who is also the subject of a missing-person case. ``matches`` holds the accepted
+    candidates, at most one per watchlist, nearest first; ``match`` is the nearest of them (the
+    primary answer), or ``None`` when the face is unknown on every watchlist. ``candidates``
     holds the top k, nearest first, one per (person, watchlist).
     """
 
     match: Match | None
     candidates: tuple[Match, ...]
+    matches: tuple[Match, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.match is not None and not self.matches:
+            object.__setattr__(self, "matches", (self.match,))
+        if self.matches and self.match != self.matches[0]:
+            raise ValueError(
+                f"Identification.match must be the nearest of matches, got {self.match!r} "
+                f"and {self.matches[0]!r}"
+            )
+        watchlists = [m.watchlist for m in self.matches]
+        if len(set(watchlists)) != len(watchlists):
+            raise ValueError(
+                f"Identification.matches must hold one match per watchlist, got {watchlists}"
+            )
 
     @property
     def person(self) -> str:
-        """The accepted person's id, or ``UNKNOWN``."""
+        """The primary accepted person's id, or ``UNKNOWN``."""
         return self.match.person if self.match is not None else UNKNOWN
 
     @property
     def is_known(self) -> bool:
-        """True when an enrolled person was accepted."""
+        """True when an enrolled person was accepted (on any watchlist)."""
         return self.match is not None
+
+    def match_on(self, watchlist: str) -> Match | None:
+        """The match accepted on ``watchlist``, or ``None``."""
+        return next((m for m in self.matches if m.watchlist == watchlist), None)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

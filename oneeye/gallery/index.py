@@ -513,7 +513,8 @@ class GalleryIndex:
             return self._search_locked(queries, checked_k, watchlists)
 
     def identify(self, embedding: npt.ArrayLike, k: int = 5) -> Identification:
-        """Who is this face? The nearest candidate within its watchlist's threshold, if any.
+        """Who is this face? Per watchlist, its nearest person when within the watchlist's
+        threshold and clear of its other persons by the margin (see ``MatchPolicy.decide``).
 
         Args:
             embedding: a 128-D face embedding.
@@ -539,10 +540,32 @@ class GalleryIndex:
         return self._identify(check_batch(embeddings), check_k(k))
 
     def _identify(self, queries: npt.NDArray[np.float32], k: int) -> list[Identification]:
-        # The margin needs the nearest rival person, so look at two persons at least.
+        # Each watchlist decides on its own persons: it needs its nearest person and, for the
+        # margin, its nearest other one. One search for the k (>= 2) nearest groups over every
+        # watchlist answers that for most faces; a watchlist it may have missed (its nearest
+        # person could still be within its threshold, or its rival within the margin) is
+        # searched on its own, for the faces that need it.
+        wanted = max(k, 2)
         with self._lock.read():
-            found = self._search_locked(queries, max(k, 2), None)
+            found = self._search_locked(queries, wanted, None)
             policy = self._policy
+            names = self._store.watchlists() if len(found) else []
+            if len(names) > 1:
+                # Judged on the first search's answers only: its bound (nothing missing is
+                # nearer than its last candidate) does not hold for a merged list.
+                needs = {
+                    name: [
+                        i
+                        for i, candidates in enumerate(found)
+                        if policy.needs_own_search(candidates, name, wanted)
+                    ]
+                    for name in names
+                }
+                for name, needy in needs.items():
+                    if needy:
+                        own = self._search_locked(queries[needy], 2, [name])
+                        for i, extra in zip(needy, own, strict=True):
+                            found[i] = _merged(found[i], extra)
         return [policy.decide(candidates, k) for candidates in found]
 
     def _search_locked(
@@ -643,3 +666,10 @@ class GalleryIndex:
             "gallery: loaded %d templates (version %d) from %s", len(index), index.version, source
         )
         return index
+
+
+def _merged(found: list[Match], extra: list[Match]) -> list[Match]:
+    """``found`` and the groups of ``extra`` it lacks, nearest first."""
+    have = {(m.person, m.watchlist) for m in found}
+    more = [m for m in extra if (m.person, m.watchlist) not in have]
+    return sorted(found + more, key=lambda m: m.distance) if more else found

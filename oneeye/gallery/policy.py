@@ -1,9 +1,13 @@
 """When is the nearest enrolled person a match? Thresholds per watchlist, and the margin.
 
-A candidate is accepted when its distance is within its watchlist's threshold (the default
-for watchlists without one); with a margin, the accepted person must also be nearer than the
-next person by at least the margin, or the answer is "not sure" (unknown): two people almost
-as close must not produce a confident wrong name.
+Each watchlist decides on its own persons. On a watchlist, the nearest person is accepted
+when their distance is within the watchlist's threshold (the default for watchlists without
+one); with a margin, they must also be nearer than the next person *on the same watchlist* by
+at least the margin, or the answer is "not sure" (unknown there): two people almost as close
+must not produce a confident wrong name. A person on another watchlist is no rival: the same
+human enrolled as a customer and filed as a missing person is two persons on two watchlists,
+and the face is both (issue 12: with one margin over every watchlist, each cancelled the
+other and the face was "unknown" to both).
 
 A :class:`MatchPolicy` never changes: the gallery swaps in a new one under its write lock, so
 a search can read it once and decide without the lock.
@@ -95,17 +99,60 @@ class MatchPolicy:
         """The identification for a face whose nearest groups are ``candidates``.
 
         Args:
-            candidates: nearest first; at least two persons when there are (the margin
-                needs the nearest rival).
+            candidates: nearest first, one per (person, watchlist). For each watchlist whose
+                nearest person may be accepted, they must hold that watchlist's nearest person
+                and, when there is one within the margin, its nearest other person (the
+                gallery searches so that they do); a missing rival counts as far away.
             k: how many candidates to report.
 
         Returns:
-            The first candidate within its threshold, unless a rival person is within the
-            margin of it; ``match`` is ``None`` (unknown) otherwise.
+            Per watchlist, its nearest person when within its threshold and no other person
+            of that watchlist is within the margin of them (``matches``, nearest first);
+            ``match`` is the nearest of those, ``None`` (unknown) when there is none.
         """
-        accepted = next((m for m in candidates if m.distance <= self.threshold(m.watchlist)), None)
-        if accepted is not None and self.margin > 0.0:
-            rival = next((m for m in candidates if m.person != accepted.person), None)
-            if rival is not None and rival.distance - accepted.distance < self.margin:
-                accepted = None  # two people almost as close: "not sure" beats a wrong name
-        return Identification(match=accepted, candidates=tuple(candidates[:k]))
+        by_watchlist: dict[str, list[Match]] = {}
+        for m in candidates:
+            by_watchlist.setdefault(m.watchlist, []).append(m)
+        accepted: list[Match] = []
+        for watchlist, own in by_watchlist.items():
+            nearest = own[0]
+            if nearest.distance > self.threshold(watchlist):
+                continue
+            if self.margin > 0.0:
+                rival = next((m for m in own if m.person != nearest.person), None)
+                if rival is not None and rival.distance - nearest.distance < self.margin:
+                    continue  # two people almost as close: "not sure" beats a wrong name
+            accepted.append(nearest)
+        accepted.sort(key=lambda m: m.distance)
+        return Identification(
+            match=accepted[0] if accepted else None,
+            candidates=tuple(candidates[:k]),
+            matches=tuple(accepted),
+        )
+
+    def needs_own_search(self, candidates: Sequence[Match], watchlist: str, k: int) -> bool:
+        """Whether ``candidates`` (a search for the ``k`` nearest groups on every watchlist)
+        may miss what :meth:`decide` needs on ``watchlist``: its nearest person when they may
+        be within its threshold, or the nearest other person on it when they may be within
+        the margin. Every group missing from the candidates is at least as far as the last.
+
+        Args:
+            candidates: the search's answer, nearest first.
+            watchlist: a watchlist holding templates.
+            k: how many groups the search asked for.
+
+        Returns:
+            True when ``watchlist`` must be searched on its own for this face.
+        """
+        if len(candidates) < k:
+            return False  # fewer than asked for: every group is here
+        last = candidates[-1].distance
+        own = [m for m in candidates if m.watchlist == watchlist]
+        if not own:
+            return last <= self.threshold(watchlist)
+        nearest = own[0]
+        if nearest.distance > self.threshold(watchlist) or self.margin == 0.0:
+            return False
+        if any(m.person != nearest.person for m in own):
+            return False
+        return last - nearest.distance < self.margin

@@ -865,3 +865,100 @@ def test_margin_out_of_range(bad: float) -> None:
         GalleryIndex(margin=bad)
     with pytest.raises(ValueError, match=r"margin must be in \[0, 2\)"):
         GalleryIndex().set_margin(bad)
+
+
+# ------------------------------------------- each watchlist decides on its own (issue 12, 1)
+
+
+def test_the_same_face_on_two_watchlists_is_accepted_on_both() -> None:
+    # The bug: a customer enrolled from a photo and an Amber Alert case filed with the same
+    # photo were each other's rival under the margin, and the face was unknown to both.
+    index = GalleryIndex(default_threshold=0.4, margin=0.05)
+    index.add(Template("c-1", "customer-1", "customers", basis(0) + 0.31 * basis(1)))
+    index.add(Template("a-1", "case-1", "amber-alert", basis(0) + 0.31 * basis(1)))
+    answer = index.identify(basis(0))
+    assert answer.is_known
+    assert {(x.person, x.watchlist) for x in answer.matches} == {
+        ("customer-1", "customers"),
+        ("case-1", "amber-alert"),
+    }
+    assert answer.match == answer.matches[0]
+
+
+def test_a_watchlist_beyond_the_first_k_is_searched_on_its_own() -> None:
+    # Five customers nearer than the case's person fill k=2; the case is still within its
+    # watchlist's threshold and must be found, and the nearest customer accepted too.
+    index = GalleryIndex(default_threshold=0.6, margin=0.05)
+    for i in range(5):
+        vector = basis(0) + (0.2 + 0.1 * i) * basis(1 + i)
+        index.add(Template(f"c-{i}", f"cust-{i}", "customers", vector))
+    index.add(Template("a-1", "case-1", "amber-alert", basis(0) + 0.55 * basis(20)))
+    answer = index.identify(basis(0), k=2)
+    assert [(x.person, x.watchlist) for x in answer.matches] == [
+        ("cust-0", "customers"),
+        ("case-1", "amber-alert"),
+    ]
+    assert len(answer.candidates) == 2
+
+
+def test_a_rival_beyond_the_first_k_still_cancels_its_watchlist() -> None:
+    # The case's nearest person and their rival on amber-alert (0.01 apart) are both beyond
+    # the two nearest customers: the rival must be found, so amber-alert is "not sure".
+    index = GalleryIndex(default_threshold=0.6, margin=0.05)
+    index.add(Template("c-0", "cust-0", "customers", basis(0) + 0.20 * basis(1)))
+    index.add(Template("c-1", "cust-1", "customers", basis(0) + 0.30 * basis(2)))
+    index.add(Template("a-1", "case-1", "amber-alert", basis(0) + 0.40 * basis(3)))
+    index.add(Template("a-2", "case-2", "amber-alert", basis(0) + 0.41 * basis(4)))
+    answer = index.identify(basis(0), k=1)
+    assert [(x.person, x.watchlist) for x in answer.matches] == [("cust-0", "customers")]
+    index.remove_person("case-2")
+    answer = index.identify(basis(0), k=1)
+    assert [(x.person, x.watchlist) for x in answer.matches] == [
+        ("cust-0", "customers"),
+        ("case-1", "amber-alert"),
+    ]
+
+
+def reference_matches(index: GalleryIndex, query: Vectors) -> list[tuple[str, str]]:
+    """Per watchlist, its nearest person if within threshold and clear of its next person by
+    the margin: brute force over every template."""
+    accepted: list[tuple[float, str, str]] = []
+    for watchlist in index.watchlists():
+        best: dict[str, float] = {}
+        for t in index.templates():
+            if t.watchlist == watchlist:
+                d = float(np.linalg.norm(t.embedding.astype(np.float64) - query))
+                best[t.person] = min(best.get(t.person, np.inf), d)
+        ranked = sorted((d, p) for p, d in best.items())
+        d0, p0 = ranked[0]
+        if d0 > index.threshold(watchlist):
+            continue
+        if len(ranked) > 1 and ranked[1][0] - d0 < index.margin:
+            continue
+        accepted.append((d0, p0, watchlist))
+    return [(p, w) for _, p, w in sorted(accepted)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_identify_batch_agrees_with_a_per_watchlist_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    index = GalleryIndex(
+        default_threshold=0.9, thresholds={"amber-alert": 1.0, "staff": 0.8}, margin=0.04
+    )
+    # 40 people in 10 look-alike families, so that watchlists overlap and rivals are near.
+    centres = np.repeat(unit_vectors(rng, 10), 4, axis=0)
+    centres += rng.normal(size=centres.shape).astype(np.float32) * 0.04
+    watchlists = ["customers", "amber-alert", "staff"]
+    for i, centre in enumerate(centres):
+        for j in range(2):
+            noise = rng.normal(size=EMBEDDING_SIZE).astype(np.float32) * 0.03
+            watchlist = watchlists[0] if i % 4 < 2 else watchlists[1 + i % 2]
+            index.add(Template(f"t{i}-{j}", f"p{i % 34}", watchlist, centre + noise))
+    queries = centres + rng.normal(size=centres.shape).astype(np.float32) * 0.05
+    queries = np.concatenate([queries, unit_vectors(rng, 8)])  # strangers
+    answers = index.identify_batch(queries, k=2)
+    accepted = Counter(len(answer.matches) for answer in answers)
+    for query, answer in zip(queries, answers, strict=True):
+        expected = reference_matches(index, query.astype(np.float64))
+        assert [(x.person, x.watchlist) for x in answer.matches] == expected
+    assert accepted[0] and accepted[1] and accepted[2] and accepted[3], accepted  # every case was exercised
