@@ -90,6 +90,10 @@ class GalleryIndex:
         self._version = 0
         self._store = TemplateStore(capacity)
         self._ivf: InvertedFile | None = None
+        self._watchlist_columns: dict[
+            str, tuple[int, npt.NDArray[np.intp], npt.NDArray[np.float32]]
+        ] = {}
+        """Per small watchlist searched on its own: the version, its rows and their columns."""
 
     @classmethod
     def from_settings(cls, settings: GallerySettings) -> GalleryIndex:
@@ -563,10 +567,26 @@ class GalleryIndex:
                 }
                 for name, needy in needs.items():
                     if needy:
-                        own = self._search_locked(queries[needy], 2, [name])
+                        own = self._search_watchlist_locked(queries[needy], name)
                         for i, extra in zip(needy, own, strict=True):
                             found[i] = _merged(found[i], extra)
         return [policy.decide(candidates, k) for candidates in found]
+
+    def _search_watchlist_locked(
+        self, queries: npt.NDArray[np.float32], watchlist: str
+    ) -> list[list[Match]]:
+        """The two nearest groups on one watchlist (its nearest person and their rival)."""
+        store = self._store
+        if 4 * store.watchlist_size(watchlist) > store.size:
+            return self._search_locked(queries, 2, [watchlist])  # most of the gallery anyway
+        cached = self._watchlist_columns.get(watchlist)
+        if cached is None or cached[0] != self._version:
+            rows = store.rows_on(watchlist)
+            cached = (self._version, rows, np.ascontiguousarray(store.matrix[:, rows]))
+            # Under the read lock the version cannot move; two readers may both build it.
+            self._watchlist_columns[watchlist] = cached
+        _, rows, columns = cached
+        return kernels.search_rows(store, queries, kernels.augment(queries), rows, columns, 2)
 
     def _search_locked(
         self, queries: npt.NDArray[np.float32], k: int, watchlists: Iterable[str] | None

@@ -119,6 +119,41 @@ def search(
     return results
 
 
+def search_rows(
+    store: TemplateStore,
+    queries: npt.NDArray[np.float32],
+    augmented: npt.NDArray[np.float32],
+    rows: npt.NDArray[np.intp],
+    columns: npt.NDArray[np.float32],
+    k: int,
+) -> list[list[Match]]:
+    """The k nearest groups of each face among the templates in ``rows`` only, exactly.
+
+    For a small part of the gallery (one small watchlist): only its columns, gathered once by
+    the caller (a gather touches every cache line of the matrix), are multiplied, instead of
+    the whole matrix with the rest masked out.
+
+    Args:
+        store: the templates.
+        queries: (faces, 128) embeddings.
+        augmented: the same as :func:`augment` gives.
+        rows: the rows that may answer (at least one).
+        columns: ``store.matrix[:, rows]``.
+        k: groups per face.
+
+    Returns:
+        Per face, up to k matches, nearest first.
+    """
+    results: list[list[Match]] = []
+    step = max(1, _BLOCK_COLUMNS * _BATCH_CHUNK // max(1, rows.shape[0]))
+    for start in range(0, queries.shape[0], step):
+        found_keys = augmented[start : start + step] @ columns
+        for i in range(found_keys.shape[0]):
+            query = queries[start + i]
+            results.append(nearest_groups(store, query, rows, found_keys[i], -np.inf, k) or [])
+    return results
+
+
 def rerank(
     store: TemplateStore,
     queries: npt.NDArray[np.float32],

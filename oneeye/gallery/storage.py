@@ -195,6 +195,18 @@ class TemplateStore:
             quality=float(self.row_quality[row]),
         )
 
+    def watchlist_size(self, watchlist: str) -> int:
+        """How many templates ``watchlist`` holds."""
+        code = self.watchlist_code.get(watchlist)
+        return 0 if code is None else self._watchlist_size[code]
+
+    def rows_on(self, watchlist: str) -> npt.NDArray[np.intp]:
+        """Rows of the templates on ``watchlist``, ascending."""
+        code = self.watchlist_code.get(watchlist)
+        if code is None:
+            return np.empty(0, dtype=np.intp)
+        return np.flatnonzero(self.row_watchlist[: self.size] == code)
+
     def allowed(self, watchlists: set[str]) -> npt.NDArray[np.bool_] | None:
         """Per row, whether its watchlist is one of ``watchlists``; ``None`` if none is known."""
         codes = [self.watchlist_code[w] for w in watchlists if w in self.watchlist_code]
