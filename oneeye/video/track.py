@@ -286,17 +286,26 @@ class _Sample:
     label: str
     quality: float
     distance: float | None
+    accepted: tuple[tuple[str | None, str, float | None], ...] = ()
+    """(watchlist, person, distance) of each match the frame accepted; a person id given
+    alone counts on the ``None`` watchlist."""
 
 
 class TrackVote:
     """Decides who a track is from the identifications of several of its frames.
 
-    Each sample votes for a person (or ``UNKNOWN``) with its quality score as weight. A person
-    is confirmed when their weight reaches ``min_votes`` and is at least ``dominance`` times the
-    weight of every other label, ``UNKNOWN`` included. After ``unknown_after`` samples with no
-    person confirmed, the decision is ``UNKNOWN``, so a stranger yields a sighting too. The
-    decision is recomputed from all samples, so a later run of good frames can still turn an
-    unknown (or undecided) track into a confirmed person.
+    Each watchlist votes on its own, as the gallery decides on its own (a face can be a
+    customer and the subject of a missing-person case). On a watchlist, each sample votes for
+    the person it accepted there, or for nobody, with its quality score as weight. A person
+    is confirmed on the watchlist when their weight reaches ``min_votes`` and is at least
+    ``dominance`` times the weight of every other person on it and of "nobody there". With one
+    watchlist this is a vote over person ids and ``UNKNOWN``. :attr:`confirmed` is the primary
+    answer: the confirmed person with the most weight, and it stays the same while its
+    watchlist still confirms it (the answer does not flip between two watchlists that confirm
+    the same face). After ``unknown_after`` samples with no person confirmed, the decision is
+    ``UNKNOWN``, so a stranger yields a sighting too. The decision is recomputed from all
+    samples, so a later run of good frames can still turn an unknown (or undecided) track into
+    a confirmed person.
     """
 
     def __init__(
@@ -328,7 +337,10 @@ class TrackVote:
         self.unknown_after = unknown_after
         self._samples: list[_Sample] = []
         self._weights: dict[str, float] = {}
+        self._lanes: dict[str | None, dict[str, float]] = {}
+        self._total = 0.0
         self._gave_up = False
+        self._primary: tuple[str | None, str] | None = None
 
     def add(
         self,
@@ -349,23 +361,30 @@ class TrackVote:
             ValueError: quality or distance out of range, or an empty person id.
             TypeError: ``distance`` given together with an ``Identification``.
         """
+        accepted: tuple[tuple[str | None, str, float | None], ...]
         if isinstance(identity, Identification):
             if distance is not None:
                 raise TypeError("distance comes from the Identification; pass it only with an id")
             label = identity.person
             nearest = identity.match or (identity.candidates[0] if identity.candidates else None)
             distance = nearest.distance if nearest is not None else None
+            accepted = tuple((m.watchlist, m.person, m.distance) for m in identity.matches)
         else:
             if not isinstance(identity, str) or not identity:
                 raise ValueError(f"identity must be a non-empty person id, got {identity!r}")
             label = identity
+            accepted = () if label == UNKNOWN else ((None, label, distance),)
         score = quality.score if isinstance(quality, FaceQuality) else float(quality)
         if not 0.0 <= score <= 1.0:
             raise ValueError(f"quality must be in [0, 1], got {score!r}")
         if distance is not None and not (math.isfinite(distance) and distance >= 0.0):
             raise ValueError(f"distance must be a finite number >= 0, got {distance!r}")
-        self._samples.append(_Sample(label, score, distance))
+        self._samples.append(_Sample(label, score, distance, accepted))
         self._weights[label] = self._weights.get(label, 0.0) + score
+        self._total += score
+        for watchlist, person, _ in accepted:
+            lane = self._lanes.setdefault(watchlist, {})
+            lane[person] = lane.get(person, 0.0) + score
 
     def give_up(self) -> None:
         """Decide ``UNKNOWN`` now unless a person is confirmed: the caller has looked at the
@@ -379,28 +398,52 @@ class TrackVote:
 
     @property
     def votes(self) -> dict[str, float]:
-        """Quality-weighted votes per label (person ids and ``UNKNOWN``)."""
+        """Quality-weighted votes per primary label (person ids and ``UNKNOWN``)."""
         return dict(self._weights)
 
-    @property
-    def confirmed(self) -> str | None:
-        """The confirmed person's id, or ``None`` while no person has cleared the bar."""
-        people = sorted(
-            ((weight, label) for label, weight in self._weights.items() if label != UNKNOWN),
-            reverse=True,
-        )
+    def _confirmed_on(self, lane: dict[str, float]) -> tuple[str, float] | None:
+        people = sorted(((weight, person) for person, weight in lane.items()), reverse=True)
         if not people:
             return None
         weight, person = people[0]
         # A tiny tolerance so that e.g. 0.8 + 0.6 + 0.6 counts as reaching 2.0.
         if weight + 1e-9 < self.min_votes:
             return None
-        rival = max(
-            (other for label, other in self._weights.items() if label != person), default=0.0
-        )
+        nobody = self._total - sum(lane.values())
+        rival = max([nobody, *(other for p, other in lane.items() if p != person)])
         if weight <= rival or weight + 1e-9 < self.dominance * rival:
             return None
-        return person
+        return person, weight
+
+    @property
+    def decisions(self) -> dict[str | None, str]:
+        """The person confirmed on each watchlist that confirms one (``None``: the persons
+        given as bare ids)."""
+        found = {w: self._confirmed_on(lane) for w, lane in self._lanes.items()}
+        return {w: c[0] for w, c in found.items() if c is not None}
+
+    @property
+    def confirmed_watchlist(self) -> str | None:
+        """The watchlist of :attr:`confirmed` (``None`` when none, or for bare ids)."""
+        return self._primary_lane()[0] if self.confirmed is not None else None
+
+    def _primary_lane(self) -> tuple[str | None, str] | tuple[None, None]:
+        found = {w: c for w, lane in self._lanes.items() if (c := self._confirmed_on(lane))}
+        if self._primary is not None:
+            watchlist, person = self._primary
+            if watchlist in found and found[watchlist][0] == person:
+                return self._primary
+        if not found:
+            return (None, None)
+        watchlist = min(found, key=lambda w: (-found[w][1], w or ""))
+        self._primary = (watchlist, found[watchlist][0])
+        return self._primary
+
+    @property
+    def confirmed(self) -> str | None:
+        """The primary confirmed person's id, or ``None`` while no person has cleared the
+        bar on any watchlist."""
+        return self._primary_lane()[1]
 
     @property
     def decision(self) -> str | None:
@@ -413,11 +456,25 @@ class TrackVote:
             return UNKNOWN
         return None
 
+    def best_distance_on(self, watchlist: str | None, person: str) -> float | None:
+        """The smallest distance among the samples that accepted ``person`` on ``watchlist``."""
+        distances = [
+            d
+            for s in self._samples
+            for w, p, d in s.accepted
+            if w == watchlist and p == person and d is not None
+        ]
+        return min(distances) if distances else None
+
     @property
     def best_distance(self) -> float | None:
         """The smallest distance among the samples for :attr:`decision` (for ``UNKNOWN``, the
         nearest non-accepted candidate), or ``None`` when undecided or no sample had one."""
         label = self.decision
+        if label is not None and label != UNKNOWN:
+            watchlist, person = self._primary_lane()
+            if person is not None:
+                return self.best_distance_on(watchlist, person)
         distances = [
             s.distance for s in self._samples if s.label == label and s.distance is not None
         ]
@@ -428,8 +485,18 @@ class TrackVote:
         """The highest quality score among the samples for :attr:`decision`, or ``None`` when
         undecided."""
         label = self.decision
+        if label is not None and label != UNKNOWN:
+            watchlist, person = self._primary_lane()
+            qualities = [
+                s.quality for s in self._samples if (watchlist, person) in _lanes_of(s)
+            ]
+            return max(qualities) if qualities else None
         qualities = [s.quality for s in self._samples if s.label == label]
         return max(qualities) if qualities else None
+
+
+def _lanes_of(sample: _Sample) -> set[tuple[str | None, str]]:
+    return {(w, p) for w, p, _ in sample.accepted}
 
 
 class SightingDebouncer:

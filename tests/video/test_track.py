@@ -483,3 +483,49 @@ def test_tracks_ended_together_keep_their_last_found_boxes() -> None:
     tracker.end_all()
     (ended,) = tracker.ended()
     assert ended.box == box_at(120, 100)
+
+
+def on_lists(*accepted: tuple[str, str, float]) -> Identification:
+    """An Identification accepting each (person, watchlist, distance), nearest first."""
+    matches = tuple(
+        Match(person=p, watchlist=w, template=f"{p}-t", distance=d)
+        for p, w, d in sorted(accepted, key=lambda a: a[2])
+    )
+    return Identification(match=matches[0] if matches else None, candidates=matches, matches=matches)
+
+
+def test_a_face_on_two_watchlists_is_confirmed_on_both() -> None:
+    # Issue 12, bug 1: a customer who is also a missing person is two persons; each
+    # watchlist votes on its own, so neither is the other's rival.
+    vote = TrackVote(min_votes=2)
+    for distance in (0.31, 0.30):
+        vote.add(on_lists(("cust", "customers", distance), ("case", "amber-alert", 0.33)), 1.0)
+    assert vote.decisions == {"customers": "cust", "amber-alert": "case"}
+    assert vote.decision == "cust"
+    assert vote.confirmed_watchlist == "customers"
+    assert vote.best_distance == pytest.approx(0.30)
+    assert vote.best_distance_on("amber-alert", "case") == pytest.approx(0.33)
+
+
+def test_the_primary_answer_does_not_flip_between_watchlists() -> None:
+    vote = TrackVote(min_votes=2)
+    vote.add(on_lists(("cust", "customers", 0.3), ("case", "amber-alert", 0.3)), 1.0)
+    vote.add(on_lists(("cust", "customers", 0.3), ("case", "amber-alert", 0.3)), 1.0)
+    first = vote.confirmed
+    # More frames for the other watchlist's person: both stay confirmed, the answer stays.
+    other = "case" if first == "cust" else "cust"
+    other_list = "amber-alert" if other == "case" else "customers"
+    for _ in range(3):
+        vote.add(on_lists((other, other_list, 0.3)), 1.0)
+    assert vote.confirmed == first
+    assert set(vote.decisions.values()) == {"cust", "case"}
+
+
+def test_frames_that_see_nobody_on_a_watchlist_count_against_it() -> None:
+    vote = TrackVote(min_votes=2, unknown_after=100)
+    vote.add(on_lists(("cust", "customers", 0.3), ("case", "amber-alert", 0.3)), 1.0)
+    vote.add(on_lists(("cust", "customers", 0.3), ("case", "amber-alert", 0.3)), 1.0)
+    vote.add(on_lists(("cust", "customers", 0.3)), 1.0)
+    vote.add(on_lists(("cust", "customers", 0.3)), 1.0)
+    # amber-alert: "case" 2.0 against "nobody there" 2.0: not confirmed; customers is.
+    assert vote.decisions == {"customers": "cust"}
