@@ -435,7 +435,11 @@ class TrackVote:
                 return self._primary
         if not found:
             return (None, None)
-        watchlist = min(found, key=lambda w: (-found[w][1], w or ""))
+        def rank(w: str | None) -> tuple[float, float, str]:
+            distance = self.best_distance_on(w, found[w][0])
+            return (-found[w][1], math.inf if distance is None else distance, w or "")
+
+        watchlist = min(found, key=rank)
         self._primary = (watchlist, found[watchlist][0])
         return self._primary
 
