@@ -11,6 +11,12 @@ a few re-checks until its identity is decided, never on every frame. One track g
 one ``sighting`` (when its identity is decided), ``sighting_update`` events when a nearer match
 or a better snapshot arrives, and a ``left`` event when it ends. A person seen again on the
 same camera within ``cooldown`` seconds of last being seen is the same visit: no new sighting.
+
+Each watchlist decides on its own (``TrackVote``), so a face can be a customer *and* a
+missing person: the track's primary answer drives the events above, and once it is sighted,
+every other watchlist that confirms someone on the track gives a ``companion`` sighting of its
+own (its person, its watchlist, its ``left`` with the track's), so that watchlist's action
+runs too (issue 12: the customer card *and* the case match).
 """
 
 from __future__ import annotations
@@ -137,6 +143,9 @@ class SightingEvent:
     embedding: Embedding | None = field(default=None, repr=False, compare=False)
     """An unknown face's ``sighting``: the embedding the pipeline judged it by (kept with the
     sighting for searching the past, so no one encodes the face again); else ``None``."""
+    companion: bool = False
+    """The same track's sighting on another watchlist than its primary answer's (one per
+    watchlist: its ``sighting`` and ``left``)."""
 
     def as_json(self) -> dict[str, object]:
         """The JSON-lines record of ``oneeye watch`` (no snapshot)."""
@@ -171,6 +180,19 @@ class _TrackState:
     watchlists: dict[str, str] = field(default_factory=dict)
     gallery_version: int = -1
     """The gallery's version at the track's last encoding."""
+    companions: dict[str, _Companion] = field(default_factory=dict)
+    """Per other watchlist that confirmed someone on this track: who, and whether sighted."""
+
+
+@dataclass(slots=True)
+class _Companion:
+    person: str
+    distance: float | None
+    emitted: bool
+
+    def key(self, watchlist: str) -> str:
+        """The debouncer's key: a person's visits on each watchlist count apart."""
+        return f"{self.person}@{watchlist}"
 
 
 def snapshot_of(image: RGBImage, box: FaceBox) -> RGBImage:
@@ -272,6 +294,8 @@ class CameraPipeline:
             state = self._states.get(track.id)
             if state is not None and (state.emitted or state.same_visit) and state.person:
                 self._debouncer.seen(self.camera, state.person, t)
+            for watchlist, companion in state.companions.items() if state is not None else ():
+                self._debouncer.seen(self.camera, companion.key(watchlist), t)
         for track in self._tracker.ended():
             events.extend(self._left(track, index, t))
         return events
@@ -435,7 +459,62 @@ class CameraPipeline:
             elif face.quality.score < self.settings.min_quality:
                 continue  # tracked, but not trusted for identity
             events.extend(self._decide(track, state, face, index, t, image))
+            events.extend(self._companions(track, state, index, t, image))
         return events
+
+    def _companions(
+        self, track: Track, state: _TrackState, index: int, t: float, image: RGBImage
+    ) -> list[SightingEvent]:
+        """Sightings for the other watchlists that confirm someone on a sighted track."""
+        if not state.emitted or state.person is None:
+            return []
+        events: list[SightingEvent] = []
+        for watchlist, person in state.vote.decisions.items():
+            if watchlist is None or watchlist == state.watchlist or watchlist in state.companions:
+                continue
+            distance = state.vote.best_distance_on(watchlist, person)
+            companion = _Companion(person, distance, emitted=False)
+            state.companions[watchlist] = companion
+            if not self._debouncer.should_emit(self.camera, companion.key(watchlist), t):
+                self._debouncer.seen(self.camera, companion.key(watchlist), t)
+                continue
+            companion.emitted = True
+            logger.info(
+                "camera %s: track %d is also %s on %s (distance %s)",
+                self.camera,
+                track.id,
+                person,
+                watchlist,
+                distance,
+            )
+            events.append(self._companion_event("sighting", track, state, watchlist, index, t, image))
+        return events
+
+    def _companion_event(
+        self,
+        kind: EventKind,
+        track: Track,
+        state: _TrackState,
+        watchlist: str,
+        index: int,
+        t: float,
+        image: RGBImage | None,
+    ) -> SightingEvent:
+        companion = state.companions[watchlist]
+        return SightingEvent(
+            event=kind,
+            camera=self.camera,
+            track=track.id,
+            person=companion.person,
+            watchlist=watchlist,
+            distance=companion.distance,
+            frame=index,
+            t=t,
+            box=track.box.clipped(*self._shape).as_tuple(),
+            quality=state.quality,
+            snapshot=None if image is None else snapshot_of(image, track.box),
+            companion=True,
+        )
 
     def _decide(
         self, track: Track, state: _TrackState, face: Face, index: int, t: float, image: RGBImage
@@ -449,7 +528,7 @@ class CameraPipeline:
         if not state.emitted:
             state.emitted = True
             state.person, state.distance, state.quality = person, distance, quality
-            state.watchlist = state.watchlists.get(decision) if person else None
+            state.watchlist = self._watchlist_of(state, decision) if person else None
             if person is not None and not self._debouncer.should_emit(self.camera, person, t):
                 logger.debug(
                     "camera %s: track %d is %s again within the cooldown",
@@ -473,7 +552,7 @@ class CameraPipeline:
             # An unknown face became someone (enrolled meanwhile, or better frames): for that
             # person this is the sighting, unless they were just seen here.
             state.person, state.distance, state.quality = person, distance, quality
-            state.watchlist = state.watchlists.get(decision)
+            state.watchlist = self._watchlist_of(state, decision)
             if not self._debouncer.should_emit(self.camera, person, t):
                 state.same_visit = True
                 return []
@@ -487,8 +566,13 @@ class CameraPipeline:
             return []
         state.person, state.distance = person, distance
         state.quality = max(state.quality, quality)
-        state.watchlist = state.watchlists.get(decision) if person else None
+        state.watchlist = self._watchlist_of(state, decision) if person else None
         return [self._event("sighting_update", track, state, index, t, image)]
+
+    @staticmethod
+    def _watchlist_of(state: _TrackState, person: str) -> str | None:
+        """The watchlist the track's primary answer ``person`` was confirmed on."""
+        return state.vote.confirmed_watchlist or state.watchlists.get(person)
 
     def _event(
         self,
@@ -519,4 +603,8 @@ class CameraPipeline:
         state = self._states.pop(track.id, None)
         if state is None or not state.emitted:
             return []
-        return [self._event("left", track, state, index, t, None)]
+        return [self._event("left", track, state, index, t, None)] + [
+            self._companion_event("left", track, state, watchlist, index, t, None)
+            for watchlist, companion in state.companions.items()
+            if companion.emitted
+        ]

@@ -9,7 +9,8 @@ every pipeline event saves the snapshot to the photo store and publishes the sig
 and photo store.
 
 A track's ``sighting`` gets a fresh sighting id, which its ``sighting_update`` and ``left``
-events repeat; a track that turns from unknown into a person gets a new ``sighting`` (the
+events repeat (a ``companion`` sighting, the same face on another watchlist, has an id of its
+own per watchlist); a track that turns from unknown into a person gets a new ``sighting`` (the
 pipeline says so) and so a new id, and its unknown sighting is closed first (a ``left`` for it,
 at the frame that named the person). ``seen_at`` is the wall-clock time the event's frame was
 captured. An unknown face's sighting carries the embedding the pipeline judged it by (for
@@ -228,7 +229,8 @@ class CameraWorker:
         self._frames = 0
         self._dropped = 0
         self._sightings = 0
-        self._tracks: dict[int, str] = {}
+        self._tracks: dict[tuple[int, str | None], str] = {}
+        """Sighting id per (track, companion watchlist or ``None`` for the primary answer)."""
         self._detectors = ReusedDetectors(engine.new_detector)
 
     # control --------------------------------------------------------------------------------
@@ -396,7 +398,10 @@ class CameraWorker:
         """Save the event's snapshot and publish it on the bus (``index``: the source's
         index of the event's frame)."""
         camera = self.config.id
-        superseded = self._tracks.get(event.track) if event.event == "sighting" else None
+        key = (event.track, event.watchlist if event.companion else None)
+        superseded = (
+            self._tracks.get(key) if event.event == "sighting" and not event.companion else None
+        )
         if superseded is not None:
             # A second ``sighting`` of a track: it was an unknown face and is now a person. The
             # earlier sighting ends at this frame, or its row would stay open for ever.
@@ -410,11 +415,11 @@ class CameraWorker:
                 event.person or "unknown",
                 superseded,
             )
-        if event.event == "sighting" or event.track not in self._tracks:
-            self._tracks[event.track] = uuid.uuid4().hex
-        sighting_id = self._tracks[event.track]
+        if event.event == "sighting" or key not in self._tracks:
+            self._tracks[key] = uuid.uuid4().hex
+        sighting_id = self._tracks[key]
         if event.event == "left":
-            del self._tracks[event.track]
+            del self._tracks[key]
         snapshot_key = None
         if event.snapshot is not None:
             try:

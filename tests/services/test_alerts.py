@@ -60,7 +60,13 @@ from oneeye.types import UNKNOWN
 from oneeye.vision.engine import FaceEngine
 from tests.bus.helpers import Note
 from tests.conftest import PhotoLoader, WakeCounter, side_by_side
-from tests.services.helpers import LabelledClip, make_clip, played_to_the_end, wait_for
+from tests.services.helpers import (
+    LabelledClip,
+    enrol_customer,
+    make_clip,
+    played_to_the_end,
+    wait_for,
+)
 from tests.services.notify.receivers import HttpReceiver, make_service, settings_for
 
 REPORTER = "user:rita"
@@ -759,3 +765,36 @@ def test_subscriptions_are_listed_per_case_and_deleted(rig: Rig, face_photos: Pa
     rig.alerts.resolve(case.id, actor=REPORTER)
     with pytest.raises(CaseClosedError):
         rig.alerts.add_subscription("email", "x@example.org", case_id=case.id, actor=REPORTER)
+
+
+def test_a_customer_who_is_also_a_missing_person_gets_the_card_and_the_case_match(
+    rig: Rig, clip: LabelledClip, face_photos: Path, load_photo: PhotoLoader
+) -> None:
+    # Issue 12, bug 1: a customer enrolled from a photo, then a case filed with the same
+    # photo. The margin made each the other's rival (the same distance), so every face of
+    # them was "unknown": neither the arrival card nor the case match happened.
+    customer = enrol_customer(rig.db, rig.index, rig.engine, load_photo, photo="obama2.jpg")
+    case = rig.alerts.create_case(
+        "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER, approved=True
+    )
+    manager = rig.camera_manager()
+    manager.add(
+        CameraConfig(id="door", name="Door", source=str(clip.path), pace=False, min_face_px=80)
+    )
+    wait_for(lambda: played_to_the_end(manager, "door"), 60.0, what="the clip to end")
+    rig.settle()
+    arrivals = [
+        e.payload for e in rig.hub.since(0, "teller", 10_000) if e.type == "customer.arrived"
+    ]
+    assert [e["person_id"] for e in arrivals] == [customer.person_id]
+    live = [m for m in rig.alerts.matches(case.id) if m.kind == "live"]
+    assert [m.camera_id for m in live] == ["door"]
+    with rig.db.session() as session:
+        rows = list(session.scalars(select(Sighting).order_by(Sighting.first_seen)))
+    # The same track is two sightings, one per watchlist, both closed when it left; biden is
+    # a stranger.
+    named = sorted((s.watchlist, s.person_id) for s in rows if s.person_id is not None)
+    assert named == [("amber-alert", case.person_id), ("customers", customer.person_id)]
+    assert len({s.track for s in rows if s.person_id is not None}) == 1
+    assert all(s.left_at is not None for s in rows)
+    assert sum(s.person_id is None for s in rows) == 1

@@ -253,13 +253,15 @@ def apply_update(session: Session, new: NewSighting) -> Applied:
 
 def close_track(session: Session, new: NewSighting) -> int:
     """Close the open sighting(s) of ``new``'s camera track that began before it, at its
-    time; returns how many."""
+    time: its unknown one, and an earlier one on the same watchlist (a track's sighting on
+    another watchlist is the same face's, and stays open); returns how many."""
     return _rowcount(
         session.execute(
             update(Sighting)
             .where(
                 Sighting.camera_id == new.camera_id,
                 Sighting.track == new.track,
+                or_(Sighting.watchlist.is_(None), Sighting.watchlist == new.watchlist),
                 Sighting.left_at.is_(None),
                 Sighting.first_seen <= new.seen_at,
                 Sighting.id != new.id,
