@@ -26,7 +26,7 @@ from oneeye.errors import ImageError, Invalid, NotFound, OneEyeError, TooLarge
 from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerError, check_account_id
 from oneeye.services.enrolment_photo import PhotoFace, decode_photo, read_enrolment_face
-from oneeye.services.gallery import GalleryEntry, GalleryService, template_of
+from oneeye.services.gallery import GalleryEntry, GalleryService
 from oneeye.store.db import Database
 from oneeye.store.photos import PhotoStore
 from oneeye.store.repos import people, templates
@@ -85,7 +85,9 @@ class MatchInfo:
     watchlist: str
     distance: float
     matched: bool
-    """Whether this candidate is the accepted answer (within threshold and margin)."""
+    """Whether this candidate is its watchlist's accepted answer (within the watchlist's
+    threshold, and clear of its other persons by the margin): one face can be matched on
+    several watchlists."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,23 +445,27 @@ class EnrolmentService:
         answers = self.gallery.gallery.identify_batch(
             np.stack([face.embedding for face in faces]), k=k
         )
-        person_ids = {m.person for a in answers for m in a.candidates}
+        person_ids = {m.person for a in answers for m in a.candidates + a.matches}
         with self.db.session() as session:
             names = people.names(session, person_ids)
         found = []
         for face, answer in zip(faces, answers, strict=True):
             accepted = answer.match
+            # Each watchlist decides on its own: a candidate is matched when it is its
+            # watchlist's accepted person (a customer can also be a case's person).
+            chosen = {(m.person, m.watchlist) for m in answer.matches}
+            listed = answer.candidates + tuple(
+                m for m in answer.matches if m not in answer.candidates
+            )
             matches = tuple(
                 MatchInfo(
                     person_id=m.person,
                     name=names.get(m.person, ""),
                     watchlist=m.watchlist,
                     distance=m.distance,
-                    matched=accepted is not None
-                    and template_of(m.template) == template_of(accepted.template)
-                    and m.watchlist == accepted.watchlist,
+                    matched=(m.person, m.watchlist) in chosen,
                 )
-                for m in answer.candidates
+                for m in listed
             )
             found.append(
                 IdentifiedFace(

@@ -639,6 +639,21 @@ def test_retro_search_only_looks_back_retro_hours(
         rig.close()
 
 
+def test_retro_search_finds_a_customer_who_is_also_the_missing_person(
+    rig: Rig, face_photos: Path, load_photo: PhotoLoader
+) -> None:
+    # Issue 12, bug 1, in the past: the customer's template (the same photo as the case's)
+    # must not make the case's person "not sure" when the retro-search confirms a face.
+    face = rig.engine.enrolment_face(load_photo("obama.jpg"))
+    rig.publish(sighting_message(None, embedding=[float(v) for v in face.embedding]))
+    rig.settle()
+    enrol_customer(rig.db, rig.index, rig.engine, load_photo, photo="obama2.jpg")
+    case = rig.alerts.create_case(
+        "Barack Obama", "", "", [photo(face_photos, "obama2.jpg")], actor=REPORTER, approved=True
+    )
+    assert [m.kind for m in rig.alerts.matches(case.id)] == ["retro"]
+
+
 def test_nearest_distances_is_the_euclidean_minimum() -> None:
     rng = np.random.default_rng(1)
     probes = rng.normal(size=(7, 128)).astype(np.float32)

@@ -99,3 +99,31 @@ def test_boxes_of_a_photo_shrunk_for_the_search_are_in_the_uploaded_photos_pixel
     assert len(small) == len(found) == 1
     for side in ("top", "right", "bottom", "left"):
         assert found[0]["box"][side] == pytest.approx(3 * small[0]["box"][side], abs=30)
+
+
+@pytest.mark.slow
+def test_a_customer_who_is_also_a_case_is_matched_on_both_watchlists(
+    server: OneEyeApp, client_for: ClientFor, face_photos: Path
+) -> None:
+    # Issue 12, bug 1: the customer and the case's person, enrolled from the same photo, were
+    # each other's rival under the margin: "unknown" at the same distance.
+    admin = client_for("admin")
+    obama = admin.post(PEOPLE, json={"name": "Barack Obama"}).json()
+    enrol(admin, obama["id"], face_photos, "obama2.jpg")
+    photo = (face_photos / "obama2.jpg").read_bytes()
+    filed = admin.post(
+        "/api/v1/cases",
+        data={"name": "Barack Obama"},
+        files=[("photo", ("obama2.jpg", photo, "image/jpeg"))],
+    )
+    assert filed.status_code == 201, filed.text
+    case = filed.json()
+
+    response = client_for("teller").post(
+        IDENTIFY, files=upload("obama.jpg", (face_photos / "obama.jpg").read_bytes())
+    )
+    assert response.status_code == 200, response.text
+    [face] = response.json()["faces"]
+    assert face["person_id"] in {obama["id"], case["person_id"]}
+    matched = {(m["person_id"], m["watchlist"]) for m in face["matches"] if m["matched"]}
+    assert matched == {(obama["id"], "customers"), (case["person_id"], "amber-alert")}

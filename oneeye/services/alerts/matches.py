@@ -169,15 +169,16 @@ class MatchService:
                         face.snapshot_key,
                     )
                     found.append((candidate, probes[int(index)]))
-        # Confirm with the live gallery: the answer a camera would have given (margin rule,
-        # other people nearer), not only "near one of the case's photos".
+        # Confirm with the live gallery: the answer a camera would have given on the case's
+        # watchlist (margin rule, other people on it nearer), not only "near one of the
+        # case's photos"; a customer with the same face is no rival (issue 12).
         confirmed = []
         if found:
             answers = gallery.identify_batch(np.stack([p for _, p in found]), k=2)
             confirmed = [
                 candidate
                 for (candidate, _), answer in zip(found, answers, strict=True)
-                if answer.match is not None and answer.match.person == person_id
+                if (match := answer.match_on(WATCHLIST)) is not None and match.person == person_id
             ]
         logger.info(
             "case %s: retro-search of %d unknown faces since %s: %d matches (%.0f ms)",
