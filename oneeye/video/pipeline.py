@@ -487,7 +487,9 @@ class CameraPipeline:
                 watchlist,
                 distance,
             )
-            events.append(self._companion_event("sighting", track, state, watchlist, index, t, image))
+            events.append(
+                self._companion_event("sighting", track, state, watchlist, index, t, image)
+            )
         return events
 
     def _companion_event(

@@ -435,6 +435,7 @@ class TrackVote:
                 return self._primary
         if not found:
             return (None, None)
+
         def rank(w: str | None) -> tuple[float, float, str]:
             distance = self.best_distance_on(w, found[w][0])
             return (-found[w][1], math.inf if distance is None else distance, w or "")
@@ -491,9 +492,7 @@ class TrackVote:
         label = self.decision
         if label is not None and label != UNKNOWN:
             watchlist, person = self._primary_lane()
-            qualities = [
-                s.quality for s in self._samples if (watchlist, person) in _lanes_of(s)
-            ]
+            qualities = [s.quality for s in self._samples if (watchlist, person) in _lanes_of(s)]
             return max(qualities) if qualities else None
         qualities = [s.quality for s in self._samples if s.label == label]
         return max(qualities) if qualities else None

@@ -36,7 +36,8 @@ def test_a_rival_on_the_same_watchlist_still_means_not_sure_there_only() -> None
         ],
         5,
     )
-    assert answer.match is not None and answer.match.person == "case-1"
+    assert answer.match is not None
+    assert answer.match.person == "case-1"
     assert answer.matches == (answer.match,)
     assert answer.match_on("customers") is None
 

@@ -491,7 +491,9 @@ def on_lists(*accepted: tuple[str, str, float]) -> Identification:
         Match(person=p, watchlist=w, template=f"{p}-t", distance=d)
         for p, w, d in sorted(accepted, key=lambda a: a[2])
     )
-    return Identification(match=matches[0] if matches else None, candidates=matches, matches=matches)
+    return Identification(
+        match=matches[0] if matches else None, candidates=matches, matches=matches
+    )
 
 
 def test_a_face_on_two_watchlists_is_confirmed_on_both() -> None:
