@@ -324,3 +324,39 @@ def test_detector_threads_give_the_same_sightings(
     every = PipelineSettings().detect_every
     for (_, a), (_, b) in zip(one, two, strict=True):
         assert abs(a - b) <= every, found
+
+
+def test_a_face_on_two_watchlists_gives_a_sighting_on_each(
+    engine: FaceEngine, clip: Clip, templates: dict[str, list[Template]]
+) -> None:
+    # Issue 12, bug 1: obama is a customer ("obama") and, from the same photos, a missing
+    # person ("case"): each watchlist decides on its own, so each of his tracks is sighted
+    # as both (the companion on amber-alert), and each leaves on both.
+    gallery = GalleryIndex()
+    gallery.add_many(templates["obama"] + templates["biden"])
+    gallery.add_many(
+        Template(f"case-{t.id}", "case", "amber-alert", t.embedding) for t in templates["obama"]
+    )
+    pipeline = CameraPipeline("door", engine, gallery, PipelineSettings(cooldown=30.0, **SETTINGS))
+    events = run(pipeline, clip)
+    seen = sightings(events)
+    primary = [e for e in seen if not e.companion]
+    companions = [e for e in seen if e.companion]
+    assert sorted((e.person, e.watchlist) for e in primary) == [
+        ("biden", "customers"),
+        ("obama", "customers"),
+    ] or sorted((e.person, e.watchlist) for e in primary) == [
+        ("biden", "customers"),
+        ("case", "amber-alert"),
+    ]
+    assert {(e.person, e.watchlist) for e in seen} == {
+        ("obama", "customers"),
+        ("case", "amber-alert"),
+        ("biden", "customers"),
+    }
+    [companion] = companions
+    [twin] = [e for e in primary if e.track == companion.track]
+    assert companion.frame == twin.frame  # sighted together
+    assert companion.snapshot is not None
+    left = [(e.track, e.watchlist) for e in events if e.event == "left"]
+    assert sorted(left) == sorted((e.track, e.watchlist) for e in seen)
