@@ -656,3 +656,35 @@ def test_a_sighting_revised_to_another_customer_sends_that_customer_s_card(rig: 
     assert cards[0]["sighting_id"] == sid
     assert [v.sighting.id for v in rig.service.query(person=rig.stranger_on_list)] == [sid]
     assert [v.sighting.id for v in rig.service.query(person=rig.customer)] == [sid]
+
+
+def test_one_track_on_two_watchlists_is_two_open_sightings_each_acted_on(rig: Rig) -> None:
+    # Issue 12, bug 1: the same face is a customer and a vip; the camera sends one sighting
+    # per watchlist for the track. The second must not close the first, and each watchlist's
+    # action runs for its own.
+    vip = vip_rig(rig)
+    acted: list[str] = []
+    rig.service.register_action(
+        "vip", lambda sighting, announce: (acted.append(sighting.id), announce())
+    )
+    card, also = new_id(), new_id()
+    rig.send(**message(card, person=rig.customer, watchlist="customers", distance=0.3))
+    rig.send(**message(also, person=vip, watchlist="vip", distance=0.31))
+    rig.settle()
+    assert acted == [also]
+    arrivals = [p["sighting_id"] for t, p in events_of(rig, "teller") if t == "customer.arrived"]
+    assert arrivals == [card]
+    with rig.db.session() as session:
+        rows = {row.id: row for row in session.scalars(select(Sighting))}
+    assert rows[card].left_at is None
+    assert rows[also].left_at is None
+    gone = T0 + timedelta(seconds=3)
+    for sighting, person, watchlist in ((card, rig.customer, "customers"), (also, vip, "vip")):
+        rig.send(
+            **message(
+                sighting, "left", person=person, watchlist=watchlist, seen_at=gone.isoformat()
+            )
+        )
+    rig.settle()
+    with rig.db.session() as session:
+        assert {row.left_at for row in session.scalars(select(Sighting))} == {gone}
