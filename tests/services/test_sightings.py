@@ -664,9 +664,12 @@ def test_one_track_on_two_watchlists_is_two_open_sightings_each_acted_on(rig: Ri
     # action runs for its own.
     vip = vip_rig(rig)
     acted: list[str] = []
-    rig.service.register_action(
-        "vip", lambda sighting, announce: (acted.append(sighting.id), announce())
-    )
+
+    def greet(sighting: StoredSighting, announce: Callable[[], None]) -> None:
+        acted.append(sighting.id)
+        announce()
+
+    rig.service.register_action("vip", greet)
     card, also = new_id(), new_id()
     rig.send(**message(card, person=rig.customer, watchlist="customers", distance=0.3))
     rig.send(**message(also, person=vip, watchlist="vip", distance=0.31))
