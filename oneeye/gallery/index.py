@@ -133,9 +133,10 @@ class GalleryIndex:
     @property
     def nbytes(self) -> int:
         """Bytes held by the index's numpy arrays (allocated capacity, not just what is used),
-        the approximate index's included."""
+        the approximate index's and the small watchlists' kept columns included."""
         with self._lock.read():
-            return self._store.nbytes + (self._ivf.nbytes if self._ivf is not None else 0)
+            kept = sum(c[2].nbytes for c in self._watchlist_columns.values())
+            return self._store.nbytes + kept + (self._ivf.nbytes if self._ivf is not None else 0)
 
     @property
     def ivf(self) -> IvfParameters | None:
@@ -584,7 +585,9 @@ class GalleryIndex:
             rows = store.rows_on(watchlist)
             cached = (self._version, rows, np.ascontiguousarray(store.matrix[:, rows]))
             # Under the read lock the version cannot move; two readers may both build it.
-            self._watchlist_columns[watchlist] = cached
+            # Older versions' copies go (the dict is replaced whole, never changed in place).
+            kept = {w: c for w, c in self._watchlist_columns.items() if c[0] == self._version}
+            self._watchlist_columns = {**kept, watchlist: cached}
         _, rows, columns = cached
         return kernels.search_rows(store, queries, kernels.augment(queries), rows, columns, 2)
 

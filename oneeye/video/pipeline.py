@@ -160,6 +160,7 @@ class SightingEvent:
             "t": round(self.t, 3),
             "box": list(self.box),
             "quality": None if self.quality is None else round(self.quality, 3),
+            "companion": self.companion,
         }
 
 
