@@ -191,9 +191,11 @@ class _Companion:
     distance: float | None
     emitted: bool
 
-    def key(self, watchlist: str) -> str:
-        """The debouncer's key: a person's visits on each watchlist count apart."""
-        return f"{self.person}@{watchlist}"
+
+def visit_key(person: str, watchlist: str | None) -> str:
+    """The debouncer's key: a person's visits count apart on each watchlist (the customer's
+    cooldown does not hide the case filed since with the same face)."""
+    return person if watchlist is None else f"{person}@{watchlist}"
 
 
 def snapshot_of(image: RGBImage, box: FaceBox) -> RGBImage:
@@ -294,9 +296,9 @@ class CameraPipeline:
                 continue  # only a face actually found counts as seen, not a carried-on box
             state = self._states.get(track.id)
             if state is not None and (state.emitted or state.same_visit) and state.person:
-                self._debouncer.seen(self.camera, state.person, t)
+                self._debouncer.seen(self.camera, visit_key(state.person, state.watchlist), t)
             for watchlist, companion in state.companions.items() if state is not None else ():
-                self._debouncer.seen(self.camera, companion.key(watchlist), t)
+                self._debouncer.seen(self.camera, visit_key(companion.person, watchlist), t)
         for track in self._tracker.ended():
             events.extend(self._left(track, index, t))
         return events
@@ -466,8 +468,9 @@ class CameraPipeline:
     def _companions(
         self, track: Track, state: _TrackState, index: int, t: float, image: RGBImage
     ) -> list[SightingEvent]:
-        """Sightings for the other watchlists that confirm someone on a sighted track."""
-        if not state.emitted or state.person is None:
+        """Sightings for the other watchlists that confirm someone on a track named by its
+        primary answer (sighted, or silent as the same visit: the case filed since is news)."""
+        if not (state.emitted or state.same_visit) or state.person is None:
             return []
         events: list[SightingEvent] = []
         for watchlist, person in state.vote.decisions.items():
@@ -476,8 +479,9 @@ class CameraPipeline:
             distance = state.vote.best_distance_on(watchlist, person)
             companion = _Companion(person, distance, emitted=False)
             state.companions[watchlist] = companion
-            if not self._debouncer.should_emit(self.camera, companion.key(watchlist), t):
-                self._debouncer.seen(self.camera, companion.key(watchlist), t)
+            key = visit_key(person, watchlist)
+            if not self._debouncer.should_emit(self.camera, key, t):
+                self._debouncer.seen(self.camera, key, t)
                 continue
             companion.emitted = True
             logger.info(
@@ -532,7 +536,8 @@ class CameraPipeline:
             state.emitted = True
             state.person, state.distance, state.quality = person, distance, quality
             state.watchlist = self._watchlist_of(state, decision) if person else None
-            if person is not None and not self._debouncer.should_emit(self.camera, person, t):
+            key = visit_key(person, state.watchlist) if person is not None else None
+            if key is not None and not self._debouncer.should_emit(self.camera, key, t):
                 logger.debug(
                     "camera %s: track %d is %s again within the cooldown",
                     self.camera,
@@ -540,7 +545,7 @@ class CameraPipeline:
                     person,
                 )
                 state.emitted, state.same_visit = False, True
-                self._debouncer.seen(self.camera, person, t)
+                self._debouncer.seen(self.camera, key, t)
                 return []
             logger.info(
                 "camera %s: track %d is %s (distance %s)",
@@ -556,7 +561,7 @@ class CameraPipeline:
             # person this is the sighting, unless they were just seen here.
             state.person, state.distance, state.quality = person, distance, quality
             state.watchlist = self._watchlist_of(state, decision)
-            if not self._debouncer.should_emit(self.camera, person, t):
+            if not self._debouncer.should_emit(self.camera, visit_key(person, state.watchlist), t):
                 state.same_visit = True
                 return []
             return [self._event("sighting", track, state, index, t, image)]
@@ -604,9 +609,10 @@ class CameraPipeline:
 
     def _left(self, track: Track, index: int, t: float) -> list[SightingEvent]:
         state = self._states.pop(track.id, None)
-        if state is None or not state.emitted:
+        if state is None:
             return []
-        return [self._event("left", track, state, index, t, None)] + [
+        primary = [self._event("left", track, state, index, t, None)] if state.emitted else []
+        return primary + [
             self._companion_event("left", track, state, watchlist, index, t, None)
             for watchlist, companion in state.companions.items()
             if companion.emitted

@@ -360,3 +360,31 @@ def test_a_face_on_two_watchlists_gives_a_sighting_on_each(
     assert companion.snapshot is not None
     left = [(e.track, e.watchlist) for e in events if e.event == "left"]
     assert sorted(left) == sorted((e.track, e.watchlist) for e in seen)
+
+
+def test_a_case_filed_since_the_last_visit_is_sighted_within_the_customers_cooldown(
+    engine: FaceEngine, clip: Clip, templates: dict[str, list[Template]]
+) -> None:
+    # The customer's second visit is within the cooldown (no new arrival card), but the case
+    # filed with his photos since the first is news: its sighting comes, and leaves.
+    gallery = GalleryIndex()
+    gallery.add_many(templates["obama"] + templates["biden"])
+    pipeline = CameraPipeline("door", engine, gallery, PipelineSettings(cooldown=30.0, **SETTINGS))
+    obama = [(first, last) for person, first, last in clip.visits if person == "obama"]
+    assert len(obama) >= 2
+    split = obama[0][1] + 1
+    before = run(pipeline, clip, stop=split)
+    assert [(e.person, e.watchlist) for e in sightings(before) if e.person == "obama"] == [
+        ("obama", "customers")
+    ]
+    gallery.add_many(
+        Template(f"case-{t.id}", "case", "amber-alert", t.embedding) for t in templates["obama"]
+    )
+    after = run(pipeline, clip, start=split)
+    assert [(e.person, e.watchlist) for e in sightings(after) if e.person != "biden"] == [
+        ("case", "amber-alert")
+    ]
+    [case] = [e for e in sightings(after) if e.person == "case"]
+    assert obama[1][0] <= case.frame <= obama[1][1]
+    left = [e for e in after if e.event == "left" and e.person == "case"]
+    assert [(e.track, e.watchlist) for e in left] == [(case.track, "amber-alert")]
