@@ -31,8 +31,8 @@ class MatchPublic(BaseModel):
     watchlist: str
     distance: float
     matched: bool
-    """Whether this candidate is the answer (within the watchlist's threshold, and clearly
-    nearer than anyone else)."""
+    """Whether this candidate is its watchlist's answer (within the watchlist's threshold, and
+    clearly nearer than anyone else on that watchlist); one per watchlist at most."""
 
 
 class QualityPublic(BaseModel):
@@ -110,7 +110,9 @@ async def identify(
     k: Annotated[int, Query(ge=1, le=20, description="Candidates per face")] = 3,
 ) -> IdentifyResult:
     """Find every face in the uploaded photo and its nearest enrolled people (up to ``k`` per
-    face). A photo without faces answers an empty list.
+    face, and each watchlist's accepted person when not among them: each watchlist decides on
+    its own, so a face can be ``matched`` on several). A photo without faces answers an empty
+    list.
 
     The photo is shrunk to ``ONEEYE_LIMITS__PHOTO_MAX_SIDE`` pixels on its longer side before
     faces are looked for (boxes are given in the uploaded photo's own pixels); the search is
@@ -128,7 +130,7 @@ async def identify(
             f"sha256:{hashlib.sha256(data).hexdigest()[:32]}",
             {
                 "faces": len(found),
-                "matched": sorted({f.person_id for f in found if f.person_id is not None}),
+                "matched": sorted({m.person_id for f in found for m in f.matches if m.matched}),
                 "shown": sorted({m.person_id for f in found for m in f.matches}),
                 "k": k,
             },
