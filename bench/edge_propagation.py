@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -134,8 +135,9 @@ class Proc:
         """Whether it still runs."""
         return self.process.poll() is None
 
-    def stop(self, sig: int = 2) -> int:
-        """Send ``sig`` (SIGINT) and wait."""
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` (SIGTERM: a process started in the background of a script inherits
+        SIGINT ignored, and then only a SIGKILL 60 s later stopped it) and wait."""
         if self.alive():
             self.process.send_signal(sig)
         try:
