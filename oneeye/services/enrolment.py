@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 
 import cv2
@@ -27,6 +27,7 @@ from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerError, check_account_id
 from oneeye.services.enrolment_photo import PhotoFace, decode_photo, read_enrolment_face
 from oneeye.services.gallery import GalleryEntry, GalleryService
+from oneeye.services.same_face import SameFaceCheck, SameFaceError, check_same_face
 from oneeye.store.db import Database
 from oneeye.store.photos import PhotoStore
 from oneeye.store.repos import people, templates
@@ -59,6 +60,7 @@ class UploadTooLargeError(ImageError, TooLarge):
 
 __all__ = [
     "UNSET",
+    "EnrolledTemplate",
     "EnrolmentError",
     "EnrolmentService",
     "IdentifiedFace",
@@ -66,6 +68,8 @@ __all__ = [
     "NotFoundError",
     "PersonInfo",
     "PhotoFace",
+    "SameFaceCheck",
+    "SameFaceError",
     "TemplateInfo",
     "UploadTooLargeError",
     "decode_photo",
@@ -74,6 +78,19 @@ __all__ = [
 """``PersonInfo``, ``TemplateInfo`` and ``UNSET`` are the people and templates repositories'
 value types, named here too because this service's callers use them; ``PhotoFace``,
 ``decode_photo`` and ``read_enrolment_face`` are ``enrolment_photo``'s database-free steps."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolledTemplate(TemplateInfo):
+    """A template just enrolled, and how its face compared with the person's others."""
+
+    same_face: SameFaceCheck | None = None
+
+    @classmethod
+    def of(cls, info: TemplateInfo, check: SameFaceCheck) -> EnrolledTemplate:
+        """``info`` with the same-face ``check`` of its face."""
+        values = {f.name: getattr(info, f.name) for f in fields(TemplateInfo)}
+        return cls(**values, same_face=check)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +352,8 @@ class EnrolmentService:
         *,
         actor: str,
         deadline: Deadline | None = None,
-    ) -> TemplateInfo:
+        force: bool = False,
+    ) -> EnrolledTemplate:
         """Add a template to a person from a photo showing exactly one usable face.
 
         Args:
@@ -344,14 +362,17 @@ class EnrolmentService:
             filename: the upload's name, for messages.
             actor: who enrols (for the audit log).
             deadline: when to give up (checked between the steps, before anything is stored).
+            force: enrol even when the same-face check finds the photo suspicious (audited).
 
         Returns:
-            The new template, with its face box and quality.
+            The new template, with its face box and quality, and the same-face check.
 
         Raises:
             NotFoundError: no such person.
             UploadTooLargeError, ImageError: the upload is too large or not a usable image.
             FaceError: no face, several faces, or a face too small.
+            SameFaceError: the face may be someone else's (``services.same_face``) and
+                ``force`` is not set; nothing was stored.
             TimeLimitError: the deadline passed or was cancelled; nothing was stored.
         """
         self.person(person_id)  # a missing person is a 404 before any decoding work
@@ -359,10 +380,56 @@ class EnrolmentService:
         found = read_enrolment_face(
             self.engine, data, filename, max_bytes=self.max_upload_bytes, deadline=deadline
         )
-        face = found.face
-        key = self.photos.add("templates", encode_jpeg(found.image), "jpg")
+        return self.enrol_face(
+            person_id, found.face, encode_jpeg(found.image), actor=actor, force=force
+        )
+
+    def same_face(self, person_id: str, face: Face) -> SameFaceCheck:
+        """How ``face`` compares with ``person_id``'s templates and with other people."""
+        with self.db.session() as session:
+            watchlists = people.watchlists_of(session, person_id)
+            if watchlists is None:
+                raise self._unknown_person(person_id)
+            own = [v.embedding for v in templates.vectors_of_person(session, person_id)]
+        return check_same_face(face.embedding, person_id, own, self.gallery.gallery, watchlists)
+
+    def enrol_face(
+        self,
+        person_id: str,
+        face: Face,
+        jpeg: bytes,
+        *,
+        actor: str,
+        force: bool = False,
+        sighting_id: str | None = None,
+    ) -> EnrolledTemplate:
+        """Add a template of a face already found and checked (its photo ``jpeg``, the box in
+        its pixels), after the same-face check.
+
+        Args:
+            person_id: the person.
+            face: the face, with its embedding and quality.
+            jpeg: the photo to keep with the template.
+            actor: who enrols (for the audit log).
+            force: enrol even when the same-face check finds the face suspicious (audited).
+            sighting_id: the sighting the face was taken from, if any (kept with the template,
+                so an admin can see which templates came from cameras).
+
+        Raises:
+            NotFoundError: no such person.
+            SameFaceError: the face may be someone else's and ``force`` is not set.
+        """
+        check = self.same_face(person_id, face)
+        if check.suspicious and not force:
+            logger.info(
+                "person %s: a new face was refused by the same-face check (%s)",
+                person_id,
+                check.reason(),
+            )
+            raise SameFaceError(check)
+        key = self.photos.add("templates", jpeg, "jpg")
         try:
-            info, watchlists = self._store_template(person_id, key, face)
+            info, watchlists = self._store_template(person_id, key, face, sighting_id)
         except BaseException:
             self.photos.delete(key)
             raise
@@ -376,31 +443,43 @@ class EnrolmentService:
                 templates.delete(session, info.id)
             self.photos.delete(key)
             raise
+        # No file name: an upload is often named after the person.
+        detail: dict[str, object] = {"template": info.id, "quality": round(info.quality, 3)}
+        if sighting_id is not None:
+            detail["sighting"] = sighting_id
+        if check.own_templates:
+            detail["same_face"] = check.as_json()
+        if check.suspicious:
+            detail["forced"] = True
         self.auth.audit(
             actor,
-            "template.enrol",
+            "template.enrol.forced" if check.suspicious else "template.enrol",
             person_id,
-            # No file name: an upload is often named after the person.
-            {"template": info.id, "quality": round(info.quality, 3)},
+            detail,
         )
         logger.info(
-            "enrolled template %s for person %s (quality %.2f, face %d px)",
+            "enrolled template %s for person %s (quality %.2f, face %d px%s%s)",
             info.id,
             person_id,
             info.quality,
             face.box.size,
+            ", from a sighting" if sighting_id else "",
+            ", forced past the same-face check" if check.suspicious else "",
         )
-        return info
+        return EnrolledTemplate.of(info, check)
 
     def _store_template(
-        self, person_id: str, key: str, face: Face
+        self, person_id: str, key: str, face: Face, sighting_id: str | None = None
     ) -> tuple[TemplateInfo, list[str]]:
         try:
             with self.db.session() as session:
                 watchlists = people.watchlists_of(session, person_id)
                 if watchlists is None:
                     raise self._unknown_person(person_id)
-                return templates.add(session, person_id, key, face), watchlists
+                return (
+                    templates.add(session, person_id, key, face, sighting_id=sighting_id),
+                    watchlists,
+                )
         except IntegrityError:
             # The person was deleted while the photo was being checked.
             raise NotFoundError(f"no person with id {person_id!r}") from None

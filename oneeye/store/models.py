@@ -135,8 +135,29 @@ class FaceTemplate(Base):
     sharpness: Mapped[float] = mapped_column(Float, default=0.0)
     frontalness: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source_sighting_id: Mapped[str | None] = mapped_column(String(32))
+    """The sighting whose camera face this template was enrolled from; ``None``: an upload."""
 
     person: Mapped[Person] = relationship(back_populates="templates")
+
+
+class SightingFeedback(Base):
+    """A person's verdict on a match: the sighting's face is (``confirm``) or is not
+    (``reject``) the person it was matched to. One row per (sighting, person); a rejected pair
+    is never shown again."""
+
+    __tablename__ = "sighting_feedback"
+    __table_args__ = (UniqueConstraint("sighting_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sighting_id: Mapped[str] = mapped_column(String(32), index=True)
+    person_id: Mapped[str] = mapped_column(String(32), index=True)
+    """The person the sighting was matched to."""
+    verdict: Mapped[str] = mapped_column(String(8))
+    actual_person_id: Mapped[str | None] = mapped_column(String(32))
+    """Who the face really is, when the one who rejected it said so (or named it later)."""
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CustomerAccount(Base):

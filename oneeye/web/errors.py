@@ -52,11 +52,19 @@ def status_of(exc: BaseException) -> int | None:
     return None
 
 
-def error_body(status: int, message: str, fields: list[dict[str, str]] | None = None) -> Any:
-    """The JSON body of an error response."""
+def error_body(
+    status: int,
+    message: str,
+    fields: list[dict[str, str]] | None = None,
+    details: dict[str, Any] | None = None,
+) -> Any:
+    """The JSON body of an error response (``details``: an error's own extra fields, such as
+    the same-face check's distances)."""
     body: dict[str, Any] = {"status": status, "message": message}
     if fields:
         body["fields"] = fields
+    if details:
+        body.update({k: v for k, v in details.items() if k not in body})
     return {"error": body}
 
 
@@ -85,7 +93,11 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     code = status_of(exc)
     if code is None:
         raise exc  # not a kind: on to the server-error handler, which logs it (500)
-    return JSONResponse(error_body(code, str(exc)), status_code=code)
+    details = getattr(exc, "details", None)
+    return JSONResponse(
+        error_body(code, str(exc), details=details if isinstance(details, dict) else None),
+        status_code=code,
+    )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -85,6 +85,8 @@ class TemplateInfo:
     sharpness: float
     frontalness: float
     created_at: datetime
+    source_sighting_id: str | None = None
+    """The sighting it was enrolled from; ``None``: an uploaded photo."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,7 @@ def info_of(row: FaceTemplate) -> TemplateInfo:
         sharpness=row.sharpness,
         frontalness=row.frontalness,
         created_at=row.created_at,
+        source_sighting_id=row.source_sighting_id,
     )
 
 
@@ -142,9 +145,17 @@ def photo_keys(session: Session, person_id: str) -> list[str]:
     )
 
 
-def add(session: Session, person_id: str, photo_key: str, face: Face) -> TemplateInfo:
-    """Store a template of ``face`` (photo at ``photo_key``) for a person; flushed, so a
-    person deleted meanwhile raises ``IntegrityError`` here or at commit."""
+def add(
+    session: Session,
+    person_id: str,
+    photo_key: str,
+    face: Face,
+    *,
+    sighting_id: str | None = None,
+) -> TemplateInfo:
+    """Store a template of ``face`` (photo at ``photo_key``) for a person, enrolled from the
+    sighting ``sighting_id`` if given; flushed, so a person deleted meanwhile raises
+    ``IntegrityError`` here or at commit."""
     row = FaceTemplate(
         person_id=person_id,
         photo_key=photo_key,
@@ -157,6 +168,7 @@ def add(session: Session, person_id: str, photo_key: str, face: Face) -> Templat
         size_px=float(face.quality.size),
         sharpness=face.quality.sharpness,
         frontalness=face.quality.frontalness,
+        source_sighting_id=sighting_id,
     )
     session.add(row)
     session.flush()

@@ -35,6 +35,7 @@ from oneeye.services.context import Services
 from oneeye.services.customers import PHOTOS_URL
 from oneeye.services.enrolment import (
     UNSET,
+    EnrolledTemplate,
     NotFoundError,
     PersonInfo,
     TemplateInfo,
@@ -121,6 +122,28 @@ class TemplatePublic(BaseModel):
     sharpness: float
     frontalness: float
     created_at: datetime
+    source_sighting_id: str | None = None
+    """The sighting whose camera face it was enrolled from; ``None``: an uploaded photo."""
+
+
+class SameFacePublic(BaseModel):
+    """How a new photo's face compared with the person's other photos and with other people
+    (``oneeye.services.same_face``)."""
+
+    own_templates: int = Field(description="Photos the person had (0: nothing to compare).")
+    own_distance: float | None = Field(description="Distance to the person's nearest photo.")
+    limit: float = Field(description="The largest own_distance that passes.")
+    other_person: str | None = Field(description="The nearest other person, if any.")
+    other_distance: float | None
+    far: bool
+    nearer_other: bool
+    suspicious: bool = Field(description="True only when the enrolment was forced.")
+
+
+class EnrolledPublic(TemplatePublic):
+    """A template just enrolled, with the same-face check of its face."""
+
+    same_face: SameFacePublic | None
 
 
 class ErasurePublic(BaseModel):
@@ -207,6 +230,16 @@ def template_public(info: TemplateInfo) -> TemplatePublic:
         sharpness=info.sharpness,
         frontalness=info.frontalness,
         created_at=info.created_at,
+        source_sighting_id=info.source_sighting_id,
+    )
+
+
+def enrolled_public(info: EnrolledTemplate) -> EnrolledPublic:
+    """A template just enrolled, with its same-face check."""
+    check = info.same_face
+    return EnrolledPublic(
+        **template_public(info).model_dump(),
+        same_face=None if check is None else SameFacePublic(**check.as_json()),
     )
 
 
@@ -332,11 +365,15 @@ def delete_person(person_id: str, services: ServicesDep, admin: Admin) -> Respon
 
 @router.post(
     "/{person_id}/photos",
-    response_model=TemplatePublic,
+    response_model=EnrolledPublic,
     status_code=status.HTTP_201_CREATED,
     summary="Enrol a photo",
     responses={
         400: {"description": "Not an image, or a damaged one"},
+        409: {
+            "description": "The photo may show someone else (the same-face check, its "
+            "distances in ``error.same_face``); send it with ``force=true`` if it is them"
+        },
         413: {"description": "The upload is too large"},
         422: {"description": "No face, several faces, or a face too small"},
         503: {"description": "Busy with other photos, or the photo took too long"},
@@ -344,19 +381,34 @@ def delete_person(person_id: str, services: ServicesDep, admin: Admin) -> Respon
 )
 @accepts(UPLOAD_BODY)
 async def enrol_photo(
-    request: Request, person_id: str, file: UploadDep, services: ServicesDep, admin: Admin
-) -> TemplatePublic:
-    """Enrol a photo showing exactly one usable face; answers the template with its box and
-    quality. A photo that cannot be enrolled changes nothing."""
+    request: Request,
+    person_id: str,
+    file: UploadDep,
+    services: ServicesDep,
+    admin: Admin,
+    force: Annotated[
+        bool,
+        Query(description="Enrol even if the photo may show someone else (audited)"),
+    ] = False,
+) -> EnrolledPublic:
+    """Enrol a photo showing exactly one usable face; answers the template with its box,
+    quality and same-face check. A photo whose face is far from the person's other photos, or
+    nearer to another person, is refused with 409 unless ``force`` is set. A photo that
+    cannot be enrolled changes nothing."""
 
-    def work(deadline: Deadline) -> TemplateInfo:
+    def work(deadline: Deadline) -> EnrolledTemplate:
         data = read_upload(file, services.enrolment.max_upload_bytes)
         return services.enrolment.enrol_photo(
-            person_id, data, file.filename or "", actor=admin.actor, deadline=deadline
+            person_id,
+            data,
+            file.filename or "",
+            actor=admin.actor,
+            deadline=deadline,
+            force=force,
         )
 
     info = await work_on_photo(request, work)
-    return template_public(info)
+    return enrolled_public(info)
 
 
 @router.get(

@@ -128,7 +128,9 @@
       const file = form.elements.file.files[0];
       if (file) {
         const personId = await personFor(row);
-        const template = await api("POST", "/api/v1/people/" + encodeURIComponent(personId) + "/photos", fileForm(file));
+        /* The server refuses (409) a photo that may show someone else unless it is forced. */
+        const force = form.elements.force && form.elements.force.checked ? "?force=true" : "";
+        const template = await api("POST", "/api/v1/people/" + encodeURIComponent(personId) + "/photos" + force, fileForm(file));
         const text = qualityText(template);
         const children = [
           el("img", { src: thumbnailUrl(personId, template.id), alt: "Enrolled face" }),
@@ -141,6 +143,7 @@
         box.append(figure);
         if (deletable) wireTemplateDelete(figure, function (t, ok) { result(form, t, ok); });
         messages.push("enrolled: " + text);
+        if (template.same_face && template.same_face.suspicious) messages.push("enrolled although it may show someone else (audited)");
       }
       if (!messages.length) throw new Error("choose a face photo (or a profile photo) first");
       form.reset();
