@@ -31,6 +31,7 @@ from oneeye.services.edge.monitor import EdgeMonitor
 from oneeye.services.edge.registry import CameraRegistry
 from oneeye.services.enrolment import EnrolmentService
 from oneeye.services.events import EventHub
+from oneeye.services.feedback import FeedbackService
 from oneeye.services.gallery import GalleryService
 from oneeye.services.library import FaceLibrary
 from oneeye.services.notify.links import load_secret_key
@@ -155,6 +156,7 @@ class OneEyeApp:
             settings.alerts.unknown_retention_hours,
         )
         retention = RetentionService(db, photos, auth, settings.retention, before=alerts.purge)
+        feedback = FeedbackService(db, photos, events, enrolment, auth)
         self.services = Services(
             settings=settings,
             db=db,
@@ -175,6 +177,7 @@ class OneEyeApp:
             retention=retention,
             registry=registry,
             library=library,
+            feedback=feedback,
         )
         self.edge_monitor = EdgeMonitor(bus, reader, registry)
         """Turns an edge's last will (it died) into offline statuses for its cameras."""

@@ -14,6 +14,7 @@ from oneeye.services.customers import CustomerDirectory
 from oneeye.services.edge.registry import CameraRegistry
 from oneeye.services.enrolment import EnrolmentService
 from oneeye.services.events import EventHub
+from oneeye.services.feedback import FeedbackService
 from oneeye.services.gallery import GalleryService
 from oneeye.services.library import FaceLibrary
 from oneeye.services.notify.outbox import NotifyService
@@ -51,3 +52,5 @@ class Services:
     """Which cameras are the servers' and which each edge's (the sender checks)."""
     library: FaceLibrary
     """Template thumbnails, and the unknown faces grouped by person."""
+    feedback: FeedbackService
+    """Verdicts on matches and enrolment from sightings."""

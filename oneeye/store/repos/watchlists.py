@@ -8,6 +8,7 @@ the rows look. (Who is on which watchlist is written with the person, in ``peopl
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -95,3 +96,10 @@ def update(
     if description is not None:
         row.description = description
     return _stored(row)
+
+
+def actions_of(session: Session, names: Collection[str]) -> set[str]:
+    """The actions of the watchlists named (those that exist)."""
+    if not names:
+        return set()
+    return set(session.scalars(select(Watchlist.action).where(Watchlist.name.in_(set(names)))))

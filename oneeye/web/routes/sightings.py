@@ -3,17 +3,24 @@
 
 A reporter does not learn where or when an Amber Alert case's person was seen unless it filed
 that case and the case is approved (``oneeye.services.alerts.CaseScope``): such sightings are
-left out of its lists and are "not found" to it, like an unknown id."""
+left out of its lists and are "not found" to it, like an unknown id.
+
+Feedback (``oneeye.services.feedback``): ``POST /sightings/{id}/verdict`` confirms or rejects a
+match (``teller`` for a customer's arrival, ``coordinator`` for a case sighting; a rejection
+takes the card off every dashboard), ``POST /sightings/{id}/enrol`` adds a confirmed
+sighting's face to the person's templates, or names an unknown face, and ``GET
+/sightings/rejections`` (``admin``) counts the rejections between people. All audited."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from oneeye.services.feedback import RejectedPair, SightingEnrolment, Verdict
 from oneeye.services.history import (
     EXPORT_MAX_ROWS,
     Cursor,
@@ -22,7 +29,10 @@ from oneeye.services.history import (
     export,
 )
 from oneeye.services.sightings import SightingView, photo_url
-from oneeye.web.deps import ServicesDep, Teller, Viewer, audit_access
+from oneeye.vision.engine import Deadline
+from oneeye.web.deps import Admin, ServicesDep, Teller, Viewer, audit_access
+from oneeye.web.offload import work_on_photo
+from oneeye.web.routes.people import EnrolledPublic, enrolled_public
 
 router = APIRouter(prefix="/sightings", tags=["sightings"])
 
@@ -156,6 +166,79 @@ class HistoryFilter(BaseModel):
         return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
 
 
+class VerdictIn(BaseModel):
+    """A verdict on a sighting's match to its person."""
+
+    verdict: Literal["confirm", "reject"]
+    actual_person_id: str | None = Field(
+        default=None, max_length=32, description="With a rejection: who the face really is."
+    )
+
+
+class VerdictPublic(BaseModel):
+    """A stored verdict."""
+
+    sighting_id: str
+    person_id: str
+    verdict: str
+    actual_person_id: str | None
+    actor: str
+    at: datetime
+
+
+class SightingEnrolIn(BaseModel):
+    """Enrol a sighting's face: into its (confirmed) person, or name it as ``person_id``."""
+
+    person_id: str | None = Field(default=None, max_length=32)
+    force: bool = Field(
+        default=False, description="Enrol even if the face may be someone else's (audited)."
+    )
+
+
+class SightingEnrolmentPublic(BaseModel):
+    """A template enrolled from a sighting."""
+
+    sighting_id: str
+    person_id: str
+    template: EnrolledPublic
+
+
+class RejectedPairPublic(BaseModel):
+    """How often faces matched to a person were rejected, by who they really were."""
+
+    person_id: str
+    person_name: str | None
+    actual_person_id: str | None
+    """``None``: nobody said who the face was."""
+    actual_name: str | None
+    rejections: int
+    last_at: datetime
+
+
+def verdict_public(verdict: Verdict) -> VerdictPublic:
+    """A verdict as its JSON schema."""
+    return VerdictPublic(
+        sighting_id=verdict.sighting_id,
+        person_id=verdict.person_id,
+        verdict=verdict.verdict,
+        actual_person_id=verdict.actual_person_id,
+        actor=verdict.actor,
+        at=verdict.at,
+    )
+
+
+def pair_public(pair: RejectedPair) -> RejectedPairPublic:
+    """A rejected pair as its JSON schema."""
+    return RejectedPairPublic(
+        person_id=pair.person_id,
+        person_name=pair.person_name,
+        actual_person_id=pair.actual_person_id,
+        actual_name=pair.actual_name,
+        rejections=pair.rejections,
+        last_at=pair.last_at,
+    )
+
+
 def _aware(value: datetime | None, name: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise HTTPException(
@@ -230,6 +313,24 @@ def export_sightings(
     )
 
 
+@router.get(
+    "/rejections", response_model=list[RejectedPairPublic], summary="Rejected matches by pair"
+)
+def list_rejections(
+    request: Request,
+    services: ServicesDep,
+    admin: Admin,
+    minimum: Annotated[int, Query(ge=1, le=1000, description="Only pairs rejected this often")] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[RejectedPairPublic]:
+    """Persons whose matches were rejected, by who the faces really were, most rejections
+    first: repeated ones say two people are confused (enrol better photos, or raise the
+    watchlist's threshold). Audited."""
+    pairs = services.feedback.rejected_pairs(minimum=minimum, limit=limit)
+    audit_access(services, admin, request, "sighting.rejections", "", {"pairs": len(pairs)})
+    return [pair_public(p) for p in pairs]
+
+
 @router.get("/{sighting_id}", response_model=SightingPublic)
 def get_sighting(sighting_id: str, services: ServicesDep, principal: Viewer) -> SightingPublic:
     """One sighting."""
@@ -244,3 +345,69 @@ def get_sighting(sighting_id: str, services: ServicesDep, principal: Viewer) -> 
     ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no sighting {sighting_id!r}")
     return _public(view)
+
+
+@router.post(
+    "/{sighting_id}/verdict",
+    response_model=VerdictPublic,
+    summary="Confirm or reject a match",
+    responses={
+        400: {"description": "An unknown face: nothing to judge"},
+        403: {"description": "The role may not judge this match"},
+        404: {"description": "No such sighting"},
+    },
+)
+def judge_sighting(
+    sighting_id: Annotated[str, Path(max_length=32)],
+    body: VerdictIn,
+    services: ServicesDep,
+    teller: Teller,
+) -> VerdictPublic:
+    """Say whether the sighting's face is the person it was matched to: ``teller`` for a
+    customer's arrival, ``coordinator`` for a case sighting (and any other watchlist). A
+    rejection is never shown again: its card leaves every dashboard and the case page."""
+    verdict = services.feedback.judge(
+        sighting_id, body.verdict, teller, actual_person_id=body.actual_person_id
+    )
+    return verdict_public(verdict)
+
+
+@router.post(
+    "/{sighting_id}/enrol",
+    response_model=SightingEnrolmentPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Enrol a sighting's face",
+    responses={
+        403: {"description": "The role may not enrol this person"},
+        404: {"description": "No such sighting"},
+        409: {
+            "description": "The match is not confirmed (or, to name someone else, not "
+            "rejected), or the face may be someone else's (``error.same_face``)"
+        },
+        422: {"description": "No usable face kept (no snapshot, or too poor a face)"},
+    },
+)
+async def enrol_sighting(
+    request: Request,
+    sighting_id: Annotated[str, Path(max_length=32)],
+    body: SightingEnrolIn,
+    services: ServicesDep,
+    teller: Teller,
+) -> SightingEnrolmentPublic:
+    """Add the sighting's face (its kept snapshot, quality- and same-face-checked) to its
+    confirmed person's templates, or to ``person_id``'s for an unknown face or a rejected
+    match. The template remembers the sighting; an admin removes it with ``DELETE
+    /people/{id}/templates/{template}``."""
+
+    def work(deadline: Deadline) -> SightingEnrolment:
+        deadline.check()
+        return services.feedback.enrol(
+            sighting_id, teller, person_id=body.person_id, force=body.force
+        )
+
+    done = await work_on_photo(request, work)
+    return SightingEnrolmentPublic(
+        sighting_id=done.sighting_id,
+        person_id=done.person_id,
+        template=enrolled_public(done.template),
+    )
