@@ -182,7 +182,8 @@ class FeedbackService:
         if verdict == REJECT:
             self.events.publish(
                 WITHDRAWN,
-                {"sighting_id": sighting_id, "person_id": person_id, "reason": "rejected"},
+                # No person: every role gets this event (a reporter too), and an id says nothing.
+                {"sighting_id": sighting_id, "reason": "rejected"},
                 audience="viewer",
             )
         logger.info(
