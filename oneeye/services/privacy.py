@@ -40,7 +40,16 @@ from oneeye.services.gallery import GalleryService
 from oneeye.services.retention import snapshot_keys
 from oneeye.store.db import Database
 from oneeye.store.photos import PhotoNotFoundError, PhotoStore
-from oneeye.store.repos import audit, cases, events, notifications, people, sightings, templates
+from oneeye.store.repos import (
+    audit,
+    cases,
+    events,
+    feedback,
+    notifications,
+    people,
+    sightings,
+    templates,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -324,6 +333,7 @@ class PrivacyService:
         sightings.delete_ids(session, sighting_ids)
         events.delete_ids(session, held.event_ids)
         cases.delete_ids(session, held.case_ids)
+        feedback.delete_of_person(session, person_id)  # verdicts naming them
         people.purge(session, person_id)
         return snapshot_keys([key for _, key in late_rows]), len(sighting_ids), notified
 

@@ -132,6 +132,11 @@ def test_teller_confirms_enrols_rejects_and_names_an_arrival(
     assert pairs[0]["person_name"] == "Barack Obama"
     assert pairs[0]["actual_name"] == "Joe Biden"
     assert _audit(server, "sighting.rejections")
+    page = client_for("admin").get("/admin/feedback")
+    assert page.status_code == 200
+    assert 'data-testid="feedback-pair"' in page.text
+    assert "Joe Biden" in page.text
+    assert client_for("teller").get("/admin/feedback").status_code == 403
 
 
 @pytest.mark.slow

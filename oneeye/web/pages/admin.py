@@ -1,5 +1,6 @@
 """The admin section's own pages: ``/admin`` (which starts at the customers), the users and
-API keys, and the audit log. The customers and cameras pages live with their areas."""
+API keys, the audit log, and the rejected matches by pair (``/admin/feedback``). The
+customers and cameras pages live with their areas."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from oneeye.services.auth import KEY_ROLES, ROLES
-from oneeye.web.deps import AdminPage, ServicesDep
+from oneeye.web.deps import AdminPage, ServicesDep, audit_access
 from oneeye.web.pages.render import iso_time, render
 from oneeye.web.routes.users import ApiKeyPublic, AuditEntryPublic, AuditFilter, UserPublic
 
@@ -21,6 +22,8 @@ router = APIRouter(include_in_schema=False)
 AUDIT_PAGE_SIZE = 50
 """Audit entries per page of ``/admin/audit``."""
 AUDIT_FILTERS = ("actor", "action", "target", "since", "until")
+FEEDBACK_PAIRS = 200
+"""Pairs of people listed on ``/admin/feedback``, most rejections first."""
 """The filters ``/admin/audit`` offers (and keeps in its paging links)."""
 
 
@@ -89,3 +92,20 @@ def admin_audit_page(request: Request, services: ServicesDep, principal: AdminPa
         },
         status_code=status.HTTP_400_BAD_REQUEST if error else status.HTTP_200_OK,
     )
+
+
+@router.get("/admin/feedback", response_class=HTMLResponse)
+def admin_feedback_page(request: Request, services: ServicesDep, principal: AdminPage) -> Response:
+    """Matches rejected by tellers and coordinators, by pair of people (who the face was
+    matched to, who it really was): a pair rejected again and again says the two are
+    confused. Each view is audited."""
+    pairs = services.feedback.rejected_pairs(limit=FEEDBACK_PAIRS)
+    audit_access(
+        services,
+        principal,
+        request,
+        "sighting.rejections",
+        "",
+        {"via": "page", "pairs": len(pairs)},
+    )
+    return render(request, "admin_feedback.html", principal, {"pairs": pairs, "iso": iso_time})
