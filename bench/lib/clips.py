@@ -191,8 +191,8 @@ def claims_from(events: Sequence[SightingEvent]) -> tuple[list[Claim], list[Clai
     return claims, sightings
 
 
-def _visit_of(clip: LabelledClip, claim: Claim) -> int | None:
-    """The visit whose face the claim's box is, or ``None``."""
+def visit_of(clip: LabelledClip, claim: Claim) -> int | None:
+    """The visit whose face the claim's box is (its index in ``clip.visits``), or ``None``."""
     best, best_iou = None, SAME_FACE_IOU
     for face in clip.truth[claim.frame]:
         top, right, bottom, left = face.box
@@ -235,7 +235,7 @@ def score(
     named: dict[int, int] = {}
     wrong: set[tuple[int, str]] = set()
     for claim in claims:
-        number = _visit_of(clip, claim)
+        number = visit_of(clip, claim)
         if number is not None:
             found.add(number)
         if claim.person is None:
@@ -261,7 +261,7 @@ def score(
         for n in enrolled:
             person = clip.visits[n].person
             per_visit.append(
-                sum(1 for s in sightings if s.person == person and _visit_of(clip, s) == n)
+                sum(1 for s in sightings if s.person == person and visit_of(clip, s) == n)
             )
     return {
         "visits": len(long_enough),

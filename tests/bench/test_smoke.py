@@ -54,6 +54,11 @@ def test_resnet_speed() -> None:
     ("script", "expected"),
     [
         pytest.param("video_accuracy.py", ["recall_named"], id="video_accuracy"),
+        pytest.param(
+            "video_feedback.py",
+            ["recall_named", "templates from sightings     1"],
+            id="video_feedback",
+        ),
         pytest.param("video_cameras.py", ["1 camera(s): total"], id="video_cameras"),
         pytest.param("alert_latency.py", ["missing: identified"], id="alert_latency"),
         pytest.param("alert_delivery.py", ["(b) outage", "left as it was"], id="alert_delivery"),
