@@ -17,7 +17,9 @@ from oneeye.app import OneEyeApp
 from oneeye.services.feedback import WITHDRAWN
 from oneeye.store.models import AuditEntry
 from oneeye.store.photos import snapshot_kind
+from oneeye.vision.engine import FaceEngine
 from tests.web.conftest import ClientFor
+from tests.web.test_alert_pages import case_with_sightings
 from tests.web.helpers import API, PEOPLE, enrol, key_client, publish, sighting, wait_for
 
 CAMERA = "lobby"
@@ -182,3 +184,31 @@ def test_case_sightings_are_for_coordinators_and_unknown_faces_are_named(
     assert forced.status_code == 201, forced.text
     [row] = _audit(server, "template.enrol.forced")
     assert row.detail["sighting"] == stranger
+
+
+@pytest.mark.slow
+def test_a_rejected_case_sighting_leaves_the_case_page_and_the_banner(
+    server: OneEyeApp, client_for: ClientFor, face_photos: Path, face_engine: FaceEngine
+) -> None:
+    case, alerts = case_with_sightings(server, face_photos, face_engine)
+    live = [m for m in alerts.matches(case.id) if m.kind == "live"][0]
+    coordinator, viewer = client_for("coordinator"), client_for("viewer")
+    page = coordinator.get(f"/cases/{case.id}").text
+    assert page.count('data-testid="timeline-entry"') == 2
+    assert page.count('data-testid="timeline-reject"') == 2  # coordinators judge
+    assert 'data-testid="timeline-reject"' not in viewer.get(f"/cases/{case.id}").text
+    dashboard = viewer.get("/").text
+    assert dashboard.count('data-testid="alert-banner"') == 1
+    assert f'data-sighting-id="{live.sighting_id}"' in dashboard  # its card
+
+    rejected = coordinator.post(
+        f"{SIGHTINGS}/{live.sighting_id}/verdict", json={"verdict": "reject"}
+    )
+    assert rejected.status_code == 200, rejected.text
+    page = coordinator.get(f"/cases/{case.id}").text
+    assert page.count('data-testid="timeline-entry"') == 1
+    assert live.sighting_id not in page
+    assert 'data-testid="rejected-sightings"' in page
+    dashboard = viewer.get("/").text
+    assert dashboard.count('data-testid="alert-banner"') == 0  # it showed the rejected one
+    assert live.sighting_id not in dashboard
