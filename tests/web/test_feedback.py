@@ -19,8 +19,8 @@ from oneeye.store.models import AuditEntry
 from oneeye.store.photos import snapshot_kind
 from oneeye.vision.engine import FaceEngine
 from tests.web.conftest import ClientFor
-from tests.web.test_alert_pages import case_with_sightings
 from tests.web.helpers import API, PEOPLE, enrol, key_client, publish, sighting, wait_for
+from tests.web.test_alert_pages import case_with_sightings
 
 CAMERA = "lobby"
 SIGHTINGS = f"{API}/sightings"
@@ -191,7 +191,7 @@ def test_a_rejected_case_sighting_leaves_the_case_page_and_the_banner(
     server: OneEyeApp, client_for: ClientFor, face_photos: Path, face_engine: FaceEngine
 ) -> None:
     case, alerts = case_with_sightings(server, face_photos, face_engine)
-    live = [m for m in alerts.matches(case.id) if m.kind == "live"][0]
+    live = next(m for m in alerts.matches(case.id) if m.kind == "live")
     coordinator, viewer = client_for("coordinator"), client_for("viewer")
     page = coordinator.get(f"/cases/{case.id}").text
     assert page.count('data-testid="timeline-entry"') == 2
