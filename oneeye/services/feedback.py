@@ -209,10 +209,17 @@ class FeedbackService:
 
     def rejected(self, sighting_ids: Collection[str]) -> set[tuple[str, str]]:
         """The rejected (sighting, person) pairs among ``sighting_ids``: never shown again."""
+        return self._judged(sighting_ids, REJECT)
+
+    def confirmed(self, sighting_ids: Collection[str]) -> set[tuple[str, str]]:
+        """The confirmed (sighting, person) pairs among ``sighting_ids``."""
+        return self._judged(sighting_ids, CONFIRM)
+
+    def _judged(self, sighting_ids: Collection[str], verdict: str) -> set[tuple[str, str]]:
         if not sighting_ids:
             return set()
         with self.db.session() as session:
-            return verdicts.rejected(session, sighting_ids)
+            return verdicts.judged(session, sighting_ids, verdict)
 
     def rejected_pairs(self, *, minimum: int = 1, limit: int = 200) -> list[RejectedPair]:
         """Persons whose matches were rejected, by who the faces really were, most first."""

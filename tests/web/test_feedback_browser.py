@@ -1,7 +1,7 @@
 """Feedback in a real browser (Debian chromium through Playwright): a teller clicks "Not them"
 on a customer's arrival card; the card leaves their dashboard and another teller's (over the
-WebSocket), and stays gone after a reload. "It is them" then "Add this face" enrols the
-camera's face."""
+WebSocket), and stays gone after a reload. "It is them" then (after a reload, rendered
+by the server) "Add this face" enrols the camera's face."""
 
 from __future__ import annotations
 
@@ -111,6 +111,9 @@ def test_teller_rejects_an_arrival_card(
     right = arrive(site, face_photos, "obama2.jpg")
     card = tina.locator(f'[data-sighting-id="{right}"]')
     card.get_by_test_id("card-confirm").click()
+    expect(card.get_by_test_id("card-confirmed")).to_have_text("Confirmed")
+    tina.reload()  # the server renders it confirmed, with the enrol button
+    expect(tina.get_by_test_id("ws-status")).to_have_attribute("data-state", "live")
     expect(card.get_by_test_id("card-confirmed")).to_have_text("Confirmed")
     card.get_by_test_id("card-enrol").click()
     expect(card.get_by_test_id("card-result")).to_have_text("Face added to their photos")

@@ -93,15 +93,17 @@ def of_sighting(session: Session, sighting_id: str) -> list[Verdict]:
     return [_verdict(row) for row in rows]
 
 
-def rejected(session: Session, sighting_ids: Collection[str]) -> set[tuple[str, str]]:
-    """The rejected (sighting, person) pairs among ``sighting_ids``."""
+def judged(
+    session: Session, sighting_ids: Collection[str], verdict: str = REJECT
+) -> set[tuple[str, str]]:
+    """The (sighting, person) pairs among ``sighting_ids`` whose verdict is ``verdict``."""
     ids = sorted(set(sighting_ids))
     found: set[tuple[str, str]] = set()
     for start in range(0, len(ids), IN_CHUNK):
         chunk = ids[start : start + IN_CHUNK]
         rows = session.execute(
             select(SightingFeedback.sighting_id, SightingFeedback.person_id).where(
-                SightingFeedback.sighting_id.in_(chunk), SightingFeedback.verdict == REJECT
+                SightingFeedback.sighting_id.in_(chunk), SightingFeedback.verdict == verdict
             )
         )
         found.update((sighting, person) for sighting, person in rows)
