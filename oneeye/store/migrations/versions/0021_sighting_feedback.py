@@ -1,7 +1,7 @@
 """sighting feedback (confirm / reject a match) and templates enrolled from sightings
 
-Revision ID: 0019
-Revises: 0015
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-04 00:45:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision = "0015"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
