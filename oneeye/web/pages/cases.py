@@ -276,7 +276,10 @@ def case_page(
     sees_contact = may_see_contact(principal, case)
     manages = may_manage_case(principal, case)
     shown = visible_matches(principal, matches)
-    timeline = [timeline_entry(case, m, alerts) for m in reversed(shown)]
+    # A match a coordinator rejected ("Not them") is never shown again.
+    rejected = services.feedback.rejected([m.sighting_id for m in shown])
+    kept = [m for m in shown if (m.sighting_id, case.person_id) not in rejected]
+    timeline = [timeline_entry(case, m, alerts) for m in reversed(kept)]
     told = alerts.told(case_id) if sees_contact else []
     return render(
         request,
@@ -294,6 +297,8 @@ def case_page(
             and case.approved_at is None,
             "sees_contact": sees_contact,
             "held_hidden": held_matches(case) if len(shown) < len(matches) else 0,
+            "rejected": len(shown) - len(kept),
+            "can_judge": may_approve(principal),
             "told": told,
             "waiting": sum(t.tally.pending + t.tally.retrying for t in told),
             "sent": sum(t.tally.sent for t in told),

@@ -25,7 +25,7 @@ from oneeye.services.events import ARRIVAL_EVENTS, HubEvent
 from oneeye.services.sightings import REVISED_EVENT
 from oneeye.web.deps import ServicesDep, ViewerPage, audit_access
 from oneeye.web.pages.cameras import camera_tiles
-from oneeye.web.pages.cases import alert_banners, alert_service, camera_watch
+from oneeye.web.pages.cases import TimelineEntry, alert_banners, alert_service, camera_watch
 from oneeye.web.pages.render import format_money, render
 
 router = APIRouter(include_in_schema=False)
@@ -36,6 +36,8 @@ MAX_CARDS = 60
 """How many arrival cards the dashboard opens with (the JavaScript client keeps the same bound
 for live cards until the user scrolls to older ones)."""
 ARRIVAL_TYPES = ARRIVAL_EVENTS
+WITHDRAWN = "sighting.withdrawn"
+"""A match rejected by a teller or coordinator (``services.feedback``): its card goes."""
 
 
 @dataclass(slots=True)
@@ -53,6 +55,8 @@ class ArrivalCard:
     snapshot_url: str | None = None
     account: dict[str, Any] | None = None
     account_error: str | None = None
+    confirmed: bool = False
+    """A teller or coordinator said the match is right ("It is them")."""
     revised_from: str | None = None
     """Set when the decision shown first was revised: who the card first said it was."""
 
@@ -72,6 +76,7 @@ class ArrivalCard:
             "account_error": self.account_error,
             "revised": self.revised_from is not None,
             "revised_from": self.revised_from,
+            "confirmed": self.confirmed,
         }
 
     def revise(self, event_id: int, data: dict[str, Any]) -> None:
@@ -105,12 +110,18 @@ def arrival_cards(events: list[HubEvent], can_see_accounts: bool) -> list[Arriva
     """One card per visit (keyed by sighting id), newest first; account details kept only
     when the viewer may see them."""
     cards: dict[str, ArrivalCard] = {}
+    withdrawn: set[str] = set()
     for event in sorted(events, key=lambda e: e.id):
+        if event.type == WITHDRAWN:
+            gone = str(event.payload.get("sighting_id") or "")
+            withdrawn.add(gone)
+            cards.pop(gone, None)
+            continue
         if event.type not in ARRIVAL_TYPES:
             continue
         data = dict(event.payload)
         sighting_id = str(data.get("sighting_id") or data.get("id") or "")
-        if not sighting_id:
+        if not sighting_id or sighting_id in withdrawn:
             continue
         if not can_see_accounts:
             data.pop("account", None)
@@ -199,6 +210,23 @@ def first_steps(principal: Principal) -> list[FirstStep]:
     return steps
 
 
+def without_rejected(services: Services, banners: list[TimelineEntry]) -> list[TimelineEntry]:
+    """The Amber Alert banners but those whose sighting a coordinator rejected."""
+    rejected = {
+        sighting for sighting, _ in services.feedback.rejected([b.sighting_id for b in banners])
+    }
+    return [b for b in banners if b.sighting_id not in rejected]
+
+
+def judge_role(principal: Principal) -> str:
+    """Which arrival cards the page offers "It is them" / "Not them" on: ``coordinator``
+    (every match), ``teller`` (customers' arrivals) or ``""`` (none); the API checks again."""
+    for role in ("coordinator", "teller"):
+        if principal.allows(role):
+            return role
+    return ""
+
+
 def recent_events(services: Services, role: str) -> tuple[list[HubEvent], int]:
     """The newest dashboard events ``role`` may see (oldest first), and the newest event id
     (where the page's WebSocket resumes)."""
@@ -244,6 +272,13 @@ def dashboard_page(request: Request, services: ServicesDep, principal: ViewerPag
             )
         ]
     cards = arrival_cards(events, can_see_accounts)
+    # A rejection older than the events looked at still hides its card.
+    judged = [c.sighting_id for c in cards if c.person_id]
+    rejected = services.feedback.rejected(judged)
+    cards = [c for c in cards if (c.sighting_id, c.person_id) not in rejected]
+    confirmed = services.feedback.confirmed(judged)
+    for card in cards:
+        card.confirmed = (card.sighting_id, card.person_id) in confirmed
     today = datetime.now(UTC).date()
     if can_see_accounts:
         audit_account_views(services, principal, request, cards)
@@ -262,8 +297,9 @@ def dashboard_page(request: Request, services: ServicesDep, principal: ViewerPag
             "can_see_accounts": can_see_accounts,
             "money": format_money,
             "max_cards": MAX_CARDS,
-            "banners": alert_banners(alerts, principal),
+            "banners": without_rejected(services, alert_banners(alerts, principal)),
             "watch": camera_watch(services),
+            "judge": judge_role(principal),
         },
     )
 

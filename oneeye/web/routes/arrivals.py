@@ -66,6 +66,9 @@ def older_arrivals(
         if scope is None
         or scope.sighting_visible(_sighting_of(event), event.payload.get("person_id"))
     ]
+    # A match rejected ("Not them") is never shown again (``services.feedback``).
+    rejected = services.feedback.rejected({_sighting_of(e) for e in shown})
+    shown = [e for e in shown if (_sighting_of(e), e.payload.get("person_id")) not in rejected]
     accounts: dict[str, list[str]] = {}
     for event in shown:
         if event.type == ACCOUNT_EVENT:

@@ -49,9 +49,41 @@
             title: typeof d.distance === "number" ? "face distance " + d.distance.toFixed(3) + ": smaller is more alike" : "",
           }),
         ]),
+        root.dataset.judge === "yes"
+          ? el("p", { class: "card-actions", "data-testid": "timeline-actions" }, [
+              el("button", { type: "button", class: "small", "data-action": "confirm", "data-testid": "timeline-confirm", text: "It is them" }), " ",
+              el("button", { type: "button", class: "small danger", "data-action": "reject", "data-testid": "timeline-reject", text: "Not them" }),
+            ])
+          : null,
+        root.dataset.judge === "yes" ? el("p", { class: "card-result", role: "status", "data-testid": "timeline-result" }) : null,
       ]),
     ]);
   }
+
+  /* "It is them" / "Not them" on a sighting (coordinators and admins; the API checks again). */
+  function withdraw(sightingId) {
+    const li = timeline.querySelector('[data-sighting-id="' + CSS.escape(sightingId) + '"]');
+    if (li) li.remove();
+  }
+
+  timeline.addEventListener("click", async function (event) {
+    const button = event.target.closest("button[data-action]");
+    const li = button && button.closest('[data-testid="timeline-entry"]');
+    if (!li) return;
+    const result = li.querySelector('[data-testid="timeline-result"]');
+    button.disabled = true;
+    try {
+      await api("POST", "/api/v1/sightings/" + encodeURIComponent(li.dataset.sightingId) + "/verdict", { verdict: button.dataset.action });
+      if (button.dataset.action === "reject") withdraw(li.dataset.sightingId);
+      else {
+        const actions = li.querySelector('[data-testid="timeline-actions"]');
+        if (actions) actions.replaceChildren(el("span", { "data-testid": "timeline-confirmed", text: "Confirmed" }));
+      }
+    } catch (err) {
+      button.disabled = false;
+      if (result) result.textContent = err.message;
+    }
+  });
 
   function addSighting(d) {
     if (d.match_id !== undefined && timeline.querySelector('[data-match-id="' + CSS.escape(String(d.match_id)) + '"]')) return;
@@ -200,6 +232,7 @@
   function onFrame(frame) {
     const d = frame.data || {};
     if (frame.type === "camera.status") { window.OneEye.cameraWatch(d); return; }
+    if (frame.type === "sighting.withdrawn") { withdraw(d.sighting_id || ""); return; }
     if (d.case_id !== caseId) return;
     if (frame.type === "alert.sighting") addSighting(d);
     else if (frame.type === "case.resolved" || frame.type === "case.expired") closed(d.status || frame.type.slice(5));

@@ -6,6 +6,7 @@
 
 (function () {
   const { api, el, localTime } = window.OneEye;
+  const WITHDRAWN = "sighting.withdrawn"; /* a rejected match: its card goes */
   const ARRIVALS = new Set(["sighting", "customer.arrived", "sighting_update", "sighting.update", "left", "sighting.left", "sighting.revised"]);
   const LIVE_AT_START = 4; /* browsers allow ~6 connections per host; keep room for the API */
   const MISSING_WATCHLIST = "amber-alert"; /* the Amber Alert watchlist (services.alerts) */
@@ -20,6 +21,8 @@
   const maxCards = parseInt(root.dataset.maxCards || "60", 10);
   let lastId = parseInt(root.dataset.lastEventId || "0", 10) || 0;
   const visits = new Map(); /* sighting id -> merged event data */
+  const withdrawn = new Set(); /* sighting ids whose match was rejected: never shown again */
+  const judge = root.dataset.judge || ""; /* "coordinator", "teller" (customers' cards) or "" */
 
   const initial = document.getElementById("initial-cards");
   if (initial) {
@@ -87,6 +90,14 @@
         " · ",
         el("time", { "data-testid": "card-time", datetime: v.seen_at || "", text: localTime(v.seen_at) }),
       ]),
+      v.person_id && (judge === "coordinator" || (judge === "teller" && v.account))
+        ? el("p", { class: "card-actions", "data-testid": "card-actions" }, v.confirmed
+          ? [el("span", { "data-testid": "card-confirmed", text: "Confirmed" }), " ",
+             el("button", { type: "button", class: "small", "data-action": "enrol", "data-testid": "card-enrol", text: "Add this face to their photos" })]
+          : [el("button", { type: "button", class: "small", "data-action": "confirm", "data-testid": "card-confirm", text: "It is them" }), " ",
+             el("button", { type: "button", class: "small danger", "data-action": "reject", "data-testid": "card-reject", text: "Not them" })])
+        : null,
+      el("p", { class: "card-result", role: "status", "data-testid": "card-result" }),
     ]);
     const classes = ["card"];
     if (!v.person_id) classes.push("unknown");
@@ -125,10 +136,58 @@
     return true;
   }
 
+  function withdrawCard(id) {
+    withdrawn.add(id);
+    visits.delete(id);
+    const card = cardsBox.querySelector('[data-sighting-id="' + CSS.escape(id) + '"]');
+    if (card) card.remove();
+    regroup();
+    const empty = document.querySelector('[data-testid="no-arrivals"]');
+    if (empty && !cardsBox.querySelector('[data-testid="arrival-card"]')) empty.hidden = false;
+  }
+
+  function rebuild(id) {
+    const existing = cardsBox.querySelector('[data-sighting-id="' + CSS.escape(id) + '"]');
+    if (!existing || !visits.get(id)) return;
+    const card = buildCard(visits.get(id));
+    watchImages(card);
+    existing.replaceWith(card);
+  }
+
+  /* "It is them" / "Not them" / "Add this face": the API checks the role again. */
+  async function onCardAction(button) {
+    const card = button.closest('[data-testid="arrival-card"]');
+    const id = card && card.dataset.sightingId;
+    if (!id) return;
+    const result = card.querySelector('[data-testid="card-result"]');
+    const url = "/api/v1/sightings/" + encodeURIComponent(id);
+    button.disabled = true;
+    try {
+      if (button.dataset.action === "enrol") {
+        await api("POST", url + "/enrol", {});
+        if (result) result.textContent = "Face added to their photos";
+        button.remove();
+        return;
+      }
+      await api("POST", url + "/verdict", { verdict: button.dataset.action });
+      if (button.dataset.action === "reject") {
+        withdrawCard(id);
+      } else {
+        const v = visits.get(id) || {};
+        v.confirmed = true;
+        visits.set(id, v);
+        rebuild(id);
+      }
+    } catch (err) {
+      button.disabled = false;
+      if (result) result.textContent = err.message;
+    }
+  }
+
   function upsertCard(frame) {
     const data = frame.data || {};
     const id = data.sighting_id || data.id;
-    if (!id) return;
+    if (!id || withdrawn.has(id)) return;
     const merged = Object.assign({}, visits.get(id) || {});
     if (!mergeFrame(merged, frame)) return;
     if (visits.get(id) && visits.get(id).seen_at) merged.seen_at = visits.get(id).seen_at;
@@ -377,6 +436,7 @@
       lastId = frame.id;
     }
     if (ARRIVALS.has(frame.type) && cardsBox) upsertCard(frame);
+    else if (frame.type === WITHDRAWN && cardsBox) withdrawCard((frame.data || {}).sighting_id || "");
     else if (frame.type === "camera.status") {
       updateCamera(frame.data || {});
       window.OneEye.cameraWatch(frame.data || {});
@@ -419,6 +479,13 @@
       apply();
     });
     apply();
+  }
+
+  if (cardsBox) {
+    cardsBox.addEventListener("click", function (event) {
+      const button = event.target.closest("button[data-action]");
+      if (button && cardsBox.contains(button)) onCardAction(button);
+    });
   }
 
   document.querySelectorAll('[data-testid="camera-tile"]').forEach(wireTile);
