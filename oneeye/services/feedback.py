@@ -215,6 +215,21 @@ class FeedbackService:
         """The confirmed (sighting, person) pairs among ``sighting_ids``."""
         return self._judged(sighting_ids, CONFIRM)
 
+    def verdict_states(self, matches: Collection[tuple[str, str | None]]) -> dict[str, str]:
+        """The verdict on each (sighting, person) match, by sighting id: ``rejected``,
+        ``confirmed`` or ``none`` (an unknown face, or nobody judged it). The history keeps
+        rejected matches, marked as such."""
+        ids = [sighting for sighting, person in matches if person is not None]
+        rejected = self.rejected(ids)
+        confirmed = self.confirmed(ids)
+        states: dict[str, str] = {}
+        for sighting, person in matches:
+            pair = (sighting, person or "")
+            states[sighting] = (
+                "rejected" if pair in rejected else "confirmed" if pair in confirmed else "none"
+            )
+        return states
+
     def _judged(self, sighting_ids: Collection[str], verdict: str) -> set[tuple[str, str]]:
         if not sighting_ids:
             return set()

@@ -212,3 +212,57 @@ def test_a_rejected_case_sighting_leaves_the_case_page_and_the_banner(
     dashboard = viewer.get("/").text
     assert dashboard.count('data-testid="alert-banner"') == 0  # it showed the rejected one
     assert live.sighting_id not in dashboard
+
+
+@pytest.mark.slow
+def test_a_rejected_case_sighting_leaves_the_case_api(
+    server: OneEyeApp, client_for: ClientFor, face_photos: Path, face_engine: FaceEngine
+) -> None:
+    case, alerts = case_with_sightings(server, face_photos, face_engine)
+    live = next(m for m in alerts.matches(case.id) if m.kind == "live")
+    coordinator = client_for("coordinator")
+    before = coordinator.get(f"{API}/cases/{case.id}").json()
+    assert len(before["timeline"]) == 2
+    assert before["rejected_matches"] == 0
+
+    rejected = coordinator.post(
+        f"{SIGHTINGS}/{live.sighting_id}/verdict", json={"verdict": "reject"}
+    )
+    assert rejected.status_code == 200, rejected.text
+    for role in ("viewer", "coordinator"):
+        after = client_for(role).get(f"{API}/cases/{case.id}")
+        assert after.status_code == 200, after.text
+        assert [m["sighting_id"] for m in after.json()["timeline"]] == [
+            m["sighting_id"] for m in before["timeline"] if m["sighting_id"] != live.sighting_id
+        ]
+        assert after.json()["rejected_matches"] == 1
+
+
+@pytest.mark.slow
+def test_sightings_and_history_carry_the_verdict_and_keep_rejections(
+    server: OneEyeApp, client_for: ClientFor, face_photos: Path
+) -> None:
+    admin, teller = key_client(server, "admin"), key_client(server, "teller")
+    customer = _person(admin, "Barack Obama", "customers")
+    enrol(admin, customer, face_photos, "obama.jpg")
+    good = _seen(server, face_photos, "obama2.jpg", customer, "customers")
+    wrong = _seen(server, face_photos, "biden.jpg", customer, "customers")
+    plain = _seen(server, face_photos, "obama3.jpg", customer, "customers")
+    unknown = _seen(server, face_photos, "obama3.jpg", None, None)
+    for seen, verdict in ((good, "confirm"), (wrong, "reject")):
+        done = teller.post(f"{SIGHTINGS}/{seen}/verdict", json={"verdict": verdict})
+        assert done.status_code == 200, done.text
+
+    listed = {s["id"]: s["verdict"] for s in teller.get(SIGHTINGS).json()}
+    assert listed == {good: "confirmed", wrong: "rejected", plain: "none", unknown: "none"}
+    assert teller.get(f"{SIGHTINGS}/{wrong}").json()["verdict"] == "rejected"
+    assert teller.get(f"{SIGHTINGS}/{good}").json()["verdict"] == "confirmed"
+
+    # The history is the record: it keeps the rejected match, marked.
+    for url in ("/history", f"/people/{customer}"):
+        page = client_for("teller").get(url)
+        assert page.status_code == 200, page.text
+        assert f'data-sighting-id="{wrong}" data-verdict="rejected"' in page.text
+        assert f'data-sighting-id="{good}" data-verdict="confirmed"' in page.text
+        assert f'data-sighting-id="{plain}" data-verdict="none"' in page.text
+        assert page.text.count('data-testid="history-rejected"') == 1

@@ -19,7 +19,7 @@ from oneeye.services.history import PAGE_SIZE, HistoryPage, page
 from oneeye.services.sightings import SightingView, photo_url
 from oneeye.web.deps import ServicesDep, TellerPage, audit_access
 from oneeye.web.pages.render import iso_time, render
-from oneeye.web.routes.sightings import HistoryFilter, cursor_text
+from oneeye.web.routes.sightings import HistoryFilter, cursor_text, verdicts_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,9 +41,10 @@ def _error(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
-def _row(view: SightingView) -> dict[str, Any]:
+def _row(view: SightingView, verdicts: dict[str, str]) -> dict[str, Any]:
     row = view.sighting
     return {
+        "verdict": verdicts.get(row.id, "none"),
         "id": row.id,
         "first_seen": iso_time(row.first_seen),
         "left_at": iso_time(row.left_at),
@@ -65,6 +66,14 @@ def _row(view: SightingView) -> dict[str, Any]:
             for d in view.decisions
         ],
     }
+
+
+def _rows(services: Services, found: HistoryPage | None) -> list[dict[str, Any]]:
+    """The page's rows, each with its verdict (a rejected match stays, marked)."""
+    if found is None:
+        return []
+    verdicts = verdicts_of(services, found.sightings)
+    return [_row(v, verdicts) for v in found.sightings]
 
 
 def _history(
@@ -118,7 +127,7 @@ def history_page(request: Request, services: ServicesDep, principal: TellerPage)
         "history.html",
         principal,
         {
-            "rows": [_row(v) for v in found.sightings] if found else [],
+            "rows": _rows(services, found),
             "filters": values,
             "error": error,
             "people": services.enrolment.people(limit=PERSON_CHOICES, match_accounts=False),
@@ -159,7 +168,7 @@ def person_page(
         "history.html",
         principal,
         {
-            "rows": [_row(v) for v in found.sightings] if found else [],
+            "rows": _rows(services, found),
             "filters": values,
             "error": error,
             "people": [],

@@ -16,6 +16,7 @@ answer that creates it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -160,6 +161,9 @@ class CaseDetail(CasePublic):
     """A case with every match, in the order they were seen (the timeline)."""
 
     timeline: list[MatchPublic]
+    rejected_matches: int = 0
+    """Matches a coordinator rejected ("not them", ``POST /sightings/{id}/verdict``): left
+    out of ``timeline``, like the case page does (``matches`` still counts them)."""
 
 
 class PhotoCheckPublic(BaseModel):
@@ -252,11 +256,20 @@ def match_public(info: MatchInfo) -> MatchPublic:
     )
 
 
-def case_detail(info: CaseInfo, matches: list[MatchInfo], principal: Principal) -> CaseDetail:
-    """A case with its timeline, as ``principal`` may see it."""
+def case_detail(
+    info: CaseInfo,
+    matches: list[MatchInfo],
+    principal: Principal,
+    rejected: Collection[tuple[str, str]] = (),
+) -> CaseDetail:
+    """A case with its timeline, as ``principal`` may see it, without the ``rejected``
+    (sighting, person) pairs."""
+    shown = visible_matches(principal, matches)
+    kept = [m for m in shown if (m.sighting_id, info.person_id) not in rejected]
     return CaseDetail(
         **case_public(info, principal).model_dump(),
-        timeline=[match_public(m) for m in visible_matches(principal, matches)],
+        timeline=[match_public(m) for m in kept],
+        rejected_matches=len(shown) - len(kept),
     )
 
 
@@ -424,11 +437,16 @@ def list_cases(
 @router.get("/cases/{case_id}", response_model=CaseDetail, tags=["cases"], summary="One case")
 def get_case(request: Request, viewer: Viewer, case_id: str) -> CaseDetail:
     """A case with every sighting of the person on a timeline, retro-search results
-    included."""
+    included; a match a coordinator rejected is left out (``rejected_matches`` counts
+    them)."""
     alerts = get_alerts(request)
     info = visible_case(alerts, viewer, case_id)
-    detail = case_detail(info, alerts.matches(case_id), viewer)
-    audit_access(get_services(request), viewer, request, "case.view", case_id, {"via": "api"})
+    services = get_services(request)
+    matches = alerts.matches(case_id)
+    # A match a coordinator rejected ("Not them") is never shown again.
+    rejected = services.feedback.rejected([m.sighting_id for m in matches])
+    detail = case_detail(info, matches, viewer, rejected)
+    audit_access(services, viewer, request, "case.view", case_id, {"via": "api"})
     return detail
 
 

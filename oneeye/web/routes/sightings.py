@@ -20,6 +20,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from oneeye.services.context import Services
 from oneeye.services.feedback import RejectedPair, SightingEnrolment, Verdict
 from oneeye.services.history import (
     EXPORT_MAX_ROWS,
@@ -70,9 +71,12 @@ class SightingPublic(BaseModel):
     """Whether an earlier decision (shown to the dashboards) was replaced; see ``decisions``."""
     decisions: list[DecisionPublic] = []
     """The decision trail, oldest first; the last is the current one."""
+    verdict: Literal["confirmed", "rejected", "none"] = "none"
+    """What a teller or coordinator said of the match to ``person_id`` (``POST
+    /sightings/{id}/verdict``); a rejected match stays in the history, marked."""
 
 
-def _public(view: SightingView) -> SightingPublic:
+def _public(view: SightingView, verdict: str = "none") -> SightingPublic:
     row = view.sighting
     return SightingPublic(
         id=row.id,
@@ -100,7 +104,13 @@ def _public(view: SightingView) -> SightingPublic:
             )
             for d in view.decisions
         ],
+        verdict=verdict,  # type: ignore[arg-type]
     )
+
+
+def verdicts_of(services: Services, views: list[SightingView]) -> dict[str, str]:
+    """Each sighting's verdict on its current match (``none`` when nobody judged it)."""
+    return services.feedback.verdict_states([(v.sighting.id, v.sighting.person_id) for v in views])
 
 
 CURSOR_SEPARATOR = "~"
@@ -275,7 +285,8 @@ def list_sightings(
         exclude_sightings=scope.held_sightings if scope is not None else (),
         unknown=unknown,
     )
-    return [_public(view) for view in views]
+    verdicts = verdicts_of(services, views)
+    return [_public(view, verdicts[view.sighting.id]) for view in views]
 
 
 @router.get(
@@ -344,7 +355,7 @@ def get_sighting(sighting_id: str, services: ServicesDep, principal: Viewer) -> 
         )
     ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no sighting {sighting_id!r}")
-    return _public(view)
+    return _public(view, verdicts_of(services, [view])[view.sighting.id])
 
 
 @router.post(
