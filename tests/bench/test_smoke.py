@@ -37,6 +37,12 @@ def run_bench(script: str, *args: str) -> str:
     return done.stdout
 
 
+def test_cnn_reference(tmp_path: Path) -> None:
+    out = run_bench("cnn_reference.py", "smoke", "--out", str(tmp_path / "ref.json"))
+    assert "1 inputs, 0 faces" in out
+    assert (tmp_path / "ref.json").exists()
+
+
 def test_camera_registry() -> None:
     out = run_bench("camera_registry.py", "--smoke")
     assert "us/check" in out
