@@ -30,7 +30,7 @@ from oneeye.store.db import Database
 from tests.conftest import free_port
 
 SERVE = [sys.executable, "-m", "oneeye.cli", "serve"]
-START_TIMEOUT = 90.0
+START_TIMEOUT = 300.0  # waits for the server to answer; a busy CI machine can take minutes
 PASSWORD = "correct horse battery"
 ADMIN_PASSWORD = "the admin's own passphrase"
 
@@ -60,9 +60,13 @@ class Served:
         try:
             return self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            # A server that ignores Ctrl-C is a bug to see, not to kill quietly.
             self.process.kill()
             self.process.wait()
-            raise
+            raise AssertionError(
+                f"oneeye serve did not stop within 30 s of {how.name}:\n"
+                + self.stderr.read_text(errors="replace")[-4000:]
+            ) from None
 
 
 def serve(data_dir: Path, logs: Path, name: str) -> Served:

@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,40 @@ class Inbox:
     def __len__(self) -> int:
         with self._lock:
             return len(self.messages)
+
+
+def drained(publish: Callable[[Note], None], inbox: Inbox, timeout: float = 30.0) -> list[Message]:
+    """What ``inbox`` received before a marker published now: proof that nothing else is on
+    its way, instead of a sleep. A broker delivers a subscription's retained and queued
+    messages before anything published after it, so once the marker is in, whatever was
+    going to arrive has. The marker is published again every half second until it arrives
+    (the subscription may still be settling).
+
+    Args:
+        publish: publishes the given note on a topic ``inbox`` is subscribed to.
+        inbox: the handler under test.
+        timeout: how long to wait for the marker.
+
+    Returns:
+        The messages received before the marker (the markers are left out).
+
+    Raises:
+        AssertionError: the marker did not arrive in time.
+    """
+    marker = uuid.uuid4().hex
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        publish(Note.model_validate({"marker": marker}))
+        settle = time.monotonic() + 0.5
+        while time.monotonic() < settle:
+            with inbox._lock:
+                seen = [m.payload.get("marker") == marker for m in inbox.messages]
+            if any(seen):
+                first = seen.index(True)
+                with inbox._lock:
+                    return [m for m in inbox.messages[:first] if "marker" not in m.payload]
+            time.sleep(0.01)
+    raise AssertionError(f"the marker did not arrive in {timeout} s")
 
 
 class PrivateBroker:

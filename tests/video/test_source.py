@@ -109,7 +109,9 @@ def test_paced_file_plays_at_its_native_fps(tmp_path: Path) -> None:
         numbers = [first.index] + [f.index for f in reader]
         elapsed = time.monotonic() - start
     assert numbers == list(range(10))
-    assert 9 / 20.0 - 0.02 <= elapsed < 9 / 20.0 + 0.5
+    # Never faster than the file's 20 fps (how much slower depends on the machine's load: not
+    # a test's business; bench/video_cameras.py measures keeping up).
+    assert elapsed >= 9 / 20.0 - 0.02
 
 
 def test_close_ends_iteration_of_a_file(video_file: Path) -> None:
@@ -318,7 +320,9 @@ def test_live_read_never_repeats_a_frame_and_times_out(camera: MjpegServer) -> N
         reader.read(timeout=0.0)  # take whatever arrived before the stall
         start = time.monotonic()
         assert reader.read(timeout=0.2) is None
-        assert 0.15 <= time.monotonic() - start < 1.0
+        # It waited (at least its timeout) and came back (not a hang: how soon after the
+        # timeout depends on the machine's load).
+        assert 0.15 <= time.monotonic() - start < 10.0
 
 
 def test_live_source_reconnects_when_the_camera_comes_back(camera: MjpegServer) -> None:

@@ -122,12 +122,13 @@ def test_account_details_need_a_teller(client_for: ClientFor, role: str) -> None
 def test_only_admins_change_accounts(client_for: ClientFor) -> None:
     client_for("admin").post(CUSTOMERS, json=ACCOUNT)
     teller = client_for("teller")
-    for method, url, kwargs in [
+    attempts: list[tuple[str, str, Any]] = [
         ("POST", CUSTOMERS, {"json": {**ACCOUNT, "account_id": "ACC-9"}}),
         ("PUT", f"{CUSTOMERS}/ACC-1", {"json": {"name": "X"}}),
         ("DELETE", f"{CUSTOMERS}/ACC-1", {}),
         ("POST", f"{CUSTOMERS}/ACC-1/photo", {"files": upload("x.jpg", b"x")}),
-    ]:
+    ]
+    for method, url, kwargs in attempts:
         assert teller.request(method, url, **kwargs).status_code == 403, (method, url)
     assert teller.get(f"{CUSTOMERS}/ACC-1").json()["name"] == "Barack Obama"
 

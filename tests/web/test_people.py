@@ -199,13 +199,14 @@ def test_only_admins_change_people(client_for: ClientFor, role: str) -> None:
     other = client_for(role)
     assert other.get(PEOPLE).status_code == 200
     assert other.get(f"{PEOPLE}/{person['id']}/templates").status_code == 200
-    for method, url, kwargs in [
+    attempts: list[tuple[str, str, Any]] = [
         ("POST", PEOPLE, {"json": {"name": "X"}}),
         ("PATCH", f"{PEOPLE}/{person['id']}", {"json": {"name": "X"}}),
         ("DELETE", f"{PEOPLE}/{person['id']}", {}),
         ("POST", f"{PEOPLE}/{person['id']}/photos", {"files": upload("x.jpg", b"x")}),
         ("DELETE", f"{PEOPLE}/{person['id']}/templates/x", {}),
-    ]:
+    ]
+    for method, url, kwargs in attempts:
         response = other.request(method, url, **kwargs)
         assert response.status_code == 403, (method, url)
         assert "admin role" in response.json()["error"]["message"]

@@ -316,31 +316,31 @@ def test_a_silent_smtp_server_does_not_hold_up_webhooks(
 ) -> None:
     """A server that accepts connections and never answers costs a timeout per attempt; once
     it has failed, its other rows are held back instead of each spending a timeout, so other
-    channels go out at once."""
+    channels go out at once. Proved by counting, not by the clock: the webhook row comes after
+    20 email rows, so without holding back it would go out only once all 20 had timed out."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(64)  # connections complete, nobody ever answers
         port = silent.getsockname()[1]
-        settings = settings_for(smtp_port=port, backoff_initial=1.0, backoff_max=1.0)
+        # A long backoff: no email row is tried twice during the test, so the attempts counted
+        # at the end are the ones made before the webhook went out.
+        settings = settings_for(smtp_port=port, backoff_initial=60.0, backoff_max=60.0)
         settings.smtp.timeout = 0.5
         email = add_subscription(sqlite_db, "email", "desk@example.org")
         hook = add_subscription(sqlite_db, "webhook", http_receiver.url, secret="s" * 20)
         emails = add_notifications(sqlite_db, email, "email", "desk@example.org", count=20)
         [webhook] = add_notifications(sqlite_db, hook, "webhook", http_receiver.url)
         service = make_service(sqlite_db, photos, settings, concurrency=4)
-        started = time.monotonic()
         service.start()
         try:
-            assert wait_until(lambda: len(http_receiver.requests) == 1, timeout=5.0)
-            took = time.monotonic() - started
-            time.sleep(1.0)
+            assert wait_until(lambda: len(http_receiver.requests) == 1, timeout=60.0)
         finally:
-            service.stop()
-    assert took < 1.5  # without holding back: 20 timeouts / 4 threads = 2.5 s first
+            service.stop()  # lets the sends in flight finish
     state = rows(sqlite_db)
     assert state[webhook].status == "sent"
     attempts = sum(state[i].attempts for i in emails)
-    assert 1 <= attempts <= 12
+    # At most one timeout per sending thread before the outage is known, and one probe each.
+    assert 1 <= attempts <= 8, f"{attempts} email attempts: the rows were not held back"
     held = [state[i] for i in emails if state[i].attempts == 0]
     assert held
     assert all("not tried yet: email is failing" in (r.last_error or "") for r in held)
