@@ -1,7 +1,7 @@
 """The layers of DESIGN.md hold: imports flow downward only, and the edge names no concrete bus.
 
 Layers, bottom up: ``types``, ``errors``, ``config``, ``redact`` <- ``vision``, ``bus``,
-``store`` <- ``gallery``, ``video`` <- ``services`` <- ``web`` <- ``app``, ``edge_app``, ``cli``.
+``store`` <- ``gallery``, ``video``, ``compat`` <- ``services`` <- ``web`` <- ``app``, ``edge_app``, ``cli``.
 A module may import its own layer's rooms only where listed in ``SIDEWAYS``.
 """
 
@@ -26,6 +26,7 @@ LAYER = {
     "store": 1,
     "gallery": 2,
     "video": 2,
+    "compat": 2,
     "services": 3,
     "web": 4,
     "app": 5,

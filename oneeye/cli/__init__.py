@@ -1,7 +1,7 @@
 """The ``oneeye`` command. The only place in OneEye that exits the process.
 
 One module per command group (``enrol``, ``identify``, ``watch``, ``serve``, ``edge``,
-``users``); each imports what is heavy (numpy, dlib, onnxruntime, SQLAlchemy, FastAPI) inside
+``users``, ``compat``); each imports what is heavy (numpy, dlib, onnxruntime, SQLAlchemy, FastAPI) inside
 the command that needs it, so ``oneeye --help`` answers at once.
 
 Exit codes: 0 success, 1 the work ran but something failed (a photo refused, a file
@@ -15,6 +15,7 @@ import logging
 import click
 
 from oneeye import __version__
+from oneeye.cli.compat import compat
 from oneeye.cli.edge import edge
 from oneeye.cli.enrol import enroll
 from oneeye.cli.identify import identify
@@ -42,7 +43,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     ctx.obj = Settings()
 
 
-for command in (enroll, identify, watch, serve, edge, users):
+for command in (enroll, identify, watch, serve, edge, users, compat):
     cli.add_command(command)
 
 

@@ -26,7 +26,9 @@ def rect_from_box(box: FaceBox) -> Any:
     return dlib.rectangle(box.left, box.top, box.right, box.bottom)
 
 
-def box_from_rect(rect: Any, height: int, width: int, factor: float = 1.0) -> FaceBox:
+def box_from_rect(
+    rect: Any, height: int, width: int, factor: float = 1.0, *, clip: bool = True
+) -> FaceBox:
     """A project box for a dlib rectangle found in an image resized by ``factor``.
 
     Args:
@@ -34,6 +36,8 @@ def box_from_rect(rect: Any, height: int, width: int, factor: float = 1.0) -> Fa
         height: height of the original image (the box is clipped to it).
         width: width of the original image.
         factor: the resize factor the detector's image had relative to the original.
+        clip: clip the box to the image; ``False`` keeps dlib's corners even where they lie
+            outside it (``oneeye.compat`` trims them face_recognition's way).
 
     Returns:
         The box in the original image's pixels.
@@ -41,7 +45,7 @@ def box_from_rect(rect: Any, height: int, width: int, factor: float = 1.0) -> Fa
     box = FaceBox(top=rect.top(), right=rect.right(), bottom=rect.bottom(), left=rect.left())
     if factor != 1.0:
         box = box.scaled(1.0 / factor)
-    return box.clipped(height, width)
+    return box.clipped(height, width) if clip else box
 
 
 def points_from_shape(shape: Any) -> npt.NDArray[np.float32]:

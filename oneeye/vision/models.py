@@ -19,9 +19,14 @@ _FILES = {
 LANDMARKS_68 = "shape_predictor_68_face_landmarks.dat"
 """dlib's 68-point landmark model: optional, used only by the opt-in ``"5+68"`` alignment."""
 
-LANDMARKS_68_LICENCE = (
+LANDMARKS_68_TERMS = (
     "dlib's 68-point landmark model (shape_predictor_68_face_landmarks.dat) was trained on the "
-    "iBUG 300-W data set, whose licence excludes commercial use. It is used only because the "
+    "iBUG 300-W data set, whose licence excludes commercial use."
+)
+"""The licence note itself; each user of the model says why it is used after it."""
+
+LANDMARKS_68_LICENCE = (
+    LANDMARKS_68_TERMS + " It is used only because the "
     'alignment setting asks for "5+68"; the default ("5") uses only CC0 models.'
 )
 

@@ -38,14 +38,19 @@ class DlibDetector(ABC):
         """Find every face at least ``min_face_px`` pixels wide (see ``FaceDetector.detect``)."""
         return self.detect_at(image, plan_scale(min_face_px, self.window_px))
 
-    def detect_at(self, image: RGBImage, plan: ScalePlan) -> list[Detection]:
-        """Find faces with an explicit scale plan (see ``FaceDetector.detect_at``)."""
+    def detect_at(
+        self, image: RGBImage, plan: ScalePlan, *, clip: bool = True
+    ) -> list[Detection]:
+        """Find faces with an explicit scale plan (see ``FaceDetector.detect_at``).
+
+        ``clip=False`` keeps boxes that reach past the image's edges as dlib found them (what
+        ``oneeye.compat`` needs to trim them the way face_recognition does)."""
         height, width = image.shape[:2]
         scaled = resize_for(image, plan.factor)
         stage = self.name if plan.upsample == 0 else f"{self.name}-up{plan.upsample}"
         found = [
             Detection(
-                box=box_from_rect(rect, height, width, plan.factor),
+                box=box_from_rect(rect, height, width, plan.factor, clip=clip),
                 confidence=float(confidence),
                 detector=stage,
             )
