@@ -68,11 +68,15 @@ def find_faces(fr: ModuleType, photos: list[Path]) -> tuple[Answers, Encodings]:
     answers: Answers = []
     for photo in photos:
         image = fr.load_image_file(str(photo))
-        answers.append([photo.name, [tuple(int(v) for v in box) for box in fr.face_locations(image)]])
+        answers.append(
+            [photo.name, [tuple(int(v) for v in box) for box in fr.face_locations(image)]]
+        )
     return answers, []
 
 
-def identify(fr: ModuleType, known: dict[str, Path], unknown: list[Path]) -> tuple[Answers, Encodings]:
+def identify(
+    fr: ModuleType, known: dict[str, Path], unknown: list[Path]
+) -> tuple[Answers, Encodings]:
     """README, "Identify faces in pictures": who of the known people is in each photo."""
     names: list[str] = []
     known_encodings: Encodings = []
@@ -140,7 +144,9 @@ def largest_difference(a: Encodings, b: Encodings) -> float | None:
     """The largest absolute difference between paired encodings (``None``: none to pair)."""
     if not a or len(a) != len(b):
         return None
-    return float(max(np.max(np.abs(np.asarray(x) - np.asarray(y))) for x, y in zip(a, b, strict=True)))
+    return float(
+        max(np.max(np.abs(np.asarray(x) - np.asarray(y))) for x, y in zip(a, b, strict=True))
+    )
 
 
 def load_average() -> list[float]:
@@ -151,7 +157,11 @@ def load_average() -> list[float]:
 def commit() -> str:
     """The checkout's commit (short), or ``unknown``."""
     done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return done.stdout.strip() or "unknown"
 
@@ -188,7 +198,9 @@ def inputs(args: argparse.Namespace) -> dict[str, Any]:
         frames = [cv2.imread(str(faces / "obama2.jpg"))] * 2
         return {"photos": photos, "known": known, "unknown": unknown, "frames": frames}
     train = faces / "knn" / "train"
-    known = {person.name: pictures(person)[0] for person in sorted(train.iterdir()) if person.is_dir()}
+    known = {
+        person.name: pictures(person)[0] for person in sorted(train.iterdir()) if person.is_dir()
+    }
     return {
         "photos": pictures(faces),
         "known": known,
@@ -217,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import face_recognition  # noqa: PLC0415 - benchmark-only reference (loads its models)
 
-    import oneeye.compat as compat  # noqa: PLC0415
+    from oneeye import compat  # noqa: PLC0415 - the one line a user changes
 
     libraries = {"face_recognition": face_recognition, "oneeye.compat": compat}
     data = inputs(args)
@@ -229,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load_average()
     seconds = {name: dict.fromkeys(libraries, 0.0) for name in runs}
     answers: dict[str, dict[str, tuple[Answers, Encodings]]] = {name: {} for name in runs}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns) as progress:
         task = progress.add_task("examples", total=len(runs) * rounds * len(libraries))
         for name, run in runs.items():
@@ -241,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                     seconds[name][library_name] += time.perf_counter() - started
                     progress.advance(task)
     out: dict[str, Any] = {
-        "command": "python bench/compat_examples.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python bench/compat_examples.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit(),
         "load_average_before": load_before,
@@ -249,14 +267,17 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
         "examples": {},
     }
-    print(f"{'example':<12} {'face_recognition s':>19} {'oneeye.compat s':>16} {'ratio':>6}  same answers")
+    header = ("example", "face_recognition s", "oneeye.compat s", "ratio")
+    print(f"{header[0]:<12} {header[1]:>19} {header[2]:>16} {header[3]:>6}  same answers")
     for name in runs:
         reference, dropin = answers[name]["face_recognition"], answers[name]["oneeye.compat"]
         same = reference[0] == dropin[0]
-        figures = {
+        figures: dict[str, Any] = {
             "face_recognition_seconds": round(seconds[name]["face_recognition"] / rounds, 3),
             "oneeye_compat_seconds": round(seconds[name]["oneeye.compat"] / rounds, 3),
-            "speed_ratio": round(seconds[name]["face_recognition"] / seconds[name]["oneeye.compat"], 2),
+            "speed_ratio": round(
+                seconds[name]["face_recognition"] / seconds[name]["oneeye.compat"], 2
+            ),
             "same_answers": same,
             "answers": len(reference[0]),
             "largest_encoding_difference": largest_difference(reference[1], dropin[1]),
@@ -296,7 +317,9 @@ def draw(out: dict[str, Any], path: Path) -> None:
     axes.bar(x + 0.2, dropin, 0.4, label="oneeye.compat")
     for i, name in enumerate(names):
         ratio = out["examples"][name]["speed_ratio"]
-        axes.annotate(f"{ratio:.1f}x", (x[i], max(reference[i], dropin[i])), ha="center", va="bottom")
+        axes.annotate(
+            f"{ratio:.1f}x", (x[i], max(reference[i], dropin[i])), ha="center", va="bottom"
+        )
     axes.set_xticks(x, names)
     axes.set_ylabel("seconds per run")
     axes.set_title(f"face_recognition's README examples (load {out['load_average_before'][0]})")

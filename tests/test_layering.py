@@ -1,7 +1,8 @@
 """The layers of DESIGN.md hold: imports flow downward only, and the edge names no concrete bus.
 
 Layers, bottom up: ``types``, ``errors``, ``config``, ``redact`` <- ``vision``, ``bus``,
-``store`` <- ``gallery``, ``video``, ``compat`` <- ``services`` <- ``web`` <- ``app``, ``edge_app``, ``cli``.
+``store`` <- ``gallery``, ``video``, ``compat`` <- ``services`` <- ``web`` <- ``app``,
+``edge_app``, ``cli``.
 A module may import its own layer's rooms only where listed in ``SIDEWAYS``.
 """
 

@@ -1,8 +1,8 @@
 """The ``oneeye`` command. The only place in OneEye that exits the process.
 
 One module per command group (``enrol``, ``identify``, ``watch``, ``serve``, ``edge``,
-``users``, ``compat``); each imports what is heavy (numpy, dlib, onnxruntime, SQLAlchemy, FastAPI) inside
-the command that needs it, so ``oneeye --help`` answers at once.
+``users``, ``compat``); each imports what is heavy (numpy, dlib, onnxruntime, SQLAlchemy,
+FastAPI) inside the command that needs it, so ``oneeye --help`` answers at once.
 
 Exit codes: 0 success, 1 the work ran but something failed (a photo refused, a file
 unreadable), 2 bad arguments (one line on stderr).

@@ -162,7 +162,9 @@ def _trimmed(box: FaceBox, shape: tuple[int, ...]) -> Location:
     return (max(box.top, 0), min(box.right, width), min(box.bottom, height), max(box.left, 0))
 
 
-def _detect(models: _Models, img: npt.NDArray[np.uint8], upsample: int, model: str) -> list[Detection]:
+def _detect(
+    models: _Models, img: npt.NDArray[np.uint8], upsample: int, model: str
+) -> list[Detection]:
     """dlib's boxes as found (not clipped) where the detector can give them so."""
     detector = models.detector(model)
     plan = ScalePlan(factor=1.0, upsample=int(upsample))
@@ -181,7 +183,9 @@ def _box(location: Sequence[int]) -> FaceBox:
     return FaceBox(top=top, right=right, bottom=bottom, left=left)
 
 
-def load_image_file(file: str | os.PathLike[str] | BinaryIO, mode: str = "RGB") -> npt.NDArray[np.uint8]:
+def load_image_file(
+    file: str | os.PathLike[str] | BinaryIO, mode: str = "RGB"
+) -> npt.NDArray[np.uint8]:
     """Load an image file (.jpg, .png, etc) into a numpy array.
 
     Unlike face_recognition, the EXIF orientation is applied (a phone photo comes out upright),
@@ -324,8 +328,8 @@ def _features(points: npt.NDArray[np.int32], model: str) -> Landmarks:
         "nose_tip": p[31:36],
         "left_eye": p[36:42],
         "right_eye": p[42:48],
-        "top_lip": p[48:55] + [p[64], p[63], p[62], p[61], p[60]],
-        "bottom_lip": p[54:60] + [p[48], p[60], p[67], p[66], p[65], p[64]],
+        "top_lip": [*p[48:55], p[64], p[63], p[62], p[61], p[60]],
+        "bottom_lip": [*p[54:60], p[48], p[60], p[67], p[66], p[65], p[64]],
     }
 
 
@@ -374,7 +378,10 @@ def face_encodings(
             raw = embedder.embed(shaped.chips)
         else:
             raw = np.stack(
-                [embedder.embed(np.stack(jittered(chip, num_jitters))).mean(axis=0) for chip in shaped.chips]
+                [
+                    embedder.embed(np.stack(jittered(chip, num_jitters))).mean(axis=0)
+                    for chip in shaped.chips
+                ]
             )
     return [np.asarray(row, dtype=np.float64) for row in raw]
 

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import click
 
-from oneeye.compat._tools import Result, check_cpus, echo_results, pictures_to_check, run_on_pictures
+from oneeye.compat._tools import (
+    Result,
+    check_cpus,
+    echo_results,
+    pictures_to_check,
+    run_on_pictures,
+)
 
 
 def _faces_in(image_to_check: str, model: str) -> Result:
@@ -21,7 +27,10 @@ def _faces_in(image_to_check: str, model: str) -> Result:
     except ImageError as exc:
         return [], str(exc)
     locations = api.face_locations(image, number_of_times_to_upsample=0, model=model)
-    return [f"{image_to_check},{t},{r},{b},{l}" for t, r, b, l in locations], None
+    lines = [
+        f"{image_to_check},{top},{right},{bottom},{left}" for top, right, bottom, left in locations
+    ]
+    return lines, None
 
 
 @click.command(name="face_detection")

@@ -83,7 +83,9 @@ def _who_is_in(
         image = np.asarray(picture, dtype=np.uint8)
 
     def line(name: str, distance: float | None) -> str:
-        return f"{image_to_check},{name},{distance}" if show_distance else f"{image_to_check},{name}"
+        return (
+            f"{image_to_check},{name},{distance}" if show_distance else f"{image_to_check},{name}"
+        )
 
     lines: list[str] = []
     for encoding in api.face_encodings(image):

@@ -2,14 +2,16 @@
 BENCHMARKS.md: each is started as its users start it (``python bench/NAME.py --smoke``).
 
 Not here: ``video_throughput.py`` (its reference loops need face_recognition, not a test
-dependency), ``edge_faults.py --faults`` (its pauses take minutes) and
-``gallery_ivf_headtohead.py`` (it loads the home-made index from git history).
-``gallery_scale.py --smoke`` runs in ``test_gallery_scale.py``. The edge benchmarks need the
-test broker and PostgreSQL, as the other ``mqtt`` and ``postgres`` tests do.
+dependency; ``compat_examples.py``, which needs it too, is skipped without it),
+``edge_faults.py --faults`` (its pauses take minutes) and ``gallery_ivf_headtohead.py`` (it
+loads the home-made index from git history). ``gallery_scale.py --smoke`` runs in
+``test_gallery_scale.py``. The edge benchmarks need the test broker and PostgreSQL, as the other
+``mqtt`` and ``postgres`` tests do.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -120,3 +122,21 @@ def test_history_page() -> None:
     assert "filled 2000 sightings" in out
     assert "CSV export, 10,000 rows" in out
     assert "nothing written" in out
+
+
+@pytest.mark.slow
+def test_compat_examples(face_photos: Path, tmp_path: Path) -> None:
+    if importlib.util.find_spec("face_recognition") is None:
+        pytest.skip("face_recognition (the benchmark's reference) is not installed")
+    out = run_bench(
+        "compat_examples.py",
+        "--smoke",
+        "--faces",
+        str(face_photos),
+        "--out",
+        str(tmp_path / "c.json"),
+    )
+    for example in ("find faces", "identify", "video loop"):
+        line = next(row for row in out.splitlines() if row.startswith(example))
+        assert " yes (" in line, out
+    assert (tmp_path / "c.png").exists()

@@ -41,9 +41,9 @@ def rewritten(source: str) -> str:
         assert source.count(old) == 1, f"expected the line {old!r} once in the suite"
         source = source.replace(old, new)
     leftover = [line for line in source.splitlines() if "import" in line and "face_recogn" in line]
-    assert leftover == [
-        "from oneeye.compat import face_recognition_cli"
-    ], f"other imports of face_recognition remain: {leftover}"
+    assert leftover == ["from oneeye.compat import face_recognition_cli"], (
+        f"other imports of face_recognition remain: {leftover}"
+    )
     return source
 
 

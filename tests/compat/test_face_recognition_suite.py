@@ -60,13 +60,16 @@ PUBLIC = [
 
 SUITE_CLASS = "Test_face_recognition"
 
+pytestmark = pytest.mark.slow
+
 
 def _load(path: Path) -> ModuleType:
     name = "face_recognition_1_3_0_suite"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -106,7 +109,9 @@ def test_the_suite_is_face_recognition_s_with_only_its_imports_changed(
 
 
 def test_every_test_of_the_suite_is_run_here(face_recognition_suite: Path) -> None:
-    suite = unittest.TestLoader().getTestCaseNames(getattr(_load(face_recognition_suite), SUITE_CLASS))
+    suite = unittest.TestLoader().getTestCaseNames(
+        getattr(_load(face_recognition_suite), SUITE_CLASS)
+    )
     assert sorted(suite) == sorted([*PUBLIC, *PRIVATE_DLIB_OBJECTS])
 
 

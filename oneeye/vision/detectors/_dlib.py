@@ -38,9 +38,7 @@ class DlibDetector(ABC):
         """Find every face at least ``min_face_px`` pixels wide (see ``FaceDetector.detect``)."""
         return self.detect_at(image, plan_scale(min_face_px, self.window_px))
 
-    def detect_at(
-        self, image: RGBImage, plan: ScalePlan, *, clip: bool = True
-    ) -> list[Detection]:
+    def detect_at(self, image: RGBImage, plan: ScalePlan, *, clip: bool = True) -> list[Detection]:
         """Find faces with an explicit scale plan (see ``FaceDetector.detect_at``).
 
         ``clip=False`` keeps boxes that reach past the image's edges as dlib found them (what
