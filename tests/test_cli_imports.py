@@ -42,9 +42,16 @@ def test_oneeye_help_imports_nothing_heavy() -> None:
     assert result == {"codes": [0], "heavy": []}
 
 
-@pytest.mark.parametrize("command", ["enroll", "identify", "watch", "serve", "edge", "users"])
-def test_a_command_s_help_imports_nothing_heavy(command: str) -> None:
-    result = _run_in_a_fresh_python([command, "--help"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["enroll"], ["identify"], ["watch"], ["serve"], ["edge"], ["users"], ["compat"],
+        ["compat", "face_recognition"], ["compat", "face_detection"],
+    ],
+    ids=" ".join,
+)  # fmt: skip
+def test_a_command_s_help_imports_nothing_heavy(command: list[str]) -> None:
+    result = _run_in_a_fresh_python([*command, "--help"])
     assert result == {"codes": [0], "heavy": []}
 
 
@@ -58,7 +65,7 @@ def test_the_module_runs_as_the_oneeye_command() -> None:
     )
     assert done.returncode == 0
     assert done.stdout.startswith("Usage: oneeye")
-    assert {"enroll", "identify", "watch", "serve", "edge", "users"} <= {
+    assert {"enroll", "identify", "watch", "serve", "edge", "users", "compat"} <= {
         line.split()[0] for line in done.stdout.split("Commands:")[1].splitlines() if line.strip()
     }
 
