@@ -35,7 +35,7 @@ def test_the_package_gives_the_api_s_functions() -> None:
     assert compat.face_encodings is api.face_encodings
     assert set(compat.__all__) == set(api.__all__)
     with pytest.raises(AttributeError, match="_raw_face_locations"):
-        _ = compat._raw_face_locations  # type: ignore[attr-defined]
+        _ = compat._raw_face_locations
 
 
 def test_encodings_are_dlib_s_descriptor(face_photos: Path) -> None:
