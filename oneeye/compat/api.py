@@ -76,12 +76,19 @@ class _Models:
     noted_68: bool = False
 
     def detector(self, name: str) -> FaceDetector:
+        """The registry's detector called ``name`` (``hog``, ``cnn``), made on first use."""
         found = self.detectors.get(name)
         if found is None:
             found = self.detectors[name] = make_detector(name, self.paths)
         return found
 
     def landmark_model(self, model: str) -> LandmarkModel:
+        """The 5-point (``small``) or 68-point (``large``) model; the latter's licence note is
+        logged the first time it is asked for.
+
+        Raises:
+            ModelError: the 68-point model is not installed.
+        """
         found = self.landmarks.get(model)
         if found is None:
             if model == "small":
@@ -100,6 +107,7 @@ class _Models:
         return found
 
     def resnet(self) -> ChipEmbedder:
+        """OneEye's forward pass of dlib's ResNet (the fastest backend installed)."""
         if self.embedder is None:
             self.embedder = ResNetEmbedder(self.paths.resnet, "auto")
         return self.embedder
