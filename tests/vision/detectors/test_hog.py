@@ -31,3 +31,21 @@ def test_names_the_upsampled_stage_and_gives_original_pixels(load_photo: PhotoLo
     assert whole.detector == "hog"
     assert half_up.detector == "hog-up1"
     assert whole.box.iou(half_up.box) > 0.7
+
+
+def test_clip_false_keeps_a_box_that_reaches_past_the_edge(load_photo: PhotoLoader) -> None:
+    """The partial face is cut by the photo's right edge (551 pixels wide): dlib's box goes
+    on past it; clipped, it ends at the last column."""
+    photo = load_photo("obama_partial_face2.jpg")
+    detector = HogDetector()
+
+    (clipped,) = detector.detect_at(photo, ScalePlan(1.0, 1))
+    (kept,) = detector.detect_at(photo, ScalePlan(1.0, 1), clip=False)
+
+    assert clipped.box.right == photo.shape[1] - 1
+    assert kept.box.right > photo.shape[1]
+    assert (kept.box.top, kept.box.bottom, kept.box.left) == (
+        clipped.box.top,
+        clipped.box.bottom,
+        clipped.box.left,
+    )
