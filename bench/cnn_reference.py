@@ -67,14 +67,16 @@ def lfw_images(lfw: Path, count: int) -> list[str]:
     return list(seen)
 
 
-def street_frames(video: Path, frames: int) -> Iterator[tuple[str, np.ndarray]]:
-    """The first ``frames`` frames of a video, as ``("frame_0000", rgb)``."""
+def street_frames(video: Path, frames: int, start: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+    """Frames ``start`` to ``frames - 1`` of a video, as ``("frame_0000", rgb)``."""
     capture = cv2.VideoCapture(str(video))
     try:
         for index in range(frames):
             ok, bgr = capture.read()
             if not ok:
                 return
+            if index < start:
+                continue
             yield f"frame_{index:04d}", np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     finally:
         capture.release()
@@ -153,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     street.add_argument("--frames", type=int, default=105)
     street.add_argument("--upsample", type=int, default=0)
+    street.add_argument(
+        "--start", type=int, default=0, help="first frame (to share the work between processes)"
+    )
     street.add_argument("--out", type=Path, default=RESULTS / "cnn_reference_street.json")
     smoke = sub.add_parser("smoke", help="one small synthetic image, to prove the script runs")
     smoke.add_argument("--out", type=Path, required=True)
@@ -162,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         doc = run(_lfw_items(args.lfw, names), len(names), args.upsample, args.out, "lfw")
     elif args.input == "street":
         doc = run(
-            street_frames(args.video, args.frames), args.frames, args.upsample, args.out, "street"
+            street_frames(args.video, args.frames, args.start),
+            args.frames - args.start,
+            args.upsample,
+            args.out,
+            "street",
         )
     else:
         image = np.full((120, 160, 3), 128, dtype=np.uint8)
