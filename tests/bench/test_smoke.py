@@ -45,6 +45,13 @@ def test_cnn_reference(tmp_path: Path) -> None:
     assert (tmp_path / "ref.json").exists()
 
 
+def test_gallery_ivf_headtohead() -> None:
+    """Needs the git history holding the home-made index (a clone has it)."""
+    out = run_bench("gallery_ivf_headtohead.py", "--smoke")
+    assert '"homemade_over_faiss"' in out
+    assert "bench/results left as it was" in out
+
+
 def test_camera_registry() -> None:
     out = run_bench("camera_registry.py", "--smoke")
     assert "us/check" in out
