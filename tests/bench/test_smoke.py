@@ -46,7 +46,15 @@ def test_cnn_reference(tmp_path: Path) -> None:
 
 
 def test_gallery_ivf_headtohead() -> None:
-    """Needs the git history holding the home-made index (a clone has it)."""
+    """Needs the git history holding the home-made index (a clone has it; an exported tree
+    does not, and then there is nothing to compare faiss with)."""
+    held = subprocess.run(
+        ["git", "-C", str(REPO), "cat-file", "-e", "8203e8c^{commit}"],
+        capture_output=True,
+        check=False,
+    )
+    if held.returncode != 0:
+        pytest.skip("this checkout has no git history with the home-made index (8203e8c)")
     out = run_bench("gallery_ivf_headtohead.py", "--smoke")
     assert '"homemade_over_faiss"' in out
     assert "bench/results left as it was" in out
