@@ -38,11 +38,11 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
 
-from bench.lib.extract import extract  # noqa: E402
-from bench.lib.lfw_data import all_images, person_of  # noqa: E402
-from bench.lib.lfw_protocol import SHIPPED, VARIANTS  # noqa: E402
-from oneeye.config import DEFAULT_MARGIN, DEFAULT_THRESHOLD  # noqa: E402
-from oneeye.gallery import calibration  # noqa: E402
+from bench.lib.extract import extract
+from bench.lib.lfw_data import all_images, person_of
+from bench.lib.lfw_protocol import SHIPPED, VARIANTS
+from oneeye.config import DEFAULT_MARGIN, DEFAULT_THRESHOLD
+from oneeye.gallery import calibration
 
 console = Console()
 Embeddings = npt.NDArray[np.float32]
@@ -251,7 +251,10 @@ def _plot(
     grid = np.arange(0.22, 0.5, 0.004)
     for ax, (size, draws) in zip(axes, measured.items(), strict=True):
         expected = np.mean(
-            [calibration.expected_fpir(d.fits[share], d.templates, grid, margin, scale) for d in draws],
+            [
+                calibration.expected_fpir(d.fits[share], d.templates, grid, margin, scale)
+                for d in draws
+            ],
             axis=0,
         )
         actual = np.mean([[d.fpir(t, margin) for t in grid] for d in draws], axis=0)
@@ -259,12 +262,27 @@ def _plot(
         ax.plot(grid, np.maximum(actual, 1e-4), label="measured (strangers, other half)")
         ax.axhline(TARGET, color="grey", linestyle=":", linewidth=1)
         row = rows[size]
-        ax.axvline(row["auto_threshold_mean"], color="green", linestyle="--", linewidth=1,
-                   label=f"auto {row['auto_threshold_mean']:.3f}")
-        ax.axvline(row["fixed_threshold"], color="red", linestyle="--", linewidth=1,
-                   label=f"fixed {row['fixed_threshold']:.2f}")
-        ax.set(yscale="log", ylim=(1e-4, 0.5), xlabel="threshold",
-               ylabel="strangers named (FPIR)", title=f"{size:,} enrolled")
+        ax.axvline(
+            row["auto_threshold_mean"],
+            color="green",
+            linestyle="--",
+            linewidth=1,
+            label=f"auto {row['auto_threshold_mean']:.3f}",
+        )
+        ax.axvline(
+            row["fixed_threshold"],
+            color="red",
+            linestyle="--",
+            linewidth=1,
+            label=f"fixed {row['fixed_threshold']:.2f}",
+        )
+        ax.set(
+            yscale="log",
+            ylim=(1e-4, 0.5),
+            xlabel="threshold",
+            ylabel="strangers named (FPIR)",
+            title=f"{size:,} enrolled",
+        )
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,17 +326,31 @@ def run(
     console.print(f"chosen on the choosing half: TAIL_SHARE {share}, SCALE {scale}")
     rows = {size: measure(measured[size], share, scale, margin, fixed) for size in sizes}
     on_choose = {size: measure(chosen[size], share, scale, margin, fixed) for size in sizes}
-    table = Table(title=f"Site calibration, target FPIR {TARGET:.0%}, margin {margin} (measuring half)")
-    for column in ("enrolled", "draws", "auto threshold", "FPIR auto", "FPIR range",
-                   "DIR auto", f"FPIR {fixed}", f"DIR {fixed}"):
+    table = Table(
+        title=f"Site calibration, target FPIR {TARGET:.0%}, margin {margin} (measuring half)"
+    )
+    for column in (
+        "enrolled",
+        "draws",
+        "auto threshold",
+        "FPIR auto",
+        "FPIR range",
+        "DIR auto",
+        f"FPIR {fixed}",
+        f"DIR {fixed}",
+    ):
         table.add_column(column)
     for size, row in rows.items():
         low, high = row["auto_threshold_range"]
         table.add_row(
-            f"{size:,}", str(row["draws"]), f"{row['auto_threshold_mean']:.3f} ({low:.3f}-{high:.3f})",
+            f"{size:,}",
+            str(row["draws"]),
+            f"{row['auto_threshold_mean']:.3f} ({low:.3f}-{high:.3f})",
             f"{row['auto_fpir']:.2%}",
             f"{row['auto_fpir_range'][0]:.2%}-{row['auto_fpir_range'][1]:.2%}",
-            f"{row['auto_dir']:.2%}", f"{row['fixed_fpir']:.2%}", f"{row['fixed_dir']:.2%}",
+            f"{row['auto_dir']:.2%}",
+            f"{row['fixed_fpir']:.2%}",
+            f"{row['fixed_dir']:.2%}",
         )
     console.print(table)
     result: dict[str, Any] = {
@@ -336,13 +368,28 @@ def run(
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("../shared/data/lfw"), show_default=True)
-@click.option("--results", "results_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("bench/results"), show_default=True)
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("bench/.cache"), show_default=True,
-              help="bench/lfw.py's feature cache (extracted on the first run).")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("../shared/data/lfw"),
+    show_default=True,
+)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench/results"),
+    show_default=True,
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench/.cache"),
+    show_default=True,
+    help="bench/lfw.py's feature cache (extracted on the first run).",
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option("--draws", type=click.IntRange(1, 1000), default=DRAWS, show_default=True)
 @click.option("--smoke", is_flag=True, help="Synthetic people, tiny sizes; writes nothing.")

@@ -214,6 +214,7 @@ class OneEyeApp:
         s.alerts.stop()
         s.notifier.stop()
         s.sightings.stop()
+        s.gallery_service.close()
         s.bus.stop()
         s.db.close()
         self._started = False

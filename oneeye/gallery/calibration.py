@@ -186,7 +186,7 @@ def fit_tail(distances: npt.NDArray[np.float64], share: float = TAIL_SHARE) -> T
     total = len(distances)
     if total < 2:
         raise ValueError(f"expected at least 2 non-mate distances, got {total}")
-    kept = max(2, min(total, int(math.ceil(share * total))))
+    kept = max(2, min(total, math.ceil(share * total)))
     lowest = np.sort(np.partition(distances, kept - 1)[:kept])
     ranks = np.unique(np.linspace(0, kept - 1, min(kept, _FIT_POINTS)).astype(int))
     scores = np.array([_NORMAL.inv_cdf((r + 0.5) / total) for r in ranks])

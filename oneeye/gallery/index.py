@@ -190,6 +190,22 @@ class GalleryIndex:
         with self._lock.read():
             return self._store.watchlists()
 
+    def watchlist_templates(self, watchlist: str) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """Copies of one watchlist's templates, for calibrating its threshold.
+
+        Args:
+            watchlist: a watchlist name (it need not hold templates).
+
+        Returns:
+            Each template's person, and the (n, 128) embeddings in the same order.
+        """
+        with self._lock.read():
+            store = self._store
+            rows = store.rows_on(watchlist)
+            groups = store.row_group[rows].tolist()
+            persons = [store.group_person[g] for g in groups]
+            return persons, np.ascontiguousarray(store.matrix[:EMBEDDING_SIZE, rows].T)
+
     def thresholds(self) -> dict[str, float]:
         """The per-watchlist thresholds set explicitly (not the default)."""
         return dict(self._policy.thresholds)

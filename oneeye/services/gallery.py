@@ -43,6 +43,8 @@ from oneeye.bus.messages import (
 )
 from oneeye.errors import Conflict, GalleryError, Invalid, NotFound
 from oneeye.gallery import GalleryIndex
+from oneeye.gallery.calibration import Calibration, calibrate, check_target
+from oneeye.services.calibration import CalibrationWorker
 from oneeye.store.db import Database
 from oneeye.store.repos import keys, people, templates, watchlists
 from oneeye.store.repos.watchlists import StoredWatchlist
@@ -56,6 +58,9 @@ DEFAULT_WATCHLISTS: tuple[tuple[str, str, str], ...] = (
 """``(name, action, description)`` of the watchlists every server has."""
 
 ACTIONS = ("customers", "amber-alert", "none")
+THRESHOLD_MODES = ("fixed", "auto")
+DEFAULT_TARGET_FPIR = 0.01
+"""The automatic mode's target when a watchlist names none: 1 stranger in 100 named."""
 GALLERY_KEY = "gallery-ed25519"
 """The ``server_keys`` row of the gallery changes' Ed25519 private key (raw 32 bytes). The row
 ``gallery`` that held the HMAC key of earlier versions is no longer read: every edge knew it."""
@@ -118,6 +123,12 @@ class WatchlistInfo:
     """The threshold the live gallery uses now."""
     persons: int
     created_at: datetime
+    threshold_mode: str = "fixed"
+    """``fixed``: ``threshold`` or the default; ``auto``: calibrated for ``target_fpir``."""
+    target_fpir: float = DEFAULT_TARGET_FPIR
+    """The automatic mode's target (kept, and shown, in fixed mode too)."""
+    calibration: Calibration | None = None
+    """The newest calibration in automatic mode; ``None`` in fixed mode or before the first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +175,11 @@ class GalleryService:
         """Thresholds from the settings: what a watchlist without its own falls back to."""
         self._lock = threading.RLock()
         """Serialises changes, so the versions published are in the order they happened."""
+        self._auto: dict[str, float] = {}
+        """Watchlists in automatic mode, with their FPIR target."""
+        self._calibrations: dict[str, Calibration] = {}
+        self.calibrator = CalibrationWorker(self._recalibrate)
+        """Recalibrates automatic watchlists in its own thread after every change."""
 
     # watchlists ----------------------------------------------------------------------------
 
@@ -185,6 +201,7 @@ class GalleryService:
         return self._configured.get(name, self.gallery.default_threshold)
 
     def _info(self, row: StoredWatchlist) -> WatchlistInfo:
+        auto = row.threshold_mode == "auto"
         return WatchlistInfo(
             name=row.name,
             action=row.action,
@@ -193,6 +210,9 @@ class GalleryService:
             effective_threshold=self.gallery.threshold(row.name),
             persons=row.persons,
             created_at=row.created_at,
+            threshold_mode=row.threshold_mode,
+            target_fpir=row.target_fpir if row.target_fpir is not None else DEFAULT_TARGET_FPIR,
+            calibration=self._calibrations.get(row.name) if auto else None,
         )
 
     def watchlists(self) -> list[WatchlistInfo]:
@@ -215,22 +235,33 @@ class GalleryService:
         action: str = "none",
         threshold: float | None = None,
         description: str = "",
+        threshold_mode: str = "fixed",
+        target_fpir: float | None = None,
     ) -> WatchlistInfo:
-        """Add a watchlist; its threshold takes effect in the live gallery at once."""
+        """Add a watchlist; its threshold takes effect in the live gallery at once (in
+        ``auto`` mode, the default threshold until its first calibration, a moment later)."""
         check_watchlist_name(name)
         if action not in ACTIONS:
             raise WatchlistError(
                 f"a watchlist action is one of {', '.join(ACTIONS)}; got {action!r}"
             )
         _check_threshold(threshold)
+        _check_mode(threshold_mode, target_fpir)
         with self._lock:
             with self.db.session() as session:
                 if watchlists.exists(session, name):
                     raise WatchlistExistsError(f"a watchlist named {name!r} already exists")
                 watchlists.add(
-                    session, name, action=action, threshold=threshold, description=description
+                    session,
+                    name,
+                    action=action,
+                    threshold=threshold,
+                    description=description,
+                    threshold_mode=threshold_mode,
+                    target_fpir=target_fpir,
                 )
             self._apply_threshold(name, threshold)
+            self._set_mode(name, threshold_mode, target_fpir)
         return self.watchlist(name)
 
     def update_watchlist(
@@ -240,10 +271,15 @@ class GalleryService:
         threshold: float | None = None,
         clear_threshold: bool = False,
         description: str | None = None,
+        threshold_mode: str | None = None,
+        target_fpir: float | None = None,
     ) -> WatchlistInfo:
-        """Change a watchlist's threshold (``clear_threshold``: back to the default) or
-        description; the live gallery uses the new threshold at once."""
+        """Change a watchlist's threshold (``clear_threshold``: back to the default),
+        description, threshold mode or FPIR target; the live gallery uses a new fixed threshold
+        at once, an automatic one as soon as it is recalibrated (a moment later, in the
+        calibration thread)."""
         _check_threshold(threshold)
+        _check_mode(threshold_mode or "fixed", target_fpir)
         with self._lock:
             with self.db.session() as session:
                 changed = threshold is not None or clear_threshold
@@ -253,16 +289,72 @@ class GalleryService:
                     threshold=None if clear_threshold else threshold,
                     change_threshold=changed,
                     description=description,
+                    threshold_mode=threshold_mode,
+                    target_fpir=target_fpir,
                 )
                 if row is None:
                     raise WatchlistNotFoundError(f"no watchlist named {name!r}")
                 stored = row.threshold
-            if changed:
+                mode, target = row.threshold_mode, row.target_fpir
+            if mode == "fixed" and (changed or threshold_mode is not None):
                 self._apply_threshold(name, stored)
+            self._set_mode(name, mode, target)
         return self.watchlist(name)
+
+    def _set_mode(self, name: str, mode: str, target: float | None) -> None:
+        """Remember ``name``'s mode (the caller holds the lock); an automatic one is
+        recalibrated in the calibration thread."""
+        if mode == "auto":
+            self._auto[name] = target if target is not None else DEFAULT_TARGET_FPIR
+            self.calibrator.request([name])
+        else:
+            self._auto.pop(name, None)
+            self._calibrations.pop(name, None)
+
+    def calibration(self, name: str) -> Calibration | None:
+        """The newest calibration of an automatic watchlist; ``None`` in fixed mode or before
+        the first one ends."""
+        return self._calibrations.get(name)
+
+    def _recalibrate(self, name: str) -> None:
+        """Calibrate one automatic watchlist on the gallery's templates now, and use the
+        threshold (runs in the calibration thread: the pair distances are O(n^2) work)."""
+        target = self._auto.get(name)
+        if target is None:
+            return
+        persons, embeddings = self.gallery.watchlist_templates(name)
+        result = calibrate(
+            embeddings, persons, target, self.gallery.margin, self._default_for(name)
+        )
+        with self._lock:
+            if self._auto.get(name) != target:
+                return  # the mode or target changed meanwhile: that change asked for a new run
+            self._calibrations[name] = result
+            if self.gallery.threshold(name) != result.threshold:
+                self._apply_value(name, result.threshold)
+        logger.info(
+            "watchlist %s: automatic threshold %.3f for FPIR %.1f%% (%s, %d people)",
+            name,
+            result.threshold,
+            100 * target,
+            result.method,
+            result.persons,
+        )
+
+    def _changed_templates(self) -> None:
+        """Ask for every automatic watchlist to be recalibrated (after a change of templates)."""
+        if self._auto:
+            self.calibrator.request(list(self._auto))
+
+    def close(self) -> None:
+        """Stop the calibration thread."""
+        self.calibrator.stop()
 
     def _apply_threshold(self, name: str, threshold: float | None) -> None:
         value = threshold if threshold is not None else self._default_for(name)
+        self._apply_value(name, value)
+
+    def _apply_value(self, name: str, value: float) -> None:
         version = self.gallery.set_threshold(name, value)
         self._publish(
             version,
@@ -280,6 +372,7 @@ class GalleryService:
         with self._lock:
             with self.db.session() as session:
                 thresholds = people.watchlist_thresholds(session)
+                modes = {w.name: w for w in watchlists.with_counts(session)}
                 rows = templates.on_watchlists(session)
             ids = [
                 gallery_id(tid, watchlist)
@@ -297,6 +390,8 @@ class GalleryService:
             self._publish(
                 version, lambda: ReloadChange(version=version, epoch=self.epoch, templates=len(ids))
             )
+            for name, stored in modes.items():
+                self._set_mode(name, stored.threshold_mode, stored.target_fpir)
         logger.info(
             "gallery rebuilt from the database: %d entries of %d people (version %d)",
             len(ids),
@@ -342,6 +437,7 @@ class GalleryService:
                     ],
                 ),
             )
+            self._changed_templates()
             return version
 
     def remove_template(self, template_id: str) -> int:
@@ -360,6 +456,7 @@ class GalleryService:
                     version,
                     lambda: RemoveChange(version=version, epoch=self.epoch, templates=entries),
                 )
+                self._changed_templates()
             return version
 
     def remove_person(self, person_id: str) -> int:
@@ -373,6 +470,7 @@ class GalleryService:
                 version,
                 lambda: RemovePersonChange(version=version, epoch=self.epoch, person=person_id),
             )
+            self._changed_templates()
             return version
 
     def sync_person(self, person_id: str) -> int:
@@ -413,3 +511,15 @@ class GalleryService:
 def _check_threshold(threshold: float | None) -> None:
     if threshold is not None and not 0.0 < threshold <= 2.0:
         raise WatchlistError(f"a threshold is a distance in (0, 2], got {threshold}")
+
+
+def _check_mode(mode: str, target: float | None) -> None:
+    if mode not in THRESHOLD_MODES:
+        raise WatchlistError(
+            f"a threshold mode is one of {', '.join(THRESHOLD_MODES)}; got {mode!r}"
+        )
+    if target is not None:
+        try:
+            check_target(target)
+        except ValueError as exc:
+            raise WatchlistError(str(exc)) from exc

@@ -87,6 +87,10 @@ class Watchlist(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     threshold: Mapped[float | None] = mapped_column(Float)
     """``None``: the gallery's default threshold."""
+    threshold_mode: Mapped[str] = mapped_column(String(8), default="fixed", server_default="fixed")
+    """``fixed`` (``threshold`` or the default) or ``auto`` (calibrated for ``target_fpir``)."""
+    target_fpir: Mapped[float | None] = mapped_column(Float)
+    """The automatic mode's target share of strangers named wrongly; ``None``: 1%."""
     action: Mapped[str] = mapped_column(String(32), default="none")
     """``customers`` (account card to tellers), ``amber-alert`` (notify), or ``none``."""
     description: Mapped[str] = mapped_column(Text, default="")

@@ -28,6 +28,10 @@ class StoredWatchlist:
     threshold: float | None
     """``None``: the gallery's default threshold."""
     created_at: datetime
+    threshold_mode: str = "fixed"
+    """``fixed`` or ``auto`` (calibrated for ``target_fpir``)."""
+    target_fpir: float | None = None
+    """``None``: the default target."""
     persons: int = 0
     """How many people are on it (``with_counts`` counts them; ``update`` leaves it 0)."""
 
@@ -39,6 +43,8 @@ def _stored(row: Watchlist, persons: int = 0) -> StoredWatchlist:
         description=row.description,
         threshold=row.threshold,
         created_at=row.created_at,
+        threshold_mode=row.threshold_mode or "fixed",
+        target_fpir=row.target_fpir,
         persons=persons,
     )
 
@@ -72,9 +78,20 @@ def add(
     action: str,
     description: str,
     threshold: float | None = None,
+    threshold_mode: str = "fixed",
+    target_fpir: float | None = None,
 ) -> None:
     """Store a new watchlist (the name must be free: it is unique)."""
-    session.add(Watchlist(name=name, action=action, threshold=threshold, description=description))
+    session.add(
+        Watchlist(
+            name=name,
+            action=action,
+            threshold=threshold,
+            description=description,
+            threshold_mode=threshold_mode,
+            target_fpir=target_fpir,
+        )
+    )
 
 
 def update(
@@ -84,10 +101,12 @@ def update(
     threshold: float | None = None,
     change_threshold: bool = False,
     description: str | None = None,
+    threshold_mode: str | None = None,
+    target_fpir: float | None = None,
 ) -> StoredWatchlist | None:
-    """Set a watchlist's threshold (when ``change_threshold``; ``None`` is the default) and
-    its description (when given); returns it as stored, or ``None`` when there is none by
-    that name."""
+    """Set a watchlist's threshold (when ``change_threshold``; ``None`` is the default), its
+    description, threshold mode and FPIR target (each when given); returns it as stored, or
+    ``None`` when there is none by that name."""
     row = session.scalar(select(Watchlist).where(Watchlist.name == name))
     if row is None:
         return None
@@ -95,6 +114,10 @@ def update(
         row.threshold = threshold
     if description is not None:
         row.description = description
+    if threshold_mode is not None:
+        row.threshold_mode = threshold_mode
+    if target_fpir is not None:
+        row.target_fpir = target_fpir
     return _stored(row)
 
 
