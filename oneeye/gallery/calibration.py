@@ -227,7 +227,7 @@ def expected_fpir(
     others = np.clip(1.0 - 0.5 * (beyond[1:] + beyond[:-1]), 0.0, 1.0)
     density = templates * mass * np.power(others, max(templates - 1, 0))
     cumulative = np.concatenate([[0.0], np.cumsum(density)])
-    return np.clip(scale * np.interp(thresholds, grid, cumulative), 0.0, 1.0)
+    return np.asarray(np.clip(scale * np.interp(thresholds, grid, cumulative), 0.0, 1.0))
 
 
 def threshold_for(

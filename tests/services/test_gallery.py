@@ -87,6 +87,7 @@ def setup(database_url: str) -> Iterator[Setup]:
     try:
         yield made
     finally:
+        made.service.close()
         made.bus.stop()
         made.db.close()
 
@@ -211,6 +212,76 @@ def test_changes_update_the_index_and_are_published_in_version_order(setup: Setu
     assert changes[4]["templates"] == [gallery_id(template, "customers")]
     retained = [m.payload for m in messages if m.topic == GALLERY_VERSION]
     assert retained[-1]["version"] == setup.gallery.version
+
+
+def spread_faces(n: int, seed: int = 0) -> npt.NDArray[np.float32]:
+    """Unit vectors on an 8-dimensional sphere: distances between people reach down to 0.3,
+    as faces' do, so a watchlist of them calibrates to a threshold of its own."""
+    vectors = np.zeros((n, 128), dtype=np.float32)
+    vectors[:, :8] = np.random.default_rng(seed).normal(size=(n, 8))
+    unit: npt.NDArray[np.float32] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return unit
+
+
+def test_an_automatic_watchlist_is_recalibrated_after_every_change(setup: Setup) -> None:
+    setup.service.load()
+    info = setup.service.update_watchlist("customers", threshold_mode="auto", target_fpir=0.01)
+    assert (info.threshold_mode, info.target_fpir) == ("auto", 0.01)
+    assert setup.service.calibrator.wait_idle()
+    empty = setup.service.calibration("customers")
+    assert empty is not None and empty.method == "fallback"  # nobody on it yet
+    assert setup.gallery.threshold("customers") == DEFAULT_THRESHOLD
+
+    vectors = spread_faces(60)
+    setup.service.add_templates(
+        ["customers"],
+        [GalleryEntry(f"t{i}", f"p{i}", vectors[i], 0.9) for i in range(60)],
+    )
+    assert setup.service.calibrator.wait_idle()
+    calibrated = setup.service.calibration("customers")
+    assert calibrated is not None and calibrated.method == "model"
+    assert calibrated.persons == 60
+    assert setup.gallery.threshold("customers") == calibrated.threshold != DEFAULT_THRESHOLD
+    shown = setup.service.watchlist("customers")
+    assert shown.effective_threshold == calibrated.threshold
+    assert shown.calibration == calibrated
+    announced = [
+        m.payload
+        for m in setup.delivered()
+        if m.topic == GALLERY_CHANGES and m.payload["op"] == "threshold"
+    ]
+    assert announced[-1]["threshold"] == calibrated.threshold  # the edges follow
+
+    for i in range(55):  # erasures: too few people left, back to the default threshold
+        setup.service.remove_person(f"p{i}")
+    assert setup.service.calibrator.wait_idle()
+    few = setup.service.calibration("customers")
+    assert few is not None and (few.method, few.persons) == ("fallback", 5)
+    assert setup.gallery.threshold("customers") == DEFAULT_THRESHOLD
+
+    # A restart keeps the mode; going back to fixed drops the calibration.
+    fresh = GalleryService(setup.db, GalleryIndex(DEFAULT_THRESHOLD), setup.bus)
+    try:
+        fresh.load()
+        assert fresh.calibrator.wait_idle()
+        assert fresh.watchlist("customers").threshold_mode == "auto"
+        assert fresh.calibration("customers") is not None
+    finally:
+        fresh.close()
+    fixed = setup.service.update_watchlist("customers", threshold_mode="fixed", threshold=0.3)
+    assert (fixed.threshold_mode, fixed.calibration) == ("fixed", None)
+    assert setup.gallery.threshold("customers") == 0.3
+
+
+@pytest.mark.parametrize(
+    ("mode", "target", "message"),
+    [("sometimes", None, "threshold mode"), ("auto", 0.5, "target FPIR"), ("auto", 0.0, "target")],
+)
+def test_bad_threshold_modes_are_refused(
+    setup: Setup, mode: str, target: float | None, message: str
+) -> None:
+    with pytest.raises(WatchlistError, match=message):
+        setup.service.create_watchlist("vip", threshold_mode=mode, target_fpir=target)
 
 
 def test_watchlist_thresholds_change_the_live_gallery(setup: Setup) -> None:

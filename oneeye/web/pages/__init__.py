@@ -17,11 +17,20 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from oneeye.web.deps import PageRefusedError
-from oneeye.web.pages import admin, auth, cameras, cases, customers, dashboard, history
+from oneeye.web.pages import (
+    admin,
+    auth,
+    cameras,
+    cases,
+    customers,
+    dashboard,
+    history,
+    watchlists,
+)
 from oneeye.web.pages.render import answer_refused
 
 router = APIRouter(include_in_schema=False)
-for _area in (auth, dashboard, cameras, customers, admin, cases, history):
+for _area in (auth, dashboard, cameras, customers, admin, cases, history, watchlists):
     router.include_router(_area.router)
 
 
