@@ -126,6 +126,13 @@ def test_edge_faults_throughput(broker_url: str, postgres_url: str) -> None:
     assert "nothing written" in out
 
 
+def test_lfw_calibration() -> None:
+    out = " ".join(run_bench("lfw_calibration.py", "--smoke").split())
+    assert "chosen on the choosing half" in out
+    assert "Site calibration" in out
+    assert "smoke run done" in out
+
+
 def test_library_pages() -> None:
     out = run_bench("library_pages.py", "--smoke")
     assert "enrolled 200 customers" in out
