@@ -77,7 +77,8 @@ def test_too_few_people_keep_the_default_threshold() -> None:
     vectors = faces(9, np.random.default_rng(1))
     result = calibrate(vectors, [f"p{i}" for i in range(9)], 0.01, 0.05, 0.32)
     assert (result.method, result.threshold) == ("fallback", 0.32)
-    assert result.thresholds == () and result.expected_at_threshold is None
+    assert result.thresholds == ()
+    assert result.expected_at_threshold is None
     assert "too few" in result.note
 
 
@@ -109,5 +110,6 @@ def test_strangers_are_named_about_as_often_as_asked(people: int, dim: int) -> N
     [(0.0, "target FPIR"), (0.5, "target FPIR"), (float("nan"), "target FPIR")],
 )
 def test_bad_targets_are_refused(target: float, error: str) -> None:
+    vectors = faces(20, np.random.default_rng(0))
     with pytest.raises(ValueError, match=error):
-        calibrate(faces(20, np.random.default_rng(0)), [str(i) for i in range(20)], target, 0.05, 0.32)
+        calibrate(vectors, [str(i) for i in range(20)], target, 0.05, 0.32)

@@ -229,7 +229,8 @@ def test_an_automatic_watchlist_is_recalibrated_after_every_change(setup: Setup)
     assert (info.threshold_mode, info.target_fpir) == ("auto", 0.01)
     assert setup.service.calibrator.wait_idle()
     empty = setup.service.calibration("customers")
-    assert empty is not None and empty.method == "fallback"  # nobody on it yet
+    assert empty is not None
+    assert empty.method == "fallback"  # nobody on it yet
     assert setup.gallery.threshold("customers") == DEFAULT_THRESHOLD
 
     vectors = spread_faces(60)
@@ -239,7 +240,8 @@ def test_an_automatic_watchlist_is_recalibrated_after_every_change(setup: Setup)
     )
     assert setup.service.calibrator.wait_idle()
     calibrated = setup.service.calibration("customers")
-    assert calibrated is not None and calibrated.method == "model"
+    assert calibrated is not None
+    assert calibrated.method == "model"
     assert calibrated.persons == 60
     assert setup.gallery.threshold("customers") == calibrated.threshold != DEFAULT_THRESHOLD
     shown = setup.service.watchlist("customers")
@@ -256,7 +258,8 @@ def test_an_automatic_watchlist_is_recalibrated_after_every_change(setup: Setup)
         setup.service.remove_person(f"p{i}")
     assert setup.service.calibrator.wait_idle()
     few = setup.service.calibration("customers")
-    assert few is not None and (few.method, few.persons) == ("fallback", 5)
+    assert few is not None
+    assert (few.method, few.persons) == ("fallback", 5)
     assert setup.gallery.threshold("customers") == DEFAULT_THRESHOLD
 
     # A restart keeps the mode; going back to fixed drops the calibration.

@@ -46,7 +46,8 @@ def test_the_watchlist_page_draws_its_calibration_curve(
     site: Site, browser: Browser, tmp_path: Path
 ) -> None:
     calibration = site.app.services.gallery_service.calibration("vip")
-    assert calibration is not None and calibration.method == "model"
+    assert calibration is not None
+    assert calibration.method == "model"
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     complaints = csp_violations(page)
     page.goto(f"{site.url}/login?next=%2Fadmin%2Fwatchlists")

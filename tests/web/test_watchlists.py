@@ -62,9 +62,14 @@ def test_defaults_exist_and_thresholds_reach_the_live_gallery(
     ],
 )
 def test_bad_watchlist_changes_are_refused(
-    client_for: ClientFor, method: str, url: str, body: dict[str, Any], status: int, message: str
+    client_for: ClientFor,
+    method: str,
+    url: str,
+    body: dict[str, Any] | None,
+    status: int,
+    message: str,
 ) -> None:
-    response = client_for("admin").request(method, url, **({"json": body} if body else {}))
+    response = client_for("admin").request(method, url, json=body)
     assert response.status_code == status, response.text
     assert message in response.json()["error"]["message"]
 
@@ -114,5 +119,6 @@ def test_an_automatic_watchlist_shows_its_calibration(
     assert now["effective_threshold"] < calibration["threshold"]
 
     fixed = admin.patch(f"{WATCHLISTS}/vip", json={"threshold_mode": "fixed"})
-    assert fixed.json()["threshold_mode"] == "fixed" and fixed.json()["calibration"] is None
+    assert fixed.json()["threshold_mode"] == "fixed"
+    assert fixed.json()["calibration"] is None
     assert fixed.json()["effective_threshold"] == DEFAULT_THRESHOLD
