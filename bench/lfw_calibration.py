@@ -52,6 +52,7 @@ SIZES = (50, 300, 1680)
 DRAWS = 20
 TAIL_SHARES = (0.01, 0.02, 0.05, 0.1, 0.2)
 SCALES = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
+POWERS = (-0.4, -0.2, 0.0, 0.2, 0.4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,46 +176,53 @@ def draws_for(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Constants:
+    """The method's constants: ``TAIL_SHARE``, ``SCALE`` and ``SIZE_POWER``."""
+
+    share: float
+    scale: float
+    power: float
+
+    def threshold(self, draw: Draw, margin: float) -> tuple[float, str]:
+        """The automatic threshold of ``draw``'s site with these constants."""
+        scale = calibration.correction(draw.templates, self.scale, self.power)
+        fit = draw.fits[self.share]
+        return calibration.threshold_for(fit, draw.templates, TARGET, margin, scale)
+
+
 def choose_constants(
     by_size: dict[int, list[Draw]], margin: float
-) -> tuple[float, float, list[dict[str, float]]]:
-    """The (tail share, scale) whose mean FPIR is nearest the target at the worst size (in
-    ratio), on the choosing half's draws.
+) -> tuple[Constants, list[dict[str, float]]]:
+    """The constants whose mean FPIR is nearest the target at the worst size (in ratio), on
+    the choosing half's draws.
 
     Returns:
-        ``(tail_share, scale, every pair's worst ratio)``.
+        The constants, and every triple's worst log ratio.
     """
     tried = []
-    best = (math.inf, 0.0, 0.0)
+    best = (math.inf, Constants(TAIL_SHARES[0], SCALES[0], POWERS[0]))
     for share in TAIL_SHARES:
         for scale in SCALES:
-            worst = 0.0
-            for draws in by_size.values():
-                fpir = np.mean(
-                    [
-                        d.fpir(
-                            calibration.threshold_for(
-                                d.fits[share], d.templates, TARGET, margin, scale
-                            )[0],
-                            margin,
-                        )
-                        for d in draws
-                    ]
+            for power in POWERS:
+                constants = Constants(share, scale, power)
+                worst = 0.0
+                for draws in by_size.values():
+                    fpir = np.mean(
+                        [d.fpir(constants.threshold(d, margin)[0], margin) for d in draws]
+                    )
+                    worst = max(worst, abs(math.log(max(float(fpir), 1e-5) / TARGET)))
+                tried.append(
+                    {"tail_share": share, "scale": scale, "size_power": power, "worst": worst}
                 )
-                worst = max(worst, abs(math.log(max(float(fpir), 1e-5) / TARGET)))
-            tried.append({"tail_share": share, "scale": scale, "worst_log_ratio": worst})
-            if worst < best[0]:
-                best = (worst, share, scale)
-    return best[1], best[2], tried
+                if worst < best[0]:
+                    best = (worst, constants)
+    return best[1], tried
 
 
-def measure(
-    draws: list[Draw], share: float, scale: float, margin: float, fixed: float
-) -> dict[str, Any]:
+def measure(draws: list[Draw], constants: Constants, margin: float, fixed: float) -> dict[str, Any]:
     """FPIR and DIR of the automatic threshold and of the fixed one over ``draws``."""
-    autos = [
-        calibration.threshold_for(d.fits[share], d.templates, TARGET, margin, scale) for d in draws
-    ]
+    autos = [constants.threshold(d, margin) for d in draws]
     auto_fpir = [d.fpir(t, margin) for d, (t, _) in zip(draws, autos, strict=True)]
     auto_dir = [d.dir(t, margin) for d, (t, _) in zip(draws, autos, strict=True)]
     return {
@@ -236,8 +244,7 @@ def measure(
 def _plot(
     measured: dict[int, list[Draw]],
     rows: dict[int, dict[str, Any]],
-    share: float,
-    scale: float,
+    constants: Constants,
     margin: float,
     path: Path,
 ) -> None:
@@ -252,7 +259,13 @@ def _plot(
     for ax, (size, draws) in zip(axes, measured.items(), strict=True):
         expected = np.mean(
             [
-                calibration.expected_fpir(d.fits[share], d.templates, grid, margin, scale)
+                calibration.expected_fpir(
+                    d.fits[constants.share],
+                    d.templates,
+                    grid,
+                    margin,
+                    calibration.correction(d.templates, constants.scale, constants.power),
+                )
                 for d in draws
             ],
             axis=0,
@@ -322,10 +335,13 @@ def run(
             progress.advance(task)
             measured[size] = draws_for(embeddings, pops, "measure", size, draws, TAIL_SHARES)
             progress.advance(task)
-    share, scale, tried = choose_constants(chosen, margin)
-    console.print(f"chosen on the choosing half: TAIL_SHARE {share}, SCALE {scale}")
-    rows = {size: measure(measured[size], share, scale, margin, fixed) for size in sizes}
-    on_choose = {size: measure(chosen[size], share, scale, margin, fixed) for size in sizes}
+    constants, tried = choose_constants(chosen, margin)
+    console.print(
+        f"chosen on the choosing half: TAIL_SHARE {constants.share}, SCALE {constants.scale}, "
+        f"SIZE_POWER {constants.power}"
+    )
+    rows = {size: measure(measured[size], constants, margin, fixed) for size in sizes}
+    on_choose = {size: measure(chosen[size], constants, margin, fixed) for size in sizes}
     table = Table(
         title=f"Site calibration, target FPIR {TARGET:.0%}, margin {margin} (measuring half)"
     )
@@ -356,13 +372,18 @@ def run(
     result: dict[str, Any] = {
         "target_fpir": TARGET,
         "margin": margin,
-        "chosen": {"tail_share": share, "scale": scale, "tried": tried},
+        "chosen": {
+            "tail_share": constants.share,
+            "scale": constants.scale,
+            "size_power": constants.power,
+            "tried": tried,
+        },
         "measuring_half": {str(s): r for s, r in rows.items()},
         "choosing_half": {str(s): r for s, r in on_choose.items()},
     }
     console.print(json.dumps({"chosen": result["chosen"] | {"tried": len(tried)}}))
     if results_dir is not None:
-        _plot(measured, rows, share, scale, margin, results_dir / "lfw_calibration.png")
+        _plot(measured, rows, constants, margin, results_dir / "lfw_calibration.png")
         (results_dir / "lfw_calibration.json").write_text(json.dumps(result, indent=2))
     return result
 

@@ -43,8 +43,12 @@ MIN_PERSONS = 10
 TAIL_SHARE = 0.05
 """The share of the smallest non-mate distances the normal law is fitted to."""
 SCALE = 1.0
-"""Expected FPIR multiplier for what the independence assumption misses (chosen on LFW's
-choosing half; see the module docstring)."""
+"""Expected FPIR multiplier for what the independence assumption misses, at
+``REFERENCE_TEMPLATES`` templates (chosen on LFW's choosing half; see the module docstring)."""
+SIZE_POWER = 0.0
+"""How that multiplier changes with the number of templates: ``SCALE * (n / 300) ** SIZE_POWER``
+(chosen with it)."""
+REFERENCE_TEMPLATES = 300
 FLOOR = 0.20
 """The automatic threshold never goes below this (a watchlist of look-alikes would otherwise
 name nobody; at 0.20 OneEye still names most clear faces)."""
@@ -60,6 +64,20 @@ CURVE = np.round(np.arange(0.15, 0.6001, 0.005), 4)
 
 _NORMAL = NormalDist()
 _FIT_POINTS = 200
+
+
+def correction(templates: int, scale: float = SCALE, power: float = SIZE_POWER) -> float:
+    """The multiplier of step 3 for a watchlist of ``templates`` templates.
+
+    Args:
+        templates: how many templates a stranger's face meets.
+        scale: the multiplier at ``REFERENCE_TEMPLATES``.
+        power: its change with size.
+
+    Returns:
+        ``scale * (templates / REFERENCE_TEMPLATES) ** power``.
+    """
+    return float(scale * (max(templates, 1) / REFERENCE_TEMPLATES) ** power)
 
 
 def check_target(value: float) -> float:
@@ -262,7 +280,7 @@ def calibrate(
     margin: float,
     default_threshold: float,
     *,
-    scale: float = SCALE,
+    scale: float | None = None,
 ) -> Calibration:
     """A watchlist's automatic threshold for ``target_fpir``.
 
@@ -272,7 +290,7 @@ def calibrate(
         target_fpir: the share of strangers that may be named wrongly (``TARGET_RANGE``).
         margin: the gallery's margin.
         default_threshold: the threshold kept when there are too few people.
-        scale: the correction for dependence (``SCALE``; the benchmark varies it).
+        scale: the correction for dependence; ``None``: :func:`correction` of the size.
 
     Returns:
         The calibration.
@@ -310,6 +328,8 @@ def calibrate(
     else:
         sample, sample_labels = vectors, labels
     fit = fit_tail(non_mate_distances(sample, sample_labels))
+    if scale is None:
+        scale = correction(count)
     curve = expected_fpir(fit, count, CURVE.astype(np.float64), margin, scale)
     threshold, method = threshold_for(fit, count, target, margin, scale)
     if method == "floor":
