@@ -42,10 +42,10 @@ MIN_PERSONS = 10
 """Fewer people than this: too few distances to calibrate on; the default threshold stays."""
 TAIL_SHARE = 0.05
 """The share of the smallest non-mate distances the normal law is fitted to."""
-SCALE = 1.0
+SCALE = 0.7
 """Expected FPIR multiplier for what the independence assumption misses, at
 ``REFERENCE_TEMPLATES`` templates (chosen on LFW's choosing half; see the module docstring)."""
-SIZE_POWER = 0.0
+SIZE_POWER = -0.4
 """How that multiplier changes with the number of templates: ``SCALE * (n / 300) ** SIZE_POWER``
 (chosen with it)."""
 REFERENCE_TEMPLATES = 300
