@@ -18,9 +18,10 @@ The model, in three steps:
    distances are independent, the chance that the nearest one is within ``t`` and the next
    other person is not within the margin of it is
    ``integral from 0 to t of n f(x) (1 - F(x + margin))^(n - 1) dx``.
-3. **One correction,** ``SCALE``, for what independence misses (a stranger near one person
-   tends to be near others too). It was chosen once on LFW's "choosing half" of the people
-   (``bench/lfw_calibration.py``) and is measured on the other half.
+3. **One correction,** ``SCALE * (n / 300) ** SIZE_POWER``, for what independence misses (a
+   stranger near one person tends to be near others too). Its constants, and ``TAIL_SHARE``,
+   were chosen once on LFW's "choosing half" of the people (``bench/lfw_calibration.py``) and
+   are measured on the other half (BENCHMARKS.md, "Site calibration").
 
 The threshold is the largest one whose expected FPIR is at most the target, kept within
 [``FLOOR``, ``CEILING``]. With fewer than ``MIN_PERSONS`` people the distances between them say
