@@ -71,7 +71,7 @@ class GraphWriter(Protocol):
         ...
 
 
-class _Namer:
+class Namer:
     """Names every constant and node output in order (``w1``, ``t2``...) as it adds it."""
 
     def __init__(self, writer: GraphWriter) -> None:
@@ -79,12 +79,14 @@ class _Namer:
         self._count = 0
 
     def constant(self, array: npt.NDArray[Any]) -> str:
+        """Add ``array`` as a constant; its name."""
         self._count += 1
         name = f"w{self._count}"
         self.writer.add_initializer(name, array)
         return name
 
     def node(self, op: str, inputs: Sequence[str], **attributes: AttributeValue) -> str:
+        """Add an ``op`` node over ``inputs``; the name of its output."""
         self._count += 1
         output = f"t{self._count}"
         self.writer.add_node(op, inputs, output, f"{op.lower()}{self._count}", attributes)
@@ -113,7 +115,7 @@ def write_graph(model: ResNetModel, writer: GraphWriter) -> bytes:
         The ``ModelProto`` bytes.
     """
     shapes = layer_shapes(model.input, model.layers)
-    graph = _Namer(writer)
+    graph = Namer(writer)
     current, shape = INPUT_NAME, (3, model.input.rows, model.input.cols)
     tags: list[tuple[str, Shape]] = []
     layers = model.layers

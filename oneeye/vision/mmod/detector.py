@@ -1,0 +1,128 @@
+"""``MmodDetector``: dlib's MMOD CNN face detector without dlib, box for box.
+
+What ``dlib.cnn_face_detection_model_v1(path)(image, upsample)`` does, in order: upsample the
+image ``upsample`` times (``pyramid.upsample``), build the tiled pyramid (``pyramid``), run
+the network (``runtimes``), turn positive cells into boxes and suppress overlaps (``loss``),
+and map the boxes back to the original image (``rect_down``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from oneeye.errors import ModelError
+from oneeye.types import RGBImage
+from oneeye.vision.mmod.loss import Box, candidates, suppress
+from oneeye.vision.mmod.pyramid import (
+    lround,
+    point_down_2,
+    tiled_layout,
+    tiled_pyramid,
+    upsample,
+)
+from oneeye.vision.mmod.reader import read_mmod_model
+from oneeye.vision.mmod.runtimes import OnnxRuntimeScores, OpenCVScores, ScoreBackend
+
+logger = logging.getLogger(__name__)
+
+MAX_UPSAMPLE = 3
+"""Each upsampling quadruples the work; more than 8x is never worth it."""
+MAX_WORK_PIXELS = 40_000_000
+"""The most pixels the pyramid tensor may hold (about 0.5 GB of float32 activations on the
+first layer); a larger request is refused rather than swapped."""
+
+_MAKERS: dict[str, Callable[..., ScoreBackend]] = {
+    "onnxruntime": OnnxRuntimeScores,
+    "opencv": OpenCVScores,
+}
+BACKENDS = tuple(_MAKERS)
+"""Backend names, fastest first; ``"auto"`` takes the first that loads."""
+
+
+class MmodDetector:
+    """dlib's MMOD CNN face detector (``mmod_human_face_detector.dat``), run without dlib.
+
+    Not thread-safe: one per thread.
+    """
+
+    def __init__(
+        self, model_path: str | Path, backend: str = "auto", *, num_threads: int | None = None
+    ) -> None:
+        """Load the network and a backend to run it.
+
+        Args:
+            model_path: dlib's ``mmod_human_face_detector.dat``.
+            backend: ``"onnxruntime"``, ``"opencv"``, or ``"auto"`` (the first that loads).
+            num_threads: threads for the backend's pool; ``None`` keeps the library's default
+                (one per core). ``"opencv"`` sets OpenCV's process-wide pool.
+
+        Raises:
+            ModelError: the model file is missing, truncated, corrupt or unsupported, or no
+                backend can run it.
+            ValueError: ``backend`` is unknown or ``num_threads`` < 1.
+        """
+        if backend != "auto" and backend not in BACKENDS:
+            raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be None or >= 1, got {num_threads}")
+        self.model = read_mmod_model(model_path)
+        self._mapping = self.model.output_to_input()
+        failures: list[str] = []
+        for name in BACKENDS if backend == "auto" else (backend,):
+            try:
+                self._backend = _MAKERS[name](self.model, num_threads)
+            except Exception as exc:  # any failure to load means "try the next one"
+                failures.append(f"{name}: {type(exc).__name__}: {exc}")
+                level = logging.INFO if isinstance(exc, ImportError) else logging.WARNING
+                logger.log(level, "mmod backend unusable: %s", failures[-1])
+                continue
+            self.backend = name
+            return
+        raise ModelError("no backend can run the MMOD face detector: " + "; ".join(failures))
+
+    def detect(self, image: RGBImage, upsample_times: int = 0) -> list[Box]:
+        """The faces dlib's ``cnn_face_detection_model_v1(image, upsample_times)`` finds.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            upsample_times: how many times to double the image first (0-3).
+
+        Returns:
+            Boxes in ``image``'s pixels (inclusive corners, not clipped to the image), with
+            their scores, highest first.
+
+        Raises:
+            ValueError: the image is not (H, W, 3) uint8, ``upsample_times`` is out of range,
+                or the work would exceed ``MAX_WORK_PIXELS``.
+        """
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.dtype} {image.shape}")
+        if not 0 <= upsample_times <= MAX_UPSAMPLE:
+            raise ValueError(f"upsample_times must be in [0, {MAX_UPSAMPLE}], got {upsample_times}")
+        work = image
+        for _ in range(upsample_times):
+            work = upsample(work)
+        pyramid = self.model.input
+        layout = tiled_layout(work.shape[0], work.shape[1], pyramid.padding, pyramid.outer_padding)
+        if layout.rows * layout.cols > MAX_WORK_PIXELS:
+            raise ValueError(
+                f"a {image.shape[1]}x{image.shape[0]} image upsampled {upsample_times} times "
+                f"needs a {layout.cols}x{layout.rows} pyramid, over {MAX_WORK_PIXELS} pixels"
+            )
+        if not layout.tiles:
+            return []
+        scores = self._backend.run(tiled_pyramid(work, pyramid.means, layout))[0]
+        kept = suppress(candidates(scores, layout, self.model.options, self._mapping), self.model.options)
+        if upsample_times == 0:
+            return kept
+        return [_down(box, upsample_times) for box in kept]
+
+
+def _down(box: Box, levels: int) -> Box:
+    left, top = point_down_2(box.left, box.top, levels)
+    right, bottom = point_down_2(box.right, box.bottom, levels)
+    return Box(lround(left), lround(top), lround(right), lround(bottom), box.score)
