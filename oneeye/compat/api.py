@@ -27,7 +27,7 @@ from PIL import Image
 from oneeye.errors import ModelError
 from oneeye.types import EMBEDDING_SIZE, Detection, FaceBox, RGBImage
 from oneeye.vision.detectors import FaceDetector, ScalePlan, make_detector
-from oneeye.vision.detectors._dlib import DlibDetector
+from oneeye.vision.detectors._scaled import ScaledDetector
 from oneeye.vision.encode import ChipEmbedder, jittered
 from oneeye.vision.images import load_image
 from oneeye.vision.landmarks import LandmarkModel
@@ -176,7 +176,7 @@ def _detect(
     """dlib's boxes as found (not clipped) where the detector can give them so."""
     detector = models.detector(model)
     plan = ScalePlan(factor=1.0, upsample=int(upsample))
-    if isinstance(detector, DlibDetector):
+    if isinstance(detector, ScaledDetector):
         return detector.detect_at(img, plan, clip=False)
     return detector.detect_at(img, plan)
 

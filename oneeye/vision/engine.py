@@ -155,7 +155,8 @@ class FaceEngine:
         """The engine's own detector called ``name`` (made on first need; used under the lock)."""
         detector = self._detectors.get(name)
         if detector is None:
-            detector = self._detectors[name] = make_detector(name, self.models)
+            detector = make_detector(name, self.models, num_threads=self.settings.threads)
+            self._detectors[name] = detector
         return detector
 
     def new_detector(self) -> FaceDetector:

@@ -1,7 +1,9 @@
 """Face detectors, chosen by name: one module per detector in this package.
 
-A detector's module is named after it (``hog.py`` is ``"hog"``) and defines
-``create(models: ModelPaths) -> FaceDetector``; ``make_detector`` finds it by that name, so
+A detector's module is named after it (``hog.py`` is ``"hog"``, an underscore in the module's
+name is a hyphen in the detector's: ``cnn_dlib.py`` is ``"cnn-dlib"``) and defines
+``create(models: ModelPaths, num_threads: int | None) -> FaceDetector``; ``make_detector``
+finds it by that name, so
 adding a detector is adding its module and its test, and nothing else lists detectors.
 Modules whose names start with ``_`` (shared helpers) and ``base`` are not detectors.
 
@@ -33,20 +35,22 @@ def detector_names() -> tuple[str, ...]:
     """
     return tuple(
         sorted(
-            module.name
+            module.name.replace("_", "-")
             for module in pkgutil.iter_modules(__path__)
             if not module.name.startswith("_") and module.name not in _NOT_DETECTORS
         )
     )
 
 
-def make_detector(name: str, models: ModelPaths) -> FaceDetector:
+def make_detector(name: str, models: ModelPaths, *, num_threads: int | None = 1) -> FaceDetector:
     """A new detector of the kind ``name`` names, the caller's own (detectors are not shared
     between threads).
 
     Args:
         name: a detector's name (one of ``detector_names()``).
         models: where the model files are (a detector loads the ones it needs).
+        num_threads: threads the detector may use (``None``: its library's default, one per
+            core); one by default, as camera workers run one detector per thread.
 
     Returns:
         The detector.
@@ -58,6 +62,6 @@ def make_detector(name: str, models: ModelPaths) -> FaceDetector:
     known = detector_names()
     if name not in known:
         raise ValueError(f"unknown face detector {name!r}; known detectors: {', '.join(known)}")
-    module = importlib.import_module(f"{__name__}.{name}")
-    detector: FaceDetector = module.create(models)
+    module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
+    detector: FaceDetector = module.create(models, num_threads=num_threads)
     return detector

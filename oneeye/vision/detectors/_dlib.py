@@ -1,84 +1,30 @@
-"""What dlib's detectors share: running one at a planned scale and turning its rectangles
-into ``Detection``s. The dlib detector modules subclass ``DlibDetector``; its rectangles are
-converted here, by ``oneeye.vision.dlibconv``, and go no further."""
+"""What dlib's own detectors share: their rectangles become ``FaceBox``es here, and go no
+further (the scale plans and regions are ``ScaledDetector``'s)."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
+from typing import Any
 
-import cv2
-import numpy as np
-
-from oneeye.types import Detection, FaceBox, RGBImage
-from oneeye.vision.detectors.base import ScalePlan, plan_scale
-from oneeye.vision.dlibconv import box_from_rect
+from oneeye.types import FaceBox, RGBImage
+from oneeye.vision.detectors._scaled import ScaledDetector
 
 
-def resize_for(image: RGBImage, factor: float) -> RGBImage:
-    """The image resized by ``factor`` (area interpolation when shrinking), or itself at 1.0."""
-    if factor == 1.0:
-        return image
-    height, width = image.shape[:2]
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    interpolation = cv2.INTER_AREA if factor < 1.0 else cv2.INTER_LINEAR
-    return np.ascontiguousarray(cv2.resize(image, size, interpolation=interpolation))
-
-
-class DlibDetector(ABC):
+class DlibDetector(ScaledDetector):
     """A ``FaceDetector`` over one of dlib's detectors, which upsample with their own pyramid."""
 
-    name: str
-    window_px: int
-
     @abstractmethod
-    def _run(self, image: RGBImage, upsample: int) -> list[tuple[object, float]]:
+    def _run_dlib(self, image: RGBImage, upsample: int) -> list[tuple[object, float]]:
         """Run on an already resized image; return ``(dlib.rectangle, confidence)`` pairs."""
 
-    def detect(self, image: RGBImage, min_face_px: int) -> list[Detection]:
-        """Find every face at least ``min_face_px`` pixels wide (see ``FaceDetector.detect``)."""
-        return self.detect_at(image, plan_scale(min_face_px, self.window_px))
-
-    def detect_at(self, image: RGBImage, plan: ScalePlan, *, clip: bool = True) -> list[Detection]:
-        """Find faces with an explicit scale plan (see ``FaceDetector.detect_at``).
-
-        ``clip=False`` keeps boxes that reach past the image's edges as dlib found them (what
-        ``oneeye.compat`` needs to trim them the way face_recognition does)."""
-        height, width = image.shape[:2]
-        scaled = resize_for(image, plan.factor)
-        stage = self.name if plan.upsample == 0 else f"{self.name}-up{plan.upsample}"
-        found = [
-            Detection(
-                box=box_from_rect(rect, height, width, plan.factor, clip=clip),
-                confidence=float(confidence),
-                detector=stage,
-            )
-            for rect, confidence in self._run(scaled, plan.upsample)
-        ]
-        found.sort(key=lambda d: d.confidence, reverse=True)
-        return found
-
-    def detect_region(self, image: RGBImage, region: FaceBox, factor: float) -> list[Detection]:
-        """Find faces inside one part of an image (see ``FaceDetector.detect_region``)."""
-        if factor <= 0.0:
-            raise ValueError(f"factor must be positive, got {factor}")
-        height, width = image.shape[:2]
-        part = region.clipped(height, width)
-        crop = np.ascontiguousarray(image[part.top : part.bottom + 1, part.left : part.right + 1])
-        scaled = resize_for(crop, factor)
-        found = []
-        for rect, confidence in self._run(scaled, 0):
-            box = box_from_rect(rect, part.height, part.width, factor)
+    def _run(self, image: RGBImage, upsample: int) -> list[tuple[FaceBox, float]]:
+        found: list[tuple[FaceBox, float]] = []
+        for rect, confidence in self._run_dlib(image, upsample):
+            r: Any = rect
             found.append(
-                Detection(
-                    box=FaceBox(
-                        top=box.top + part.top,
-                        right=box.right + part.left,
-                        bottom=box.bottom + part.top,
-                        left=box.left + part.left,
-                    ),
-                    confidence=float(confidence),
-                    detector=f"{self.name}-region",
+                (
+                    FaceBox(top=r.top(), right=r.right(), bottom=r.bottom(), left=r.left()),
+                    confidence,
                 )
             )
-        found.sort(key=lambda d: d.confidence, reverse=True)
         return found

@@ -21,19 +21,20 @@ class HogDetector(DlibDetector):
     def __init__(self) -> None:
         self._detector = dlib.get_frontal_face_detector()
 
-    def _run(self, image: RGBImage, upsample: int) -> list[tuple[object, float]]:
+    def _run_dlib(self, image: RGBImage, upsample: int) -> list[tuple[object, float]]:
         rects, scores, _ = self._detector.run(image, upsample, 0.0)
         return list(zip(rects, scores, strict=True))
 
 
-def create(models: ModelPaths) -> HogDetector:
+def create(models: ModelPaths, num_threads: int | None = 1) -> HogDetector:
     """A HOG detector (built into dlib: it needs no model file).
 
     Args:
         models: the model files (unused).
+        num_threads: unused (dlib's HOG runs on one thread).
 
     Returns:
         A new detector.
     """
-    del models
+    del models, num_threads
     return HogDetector()

@@ -84,12 +84,16 @@ class MmodDetector:
             return
         raise ModelError("no backend can run the MMOD face detector: " + "; ".join(failures))
 
-    def detect(self, image: RGBImage, upsample_times: int = 0) -> list[Box]:
+    def detect(
+        self, image: RGBImage, upsample_times: int = 0, adjust_threshold: float = 0.0
+    ) -> list[Box]:
         """The faces dlib's ``cnn_face_detection_model_v1(image, upsample_times)`` finds.
 
         Args:
             image: (H, W, 3) uint8 RGB.
             upsample_times: how many times to double the image first (0-3).
+            adjust_threshold: the score a box must exceed (dlib's ``adjust_threshold``, 0 in
+                ``cnn_face_detection_model_v1``); lower finds more, and more false faces.
 
         Returns:
             Boxes in ``image``'s pixels (inclusive corners, not clipped to the image), with
@@ -113,10 +117,13 @@ class MmodDetector:
                 f"a {image.shape[1]}x{image.shape[0]} image upsampled {upsample_times} times "
                 f"needs a {layout.cols}x{layout.rows} pyramid, over {MAX_WORK_PIXELS} pixels"
             )
-        if not layout.tiles:
+        if not layout.tiles or 0 in self.model.output_size(layout.rows, layout.cols):
             return []
         scores = self._backend.run(tiled_pyramid(work, pyramid.means, layout))[0]
-        kept = suppress(candidates(scores, layout, self.model.options, self._mapping), self.model.options)
+        kept = suppress(
+            candidates(scores, layout, self.model.options, self._mapping, adjust_threshold),
+            self.model.options,
+        )
         if upsample_times == 0:
             return kept
         return [_down(box, upsample_times) for box in kept]

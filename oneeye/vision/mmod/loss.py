@@ -73,6 +73,7 @@ def candidates(
     layout: TiledLayout,
     options: MmodOptions,
     mapping: tuple[tuple[int, int], tuple[int, int]],
+    threshold: float = DETECTION_THRESHOLD,
 ) -> list[Box]:
     """Every cell scoring above the threshold as a box in the pyramid's level 0, best first.
 
@@ -81,6 +82,7 @@ def candidates(
         layout: the tiled pyramid the network saw.
         options: the detector windows.
         mapping: ``MmodModel.output_to_input()``.
+        threshold: the score a cell must exceed.
 
     Returns:
         The candidates, highest score first.
@@ -88,7 +90,7 @@ def candidates(
     (scale_y, offset_y), (scale_x, offset_x) = mapping
     found: list[Box] = []
     for k, window in enumerate(options.windows):
-        rows, cols = np.nonzero(scores[k] > DETECTION_THRESHOLD)
+        rows, cols = np.nonzero(scores[k] > threshold)
         half_w, half_h = (window.width - 1) / 2.0, (window.height - 1) / 2.0
         for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
             x = float(c * scale_x + offset_x)
@@ -98,7 +100,9 @@ def candidates(
             left, top = point_up_6(x - half_w - tile.left, y - half_h - tile.top, level)
             right, bottom = point_up_6(x + half_w - tile.left, y + half_h - tile.top, level)
             found.append(
-                Box(lround(left), lround(top), lround(right), lround(bottom), float(scores[k, r, c]))
+                Box(
+                    lround(left), lround(top), lround(right), lround(bottom), float(scores[k, r, c])
+                )
             )
     found.sort(key=lambda box: box.score, reverse=True)
     return found

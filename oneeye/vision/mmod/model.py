@@ -1,8 +1,8 @@
 """dlib's MMOD face detector as plain data: its input pyramid's settings, its layers with their
 numpy weights, and ``loss_mmod``'s options, as ``mmod_human_face_detector.dat`` stores them.
 
-The network (``tools/python/src/cnn_face_detector.cpp`` in dlib) is
-``loss_mmod<con<1,9,9,1,1, rcon5<rcon5<rcon5<downsampler<input_rgb_image_pyramid<pyramid_down<6>>>>>>>>``:
+The network (``tools/python/src/cnn_face_detector.cpp`` in dlib) is ``loss_mmod<con<1,9,9,1,1,
+rcon5<rcon5<rcon5<downsampler<input_rgb_image_pyramid<pyramid_down<6>>>>>>>>``:
 three unpadded 5x5 stride-2 convolutions (16, 32, 32 filters, each with ``affine`` and
 ``relu``), three padded 5x5 convolutions of 45 filters, and one padded 9x9 convolution giving
 one score per detector window for each position of an eighth-resolution map. The layers are
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from oneeye.vision.resnet.model import AffineLayer, ConvLayer, ReluLayer
+from oneeye.vision.resnet.model import AffineLayer, ConvLayer, ReluLayer, out_size
 
 MmodLayer: TypeAlias = ConvLayer | AffineLayer | ReluLayer
 
@@ -80,3 +80,22 @@ class MmodModel:
                     scale *= step
             axes.append((scale, offset))
         return axes[0], axes[1]
+
+    def output_size(self, rows: int, cols: int) -> tuple[int, int]:
+        """The score maps' size for an input tensor of ``rows`` x ``cols`` (0 when too small).
+
+        Args:
+            rows: input tensor height.
+            cols: input tensor width.
+
+        Returns:
+            (rows, cols) of the output, each at least 0.
+        """
+        for layer in self.layers:
+            if isinstance(layer, ConvLayer):
+                kr, kc = layer.weights.shape[2:]
+                rows = out_size(rows, kr, layer.stride[0], layer.padding[0])
+                cols = out_size(cols, kc, layer.stride[1], layer.padding[1])
+                if rows < 1 or cols < 1:
+                    return 0, 0
+        return rows, cols

@@ -68,10 +68,12 @@ class TiledLayout:
 
 def lround(value: float) -> int:
     """C's ``lround``: to the nearest integer, halves away from zero (dlib's rounding)."""
-    return int(math.floor(abs(value) + 0.5)) * (1 if value >= 0 else -1)
+    return math.floor(abs(value) + 0.5) * (1 if value >= 0 else -1)
 
 
-def _bilinear_axis(size_in: int, size_out: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]:
+def _bilinear_axis(
+    size_in: int, size_out: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]:
     """Sample positions of dlib's corner-mapping bilinear resize along one axis: the lower
     and upper neighbours and the weight of the upper one."""
     scale = (size_in - 1) / max(size_out - 1, 1)
@@ -193,10 +195,9 @@ def tiled_layout(rows: int, cols: int, padding: int, outer_padding: int) -> Tile
     while i < len(sizes):
         r, c = sizes[i]
         tile = Tile(outer_padding + width - c, y - r, outer_padding + width - 1, y - 1)
-        overlaps = (
-            max(tile.left, first.left) <= min(tile.right, first.right)
-            and max(tile.top, first.top) <= min(tile.bottom, first.bottom)
-        )
+        overlaps = max(tile.left, first.left) <= min(tile.right, first.right) and max(
+            tile.top, first.top
+        ) <= min(tile.bottom, first.bottom)
         if overlaps:
             break
         tiles.append(tile)
@@ -205,9 +206,7 @@ def tiled_layout(rows: int, cols: int, padding: int, outer_padding: int) -> Tile
     return TiledLayout(height + 2 * outer_padding, width + 2 * outer_padding, tuple(tiles))
 
 
-def tiled_pyramid(
-    image: RGBImage, means: Sequence[float], layout: TiledLayout
-) -> FloatArray:
+def tiled_pyramid(image: RGBImage, means: Sequence[float], layout: TiledLayout) -> FloatArray:
     """The input tensor dlib's ``input_rgb_image_pyramid::to_tensor`` builds.
 
     Args:

@@ -15,6 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from oneeye.errors import ModelError
+from oneeye.vision.mmod.model import (
+    DetectorWindow,
+    MmodLayer,
+    MmodModel,
+    MmodOptions,
+    PyramidInput,
+)
 from oneeye.vision.resnet.dlibfile import (
     INPUT_LAYER_VERSION,
     LAYER_VERSION,
@@ -23,13 +30,6 @@ from oneeye.vision.resnet.dlibfile import (
     read_batch_norm,
     read_conv,
     read_trailer,
-)
-from oneeye.vision.mmod.model import (
-    DetectorWindow,
-    MmodLayer,
-    MmodModel,
-    MmodOptions,
-    PyramidInput,
 )
 from oneeye.vision.resnet.model import ConvLayer, ReluLayer
 
@@ -108,7 +108,8 @@ def read_mmod_model(path: str | Path) -> MmodModel:
 
     Args:
         path: ``mmod_human_face_detector.dat`` or a network of the same family
-            (``loss_mmod`` over con/affine (or batch norm)/relu layers on ``input_rgb_image_pyramid``).
+            (``loss_mmod`` over convolution, affine or batch norm, and relu layers on
+            ``input_rgb_image_pyramid``).
 
     Returns:
         The parsed detector, its layers' channel counts checked.
@@ -149,7 +150,9 @@ def read_mmod_model(path: str | Path) -> MmodModel:
         name = reader.text("layer name")
         read = _LAYER_READERS.get(name)
         if read is None:
-            raise reader.fail(f"unsupported layer type {name!r}; supported: {sorted(_LAYER_READERS)}")
+            raise reader.fail(
+                f"unsupported layer type {name!r}; supported: {sorted(_LAYER_READERS)}"
+            )
         layers.append(read(reader))
         read_trailer(reader, INPUT_LAYER_VERSION if index == 0 else LAYER_VERSION)
     if not reader.at_end:
@@ -164,7 +167,9 @@ def _check_channels(layers: list[MmodLayer], options: MmodOptions, source: str) 
         if isinstance(layer, ConvLayer):
             filters, inputs = layer.weights.shape[:2]
             if inputs != channels:
-                raise ModelError(f"{source}: a convolution expects {inputs} channels, gets {channels}")
+                raise ModelError(
+                    f"{source}: a convolution expects {inputs} channels, gets {channels}"
+                )
             channels = filters
         elif not isinstance(layer, ReluLayer) and layer.gamma.size != channels:
             raise ModelError(f"{source}: an affine layer expects {layer.gamma.size} channels")

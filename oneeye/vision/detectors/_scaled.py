@@ -1,0 +1,89 @@
+"""What every detector here shares: running at a planned scale, on a region, and turning the
+boxes found in the resized image into ``Detection``s in the pixels of the image given.
+Subclasses only say how to run on an already resized image (``_run``)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import cv2
+import numpy as np
+
+from oneeye.types import Detection, FaceBox, RGBImage
+from oneeye.vision.detectors.base import ScalePlan, plan_scale
+
+
+def resize_for(image: RGBImage, factor: float) -> RGBImage:
+    """The image resized by ``factor`` (area interpolation when shrinking), or itself at 1.0."""
+    if factor == 1.0:
+        return image
+    height, width = image.shape[:2]
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    interpolation = cv2.INTER_AREA if factor < 1.0 else cv2.INTER_LINEAR
+    return np.ascontiguousarray(cv2.resize(image, size, interpolation=interpolation))
+
+
+def _back(box: FaceBox, height: int, width: int, factor: float, clip: bool = True) -> FaceBox:
+    if factor != 1.0:
+        box = box.scaled(1.0 / factor)
+    return box.clipped(height, width) if clip else box
+
+
+class ScaledDetector(ABC):
+    """A ``FaceDetector`` over a detector that upsamples with its own pyramid."""
+
+    name: str
+    window_px: int
+
+    @abstractmethod
+    def _run(self, image: RGBImage, upsample: int) -> list[tuple[FaceBox, float]]:
+        """Run on an already resized image; boxes (unclipped) in its pixels, and scores."""
+
+    def detect(self, image: RGBImage, min_face_px: int) -> list[Detection]:
+        """Find every face at least ``min_face_px`` pixels wide (see ``FaceDetector.detect``)."""
+        return self.detect_at(image, plan_scale(min_face_px, self.window_px))
+
+    def detect_at(self, image: RGBImage, plan: ScalePlan, *, clip: bool = True) -> list[Detection]:
+        """Find faces with an explicit scale plan (see ``FaceDetector.detect_at``).
+
+        ``clip=False`` keeps boxes that reach past the image's edges as the detector found them
+        (what ``oneeye.compat`` needs to trim them the way face_recognition does)."""
+        height, width = image.shape[:2]
+        scaled = resize_for(image, plan.factor)
+        stage = self.name if plan.upsample == 0 else f"{self.name}-up{plan.upsample}"
+        found = [
+            Detection(
+                box=_back(box, height, width, plan.factor, clip),
+                confidence=float(confidence),
+                detector=stage,
+            )
+            for box, confidence in self._run(scaled, plan.upsample)
+        ]
+        found.sort(key=lambda d: d.confidence, reverse=True)
+        return found
+
+    def detect_region(self, image: RGBImage, region: FaceBox, factor: float) -> list[Detection]:
+        """Find faces inside one part of an image (see ``FaceDetector.detect_region``)."""
+        if factor <= 0.0:
+            raise ValueError(f"factor must be positive, got {factor}")
+        height, width = image.shape[:2]
+        part = region.clipped(height, width)
+        crop = np.ascontiguousarray(image[part.top : part.bottom + 1, part.left : part.right + 1])
+        scaled = resize_for(crop, factor)
+        found = []
+        for found_box, confidence in self._run(scaled, 0):
+            box = _back(found_box, part.height, part.width, factor)
+            found.append(
+                Detection(
+                    box=FaceBox(
+                        top=box.top + part.top,
+                        right=box.right + part.left,
+                        bottom=box.bottom + part.top,
+                        left=box.left + part.left,
+                    ),
+                    confidence=float(confidence),
+                    detector=f"{self.name}-region",
+                )
+            )
+        found.sort(key=lambda d: d.confidence, reverse=True)
+        return found
