@@ -60,6 +60,12 @@ def test_gallery_ivf_headtohead() -> None:
     assert "bench/results left as it was" in out
 
 
+def test_mmod_equivalence() -> None:
+    out = run_bench("mmod_equivalence.py", "--smoke")
+    assert "smoke: 1 images" in out
+    assert "0 missing, 0 extra" in out
+
+
 def test_camera_registry() -> None:
     out = run_bench("camera_registry.py", "--smoke")
     assert "us/check" in out

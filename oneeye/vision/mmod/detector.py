@@ -109,7 +109,7 @@ class MmodDetector:
             raise ValueError(f"upsample_times must be in [0, {MAX_UPSAMPLE}], got {upsample_times}")
         work = image
         for _ in range(upsample_times):
-            work = upsample(work)
+            work = upsample(work, self._backend.resize)
         pyramid = self.model.input
         layout = tiled_layout(work.shape[0], work.shape[1], pyramid.padding, pyramid.outer_padding)
         if layout.rows * layout.cols > MAX_WORK_PIXELS:
@@ -119,7 +119,9 @@ class MmodDetector:
             )
         if not layout.tiles or 0 in self.model.output_size(layout.rows, layout.cols):
             return []
-        scores = self._backend.run(tiled_pyramid(work, pyramid.means, layout))[0]
+        scores = self._backend.run(
+            tiled_pyramid(work, pyramid.means, layout, self._backend.resize)
+        )[0]
         kept = suppress(
             candidates(scores, layout, self.model.options, self._mapping, adjust_threshold),
             self.model.options,

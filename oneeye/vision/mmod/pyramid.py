@@ -21,7 +21,7 @@ with ``point_up``: ``p * 6/5 + 0.3`` per level.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,25 +84,34 @@ def _bilinear_axis(
 
 
 def resize_bilinear(image: FloatArray, rows: int, cols: int) -> FloatArray:
-    """dlib's ``resize_image`` with bilinear interpolation, in float32.
+    """dlib's ``resize_image`` with bilinear interpolation, in float32, channels first.
 
     Args:
-        image: (H, W) or (H, W, C) float32.
+        image: (C, H, W) float32.
         rows: output height.
         cols: output width.
 
     Returns:
-        The resized image, float32.
+        The resized image, (C, rows, cols) float32.
     """
-    top, bottom, ty = _bilinear_axis(image.shape[0], rows)
-    left, right, tx = _bilinear_axis(image.shape[1], cols)
-    extra = (None,) * (image.ndim - 2)
-    ty = ty[(slice(None), None, *extra)]
-    tx = tx[(slice(None), *extra)]
-    upper = image[top]
-    lower = image[bottom]
-    vertical = upper + (lower - upper) * ty
-    return vertical[:, left] + (vertical[:, right] - vertical[:, left]) * tx
+    top, bottom, ty = _bilinear_axis(image.shape[1], rows)
+    left, right, tx = _bilinear_axis(image.shape[2], cols)
+    upper = image[:, top]
+    vertical = image[:, bottom]
+    vertical -= upper
+    vertical *= ty[None, :, None]
+    vertical += upper
+    out = vertical[:, :, left]
+    step = vertical[:, :, right]
+    step -= out
+    step *= tx
+    out += step
+    return out
+
+
+Resize = Callable[[FloatArray, int, int], FloatArray]
+"""A bilinear resize as ``resize_bilinear`` does it: ``(C, H, W) -> (C, rows, cols)``. The
+onnxruntime backend offers a faster one (``runtimes.OnnxRuntimeScores.resize``)."""
 
 
 def upsampled_size(rows: int, cols: int) -> tuple[int, int]:
@@ -120,18 +129,21 @@ def upsampled_size(rows: int, cols: int) -> tuple[int, int]:
     return bottom + 1, right + 1
 
 
-def upsample(image: RGBImage) -> RGBImage:
+def upsample(image: RGBImage, resize: Resize = resize_bilinear) -> RGBImage:
     """dlib's ``pyramid_up(image)`` (see the module docstring).
 
     Args:
         image: (H, W, 3) uint8 RGB.
+        resize: the bilinear resize to use.
 
     Returns:
         The upsampled image, (2H + 1, 2W + 2, 3) uint8.
     """
     rows, cols = upsampled_size(image.shape[0], image.shape[1])
-    resized = resize_bilinear(image.astype(np.float32), rows, cols)
-    return np.ascontiguousarray(resized.astype(np.uint8))  # truncation, as dlib's SIMD path
+    planes = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+    resized = resize(planes, rows, cols)
+    # Truncated, as dlib's SIMD path converts its float sums.
+    return np.ascontiguousarray(resized.astype(np.uint8).transpose(1, 2, 0))
 
 
 def point_down_2(x: float, y: float, levels: int) -> tuple[float, float]:
@@ -206,26 +218,34 @@ def tiled_layout(rows: int, cols: int, padding: int, outer_padding: int) -> Tile
     return TiledLayout(height + 2 * outer_padding, width + 2 * outer_padding, tuple(tiles))
 
 
-def tiled_pyramid(image: RGBImage, means: Sequence[float], layout: TiledLayout) -> FloatArray:
+def tiled_pyramid(
+    image: RGBImage,
+    means: Sequence[float],
+    layout: TiledLayout,
+    resize: Resize = resize_bilinear,
+) -> FloatArray:
     """The input tensor dlib's ``input_rgb_image_pyramid::to_tensor`` builds.
 
     Args:
         image: (H, W, 3) uint8 RGB, the size ``layout`` was computed for.
         means: the R, G, B means to subtract.
         layout: from ``tiled_layout``.
+        resize: the bilinear resize to use.
 
     Returns:
         (1, 3, rows, cols) float32, zero between the levels.
     """
-    tensor = np.zeros((layout.rows, layout.cols, 3), dtype=np.float32)
-    level = image.astype(np.float32)
-    level -= np.asarray(means, dtype=np.float32)
+    tensor = np.zeros((1, 3, layout.rows, layout.cols), dtype=np.float32)
+    first = layout.tiles[0]
+    level = tensor[0, :, first.top : first.bottom + 1, first.left : first.right + 1]
+    centre = np.asarray(means, dtype=np.float32)[:, None, None]
+    np.subtract(image.transpose(2, 0, 1), centre, out=level, dtype=np.float32)
     level *= np.float32(1 / 256)
-    for index, tile in enumerate(layout.tiles):
-        if index:
-            level = resize_bilinear(level, tile.rows, tile.cols)
-        tensor[tile.top : tile.bottom + 1, tile.left : tile.right + 1] = level
-    return np.ascontiguousarray(tensor.transpose(2, 0, 1)[None])
+    for tile in layout.tiles[1:]:
+        place = tensor[0, :, tile.top : tile.bottom + 1, tile.left : tile.right + 1]
+        place[...] = resize(level, tile.rows, tile.cols)
+        level = place
+    return tensor
 
 
 def nearest_tile(tiles: Sequence[Tile], x: int, y: int) -> int:

@@ -1,16 +1,24 @@
 """The two backends that run the detector's ONNX graph on a tiled pyramid: onnxruntime
-(fastest; optional) and OpenCV's DNN module (always installed)."""
+(fastest; optional) and OpenCV's DNN module (always installed). Each also offers the bilinear
+resize the pyramid is built with: numpy's (``pyramid.resize_bilinear``) by default, and
+onnxruntime's ``Resize`` (``align_corners``, dlib's corner mapping) for the onnxruntime backend,
+three times faster on a 1080p frame's pyramid."""
 
 from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from oneeye.vision.mmod.graph import INPUT_NAME, build_onnx
 from oneeye.vision.mmod.model import MmodModel
+from oneeye.vision.mmod.pyramid import resize_bilinear
+from oneeye.vision.resnet.onnx_graph import IR_VERSION, OPSET, PRODUCER
+from oneeye.vision.resnet.onnx_proto import ProtobufGraph
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -29,6 +37,19 @@ class ScoreBackend(ABC):
             (1, windows, H', W') float32 scores.
         """
 
+    def resize(self, image: FloatArray, rows: int, cols: int) -> FloatArray:
+        """A bilinear resize as ``pyramid.resize_bilinear`` does it (that one, by default).
+
+        Args:
+            image: (C, H, W) float32.
+            rows: output height.
+            cols: output width.
+
+        Returns:
+            (C, rows, cols) float32.
+        """
+        return resize_bilinear(image, rows, cols)
+
 
 class OnnxRuntimeScores(ScoreBackend):
     """The graph run by onnxruntime's CPU provider."""
@@ -45,11 +66,57 @@ class OnnxRuntimeScores(ScoreBackend):
         self._session = onnxruntime.InferenceSession(
             build_onnx(model), options, providers=["CPUExecutionProvider"]
         )
+        self._make_session = lambda graph: onnxruntime.InferenceSession(
+            graph, options, providers=["CPUExecutionProvider"]
+        )
+        self._resizers: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
     def run(self, tensor: FloatArray) -> FloatArray:
         """See ``ScoreBackend.run``."""
         (out,) = self._session.run(None, {INPUT_NAME: tensor})
         return np.asarray(out, dtype=np.float32)
+
+    def resize(self, image: FloatArray, rows: int, cols: int) -> FloatArray:
+        """See ``ScoreBackend.resize``: onnxruntime's ``Resize``, one small session per pair of
+        sizes (a camera's frames always need the same ones), the last ``RESIZE_SESSIONS`` kept.
+        """
+        key = (*image.shape, rows, cols)
+        session = self._resizers.get(key)
+        if session is None:
+            session = self._resizers[key] = self._make_session(
+                _resize_graph(image.shape, rows, cols)
+            )
+            if len(self._resizers) > RESIZE_SESSIONS:
+                self._resizers.popitem(last=False)
+        else:
+            self._resizers.move_to_end(key)
+        (out,) = session.run(None, {"image": np.ascontiguousarray(image)})
+        return np.asarray(out, dtype=np.float32)
+
+
+RESIZE_SESSIONS = 256
+"""Resize sessions kept: a 1080p pyramid needs 27, an upsampled photo about 25 more."""
+
+
+def _resize_graph(shape: tuple[int, ...], rows: int, cols: int) -> bytes:
+    """An ONNX graph resizing a (C, H, W) image to (C, rows, cols) as dlib does."""
+    writer = ProtobufGraph()
+    writer.add_initializer("sizes", np.array([shape[0], rows, cols], dtype=np.int64))
+    writer.add_node(
+        "Resize",
+        ["image", "", "", "sizes"],
+        "resized",
+        "resize",
+        {"mode": "linear", "coordinate_transformation_mode": "align_corners"},
+    )
+    return writer.serialize(
+        "dlib_resize_bilinear",
+        ("image", shape),
+        ("resized", (shape[0], rows, cols)),
+        producer=PRODUCER,
+        opset=OPSET,
+        ir_version=IR_VERSION,
+    )
 
 
 class OpenCVScores(ScoreBackend):

@@ -1,4 +1,5 @@
-"""dlib's MMOD CNN detector: loading its model file, and finding the face HOG finds."""
+"""The MMOD CNN detectors (``"cnn"``, run without dlib, and dlib's own ``"cnn-dlib"``): loading
+the model file, finding the face HOG finds, and giving the same detections as each other."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import pytest
 
 from oneeye.errors import ModelError
 from oneeye.vision.detectors import FaceDetector, ScalePlan
+from oneeye.types import FaceBox
 from oneeye.vision.detectors.cnn import CnnDetector
+from oneeye.vision.detectors.cnn_dlib import DlibCnnDetector
 from oneeye.vision.detectors.hog import HogDetector
 from oneeye.vision.models import ModelPaths
 from tests.conftest import PhotoLoader, shrunk
@@ -27,9 +30,29 @@ def test_finds_the_face_hog_finds(load_photo: PhotoLoader) -> None:
     assert found[0].box.iou(hog.box) > 0.5
 
 
+def test_plans_and_regions_match_dlibs_own(load_photo: PhotoLoader) -> None:
+    image = shrunk(load_photo("obama.jpg"), 4)
+    path = ModelPaths.locate().cnn_detector
+    fast, reference = CnnDetector(path), DlibCnnDetector(path)
+    region = FaceBox(top=20, right=200, bottom=200, left=40)
+
+    for plan in (ScalePlan(0.8, 0), ScalePlan(1.0, 1)):
+        ours, theirs = fast.detect_at(image, plan), reference.detect_at(image, plan)
+        assert [d.box for d in ours] == [d.box for d in theirs]
+        assert [d.detector for d in ours] == [d.detector.replace("-dlib", "") for d in theirs]
+    ours, theirs = (
+        fast.detect_region(image, region, 1.5),
+        reference.detect_region(image, region, 1.5),
+    )
+    assert [d.box for d in ours] == [d.box for d in theirs]
+    assert ours and ours[0].detector == "cnn-region"
+
+
 def test_refuses_a_file_that_is_not_its_model(tmp_path: Path) -> None:
     bad = tmp_path / "mmod.dat"
     bad.write_bytes(b"not a network")
 
     with pytest.raises(ModelError, match="cannot load the CNN face detector"):
+        DlibCnnDetector(bad)
+    with pytest.raises(ModelError, match=str(bad)):
         CnnDetector(bad)

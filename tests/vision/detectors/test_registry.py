@@ -10,6 +10,8 @@ import pytest
 
 from oneeye.config import EngineSettings
 from oneeye.vision.detectors import detector_names, make_detector
+from oneeye.vision.detectors.cnn import CnnDetector
+from oneeye.vision.detectors.cnn_dlib import DlibCnnDetector
 from oneeye.vision.models import ModelPaths
 from tests.conftest import PhotoLoader, shrunk
 
@@ -19,8 +21,18 @@ def models() -> ModelPaths:
     return ModelPaths.locate()
 
 
-def test_knows_the_dlib_detectors() -> None:
-    assert detector_names() == ("cnn", "hog")
+def test_knows_the_detectors() -> None:
+    assert detector_names() == ("cnn", "cnn-dlib", "hog")
+
+
+def test_cnn_is_the_fast_one_and_dlibs_stays_as_cnn_dlib(models: ModelPaths) -> None:
+    fast = make_detector("cnn", models)
+    reference = make_detector("cnn-dlib", models)
+
+    assert isinstance(fast, CnnDetector)
+    assert isinstance(reference, DlibCnnDetector)
+    assert (fast.name, reference.name) == ("cnn", "cnn-dlib")
+    assert fast.window_px == reference.window_px
 
 
 def test_settings_offer_every_detector() -> None:
@@ -52,10 +64,11 @@ def test_each_call_makes_a_new_detector(models: ModelPaths) -> None:
 @pytest.mark.parametrize(
     ("name", "expected_error"),
     [
-        ("yolo", r"unknown face detector 'yolo'; known detectors: cnn, hog"),
-        ("HOG", r"unknown face detector 'HOG'; known detectors: cnn, hog"),
+        ("yolo", r"unknown face detector 'yolo'; known detectors: cnn, cnn-dlib, hog"),
+        ("HOG", r"unknown face detector 'HOG'; known detectors: cnn, cnn-dlib, hog"),
         ("base", r"unknown face detector 'base'"),
         ("_dlib", r"unknown face detector '_dlib'"),
+        ("cnn_dlib", r"unknown face detector 'cnn_dlib'"),
         ("", r"unknown face detector ''"),
     ],
 )

@@ -1,0 +1,108 @@
+"""The MMOD detector run without dlib gives dlib's own boxes: live against
+``dlib.cnn_face_detection_model_v1`` on real photos (small ones: dlib takes seconds), and the
+parts that make it so (pyramid layout, box mapping, non-maximum suppression, both backends)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dlib
+import numpy as np
+import pytest
+
+from oneeye.types import RGBImage
+from oneeye.vision.mmod import Box, MmodDetector
+from oneeye.vision.mmod.loss import overlaps, suppress
+from oneeye.vision.mmod.model import DetectorWindow, MmodOptions
+from oneeye.vision.mmod.pyramid import lround, tiled_layout, tiled_pyramid, upsampled_size
+from oneeye.vision.mmod.runtimes import OnnxRuntimeScores, OpenCVScores
+from tests.conftest import PhotoLoader, shrunk
+
+
+def dlib_boxes(model_path: Path, image: RGBImage, upsample: int) -> list[Box]:
+    detector = dlib.cnn_face_detection_model_v1(str(model_path))
+    return [
+        Box(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom(), d.confidence)
+        for d in detector(image, upsample)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("photo", "divisor", "upsample"),
+    [("obama.jpg", 4, 1), ("biden.jpg", 5, 0), ("obama_partial_face.jpg", 6, 1)],
+)
+def test_gives_dlibs_boxes_on_real_photos(
+    photo: str,
+    divisor: int,
+    upsample: int,
+    load_photo: PhotoLoader,
+    model_path: Path,
+    detector: MmodDetector,
+) -> None:
+    image = shrunk(load_photo(photo), divisor)
+
+    expected = dlib_boxes(model_path, image, upsample)
+    found = detector.detect(image, upsample)
+
+    assert expected, "the photo should hold a face dlib finds"
+    assert [(b.left, b.top, b.right, b.bottom) for b in found] == [
+        (b.left, b.top, b.right, b.bottom) for b in expected
+    ]
+    assert [b.score for b in found] == pytest.approx([b.score for b in expected], abs=1e-3)
+
+
+def test_finds_nothing_in_a_blank_or_tiny_image(detector: MmodDetector) -> None:
+    assert detector.detect(np.full((120, 160, 3), 128, np.uint8), 1) == []
+    assert detector.detect(np.zeros((4, 4, 3), np.uint8), 0) == []
+
+
+def test_refuses_bad_input(detector: MmodDetector) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        detector.detect(np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="upsample_times"):
+        detector.detect(np.zeros((10, 10, 3), np.uint8), 4)
+
+
+def test_backends_give_the_same_scores(model_path: Path, detector: MmodDetector) -> None:
+    rng = np.random.default_rng(6)
+    image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    layout = tiled_layout(90, 120, 10, 11)
+    tensor = tiled_pyramid(image, detector.model.input.means, layout)
+
+    ort = OnnxRuntimeScores(detector.model, 1).run(tensor)
+    ocv = OpenCVScores(detector.model, None).run(tensor)
+
+    assert ort.shape == (1, 1, *detector.model.output_size(layout.rows, layout.cols))
+    assert np.abs(ort - ocv).max() < 1e-4
+
+
+def test_tiled_layout_keeps_levels_apart() -> None:
+    layout = tiled_layout(501, 502, 10, 11)
+    tiles = layout.tiles
+
+    assert (tiles[0].rows, tiles[0].cols) == (501, 502)
+    assert [t.rows for t in tiles[1:4]] == [417, 347, 289]  # floor(5/6 * previous)
+    for i, a in enumerate(tiles):
+        assert 11 <= a.left and a.right < layout.cols - 11
+        assert 11 <= a.top and a.bottom < layout.rows - 11
+        for b in tiles[i + 1 :]:
+            apart = a.right < b.left or b.right < a.left or a.bottom < b.top or b.bottom < a.top
+            assert apart
+
+
+def test_dlib_rounding_and_upsampled_size() -> None:
+    assert [lround(x) for x in (2.5, -2.5, 1.49, -0.5)] == [3, -3, 1, -1]
+    assert upsampled_size(250, 250) == (501, 502)  # rect_up of pyramid_down<2>
+
+
+def test_suppression_uses_dlibs_bounding_box_overlap() -> None:
+    options = MmodOptions((DetectorWindow(80, 80, ""),), nms_iou=0.3383, nms_covered=1.0)
+    best = Box(0, 0, 99, 99, 1.0)
+    # Shifted 28 px both ways: IoU over the union 0.35, which would drop it, but over the box
+    # bounding both 5184 / 16384 = 0.316 < 0.3383: dlib keeps it.
+    shifted = Box(28, 28, 127, 127, 0.5)
+    nearer = Box(20, 20, 119, 119, 0.4)  # 6400 / 14400 = 0.44 > 0.3383: dropped
+
+    assert not overlaps(best, shifted, options)
+    assert overlaps(best, nearer, options)
+    assert suppress([best, shifted, nearer], options) == [best, shifted]
