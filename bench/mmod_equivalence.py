@@ -98,6 +98,7 @@ def compare(
     used_mine: set[int] = set()
     ious: list[float] = []
     score_diffs: list[float] = []
+    low: list[dict[str, Any]] = []
     for overlap, i, j in pairs:
         if overlap <= 0 or i in used_ref or j in used_mine:
             continue
@@ -105,6 +106,10 @@ def compare(
         used_mine.add(j)
         ious.append(overlap)
         score_diffs.append(abs(reference[i][4] - mine[j][4]))
+        if overlap < IOU_TARGET:
+            low.append(
+                {"image": name, "iou": round(overlap, 4), "dlib": reference[i], "oneeye": mine[j]}
+            )
     missing = []
     lowered: list[RefBox] | None = None
     for i, ref in enumerate(reference):
@@ -120,7 +125,13 @@ def compare(
         for j, m in enumerate(mine)
         if j not in used_mine
     ]
-    return {"ious": ious, "score_diffs": score_diffs, "missing": missing, "extra": extra}
+    return {
+        "ious": ious,
+        "score_diffs": score_diffs,
+        "low_iou": low,
+        "missing": missing,
+        "extra": extra,
+    }
 
 
 def summarise(what: str, rows: list[dict[str, Any]], images: int) -> dict[str, Any]:
@@ -129,6 +140,7 @@ def summarise(what: str, rows: list[dict[str, Any]], images: int) -> dict[str, A
     diffs = [x for r in rows for x in r["score_diffs"]]
     missing = [x for r in rows for x in r["missing"]]
     extra = [x for r in rows for x in r["extra"]]
+    low = [x for r in rows for x in r["low_iou"]]
     dlib_boxes = len(ious) + len(missing)
     good = sum(x >= IOU_TARGET for x in ious)
     return {
@@ -141,6 +153,7 @@ def summarise(what: str, rows: list[dict[str, Any]], images: int) -> dict[str, A
         "min_iou": min(ious, default=None),
         "identical_boxes": sum(x == 1.0 for x in ious),
         "max_score_diff": max(diffs, default=None),
+        "low_iou": low,
         "missing": missing,
         "extra": extra,
     }
@@ -155,6 +168,8 @@ def print_summary(s: dict[str, Any]) -> None:
         f"min IoU {s['min_iou']}, max score difference {s['max_score_diff']}, "
         f"{len(s['missing'])} missing, {len(s['extra'])} extra"
     )
+    for x in s["low_iou"]:
+        print(f"  IoU {x['iou']} {x['image']}: dlib {x['dlib']}, oneeye {x['oneeye']}")
     for m in s["missing"]:
         print(f"  missing {m['image']} {m['box']}: dlib {m['dlib']}, oneeye {m['oneeye']}")
     for e in s["extra"]:
