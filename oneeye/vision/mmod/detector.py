@@ -31,9 +31,10 @@ logger = logging.getLogger(__name__)
 
 MAX_UPSAMPLE = 3
 """Each upsampling quadruples the work; more than 8x is never worth it."""
-MAX_WORK_PIXELS = 40_000_000
-"""The most pixels the pyramid tensor may hold (about 0.5 GB of float32 activations on the
-first layer); a larger request is refused rather than swapped."""
+MAX_WORK_PIXELS = 16_000_000
+"""The most pixels the tiled pyramid may hold. Peak memory is about 80 bytes per pyramid pixel
+(onnxruntime's activations): a 1080p frame's pyramid is 7.6 million pixels and +600 MB, so this
+bounds one detection to about 1.3 GB (a 1440p frame fits; a 4K frame must be shrunk first)."""
 
 _MAKERS: dict[str, Callable[..., ScoreBackend]] = {
     "onnxruntime": OnnxRuntimeScores,

@@ -66,9 +66,8 @@ class OnnxRuntimeScores(ScoreBackend):
         self._session = onnxruntime.InferenceSession(
             build_onnx(model), options, providers=["CPUExecutionProvider"]
         )
-        self._make_session = lambda graph: onnxruntime.InferenceSession(
-            graph, options, providers=["CPUExecutionProvider"]
-        )
+        self._onnxruntime: Any = onnxruntime
+        self._options: Any = options
         self._resizers: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
     def run(self, tensor: FloatArray) -> FloatArray:
@@ -83,8 +82,10 @@ class OnnxRuntimeScores(ScoreBackend):
         key = (*image.shape, rows, cols)
         session = self._resizers.get(key)
         if session is None:
-            session = self._resizers[key] = self._make_session(
-                _resize_graph(image.shape, rows, cols)
+            session = self._resizers[key] = self._onnxruntime.InferenceSession(
+                _resize_graph(image.shape, rows, cols),
+                self._options,
+                providers=["CPUExecutionProvider"],
             )
             if len(self._resizers) > RESIZE_SESSIONS:
                 self._resizers.popitem(last=False)
