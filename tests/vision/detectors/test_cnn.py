@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from oneeye.errors import ModelError
-from oneeye.vision.detectors import FaceDetector, ScalePlan
 from oneeye.types import FaceBox
+from oneeye.vision.detectors import FaceDetector, ScalePlan
 from oneeye.vision.detectors.cnn import CnnDetector
 from oneeye.vision.detectors.cnn_dlib import DlibCnnDetector
 from oneeye.vision.detectors.hog import HogDetector
@@ -45,7 +45,8 @@ def test_plans_and_regions_match_dlibs_own(load_photo: PhotoLoader) -> None:
         reference.detect_region(image, region, 1.5),
     )
     assert [d.box for d in ours] == [d.box for d in theirs]
-    assert ours and ours[0].detector == "cnn-region"
+    assert ours
+    assert ours[0].detector == "cnn-region"
 
 
 def test_refuses_a_file_that_is_not_its_model(tmp_path: Path) -> None:

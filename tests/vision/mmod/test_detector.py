@@ -83,8 +83,10 @@ def test_tiled_layout_keeps_levels_apart() -> None:
     assert (tiles[0].rows, tiles[0].cols) == (501, 502)
     assert [t.rows for t in tiles[1:4]] == [417, 347, 289]  # floor(5/6 * previous)
     for i, a in enumerate(tiles):
-        assert 11 <= a.left and a.right < layout.cols - 11
-        assert 11 <= a.top and a.bottom < layout.rows - 11
+        assert a.left >= 11
+        assert a.right < layout.cols - 11
+        assert a.top >= 11
+        assert a.bottom < layout.rows - 11
         for b in tiles[i + 1 :]:
             apart = a.right < b.left or b.right < a.left or a.bottom < b.top or b.bottom < a.top
             assert apart
