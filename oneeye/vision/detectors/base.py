@@ -88,7 +88,7 @@ class FaceDetector(Protocol):
         """Find faces inside one part of an image, resized by ``factor`` first.
 
         Args:
-            image: (H, W, 3) RGB or, for detectors that take it (HOG), (H, W) grey uint8.
+            image: (H, W, 3) RGB or, for detectors that take it (HOG, CNN), (H, W) grey uint8.
             region: the part to look in, in the image's pixels (clipped to the image).
             factor: resize factor for the part (2.0 finds faces half the detector's window).
 

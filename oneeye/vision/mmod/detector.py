@@ -91,7 +91,7 @@ class MmodDetector:
         """The faces dlib's ``cnn_face_detection_model_v1(image, upsample_times)`` finds.
 
         Args:
-            image: (H, W, 3) uint8 RGB.
+            image: (H, W, 3) uint8 RGB, or (H, W) grey (as dlib, the same in R, G and B).
             upsample_times: how many times to double the image first (0-3).
             adjust_threshold: the score a box must exceed (dlib's ``adjust_threshold``, 0 in
                 ``cnn_face_detection_model_v1``); lower finds more, and more false faces.
@@ -101,11 +101,15 @@ class MmodDetector:
             their scores, highest first.
 
         Raises:
-            ValueError: the image is not (H, W, 3) uint8, ``upsample_times`` is out of range,
+            ValueError: the image is not (H, W, 3) or (H, W) uint8, ``upsample_times`` is out of range,
                 or the work would exceed ``MAX_WORK_PIXELS``.
         """
+        if image.dtype == np.uint8 and image.ndim == 2:  # grey: dlib copies it to R, G and B
+            image = np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.dtype} {image.shape}")
+            raise ValueError(
+                f"expected an (H, W, 3) or (H, W) uint8 image, got {image.dtype} {image.shape}"
+            )
         if not 0 <= upsample_times <= MAX_UPSAMPLE:
             raise ValueError(f"upsample_times must be in [0, {MAX_UPSAMPLE}], got {upsample_times}")
         work = image

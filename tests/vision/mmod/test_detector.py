@@ -56,9 +56,28 @@ def test_finds_nothing_in_a_blank_or_tiny_image(detector: MmodDetector) -> None:
     assert detector.detect(np.zeros((4, 4, 3), np.uint8), 0) == []
 
 
+def test_takes_grey_as_dlib_does(
+    load_photo: PhotoLoader, model_path: Path, detector: MmodDetector
+) -> None:
+    # Camera frames are scanned in grey; dlib copies a grey image into R, G and B.
+    rgb = shrunk(load_photo("obama.jpg"), 4)
+    grey = np.asarray(rgb.mean(axis=2), dtype=np.uint8)
+
+    found = detector.detect(grey, 0)
+
+    assert found
+    assert found == detector.detect(np.repeat(grey[:, :, None], 3, axis=2), 0)
+    expected = dlib_boxes(model_path, grey, 0)
+    assert [(b.left, b.top, b.right, b.bottom) for b in found] == [
+        (b.left, b.top, b.right, b.bottom) for b in expected
+    ]
+
+
 def test_refuses_bad_input(detector: MmodDetector) -> None:
     with pytest.raises(ValueError, match="uint8"):
-        detector.detect(np.zeros((10, 10), np.uint8))
+        detector.detect(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        detector.detect(np.zeros((10, 10, 4), np.uint8))
     with pytest.raises(ValueError, match="upsample_times"):
         detector.detect(np.zeros((10, 10, 3), np.uint8), 4)
 
