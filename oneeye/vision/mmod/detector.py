@@ -101,8 +101,8 @@ class MmodDetector:
             their scores, highest first.
 
         Raises:
-            ValueError: the image is not (H, W, 3) or (H, W) uint8, ``upsample_times`` is out of range,
-                or the work would exceed ``MAX_WORK_PIXELS``.
+            ValueError: the image is not (H, W, 3) or (H, W) uint8, ``upsample_times`` is out
+                of range, or the work would exceed ``MAX_WORK_PIXELS``.
         """
         if image.dtype == np.uint8 and image.ndim == 2:  # grey: dlib copies it to R, G and B
             image = np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
