@@ -35,9 +35,11 @@ class ByteReader:
 
     @property
     def at_end(self) -> bool:
+        """Whether every byte has been read."""
         return self._pos == len(self._data)
 
     def fail(self, what: str) -> ModelError:
+        """A ``ModelError`` naming the file, ``what`` went wrong and the byte reached."""
         return ModelError(f"{self._source}: {what} (near byte {self._pos} of {len(self._data)})")
 
     def _take(self, count: int, what: str) -> bytes:
@@ -52,6 +54,7 @@ class ByteReader:
         return chunk
 
     def integer(self, what: str) -> int:
+        """A signed integer (``what`` names it in errors); raises ModelError if malformed."""
         head = self._take(1, what)[0]
         size = head & 0x0F
         if size > 8 or head & 0x70:
@@ -60,12 +63,14 @@ class ByteReader:
         return -value if head & 0x80 else value
 
     def count(self, what: str, limit: int = 1 << 31) -> int:
+        """An integer in ``[0, limit]``; raises ModelError otherwise."""
         value = self.integer(what)
         if not 0 <= value <= limit:
             raise self.fail(f"{what}: expected a count in [0, {limit}], got {value}")
         return value
 
     def real(self, what: str) -> float:
+        """A float or double (mantissa and exponent); raises ModelError if out of range."""
         mantissa = self.integer(what)
         exponent = self.integer(what)
         try:
@@ -74,6 +79,7 @@ class ByteReader:
             raise self.fail(f"{what}: float out of range ({mantissa} * 2**{exponent})") from exc
 
     def text(self, what: str) -> str:
+        """An ASCII string of at most 4096 bytes; raises ModelError otherwise."""
         length = self.count(what, limit=4096)
         raw = self._take(length, what)
         try:
@@ -82,12 +88,14 @@ class ByteReader:
             raise self.fail(f"{what}: expected an ASCII name, got {raw[:40]!r}") from exc
 
     def flag(self, what: str) -> bool:
+        """A ``bool`` (``'0'`` or ``'1'``); raises ModelError otherwise."""
         raw = self._take(1, what)
         if raw not in (b"0", b"1"):
             raise self.fail(f"{what}: expected a bool '0' or '1', got {raw!r}")
         return raw == b"1"
 
     def tensor(self, what: str) -> FloatArray:
+        """A version-2 tensor as a float32 (samples, k, rows, cols) array."""
         version = self.integer(what)
         if version != 2:
             raise self.fail(f"{what}: expected tensor version 2, got {version}")
@@ -97,6 +105,7 @@ class ByteReader:
         return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(shape)
 
     def alias(self, what: str) -> tuple[int, int, int, int]:
+        """An ``alias_tensor``'s shape (it holds no values)."""
         version = self.integer(what)
         if version != 1:
             raise self.fail(f"{what}: expected alias_tensor version 1, got {version}")
@@ -122,11 +131,17 @@ def read_trailer(reader: ByteReader, version: int) -> None:
 
 
 def read_multipliers(reader: ByteReader) -> None:
+    """Skip a layer's four learning-rate and weight-decay multipliers (training only)."""
     for name in ("learning_rate", "weight_decay", "bias_learning_rate", "bias_weight_decay"):
         reader.real(f"{name} multiplier")
 
 
 def read_conv(reader: ByteReader) -> ConvLayer:
+    """A ``con_`` layer (version ``con_4``) after its name: weights, bias, stride, padding.
+
+    Raises:
+        ModelError: the sizes disagree or the file is truncated.
+    """
     params = reader.tensor("con_ params").ravel()
     filters, rows, cols = (reader.count("con_ size") for _ in range(3))
     stride = (reader.count("con_ stride"), reader.count("con_ stride"))
@@ -148,6 +163,11 @@ def read_conv(reader: ByteReader) -> ConvLayer:
 
 
 def read_affine(reader: ByteReader) -> AffineLayer:
+    """An ``affine_`` layer in convolutional mode after its name: per-channel gamma and beta.
+
+    Raises:
+        ModelError: the sizes disagree, the mode is not convolutional, or the file ends.
+    """
     params = reader.tensor("affine_ params").ravel()
     g_shape = reader.alias("affine_ gamma")
     reader.alias("affine_ beta")
