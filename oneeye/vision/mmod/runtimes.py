@@ -76,9 +76,13 @@ class OnnxRuntimeScores(ScoreBackend):
         return np.asarray(out, dtype=np.float32)
 
     def resize(self, image: FloatArray, rows: int, cols: int) -> FloatArray:
-        """See ``ScoreBackend.resize``: onnxruntime's ``Resize``, one small session per pair of
-        sizes (a camera's frames always need the same ones), the last ``RESIZE_SESSIONS`` kept.
+        """See ``ScoreBackend.resize``: onnxruntime's ``Resize`` for large outputs, one small
+        session per pair of sizes (a camera's frames always need the same ones), the last
+        ``RESIZE_SESSIONS`` kept; numpy's below ``SMALL_RESIZE`` pixels, where making a session
+        (1-2 ms) would cost more than it saves (crops around tracks come in every size).
         """
+        if rows * cols < SMALL_RESIZE:
+            return resize_bilinear(image, rows, cols)
         key = (*image.shape, rows, cols)
         session = self._resizers.get(key)
         if session is None:
@@ -95,6 +99,8 @@ class OnnxRuntimeScores(ScoreBackend):
         return np.asarray(out, dtype=np.float32)
 
 
+SMALL_RESIZE = 100_000
+"""Outputs smaller than this many pixels are resized by numpy."""
 RESIZE_SESSIONS = 256
 """Resize sessions kept: a 1080p pyramid needs 27, an upsampled photo about 25 more."""
 
