@@ -331,7 +331,8 @@ def picture(args: argparse.Namespace, detector: MmodDetector, out: Path) -> None
     for b in detector.detect(frame, ref["upsample"]):
         cv2.rectangle(canvas, (b.left, b.top), (b.right, b.bottom), (255, 0, 255), 2)
     cv2.putText(canvas, "dlib (green)  OneEye (magenta)", (30, 60), 0, 1.6, (255, 255, 255), 3)
-    cv2.imwrite(str(out), canvas)
+    crop = canvas[300:1080, 0:1400]  # the part with the faces, kept small for the repository
+    cv2.imwrite(str(out), crop, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"picture: {out}")
 
 

@@ -33,7 +33,7 @@ class EngineSettings(BaseModel):
 
     detector: Literal["hog", "cnn", "cnn-dlib"] = "hog"
     """Primary detector: dlib's HOG (fast, CPU), its MMOD CNN (slower, finds more) run without
-    dlib, or the same CNN run by dlib (``cnn-dlib``, the reference: about 50x slower)."""
+    dlib, or the same CNN run by dlib (``cnn-dlib``, the reference: about 17x slower)."""
     min_face_px: int = Field(default=40, ge=8, le=4096)
     """The smallest face worth finding, in pixels; sets the detection scale."""
     fallback: bool = True

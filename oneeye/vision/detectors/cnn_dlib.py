@@ -14,7 +14,7 @@ from oneeye.vision.models import ModelPaths
 
 
 class DlibCnnDetector(DlibDetector):
-    """dlib's MMOD CNN face detector run by dlib: about 50 times slower than ``"cnn"``."""
+    """dlib's MMOD CNN face detector run by dlib: about 17 times slower than ``"cnn"``."""
 
     name = "cnn-dlib"
     window_px = 40
