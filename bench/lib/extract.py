@@ -198,10 +198,52 @@ class JitterExtractor(OneEyeExtractor):
         )
 
 
+ENROL_JITTERS = 8
+"""Jittered copies of the chip, and of its mirror, the enrolment extractor keeps."""
+
+
+class EnrolmentJitterExtractor(OneEyeExtractor):
+    """The views ``embed_chips`` averages for an enrolment photo with up to ``ENROL_JITTERS``
+    jitters: the 5-point chip, its mirror, then ``ENROL_JITTERS`` jittered copies of each
+    (the same seeds as ``embed_chips``, so the first ``n`` copies are what ``jitter=n``
+    gives). Raw descriptors, in that order: (2 + 2 * ENROL_JITTERS, 128)."""
+
+    views = 2 + 2 * ENROL_JITTERS
+
+    def __call__(self, path: Path) -> ImageFeatures:
+        from oneeye.vision.encode import jittered  # noqa: PLC0415
+
+        start = time.process_time()
+        image = self._load(path)
+        found = self._engine.detect_with_fallback(image)
+        if not found:
+            return _nothing(self.views, time.process_time() - start)
+        height, width = image.shape[:2]
+        face = nearest_centre(found, height, width)
+        chip = self._aligner.align(image, [face.box]).chip_sets[0][0]
+        mirror = np.ascontiguousarray(chip[:, ::-1])
+        # embed_chips seeds block b, face i with b * 7919 + i: blocks 0 and 1 here, face 0.
+        views = np.stack(
+            [chip, mirror]
+            + jittered(chip, ENROL_JITTERS, seed=0)
+            + jittered(mirror, ENROL_JITTERS, seed=7919)
+        )
+        detected = time.process_time()
+        descriptors = self._engine.embedder.embed(views)
+        return ImageFeatures(
+            views=descriptors.astype(np.float32),
+            stage=face.detector,
+            box=face.box.as_tuple(),
+            detect_seconds=detected - start,
+            encode_seconds=time.process_time() - detected,
+        )
+
+
 EXTRACTORS: dict[str, Callable[[], Callable[[Path], ImageFeatures]]] = {
     "reference": ReferenceExtractor,
     "oneeye": OneEyeExtractor,
     "oneeye-jitter": JitterExtractor,
+    "oneeye-enrol-jitter": EnrolmentJitterExtractor,
 }
 
 _worker: Callable[[Path], ImageFeatures] | None = None

@@ -17,6 +17,11 @@ missing person: the track's primary answer drives the events above, and once it 
 every other watchlist that confirms someone on the track gives a ``companion`` sighting of its
 own (its person, its watchlist, its ``left`` with the track's), so that watchlist's action
 runs too (issue 12: the customer card *and* the case match).
+
+A track's trusted frames are also fused (issue 13): once ``fuse_after`` of them are encoded,
+the quality-weighted mean of their embeddings is identified against the gallery as well, and
+on each watchlist where it is accepted it decides (``TrackVote``, "Fusion"). Fusion costs one
+gallery query per encoding, no encoding.
 """
 
 from __future__ import annotations
@@ -88,6 +93,10 @@ class PipelineSettings:
     """Quality-weighted votes a person needs (see TrackVote)."""
     unknown_after: int = 4
     """Trusted samples without a confirmed person after which the track is ``unknown``."""
+    fuse_after: int | None = 3
+    """Trusted samples after which their quality-weighted mean embedding is identified too,
+    and decides on the watchlists that accept it (see TrackVote); ``None``: per-frame votes
+    only."""
     decide_within: float = 0.5
     """Seconds after a track's first encoding by which it is decided: a face not trusted
     enough to name (turned away, blurred) by then is an ``unknown`` sighting, and is still
@@ -117,6 +126,14 @@ class PipelineSettings:
             raise ValueError(
                 f"PipelineSettings.min_quality must be in [0, 1], got {self.min_quality}"
             )
+        if self.fuse_after is not None and (
+            isinstance(self.fuse_after, bool)
+            or not isinstance(self.fuse_after, int)
+            or self.fuse_after < 1
+        ):
+            raise ValueError(
+                f"PipelineSettings.fuse_after must be an int >= 1 or None, got {self.fuse_after!r}"
+            )
         if self.cooldown < 0 or self.min_votes <= 0 or self.decide_within < 0:
             raise ValueError(
                 "PipelineSettings.cooldown and decide_within must be >= 0 and min_votes > 0"
@@ -141,8 +158,9 @@ class SightingEvent:
     quality: float | None
     snapshot: RGBImage | None = field(default=None, repr=False, compare=False)
     embedding: Embedding | None = field(default=None, repr=False, compare=False)
-    """An unknown face's ``sighting``: the embedding the pipeline judged it by (kept with the
-    sighting for searching the past, so no one encodes the face again); else ``None``."""
+    """An unknown face's ``sighting``: the embedding the pipeline judged it by (the track's
+    fused embedding once it has one, else the frame's; kept with the sighting for searching
+    the past, so no one encodes the face again); else ``None``."""
     companion: bool = False
     """The same track's sighting on another watchlist than its primary answer's (one per
     watchlist: its ``sighting`` and ``left``)."""
@@ -434,23 +452,21 @@ class CameraPipeline:
         for track, face, answer in zip(due, faces, answers, strict=True):
             state = self._states.get(track.id)
             if state is None:
-                vote = TrackVote(
-                    min_votes=self.settings.min_votes, unknown_after=self.settings.unknown_after
-                )
-                state = self._states[track.id] = _TrackState(vote, first_t=t)
+                state = self._states[track.id] = _TrackState(self._new_vote(), first_t=t)
             elif state.vote.decision == UNKNOWN and state.gallery_version != version:
                 # Someone was enrolled (an Amber Alert case filed) while this face was in view
                 # as a stranger: its "nobody" votes predate the new templates, so count anew.
-                state.vote = TrackVote(
-                    min_votes=self.settings.min_votes, unknown_after=self.settings.unknown_after
-                )
+                state.vote = self._new_vote()
             state.gallery_version = version
             state.last_encoded_round = self._round
             state.encodings += 1
             if face.quality.score >= self.settings.min_quality:
-                state.vote.add(answer, face.quality)
+                state.vote.add(answer, face.quality, embedding=face.embedding)
                 if answer.match is not None:
                     state.watchlists[answer.match.person] = answer.match.watchlist
+                fused = state.vote.fused_embedding
+                if fused is not None:
+                    state.vote.set_fused(self.gallery.identify(fused, k=2))
             waited = (
                 state.encodings >= self.settings.max_samples
                 or t - state.first_t >= self.settings.decide_within
@@ -464,6 +480,13 @@ class CameraPipeline:
             events.extend(self._decide(track, state, face, index, t, image))
             events.extend(self._companions(track, state, index, t, image))
         return events
+
+    def _new_vote(self) -> TrackVote:
+        return TrackVote(
+            min_votes=self.settings.min_votes,
+            unknown_after=self.settings.unknown_after,
+            fuse_after=self.settings.fuse_after,
+        )
 
     def _companions(
         self, track: Track, state: _TrackState, index: int, t: float, image: RGBImage
@@ -554,7 +577,8 @@ class CameraPipeline:
                 person or "unknown",
                 distance,
             )
-            embedding = face.embedding if person is None else None
+            fused = state.vote.fused_embedding
+            embedding = (fused if fused is not None else face.embedding) if person is None else None
             return [self._event("sighting", track, state, index, t, image, embedding)]
         if state.person is None and person is not None:
             # An unknown face became someone (enrolled meanwhile, or better frames): for that

@@ -6,9 +6,21 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
-from oneeye.types import UNKNOWN, Detection, FaceBox, FaceQuality, Identification, Match
+from oneeye.gallery import GalleryIndex
+from oneeye.types import (
+    EMBEDDING_SIZE,
+    UNKNOWN,
+    Detection,
+    FaceBox,
+    FaceQuality,
+    Identification,
+    Match,
+    Template,
+)
 from oneeye.video.track import FaceTracker, SightingDebouncer, Track, TrackVote
 
 SIZE = 60
@@ -531,3 +543,155 @@ def test_frames_that_see_nobody_on_a_watchlist_count_against_it() -> None:
     vote.add(on_lists(("cust", "customers", 0.3)), 1.0)
     # amber-alert: "case" 2.0 against "nobody there" 2.0: not confirmed; customers is.
     assert vote.decisions == {"customers": "cust"}
+
+
+# --- TrackVote: fusion of a track's embeddings ----------------------------------------------
+
+
+def unit(vector: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    return np.asarray(vector / np.linalg.norm(vector), dtype=np.float32)
+
+
+def around(centre: npt.NDArray[np.float32], distance: float, seed: int) -> npt.NDArray[np.float32]:
+    """A unit vector at exactly ``distance`` (Euclidean) from unit ``centre``, in a random
+    direction orthogonal to it."""
+    noise = np.random.default_rng(seed).standard_normal(EMBEDDING_SIZE)
+    noise -= noise.dot(centre) * centre
+    noise /= np.linalg.norm(noise)
+    angle = 2.0 * np.arcsin(distance / 2.0)
+    return unit(np.cos(angle) * centre + np.sin(angle) * noise)
+
+
+@pytest.fixture
+def people() -> dict[str, npt.NDArray[np.float32]]:
+    rng = np.random.default_rng(7)
+    return {name: unit(rng.standard_normal(EMBEDDING_SIZE)) for name in ("alice", "bob")}
+
+
+@pytest.fixture
+def gallery(people: dict[str, npt.NDArray[np.float32]]) -> GalleryIndex:
+    """Alice and Bob, one template each, at the shipped threshold 0.32 and margin 0.05."""
+    index = GalleryIndex(default_threshold=0.32, margin=0.05)
+    index.add_many(
+        Template(f"{name}-1", name, "customers", vector) for name, vector in people.items()
+    )
+    return index
+
+
+def test_the_fused_embedding_is_the_quality_weighted_mean_once_enough_frames_are_in() -> None:
+    rng = np.random.default_rng(1)
+    frames = [unit(rng.standard_normal(EMBEDDING_SIZE)) for _ in range(3)]
+    weights = [1.0, 0.5, 0.25]
+    vote = TrackVote(fuse_after=3)
+    for count, (frame, weight) in enumerate(zip(frames, weights, strict=True), start=1):
+        assert vote.fused_embedding is None  # not before fuse_after frames
+        vote.add(UNKNOWN, weight, embedding=2.0 * frame)  # length does not matter
+        assert vote.fused_frames == count
+    expected = unit(sum(w * f.astype(np.float64) for w, f in zip(weights, frames, strict=True)))
+    fused = vote.fused_embedding
+    assert fused is not None
+    assert fused.dtype == np.float32
+    np.testing.assert_allclose(fused, expected, atol=1e-6)
+    # Without fusion, or for samples without an embedding, nothing is fused.
+    plain = TrackVote()
+    for frame in frames:
+        plain.add(UNKNOWN, 1.0, embedding=frame)
+    assert plain.fused_embedding is None
+    bare = TrackVote(fuse_after=1)
+    bare.add("alice", 1.0)
+    assert bare.fused_embedding is None
+    assert bare.fused_frames == 0
+
+
+def test_fusion_names_a_face_whose_frames_each_fall_just_short(
+    gallery: GalleryIndex, people: dict[str, npt.NDArray[np.float32]]
+) -> None:
+    # Each frame lies 0.34 from Alice's template (past the 0.32 threshold) in its own
+    # direction; their mean lies much nearer, as frames of one face around its centre do.
+    frames = [around(people["alice"], 0.34, seed) for seed in range(4)]
+    decided: dict[int | None, str | None] = {}
+    for fuse_after in (None, 3):
+        vote = TrackVote(min_votes=1.0, unknown_after=4, fuse_after=fuse_after)
+        for frame in frames:
+            answer = gallery.identify(frame, k=2)
+            assert answer.match is None  # no single frame names her
+            vote.add(answer, 0.9, embedding=frame)
+            fused = vote.fused_embedding
+            if fused is not None:
+                vote.set_fused(gallery.identify(fused, k=2))
+        decided[fuse_after] = vote.decision
+        if fuse_after is not None:
+            assert vote.fused is not None and vote.fused.match is not None
+            assert vote.decisions == {"customers": "alice"}
+            assert vote.confirmed_watchlist == "customers"
+            # The fused answer's distance is the track's best, and under the threshold.
+            assert vote.best_distance == pytest.approx(vote.fused.match.distance)
+            assert vote.best_distance is not None and vote.best_distance < 0.32
+            assert vote.best_quality == pytest.approx(0.9)
+    assert decided == {None: UNKNOWN, 3: "alice"}
+
+
+def test_fusion_does_not_name_a_stranger(
+    gallery: GalleryIndex, people: dict[str, npt.NDArray[np.float32]]
+) -> None:
+    # A stranger's frames scatter around the stranger's own centre: fused, still nobody.
+    stranger = unit(np.random.default_rng(99).standard_normal(EMBEDDING_SIZE))
+    vote = TrackVote(min_votes=1.0, unknown_after=4, fuse_after=2)
+    for seed in range(6):
+        frame = around(stranger, 0.3, seed)
+        vote.add(gallery.identify(frame, k=2), 1.0, embedding=frame)
+        fused = vote.fused_embedding
+        if fused is not None:
+            vote.set_fused(gallery.identify(fused, k=2))
+    assert vote.fused is not None and vote.fused.match is None
+    assert vote.decision == UNKNOWN
+
+
+def test_the_fused_answer_decides_per_watchlist_and_never_unnames() -> None:
+    vote = TrackVote(min_votes=2, unknown_after=100, fuse_after=2)
+    embedding = unit(np.ones(EMBEDDING_SIZE))
+    # The frames confirm "cust" on customers and "case" on amber-alert.
+    for _ in range(2):
+        vote.add(
+            on_lists(("cust", "customers", 0.30), ("case", "amber-alert", 0.30)),
+            1.0,
+            embedding=embedding,
+        )
+    assert vote.decisions == {"customers": "cust", "amber-alert": "case"}
+    # The fused answer accepts someone else on customers and nobody on amber-alert: it
+    # decides customers, and amber-alert keeps what its frames confirmed.
+    vote.set_fused(on_lists(("other", "customers", 0.20)))
+    assert vote.decisions == {"customers": "other", "amber-alert": "case"}
+    assert vote.best_distance_on("customers", "other") == pytest.approx(0.20)
+    # A fused answer that accepts nobody anywhere leaves the frames' decisions.
+    vote.set_fused(on_lists())
+    assert vote.decisions == {"customers": "cust", "amber-alert": "case"}
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: TrackVote(fuse_after=0), ValueError, "fuse_after must be an int >= 1 or None"),
+        (lambda: TrackVote(fuse_after=True), ValueError, "fuse_after must be an int >= 1"),
+        (
+            lambda: TrackVote(fuse_after=1).add(UNKNOWN, 1.0, embedding=np.ones(3)),
+            ValueError,
+            r"embedding must have shape \(128,\)",
+        ),
+        (
+            lambda: TrackVote(fuse_after=1).add(
+                UNKNOWN, 1.0, embedding=np.full(EMBEDDING_SIZE, np.nan)
+            ),
+            ValueError,
+            "NaN or infinite",
+        ),
+        (
+            lambda: TrackVote(fuse_after=2).set_fused(on_lists()),
+            ValueError,
+            "set_fused needs a fused embedding",
+        ),
+    ],
+)
+def test_fusion_rejects_bad_arguments(make: Callable[[], Any], error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        make()
