@@ -388,3 +388,38 @@ def test_a_case_filed_since_the_last_visit_is_sighted_within_the_customers_coold
     assert obama[1][0] <= case.frame <= obama[1][1]
     left = [e for e in after if e.event == "left" and e.person == "case"]
     assert [(e.track, e.watchlist) for e in left] == [(case.track, "amber-alert")]
+
+
+# Track fusion (issue 13) -------------------------------------------------------------------
+
+
+def test_fusion_names_a_half_covered_face_its_single_frames_leave_unknown(
+    engine: FaceEngine, clip: Clip, load_photo: PhotoLoader
+) -> None:
+    # Obama enrolled from obama2.jpg alone: the clip's half-covered visit (the last) lies
+    # about 0.32 from it in every frame, just past the threshold, so the per-frame votes
+    # leave it unknown; the fused embedding of its frames is within it, and names it.
+    gallery = GalleryIndex()
+    for person, photo in (("obama", "obama2.jpg"), ("biden", "biden.jpg")):
+        embedding = engine.enrolment_face(load_photo(photo)).embedding
+        gallery.add(Template(f"{person}-1", person, "customers", embedding))
+    person, first, last = clip.visits[-1]
+    assert person == "obama"
+    during: dict[int | None, list[str | None]] = {}
+    before: dict[int | None, list[str | None]] = {}
+    for fuse_after in (None, 3):
+        settings = PipelineSettings(cooldown=0.5, fuse_after=fuse_after, **SETTINGS)
+        seen = sightings(run(CameraPipeline("door", engine, gallery, settings), clip))
+        assert all(e.person in {"obama", "biden", None} for e in seen), seen  # no wrong names
+        during[fuse_after] = [e.person for e in seen if first <= e.frame <= last]
+        before[fuse_after] = [e.person for e in seen if e.frame < first]
+    assert during[None] == [None], during
+    # Judged a stranger on its first frames (fewer than fuse_after), then named by fusion.
+    assert during[3] == [None, "obama"], during
+    # The other visits come out the same with or without fusion.
+    assert before[3] == before[None], before
+
+
+def test_fuse_after_is_checked() -> None:
+    with pytest.raises(ValueError, match="fuse_after must be an int >= 1 or None, got 0"):
+        PipelineSettings(fuse_after=0)
