@@ -103,3 +103,132 @@ def gallery_images(images: Sequence[str], people: Sequence[str]) -> list[str]:
     for image in images:
         first.setdefault(person_of(image), image)
     return [first[p] for p in people]
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    """One way of deciding: a score shift per gallery person and an acceptance rule."""
+
+    name: str
+    rule: str
+    """``margin``: the second-nearest other person at least ``value`` farther; ``ratio``: the
+    nearest at most ``value`` times the second's distance."""
+    value: float
+    cohort: float = 0.0
+    """Score = distance - cohort * (the person's cohort mean - the gallery's): a person whose
+    own neighbours in the gallery are near (a crowded part of face space, where strangers
+    come near too) needs a nearer face."""
+
+
+def distances(probes: Embeddings, gallery: Embeddings) -> npt.NDArray[np.float32]:
+    """Euclidean distances, (probes, gallery); rows of probes without a face are +inf."""
+    d2 = 2.0 - 2.0 * (np.nan_to_num(probes, nan=0.0) @ np.nan_to_num(gallery, nan=0.0).T)
+    d = np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)
+    d[np.isnan(probes[:, 0])] = np.inf
+    d[:, np.isnan(gallery[:, 0])] = np.inf
+    return d
+
+
+def cohort_means(gallery: Embeddings, k: int = 10) -> npt.NDArray[np.float32]:
+    """Each gallery person's mean distance to their ``k`` nearest other gallery persons."""
+    d = distances(gallery, gallery)
+    np.fill_diagonal(d, np.inf)
+    k = max(1, min(k, len(gallery) - 1))
+    nearest = np.sort(d, axis=1)[:, :k]
+    means = np.where(np.isfinite(nearest), nearest, np.nan)
+    out = np.nanmean(means, axis=1) if len(gallery) > 1 else np.zeros(len(gallery))
+    return np.asarray(np.nan_to_num(out, nan=float(np.nanmean(out))), dtype=np.float32)
+
+
+def score(
+    d: npt.NDArray[np.float32],
+    truth: npt.NDArray[np.intp],
+    method: Method,
+    cohort: npt.NDArray[np.float32] | None = None,
+) -> OpenSetScores:
+    """Per-probe nearest person, score and acceptance for one method.
+
+    Args:
+        d: (probes, gallery) distances.
+        truth: each probe's gallery column, -1 for a stranger.
+        method: the method.
+        cohort: per gallery person cohort means (needed when ``method.cohort``).
+
+    Returns:
+        The scores (``nearest_distance`` holds the method's score).
+    """
+    s = d
+    if method.cohort:
+        assert cohort is not None
+        s = d - method.cohort * (cohort - float(cohort.mean()))[None, :]
+    order = np.argsort(s, axis=1)[:, :2]
+    rows = np.arange(len(s))
+    first, second = s[rows, order[:, 0]], s[rows, order[:, 1]]
+    if method.rule == "margin":
+        accepted = (second - first) >= method.value
+    else:
+        raw_first, raw_second = d[rows, order[:, 0]], d[rows, order[:, 1]]
+        accepted = raw_first <= method.value * raw_second
+    return OpenSetScores(
+        nearest_distance=np.where(np.isfinite(first), first, np.inf).astype(np.float64),
+        correct=order[:, 0] == truth,
+        mated=truth >= 0,
+        accepted=accepted,
+    )
+
+
+def subset(scores: OpenSetScores, mask: npt.NDArray[np.bool_]) -> OpenSetScores:
+    """The scores of the probes in ``mask``."""
+    return OpenSetScores(
+        scores.nearest_distance[mask], scores.correct[mask], scores.mated[mask], scores.accepted[mask]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A method at the operating point chosen on the choose half."""
+
+    method: Method
+    threshold: float
+    choose_dir: float
+    dir: float
+    fpir: float
+    dir_all: float
+    fpir_all: float
+
+    def as_dict(self) -> dict[str, object]:
+        """For the results JSON."""
+        return {
+            "name": self.method.name,
+            "rule": self.method.rule,
+            "value": self.method.value,
+            "cohort": self.method.cohort,
+            "threshold": self.threshold,
+            "dir_choose_half": self.choose_dir,
+            "dir": self.dir,
+            "fpir": self.fpir,
+            "dir_all": self.dir_all,
+            "fpir_all": self.fpir_all,
+        }
+
+
+def evaluate(scores: OpenSetScores, choose: npt.NDArray[np.bool_], method: Method) -> Outcome:
+    """Choose the threshold on the choose half (FPIR ``FPIR_CHOICE``), measure on the rest."""
+    threshold = threshold_for_fpir(subset(scores, choose), FPIR_CHOICE)
+    choose_dir, _ = open_set_rates(subset(scores, choose), threshold)
+    dir_, fpir = open_set_rates(subset(scores, ~choose), threshold)
+    dir_all, fpir_all = open_set_rates(scores, threshold)
+    return Outcome(method, threshold, choose_dir, dir_, fpir, dir_all, fpir_all)
+
+
+def best_of(
+    d: npt.NDArray[np.float32],
+    truth: npt.NDArray[np.intp],
+    choose: npt.NDArray[np.bool_],
+    methods: Sequence[Method],
+    cohort: npt.NDArray[np.float32] | None = None,
+) -> tuple[Outcome, list[Outcome]]:
+    """Every method evaluated; the one with the best DIR on the choose half (never on the
+    measure half), and all of them."""
+    outcomes = [evaluate(score(d, truth, m, cohort), choose, m) for m in methods]
+    return max(outcomes, key=lambda o: o.choose_dir), outcomes

@@ -112,6 +112,13 @@ def test_lfw(tiny_lfw: Path) -> None:
     assert "a site with 2 enrolled" in " ".join(out.split())
 
 
+@pytest.mark.slow
+def test_lfw_open_set_study(tiny_lfw: Path) -> None:
+    out = run_bench("lfw_open_set_study.py", "--smoke", "--data", str(tiny_lfw))
+    assert "LFW open-set, all 4 gallery people" in " ".join(out.split())
+    assert "enrolment jitter 8+8" in out
+
+
 @pytest.mark.mqtt
 @pytest.mark.postgres
 def test_edge_propagation(broker_url: str, postgres_url: str) -> None:
