@@ -25,8 +25,8 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib

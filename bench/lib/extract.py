@@ -224,9 +224,12 @@ class EnrolmentJitterExtractor(OneEyeExtractor):
         mirror = np.ascontiguousarray(chip[:, ::-1])
         # embed_chips seeds block b, face i with b * 7919 + i: blocks 0 and 1 here, face 0.
         views = np.stack(
-            [chip, mirror]
-            + jittered(chip, ENROL_JITTERS, seed=0)
-            + jittered(mirror, ENROL_JITTERS, seed=7919)
+            [
+                chip,
+                mirror,
+                *jittered(chip, ENROL_JITTERS, seed=0),
+                *jittered(mirror, ENROL_JITTERS, seed=7919),
+            ]
         )
         detected = time.process_time()
         descriptors = self._engine.embedder.embed(views)

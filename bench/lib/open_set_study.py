@@ -71,7 +71,9 @@ def protocol(images: Sequence[str], people_subset: set[str] | None = None) -> Pr
     for index, image in enumerate(images):
         people.setdefault(person_of(image), []).append(index)
     enrolled = [
-        p for p, rows in people.items() if len(rows) >= 2 and (people_subset is None or p in people_subset)
+        p
+        for p, rows in people.items()
+        if len(rows) >= 2 and (people_subset is None or p in people_subset)
     ]
     strangers = [p for p, rows in people.items() if len(rows) == 1]
     probes = [(row, p) for p in enrolled for row in people[p][1:]]
@@ -123,7 +125,7 @@ class Method:
 def distances(probes: Embeddings, gallery: Embeddings) -> npt.NDArray[np.float32]:
     """Euclidean distances, (probes, gallery); rows of probes without a face are +inf."""
     d2 = 2.0 - 2.0 * (np.nan_to_num(probes, nan=0.0) @ np.nan_to_num(gallery, nan=0.0).T)
-    d = np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)
+    d: npt.NDArray[np.float32] = np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)
     d[np.isnan(probes[:, 0])] = np.inf
     d[:, np.isnan(gallery[:, 0])] = np.inf
     return d
@@ -180,7 +182,10 @@ def score(
 def subset(scores: OpenSetScores, mask: npt.NDArray[np.bool_]) -> OpenSetScores:
     """The scores of the probes in ``mask``."""
     return OpenSetScores(
-        scores.nearest_distance[mask], scores.correct[mask], scores.mated[mask], scores.accepted[mask]
+        scores.nearest_distance[mask],
+        scores.correct[mask],
+        scores.mated[mask],
+        scores.accepted[mask],
     )
 
 

@@ -430,7 +430,9 @@ class TrackVote:
             norm = float(np.linalg.norm(vector))
             if norm > 0.0:
                 weighted = (score / norm) * vector
-                self._fused_sum = weighted if self._fused_sum is None else self._fused_sum + weighted
+                self._fused_sum = (
+                    weighted if self._fused_sum is None else self._fused_sum + weighted
+                )
                 self._fused_weight += score
                 self._fused_count += 1
                 self._fused_qualities.append(score)

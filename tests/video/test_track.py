@@ -587,7 +587,9 @@ def test_the_fused_embedding_is_the_quality_weighted_mean_once_enough_frames_are
         assert vote.fused_embedding is None  # not before fuse_after frames
         vote.add(UNKNOWN, weight, embedding=2.0 * frame)  # length does not matter
         assert vote.fused_frames == count
-    expected = unit(sum(w * f.astype(np.float64) for w, f in zip(weights, frames, strict=True)))
+    expected = unit(
+        np.sum([w * f.astype(np.float64) for w, f in zip(weights, frames, strict=True)], 0)
+    )
     fused = vote.fused_embedding
     assert fused is not None
     assert fused.dtype == np.float32
@@ -621,12 +623,14 @@ def test_fusion_names_a_face_whose_frames_each_fall_just_short(
                 vote.set_fused(gallery.identify(fused, k=2))
         decided[fuse_after] = vote.decision
         if fuse_after is not None:
-            assert vote.fused is not None and vote.fused.match is not None
+            assert vote.fused is not None
+            assert vote.fused.match is not None
             assert vote.decisions == {"customers": "alice"}
             assert vote.confirmed_watchlist == "customers"
             # The fused answer's distance is the track's best, and under the threshold.
             assert vote.best_distance == pytest.approx(vote.fused.match.distance)
-            assert vote.best_distance is not None and vote.best_distance < 0.32
+            assert vote.best_distance is not None
+            assert vote.best_distance < 0.32
             assert vote.best_quality == pytest.approx(0.9)
     assert decided == {None: UNKNOWN, 3: "alice"}
 
@@ -643,7 +647,8 @@ def test_fusion_does_not_name_a_stranger(
         fused = vote.fused_embedding
         if fused is not None:
             vote.set_fused(gallery.identify(fused, k=2))
-    assert vote.fused is not None and vote.fused.match is None
+    assert vote.fused is not None
+    assert vote.fused.match is None
     assert vote.decision == UNKNOWN
 
 
