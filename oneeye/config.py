@@ -23,6 +23,9 @@ DEFAULT_MARGIN = 0.05
 """A match must be this much nearer than the next-nearest other person, else the answer is
 unknown ("not sure"): ambiguous faces are where wrong names come from."""
 
+ENROL_JITTER = 0
+"""Jittered copies an enrolment photo's template averages by default (``enrol_jitter``)."""
+
 
 _LABEL = r"[a-z0-9_][a-z0-9_-]{0,62}"
 _HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
@@ -46,6 +49,11 @@ class EngineSettings(BaseModel):
     """Average each face's embedding with its mirror image's (more accurate, 2x encoding)."""
     jitter: int = Field(default=0, ge=0, le=100)
     """Extra randomly jittered copies per face to average (dlib's ``num_jitters`` - 1)."""
+    enrol_jitter: int = Field(default=ENROL_JITTER, ge=0, le=100)
+    """Enrolment photos only: jittered copies of the chip (and of its mirror) averaged into
+    the template, on top of ``jitter``. Enrolment is one-off, so it can afford them; camera
+    frames are encoded with ``jitter`` alone (issue 13, BENCHMARKS.md "Open-set from one
+    photo")."""
     embedder: Literal["auto", "onnxruntime", "opencv", "numpy", "dlib"] = "auto"
     """Which forward pass computes dlib's ResNet descriptor: OneEye's own (``auto`` picks the
     fastest installed: onnxruntime, then OpenCV, then numpy) or dlib's (slow without BLAS)."""

@@ -265,6 +265,7 @@ class FaceEngine:
         detections: Sequence[Detection],
         *,
         deadline: Deadline | None = None,
+        extra_jitter: int = 0,
     ) -> list[Face]:
         """Align, encode and rate the given detections (one batch).
 
@@ -272,10 +273,17 @@ class FaceEngine:
             image: the image they were found in.
             detections: the faces to encode.
             deadline: checked before the work starts.
+            extra_jitter: jittered views per chip on top of the engine's ``jitter`` setting
+                (enrolment asks for ``enrol_jitter`` more); >= 0.
 
         Returns:
             One ``Face`` per detection, in the same order.
+
+        Raises:
+            ValueError: ``extra_jitter`` is negative.
         """
+        if extra_jitter < 0:
+            raise ValueError(f"extra_jitter must be >= 0, got {extra_jitter}")
         if not detections:
             return []
         _check(deadline)
@@ -285,7 +293,7 @@ class FaceEngine:
                 self._embedder,
                 aligned.chip_sets,
                 mirror=self.settings.mirror,
-                jitter=self.settings.jitter,
+                jitter=self.settings.jitter + extra_jitter,
             )
         return [
             Face(
@@ -333,7 +341,9 @@ class FaceEngine:
     ) -> Face:
         """The one usable face of an enrolment photo.
 
-        Faces much smaller than the largest (a poster, a passer-by) are ignored.
+        Faces much smaller than the largest (a poster, a passer-by) are ignored. The face is
+        encoded with ``enrol_jitter`` more jittered views than a camera frame's (the template
+        is made once, so it can afford them).
 
         Args:
             image: (H, W, 3) uint8 RGB.
@@ -365,4 +375,6 @@ class FaceEngine:
                 f"enrolment needs at least {ENROL_MIN_FACE_PX}",
                 problem="small_face",
             )
-        return self.encode(image, main, deadline=deadline)[0]
+        return self.encode(image, main, deadline=deadline, extra_jitter=self.settings.enrol_jitter)[
+            0
+        ]

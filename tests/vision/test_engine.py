@@ -7,7 +7,7 @@ import pytest
 
 from oneeye.config import EngineSettings
 from oneeye.errors import FaceError
-from oneeye.types import EMBEDDING_SIZE, Face
+from oneeye.types import EMBEDDING_SIZE, Detection, Face, RGBImage
 from oneeye.vision.engine import (
     CNN_MAX_WORK_PIXELS,
     HOG_MAX_WORK_PIXELS,
@@ -168,3 +168,33 @@ def test_a_small_photos_stages_are_not_shrunk(engine: FaceEngine) -> None:
         assert bounded(stage.plan, image, 10**12) == stage.plan
     cnn = engine.enrolment_stages(image)[-1].plan
     assert cnn.factor == 1.0  # LFW-sized photos keep the scale they were measured at
+
+
+def test_enrolment_photos_get_enrol_jitter_more_views_than_camera_frames(
+    load_photo: PhotoLoader,
+) -> None:
+    # Issue 13: the template of an enrolment photo averages enrol_jitter jittered copies of
+    # the chip and of its mirror; a camera frame (encode) is encoded with `jitter` alone.
+    photo = load_photo("obama.jpg")
+    plain = FaceEngine(EngineSettings(enrol_jitter=0))
+    jittery = FaceEngine(EngineSettings(enrol_jitter=4))
+    template = jittery.enrolment_face(photo)
+    same_box = jittery.encode(photo, [same_box_detection(jittery, photo)])[0]
+    assert same_box.box == template.box
+    # Camera frames: no extra views, the same embedding as an engine without enrol_jitter.
+    np.testing.assert_allclose(same_box.embedding, plain.enrolment_face(photo).embedding, atol=1e-6)
+    # Enrolment: the 4 + 4 jittered views move the template, a little, and deterministically.
+    moved = float(np.linalg.norm(template.embedding - same_box.embedding))
+    assert 1e-4 < moved < 0.1, moved
+    again = jittery.enrolment_face(photo)
+    np.testing.assert_array_equal(again.embedding, template.embedding)
+    assert abs(float(np.linalg.norm(template.embedding)) - 1.0) < 1e-5
+    with_extra = jittery.encode(photo, [same_box_detection(jittery, photo)], extra_jitter=4)[0]
+    np.testing.assert_allclose(with_extra.embedding, template.embedding, atol=1e-6)
+    with pytest.raises(ValueError, match="extra_jitter must be >= 0, got -1"):
+        jittery.encode(photo, [same_box_detection(jittery, photo)], extra_jitter=-1)
+
+
+def same_box_detection(engine: FaceEngine, photo: RGBImage) -> Detection:
+    """The detection an enrolment of ``photo`` encodes (one face)."""
+    return engine.detect_with_fallback(photo)[0]
