@@ -34,6 +34,7 @@ from oneeye.services.events import EventHub
 from oneeye.services.feedback import FeedbackService
 from oneeye.services.gallery import GalleryService
 from oneeye.services.library import FaceLibrary
+from oneeye.services.metrics import ServerCollector
 from oneeye.services.notify.links import load_secret_key
 from oneeye.services.notify.outbox import NotifyService
 from oneeye.services.outbound import OutboundGuard
@@ -182,6 +183,7 @@ class OneEyeApp:
         self.edge_monitor = EdgeMonitor(bus, reader, registry)
         """Turns an edge's last will (it died) into offline statuses for its cameras."""
         self.web: FastAPI = create_app(self.services)
+        self.web.state.metrics = ServerCollector(self.services, self.edge_monitor.edges)
         self._started = False
 
     def start(self) -> None:

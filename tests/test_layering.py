@@ -1,7 +1,7 @@
 """The layers of DESIGN.md hold: imports flow downward only, and the edge names no concrete bus.
 
-Layers, bottom up: ``types``, ``errors``, ``config``, ``redact`` <- ``vision``, ``bus``,
-``store`` <- ``gallery``, ``video``, ``compat`` <- ``services`` <- ``web`` <- ``app``,
+Layers, bottom up: ``types``, ``errors``, ``config``, ``redact``, ``metrics`` <- ``vision``,
+``bus``, ``store`` <- ``gallery``, ``video``, ``compat`` <- ``services`` <- ``web`` <- ``app``,
 ``edge_app``, ``cli``.
 A module may import its own layer's rooms only where listed in ``SIDEWAYS``.
 """
@@ -22,6 +22,7 @@ LAYER = {
     "errors": 0,
     "config": 0,
     "redact": 0,
+    "metrics": 0,
     "vision": 1,
     "bus": 1,
     "store": 1,

@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event
@@ -55,6 +55,7 @@ from oneeye.bus.base import (
 )
 from oneeye.bus.messages import CameraStatusPayload, PayloadReader, SightingPayload
 from oneeye.errors import OneEyeError
+from oneeye.metrics import BUS_LAG
 from oneeye.services.actions import (
     StoredSighting,
     WatchlistAction,
@@ -253,6 +254,8 @@ class SightingService:
             return
         if not self._from_its_camera(message.topic, sighting.camera, sighting.snapshot_key):
             return
+        if sighting.event == "sighting":
+            BUS_LAG.observe(max(0.0, (datetime.now(UTC) - sighting.seen_at).total_seconds()))
         self.handle(sighting)
 
     def _from_its_camera(self, topic: str, camera: str, snapshot_key: str | None) -> bool:

@@ -27,6 +27,7 @@ gallery query per encoding, no encoding.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -36,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oneeye.gallery import GalleryIndex
+from oneeye.metrics import DETECTION_SECONDS, ENCODING_SECONDS
 from oneeye.types import UNKNOWN, Detection, Embedding, Face, FaceBox, RGBImage
 from oneeye.video.annotate import Label
 from oneeye.video.scan import NEAR_MARGIN, FaceFinder, MotionMap, merge_overlapping
@@ -353,6 +355,7 @@ class CameraPipeline:
                 return None  # nothing to look at: no detector runs
         # A face seen once has no velocity yet: look for it further from where it was.
         reach = [NEAR_MARGIN if track.hits > 1 else NEW_FACE_REACH for track in tracks]
+        started = time.perf_counter()
         found = self._finder.near(grey, expected, reach)
         if scan_due:
             self._last_scan = index
@@ -367,6 +370,7 @@ class CameraPipeline:
             found += self._finder.within(grey, regions)
         self._round += 1
         self.detections += 1
+        DETECTION_SECONDS.labels(self.camera).observe(time.perf_counter() - started)
         return merge_overlapping(found)
 
     @staticmethod
@@ -442,9 +446,11 @@ class CameraPipeline:
         due = [track for track in tracks if self._due(track)]
         if not due:
             return []
+        started = time.perf_counter()
         faces = self.engine.encode(
             image, [Detection(box=track.box, confidence=1.0, detector="track") for track in due]
         )
+        ENCODING_SECONDS.labels(self.camera).observe(time.perf_counter() - started)
         self.encodings += len(faces)
         version = self.gallery.version
         answers = self.gallery.identify_batch([face.embedding for face in faces], k=2)

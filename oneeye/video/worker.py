@@ -50,6 +50,7 @@ from pydantic import ValidationError
 from oneeye.bus.base import Bus, sightings_topic, status_topic
 from oneeye.bus.messages import CameraStatusPayload, SightingPayload, clip, describe_errors
 from oneeye.gallery import GalleryIndex
+from oneeye.metrics import SIGHTINGS
 from oneeye.store.photos import PhotoStore, snapshot_kind
 from oneeye.types import RGBImage
 from oneeye.video.annotate import Label, annotate, encode_jpeg
@@ -229,6 +230,7 @@ class CameraWorker:
         self._frames = 0
         self._dropped = 0
         self._sightings = 0
+        self._in_view = 0
         self._tracks: dict[tuple[int, str | None], str] = {}
         """Sighting id per (track, companion watchlist or ``None`` for the primary answer)."""
         self._detectors = ReusedDetectors(engine.new_detector)
@@ -264,6 +266,11 @@ class CameraWorker:
     def alive(self) -> bool:
         """Whether the worker's thread runs."""
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def tracks(self) -> int:
+        """Faces tracked in view now (0 between plays)."""
+        return self._in_view
 
     def status(self) -> CameraStatus:
         """The camera's status now."""
@@ -383,6 +390,7 @@ class CameraWorker:
                 events = pipeline.process(processed, frame.t, frame.image)
                 processed += 1
                 self._frames += 1
+                self._in_view = len(pipeline.tracks)
                 with self._lock:
                     self._latest = (self._frames, frame.image, pipeline.labels(self.name_of))
                 for event in events:
@@ -392,6 +400,7 @@ class CameraWorker:
             for event in pipeline.finish(last[0], last[1]):
                 self._emit(event, None, last[2])
         finally:
+            self._in_view = 0
             pipeline.close()  # its detector threads, if it has any
 
     def _emit(self, event: SightingEvent, frame: Frame | None, index: int) -> None:
@@ -449,6 +458,9 @@ class CameraWorker:
         )
         if event.event == "sighting":
             self._sightings += 1
+            SIGHTINGS.labels(
+                camera, event.watchlist or "", "unknown" if event.person is None else "known"
+            ).inc()
         logger.info(
             "camera %s: %s of track %d (person %s, sighting %s)",
             camera,

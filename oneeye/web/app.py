@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from oneeye import __version__
 from oneeye.services.context import Services
-from oneeye.web import ws
+from oneeye.web import ops, ws
 from oneeye.web.deps import has_credentials
 from oneeye.web.docs import install_docs
 from oneeye.web.errors import install_error_handlers
@@ -41,7 +41,8 @@ API = "/api/v1"
 
 def create_app(services: Services) -> FastAPI:
     """The web application: JSON API under ``/api/v1`` (docs at ``/docs``), the WebSocket at
-    ``/ws``, and the dashboard pages."""
+    ``/ws``, the dashboard pages, and ``/healthz``, ``/readyz`` and ``/metrics`` (whose
+    collector the caller sets as ``app.state.metrics``)."""
     app = FastAPI(
         title="OneEye",
         version=__version__,
@@ -84,9 +85,11 @@ def create_app(services: Services) -> FastAPI:
         authenticated=has_credentials,
     )
     app.include_router(ws.router)
+    app.include_router(ops.router)
     install_pages(app)
     STATIC.mkdir(exist_ok=True)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Added last, so outermost: the body-limit middleware's own refusals get the headers too.
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(ops.RequestTimer)  # outermost: every request is timed, refusals too
     return app

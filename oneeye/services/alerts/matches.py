@@ -29,6 +29,7 @@ import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from oneeye.gallery.nearest import nearest_distances
+from oneeye.metrics import RETRO_SEARCH_SECONDS
 from oneeye.services.alerts.errors import CaseApprovedError, CaseClosedError, CaseNotFoundError
 from oneeye.services.alerts.words import likeness
 from oneeye.services.events import EventHub
@@ -180,13 +181,15 @@ class MatchService:
                 for (candidate, _), answer in zip(found, answers, strict=True)
                 if (match := answer.match_on(WATCHLIST)) is not None and match.person == person_id
             ]
+        took = time.perf_counter() - started
+        RETRO_SEARCH_SECONDS.observe(took)
         logger.info(
-            "case %s: retro-search of %d unknown faces since %s: %d matches (%.0f ms)",
+            "case %s: retro-search done: %d unknown faces since %s, %d matches, %.0f ms",
             case_id,
             scanned,
             since.isoformat(timespec="seconds"),
             len(confirmed),
-            (time.perf_counter() - started) * 1000,
+            took * 1000,
         )
         if not confirmed:
             return []

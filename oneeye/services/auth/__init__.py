@@ -39,6 +39,7 @@ from oneeye.services.auth.passwords import MIN_PASSWORD, check_password
 from oneeye.services.auth.roles import (
     EDGE_ROLE,
     KEY_ROLES,
+    METRICS_ROLE,
     ROLE_RANK,
     ROLES,
     Principal,
@@ -65,6 +66,7 @@ __all__ = [
     "KEY_USE_RESOLUTION",
     "LOGIN_ATTEMPTS",
     "LOGIN_WINDOW",
+    "METRICS_ROLE",
     "MIN_PASSWORD",
     "ROLES",
     "ROLE_RANK",

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from oneeye.bus.base import is_slug
 from oneeye.services.auth.errors import AuthError, UserError, UserNotFoundError
 from oneeye.services.auth.passwords import digest
-from oneeye.services.auth.roles import EDGE_ROLE, Principal, check_role
+from oneeye.services.auth.roles import EDGE_ROLE, METRICS_ROLE, Principal, check_role
 from oneeye.store.db import Database
 from oneeye.store.repos import audit, users
 from oneeye.store.repos.users import ApiKeyRecord
@@ -33,7 +33,10 @@ class ApiKeys:
         ``role`` is one of the ladder's roles or ``edge`` (a camera host's key), which must
         name the ``edge_id`` it is: the edge registers cameras and uploads snapshots as that
         edge only (its broker user has the same name)."""
-        if role != EDGE_ROLE:
+        if role == METRICS_ROLE:
+            if edge_id is not None:
+                raise UserError("only an edge key names an edge id")
+        elif role != EDGE_ROLE:
             check_role(role)
             if edge_id is not None:
                 raise UserError("only an edge key names an edge id")

@@ -12,7 +12,10 @@ ROLES: tuple[Role, ...] = ("viewer", "reporter", "teller", "coordinator", "admin
 ROLE_RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
 EDGE_ROLE = "edge"
 """The role of an edge's API key: outside the ladder, allowed only where a route names it."""
-KEY_ROLES: tuple[str, ...] = (*ROLES, EDGE_ROLE)
+METRICS_ROLE = "metrics"
+"""The role of a monitoring system's API key: outside the ladder, it may read ``/metrics`` and
+nothing else."""
+KEY_ROLES: tuple[str, ...] = (*ROLES, EDGE_ROLE, METRICS_ROLE)
 """The roles an API key may have (users log in with the ladder's roles only)."""
 
 

@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 
 from oneeye.config import NotifySettings
+from oneeye.metrics import NOTIFICATIONS
 from oneeye.services.events import EventHub
 from oneeye.services.notify.base import AlertPayload, DeliveryError, Outgoing, Sender, SenderContext
 from oneeye.services.notify.links import LinkSigner
@@ -370,6 +371,8 @@ class NotifyService:
                     "send it again (raise lease_seconds above the senders' timeouts)",
                     outgoing.id,
                 )
+        NOTIFICATIONS.labels(outgoing.channel, "sent").inc()
+        logger.info("notification %d sent (%s)", outgoing.id, _who(outgoing))
         with self._down_lock:
             self._down.pop(provider, None)
         if claim.had_error:
@@ -450,6 +453,7 @@ class NotifyService:
                     )
                 retry_at = _utcnow() + timedelta(seconds=delay)
                 rows.record_failure(session, outgoing.id, stored_error, retry_at=retry_at)
+                NOTIFICATIONS.labels(outgoing.channel, "retry").inc()
                 logger.warning(
                     "notification %d (%s) failed, attempt %d of %d, next in %.1f s: %s",
                     outgoing.id, _who(outgoing), attempts,
@@ -457,6 +461,7 @@ class NotifyService:
                 )  # fmt: skip
                 return delay
         why = "a permanent error" if permanent else f"{attempts} attempts"
+        NOTIFICATIONS.labels(outgoing.channel, "given_up").inc()
         logger.error(
             "notification %d (%s) gave up after %s: %s", outgoing.id, _who(outgoing), why, error
         )
@@ -466,7 +471,10 @@ class NotifyService:
     def _give_up(self, outgoing: Outgoing, lease: datetime, error: str) -> None:
         with self.db.session() as session:
             rows.give_up(session, outgoing.id, lease, error)
-        logger.info("notification %d not sent: %s", outgoing.id, error)
+        NOTIFICATIONS.labels(outgoing.channel, "given_up").inc()
+        logger.info(
+            "notification %d given up, not sent (%s): %s", outgoing.id, _who(outgoing), error
+        )
 
     def _announce_failure(self, outgoing: Outgoing, error: str, attempts: int) -> None:
         if self.events is None:
@@ -506,3 +514,10 @@ class NotifyService:
             failed=counts.get("failed", 0),
             retrying=retrying,
         )
+
+    def oldest_pending_age(self) -> float:
+        """Seconds since the oldest pending row was written (0 when nothing is pending): how
+        far behind delivery is, for the metrics."""
+        with self.db.session() as session:
+            oldest = rows.oldest_pending(session)
+        return 0.0 if oldest is None else max(0.0, (_utcnow() - oldest).total_seconds())

@@ -417,3 +417,10 @@ def status_counts(session: Session) -> tuple[dict[str, int], int]:
         )
     )
     return counts, int(retrying or 0)
+
+
+def oldest_pending(session: Session) -> datetime | None:
+    """When the oldest row still pending was written; ``None``: nothing is pending."""
+    return session.scalar(
+        select(func.min(Notification.created_at)).where(Notification.status == "pending")
+    )

@@ -71,9 +71,10 @@ class ApiKeyCreate(BaseModel):
     """A new API key for a machine (an edge, a script)."""
 
     name: str = Field(min_length=1, max_length=100, examples=["branch-12 edge"])
-    role: Literal["viewer", "reporter", "teller", "coordinator", "admin", "edge"]
-    """A role on the ladder, or ``edge``: a camera host that may only fetch the gallery,
-    register its cameras and upload their snapshots."""
+    role: Literal["viewer", "reporter", "teller", "coordinator", "admin", "edge", "metrics"]
+    """A role on the ladder, ``edge``: a camera host that may only fetch the gallery,
+    register its cameras and upload their snapshots, or ``metrics``: a monitoring system that
+    may only read ``/metrics``."""
     edge_id: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,64}$", examples=["branch-12"])
     """For an ``edge`` key (required there): the edge's id, also its broker user name."""
 
