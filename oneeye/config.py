@@ -105,6 +105,14 @@ class VideoSettings(BaseModel):
     faces); 1 when the cameras share the cores already."""
 
 
+class LogSettings(BaseModel):
+    """How log lines are written (``ONEEYE_LOG__FORMAT``)."""
+
+    format: Literal["text", "json"] = "text"
+    """``text`` for people; ``json``: one object per line (time, level, logger, message), for
+    log shippers."""
+
+
 class Settings(BaseSettings):
     """Everything OneEye reads from its environment."""
 
@@ -116,6 +124,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     gallery: GallerySettings = Field(default_factory=GallerySettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
 
 class CustomerDirectorySettings(BaseModel):

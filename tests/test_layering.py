@@ -1,8 +1,8 @@
 """The layers of DESIGN.md hold: imports flow downward only, and the edge names no concrete bus.
 
-Layers, bottom up: ``types``, ``errors``, ``config``, ``redact``, ``metrics`` <- ``vision``,
-``bus``, ``store`` <- ``gallery``, ``video``, ``compat`` <- ``services`` <- ``web`` <- ``app``,
-``edge_app``, ``cli``.
+Layers, bottom up: ``types``, ``errors``, ``config``, ``redact``, ``metrics``, ``logs`` <-
+``vision``, ``bus``, ``store`` <- ``gallery``, ``video``, ``compat`` <- ``services`` <- ``web``
+<- ``app``, ``edge_app``, ``cli``.
 A module may import its own layer's rooms only where listed in ``SIDEWAYS``.
 """
 
@@ -23,6 +23,7 @@ LAYER = {
     "config": 0,
     "redact": 0,
     "metrics": 0,
+    "logs": 0,
     "vision": 1,
     "bus": 1,
     "store": 1,

@@ -34,13 +34,15 @@ __all__ = ["cli", "main"]
 def cli(ctx: click.Context, verbose: int) -> None:
     """OneEye: self-hosted, real-time face identification."""
     from oneeye.config import Settings
+    from oneeye.logs import configure_logging
 
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    configure_logging(level, settings.log.format)
     # httpx logs every request's full URL at INFO: webhook tokens, account ids in the bank
     # API's paths. OneEye's own lines name the host only.
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
-    ctx.obj = Settings()
+    ctx.obj = settings
 
 
 for command in (enroll, identify, watch, serve, edge, users, compat):

@@ -51,6 +51,7 @@ def uvicorn_config(web: FastAPI, settings: ServeSettings) -> uvicorn.Config:
     ``ONEEYE_SERVER__TRUSTED_PROXIES`` names (uvicorn would trust 127.0.0.1 by default, so a
     local process could choose the address the login throttle counts)."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     proxies = settings.server.trusted_proxies
     return uvicorn.Config(
@@ -60,6 +61,9 @@ def uvicorn_config(web: FastAPI, settings: ServeSettings) -> uvicorn.Config:
         log_level=logging.getLevelName(min(logging.getLogger().level, logging.INFO)).lower(),
         proxy_headers=bool(proxies),
         forwarded_allow_ips=list(proxies) if proxies else [],
+        # JSON lines: uvicorn's loggers keep no text handlers of their own and reach the root
+        # logger's JSON handler (oneeye.logs).
+        log_config=None if settings.log.format == "json" else LOGGING_CONFIG,
     )
 
 

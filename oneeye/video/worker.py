@@ -231,6 +231,8 @@ class CameraWorker:
         self._dropped = 0
         self._sightings = 0
         self._in_view = 0
+        self._logged_state: CameraState | None = None
+        self._was_online = False
         self._tracks: dict[tuple[int, str | None], str] = {}
         """Sighting id per (track, companion watchlist or ``None`` for the primary answer)."""
         self._detectors = ReusedDetectors(engine.new_detector)
@@ -537,4 +539,28 @@ class CameraWorker:
         ):
             return
         self._published = (status, now)
+        self._log_change(status)
         self.bus.publish(status_topic(self.config.id), status.as_payload(), retain=True)
+
+    def _log_change(self, status: CameraStatus) -> None:
+        """One activity line when the camera's state changes: started, stalled, reconnected,
+        offline, ended (the source's errors are logged where they happen)."""
+        previous, self._logged_state = self._logged_state, status.state
+        if status.state == previous:
+            return
+        camera = self.config.id
+        if status.state == "online":
+            logger.info("camera %s: %s", camera, "reconnected" if self._was_online else "started")
+            self._was_online = True
+        elif status.state == "reconnecting" and self._was_online:
+            logger.warning("camera %s: stalled, reconnecting: %s", camera, status.error or "")
+        elif status.state == "offline":
+            logger.warning("camera %s: offline: %s", camera, status.error or "")
+        elif status.state == "ended":
+            logger.info(
+                "camera %s: ended: %d frames, %d dropped, %d sightings",
+                camera,
+                status.frames,
+                status.dropped,
+                status.sightings,
+            )

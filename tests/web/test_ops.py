@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -82,12 +83,24 @@ def test_metrics_need_an_admin_or_a_metrics_key(
 
 
 def test_metrics_export_every_family_with_no_person_in_a_label(
-    server: OneEyeApp, tmp_path: Path
+    server: OneEyeApp, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="oneeye.video.worker")
     server.services.cameras.add(
         CameraConfig(id="lobby", name="Lobby", source=str(blank_clip(tmp_path / "c.mp4")))
     )
     wait_for(lambda: server.services.cameras.status("lobby").state == "ended", "the clip to end")
+    wait_for(
+        lambda: any("camera lobby: ended" in r.getMessage() for r in caplog.records),
+        "the camera's last activity line",
+    )
+    activity = [r.getMessage() for r in caplog.records if r.getMessage().startswith("camera lobby")]
+    assert "camera lobby: started" in activity
+    ended = re.search(
+        r"camera lobby: ended: (\d+) frames, (\d+) dropped, 0 sightings", activity[-1]
+    )
+    assert ended is not None, activity
+    assert int(ended[1]) + int(ended[2]) == 20  # every frame of the clip processed or dropped
     person = "p" * 32
     message = sighting("door", person, datetime.now(UTC))
     publish(server, message)

@@ -55,6 +55,28 @@ class EdgeMonitor:
         with self._lock:
             return dict(self._edges)
 
+    @staticmethod
+    def _log_online(previous: EdgeStatusPayload | None, status: EdgeStatusPayload) -> None:
+        """Activity lines: an edge joined (online after nothing or offline), or resynced its
+        gallery (its count of whole fetches went up)."""
+        if previous is None or previous.state == "offline":
+            logger.info(
+                "edge %s joined: %d cameras, gallery version %s",
+                status.edge,
+                len(status.cameras),
+                "none yet" if status.gallery_version is None else status.gallery_version,
+            )
+        elif (
+            status.resyncs is not None
+            and previous.resyncs is not None
+            and status.resyncs > previous.resyncs
+        ):
+            logger.info(
+                "edge %s resynced its gallery: version %s",
+                status.edge,
+                status.gallery_version,
+            )
+
     def _on_status(self, message: Message) -> None:
         status = self.reader.read(EdgeStatusPayload, message)
         if status is None:
@@ -67,13 +89,14 @@ class EdgeMonitor:
             previous = self._edges.get(edge)
             self._edges[edge] = status
         if status.state != "offline":
+            self._log_online(previous, status)
             return
         if previous is not None and previous.state == "offline" and message.retained:
             return  # a status the cameras were already marked offline for
         error = status.error or f"edge {edge} is offline"
         registered = set(self.registry.cameras_of(edge))
         mine = [camera for camera in status.cameras if camera in registered]
-        logger.warning("edge %s is offline (%s): its %d cameras too", edge, error, len(mine))
+        logger.warning("edge %s left (%s): its %d cameras are offline", edge, error, len(mine))
         now = datetime.now(UTC)
         for camera in mine:
             self.bus.publish(
