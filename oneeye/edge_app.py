@@ -25,6 +25,7 @@ from oneeye.bus.base import edge_camera_status_topic, edge_status_topic
 from oneeye.bus.messages import EdgeStatusPayload
 from oneeye.gallery import GalleryIndex
 from oneeye.gallery.sync import GallerySnapshot, GallerySync
+from oneeye.services.edge.ops import OpsServer
 from oneeye.services.edge.outbox import EdgeBus, EdgeOutbox, OutboxSender, SpoolPhotoStore
 from oneeye.services.edge.runtime import (
     CLIENT_ID_FILE,
@@ -38,6 +39,7 @@ from oneeye.services.edge.runtime import (
     RegistrationRefusedError,
     ServerClient,
 )
+from oneeye.services.metrics import Check, EdgeCollector, check_bus, check_workers, exposition
 from oneeye.store.files import private_dir, write_private
 from oneeye.video.worker import CameraStatus, CameraWorker
 from oneeye.vision.engine import FaceEngine
@@ -111,6 +113,16 @@ class EdgeRuntime:
         self._register_thread: threading.Thread | None = None
         self._started = False
         self._status_lock = threading.Lock()
+        self.ops: OpsServer | None = None
+        """``/healthz``, ``/readyz`` and ``/metrics``, when ``ops_address`` is set (bound
+        now, so an address in use stops the edge before it starts anything)."""
+        if settings.ops_address is not None:
+            collector = EdgeCollector(
+                self.workers, gallery, self.outbox.counts, lambda: self.sender.sent
+            )
+            self.ops = OpsServer(
+                settings.ops_address, lambda: exposition(collector), self.readiness
+            )
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -135,6 +147,8 @@ class EdgeRuntime:
         self._status_thread = threading.Thread(target=self._status_loop, name="edge-status")
         self._status_thread.daemon = True
         self._status_thread.start()
+        if self.ops is not None:
+            self.ops.start()
         logger.info(
             "edge %s: started with cameras %s",
             self.settings.edge_id,
@@ -144,6 +158,8 @@ class EdgeRuntime:
     def stop(self) -> None:
         """Stop the cameras, deliver what is queued (briefly), say offline, disconnect."""
         self._stop.set()
+        if self.ops is not None:
+            self.ops.stop()
         if not self._started:  # the server refused the cameras: nothing else ran
             self.server.close()
             self.outbox.close()
@@ -185,6 +201,25 @@ class EdgeRuntime:
         return self.bus.wait_ready(timeout) and self.sync.wait_synced(
             max(0.0, deadline - time.monotonic())
         )
+
+    def readiness(self) -> list[Check]:
+        """The edge's readiness checks: broker connected, a gallery copy in force, cameras
+        registered on the server, a running worker for every camera."""
+        version = self.sync.version
+        return [
+            check_bus(self.bus),
+            Check(
+                "gallery",
+                version is not None,
+                "no gallery copy yet" if version is None else f"version {version}",
+            ),
+            Check(
+                "registration",
+                self.registered.is_set(),
+                "registered" if self.registered.is_set() else "not registered on the server yet",
+            ),
+            check_workers({w.config.id: w for w in self.workers}),
+        ]
 
     # camera registration ------------------------------------------------------------------------
 

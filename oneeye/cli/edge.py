@@ -65,6 +65,13 @@ logger = logging.getLogger(__name__)
     "--pace/--no-pace", default=True, show_default=True, help="Play files at their frame rate."
 )
 @click.option("--loop", is_flag=True, help="Play files again when they end (demos).")
+@click.option(
+    "--ops-address",
+    envvar="ONEEYE_EDGE_OPS_ADDRESS",
+    metavar="HOST:PORT",
+    help="Serve /healthz, /readyz and /metrics here (no credentials: use loopback or a "
+    "management network). Default: ONEEYE_EDGE_OPS_ADDRESS, else not served.",
+)
 @data_dir_option
 def edge(
     server_url: str,
@@ -78,6 +85,7 @@ def edge(
     detect_threads: int | None,
     pace: bool,
     loop: bool,
+    ops_address: str | None,
     data_dir: Path | None,
 ) -> None:
     """Run an edge: recognise faces on this host's cameras and report to the central server.
@@ -118,13 +126,17 @@ def edge(
             cameras=configs,
             data_dir=settings.data_dir,
             mqtt=settings.mqtt,
+            ops_address=ops_address,
         )
     except OneEyeError as exc:
         raise click.BadParameter(str(exc)) from exc
     os.umask(PRIVATE_UMASK)
     install_query_redaction()
     engine = FaceEngine(settings.engine)
-    runtime = EdgeRuntime(edge_settings, engine, GalleryIndex.from_settings(settings.gallery))
+    try:
+        runtime = EdgeRuntime(edge_settings, engine, GalleryIndex.from_settings(settings.gallery))
+    except OneEyeError as exc:  # the ops address cannot be bound
+        raise click.BadParameter(str(exc), param_hint="--ops-address") from exc
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         runtime.start()

@@ -86,6 +86,9 @@ class EdgeSettings:
     data_dir: Path
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     status_every: float = STATUS_EVERY
+    ops_address: str | None = None
+    """``host:port`` for ``/healthz``, ``/readyz`` and ``/metrics`` (no credentials: loopback
+    or a management network); ``None``: not served."""
 
     def __post_init__(self) -> None:
         if not is_slug(self.edge_id):
