@@ -34,7 +34,13 @@ from oneeye.store.repos import people
 from oneeye.store.repos.cameras import StoredCamera
 from oneeye.video.pipeline import PipelineSettings
 from oneeye.video.source import mask_credentials
-from oneeye.video.worker import CameraConfig, CameraState, CameraStatus, CameraWorker
+from oneeye.video.worker import (
+    VIDEO_ENDED,
+    CameraConfig,
+    CameraState,
+    CameraStatus,
+    CameraWorker,
+)
 from oneeye.vision.engine import FaceEngine
 
 __all__ = [
@@ -230,6 +236,8 @@ class CameraManager:
         self._names = PersonNames(db)
         self._lock = threading.RLock()
         self._workers: dict[str, CameraWorker] = {}
+        self._ended: set[str] = set()
+        """Enabled cameras not started because their file had ended before."""
         self._running = False
 
     def worker_config(self, camera_id: str) -> CameraConfig | None:
@@ -249,10 +257,20 @@ class CameraManager:
     # lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start a worker for every enabled camera."""
+        """Start a worker for every enabled camera, but a file camera that played to its end
+        before (it stays ended until it is restarted: a server restart does not replay its
+        file as new arrivals)."""
+        with self.db.session() as session:
+            ended = rows.ended_ids(session)
         with self._lock:
             self._running = True
             for config in self.configs():
+                if config.enabled and config.id in ended:
+                    self._ended.add(config.id)
+                    status = CameraStatus(config.id, config.name, "ended", error=VIDEO_ENDED)
+                    self.bus.publish(status_topic(config.id), status.as_payload(), retain=True)
+                    logger.info("camera %s: its file ended before; not played again", config.id)
+                    continue
                 self._reload(config)
 
     def stop(self) -> None:
@@ -393,6 +411,10 @@ class CameraManager:
         if worker is not None:
             return worker.status()
         config = self.config(camera_id)
+        with self._lock:
+            ended = config.enabled and camera_id in self._ended
+        if ended:
+            return CameraStatus(camera_id, config.name, "ended", error=VIDEO_ENDED)
         return CameraStatus(camera_id, config.name, "disabled")
 
     def statuses(self) -> dict[str, CameraStatus]:
@@ -432,8 +454,17 @@ class CameraManager:
         with self._lock:
             return self._workers.get(camera_id)
 
+    def _mark_ended(self, camera_id: str) -> None:
+        """A worker's file played to its end: remembered, so a restart does not replay it."""
+        with self.db.session() as session:
+            rows.mark_ended(session, camera_id, datetime.now(UTC))
+
     def _reload(self, config: CameraConfig) -> None:
-        """Replace one camera's worker (call with the lock held)."""
+        """Replace one camera's worker (call with the lock held); a file that had ended
+        plays again."""
+        self._ended.discard(config.id)
+        with self.db.session() as session:
+            rows.mark_ended(session, config.id, None)
         old = self._workers.pop(config.id, None)
         if old is not None:
             old.stop()
@@ -458,6 +489,7 @@ class CameraManager:
             self.bus,
             self.photos,
             name_of=self._names,
+            on_ended=self._mark_ended,
         )
         self._workers[config.id] = worker
         worker.start()

@@ -202,6 +202,9 @@ class Camera(Base):
     """For a file source: play it at its native frame rate, as a camera would."""
     loop: Mapped[bool] = mapped_column(Boolean, default=False)
     """For a file source: start again at the end (demos)."""
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    """When a file source (not looping) played to its end: the camera stays ended when the
+    server starts again, until it is restarted, enabled or its source changes."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

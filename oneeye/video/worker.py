@@ -208,10 +208,13 @@ class CameraWorker:
         status_every: float = STATUS_EVERY,
         retry_first: float = RETRY_FIRST,
         name_of: Callable[[str], str] | None = None,
+        on_ended: Callable[[str], None] | None = None,
     ) -> None:
         """Set up the worker; :meth:`start` runs it. ``name_of`` turns a person id into the
-        name drawn on the live view (ids are drawn when it is ``None``)."""
+        name drawn on the live view (ids are drawn when it is ``None``); ``on_ended`` is called
+        with the camera id when a file (not looping) has played to its end."""
         self.name_of = name_of
+        self.on_ended = on_ended
         self.config = config
         self.engine = engine
         self.gallery = gallery
@@ -351,6 +354,11 @@ class CameraWorker:
                 self._set_status("offline", "closed")
             else:
                 self._set_status("ended", VIDEO_ENDED)
+                if self.on_ended is not None:
+                    try:
+                        self.on_ended(camera)
+                    except Exception:
+                        logger.exception("camera %s: could not record that it ended", camera)
             break
         logger.info("camera %s: worker stopped", camera)
 

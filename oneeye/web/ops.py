@@ -65,11 +65,14 @@ def readiness_checks(services: ServicesDep) -> list[Check]:
         check_bus(services.bus),
         check_photo_store(services.photos),
     ]
+    cameras = services.cameras
     try:
-        enabled = [c.id for c in services.cameras.configs() if c.enabled]
+        enabled = [c.id for c in cameras.configs() if c.enabled]
+        # A file camera that ended before this start has no worker, rightly.
+        watched = [c for c in enabled if cameras.status(c).state != "ended"]
     except Exception:
         return checks  # the database check says why
-    checks.append(check_workers({c: services.cameras.worker(c) for c in enabled}))
+    checks.append(check_workers({c: cameras.worker(c) for c in watched}))
     return checks
 
 

@@ -132,6 +132,21 @@ def update(session: Session, camera_id: str, changes: Mapping[str, Any]) -> bool
     return True
 
 
+def mark_ended(session: Session, camera_id: str, at: datetime | None) -> bool:
+    """Record that a server camera's file played to its end (``at``), or clear it
+    (``None``); ``False``: no such camera."""
+    row = session.get(Camera, camera_id)
+    if row is None:
+        return False
+    row.ended_at = at
+    return True
+
+
+def ended_ids(session: Session) -> set[str]:
+    """The server cameras whose file played to its end and was not started again."""
+    return set(session.scalars(select(Camera.id).where(Camera.ended_at.is_not(None))))
+
+
 def delete(session: Session, camera_id: str) -> str | None:
     """Delete a server camera (its sightings stay); returns its name, or ``None`` when there
     is no such camera."""

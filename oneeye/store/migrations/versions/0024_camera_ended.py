@@ -1,0 +1,26 @@
+"""cameras.ended_at: a file camera that played to its end stays ended across restarts
+
+Revision ID: 0024
+Revises: 0023
+Create Date: 2026-12-04 05:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0024"
+down_revision = "0023"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("cameras", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("cameras", schema=None) as batch_op:
+        batch_op.drop_column("ended_at")
