@@ -172,7 +172,7 @@ def test_watch_prints_the_json_lines_contract_and_annotates(
         == 0
     )
     capsys.readouterr()
-    out = tmp_path / "annotated.mp4"
+    out = tmp_path / "annotated.webm"
     argv = [
         "watch",
         str(clip),
@@ -187,9 +187,13 @@ def test_watch_prints_the_json_lines_contract_and_annotates(
         "80",
         "--cooldown",
         "0.5",
+        "--progress",
     ]
     assert main(argv) == 0
-    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    captured = capsys.readouterr()
+    events = [json.loads(line) for line in captured.out.splitlines()]
+    assert "80/80" in captured.err  # the progress line, on stderr: stdout stays JSON lines
+    assert re.search(r"frames +[0-9.]+ fps \d+ sightings", captured.err), captured.err
     keys = {"event", "camera", "track", "person", "watchlist", "distance", "frame", "t", "box"}
     assert events
     assert all(keys <= set(e) for e in events)

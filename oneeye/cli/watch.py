@@ -11,15 +11,18 @@ the source ends.
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from oneeye.cli.common import gallery_option, load_gallery, settings_of
+from oneeye.cli.common import gallery_option, load_gallery, settings_of, stderr
 
 if TYPE_CHECKING:
     import cv2
+    from rich.console import Console
 
     from oneeye.types import RGBImage
     from oneeye.video.pipeline import SightingEvent
@@ -38,7 +41,14 @@ does not import the pipeline (numpy, OpenCV); a test keeps the two equal."""
     "--annotate",
     "annotate_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the frames with boxes and names to this video (.mp4).",
+    help="Also write the frames with boxes and names to this video, in a codec browsers play: "
+    ".webm (VP9, else VP8) or .mp4 (H.264, when this OpenCV has it).",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show frames, fps and sightings so far while a file plays (default: on a terminal, "
+    "unless JSON lines go to that terminal too).",
 )
 @click.option("--min-face", type=click.IntRange(8, 4096), default=40, show_default=True)
 @click.option("--detect-every", type=click.IntRange(1, 100), default=3, show_default=True)
@@ -72,6 +82,7 @@ def watch(
     detect_threads: int,
     cooldown: float,
     pace: bool,
+    progress: bool | None,
 ) -> None:
     """Watch SOURCE (a file, webcam index, rtsp:// or http:// MJPEG URL) and report sightings.
 
@@ -82,12 +93,17 @@ def watch(
     import numpy as np
 
     from oneeye.errors import SourceError
-    from oneeye.video.annotate import annotate
+    from oneeye.video.annotate import VideoWriteError, annotate, check_browser_video
     from oneeye.video.pipeline import CameraPipeline, PipelineSettings
     from oneeye.video.source import FrameReader
     from oneeye.vision.engine import FaceEngine
 
     settings = settings_of(ctx)
+    if annotate_path is not None:
+        try:
+            check_browser_video(annotate_path)
+        except VideoWriteError as exc:
+            raise click.BadParameter(str(exc), param_hint="--annotate") from exc
     gallery = load_gallery(gallery_dir, settings, must_exist=True)
     try:
         reader = FrameReader(source, pace=pace)
@@ -108,31 +124,127 @@ def watch(
     )
     writer: cv2.VideoWriter | None = None
     last = (0, 0.0)
-    with reader:
-        for frame in reader:
-            last = (frame.index, frame.t)
-            for event in pipeline.process(frame.index, frame.t, frame.image):
-                _emit_event(event, jsonl)
-            if annotate_path is not None:
-                picture = annotate(frame.image, pipeline.labels())
-                if writer is None:
-                    writer = _video_writer(annotate_path, picture, reader.fps or 25.0)
-                writer.write(np.ascontiguousarray(picture[:, :, ::-1]))
+    shown = show_progress(
+        progress,
+        live=reader.is_live,
+        jsonl=jsonl,
+        stdout_terminal=sys.stdout.isatty(),
+        stderr_terminal=stderr().is_terminal,
+    )
+    meter = WatchProgress(stderr(), frame_count(source) if shown else 0, enabled=shown)
+    try:
+        with reader, meter:
+            for frame in reader:
+                last = (frame.index, frame.t)
+                for event in pipeline.process(frame.index, frame.t, frame.image):
+                    _emit_event(event, jsonl)
+                    meter.event(event.event)
+                meter.frame()
+                if annotate_path is not None:
+                    picture = annotate(frame.image, pipeline.labels())
+                    if writer is None:
+                        writer = _video_writer(annotate_path, picture, reader.fps or 25.0)
+                    writer.write(np.ascontiguousarray(picture[:, :, ::-1]))
+    finally:
+        if writer is not None:
+            writer.release()
     for event in pipeline.finish(*last):
         _emit_event(event, jsonl)
     pipeline.close()
-    if writer is not None:
-        writer.release()
 
 
 def _video_writer(path: Path, first: RGBImage, fps: float) -> cv2.VideoWriter:
-    import cv2
+    from oneeye.video.annotate import VideoWriteError, open_browser_video
 
     height, width = first.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise click.BadParameter(f"cannot write a video to {path}", param_hint="--annotate")
+    try:
+        writer, _ = open_browser_video(path, width, height, fps)
+    except VideoWriteError as exc:
+        raise click.BadParameter(str(exc), param_hint="--annotate") from exc
     return writer
+
+
+def show_progress(
+    asked: bool | None, *, live: bool, jsonl: bool, stdout_terminal: bool, stderr_terminal: bool
+) -> bool:
+    """Whether ``watch`` shows its progress line: as ``--progress``/``--no-progress`` ask;
+    by default for a file (a live source has no end to measure against) when stderr is a
+    terminal, unless JSON lines go to that terminal too (the two would interleave)."""
+    if asked is not None:
+        return asked and not live
+    return not live and stderr_terminal and not (jsonl and stdout_terminal)
+
+
+def frame_count(source: str) -> int:
+    """A video file's frame count as its container states it (0 when unknown)."""
+    import cv2
+
+    capture = cv2.VideoCapture(source)
+    try:
+        return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+    finally:
+        capture.release()
+
+
+class WatchProgress:
+    """The progress line of ``oneeye watch`` on a file: frames done of all, frames per
+    second, sightings so far (on stderr; stdout carries the events)."""
+
+    def __init__(self, console: Console, total: int, *, enabled: bool = True) -> None:
+        """Show the line on ``console`` for a file of ``total`` frames (0: unknown), unless
+        not ``enabled`` (then every call does nothing)."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.enabled = enabled
+        self.sightings = 0
+        self.frames = 0
+        self._started = time.monotonic()
+        self._progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("frames {task.fields[fps]:5.1f} fps {task.fields[sightings]} sightings"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled,
+        )
+        self._task = self._progress.add_task("watching", total=total or None, fps=0.0, sightings=0)
+
+    def __enter__(self) -> WatchProgress:
+        """Start drawing."""
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Draw the final line and stop."""
+        self._update()
+        self._progress.stop()
+
+    def frame(self) -> None:
+        """One more frame processed."""
+        self.frames += 1
+        if self.enabled and self.frames % 5 == 0:
+            self._update()
+
+    def event(self, kind: str) -> None:
+        """An event was printed (``sighting`` ones are counted)."""
+        if kind == "sighting":
+            self.sightings += 1
+
+    def _update(self) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        self._progress.update(
+            self._task,
+            completed=self.frames,
+            fps=self.frames / elapsed,
+            sightings=self.sightings,
+        )
 
 
 def _emit_event(event: SightingEvent, jsonl: bool) -> None:
