@@ -262,6 +262,7 @@ class CameraManager:
         file as new arrivals)."""
         with self.db.session() as session:
             ended = rows.ended_ids(session)
+            resume = rows.resume_frames(session)
         with self._lock:
             self._running = True
             for config in self.configs():
@@ -271,7 +272,7 @@ class CameraManager:
                     self.bus.publish(status_topic(config.id), status.as_payload(), retain=True)
                     logger.info("camera %s: its file ended before; not played again", config.id)
                     continue
-                self._reload(config)
+                self._reload(config, resume_from=resume.get(config.id, 0))
 
     def stop(self) -> None:
         """Stop every worker."""
@@ -282,6 +283,7 @@ class CameraManager:
             worker.request_stop()
         for worker in workers:
             worker.stop()
+        self._remember_positions(workers)
         # The workers' last "left" messages may reach a sightings consumer that has stopped.
         stopped_at = datetime.now(UTC)
         for worker in workers:
@@ -454,17 +456,38 @@ class CameraManager:
         with self._lock:
             return self._workers.get(camera_id)
 
+    def _remember_positions(self, workers: list[CameraWorker]) -> None:
+        """Keep where each file camera stopped, so the next start resumes there rather than
+        replaying the file's start as new arrivals."""
+        for worker in workers:
+            if not worker.resumable:
+                continue
+            try:
+                with self.db.session() as session:
+                    rows.set_resume(session, worker.config.id, worker.position)
+            except Exception:
+                logger.exception(
+                    "camera %s: could not keep where its file stopped", worker.config.id
+                )
+                continue
+            logger.info(
+                "camera %s: stopped at frame %d of its file; resumes there",
+                worker.config.id,
+                worker.position,
+            )
+
     def _mark_ended(self, camera_id: str) -> None:
         """A worker's file played to its end: remembered, so a restart does not replay it."""
         with self.db.session() as session:
             rows.mark_ended(session, camera_id, datetime.now(UTC))
 
-    def _reload(self, config: CameraConfig) -> None:
+    def _reload(self, config: CameraConfig, resume_from: int = 0) -> None:
         """Replace one camera's worker (call with the lock held); a file that had ended
-        plays again."""
+        plays again, from its start unless ``resume_from`` says where it stopped."""
         self._ended.discard(config.id)
         with self.db.session() as session:
             rows.mark_ended(session, config.id, None)
+            rows.set_resume(session, config.id, None)
         old = self._workers.pop(config.id, None)
         if old is not None:
             old.stop()
@@ -490,6 +513,7 @@ class CameraManager:
             self.photos,
             name_of=self._names,
             on_ended=self._mark_ended,
+            resume_from=resume_from,
         )
         self._workers[config.id] = worker
         worker.start()

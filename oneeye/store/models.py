@@ -205,6 +205,9 @@ class Camera(Base):
     ended_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
     """When a file source (not looping) played to its end: the camera stays ended when the
     server starts again, until it is restarted, enabled or its source changes."""
+    resume_frame: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    """A file source stopped before its end (the server stopped): the frame it resumes at
+    when the server starts again."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -179,6 +179,7 @@ class FrameReader:
         source: int | str | os.PathLike[str],
         *,
         pace: bool = False,
+        start_frame: int = 0,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         open_timeout: float = 10.0,
@@ -192,6 +193,9 @@ class FrameReader:
                 ``rtsps://``, ``http://`` or ``https://`` URL.
             pace: for a file, hand out frames no faster than its native frame rate, as a
                 camera would. Ignored for live sources.
+            start_frame: for a file, the index of the first frame to hand out (resuming a
+                file camera where it stopped); at or past the end, the file has ended at
+                once. Ignored for live sources.
             initial_backoff: seconds to wait before the first reconnection attempt; doubled
                 after every failed attempt.
             max_backoff: the longest wait between reconnection attempts, in seconds.
@@ -219,8 +223,11 @@ class FrameReader:
             raise ValueError(
                 f"max_backoff must be >= initial_backoff ({initial_backoff}), got {max_backoff}"
             )
+        if start_frame < 0:
+            raise ValueError(f"start_frame must not be negative, got {start_frame}")
         self._spec = _classify(source)
         self._pace = pace
+        self._start_frame = start_frame
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
         self._open_timeout = open_timeout
@@ -378,10 +385,26 @@ class FrameReader:
                 "%s: the file declares no frame rate, assuming %s fps", self.name, FALLBACK_FPS
             )
             fps = FALLBACK_FPS
+        if self._start_frame > 0:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, float(self._start_frame))
+            ok, first = capture.read()
+            if not ok or first is None:  # resumed at or past its end: nothing more to play
+                capture.release()
+                self._fps = fps
+                with self._cond:
+                    self._state = "ended"
+                logger.info("%s: resumed at frame %d, its end", self.name, self._start_frame)
+                return
+            self._next_index = self._start_frame
         self._capture, self._pending, self._fps = capture, np.asarray(first, np.uint8), fps
         with self._cond:
             self._state = "online"
-        logger.info("%s: opened video file at %.2f fps", self.name, fps)
+        logger.info(
+            "%s: opened video file at %.2f fps%s",
+            self.name,
+            fps,
+            f", from frame {self._start_frame}" if self._start_frame else "",
+        )
 
     def _read_file(self, timeout: float | None) -> Frame | None:
         with self._file_lock:
@@ -391,7 +414,9 @@ class FrameReader:
                 if self._pace:
                     now = time.monotonic()
                     if self._pace_start is None:
-                        self._pace_start = now
+                        # Frame n is due n frame times after frame 0, which a resumed file
+                        # played before this reader existed.
+                        self._pace_start = now - self._next_index / self._fps
                     wait = self._pace_start + self._next_index / self._fps - now
                     if wait > 0:
                         if timeout is not None and wait > timeout:

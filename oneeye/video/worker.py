@@ -209,12 +209,17 @@ class CameraWorker:
         retry_first: float = RETRY_FIRST,
         name_of: Callable[[str], str] | None = None,
         on_ended: Callable[[str], None] | None = None,
+        resume_from: int = 0,
     ) -> None:
         """Set up the worker; :meth:`start` runs it. ``name_of`` turns a person id into the
         name drawn on the live view (ids are drawn when it is ``None``); ``on_ended`` is called
-        with the camera id when a file (not looping) has played to its end."""
+        with the camera id when a file (not looping) has played to its end; a file's first
+        play starts at frame ``resume_from`` (where a previous run stopped)."""
         self.name_of = name_of
         self.on_ended = on_ended
+        self._resume_from = resume_from
+        self._position = resume_from
+        self._file = False
         self.config = config
         self.engine = engine
         self.gallery = gallery
@@ -273,6 +278,20 @@ class CameraWorker:
         return self._thread is not None and self._thread.is_alive()
 
     @property
+    def position(self) -> int:
+        """For a file: the index of the next frame it has not handled yet (where a later run
+        resumes)."""
+        return self._position
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a later run should resume at :attr:`position`: a file that does not loop
+        and has not played to its end (a live source, or a loop, has nothing to resume)."""
+        with self._lock:
+            is_file = self._file
+        return is_file and not self.config.loop and self.status().state != "ended"
+
+    @property
     def tracks(self) -> int:
         """Faces tracked in view now (0 between plays)."""
         return self._in_view
@@ -318,7 +337,10 @@ class CameraWorker:
         delay = self.retry_first
         while not self._stop.is_set():
             try:
-                reader = FrameReader(self.config.source, pace=self.config.pace)
+                reader = FrameReader(
+                    self.config.source, pace=self.config.pace, start_frame=self._resume_from
+                )
+                self._resume_from = 0  # a loop, or a reopened file, starts at the beginning
             except Exception as exc:  # a bad source makes the camera offline, never crashes
                 logger.warning("camera %s: cannot open its source: %s", camera, exc)
                 self._set_status("offline", f"cannot open the source: {exc}")
@@ -328,6 +350,7 @@ class CameraWorker:
                 continue
             with self._lock:
                 self._reader = reader
+                self._file = not reader.is_live
             if self._stop.is_set():  # stopped while opening
                 reader.close()
                 break
@@ -396,6 +419,7 @@ class CameraWorker:
                     clip_start = due if clip_start is None else min(clip_start, due)
                     if frame.captured_at - (clip_start + frame.index / fps) > LATE_FRAMES / fps:
                         self._dropped += 1
+                        self._position = frame.index + 1
                         continue
                 events = pipeline.process(processed, frame.t, frame.image)
                 processed += 1
@@ -405,6 +429,7 @@ class CameraWorker:
                     self._latest = (self._frames, frame.image, pipeline.labels(self.name_of))
                 for event in events:
                     self._emit(event, frame, frame.index)
+                self._position = frame.index + 1
                 last = (processed - 1, frame.t, frame.index)
                 self._publish_status()
             for event in pipeline.finish(last[0], last[1]):

@@ -1,6 +1,7 @@
-"""A file camera that played to its end stays ended when the server starts again: its file is
-not replayed as new arrivals. Restarting the camera (or changing it) plays it again. Real
-workers, a real clip with faces, the database kept across the two "servers"."""
+"""A file camera that played to its end stays ended when the server starts again, and one
+stopped part-way resumes where it stopped: its file is not replayed as new arrivals.
+Restarting the camera (or changing it) plays it again from its start. Real workers, a real clip
+with faces, the database kept across the "servers"."""
 
 from __future__ import annotations
 
@@ -98,4 +99,41 @@ def test_a_file_camera_that_ended_is_not_replayed_after_a_restart(
         assert third.manager.worker("door") is not None
     finally:
         third.stop()
+        db.close()
+
+
+def test_a_file_camera_stopped_part_way_resumes_where_it_stopped(
+    tmp_path: Path,
+    face_engine: FaceEngine,
+    load_photo: PhotoLoader,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    clip = make_clip(tmp_path_factory.mktemp("clip"), face_engine, load_photo)
+    total = clip.truth.frames
+    db = Database(f"sqlite:///{tmp_path / 'oneeye.db'}")
+    db.migrate()
+    first = Server(db, tmp_path, face_engine)
+    try:
+        # Paced: it plays as long as the clip lasts, so it can be stopped part-way.
+        first.manager.add(CameraConfig(id="hall", name="Hall", source=str(clip.path), pace=True))
+        worker = first.manager.worker("hall")
+        assert worker is not None
+        wait_for(lambda: worker.position >= total // 4, what="a quarter of the clip")
+    finally:
+        first.stop()
+    stopped_at = worker.position
+    assert total // 4 <= stopped_at < total
+
+    second = Server(db, tmp_path, face_engine)
+    try:
+        resumed = second.manager.worker("hall")
+        assert resumed is not None
+        wait_for(lambda: played_to_the_end(second.manager, "hall"), what="the rest of the clip")
+        status = second.manager.status("hall")
+        # Only the frames after the stop were played: processed or dropped, none before.
+        assert status.frames + status.dropped == total - stopped_at
+        second.bus.drain(10.0)
+        assert all(int(str(s["frame"])) >= stopped_at for s in second.sightings)
+    finally:
+        second.stop()
         db.close()

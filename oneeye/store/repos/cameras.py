@@ -142,6 +142,24 @@ def mark_ended(session: Session, camera_id: str, at: datetime | None) -> bool:
     return True
 
 
+def set_resume(session: Session, camera_id: str, frame: int | None) -> bool:
+    """Record the frame a server camera's file resumes at (``None``: from its start);
+    ``False``: no such camera."""
+    row = session.get(Camera, camera_id)
+    if row is None:
+        return False
+    row.resume_frame = frame
+    return True
+
+
+def resume_frames(session: Session) -> dict[str, int]:
+    """The server cameras whose file resumes past its start, and where."""
+    found = session.execute(
+        select(Camera.id, Camera.resume_frame).where(Camera.resume_frame.is_not(None))
+    )
+    return {camera: int(frame) for camera, frame in found if frame}
+
+
 def ended_ids(session: Session) -> set[str]:
     """The server cameras whose file played to its end and was not started again."""
     return set(session.scalars(select(Camera.id).where(Camera.ended_at.is_not(None))))

@@ -1,4 +1,4 @@
-"""cameras.ended_at: a file camera that played to its end stays ended across restarts
+"""cameras.ended_at and resume_frame: a file camera stays ended, or resumes, across restarts
 
 Revision ID: 0024
 Revises: 0023
@@ -19,8 +19,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("cameras", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("resume_frame", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("cameras", schema=None) as batch_op:
+        batch_op.drop_column("resume_frame")
         batch_op.drop_column("ended_at")
