@@ -3,9 +3,11 @@
 Order: settings -> database (migrated) -> photo store -> face engines (the cameras', and the
 uploads' own) -> gallery (rebuilt from the database) -> bus -> auth (first admin) -> dashboard
 events -> customer directory -> enrolment -> camera registry (whose camera is whose) ->
-sightings consumer -> notifier (the outbox sender) -> Amber Alert cases -> camera workers ->
-erasure and export -> retention sweeps -> web application. ``stop`` runs the same list
-backwards.
+sightings consumer (and its sweeper of unfinished actions) -> notifier (the outbox sender) ->
+Amber Alert cases -> camera workers -> erasure and export -> retention sweeps -> web
+application. ``stop`` runs the list backwards, except that the bus stops taking messages in,
+and then the sightings consumer stops, before the services the consumer's actions use: a
+message is either handled in full or left with the broker.
 """
 
 from __future__ import annotations
@@ -213,9 +215,16 @@ class OneEyeApp:
         # What the cameras published is handled before its consumers stop: nothing is lost.
         if not s.bus.drain(timeout=10.0):
             logger.warning("stopping with bus messages not yet handled (waited 10 s)")
+        # Then no more is taken in while the consumers are still there to act on it: a
+        # sighting arriving from now on stays with the broker (unacknowledged) for the next
+        # start or another server, never acknowledged and dropped by a stopped consumer.
+        if not s.bus.close_intake(timeout=10.0):
+            logger.warning("stopping with a bus message still being handled (waited 10 s)")
+        # The sightings consumer (and its sweeper of unfinished actions) before the services
+        # its actions use.
+        s.sightings.stop()
         s.alerts.stop()
         s.notifier.stop()
-        s.sightings.stop()
         s.gallery_service.close()
         s.bus.stop()
         s.db.close()

@@ -78,13 +78,21 @@ FAST_ENGINE = {"ONEEYE_ENGINE__ALIGNMENT": "5", "ONEEYE_ENGINE__MIRROR": "false"
 processes)."""
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    explain: Callable[[], str] | None = None,
+) -> None:
+    """Wait until ``condition()``; on timeout fail naming ``what`` and, when given, what
+    ``explain()`` says about the state then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    detail = f": {explain()}" if explain is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
 
 
 class Process:
@@ -412,7 +420,26 @@ def test_two_edges_and_a_server_in_separate_processes(
         stored = {r[0] for r in site.stored("SELECT id FROM sightings")}
         return (published() | {probe}) - stored
 
-    wait_for(lambda: not missing(), 60, "every published sighting stored after the restart")
+    def which_are_missing() -> str:
+        # Each missing id with what the edges said about it and whether a server log names it
+        # (the first server's log covers the clean stop).
+        events: dict[str, list[str]] = {}
+        for body in site.sightings.bodies():
+            events.setdefault(str(body.get("id")), []).append(str(body.get("event")))
+        logs = "".join(f.read_text(errors="replace") for f in site.logs.glob("server-*.err"))
+        lost = sorted(missing())
+        return f"{len(lost)} not stored: " + "; ".join(
+            f"{ident} (published: {', '.join(events.get(ident, ['probe']))}; "
+            f"{'named' if ident in logs else 'not named'} in a server log)"
+            for ident in lost
+        )
+
+    wait_for(
+        lambda: not missing(),
+        60,
+        "every published sighting stored after the restart",
+        which_are_missing,
+    )
     assert site.server.alive()
     log = site.server.log()
     # Six bad messages from one source: one line, naming no content.

@@ -194,6 +194,22 @@ class Bus(ABC):
         del timeout
         return True
 
+    def close_intake(self, timeout: float = 10.0) -> bool:
+        """Stop taking messages in and hand those already taken to their handlers; publishing
+        still works until :meth:`stop`.
+
+        Shutdown calls this before it stops the consumers: a message a consumer could no
+        longer act on is then never taken (a broker keeps it for the next session or another
+        member of the group) instead of being acknowledged and dropped.
+
+        Args:
+            timeout: seconds to wait at most for the messages already taken.
+
+        Returns:
+            Whether every message taken in was handled in time.
+        """
+        return self.drain(timeout)
+
     @property
     def connected(self) -> bool:
         """Whether the bus can deliver now (a broker's link is up); always, in-process."""

@@ -330,7 +330,7 @@ class MqttBus(Bus):
         if self._refused is not None:
             reason = self._refused
             self._stopping.set()
-            self._stop_worker()
+            self._stop_worker(30.0)
             self._halt()
             raise MqttError(f"the MQTT broker {self.address.redacted()} refused us: {reason}")
         if not self._connected.is_set():
@@ -339,13 +339,27 @@ class MqttBus(Bus):
                 self.address.redacted(),
             )
 
+    def close_intake(self, timeout: float = 10.0) -> bool:
+        """Take no more messages from the broker (those arriving now stay unacknowledged: the
+        broker gives them to the next session of this client id, or, shared, to the group)
+        and run the handlers on those already taken; publishing goes on until :meth:`stop`.
+
+        Args:
+            timeout: seconds to wait at most for the delivery thread.
+
+        Returns:
+            Whether the delivery thread finished the messages taken in time.
+        """
+        self._stopping.set()
+        return self._stop_worker(timeout)
+
     def stop(self) -> None:
         """Deliver what is queued, send what is unacknowledged (up to 10 s), then disconnect
         cleanly: the broker keeps a persistent session and does not send the will."""
         if not self._started:
             return
         self._stopping.set()
-        self._stop_worker()
+        self._stop_worker(30.0)
         if not (self._connected.is_set() and self.flush(timeout=10)):
             with self._lock:
                 unsent = sum(1 for info in self._pending if not info.is_published())
@@ -451,11 +465,18 @@ class MqttBus(Bus):
         else:
             logger.warning("bus: subscribe to %s failed (%s)", broker_filter, rc)
 
-    def _stop_worker(self) -> None:
-        if self._worker is not None:
-            self._put(None)
-            self._worker.join(timeout=30)
-            self._worker = None
+    def _stop_worker(self, timeout: float) -> bool:
+        """Let the delivery thread finish what is queued and end; whether it did in time."""
+        worker = self._worker
+        if worker is None:
+            return True
+        self._put(None)
+        worker.join(timeout=timeout)
+        if worker.is_alive():
+            logger.warning("bus: the delivery thread is still busy after %.0f s", timeout)
+            return False
+        self._worker = None
+        return True
 
     def _halt(self) -> None:
         self._client.disconnect()

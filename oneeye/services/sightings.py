@@ -18,6 +18,14 @@ the dashboards as a ``sighting`` event (by its action, or here when it has none)
 that want every new sighting, whatever its watchlist, register with
 :meth:`SightingService.add_action`.
 
+A new sighting's action is recorded as unfinished (``store.repos.sighting_actions``) in the
+transaction that stores it, leased to this process for ``action_lease`` seconds, and the record
+is deleted once the action ran. A server that dies in between leaves the record; a sweeper
+thread in every server takes over those whose lease ran out (one conditional update, so one
+server takes each) and runs the action then. The actions are idempotent where it matters (a
+case match is recorded once per sighting); the dashboards may hear a sighting twice when a
+server died after announcing it and before recording that it had.
+
 Every stored sighting is closed (``left_at``) in the end. A ``left`` closes its own; a new
 ``sighting`` of a camera's track closes that track's earlier open one, at the new one's time:
 a track that turns from unknown into a person has two sightings, and the camera worker says
@@ -32,15 +40,18 @@ changes, and otherwise at most every ``STATUS_EVERY`` seconds.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from oneeye.bus.base import (
@@ -70,6 +81,7 @@ from oneeye.services.edge.registry import SERVER, CameraRegistry, RefusedSenders
 from oneeye.services.events import EventHub
 from oneeye.store.db import Database
 from oneeye.store.photos import PhotoStore, snapshot_camera
+from oneeye.store.repos import sighting_actions as unfinished
 from oneeye.store.repos import sightings as rows
 from oneeye.store.repos.sightings import Cursor, Decision, NewSighting, SightingRecord
 
@@ -94,6 +106,16 @@ STATUS_EVERY = 5.0
 SNAPSHOT_KIND = "snapshots/"
 """The photo store prefix of camera snapshots."""
 MAX_LIMIT = 1000
+ACTION_LEASE = 60.0
+"""Seconds a server has to run a new sighting's action before another server may take it
+over (it died, or hangs)."""
+SWEEP_EVERY = 5.0
+"""Seconds between two looks for unfinished actions whose lease ran out."""
+SWEEP_BATCH = 50
+"""Unfinished actions taken over in one look at most."""
+MAX_ACTION_ATTEMPTS = 5
+"""A sighting whose action has been taken this many times (each taker died on it) is given up:
+logged and forgotten, so one poisonous sighting cannot take every server down in turn."""
 REVISED_EVENT = "sighting.revised"
 """The dashboard event of a sighting whose decision (person or watchlist) was revised."""
 
@@ -188,8 +210,15 @@ class SightingService:
         auth: AuthService,
         reader: PayloadReader | None = None,
         registry: CameraRegistry | None = None,
+        *,
+        action_lease: float = ACTION_LEASE,
+        sweep_every: float = SWEEP_EVERY,
     ) -> None:
         self.db = db
+        self.owner = f"{socket.gethostname()[:32]}-{os.getpid()}-{secrets.token_hex(4)}"
+        """This process among the servers, as the unfinished actions it holds name it."""
+        self.action_lease = action_lease
+        self.sweep_every = sweep_every
         self.reader = reader or PayloadReader()
         self.registry = registry if registry is not None else CameraRegistry(db)
         """Which sender owns which camera: a message is accepted only from its camera's."""
@@ -211,11 +240,22 @@ class SightingService:
         self._lock = threading.Lock()
         self._statuses: dict[str, dict[str, Any]] = {}
         self._status_sent: dict[str, tuple[tuple[Any, ...], float]] = {}
+        self._acting = threading.Lock()
+        """One action at a time in this process (the bus thread's and the sweeper's)."""
+        self._sweeper: threading.Thread | None = None
+        self._sweep_stop = threading.Event()
 
     def start(self) -> None:
-        """Subscribe to every camera's sightings and status."""
+        """Subscribe to every camera's sightings and status, and start the sweeper of
+        unfinished actions."""
         self._running = True
         self.arrivals.start()
+        if self._sweeper is None and self.sweep_every > 0:
+            self._sweep_stop.clear()
+            self._sweeper = threading.Thread(
+                target=self._sweep_loop, name="sighting-actions", daemon=True
+            )
+            self._sweeper.start()
         if not self._subscribed:
             self.registry.reload()
             self.bus.subscribe(ALL_SIGHTINGS, self._on_sighting)
@@ -228,6 +268,10 @@ class SightingService:
         """Stop consuming (the bus has no unsubscribe: messages after this are ignored) and
         wait for the cards being looked up."""
         self._running = False
+        self._sweep_stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=30)
+            self._sweeper = None
         self.arrivals.stop()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
@@ -248,6 +292,11 @@ class SightingService:
 
     def _on_sighting(self, message: Message) -> None:
         if not self._running:
+            # The server stops the bus's intake before this service (app.stop), so this
+            # is a message the bus took in spite of it: say so, it will not be stored.
+            logger.warning(
+                "a sighting message on %s came after the consumer stopped", message.topic
+            )
             return
         sighting = self.reader.read(SightingPayload, message)
         if sighting is None:
@@ -302,11 +351,13 @@ class SightingService:
         if stored is None:
             return None
         self._act(stored)
+        self._finish(stored.id)
         return stored
 
     def store(self, message: SightingPayload) -> StoredSighting | None:
         """Write ``message`` to the database (a revision it makes is stored, not announced:
-        :meth:`handle` announces it).
+        :meth:`handle` announces it). A new sighting's action is recorded as unfinished and
+        not run: a sweeper runs it once its lease (``action_lease``) has run out.
 
         Returns:
             The sighting when it is new (a ``sighting``, or an update whose sighting was never
@@ -354,6 +405,9 @@ class SightingService:
                         closed,
                     )
                 rows.add(session, new)
+                # Its action is unfinished until it ran: a server dying before then leaves
+                # this row for another to find (the sweeper).
+                unfinished.add(session, message.id, self.owner, self._lease_until())
                 return self._describe(session, message), None
         except IntegrityError:
             logger.info("sighting %s was stored meanwhile; ignoring the repeat", message.id)
@@ -450,7 +504,75 @@ class SightingService:
                 sighting.id,
             )
 
+    def _lease_until(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.action_lease)
+
+    def _finish(self, sighting_id: str) -> None:
+        """Record that a sighting's action ran (a failure to is logged: the sweeper of some
+        server runs it again after the lease, which the actions bear)."""
+        try:
+            with self.db.session() as session:
+                unfinished.finish(session, sighting_id)
+        except SQLAlchemyError:
+            logger.exception("could not record that sighting %s was acted on", sighting_id)
+
+    def sweep(self) -> int:
+        """Take over the unfinished actions whose lease ran out (their server died or hangs)
+        and run them; the sweeper thread calls this every ``sweep_every`` seconds.
+
+        Returns:
+            How many actions were run.
+        """
+        now = datetime.now(UTC)
+        with self.db.session() as session:
+            candidates = unfinished.expired(session, now, SWEEP_BATCH)
+        done = 0
+        for sighting_id, attempts in candidates:
+            with self.db.session() as session:
+                if not unfinished.take_over(
+                    session, sighting_id, self.owner, now, self._lease_until()
+                ):
+                    continue  # another server took it first
+            if attempts >= MAX_ACTION_ATTEMPTS:
+                logger.error(
+                    "sighting %s: its action was taken %d times and never finished; given up",
+                    sighting_id,
+                    attempts,
+                )
+                self._finish(sighting_id)
+                continue
+            with self.db.session() as session:
+                found = rows.get(session, sighting_id)
+                stored = None if found is None else self._describe_stored(session, sighting_id)
+            if stored is None:
+                continue  # deleted meanwhile: the row went with it
+            logger.info(
+                "sighting %s: its action was left unfinished (attempt %d); running it",
+                sighting_id,
+                attempts + 1,
+            )
+            self._act(stored)
+            self._finish(sighting_id)
+            done += 1
+        return done
+
+    def unfinished_actions(self) -> int:
+        """How many stored sightings' actions have not finished (for tests and metrics)."""
+        with self.db.session() as session:
+            return unfinished.pending(session)
+
+    def _sweep_loop(self) -> None:
+        while not self._sweep_stop.wait(self.sweep_every):
+            try:
+                self.sweep()
+            except SQLAlchemyError:
+                logger.exception("could not look for unfinished sighting actions")
+
     def _act(self, sighting: StoredSighting) -> None:
+        with self._acting:
+            self._act_locked(sighting)
+
+    def _act_locked(self, sighting: StoredSighting) -> None:
         data = sighting.event_data()
         announced = threading.Event()
 

@@ -260,6 +260,25 @@ class Sighting(Base):
     """Kept for unknown faces for a retention period, so a new case can search the past."""
 
 
+class SightingAction(Base):
+    """A stored sighting whose watchlist action has not finished: written in the transaction
+    that stores the sighting, deleted when its action ran. A server that dies in between
+    leaves the row; when its lease has run out, any server's sweeper takes it and runs the
+    action (``services.sightings``)."""
+
+    __tablename__ = "sighting_actions"
+
+    sighting_id: Mapped[str] = mapped_column(
+        ForeignKey("sightings.id", ondelete="CASCADE"), primary_key=True
+    )
+    owner: Mapped[str] = mapped_column(String(64))
+    """The server process acting on it now (``SightingService.owner``)."""
+    lease_until: Mapped[datetime] = mapped_column(index=True)
+    """Until then only ``owner`` acts on it; after, any server may take it over."""
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    """How many servers have taken it (the first included)."""
+
+
 class SightingDecision(Base):
     """A decision about a sighting that a later one replaced: who the track was said to be
     (shown to the dashboards as such) until ``revised_at``. The sighting row holds the

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from oneeye.bus.base import EDGE_CAMERA_STATUS, EDGE_SIGHTINGS, SIGHTINGS, STATUS
 from oneeye.bus.memory import MemoryBus
-from oneeye.bus.messages import PayloadReader, Rejections
+from oneeye.bus.messages import PayloadReader, Rejections, SightingPayload
 from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerCard, CustomerDirectory, DirectoryError
 from oneeye.services.events import EventHub
@@ -28,7 +28,9 @@ from oneeye.store.models import (
     Watchlist,
     new_id,
 )
+from oneeye.store.models import SightingAction as SightingActionRow
 from oneeye.store.photos import LocalPhotoStore, snapshot_kind
+from oneeye.store.repos import sighting_actions as unfinished
 from oneeye.store.repos.templates import embedding_from_bytes
 from tests.bus.helpers import Note
 
@@ -691,3 +693,86 @@ def test_one_track_on_two_watchlists_is_two_open_sightings_each_acted_on(rig: Ri
     rig.settle()
     with rig.db.session() as session:
         assert {row.left_at for row in session.scalars(select(Sighting))} == {gone}
+
+
+class ServerDied(BaseException):
+    """A server's death as the code it was running meets it: nothing after it runs (not an
+    ``Exception``, which the service would catch and carry on from)."""
+
+
+def test_an_action_a_dead_server_left_unfinished_is_run_once_by_another(
+    rig: Rig, db: Database, tmp_path: Path
+) -> None:
+    vip = vip_rig(rig)
+    acted: list[str] = []
+
+    def greet(sighting: StoredSighting, announce: Callable[[], None]) -> None:
+        acted.append(sighting.id)
+        announce()
+
+    def dies(sighting: StoredSighting, announce: Callable[[], None]) -> None:
+        raise ServerDied
+
+    rig.service.register_action("vip", greet)
+    # Another server on the same database, which dies in the middle of a sighting's action.
+    dying = SightingService(
+        db,
+        LocalPhotoStore(tmp_path / "photos"),
+        MemoryBus(),
+        rig.hub,
+        rig.directory,
+        AuthService(db),
+        sweep_every=0,
+    )
+    dying.register_action("vip", dies)
+    sid = new_id()
+    payload = message(sid, person=vip, watchlist="vip", distance=0.2)
+    with pytest.raises(ServerDied):
+        dying.handle(SightingPayload.model_validate({"v": 1, **payload}))
+    with db.session() as session:
+        assert session.get(Sighting, sid) is not None, "stored before the action"
+    assert rig.service.unfinished_actions() == 1, "recorded with the sighting as unfinished"
+
+    # Its lease has not run out: it may only be slow, so no one else acts on it yet.
+    assert rig.service.sweep() == 0
+    assert acted == []
+    # The lease runs out (as if ACTION_LEASE seconds passed): a surviving server runs it, once.
+    with db.session() as session:
+        session.execute(
+            update(SightingActionRow).values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    assert rig.service.sweep() == 1
+    assert rig.service.sweep() == 0
+    assert acted == [sid]
+    assert rig.service.unfinished_actions() == 0
+    sightings = [p for t, p in events_of(rig, "viewer") if t == "sighting"]
+    assert [p["sighting_id"] for p in sightings] == [sid], "announced once, by the survivor"
+
+    # A sighting handled in full leaves nothing unfinished.
+    other = new_id()
+    rig.send(**message(other, person=vip, watchlist="vip", distance=0.2, track=2))
+    rig.settle()
+    assert acted == [sid, other]
+    assert rig.service.unfinished_actions() == 0
+
+
+def test_two_sweepers_never_take_the_same_unfinished_action(rig: Rig, db: Database) -> None:
+    sid = new_id()
+    rig.service.store(SightingPayload.model_validate({"v": 1, **message(sid)}))
+    now = datetime.now(UTC)
+    with db.session() as session:
+        session.execute(update(SightingActionRow).values(lease_until=now - timedelta(seconds=1)))
+    later = now + timedelta(seconds=60)
+    with db.session() as session:
+        first = unfinished.take_over(session, sid, "server-a", now, later)
+    with db.session() as session:
+        second = unfinished.take_over(session, sid, "server-b", now, later)
+    assert (first, second) == (True, False)
+    with db.session() as session:
+        row = session.get(SightingActionRow, sid)
+        assert row is not None
+        assert (row.owner, row.attempts) == ("server-a", 2)
+    # Deleting the sighting (retention, erasure) takes its unfinished action with it.
+    with db.session() as session:
+        session.execute(delete(Sighting).where(Sighting.id == sid))
+    assert rig.service.unfinished_actions() == 0
