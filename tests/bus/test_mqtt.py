@@ -203,6 +203,41 @@ def test_persistent_consumer_gets_what_it_missed(make_bus: Callable[..., MqttBus
     assert inbox.payloads() == [0]
 
 
+def test_what_arrives_after_the_intake_closed_waits_for_the_next_session(
+    make_bus: Callable[..., MqttBus],
+) -> None:
+    # A server stopping: its bus takes nothing more in while the consumers are still there,
+    # so a message arriving now is neither handled nor acknowledged; the broker gives it to
+    # the server's next session. (A consumer that stopped before its bus, and ignored what
+    # came meanwhile, had it acknowledged and lost: the test_edge flake.)
+    client_id = unique_id("server")
+    group = f"servers-{uuid.uuid4().hex[:8]}"
+    first = make_bus(client_id=client_id, share_group=group)
+    inbox = Inbox()
+    first.subscribe(ALL_SIGHTINGS, inbox)
+    first.start()
+    producer = make_bus()
+    producer.start()
+    producer.publish(SIGHTINGS.format(camera="door"), Note.model_validate({"n": 0}))
+    assert wait_until(lambda: len(inbox) == 1)
+
+    assert first.close_intake(5)
+    for n in range(1, 4):
+        producer.publish(SIGHTINGS.format(camera="door"), Note.model_validate({"n": n}))
+    assert producer.flush(5)
+    first.publish(STATUS.format(camera="door"), Note.model_validate({"still": "publishing"}))
+    assert first.flush(5), "publishing goes on after the intake closed"
+    first.stop()
+    assert inbox.payloads() == [0]
+
+    again = Inbox()
+    second = make_bus(client_id=client_id, share_group=group)
+    second.subscribe(ALL_SIGHTINGS, again)
+    second.start()
+    assert wait_until(lambda: len(again) == 3), again.payloads()
+    assert set(again.payloads()) == {1, 2, 3}
+
+
 def test_persistent_session_on_mqtt_3_1_1(make_bus: Callable[..., MqttBus]) -> None:
     client_id = unique_id("v311")
     first = make_bus(client_id=client_id, protocol="3.1.1")
