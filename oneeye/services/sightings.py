@@ -116,6 +116,9 @@ SWEEP_BATCH = 50
 MAX_ACTION_ATTEMPTS = 5
 """A sighting whose action has been taken this many times (each taker died on it) is given up:
 logged and forgotten, so one poisonous sighting cannot take every server down in turn."""
+MAX_ACTION_AGE = 3600.0
+"""Seconds after a sighting was seen past which its unfinished action is given up rather than
+run (a customer's card an hour late helps no teller; the sighting itself stays stored)."""
 REVISED_EVENT = "sighting.revised"
 """The dashboard event of a sighting whose decision (person or watchlist) was revised."""
 
@@ -546,6 +549,13 @@ class SightingService:
                 stored = None if found is None else self._describe_stored(session, sighting_id)
             if stored is None:
                 continue  # deleted meanwhile: the row went with it
+            if (now - stored.seen_at).total_seconds() > MAX_ACTION_AGE:
+                logger.warning(
+                    "sighting %s: its action was left unfinished and is too old to run; given up",
+                    sighting_id,
+                )
+                self._finish(sighting_id)
+                continue
             logger.info(
                 "sighting %s: its action was left unfinished (attempt %d); running it",
                 sighting_id,

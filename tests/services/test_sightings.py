@@ -726,7 +726,8 @@ def test_an_action_a_dead_server_left_unfinished_is_run_once_by_another(
     )
     dying.register_action("vip", dies)
     sid = new_id()
-    payload = message(sid, person=vip, watchlist="vip", distance=0.2)
+    now = datetime.now(UTC).isoformat()
+    payload = message(sid, person=vip, watchlist="vip", distance=0.2, seen_at=now)
     with pytest.raises(ServerDied):
         dying.handle(SightingPayload.model_validate({"v": 1, **payload}))
     with db.session() as session:
@@ -754,6 +755,21 @@ def test_an_action_a_dead_server_left_unfinished_is_run_once_by_another(
     rig.settle()
     assert acted == [sid, other]
     assert rig.service.unfinished_actions() == 0
+
+    # One seen two hours ago (T0) whose action was left unfinished is given up, not run late.
+    old = new_id()
+    rig.service.store(
+        SightingPayload.model_validate(
+            {"v": 1, **message(old, person=vip, watchlist="vip", distance=0.2, track=3)}
+        )
+    )
+    with db.session() as session:
+        session.execute(
+            update(SightingActionRow).values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    assert rig.service.sweep() == 0
+    assert rig.service.unfinished_actions() == 0
+    assert acted == [sid, other]
 
 
 def test_two_sweepers_never_take_the_same_unfinished_action(rig: Rig, db: Database) -> None:
