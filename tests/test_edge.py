@@ -8,6 +8,10 @@ will, its camera by the monitor), a server that is stopped and started again los
 what the edges published meanwhile, and malformed or oversized messages on the sightings topic
 are dropped while the server goes on.
 
+Two servers on one database and broker: each sighting stored and announced once; one server
+SIGKILLed under a stream of sightings and started again: none lost, none stored twice, no
+action left unfinished.
+
 Also the edge's disk queue on a broker of its own that is stopped and started: nothing lost.
 """
 
