@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.lib.conditions import CONDITIONS, TURN_DEGREES, frame_condition, turn_face
 from bench.lib.synth import Actor, Movement, VisibleFace, compose, visible_spans
 from oneeye.errors import OneEyeError
 from oneeye.types import FaceBox, RGBImage, Template
@@ -78,8 +79,12 @@ def lfw_clip(
     fps: float = 25.0,
     face_px: tuple[int, int] = (110, 110),
     seed: int = 0,
+    condition: str = "normal",
 ) -> LabelledClip:
     """Compose a labelled clip from LFW.
+
+    Every condition (``bench.lib.conditions``) of one seed has the same people on the same
+    paths, so conditions compare in pairs.
 
     Args:
         engine: finds the faces in the photos (and makes OneEye's templates).
@@ -91,10 +96,18 @@ def lfw_clip(
         fps: frame rate.
         face_px: smallest and largest face height; each walk draws one in between.
         seed: picks the people, the order, the sizes.
+        condition: one of ``bench.lib.conditions.CONDITIONS``: ``turned`` warps the walkers'
+            photos (not the enrolment photos) to look away, alternately left and right;
+            ``dim``, ``blur`` and ``jpeg`` change the rendered frames.
 
     Returns:
         The clip, rendered in memory.
+
+    Raises:
+        ValueError: an unknown condition.
     """
+    if condition not in CONDITIONS:
+        raise ValueError(f"unknown condition {condition!r}; expected one of {CONDITIONS}")
     rng = random.Random(seed)
     folders = sorted(p for p in lfw.iterdir() if p.is_dir())
     several = [p for p in folders if len(list(p.iterdir())) >= 2]
@@ -115,7 +128,7 @@ def lfw_clip(
                 engine.enrolment_face(enrolment).embedding,
             )
             walker = load_image(files[1])
-            actor = Actor(folder.name, walker, engine.enrolment_face(walker).box)
+            actor = _actor(folder.name, walker, engine, condition, len(actors))
         except OneEyeError:
             continue  # a photo with no face or two: pick someone else
         templates.append(template)
@@ -126,7 +139,7 @@ def lfw_clip(
             break
         photo = load_image(next(folder.iterdir()))
         try:
-            actors.append(Actor(folder.name, photo, engine.enrolment_face(photo).box))
+            actors.append(_actor(folder.name, photo, engine, condition, len(actors)))
         except OneEyeError:
             continue
     rng.shuffle(actors)
@@ -140,6 +153,8 @@ def lfw_clip(
         movements.append(Movement(number, start, start + length, (a, y), (b, y), size))
     count = len(actors) * step + length + round(fps)
     rendered = list(compose(actors, movements, width=width, height=height, frames=count, fps=fps))
+    change = frame_condition(condition, (face_px[0] + face_px[1]) // 2, seed)
+    rendered = [(change(index, frame), faces) for index, (frame, faces) in enumerate(rendered)]
     truth = [faces for _, faces in rendered]
     visits = [
         Visit(person, person in photos, first, last)
@@ -155,6 +170,21 @@ def lfw_clip(
         movements=movements,
         people=[actors[m.actor].person for m in movements],
     )
+
+
+def _actor(person: str, photo: RGBImage, engine: FaceEngine, condition: str, number: int) -> Actor:
+    """An actor walking as ``photo``; under ``turned``, its face looks away (even-numbered
+    actors to one side, odd-numbered to the other).
+
+    Raises:
+        OneEyeError: the photo has no face, or two.
+    """
+    face = engine.enrolment_face(photo)
+    if condition != "turned":
+        return Actor(person, photo, face.box)
+    degrees = TURN_DEGREES if number % 2 == 0 else -TURN_DEGREES
+    turned = turn_face(photo, face.box, face.landmarks, degrees)
+    return Actor(person, turned.photo, turned.box)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from oneeye.video.scan import NEAR_MARGIN, FaceFinder, MotionMap, merge_overlapp
 from oneeye.video.track import FaceTracker, SightingDebouncer, Track, TrackVote
 from oneeye.vision.detectors import FaceDetector
 from oneeye.vision.engine import FaceEngine
+from oneeye.vision.light import LIGHT_MODES, LightMode, LightNormaliser
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,11 @@ class PipelineSettings:
     """Detection rounds without the face after which its track ends."""
     cooldown: float = 30.0
     """Seconds after a person was last seen on this camera before a new visit counts."""
+    light: LightMode = "off"
+    """How a dark frame (mean grey level below ``oneeye.vision.light.DARK_LEVEL``) is
+    brightened before the detector scans it (see ``oneeye.vision.light``)."""
+    light_encode: bool = False
+    """Brighten a dark frame the same way before its faces are encoded, too."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -135,6 +141,11 @@ class PipelineSettings:
         ):
             raise ValueError(
                 f"PipelineSettings.fuse_after must be an int >= 1 or None, got {self.fuse_after!r}"
+            )
+        if self.light not in LIGHT_MODES:
+            raise ValueError(
+                f"PipelineSettings.light must be one of {', '.join(LIGHT_MODES)}, "
+                f"got {self.light!r}"
             )
         if self.cooldown < 0 or self.min_votes <= 0 or self.decide_within < 0:
             raise ValueError(
@@ -270,6 +281,7 @@ class CameraPipeline:
             self.settings.detect_threads,
         )
         self._motion = MotionMap(pad_px=self.settings.min_face_px)
+        self._light = LightNormaliser(self.settings.light)
         self._last_scan: int | None = None
         self._last_index: int | None = None
         self.frames = 0
@@ -301,16 +313,15 @@ class CameraPipeline:
         self.frames += 1
         self._shape = (int(image.shape[0]), int(image.shape[1]))
         grey = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
-        moved = self._motion.update(grey)
+        moved = self._motion.update(grey)  # on the frame as it came: a lift amplifies noise
         elapsed = 1 if self._last_index is None else index - self._last_index
         self._last_index = index
-        detections = self._detect(index, grey, moved, elapsed)
+        detections = self._detect(index, self._light.grey(grey), moved, elapsed)
         tracks = self._tracker.update(index, detections)
         events: list[SightingEvent] = []
         if detections is not None:
-            events.extend(
-                self._identify(index, t, image, [tr for tr in tracks if tr.last_frame == index])
-            )
+            found = [tr for tr in tracks if tr.last_frame == index]
+            events.extend(self._identify(index, t, image, grey, found))
         for track in tracks:
             if track.last_frame != index:
                 continue  # only a face actually found counts as seen, not a carried-on box
@@ -441,14 +452,20 @@ class CameraPipeline:
         return rounds >= self.settings.update_every
 
     def _identify(
-        self, index: int, t: float, image: RGBImage, tracks: list[Track]
+        self,
+        index: int,
+        t: float,
+        image: RGBImage,
+        grey: npt.NDArray[np.uint8],
+        tracks: list[Track],
     ) -> list[SightingEvent]:
         due = [track for track in tracks if self._due(track)]
         if not due:
             return []
         started = time.perf_counter()
+        encoded = self._light.image(image, grey) if self.settings.light_encode else image
         faces = self.engine.encode(
-            image, [Detection(box=track.box, confidence=1.0, detector="track") for track in due]
+            encoded, [Detection(box=track.box, confidence=1.0, detector="track") for track in due]
         )
         ENCODING_SECONDS.labels(self.camera).observe(time.perf_counter() - started)
         self.encodings += len(faces)
