@@ -21,7 +21,7 @@ runs it on a tiny LFW-shaped folder so the script keeps working).
         [--light off,lift,lift+encode] [--seeds 0,1,2] [--smoke]
 
 ``--conditions``: the same clips (one per seed) under realistic conditions
-(``bench.lib.conditions``: faces turned, dim light, motion blur, JPEG at quality 25), each run
+(``bench.lib.conditions``: faces turned, dim and dark light, motion blur, JPEG at quality 25), each run
 through the pipeline once per light normalisation of ``--light`` (``oneeye.vision.light``;
 ``+encode`` brightens the frames the faces are encoded from, too), so every figure is paired
 with the plain clip and with ``off`` in the same run. Reports found and named recall and wrong
@@ -165,6 +165,11 @@ def run_conditions(args: argparse.Namespace, engine: FaceEngine) -> None:
                     )
                     result = run_clip(engine, clip, settings)
                     runs.append({"seed": seed, "condition": condition, "light": name, **result})
+                    progress.console.log(
+                        f"seed {seed} {condition} light {name}: found {result['found']}/"
+                        f"{result['visits']}, named {result['named']}/{result['visits_enrolled']}"
+                        f", wrong names {result['wrong_names']}"
+                    )
                     progress.advance(task)
     table = summarise(runs, conditions, lights)
     print(f"{'condition':10s} {'light':14s} {'found':>9s} {'named':>9s} {'wrong':>6s} {'fps':>7s}")

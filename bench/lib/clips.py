@@ -98,7 +98,7 @@ def lfw_clip(
         seed: picks the people, the order, the sizes.
         condition: one of ``bench.lib.conditions.CONDITIONS``: ``turned`` warps the walkers'
             photos (not the enrolment photos) to look away, alternately left and right;
-            ``dim``, ``blur`` and ``jpeg`` change the rendered frames.
+            ``dim``, ``dark``, ``blur`` and ``jpeg`` change the rendered frames.
 
     Returns:
         The clip, rendered in memory.

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from oneeye.types import FaceBox, RGBImage
 
-CONDITIONS = ("normal", "turned", "dim", "blur", "jpeg")
+CONDITIONS = ("normal", "turned", "dim", "dark", "blur", "jpeg")
 """Every condition's name; ``normal`` is the clip as composed."""
 
 TURN_DEGREES = 40.0
@@ -29,6 +29,8 @@ CAMERA_DISTANCE_FACES = 4.0
 """The camera's distance from the face plane, in face widths (sets the perspective)."""
 DIM_EXPOSURE = 0.22
 """``dim``: the light that reaches the sensor, as a fraction of the plain clip's."""
+DARK_EXPOSURE = 0.1
+"""``dark``: as ``dim`` with this much light (a room lit by a screen or a street lamp)."""
 DIM_GAMMA = 1.4
 """``dim``: the tone curve's bend (shadows sink more than highlights, as a cheap sensor's do)."""
 DIM_SHOT_NOISE = 0.6
@@ -119,19 +121,25 @@ def turn_face(
     return TurnedFace(np.ascontiguousarray(warped, dtype=np.uint8), turned)
 
 
-def dim(frame: RGBImage, seed: int) -> RGBImage:
+def dim(frame: RGBImage, seed: int, exposure: float = DIM_EXPOSURE) -> RGBImage:
     """The frame as a cheap camera sees it in a dim room: less light, a bent tone curve, and
     sensor noise (shot noise growing with the signal, plus read noise), rounded to 8 bits.
 
     Args:
         frame: (H, W, 3) uint8 RGB.
         seed: the noise's seed.
+        exposure: the light that reaches the sensor, as a fraction of the frame's.
 
     Returns:
         The dim frame (a new array).
+
+    Raises:
+        ValueError: ``exposure`` not within (0, 1].
     """
+    if not 0.0 < exposure <= 1.0:
+        raise ValueError(f"dim needs an exposure within (0, 1], got {exposure}")
     rng = np.random.default_rng(seed)
-    light = 255.0 * DIM_EXPOSURE * (frame.astype(np.float32) / 255.0) ** DIM_GAMMA
+    light = 255.0 * exposure * (frame.astype(np.float32) / 255.0) ** DIM_GAMMA
     sigma = np.sqrt(DIM_SHOT_NOISE * light + DIM_READ_NOISE**2)
     noisy = light + sigma * rng.standard_normal(frame.shape, dtype=np.float32)
     return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
@@ -199,6 +207,8 @@ def frame_condition(name: str, face_px: int, seed: int) -> Callable[[int, RGBIma
         raise ValueError(f"unknown condition {name!r}; expected one of {', '.join(CONDITIONS)}")
     if name == "dim":
         return lambda index, frame: dim(frame, seed * 100_003 + index)
+    if name == "dark":
+        return lambda index, frame: dim(frame, seed * 100_003 + index, DARK_EXPOSURE)
     if name == "blur":
         length = max(3, round(BLUR_FACE_FRACTION * face_px))
         return lambda index, frame: motion_blur(frame, length)
