@@ -17,17 +17,18 @@ in one run; the top-level figures are the shipped setting's (with fusion), and
 ``--smoke``: one person and one stranger in a small clip, nothing written (the test suite
 runs it on a tiny LFW-shaped folder so the script keeps working).
 
-    python bench/video_accuracy.py --conditions normal,turned,dim,blur,jpeg
-        [--light off,lift,lift+encode] [--seeds 0,1,2] [--smoke]
+    python bench/video_accuracy.py --conditions normal,turned,dim,dark,blur,jpeg
+        [--light off,lift,clahe,lift+encode,clahe+encode] [--seeds 0,1,2] [--name NAME]
 
 ``--conditions``: the same clips (one per seed) under realistic conditions
-(``bench.lib.conditions``: faces turned, dim and dark light, motion blur, JPEG at quality 25), each run
-through the pipeline once per light normalisation of ``--light`` (``oneeye.vision.light``;
-``+encode`` brightens the frames the faces are encoded from, too), so every figure is paired
-with the plain clip and with ``off`` in the same run. Reports found and named recall and wrong
-names per condition and light setting, summed over the seeds; results go to
+(``bench.lib.conditions``: faces turned, dim and dark light, motion blur, JPEG at quality
+25), each run through the pipeline once per light normalisation of ``--light``
+(``oneeye.vision.light``; ``+encode`` brightens the frames the faces are encoded from, too),
+so every figure is paired with the plain clip and with ``off`` in the same run. Reports found
+and named recall and wrong names per condition and light setting, summed over the seeds;
+results go to
 ``bench/results/video_accuracy_conditions.json`` and a bar chart
-``video_accuracy_conditions.png``.
+``video_accuracy_conditions.png`` (``--name`` another file name).
 """
 
 from __future__ import annotations
@@ -200,8 +201,8 @@ def run_conditions(args: argparse.Namespace, engine: FaceEngine) -> None:
         "summary": table,
         "runs": runs,
     }
-    (args.results / "video_accuracy_conditions.json").write_text(json.dumps(doc, indent=2))
-    plot(table, conditions, lights, args.results / "video_accuracy_conditions.png")
+    (args.results / f"{args.name}.json").write_text(json.dumps(doc, indent=2))
+    plot(table, conditions, lights, args.results / f"{args.name}.png")
 
 
 def summarise(
@@ -287,6 +288,11 @@ def main() -> None:
         "--light", default="off", help="with --conditions: comma-separated light settings"
     )
     parser.add_argument("--seeds", default="0", help="with --conditions: comma-separated")
+    parser.add_argument(
+        "--name",
+        default="video_accuracy_conditions",
+        help="with --conditions: the results' file name (.json, .png)",
+    )
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
     parser.add_argument("--smoke", action="store_true", help="a tiny clip; writes nothing")
     args = parser.parse_args()

@@ -139,9 +139,10 @@ def dim(frame: RGBImage, seed: int, exposure: float = DIM_EXPOSURE) -> RGBImage:
     if not 0.0 < exposure <= 1.0:
         raise ValueError(f"dim needs an exposure within (0, 1], got {exposure}")
     rng = np.random.default_rng(seed)
-    light = 255.0 * exposure * (frame.astype(np.float32) / 255.0) ** DIM_GAMMA
-    sigma = np.sqrt(DIM_SHOT_NOISE * light + DIM_READ_NOISE**2)
-    noisy = light + sigma * rng.standard_normal(frame.shape, dtype=np.float32)
+    levels = 255.0 * exposure * (np.arange(256, dtype=np.float32) / 255.0) ** DIM_GAMMA
+    spread = np.sqrt(DIM_SHOT_NOISE * levels + DIM_READ_NOISE**2).astype(np.float32)
+    noise = rng.standard_normal(frame.shape, dtype=np.float32)
+    noisy = levels.astype(np.float32)[frame] + spread[frame] * noise
     return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 

@@ -313,10 +313,13 @@ class CameraPipeline:
         self.frames += 1
         self._shape = (int(image.shape[0]), int(image.shape[1]))
         grey = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
-        moved = self._motion.update(grey)  # on the frame as it came: a lift amplifies noise
+        # A dark frame is brightened for the motion map too: a face moving in a dark room
+        # changes the frame by fewer grey levels than the map counts as motion.
+        seen = self._light.grey(grey)
+        moved = self._motion.update(seen)
         elapsed = 1 if self._last_index is None else index - self._last_index
         self._last_index = index
-        detections = self._detect(index, self._light.grey(grey), moved, elapsed)
+        detections = self._detect(index, seen, moved, elapsed)
         tracks = self._tracker.update(index, detections)
         events: list[SightingEvent] = []
         if detections is not None:

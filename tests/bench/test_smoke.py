@@ -84,6 +84,11 @@ def test_resnet_speed() -> None:
     [
         pytest.param("video_accuracy.py", ["recall_named"], id="video_accuracy"),
         pytest.param(
+            "video_accuracy.py --conditions dark,turned --light off,lift",
+            ["dark       lift", "turned     off"],
+            id="video_accuracy_conditions",
+        ),
+        pytest.param(
             "video_feedback.py",
             ["recall_named", "templates from sightings     1"],
             id="video_feedback",
@@ -100,7 +105,8 @@ def test_resnet_speed() -> None:
 )
 def test_benchmark_on_lfw_images(tiny_lfw: Path, script: str, expected: list[str]) -> None:
     """The benchmarks that read faces from a folder of LFW images (``--lfw``)."""
-    out = run_bench(script, "--smoke", "--lfw", str(tiny_lfw / "images"))
+    name, *options = script.split()
+    out = run_bench(name, *options, "--smoke", "--lfw", str(tiny_lfw / "images"))
     for text in expected:
         assert text in out
 
