@@ -103,6 +103,13 @@ class VideoSettings(BaseModel):
     detect_threads: int = Field(default=1, ge=1, le=16)
     """Detector threads per camera: 2 for a camera with a core to spare (big frames, small
     faces); 1 when the cameras share the cores already."""
+    light: Literal["off", "lift", "clahe"] = "off"
+    """How every camera brightens a dark frame before looking for faces in it (``off``,
+    ``lift``, ``clahe``; see ``oneeye.vision.light``). A frame lit well enough is never
+    changed; ``lift`` is the one that measurably helps (BENCHMARKS.md, "Recognition in
+    conditions")."""
+    light_encode: bool = False
+    """Brighten a dark frame the same way before its faces are encoded, too."""
 
 
 class LogSettings(BaseModel):

@@ -927,10 +927,11 @@ def test_a_sighting_too_large_for_the_bus_is_dropped_not_blocking_the_queue(
 
 def test_an_edge_camera_spec_carries_how_hard_the_camera_works() -> None:
     config = parse_camera(
-        "door=rtsp://10.0.0.5/live", detect_every=2, scan_every=6, detect_threads=2
+        "door=rtsp://10.0.0.5/live", detect_every=2, scan_every=6, detect_threads=2, light="lift"
     )
     assert (config.id, config.source) == ("door", "rtsp://10.0.0.5/live")
     settings = config.pipeline_settings()
     assert (settings.detect_every, settings.scan_every, settings.detect_threads) == (2, 6, 2)
+    assert settings.light == "lift"
     with pytest.raises(EdgeError, match="ID=SOURCE"):
         parse_camera("door")

@@ -143,7 +143,8 @@ def dim(frame: RGBImage, seed: int, exposure: float = DIM_EXPOSURE) -> RGBImage:
     spread = np.sqrt(DIM_SHOT_NOISE * levels + DIM_READ_NOISE**2).astype(np.float32)
     noise = rng.standard_normal(frame.shape, dtype=np.float32)
     noisy = levels.astype(np.float32)[frame] + spread[frame] * noise
-    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    dimmed: RGBImage = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    return dimmed
 
 
 def motion_blur(frame: RGBImage, length_px: int) -> RGBImage:
@@ -187,6 +188,8 @@ def jpeg(frame: RGBImage, quality: int = JPEG_QUALITY) -> RGBImage:
     if not ok:
         raise ValueError("the JPEG encoder failed")
     decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise ValueError("the JPEG decoder failed")
     return np.ascontiguousarray(decoded[:, :, ::-1], dtype=np.uint8)
 
 

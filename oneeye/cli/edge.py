@@ -113,6 +113,8 @@ def edge(
                 min_face_px=min_face_px,
                 scan_every=scan_every or settings.video.scan_every,
                 detect_threads=detect_threads or settings.video.detect_threads,
+                light=settings.video.light,
+                light_encode=settings.video.light_encode,
                 pace=pace,
                 loop=loop,
             )

@@ -506,6 +506,8 @@ class CameraManager:
                 config,
                 scan_every=config.scan_every or self.video.scan_every,
                 detect_threads=config.detect_threads or self.video.detect_threads,
+                light=self.video.light,
+                light_encode=self.video.light_encode,
             ),
             self.engine,
             self.gallery,

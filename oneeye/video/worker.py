@@ -58,6 +58,7 @@ from oneeye.video.pipeline import CameraPipeline, EventKind, PipelineSettings, S
 from oneeye.video.source import Frame, FrameReader, SourceStatus
 from oneeye.vision.detectors import FaceDetector
 from oneeye.vision.engine import FaceEngine
+from oneeye.vision.light import LightMode
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,11 @@ class CameraConfig:
     detect_threads: int | None = None
     """Detector threads: the camera's own, else (``None``) the process's ``VideoSettings``,
     which the camera manager fills in; ``None`` there too: 1."""
+    light: LightMode = "off"
+    """How a dark frame is brightened (the process's ``VideoSettings.light``, which the camera
+    manager fills in; a per-camera setting would be a column of the camera's row)."""
+    light_encode: bool = False
+    """Brighten a dark frame before encoding its faces, too (``VideoSettings.light_encode``)."""
 
     def pipeline_settings(self) -> PipelineSettings:
         """The pipeline settings this camera asks for."""
@@ -104,6 +110,8 @@ class CameraConfig:
             detect_every=self.detect_every,
             min_face_px=self.min_face_px,
             detect_threads=self.detect_threads or 1,
+            light=self.light,
+            light_encode=self.light_encode,
             **extra,
         )
 

@@ -392,7 +392,7 @@ def test_every_camera_works_as_the_video_settings_say(
         GalleryIndex(),
         bus,
         LocalPhotoStore(tmp_path / "photos"),
-        VideoSettings(scan_every=5, detect_threads=2),
+        VideoSettings(scan_every=5, detect_threads=2, light="lift", light_encode=True),
     )
     manager.start()
     try:
@@ -401,6 +401,7 @@ def test_every_camera_works_as_the_video_settings_say(
         assert running is not None
         settings = running.pipeline_settings()
         assert (settings.scan_every, settings.detect_threads) == (5, 2)
+        assert (settings.light, settings.light_encode) == ("lift", True)
         assert settings.detect_every == 3  # the camera's own settings stay its own
         assert manager.config("door").scan_every is None  # the camera sets none of its own
         # A camera's own setting wins over the process's; the one it leaves unset does not.
@@ -426,12 +427,18 @@ def test_a_camera_without_video_settings_runs_the_pipeline_defaults() -> None:
     settings = CameraConfig(id="door", name="Door", source="0").pipeline_settings()
     assert settings.scan_every == PipelineSettings().scan_every
     assert settings.detect_threads == 1
+    assert (settings.light, settings.light_encode) == ("off", False)
 
 
 def test_video_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ONEEYE_VIDEO__SCAN_EVERY", "6")
     monkeypatch.setenv("ONEEYE_VIDEO__DETECT_THREADS", "2")
-    assert Settings().video == VideoSettings(scan_every=6, detect_threads=2)
+    monkeypatch.setenv("ONEEYE_VIDEO__LIGHT", "lift")
+    assert Settings().video == VideoSettings(scan_every=6, detect_threads=2, light="lift")
+    monkeypatch.setenv("ONEEYE_VIDEO__LIGHT", "gamma")
+    with pytest.raises(ValidationError, match="light"):
+        Settings()
+    monkeypatch.setenv("ONEEYE_VIDEO__LIGHT", "off")
     monkeypatch.setenv("ONEEYE_VIDEO__DETECT_THREADS", "0")
     with pytest.raises(ValidationError, match="detect_threads"):
         Settings()

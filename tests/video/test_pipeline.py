@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from tests.conftest import PhotoLoader
 
 FPS = 10.0
 WIDTH, HEIGHT = 640, 480
-SETTINGS = {"min_face_px": 80}  # the clip's faces are about 96 pixels
+SETTINGS: dict[str, Any] = {"min_face_px": 80}  # the clip's faces are about 96 pixels
 
 
 @dataclass(frozen=True)
@@ -451,7 +452,7 @@ def test_in_a_dark_room_the_lift_finds_the_faces_the_plain_frames_hide(
     found: dict[str, list[SightingEvent]] = {}
     rounds: dict[str, int] = {}
     for light in ("off", "lift"):
-        settings = PipelineSettings(cooldown=0.5, light=light, light_encode=True, **SETTINGS)  # type: ignore[arg-type]
+        settings = PipelineSettings(cooldown=0.5, light=light, light_encode=True, **SETTINGS)
         pipeline = CameraPipeline("door", engine, gallery, settings)
         found[light] = sightings(run(pipeline, dark))
         rounds[light] = pipeline.detections
