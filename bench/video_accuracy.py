@@ -142,6 +142,7 @@ def run_conditions(args: argparse.Namespace, engine: FaceEngine) -> None:
         for seed in seeds:
             for condition in conditions:
                 progress.update(task, description=f"seed {seed} {condition}: rendering")
+                clip = None  # a 720p clip is 1.6 GB: let the previous one go first
                 clip = lfw_clip(
                     engine,
                     args.lfw,

@@ -152,9 +152,13 @@ def lfw_clip(
         size = rng.randint(face_px[0], face_px[1])
         movements.append(Movement(number, start, start + length, (a, y), (b, y), size))
     count = len(actors) * step + length + round(fps)
-    rendered = list(compose(actors, movements, width=width, height=height, frames=count, fps=fps))
     change = frame_condition(condition, (face_px[0] + face_px[1]) // 2, seed)
-    rendered = [(change(index, frame), faces) for index, (frame, faces) in enumerate(rendered)]
+    rendered = [
+        (change(index, frame), faces)
+        for index, (frame, faces) in enumerate(
+            compose(actors, movements, width=width, height=height, frames=count, fps=fps)
+        )
+    ]
     truth = [faces for _, faces in rendered]
     visits = [
         Visit(person, person in photos, first, last)
