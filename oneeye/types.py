@@ -9,6 +9,7 @@ last, as dlib's rectangles give them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,13 @@ RGBImage = npt.NDArray[np.uint8]
 
 UNKNOWN = "unknown"
 """What identification answers when no enrolled person is close enough."""
+
+CameraDetector = Literal["hog", "cnn", "auto"]
+"""How a camera looks for faces: dlib's HOG (fast, frontal faces), the MMOD CNN (finds turned,
+small and dim faces; many times HOG's cost), or ``auto``: HOG, plus CNN time within a budget
+where HOG misses (see ``oneeye.video.assist``)."""
+
+CAMERA_DETECTORS: tuple[CameraDetector, ...] = ("hog", "cnn", "auto")
 
 
 @dataclass(frozen=True, slots=True)

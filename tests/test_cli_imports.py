@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from oneeye.cli import main
-from oneeye.cli.watch import SCAN_EVERY
+from oneeye.cli.watch import CNN_MS_PER_S, SCAN_EVERY
 from oneeye.video.pipeline import PipelineSettings
 
 HEAVY = ("numpy", "dlib", "onnxruntime", "sqlalchemy", "fastapi", "cv2", "uvicorn")
@@ -77,6 +77,15 @@ def test_watch_help_shows_the_pipeline_s_own_scan_interval(
     assert main(["watch", "--help"]) == 0
     scan_every = capsys.readouterr().out.split("--scan-every")[1].split("--detect-threads")[0]
     assert f"[default: {SCAN_EVERY};" in " ".join(scan_every.split())
+
+
+def test_watch_help_shows_the_pipeline_s_own_cnn_budget(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert PipelineSettings().cnn_ms_per_s == CNN_MS_PER_S
+    assert main(["watch", "--help"]) == 0
+    budget = capsys.readouterr().out.split("--cnn-ms-per-s FLOAT")[1].split("--cooldown")[0]
+    assert f"[default: {CNN_MS_PER_S}" in " ".join(budget.split())
 
 
 def test_the_enrolment_step_the_cli_uses_needs_no_database_or_web() -> None:

@@ -14,7 +14,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 SCAN_EVERY = 12
 """``PipelineSettings().scan_every``, written out so that defining the options (and ``--help``)
 does not import the pipeline (numpy, OpenCV); a test keeps the two equal."""
+
+CNN_MS_PER_S = 100.0
+"""``oneeye.video.pipeline.CNN_MS_PER_S``, written out for the same reason; the same test
+keeps the two equal."""
 
 
 @click.command()
@@ -66,6 +70,21 @@ does not import the pipeline (numpy, OpenCV); a test keeps the two equal."""
     show_default=True,
     help="Detector threads for this camera (for a camera with cores to itself).",
 )
+@click.option(
+    "--detector",
+    type=click.Choice(["hog", "cnn", "auto"]),
+    default="hog",
+    show_default=True,
+    help="hog: fast, frontal faces; cnn: the MMOD CNN everywhere (turned and dim faces, many "
+    "times the cost); auto: hog, plus CNN time where hog misses, within --cnn-ms-per-s.",
+)
+@click.option(
+    "--cnn-ms-per-s",
+    type=click.FloatRange(0.0, 1000.0),
+    default=CNN_MS_PER_S,
+    show_default=True,
+    help="auto: CPU milliseconds of CNN per second of video.",
+)
 @click.option("--cooldown", type=click.FloatRange(0.0), default=30.0, show_default=True)
 @click.option("--pace", is_flag=True, help="Play a file at its own frame rate, as if live.")
 @click.pass_context
@@ -80,6 +99,8 @@ def watch(
     detect_every: int,
     scan_every: int,
     detect_threads: int,
+    detector: Literal["hog", "cnn", "auto"],
+    cnn_ms_per_s: float,
     cooldown: float,
     pace: bool,
     progress: bool | None,
@@ -119,6 +140,8 @@ def watch(
             detect_every=detect_every,
             scan_every=scan_every,
             detect_threads=detect_threads,
+            detector=detector,
+            cnn_ms_per_s=cnn_ms_per_s,
             cooldown=cooldown,
         ),
     )

@@ -32,6 +32,7 @@ from oneeye.store.photos import PhotoStore
 from oneeye.store.repos import cameras as rows
 from oneeye.store.repos import people
 from oneeye.store.repos.cameras import StoredCamera
+from oneeye.types import CAMERA_DETECTORS
 from oneeye.video.pipeline import PipelineSettings
 from oneeye.video.source import mask_credentials
 from oneeye.video.worker import (
@@ -78,6 +79,7 @@ EDITABLE = (
     "loop",
     "scan_every",
     "detect_threads",
+    "detector",
 )
 SCAN_EVERY_MAX = 1_000
 """A camera's ``scan_every`` is 1 to this many frames (as ``VideoSettings.scan_every``)."""
@@ -117,6 +119,7 @@ def config_of(row: StoredCamera) -> CameraConfig:
         loop=row.loop,
         scan_every=row.scan_every,
         detect_threads=row.detect_threads,
+        detector=row.detector,
     )
 
 
@@ -133,9 +136,16 @@ def check_camera_id(camera_id: str) -> str:
     return camera_id
 
 
-def check_video_settings(scan_every: int | None, detect_threads: int | None) -> None:
-    """A ``CameraError`` unless ``scan_every`` and ``detect_threads`` are ``None`` (the
-    server's settings) or within their limits."""
+def check_video_settings(
+    scan_every: int | None, detect_threads: int | None, detector: str | None = None
+) -> None:
+    """A ``CameraError`` unless ``scan_every``, ``detect_threads`` and ``detector`` are
+    ``None`` (the server's settings) or within their limits (``detector``: one of
+    ``CAMERA_DETECTORS``)."""
+    if detector is not None and detector not in CAMERA_DETECTORS:
+        raise CameraError(
+            f"a camera's detector is one of {', '.join(CAMERA_DETECTORS)}, got {detector!r}"
+        )
     if scan_every is not None and not 1 <= scan_every <= SCAN_EVERY_MAX:
         raise CameraError(f"scan every is 1 to {SCAN_EVERY_MAX} frames, got {scan_every}")
     if detect_threads is not None and not 1 <= detect_threads <= DETECT_THREADS_MAX:
@@ -247,11 +257,12 @@ class CameraManager:
             worker = self._workers.get(camera_id)
             return None if worker is None else worker.config
 
-    def video_defaults(self) -> tuple[int, int]:
-        """``(scan_every, detect_threads)`` of a camera that sets neither itself."""
+    def video_defaults(self) -> tuple[int, int, str]:
+        """``(scan_every, detect_threads, detector)`` of a camera that sets none itself."""
         return (
             self.video.scan_every or PipelineSettings().scan_every,
             self.video.detect_threads,
+            self.video.detector,
         )
 
     # lifecycle ------------------------------------------------------------------------------
@@ -307,7 +318,7 @@ class CameraManager:
     def add(self, config: CameraConfig) -> CameraConfig:
         """Store a new camera and start its worker if it is enabled."""
         check_camera_id(config.id)
-        check_video_settings(config.scan_every, config.detect_threads)
+        check_video_settings(config.scan_every, config.detect_threads, config.detector)
         if not config.source.strip():
             raise CameraError("a camera needs a source: a webcam index, a file path or a URL")
         with self._lock:
@@ -333,6 +344,7 @@ class CameraManager:
                         loop=config.loop,
                         scan_every=config.scan_every,
                         detect_threads=config.detect_threads,
+                        detector=config.detector,
                     ),
                 )
             stored = self.config(config.id)
@@ -348,7 +360,9 @@ class CameraManager:
             raise CameraError(f"cannot change {', '.join(sorted(unknown))} of a camera")
         if "source" in changes and not str(changes["source"]).strip():
             raise CameraError("a camera needs a source: a webcam index, a file path or a URL")
-        check_video_settings(changes.get("scan_every"), changes.get("detect_threads"))
+        check_video_settings(
+            changes.get("scan_every"), changes.get("detect_threads"), changes.get("detector")
+        )
         with self._lock:
             with self.db.session() as session:
                 cleaned = {
@@ -508,6 +522,8 @@ class CameraManager:
                 detect_threads=config.detect_threads or self.video.detect_threads,
                 light=self.video.light,
                 light_encode=self.video.light_encode,
+                detector=config.detector or self.video.detector,
+                cnn_ms_per_s=self.video.cnn_ms_per_s,
             ),
             self.engine,
             self.gallery,

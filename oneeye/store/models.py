@@ -198,6 +198,8 @@ class Camera(Base):
     """Scan for newcomers every Nth frame; ``NULL``: the server's ``VideoSettings``."""
     detect_threads: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     """Detector threads of this camera; ``NULL``: the server's ``VideoSettings``."""
+    detector: Mapped[str | None] = mapped_column(String(8), nullable=True, default=None)
+    """``hog``, ``cnn`` or ``auto``; ``NULL``: the server's ``VideoSettings``."""
     pace: Mapped[bool] = mapped_column(Boolean, default=True)
     """For a file source: play it at its native frame rate, as a camera would."""
     loop: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -22,6 +22,11 @@ A track's trusted frames are also fused (issue 13): once ``fuse_after`` of them 
 the quality-weighted mean of their embeddings is identified against the gallery as well, and
 on each watchlist where it is accepted it decides (``TrackVote``, "Fusion"). Fusion costs one
 gallery query per encoding, no encoding.
+
+A camera looks for faces with dlib's HOG (``detector="hog"``, the default), with the MMOD CNN
+everywhere (``"cnn"``), or with HOG plus CNN time where HOG misses (``"auto"``: faces HOG lost
+and motion no track explains, within ``cnn_ms_per_s``; see ``oneeye.video.assist``). A frame
+passes through the pipeline's ``preprocess`` step, if it has one, before anything looks at it.
 """
 
 from __future__ import annotations
@@ -38,10 +43,21 @@ import numpy.typing as npt
 
 from oneeye.gallery import GalleryIndex
 from oneeye.metrics import DETECTION_SECONDS, ENCODING_SECONDS
-from oneeye.types import UNKNOWN, Detection, Embedding, Face, FaceBox, RGBImage
+from oneeye.types import (
+    CAMERA_DETECTORS,
+    UNKNOWN,
+    CameraDetector,
+    Detection,
+    Embedding,
+    Face,
+    FaceBox,
+    RGBImage,
+)
 from oneeye.video.annotate import Label
+from oneeye.video.assist import CnnAssist
 from oneeye.video.scan import NEAR_MARGIN, FaceFinder, MotionMap, merge_overlapping
 from oneeye.video.track import FaceTracker, SightingDebouncer, Track, TrackVote
+from oneeye.vision import detectors
 from oneeye.vision.detectors import FaceDetector
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.light import LIGHT_MODES, LightMode, LightNormaliser
@@ -61,6 +77,21 @@ face size to every other side."""
 
 SNAPSHOT_MARGIN = 0.5
 """The snapshot shows this much of the frame around the face, as a fraction of its size."""
+
+CNN_MS_PER_S = 100.0
+"""``auto``'s default CNN budget: 100 ms of CPU per second of video, a tenth of a core. Chosen
+from the machine, not from a video: eight 720p cameras on two cores (issue 13's aim) have
+250 ms of CPU per camera per second, of which HOG's look near tracked faces, the motion scans
+and the encodings take the larger part; the CNN gets what is left with a margin. At the ONNX
+MMOD detector's cost this buys a few lost-face crops and a few motion tiles every second; at
+dlib's own CNN (10x slower or more) it still buys the lost-face crops."""
+
+LOST_MIN_IOU = 0.2
+"""A tracked face counts as found by HOG when a detection overlaps its predicted box this much."""
+
+FramePreprocess = Callable[[RGBImage], RGBImage]
+"""A step every frame goes through before the pipeline looks at it (lighting normalisation for
+dark frames would go here): takes the RGB frame, returns one of the same shape."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +114,10 @@ class PipelineSettings:
     whole scans into strips run at once, for a camera that has cores to itself."""
     min_face_px: int = 40
     """Smallest face worth finding: sets the detection scale."""
+    detector: CameraDetector = "hog"
+    """``hog``, ``cnn`` or ``auto`` (see the module docstring)."""
+    cnn_ms_per_s: float = CNN_MS_PER_S
+    """``auto``: CPU milliseconds of CNN per second of video (see ``CNN_MS_PER_S``)."""
     min_quality: float = 0.25
     """Faces below this quality score are tracked but not trusted for identity."""
     recheck_every: int = 1
@@ -146,6 +181,15 @@ class PipelineSettings:
             raise ValueError(
                 f"PipelineSettings.light must be one of {', '.join(LIGHT_MODES)}, "
                 f"got {self.light!r}"
+            )
+        if self.detector not in CAMERA_DETECTORS:
+            raise ValueError(
+                f"PipelineSettings.detector must be one of {', '.join(CAMERA_DETECTORS)}, "
+                f"got {self.detector!r}"
+            )
+        if not 0.0 <= self.cnn_ms_per_s <= 1000.0:
+            raise ValueError(
+                f"PipelineSettings.cnn_ms_per_s must be in [0, 1000], got {self.cnn_ms_per_s}"
             )
         if self.cooldown < 0 or self.min_votes <= 0 or self.decide_within < 0:
             raise ValueError(
@@ -223,6 +267,16 @@ class _Companion:
     emitted: bool
 
 
+def _with_body(box: FaceBox) -> FaceBox:
+    """What a face explains of the motion around it: the head, and the body below."""
+    return FaceBox(
+        top=box.top - box.size,
+        right=box.right + box.size,
+        bottom=box.bottom + BODY_FACES * box.size,
+        left=box.left - box.size,
+    )
+
+
 def visit_key(person: str, watchlist: str | None) -> str:
     """The debouncer's key: a person's visits count apart on each watchlist (the customer's
     cooldown does not hide the case filed since with the same face)."""
@@ -251,7 +305,8 @@ class CameraPipeline:
         engine: FaceEngine,
         gallery: GalleryIndex,
         settings: PipelineSettings | None = None,
-        make_detector: Callable[[], FaceDetector] | None = None,
+        make_detector: Callable[[str], FaceDetector] | None = None,
+        preprocess: FramePreprocess | None = None,
     ) -> None:
         """Set up the per-camera state.
 
@@ -261,10 +316,12 @@ class CameraPipeline:
                 engine for parallelism).
             gallery: who to recognise.
             settings: pipeline settings; defaults if ``None``.
-            make_detector: makes the scan's detectors (one per detector thread);
-                ``engine.new_detector`` if ``None``. A worker that plays a source again passes
-                one that hands back its earlier detectors: making dlib's HOG detector costs
-                0.3-0.8 s of CPU.
+            make_detector: makes a detector by name (``"hog"``, ``"cnn"``): one per detector
+                thread, and ``auto``'s CNN; new ones from ``engine.models`` if ``None``. A
+                worker that plays a source again passes one that hands back its earlier
+                detectors: making dlib's HOG detector costs 0.3-0.8 s of CPU.
+            preprocess: a step every frame goes through first (see ``FramePreprocess``);
+                none if ``None``.
         """
         self.camera = camera
         self.engine = engine
@@ -275,11 +332,19 @@ class CameraPipeline:
         self._states: dict[int, _TrackState] = {}
         self._round = 0
         self._shape = (1, 1)
+        make = make_detector or (lambda name: detectors.make_detector(name, engine.models))
+        scanner = "cnn" if self.settings.detector == "cnn" else "hog"
+        self._scan_rgb = scanner == "cnn"
+        """The CNN takes RGB; HOG is given grey frames (a quarter cheaper)."""
         self._finder = FaceFinder(
-            make_detector or engine.new_detector,
-            self.settings.min_face_px,
-            self.settings.detect_threads,
+            lambda: make(scanner), self.settings.min_face_px, self.settings.detect_threads
         )
+        self._assist = (
+            CnnAssist(make("cnn"), self.settings.min_face_px, self.settings.cnn_ms_per_s)
+            if self.settings.detector == "auto"
+            else None
+        )
+        self._preprocess = preprocess
         self._motion = MotionMap(pad_px=self.settings.min_face_px)
         self._light = LightNormaliser(self.settings.light)
         self._last_scan: int | None = None
@@ -289,6 +354,8 @@ class CameraPipeline:
         self.scans = 0
         self.whole_scans = 0
         self.encodings = 0
+        self.cnn_detections = 0
+        """``auto``: detections the CNN added (lost faces and motion HOG did not explain)."""
 
     def close(self) -> None:
         """Stop the detector threads, if any (the pipeline is not used again)."""
@@ -311,15 +378,19 @@ class CameraPipeline:
             The events this frame caused, in order.
         """
         self.frames += 1
+        if self._preprocess is not None:
+            image = self._preprocess(image)
         self._shape = (int(image.shape[0]), int(image.shape[1]))
         grey = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
         # A dark frame is brightened for the motion map too: a face moving in a dark room
         # changes the frame by fewer grey levels than the map counts as motion.
         seen = self._light.grey(grey)
         moved = self._motion.update(seen)
+        if self._assist is not None:
+            self._assist.observe(seen, t)
         elapsed = 1 if self._last_index is None else index - self._last_index
         self._last_index = index
-        detections = self._detect(index, seen, moved, elapsed)
+        detections = self._detect(index, image, seen, moved, elapsed)
         tracks = self._tracker.update(index, detections)
         events: list[SightingEvent] = []
         if detections is not None:
@@ -338,10 +409,11 @@ class CameraPipeline:
         return events
 
     def _detect(
-        self, index: int, grey: npt.NDArray[np.uint8], moved: bool, elapsed: int
+        self, index: int, image: RGBImage, grey: npt.NDArray[np.uint8], moved: bool, elapsed: int
     ) -> list[Detection] | None:
         """This frame's faces, looked for where they may be; ``None`` when it is not a
         detection frame."""
+        frame = image if self._scan_rgb else grey
         tracks = self._tracker.tracks
         scan_due = (
             self._last_scan is None
@@ -354,34 +426,42 @@ class CameraPipeline:
         expected = [self._expected(track, elapsed) for track in tracks]
         regions: list[FaceBox] = []
         if not scan_due:
-            # A tracked face explains the change around it: the head, and the body below.
-            explained = [
-                FaceBox(
-                    top=box.top - box.size,
-                    right=box.right + box.size,
-                    bottom=box.bottom + BODY_FACES * box.size,
-                    left=box.left - box.size,
-                )
-                for box in expected
-            ]
-            regions = self._motion.take(explained)
-            if not tracks and not regions:
+            regions = self._motion.take([_with_body(box) for box in expected])
+            if not tracks and not regions and self._assist is None:
                 return None  # nothing to look at: no detector runs
         # A face seen once has no velocity yet: look for it further from where it was.
         reach = [NEAR_MARGIN if track.hits > 1 else NEW_FACE_REACH for track in tracks]
         started = time.perf_counter()
-        found = self._finder.near(grey, expected, reach)
+        found = self._finder.near(frame, expected, reach)
         if scan_due:
             self._last_scan = index
             self.scans += 1
             changed = self._motion.take_since_scan()
             if changed is None or (self.scans - 1) % self.settings.whole_every == 0:
                 self.whole_scans += 1
-                found += self._finder.scan(grey)
+                found += self._finder.scan(frame)
             else:
-                found += self._finder.within(grey, changed)
+                found += self._finder.within(frame, changed)
         else:
-            found += self._finder.within(grey, regions)
+            found += self._finder.within(frame, regions)
+        if self._assist is not None:
+            found = merge_overlapping(found)
+            # Faces HOG lost this round, those seen most recently first (likeliest still there).
+            lost = [
+                box
+                for box, _ in sorted(
+                    (
+                        (box, track.missed)
+                        for box, track in zip(expected, tracks, strict=True)
+                        if all(box.iou(d.box) < LOST_MIN_IOU for d in found)
+                    ),
+                    key=lambda pair: pair[1],
+                )
+            ]
+            explained = [_with_body(box) for box in expected + [d.box for d in found]]
+            assisted = self._assist.look(image, lost, explained).detections
+            self.cnn_detections += len(assisted)
+            found += assisted
         self._round += 1
         self.detections += 1
         DETECTION_SECONDS.labels(self.camera).observe(time.perf_counter() - started)

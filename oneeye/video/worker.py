@@ -52,11 +52,11 @@ from oneeye.bus.messages import CameraStatusPayload, SightingPayload, clip, desc
 from oneeye.gallery import GalleryIndex
 from oneeye.metrics import SIGHTINGS
 from oneeye.store.photos import PhotoStore, snapshot_kind
-from oneeye.types import RGBImage
+from oneeye.types import CameraDetector, RGBImage
 from oneeye.video.annotate import Label, annotate, encode_jpeg
 from oneeye.video.pipeline import CameraPipeline, EventKind, PipelineSettings, SightingEvent
 from oneeye.video.source import Frame, FrameReader, SourceStatus
-from oneeye.vision.detectors import FaceDetector
+from oneeye.vision.detectors import FaceDetector, make_detector
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.light import LightMode
 
@@ -102,10 +102,20 @@ class CameraConfig:
     manager fills in; a per-camera setting would be a column of the camera's row)."""
     light_encode: bool = False
     """Brighten a dark frame before encoding its faces, too (``VideoSettings.light_encode``)."""
+    detector: CameraDetector | None = None
+    """``hog``, ``cnn`` or ``auto``: the camera's own, else (``None``) the process's
+    ``VideoSettings``, which the camera manager fills in; ``None`` there too: ``hog``."""
+    cnn_ms_per_s: float | None = None
+    """``auto``'s CNN budget (ms per second of video): the process's ``VideoSettings``, which
+    the camera manager fills in; ``None``: the pipeline's default."""
 
     def pipeline_settings(self) -> PipelineSettings:
         """The pipeline settings this camera asks for."""
         extra: dict[str, Any] = {} if self.scan_every is None else {"scan_every": self.scan_every}
+        if self.detector is not None:
+            extra["detector"] = self.detector
+        if self.cnn_ms_per_s is not None:
+            extra["cnn_ms_per_s"] = self.cnn_ms_per_s
         return PipelineSettings(
             detect_every=self.detect_every,
             min_face_px=self.min_face_px,
@@ -170,7 +180,7 @@ def _state_of(source: SourceStatus, loop: bool) -> CameraState:
 
 
 class ReusedDetectors:
-    """Makes a camera's detectors once and hands the same ones to each new pipeline.
+    """Makes a camera's detectors once and hands the same ones to each new pipeline, by name.
 
     A looped file or a reconnecting stream gets a new ``CameraPipeline`` for each play; making
     dlib's HOG detector costs 0.3-0.8 s of CPU, which a 2-second looped clip paid on every loop
@@ -178,28 +188,30 @@ class ReusedDetectors:
     time, so its detectors are never shared between threads.
     """
 
-    def __init__(self, make: Callable[[], FaceDetector]) -> None:
-        """``make`` makes one new detector."""
+    def __init__(self, make: Callable[[str], FaceDetector]) -> None:
+        """``make`` makes one new detector of the kind a name names (``"hog"``, ``"cnn"``)."""
         self._make = make
-        self._made: list[FaceDetector] = []
-        self._given = 0
+        self._made: dict[str, list[FaceDetector]] = {}
+        self._given: dict[str, int] = {}
 
     def rewind(self) -> None:
-        """The next calls hand out the detectors already made, in order."""
-        self._given = 0
+        """The next calls hand out the detectors already made, in order, per name."""
+        self._given.clear()
 
     @property
     def made(self) -> int:
-        """How many detectors were made so far."""
-        return len(self._made)
+        """How many detectors were made so far, of every kind."""
+        return sum(len(made) for made in self._made.values())
 
-    def __call__(self) -> FaceDetector:
-        """The next detector: an earlier one when there is one left, else a new one."""
-        if self._given == len(self._made):
-            self._made.append(self._make())
-        detector = self._made[self._given]
-        self._given += 1
-        return detector
+    def __call__(self, name: str) -> FaceDetector:
+        """The next detector called ``name``: an earlier one when there is one left, else a
+        new one."""
+        made = self._made.setdefault(name, [])
+        given = self._given.get(name, 0)
+        if given == len(made):
+            made.append(self._make(name))
+        self._given[name] = given + 1
+        return made[given]
 
 
 class CameraWorker:
@@ -251,7 +263,7 @@ class CameraWorker:
         self._was_online = False
         self._tracks: dict[tuple[int, str | None], str] = {}
         """Sighting id per (track, companion watchlist or ``None`` for the primary answer)."""
-        self._detectors = ReusedDetectors(engine.new_detector)
+        self._detectors = ReusedDetectors(lambda name: make_detector(name, engine.models))
 
     # control --------------------------------------------------------------------------------
 

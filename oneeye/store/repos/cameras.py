@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oneeye.store.models import Camera, EdgeCamera
+from oneeye.types import CAMERA_DETECTORS, CameraDetector
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,8 @@ class StoredCamera:
     """``None``: the server's video settings decide."""
     detect_threads: int | None = None
     """``None``: the server's video settings decide."""
+    detector: CameraDetector | None = None
+    """``hog``, ``cnn`` or ``auto``; ``None``: the server's video settings decide."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,7 @@ EDITABLE_COLUMNS = frozenset(
         "loop",
         "scan_every",
         "detect_threads",
+        "detector",
     }
 )
 """The settings ``update`` may change."""
@@ -78,7 +82,14 @@ def _stored(row: Camera) -> StoredCamera:
         loop=row.loop,
         scan_every=row.scan_every,
         detect_threads=row.detect_threads,
+        detector=_detector(row.detector),
     )
+
+
+def _detector(value: str | None) -> CameraDetector | None:
+    """A stored detector name as the type says (``None`` for one the code does not know: the
+    server's setting then decides, and the camera still runs)."""
+    return next((name for name in CAMERA_DETECTORS if name == value), None)
 
 
 def _edge(row: EdgeCamera) -> EdgeCameraInfo:
@@ -114,6 +125,7 @@ def add(session: Session, camera: StoredCamera) -> None:
             loop=camera.loop,
             scan_every=camera.scan_every,
             detect_threads=camera.detect_threads,
+            detector=camera.detector,
         )
     )
 

@@ -16,6 +16,7 @@ from oneeye.services.cameras import (
     iso,
 )
 from oneeye.services.context import Services
+from oneeye.types import CAMERA_DETECTORS
 from oneeye.web.deps import AdminPage, ServicesDep
 from oneeye.web.pages.render import render
 
@@ -37,6 +38,7 @@ class CameraTile:
     detect_every: int
     scan_every: int | None = None
     detect_threads: int | None = None
+    detector: str | None = None
     state: CameraState = "offline"
     fps: float | None = None
     last_frame_at: str | None = None
@@ -64,6 +66,7 @@ def camera_tiles(services: Services) -> list[CameraTile]:
                 detect_every=config.detect_every,
                 scan_every=config.scan_every,
                 detect_threads=config.detect_threads,
+                detector=config.detector,
                 state=live.state if live is not None else "offline",
                 fps=live.fps if live is not None else None,
                 last_frame_at=iso(live.last_frame_at) if live is not None else None,
@@ -87,6 +90,7 @@ def admin_cameras_page(request: Request, services: ServicesDep, principal: Admin
             "id_rule": CAMERA_ID_RULE,
             "scan_every_max": SCAN_EVERY_MAX,
             "detect_threads_max": DETECT_THREADS_MAX,
+            "detectors": CAMERA_DETECTORS,
             "video_defaults": services.cameras.video_defaults(),
         },
     )

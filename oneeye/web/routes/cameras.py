@@ -30,6 +30,7 @@ from oneeye.services.cameras import (
     CameraState,
     CameraStatus,
 )
+from oneeye.types import CameraDetector
 from oneeye.video.annotate import MJPEG_BOUNDARY
 from oneeye.video.source import mask_credentials
 from oneeye.web.deps import Admin, ServicesDep, Viewer
@@ -68,6 +69,8 @@ class CameraCreate(BaseModel):
     """Scan for newcomers every Nth frame; ``None``: the server's video settings."""
     detect_threads: int | None = Field(default=None, ge=1, le=DETECT_THREADS_MAX)
     """Detector threads for this camera; ``None``: the server's video settings."""
+    detector: CameraDetector | None = None
+    """``hog``, ``cnn`` or ``auto``; ``None``: the server's video settings."""
 
     @field_validator("id")
     @classmethod
@@ -78,7 +81,7 @@ class CameraCreate(BaseModel):
         return value
 
 
-NULLABLE = frozenset({"scan_every", "detect_threads"})
+NULLABLE = frozenset({"scan_every", "detect_threads", "detector"})
 """The changes that may be ``null``: back to the server's video settings."""
 
 
@@ -97,6 +100,8 @@ class CameraUpdate(BaseModel):
     """``null``: back to the server's video settings."""
     detect_threads: int | None = Field(default=None, ge=1, le=DETECT_THREADS_MAX)
     """``null``: back to the server's video settings."""
+    detector: CameraDetector | None = None
+    """``hog``, ``cnn`` or ``auto``; ``null``: back to the server's video settings."""
 
 
 class CameraStatusPublic(BaseModel):
@@ -129,6 +134,8 @@ class CameraPublic(BaseModel):
     """``None``: the server's video settings decide."""
     detect_threads: int | None
     """``None``: the server's video settings decide."""
+    detector: CameraDetector | None
+    """``hog``, ``cnn`` or ``auto``; ``None``: the server's video settings decide."""
     status: CameraStatusPublic
     stream_url: str
     frame_url: str
@@ -147,6 +154,7 @@ def _public(config: CameraConfig, live: CameraStatus, principal: Principal) -> C
         loop=config.loop,
         scan_every=config.scan_every,
         detect_threads=config.detect_threads,
+        detector=config.detector,
         status=CameraStatusPublic(
             state=live.state,
             fps=round(live.fps, 2),
@@ -194,6 +202,7 @@ def add_camera(body: CameraCreate, services: ServicesDep, principal: Admin) -> C
             loop=body.loop,
             scan_every=body.scan_every,
             detect_threads=body.detect_threads,
+            detector=body.detector,
         )
     )
     services.auth.audit(principal.actor, "camera.create", config.id, {"name": config.name})

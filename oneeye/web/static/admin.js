@@ -224,6 +224,7 @@
       detect_every: parseInt(value(form, "detect_every") || "3", 10),
       scan_every: optionalInt(form, "scan_every"),
       detect_threads: optionalInt(form, "detect_threads"),
+      detector: value(form, "detector") || null,
       pace: checked(form, "pace"),
       loop: checked(form, "loop"),
     };

@@ -1,0 +1,281 @@
+"""Where a camera in ``auto`` mode spends CNN time: only where HOG misses, within a budget.
+
+dlib's HOG finds frontal faces fast; its MMOD CNN also finds turned, small and dim ones, at
+many times the cost per pixel. A camera set to ``auto`` scans with HOG as before
+(``oneeye.video.scan``) and, on each detection round, hands the CNN two kinds of small crops:
+
+1. **Lost faces.** A tracked face that HOG did not find again this round (it turned away, or
+   the light dropped) is looked for by the CNN around where its track predicts it, the crop
+   scaled so the face is just above the CNN's 40-pixel window: a crop of about 3x3 face sizes
+   at about 50 pixels a face costs the CNN as little as anything can.
+2. **Unexplained motion.** Parts of the frame that changed and that no track explains (a
+   person walking in with their face turned, whom HOG never found) are scanned by the CNN at
+   the camera's smallest face, cut into overlapping tiles, oldest change first. A part stays
+   pending until the CNN has looked at it, or until it is ``STALE_SECONDS`` old (whoever moved
+   there has moved on, and has changed another part since).
+
+Both draw from one :class:`CnnBudget` per camera: CNN milliseconds per second of video, spent
+as a token bucket (at most one second's allowance kept), measured as the CPU time of the
+calling thread, so a faster CNN buys more crops at the same budget. Lost faces are served
+first: they are cheap and each one is a person already in view.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from oneeye.types import Detection, FaceBox, RGBImage
+from oneeye.vision.detectors import FaceDetector
+
+LOST_REACH = 1.0
+"""A lost face's crop reaches this many face sizes beyond its predicted box."""
+
+LOST_FACE_WINDOWS = 1.25
+"""A lost face's crop is scaled so the face is this many CNN windows wide (just above it)."""
+
+TILE_WINDOWS = 12
+TILE_OVERLAP_WINDOWS = 4
+"""Unexplained motion is scanned in tiles of 12x12 CNN windows (480 pixels at the CNN's
+scale), overlapping by 4 windows: a face up to 4 windows wide lies whole in one tile."""
+
+STALE_SECONDS = 2.0
+"""A changed part the CNN has not reached within this long is dropped."""
+
+MOTION_SCALE = 8
+MOTION_LEVEL = 20
+"""As in ``oneeye.video.scan``: motion measured on frames shrunk 8x, a change of 20 levels."""
+
+BURST_SECONDS = 1.0
+"""The budget keeps at most this many seconds' allowance unspent."""
+
+
+class CnnBudget:
+    """CNN milliseconds per second of video, as a token bucket over the video's own clock."""
+
+    def __init__(self, ms_per_second: float, burst_seconds: float = BURST_SECONDS) -> None:
+        """Start with a full bucket.
+
+        Args:
+            ms_per_second: CPU milliseconds the CNN may spend per second of video (>= 0).
+            burst_seconds: at most this many seconds' allowance is kept unspent.
+
+        Raises:
+            ValueError: a negative budget or a non-positive burst.
+        """
+        if ms_per_second < 0 or burst_seconds <= 0:
+            raise ValueError(
+                f"budget must be >= 0 ms/s with a positive burst, got {ms_per_second} ms/s "
+                f"and {burst_seconds} s"
+            )
+        self.rate = ms_per_second / 1000.0
+        self.cap = self.rate * burst_seconds
+        self.balance = self.cap
+        self.spent = 0.0
+        self._last_t: float | None = None
+
+    def accrue(self, t: float) -> None:
+        """Add the allowance of the video time since the previous call.
+
+        Args:
+            t: seconds into the source (a source that starts again resets the clock).
+        """
+        if self._last_t is not None and t > self._last_t:
+            self.balance = min(self.cap, self.balance + self.rate * (t - self._last_t))
+        self._last_t = t
+
+    def can_spend(self) -> bool:
+        """Whether any allowance is left (one more crop may overdraw it; the debt is repaid
+        from the next allowance)."""
+        return self.balance > 0.0
+
+    def charge(self, seconds: float) -> None:
+        """Take CPU seconds spent on the CNN from the balance."""
+        self.balance -= seconds
+        self.spent += seconds
+
+
+@dataclass(frozen=True, slots=True)
+class AssistRound:
+    """What the CNN did on one detection round."""
+
+    detections: list[Detection]
+    lost_looked: int
+    tiles_looked: int
+
+
+class CnnAssist:
+    """Spends one camera's CNN budget on lost faces and unexplained motion.
+
+    Not thread-safe: one per camera loop. Call :meth:`observe` with every frame, and
+    :meth:`look` on detection rounds after HOG has looked.
+    """
+
+    def __init__(self, detector: FaceDetector, min_face_px: int, ms_per_second: float) -> None:
+        """Set up the budget and the pending motion.
+
+        Args:
+            detector: the CNN detector (the caller's own).
+            min_face_px: the smallest face worth finding; sets the motion tiles' scale.
+            ms_per_second: the CNN budget, CPU milliseconds per second of video.
+
+        Raises:
+            ValueError: ``min_face_px`` is not positive, or the budget is negative.
+        """
+        if min_face_px <= 0:
+            raise ValueError(f"min_face_px must be positive, got {min_face_px}")
+        self.detector = detector
+        self.budget = CnnBudget(ms_per_second)
+        self.factor = detector.window_px / float(min_face_px)
+        self._pad = min_face_px
+        self._previous: npt.NDArray[np.uint8] | None = None
+        self._since: npt.NDArray[np.float64] | None = None
+        """Per motion cell: when it changed first since the CNN last looked (NaN: it did not)."""
+        self._shape = (0, 0)
+        self.lost_looked = 0
+        self.tiles_looked = 0
+
+    def observe(self, grey: npt.NDArray[np.uint8], t: float) -> None:
+        """Take one frame's motion into the pending parts, and its time into the budget.
+
+        Args:
+            grey: the frame, grey.
+            t: seconds into the source.
+        """
+        self.budget.accrue(t)
+        height, width = grey.shape[:2]
+        self._shape = (height, width)
+        size = (max(1, width // MOTION_SCALE), max(1, height // MOTION_SCALE))
+        small = np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        previous, self._previous = self._previous, small
+        if self._since is None or self._since.shape != small.shape:
+            self._since = np.full(small.shape, np.nan)
+        if previous is None or previous.shape != small.shape:
+            changed = np.ones(small.shape, dtype=bool)
+        else:
+            changed = np.asarray(cv2.absdiff(small, previous) > MOTION_LEVEL)
+        self._since[changed & np.isnan(self._since)] = t
+        self._since[self._since < t - STALE_SECONDS] = np.nan
+
+    def look(
+        self,
+        image: RGBImage,
+        lost: Sequence[FaceBox],
+        explained: Sequence[FaceBox],
+    ) -> AssistRound:
+        """Spend the budget: first on the lost faces, then on the oldest unexplained motion.
+
+        Args:
+            image: the frame, RGB.
+            lost: predicted boxes of tracked faces HOG did not find this round, most
+                worth looking for first.
+            explained: boxes (faces and the bodies below them) whose motion is accounted for.
+
+        Returns:
+            What the CNN found (in frame pixels) and how many crops it looked at.
+        """
+        found: list[Detection] = []
+        lost_looked = tiles_looked = 0
+        for box in lost:
+            if not self.budget.can_spend():
+                break
+            size = max(1, box.size)
+            region = _grown(box, round(LOST_REACH * size))
+            factor = LOST_FACE_WINDOWS * self.detector.window_px / size
+            found += self._run(image, region, factor)
+            lost_looked += 1
+        if self.budget.can_spend():
+            for tile in self._pending_tiles(explained):
+                if not self.budget.can_spend():
+                    break
+                found += self._run(image, tile, self.factor)
+                self._looked_at(tile)
+                tiles_looked += 1
+        self.lost_looked += lost_looked
+        self.tiles_looked += tiles_looked
+        return AssistRound(found, lost_looked, tiles_looked)
+
+    def _run(self, image: RGBImage, region: FaceBox, factor: float) -> list[Detection]:
+        height, width = image.shape[:2]
+        if region.bottom < 0 or region.right < 0 or region.top >= height or region.left >= width:
+            return []
+        start = time.thread_time()
+        try:
+            return self.detector.detect_region(image, region, factor)
+        finally:
+            self.budget.charge(time.thread_time() - start)
+
+    def _pending_tiles(self, explained: Sequence[FaceBox]) -> list[FaceBox]:
+        """Tiles over the pending parts no box explains, the oldest change first."""
+        since = self._since
+        if since is None:
+            return []
+        for box in explained:
+            top, left = max(0, box.top // MOTION_SCALE), max(0, box.left // MOTION_SCALE)
+            bottom, right = box.bottom // MOTION_SCALE + 1, box.right // MOTION_SCALE + 1
+            since[top:bottom, left:right] = np.nan
+        mask = (~np.isnan(since)).astype(np.uint8)
+        if not mask.any():
+            return []
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        parts: list[tuple[float, FaceBox]] = []
+        for label in range(1, count):
+            x, y, w, h, _ = (int(v) for v in stats[label])
+            oldest = float(np.nanmin(np.where(labels == label, since, np.nan)))
+            box = FaceBox(
+                top=y * MOTION_SCALE - self._pad,
+                left=x * MOTION_SCALE - self._pad,
+                bottom=(y + h) * MOTION_SCALE - 1 + self._pad,
+                right=(x + w) * MOTION_SCALE - 1 + self._pad,
+            ).clipped(*self._shape)
+            parts += [(oldest, tile) for tile in self._tiles(box)]
+        parts.sort(key=lambda part: part[0])
+        return [tile for _, tile in parts]
+
+    def _tiles(self, box: FaceBox) -> list[FaceBox]:
+        """``box`` cut into overlapping tiles of ``TILE_WINDOWS`` CNN windows at its scale."""
+        window = self.detector.window_px / self.factor
+        side = round(TILE_WINDOWS * window)
+        step = round((TILE_WINDOWS - TILE_OVERLAP_WINDOWS) * window)
+        tiles = []
+        for top in _starts(box.top, box.bottom, side, step):
+            for left in _starts(box.left, box.right, side, step):
+                tiles.append(
+                    FaceBox(
+                        top=top,
+                        left=left,
+                        bottom=min(box.bottom, top + side - 1),
+                        right=min(box.right, left + side - 1),
+                    )
+                )
+        return tiles
+
+    def _looked_at(self, tile: FaceBox) -> None:
+        """The CNN looked at ``tile``: the motion inside it is no longer pending."""
+        if self._since is None:
+            return
+        # Only cells wholly inside the tile: a cell on its edge may hold a face cut in two.
+        top, left = -(-tile.top // MOTION_SCALE), -(-tile.left // MOTION_SCALE)
+        bottom, right = (tile.bottom + 1) // MOTION_SCALE, (tile.right + 1) // MOTION_SCALE
+        self._since[top:bottom, left:right] = np.nan
+
+
+def _starts(first: int, last: int, side: int, step: int) -> list[int]:
+    """Tile starts covering ``first..last`` with tiles of ``side`` every ``step``."""
+    if last - first + 1 <= side:
+        return [first]
+    starts = list(range(first, last - side + 1, step))
+    if starts[-1] + side - 1 < last:
+        starts.append(last - side + 1)
+    return starts
+
+
+def _grown(box: FaceBox, by: int) -> FaceBox:
+    return FaceBox(
+        top=box.top - by, right=box.right + by, bottom=box.bottom + by, left=box.left - by
+    )
