@@ -6,13 +6,20 @@ many times the cost per pixel. A camera set to ``auto`` scans with HOG as before
 
 1. **Lost faces.** A tracked face that HOG did not find again this round (it turned away, or
    the light dropped) is looked for by the CNN around where its track predicts it, the crop
-   scaled so the face is just above the CNN's 40-pixel window: a crop of about 3x3 face sizes
-   at about 50 pixels a face costs the CNN as little as anything can.
+   scaled so the face is just above the size the CNN finds turned faces at (``LOST_FACE_PX``):
+   a crop of about 3x3 face sizes, whatever the face's size in the frame.
 2. **Unexplained motion.** Parts of the frame that changed and that no track explains (a
-   person walking in with their face turned, whom HOG never found) are scanned by the CNN at
-   the camera's smallest face, cut into overlapping tiles, oldest change first. A part stays
+   person walking in with their face turned, whom HOG never found) are scanned by the CNN,
+   cut into overlapping tiles, oldest change first, at the camera's smallest face but never
+   upsampled (a 2x upsample costs the CNN 4x; small faces in motion are HOG's). A part stays
    pending until the CNN has looked at it, or until it is ``STALE_SECONDS`` old (whoever moved
-   there has moved on, and has changed another part since).
+   there has moved on, and has changed another part since). The first frame is not motion:
+   the scene as the camera starts is HOG's whole scan's.
+
+Sizes are faces as HOG boxes them. dlib's MMOD network finds a frontal face from about 70
+pixels (HOG's box) at scale 1, and a face turned 45-60 degrees from about 80-100 (measured on
+the test photos turned on a cylinder, ``tests/video/test_assist.py``); its nominal 40-pixel
+window is the face it was trained to box, not the face it finds at scale 1.
 
 Both draw from one :class:`CnnBudget` per camera: CNN milliseconds per second of video, spent
 as a token bucket (at most one second's allowance kept), measured as the CPU time of the
@@ -36,13 +43,18 @@ from oneeye.vision.detectors import FaceDetector
 LOST_REACH = 1.0
 """A lost face's crop reaches this many face sizes beyond its predicted box."""
 
-LOST_FACE_WINDOWS = 1.25
-"""A lost face's crop is scaled so the face is this many CNN windows wide (just above it)."""
+CNN_FACE_PX = 80
+"""The face (HOG's box) the MMOD network finds at scale 1: motion tiles are scaled so the
+camera's smallest face is this wide (never upsampled)."""
 
-TILE_WINDOWS = 12
-TILE_OVERLAP_WINDOWS = 4
-"""Unexplained motion is scanned in tiles of 12x12 CNN windows (480 pixels at the CNN's
-scale), overlapping by 4 windows: a face up to 4 windows wide lies whole in one tile."""
+LOST_FACE_PX = 100
+"""A lost face's crop is scaled so the face is this wide: a turned face needs more pixels
+than a frontal one."""
+
+TILE_PX = 480
+TILE_OVERLAP_PX = 160
+"""Unexplained motion is scanned in tiles of 480x480 pixels at the CNN's scale, overlapping
+by 160: a face up to 160 pixels wide at that scale lies whole in one tile."""
 
 STALE_SECONDS = 2.0
 """A changed part the CNN has not reached within this long is dropped."""
@@ -131,7 +143,7 @@ class CnnAssist:
             raise ValueError(f"min_face_px must be positive, got {min_face_px}")
         self.detector = detector
         self.budget = CnnBudget(ms_per_second)
-        self.factor = detector.window_px / float(min_face_px)
+        self.factor = min(1.0, CNN_FACE_PX / float(min_face_px))
         self._pad = min_face_px
         self._previous: npt.NDArray[np.uint8] | None = None
         self._since: npt.NDArray[np.float64] | None = None
@@ -156,9 +168,8 @@ class CnnAssist:
         if self._since is None or self._since.shape != small.shape:
             self._since = np.full(small.shape, np.nan)
         if previous is None or previous.shape != small.shape:
-            changed = np.ones(small.shape, dtype=bool)
-        else:
-            changed = np.asarray(cv2.absdiff(small, previous) > MOTION_LEVEL)
+            return  # a first frame is no motion
+        changed = np.asarray(cv2.absdiff(small, previous) > MOTION_LEVEL)
         self._since[changed & np.isnan(self._since)] = t
         self._since[self._since < t - STALE_SECONDS] = np.nan
 
@@ -186,7 +197,7 @@ class CnnAssist:
                 break
             size = max(1, box.size)
             region = _grown(box, round(LOST_REACH * size))
-            factor = LOST_FACE_WINDOWS * self.detector.window_px / size
+            factor = LOST_FACE_PX / size
             found += self._run(image, region, factor)
             lost_looked += 1
         if self.budget.can_spend():
@@ -238,10 +249,9 @@ class CnnAssist:
         return [tile for _, tile in parts]
 
     def _tiles(self, box: FaceBox) -> list[FaceBox]:
-        """``box`` cut into overlapping tiles of ``TILE_WINDOWS`` CNN windows at its scale."""
-        window = self.detector.window_px / self.factor
-        side = round(TILE_WINDOWS * window)
-        step = round((TILE_WINDOWS - TILE_OVERLAP_WINDOWS) * window)
+        """``box`` cut into overlapping tiles of ``TILE_PX`` at the CNN's scale."""
+        side = round(TILE_PX / self.factor)
+        step = round((TILE_PX - TILE_OVERLAP_PX) / self.factor)
         tiles = []
         for top in _starts(box.top, box.bottom, side, step):
             for left in _starts(box.left, box.right, side, step):

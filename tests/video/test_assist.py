@@ -1,0 +1,290 @@
+"""``auto``: CNN time where HOG misses. A face turned 60 degrees (a real photo turned on a
+cylinder, the head's shape) is missed by HOG in the same test that shows ``auto`` finding it:
+walking in, and turning away after HOG found it. The CNN here is dlib's own (slow), so the
+frames are small and the budget generous."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import pytest
+
+from oneeye.gallery import GalleryIndex
+from oneeye.types import FaceBox, RGBImage
+from oneeye.video.assist import CnnAssist, CnnBudget
+from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
+from oneeye.vision.detectors import make_detector
+from oneeye.vision.engine import FaceEngine
+from tests.conftest import PhotoLoader
+
+WIDTH, HEIGHT = 480, 320
+FACE_PX = 90
+TURN_DEGREES = 60.0
+FPS = 10.0
+HEAD_RADIUS = 0.75
+"""The head as a cylinder this many face sizes in radius (the face box is the front of it)."""
+
+
+def turned(photo: RGBImage, box: FaceBox, face_px: int, degrees: float) -> RGBImage:
+    """The part of ``photo`` around the face (one face size beyond it), scaled so the face is
+    ``face_px`` wide, with the head turned ``degrees`` about the vertical axis: the head is a
+    cylinder, each column goes where the turn takes it, the far side of the face hides behind
+    the head and the near side's cheek and ear come round."""
+    size = box.size
+    top, bottom = max(0, box.top - size), min(photo.shape[0], box.bottom + size)
+    left, right = max(0, box.left - size), min(photo.shape[1], box.right + size)
+    factor = face_px / size
+    crop = cv2.resize(
+        photo[top:bottom, left:right],
+        (round((right - left) * factor), round((bottom - top) * factor)),
+        interpolation=cv2.INTER_AREA,
+    )
+    height, width = crop.shape[:2]
+    centre = ((box.left + box.right) / 2 - left) * factor
+    radius = HEAD_RADIUS * face_px
+    columns = np.arange(width, dtype=np.float64)
+    across = (columns - centre) / radius
+    angle = np.arcsin(np.clip(across, -1.0, 1.0)) - np.radians(degrees)
+    source = np.where(
+        np.abs(across) <= 1.0,
+        centre + radius * np.sin(np.clip(angle, -np.pi / 2, np.pi / 2)),
+        columns,
+    )
+    map_x = np.tile(source.astype(np.float32), (height, 1))
+    map_y = np.tile(np.arange(height, dtype=np.float32)[:, None], (1, width))
+    return np.asarray(
+        cv2.remap(crop, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
+        dtype=np.uint8,
+    )
+
+
+def on_canvas(part: RGBImage, x: int, y: int) -> RGBImage:
+    """``part`` on a plain grey frame, its top-left corner at ``(x, y)``."""
+    frame = np.full((HEIGHT, WIDTH, 3), 110, dtype=np.uint8)
+    frame[y : y + part.shape[0], x : x + part.shape[1]] = part
+    return frame
+
+
+@pytest.fixture(scope="module")
+def engine() -> FaceEngine:
+    return FaceEngine()
+
+
+@pytest.fixture(scope="module")
+def biden(engine: FaceEngine, load_photo: PhotoLoader) -> tuple[RGBImage, FaceBox]:
+    photo = load_photo("biden.jpg")
+    return photo, engine.enrolment_face(photo).box
+
+
+@pytest.fixture(scope="module")
+def walking_in(biden: tuple[RGBImage, FaceBox]) -> list[RGBImage]:
+    """A head turned 60 degrees walks in from the left, 12 px a frame."""
+    part = turned(*biden, FACE_PX, TURN_DEGREES)
+    return [on_canvas(part, 20 + 12 * i, 30) for i in range(14)]
+
+
+@pytest.fixture(scope="module")
+def turning_away(biden: tuple[RGBImage, FaceBox]) -> list[RGBImage]:
+    """A frontal face walks right, turns 60 degrees at frame 8 and walks on, turned."""
+    photo, box = biden
+    frontal, away = turned(photo, box, FACE_PX, 0.0), turned(photo, box, FACE_PX, TURN_DEGREES)
+    return [on_canvas(frontal if i < 8 else away, 40 + 8 * i, 30) for i in range(18)]
+
+
+def play(
+    engine: FaceEngine, frames: list[RGBImage], settings: PipelineSettings
+) -> tuple[CameraPipeline, list[SightingEvent], list[list[tuple[int, FaceBox]]]]:
+    pipeline = CameraPipeline("test", engine, GalleryIndex(), settings)
+    events: list[SightingEvent] = []
+    tracks: list[list[tuple[int, FaceBox]]] = []
+    for index, frame in enumerate(frames):
+        events += pipeline.process(index, index / FPS, frame)
+        tracks.append([(t.id, t.box) for t in pipeline.tracks if t.last_frame == index])
+    events += pipeline.finish(len(frames) - 1, (len(frames) - 1) / FPS)
+    pipeline.close()
+    return pipeline, events, tracks
+
+
+def settings(detector: str, budget: float = 1000.0) -> PipelineSettings:
+    # dlib's own CNN costs about 0.3 s for a 250x250 part: the budget is generous so the test
+    # shows where the CNN looks, not how fast it is.
+    return PipelineSettings(
+        detector=detector,  # type: ignore[arg-type]  # checked on construction
+        cnn_ms_per_s=budget,
+        min_face_px=60,
+        detect_every=2,
+        cooldown=5.0,
+    )
+
+
+def test_hog_misses_the_turned_face_the_cnn_finds(
+    engine: FaceEngine, walking_in: list[RGBImage]
+) -> None:
+    hog, cnn = make_detector("hog", engine.models), make_detector("cnn", engine.models)
+    frame = walking_in[5]
+    whole = FaceBox(top=0, left=0, bottom=HEIGHT - 1, right=WIDTH - 1)
+    assert hog.detect(frame, 40) == []  # not even looking for faces half its size
+    assert len(cnn.detect_region(frame, whole, 1.0)) == 1
+
+
+def test_auto_sights_a_turned_face_walking_in_that_hog_never_finds(
+    engine: FaceEngine, walking_in: list[RGBImage]
+) -> None:
+    hog_pipeline, hog_events, hog_tracks = play(engine, walking_in, settings("hog"))
+    assert not any(hog_tracks) and hog_events == []
+
+    auto, events, tracks = play(engine, walking_in, settings("auto"))
+    assert auto.cnn_detections > 0
+    seen = [frame for frame in tracks if frame]
+    assert len(seen) >= 3  # of 7 detection rounds (every 2nd frame)
+    assert len({track for frame in seen for track, _ in frame}) == 1  # one face, one track
+    assert [e.event for e in events] == ["sighting", "left"]
+    assert events[0].person is None  # nobody enrolled: an unknown face, but a face
+
+
+def test_auto_keeps_a_face_that_turns_away_from_hog(
+    engine: FaceEngine, turning_away: list[RGBImage]
+) -> None:
+    _, _, hog_tracks = play(engine, turning_away, settings("hog"))
+    assert any(hog_tracks[:8])
+    assert not any(hog_tracks[10:])  # HOG lost the turned face
+
+    auto, _, tracks = play(engine, turning_away, settings("auto"))
+    first = tracks[0][0][0]
+    later = [ids for frame in tracks[10:] for ids, _ in frame]
+    assert later and set(later) == {first}  # the same track, found by the CNN
+    assert auto.cnn_detections > 0
+
+
+def test_with_no_budget_auto_is_hog(engine: FaceEngine, walking_in: list[RGBImage]) -> None:
+    auto, events, tracks = play(engine, walking_in, settings("auto", budget=0.0))
+    assert auto.cnn_detections == 0 and not any(tracks) and events == []
+
+
+class CountingDetector:
+    """A detector that finds nothing and counts the parts it was given (the budget's test
+    needs to see where the CNN looks, not what it finds)."""
+
+    name = "cnn"
+    window_px = 40
+
+    def __init__(self, cost: Callable[[], None]) -> None:
+        self.parts: list[tuple[FaceBox, float]] = []
+        self._cost = cost
+
+    def detect(self, image: RGBImage, min_face_px: int) -> list[object]:
+        raise AssertionError("the assist looks at parts only")
+
+    def detect_at(self, image: RGBImage, plan: object) -> list[object]:
+        raise AssertionError("the assist looks at parts only")
+
+    def detect_region(self, image: RGBImage, region: FaceBox, factor: float) -> list[object]:
+        self.parts.append((region, factor))
+        self._cost()
+        return []
+
+
+def busy(seconds: float) -> Callable[[], None]:
+    def spend() -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    return spend
+
+
+def test_the_budget_accrues_with_video_time_up_to_one_second() -> None:
+    budget = CnnBudget(100.0)
+    assert budget.can_spend() and budget.balance == pytest.approx(0.1)
+    budget.accrue(0.0)
+    budget.charge(0.25)
+    assert not budget.can_spend()
+    budget.accrue(1.4)  # +0.14 s: not all the debt is repaid
+    assert not budget.can_spend() and budget.balance == pytest.approx(-0.01)
+    budget.accrue(2.0)
+    assert budget.can_spend() and budget.balance == pytest.approx(0.05)
+    budget.accrue(100.0)
+    assert budget.balance == pytest.approx(0.1)  # capped at one second's allowance
+    with pytest.raises(ValueError):
+        CnnBudget(-1.0)
+
+
+def test_lost_faces_come_first_and_motion_waits_for_the_budget() -> None:
+    detector = CountingDetector(busy(0.03))
+    assist = CnnAssist(detector, min_face_px=40, ms_per_second=50.0)  # type: ignore[arg-type]
+    still = np.full((HEIGHT, WIDTH), 100, dtype=np.uint8)
+    assist.observe(still, 0.0)
+    moved = still.copy()
+    moved[200:260, 300:360] = 200
+    assist.observe(moved, 0.1)
+    lost = [FaceBox(top=40, left=40, bottom=99, right=99)]
+    image = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+    first = assist.look(image, lost, explained=[])
+    # 50 ms in the bucket: the lost face (30 ms), then one motion tile (30 ms, overdrawn).
+    assert (first.lost_looked, first.tiles_looked) == (1, 1)
+    region, factor = detector.parts[0]
+    assert region == FaceBox(top=-20, left=-20, bottom=159, right=159)
+    assert factor == pytest.approx(100 / 60)
+    tile = detector.parts[1][0]
+    assert tile.top <= 200 and tile.bottom >= 259 and tile.left <= 300 and tile.right >= 359
+    # The motion was looked at: nothing pending; the budget is spent until it accrues again.
+    assist.observe(moved, 0.2)
+    again = assist.look(image, [], explained=[])
+    assert (again.lost_looked, again.tiles_looked) == (0, 0)
+    assert not assist.budget.can_spend()
+
+
+def test_motion_a_track_explains_is_not_given_to_the_cnn() -> None:
+    detector = CountingDetector(busy(0.0))
+    assist = CnnAssist(detector, min_face_px=40, ms_per_second=100.0)  # type: ignore[arg-type]
+    still = np.full((HEIGHT, WIDTH), 100, dtype=np.uint8)
+    assist.observe(still, 0.0)
+    moved = still.copy()
+    moved[200:260, 300:360] = 200
+    assist.observe(moved, 0.1)
+    image = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+    explained = [FaceBox(top=150, left=250, bottom=300, right=420)]
+    assert assist.look(image, [], explained).tiles_looked == 0
+    assert detector.parts == []
+
+
+def test_unexplained_motion_the_cnn_never_reached_goes_stale() -> None:
+    detector = CountingDetector(busy(0.0))
+    assist = CnnAssist(detector, min_face_px=40, ms_per_second=0.0)  # type: ignore[arg-type]
+    still = np.full((HEIGHT, WIDTH), 100, dtype=np.uint8)
+    assist.observe(still, 0.0)
+    moved = still.copy()
+    moved[200:260, 300:360] = 200
+    assist.observe(moved, 0.1)
+    assert assist._pending_tiles([])
+    assist.observe(moved, 2.5)
+    assert assist._pending_tiles([]) == []
+
+
+def test_settings_refuse_an_unknown_detector_and_a_negative_budget() -> None:
+    with pytest.raises(ValueError, match="detector must be one of hog, cnn, auto"):
+        PipelineSettings(detector="fast")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cnn_ms_per_s"):
+        PipelineSettings(cnn_ms_per_s=-1.0)
+
+
+def test_a_frame_goes_through_the_preprocessing_step_first(
+    engine: FaceEngine, turning_away: list[RGBImage]
+) -> None:
+    shapes: list[tuple[int, ...]] = []
+
+    def blank(image: RGBImage) -> RGBImage:
+        shapes.append(image.shape)
+        return np.zeros_like(image)
+
+    frames = turning_away[:4]
+    _, _, tracks = play(engine, frames, settings("hog"))
+    assert any(tracks)  # the frontal face, as it comes
+    pipeline = CameraPipeline("test", engine, GalleryIndex(), settings("hog"), preprocess=blank)
+    found = [pipeline.process(i, i / FPS, frame) for i, frame in enumerate(frames)]
+    pipeline.close()
+    assert shapes == [(HEIGHT, WIDTH, 3)] * len(frames)
+    assert pipeline.tracks == [] and not any(found)  # the pipeline saw the blanked frames
