@@ -1,12 +1,16 @@
 """Several cameras on one machine: each in its own process, all playing the same labelled
 720p clip as fast as they can. Reports total and per-camera frames/s for N = 1, 2, 3, 4
-cameras and where a camera drops below real time (25 frames/s).
+cameras and where a camera drops below real time (25 frames/s), for each face detector asked
+for (``hog``, and ``auto``: HOG plus CNN time where HOG misses, within ``--cnn-ms-per-s``),
+one after the other in the same run.
 
-    python bench/video_cameras.py [--cameras 1,2,3,4] [--seconds 20] [--smoke]
+    python bench/video_cameras.py [--cameras 1,2,3,4] [--seconds 20] [--detectors hog,auto]
+        [--cnn-ms-per-s 100] [--smoke]
 
-Results go to ``bench/results/video_cameras.json``. ``--smoke``: one camera for one second on
-a small clip, nothing written (the test suite runs it on a tiny LFW-shaped folder holding
-the two people the clip needs, so the script keeps working).
+Results go to ``bench/results/video_cameras.json`` (with the load average before each row).
+``--smoke``: one camera for one second on a small clip, nothing written (the test suite runs
+it on a tiny LFW-shaped folder holding the two people the clip needs, so the script keeps
+working).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from bench.lib.synth import Actor, compose, standard_scenario
 from oneeye.gallery import GalleryIndex
-from oneeye.types import RGBImage
+from oneeye.types import CAMERA_DETECTORS, CameraDetector, RGBImage
 from oneeye.video.pipeline import CameraPipeline, PipelineSettings
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
@@ -44,14 +48,15 @@ def clip(lfw: Path, width: int = 1280, height: int = 720) -> list[RGBImage]:
     return [f for f, _ in compose(actors, movements, width=width, height=height, frames=frames)]
 
 
-def camera(args: tuple[int, Path, float, tuple[int, int], Any]) -> tuple[int, float]:
+def camera(
+    args: tuple[int, Path, float, tuple[int, int], CameraDetector, float, Any],
+) -> tuple[int, float]:
     """One camera process: frames processed in ``seconds`` after the start barrier."""
-    number, lfw, seconds, size, barrier = args
+    number, lfw, seconds, size, detector, budget, barrier = args
     frames = clip(lfw, *size)
     engine = FaceEngine()
-    pipeline = CameraPipeline(
-        f"cam{number}", engine, GalleryIndex(), PipelineSettings(min_face_px=80)
-    )
+    settings = PipelineSettings(min_face_px=80, detector=detector, cnn_ms_per_s=budget)
+    pipeline = CameraPipeline(f"cam{number}", engine, GalleryIndex(), settings)
     barrier.wait()
     start = time.perf_counter()
     done = 0
@@ -66,6 +71,8 @@ def main() -> None:
     parser.add_argument("--lfw", type=Path, default=Path("../shared/data/lfw/images"))
     parser.add_argument("--cameras", default="1,2,3,4")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--detectors", default="hog,auto", help="comma-separated: hog, cnn, auto")
+    parser.add_argument("--cnn-ms-per-s", type=float, default=100.0)
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
     parser.add_argument("--smoke", action="store_true", help="one camera, one second")
     args = parser.parse_args()
@@ -75,15 +82,28 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     results: list[dict[str, Any]] = []
     context = multiprocessing.get_context("spawn")
-    for count in (int(c) for c in args.cameras.split(",")):
+    detectors: list[CameraDetector] = []
+    for name in args.detectors.split(","):
+        if name not in CAMERA_DETECTORS:
+            parser.error(f"--detectors: {name!r} is not one of {', '.join(CAMERA_DETECTORS)}")
+        detectors.append(name)
+    plan = [(d, int(c)) for c in args.cameras.split(",") for d in detectors]
+    for detector, count in plan:
+        load = [round(v, 2) for v in os.getloadavg()]
         with context.Manager() as manager:
             barrier = manager.Barrier(count)
             with context.Pool(count) as pool:
                 runs = pool.map(
-                    camera, [(n, args.lfw, args.seconds, size, barrier) for n in range(count)]
+                    camera,
+                    [
+                        (n, args.lfw, args.seconds, size, detector, args.cnn_ms_per_s, barrier)
+                        for n in range(count)
+                    ],
                 )
         per_camera = [done / wall for done, wall in runs]
         row = {
+            "detector": detector,
+            "load_average_before": load,
             "cameras": count,
             "total_frames_per_second": sum(per_camera),
             "slowest_camera_frames_per_second": min(per_camera),
@@ -91,14 +111,20 @@ def main() -> None:
         }
         results.append(row)
         print(
-            f"{count} camera(s): total {row['total_frames_per_second']:.1f} frames/s, "
+            f"{detector}: {count} camera(s): total {row['total_frames_per_second']:.1f} frames/s, "
             f"slowest camera {row['slowest_camera_frames_per_second']:.1f} frames/s, "
             f"real time: {row['real_time']}"
         )
     if args.smoke:
         return
     args.results.mkdir(parents=True, exist_ok=True)
-    payload = {"cores": os.cpu_count(), "size": [1280, 720], "runs": results}
+    payload = {
+        "cores": os.cpu_count(),
+        "size": [1280, 720],
+        "cnn_ms_per_s": args.cnn_ms_per_s,
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "runs": results,
+    }
     (args.results / "video_cameras.json").write_text(json.dumps(payload, indent=2))
 
 

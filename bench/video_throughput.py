@@ -4,6 +4,7 @@ video loop and the original system's loop, on the same frames, in one run.
     python bench/video_throughput.py [--video ../shared/data/video/street_1080p.mp4]
         [--lfw ../shared/data/lfw/images] [--people 8] [--strangers 8]
         [--reference-stride 1] [--skip-street] [--skip-clips] [--plot-only]
+        [--cnn-reference bench/results/cnn_reference_street.json] [--cnn-ms-per-s 100]
 
 Inputs: the real street video (1080p, nobody labelled) and two clips made from LFW people
 (``bench.lib.clips``) at 720p and 1080p, where who is in view is known.
@@ -14,13 +15,21 @@ Loops, as their authors wrote them:
   on the labelled clips also scored as if it named faces only within 0.408, its threshold for
   naming few strangers (same run, same answers);
 - the original system's loop: the same on every other frame at a quarter of the size;
-- OneEye's pipeline with one detector thread, and with two.
+- OneEye's pipeline with one detector thread, and with two (``hog``, the default detector);
+- on the street video also OneEye with ``auto`` (HOG, plus CNN time where HOG misses, within
+  ``--cnn-ms-per-s``; one detector thread), in the same run as ``hog``.
 
 Recall on the street video, where nobody is labelled: the people face_recognition's loop
 finds (its detections linked frame to frame) and keeps in view for at least 1 s; a loop found
 such a person when one of its boxes is on them, and OneEye sighted them when a track on them
 gave a sighting. On the labelled clips: visits found (any answer on the face, named or
 unknown), enrolled visits named, and wrong names, all scored by ``bench.lib.clips.score``.
+
+Turned and dim faces (issue 13): on the street video, the people dlib's own MMOD CNN finds
+(``bench/cnn_reference.py``'s answers, read from ``--cnn-reference``: computed offline, upsample
+0, so faces from about 80 px) linked frame to frame the same way and in view for at least 1 s;
+each loop's share of them, scored as above (``cnn_people`` in each loop's figures). Only the
+frames the reference holds count, for the people as for the loops' boxes.
 Frames/s are wall-clock over the frames each loop processed (``--reference-stride`` N runs
 the references on every Nth frame only, for quick runs); cores used = CPU seconds / wall
 seconds. Results: ``bench/results/video_throughput.json`` and ``.png``.
@@ -46,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from bench.lib.clips import Claim, LabelledClip, claims_from, lfw_clip, score
 from oneeye.gallery import GalleryIndex
-from oneeye.types import Detection, FaceBox, RGBImage
+from oneeye.types import CameraDetector, Detection, FaceBox, RGBImage
 from oneeye.video.pipeline import CameraPipeline, PipelineSettings
 from oneeye.video.track import FaceTracker
 from oneeye.vision.engine import FaceEngine
@@ -174,8 +183,11 @@ def oneeye_loop(
     engine: FaceEngine,
     gallery: GalleryIndex,
     settings: PipelineSettings,
+    stats: dict[str, int] | None = None,
 ) -> Run:
-    """OneEye's pipeline on every frame; claims are its sighting and sighting_update events."""
+    """OneEye's pipeline on every frame; claims are its sighting and sighting_update events.
+    ``stats`` (if given) receives the pipeline's counts: detection rounds, whole scans, CNN
+    detections and crops."""
     pipeline = CameraPipeline("bench", engine, gallery, settings)
     claims: list[Claim] = []
     sightings: list[Claim] = []
@@ -197,6 +209,8 @@ def oneeye_loop(
         tracks.append([(track.id, track.box) for track in pipeline.tracks])
     seconds, used = time.perf_counter() - wall, cpu_seconds() - cpu
     pipeline.close()
+    if stats is not None:
+        stats.update(pipeline.counts())
     return Run(len(frames), seconds, used, claims, sightings, tracks, sighted, first_sighting=first)
 
 
@@ -250,6 +264,35 @@ def street_recall(people: list[list[tuple[int, FaceBox]]], run: Run) -> dict[str
     return {"people": len(people), "found": found}
 
 
+def cnn_reference_people(path: Path, fps: float) -> tuple[list[list[tuple[int, FaceBox]]], int]:
+    """dlib's CNN's boxes (``bench/cnn_reference.py``) linked into people as
+    :func:`street_people` links face_recognition's; those in view for at least 1 s, and the
+    number of leading frames the reference holds (a run still being written holds fewer)."""
+    items = json.loads(path.read_text())["items"]
+    frames = 0
+    while f"frame_{frames:04d}" in items:
+        frames += 1
+    claims = [
+        Claim(index, FaceBox(top=top, right=right, bottom=bottom, left=left), None)
+        for index in range(frames)
+        for left, top, right, bottom, _ in items[f"frame_{index:04d}"]["detections"]
+    ]
+    return street_people(Run(frames, 1.0, 0.0, claims), fps), frames
+
+
+def within(run: Run, frames: int) -> Run:
+    """A loop's answers on the first ``frames`` frames only (its speed figures unchanged)."""
+    return Run(
+        run.frames,
+        run.seconds,
+        run.cpu_seconds,
+        [c for c in run.claims if c.frame < frames],
+        tracks=run.tracks[:frames],
+        sighted_tracks={t for t, first in run.first_sighting.items() if first < frames},
+        first_sighting={t: first for t, first in run.first_sighting.items() if first < frames},
+    )
+
+
 def compare(results: dict[str, Any], reference: str = "face_recognition") -> None:
     """Each loop's frames/s as a ratio to face_recognition's, same input, same run."""
     base = results[reference]["frames_per_second"]
@@ -258,8 +301,16 @@ def compare(results: dict[str, Any], reference: str = "face_recognition") -> Non
             figures["ratio_vs_face_recognition"] = figures["frames_per_second"] / base
 
 
-def oneeye_settings(min_face: int, threads: int) -> PipelineSettings:
-    return PipelineSettings(min_face_px=min_face, detect_threads=threads, cooldown=5.0)
+def oneeye_settings(
+    min_face: int, threads: int, detector: CameraDetector = "hog", cnn_ms_per_s: float = 100.0
+) -> PipelineSettings:
+    return PipelineSettings(
+        min_face_px=min_face,
+        detect_threads=threads,
+        cooldown=5.0,
+        detector=detector,
+        cnn_ms_per_s=cnn_ms_per_s,
+    )
 
 
 def run_street(args: argparse.Namespace, engine: FaceEngine) -> dict[str, Any]:
@@ -270,16 +321,38 @@ def run_street(args: argparse.Namespace, engine: FaceEngine) -> dict[str, Any]:
         frames, [], [], stride=args.reference_stride, quarter=False, label="face_recognition"
     )
     people = street_people(reference, fps)
+    cnn_people: list[list[tuple[int, FaceBox]]] = []
+    cnn_frames = 0
+    if args.cnn_reference.exists():
+        cnn_people, cnn_frames = cnn_reference_people(args.cnn_reference, fps)
+        print(
+            f"dlib's CNN reference: {cnn_frames} frames, {len(cnn_people)} people in view 1 s",
+            flush=True,
+        )
     original = reference_loop(frames, [], [], stride=1, quarter=True, label="original")
     out: dict[str, Any] = {"size": [width, height], "frames": len(frames), "fps": fps}
+    runs: dict[str, Run] = {"face_recognition": reference, "original": original}
     out["face_recognition"] = reference.figures() | street_recall(people, reference)
     out["original"] = original.figures() | street_recall(people, original)
-    for threads in (1, 2):
-        run = oneeye_loop(
-            frames, fps, engine, GalleryIndex(), oneeye_settings(args.street_min_face, threads)
-        )
-        out[f"oneeye_{threads}_thread"] = run.figures() | street_recall(people, run)
+    loops: list[tuple[str, int, CameraDetector]] = [
+        ("oneeye_1_thread", 1, "hog"),
+        ("oneeye_auto_1_thread", 1, "auto"),
+        ("oneeye_2_thread", 2, "hog"),
+    ]
+    for name, threads, detector in loops:
+        settings = oneeye_settings(args.street_min_face, threads, detector, args.cnn_ms_per_s)
+        pipeline_stats: dict[str, int] = {}
+        run = oneeye_loop(frames, fps, engine, GalleryIndex(), settings, pipeline_stats)
+        runs[name] = run
+        out[name] = run.figures() | street_recall(people, run) | pipeline_stats
+        print(f"  {name}: {out[name]['frames_per_second']:.2f} frames/s", flush=True)
+    if cnn_people:
+        for name, run in runs.items():
+            out[name]["cnn_people"] = street_recall(cnn_people, within(run, cnn_frames))
+        out["cnn_reference_frames"] = cnn_frames
+        out["cnn_ms_per_s"] = args.cnn_ms_per_s
     out["min_face_px"] = args.street_min_face
+    out["load_average"] = [round(v, 2) for v in os.getloadavg()]
     compare(out)
     return out
 
@@ -371,6 +444,10 @@ def main() -> None:
     parser.add_argument("--strangers", type=int, default=8)
     parser.add_argument("--reference-stride", type=int, default=1)
     parser.add_argument("--street-min-face", type=int, default=40)
+    parser.add_argument(
+        "--cnn-reference", type=Path, default=Path("bench/results/cnn_reference_street.json")
+    )
+    parser.add_argument("--cnn-ms-per-s", type=float, default=100.0)
     parser.add_argument("--skip-street", action="store_true")
     parser.add_argument("--skip-clips", action="store_true")
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
@@ -430,6 +507,7 @@ LOOPS = (
     "face_recognition_open_set",
     "original",
     "oneeye_1_thread",
+    "oneeye_auto_1_thread",
     "oneeye_2_thread",
 )
 
@@ -448,7 +526,9 @@ def report(results: dict[str, Any]) -> None:
             if loop not in figures:
                 continue
             row = figures[loop]
-            print(f"  {loop:18s} " + "  ".join(f"{title} {fmt(row)}" for title, fmt in columns))
+            print(f"  {loop:20s} " + "  ".join(f"{title} {fmt(row)}" for title, fmt in columns))
+            if "cnn_people" in row:
+                print(f"  {'':20s} dlib's CNN's {recall_text(row['cnn_people'])}")
 
 
 def recall_text(row: dict[str, Any]) -> str:

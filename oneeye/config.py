@@ -111,9 +111,10 @@ class VideoSettings(BaseModel):
     light_encode: bool = False
     """Brighten a dark frame the same way before its faces are encoded, too."""
     detector: Literal["hog", "cnn", "auto"] = "hog"
-    """(``oneeye.types.CameraDetector``, written out: settings load without numpy.) How a camera that does not say looks for faces: ``hog`` (fast, frontal faces), ``cnn``
+    """How a camera that does not say looks for faces: ``hog`` (fast, frontal faces), ``cnn``
     (the MMOD CNN on everything: finds turned and dim faces, many times the cost) or ``auto``
-    (HOG, plus CNN time where HOG misses, within ``cnn_ms_per_s``)."""
+    (HOG, plus CNN time where HOG misses, within ``cnn_ms_per_s``). The values of
+    ``oneeye.types.CameraDetector``, written out: settings load without numpy."""
     cnn_ms_per_s: float | None = Field(default=None, ge=0.0, le=1000.0)
     """``auto``: CPU milliseconds of CNN per camera per second of video; ``None``: the
     pipeline's default (100, a tenth of a core; see ``oneeye.video.pipeline.CNN_MS_PER_S``)."""

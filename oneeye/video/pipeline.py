@@ -361,6 +361,26 @@ class CameraPipeline:
         """Stop the detector threads, if any (the pipeline is not used again)."""
         self._finder.close()
 
+    def counts(self) -> dict[str, int]:
+        """What the pipeline did so far: frames, detection rounds, scans (whole ones too),
+        encodings, and with ``auto`` the CNN's detections, crops of lost faces, motion tiles
+        and CPU milliseconds."""
+        counts = {
+            "frames": self.frames,
+            "detection_rounds": self.detections,
+            "scans": self.scans,
+            "whole_scans": self.whole_scans,
+            "encodings": self.encodings,
+        }
+        if self._assist is not None:
+            counts |= {
+                "cnn_detections": self.cnn_detections,
+                "cnn_lost_crops": self._assist.lost_looked,
+                "cnn_motion_tiles": self._assist.tiles_looked,
+                "cnn_ms": round(1000 * self._assist.budget.spent),
+            }
+        return counts
+
     @property
     def tracks(self) -> list[Track]:
         """The faces followed now (after the latest frame), by track id."""

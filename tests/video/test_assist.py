@@ -133,8 +133,9 @@ def test_hog_misses_the_turned_face_the_cnn_finds(
 def test_auto_sights_a_turned_face_walking_in_that_hog_never_finds(
     engine: FaceEngine, walking_in: list[RGBImage]
 ) -> None:
-    hog_pipeline, hog_events, hog_tracks = play(engine, walking_in, settings("hog"))
-    assert not any(hog_tracks) and hog_events == []
+    _hog_pipeline, hog_events, hog_tracks = play(engine, walking_in, settings("hog"))
+    assert not any(hog_tracks)
+    assert hog_events == []
 
     auto, events, tracks = play(engine, walking_in, settings("auto"))
     assert auto.cnn_detections > 0
@@ -155,13 +156,16 @@ def test_auto_keeps_a_face_that_turns_away_from_hog(
     auto, _, tracks = play(engine, turning_away, settings("auto"))
     first = tracks[0][0][0]
     later = [ids for frame in tracks[10:] for ids, _ in frame]
-    assert later and set(later) == {first}  # the same track, found by the CNN
+    assert later
+    assert set(later) == {first}
     assert auto.cnn_detections > 0
 
 
 def test_with_no_budget_auto_is_hog(engine: FaceEngine, walking_in: list[RGBImage]) -> None:
     auto, events, tracks = play(engine, walking_in, settings("auto", budget=0.0))
-    assert auto.cnn_detections == 0 and not any(tracks) and events == []
+    assert auto.cnn_detections == 0
+    assert not any(tracks)
+    assert events == []
 
 
 class CountingDetector:
@@ -198,17 +202,20 @@ def busy(seconds: float) -> Callable[[], None]:
 
 def test_the_budget_accrues_with_video_time_up_to_one_second() -> None:
     budget = CnnBudget(100.0)
-    assert budget.can_spend() and budget.balance == pytest.approx(0.1)
+    assert budget.can_spend()
+    assert budget.balance == pytest.approx(0.1)
     budget.accrue(0.0)
     budget.charge(0.25)
     assert not budget.can_spend()
     budget.accrue(1.4)  # +0.14 s: not all the debt is repaid
-    assert not budget.can_spend() and budget.balance == pytest.approx(-0.01)
+    assert not budget.can_spend()
+    assert budget.balance == pytest.approx(-0.01)
     budget.accrue(2.0)
-    assert budget.can_spend() and budget.balance == pytest.approx(0.05)
+    assert budget.can_spend()
+    assert budget.balance == pytest.approx(0.05)
     budget.accrue(100.0)
     assert budget.balance == pytest.approx(0.1)  # capped at one second's allowance
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="budget must be >= 0"):
         CnnBudget(-1.0)
 
 
@@ -229,7 +236,10 @@ def test_lost_faces_come_first_and_motion_waits_for_the_budget() -> None:
     assert region == FaceBox(top=-20, left=-20, bottom=159, right=159)
     assert factor == pytest.approx(100 / 60)
     tile = detector.parts[1][0]
-    assert tile.top <= 200 and tile.bottom >= 259 and tile.left <= 300 and tile.right >= 359
+    assert tile.top <= 200
+    assert tile.bottom >= 259
+    assert tile.left <= 300
+    assert tile.right >= 359
     # The motion was looked at: nothing pending; the budget is spent until it accrues again.
     assist.observe(moved, 0.2)
     again = assist.look(image, [], explained=[])
@@ -287,4 +297,5 @@ def test_a_frame_goes_through_the_preprocessing_step_first(
     found = [pipeline.process(i, i / FPS, frame) for i, frame in enumerate(frames)]
     pipeline.close()
     assert shapes == [(HEIGHT, WIDTH, 3)] * len(frames)
-    assert pipeline.tracks == [] and not any(found)  # the pipeline saw the blanked frames
+    assert pipeline.tracks == []
+    assert not any(found)
