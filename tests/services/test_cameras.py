@@ -423,11 +423,49 @@ def test_every_camera_works_as_the_video_settings_say(
         db.close()
 
 
+def test_the_server_s_detector_runs_every_camera_that_does_not_choose_its_own(
+    tmp_path: Path, face_engine: FaceEngine, clip: LabelledClip
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'oneeye.db'}")
+    db.migrate()
+    bus = MemoryBus()
+    bus.start()
+    manager = CameraManager(
+        db,
+        face_engine,
+        GalleryIndex(),
+        bus,
+        LocalPhotoStore(tmp_path / "photos"),
+        VideoSettings(detector="auto", cnn_ms_per_s=50.0),
+    )
+    manager.start()
+    try:
+        manager.add(CameraConfig(id="door", name="Door", source=str(clip.path), loop=True))
+        running = manager.worker_config("door")
+        assert running is not None
+        settings = running.pipeline_settings()
+        assert (settings.detector, settings.cnn_ms_per_s) == ("auto", 50.0)
+        assert manager.config("door").detector is None
+        assert manager.video_defaults()[2] == "auto"
+        manager.update("door", detector="hog")
+        running = manager.worker_config("door")
+        assert running is not None
+        assert running.pipeline_settings().detector == "hog"
+        with pytest.raises(CameraError, match="detector is one of hog, cnn, auto"):
+            manager.update("door", detector="fast")
+        assert manager.config("door").detector == "hog"
+    finally:
+        manager.stop()
+        bus.stop()
+        db.close()
+
+
 def test_a_camera_without_video_settings_runs_the_pipeline_defaults() -> None:
     settings = CameraConfig(id="door", name="Door", source="0").pipeline_settings()
     assert settings.scan_every == PipelineSettings().scan_every
     assert settings.detect_threads == 1
     assert (settings.light, settings.light_encode) == ("off", False)
+    assert settings.detector == "hog"
 
 
 def test_video_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -244,6 +244,32 @@ def test_a_camera_keeps_its_own_scan_rate_and_detector_threads(
     assert admin.get("/api/v1/cameras/door").json()["scan_every"] is None  # stored as unset
 
 
+def test_a_camera_keeps_its_own_face_detector(
+    server: OneEyeApp, client_for: ClientFor, clip: LabelledClip
+) -> None:
+    admin = client_for("admin")
+    body = {"id": "door", "source": str(clip.path), "loop": True, "detector": "auto"}
+    created = admin.post("/api/v1/cameras", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["detector"] == "auto"
+    running = server.services.cameras.worker_config("door")
+    assert running is not None
+    assert running.pipeline_settings().detector == "auto"
+    assert server.services.cameras.config("door").detector == "auto"  # stored
+
+    # null: back to the server's video settings (hog here).
+    reset = admin.patch("/api/v1/cameras/door", json={"detector": None})
+    assert reset.json()["detector"] is None
+    running = server.services.cameras.worker_config("door")
+    assert running is not None
+    assert running.pipeline_settings().detector == "hog"
+
+    refused = admin.patch("/api/v1/cameras/door", json={"detector": "fast"})
+    assert refused.status_code == 422
+    assert [f["field"] for f in refused.json()["error"]["fields"]] == ["detector"]
+    assert server.services.cameras.config("door").detector is None
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
