@@ -74,21 +74,25 @@ def test_admin_restarts_an_ended_camera_and_resets_a_password(
     assert ID_RULE in message
     assert site.app.services.cameras.configs() == []
 
-    # The id put right, the file played without pacing, scanned every 6th frame.
+    # The id put right, the file played without pacing, scanned every 6th frame, with the
+    # auto detector (HOG, plus CNN time where HOG misses).
     form.get_by_test_id("camera-id").fill("front-door")
     form.locator('input[name="pace"]').uncheck()
     form.get_by_test_id("camera-scan-every").fill("6")
+    form.get_by_test_id("camera-detector").select_option("auto")
     form.get_by_test_id("add-camera").click()
     row = page.locator('[data-testid="camera-row"][data-camera-id="front-door"]')
     expect(row).to_be_visible(timeout=30_000)  # the page reloads with the new camera's row
     config = site.app.services.cameras.config("front-door")
     assert (config.scan_every, config.detect_threads, config.pace) == (6, None, False)
+    assert config.detector == "auto"
     first = site.app.services.cameras.worker("front-door")
     assert first is not None
     wait_for(lambda: not first.alive, "the clip to play to its end", timeout=60)
     page.reload()
     expect(row.get_by_test_id("camera-status")).to_have_text("ended")
     expect(row.get_by_test_id("camera-scan-every")).to_have_value("6")
+    expect(row.get_by_test_id("camera-detector")).to_have_value("auto")
     page.screenshot(path=str(tmp_path / "admin-camera-ended.png"), full_page=True)
 
     row.get_by_test_id("camera-restart").click()
