@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -62,6 +63,13 @@ logger = logging.getLogger(__name__)
     help="Detector threads per camera [default: ONEEYE_VIDEO__DETECT_THREADS, or 1].",
 )
 @click.option(
+    "--detector",
+    type=click.Choice(["hog", "cnn", "auto"]),
+    default=None,
+    help="How the cameras look for faces: hog, cnn, or auto (hog plus CNN time where hog "
+    "misses) [default: ONEEYE_VIDEO__DETECTOR, or hog].",
+)
+@click.option(
     "--pace/--no-pace", default=True, show_default=True, help="Play files at their frame rate."
 )
 @click.option("--loop", is_flag=True, help="Play files again when they end (demos).")
@@ -83,6 +91,7 @@ def edge(
     min_face_px: int,
     scan_every: int | None,
     detect_threads: int | None,
+    detector: Literal["hog", "cnn", "auto"] | None,
     pace: bool,
     loop: bool,
     ops_address: str | None,
@@ -115,6 +124,8 @@ def edge(
                 detect_threads=detect_threads or settings.video.detect_threads,
                 light=settings.video.light,
                 light_encode=settings.video.light_encode,
+                detector=detector or settings.video.detector,
+                cnn_ms_per_s=settings.video.cnn_ms_per_s,
                 pace=pace,
                 loop=loop,
             )
