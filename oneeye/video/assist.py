@@ -23,8 +23,11 @@ window is the face it was trained to box, not the face it finds at scale 1.
 
 Both draw from one :class:`CnnBudget` per camera: CNN milliseconds per second of video, spent
 as a token bucket (at most one second's allowance kept), measured as the CPU time of the
-calling thread, so a faster CNN buys more crops at the same budget. Lost faces are served
-first: they are cheap and each one is a person already in view.
+calling thread, so a faster CNN buys more crops at the same budget. A crop is looked at only
+when the bucket holds what it should cost (the CNN's cost per pixel so far, times the crop's
+pixels), so no single crop stalls the camera for longer than the bucket's allowance; one too
+dear now waits, and a crop dearer than the whole bucket is never looked at. Lost faces are
+served first: they are cheap and each one is a person already in view.
 """
 
 from __future__ import annotations
@@ -89,6 +92,8 @@ class CnnBudget:
         self.cap = self.rate * burst_seconds
         self.balance = self.cap
         self.spent = 0.0
+        self.seconds_per_pixel: float | None = None
+        """The CNN's cost so far (smoothed); ``None`` before its first crop."""
         self._last_t: float | None = None
 
     def accrue(self, t: float) -> None:
@@ -106,10 +111,22 @@ class CnnBudget:
         from the next allowance)."""
         return self.balance > 0.0
 
-    def charge(self, seconds: float) -> None:
-        """Take CPU seconds spent on the CNN from the balance."""
+    def affords(self, pixels: float) -> bool:
+        """Whether the balance holds what a crop of ``pixels`` (at the CNN's scale) should
+        cost; before the first crop, whether any allowance is left."""
+        if self.balance <= 0.0:
+            return False
+        return self.seconds_per_pixel is None or pixels * self.seconds_per_pixel <= self.balance
+
+    def charge(self, seconds: float, pixels: float = 0.0) -> None:
+        """Take CPU seconds spent on the CNN from the balance, and learn its cost per pixel
+        from a crop of ``pixels`` (none learnt when 0)."""
         self.balance -= seconds
         self.spent += seconds
+        if pixels > 0:
+            cost = seconds / pixels
+            previous = self.seconds_per_pixel
+            self.seconds_per_pixel = cost if previous is None else 0.7 * previous + 0.3 * cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,18 +209,23 @@ class CnnAssist:
         """
         found: list[Detection] = []
         lost_looked = tiles_looked = 0
+        height, width = image.shape[:2]
         for box in lost:
             if not self.budget.can_spend():
                 break
             size = max(1, box.size)
             region = _grown(box, round(LOST_REACH * size))
             factor = LOST_FACE_PX / size
+            if not self.budget.affords(region.clipped(height, width).area * factor * factor):
+                continue  # a smaller one may fit
             found += self._run(image, region, factor)
             lost_looked += 1
         if self.budget.can_spend():
             for tile in self._pending_tiles(explained):
                 if not self.budget.can_spend():
                     break
+                if not self.budget.affords(tile.area * self.factor * self.factor):
+                    continue
                 found += self._run(image, tile, self.factor)
                 self._looked_at(tile)
                 tiles_looked += 1
@@ -219,7 +241,8 @@ class CnnAssist:
         try:
             return self.detector.detect_region(image, region, factor)
         finally:
-            self.budget.charge(time.thread_time() - start)
+            pixels = region.clipped(height, width).area * factor * factor
+            self.budget.charge(time.thread_time() - start, pixels)
 
     def _pending_tiles(self, explained: Sequence[FaceBox]) -> list[FaceBox]:
         """Tiles over the pending parts no box explains, the oldest change first."""

@@ -23,7 +23,9 @@ from tests.conftest import PhotoLoader
 WIDTH, HEIGHT = 480, 320
 FACE_PX = 90
 TURN_DEGREES = 60.0
-FPS = 10.0
+FPS = 2.0
+"""The clips' clock: dlib's own CNN costs 0.3-0.5 s of CPU for one of these crops, so at a
+core's budget (1000 ms per second of video) a slow clock lets it look every round."""
 HEAD_RADIUS = 0.75
 """The head as a cylinder this many face sizes in radius (the face box is the front of it)."""
 
@@ -245,6 +247,19 @@ def test_lost_faces_come_first_and_motion_waits_for_the_budget() -> None:
     again = assist.look(image, [], explained=[])
     assert (again.lost_looked, again.tiles_looked) == (0, 0)
     assert not assist.budget.can_spend()
+
+
+def test_a_crop_dearer_than_the_balance_waits() -> None:
+    budget = CnnBudget(100.0)
+    assert budget.affords(10**9)  # nothing known of the CNN's cost yet
+    budget.charge(0.02, pixels=100_000)  # 0.2 us a pixel
+    assert budget.balance == pytest.approx(0.08)
+    assert budget.affords(400_000)  # 80 ms
+    assert not budget.affords(500_000)  # 100 ms: more than the bucket holds now
+    budget.accrue(0.0)
+    budget.accrue(0.2)
+    assert budget.affords(500_000)
+    assert not budget.affords(600_000)  # 120 ms: more than the bucket ever holds
 
 
 def test_motion_a_track_explains_is_not_given_to_the_cnn() -> None:
