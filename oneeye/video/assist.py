@@ -16,10 +16,12 @@ many times the cost per pixel. A camera set to ``auto`` scans with HOG as before
    there has moved on, and has changed another part since). The first frame is not motion:
    the scene as the camera starts is HOG's whole scan's.
 
-Sizes are faces as HOG boxes them. dlib's MMOD network finds a frontal face from about 70
-pixels (HOG's box) at scale 1, and a face turned 45-60 degrees from about 80-100 (measured on
-the test photos turned on a cylinder, ``tests/video/test_assist.py``); its nominal 40-pixel
-window is the face it was trained to box, not the face it finds at scale 1.
+Sizes are faces as HOG boxes them. dlib's MMOD network boxes faces from 80 pixels at scale
+1: its own answers on the street video without upsampling are all 80-115 pixels wide, and on
+LFW upsampled once from 40 (``bench/results/cnn_reference_*.json``); the 40 pixels usually
+quoted (and ``CnnDetector.window_px``) hold after one upsampling. On the test photos turned on
+a cylinder (``tests/video/test_assist.py``) it found frontal faces from about 70 pixels (HOG's
+box) and faces turned 45-60 degrees from about 80-100.
 
 Both draw from one :class:`CnnBudget` per camera: CNN milliseconds per second of video, spent
 as a token bucket (at most one second's allowance kept), measured as the CPU time of the
