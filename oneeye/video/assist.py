@@ -209,28 +209,35 @@ class CnnAssist:
         Returns:
             What the CNN found (in frame pixels) and how many crops it looked at.
         """
-        found: list[Detection] = []
-        lost_looked = tiles_looked = 0
         height, width = image.shape[:2]
+        if not self.budget.can_spend():
+            return AssistRound([], 0, 0)
+        # (pixels at the CNN's scale, region, factor, a motion tile?) in the order to look.
+        crops: list[tuple[float, FaceBox, float, bool]] = []
         for box in lost:
-            if not self.budget.can_spend():
-                break
             size = max(1, box.size)
             region = _grown(box, round(LOST_REACH * size))
             factor = LOST_FACE_PX / size
-            if not self.budget.affords(region.clipped(height, width).area * factor * factor):
+            crops.append((region.clipped(height, width).area * factor**2, region, factor, False))
+        for tile in self._pending_tiles(explained):
+            crops.append((tile.area * self.factor**2, tile, self.factor, True))
+        if self.budget.seconds_per_pixel is None and crops:
+            # Nothing known of the CNN's cost yet: learn it on the smallest crop alone, so the
+            # one look the budget cannot plan costs as little as it can.
+            crops = [min(crops, key=lambda crop: crop[0])]
+        found: list[Detection] = []
+        lost_looked = tiles_looked = 0
+        for pixels, region, factor, is_tile in crops:
+            if not self.budget.can_spend():
+                break
+            if not self.budget.affords(pixels):
                 continue  # a smaller one may fit
             found += self._run(image, region, factor)
-            lost_looked += 1
-        if self.budget.can_spend():
-            for tile in self._pending_tiles(explained):
-                if not self.budget.can_spend():
-                    break
-                if not self.budget.affords(tile.area * self.factor * self.factor):
-                    continue
-                found += self._run(image, tile, self.factor)
-                self._looked_at(tile)
+            if is_tile:
+                self._looked_at(region)
                 tiles_looked += 1
+            else:
+                lost_looked += 1
         self.lost_looked += lost_looked
         self.tiles_looked += tiles_looked
         return AssistRound(found, lost_looked, tiles_looked)

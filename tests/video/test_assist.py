@@ -6,7 +6,6 @@ frames are small and the budget generous."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -171,15 +170,16 @@ def test_with_no_budget_auto_is_hog(engine: FaceEngine, walking_in: list[RGBImag
 
 
 class CountingDetector:
-    """A detector that finds nothing and counts the parts it was given (the budget's test
-    needs to see where the CNN looks, not what it finds)."""
+    """A detector that finds nothing, takes CPU time in proportion to the pixels it is given,
+    and counts the parts (the budget's tests need to see where the CNN looks, not what it
+    finds)."""
 
     name = "cnn"
     window_px = 40
 
-    def __init__(self, cost: Callable[[], None]) -> None:
+    def __init__(self, seconds_per_pixel: float) -> None:
         self.parts: list[tuple[FaceBox, float]] = []
-        self._cost = cost
+        self.seconds_per_pixel = seconds_per_pixel
 
     def detect(self, image: RGBImage, min_face_px: int) -> list[object]:
         raise AssertionError("the assist looks at parts only")
@@ -189,17 +189,11 @@ class CountingDetector:
 
     def detect_region(self, image: RGBImage, region: FaceBox, factor: float) -> list[object]:
         self.parts.append((region, factor))
-        self._cost()
-        return []
-
-
-def busy(seconds: float) -> Callable[[], None]:
-    def spend() -> None:
-        end = time.thread_time() + seconds
+        pixels = region.clipped(*image.shape[:2]).area * factor**2
+        end = time.thread_time() + pixels * self.seconds_per_pixel
         while time.thread_time() < end:
             pass
-
-    return spend
+        return []
 
 
 def test_the_budget_accrues_with_video_time_up_to_one_second() -> None:
@@ -221,8 +215,8 @@ def test_the_budget_accrues_with_video_time_up_to_one_second() -> None:
         CnnBudget(-1.0)
 
 
-def test_lost_faces_come_first_and_motion_waits_for_the_budget() -> None:
-    detector = CountingDetector(busy(0.03))
+def test_lost_faces_come_first_and_the_budget_bounds_the_crops() -> None:
+    detector = CountingDetector(seconds_per_pixel=0.2e-6)
     assist = CnnAssist(detector, min_face_px=40, ms_per_second=50.0)  # type: ignore[arg-type]
     still = np.full((HEIGHT, WIDTH), 100, dtype=np.uint8)
     assist.observe(still, 0.0)
@@ -231,22 +225,31 @@ def test_lost_faces_come_first_and_motion_waits_for_the_budget() -> None:
     assist.observe(moved, 0.1)
     lost = [FaceBox(top=40, left=40, bottom=99, right=99)]
     image = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+
+    # Nothing known yet of the CNN's cost: it learns it on the smallest crop alone (the
+    # motion tile, 140x140 pixels, against the lost face's 160x160 crop enlarged 5/3).
     first = assist.look(image, lost, explained=[])
-    # 50 ms in the bucket: the lost face (30 ms), then one motion tile (30 ms, overdrawn).
-    assert (first.lost_looked, first.tiles_looked) == (1, 1)
-    region, factor = detector.parts[0]
+    assert (first.lost_looked, first.tiles_looked) == (0, 1)
+    tile = detector.parts[0][0]
+    assert (tile.top, tile.left) <= (200, 300)
+    assert (tile.bottom, tile.right) >= (259, 359)
+
+    # Known: the lost face first (about 14 ms), then the new motion (4 ms); the motion looked
+    # at before is no longer pending.
+    moved_again = moved.copy()
+    moved_again[40:100, 400:460] = 200
+    assist.observe(moved_again, 0.2)
+    second = assist.look(image, lost, explained=[])
+    assert (second.lost_looked, second.tiles_looked) == (1, 1)
+    region, factor = detector.parts[1]
     assert region == FaceBox(top=-20, left=-20, bottom=159, right=159)
     assert factor == pytest.approx(100 / 60)
-    tile = detector.parts[1][0]
-    assert tile.top <= 200
-    assert tile.bottom >= 259
-    assert tile.left <= 300
-    assert tile.right >= 359
-    # The motion was looked at: nothing pending; the budget is spent until it accrues again.
-    assist.observe(moved, 0.2)
-    again = assist.look(image, [], explained=[])
-    assert (again.lost_looked, again.tiles_looked) == (0, 0)
-    assert not assist.budget.can_spend()
+    assert detector.parts[2][0].right >= 459
+
+    # About 32 ms left in the 50 ms bucket: two more lost-face crops, not three.
+    third = assist.look(image, lost * 3, explained=[])
+    assert (third.lost_looked, third.tiles_looked) == (2, 0)
+    assert assist.budget.balance > 0  # the third was not overdrawn for
 
 
 def test_a_crop_dearer_than_the_balance_waits() -> None:
@@ -263,7 +266,7 @@ def test_a_crop_dearer_than_the_balance_waits() -> None:
 
 
 def test_motion_a_track_explains_is_not_given_to_the_cnn() -> None:
-    detector = CountingDetector(busy(0.0))
+    detector = CountingDetector(seconds_per_pixel=0.0)
     assist = CnnAssist(detector, min_face_px=40, ms_per_second=100.0)  # type: ignore[arg-type]
     still = np.full((HEIGHT, WIDTH), 100, dtype=np.uint8)
     assist.observe(still, 0.0)
@@ -277,7 +280,7 @@ def test_motion_a_track_explains_is_not_given_to_the_cnn() -> None:
 
 
 def test_unexplained_motion_the_cnn_never_reached_goes_stale() -> None:
-    detector = CountingDetector(busy(0.0))
+    detector = CountingDetector(seconds_per_pixel=0.0)
     assist = CnnAssist(detector, min_face_px=40, ms_per_second=0.0)  # type: ignore[arg-type]
     still = np.full((HEIGHT, WIDTH), 100, dtype=np.uint8)
     assist.observe(still, 0.0)
