@@ -24,7 +24,7 @@ a cylinder (``tests/video/test_assist.py``) it found frontal faces from about 70
 box) and faces turned 45-60 degrees from about 80-100.
 
 Both draw from one :class:`CnnBudget` per camera: CNN milliseconds per second of video, spent
-as a token bucket (at most one second's allowance kept), measured as the CPU time of the
+as a token bucket (empty at the start, at most one second's allowance kept), measured as the CPU time of the
 calling thread, so a faster CNN buys more crops at the same budget. A crop is looked at only
 when the bucket holds what it should cost (the CNN's cost per pixel so far, times the crop's
 pixels), so no single crop stalls the camera for longer than the bucket's allowance; one too
@@ -76,7 +76,8 @@ class CnnBudget:
     """CNN milliseconds per second of video, as a token bucket over the video's own clock."""
 
     def __init__(self, ms_per_second: float, burst_seconds: float = BURST_SECONDS) -> None:
-        """Start with a full bucket.
+        """Start with an empty bucket: CNN time accrues with the video, so a camera that
+        starts (or a file that plays again) costs no more than one that runs on.
 
         Args:
             ms_per_second: CPU milliseconds the CNN may spend per second of video (>= 0).
@@ -92,7 +93,7 @@ class CnnBudget:
             )
         self.rate = ms_per_second / 1000.0
         self.cap = self.rate * burst_seconds
-        self.balance = self.cap
+        self.balance = 0.0
         self.spent = 0.0
         self.seconds_per_pixel: float | None = None
         """The CNN's cost so far (smoothed); ``None`` before its first crop."""

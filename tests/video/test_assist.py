@@ -198,15 +198,17 @@ class CountingDetector:
 
 def test_the_budget_accrues_with_video_time_up_to_one_second() -> None:
     budget = CnnBudget(100.0)
+    assert not budget.can_spend()  # empty at the start
+    budget.accrue(0.0)
+    budget.accrue(1.0)
     assert budget.can_spend()
     assert budget.balance == pytest.approx(0.1)
-    budget.accrue(0.0)
     budget.charge(0.25)
     assert not budget.can_spend()
-    budget.accrue(1.4)  # +0.14 s: not all the debt is repaid
+    budget.accrue(2.4)  # +0.14 s: not all the debt is repaid
     assert not budget.can_spend()
     assert budget.balance == pytest.approx(-0.01)
-    budget.accrue(2.0)
+    budget.accrue(3.0)
     assert budget.can_spend()
     assert budget.balance == pytest.approx(0.05)
     budget.accrue(100.0)
@@ -222,7 +224,7 @@ def test_lost_faces_come_first_and_the_budget_bounds_the_crops() -> None:
     assist.observe(still, 0.0)
     moved = still.copy()
     moved[200:260, 300:360] = 200
-    assist.observe(moved, 0.1)
+    assist.observe(moved, 1.0)  # the bucket fills: 50 ms
     lost = [FaceBox(top=40, left=40, bottom=99, right=99)]
     image = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
 
@@ -238,7 +240,7 @@ def test_lost_faces_come_first_and_the_budget_bounds_the_crops() -> None:
     # at before is no longer pending.
     moved_again = moved.copy()
     moved_again[40:100, 400:460] = 200
-    assist.observe(moved_again, 0.2)
+    assist.observe(moved_again, 1.1)
     second = assist.look(image, lost, explained=[])
     assert (second.lost_looked, second.tiles_looked) == (1, 1)
     region, factor = detector.parts[1]
@@ -254,13 +256,14 @@ def test_lost_faces_come_first_and_the_budget_bounds_the_crops() -> None:
 
 def test_a_crop_dearer_than_the_balance_waits() -> None:
     budget = CnnBudget(100.0)
+    budget.accrue(0.0)
+    budget.accrue(1.0)
     assert budget.affords(10**9)  # nothing known of the CNN's cost yet
     budget.charge(0.02, pixels=100_000)  # 0.2 us a pixel
     assert budget.balance == pytest.approx(0.08)
     assert budget.affords(400_000)  # 80 ms
     assert not budget.affords(500_000)  # 100 ms: more than the bucket holds now
-    budget.accrue(0.0)
-    budget.accrue(0.2)
+    budget.accrue(1.2)
     assert budget.affords(500_000)
     assert not budget.affords(600_000)  # 120 ms: more than the bucket ever holds
 
