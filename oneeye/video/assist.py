@@ -23,13 +23,14 @@ quoted (and ``CnnDetector.window_px``) hold after one upsampling. On the test ph
 a cylinder (``tests/video/test_assist.py``) it found frontal faces from about 70 pixels (HOG's
 box) and faces turned 45-60 degrees from about 80-100.
 
-Both draw from one :class:`CnnBudget` per camera: CNN milliseconds per second of video, spent
-as a token bucket (empty at the start, at most one second's allowance kept), measured as the CPU time of the
-calling thread, so a faster CNN buys more crops at the same budget. A crop is looked at only
-when the bucket holds what it should cost (the CNN's cost per pixel so far, times the crop's
-pixels), so no single crop stalls the camera for longer than the bucket's allowance; one too
-dear now waits, and a crop dearer than the whole bucket is never looked at. Lost faces are
-served first: they are cheap and each one is a person already in view.
+Both kinds of crop draw from one :class:`CnnBudget` per camera: CNN milliseconds per second of
+video, spent as a token bucket (empty at the start, at most one second's allowance kept),
+measured as the CPU time of the calling thread, so a faster CNN buys more crops at the same
+budget. A crop is looked at only when the bucket holds what it should cost (the CNN's cost
+per pixel so far, times the crop's pixels), so no single crop stalls the camera for longer
+than the bucket's allowance; one too dear now waits, and a crop dearer than the whole bucket
+is never looked at. Until the cost is known, only the smallest crop of a round is looked at.
+Lost faces are served first: they are cheap and each one is a person already in view.
 """
 
 from __future__ import annotations
