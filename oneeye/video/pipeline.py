@@ -56,7 +56,8 @@ from oneeye.types import (
 from oneeye.video.annotate import Label
 from oneeye.video.assist import CnnAssist
 from oneeye.video.scan import NEAR_MARGIN, FaceFinder, MotionMap, merge_overlapping
-from oneeye.video.track import FaceTracker, SightingDebouncer, Track, TrackVote
+from oneeye.video.track import FaceTracker, SightingDebouncer, Track
+from oneeye.video.vote import TrackVote
 from oneeye.vision import detectors
 from oneeye.vision.detectors import FaceDetector
 from oneeye.vision.engine import FaceEngine

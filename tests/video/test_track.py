@@ -21,7 +21,8 @@ from oneeye.types import (
     Match,
     Template,
 )
-from oneeye.video.track import FaceTracker, SightingDebouncer, Track, TrackVote
+from oneeye.video.track import FaceTracker, SightingDebouncer, Track
+from oneeye.video.vote import TrackVote
 
 SIZE = 60
 
