@@ -18,13 +18,11 @@ the dashboards as a ``sighting`` event (by its action, or here when it has none)
 that want every new sighting, whatever its watchlist, register with
 :meth:`SightingService.add_action`.
 
-A new sighting's action is recorded as unfinished (``store.repos.sighting_actions``) in the
-transaction that stores it, leased to this process for ``action_lease`` seconds, and the record
-is deleted once the action ran. A server that dies in between leaves the record; a sweeper
-thread in every server takes over those whose lease ran out (one conditional update, so one
-server takes each) and runs the action then. The actions are idempotent where it matters (a
-case match is recorded once per sighting); the dashboards may hear a sighting twice when a
-server died after announcing it and before recording that it had.
+A new sighting's action is recorded as unfinished in the transaction that stores it and
+finished once it ran; a server that dies in between leaves it to another server's sweeper
+(``services.sighting_sweeper``). The actions are idempotent where it matters (a case match is
+recorded once per sighting); the dashboards may hear a sighting twice when a server died after
+announcing it and before recording that it had.
 
 Every stored sighting is closed (``left_at``) in the end. A ``left`` closes its own; a new
 ``sighting`` of a camera's track closes that track's earlier open one, at the new one's time:
@@ -40,18 +38,15 @@ changes, and otherwise at most every ``STATUS_EVERY`` seconds.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from oneeye.bus.base import (
@@ -79,6 +74,7 @@ from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerDirectory
 from oneeye.services.edge.registry import SERVER, CameraRegistry, RefusedSenders
 from oneeye.services.events import EventHub
+from oneeye.services.sighting_sweeper import ACTION_LEASE, SWEEP_EVERY, SightingSweeper
 from oneeye.store.db import Database
 from oneeye.store.photos import PhotoStore, snapshot_camera
 from oneeye.store.repos import sighting_actions as unfinished
@@ -106,19 +102,6 @@ STATUS_EVERY = 5.0
 SNAPSHOT_KIND = "snapshots/"
 """The photo store prefix of camera snapshots."""
 MAX_LIMIT = 1000
-ACTION_LEASE = 60.0
-"""Seconds a server has to run a new sighting's action before another server may take it
-over (it died, or hangs)."""
-SWEEP_EVERY = 5.0
-"""Seconds between two looks for unfinished actions whose lease ran out."""
-SWEEP_BATCH = 50
-"""Unfinished actions taken over in one look at most."""
-MAX_ACTION_ATTEMPTS = 5
-"""A sighting whose action has been taken this many times (each taker died on it) is given up:
-logged and forgotten, so one poisonous sighting cannot take every server down in turn."""
-MAX_ACTION_AGE = 3600.0
-"""Seconds after a sighting was seen past which its unfinished action is given up rather than
-run (a customer's card an hour late helps no teller; the sighting itself stays stored)."""
 REVISED_EVENT = "sighting.revised"
 """The dashboard event of a sighting whose decision (person or watchlist) was revised."""
 
@@ -218,10 +201,6 @@ class SightingService:
         sweep_every: float = SWEEP_EVERY,
     ) -> None:
         self.db = db
-        self.owner = f"{socket.gethostname()[:32]}-{os.getpid()}-{secrets.token_hex(4)}"
-        """This process among the servers, as the unfinished actions it holds name it."""
-        self.action_lease = action_lease
-        self.sweep_every = sweep_every
         self.reader = reader or PayloadReader()
         self.registry = registry if registry is not None else CameraRegistry(db)
         """Which sender owns which camera: a message is accepted only from its camera's."""
@@ -245,20 +224,26 @@ class SightingService:
         self._status_sent: dict[str, tuple[tuple[Any, ...], float]] = {}
         self._acting = threading.Lock()
         """One action at a time in this process (the bus thread's and the sweeper's)."""
-        self._sweeper: threading.Thread | None = None
-        self._sweep_stop = threading.Event()
+        self.sweeper = SightingSweeper(
+            db,
+            self._describe_stored,
+            self._act,
+            action_lease=action_lease,
+            sweep_every=sweep_every,
+        )
+        """This process's unfinished actions, and the thread that takes over others'."""
+
+    @property
+    def owner(self) -> str:
+        """This process among the servers, as the unfinished actions it holds name it."""
+        return self.sweeper.owner
 
     def start(self) -> None:
         """Subscribe to every camera's sightings and status, and start the sweeper of
         unfinished actions."""
         self._running = True
         self.arrivals.start()
-        if self._sweeper is None and self.sweep_every > 0:
-            self._sweep_stop.clear()
-            self._sweeper = threading.Thread(
-                target=self._sweep_loop, name="sighting-actions", daemon=True
-            )
-            self._sweeper.start()
+        self.sweeper.start()
         if not self._subscribed:
             self.registry.reload()
             self.bus.subscribe(ALL_SIGHTINGS, self._on_sighting)
@@ -271,10 +256,7 @@ class SightingService:
         """Stop consuming (the bus has no unsubscribe: messages after this are ignored) and
         wait for the cards being looked up."""
         self._running = False
-        self._sweep_stop.set()
-        if self._sweeper is not None:
-            self._sweeper.join(timeout=30)
-            self._sweeper = None
+        self.sweeper.stop()
         self.arrivals.stop()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
@@ -354,7 +336,7 @@ class SightingService:
         if stored is None:
             return None
         self._act(stored)
-        self._finish(stored.id)
+        self.sweeper.finish(stored.id)
         return stored
 
     def store(self, message: SightingPayload) -> StoredSighting | None:
@@ -410,7 +392,7 @@ class SightingService:
                 rows.add(session, new)
                 # Its action is unfinished until it ran: a server dying before then leaves
                 # this row for another to find (the sweeper).
-                unfinished.add(session, message.id, self.owner, self._lease_until())
+                unfinished.add(session, message.id, self.owner, self.sweeper.lease_until())
                 return self._describe(session, message), None
         except IntegrityError:
             logger.info("sighting %s was stored meanwhile; ignoring the repeat", message.id)
@@ -507,76 +489,22 @@ class SightingService:
                 sighting.id,
             )
 
-    def _lease_until(self) -> datetime:
-        return datetime.now(UTC) + timedelta(seconds=self.action_lease)
-
-    def _finish(self, sighting_id: str) -> None:
-        """Record that a sighting's action ran (a failure to is logged: the sweeper of some
-        server runs it again after the lease, which the actions bear)."""
-        try:
-            with self.db.session() as session:
-                unfinished.finish(session, sighting_id)
-        except SQLAlchemyError:
-            logger.exception("could not record that sighting %s was acted on", sighting_id)
-
     def sweep(self) -> int:
-        """Take over the unfinished actions whose lease ran out (their server died or hangs)
-        and run them; the sweeper thread calls this every ``sweep_every`` seconds.
+        """Take over the unfinished actions whose lease ran out and run them
+        (:meth:`SightingSweeper.sweep`).
 
         Returns:
             How many actions were run.
         """
-        now = datetime.now(UTC)
-        with self.db.session() as session:
-            candidates = unfinished.expired(session, now, SWEEP_BATCH)
-        done = 0
-        for sighting_id, attempts in candidates:
-            with self.db.session() as session:
-                if not unfinished.take_over(
-                    session, sighting_id, self.owner, now, self._lease_until()
-                ):
-                    continue  # another server took it first
-            if attempts >= MAX_ACTION_ATTEMPTS:
-                logger.error(
-                    "sighting %s: its action was taken %d times and never finished; given up",
-                    sighting_id,
-                    attempts,
-                )
-                self._finish(sighting_id)
-                continue
-            with self.db.session() as session:
-                found = rows.get(session, sighting_id)
-                stored = None if found is None else self._describe_stored(session, sighting_id)
-            if stored is None:
-                continue  # deleted meanwhile: the row went with it
-            if (now - stored.seen_at).total_seconds() > MAX_ACTION_AGE:
-                logger.warning(
-                    "sighting %s: its action was left unfinished and is too old to run; given up",
-                    sighting_id,
-                )
-                self._finish(sighting_id)
-                continue
-            logger.info(
-                "sighting %s: its action was left unfinished (attempt %d); running it",
-                sighting_id,
-                attempts + 1,
-            )
-            self._act(stored)
-            self._finish(sighting_id)
-            done += 1
-        return done
+        return self.sweeper.sweep()
 
     def unfinished_actions(self) -> int:
-        """How many stored sightings' actions have not finished (for tests and metrics)."""
-        with self.db.session() as session:
-            return unfinished.pending(session)
+        """How many stored sightings' actions have not finished (for tests and metrics).
 
-    def _sweep_loop(self) -> None:
-        while not self._sweep_stop.wait(self.sweep_every):
-            try:
-                self.sweep()
-            except SQLAlchemyError:
-                logger.exception("could not look for unfinished sighting actions")
+        Returns:
+            The number of unfinished action records, whoever holds them.
+        """
+        return self.sweeper.pending()
 
     def _act(self, sighting: StoredSighting) -> None:
         with self._acting:
