@@ -49,7 +49,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench.lib.clips import Claim, LabelledClip, claims_from, lfw_clip, score
 from bench.lib.conditions import CONDITIONS
 from oneeye.gallery import GalleryIndex
-from oneeye.video.pipeline import CameraPipeline, PipelineSettings
+from oneeye.video.pipeline import CameraPipeline
+from oneeye.video.pipeline_io import PipelineSettings
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.light import LIGHT_MODES, LightMode
 

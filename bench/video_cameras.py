@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from bench.lib.synth import Actor, compose, standard_scenario
 from oneeye.gallery import GalleryIndex
 from oneeye.types import CAMERA_DETECTORS, CameraDetector, RGBImage
-from oneeye.video.pipeline import CameraPipeline, PipelineSettings
+from oneeye.video.pipeline import CameraPipeline
+from oneeye.video.pipeline_io import PipelineSettings
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
 

@@ -43,7 +43,8 @@ from oneeye.services.feedback import CONFIRM, REJECT
 from oneeye.services.same_face import SameFaceError
 from oneeye.store.models import new_id
 from oneeye.store.photos import snapshot_kind
-from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
+from oneeye.video.pipeline import CameraPipeline
+from oneeye.video.pipeline_io import PipelineSettings, SightingEvent
 from oneeye.vision.engine import FaceEngine
 
 CAMERA = "bench"

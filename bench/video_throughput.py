@@ -57,7 +57,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from bench.lib.clips import Claim, LabelledClip, claims_from, lfw_clip, score
 from oneeye.gallery import GalleryIndex
 from oneeye.types import CameraDetector, Detection, FaceBox, RGBImage
-from oneeye.video.pipeline import CameraPipeline, PipelineSettings
+from oneeye.video.pipeline import CameraPipeline
+from oneeye.video.pipeline_io import PipelineSettings
 from oneeye.video.track import FaceTracker
 from oneeye.vision.engine import FaceEngine
 

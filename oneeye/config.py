@@ -96,7 +96,7 @@ class GallerySettings(BaseModel):
 
 class VideoSettings(BaseModel):
     """How hard every camera of this process works, beyond each camera's own
-    ``min_face_px`` and ``detect_every`` (see ``oneeye.video.pipeline.PipelineSettings``)."""
+    ``min_face_px`` and ``detect_every`` (see ``oneeye.video.pipeline_io.PipelineSettings``)."""
 
     scan_every: int | None = Field(default=None, ge=1, le=1000)
     """Scan for newcomers every Nth frame; ``None``: the pipeline's default (12)."""
@@ -117,7 +117,7 @@ class VideoSettings(BaseModel):
     ``oneeye.types.CameraDetector``, written out: settings load without numpy."""
     cnn_ms_per_s: float | None = Field(default=None, ge=0.0, le=1000.0)
     """``auto``: CPU milliseconds of CNN per camera per second of video; ``None``: the
-    pipeline's default (100, a tenth of a core; see ``oneeye.video.pipeline.CNN_MS_PER_S``)."""
+    pipeline's default (100, a tenth of a core; see ``oneeye.video.pipeline_io.CNN_MS_PER_S``)."""
 
 
 class LogSettings(BaseModel):

@@ -11,7 +11,7 @@ import pytest
 
 from oneeye.cli import main
 from oneeye.cli.watch import CNN_MS_PER_S, SCAN_EVERY
-from oneeye.video.pipeline import PipelineSettings
+from oneeye.video.pipeline_io import PipelineSettings
 
 HEAVY = ("numpy", "dlib", "onnxruntime", "sqlalchemy", "fastapi", "cv2", "uvicorn")
 

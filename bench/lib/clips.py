@@ -21,7 +21,7 @@ from bench.lib.conditions import CONDITIONS, TURN_DEGREES, frame_condition, turn
 from bench.lib.synth import Actor, Movement, VisibleFace, compose, visible_spans
 from oneeye.errors import OneEyeError
 from oneeye.types import FaceBox, RGBImage, Template
-from oneeye.video.pipeline import SightingEvent
+from oneeye.video.pipeline_io import SightingEvent
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
 

@@ -10,7 +10,7 @@ not an object, no or unknown ``v``) is dropped and counted in ``messages.REJECTI
 once per topic (never its content); nothing else stops. Handlers read the payload into its
 model (``messages.PayloadReader``), which checks the rest.
 
-The broker URL and the client id live in ``bus.broker``. What is left (about 650 lines) is one
+The broker URL and the client id live in ``bus.broker``. What is left (about 685 lines) is one
 concern, the ``MqttBus`` class: its connect, subscribe, delivery and acknowledgement paths share
 one lock and one generation counter and are read together.
 """

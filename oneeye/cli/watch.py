@@ -25,14 +25,14 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from oneeye.types import RGBImage
-    from oneeye.video.pipeline import SightingEvent
+    from oneeye.video.pipeline_io import SightingEvent
 
 SCAN_EVERY = 12
 """``PipelineSettings().scan_every``, written out so that defining the options (and ``--help``)
 does not import the pipeline (numpy, OpenCV); a test keeps the two equal."""
 
 CNN_MS_PER_S = 100.0
-"""``oneeye.video.pipeline.CNN_MS_PER_S``, written out for the same reason; the same test
+"""``oneeye.video.pipeline_io.CNN_MS_PER_S``, written out for the same reason; the same test
 keeps the two equal."""
 
 
@@ -115,7 +115,8 @@ def watch(
 
     from oneeye.errors import SourceError
     from oneeye.video.annotate import VideoWriteError, annotate, check_browser_video
-    from oneeye.video.pipeline import CameraPipeline, PipelineSettings
+    from oneeye.video.pipeline import CameraPipeline
+    from oneeye.video.pipeline_io import PipelineSettings
     from oneeye.video.source import FrameReader
     from oneeye.vision.engine import FaceEngine
 

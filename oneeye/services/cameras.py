@@ -33,7 +33,7 @@ from oneeye.store.repos import cameras as rows
 from oneeye.store.repos import people
 from oneeye.store.repos.cameras import StoredCamera
 from oneeye.types import CAMERA_DETECTORS
-from oneeye.video.pipeline import PipelineSettings
+from oneeye.video.pipeline_io import PipelineSettings
 from oneeye.video.source import mask_credentials
 from oneeye.video.worker import (
     VIDEO_ENDED,

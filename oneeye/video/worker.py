@@ -32,6 +32,9 @@ ended", 0 fps), not ``online``: nothing more will come from it; a looping file s
 ``online``. :meth:`CameraWorker.status` says ``ended`` as soon as the source has no more frames
 (the worker may still be finishing its last one); the ``ended`` status message goes out once
 the worker has finished, after the file's last sighting events.
+
+At about 620 lines this module is a little over the ~600-line guide: it is one concern, the
+camera thread's read, run, publish and status loop, whose paths share the worker's state.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ from oneeye.metrics import SIGHTINGS
 from oneeye.store.photos import PhotoStore, snapshot_kind
 from oneeye.types import CameraDetector, RGBImage
 from oneeye.video.annotate import Label, annotate, encode_jpeg
-from oneeye.video.pipeline import CameraPipeline, EventKind, PipelineSettings, SightingEvent
+from oneeye.video.pipeline import CameraPipeline
+from oneeye.video.pipeline_io import EventKind, PipelineSettings, SightingEvent
 from oneeye.video.source import Frame, FrameReader, SourceStatus
 from oneeye.vision.detectors import FaceDetector, make_detector
 from oneeye.vision.engine import FaceEngine

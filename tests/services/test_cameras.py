@@ -30,7 +30,7 @@ from oneeye.services.cameras import (
 from oneeye.store.db import Database
 from oneeye.store.models import Person, Sighting, new_id
 from oneeye.store.photos import LocalPhotoStore
-from oneeye.video.pipeline import EventKind, PipelineSettings, SightingEvent
+from oneeye.video.pipeline_io import EventKind, PipelineSettings, SightingEvent
 from oneeye.video.source import Frame
 from oneeye.video.worker import CameraWorker
 from oneeye.vision.engine import FaceEngine

@@ -14,7 +14,8 @@ import pytest
 from oneeye.gallery import GalleryIndex
 from oneeye.types import FaceBox, RGBImage
 from oneeye.video.assist import CnnAssist, CnnBudget
-from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
+from oneeye.video.pipeline import CameraPipeline
+from oneeye.video.pipeline_io import PipelineSettings, SightingEvent
 from oneeye.vision.detectors import make_detector
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader

@@ -20,7 +20,8 @@ from bench.lib.synth import (
 )
 from oneeye.gallery import GalleryIndex
 from oneeye.types import RGBImage, Template
-from oneeye.video.pipeline import CameraPipeline, PipelineSettings, SightingEvent
+from oneeye.video.pipeline import CameraPipeline
+from oneeye.video.pipeline_io import PipelineSettings, SightingEvent
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
 

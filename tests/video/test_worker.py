@@ -15,7 +15,7 @@ from oneeye.bus.memory import MemoryBus
 from oneeye.bus.messages import SightingPayload
 from oneeye.gallery import GalleryIndex
 from oneeye.store.photos import LocalPhotoStore
-from oneeye.video.pipeline import SightingEvent
+from oneeye.video.pipeline_io import SightingEvent
 from oneeye.video.source import Frame
 from oneeye.video.worker import CameraConfig, CameraWorker
 from oneeye.vision.engine import FaceEngine
