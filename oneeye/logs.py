@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TextIO
 
 __all__ = ["TEXT_FORMAT", "JsonFormatter", "LogFormat", "configure_logging"]
 
@@ -39,6 +40,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes, not to the stream it was at
+    set-up: a command run in-process (a test's CLI runner) swaps stderr and closes its own."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        del value  # always the current sys.stderr
+
+
 def configure_logging(level: int, log_format: LogFormat = "text") -> logging.Handler:
     """Send every log record at ``level`` or above to stderr, as text or JSON lines.
 
@@ -53,7 +70,7 @@ def configure_logging(level: int, log_format: LogFormat = "text") -> logging.Han
     Returns:
         The handler installed.
     """
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )

@@ -38,6 +38,7 @@ PUBLIC = {
     ("GET", "/login"),
     ("POST", "/login"),
     ("GET", "/healthz"),
+    ("GET", "/readyz"),  # for load balancers; says which check failed, never a path or a secret
     ("GET", "/favicon.ico"),  # the site's icon, a fixed SVG: the login page shows it too
     ("GET", "/api/v1/links/snapshot"),  # a signed, expiring link: the signature is the key
 }
