@@ -193,6 +193,7 @@ class OneEyeApp:
         s = self.services
         count = s.gallery_service.load()
         logger.info("gallery loaded: %d templates", count)
+        s.gallery_service.start_following()
         # The consumers subscribe before the bus connects: a resumed broker session delivers
         # what it queued while this server was away at once, and a message for a
         # subscription with no handler yet would be acknowledged and lost.

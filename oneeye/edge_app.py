@@ -118,7 +118,11 @@ class EdgeRuntime:
         now, so an address in use stops the edge before it starts anything)."""
         if settings.ops_address is not None:
             collector = EdgeCollector(
-                self.workers, gallery, self.outbox.counts, lambda: self.sender.sent
+                self.workers,
+                gallery,
+                self.outbox.counts,
+                lambda: self.sender.sent,
+                lambda: self.sync.version,
             )
             self.ops = OpsServer(
                 settings.ops_address, lambda: exposition(collector), self.readiness

@@ -116,7 +116,7 @@ def test_an_erased_person_leaves_the_edges_memory_and_its_gallery_file(
             wait_for(lambda: person.id not in read(), "the edge to rewrite gallery.json")
             body = json.loads(read())
             assert {e["person"] for e in body["entries"]} == {stays.id}
-            assert body["version"] == runtime.sync.version == s.gallery.version
+            assert body["version"] == runtime.sync.version == s.gallery_service.version
     finally:
         if runtime is not None:
             runtime.stop()

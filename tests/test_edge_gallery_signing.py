@@ -112,7 +112,7 @@ def test_a_forged_gallery_change_is_dropped_and_the_genuine_one_still_applies(
             runtime = EdgeRuntime(edge, face_engine, GalleryIndex())
             runtime.start()
             assert runtime.wait_ready(30), "the edge connected and fetched the gallery"
-            version = s.gallery.version
+            version = s.gallery_service.version
             assert runtime.sync.version == version
             assert not runtime.gallery.identify(attacker_embedding).is_known
 
@@ -171,7 +171,7 @@ def test_a_forged_gallery_change_is_dropped_and_the_genuine_one_still_applies(
                 other.id, (face_photos / "biden.jpg").read_bytes(), "biden.jpg", actor="user:test"
             )
             wait_for(
-                lambda: runtime is not None and runtime.sync.version == s.gallery.version,
+                lambda: runtime is not None and runtime.sync.version == s.gallery_service.version,
                 "the edge to apply the genuine changes",
             )
             assert runtime.gallery.identify(attacker_embedding).person == other.id

@@ -1,25 +1,32 @@
-"""Keeps a gallery elsewhere (an edge's) equal to the server's: a full copy at start, then the
+"""Keeps a gallery elsewhere (an edge's) equal to the servers': a full copy at start, then the
 changes of ``oneeye/v1/gallery/changes`` in version order.
 
-The server numbers every change with its gallery's version. A change one past the version held
-here is applied; one at or below it is a repeat (a redelivered message, or one already inside
-the last full copy) and is ignored; one further ahead means changes were missed, and the whole
-gallery is fetched again (a *resync*). A ``reload`` (the server rebuilt its gallery, e.g. after
-a restart, when its versions start again from 1), a change that cannot be applied, and a
-retained ``oneeye/v1/gallery/version`` that differs from the version held here also resync. A
-message that is not a valid change (``oneeye.bus.messages``) is dropped and counted without
-touching the version held here: the genuine change of that version is still applied when it
-comes, and if it never does, the next one is a gap and resyncs.
+Versions come from the database every central server shares (``services.gallery_log``): each
+change has one, whichever server made it, and every server announces the changes it makes. A
+change one past the version held here is applied; one at or below it is a repeat (a
+redelivered message, or one already inside the last full copy) and is ignored; one further
+ahead means a change was missed, or two servers' changes crossed on the way, and the whole
+gallery is fetched again (a *resync*; the ahead change is kept and applied after the copy if
+the copy is older). A ``reload`` (a server started, or rebuilt its gallery), a change that
+cannot be applied, and a retained ``oneeye/v1/gallery/version`` ahead of the version held here
+(or of another epoch) also resync; the servers announce their version every half minute, so an
+edge that missed the last change of a burst catches up. A message that is not a valid change
+(``oneeye.bus.messages``) is dropped and counted without touching the version held here: the
+genuine change of that version is still applied when it comes, and if it never does, the next
+one is a gap and resyncs.
 
-Every change and version message is signed by the server (Ed25519, ``messages.sign``) and
-verified here with the public key the last full copy brought (the private key never leaves the
-servers), and names the epoch of the server's gallery: a change that does not verify, or of
-another epoch, is dropped and counted, its version left free.
+Every change and version message is signed by the servers (Ed25519, ``messages.sign``; they
+share the key through the database) and verified here with the public key the last full copy
+brought (the private key never leaves the servers), and names the epoch of the database's
+change log: a change that does not verify, or of another epoch, is dropped and counted, its
+version left free.
 
 Fetching runs on a thread of its own, retried with backoff while the server is unreachable;
-searches go on with the gallery as it is meanwhile. Changes that arrive during a fetch are
-kept and applied after it, those past its version only. A full copy is applied as a
-difference (entries added and removed), so the gallery is never empty in between.
+searches go on with the gallery as it is meanwhile. A server answers a fetch with its gallery
+brought up to the database's newest version, so a copy is never older than a change already
+announced. Changes that arrive during a fetch are kept and applied after it, those past its
+version only. A full copy is applied as a difference (entries added and removed), so the
+gallery is never empty in between.
 """
 
 from __future__ import annotations
@@ -399,9 +406,11 @@ class GallerySync:
                 return
             if not self._verified_locked(payload, GALLERY_VERSION):
                 return
-            if payload.epoch != self._epoch or version != self._version:
+            # Several servers announce: one that announced an older version last is behind
+            # (it catches up from the database), not a reason to fetch.
+            if payload.epoch != self._epoch or version > self._version:
                 self._resync_locked(
-                    f"the server is at version {version}, this copy at {self._version}"
+                    f"a server is at version {version}, this copy at {self._version}"
                 )
 
     def _on_change(self, message: Message) -> None:
@@ -413,15 +422,19 @@ class GallerySync:
         change = payload.root
         with self._lock:
             if self._fetching or self._version is None:
-                if len(self._held) >= MAX_HELD:
-                    # A flood while fetching: what is dropped here the next copy brings.
-                    self._held.pop(0)
-                self._held.append(change)
+                self._hold_locked(change)
                 return
             self._change_locked(change)
             version = self._version
         if self.on_applied is not None and version is not None and not self._wanted.is_set():
             self.on_applied(version, "change")
+
+    def _hold_locked(self, change: AnyChange) -> None:
+        """Keep a change to apply after the next full copy, if newer than it."""
+        if len(self._held) >= MAX_HELD:
+            # A flood while fetching: what is dropped here the next copy brings.
+            self._held.pop(0)
+        self._held.append(change)
 
     def _verified_locked(self, payload: AnyChange | GalleryVersionPayload, topic: str) -> bool:
         """Whether ``payload`` verifies under the server's public key; if not it is dropped, counted
@@ -459,6 +472,9 @@ class GallerySync:
             logger.debug("gallery: version %d is in force already; ignoring it", version)
             return
         if version != self._version + 1:
+            # Two servers' changes can cross on the way (or one was lost): fetch the gallery,
+            # and keep this one for after the copy in case the copy is older than it.
+            self._hold_locked(change)
             self._resync_locked(f"version {version} came after {self._version}: changes missed")
             return
         try:

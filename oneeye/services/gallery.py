@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from pydantic import ValidationError
@@ -41,13 +41,24 @@ from oneeye.bus.messages import (
     signing_key_from_bytes,
     verify_key_bytes,
 )
-from oneeye.errors import Conflict, GalleryError, Invalid, NotFound
+from oneeye.errors import Conflict, Invalid, NotFound
 from oneeye.gallery import GalleryIndex
 from oneeye.gallery.calibration import Calibration, calibrate, check_target
+from oneeye.services import gallery_log as gallery_log_reader
 from oneeye.services.calibration import CalibrationWorker
+from oneeye.services.gallery_log import (
+    GalleryFollower,
+    LoggedAdd,
+    LoggedEntry,
+    LoggedReload,
+    LoggedRemove,
+    LoggedRemovePerson,
+    LoggedThreshold,
+)
 from oneeye.store.db import Database
-from oneeye.store.repos import keys, people, templates, watchlists
+from oneeye.store.repos import gallery_log, keys, people, templates, watchlists
 from oneeye.store.repos.watchlists import StoredWatchlist
+from oneeye.types import Template
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +152,17 @@ class GalleryEntry:
     quality: float
 
 
+@dataclass(frozen=True, slots=True)
+class GalleryCopy:
+    """The live gallery at one version (what ``GET /api/v1/gallery`` answers)."""
+
+    version: int
+    templates: list[Template]
+    thresholds: dict[str, float]
+    margin: float
+    default_threshold: float
+
+
 def check_watchlist_name(name: str) -> str:
     """``name`` if it is a slug of 1-64 lower-case letters, digits, ``-`` or ``_``."""
     if not isinstance(name, str) or not _WATCHLIST_NAME.match(name):
@@ -169,8 +191,11 @@ class GalleryService:
         leaves them)."""
         self.verify_key = verify_key_bytes(self.signing_key)
         """The public half, raw: edges get it with the gallery over HTTP and verify with it."""
-        self.epoch = secrets.token_hex(16)
-        """This process's build of the gallery: its versions count from its start."""
+        self.epoch = gallery_log.ensure(db.session).epoch
+        """The build of the database's change log the versions count in (every server
+        shares it, so an edge takes changes from any of them)."""
+        self._version = 0
+        """The logged version this process's gallery is at (``load`` sets it)."""
         self._configured = gallery.thresholds()
         """Thresholds from the settings: what a watchlist without its own falls back to."""
         self._lock = threading.RLock()
@@ -180,6 +205,10 @@ class GalleryService:
         self._calibrations: dict[str, Calibration] = {}
         self.calibrator = CalibrationWorker(self._recalibrate)
         """Recalibrates automatic watchlists in its own thread after every change."""
+        self._given: dict[str, npt.NDArray[np.float32]] = {}
+        """While this server applies its own add: the embeddings it was given."""
+        self.follower = GalleryFollower(self.catch_up, self.announce, db, bus)
+        """Applies other servers' changes (``start_following``)."""
 
     # watchlists ----------------------------------------------------------------------------
 
@@ -260,8 +289,8 @@ class GalleryService:
                     threshold_mode=threshold_mode,
                     target_fpir=target_fpir,
                 )
-            self._apply_threshold(name, threshold)
-            self._set_mode(name, threshold_mode, target_fpir)
+            value = threshold if threshold is not None else self._default_for(name)
+            self._apply_value(name, value, threshold_mode, target_fpir)
         return self.watchlist(name)
 
     def update_watchlist(
@@ -296,9 +325,12 @@ class GalleryService:
                     raise WatchlistNotFoundError(f"no watchlist named {name!r}")
                 stored = row.threshold
                 mode, target = row.threshold_mode, row.target_fpir
-            if mode == "fixed" and (changed or threshold_mode is not None):
-                self._apply_threshold(name, stored)
-            self._set_mode(name, mode, target)
+            if changed or threshold_mode is not None or target_fpir is not None:
+                # Every server takes the mode with the threshold; an automatic one keeps the
+                # threshold in force until its calibration (a moment later) changes it.
+                fixed = stored if stored is not None else self._default_for(name)
+                value = fixed if mode == "fixed" else self.gallery.threshold(name)
+                self._apply_value(name, value, mode, target)
         return self.watchlist(name)
 
     def _set_mode(self, name: str, mode: str, target: float | None) -> None:
@@ -347,15 +379,23 @@ class GalleryService:
             self.calibrator.request(list(self._auto))
 
     def close(self) -> None:
-        """Stop the calibration thread."""
+        """Stop following the log and the calibration thread."""
+        self.follower.stop()
         self.calibrator.stop()
 
-    def _apply_threshold(self, name: str, threshold: float | None) -> None:
-        value = threshold if threshold is not None else self._default_for(name)
-        self._apply_value(name, value)
-
-    def _apply_value(self, name: str, value: float) -> None:
-        version = self.gallery.set_threshold(name, value)
+    def _apply_value(
+        self, name: str, value: float, mode: str | None = None, target: float | None = None
+    ) -> None:
+        """Log and apply ``name``'s threshold (with ``mode``: its mode changes too); the
+        caller holds the lock."""
+        version = self._log(
+            LoggedThreshold(
+                watchlist=name,
+                threshold=value,
+                mode=None if mode is None else ("auto" if mode == "auto" else "fixed"),
+                target_fpir=target,
+            )
+        )
         self._publish(
             version,
             lambda: ThresholdChange(
@@ -365,61 +405,192 @@ class GalleryService:
 
     # the index -----------------------------------------------------------------------------
 
+    @property
+    def version(self) -> int:
+        """The database's gallery version this process's gallery is at."""
+        return self._version
+
     def load(self) -> int:
-        """Rebuild the gallery from the database (creating the default watchlists first);
-        returns the number of entries (templates times their person's watchlists)."""
+        """Rebuild the gallery from the database (creating the default watchlists first),
+        log a reload so every other server and edge rebuilds too (which also repairs a change
+        a server died in the middle of), and start following the log; returns the number of
+        entries (templates times their person's watchlists)."""
         self.ensure_defaults()
         with self._lock:
             with self.db.session() as session:
-                thresholds = people.watchlist_thresholds(session)
-                modes = {w.name: w for w in watchlists.with_counts(session)}
-                rows = templates.on_watchlists(session)
-            ids = [
-                gallery_id(tid, watchlist)
-                for tid, watchlist in zip(rows.template_ids, rows.watchlists, strict=True)
-            ]
-            persons = rows.person_ids
-            self.gallery.clear()
-            for name, threshold in thresholds.items():
-                self.gallery.set_threshold(
-                    name, threshold if threshold is not None else self._default_for(name)
-                )
-            version = self.gallery.add_arrays(
-                ids, persons, rows.watchlists, rows.embeddings, rows.qualities
-            )
+                version = gallery_log.append(session, LoggedReload().model_dump())
+            count, persons = self._rebuild_locked(version, keep_auto=False)
             self._publish(
-                version, lambda: ReloadChange(version=version, epoch=self.epoch, templates=len(ids))
+                version, lambda: ReloadChange(version=version, epoch=self.epoch, templates=count)
             )
-            for name, stored in modes.items():
-                self._set_mode(name, stored.threshold_mode, stored.target_fpir)
+            for name, (mode, target) in self._modes().items():
+                self._set_mode(name, mode, target)
+            self._catch_up_locked()
         logger.info(
             "gallery rebuilt from the database: %d entries of %d people (version %d)",
-            len(ids),
-            len(set(persons)),
+            count,
+            persons,
             version,
         )
-        return len(ids)
+        return count
+
+    def start_following(self) -> None:
+        """Apply other servers' changes as they are logged (a thread; ``close`` stops it)."""
+        self.follower.start()
+
+    def _modes(self) -> dict[str, tuple[str, float | None]]:
+        with self.db.session() as session:
+            return {
+                w.name: (w.threshold_mode, w.target_fpir) for w in watchlists.with_counts(session)
+            }
+
+    def _rebuild_locked(self, version: int, *, keep_auto: bool) -> tuple[int, int]:
+        """Make the gallery equal to the database, at ``version`` (logged before the read,
+        so everything up to it is in what is read); automatic watchlists keep the threshold in
+        force when ``keep_auto``. Returns (entries, people)."""
+        kept = {name: self.gallery.threshold(name) for name in self._auto} if keep_auto else {}
+        with self.db.session() as session:
+            thresholds = people.watchlist_thresholds(session)
+            rows = templates.on_watchlists(session)
+        ids = [
+            gallery_id(tid, watchlist)
+            for tid, watchlist in zip(rows.template_ids, rows.watchlists, strict=True)
+        ]
+        self.gallery.clear()
+        for name, threshold in thresholds.items():
+            value = threshold if threshold is not None else self._default_for(name)
+            self.gallery.set_threshold(name, kept.get(name, value))
+        self.gallery.add_arrays(
+            ids, rows.person_ids, rows.watchlists, rows.embeddings, rows.qualities
+        )
+        self._version = version
+        return len(ids), len(set(rows.person_ids))
+
+    def catch_up(self) -> int:
+        """Apply what the database's log holds past the version held here (other servers'
+        changes); returns the version now held."""
+        with self._lock:
+            self._catch_up_locked()
+            return self._version
+
+    def _catch_up_locked(self) -> None:
+        changed = False
+        while True:
+            with self.db.session() as session:
+                logged = gallery_log.since(session, self._version, gallery_log_reader.READ_BATCH)
+                newest = gallery_log.state(session) if not logged else None
+            if not logged:
+                if newest is not None and newest.version > self._version:
+                    # Pruned past this version: what was logged is gone, the tables are not.
+                    self._rebuild_locked(newest.version, keep_auto=True)
+                    changed = True
+                break
+            if logged[0].version != self._version + 1:
+                self._rebuild_locked(logged[0].version - 1, keep_auto=True)
+                changed = True
+            for row in logged:
+                try:
+                    change = gallery_log_reader.parse(row.change)
+                except ValidationError as exc:
+                    logger.error(
+                        "gallery: logged change %d is damaged (%s); rebuilding from the tables",
+                        row.version,
+                        describe_errors(exc),
+                    )
+                    change = LoggedReload()
+                changed = self._apply_logged(change, row.version) or changed
+                self._version = row.version
+        if changed:
+            self._changed_templates()
+
+    def _apply_logged(self, change: gallery_log_reader.LoggedChange, version: int) -> bool:
+        """Apply one logged change (the caller holds the lock); whether templates changed."""
+        gallery = self.gallery
+        if isinstance(change, LoggedAdd):
+            new = [e for e in change.entries if e.id not in gallery]
+            if not new:
+                return False
+            ids = {template_of(e.id) for e in new}
+            found = {t: self._given[t] for t in ids if t in self._given}
+            if len(found) < len(ids):
+                with self.db.session() as session:
+                    stored = templates.vectors(session, sorted(ids - found.keys()))
+                found.update({t: v.embedding for t, v in stored.items()})
+            new = [e for e in new if template_of(e.id) in found]  # deleted since: skipped
+            if not new:
+                return False
+            gallery.add_arrays(
+                [e.id for e in new],
+                [e.person for e in new],
+                [e.watchlist for e in new],
+                np.stack([found[template_of(e.id)] for e in new]),
+                np.array([e.quality for e in new], dtype=np.float32),
+            )
+            return True
+        if isinstance(change, LoggedRemove):
+            held = [entry for entry in change.entries if entry in gallery]
+            for entry in held:
+                gallery.remove(entry)
+            return bool(held)
+        if isinstance(change, LoggedRemovePerson):
+            if not gallery.templates(person=change.person):
+                return False
+            gallery.remove_person(change.person)
+            return True
+        if isinstance(change, LoggedThreshold):
+            if change.mode is not None:
+                self._set_mode(change.watchlist, change.mode, change.target_fpir)
+            if gallery.threshold(change.watchlist) != change.threshold:
+                gallery.set_threshold(change.watchlist, change.threshold)
+            return False
+        self._rebuild_locked(version, keep_auto=True)
+        return True
+
+    def _log(
+        self,
+        change: gallery_log_reader.LoggedChange,
+        given: Mapping[str, npt.NDArray[np.float32]] | None = None,
+    ) -> int:
+        """Log ``change`` under the next version and bring this gallery up to it (the caller
+        holds the lock); returns its version. ``given``: the embeddings of the templates an
+        add names, by template id, as this server has them (other servers read them from the
+        database)."""
+        with self.db.session() as session:
+            version = gallery_log.append(session, change.model_dump())
+        self._given = dict(given or {})
+        try:
+            self._catch_up_locked()
+        finally:
+            self._given = {}
+        return version
 
     def add_templates(self, watchlists: Sequence[str], entries: Sequence[GalleryEntry]) -> int:
-        """Add templates of people on ``watchlists`` (each once per watchlist); entries the
-        gallery already holds are skipped (a ``sync_person`` may have added them first).
-        Returns the new version."""
+        """Add templates of people on ``watchlists`` (each once per watchlist); the templates
+        must be in the database already. Returns the new version.
+
+        The add is logged even when this gallery holds its entries already (a rebuild from the
+        tables may have read them before the add was logged): another server's gallery may
+        not, and applying it twice changes nothing."""
         with self._lock:
-            pairs = [
-                (entry, watchlist)
-                for entry in entries
-                for watchlist in watchlists
-                if gallery_id(entry.template_id, watchlist) not in self.gallery
-            ]
+            pairs = [(entry, watchlist) for entry in entries for watchlist in watchlists]
             if not pairs:
-                return self.gallery.version
-            version = self.gallery.add_arrays(
-                [gallery_id(e.template_id, w) for e, w in pairs],
-                [e.person_id for e, _ in pairs],
-                [w for _, w in pairs],
-                np.stack([e.embedding for e, _ in pairs]),
-                np.array([e.quality for e, _ in pairs], dtype=np.float32),
+                return self._version
+            logged: gallery_log_reader.LoggedChange = (
+                LoggedAdd(
+                    entries=[
+                        LoggedEntry(
+                            id=gallery_id(e.template_id, w),
+                            person=e.person_id,
+                            watchlist=w,
+                            quality=min(1.0, max(0.0, float(e.quality))),
+                        )
+                        for e, w in pairs
+                    ]
+                )
+                if len(pairs) <= gallery_log_reader.MAX_ENTRIES
+                else LoggedReload()
             )
+            version = self._log(logged, {e.template_id: e.embedding for e, _ in pairs})
             self._publish(
                 version,
                 lambda: AddChange(
@@ -437,40 +608,37 @@ class GalleryService:
                     ],
                 ),
             )
-            self._changed_templates()
             return version
 
     def remove_template(self, template_id: str) -> int:
         """Remove every entry of one template (all its watchlists); returns the new version."""
         with self._lock:
+            self._catch_up_locked()
             entries = [
                 gallery_id(template_id, watchlist)
                 for watchlist in self.gallery.watchlists()
                 if gallery_id(template_id, watchlist) in self.gallery
             ]
-            version = self.gallery.version
-            for entry in entries:
-                version = self.gallery.remove(entry)
-            if entries:
-                self._publish(
-                    version,
-                    lambda: RemoveChange(version=version, epoch=self.epoch, templates=entries),
-                )
-                self._changed_templates()
+            if not entries:
+                return self._version
+            version = self._log(LoggedRemove(entries=entries))
+            self._publish(
+                version,
+                lambda: RemoveChange(version=version, epoch=self.epoch, templates=entries),
+            )
             return version
 
     def remove_person(self, person_id: str) -> int:
         """Remove every entry of a person; returns the new version."""
         with self._lock:
-            try:
-                version = self.gallery.remove_person(person_id)
-            except GalleryError:  # no entries: nothing changes, nothing to announce
-                return self.gallery.version
+            self._catch_up_locked()
+            if not self.gallery.templates(person=person_id):
+                return self._version  # no entries: nothing changes, nothing to announce
+            version = self._log(LoggedRemovePerson(person=person_id))
             self._publish(
                 version,
                 lambda: RemovePersonChange(version=version, epoch=self.epoch, person=person_id),
             )
-            self._changed_templates()
             return version
 
     def sync_person(self, person_id: str) -> int:
@@ -488,6 +656,24 @@ class GalleryService:
             entries = [GalleryEntry(v.id, person_id, v.embedding, v.quality) for v in vectors]
             return self.add_templates(on_lists, entries)
 
+    def copy(self) -> GalleryCopy:
+        """The whole gallery at one version, brought up to the database's newest first."""
+        with self._lock:
+            self._catch_up_locked()
+            return GalleryCopy(
+                version=self._version,
+                templates=self.gallery.templates(),
+                thresholds=self.gallery.thresholds(),
+                margin=self.gallery.margin,
+                default_threshold=self.gallery.default_threshold,
+            )
+
+    def announce(self) -> None:
+        """Publish the version held here (retained), for edges that missed a change."""
+        with self._lock:
+            current = GalleryVersionPayload(version=self._version, epoch=self.epoch)
+        self.bus.publish(GALLERY_VERSION, sign(self.signing_key, current), retain=True)
+
     def _publish(self, version: int, build: Callable[[], AnyChange]) -> None:
         """Announce the change that made ``version``. A change the model refuses (an add too
         large for one message) goes out as a ``reload`` instead: the edges fetch the whole
@@ -502,7 +688,7 @@ class GalleryService:
                 describe_errors(exc),
             )
             change = ReloadChange(version=version, epoch=self.epoch, templates=len(self.gallery))
-        current = GalleryVersionPayload(version=version, epoch=self.epoch)
+        current = GalleryVersionPayload(version=self._version, epoch=self.epoch)
         # Ed25519 over an enrolment's add (a template or two): ~0.1 ms (messages.sign).
         self.bus.publish(GALLERY_CHANGES, sign(self.signing_key, change))
         self.bus.publish(GALLERY_VERSION, sign(self.signing_key, current), retain=True)

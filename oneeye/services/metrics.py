@@ -106,17 +106,17 @@ def _bus_metrics() -> list[Metric]:
     return [dropped]
 
 
-def _gallery_metrics(gallery: GalleryIndex, process: str) -> list[Metric]:
+def _gallery_metrics(entries_held: int, version_held: int | None, process: str) -> list[Metric]:
     entries = GaugeMetricFamily(
         "oneeye_gallery_entries", "Templates in this process's gallery.", labels=["process"]
     )
-    entries.add_metric([process], len(gallery))
+    entries.add_metric([process], entries_held)
     version = GaugeMetricFamily(
         "oneeye_gallery_version",
-        "The gallery version in force in this process.",
+        "The database's gallery version in force in this process (-1 before the first copy).",
         labels=["process"],
     )
-    version.add_metric([process], gallery.version)
+    version.add_metric([process], -1 if version_held is None else version_held)
     return [entries, version]
 
 
@@ -177,7 +177,7 @@ class ServerCollector(Collector):
             cameras.append((_reported(info.camera_id, info.name, reported), info.edge_id, None))
         yield from _camera_metrics(cameras)
         yield from _bus_metrics()
-        yield from _gallery_metrics(s.gallery, "server")
+        yield from _gallery_metrics(len(s.gallery), s.gallery_service.version, "server")
         yield from _edge_metrics(self.edges(), time.time())
         stats = s.notifier.stats()
         outbox = GaugeMetricFamily(
@@ -236,6 +236,7 @@ class EdgeCollector(Collector):
         gallery: GalleryIndex,
         queued: Callable[[], tuple[int, int]],
         sent: Callable[[], int],
+        version: Callable[[], int | None] = lambda: None,
     ) -> None:
         """``queued()``: (sightings, snapshots) waiting on disk; ``sent()``: sightings the
         broker acknowledged since the edge started."""
@@ -243,12 +244,14 @@ class EdgeCollector(Collector):
         self.gallery = gallery
         self.queued = queued
         self.sent = sent
+        self.version = version
+        """The server's gallery version in force here (``GallerySync.version``)."""
 
     def collect(self) -> Iterable[Metric]:
         """Every metric, read now."""
         yield from _camera_metrics((w.status(), "", w.tracks) for w in self.workers)
         yield from _bus_metrics()
-        yield from _gallery_metrics(self.gallery, "edge")
+        yield from _gallery_metrics(len(self.gallery), self.version(), "edge")
         sightings, snapshots = self.queued()
         queue = GaugeMetricFamily(
             "oneeye_edge_outbox_depth",

@@ -365,6 +365,31 @@ class ServerKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class GalleryState(Base):
+    """The gallery's one global state row (``id`` 1), shared by every central server: the
+    epoch (the build of the change log the versions count in) and the newest version. A change
+    takes its version by bumping this row in the transaction that logs it, so versions commit
+    in order on every database (``store.repos.gallery_log``)."""
+
+    __tablename__ = "gallery_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class GalleryLogEntry(Base):
+    """One gallery change in the order every server and edge applies it: ids, watchlists and
+    thresholds only, never an embedding (a follower reads those from ``face_templates``).
+    Kept for a day (``gallery_log.KEEP``), then pruned: a server further behind rebuilds."""
+
+    __tablename__ = "gallery_log"
+
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    change: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class AuditEntry(Base):
     """Who saw or changed what, when and from where: every view of account details, face
     search, gallery export, photo fetch and case view, every enrolment or deletion."""

@@ -47,14 +47,14 @@ def unit(seed: int) -> np.ndarray:
 
 def export(service: GalleryService) -> dict[str, Any]:
     """What ``GET /api/v1/gallery`` answers (the route's own shape)."""
-    gallery = service.gallery
+    copy = service.copy()
     return {
-        "version": gallery.version,
+        "version": copy.version,
         "epoch": service.epoch,
         "verify_key": service.verify_key.hex(),
-        "margin": gallery.margin,
-        "default_threshold": gallery.default_threshold,
-        "thresholds": gallery.thresholds(),
+        "margin": copy.margin,
+        "default_threshold": copy.default_threshold,
+        "thresholds": copy.thresholds,
         "entries": [
             {
                 "id": t.id,
@@ -63,7 +63,7 @@ def export(service: GalleryService) -> dict[str, Any]:
                 "quality": t.quality,
                 "embedding": [float(v) for v in t.embedding],
             }
-            for t in gallery.templates()
+            for t in copy.templates
         ],
     }
 
@@ -118,7 +118,7 @@ class Rig:
         server = {t.id: t.person for t in self.server_gallery.templates()}
         return (
             edge == server
-            and self.sync.version == self.server_gallery.version
+            and self.sync.version == self.service.version
             and self.edge_gallery.thresholds() == self.server_gallery.thresholds()
         )
 
@@ -156,17 +156,19 @@ def test_a_full_copy_at_start_then_every_change_in_order(rig: Rig) -> None:
     assert match.person is not None
 
 
+def lost_announcements(rig: Rig) -> GalleryService:
+    """A second server on the same database whose announcements never reach the edge."""
+    return GalleryService(rig.db, GalleryIndex(), MemoryBus())
+
+
 def test_a_gap_in_versions_fetches_the_whole_gallery_again(rig: Rig) -> None:
     rig.sync.start()
     assert rig.sync.wait_synced(5)
-    person = new_id()
-    # Two changes on the server of which the edge hears only the second: a gap.
-    rig.server_gallery.add_arrays(
-        ["x@customers"], [person], ["customers"], unit(4)[None, :], np.ones(1, np.float32)
-    )
+    # Two changes in the database of which the edge hears only the second: a gap.
+    lost_announcements(rig).update_watchlist("amber-alert", threshold=0.37)
     rig.enrol(5)
     wait_for(lambda: rig.fetches == 2 and rig.in_step())
-    assert "x@customers" in rig.edge_gallery
+    assert rig.edge_gallery.threshold("amber-alert") == pytest.approx(0.37)
 
 
 def test_repeats_and_old_versions_are_ignored(rig: Rig) -> None:
@@ -187,7 +189,7 @@ def test_repeats_and_old_versions_are_ignored(rig: Rig) -> None:
 def test_a_reload_resyncs(rig: Rig) -> None:
     rig.sync.start()
     assert rig.sync.wait_synced(5)
-    version = rig.server_gallery.version + 1
+    version = rig.service.version + 1
     rig.server_gallery.set_threshold("customers", 0.3)  # the server really is at version + 1
     reload = ReloadChange(version=version, epoch=rig.service.epoch, templates=0)
     rig.bus.publish(GALLERY_CHANGES, sign(rig.service.signing_key, reload))
@@ -210,7 +212,7 @@ def test_a_malformed_change_is_dropped_without_taking_its_version(
     rig.sync.reader = PayloadReader(rejections=Rejections())
     rig.sync.start()
     assert rig.sync.wait_synced(5)
-    version = rig.server_gallery.version + 1
+    version = rig.service.version + 1
     rig.bus.publish(GALLERY_CHANGES, Note.model_validate({"version": version, **change}))
     assert rig.bus.drain(5)
     assert why in caplog.text
@@ -221,13 +223,22 @@ def test_a_malformed_change_is_dropped_without_taking_its_version(
     assert rig.fetches == 1
 
 
-def test_a_retained_version_that_differs_resyncs(rig: Rig) -> None:
+def test_a_retained_version_ahead_resyncs_and_one_behind_does_not(rig: Rig) -> None:
     rig.sync.start()
     assert rig.sync.wait_synced(5)
-    rig.server_gallery.set_threshold("customers", 0.3)
-    current = GalleryVersionPayload(version=rig.server_gallery.version, epoch=rig.service.epoch)
+    behind = GalleryVersionPayload(version=rig.service.version - 1, epoch=rig.service.epoch)
+    rig.bus.publish(GALLERY_VERSION, sign(rig.service.signing_key, behind), retain=True)
+    # A server that is behind is not a reason to fetch (the bus delivers in order: by the time
+    # the next change is in force, that message was read).
+    rig.enrol(8)
+    wait_for(rig.in_step)
+    assert rig.fetches == 1
+    other = lost_announcements(rig)
+    other.update_watchlist("customers", threshold=0.3)
+    current = GalleryVersionPayload(version=other.version, epoch=rig.service.epoch)
     rig.bus.publish(GALLERY_VERSION, sign(rig.service.signing_key, current), retain=True)
     wait_for(lambda: rig.fetches == 2 and rig.in_step())
+    assert rig.edge_gallery.threshold("customers") == pytest.approx(0.3)
 
 
 def forged_add(rig: Rig, version: int, person: str) -> AddChange:
@@ -253,7 +264,7 @@ def test_a_forged_change_is_dropped_without_taking_its_version(
     assert rig.sync.wait_synced(5)
     customer = rig.enrol(1)
     wait_for(rig.in_step)
-    version = rig.server_gallery.version + 1
+    version = rig.service.version + 1
     forged: AddChange = forged_add(rig, version, customer)
     if how == "wrong key":
         forged = sign(new_signing_key(), forged)
@@ -275,7 +286,7 @@ def test_an_unsigned_version_message_is_ignored(rig: Rig) -> None:
     rig.sync.reader = PayloadReader(rejections=Rejections())
     rig.sync.start()
     assert rig.sync.wait_synced(5)
-    lie = GalleryVersionPayload(version=rig.server_gallery.version + 5, epoch=rig.service.epoch)
+    lie = GalleryVersionPayload(version=rig.service.version + 5, epoch=rig.service.epoch)
     rig.bus.publish(GALLERY_VERSION, lie, retain=True)
     assert rig.bus.drain(5)
     assert rig.sync.reader.rejections.total("unsigned") == 1
@@ -290,7 +301,7 @@ def test_a_signed_change_of_another_epoch_is_not_applied(rig: Rig) -> None:
     assert rig.sync.wait_synced(5)
     customer = rig.enrol(1)
     wait_for(rig.in_step)
-    old = forged_add(rig, rig.server_gallery.version + 1, customer)
+    old = forged_add(rig, rig.service.version + 1, customer)
     replayed = sign(rig.service.signing_key, old.model_copy(update={"epoch": "0" * 32}))
     rig.bus.publish(GALLERY_CHANGES, replayed)
     assert rig.bus.drain(5)
@@ -391,7 +402,7 @@ def test_nothing_an_edge_holds_can_sign_a_change(rig: Rig) -> None:
     assert snapshot is not None
     held = key_material(export(rig.service)) + key_material(snapshot.to_json())
     assert held, "the edge holds the server's key material to verify with"
-    version = rig.server_gallery.version + 1
+    version = rig.service.version + 1
     forged = forged_add(rig, version, customer)
     body = _signed_bytes(forged)
     attempts = []

@@ -130,7 +130,7 @@ def test_load_rebuilds_the_gallery_once_per_watchlist_with_stored_thresholds(
     assert len(setup.gallery) == 4
     changes = [m.payload for m in setup.delivered() if m.topic == GALLERY_CHANGES]
     assert [c["op"] for c in changes] == ["reload", "reload"]
-    assert changes[-1]["version"] == setup.gallery.version
+    assert changes[-1]["version"] == setup.service.version
 
 
 def test_load_is_fast_for_a_large_gallery(tmp_path: Path) -> None:
@@ -211,7 +211,7 @@ def test_changes_update_the_index_and_are_published_in_version_order(setup: Setu
     assert np.allclose(added[0]["embedding"], vectors[0], atol=1e-6)
     assert changes[4]["templates"] == [gallery_id(template, "customers")]
     retained = [m.payload for m in messages if m.topic == GALLERY_VERSION]
-    assert retained[-1]["version"] == setup.gallery.version
+    assert retained[-1]["version"] == setup.service.version
 
 
 def spread_faces(n: int, seed: int = 0) -> npt.NDArray[np.float32]:
@@ -346,14 +346,15 @@ def test_updating_a_missing_watchlist_is_not_found(setup: Setup) -> None:
         setup.service.update_watchlist("nope", threshold=0.3)
 
 
-def test_adding_an_entry_the_gallery_holds_is_skipped(setup: Setup) -> None:
-    # An enrolment racing a sync_person of the same person: whichever adds first wins, the
-    # other changes nothing and announces nothing.
+def test_adding_an_entry_the_gallery_holds_changes_nothing(setup: Setup) -> None:
+    # An enrolment racing a sync_person of the same person: whichever adds first wins; the
+    # other is logged and announced (another server may not hold the entry yet), and adds
+    # nothing here.
     setup.service.load()
     vector = unit_vectors(1, seed=3)[0]
     entry = GalleryEntry("t1", "p1", vector, 0.9)
     first = setup.service.add_templates(["customers"], [entry])
-    assert setup.service.add_templates(["customers"], [entry]) == first
+    assert setup.service.add_templates(["customers"], [entry]) == first + 1
     assert len(setup.gallery) == 1
     changes = [m.payload["op"] for m in setup.delivered() if m.topic == GALLERY_CHANGES]
-    assert changes == ["reload", "add"]
+    assert changes == ["reload", "add", "add"]

@@ -65,7 +65,7 @@ def test_an_edge_key_fetches_the_whole_gallery_at_one_version(
     response = edge.get("/api/v1/gallery")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["version"] == server.services.gallery.version
+    assert body["version"] == server.services.gallery_service.version
     assert body["thresholds"]["amber-alert"] == pytest.approx(0.4)
     assert body["margin"] == pytest.approx(server.services.gallery.margin)
     entries = {e["id"]: e for e in body["entries"]}

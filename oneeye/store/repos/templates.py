@@ -199,6 +199,23 @@ def vectors_of_person(session: Session, person_id: str) -> list[TemplateVector]:
     ]
 
 
+def vectors(session: Session, template_ids: Sequence[str]) -> dict[str, TemplateVector]:
+    """The templates of ``template_ids`` that exist, by id, with their embeddings decoded."""
+    found: dict[str, TemplateVector] = {}
+    for start in range(0, len(template_ids), 500):
+        rows = session.execute(
+            select(
+                FaceTemplate.id,
+                FaceTemplate.person_id,
+                FaceTemplate.quality,
+                FaceTemplate.embedding,
+            ).where(FaceTemplate.id.in_(template_ids[start : start + 500]))
+        ).all()
+        for tid, person, quality, blob in rows:
+            found[tid] = TemplateVector(tid, person, quality, embedding_from_bytes(bytes(blob)))
+    return found
+
+
 def on_watchlists(session: Session) -> WatchlistTemplates:
     """Every template once per watchlist its person is on, embeddings decoded in one pass.
 

@@ -44,7 +44,6 @@ router = APIRouter(tags=["edge"])
 MAX_SNAPSHOT_BYTES = 2_000_000
 """A face snapshot is a few tens of kilobytes; anything near this is not one."""
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
-_SNAPSHOT_TRIES = 5
 
 
 class GalleryEntryPublic(BaseModel):
@@ -88,37 +87,30 @@ def export_gallery(
     request: Request, services: ServicesDep, principal: AdminOrEdge
 ) -> GalleryExport:
     """Every gallery entry with its embedding, at one version (admin or an edge's key)."""
-    gallery = services.gallery
-    for _ in range(_SNAPSHOT_TRIES):
-        before = gallery.version
-        templates = gallery.templates()
-        thresholds = gallery.thresholds()
-        margin = gallery.margin
-        if gallery.version == before:
-            break
-    else:  # the gallery changed under every try: an edge sees the next version and resyncs
-        logger.warning("gallery export: the gallery kept changing; answering version %d", before)
+    # Brought up to the database's newest version first: an edge that saw version v
+    # announced by any server gets a copy at v or later from this one.
+    copy = services.gallery_service.copy()
     audit_access(
         services,
         principal,
         request,
         "gallery.export",
-        f"version:{before}",
-        {"entries": len(templates)},
+        f"version:{copy.version}",
+        {"entries": len(copy.templates)},
     )
     logger.info(
         "%s fetched the gallery (version %d, %d entries)",
         principal.actor,
-        before,
-        len(templates),
+        copy.version,
+        len(copy.templates),
     )
     return GalleryExport(
-        version=before,
+        version=copy.version,
         epoch=services.gallery_service.epoch,
         verify_key=services.gallery_service.verify_key.hex(),
-        margin=margin,
-        default_threshold=gallery.default_threshold,
-        thresholds=thresholds,
+        margin=copy.margin,
+        default_threshold=copy.default_threshold,
+        thresholds=copy.thresholds,
         entries=[
             GalleryEntryPublic(
                 id=t.id,
@@ -127,7 +119,7 @@ def export_gallery(
                 quality=float(t.quality),
                 embedding=np.asarray(t.embedding, dtype=np.float32).tolist(),
             )
-            for t in templates
+            for t in copy.templates
         ],
     )
 
