@@ -456,13 +456,25 @@ class GalleryService:
             gallery_id(tid, watchlist)
             for tid, watchlist in zip(rows.template_ids, rows.watchlists, strict=True)
         ]
-        self.gallery.clear()
+        # As a difference, never emptied in between: this server's cameras go on searching
+        # while another server's start makes every server rebuild.
+        gallery = self.gallery
+        held = {t.id for t in gallery.templates()}
+        for entry in held - set(ids):
+            gallery.remove(entry)
         for name, threshold in thresholds.items():
-            value = threshold if threshold is not None else self._default_for(name)
-            self.gallery.set_threshold(name, kept.get(name, value))
-        self.gallery.add_arrays(
-            ids, rows.person_ids, rows.watchlists, rows.embeddings, rows.qualities
-        )
+            value = kept.get(name, threshold if threshold is not None else self._default_for(name))
+            if name not in gallery.thresholds() or gallery.threshold(name) != value:
+                gallery.set_threshold(name, value)
+        new = [i for i, entry in enumerate(ids) if entry not in held]
+        if new:
+            gallery.add_arrays(
+                [ids[i] for i in new],
+                [rows.person_ids[i] for i in new],
+                [rows.watchlists[i] for i in new],
+                rows.embeddings[new],
+                rows.qualities[new],
+            )
         self._version = version
         return len(ids), len(set(rows.person_ids))
 

@@ -255,3 +255,42 @@ def test_an_add_of_a_template_deleted_since_is_skipped(cluster: Cluster) -> None
     a.remove_person(person)
     b.catch_up()
     assert cluster.held(a) == cluster.held(b)
+
+
+class Watched(GalleryIndex):
+    """A gallery that records its size after every removal or clearing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def remove(self, template_id: str) -> int:
+        version = super().remove(template_id)
+        self.sizes.append(len(self))
+        return version
+
+    def clear(self) -> int:
+        version = super().clear()
+        self.sizes.append(len(self))
+        return version
+
+
+def test_another_server_starting_never_empties_this_one_s_gallery(database_url: str) -> None:
+    cluster = Cluster(database_url)
+    watched = Watched()
+    try:
+        a = GalleryService(cluster.db, watched, MemoryBus())
+        a.load()
+        people = [cluster.enrol(a, 50 + n) for n in range(3)]
+        # A deletion whose logged change never came (its server died in between): the next
+        # start's reload repairs it, removing that entry only.
+        with cluster.db.session() as session:
+            session.query(Person).filter_by(id=people[0]).delete()
+        cluster.servers[1].load()
+        watched.sizes.clear()
+        a.catch_up()
+        assert sorted(watched.persons()) == sorted(people[1:])
+        assert watched.sizes == [2], "one entry removed, the gallery never emptied"
+        a.close()
+    finally:
+        cluster.close()
