@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from pydantic import ValidationError
@@ -48,12 +47,14 @@ from oneeye.services import gallery_log as gallery_log_reader
 from oneeye.services.calibration import CalibrationWorker
 from oneeye.services.gallery_log import (
     GalleryFollower,
+    GalleryReplica,
     LoggedAdd,
     LoggedEntry,
     LoggedReload,
     LoggedRemove,
     LoggedRemovePerson,
     LoggedThreshold,
+    gallery_id,
 )
 from oneeye.store.db import Database
 from oneeye.store.repos import gallery_log, keys, people, templates, watchlists
@@ -109,16 +110,6 @@ def gallery_signing_key(db: Database) -> Ed25519PrivateKey:
         stored = keys.get(session, GALLERY_KEY)
         assert stored is not None
         return signing_key_from_bytes(stored)
-
-
-def gallery_id(template_id: str, watchlist: str) -> str:
-    """The id of a template's entry for one watchlist in the ``GalleryIndex``."""
-    return f"{template_id}@{watchlist}"
-
-
-def template_of(entry_id: str) -> str:
-    """The template id of a ``GalleryIndex`` entry (the inverse of ``gallery_id``)."""
-    return entry_id.partition("@")[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +185,6 @@ class GalleryService:
         self.epoch = gallery_log.ensure(db.session).epoch
         """The build of the database's change log the versions count in (every server
         shares it, so an edge takes changes from any of them)."""
-        self._version = 0
-        """The logged version this process's gallery is at (``load`` sets it)."""
         self._configured = gallery.thresholds()
         """Thresholds from the settings: what a watchlist without its own falls back to."""
         self._lock = threading.RLock()
@@ -205,8 +194,18 @@ class GalleryService:
         self._calibrations: dict[str, Calibration] = {}
         self.calibrator = CalibrationWorker(self._recalibrate)
         """Recalibrates automatic watchlists in its own thread after every change."""
-        self._given: dict[str, npt.NDArray[np.float32]] = {}
-        """While this server applies its own add: the embeddings it was given."""
+        self.replica = GalleryReplica(
+            db,
+            gallery,
+            self._lock,
+            threshold_for=lambda name, stored: (
+                stored if stored is not None else self._default_for(name)
+            ),
+            automatic=lambda: list(self._auto),
+            on_mode=self._set_mode,
+            on_templates=self._changed_templates,
+        )
+        """Applies the database's change log to ``gallery``, this server's changes included."""
         self.follower = GalleryFollower(self.catch_up, self.announce, db, bus)
         """Applies other servers' changes (``start_following``)."""
 
@@ -225,6 +224,9 @@ class GalleryService:
         if created:
             logger.info("created the default watchlists: %s", ", ".join(created))
         return created
+
+    def _threshold_for(self, name: str, stored: float | None) -> float:
+        return stored if stored is not None else self._default_for(name)
 
     def _default_for(self, name: str) -> float:
         return self._configured.get(name, self.gallery.default_threshold)
@@ -388,7 +390,7 @@ class GalleryService:
     ) -> None:
         """Log and apply ``name``'s threshold (with ``mode``: its mode changes too); the
         caller holds the lock."""
-        version = self._log(
+        version = self.replica.log(
             LoggedThreshold(
                 watchlist=name,
                 threshold=value,
@@ -408,7 +410,7 @@ class GalleryService:
     @property
     def version(self) -> int:
         """The database's gallery version this process's gallery is at."""
-        return self._version
+        return self.replica.version
 
     def load(self) -> int:
         """Rebuild the gallery from the database (creating the default watchlists first),
@@ -419,13 +421,13 @@ class GalleryService:
         with self._lock:
             with self.db.session() as session:
                 version = gallery_log.append(session, LoggedReload().model_dump())
-            count, persons = self._rebuild_locked(version, keep_auto=False)
+            count, persons = self.replica.rebuild(version, keep_auto=False)
             self._publish(
                 version, lambda: ReloadChange(version=version, epoch=self.epoch, templates=count)
             )
             for name, (mode, target) in self._modes().items():
                 self._set_mode(name, mode, target)
-            self._catch_up_locked()
+            self.replica.catch_up()
         logger.info(
             "gallery rebuilt from the database: %d entries of %d people (version %d)",
             count,
@@ -444,137 +446,10 @@ class GalleryService:
                 w.name: (w.threshold_mode, w.target_fpir) for w in watchlists.with_counts(session)
             }
 
-    def _rebuild_locked(self, version: int, *, keep_auto: bool) -> tuple[int, int]:
-        """Make the gallery equal to the database, at ``version`` (logged before the read,
-        so everything up to it is in what is read); automatic watchlists keep the threshold in
-        force when ``keep_auto``. Returns (entries, people)."""
-        kept = {name: self.gallery.threshold(name) for name in self._auto} if keep_auto else {}
-        with self.db.session() as session:
-            thresholds = people.watchlist_thresholds(session)
-            rows = templates.on_watchlists(session)
-        ids = [
-            gallery_id(tid, watchlist)
-            for tid, watchlist in zip(rows.template_ids, rows.watchlists, strict=True)
-        ]
-        # As a difference, never emptied in between: this server's cameras go on searching
-        # while another server's start makes every server rebuild.
-        gallery = self.gallery
-        held = {t.id for t in gallery.templates()}
-        for entry in held - set(ids):
-            gallery.remove(entry)
-        for name, threshold in thresholds.items():
-            value = kept.get(name, threshold if threshold is not None else self._default_for(name))
-            if name not in gallery.thresholds() or gallery.threshold(name) != value:
-                gallery.set_threshold(name, value)
-        new = [i for i, entry in enumerate(ids) if entry not in held]
-        if new:
-            gallery.add_arrays(
-                [ids[i] for i in new],
-                [rows.person_ids[i] for i in new],
-                [rows.watchlists[i] for i in new],
-                rows.embeddings[new],
-                rows.qualities[new],
-            )
-        self._version = version
-        return len(ids), len(set(rows.person_ids))
-
     def catch_up(self) -> int:
         """Apply what the database's log holds past the version held here (other servers'
         changes); returns the version now held."""
-        with self._lock:
-            self._catch_up_locked()
-            return self._version
-
-    def _catch_up_locked(self) -> None:
-        changed = False
-        while True:
-            with self.db.session() as session:
-                logged = gallery_log.since(session, self._version, gallery_log_reader.READ_BATCH)
-                newest = gallery_log.state(session) if not logged else None
-            if not logged:
-                if newest is not None and newest.version > self._version:
-                    # Pruned past this version: what was logged is gone, the tables are not.
-                    self._rebuild_locked(newest.version, keep_auto=True)
-                    changed = True
-                break
-            if logged[0].version != self._version + 1:
-                self._rebuild_locked(logged[0].version - 1, keep_auto=True)
-                changed = True
-            for row in logged:
-                try:
-                    change = gallery_log_reader.parse(row.change)
-                except ValidationError as exc:
-                    logger.error(
-                        "gallery: logged change %d is damaged (%s); rebuilding from the tables",
-                        row.version,
-                        describe_errors(exc),
-                    )
-                    change = LoggedReload()
-                changed = self._apply_logged(change, row.version) or changed
-                self._version = row.version
-        if changed:
-            self._changed_templates()
-
-    def _apply_logged(self, change: gallery_log_reader.LoggedChange, version: int) -> bool:
-        """Apply one logged change (the caller holds the lock); whether templates changed."""
-        gallery = self.gallery
-        if isinstance(change, LoggedAdd):
-            new = [e for e in change.entries if e.id not in gallery]
-            if not new:
-                return False
-            ids = {template_of(e.id) for e in new}
-            found = {t: self._given[t] for t in ids if t in self._given}
-            if len(found) < len(ids):
-                with self.db.session() as session:
-                    stored = templates.vectors(session, sorted(ids - found.keys()))
-                found.update({t: v.embedding for t, v in stored.items()})
-            new = [e for e in new if template_of(e.id) in found]  # deleted since: skipped
-            if not new:
-                return False
-            gallery.add_arrays(
-                [e.id for e in new],
-                [e.person for e in new],
-                [e.watchlist for e in new],
-                np.stack([found[template_of(e.id)] for e in new]),
-                np.array([e.quality for e in new], dtype=np.float32),
-            )
-            return True
-        if isinstance(change, LoggedRemove):
-            held = [entry for entry in change.entries if entry in gallery]
-            for entry in held:
-                gallery.remove(entry)
-            return bool(held)
-        if isinstance(change, LoggedRemovePerson):
-            if not gallery.templates(person=change.person):
-                return False
-            gallery.remove_person(change.person)
-            return True
-        if isinstance(change, LoggedThreshold):
-            if change.mode is not None:
-                self._set_mode(change.watchlist, change.mode, change.target_fpir)
-            if gallery.threshold(change.watchlist) != change.threshold:
-                gallery.set_threshold(change.watchlist, change.threshold)
-            return False
-        self._rebuild_locked(version, keep_auto=True)
-        return True
-
-    def _log(
-        self,
-        change: gallery_log_reader.LoggedChange,
-        given: Mapping[str, npt.NDArray[np.float32]] | None = None,
-    ) -> int:
-        """Log ``change`` under the next version and bring this gallery up to it (the caller
-        holds the lock); returns its version. ``given``: the embeddings of the templates an
-        add names, by template id, as this server has them (other servers read them from the
-        database)."""
-        with self.db.session() as session:
-            version = gallery_log.append(session, change.model_dump())
-        self._given = dict(given or {})
-        try:
-            self._catch_up_locked()
-        finally:
-            self._given = {}
-        return version
+        return self.replica.catch_up()
 
     def add_templates(self, watchlists: Sequence[str], entries: Sequence[GalleryEntry]) -> int:
         """Add templates of people on ``watchlists`` (each once per watchlist); the templates
@@ -586,7 +461,7 @@ class GalleryService:
         with self._lock:
             pairs = [(entry, watchlist) for entry in entries for watchlist in watchlists]
             if not pairs:
-                return self._version
+                return self.replica.version
             logged: gallery_log_reader.LoggedChange = (
                 LoggedAdd(
                     entries=[
@@ -602,7 +477,7 @@ class GalleryService:
                 if len(pairs) <= gallery_log_reader.MAX_ENTRIES
                 else LoggedReload()
             )
-            version = self._log(logged, {e.template_id: e.embedding for e, _ in pairs})
+            version = self.replica.log(logged, {e.template_id: e.embedding for e, _ in pairs})
             self._publish(
                 version,
                 lambda: AddChange(
@@ -625,15 +500,15 @@ class GalleryService:
     def remove_template(self, template_id: str) -> int:
         """Remove every entry of one template (all its watchlists); returns the new version."""
         with self._lock:
-            self._catch_up_locked()
+            self.replica.catch_up()
             entries = [
                 gallery_id(template_id, watchlist)
                 for watchlist in self.gallery.watchlists()
                 if gallery_id(template_id, watchlist) in self.gallery
             ]
             if not entries:
-                return self._version
-            version = self._log(LoggedRemove(entries=entries))
+                return self.replica.version
+            version = self.replica.log(LoggedRemove(entries=entries))
             self._publish(
                 version,
                 lambda: RemoveChange(version=version, epoch=self.epoch, templates=entries),
@@ -643,10 +518,10 @@ class GalleryService:
     def remove_person(self, person_id: str) -> int:
         """Remove every entry of a person; returns the new version."""
         with self._lock:
-            self._catch_up_locked()
+            self.replica.catch_up()
             if not self.gallery.templates(person=person_id):
-                return self._version  # no entries: nothing changes, nothing to announce
-            version = self._log(LoggedRemovePerson(person=person_id))
+                return self.replica.version  # no entries: nothing changes, nothing to announce
+            version = self.replica.log(LoggedRemovePerson(person=person_id))
             self._publish(
                 version,
                 lambda: RemovePersonChange(version=version, epoch=self.epoch, person=person_id),
@@ -671,9 +546,9 @@ class GalleryService:
     def copy(self) -> GalleryCopy:
         """The whole gallery at one version, brought up to the database's newest first."""
         with self._lock:
-            self._catch_up_locked()
+            self.replica.catch_up()
             return GalleryCopy(
-                version=self._version,
+                version=self.replica.version,
                 templates=self.gallery.templates(),
                 thresholds=self.gallery.thresholds(),
                 margin=self.gallery.margin,
@@ -683,7 +558,7 @@ class GalleryService:
     def announce(self) -> None:
         """Publish the version held here (retained), for edges that missed a change."""
         with self._lock:
-            current = GalleryVersionPayload(version=self._version, epoch=self.epoch)
+            current = GalleryVersionPayload(version=self.replica.version, epoch=self.epoch)
         self.bus.publish(GALLERY_VERSION, sign(self.signing_key, current), retain=True)
 
     def _publish(self, version: int, build: Callable[[], AnyChange]) -> None:
@@ -700,7 +575,7 @@ class GalleryService:
                 describe_errors(exc),
             )
             change = ReloadChange(version=version, epoch=self.epoch, templates=len(self.gallery))
-        current = GalleryVersionPayload(version=self._version, epoch=self.epoch)
+        current = GalleryVersionPayload(version=self.replica.version, epoch=self.epoch)
         # Ed25519 over an enrolment's add (a template or two): ~0.1 ms (messages.sign).
         self.bus.publish(GALLERY_CHANGES, sign(self.signing_key, change))
         self.bus.publish(GALLERY_VERSION, sign(self.signing_key, current), retain=True)

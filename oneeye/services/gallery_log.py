@@ -1,5 +1,6 @@
-"""The gallery's change log as every central server reads it: the typed changes, and the
-thread that keeps a server's gallery at the database's newest version.
+"""The gallery's change log as every central server reads it: the typed changes, the
+:class:`GalleryReplica` that applies them to a server's gallery, and the thread that keeps it at
+the database's newest version.
 
 Every change to the live gallery (``services.gallery``) is logged in the database under the
 next global version before any gallery applies it; each server applies the log in version
@@ -21,15 +22,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from oneeye.bus.base import GALLERY_CHANGES, Bus, Message
+from oneeye.bus.messages import describe_errors
+from oneeye.gallery import GalleryIndex
 from oneeye.store.db import Database
-from oneeye.store.repos import gallery_log
+from oneeye.store.repos import gallery_log, people, templates
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +109,192 @@ LoggedChange = Annotated[
 _CHANGE: TypeAdapter[LoggedChange] = TypeAdapter(LoggedChange)
 
 
+def gallery_id(template_id: str, watchlist: str) -> str:
+    """The id of a template's entry for one watchlist in the ``GalleryIndex``."""
+    return f"{template_id}@{watchlist}"
+
+
+def template_of(entry_id: str) -> str:
+    """The template id of a ``GalleryIndex`` entry (the inverse of ``gallery_id``)."""
+    return entry_id.partition("@")[0]
+
+
 def parse(change: dict[str, object]) -> LoggedChange:
     """A logged change read back (``pydantic.ValidationError`` when the row is damaged)."""
     return _CHANGE.validate_python(change)
+
+
+class GalleryReplica:
+    """A server's gallery as the database's change log makes it, at :attr:`version`.
+
+    Args:
+        db: the database the log and the templates are in.
+        gallery: the live gallery (changed in place; searches go on meanwhile).
+        lock: serialises changes with the owner's own (``GalleryService``'s lock).
+        threshold_for: ``(watchlist, stored threshold or None)`` -> the threshold in force.
+        automatic: the watchlists in automatic mode (a rebuild keeps their threshold).
+        on_mode: told a watchlist's logged mode change ``(name, mode, target)``.
+        on_templates: told after templates were added or removed.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        gallery: GalleryIndex,
+        lock: threading.RLock,
+        *,
+        threshold_for: Callable[[str, float | None], float],
+        automatic: Callable[[], list[str]],
+        on_mode: Callable[[str, str, float | None], None],
+        on_templates: Callable[[], None],
+    ) -> None:
+        self._db = db
+        self._gallery = gallery
+        self._lock = lock
+        self._threshold_for = threshold_for
+        self._automatic = automatic
+        self._on_mode = on_mode
+        self._on_templates = on_templates
+        self._version = 0
+        self._given: dict[str, npt.NDArray[np.float32]] = {}
+        """While this server applies its own add: the embeddings it was given."""
+
+    @property
+    def version(self) -> int:
+        """The logged version this gallery is at (0 before the first rebuild)."""
+        return self._version
+
+    def rebuild(self, version: int, *, keep_auto: bool) -> tuple[int, int]:
+        """Make the gallery equal to the database, at ``version`` (logged before the read,
+        so everything up to it is in what is read); automatic watchlists keep the threshold in
+        force when ``keep_auto``. Returns (entries, people)."""
+        kept = {n: self._gallery.threshold(n) for n in self._automatic()} if keep_auto else {}
+        with self._db.session() as session:
+            thresholds = people.watchlist_thresholds(session)
+            rows = templates.on_watchlists(session)
+        ids = [
+            gallery_id(tid, watchlist)
+            for tid, watchlist in zip(rows.template_ids, rows.watchlists, strict=True)
+        ]
+        # As a difference, never emptied in between: this server's cameras go on searching
+        # while another server's start makes every server rebuild.
+        gallery = self._gallery
+        held = {t.id for t in gallery.templates()}
+        for entry in held - set(ids):
+            gallery.remove(entry)
+        for name, threshold in thresholds.items():
+            value = kept.get(name, self._threshold_for(name, threshold))
+            if name not in gallery.thresholds() or gallery.threshold(name) != value:
+                gallery.set_threshold(name, value)
+        new = [i for i, entry in enumerate(ids) if entry not in held]
+        if new:
+            gallery.add_arrays(
+                [ids[i] for i in new],
+                [rows.person_ids[i] for i in new],
+                [rows.watchlists[i] for i in new],
+                rows.embeddings[new],
+                rows.qualities[new],
+            )
+        self._version = version
+        return len(ids), len(set(rows.person_ids))
+
+    def catch_up(self) -> int:
+        """Apply what the log holds past the version held here; returns the version now held."""
+        with self._lock:
+            self._catch_up_locked()
+            return self._version
+
+    def _catch_up_locked(self) -> None:
+        changed = False
+        while True:
+            with self._db.session() as session:
+                logged = gallery_log.since(session, self._version, READ_BATCH)
+                newest = gallery_log.state(session) if not logged else None
+            if not logged:
+                if newest is not None and newest.version > self._version:
+                    # Pruned past this version: what was logged is gone, the tables are not.
+                    self.rebuild(newest.version, keep_auto=True)
+                    changed = True
+                break
+            if logged[0].version != self._version + 1:
+                self.rebuild(logged[0].version - 1, keep_auto=True)
+                changed = True
+            for row in logged:
+                try:
+                    change = parse(row.change)
+                except ValidationError as exc:
+                    logger.error(
+                        "gallery: logged change %d is damaged (%s); rebuilding from the tables",
+                        row.version,
+                        describe_errors(exc),
+                    )
+                    change = LoggedReload()
+                changed = self._apply_logged(change, row.version) or changed
+                self._version = row.version
+        if changed:
+            self._on_templates()
+
+    def _apply_logged(self, change: LoggedChange, version: int) -> bool:
+        """Apply one logged change (under the lock); whether templates changed."""
+        gallery = self._gallery
+        if isinstance(change, LoggedAdd):
+            new = [e for e in change.entries if e.id not in gallery]
+            if not new:
+                return False
+            ids = {template_of(e.id) for e in new}
+            found = {t: self._given[t] for t in ids if t in self._given}
+            if len(found) < len(ids):
+                with self._db.session() as session:
+                    stored = templates.vectors(session, sorted(ids - found.keys()))
+                found.update({t: v.embedding for t, v in stored.items()})
+            new = [e for e in new if template_of(e.id) in found]  # deleted since: skipped
+            if not new:
+                return False
+            gallery.add_arrays(
+                [e.id for e in new],
+                [e.person for e in new],
+                [e.watchlist for e in new],
+                np.stack([found[template_of(e.id)] for e in new]),
+                np.array([e.quality for e in new], dtype=np.float32),
+            )
+            return True
+        if isinstance(change, LoggedRemove):
+            held = [entry for entry in change.entries if entry in gallery]
+            for entry in held:
+                gallery.remove(entry)
+            return bool(held)
+        if isinstance(change, LoggedRemovePerson):
+            if not gallery.templates(person=change.person):
+                return False
+            gallery.remove_person(change.person)
+            return True
+        if isinstance(change, LoggedThreshold):
+            if change.mode is not None:
+                self._on_mode(change.watchlist, change.mode, change.target_fpir)
+            if gallery.threshold(change.watchlist) != change.threshold:
+                gallery.set_threshold(change.watchlist, change.threshold)
+            return False
+        self.rebuild(version, keep_auto=True)
+        return True
+
+    def log(
+        self,
+        change: LoggedChange,
+        given: Mapping[str, npt.NDArray[np.float32]] | None = None,
+    ) -> int:
+        """Log ``change`` under the next version and bring this gallery up to it; returns its
+        version. ``given``: the embeddings of the templates an
+        add names, by template id, as this server has them (other servers read them from the
+        database)."""
+        with self._lock:
+            with self._db.session() as session:
+                version = gallery_log.append(session, change.model_dump())
+            self._given = dict(given or {})
+            try:
+                self._catch_up_locked()
+            finally:
+                self._given = {}
+            return version
 
 
 class GalleryFollower:

@@ -22,8 +22,8 @@ from oneeye.services.gallery import (
     WatchlistError,
     WatchlistExistsError,
     WatchlistNotFoundError,
-    gallery_id,
 )
+from oneeye.services.gallery_log import gallery_id
 from oneeye.store.db import Database
 from oneeye.store.models import (
     FaceTemplate,
