@@ -5,9 +5,9 @@ Versions come from the database every central server shares (``services.gallery_
 change has one, whichever server made it, and every server announces the changes it makes. A
 change one past the version held here is applied; one at or below it is a repeat (a
 redelivered message, or one already inside the last full copy) and is ignored; one further
-ahead means a change was missed, or two servers' changes crossed on the way, and the whole
-gallery is fetched again (a *resync*; the ahead change is kept and applied after the copy if
-the copy is older). A ``reload`` (a server started, or rebuilt its gallery), a change that
+ahead waits up to :data:`REORDER_SECONDS` for those between (two servers' changes can cross on
+the way) and is applied after them; if they do not come, one was missed, and the whole gallery
+is fetched again (a *resync*; the waiting changes are applied after the copy if it is older). A ``reload`` (a server started, or rebuilt its gallery), a change that
 cannot be applied, and a retained ``oneeye/v1/gallery/version`` ahead of the version held here
 (or of another epoch) also resync; the servers announce their version every half minute, so an
 edge that missed the last change of a burst catches up. A message that is not a valid change
@@ -68,6 +68,11 @@ _EPOCH = re.compile(r"^[0-9a-f]{32}$")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 MAX_HELD = 10_000
 """Changes kept while a copy is being fetched."""
+REORDER_SECONDS = 0.5
+"""How long a change ahead of the next one waits for those between it and the version held
+(two servers' changes can cross on the way) before the whole gallery is fetched."""
+MAX_AHEAD = 1000
+"""Changes kept waiting for a missing one; more, and the gallery is fetched at once."""
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 """Seconds between two failed fetches: doubling from the first to the most."""
 
@@ -237,6 +242,7 @@ class GallerySync:
         on_applied: Applied | None = None,
         retry_first: float = RETRY_FIRST,
         retry_max: float = RETRY_MAX,
+        reorder_seconds: float = REORDER_SECONDS,
         reader: PayloadReader | None = None,
     ) -> None:
         self.gallery = gallery
@@ -246,6 +252,7 @@ class GallerySync:
         self.on_applied = on_applied
         self.retry_first = retry_first
         self.retry_max = retry_max
+        self.reorder_seconds = reorder_seconds
         self.resyncs = 0
         """Full copies applied so far (for status and tests)."""
         self._version: int | None = None
@@ -256,6 +263,9 @@ class GallerySync:
         self._synced = threading.Condition(self._lock)
         self._fetching = False
         self._held: list[AnyChange] = []
+        self._ahead: dict[int, AnyChange] = {}
+        """Changes past the next version, by version, waiting for the ones between."""
+        self._gap_timer: threading.Timer | None = None
         self._wanted = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -282,6 +292,8 @@ class GallerySync:
         """Stop fetching (changes that still arrive are ignored)."""
         self._stop.set()
         self._wanted.set()
+        with self._lock:
+            self._cancel_gap_locked()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
@@ -336,6 +348,10 @@ class GallerySync:
             with self._lock:
                 self._wanted.clear()
                 self._fetching = True
+                # Changes waiting for a missing one are applied after the copy, if newer.
+                self._held.extend(self._ahead.values())
+                self._ahead.clear()
+                self._cancel_gap_locked()
             try:
                 snapshot = self.fetch()
             except Exception as exc:  # unreachable server, bad answer: try again later
@@ -362,6 +378,7 @@ class GallerySync:
             self.resyncs += 1
             for change in sorted(held, key=lambda c: c.version):
                 self._change_locked(change)
+            self._drain_ahead_locked()
             version = self._version
             self._synced.notify_all()
         logger.info("gallery: resynced to version %s (%d entries)", version, len(snapshot.ids))
@@ -408,6 +425,8 @@ class GallerySync:
                 return
             # Several servers announce: one that announced an older version last is behind
             # (it catches up from the database), not a reason to fetch.
+            if self._ahead and payload.epoch == self._epoch and version <= max(self._ahead):
+                return  # the changes up to it are here, waiting for one that crossed them
             if payload.epoch != self._epoch or version > self._version:
                 self._resync_locked(
                     f"a server is at version {version}, this copy at {self._version}"
@@ -425,6 +444,7 @@ class GallerySync:
                 self._hold_locked(change)
                 return
             self._change_locked(change)
+            self._drain_ahead_locked()
             version = self._version
         if self.on_applied is not None and version is not None and not self._wanted.is_set():
             self.on_applied(version, "change")
@@ -472,8 +492,16 @@ class GallerySync:
             logger.debug("gallery: version %d is in force already; ignoring it", version)
             return
         if version != self._version + 1:
-            # Two servers' changes can cross on the way (or one was lost): fetch the gallery,
-            # and keep this one for after the copy in case the copy is older than it.
+            # Two servers' changes can cross on the way: wait a moment for those between.
+            # If they do not come (one was lost), fetch the gallery, and keep this one for
+            # after the copy in case the copy is older than it.
+            if self.reorder_seconds > 0 and len(self._ahead) < MAX_AHEAD:
+                self._ahead[version] = change
+                if self._gap_timer is None:
+                    self._gap_timer = threading.Timer(self.reorder_seconds, self._gap_expired)
+                    self._gap_timer.daemon = True
+                    self._gap_timer.start()
+                return
             self._hold_locked(change)
             self._resync_locked(f"version {version} came after {self._version}: changes missed")
             return
@@ -484,6 +512,38 @@ class GallerySync:
             return
         self._version = version
         logger.debug("gallery: applied version %d (%s)", version, op)
+
+    def _drain_ahead_locked(self) -> None:
+        """Apply the waiting changes that are next now, in order; forget those in force."""
+        while self._version is not None and self._version + 1 in self._ahead:
+            before = self._version
+            self._change_locked(self._ahead.pop(before + 1))
+            if self._version == before:
+                break  # it could not be applied: a resync is wanted
+        if self._version is not None:
+            for version in [v for v in self._ahead if v <= self._version]:
+                del self._ahead[version]
+        if not self._ahead:
+            self._cancel_gap_locked()
+
+    def _gap_expired(self) -> None:
+        with self._lock:
+            self._gap_timer = None
+            if not self._ahead or self._fetching:
+                return
+            first = min(self._ahead)
+            for change in self._ahead.values():
+                self._hold_locked(change)
+            self._ahead.clear()
+            self._resync_locked(
+                f"version {first} came after {self._version} and the ones between did not "
+                f"within {self.reorder_seconds:.1f} s: changes missed"
+            )
+
+    def _cancel_gap_locked(self) -> None:
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
+            self._gap_timer = None
 
     def _apply_change(self, change: AnyChange) -> None:
         gallery = self.gallery

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION
+from oneeye.bus.base import GALLERY_CHANGES, GALLERY_VERSION, Message
 from oneeye.bus.memory import MemoryBus
 from oneeye.bus.messages import (
     AddChange,
+    GalleryChangePayload,
     GalleryTemplate,
     GalleryVersionPayload,
     PayloadReader,
@@ -168,6 +169,35 @@ def test_a_gap_in_versions_fetches_the_whole_gallery_again(rig: Rig) -> None:
     lost_announcements(rig).update_watchlist("amber-alert", threshold=0.37)
     rig.enrol(5)
     wait_for(lambda: rig.fetches == 2 and rig.in_step())
+    assert rig.edge_gallery.threshold("amber-alert") == pytest.approx(0.37)
+
+
+def test_two_servers_changes_that_cross_on_the_way_are_applied_in_order(rig: Rig) -> None:
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    # Server B's change (one version) reaches the edge after server A's next one.
+    elsewhere = MemoryBus()
+    caught: list[Message] = []
+    elsewhere.subscribe("oneeye/#", caught.append)
+    elsewhere.start()
+    try:
+        GalleryService(rig.db, GalleryIndex(), elsewhere).update_watchlist(
+            "amber-alert", threshold=0.37
+        )
+        wait_for(lambda: len(caught) == 2)  # the change and the version
+    finally:
+        elsewhere.stop()
+    rig.enrol(9)
+    time.sleep(0.1)  # the edge holds A's change, waiting for B's (0.5 s at most)
+    for message in caught:
+        model: Any = (
+            GalleryChangePayload.model_validate(message.payload).root
+            if message.topic == GALLERY_CHANGES
+            else GalleryVersionPayload.model_validate(message.payload)
+        )
+        rig.bus.publish(message.topic, model)
+    wait_for(rig.in_step)
+    assert rig.fetches == 1, "crossed changes are put in order, not fetched again"
     assert rig.edge_gallery.threshold("amber-alert") == pytest.approx(0.37)
 
 
