@@ -7,9 +7,10 @@ change one past the version held here is applied; one at or below it is a repeat
 redelivered message, or one already inside the last full copy) and is ignored; one further
 ahead waits up to :data:`REORDER_SECONDS` for those between (two servers' changes can cross on
 the way) and is applied after them; if they do not come, one was missed, and the whole gallery
-is fetched again (a *resync*; the waiting changes are applied after the copy if it is older). A ``reload`` (a server started, or rebuilt its gallery), a change that
-cannot be applied, and a retained ``oneeye/v1/gallery/version`` ahead of the version held here
-(or of another epoch) also resync; the servers announce their version every half minute, so an
+is fetched again (a *resync*; the waiting changes are applied after the copy if it is older).
+A ``reload`` (a server started, or rebuilt its gallery), a change that cannot be applied, and
+a retained ``oneeye/v1/gallery/version`` ahead of the version held here (or of another epoch)
+also resync; the servers announce their version every half minute, so an
 edge that missed the last change of a burst catches up. A message that is not a valid change
 (``oneeye.bus.messages``) is dropped and counted without touching the version held here: the
 genuine change of that version is still applied when it comes, and if it never does, the next
