@@ -125,6 +125,7 @@ class Rig:
 
     def close(self) -> None:
         self.sync.stop()
+        self.service.close()
         self.bus.stop()
         self.db.close()
 
@@ -198,6 +199,21 @@ def test_two_servers_changes_that_cross_on_the_way_are_applied_in_order(rig: Rig
         rig.bus.publish(message.topic, model)
     wait_for(rig.in_step)
     assert rig.fetches == 1, "crossed changes are put in order, not fetched again"
+    assert rig.edge_gallery.threshold("amber-alert") == pytest.approx(0.37)
+
+
+def test_an_edge_that_missed_the_last_change_catches_up_by_the_servers_announcement(
+    rig: Rig,
+) -> None:
+    rig.sync.start()
+    assert rig.sync.wait_synced(5)
+    # The last change of a burst, made on a server whose announcement never came, and no
+    # change after it: this server finds it in the database and announces its version.
+    lost_announcements(rig).update_watchlist("amber-alert", threshold=0.37)
+    rig.service.follower.poll_seconds = 0.05
+    rig.service.follower.announce_seconds = 0.1
+    rig.service.start_following()
+    wait_for(lambda: rig.fetches == 2 and rig.in_step())
     assert rig.edge_gallery.threshold("amber-alert") == pytest.approx(0.37)
 
 
