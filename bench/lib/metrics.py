@@ -158,10 +158,17 @@ def open_set_rates(scores: OpenSetScores, threshold: float) -> tuple[float, floa
     return dir_, fpir
 
 
+SMALLEST_THRESHOLD = 1e-6
+"""The smallest threshold :func:`threshold_for_fpir` answers (a gallery takes none <= 0)."""
+
+
 def threshold_for_fpir(scores: OpenSetScores, fpir_target: float) -> float:
     """The loosest threshold at which at most ``fpir_target`` of non-mated probes are named."""
     strangers = np.sort(scores.nearest_distance[~scores.mated & scores.accepted])
     allowed = int(np.floor(fpir_target * np.count_nonzero(~scores.mated)))
     if allowed >= len(strangers):
         return float(np.max(scores.nearest_distance[np.isfinite(scores.nearest_distance)]))
-    return float(np.nextafter(strangers[allowed], -np.inf))
+    below = float(np.nextafter(strangers[allowed], -np.inf))
+    # A stranger at distance 0 (the same photo under two names, as in the smoke set) leaves
+    # no threshold that holds the target: the smallest one a gallery takes names only such.
+    return max(below, SMALLEST_THRESHOLD)

@@ -16,6 +16,7 @@ from bench.lib.metrics import (
     threshold_for_fpir,
     verify_10_fold,
 )
+from oneeye.gallery import GalleryIndex
 
 
 def test_best_threshold_separates_and_sits_between_the_nearest_pairs() -> None:
@@ -87,6 +88,19 @@ def test_open_set_rates_and_threshold_for_fpir() -> None:
     threshold = threshold_for_fpir(scores, 0.0)
     assert threshold < 0.25
     assert open_set_rates(scores, threshold)[1] == 0.0
+
+
+def test_a_stranger_at_distance_zero_still_gets_a_threshold_a_gallery_takes() -> None:
+    # The same photo enrolled under one name and probed under another (the smoke set does so).
+    scores = OpenSetScores(
+        nearest_distance=np.array([0.2, 0.0, 0.5]),
+        correct=np.array([True, False, False]),
+        mated=np.array([True, False, False]),
+        accepted=np.ones(3, dtype=bool),
+    )
+    threshold = threshold_for_fpir(scores, 0.01)
+    assert 0.0 < threshold < 1e-5
+    GalleryIndex(default_threshold=threshold)  # refuses a threshold <= 0
 
 
 def test_read_pairs(tmp_path: Path) -> None:
