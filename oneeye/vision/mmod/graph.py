@@ -9,7 +9,6 @@ folded into the convolution before it, which changes scores only by float roundi
 from __future__ import annotations
 
 from oneeye.vision.mmod.model import MmodModel
-from oneeye.vision.resnet.model import AffineLayer, ConvLayer, ReluLayer
 from oneeye.vision.resnet.onnx_graph import IR_VERSION, OPSET, PRODUCER, GraphWriter, Namer
 from oneeye.vision.resnet.onnx_proto import ProtobufGraph
 
@@ -32,27 +31,10 @@ def write_graph(model: MmodModel, writer: GraphWriter) -> bytes:
     layers = model.layers
     i = 0
     while i < len(layers):
-        layer = layers[i]
-        if isinstance(layer, ConvLayer):
-            weights, bias = layer.weights, layer.bias
-            following = layers[i + 1] if i + 1 < len(layers) else None
-            if isinstance(following, AffineLayer):
-                weights = weights * following.gamma[:, None, None, None]
-                bias = bias * following.gamma + following.beta
-                i += 1
-            current = graph.node(
-                "Conv",
-                [current, graph.constant(weights), graph.constant(bias)],
-                kernel_shape=list(weights.shape[2:]),
-                strides=list(layer.stride),
-                pads=[*layer.padding, *layer.padding],
-            )
-        elif isinstance(layer, AffineLayer):
-            gamma = graph.constant(layer.gamma.reshape(-1, 1, 1))
-            beta = graph.constant(layer.beta.reshape(-1, 1, 1))
-            current = graph.node("Add", [graph.node("Mul", [current, gamma]), beta])
-        elif isinstance(layer, ReluLayer):
-            current = graph.node("Relu", [current])
+        chained = graph.chain_layer(current, layers, i)
+        if chained is None:  # MmodLayer holds only the layers chain_layer adds
+            raise TypeError(f"not an MMOD layer: {type(layers[i]).__name__}")
+        current, i = chained
         i += 1
     windows = len(model.options.windows)
     return writer.serialize(

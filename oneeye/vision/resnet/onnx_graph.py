@@ -20,6 +20,7 @@ from oneeye.vision.resnet.model import (
     AffineLayer,
     ConvLayer,
     FullyConnectedLayer,
+    Layer,
     PoolLayer,
     ReluLayer,
     ResNetModel,
@@ -99,6 +100,45 @@ class Namer:
         pads = np.array([0, 0, 0, 0, 0, *(t - s for s, t in zip(shape, target, strict=True))])
         return self.node("Pad", [name, self.constant(pads.astype(np.int64))], mode="constant")
 
+    def chain_layer(self, current: str, layers: Sequence[Layer], i: int) -> tuple[str, int] | None:
+        """Add ``layers[i]`` over ``current`` if it is one of the layers both dlib networks
+        chain: a convolution (with an ``affine`` right after it folded into its weights and
+        bias, which changes results only by float rounding), an ``affine`` or a ``relu``.
+
+        Args:
+            current: the name of the layer's input.
+            layers: the network's layers, input to output.
+            i: the index of the layer to add.
+
+        Returns:
+            The name of the output and the index of the last layer it took (``i + 1`` when
+            an affine was folded in), or None for another kind of layer, left to the caller.
+        """
+        layer = layers[i]
+        if isinstance(layer, ConvLayer):
+            weights, bias = layer.weights, layer.bias
+            following = layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(following, AffineLayer):
+                weights = weights * following.gamma[:, None, None, None]
+                bias = bias * following.gamma + following.beta
+                i += 1
+            output = self.node(
+                "Conv",
+                [current, self.constant(weights), self.constant(bias)],
+                kernel_shape=list(weights.shape[2:]),
+                strides=list(layer.stride),
+                pads=[*layer.padding, *layer.padding],
+            )
+        elif isinstance(layer, AffineLayer):
+            gamma = self.constant(layer.gamma.reshape(-1, 1, 1))
+            beta = self.constant(layer.beta.reshape(-1, 1, 1))
+            output = self.node("Add", [self.node("Mul", [current, gamma]), beta])
+        elif isinstance(layer, ReluLayer):
+            output = self.node("Relu", [current])
+        else:
+            return None
+        return output, i
+
 
 def write_graph(model: ResNetModel, writer: GraphWriter) -> bytes:
     """The network as an ONNX model (opset 13), NCHW, batch size free, through ``writer``.
@@ -122,26 +162,9 @@ def write_graph(model: ResNetModel, writer: GraphWriter) -> bytes:
     i = 0
     while i < len(layers):
         layer = layers[i]
-        if isinstance(layer, ConvLayer):
-            weights, bias = layer.weights, layer.bias
-            following = layers[i + 1] if i + 1 < len(layers) else None
-            if isinstance(following, AffineLayer):
-                weights = weights * following.gamma[:, None, None, None]
-                bias = bias * following.gamma + following.beta
-                i += 1
-            current = graph.node(
-                "Conv",
-                [current, graph.constant(weights), graph.constant(bias)],
-                kernel_shape=list(weights.shape[2:]),
-                strides=list(layer.stride),
-                pads=[*layer.padding, *layer.padding],
-            )
-        elif isinstance(layer, AffineLayer):
-            gamma = graph.constant(layer.gamma.reshape(-1, 1, 1))
-            beta = graph.constant(layer.beta.reshape(-1, 1, 1))
-            current = graph.node("Add", [graph.node("Mul", [current, gamma]), beta])
-        elif isinstance(layer, ReluLayer):
-            current = graph.node("Relu", [current])
+        chained = graph.chain_layer(current, layers, i)
+        if chained is not None:
+            current, i = chained
         elif isinstance(layer, PoolLayer):
             window = pool_window(layer, shape[1], shape[2])
             if window == shape[1:] and not any(layer.padding):
