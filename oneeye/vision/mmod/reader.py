@@ -26,10 +26,11 @@ from oneeye.vision.resnet.dlibfile import (
     INPUT_LAYER_VERSION,
     LAYER_VERSION,
     ByteReader,
+    open_network,
     read_affine,
     read_batch_norm,
     read_conv,
-    read_trailer,
+    read_layer,
 )
 from oneeye.vision.resnet.model import ConvLayer, ReluLayer
 
@@ -118,19 +119,7 @@ def read_mmod_model(path: str | Path) -> MmodModel:
         ModelError: the file cannot be read, is truncated or corrupt, or holds a layer type
             or an option this reader does not support.
     """
-    source = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ModelError(f"cannot read the face detector model {source}: {exc}") from exc
-    reader = ByteReader(data, source)
-
-    version = reader.integer("loss layer version")
-    if version != 1:
-        raise reader.fail(f"expected a loss layer of version 1, got {version}")
-    loss = reader.text("loss name")
-    if loss != "loss_mmod_":
-        raise reader.fail(f"expected loss 'loss_mmod_', got {loss!r}")
+    reader = open_network(path, "face detector model", "loss_mmod_")
     options = _read_options(reader)
 
     count = 0
@@ -145,19 +134,13 @@ def read_mmod_model(path: str | Path) -> MmodModel:
             raise reader.fail(f"more than {MAX_LAYERS} layers: not a network this reader knows")
     input_layer = _read_input(reader)
 
-    layers: list[MmodLayer] = []
-    for index in range(count):
-        name = reader.text("layer name")
-        read = _LAYER_READERS.get(name)
-        if read is None:
-            raise reader.fail(
-                f"unsupported layer type {name!r}; supported: {sorted(_LAYER_READERS)}"
-            )
-        layers.append(read(reader))
-        read_trailer(reader, INPUT_LAYER_VERSION if index == 0 else LAYER_VERSION)
+    layers = [
+        read_layer(reader, _LAYER_READERS, INPUT_LAYER_VERSION if index == 0 else LAYER_VERSION)
+        for index in range(count)
+    ]
     if not reader.at_end:
         raise reader.fail("unexpected bytes after the last layer")
-    _check_channels(layers, options, source)
+    _check_channels(layers, options, str(path))
     return MmodModel(input_layer, tuple(layers), options)
 
 

@@ -1,8 +1,8 @@
 """dlib's serialization (``dlib/serialize.h``, ``dlib/dnn/core.h``, ``layers.h``), as far as
-dlib's networks need it: the primitive encodings, the wrapper that every ``add_layer`` saves
-around its parameters, and the two layers every dlib model here holds (``con_``, ``affine_``).
-Shared by the ResNet reader (``oneeye.vision.resnet.reader``) and the MMOD detector's
-(``oneeye.vision.mmod.reader``).
+dlib's networks need it: the primitive encodings, the loss layer's header, the wrapper that
+every ``add_layer`` saves around its parameters (``read_layer`` reads one layer in it), and the
+two layers every dlib model here holds (``con_``, ``affine_``). Shared by the ResNet reader
+(``oneeye.vision.resnet.reader``) and the MMOD detector's (``oneeye.vision.mmod.reader``).
 
 - integers are a byte holding the byte count (high bit: negative) then little-endian bytes;
   floats and doubles are such an integer mantissa and exponent (value = m * 2**e); strings are
@@ -18,11 +18,16 @@ Shared by the ResNet reader (``oneeye.vision.resnet.reader``) and the MMOD detec
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from oneeye.errors import ModelError
 from oneeye.vision.resnet.model import AffineLayer, ConvLayer, FloatArray
+
+LayerT = TypeVar("LayerT")
 
 
 class ByteReader:
@@ -116,6 +121,62 @@ class ByteReader:
 LAYER_VERSION = 2  # add_layer over another layer
 INPUT_LAYER_VERSION = 3  # add_layer directly over the input layer
 MARKER_VERSION = 1  # add_tag_layer / add_skip_layer
+
+
+def open_network(path: str | Path, description: str, loss: str) -> ByteReader:
+    """Read a serialized network's bytes and its loss layer's version and name.
+
+    Args:
+        path: the ``.dat`` file.
+        description: what the file holds, for the error when it cannot be read
+            (``"face model"``).
+        loss: the loss layer's name the network must have (``"loss_metric_2"``).
+
+    Returns:
+        A reader positioned after the loss name (on the loss's own parameters, if any).
+
+    Raises:
+        ModelError: the file cannot be read, or its loss is not version 1 of ``loss``.
+    """
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read the {description} {source}: {exc}") from exc
+    reader = ByteReader(data, source)
+    version = reader.integer("loss layer version")
+    if version != 1:
+        raise reader.fail(f"expected a loss layer of version 1, got {version}")
+    name = reader.text("loss name")
+    if name != loss:
+        raise reader.fail(f"expected loss {loss!r}, got {name!r}")
+    return reader
+
+
+def read_layer(
+    reader: ByteReader, readers: Mapping[str, Callable[[ByteReader], LayerT]], version: int
+) -> LayerT:
+    """One layer's name, its parameters (read by ``readers[name]``) and its wrapper's trailer.
+
+    Args:
+        reader: positioned on the layer's name.
+        readers: the layer names this network may hold, each with what reads its parameters.
+        version: the wrapper version the layer was saved with (``INPUT_LAYER_VERSION`` for
+            the layer right over the input, ``LAYER_VERSION`` otherwise).
+
+    Returns:
+        The layer.
+
+    Raises:
+        ModelError: the name is not one of ``readers``, or its parameters are malformed.
+    """
+    name = reader.text("layer name")
+    read = readers.get(name)
+    if read is None:
+        raise reader.fail(f"unsupported layer type {name!r}; supported: {sorted(readers)}")
+    layer = read(reader)
+    read_trailer(reader, version)
+    return layer
 
 
 def read_trailer(reader: ByteReader, version: int) -> None:

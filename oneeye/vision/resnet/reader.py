@@ -23,10 +23,11 @@ from oneeye.vision.resnet.dlibfile import (
     LAYER_VERSION,
     MARKER_VERSION,
     ByteReader,
+    open_network,
     read_affine,
     read_conv,
+    read_layer,
     read_multipliers,
-    read_trailer,
 )
 from oneeye.vision.resnet.model import (
     AddPrevLayer,
@@ -122,18 +123,7 @@ def read_resnet_model(path: str | Path) -> ResNetModel:
             or wiring this reader does not support.
     """
     source = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ModelError(f"cannot read the face model {source}: {exc}") from exc
-    reader = ByteReader(data, source)
-
-    version = reader.integer("loss layer version")
-    if version != 1:
-        raise reader.fail(f"expected a loss layer of version 1, got {version}")
-    loss = reader.text("loss name")
-    if loss != "loss_metric_2":
-        raise reader.fail(f"expected loss 'loss_metric_2', got {loss!r}")
+    reader = open_network(path, "face model", "loss_metric_2")
     margin = reader.real("loss margin")
     distance_threshold = reader.real("loss distance threshold")
 
@@ -162,14 +152,8 @@ def read_resnet_model(path: str | Path) -> ResNetModel:
         elif kind == "skip":
             layers.append(SkipLayer())
         else:
-            name = reader.text("layer name")
-            read = _LAYER_READERS.get(name)
-            if read is None:
-                raise reader.fail(
-                    f"unsupported layer type {name!r}; supported: {sorted(_LAYER_READERS)}"
-                )
-            layers.append(read(reader))
-            read_trailer(reader, INPUT_LAYER_VERSION if kind == "input layer" else 2)
+            version = INPUT_LAYER_VERSION if kind == "input layer" else LAYER_VERSION
+            layers.append(read_layer(reader, _LAYER_READERS, version))
     if not reader.at_end:
         raise reader.fail("unexpected bytes after the last layer")
     output_size = _check_shapes(input_layer, layers, source)
