@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -18,33 +17,11 @@ import click
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
 
 from bench.lib import lfw_protocol
+from bench.lib.lfw_cli import lfw_options, smoke_folders
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("../shared/data/lfw"),
-    show_default=True,
-    help="LFW folder with images/ and pairs.txt.",
-)
-@click.option(
-    "--results",
-    "results_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench/results"),
-    show_default=True,
-)
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench/.cache"),
-    show_default=True,
-    help="Extracted features are kept here between runs.",
-)
-@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@lfw_options(workers=2)
 @click.option(
     "--reference/--no-reference",
     default=True,
@@ -72,11 +49,11 @@ def lfw(
     if not (data_dir / "pairs.txt").is_file() or not (data_dir / "images").is_dir():
         raise click.BadParameter(f"{data_dir} has no pairs.txt and images/", param_hint="--data")
     if smoke:
-        with tempfile.TemporaryDirectory() as scratch:
+        with smoke_folders() as (scratch_results, scratch_cache):
             lfw_protocol.main(
                 data_dir,
-                Path(scratch) / "results",
-                Path(scratch) / "cache",
+                scratch_results,
+                scratch_cache,
                 workers=1,
                 reference=False,
                 speed_check=False,

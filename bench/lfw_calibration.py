@@ -39,6 +39,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
 
 from bench.lib.extract import extract
+from bench.lib.lfw_cli import lfw_options
 from bench.lib.lfw_data import all_images, person_of
 from bench.lib.lfw_protocol import SHIPPED, VARIANTS
 from oneeye.config import DEFAULT_MARGIN, DEFAULT_THRESHOLD
@@ -389,29 +390,7 @@ def run(
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("../shared/data/lfw"),
-    show_default=True,
-)
-@click.option(
-    "--results",
-    "results_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench/results"),
-    show_default=True,
-)
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench/.cache"),
-    show_default=True,
-    help="bench/lfw.py's feature cache (extracted on the first run).",
-)
-@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@lfw_options(workers=2, data_must_exist=False)
 @click.option("--draws", type=click.IntRange(1, 1000), default=DRAWS, show_default=True)
 @click.option("--smoke", is_flag=True, help="Synthetic people, tiny sizes; writes nothing.")
 def main(

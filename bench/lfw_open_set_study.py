@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench.lib
 
 from bench.lib.extract import ENROL_JITTERS, extract
+from bench.lib.lfw_cli import lfw_options, smoke_folders
 from bench.lib.lfw_data import all_images
 from bench.lib.metrics import open_set_rates
 from bench.lib.open_set_study import (
@@ -227,34 +227,13 @@ def plot(rows: dict[str, Outcome], results_dir: Path) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("../shared/data/lfw"),
-    show_default=True,
-)
-@click.option(
-    "--results",
-    "results_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench/results"),
-    show_default=True,
-)
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench/.cache"),
-    show_default=True,
-)
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@lfw_options(workers=1)
 @click.option("--smoke", is_flag=True, help="A tiny run to see the script works; writes nothing.")
 def main(data_dir: Path, results_dir: Path, cache_dir: Path, workers: int, smoke: bool) -> None:
     """What lifts LFW open-set identification from one enrolment photo."""
     if smoke:
-        with tempfile.TemporaryDirectory() as scratch:
-            run(data_dir, Path(scratch) / "results", Path(scratch) / "cache", 1)
+        with smoke_folders() as (scratch_results, scratch_cache):
+            run(data_dir, scratch_results, scratch_cache, 1)
         return
     run(data_dir, results_dir, cache_dir, workers)
 
