@@ -225,7 +225,7 @@ def test_forged_sightings_from_an_edge_change_nothing(world: World) -> None:
     assert [c["sighting_id"] for c in cards] == [genuine[0]["id"]]
     assert cards[0]["account"]["balance"] is not None, "the card a forgery would have shown"
     assert not [d for t, d in events if t == "camera.status" and d.get("camera_id") == "b-door"]
-    assert s.sightings.camera_status("b-door") is None
+    assert s.sightings.statuses.latest("b-door") is None
     assert {r.id for r in world.rows(Sighting, Sighting.id, genuine_ids)} == genuine_ids
 
     refused = s.sightings.refused.counts()

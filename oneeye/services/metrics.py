@@ -173,7 +173,7 @@ class ServerCollector(Collector):
             worker = s.cameras.worker(camera_id)
             cameras.append((status, "", None if worker is None else worker.tracks))
         for info in s.registry.edge_cameras():
-            reported = s.sightings.camera_status(info.camera_id) or {}
+            reported = s.sightings.statuses.latest(info.camera_id) or {}
             cameras.append((_reported(info.camera_id, info.name, reported), info.edge_id, None))
         yield from _camera_metrics(cameras)
         yield from _bus_metrics()

@@ -6,7 +6,7 @@ the servers write the former and only that edge the latter). A message is accept
 its camera is registered to the sender its topic names (``CameraRegistry``: the servers' own
 cameras, each edge's registered ones) and its ``snapshot_key``, if any, is one of that
 camera's snapshots; anything else is dropped and counted (``refused``) and changes nothing.
-Camera statuses are checked the same way. A message is written to the ``sightings`` table
+A message is written to the ``sightings`` table
 (``store.repos.sightings``) before anything else happens to it, and by its id, so a message
 delivered twice (a retried publish) is stored and acted on once.
 
@@ -31,19 +31,15 @@ a track that turns from unknown into a person has two sightings, and the camera 
 leave it open for ever. :func:`close_open_sightings` closes a camera's rows when its worker
 stops or starts (the camera manager calls it).
 
-Camera status messages become ``camera.status`` events when a camera's state or error
-changes, and otherwise at most every ``STATUS_EVERY`` seconds.
-
-At about 660 lines this module is over the ~600-line guide: checking a message's sender,
-storing, revising and acting on a sighting share the service's state and are read together.
-The camera statuses and the queries are the parts that could move out next if it grows.
+The service also consumes the cameras' status messages, checked the same way, and hands them
+to its ``statuses`` (``services.camera_status``), which keeps each camera's newest status and
+announces it to the dashboards.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,11 +55,9 @@ from oneeye.bus.base import (
     ALL_SIGHTINGS,
     ALL_STATUS,
     Bus,
-    CameraTopic,
     Message,
-    camera_topic,
 )
-from oneeye.bus.messages import CameraStatusPayload, PayloadReader, SightingPayload
+from oneeye.bus.messages import PayloadReader, SightingPayload
 from oneeye.errors import OneEyeError
 from oneeye.metrics import BUS_LAG
 from oneeye.services.actions import (
@@ -75,8 +69,9 @@ from oneeye.services.actions import (
 from oneeye.services.arrivals import ACTION as CUSTOMERS_ACTION
 from oneeye.services.arrivals import CustomerArrivals
 from oneeye.services.auth import AuthService
+from oneeye.services.camera_status import CameraStatuses
 from oneeye.services.customers import CustomerDirectory
-from oneeye.services.edge.registry import SERVER, CameraRegistry, RefusedSenders
+from oneeye.services.edge.registry import CameraRegistry, RefusedSenders
 from oneeye.services.events import EventHub
 from oneeye.services.sighting_sweeper import ACTION_LEASE, SWEEP_EVERY, SightingSweeper
 from oneeye.store.db import Database
@@ -88,7 +83,6 @@ from oneeye.store.repos.sightings import Cursor, Decision, NewSighting, Sighting
 __all__ = [
     "MAX_LIMIT",
     "REVISED_EVENT",
-    "STATUS_EVERY",
     "Decision",
     "Revision",
     "SightingAction",
@@ -101,8 +95,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STATUS_EVERY = 5.0
-"""Seconds between two ``camera.status`` events of a camera whose state has not changed."""
 SNAPSHOT_KIND = "snapshots/"
 """The photo store prefix of camera snapshots."""
 MAX_LIMIT = 1000
@@ -223,9 +215,8 @@ class SightingService:
         self._every: list[SightingAction] = []
         self._running = False
         self._subscribed = False
-        self._lock = threading.Lock()
-        self._statuses: dict[str, dict[str, Any]] = {}
-        self._status_sent: dict[str, tuple[tuple[Any, ...], float]] = {}
+        self.statuses = CameraStatuses(events, self.registry, self.refused, self.reader)
+        """The newest status of every camera, from the status messages this service hears."""
         self._acting = threading.Lock()
         """One action at a time in this process (the bus thread's and the sweeper's)."""
         self.sweeper = SightingSweeper(
@@ -301,16 +292,11 @@ class SightingService:
         the sender that owns that camera (the topic says who sent it: the broker's ACL lets
         an edge write under its own prefix only), with a snapshot of that camera. Anything
         else is counted and dropped; nothing about it is stored or announced."""
-        source = camera_topic(topic)
-        if source is None or source.camera != camera:
-            self.refused.refuse(
-                source.source if source else "an unknown sender",
-                "the payload names another camera than its topic",
-                camera,
-            )
+        source = self.refused.source_of(topic, camera)
+        if source is None:
             return False
         if not self.registry.allows(source.edge, camera):
-            self._refuse_camera(source)
+            self.refused.refuse_camera(source, self.registry.owner(camera))
             return False
         if snapshot_key is not None and snapshot_camera(snapshot_key) != camera:
             self.refused.refuse(
@@ -318,15 +304,6 @@ class SightingService:
             )
             return False
         return True
-
-    def _refuse_camera(self, source: CameraTopic) -> None:
-        owner = self.registry.owner(source.camera)
-        why = (
-            "the camera is not registered"
-            if owner is None
-            else "the camera is registered to another sender"
-        )
-        self.refused.refuse(source.source, why, source.camera)
 
     def handle(self, message: SightingPayload) -> StoredSighting | None:
         """Store ``message``, then act on it if it is a new sighting.
@@ -607,57 +584,6 @@ class SightingService:
 
     # camera status --------------------------------------------------------------------------
 
-    def camera_status(self, camera: str) -> dict[str, Any] | None:
-        """The newest status a camera published, or ``None``."""
-        with self._lock:
-            status = self._statuses.get(camera)
-            return None if status is None else dict(status)
-
     def _on_status(self, message: Message) -> None:
-        if not self._running:
-            return
-        status = self.reader.read(CameraStatusPayload, message)
-        if status is None:
-            return
-        camera = status.camera
-        source = camera_topic(message.topic)
-        if source is None or source.camera != camera:
-            self.refused.refuse(
-                source.source if source else "an unknown sender",
-                "the payload names another camera than its topic",
-                camera,
-            )
-            return
-        # A server camera's last status ("removed") comes after its row is gone; only the
-        # servers may write their cameras' topics, and it only clears the camera's status.
-        removed_by_server = (
-            source.edge is None and status.removed and self.registry.owner(camera) in (None, SERVER)
-        )
-        if not removed_by_server and not self.registry.allows(source.edge, camera):
-            self._refuse_camera(source)
-            return
-        data: dict[str, Any] = {
-            "camera_id": camera,
-            "name": status.name,
-            "state": status.state,
-            "fps": status.fps,
-            "last_frame_at": (
-                None if status.last_frame_at is None else status.last_frame_at.isoformat()
-            ),
-            "error": status.error,
-            "dropped": status.dropped,
-        }
-        if status.removed:
-            data["removed"] = True
-        key = (data["state"], data["error"], data.get("removed", False))
-        now = time.monotonic()
-        with self._lock:
-            if data.get("removed"):
-                self._statuses.pop(camera, None)
-            else:
-                self._statuses[camera] = data
-            previous = self._status_sent.get(camera)
-            if previous is not None and previous[0] == key and now - previous[1] < STATUS_EVERY:
-                return
-            self._status_sent[camera] = (key, now)
-        self.events.publish("camera.status", data, audience="viewer")
+        if self._running:
+            self.statuses.handle(message)

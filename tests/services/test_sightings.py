@@ -420,14 +420,14 @@ def test_an_edge_s_own_camera_is_accepted_on_its_topics_only(rig: Rig) -> None:
     rig.bus.publish(EDGE_CAMERA_STATUS.format(edge="edge-b", camera="lobby-a"), status)
     rig.bus.publish(STATUS.format(camera="lobby-a"), status)
     rig.settle()
-    assert rig.service.camera_status("lobby-a") is None
+    assert rig.service.statuses.latest("lobby-a") is None
     rig.bus.publish(EDGE_CAMERA_STATUS.format(edge="edge-a", camera="lobby-a"), status)
     rig.settle()
     with rig.db.session() as session:
         row = session.get(Sighting, sid)
     assert row is not None
     assert row.snapshot_key == snapshot
-    assert (rig.service.camera_status("lobby-a") or {}).get("state") == "online"
+    assert (rig.service.statuses.latest("lobby-a") or {}).get("state") == "online"
     assert rig.service.refused.total == 3
 
 
@@ -467,7 +467,7 @@ def test_camera_status_events_only_on_change(rig: Rig) -> None:
     statuses = [p for t, p in events_of(rig, "viewer") if t == "camera.status"]
     assert [s["state"] for s in statuses] == ["online", "reconnecting"]
     assert statuses[1]["error"] == "lost"
-    assert rig.service.camera_status("door") == statuses[1]
+    assert rig.service.statuses.latest("door") == statuses[1]
 
 
 def test_query_filters_by_camera_person_watchlist_and_time(rig: Rig) -> None:

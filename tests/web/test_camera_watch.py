@@ -78,7 +78,7 @@ def test_a_case_page_names_the_running_cameras_and_warns_when_there_is_none(
         EDGE_CAMERA_STATUS.format(edge="edge-1", camera="back-door"), Note.model_validate(status)
     )
     wait_for(
-        lambda: server.services.sightings.camera_status("back-door") is not None,
+        lambda: server.services.sightings.statuses.latest("back-door") is not None,
         what="the edge camera's status",
     )
     html = viewer.get(f"/cases/{case.id}").text

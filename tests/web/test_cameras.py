@@ -317,7 +317,7 @@ def test_the_frames_a_camera_dropped_show_on_its_tile(
     assert dropped > 0
     # The dashboard's live tiles hear it with the camera's status...
     wait_for(
-        lambda: (server.services.sightings.camera_status("door") or {}).get("dropped") == dropped
+        lambda: (server.services.sightings.statuses.latest("door") or {}).get("dropped") == dropped
     )
     # ... and the server renders it on the tile.
     page = admin.get("/admin/cameras")

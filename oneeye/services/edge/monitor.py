@@ -4,10 +4,10 @@ MQTT gives a connection one last will, so an edge's will is its own retained sta
 ``oneeye/v1/edges/{edge}/status`` (``{"edge", "state": "offline", "cameras": [...]}``), not
 one per camera. The monitor, on a server, hears that status and publishes each of the edge's
 cameras as ``offline`` (retained, on ``oneeye/v1/edges/{edge}/cameras/{camera}/status``),
-where the sightings service turns it into ``camera.status`` events and the cameras API reads
-it. Only cameras registered to that edge are marked (``CameraRegistry``): an edge's status
-cannot turn another edge's cameras offline by naming them. An
-edge that comes back publishes its cameras' real status within ``STATUS_EVERY`` seconds.
+where the camera statuses (``services.camera_status``) turn it into ``camera.status`` events
+and the cameras API reads it. Only cameras registered to that edge are marked
+(``CameraRegistry``): an edge's status cannot turn another edge's cameras offline by naming
+them. An edge that comes back publishes its cameras' real status within ``STATUS_EVERY`` seconds.
 Several servers may each publish the same offline status; it is the same message.
 """
 

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from oneeye.bus.base import CameraTopic, camera_topic
 from oneeye.errors import Conflict
 from oneeye.store.db import Database
 from oneeye.store.repos import cameras as rows
@@ -194,6 +195,30 @@ class RefusedSenders:
                 count,
                 self.log_every,
             )
+
+    def source_of(self, topic: str, camera: str) -> CameraTopic | None:
+        """Who sent a message on ``topic`` whose payload names ``camera``: ``None``, and the
+        message counted as refused, when the topic is not a camera topic or names another
+        camera."""
+        source = camera_topic(topic)
+        if source is None or source.camera != camera:
+            self.refuse(
+                source.source if source else "an unknown sender",
+                "the payload names another camera than its topic",
+                camera,
+            )
+            return None
+        return source
+
+    def refuse_camera(self, source: CameraTopic, owner: str | None) -> None:
+        """Count a message from a sender that does not own its camera, whose owner is
+        ``owner`` (``CameraRegistry.owner``; ``None``: no one's)."""
+        why = (
+            "the camera is not registered"
+            if owner is None
+            else "the camera is registered to another sender"
+        )
+        self.refuse(source.source, why, source.camera)
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Refused messages by ``(sender, reason)``."""

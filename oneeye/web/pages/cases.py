@@ -179,7 +179,7 @@ def delivery_failures(services: Services, case_id: str | None = None) -> list[De
 def camera_watch(services: Services) -> CameraWatch:
     """Which cameras are looking now, servers' and edges' (database work: call it off the
     event loop, as the sync pages are)."""
-    return services.cameras.watch(services.sightings.camera_status)
+    return services.cameras.watch(services.sightings.statuses.latest)
 
 
 def alerts_unavailable(request: Request, principal: Principal) -> HTMLResponse:
