@@ -1,8 +1,10 @@
-"""Per-camera face tracking and sighting debouncing (track voting: :mod:`oneeye.video.vote`).
+"""Per-camera face tracking and sighting debouncing.
 
-Pure logic on project types: no I/O, no images, no dlib. The pipeline feeds it detector output
-frame by frame and decides from it when to encode, when an identity is settled and when a
-sighting is new.
+Pure logic on project types: no I/O, no images, no dlib. The pipeline feeds ``FaceTracker``
+detector output frame by frame and decides from its tracks which faces to encode, and asks
+``SightingDebouncer`` whether a person's sighting on a camera is new. Whether a track's
+identity is settled is neither's to say: the track's vote decides it (``TrackVote``, in
+:mod:`oneeye.video.vote`).
 
 Association is greedy on descending IoU rather than Hungarian (optimal assignment). A camera
 frame holds a handful of faces, faces seldom overlap, and every track is compared against its
