@@ -33,28 +33,19 @@ def lfw_options(*, workers: int, data_must_exist: bool = True) -> Callable[[Comm
         A decorator for a click command, placed where the four options would stand.
     """
     options = (
-        click.option(
+        _folder_option(
             "--data",
-            "data_dir",
-            type=click.Path(exists=data_must_exist, file_okay=False, path_type=Path),
-            default=DATA_DIR,
-            show_default=True,
-            help="LFW folder with images/ (and pairs.txt for bench/lfw.py).",
+            DATA_DIR,
+            exists=data_must_exist,
+            help_text="LFW folder with images/ (and pairs.txt for bench/lfw.py).",
         ),
-        click.option(
-            "--results",
-            "results_dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=RESULTS_DIR,
-            show_default=True,
-        ),
-        click.option(
+        _folder_option("--results", RESULTS_DIR),
+        _folder_option(
             "--cache",
-            "cache_dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=CACHE_DIR,
-            show_default=True,
-            help="Extracted features are kept here between runs (shared by the LFW benchmarks).",
+            CACHE_DIR,
+            help_text=(
+                "Extracted features are kept here between runs (shared by the LFW benchmarks)."
+            ),
         ),
         click.option("--workers", type=click.IntRange(1, 64), default=workers, show_default=True),
     )
@@ -65,6 +56,20 @@ def lfw_options(*, workers: int, data_must_exist: bool = True) -> Callable[[Comm
         return command
 
     return add
+
+
+def _folder_option(
+    flag: str, default: Path, *, exists: bool = False, help_text: str | None = None
+) -> Callable[[Command], Command]:
+    """A folder option ``--name``, passed to the command as ``name_dir``."""
+    return click.option(
+        flag,
+        f"{flag.removeprefix('--')}_dir",
+        type=click.Path(exists=exists, file_okay=False, path_type=Path),
+        default=default,
+        show_default=True,
+        help=help_text,
+    )
 
 
 @contextmanager
