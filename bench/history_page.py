@@ -29,7 +29,7 @@ from sqlalchemy import insert
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from oneeye.services.history import HistoryQuery, csv_lines, export, page
-from oneeye.services.sightings import SightingService
+from oneeye.services.sighting_queries import SightingQueries
 from oneeye.store.db import Database
 from oneeye.store.models import Person, Sighting, SightingDecision, new_id
 
@@ -127,9 +127,7 @@ def main(sightings: int, revised: float, repeats: int, out: Path, smoke: bool) -
         started = time.perf_counter()
         people = fill(db, sightings, revised)
         print(f"filled {sightings} sightings in {time.perf_counter() - started:.1f} s")
-        # Only the query side of the service is used: no bus, no events.
-        service = SightingService.__new__(SightingService)
-        service.db = db
+        service = SightingQueries(db)
         cursor = None
         for _ in range(100):
             cursor = page(service, HistoryQuery(), after=cursor).next_after

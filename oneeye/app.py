@@ -42,6 +42,7 @@ from oneeye.services.notify.outbox import NotifyService
 from oneeye.services.outbound import OutboundGuard
 from oneeye.services.privacy import PrivacyService
 from oneeye.services.retention import RetentionService
+from oneeye.services.sighting_queries import SightingQueries
 from oneeye.services.sightings import SightingService
 from oneeye.store.db import Database
 from oneeye.store.photo_stores import make_photo_store
@@ -173,6 +174,7 @@ class OneEyeApp:
             gallery_service=gallery_service,
             enrolment=enrolment,
             sightings=sightings,
+            sighting_queries=SightingQueries(db),
             notifier=notifier,
             alerts=alerts,
             cameras=cameras,

@@ -52,7 +52,7 @@ def _sighting(sighting_id: str) -> Note:
 def _wait_for(app: OneEyeApp, sighting_id: str, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if app.services.sightings.get(sighting_id) is not None:
+        if app.services.sighting_queries.get(sighting_id) is not None:
             return True
         time.sleep(0.05)
     return False
@@ -79,7 +79,8 @@ def test_a_restart_keeps_sightings_events_and_people(
     again = OneEyeApp(first.settings, engine=face_engine)
     again.start()
     try:
-        assert {v.sighting.id for v in again.services.sightings.query(camera="door")} == set(ids)
+        found = again.services.sighting_queries.query(camera="door")
+        assert {v.sighting.id for v in found} == set(ids)
         replay = again.services.events.since(last_seen, "admin")
         assert [e.payload["sighting_id"] for e in replay if e.type == "sighting"] == ids[1:]
         assert again.services.enrolment.person(person.id).name == "Ada Lovelace"
@@ -87,7 +88,7 @@ def test_a_restart_keeps_sightings_events_and_people(
         _publish_sighting(again, ids[0])
         again.services.bus.stop()
         again.services.bus.start()
-        assert len(again.services.sightings.query(camera="door")) == 3
+        assert len(again.services.sighting_queries.query(camera="door")) == 3
     finally:
         again.stop()
 
@@ -107,7 +108,8 @@ def test_stopping_handles_every_sighting_already_published(
     again = OneEyeApp(first.settings, engine=face_engine)
     again.start()
     try:
-        stored = {v.sighting.id for v in again.services.sightings.query(camera="door", limit=500)}
+        found = again.services.sighting_queries.query(camera="door", limit=500)
+        stored = {v.sighting.id for v in found}
         assert stored == set(ids)
     finally:
         again.stop()
@@ -169,7 +171,8 @@ def test_sightings_arriving_while_the_server_stops_wait_for_its_next_start(
         again.start()
 
         def stored() -> set[str]:
-            views = again.services.sightings.query(camera="door", limit=1000) if again else []
+            queries = again.services.sighting_queries if again else None
+            views = queries.query(camera="door", limit=1000) if queries else []
             return {v.sighting.id for v in views}
 
         # Wait while the restarted server catches up (a busy machine is slow); fail when it

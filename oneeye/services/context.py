@@ -20,6 +20,7 @@ from oneeye.services.library import FaceLibrary
 from oneeye.services.notify.outbox import NotifyService
 from oneeye.services.privacy import PrivacyService
 from oneeye.services.retention import RetentionService
+from oneeye.services.sighting_queries import SightingQueries
 from oneeye.services.sightings import SightingService
 from oneeye.store.db import Database
 from oneeye.store.photos import PhotoStore
@@ -43,6 +44,8 @@ class Services:
     gallery_service: GalleryService
     enrolment: EnrolmentService
     sightings: SightingService
+    sighting_queries: SightingQueries
+    """The stored sightings, read (the sightings API, the history)."""
     notifier: NotifyService
     alerts: AlertService
     cameras: CameraManager

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from oneeye.services.actions import photo_url
-from oneeye.services.sightings import SightingService, SightingView
+from oneeye.services.sighting_queries import SightingQueries, SightingView
 from oneeye.store.repos.sightings import Cursor, Decision
 
 __all__ = [
@@ -89,7 +89,7 @@ def cursor_of(view: SightingView) -> Cursor:
 
 
 def page(
-    sightings: SightingService,
+    sightings: SightingQueries,
     query: HistoryQuery,
     *,
     after: Cursor | None = None,
@@ -99,7 +99,7 @@ def page(
     """One page of the history, newest first.
 
     Args:
-        sightings: the service that reads them.
+        sightings: what reads them.
         query: the filters.
         after: the previous page's ``next_after`` (``None``: the newest page).
         size: rows on the page (1..``PAGE_SIZE``).
@@ -109,7 +109,7 @@ def page(
 
 
 def _page(
-    sightings: SightingService,
+    sightings: SightingQueries,
     query: HistoryQuery,
     after: Cursor | None,
     size: int,
@@ -133,7 +133,7 @@ def _page(
 
 
 def export(
-    sightings: SightingService, query: HistoryQuery, max_rows: int = EXPORT_MAX_ROWS
+    sightings: SightingQueries, query: HistoryQuery, max_rows: int = EXPORT_MAX_ROWS
 ) -> Iterator[SightingView]:
     """Every sighting the filters find, newest first, up to ``max_rows``, read a chunk at a
     time (blocking database work: iterate on a worker thread)."""

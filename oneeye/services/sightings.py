@@ -31,7 +31,8 @@ a track that turns from unknown into a person has two sightings, and the camera 
 leave it open for ever. :func:`close_open_sightings` closes a camera's rows when its worker
 stops or starts (the camera manager calls it).
 
-The service also consumes the cameras' status messages, checked the same way, and hands them
+The service only writes: the stored sightings are read through ``services.sighting_queries``.
+It also consumes the cameras' status messages, checked the same way, and hands them
 to its ``statuses`` (``services.camera_status``), which keeps each camera's newest status and
 announces it to the dashboards.
 """
@@ -40,7 +41,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,16 +79,14 @@ from oneeye.store.db import Database
 from oneeye.store.photos import PhotoStore, snapshot_camera
 from oneeye.store.repos import sighting_actions as unfinished
 from oneeye.store.repos import sightings as rows
-from oneeye.store.repos.sightings import Cursor, Decision, NewSighting, SightingRecord
+from oneeye.store.repos.sightings import Decision, NewSighting
 
 __all__ = [
-    "MAX_LIMIT",
     "REVISED_EVENT",
     "Decision",
     "Revision",
     "SightingAction",
     "SightingService",
-    "SightingView",
     "StoredSighting",
     "close_open_sightings",
     "photo_url",
@@ -97,7 +96,6 @@ logger = logging.getLogger(__name__)
 
 SNAPSHOT_KIND = "snapshots/"
 """The photo store prefix of camera snapshots."""
-MAX_LIMIT = 1000
 REVISED_EVENT = "sighting.revised"
 """The dashboard event of a sighting whose decision (person or watchlist) was revised."""
 
@@ -118,21 +116,6 @@ def close_open_sightings(db: Database, camera_id: str, at: datetime | None = Non
 
 SightingAction = Callable[[StoredSighting], None]
 """Called (on the bus thread) for every new sighting after it is stored and announced."""
-
-
-@dataclass(frozen=True, slots=True)
-class SightingView:
-    """A stored sighting for the API, with the person's name."""
-
-    sighting: SightingRecord
-    person_name: str | None
-    decisions: tuple[Decision, ...] = ()
-    """The decision trail, oldest first, the current decision last."""
-
-    @property
-    def revised(self) -> bool:
-        """Whether an earlier decision about this sighting was replaced."""
-        return self.sighting.revised
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,64 +506,6 @@ class SightingService:
                     sighting.camera_id,
                     sighting.id,
                 )
-
-    # queries --------------------------------------------------------------------------------
-
-    def query(
-        self,
-        camera: str | None = None,
-        person: str | None = None,
-        watchlist: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-        exclude_people: Collection[str] = (),
-        exclude_sightings: Collection[str] = (),
-        *,
-        unknown: bool = False,
-        after: Cursor | None = None,
-    ) -> list[SightingView]:
-        """Stored sightings, newest first, each with its decision trail.
-
-        Args:
-            camera: only this camera's.
-            person: only those decided to be this person (person id), now or before a
-                revision: what the dashboards showed as them.
-            watchlist: only matches on this watchlist (now or before a revision).
-            since: first seen at or after this time.
-            until: first seen before this time.
-            limit: at most this many (1..1000).
-            exclude_people: not these people's (what a reporter may not know of).
-            exclude_sightings: not these sightings.
-            unknown: only those that are unknown faces now.
-            after: only those after this one in the order (the previous page's last).
-        """
-        limit = max(1, min(limit, MAX_LIMIT))
-        with self.db.session() as session:
-            found = rows.find(
-                session,
-                camera=camera,
-                person=person,
-                watchlist=watchlist,
-                unknown=unknown,
-                since=since,
-                until=until,
-                limit=limit,
-                after=after,
-                exclude_people=exclude_people,
-                exclude_sightings=exclude_sightings,
-            )
-            trails = rows.decisions(session, found)
-        return [SightingView(record, name, tuple(trails[record.id])) for record, name in found]
-
-    def get(self, sighting_id: str) -> SightingView | None:
-        """One stored sighting with its decision trail, or ``None``."""
-        with self.db.session() as session:
-            found = rows.get(session, sighting_id)
-            if found is None:
-                return None
-            trail = rows.decisions(session, [found])[found[0].id]
-        return SightingView(found[0], found[1], tuple(trail))
 
     # camera status --------------------------------------------------------------------------
 

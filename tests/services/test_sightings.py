@@ -19,6 +19,7 @@ from oneeye.bus.messages import PayloadReader, Rejections, SightingPayload
 from oneeye.services.auth import AuthService
 from oneeye.services.customers import CustomerCard, CustomerDirectory, DirectoryError
 from oneeye.services.events import EventHub
+from oneeye.services.sighting_queries import SightingQueries
 from oneeye.services.sightings import SightingService, StoredSighting
 from oneeye.store.db import Database
 from oneeye.store.models import (
@@ -92,6 +93,7 @@ class Rig:
             AuthService(db),
             PayloadReader(rejections=self.rejections),
         )
+        self.queries = SightingQueries(db)
         self.customer = new_id()
         self.stranger_on_list = new_id()
         with db.session() as session:
@@ -497,7 +499,7 @@ def test_query_filters_by_camera_person_watchlist_and_time(rig: Rig) -> None:
     rig.settle()
 
     def found(**filters: Any) -> list[str]:
-        return [v.sighting.id for v in rig.service.query(**filters)]
+        return [v.sighting.id for v in rig.queries.query(**filters)]
 
     assert found() == [ids[3], ids[2], ids[1], ids[0]]
     assert found(camera="back") == [ids[2]]
@@ -508,10 +510,10 @@ def test_query_filters_by_camera_person_watchlist_and_time(rig: Rig) -> None:
         ids[1],
     ]
     assert found(limit=1) == [ids[3]]
-    view = rig.service.get(ids[0])
+    view = rig.queries.get(ids[0])
     assert view is not None
     assert view.person_name == "Barack Obama"
-    assert rig.service.get(new_id()) is None
+    assert rig.queries.get(new_id()) is None
 
 
 def test_a_snapshot_replaced_by_a_better_one_is_deleted(rig: Rig) -> None:
@@ -628,7 +630,7 @@ def test_a_revised_decision_is_an_event_and_the_history_keeps_both(rig: Rig) -> 
         "watchlist": "customers",
         "distance": 0.309,
     }
-    found = rig.service.query(person=rig.customer)
+    found = rig.queries.query(person=rig.customer)
     assert [view.sighting.id for view in found] == [sid]
     assert found[0].sighting.person_id is None  # what it is now; the trail says what it was
     trail = [(d.person_id, d.person_name, d.decided_at) for d in found[0].decisions]
@@ -639,7 +641,7 @@ def test_a_revised_decision_is_an_event_and_the_history_keeps_both(rig: Rig) -> 
     rig.send(**message(sid, "sighting_update", distance=0.3, seen_at=revised_at.isoformat()))
     rig.settle()
     assert [k for k, _ in events_of(rig, "viewer")].count("sighting.revised") == 1
-    view = rig.service.get(sid)
+    view = rig.queries.get(sid)
     assert view is not None
     assert len(view.decisions) == 2
 
@@ -656,8 +658,8 @@ def test_a_sighting_revised_to_another_customer_sends_that_customer_s_card(rig: 
     cards = [d for k, d in events_of(rig) if k == "customer.arrived"]
     assert [c["account"]["account_id"] for c in cards] == ["ACC-1"]
     assert cards[0]["sighting_id"] == sid
-    assert [v.sighting.id for v in rig.service.query(person=rig.stranger_on_list)] == [sid]
-    assert [v.sighting.id for v in rig.service.query(person=rig.customer)] == [sid]
+    assert [v.sighting.id for v in rig.queries.query(person=rig.stranger_on_list)] == [sid]
+    assert [v.sighting.id for v in rig.queries.query(person=rig.customer)] == [sid]
 
 
 def test_one_track_on_two_watchlists_is_two_open_sightings_each_acted_on(rig: Rig) -> None:

@@ -39,7 +39,7 @@ def _seen(
     key = app.services.photos.add(snapshot_kind(CAMERA), (face_photos / photo).read_bytes())
     message = sighting(CAMERA, person, datetime.now(UTC), snapshot_key=key, watchlist=watchlist)
     publish(app, message)
-    wait_for(lambda: app.services.sightings.get(message["id"]) is not None, "the sighting")
+    wait_for(lambda: app.services.sighting_queries.get(message["id"]) is not None, "the sighting")
     return str(message["id"])
 
 

@@ -78,7 +78,7 @@ def arrive(site: Site, face_photos: Path, photo: str) -> str:
         CAMERA, site.person_id, datetime.now(UTC), snapshot_key=key, watchlist="customers"
     )
     publish(app, message)
-    wait_for(lambda: app.services.sightings.get(message["id"]) is not None, "the sighting")
+    wait_for(lambda: app.services.sighting_queries.get(message["id"]) is not None, "the sighting")
     return str(message["id"])
 
 

@@ -56,7 +56,7 @@ def add_person(server: OneEyeApp, name: str, watchlist: str = "customers") -> st
 
 
 def stored_count(server: OneEyeApp) -> int:
-    return len(server.services.sightings.query(limit=1000))
+    return len(server.services.sighting_queries.query(limit=1000))
 
 
 def send_all(server: OneEyeApp, messages: list[dict[str, Any]]) -> None:
@@ -84,7 +84,7 @@ def revised_to_unknown(server: OneEyeApp, person: str) -> str:
     send_all(server, [first, update])
 
     def revised() -> bool:
-        view = server.services.sightings.get(first["id"])
+        view = server.services.sighting_queries.get(first["id"])
         return view is not None and view.revised
 
     wait_for(revised, "the revision to be stored")
@@ -238,7 +238,7 @@ def test_csv_export_has_the_filtered_rows_and_is_audited(
 def test_csv_export_stops_at_its_row_limit(server: OneEyeApp) -> None:
     messages = [sighting("door", None, T0 + timedelta(seconds=i), track=i) for i in range(7)]
     send_all(server, messages)
-    found = list(export(server.services.sightings, HistoryQuery(), max_rows=5))
+    found = list(export(server.services.sighting_queries, HistoryQuery(), max_rows=5))
     assert [v.sighting.id for v in found] == [str(m["id"]) for m in reversed(messages)][:5]
 
 
@@ -298,8 +298,8 @@ def test_erasing_a_person_removes_the_sightings_once_shown_as_them(server: OneEy
     send_all(server, [other])
     report = server.services.privacy.erase(person, actor="user:admin")
     assert report.sightings == 1
-    assert server.services.sightings.get(sid) is None
-    assert server.services.sightings.get(str(other["id"])) is not None
+    assert server.services.sighting_queries.get(sid) is None
+    assert server.services.sighting_queries.get(str(other["id"])) is not None
     with server.services.db.session() as session:
         assert session.query(SightingDecision).count() == 0
 

@@ -111,7 +111,7 @@ def test_teller_filters_the_history_by_person_and_downloads_the_csv(
     stranger = sighting("back", None, now + timedelta(minutes=1), track=2)
     for message in (visit, stranger):
         publish(site.app, message)
-    wait_for(lambda: len(site.app.services.sightings.query()) == 2, "the sightings")
+    wait_for(lambda: len(site.app.services.sighting_queries.query()) == 2, "the sightings")
 
     page = browser.new_page(accept_downloads=True)
     violations = csp_violations(page)

@@ -104,7 +104,8 @@ def test_metrics_export_every_family_with_no_person_in_a_label(
     person = "p" * 32
     message = sighting("door", person, datetime.now(UTC))
     publish(server, message)
-    wait_for(lambda: server.services.sightings.get(message["id"]) is not None, "the sighting")
+    queries = server.services.sighting_queries
+    wait_for(lambda: queries.get(message["id"]) is not None, "the sighting")
     admin = key_client(server, "admin")
     assert admin.get(f"/api/v1/people/{person}").status_code == 404
     text = metrics_text(server)

@@ -330,8 +330,9 @@ def find(
     exclude_sightings: Collection[str] = (),
 ) -> list[tuple[SightingRecord, str | None]]:
     """Stored sightings with their person's name, newest first (see
-    ``SightingService.query`` for the filters). A person or watchlist filter finds the
-    sightings that were decided so at any time, also those revised since."""
+    ``services.sighting_queries.SightingQueries.query`` for the filters). A person or
+    watchlist filter finds the sightings that were decided so at any time, also those revised
+    since."""
     query = (
         select(Sighting, Person.name, _revised().label("revised"))
         .outerjoin(Person, Person.id == Sighting.person_id)

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from oneeye.errors import NotFound
 from oneeye.services.context import Services
 from oneeye.services.history import PAGE_SIZE, HistoryPage, page
-from oneeye.services.sightings import SightingView, photo_url
+from oneeye.services.sighting_queries import SightingView
+from oneeye.services.sightings import photo_url
 from oneeye.web.deps import ServicesDep, TellerPage, audit_access
 from oneeye.web.pages.render import iso_time, render
 from oneeye.web.routes.sightings import HistoryFilter, cursor_text, verdicts_of
@@ -89,7 +90,7 @@ def _history(
         filters = HistoryFilter.model_validate({**values, "after": after})
     except ValidationError as exc:
         return None, _error(exc), {}
-    found = page(services.sightings, filters.query(), after=filters.cursor())
+    found = page(services.sighting_queries, filters.query(), after=filters.cursor())
     links: dict[str, Any] = {
         "csv_url": "/api/v1/sightings/export.csv?" + urlencode(values),
         "newest_url": f"{path}?{urlencode(values)}" if after else None,

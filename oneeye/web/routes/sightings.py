@@ -29,7 +29,8 @@ from oneeye.services.history import (
     csv_lines,
     export,
 )
-from oneeye.services.sightings import SightingView, photo_url
+from oneeye.services.sighting_queries import SightingView
+from oneeye.services.sightings import photo_url
 from oneeye.vision.engine import Deadline
 from oneeye.web.deps import Admin, ServicesDep, Teller, Viewer, audit_access
 from oneeye.web.offload import work_on_photo
@@ -274,7 +275,7 @@ def list_sightings(
 ) -> list[SightingPublic]:
     """Sightings, newest first."""
     scope = services.alerts.scope_of(principal)
-    views = services.sightings.query(
+    views = services.sighting_queries.query(
         camera=camera,
         person=person,
         watchlist=watchlist,
@@ -313,7 +314,7 @@ def export_sightings(
     )
     # A sync iterator: Starlette reads it on a worker thread, so the paging queries never run
     # on the event loop.
-    rows = csv_lines(export(services.sightings, filters.query()))
+    rows = csv_lines(export(services.sighting_queries, filters.query()))
     return StreamingResponse(
         rows,
         media_type="text/csv; charset=utf-8",
@@ -345,7 +346,7 @@ def list_rejections(
 @router.get("/{sighting_id}", response_model=SightingPublic)
 def get_sighting(sighting_id: str, services: ServicesDep, principal: Viewer) -> SightingPublic:
     """One sighting."""
-    view = services.sightings.get(sighting_id)
+    view = services.sighting_queries.get(sighting_id)
     scope = services.alerts.scope_of(principal) if view is not None else None
     if view is None or (
         scope is not None
