@@ -1,6 +1,6 @@
 """FaceEngine: the one facade the rest of OneEye uses to find and encode faces.
 
-It owns the models (loaded in the constructor, the CNN detector on first need), picks the
+It owns the models (loaded in the constructor, the CNN detector on the first enrolment), picks the
 detection scale from the smallest face worth finding, and for enrolment photos runs a fallback
 chain so a usable photo is not refused: HOG at a scale fit for the photo, HOG at the configured
 smallest face, HOG upsampled once more, then the CNN detector. Photos searched for faces (face
@@ -207,7 +207,9 @@ class FaceEngine:
         ]
         if self.settings.fallback:
             shrink = min(1.0, CNN_MAX_SIDE / max(image.shape[:2]))
-            cnn_plan = plan_scale(max(1, round(configured * shrink)), CnnDetector.window_px)
+            with self._lock:  # the window is the model file's: the CNN loads on first need
+                window = self._detector(CnnDetector.name).window_px
+            cnn_plan = plan_scale(max(1, round(configured * shrink)), window)
             cnn_plan = ScalePlan(cnn_plan.factor * shrink, cnn_plan.upsample)
             stages.append(
                 DetectionStage(CnnDetector.name, bounded(cnn_plan, image, CNN_MAX_WORK_PIXELS))

@@ -15,7 +15,6 @@ class CnnDetector(ScaledDetector):
     """dlib's MMOD CNN face detector: finds turned and small faces HOG misses."""
 
     name = "cnn"
-    window_px = 40
 
     def __init__(self, model_path: Path, num_threads: int | None = 1) -> None:
         """Load the network.
@@ -28,6 +27,8 @@ class CnnDetector(ScaledDetector):
             ModelError: the file cannot be loaded.
         """
         self._detector = MmodDetector(model_path, num_threads=num_threads)
+        self.window_px = self._detector.window_px
+        """The model file's detector window: 80 pixels for dlib's face model."""
 
     def _run(self, image: RGBImage, upsample: int) -> list[tuple[FaceBox, float]]:
         return [

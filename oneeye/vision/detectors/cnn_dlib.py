@@ -10,6 +10,7 @@ import dlib
 from oneeye.errors import ModelError
 from oneeye.types import RGBImage
 from oneeye.vision.detectors._dlib import DlibDetector
+from oneeye.vision.mmod import read_mmod_model
 from oneeye.vision.models import ModelPaths
 
 
@@ -17,7 +18,6 @@ class DlibCnnDetector(DlibDetector):
     """dlib's MMOD CNN face detector run by dlib: about 17 times slower than ``"cnn"``."""
 
     name = "cnn-dlib"
-    window_px = 40
 
     def __init__(self, model_path: Path) -> None:
         """Load the network.
@@ -32,6 +32,8 @@ class DlibCnnDetector(DlibDetector):
             self._detector = dlib.cnn_face_detection_model_v1(str(model_path))
         except RuntimeError as exc:
             raise ModelError(f"cannot load the CNN face detector {model_path}: {exc}") from exc
+        # dlib does not tell its window; the file does (80 pixels for dlib's face model).
+        self.window_px = read_mmod_model(model_path).options.window_px
 
     def _run_dlib(self, image: RGBImage, upsample: int) -> list[tuple[object, float]]:
         return [(d.rect, d.confidence) for d in self._detector(image, upsample)]

@@ -71,6 +71,8 @@ class MmodDetector:
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads must be None or >= 1, got {num_threads}")
         self.model = read_mmod_model(model_path)
+        self.window_px = self.model.options.window_px
+        """The smallest face found without upsampling (the model file's detector window)."""
         self._mapping = self.model.output_to_input()
         failures: list[str] = []
         for name in BACKENDS if backend == "auto" else (backend,):

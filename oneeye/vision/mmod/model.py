@@ -50,6 +50,13 @@ class MmodOptions:
     nms_iou: float
     nms_covered: float
 
+    @property
+    def window_px(self) -> int:
+        """The smallest face found at scale 1, in pixels: the shorter side of the smallest
+        window. The pyramid only shrinks the image, so no box is smaller than this without
+        upsampling (80 for ``mmod_human_face_detector.dat``)."""
+        return min(min(w.width, w.height) for w in self.windows)
+
 
 @dataclass(frozen=True, slots=True)
 class MmodModel:
