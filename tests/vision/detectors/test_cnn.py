@@ -30,6 +30,30 @@ def test_finds_the_face_hog_finds(load_photo: PhotoLoader) -> None:
     assert found[0].box.iou(hog.box) > 0.5
 
 
+def test_the_window_is_the_model_files() -> None:
+    path = ModelPaths.locate().cnn_detector
+    # dlib's face model slides one 80x80 window over a pyramid that only shrinks the image.
+    assert CnnDetector(path).window_px == 80
+    assert DlibCnnDetector(path).window_px == 80
+
+
+def test_a_face_smaller_than_the_window_is_found_upsampled(load_photo: PhotoLoader) -> None:
+    # A fifth of the photo: the face is about 53 pixels (HOG's box). At scale 1 the MMOD
+    # network boxes nothing under its 80-pixel window, so it misses the face; ``detect``
+    # must plan the upsampling that brings it above the window (issue 13: with a window of
+    # 40 it planned scale 1 for min_face_px=40).
+    small = shrunk(load_photo("obama.jpg"), 5)
+    detector = CnnDetector(ModelPaths.locate().cnn_detector)
+
+    assert detector.detect_at(small, ScalePlan(1.0, 0)) == []
+    (found,) = detector.detect(small, min_face_px=40)
+    (hog,) = HogDetector().detect_at(small, ScalePlan(1.0, 1))
+
+    assert found.detector == "cnn-up1"
+    assert found.box.width < 80
+    assert found.box.iou(hog.box) > 0.5
+
+
 def test_plans_and_regions_match_dlibs_own(load_photo: PhotoLoader) -> None:
     image = shrunk(load_photo("obama.jpg"), 4)
     path = ModelPaths.locate().cnn_detector
