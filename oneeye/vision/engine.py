@@ -56,14 +56,18 @@ def bounded(plan: ScalePlan, image: RGBImage, max_pixels: int) -> ScalePlan:
         max_pixels: the most pixels the detector may look at (after resize and upsampling).
 
     Returns:
-        The same plan, or one whose factor is smaller, so that the working image fits.
+        The same plan, or one of a smaller overall scale whose working image fits. A plan
+        that would shrink the photo only to double it again loses those doublings instead:
+        the same pixels, without the detail the shrinking would throw away.
     """
     height, width = image.shape[:2]
     scale = plan.factor * 2**plan.upsample
     work = height * width * scale * scale
     if work <= max_pixels:
         return plan
-    return ScalePlan(plan.factor * math.sqrt(max_pixels / work), plan.upsample)
+    scale *= math.sqrt(max_pixels / work)
+    upsample = min(plan.upsample, max(0, math.ceil(math.log2(scale) - 1e-9)))
+    return ScalePlan(scale / 2**upsample, upsample)
 
 
 class Deadline:
@@ -201,10 +205,11 @@ class FaceEngine:
             hog_plans.append(plan_scale(configured, HogDetector.window_px))
         finest = plan_scale(configured, HogDetector.window_px)
         hog_plans.append(ScalePlan(finest.factor, finest.upsample + 1))
-        stages = [
-            DetectionStage(HogDetector.name, bounded(plan, image, HOG_MAX_WORK_PIXELS))
-            for plan in hog_plans
-        ]
+        stages: list[DetectionStage] = []
+        for plan in hog_plans:
+            stage = DetectionStage(HogDetector.name, bounded(plan, image, HOG_MAX_WORK_PIXELS))
+            if stage not in stages:  # on a large photo the bound can make two stages one
+                stages.append(stage)
         if self.settings.fallback:
             shrink = min(1.0, CNN_MAX_SIDE / max(image.shape[:2]))
             with self._lock:  # the window is the model file's: the CNN loads on first need

@@ -9,6 +9,7 @@ import pytest
 from oneeye.config import EngineSettings
 from oneeye.errors import FaceError
 from oneeye.types import EMBEDDING_SIZE, Detection, Face, RGBImage
+from oneeye.vision.detectors import ScalePlan
 from oneeye.vision.engine import (
     CNN_MAX_WORK_PIXELS,
     HOG_MAX_WORK_PIXELS,
@@ -183,6 +184,34 @@ def test_no_enrolment_stage_looks_at_more_pixels_than_its_bound(
         scale = stage.plan.factor * 2**stage.plan.upsample
         limit = CNN_MAX_WORK_PIXELS if stage.detector == "cnn" else HOG_MAX_WORK_PIXELS
         assert side * side * scale * scale <= limit * 1.0001
+
+
+@pytest.mark.parametrize(
+    ("plan", "expected"),
+    [
+        (ScalePlan(1.0, 1), ScalePlan(0.5477, 0)),  # the CNN's stage on a 1000x1000 photo
+        (ScalePlan(0.5, 2), ScalePlan(0.5477, 0)),
+        (ScalePlan(1.0, 2), ScalePlan(0.5477, 0)),
+        (ScalePlan(1.0, 3), ScalePlan(0.5477, 0)),
+        (ScalePlan(0.4, 0), ScalePlan(0.4, 0)),  # within the bound: as it was
+    ],
+)
+def test_a_bound_never_shrinks_a_photo_only_to_upsample_it(
+    plan: ScalePlan, expected: ScalePlan
+) -> None:
+    # Shrunk to 0.27 and doubled, a photo loses the detail that scale 0.55 keeps, for the
+    # same pixels: the bound drops the doublings it leaves no room for.
+    image = np.zeros((1000, 1000, 3), dtype=np.uint8)
+    fitted = bounded(plan, image, 300_000)
+    assert fitted.upsample == expected.upsample
+    assert fitted.factor == pytest.approx(expected.factor, abs=1e-4)
+
+
+def test_a_large_photos_stages_are_not_repeated(engine: FaceEngine) -> None:
+    # At 12 megapixels the bound leaves HOG's two finest stages the same scale: one runs.
+    stages = engine.enrolment_stages(np.zeros((3000, 4000, 3), dtype=np.uint8))
+    assert len(set(stages)) == len(stages)
+    assert [s.plan.upsample for s in stages] == [0, 0, 0]
 
 
 def test_a_small_photos_stages_are_not_shrunk(engine: FaceEngine) -> None:

@@ -4,6 +4,8 @@ Subclasses only say how to run on an already resized image (``_run``)."""
 
 from __future__ import annotations
 
+import logging
+import math
 from abc import ABC, abstractmethod
 
 import cv2
@@ -11,6 +13,8 @@ import numpy as np
 
 from oneeye.types import Detection, FaceBox, RGBImage
 from oneeye.vision.detectors.base import ScalePlan, plan_scale
+
+logger = logging.getLogger(__name__)
 
 
 def resize_for(image: RGBImage, factor: float) -> RGBImage:
@@ -34,6 +38,35 @@ class ScaledDetector(ABC):
 
     name: str
     window_px: int
+    max_pixels: int | None = None
+    """The most pixels it may be given, after its own upsampling (``None``: no bound). A plan
+    or region that would give it more is shrunk to fit, and the first time that happens it is
+    logged: faces just above ``min_face_px`` may then be missed."""
+    _warned = False
+
+    def _fitted(self, factor: float, upsample: int, height: int, width: int) -> float:
+        """``factor``, made smaller where the working image would exceed ``max_pixels``."""
+        scale = factor * 2**upsample
+        work = height * width * scale * scale
+        if self.max_pixels is None or work <= self.max_pixels:
+            return factor
+        fitted = factor * math.sqrt(self.max_pixels / work)
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "%s detector: a %dx%d image at scale %.2f would be %.1f megapixels, over its "
+                "bound of %.1f; looking at scale %.2f instead, so faces under about %d pixels "
+                "may be missed (raise min_face_px, or use a smaller frame)",
+                self.name,
+                width,
+                height,
+                scale,
+                work / 1e6,
+                self.max_pixels / 1e6,
+                fitted * 2**upsample,
+                math.ceil(self.window_px / (fitted * 2**upsample)),
+            )
+        return fitted
 
     @abstractmethod
     def _run(self, image: RGBImage, upsample: int) -> list[tuple[FaceBox, float]]:
@@ -49,11 +82,12 @@ class ScaledDetector(ABC):
         ``clip=False`` keeps boxes that reach past the image's edges as the detector found them
         (what ``oneeye.compat`` needs to trim them the way face_recognition does)."""
         height, width = image.shape[:2]
-        scaled = resize_for(image, plan.factor)
+        factor = self._fitted(plan.factor, plan.upsample, height, width)
+        scaled = resize_for(image, factor)
         stage = self.name if plan.upsample == 0 else f"{self.name}-up{plan.upsample}"
         found = [
             Detection(
-                box=_back(box, height, width, plan.factor, clip),
+                box=_back(box, height, width, factor, clip),
                 confidence=float(confidence),
                 detector=stage,
             )
@@ -69,6 +103,7 @@ class ScaledDetector(ABC):
         height, width = image.shape[:2]
         part = region.clipped(height, width)
         crop = np.ascontiguousarray(image[part.top : part.bottom + 1, part.left : part.right + 1])
+        factor = self._fitted(factor, 0, part.height, part.width)
         scaled = resize_for(crop, factor)
         found = []
         for found_box, confidence in self._run(scaled, 0):

@@ -1,9 +1,9 @@
 """What every face detector offers (``FaceDetector``), and how a detection scale is planned.
 
 A detector has a window: the smallest face it finds in an image as given (about 80 pixels for
-HOG and for dlib's MMOD CNN, whose window its model file states). To find faces down to ``min_face_px`` the image is shrunk when
-``min_face_px`` is larger than the window (cheaper: a door camera's faces are big) and
-upsampled when it is smaller.
+HOG and for dlib's MMOD CNN, whose model file states its window). To find faces down to
+``min_face_px`` the image is shrunk when ``min_face_px`` is larger than the window (cheaper: a
+door camera's faces are big) and upsampled when it is smaller.
 
 Boxes come back as the project's ``Detection`` values, in the pixels of the image passed in;
 no detector's own types (dlib rectangles and the like) leave its module.

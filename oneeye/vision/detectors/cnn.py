@@ -8,6 +8,7 @@ from pathlib import Path
 from oneeye.types import FaceBox, RGBImage
 from oneeye.vision.detectors._scaled import ScaledDetector
 from oneeye.vision.mmod import MmodDetector
+from oneeye.vision.mmod.detector import MAX_WORK_PIXELS
 from oneeye.vision.models import ModelPaths
 
 
@@ -15,6 +16,9 @@ class CnnDetector(ScaledDetector):
     """dlib's MMOD CNN face detector: finds turned and small faces HOG misses."""
 
     name = "cnn"
+    max_pixels = MAX_WORK_PIXELS // 4
+    """Its tiled pyramid is about 3.7 times the image it is given, and must stay within
+    ``MAX_WORK_PIXELS``: 4 megapixels, a 1080p frame at scale 1.39 (faces from 58 pixels)."""
 
     def __init__(self, model_path: Path, num_threads: int | None = 1) -> None:
         """Load the network.

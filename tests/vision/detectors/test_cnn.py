@@ -3,8 +3,10 @@ the model file, finding the face HOG finds, and giving the same detections as ea
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from oneeye.errors import ModelError
@@ -52,6 +54,25 @@ def test_a_face_smaller_than_the_window_is_found_upsampled(load_photo: PhotoLoad
     assert found.detector == "cnn-up1"
     assert found.box.width < 80
     assert found.box.iou(hog.box) > 0.5
+
+
+def test_a_frame_too_large_for_the_scale_is_shrunk_to_the_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A ``cnn`` camera at min_face_px=40 scales a 1080p frame by 2: a 3840x2160 image whose
+    # pyramid (30 megapixels) is over the network's bound. It looks at the most the bound
+    # allows instead of failing every scan, and says once which faces it may miss.
+    frame = np.zeros((1080, 1920), dtype=np.uint8)
+    whole = FaceBox(top=0, left=0, bottom=1079, right=1919)
+    detector = CnnDetector(ModelPaths.locate().cnn_detector)
+    assert detector.max_pixels is not None
+    assert detector.max_pixels < 1920 * 1080 * 2.0**2
+
+    with caplog.at_level(logging.WARNING, logger="oneeye.vision.detectors._scaled"):
+        assert detector.detect_region(frame, whole, 2.0) == []
+        assert detector.detect_at(frame, ScalePlan(1.0, 1)) == []
+    (warning,) = caplog.records
+    assert "faces under about 58 pixels may be missed" in warning.getMessage()
 
 
 def test_plans_and_regions_match_dlibs_own(load_photo: PhotoLoader) -> None:
