@@ -19,9 +19,10 @@ many times the cost per pixel. A camera set to ``auto`` scans with HOG as before
 Sizes are faces as HOG boxes them. dlib's MMOD network boxes faces from 80 pixels at scale
 1: its own answers on the street video without upsampling are all 80-115 pixels wide, and on
 LFW upsampled once from 40 (``bench/results/cnn_reference_*.json``); the 40 pixels usually
-quoted (and ``CnnDetector.window_px``) hold after one upsampling. On the test photos turned on
-a cylinder (``tests/video/test_assist.py``) it found frontal faces from about 70 pixels (HOG's
-box) and faces turned 45-60 degrees from about 80-100.
+quoted hold after one upsampling (``CnnDetector.window_px`` reads the 80 from the model
+file). On the test photos turned on a cylinder (``tests/video/test_assist.py``) it found
+frontal faces from about 70 pixels (HOG's box) and faces turned 45-60 degrees from about
+80-100.
 
 Both kinds of crop draw from one :class:`CnnBudget` per camera: CNN milliseconds per second of
 video, spent as a token bucket (empty at the start, at most one second's allowance kept),
