@@ -104,6 +104,10 @@ class Deadline:
             )
 
 
+def _same_scale(a: ScalePlan, b: ScalePlan) -> bool:
+    return a.upsample == b.upsample and math.isclose(a.factor, b.factor, rel_tol=1e-9)
+
+
 def _check(deadline: Deadline | None) -> None:
     if deadline is not None:
         deadline.check()
@@ -208,8 +212,8 @@ class FaceEngine:
         stages: list[DetectionStage] = []
         for plan in hog_plans:
             stage = DetectionStage(HogDetector.name, bounded(plan, image, HOG_MAX_WORK_PIXELS))
-            if stage not in stages:  # on a large photo the bound can make two stages one
-                stages.append(stage)
+            if not any(_same_scale(stage.plan, s.plan) for s in stages):
+                stages.append(stage)  # on a large photo the bound can make two stages one
         if self.settings.fallback:
             shrink = min(1.0, CNN_MAX_SIDE / max(image.shape[:2]))
             with self._lock:  # the window is the model file's: the CNN loads on first need
