@@ -12,7 +12,10 @@ that watchlist's nearest person or their rival. This times, turn by turn on the 
   amber-alert on its own (the worst case: a second full pass over the matrix).
 
 Usage:
-    python bench/gallery_watchlists.py [--size 100000] [--turns 30] [--output FILE]
+    python bench/gallery_watchlists.py [--size 100000] [--turns 30] [--output FILE] [--smoke]
+
+``--smoke``: 2,000 templates, 3 turns, the same paths; writes nothing unless ``--output`` says
+where (the test suite runs it so the script cannot rot between real runs).
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench
 
 from bench.gallery_scale import queries_for, unit
 from oneeye.gallery import GalleryIndex
@@ -48,7 +54,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (seconds), for tests")
     args = parser.parse_args()
+    if args.smoke:
+        args.size, args.turns = 2000, 3
+    if args.size < 1 or args.turns < 1:
+        parser.error("--size and --turns must be at least 1")
     rng = np.random.default_rng(12)
     vectors = unit(rng, args.size)
     galleries = {
@@ -72,6 +83,7 @@ def main() -> None:
     result = {
         "size": args.size,
         "turns": args.turns,
+        "smoke": args.smoke,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "identify_ms_median": {k: round(1e3 * statistics.median(v), 2) for k, v in single.items()},

@@ -5,6 +5,7 @@ video loop and the original system's loop, on the same frames, in one run.
         [--lfw ../shared/data/lfw/images] [--people 8] [--strangers 8]
         [--reference-stride 1] [--skip-street] [--skip-clips] [--plot-only]
         [--cnn-reference bench/results/cnn_reference_street.json] [--cnn-ms-per-s 100]
+        [--results bench/results] [--smoke]
 
 Inputs: the real street video (1080p, nobody labelled) and two clips made from LFW people
 (``bench.lib.clips``) at 720p and 1080p, where who is in view is known.
@@ -34,6 +35,12 @@ Frames/s are wall-clock over the frames each loop processed (``--reference-strid
 the references on every Nth frame only, for quick runs); cores used = CPU seconds / wall
 seconds. Results: ``bench/results/video_throughput.json`` and ``.png``, and
 ``video_throughput_turned.png`` (the share of dlib's CNN's people per loop).
+
+``--smoke``: every loop and every scoring path on one small labelled clip (one person, one
+stranger, 480x360 at 10 fps, ``--reference-stride 2``), which also stands in for the street
+video (written out as a video and decoded again) with its true face boxes standing in for
+dlib's CNN reference. Results go to a temporary folder, or ``--results`` when given; never
+bench/results. The test suite runs it so the script cannot rot between real runs.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ import json
 import os
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -231,9 +239,11 @@ def street_people(reference: Run, fps: float) -> list[list[tuple[int, FaceBox]]]
     return [seen for seen in people.values() if seen[-1][0] - seen[0][0] + 1 >= fps]
 
 
-def street_recall(people: list[list[tuple[int, FaceBox]]], run: Run) -> dict[str, Any]:
+def street_recall(
+    people: list[list[tuple[int, FaceBox]]], run: Run, fps: float = STREET_FPS
+) -> dict[str, Any]:
     """How many of the people a loop found, and (OneEye) tracked and sighted, and how long
-    after the reference first found each one OneEye's sighting came (seconds at 25 fps)."""
+    after the reference first found each one OneEye's sighting came (seconds, at ``fps``)."""
     boxes: dict[int, list[FaceBox]] = {}
     for claim in run.claims:
         boxes.setdefault(claim.frame, []).append(claim.box)
@@ -251,7 +261,7 @@ def street_recall(people: list[list[tuple[int, FaceBox]]], run: Run) -> dict[str
             sighted += bool(on_them & run.sighted_tracks)
             firsts = [run.first_sighting[t] for t in on_them if t in run.first_sighting]
             if firsts:
-                delays.append((min(firsts) - seen[0][0]) / STREET_FPS)
+                delays.append((min(firsts) - seen[0][0]) / fps)
         else:
             found += any(
                 box.iou(other) >= 0.3 for index, box in seen for other in boxes.get(index, [])
@@ -334,8 +344,8 @@ def run_street(args: argparse.Namespace, engine: FaceEngine) -> dict[str, Any]:
     original = reference_loop(frames, [], [], stride=1, quarter=True, label="original")
     out: dict[str, Any] = {"size": [width, height], "frames": len(frames), "fps": fps}
     runs: dict[str, Run] = {"face_recognition": reference, "original": original}
-    out["face_recognition"] = reference.figures() | street_recall(people, reference)
-    out["original"] = original.figures() | street_recall(people, original)
+    out["face_recognition"] = reference.figures() | street_recall(people, reference, fps)
+    out["original"] = original.figures() | street_recall(people, original, fps)
     loops: list[tuple[str, int, CameraDetector]] = [
         ("oneeye_1_thread", 1, "hog"),
         ("oneeye_auto_1_thread", 1, "auto"),
@@ -346,11 +356,11 @@ def run_street(args: argparse.Namespace, engine: FaceEngine) -> dict[str, Any]:
         pipeline_stats: dict[str, int] = {}
         run = oneeye_loop(frames, fps, engine, GalleryIndex(), settings, pipeline_stats)
         runs[name] = run
-        out[name] = run.figures() | street_recall(people, run) | pipeline_stats
+        out[name] = run.figures() | street_recall(people, run, fps) | pipeline_stats
         print(f"  {name}: {out[name]['frames_per_second']:.2f} frames/s", flush=True)
     if cnn_people:
         for name, run in runs.items():
-            out[name]["cnn_people"] = street_recall(cnn_people, within(run, cnn_frames))
+            out[name]["cnn_people"] = street_recall(cnn_people, within(run, cnn_frames), fps)
         out["cnn_reference_frames"] = cnn_frames
         out["cnn_ms_per_s"] = args.cnn_ms_per_s
     out["min_face_px"] = args.street_min_face
@@ -479,6 +489,92 @@ def plot_turned(street: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+RESULTS = Path("bench/results")
+"""Where a real run's figures go (relative to the repository root, where it runs)."""
+
+
+def street_of(results: dict[str, Any]) -> dict[str, Any]:
+    """The street input's figures (the first input scored on dlib's CNN's people), or {}."""
+    return next((v for v in results["inputs"].values() if "cnn_reference_frames" in v), {})
+
+
+def save(results: dict[str, Any], folder: Path) -> None:
+    """The table on stdout; ``video_throughput.json`` and the pictures in ``folder``."""
+    report(results)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "video_throughput.json").write_text(json.dumps(results, indent=2))
+    if results["inputs"]:
+        plot(results, folder / "video_throughput.png")
+    street = street_of(results)
+    if street:
+        plot_turned(street, folder / "video_throughput_turned.png")
+
+
+def write_video(clip: LabelledClip, path: Path) -> Path:
+    """The clip's frames as a Motion-JPEG video (what :func:`decode` reads back)."""
+    width, height = clip.size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), clip.fps, clip.size)
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write a {width}x{height} Motion-JPEG video to {path}")
+    for frame in clip.frames:
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    writer.release()
+    return path
+
+
+def write_truth_reference(clip: LabelledClip, path: Path) -> Path:
+    """The clip's true face boxes in ``bench/cnn_reference.py``'s format, as if dlib's CNN
+    had found every face and nothing else."""
+    items = {
+        f"frame_{index:04d}": {
+            "shape": list(clip.frames[index].shape[:2]),
+            "seconds": 0.0,
+            "detections": [
+                [face.box[3], face.box[0], face.box[1], face.box[2], 1.0] for face in faces
+            ],
+        }
+        for index, faces in enumerate(clip.truth)
+    }
+    path.write_text(json.dumps({"source": "smoke: the clip's truth", "items": items}))
+    return path
+
+
+SMOKE_MIN_FACE = 60
+"""--smoke's smallest face (its faces are 100 px high)."""
+
+
+def run_smoke(args: argparse.Namespace, engine: FaceEngine, folder: Path) -> None:
+    """Every loop and every scoring path on one small labelled clip, which also stands in for
+    the street video; results in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = lfw_clip(
+        engine,
+        args.lfw,
+        people=1,
+        strangers=1,
+        width=480,
+        height=360,
+        fps=10.0,
+        face_px=(100, 100),
+    )
+    print(f"smoke clip: {len(clip.frames)} frames 480x360, {len(clip.visits)} visits", flush=True)
+    args.video = write_video(clip, folder / "smoke_street.avi")
+    args.cnn_reference = write_truth_reference(clip, folder / "smoke_cnn_reference.json")
+    args.street_min_face = SMOKE_MIN_FACE
+    args.reference_stride = 2  # face_recognition's full-size loop is most of the run's time
+    results: dict[str, Any] = {
+        "cpu": os.cpu_count(),
+        "reference_stride": args.reference_stride,
+        "smoke": True,
+        "inputs": {"street_smoke": run_street(args, engine) | {"measured_at": now()}},
+    }
+    results["inputs"]["labelled_smoke"] = run_clip(
+        clip, engine, SMOKE_MIN_FACE, args.reference_stride, "labelled_smoke"
+    ) | {"measured_at": now()}
+    save(results, folder)
+    print(f"\nsmoke run done: results in {folder}; bench/results left as it was", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, default=Path("../shared/data/video/street_1080p.mp4"))
@@ -493,28 +589,48 @@ def main() -> None:
     parser.add_argument("--cnn-ms-per-s", type=float, default=100.0)
     parser.add_argument("--skip-street", action="store_true")
     parser.add_argument("--skip-clips", action="store_true")
-    parser.add_argument("--results", type=Path, default=Path("bench/results"))
+    parser.add_argument(
+        "--results", type=Path, default=None, help="default bench/results (--smoke: a temp folder)"
+    )
     parser.add_argument(
         "--plot-only", action="store_true", help="redraw the picture from the saved results"
     )
+    parser.add_argument(
+        "--smoke", action="store_true", help="every loop on a small clip (seconds), for tests"
+    )
     args = parser.parse_args()
+    if args.reference_stride < 1:
+        parser.error("--reference-stride must be at least 1")
+    if args.smoke and args.plot_only:
+        parser.error("--smoke and --plot-only do not go together")
+    if args.smoke:
+        if args.results is not None and args.results.resolve() == RESULTS.resolve():
+            parser.error(f"--smoke writes elsewhere than {RESULTS} (its results are no figures)")
+        engine = FaceEngine()
+        if args.results is not None:
+            run_smoke(args, engine, args.results)
+            return
+        with tempfile.TemporaryDirectory(prefix="video_throughput_smoke_") as folder:
+            run_smoke(args, engine, Path(folder))
+        return
+    results_folder: Path = args.results or RESULTS
     if args.plot_only:
-        saved = json.loads((args.results / "video_throughput.json").read_text())
+        saved = json.loads((results_folder / "video_throughput.json").read_text())
         report(saved)
-        plot(saved, args.results / "video_throughput.png")
-        street = saved["inputs"].get("street_1080p", {})
-        if "cnn_reference_frames" in street:
-            plot_turned(street, args.results / "video_throughput_turned.png")
+        plot(saved, results_folder / "video_throughput.png")
+        street = street_of(saved)
+        if street:
+            plot_turned(street, results_folder / "video_throughput_turned.png")
         return
 
     engine = FaceEngine()
-    saved = args.results / "video_throughput.json"
+    saved_path = results_folder / "video_throughput.json"
     results: dict[str, Any] = {
         "cpu": os.cpu_count(),
         "reference_stride": args.reference_stride,
         # An input measured alone (--skip-street or --skip-clips) replaces its own entry;
         # each entry's ratios come from one run (measured_at).
-        "inputs": json.loads(saved.read_text())["inputs"] if saved.exists() else {},
+        "inputs": json.loads(saved_path.read_text())["inputs"] if saved_path.exists() else {},
     }
     if not args.skip_street:
         results["inputs"]["street_1080p"] = run_street(args, engine) | {"measured_at": now()}
@@ -541,14 +657,7 @@ def main() -> None:
             "measured_at": now()
         }
         del clip
-    report(results)
-    args.results.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(results, indent=2))
-    if results["inputs"]:
-        plot(results, args.results / "video_throughput.png")
-    street = results["inputs"].get("street_1080p", {})
-    if "cnn_reference_frames" in street:
-        plot_turned(street, args.results / "video_throughput_turned.png")
+    save(results, results_folder)
 
 
 LOOPS = (

@@ -1,21 +1,23 @@
 """Every benchmark that can run small does, so none rots between the runs that fill
 BENCHMARKS.md: each is started as its users start it (``python bench/NAME.py --smoke``).
 
-Not here: ``video_throughput.py`` (its reference loops need face_recognition, not a test
-dependency; ``compat_examples.py``, which needs it too, is skipped without it),
-``edge_faults.py --faults`` (its pauses take minutes) and ``gallery_ivf_headtohead.py`` (it
-loads the home-made index from git history). ``gallery_scale.py --smoke`` runs in
-``test_gallery_scale.py``. The edge benchmarks need the test broker and PostgreSQL, as the other
-``mqtt`` and ``postgres`` tests do.
+Not here: ``edge_faults.py --faults`` (its pauses take minutes). ``gallery_scale.py --smoke``
+runs in ``test_gallery_scale.py``; ``gallery_ivf_headtohead.py`` is skipped in a checkout without
+the git history holding the home-made index, and ``compat_examples.py`` and
+``video_throughput.py`` without face_recognition (their reference; ``scripts/test.sh`` installs
+it). The edge benchmarks need the test broker and PostgreSQL, as the other ``mqtt`` and
+``postgres`` tests do. :func:`test_every_benchmark_has_a_smoke_run` keeps the list whole.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,3 +183,89 @@ def test_compat_examples(face_photos: Path, tmp_path: Path) -> None:
         line = next(row for row in out.splitlines() if row.startswith(example))
         assert " yes (" in line, out
     assert (tmp_path / "c.png").exists()
+
+
+def test_gallery_watchlists(tmp_path: Path) -> None:
+    output = tmp_path / "watchlists.json"
+    out = json.loads(run_bench("gallery_watchlists.py", "--smoke", "--output", str(output)))
+    assert json.loads(output.read_text()) == out
+    assert (out["size"], out["turns"], out["smoke"]) == (2000, 3, True)
+    galleries = {"one-watchlist", "two-watchlists", "forced"}
+    for figure in ("identify_ms_median", "identify_batch20_ms_median"):
+        assert set(out[figure]) == galleries
+        assert all(0 < milliseconds < 10_000 for milliseconds in out[figure].values())
+
+
+SPEED_LOOPS = ("face_recognition", "original", "oneeye_1_thread", "oneeye_2_thread")
+
+
+def check_speed(figures: dict[str, Any], loop: str, frames: int) -> None:
+    """A loop's speed figures are there and could be true of ``frames`` frames (the references
+    see every other one: the original's loop always, face_recognition's with --smoke's
+    ``--reference-stride 2``)."""
+    row = figures[loop]
+    expected = frames if loop.startswith("oneeye") else (frames + 1) // 2
+    assert row["frames"] == expected, (loop, row)
+    assert 0 < row["frames_per_second"] < 10_000, (loop, row)
+    assert 0 < row["cores_used"] <= (os.cpu_count() or 1) + 0.5, (loop, row)
+    assert row["ratio_vs_face_recognition"] > 0, (loop, row)
+
+
+@pytest.mark.slow
+def test_video_throughput(tiny_lfw: Path, tmp_path: Path) -> None:
+    """Every loop on a small clip, which stands in for the street video too."""
+    if importlib.util.find_spec("face_recognition") is None:
+        pytest.skip("face_recognition (the benchmark's reference) is not installed")
+    images = str(tiny_lfw / "images")
+    out = run_bench("video_throughput.py", "--smoke", "--lfw", images, "--results", str(tmp_path))
+    assert "bench/results left as it was" in out
+    assert "dlib's CNN's people" in out
+    results = json.loads((tmp_path / "video_throughput.json").read_text())
+    assert results["smoke"] is True
+    assert set(results["inputs"]) == {"street_smoke", "labelled_smoke"}
+    street, clip = results["inputs"]["street_smoke"], results["inputs"]["labelled_smoke"]
+
+    # The street path: the clip written out and decoded again, every frame.
+    assert street["size"] == clip["size"] == [480, 360]
+    assert street["frames"] == clip["frames"] > 10
+    for loop in (*SPEED_LOOPS, "oneeye_auto_1_thread"):
+        check_speed(street, loop, street["frames"])
+    people = street["face_recognition"]["people"]
+    assert people >= 1, street  # the clip's faces are 100 px: face_recognition finds them
+    assert street["face_recognition"]["found"] == people  # its own people, by definition
+    for loop in ("oneeye_1_thread", "oneeye_auto_1_thread", "oneeye_2_thread"):
+        row = street[loop]
+        assert row["people"] == people
+        assert row["sighted"] <= row["tracked"] <= people, (loop, row)
+        assert row["sighted"] >= 1, (loop, row)
+        assert len(row["sighting_after_reference_s"]) == row["sighted"]
+        # The clip's true boxes stand in for dlib's CNN: each walk in view 1 s is a person.
+        cnn = row["cnn_people"]
+        assert cnn["people"] == clip["oneeye_1_thread"]["visits"], (loop, cnn)
+        assert 1 <= cnn["sighted"] <= cnn["people"], (loop, cnn)
+    assert street["cnn_reference_frames"] == street["frames"]
+    assert street["oneeye_auto_1_thread"]["whole_scans"] >= 1
+
+    # The labelled path: one enrolled person and one stranger walk through.
+    for loop in SPEED_LOOPS:
+        check_speed(clip, loop, clip["frames"])
+    assert clip["reference_enrolled"] == 1
+    for loop in (*SPEED_LOOPS, "face_recognition_open_set"):
+        row = clip[loop]
+        assert (row["visits"], row["visits_enrolled"]) == (2, 1), (loop, row)
+        # The original's loop looks at a quarter of the size: 25 px faces, too small for HOG.
+        least = 0 if loop == "original" else 1
+        assert least <= row["found"] <= row["visits"], (loop, row)
+        assert row["named"] <= row["visits_enrolled"], (loop, row)
+    assert clip["oneeye_1_thread"]["named"] == 1, clip["oneeye_1_thread"]
+    for picture in ("video_throughput.png", "video_throughput_turned.png"):
+        assert (tmp_path / picture).stat().st_size > 1000
+
+
+def test_every_benchmark_has_a_smoke_run() -> None:
+    """Each ``bench/*.py`` is started by a test here (by its file name, as a string)."""
+    tests = " ".join(path.read_text() for path in (REPO / "tests" / "bench").glob("test_*.py"))
+    scripts = sorted(p.name for p in (REPO / "bench").glob("*.py") if p.name != "__init__.py")
+    assert len(scripts) > 20
+    missing = [name for name in scripts if f'"{name}"' not in tests]
+    assert not missing, f"benchmarks without a smoke run in tests/bench: {missing}"
