@@ -10,9 +10,12 @@ way: a camera's snapshots live under ``snapshots/{camera}/`` (``store.photos``).
 
 The check runs for every sighting on the bus thread, so it is a dictionary lookup. The cache is
 loaded from the database at start, reloaded at once when this process changes a camera, and
-reloaded when a camera is not found (a camera another server added), at most once per
-``RELOAD_MIN`` seconds so a flood of made-up camera ids costs one query a second, and when it
-is older than ``MAX_AGE`` seconds (a camera another server removed).
+reloaded when a camera is not found (a camera another server added): at most once per
+``RELOAD_MIN`` seconds for one camera id and ``MISS_RELOADS`` times a second in all, so a flood
+of made-up camera ids costs at most that many queries a second, while a camera registered
+through another server a moment after this one reloaded for a different camera is still found
+(one reload a second in all lost such a camera's sightings for up to a second); and it is
+reloaded when older than ``MAX_AGE`` seconds (a camera another server removed).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from oneeye.store.repos.cameras import EdgeCameraInfo
 
 __all__ = [
     "MAX_AGE",
+    "MISS_RELOADS",
     "RELOAD_MIN",
     "SERVER",
     "CameraOwnedError",
@@ -43,7 +47,11 @@ logger = logging.getLogger(__name__)
 SERVER = "@server"
 """The owner of the servers' own cameras (not a valid edge id, so it never names an edge)."""
 RELOAD_MIN = 1.0
-"""Seconds between two reloads caused by cameras that were not found."""
+"""Seconds between two reloads caused by one camera id that was not found."""
+MISS_RELOADS = 10
+"""Reloads caused by cameras that were not found, at most, in any second."""
+MAX_MISSES_KEPT = 10_000
+"""Camera ids not found that are remembered (for ``RELOAD_MIN``); more, and the oldest go."""
 MAX_AGE = 30.0
 """Seconds after which the cache is reloaded on its next use."""
 
@@ -65,7 +73,12 @@ class CameraRegistry:
         self._owners: dict[str, str] = {}
         self._names: dict[str, str] = {}
         self._loaded_at = float("-inf")
-        self._miss_reload_at = float("-inf")
+        self._misses: dict[str, float] = {}
+        """Camera id not found -> when it last caused a reload."""
+        self._miss_reloads: list[float] = []
+        """When the reloads of the last second caused by misses happened."""
+        self.reloads = 0
+        """Reloads so far (for tests)."""
 
     # the hot path -------------------------------------------------------------------------------
 
@@ -75,14 +88,27 @@ class CameraRegistry:
         with self._lock:
             stale = now - self._loaded_at > self.max_age
             found = self._owners.get(camera_id)
-            retry = found is None and now - self._miss_reload_at >= self.reload_min
-            if retry:
-                self._miss_reload_at = now
+            retry = found is None and self._may_reload_for_locked(camera_id, now)
         if stale or retry:
             self.reload()
             with self._lock:
                 found = self._owners.get(camera_id)
         return found
+
+    def _may_reload_for_locked(self, camera_id: str, now: float) -> bool:
+        """Whether a miss of ``camera_id`` may reload now (and if so, count it)."""
+        if now - self._misses.get(camera_id, float("-inf")) < self.reload_min:
+            return False
+        self._miss_reloads = [t for t in self._miss_reloads if now - t < 1.0]
+        if len(self._miss_reloads) >= MISS_RELOADS:
+            return False
+        self._miss_reloads.append(now)
+        if len(self._misses) >= MAX_MISSES_KEPT:
+            self._misses = {c: t for c, t in self._misses.items() if now - t < self.reload_min}
+            if len(self._misses) >= MAX_MISSES_KEPT:
+                self._misses.clear()
+        self._misses[camera_id] = now
+        return True
 
     def allows(self, edge: str | None, camera_id: str) -> bool:
         """Whether ``camera_id`` belongs to ``edge`` (``None``: to the servers)."""
@@ -116,6 +142,7 @@ class CameraRegistry:
             self._owners = owners
             self._names = names
             self._loaded_at = time.monotonic()
+            self.reloads += 1
 
     # changes --------------------------------------------------------------------------------------
 
