@@ -18,22 +18,15 @@ Also the edge's disk queue on a broker of its own that is stopped and started: n
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import cv2
-import httpx
 import numpy as np
 import paho.mqtt.client as paho
 import pytest
@@ -42,7 +35,6 @@ from sqlalchemy import text
 
 from oneeye.bus.base import (
     ALL_EDGE_CAMERA_STATUS,
-    ALL_EDGE_SIGHTINGS,
     ALL_SIGHTINGS,
     EDGE_CAMERA_STATUS,
     EDGE_SIGHTINGS,
@@ -55,7 +47,6 @@ from oneeye.cli import main
 from oneeye.config import MqttSettings
 from oneeye.edge_app import EdgeRuntime
 from oneeye.gallery import GalleryIndex
-from oneeye.services.auth import AuthService
 from oneeye.services.cameras import CameraConfig
 from oneeye.services.edge.monitor import ALL_EDGE_STATUS, EdgeMonitor
 from oneeye.services.edge.outbox import (
@@ -71,183 +62,17 @@ from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
 from tests.bus.helpers import Inbox, Note, PrivateBroker, sighting
 from tests.conftest import PhotoLoader, free_port
+from tests.edge_site import (
+    START_TIMEOUT,
+    Site,
+    edge_sighting,
+    json_object,
+    start_second_server,
+    wait_for,
+)
 from tests.services.helpers import LabelledClip, make_clip
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres, pytest.mark.slow]
-
-PASSWORD = "correct horse battery"
-START_TIMEOUT = 180.0
-"""A server or edge loads its face models at start: minutes on a busy two-core machine."""
-FAST_ENGINE = {"ONEEYE_ENGINE__ALIGNMENT": "5", "ONEEYE_ENGINE__MIRROR": "false"}
-"""Every process encodes faces the same way (cheaper than the default: two cores, three
-processes)."""
-
-
-def wait_for(
-    condition: Callable[[], bool],
-    timeout: float,
-    what: str,
-    explain: Callable[[], str] | None = None,
-) -> None:
-    """Wait until ``condition()``; on timeout fail naming ``what`` and, when given, what
-    ``explain()`` says about the state then."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    detail = f": {explain()}" if explain is not None else ""
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
-
-
-class Process:
-    """A ``oneeye`` subprocess with its output in files."""
-
-    def __init__(self, args: list[str], env: dict[str, str], logs: Path, name: str) -> None:
-        self.name = name
-        self.stderr = logs / f"{name}.err"
-        with (logs / f"{name}.out").open("ab") as out, self.stderr.open("ab") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "oneeye.cli", *args], stdout=out, stderr=err, env=env
-            )
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log(self) -> str:
-        return self.stderr.read_text(errors="replace")[-4000:]
-
-    def stop(self, how: signal.Signals = signal.SIGINT) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(how)
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            # A process that ignores Ctrl-C is a bug to see, not to kill quietly.
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(
-                f"{self.process.args!r} did not stop within 30 s of {how.name}:\n{self.log()}"
-            ) from None
-
-
-class Site:
-    """The server, its edges, and a test client on the broker, all under one topic prefix."""
-
-    def __init__(self, tmp: Path, broker_url: str, database_url: str) -> None:
-        self.tmp = tmp
-        self.logs = tmp / "logs"
-        self.logs.mkdir()
-        self.run = uuid.uuid4().hex[:8]
-        self.prefix = f"oneeye-test/{self.run}"
-        self.broker_url = broker_url
-        self.database_url = database_url
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        base = {k: v for k, v in os.environ.items() if not k.startswith("ONEEYE_")}
-        self.env = {
-            **base,
-            **FAST_ENGINE,
-            "ONEEYE_BUS": broker_url,
-            "ONEEYE_MQTT__TOPIC_PREFIX": self.prefix,
-            "ONEEYE_MQTT__SESSION_EXPIRY": "300",
-            "ONEEYE_MQTT__SHARE_GROUP": f"servers-{self.run}",
-        }
-        self.db = Database(database_url)
-        self.db.migrate()
-        self.auth = AuthService(self.db)
-        self.auth.create_user("boss", PASSWORD, "admin")
-        self.edge_keys: list[str] = []
-        self.server: Process | None = None
-        self.edges: dict[str, Process] = {}
-        self.statuses = Inbox()
-        self.sightings = Inbox()
-        self.bus = MqttBus(broker_url, topic_prefix=self.prefix)
-        self.bus.subscribe(ALL_EDGE_STATUS, self.statuses)
-        self.bus.subscribe(ALL_EDGE_SIGHTINGS, self.sightings)
-        self.bus.start()
-        # The servers' watch on edges, as a server runs it (see services/edge/monitor.py).
-        self.monitor = EdgeMonitor(self.bus, None, CameraRegistry(self.db))
-        self.monitor.start()
-
-    def start_server(self) -> None:
-        env = {
-            **self.env,
-            "ONEEYE_DATABASE_URL": self.database_url,
-            "ONEEYE_MQTT__CLIENT_ID": f"oneeye-serve-{self.run}",
-        }
-        args = ["-v", "serve", "--port", str(self.port), "--data-dir", str(self.tmp / "server")]
-        self.server = Process(args, env, self.logs, f"server-{time.monotonic():.0f}")
-        server = self.server
-
-        def answers() -> bool:
-            assert server.alive(), server.log()
-            try:
-                return httpx.get(f"{self.url}/openapi.json", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(answers, START_TIMEOUT, "the server to answer")
-
-    def start_edge(self, name: str, clip: Path) -> str:
-        edge_id = f"{name}-{self.run}"
-        key = self.auth.create_api_key(edge_id, "edge", edge_id=edge_id)[1]
-        self.edge_keys.append(key)
-        env = {**self.env, "ONEEYE_EDGE_API_KEY": key}
-        args = [
-            "-v",
-            "edge",
-            "--server",
-            self.url,
-            "--camera",
-            f"{name}-cam={clip}",
-            "--edge-id",
-            edge_id,
-            "--data-dir",
-            str(self.tmp / edge_id),
-            "--detect-every",
-            "2",
-            "--min-face-px",
-            "60",
-            "--loop",
-        ]
-        self.edges[edge_id] = Process(args, env, self.logs, edge_id)
-        return edge_id
-
-    def edge_status(self, edge_id: str) -> dict[str, Any] | None:
-        mine = [p for p in self.statuses.bodies() if p.get("edge") == edge_id]
-        return mine[-1] if mine else None
-
-    def gallery_version(self, edge_id: str) -> int | None:
-        version = (self.edge_status(edge_id) or {}).get("gallery_version")
-        return version if isinstance(version, int) else None
-
-    @contextmanager
-    def admin(self) -> Iterator[httpx.Client]:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
-            response = client.post(
-                "/api/v1/auth/login", json={"username": "boss", "password": PASSWORD}
-            )
-            assert response.status_code == 200, response.text
-            client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
-            yield client
-
-    def stored(self, sql: str, **params: object) -> list[Any]:
-        with self.db.session() as session:
-            return list(session.execute(text(sql), params).all())
-
-    def close(self) -> None:
-        for process in [*self.edges.values(), *([self.server] if self.server else [])]:
-            process.stop()
-        self.bus.stop()
-        cleaner = MqttBus(self.broker_url, topic_prefix=self.prefix)
-        cleaner.start()
-        for edge_id in self.edges:
-            cleaner.clear_retained(f"oneeye/v1/edges/{edge_id}/status")
-            camera = f"{edge_id.split('-')[0]}-cam"
-            cleaner.clear_retained(EDGE_CAMERA_STATUS.format(edge=edge_id, camera=camera))
-        cleaner.stop()
-        self.db.close()
 
 
 @pytest.fixture(scope="module")
@@ -324,7 +149,7 @@ def test_two_edges_and_a_server_in_separate_processes(
 
     def on_the_dashboard() -> bool:
         events = site.stored("SELECT payload FROM dashboard_events WHERE type = 'sighting'")
-        payloads = [_json(e[0]) for e in events]
+        payloads = [json_object(e[0]) for e in events]
         cameras = {p["camera_id"] for p in payloads if p["person_id"] == person_id}
         return cameras == {"door-cam", "lobby-cam"}
 
@@ -363,7 +188,8 @@ def test_two_edges_and_a_server_in_separate_processes(
     def camera_offline_on_dashboard() -> bool:
         rows = site.stored("SELECT payload FROM dashboard_events WHERE type = 'camera.status'")
         return any(
-            _json(r[0])["camera_id"] == "lobby-cam" and _json(r[0])["state"] == "offline"
+            json_object(r[0])["camera_id"] == "lobby-cam"
+            and json_object(r[0])["state"] == "offline"
             for r in rows
         )
 
@@ -460,10 +286,6 @@ def mode_of(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
-def _json(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else json.loads(str(value))
-
-
 # The disk queue through a broker outage ---------------------------------------------------
 
 
@@ -519,50 +341,14 @@ def test_the_edge_queue_keeps_sightings_through_a_broker_outage(tmp_path: Path) 
 
 def test_two_servers_store_and_announce_each_sighting_once(site: Site) -> None:
     site.start_server()
-    second_port = free_port()
-    env = {
-        **site.env,
-        "ONEEYE_DATABASE_URL": site.database_url,
-        "ONEEYE_MQTT__CLIENT_ID": f"oneeye-serve-b-{site.run}",
-    }
-    args = ["-v", "serve", "--port", str(second_port), "--data-dir", str(site.tmp / "server-b")]
-    second = Process(args, env, site.logs, "server-b")
-    site.edges["server-b"] = second  # stopped with the rest
-
-    def answers() -> bool:
-        assert second.alive(), second.log()
-        try:
-            url = f"http://127.0.0.1:{second_port}/openapi.json"
-            return httpx.get(url, timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(answers, START_TIMEOUT, "the second server")
+    start_second_server(site, "server-b", free_port())
     cameras = [(f"cam-{n}", f"Camera {n}") for n in range(4)]
     CameraRegistry(site.db).register("e1", cameras)
     sent = [new_id() for _ in range(200)]
     for number, ident in enumerate(sent):
         camera = f"cam-{number % 4}"
         site.bus.publish(
-            EDGE_SIGHTINGS.format(edge="e1", camera=camera),
-            Note.model_validate(
-                {
-                    "id": ident,
-                    "event": "sighting",
-                    "camera": camera,
-                    "track": number,
-                    "person": None,
-                    "watchlist": None,
-                    "distance": None,
-                    "quality": 0.5,
-                    "frame": number,
-                    "t": number / 10,
-                    "box": [1, 2, 3, 4],
-                    "seen_at": datetime.now(UTC).isoformat(),
-                    "snapshot_key": None,
-                    "embedding": None,
-                }
-            ),
+            EDGE_SIGHTINGS.format(edge="e1", camera=camera), edge_sighting(ident, number, camera)
         )
 
     def all_announced() -> bool:
@@ -574,56 +360,10 @@ def test_two_servers_store_and_announce_each_sighting_once(site: Site) -> None:
     stored = [r[0] for r in site.stored("SELECT id FROM sightings")]
     assert sorted(stored) == sorted(sent)
     events = [
-        _json(r[0])["sighting_id"]
+        json_object(r[0])["sighting_id"]
         for r in site.stored("SELECT payload FROM dashboard_events WHERE type = 'sighting'")
     ]
     assert sorted(events) == sorted(sent), "each sighting announced once, by one server"
-
-
-def start_second_server(site: Site, name: str, port: int) -> Process:
-    """Another ``oneeye serve`` on the site's database and broker (its own client id, data
-    folder and port), stopped with the rest; started again under the same ``name`` it
-    resumes its broker session."""
-    env = {
-        **site.env,
-        "ONEEYE_DATABASE_URL": site.database_url,
-        "ONEEYE_MQTT__CLIENT_ID": f"oneeye-{name}-{site.run}",
-    }
-    args = ["-v", "serve", "--port", str(port), "--data-dir", str(site.tmp / name)]
-    server = Process(args, env, site.logs, f"{name}-{time.monotonic():.0f}")
-    site.edges[f"{name}-{time.monotonic()}"] = server  # stopped with the rest
-
-    def answers() -> bool:
-        assert server.alive(), server.log()
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(answers, START_TIMEOUT, f"server {name}")
-    return server
-
-
-def edge_sighting(ident: str, number: int, camera: str) -> Note:
-    """A sighting of an unknown face as an edge sends it."""
-    return Note.model_validate(
-        {
-            "id": ident,
-            "event": "sighting",
-            "camera": camera,
-            "track": number,
-            "person": None,
-            "watchlist": None,
-            "distance": None,
-            "quality": 0.5,
-            "frame": number,
-            "t": number / 10,
-            "box": [1, 2, 3, 4],
-            "seen_at": datetime.now(UTC).isoformat(),
-            "snapshot_key": None,
-            "embedding": None,
-        }
-    )
 
 
 def test_a_server_killed_under_load_loses_and_repeats_no_sighting(site: Site) -> None:
@@ -696,7 +436,7 @@ def test_a_server_killed_under_load_loses_and_repeats_no_sighting(site: Site) ->
 
     def announced() -> list[str]:
         rows = site.stored("SELECT payload FROM dashboard_events WHERE type = 'sighting'")
-        return [_json(r[0])["sighting_id"] for r in rows]
+        return [json_object(r[0])["sighting_id"] for r in rows]
 
     wait_for(
         lambda: set(sent) <= set(announced()),
