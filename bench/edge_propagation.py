@@ -206,16 +206,17 @@ class Deployment:
         wait_for(answers, 120, "the server")
         return proc
 
-    def start_edge(self, edge_id: str, source: Path) -> Proc:
+    def start_edge(self, edge_id: str, source: Path, server: str | None = None) -> Proc:
         """Start ``oneeye edge`` with one looping camera, with a key of its own (a key names
-        its edge; the edge registers its camera with it)."""
+        its edge; the edge registers its camera with it), fetching its gallery from ``server``
+        (a URL; the first server's by default)."""
         key = self.auth.create_api_key(edge_id, "edge", edge_id=edge_id)[1]
         env = {**self.env, "ONEEYE_EDGE_API_KEY": key}
         args = [
             "-v",
             "edge",
             "--server",
-            self.url,
+            server or self.url,
             "--camera",
             f"{edge_id}-cam={source}",
             "--edge-id",
@@ -233,9 +234,9 @@ class Deployment:
         return proc
 
     @contextmanager
-    def admin(self) -> Iterator[httpx.Client]:
-        """An HTTP client logged in as the admin."""
-        with httpx.Client(base_url=self.url, timeout=60) as client:
+    def admin(self, url: str | None = None) -> Iterator[httpx.Client]:
+        """An HTTP client logged in as the admin on ``url`` (the first server's by default)."""
+        with httpx.Client(base_url=url or self.url, timeout=60) as client:
             response = client.post(
                 "/api/v1/auth/login", json={"username": "boss", "password": PASSWORD}
             )
