@@ -191,18 +191,29 @@ class Changes:
         self._timed(sent)
 
 
+def progress(began: float, what: str) -> None:
+    """One line on how far the run got."""
+    print(f"{time.monotonic() - began:6.1f} s  {what}", flush=True)
+
+
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The scenario; its figures."""
+    began = time.monotonic()
     clip = blank_clip(work / "blank.mp4")
     with postgres_schema(args.postgres) as url:
         deployment = Deployment(work, args.broker, url)
         cluster = Cluster(deployment, args.broker)
         sims = SimEdges(work, args.broker, deployment.prefix, deployment.db)
         try:
-            with ThreadPoolExecutor(2) as pool:  # both servers load their models at once
-                list(pool.map(cluster.start_server, ["a", "b"]))
-            for edge, server in zip(cluster.edges, ["a", "b"], strict=True):
-                deployment.start_edge(edge, clip, cluster.urls[server])
+            # Servers and edges load their models at once (an edge retries its server until
+            # it answers).
+            with ThreadPoolExecutor(2) as pool:
+                servers = [pool.submit(cluster.start_server, name) for name in ("a", "b")]
+                for edge, server in zip(cluster.edges, ["a", "b"], strict=True):
+                    deployment.start_edge(edge, clip, cluster.urls[server])
+                for started in servers:
+                    started.result()
+            progress(began, "servers A and B answer")
             for i in range(args.sim_edges):
                 sims.start(f"sim{i:02d}", 10**7, args.rate)
             wait_for(
@@ -210,6 +221,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 180,
                 "both edges online with the gallery",
             )
+            progress(began, "both edges online")
             changes = Changes(cluster)
             half = args.enrolments // 2
             for i in range(half):
@@ -218,6 +230,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             victim = cluster.servers["a"]
             victim.kill()
             killed = time.monotonic()
+            progress(began, "server A killed")
             orphaned = actions_of(deployment, victim.process.pid)
             finished: list[float] = []
 
@@ -234,6 +247,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 changes.enrol("b")
             changes.delete("b", f"/api/v1/people/{changes.people[0][0]}")
             restart_s = cluster.start_server("a")
+            progress(began, "server A answers again")
             if args.smoke:
                 # The leases (60 s) ended by hand, as if they had run out: the sweeper's
                 # take-over still runs, the wait for the lease does not.
@@ -253,12 +267,14 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for proc in sims.procs.values():
                 proc.send_signal(signal.SIGINT)  # they send what they queued, then stop
             sims.wait(60)
+            progress(began, "changes done, simulated edges stopped")
             generated = sims.generated()
             try:
                 wait_for(lambda: generated <= set(stored_ids(deployment)), 120, "every sighting")
             except TimeoutError:
                 print("not every sighting stored within 120 s", flush=True)
             ids = stored_ids(deployment)
+            progress(began, "sightings counted")
             watcher.join(300)
 
             version, entries = database_gallery(deployment)
@@ -277,6 +293,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 )
             except TimeoutError:
                 print("not every edge and server at the final version within 60 s", flush=True)
+            progress(began, "final versions checked")
             edges_final = {
                 e: cluster.log.version(e) == version
                 and cluster.edge_gallery(e) == (version, entries)
@@ -324,7 +341,10 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         },
         "killed_server": {
             "unfinished_actions_at_kill": orphaned,
-            "kill_to_orphaned_actions_finished_s": round(finished[0], 2) if finished else None,
+            # None: nothing was left to finish, or it was not finished within 300 s.
+            "kill_to_orphaned_actions_finished_s": (
+                round(finished[0], 2) if finished and orphaned else None
+            ),
             "leases_ended_by_hand": bool(args.smoke),
             "restart_to_answering_s": round(restart_s, 2),
         },

@@ -142,6 +142,19 @@ def test_edge_propagation(broker_url: str, postgres_url: str) -> None:
 
 @pytest.mark.mqtt
 @pytest.mark.postgres
+@pytest.mark.slow
+def test_cluster_failover(broker_url: str, postgres_url: str) -> None:
+    # Three server starts and two edges: about a minute on a busy two-core machine.
+    out = run_bench(
+        "cluster_failover.py", "--smoke", "--broker", broker_url, "--postgres", POSTGRES_URL
+    )
+    assert '"lost": 0' in out
+    assert '"enrolments_through": {\n    "A": 1,\n    "B": 3' in out
+    assert "left as it was" in out
+
+
+@pytest.mark.mqtt
+@pytest.mark.postgres
 def test_edge_faults_throughput(broker_url: str, postgres_url: str) -> None:
     # The script runs a Mosquitto of its own; broker_url only says one can run here.
     out = run_bench("edge_faults.py", "--smoke", "--postgres", POSTGRES_URL)
