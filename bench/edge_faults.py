@@ -247,15 +247,19 @@ class SimEdges:
         """Every sighting id the edges queued so far."""
         ids: set[str] = set()
         for name in self.procs:
-            path = self.work / name / "generated.txt"
-            if path.exists():
-                ids.update(line for line in path.read_text().split() if len(line) == 32)
+            ids.update(self.generated_by(name))
         return ids
+
+    def generated_by(self, name: str) -> list[str]:
+        """The sighting ids one edge queued so far, in order."""
+        path = self.work / name / "generated.txt"
+        if not path.exists():
+            return []
+        return [line for line in path.read_text().split() if len(line) == 32]
 
     def sending(self, name: str) -> bool:
         """Whether one edge has queued a sighting yet (its first written id)."""
-        path = self.work / name / "generated.txt"
-        return path.exists() and any(len(line) == 32 for line in path.read_text().split())
+        return bool(self.generated_by(name))
 
     def wait(self, timeout: float) -> None:
         """Wait for every edge to finish (stopping those that do not)."""
