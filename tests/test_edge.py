@@ -336,6 +336,65 @@ def test_the_edge_queue_keeps_sightings_through_a_broker_outage(tmp_path: Path) 
         broker.stop()
 
 
+def test_the_edge_queue_keeps_sightings_until_a_server_subscribed_after_a_broker_restart(
+    tmp_path: Path,
+) -> None:
+    # Mosquitto 2.0 does not restore shared subscriptions (the servers') from its persistence
+    # file: after a restart it acknowledges an edge's backlog with "no matching subscribers"
+    # and drops it, unless the edge keeps it until a server has subscribed again.
+    broker = PrivateBroker(tmp_path)
+    broker.start()
+    received: list[str] = []
+    lock = threading.Lock()
+
+    def keep(message: Message) -> None:
+        with lock:
+            received.append(message.payload["id"])
+
+    def server() -> MqttBus:
+        bus = MqttBus(broker.url(), client_id="server-1", share_group="servers")
+        bus.subscribe(ALL_SIGHTINGS, keep)
+        bus.start()
+        return bus
+
+    consumer = server()
+    edge_bus = MqttBus(broker.url(), client_id="edge-1", session_expiry=300, reconnect_max=1)
+    edge_bus.start()
+    outbox = EdgeOutbox(tmp_path / "edge" / "outbox.sqlite3")
+    sender = OutboxSender(outbox, edge_bus, lambda key, data: None, poll=0.05, retry_first=0.2)
+    sender.start()
+    sent: list[str] = []
+
+    def queue(count: int) -> None:
+        for _ in range(count):
+            ident = new_id()
+            sent.append(ident)
+            outbox.add_sighting(SIGHTINGS.format(camera="cam"), sighting(id=ident))
+
+    try:
+        queue(50)
+        wait_for(lambda: len(received) == 50, 10, "the first 50")
+        consumer.stop()  # back only after the edge sent its backlog to the restarted broker
+        broker.stop()
+        queue(50)
+        broker.start()
+        assert edge_bus.wait_connected(10)
+        time.sleep(1.5)
+        assert outbox.counts()[0] == 50, "kept on disk while no server is subscribed"
+        assert sender.unrouted > 0
+        consumer = server()
+        wait_for(lambda: len(set(received)) == 100, 30, "the 50 queued during the outage")
+        wait_for(lambda: outbox.counts()[0] == 0, 10, "the queue emptied")
+        assert sorted(set(received)) == sorted(sent)
+        assert sender.sent == 100
+    finally:
+        sender.stop(drain=0)
+        edge_bus.stop()
+        consumer.stop()
+        outbox.close()
+        broker.stop()
+
+
 # Two central servers on one database and one broker ----------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -225,3 +226,9 @@ class Bus(ABC):
         """Wait up to ``timeout`` seconds until every publish so far has left this process (a
         broker acknowledged it, or the in-process bus delivered it); whether it did."""
         return self.drain(timeout)
+
+    def take_unrouted(self) -> Counter[str]:
+        """Topics of the messages published since the last call that the broker acknowledged
+        and dropped because no subscription matched, with their counts; empty for a bus that
+        cannot tell (the in-process bus, an MQTT 3.1.1 broker). ``MqttBus`` says."""
+        return Counter()

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -64,6 +64,11 @@ DEFAULT_SESSION_EXPIRY = 7 * 24 * 3600
 """Seconds the broker keeps a persistent session (and queues its QoS 1 messages) while the
 client is away. Long enough for a weekend outage; the broker's own limits also apply."""
 
+NO_MATCHING_SUBSCRIBERS = 0x10
+"""The MQTT 5 PUBACK reason code of a message the broker took but gave to nobody: no
+subscription matched (e.g. a server's shared subscription, which Mosquitto 2.0 does not restore
+from its persistence file after a restart, before the server subscribed again)."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Delivery:
@@ -75,6 +80,15 @@ class _Delivery:
     retain: bool
     subscriptions: tuple[int, ...] = ()
     """MQTT 5: the identifiers of the subscriptions this copy is for."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A QoS 1 publish not yet settled: its receipt, and what is needed to judge its PUBACK."""
+
+    info: paho.MQTTMessageInfo
+    topic: str
+    retain: bool
 
 
 class MqttBus(Bus):
@@ -215,7 +229,9 @@ class MqttBus(Bus):
         self._subscribed_once: set[str] = set()
         self._unconfirmed: set[int] = set()  # SUBSCRIBE packet ids without a SUBACK yet
         self._confirmed = threading.Condition(self._lock)
-        self._pending: deque[paho.MQTTMessageInfo] = deque()
+        self._pending: deque[_Sent] = deque()
+        self._acks: dict[int, int] = {}  # packet id -> reason code of its PUBACK (network thread)
+        self._unrouted: Counter[str] = Counter()  # topic -> publishes nobody was subscribed to
         self._queue: queue.Queue[_Delivery | None] = queue.Queue(maxsize=max_queue)
         self._generation = 0
         self._connected = threading.Event()
@@ -257,6 +273,7 @@ class MqttBus(Bus):
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_publish = self._on_publish
 
     # Bus ------------------------------------------------------------------------------------
 
@@ -362,7 +379,7 @@ class MqttBus(Bus):
         self._stop_worker(30.0)
         if not (self._connected.is_set() and self.flush(timeout=10)):
             with self._lock:
-                unsent = sum(1 for info in self._pending if not info.is_published())
+                unsent = sum(1 for sent in self._pending if not sent.info.is_published())
             if unsent:
                 logger.warning(
                     "bus: stopping with %d message(s) the MQTT broker %s has not acknowledged",
@@ -400,17 +417,30 @@ class MqttBus(Bus):
         deadline = time.monotonic() + timeout
         with self._lock:
             pending = list(self._pending)
-        for info in pending:
+        for sent in pending:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            info.wait_for_publish(left)
-            if not info.is_published():
+            sent.info.wait_for_publish(left)
+            if not sent.info.is_published():
                 return False
         with self._lock:
-            while self._pending and self._pending[0].is_published():
-                self._pending.popleft()
+            self._settle_locked()
         return True
+
+    def take_unrouted(self) -> Counter[str]:
+        """Topics of the messages (not retained) the broker acknowledged since the last call
+        without giving them to anyone, and how many of each: no subscription matched (MQTT 5
+        reason "No matching subscribers"; an MQTT 3.1.1 broker does not say). Such a message
+        is gone; a publisher that must not lose it sends it again once someone subscribed.
+        Counted for publishes :meth:`flush` (or a later publish) found acknowledged.
+
+        Returns:
+            Topic (without the topic prefix) -> count; the count starts again from zero.
+        """
+        with self._lock:
+            found, self._unrouted = self._unrouted, Counter()
+        return found
 
     def clear_retained(self, topic: str) -> None:
         """Remove the retained message of ``topic`` from the broker."""
@@ -442,9 +472,21 @@ class MqttBus(Bus):
         elif info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise MqttError(f"MQTT publish to {topic} failed: {paho.error_string(info.rc)}")
         with self._lock:
-            while self._pending and self._pending[0].is_published():
-                self._pending.popleft()
-            self._pending.append(info)
+            self._settle_locked()
+            self._pending.append(_Sent(info, topic, retain))
+
+    def _settle_locked(self) -> None:
+        """Forget the oldest acknowledged publishes, counting those that reached nobody."""
+        while self._pending and self._pending[0].info.is_published():
+            sent = self._pending.popleft()
+            # paho records the PUBACK (``_on_publish``) before it marks the receipt published.
+            reason = self._acks.pop(sent.info.mid, None)
+            if reason == NO_MATCHING_SUBSCRIBERS and not sent.retain:
+                # A retained message is kept as the topic's state: someone gets it later.
+                topic = sent.topic
+                if topic.startswith(self.topic_prefix):
+                    topic = topic[len(self.topic_prefix) :]
+                self._unrouted[topic] += 1
 
     def _subscribe_locked(self, broker_filter: str) -> None:
         """Send one SUBSCRIBE. The first in this process asks for retained messages; a
@@ -543,6 +585,18 @@ class MqttBus(Bus):
         for reason in reasons:
             if reason.is_failure:
                 logger.error("bus: the MQTT broker refused a subscription: %s", reason)
+
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        # Called with paho's message lock held, and ours is held around calls into paho
+        # elsewhere: no lock here, one dict store. A reused packet id overwrites its entry.
+        self._acks[mid] = reason.value if isinstance(reason, ReasonCode) else int(reason)
 
     def _on_disconnect(
         self,

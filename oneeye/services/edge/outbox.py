@@ -6,7 +6,10 @@ The camera workers run unchanged on an edge; they are given :class:`EdgeBus` as 
 one SQLite file in the edge's data folder (committed before the worker goes on); the
 :class:`OutboxSender` thread then uploads each snapshot to the server (``PUT
 /api/v1/edge/snapshots/{key}``), publishes the sightings in order, and deletes a sighting from
-the file only after the broker acknowledged it (``MqttBus.flush``). A crash between the
+the file only after the broker acknowledged it (``MqttBus.flush``) and had a subscriber for
+it. A broker acknowledges a message no subscription matched and drops it (MQTT 5 says so in
+the PUBACK): right after a Mosquitto restart the servers' shared subscriptions are gone until
+they reconnect, so the sender keeps such sightings and sends them again. A crash between the
 acknowledgement and the delete sends that sighting again after the restart: the server stores
 sightings by id, so a repeat is stored once.
 
@@ -21,6 +24,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -68,6 +72,10 @@ class Publisher(Protocol):
 
     def flush(self, timeout: float) -> bool:
         """Whether every publish so far was acknowledged within ``timeout`` seconds."""
+
+    def take_unrouted(self) -> Counter[str]:
+        """Topics of acknowledged publishes that no subscription matched (dropped by the
+        broker) since the last call, with their counts."""
 
 
 class EdgeOutbox:
@@ -271,8 +279,11 @@ class OutboxSender:
         """Sightings larger than the bus takes (dropped: they could never be sent)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.unrouted = 0
+        """Sightings the broker took but had no subscriber for (sent again later)."""
         self._upload_delay = retry_first
         self._upload_after = 0.0
+        self._resend_delay = retry_first
 
     def start(self) -> None:
         """Start sending."""
@@ -292,8 +303,10 @@ class OutboxSender:
             self._thread = None
 
     def _run(self) -> None:
-        # The last sequence number handed to the broker and not yet confirmed, and how many.
+        # The last sequence number handed to the broker and not yet confirmed, how many, and
+        # on which topics.
         in_flight, handed = 0, 0
+        topics: set[str] = set()
         while not self._stop.is_set():
             if self.ready is not None and not self.ready.is_set():
                 self._stop.wait(self.poll)
@@ -315,15 +328,34 @@ class OutboxSender:
                             self.oversized += 1
                             continue
                         edge = self.edge
-                        self.bus.publish(edge_topic(edge, topic) if edge else topic, payload)
+                        full = edge_topic(edge, topic) if edge else topic
+                        self.bus.publish(full, payload)
                         in_flight, handed = seq, handed + 1
+                        topics.add(full)
                 if in_flight:
                     if not self.bus.flush(FLUSH_WAIT):
                         logger.debug("edge: the broker has not acknowledged the sightings yet")
                         continue
-                    self.outbox.delete_sightings(in_flight)
-                    self.sent += handed
-                    in_flight, handed = 0, 0
+                    unrouted = self.bus.take_unrouted()
+                    lost = sum(unrouted[topic] for topic in topics)
+                    confirmed, count = in_flight, handed
+                    in_flight, handed, topics = 0, 0, set()
+                    if lost:
+                        # Nothing is deleted: the whole window goes again (the server ignores
+                        # the repeats of those that did arrive).
+                        self.unrouted += lost
+                        logger.warning(
+                            "edge: the broker had no subscriber for %d sighting(s) (no server "
+                            "subscribed yet); sending them again in %.0f s",
+                            lost,
+                            self._resend_delay,
+                        )
+                        self._stop.wait(self._resend_delay)
+                        self._resend_delay = min(self._resend_delay * 2, self.retry_max)
+                        continue
+                    self._resend_delay = self.retry_first
+                    self.outbox.delete_sightings(confirmed)
+                    self.sent += count
                     continue
             except Exception:  # the sender outlives any one failure; what is queued stays
                 # What was handed over before the failure is confirmed on the next round.
