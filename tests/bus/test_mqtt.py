@@ -814,3 +814,26 @@ def test_nothing_lost_while_the_broker_is_down(
     finally:
         producer.stop()
         consumer.stop()
+
+
+def test_publishes_that_reached_no_subscriber_are_counted(
+    make_bus: Callable[..., MqttBus],
+) -> None:
+    # The broker acknowledges a message no subscription matched and drops it (MQTT 5 says so
+    # in the PUBACK); an edge must know, to keep its sightings until a server subscribed.
+    consumer = make_bus()
+    consumer.subscribe(SIGHTINGS.format(camera="door"), Inbox())
+    consumer.start()
+    producer = make_bus()
+    producer.start()
+    door, vault = SIGHTINGS.format(camera="door"), SIGHTINGS.format(camera="vault")
+    for n in range(3):
+        producer.publish(door, Note.model_validate({"n": n}))
+        producer.publish(vault, Note.model_validate({"n": n}))
+    producer.publish(STATUS.format(camera="vault"), Note.model_validate({"n": 9}), retain=True)
+    assert producer.flush(5)
+    assert producer.take_unrouted() == {vault: 3}, "the retained one is kept by the broker"
+    assert producer.take_unrouted() == {}, "counted once"
+    producer.publish(door, Note.model_validate({"n": 4}))
+    assert producer.flush(5)
+    assert producer.take_unrouted() == {}
