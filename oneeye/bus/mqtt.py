@@ -8,9 +8,11 @@ Handlers run on one delivery thread, in arrival order, never on paho's network t
 malformed message (larger than its topic's byte limit, checked before parsing; not UTF-8 JSON,
 not an object, no or unknown ``v``) is dropped and counted in ``messages.REJECTIONS``, logged
 once per topic (never its content); nothing else stops. Handlers read the payload into its
-model (``messages.PayloadReader``), which checks the rest.
+model (``messages.PayloadReader``), which checks the rest. A publish the broker acknowledged
+but gave to nobody (no subscription matched) is counted by topic (``take_unrouted``), so that a
+publisher that must not lose it can send it again.
 
-The broker URL and the client id live in ``bus.broker``. What is left (about 685 lines) is one
+The broker URL and the client id live in ``bus.broker``. What is left (about 740 lines) is one
 concern, the ``MqttBus`` class: its connect, subscribe, delivery and acknowledgement paths share
 one lock and one generation counter and are read together.
 """
