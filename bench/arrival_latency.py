@@ -210,6 +210,13 @@ def main() -> None:
         args.customers, args.clients, args.direct = 2, 2, 2
         args.width, args.height, args.fps, args.face, args.min_face = 480, 360, 10.0, 100, 60
         args.results, args.clip_cache = work / "results", work / "clips"
+    # Seconds: each walk, from one walk's start to the next's, the empty door before the first
+    # walk (and one step more after the last), the pause for the server's memory to settle,
+    # between sightings put on the bus directly. The smoke run's are shorter: it checks the
+    # paths, not the figures.
+    walk, step_s, empty, settle, gap = (
+        (1.5, 1.75, 0.5, 0.5, 0.1) if args.smoke else (2.5, 2.75, 1.0, 2.0, 0.5)
+    )
     settings = ServeSettings(data_dir=work / "data")
     app = OneEyeApp(settings, engine=FaceEngine(settings.engine), announce=lambda _: None)
     published: dict[str, tuple[float, int, str]] = {}
@@ -234,14 +241,14 @@ def main() -> None:
     actors, person_ids = enrol(app, args.lfw, args.customers, rng)
     print(f"enrolled {len(actors)} customers in {time.perf_counter() - began:.1f} s")
     fps, width, height = args.fps, args.width, args.height
-    length, step = round(2.5 * fps), round(2.75 * fps)
+    length, step = round(walk * fps), round(step_s * fps)
     movements = []
     for number in range(len(actors)):
-        start = number * step + round(fps)
+        start = number * step + round(empty * fps)
         y = height * (0.45 + 0.1 * (number % 2))
         a, b = (width * 0.1, width * 0.9) if number % 2 == 0 else (width * 0.9, width * 0.1)
         movements.append(Movement(number, start, start + length, (a, y), (b, y), args.face))
-    frames = len(actors) * step + length + 2 * round(fps)
+    frames = len(actors) * step + length + 2 * round(empty * fps)
     args.clip_cache.mkdir(parents=True, exist_ok=True)
     clip = args.clip_cache / (
         f"door-{len(actors)}-{args.seed}-{width}x{height}-{fps:g}-{args.face}.mp4"
@@ -282,7 +289,7 @@ def main() -> None:
     clients.start()
     if not ready.wait(120):
         raise SystemExit("the WebSocket clients did not connect within 120 s")
-    time.sleep(2.0)
+    time.sleep(settle)
     rss_connected = rss_bytes()
     connected = app.services.events.subscribers
     grown = (rss_connected - rss_before) / 2**20
@@ -301,7 +308,7 @@ def main() -> None:
     load_after = os.getloadavg()[0]
     play_seconds = time.perf_counter() - played
     print(f"clip played in {time.perf_counter() - played:.1f} s ({status.error})")
-    time.sleep(2.0)
+    time.sleep(settle)
     rss_after = rss_bytes()
     # (b) once more with the camera idle: sightings published on the bus as a camera would.
     direct: set[str] = set()
@@ -330,8 +337,8 @@ def main() -> None:
                 }
             ),
         )
-        time.sleep(0.5)
-    time.sleep(1.0)
+        time.sleep(gap)
+    time.sleep(settle / 2)  # the last of them delivered
     stop.set()
     records: list[tuple[int, int, str, str | None, float]] = receiver.recv()
     clients.join(30)
