@@ -19,6 +19,7 @@ working).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -40,9 +41,10 @@ from oneeye.vision.images import load_image
 REAL_TIME = 25.0
 
 
+@functools.cache
 def clip(lfw: Path, width: int = 1280, height: int = 720) -> list[RGBImage]:
     """A clip (720p unless told) of two LFW people walking (enter, cross, turn away,
-    covered)."""
+    covered). Kept: a camera process plays it again for the next detector."""
     engine = FaceEngine()
     actors = []
     for name in ("Colin_Powell", "Tony_Blair"):
@@ -71,6 +73,34 @@ def camera(
     return done, time.perf_counter() - start, time.process_time() - cpu
 
 
+def row_of(
+    detector: CameraDetector, count: int, load: list[float], runs: list[tuple[int, float, float]]
+) -> dict[str, Any]:
+    """One row of the results from its cameras' (frames, wall seconds, CPU seconds); printed."""
+    per_camera = [done / wall for done, wall, _ in runs]
+    per_cpu_second = sum(done for done, _, _ in runs) / sum(cpu for _, _, cpu in runs)
+    cores = os.cpu_count() or 1
+    row = {
+        "detector": detector,
+        "load_average_before": load,
+        "cameras": count,
+        "total_frames_per_second": sum(per_camera),
+        "slowest_camera_frames_per_second": min(per_camera),
+        "real_time": min(per_camera) >= REAL_TIME,
+        "frames_per_cpu_second": per_cpu_second,
+        # What the load of other jobs cannot skew: the cameras all the cores would keep at
+        # real time were they this benchmark's alone.
+        "cameras_real_time_on_idle_cores": int(cores * per_cpu_second // REAL_TIME),
+    }
+    print(
+        f"{detector}: {count} camera(s): total {row['total_frames_per_second']:.1f} frames/s, "
+        f"slowest camera {row['slowest_camera_frames_per_second']:.1f} frames/s, "
+        f"real time: {row['real_time']}; {per_cpu_second:.1f} frames per CPU second "
+        f"(idle cores would keep {row['cameras_real_time_on_idle_cores']} at real time)"
+    )
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lfw", type=Path, default=Path("../shared/data/lfw/images"))
@@ -92,41 +122,24 @@ def main() -> None:
         if name not in CAMERA_DETECTORS:
             parser.error(f"--detectors: {name!r} is not one of {', '.join(CAMERA_DETECTORS)}")
         detectors.append(name)
-    plan = [(d, int(c)) for c in args.cameras.split(",") for d in detectors]
-    for detector, count in plan:
-        load = [round(v, 2) for v in os.getloadavg()]
-        with context.Manager() as manager:
-            barrier = manager.Barrier(count)
+    counts = [int(c) for c in args.cameras.split(",")]
+    with context.Manager() as manager:
+        for count in counts:
+            # One pool per number of cameras, for every detector: its processes start and
+            # build the clip once. The barrier holds each of them to one camera per row.
             with context.Pool(count) as pool:
-                runs = pool.map(
-                    camera,
-                    [
-                        (n, args.lfw, args.seconds, size, detector, args.cnn_ms_per_s, barrier)
-                        for n in range(count)
-                    ],
-                )
-        per_camera = [done / wall for done, wall, _ in runs]
-        per_cpu_second = sum(done for done, _, _ in runs) / sum(cpu for _, _, cpu in runs)
-        cores = os.cpu_count() or 1
-        row = {
-            "detector": detector,
-            "load_average_before": load,
-            "cameras": count,
-            "total_frames_per_second": sum(per_camera),
-            "slowest_camera_frames_per_second": min(per_camera),
-            "real_time": min(per_camera) >= REAL_TIME,
-            "frames_per_cpu_second": per_cpu_second,
-            # What the load of other jobs cannot skew: the cameras all the cores would keep at
-            # real time were they this benchmark's alone.
-            "cameras_real_time_on_idle_cores": int(cores * per_cpu_second // REAL_TIME),
-        }
-        results.append(row)
-        print(
-            f"{detector}: {count} camera(s): total {row['total_frames_per_second']:.1f} frames/s, "
-            f"slowest camera {row['slowest_camera_frames_per_second']:.1f} frames/s, "
-            f"real time: {row['real_time']}; {per_cpu_second:.1f} frames per CPU second "
-            f"(idle cores would keep {row['cameras_real_time_on_idle_cores']} at real time)"
-        )
+                for detector in detectors:
+                    load = [round(v, 2) for v in os.getloadavg()]
+                    barrier = manager.Barrier(count)
+                    runs = pool.map(
+                        camera,
+                        [
+                            (n, args.lfw, args.seconds, size, detector, args.cnn_ms_per_s, barrier)
+                            for n in range(count)
+                        ],
+                        chunksize=1,
+                    )
+                    results.append(row_of(detector, count, load, runs))
     if args.smoke:
         return
     args.results.mkdir(parents=True, exist_ok=True)
