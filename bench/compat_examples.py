@@ -34,10 +34,13 @@ load average is written beside it (the machine is shared). Results: printed, wri
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -198,8 +201,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="tiny run on face_recognition's test photos (--faces): a few photos, no video "
-        "(frames are the photos), one round, results written only to --out",
+        help="tiny run on face_recognition's test photos (--faces): a few photos at half size, "
+        "no video (frames are the photos), one round, results written only to --out",
     )
     args = parser.parse_args(argv)
     if args.smoke and args.out == RESULTS / "compat_examples.json":
@@ -207,10 +210,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def halved(folder: Path, names: tuple[str, ...]) -> Path:
+    """Half-size copies of ``folder``'s photos ``names`` in a temporary folder (removed at
+    exit): the smoke run checks the paths, and the test photos are up to 2,204 px high."""
+    copies = Path(tempfile.mkdtemp(prefix="compat_examples_smoke_"))
+    atexit.register(shutil.rmtree, copies, ignore_errors=True)
+    for name in names:
+        image = cv2.imread(str(folder / name))
+        if image is None:
+            raise SystemExit(f"cannot read {folder / name}")
+        cv2.imwrite(str(copies / name), cv2.resize(image, (0, 0), fx=0.5, fy=0.5))
+    return copies
+
+
 def inputs(args: argparse.Namespace) -> dict[str, Any]:
     """The photos, people and frames each example runs on."""
     faces: Path = args.faces
     if args.smoke:
+        faces = halved(faces, ("obama.jpg", "biden.jpg", "obama2.jpg"))
         photos = [faces / "obama.jpg", faces / "biden.jpg"]
         known = {"obama": faces / "obama.jpg", "biden": faces / "biden.jpg"}
         unknown = [faces / "obama2.jpg"]
