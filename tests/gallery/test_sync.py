@@ -169,7 +169,7 @@ def test_a_gap_in_versions_fetches_the_whole_gallery_again(rig: Rig) -> None:
     # Two changes in the database of which the edge hears only the second: a gap.
     lost_announcements(rig).update_watchlist("amber-alert", threshold=0.37)
     rig.enrol(5)
-    wait_for(lambda: rig.fetches == 2 and rig.in_step())
+    wait_for(lambda: rig.sync.resyncs == 2 and rig.in_step())
     assert rig.edge_gallery.threshold("amber-alert") == pytest.approx(0.37)
 
 
@@ -213,7 +213,7 @@ def test_an_edge_that_missed_the_last_change_catches_up_by_the_servers_announcem
     rig.service.follower.poll_seconds = 0.05
     rig.service.follower.announce_seconds = 0.1
     rig.service.start_following()
-    wait_for(lambda: rig.fetches == 2 and rig.in_step())
+    wait_for(lambda: rig.sync.resyncs == 2 and rig.in_step())
     assert rig.edge_gallery.threshold("amber-alert") == pytest.approx(0.37)
 
 
@@ -239,7 +239,7 @@ def test_a_reload_resyncs(rig: Rig) -> None:
     rig.server_gallery.set_threshold("customers", 0.3)  # the server really is at version + 1
     reload = ReloadChange(version=version, epoch=rig.service.epoch, templates=0)
     rig.bus.publish(GALLERY_CHANGES, sign(rig.service.signing_key, reload))
-    wait_for(lambda: rig.fetches == 2 and rig.in_step())
+    wait_for(lambda: rig.sync.resyncs == 2 and rig.in_step())
 
 
 @pytest.mark.parametrize(
@@ -283,7 +283,7 @@ def test_a_retained_version_ahead_resyncs_and_one_behind_does_not(rig: Rig) -> N
     other.update_watchlist("customers", threshold=0.3)
     current = GalleryVersionPayload(version=other.version, epoch=rig.service.epoch)
     rig.bus.publish(GALLERY_VERSION, sign(rig.service.signing_key, current), retain=True)
-    wait_for(lambda: rig.fetches == 2 and rig.in_step())
+    wait_for(lambda: rig.sync.resyncs == 2 and rig.in_step())
     assert rig.edge_gallery.threshold("customers") == pytest.approx(0.3)
 
 
