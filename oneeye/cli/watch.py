@@ -144,6 +144,7 @@ def watch(
             detector=detector,
             cnn_ms_per_s=cnn_ms_per_s,
             cooldown=cooldown,
+            real_time=reader.is_live or (pace and bool(reader.fps)),
         ),
     )
     writer: cv2.VideoWriter | None = None

@@ -32,6 +32,12 @@ per pixel so far, times the crop's pixels), so no single crop stalls the camera 
 than the bucket's allowance; one too dear now waits, and a crop dearer than the whole bucket
 is never looked at. Until the cost is known, only the smallest crop of a round is looked at.
 Lost faces are served first: they are cheap and each one is a person already in view.
+
+The budget never costs a camera real time. The pipeline tells it how long (wall clock) each
+frame's work took; while that work, the CNN's included, takes more than ``REAL_TIME_SHARE`` of
+the video's own time (smoothed over ``BUSY_SECONDS``), the bucket neither fills nor is spent:
+a camera whose cores are taken (eight 720p cameras on two cores) runs on HOG alone instead of
+falling behind, and spends CNN time again as soon as it has time to spare.
 """
 
 from __future__ import annotations
@@ -73,17 +79,33 @@ MOTION_LEVEL = 20
 BURST_SECONDS = 1.0
 """The budget keeps at most this many seconds' allowance unspent."""
 
+REAL_TIME_SHARE = 0.8
+"""The CNN is spent only while the camera's work on its frames (wall clock, the CNN's included)
+takes at most this share of the video's own time: a fifth is kept spare, so a camera keeping
+real time on HOG is not pushed behind by the CNN."""
+
+BUSY_SECONDS = 1.0
+"""The camera's busy share is smoothed over about this much video time."""
+
 
 class CnnBudget:
     """CNN milliseconds per second of video, as a token bucket over the video's own clock."""
 
-    def __init__(self, ms_per_second: float, burst_seconds: float = BURST_SECONDS) -> None:
+    def __init__(
+        self,
+        ms_per_second: float,
+        burst_seconds: float = BURST_SECONDS,
+        real_time: bool = False,
+    ) -> None:
         """Start with an empty bucket: CNN time accrues with the video, so a camera that
         starts (or a file that plays again) costs no more than one that runs on.
 
         Args:
             ms_per_second: CPU milliseconds the CNN may spend per second of video (>= 0).
             burst_seconds: at most this many seconds' allowance is kept unspent.
+            real_time: the camera must keep real time: the bucket fills and is spent only
+                while :meth:`worked` shows time to spare (``REAL_TIME_SHARE``), and not before
+                it has been told of two frames.
 
         Raises:
             ValueError: a negative budget or a non-positive burst.
@@ -94,12 +116,43 @@ class CnnBudget:
                 f"and {burst_seconds} s"
             )
         self.rate = ms_per_second / 1000.0
+        self.real_time = real_time
         self.cap = self.rate * burst_seconds
         self.balance = 0.0
         self.spent = 0.0
         self.seconds_per_pixel: float | None = None
         """The CNN's cost so far (smoothed); ``None`` before its first crop."""
+        self.busy_share: float | None = None
+        """Wall-clock seconds of the camera's work per second of video (smoothed over
+        ``BUSY_SECONDS``); ``None`` until :meth:`worked` has been told of two frames."""
+        self.held_seconds = 0.0
+        """Video seconds during which the camera was too busy for the CNN."""
         self._last_t: float | None = None
+        self._work_t: float | None = None
+
+    @property
+    def behind(self) -> bool:
+        """Whether a camera keeping real time has no time to spare for the CNN (or does not
+        know yet; see ``REAL_TIME_SHARE``). Never, for a camera that need not keep it."""
+        if not self.real_time:
+            return False
+        return self.busy_share is None or self.busy_share > REAL_TIME_SHARE
+
+    def worked(self, t: float, wall_seconds: float) -> None:
+        """Record the wall-clock time the camera's work on the frame at ``t`` took.
+
+        Args:
+            t: the frame's seconds into the source (a source that starts again resets the
+                clock: that frame only restarts the measure).
+            wall_seconds: how long the frame's work took, the CNN's included.
+        """
+        if self._work_t is not None and t > self._work_t:
+            elapsed = t - self._work_t
+            share = max(0.0, wall_seconds) / elapsed
+            weight = min(1.0, elapsed / BUSY_SECONDS)
+            previous = self.busy_share
+            self.busy_share = share if previous is None else previous + weight * (share - previous)
+        self._work_t = t
 
     def accrue(self, t: float) -> None:
         """Add the allowance of the video time since the previous call.
@@ -108,18 +161,21 @@ class CnnBudget:
             t: seconds into the source (a source that starts again resets the clock).
         """
         if self._last_t is not None and t > self._last_t:
-            self.balance = min(self.cap, self.balance + self.rate * (t - self._last_t))
+            if self.behind:
+                self.held_seconds += t - self._last_t
+            else:
+                self.balance = min(self.cap, self.balance + self.rate * (t - self._last_t))
         self._last_t = t
 
     def can_spend(self) -> bool:
-        """Whether any allowance is left (one more crop may overdraw it; the debt is repaid
-        from the next allowance)."""
-        return self.balance > 0.0
+        """Whether any allowance is left and the camera has time to spare for it (one more
+        crop may overdraw the allowance; the debt is repaid from the next one)."""
+        return self.balance > 0.0 and not self.behind
 
     def affords(self, pixels: float) -> bool:
         """Whether the balance holds what a crop of ``pixels`` (at the CNN's scale) should
         cost; before the first crop, whether any allowance is left."""
-        if self.balance <= 0.0:
+        if not self.can_spend():
             return False
         return self.seconds_per_pixel is None or pixels * self.seconds_per_pixel <= self.balance
 
@@ -150,13 +206,21 @@ class CnnAssist:
     :meth:`look` on detection rounds after HOG has looked.
     """
 
-    def __init__(self, detector: FaceDetector, min_face_px: int, ms_per_second: float) -> None:
+    def __init__(
+        self,
+        detector: FaceDetector,
+        min_face_px: int,
+        ms_per_second: float,
+        real_time: bool = False,
+    ) -> None:
         """Set up the budget and the pending motion.
 
         Args:
             detector: the CNN detector (the caller's own).
             min_face_px: the smallest face worth finding; sets the motion tiles' scale.
             ms_per_second: the CNN budget, CPU milliseconds per second of video.
+            real_time: the camera must keep real time: the budget is spent only while it has
+                time to spare (:meth:`worked`; see ``REAL_TIME_SHARE``).
 
         Raises:
             ValueError: ``min_face_px`` is not positive, or the budget is negative.
@@ -164,7 +228,7 @@ class CnnAssist:
         if min_face_px <= 0:
             raise ValueError(f"min_face_px must be positive, got {min_face_px}")
         self.detector = detector
-        self.budget = CnnBudget(ms_per_second)
+        self.budget = CnnBudget(ms_per_second, real_time=real_time)
         self.factor = min(1.0, CNN_FACE_PX / float(min_face_px))
         self._pad = min_face_px
         self._previous: npt.NDArray[np.uint8] | None = None
@@ -194,6 +258,11 @@ class CnnAssist:
         changed = np.asarray(cv2.absdiff(small, previous) > MOTION_LEVEL)
         self._since[changed & np.isnan(self._since)] = t
         self._since[self._since < t - STALE_SECONDS] = np.nan
+
+    def worked(self, t: float, wall_seconds: float) -> None:
+        """The camera's work on the frame at ``t`` took ``wall_seconds`` (wall clock, the CNN's
+        included; see :meth:`CnnBudget.worked`)."""
+        self.budget.worked(t, wall_seconds)
 
     def look(
         self,

@@ -187,7 +187,12 @@ class CameraPipeline:
             lambda: make(scanner), self.settings.min_face_px, self.settings.detect_threads
         )
         self._assist = (
-            CnnAssist(make("cnn"), self.settings.min_face_px, self.settings.cnn_ms_per_s)
+            CnnAssist(
+                make("cnn"),
+                self.settings.min_face_px,
+                self.settings.cnn_ms_per_s,
+                real_time=self.settings.real_time,
+            )
             if self.settings.detector == "auto"
             else None
         )
@@ -211,7 +216,8 @@ class CameraPipeline:
     def counts(self) -> dict[str, int]:
         """What the pipeline did so far: frames, detection rounds, scans (whole ones too),
         encodings, and with ``auto`` the CNN's detections, crops of lost faces, motion tiles
-        and CPU milliseconds."""
+        and CPU milliseconds, and the video milliseconds the camera had no time to spare for
+        it (``PipelineSettings.real_time``)."""
         counts = {
             "frames": self.frames,
             "detection_rounds": self.detections,
@@ -225,6 +231,7 @@ class CameraPipeline:
                 "cnn_lost_crops": self._assist.lost_looked,
                 "cnn_motion_tiles": self._assist.tiles_looked,
                 "cnn_ms": round(1000 * self._assist.budget.spent),
+                "cnn_held_ms": round(1000 * self._assist.budget.held_seconds),
             }
         return counts
 
@@ -245,6 +252,7 @@ class CameraPipeline:
             The events this frame caused, in order.
         """
         self.frames += 1
+        started = time.perf_counter()
         if self._preprocess is not None:
             image = self._preprocess(image)
         self._shape = (int(image.shape[0]), int(image.shape[1]))
@@ -273,6 +281,8 @@ class CameraPipeline:
                 self._debouncer.seen(self.camera, visit_key(companion.person, watchlist), t)
         for track in self._tracker.ended():
             events.extend(self._left(track, index, t))
+        if self._assist is not None:
+            self._assist.worked(t, time.perf_counter() - started)
         return events
 
     def _detect(

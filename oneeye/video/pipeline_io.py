@@ -48,6 +48,11 @@ class PipelineSettings:
     """``hog``, ``cnn`` or ``auto`` (see ``oneeye.video.pipeline``)."""
     cnn_ms_per_s: float = CNN_MS_PER_S
     """``auto``: CPU milliseconds of CNN per second of video (see ``CNN_MS_PER_S``)."""
+    real_time: bool = False
+    """The frames come at the video's own pace and must be kept up with (a live camera, a
+    paced file): ``auto`` then spends its CNN budget only while the camera has time to spare
+    (``oneeye.video.assist.REAL_TIME_SHARE``). ``False``: every frame is worth the time it
+    takes (a file read as fast as it decodes), and the budget is spent whatever the clock."""
     min_quality: float = 0.25
     """Faces below this quality score are tracked but not trusted for identity."""
     recheck_every: int = 1

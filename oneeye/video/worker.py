@@ -409,21 +409,27 @@ class CameraWorker:
             break
         logger.info("camera %s: worker stopped", camera)
 
+    def settings_for(self, reader: FrameReader) -> PipelineSettings:
+        """The pipeline settings for a play of ``reader``: the camera's own, keeping real time
+        (``PipelineSettings.real_time``) for a live source or a paced file."""
+        paced = self.config.pace and not reader.is_live and bool(reader.fps)
+        return replace(self.config.pipeline_settings(), real_time=reader.is_live or paced)
+
     def _play(self, reader: FrameReader) -> None:
         """Run the pipeline over the source until it ends or the worker stops."""
         self._detectors.rewind()  # the previous play's pipeline is closed: reuse its detectors
+        # A paced file plays like a live camera: frames the pipeline is too late for are
+        # dropped (as the live reader does), so a slow pipeline stays current, not behind.
+        paced = self.config.pace and not reader.is_live and bool(reader.fps)
         pipeline = CameraPipeline(
             self.config.id,
             self.engine,
             self.gallery,
-            self.config.pipeline_settings(),
+            self.settings_for(reader),
             make_detector=self._detectors,
         )
         self._tracks.clear()
         last: tuple[int, float, int] = (0, 0.0, 0)
-        # A paced file plays like a live camera: frames the pipeline is too late for are
-        # dropped (as the live reader does), so a slow pipeline stays current, not behind.
-        paced = self.config.pace and not reader.is_live and bool(reader.fps)
         fps = reader.fps or 25.0
         clip_start: float | None = None
         # The pipeline counts processed frames, not source frames: "detect every Nth frame"

@@ -6,6 +6,7 @@ frames are small and the budget generous."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from oneeye.gallery import GalleryIndex
 from oneeye.types import FaceBox, RGBImage
-from oneeye.video.assist import CnnAssist, CnnBudget
+from oneeye.video.assist import REAL_TIME_SHARE, CnnAssist, CnnBudget
 from oneeye.video.pipeline import CameraPipeline
 from oneeye.video.pipeline_io import PipelineSettings, SightingEvent
 from oneeye.vision.detectors import make_detector
@@ -216,6 +217,82 @@ def test_the_budget_accrues_with_video_time_up_to_one_second() -> None:
     assert budget.balance == pytest.approx(0.1)  # capped at one second's allowance
     with pytest.raises(ValueError, match="budget must be >= 0"):
         CnnBudget(-1.0)
+
+
+def test_a_camera_keeping_real_time_spends_the_cnn_only_from_time_to_spare() -> None:
+    budget = CnnBudget(100.0, real_time=True)
+    budget.accrue(0.0)
+    budget.worked(0.0, 0.01)
+    budget.accrue(0.04)
+    assert budget.behind  # told of one frame only: nothing known of its pace yet
+    assert budget.balance == 0.0
+    assert budget.held_seconds == pytest.approx(0.04)
+    budget.worked(0.04, 0.01)  # a quarter of the frame time
+    assert budget.busy_share == pytest.approx(0.25)
+    t = 0.04
+    for _ in range(50):  # two seconds of frames each taking 90% of their time: too busy
+        t += 0.04
+        budget.accrue(t)
+        budget.worked(t, 0.036)
+    assert budget.busy_share is not None
+    assert budget.busy_share > REAL_TIME_SHARE
+    assert budget.behind
+    assert not budget.can_spend()
+    assert not budget.affords(1.0)
+    held, balance = budget.held_seconds, budget.balance
+    for _ in range(25):  # the same frames kept: the allowance is not kept for later
+        t += 0.04
+        budget.accrue(t)
+        budget.worked(t, 0.036)
+    assert budget.held_seconds == pytest.approx(held + 1.0)
+    assert budget.balance == balance  # nothing accrued while held
+    for _ in range(25):  # a second at 40% of the frame time: the CNN is spent again
+        t += 0.04
+        budget.accrue(t)
+        budget.worked(t, 0.016)
+    assert budget.busy_share is not None
+    assert budget.busy_share < REAL_TIME_SHARE
+    assert budget.can_spend()
+    budget.worked(0.0, 5.0)  # a file that starts again: that frame only restarts the measure
+    assert budget.busy_share < REAL_TIME_SHARE
+
+    offline = CnnBudget(100.0)  # a file read as fast as it decodes: the clock is not kept
+    offline.accrue(0.0)
+    offline.worked(0.0, 1.0)
+    offline.accrue(1.0)
+    offline.worked(1.0, 30.0)
+    assert not offline.behind
+    assert offline.can_spend()
+
+
+def test_a_real_time_camera_too_busy_for_the_cnn_runs_on_hog_alone(
+    engine: FaceEngine, walking_in: list[RGBImage]
+) -> None:
+    """The same clip as above on a clock of 1,000 frames a second: no camera keeps that pace,
+    so ``auto`` keeping real time never spends its CNN budget and finds no more than HOG. The
+    same clip read as fast as it decodes spends it."""
+
+    def run(real_time: bool) -> tuple[CameraPipeline, int]:
+        pipeline = CameraPipeline(
+            "test",
+            engine,
+            GalleryIndex(),
+            replace(settings("auto"), real_time=real_time),
+        )
+        seen = 0
+        for index, frame in enumerate(walking_in):
+            pipeline.process(index, index / 1000.0, frame)
+            seen += sum(1 for t in pipeline.tracks if t.last_frame == index)
+        pipeline.close()
+        return pipeline, seen
+
+    busy, seen = run(real_time=True)
+    counts = busy.counts()
+    assert (counts["cnn_ms"], counts["cnn_detections"], seen) == (0, 0, 0)
+    assert counts["cnn_held_ms"] == len(walking_in) - 1  # every frame after the first was held
+    offline, _ = run(real_time=False)
+    assert offline.counts()["cnn_ms"] > 0
+    assert offline.counts()["cnn_held_ms"] == 0
 
 
 def test_lost_faces_come_first_and_the_budget_bounds_the_crops() -> None:

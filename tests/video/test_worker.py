@@ -16,7 +16,7 @@ from oneeye.bus.messages import SightingPayload
 from oneeye.gallery import GalleryIndex
 from oneeye.store.photos import LocalPhotoStore
 from oneeye.video.pipeline_io import SightingEvent
-from oneeye.video.source import Frame
+from oneeye.video.source import Frame, FrameReader
 from oneeye.video.worker import CameraConfig, CameraWorker
 from oneeye.vision.engine import FaceEngine
 
@@ -94,3 +94,22 @@ def test_a_looped_file_reuses_its_detectors(face_engine: FaceEngine, tmp_path: P
         bus.stop()
     assert worker.status().frames >= 5 * 4, "the clip did not loop four times"
     assert worker._detectors.made == 1
+
+
+def test_a_paced_file_keeps_real_time_and_an_unpaced_one_does_not(
+    face_engine: FaceEngine, tmp_path: Path
+) -> None:
+    """``auto`` spends its CNN only from time to spare on a camera that must keep real time:
+    a paced file plays as a live camera would; a file read as fast as it decodes need not."""
+    clip = tmp_path / "blank.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), 25.0, (160, 120))
+    for _ in range(3):
+        writer.write(np.zeros((120, 160, 3), np.uint8))
+    writer.release()
+    bus = MemoryBus()
+    for pace in (True, False):
+        config = CameraConfig(id="c", name="C", source=str(clip), pace=pace, detector="auto")
+        worker = CameraWorker(config, face_engine, GalleryIndex(), bus, LocalPhotoStore(tmp_path))
+        with FrameReader(str(clip), pace=pace) as reader:
+            settings = worker.settings_for(reader)
+        assert (settings.detector, settings.real_time) == ("auto", pace)
