@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -28,6 +29,10 @@ from oneeye.types import RGBImage
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
 from tests.services.bank import BankApi
+
+if TYPE_CHECKING:
+    from tests.edge_site import Site
+    from tests.services.helpers import LabelledClip
 
 PhotoLoader = Callable[[str], RGBImage]
 
@@ -224,3 +229,29 @@ def broker_url() -> str:
     except OSError as exc:
         service_unavailable(f"the MQTT broker at {address.redacted()}", str(exc))
     return BROKER_URL
+
+
+@pytest.fixture(scope="module")
+def clip(
+    tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine, load_photo: PhotoLoader
+) -> LabelledClip:
+    """A labelled clip of enrolled people walking, made once per test module (the edge and
+    cluster tests play it through their edges)."""
+    from tests.services.helpers import make_clip  # noqa: PLC0415  (it imports this module)
+
+    return make_clip(tmp_path_factory.mktemp("clip"), face_engine, load_photo)
+
+
+@pytest.fixture
+def site(tmp_path: Path, broker_url: str, postgres_url: str) -> Iterator[Site]:
+    """An edge + central site over the real broker and PostgreSQL (``tests.edge_site``); the
+    tails of its processes' error logs are printed when it closes."""
+    from tests.edge_site import Site  # noqa: PLC0415  (it imports this module)
+
+    made = Site(tmp_path, broker_url, postgres_url)
+    try:
+        yield made
+    finally:
+        made.close()
+        for name in sorted(p.name for p in made.logs.glob("*.err")):
+            print(f"--- {name}\n{(made.logs / name).read_text(errors='replace')[-3000:]}")

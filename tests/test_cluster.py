@@ -12,7 +12,6 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,8 +24,7 @@ from oneeye.services.edge.registry import CameraRegistry
 from oneeye.services.gallery_log import gallery_id
 from oneeye.store.models import new_id
 from oneeye.store.repos import gallery_log, templates
-from oneeye.vision.engine import FaceEngine
-from tests.conftest import PhotoLoader, free_port
+from tests.conftest import free_port
 from tests.edge_site import (
     START_TIMEOUT,
     Site,
@@ -35,7 +33,7 @@ from tests.edge_site import (
     start_second_server,
     wait_for,
 )
-from tests.services.helpers import LabelledClip, make_clip
+from tests.services.helpers import LabelledClip
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres, pytest.mark.slow]
 
@@ -43,24 +41,6 @@ PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
 LOAD_EDGE = "e-load"
 """The edge id the test's own stream of sightings is published under (4 cameras)."""
 METRIC_VERSION = re.compile(r"^oneeye_gallery_version\{[^}]*\} (-?[0-9.e+]+)$", re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def clip(
-    tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine, load_photo: PhotoLoader
-) -> LabelledClip:
-    return make_clip(tmp_path_factory.mktemp("cluster-clip"), face_engine, load_photo)
-
-
-@pytest.fixture
-def site(tmp_path: Path, broker_url: str, postgres_url: str) -> Iterator[Site]:
-    made = Site(tmp_path, broker_url, postgres_url)
-    try:
-        yield made
-    finally:
-        made.close()
-        for name in sorted(p.name for p in made.logs.glob("*.err")):
-            print(f"--- {name}\n{(made.logs / name).read_text(errors='replace')[-3000:]}")
 
 
 def enrol(site: Site, server: str, name: str, photo: Path) -> tuple[str, str]:

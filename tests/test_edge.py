@@ -22,7 +22,6 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -61,7 +60,7 @@ from oneeye.store.db import Database
 from oneeye.store.models import new_id
 from oneeye.vision.engine import FaceEngine
 from tests.bus.helpers import Inbox, Note, PrivateBroker, sighting
-from tests.conftest import PhotoLoader, free_port
+from tests.conftest import free_port
 from tests.edge_site import (
     START_TIMEOUT,
     Site,
@@ -70,27 +69,9 @@ from tests.edge_site import (
     start_second_server,
     wait_for,
 )
-from tests.services.helpers import LabelledClip, make_clip
+from tests.services.helpers import LabelledClip
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def clip(
-    tmp_path_factory: pytest.TempPathFactory, face_engine: FaceEngine, load_photo: PhotoLoader
-) -> LabelledClip:
-    return make_clip(tmp_path_factory.mktemp("edge-clip"), face_engine, load_photo)
-
-
-@pytest.fixture
-def site(tmp_path: Path, broker_url: str, postgres_url: str) -> Iterator[Site]:
-    made = Site(tmp_path, broker_url, postgres_url)
-    try:
-        yield made
-    finally:
-        made.close()
-        for name in sorted(p.name for p in made.logs.glob("*.err")):
-            print(f"--- {name}\n{(made.logs / name).read_text(errors='replace')[-3000:]}")
 
 
 def raw_publish(broker_url: str, topic: str, payloads: list[bytes]) -> None:
