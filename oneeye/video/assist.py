@@ -33,11 +33,12 @@ than the bucket's allowance; one too dear now waits, and a crop dearer than the 
 is never looked at. Until the cost is known, only the smallest crop of a round is looked at.
 Lost faces are served first: they are cheap and each one is a person already in view.
 
-The budget never costs a camera real time. The pipeline tells it how long (wall clock) each
-frame's work took; while that work, the CNN's included, takes more than ``REAL_TIME_SHARE`` of
-the video's own time (smoothed over ``BUSY_SECONDS``), the bucket neither fills nor is spent:
-a camera whose cores are taken (eight 720p cameras on two cores) runs on HOG alone instead of
-falling behind, and spends CNN time again as soon as it has time to spare.
+The budget never costs a camera that must keep real time (a live source, a paced file) its
+pace. The pipeline tells it when each frame's work started and ended; while that work, the
+CNN's included, fills more than ``REAL_TIME_SHARE`` of the wall-clock time (smoothed over
+``BUSY_SECONDS``; the rest is the camera waiting for its next frame), the bucket neither fills
+nor is spent: a camera whose cores are taken (eight 720p cameras on two cores) runs on HOG alone
+instead of falling behind, and spends CNN time again as soon as it has time to spare.
 """
 
 from __future__ import annotations
@@ -80,12 +81,12 @@ BURST_SECONDS = 1.0
 """The budget keeps at most this many seconds' allowance unspent."""
 
 REAL_TIME_SHARE = 0.8
-"""The CNN is spent only while the camera's work on its frames (wall clock, the CNN's included)
-takes at most this share of the video's own time: a fifth is kept spare, so a camera keeping
-real time on HOG is not pushed behind by the CNN."""
+"""The CNN is spent only while the camera's work on its frames (the CNN's included) fills at
+most this share of the wall-clock time: a fifth is kept idle, so a camera keeping real time on
+HOG is not pushed behind by the CNN."""
 
 BUSY_SECONDS = 1.0
-"""The camera's busy share is smoothed over about this much video time."""
+"""The camera's busy share is smoothed over about this much wall-clock time."""
 
 
 class CnnBudget:
@@ -123,12 +124,12 @@ class CnnBudget:
         self.seconds_per_pixel: float | None = None
         """The CNN's cost so far (smoothed); ``None`` before its first crop."""
         self.busy_share: float | None = None
-        """Wall-clock seconds of the camera's work per second of video (smoothed over
+        """The share of the wall-clock time the camera was at work (smoothed over
         ``BUSY_SECONDS``); ``None`` until :meth:`worked` has been told of two frames."""
         self.held_seconds = 0.0
         """Video seconds during which the camera was too busy for the CNN."""
         self._last_t: float | None = None
-        self._work_t: float | None = None
+        self._work_end: float | None = None
 
     @property
     def behind(self) -> bool:
@@ -138,21 +139,24 @@ class CnnBudget:
             return False
         return self.busy_share is None or self.busy_share > REAL_TIME_SHARE
 
-    def worked(self, t: float, wall_seconds: float) -> None:
-        """Record the wall-clock time the camera's work on the frame at ``t`` took.
+    def worked(self, started: float, finished: float) -> None:
+        """Record one frame's work: when it started and finished (``time.perf_counter``).
+
+        The busy share is the part of the wall-clock time since the previous frame's work
+        finished that this frame's work took: a live camera waiting for its next frame is
+        idle, one that has frames waiting (or drops them) is not.
 
         Args:
-            t: the frame's seconds into the source (a source that starts again resets the
-                clock: that frame only restarts the measure).
-            wall_seconds: how long the frame's work took, the CNN's included.
+            started: when the camera started on the frame.
+            finished: when it was done with it, the CNN's work included.
         """
-        if self._work_t is not None and t > self._work_t:
-            elapsed = t - self._work_t
-            share = max(0.0, wall_seconds) / elapsed
+        if self._work_end is not None and finished > self._work_end:
+            elapsed = finished - self._work_end
+            share = min(1.0, max(0.0, finished - started) / elapsed)
             weight = min(1.0, elapsed / BUSY_SECONDS)
             previous = self.busy_share
             self.busy_share = share if previous is None else previous + weight * (share - previous)
-        self._work_t = t
+        self._work_end = finished
 
     def accrue(self, t: float) -> None:
         """Add the allowance of the video time since the previous call.
@@ -259,10 +263,10 @@ class CnnAssist:
         self._since[changed & np.isnan(self._since)] = t
         self._since[self._since < t - STALE_SECONDS] = np.nan
 
-    def worked(self, t: float, wall_seconds: float) -> None:
-        """The camera's work on the frame at ``t`` took ``wall_seconds`` (wall clock, the CNN's
-        included; see :meth:`CnnBudget.worked`)."""
-        self.budget.worked(t, wall_seconds)
+    def worked(self, started: float, finished: float) -> None:
+        """The camera worked on a frame from ``started`` to ``finished``
+        (``time.perf_counter``; see :meth:`CnnBudget.worked`)."""
+        self.budget.worked(started, finished)
 
     def look(
         self,

@@ -71,6 +71,15 @@ NEW_FACE_REACH = 2.5
 known velocity: ``NEAR_MARGIN``). A cyclist crossing a 1080p street moves a face size in three
 frames."""
 
+STEADY_REACH = 0.5
+"""A face found on its last round and on at least ``STEADY_HITS`` rounds in all moves as its
+track predicts: it is looked for only this many face sizes around the prediction, a crop of 2x2
+face sizes instead of ``NEAR_MARGIN``'s 3x3 (the look near tracked faces was the largest part
+of a 720p camera's HOG time). A face missed on its last round is looked for as widely as
+before."""
+
+STEADY_HITS = 3
+
 BODY_FACES = 4
 """A tracked face explains motion down to this many face sizes below it (its body), and one
 face size to every other side."""
@@ -112,6 +121,15 @@ class _Companion:
     person: str
     distance: float | None
     emitted: bool
+
+
+def _reach(track: Track) -> float:
+    """How many face sizes around its predicted box a tracked face is looked for."""
+    if track.hits == 1:
+        return NEW_FACE_REACH
+    if track.hits >= STEADY_HITS and track.missed == 0:
+        return STEADY_REACH
+    return NEAR_MARGIN
 
 
 def _with_body(box: FaceBox) -> FaceBox:
@@ -282,7 +300,7 @@ class CameraPipeline:
         for track in self._tracker.ended():
             events.extend(self._left(track, index, t))
         if self._assist is not None:
-            self._assist.worked(t, time.perf_counter() - started)
+            self._assist.worked(started, time.perf_counter())
         return events
 
     def _detect(
@@ -306,8 +324,9 @@ class CameraPipeline:
             regions = self._motion.take([_with_body(box) for box in expected])
             if not tracks and not regions and self._assist is None:
                 return None  # nothing to look at: no detector runs
-        # A face seen once has no velocity yet: look for it further from where it was.
-        reach = [NEAR_MARGIN if track.hits > 1 else NEW_FACE_REACH for track in tracks]
+        # A face seen once has no velocity yet: look for it further from where it was; one
+        # that keeps to its track, nearer.
+        reach = [_reach(track) for track in tracks]
         started = time.perf_counter()
         found = self._finder.near(frame, expected, reach)
         if scan_due:

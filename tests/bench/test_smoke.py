@@ -99,6 +99,11 @@ def test_resnet_speed() -> None:
             id="video_feedback",
         ),
         pytest.param("video_cameras.py", ["1 camera(s): total"], id="video_cameras"),
+        pytest.param(
+            "video_cameras.py --paced --detectors auto",
+            ["auto paced: 1 camera(s): total", "most dropped", "ms per second of video"],
+            id="video_cameras_paced",
+        ),
         pytest.param("alert_latency.py", ["missing: identified"], id="alert_latency"),
         pytest.param(
             "alert_delivery.py",
