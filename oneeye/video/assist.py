@@ -36,9 +36,11 @@ Lost faces are served first: they are cheap and each one is a person already in 
 The budget never costs a camera that must keep real time (a live source, a paced file) its
 pace. The pipeline tells it when each frame's work started and ended; while that work, the
 CNN's included, fills more than ``REAL_TIME_SHARE`` of the wall-clock time (smoothed over
-``BUSY_SECONDS``; the rest is the camera waiting for its next frame), the bucket neither fills
-nor is spent: a camera whose cores are taken (eight 720p cameras on two cores) runs on HOG alone
-instead of falling behind, and spends CNN time again as soon as it has time to spare.
+``BUSY_SECONDS``; the rest is the camera waiting for its next frame), or while its thread got a
+core for less than ``RUN_SHARE`` of that work's time (the cores are wanted by others too), the
+bucket neither fills nor is spent: a camera whose cores are taken (eight 720p cameras on two
+cores) runs on HOG alone instead of falling behind, and spends CNN time again as soon as it and
+the machine have time to spare.
 """
 
 from __future__ import annotations
@@ -85,8 +87,13 @@ REAL_TIME_SHARE = 0.8
 most this share of the wall-clock time: a fifth is kept idle, so a camera keeping real time on
 HOG is not pushed behind by the CNN."""
 
+RUN_SHARE = 0.8
+"""... and only while the camera's thread ran on a core for at least this share of its work's
+wall-clock time. Below it, other work was waiting for the cores too (other cameras): the
+camera's own idle moments are not the machine's, and the CNN would take its time from them."""
+
 BUSY_SECONDS = 1.0
-"""The camera's busy share is smoothed over about this much wall-clock time."""
+"""The camera's busy and running shares are smoothed over about this much wall-clock time."""
 
 
 class CnnBudget:
@@ -126,6 +133,9 @@ class CnnBudget:
         self.busy_share: float | None = None
         """The share of the wall-clock time the camera was at work (smoothed over
         ``BUSY_SECONDS``); ``None`` until :meth:`worked` has been told of two frames."""
+        self.run_share: float | None = None
+        """The share of the camera's work's wall-clock time its thread ran on a core (smoothed
+        over ``BUSY_SECONDS``); ``None`` while not told."""
         self.held_seconds = 0.0
         """Video seconds during which the camera was too busy for the CNN."""
         self._last_t: float | None = None
@@ -137,25 +147,38 @@ class CnnBudget:
         know yet; see ``REAL_TIME_SHARE``). Never, for a camera that need not keep it."""
         if not self.real_time:
             return False
+        if self.run_share is not None and self.run_share < RUN_SHARE:
+            return True
         return self.busy_share is None or self.busy_share > REAL_TIME_SHARE
 
-    def worked(self, started: float, finished: float) -> None:
-        """Record one frame's work: when it started and finished (``time.perf_counter``).
+    def worked(
+        self, started: float, finished: float, running: tuple[float, float] | None = None
+    ) -> None:
+        """Record one frame's work: when it started and finished (``time.perf_counter``), and
+        how long the camera's thread ran on a core during it.
 
         The busy share is the part of the wall-clock time since the previous frame's work
         finished that this frame's work took: a live camera waiting for its next frame is
-        idle, one that has frames waiting (or drops them) is not.
+        idle, one that has frames waiting (or drops them) is not. The running share is the
+        part of the work's own wall-clock time the thread ran: below 1, the cores were busy
+        with other work too.
 
         Args:
             started: when the camera started on the frame.
             finished: when it was done with it, the CNN's work included.
+            running: the CPU seconds of the thread that did the work, and the wall-clock
+                seconds they were measured over (the CNN's own, whose library runs its own
+                threads, left out); ``None`` when the work was spread over threads, as with
+                several detector threads: then only the busy share counts.
         """
         if self._work_end is not None and finished > self._work_end:
             elapsed = finished - self._work_end
-            share = min(1.0, max(0.0, finished - started) / elapsed)
             weight = min(1.0, elapsed / BUSY_SECONDS)
-            previous = self.busy_share
-            self.busy_share = share if previous is None else previous + weight * (share - previous)
+            work = max(0.0, finished - started)
+            self.busy_share = _smoothed(self.busy_share, min(1.0, work / elapsed), weight)
+            if running is not None and running[1] > 0.0:
+                ran = min(1.0, max(0.0, running[0]) / running[1])
+                self.run_share = _smoothed(self.run_share, ran, weight)
         self._work_end = finished
 
     def accrue(self, t: float) -> None:
@@ -241,6 +264,8 @@ class CnnAssist:
         self._shape = (0, 0)
         self.lost_looked = 0
         self.tiles_looked = 0
+        self._cnn_cpu = self._cnn_wall = 0.0
+        """The CNN's thread CPU and wall-clock seconds on the current frame."""
 
     def observe(self, grey: npt.NDArray[np.uint8], t: float) -> None:
         """Take one frame's motion into the pending parts, and its time into the budget.
@@ -252,6 +277,11 @@ class CnnAssist:
         self.budget.accrue(t)
         height, width = grey.shape[:2]
         self._shape = (height, width)
+        if self.budget.behind:
+            # No time to spare: no motion kept for later either (it costs a resize a frame),
+            # and the first frame with time to spare starts afresh, as a first frame does.
+            self._previous = self._since = None
+            return
         size = (max(1, width // MOTION_SCALE), max(1, height // MOTION_SCALE))
         small = np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
         previous, self._previous = self._previous, small
@@ -263,10 +293,20 @@ class CnnAssist:
         self._since[changed & np.isnan(self._since)] = t
         self._since[self._since < t - STALE_SECONDS] = np.nan
 
-    def worked(self, started: float, finished: float) -> None:
+    @property
+    def held(self) -> bool:
+        """Whether the camera has no time to spare for the CNN now (:attr:`CnnBudget.behind`)."""
+        return self.budget.behind
+
+    def worked(self, started: float, finished: float, cpu_seconds: float | None = None) -> None:
         """The camera worked on a frame from ``started`` to ``finished``
-        (``time.perf_counter``; see :meth:`CnnBudget.worked`)."""
-        self.budget.worked(started, finished)
+        (``time.perf_counter``), its thread running for ``cpu_seconds`` of it (see
+        :meth:`CnnBudget.worked`)."""
+        running = None
+        if cpu_seconds is not None:
+            running = (cpu_seconds - self._cnn_cpu, finished - started - self._cnn_wall)
+        self._cnn_cpu = self._cnn_wall = 0.0
+        self.budget.worked(started, finished, running)
 
     def look(
         self,
@@ -322,12 +362,15 @@ class CnnAssist:
         height, width = image.shape[:2]
         if region.bottom < 0 or region.right < 0 or region.top >= height or region.left >= width:
             return []
-        start = time.thread_time()
+        start, wall = time.thread_time(), time.perf_counter()
         try:
             return self.detector.detect_region(image, region, factor)
         finally:
             pixels = region.clipped(height, width).area * factor * factor
-            self.budget.charge(time.thread_time() - start, pixels)
+            spent = time.thread_time() - start
+            self._cnn_cpu += spent
+            self._cnn_wall += time.perf_counter() - wall
+            self.budget.charge(spent, pixels)
 
     def _pending_tiles(self, explained: Sequence[FaceBox]) -> list[FaceBox]:
         """Tiles over the pending parts no box explains, the oldest change first."""
@@ -381,6 +424,11 @@ class CnnAssist:
         top, left = -(-tile.top // MOTION_SCALE), -(-tile.left // MOTION_SCALE)
         bottom, right = (tile.bottom + 1) // MOTION_SCALE, (tile.right + 1) // MOTION_SCALE
         self._since[top:bottom, left:right] = np.nan
+
+
+def _smoothed(previous: float | None, value: float, weight: float) -> float:
+    """An exponential average: ``value`` where there is none yet."""
+    return value if previous is None else previous + weight * (value - previous)
 
 
 def _starts(first: int, last: int, side: int, step: int) -> list[int]:

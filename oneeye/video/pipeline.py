@@ -270,7 +270,7 @@ class CameraPipeline:
             The events this frame caused, in order.
         """
         self.frames += 1
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         if self._preprocess is not None:
             image = self._preprocess(image)
         self._shape = (int(image.shape[0]), int(image.shape[1]))
@@ -300,7 +300,10 @@ class CameraPipeline:
         for track in self._tracker.ended():
             events.extend(self._left(track, index, t))
         if self._assist is not None:
-            self._assist.worked(started, time.perf_counter())
+            # With several detector threads the work is spread over them: the calling thread's
+            # CPU time says nothing of the cores then.
+            cpu = time.thread_time() - started_cpu if self._finder.threads == 1 else None
+            self._assist.worked(started, time.perf_counter(), cpu)
         return events
 
     def _detect(
@@ -322,7 +325,7 @@ class CameraPipeline:
         regions: list[FaceBox] = []
         if not scan_due:
             regions = self._motion.take([_with_body(box) for box in expected])
-            if not tracks and not regions and self._assist is None:
+            if not tracks and not regions and (self._assist is None or self._assist.held):
                 return None  # nothing to look at: no detector runs
         # A face seen once has no velocity yet: look for it further from where it was; one
         # that keeps to its track, nearer.

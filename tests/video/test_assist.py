@@ -14,7 +14,7 @@ import pytest
 
 from oneeye.gallery import GalleryIndex
 from oneeye.types import FaceBox, RGBImage
-from oneeye.video.assist import REAL_TIME_SHARE, CnnAssist, CnnBudget
+from oneeye.video.assist import REAL_TIME_SHARE, RUN_SHARE, CnnAssist, CnnBudget
 from oneeye.video.pipeline import CameraPipeline
 from oneeye.video.pipeline_io import PipelineSettings, SightingEvent
 from oneeye.vision.detectors import make_detector
@@ -268,6 +268,51 @@ def test_a_camera_keeping_real_time_spends_the_cnn_only_from_time_to_spare() -> 
     offline.worked(1.0, 30.0)
     assert not offline.behind
     assert offline.can_spend()
+
+
+def test_a_camera_whose_cores_are_wanted_by_others_does_not_spend_the_cnn() -> None:
+    """Idle between its frames, but its thread got a core for only half of its work's time
+    (other cameras wanted the cores too): the machine has no time to spare."""
+    budget = CnnBudget(100.0, real_time=True)
+    t = 0.0
+    for _ in range(50):
+        t += 0.04
+        budget.accrue(t)
+        budget.worked(t, t + 0.012, running=(0.006, 0.012))  # busy 30%, running half of it
+    assert budget.busy_share == pytest.approx(0.3)
+    assert budget.run_share == pytest.approx(0.5)
+    assert budget.behind
+    assert not budget.can_spend()
+    for _ in range(50):  # the others went quiet: the thread runs whenever it works
+        t += 0.04
+        budget.accrue(t)
+        budget.worked(t, t + 0.012, running=(0.0118, 0.012))
+    assert budget.run_share is not None
+    assert budget.run_share > RUN_SHARE
+    assert budget.can_spend()
+
+
+def test_a_camera_with_no_time_to_spare_keeps_no_motion_for_the_cnn() -> None:
+    detector = CountingDetector(seconds_per_pixel=0.0)
+    assist = CnnAssist(detector, min_face_px=40, ms_per_second=100.0, real_time=True)  # type: ignore[arg-type]
+    still = np.full((HEIGHT, WIDTH), 100, dtype=np.uint8)
+    moved = still.copy()
+    moved[200:260, 300:360] = 200
+    t = 0.0
+    for frame in [still, moved] * 10:  # busy 90% of the time: held
+        t += 0.04
+        assist.observe(frame, t)
+        assist.worked(t, t + 0.036, 0.036)
+    assert assist.held
+    assert assist._pending_tiles([]) == []
+    for _ in range(50):  # time to spare again
+        t += 0.04
+        assist.observe(still, t)
+        assist.worked(t, t + 0.01, 0.01)
+    assert not assist.held
+    assert assist._pending_tiles([]) == []  # the first frame with time to spare is no motion
+    assist.observe(moved, t + 0.04)
+    assert assist._pending_tiles([])
 
 
 def test_a_real_time_camera_too_busy_for_the_cnn_runs_on_hog_alone(
