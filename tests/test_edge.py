@@ -270,50 +270,63 @@ def mode_of(path: Path) -> int:
 # The disk queue through a broker outage ---------------------------------------------------
 
 
+class EdgeQueue:
+    """An edge's disk queue of sightings and what a server heard of them: the two broker
+    tests below share it."""
+
+    def __init__(self, path: Path) -> None:
+        self.outbox = EdgeOutbox(path)
+        self.sent: list[str] = []
+        self.received: list[str] = []
+        self._lock = threading.Lock()
+
+    def keep(self, message: Message) -> None:
+        """A server's handler: note the sighting's id."""
+        with self._lock:
+            self.received.append(message.payload["id"])
+
+    def queue(self, count: int) -> None:
+        """Queue ``count`` new sightings at the edge."""
+        for _ in range(count):
+            ident = new_id()
+            self.sent.append(ident)
+            self.outbox.add_sighting(SIGHTINGS.format(camera="cam"), sighting(id=ident))
+
+    def all_arrived(self) -> None:
+        """Every queued sighting reached the server, and the queue is empty."""
+        total = len(self.sent)
+        wait_for(lambda: len(set(self.received)) == total, 30, "the sightings queued in the outage")
+        wait_for(lambda: self.outbox.counts()[0] == 0, 10, "the queue emptied")
+        assert sorted(set(self.received)) == sorted(self.sent)
+
+
 def test_the_edge_queue_keeps_sightings_through_a_broker_outage(tmp_path: Path) -> None:
     broker = PrivateBroker(tmp_path)
     broker.start()
-    received: list[str] = []
-    lock = threading.Lock()
-
-    def keep(message: Message) -> None:
-        with lock:
-            received.append(message.payload["id"])
-
+    edge = EdgeQueue(tmp_path / "edge" / "outbox.sqlite3")
     consumer = MqttBus(broker.url(), client_id="server-1", session_expiry=300)
-    consumer.subscribe(ALL_SIGHTINGS, keep)
+    consumer.subscribe(ALL_SIGHTINGS, edge.keep)
     consumer.start()
     edge_bus = MqttBus(broker.url(), client_id="edge-1", session_expiry=300, reconnect_max=1)
     edge_bus.start()
-    outbox = EdgeOutbox(tmp_path / "edge" / "outbox.sqlite3")
     uploads: dict[str, bytes] = {}
-    sender = OutboxSender(outbox, edge_bus, uploads.__setitem__, poll=0.05)
+    sender = OutboxSender(edge.outbox, edge_bus, uploads.__setitem__, poll=0.05)
     sender.start()
-    sent: list[str] = []
-
-    def queue(count: int) -> None:
-        for _ in range(count):
-            ident = new_id()
-            sent.append(ident)
-            outbox.add_sighting(SIGHTINGS.format(camera="cam"), sighting(id=ident))
-
     try:
-        queue(50)
-        wait_for(lambda: len(received) == 50, 10, "the first 50")
+        edge.queue(50)
+        wait_for(lambda: len(edge.received) == 50, 10, "the first 50")
         broker.stop()
-        queue(50)
+        edge.queue(50)
         time.sleep(1.0)
-        assert outbox.counts()[0] == 50, "kept on disk while the broker is away"
+        assert edge.outbox.counts()[0] == 50, "kept on disk while the broker is away"
         broker.start()
-        wait_for(lambda: len(set(received)) == 100, 30, "the 50 queued during the outage")
-        wait_for(lambda: outbox.counts()[0] == 0, 10, "the queue emptied")
-        assert sorted(set(received)) == sorted(sent)
+        edge.all_arrived()
         assert sender.sent == 100
     finally:
         sender.stop(drain=0)
         edge_bus.stop()
         consumer.stop()
-        outbox.close()
+        edge.outbox.close()
         broker.stop()
 
 
@@ -325,54 +338,38 @@ def test_the_edge_queue_keeps_sightings_until_a_server_subscribed_after_a_broker
     # and drops it, unless the edge keeps it until a server has subscribed again.
     broker = PrivateBroker(tmp_path)
     broker.start()
-    received: list[str] = []
-    lock = threading.Lock()
-
-    def keep(message: Message) -> None:
-        with lock:
-            received.append(message.payload["id"])
+    edge = EdgeQueue(tmp_path / "edge" / "outbox.sqlite3")
 
     def server() -> MqttBus:
         bus = MqttBus(broker.url(), client_id="server-1", share_group="servers")
-        bus.subscribe(ALL_SIGHTINGS, keep)
+        bus.subscribe(ALL_SIGHTINGS, edge.keep)
         bus.start()
         return bus
 
     consumer = server()
     edge_bus = MqttBus(broker.url(), client_id="edge-1", session_expiry=300, reconnect_max=1)
     edge_bus.start()
-    outbox = EdgeOutbox(tmp_path / "edge" / "outbox.sqlite3")
-    sender = OutboxSender(outbox, edge_bus, lambda key, data: None, poll=0.05, retry_first=0.2)
+    sender = OutboxSender(edge.outbox, edge_bus, lambda key, data: None, poll=0.05, retry_first=0.2)
     sender.start()
-    sent: list[str] = []
-
-    def queue(count: int) -> None:
-        for _ in range(count):
-            ident = new_id()
-            sent.append(ident)
-            outbox.add_sighting(SIGHTINGS.format(camera="cam"), sighting(id=ident))
-
     try:
-        queue(50)
-        wait_for(lambda: len(received) == 50, 10, "the first 50")
+        edge.queue(50)
+        wait_for(lambda: len(edge.received) == 50, 10, "the first 50")
         consumer.stop()  # back only after the edge sent its backlog to the restarted broker
         broker.stop()
-        queue(50)
+        edge.queue(50)
         broker.start()
         assert edge_bus.wait_connected(10)
         time.sleep(1.5)
-        assert outbox.counts()[0] == 50, "kept on disk while no server is subscribed"
+        assert edge.outbox.counts()[0] == 50, "kept on disk while no server is subscribed"
         assert sender.unrouted > 0
         consumer = server()
-        wait_for(lambda: len(set(received)) == 100, 30, "the 50 queued during the outage")
-        wait_for(lambda: outbox.counts()[0] == 0, 10, "the queue emptied")
-        assert sorted(set(received)) == sorted(sent)
+        edge.all_arrived()
         assert sender.sent == 100
     finally:
         sender.stop(drain=0)
         edge_bus.stop()
         consumer.stop()
-        outbox.close()
+        edge.outbox.close()
         broker.stop()
 
 
