@@ -79,6 +79,8 @@ of a 720p camera's HOG time). A face missed on its last round is looked for as w
 before."""
 
 STEADY_HITS = 3
+"""Rounds a face must have been found on (its last one included) before ``STEADY_REACH``:
+by then its track's velocity is measured over two steps."""
 
 BODY_FACES = 4
 """A tracked face explains motion down to this many face sizes below it (its body), and one
