@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,28 @@ class Site:
     def stored(self, sql: str, **params: object) -> list[Any]:
         with self.db.session() as session:
             return list(session.execute(text(sql), params).all())
+
+    def take_over_unfinished_actions(self) -> int:
+        """End the leases of the sighting actions a killed server left unfinished (as if their
+        60 s had run out) and wait for a sweeper (every 5 s) to take them over; how many
+        there were."""
+        with self.db.session() as session:
+            left = int(session.execute(text("SELECT count(*) FROM sighting_actions")).scalar_one())
+            session.execute(
+                text("UPDATE sighting_actions SET lease_until = :t"),
+                {"t": datetime.now(UTC) - timedelta(seconds=1)},
+            )
+        wait_for(
+            lambda: self.stored("SELECT count(*) FROM sighting_actions")[0][0] == 0,
+            30,
+            "the unfinished actions taken over",
+        )
+        return left
+
+    def announced(self) -> list[str]:
+        """The sighting ids of the dashboard's sighting events, repeats included."""
+        rows = self.stored("SELECT payload FROM dashboard_events WHERE type = 'sighting'")
+        return [json_object(r[0])["sighting_id"] for r in rows]
 
     def close(self) -> None:
         servers = [*self.servers, *([self.server] if self.server else [])]

@@ -12,12 +12,10 @@ import json
 import re
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from oneeye.bus.base import EDGE_SIGHTINGS
 from oneeye.services.edge.registry import CameraRegistry
@@ -29,7 +27,6 @@ from tests.edge_site import (
     START_TIMEOUT,
     Site,
     edge_sighting,
-    json_object,
     start_second_server,
     wait_for,
 )
@@ -195,29 +192,14 @@ def test_two_servers_two_edges_enrolling_through_both_with_one_killed_under_load
 
     # Actions the killed server left unfinished: as if their lease (60 s) had run out, for a
     # sweeper (every 5 s) to take them over.
-    with site.db.session() as session:
-        left = session.execute(text("SELECT count(*) FROM sighting_actions")).scalar_one()
-        session.execute(
-            text("UPDATE sighting_actions SET lease_until = :t"),
-            {"t": datetime.now(UTC) - timedelta(seconds=1)},
-        )
+    left = site.take_over_unfinished_actions()
     wait_for(
-        lambda: site.stored("SELECT count(*) FROM sighting_actions")[0][0] == 0,
-        30,
-        "the unfinished actions taken over",
-    )
-
-    def announced() -> list[str]:
-        rows = site.stored("SELECT payload FROM dashboard_events WHERE type = 'sighting'")
-        return [json_object(r[0])["sighting_id"] for r in rows]
-
-    wait_for(
-        lambda: published <= set(announced()),
+        lambda: published <= set(site.announced()),
         30,
         "a dashboard event for every sighting",
-        lambda: f"never announced: {sorted(published - set(announced()))[:20]}",
+        lambda: f"never announced: {sorted(published - set(site.announced()))[:20]}",
     )
-    events = announced()
+    events = site.announced()
     twice = sorted({i for i in events if events.count(i) > 1})
     assert len(twice) <= left, f"announced twice, more than the kill cut short ({left}): {twice}"
 

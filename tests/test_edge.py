@@ -22,7 +22,7 @@ import re
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -30,7 +30,6 @@ import numpy as np
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import text
 
 from oneeye.bus.base import (
     ALL_EDGE_CAMERA_STATUS,
@@ -458,30 +457,16 @@ def test_a_server_killed_under_load_loses_and_repeats_no_sighting(site: Site) ->
 
     # An action the killed server left unfinished: as if its lease (60 s) had run out, for
     # a survivor's sweeper (every 5 s) to take it over.
-    with site.db.session() as session:
-        left = session.execute(text("SELECT count(*) FROM sighting_actions")).scalar_one()
-        session.execute(
-            text("UPDATE sighting_actions SET lease_until = :t"),
-            {"t": datetime.now(UTC) - timedelta(seconds=1)},
-        )
+    left = site.take_over_unfinished_actions()
     print(f"actions the kill left unfinished: {left}")
     wait_for(
-        lambda: site.stored("SELECT count(*) FROM sighting_actions")[0][0] == 0,
-        30,
-        "the unfinished actions taken over",
-    )
-
-    def announced() -> list[str]:
-        rows = site.stored("SELECT payload FROM dashboard_events WHERE type = 'sighting'")
-        return [json_object(r[0])["sighting_id"] for r in rows]
-
-    wait_for(
-        lambda: set(sent) <= set(announced()),
+        lambda: set(sent) <= set(site.announced()),
         30,
         "a dashboard event for every sighting",
-        lambda: f"{len(set(sent) - set(announced()))} never announced",
+        lambda: f"{len(set(sent) - set(site.announced()))} never announced",
     )
-    repeats = len(announced()) - len(set(announced()))
+    announced = site.announced()
+    repeats = len(announced) - len(set(announced))
     print(f"sightings {len(sent)}, stored once each, announced twice: {repeats}")
     assert repeats <= left, "only an action cut short by the kill runs twice"
 

@@ -71,15 +71,20 @@ def test_an_unknown_sighting_carries_the_pipelines_embedding(
     assert photos.get(unknown.snapshot_key)[:2] == b"\xff\xd8"  # the snapshot, as a JPEG
 
 
+def blank_clip(path: Path, frames: int) -> Path:
+    """A black 160x120 clip of ``frames`` frames at 25 frames/s."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 25.0, (160, 120))
+    for _ in range(frames):
+        writer.write(np.zeros((120, 160, 3), np.uint8))
+    writer.release()
+    return path
+
+
 def test_a_looped_file_reuses_its_detectors(face_engine: FaceEngine, tmp_path: Path) -> None:
     """Each play of a looped file gets a new pipeline, but not new detectors: making dlib's
     HOG detector costs 0.3-0.8 s of CPU, which a short looped clip paid on every loop (about
     14% of a core for an idle edge camera playing a 2-second clip)."""
-    clip = tmp_path / "blank.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), 25.0, (160, 120))
-    for _ in range(5):
-        writer.write(np.zeros((120, 160, 3), np.uint8))
-    writer.release()
+    clip = blank_clip(tmp_path / "blank.mp4", 5)
     bus = MemoryBus()
     bus.start()
     config = CameraConfig(id="loop", name="Loop", source=str(clip), pace=False, loop=True)
@@ -101,11 +106,7 @@ def test_a_paced_file_keeps_real_time_and_an_unpaced_one_does_not(
 ) -> None:
     """``auto`` spends its CNN only from time to spare on a camera that must keep real time:
     a paced file plays as a live camera would; a file read as fast as it decodes need not."""
-    clip = tmp_path / "blank.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), 25.0, (160, 120))
-    for _ in range(3):
-        writer.write(np.zeros((120, 160, 3), np.uint8))
-    writer.release()
+    clip = blank_clip(tmp_path / "blank.mp4", 3)
     bus = MemoryBus()
     for pace in (True, False):
         config = CameraConfig(id="c", name="C", source=str(clip), pace=pace, detector="auto")
