@@ -112,8 +112,8 @@ class CnnBudget:
             ms_per_second: CPU milliseconds the CNN may spend per second of video (>= 0).
             burst_seconds: at most this many seconds' allowance is kept unspent.
             real_time: the camera must keep real time: the bucket fills and is spent only
-                while :meth:`worked` shows time to spare (``REAL_TIME_SHARE``), and not before
-                it has been told of two frames.
+                while :meth:`worked` shows time to spare (``REAL_TIME_SHARE``, ``RUN_SHARE``),
+                and not before it has been told of two frames.
 
         Raises:
             ValueError: a negative budget or a non-positive burst.

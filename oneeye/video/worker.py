@@ -412,15 +412,20 @@ class CameraWorker:
     def settings_for(self, reader: FrameReader) -> PipelineSettings:
         """The pipeline settings for a play of ``reader``: the camera's own, keeping real time
         (``PipelineSettings.real_time``) for a live source or a paced file."""
-        paced = self.config.pace and not reader.is_live and bool(reader.fps)
-        return replace(self.config.pipeline_settings(), real_time=reader.is_live or paced)
+        return replace(
+            self.config.pipeline_settings(), real_time=reader.is_live or self._paced(reader)
+        )
+
+    def _paced(self, reader: FrameReader) -> bool:
+        """Whether ``reader`` is a file played at its own frame rate."""
+        return self.config.pace and not reader.is_live and bool(reader.fps)
 
     def _play(self, reader: FrameReader) -> None:
         """Run the pipeline over the source until it ends or the worker stops."""
         self._detectors.rewind()  # the previous play's pipeline is closed: reuse its detectors
         # A paced file plays like a live camera: frames the pipeline is too late for are
         # dropped (as the live reader does), so a slow pipeline stays current, not behind.
-        paced = self.config.pace and not reader.is_live and bool(reader.fps)
+        paced = self._paced(reader)
         pipeline = CameraPipeline(
             self.config.id,
             self.engine,
