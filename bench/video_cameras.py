@@ -5,7 +5,7 @@ HOG plus CNN time where HOG misses, within ``--cnn-ms-per-s``), one after the ot
 run. Each camera process runs one thread; each camera starts its clip at another point.
 
     python bench/video_cameras.py [--cameras 1,2,3,4] [--seconds 20] [--detectors hog,auto]
-        [--cnn-ms-per-s 100] [--paced] [--smoke]
+        [--cnn-ms-per-s 100] [--paced [--scan-behind on,off]] [--smoke]
 
 By default each camera plays as fast as it can, and keeps real time when it plays at least 25
 frames/s. ``--paced``: each gets a frame every 1/25 s, as from a live camera, and drops a frame
@@ -13,7 +13,9 @@ it reaches more than two frame times late (as the camera worker does); it keeps 
 it drops at most 1% of them. Paced, the cores are idle whenever the cameras keep up, and
 ``auto``'s pipelines keep real time (``PipelineSettings.real_time``): they spend the CNN only
 from time to spare. Played as fast as they can, they are never idle and spend the whole budget:
-what ``auto`` costs.
+what ``auto`` costs. Paced, the pipelines scan behind their frames (``ScanBehind``:
+``PipelineSettings.scan_behind``) unless ``--scan-behind off``; ``on,off`` runs both in turn,
+and each row says how many frames behind the scans ran on average.
 
 Results go to ``bench/results/video_cameras.json`` (``video_cameras_paced.json``), with the
 load average before each row. Frames per CPU second are given too, and the cameras the
@@ -83,14 +85,14 @@ class CameraRun(NamedTuple):
 
 
 def camera(
-    args: tuple[int, int, Path, float, tuple[int, int], CameraDetector, float, bool, Any],
+    args: tuple[int, int, Path, float, tuple[int, int], CameraDetector, float, bool, bool, Any],
 ) -> CameraRun:
     """One camera process, for ``seconds`` after the start barrier: as fast as it can, or
     ``paced`` as a live camera (a frame every 1/25 s; one reached more than ``LATE_FRAMES``
     frame times after it was due is dropped, as the camera worker drops them). Camera
     ``number`` of ``count`` starts its clip ``number / count`` of the way in, so the cameras'
     busy moments (people walking in, whole scans) do not all fall on the same frames."""
-    number, count, lfw, seconds, size, detector, budget, paced, barrier = args
+    number, count, lfw, seconds, size, detector, budget, paced, behind, barrier = args
     frames = clip(lfw, *size)
     # One thread per camera process: the processes share the cores, and a second thread in
     # each (OpenCV's pool, onnxruntime's) only adds switching between them.
@@ -100,7 +102,11 @@ def camera(
     # CNN budget only while the camera has time to spare. Played as fast as it can, a camera
     # never has any, and ``auto`` spends its whole budget: what it costs.
     settings = PipelineSettings(
-        min_face_px=80, detector=detector, cnn_ms_per_s=budget, real_time=paced
+        min_face_px=80,
+        detector=detector,
+        cnn_ms_per_s=budget,
+        real_time=paced,
+        scan_behind=behind,
     )
     offset = number * len(frames) // count
     pipeline = CameraPipeline(f"cam{number}", engine, GalleryIndex(), settings)
@@ -132,7 +138,12 @@ def camera(
 
 
 def row_of(
-    detector: CameraDetector, count: int, load: list[float], runs: list[CameraRun], paced: bool
+    detector: CameraDetector,
+    count: int,
+    load: list[float],
+    runs: list[CameraRun],
+    paced: bool,
+    behind: bool,
 ) -> dict[str, Any]:
     """One row of the results from its cameras' runs; printed."""
     per_camera = [run.processed / run.wall for run in runs]
@@ -141,10 +152,17 @@ def row_of(
     cnn_ms = sum(run.counts.get("cnn_ms", 0) for run in runs)
     held_ms = sum(run.counts.get("cnn_held_ms", 0) for run in runs)
     dropped = [run.dropped / max(1, run.processed + run.dropped) for run in runs]
+    scans_behind = sum(run.counts.get("scans_behind", 0) for run in runs)
+    lag = sum(run.counts.get("scan_lag_frames", 0) for run in runs)
+    lag_mean = lag / scans_behind if scans_behind else None
     cores = os.cpu_count() or 1
-    row = {
+    row: dict[str, Any] = {
         "detector": detector,
         "paced": paced,
+        # Paced: whether scans ran behind the frames (PipelineSettings.scan_behind), and the
+        # frames from a scan's start to the frame its faces were looked for again on.
+        "scan_behind": paced and behind,
+        "scan_lag_frames_mean": lag_mean,
         "load_average_before": load,
         "cameras": count,
         "total_frames_per_second": sum(per_camera),
@@ -163,10 +181,12 @@ def row_of(
         "counts": [run.counts for run in runs],
     }
     print(
-        f"{detector}{' paced' if paced else ''}: {count} camera(s): total "
+        f"{detector}{' paced' if paced else ''}{'' if behind or not paced else ', no scan behind'}"
+        f": {count} camera(s): total "
         f"{row['total_frames_per_second']:.1f} frames/s, slowest camera "
         f"{row['slowest_camera_frames_per_second']:.1f} frames/s"
         + (f", most dropped {100 * row['most_dropped_share']:.1f}%" if paced else "")
+        + (f", scans {lag_mean:.1f} frames behind" if lag_mean is not None else "")
         + f", real time: {row['real_time']}; {per_cpu_second:.1f} frames per CPU second "
         f"(idle cores would keep {row['cameras_real_time_on_idle_cores']} at real time)"
         + (
@@ -192,6 +212,11 @@ def main() -> None:
         action="store_true",
         help="each camera gets a frame every 1/25 s, as a live camera, and drops late ones",
     )
+    parser.add_argument(
+        "--scan-behind",
+        default="on",
+        help="paced: on, off, or on,off (both, in turn): scans behind the frames or on them",
+    )
     parser.add_argument("--smoke", action="store_true", help="one camera, one second")
     args = parser.parse_args()
     size = (1280, 720)
@@ -206,12 +231,19 @@ def main() -> None:
             parser.error(f"--detectors: {name!r} is not one of {', '.join(CAMERA_DETECTORS)}")
         detectors.append(name)
     counts = [int(c) for c in args.cameras.split(",")]
+    behinds = []
+    for word in args.scan_behind.split(","):
+        if word not in ("on", "off"):
+            parser.error(f"--scan-behind: {word!r} is not on or off")
+        behinds.append(word == "on")
+    if not args.paced:
+        behinds = [True]  # played as fast as they can, cameras never scan behind
     with context.Manager() as manager:
         for count in counts:
             # One pool per number of cameras, for every detector: its processes start and
             # build the clip once. The barrier holds each of them to one camera per row.
             with context.Pool(count) as pool:
-                for detector in detectors:
+                for detector, behind in [(d, b) for d in detectors for b in behinds]:
                     load = [round(v, 2) for v in os.getloadavg()]
                     barrier = manager.Barrier(count)
                     runs = pool.map(
@@ -226,13 +258,14 @@ def main() -> None:
                                 detector,
                                 args.cnn_ms_per_s,
                                 args.paced,
+                                behind,
                                 barrier,
                             )
                             for n in range(count)
                         ],
                         chunksize=1,
                     )
-                    results.append(row_of(detector, count, load, runs, args.paced))
+                    results.append(row_of(detector, count, load, runs, args.paced, behind))
     if args.smoke:
         return
     args.results.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,10 @@ file). On the test photos turned on a cylinder (``tests/video/test_assist.py``) 
 frontal faces from about 70 pixels (HOG's box) and faces turned 45-60 degrees from about
 80-100.
 
+A camera that must keep real time cuts the motion into smaller tiles (``REAL_TIME_TILE_PX``) and
+spends at most ``REAL_TIME_ROUND_SECONDS`` of CNN on one round: a longer look would stall the
+frames behind it long enough to drop them.
+
 Both kinds of crop draw from one :class:`CnnBudget` per camera: CNN milliseconds per second of
 video, spent as a token bucket (empty at the start, at most one second's allowance kept),
 measured as the CPU time of the calling thread, so a faster CNN buys more crops at the same
@@ -40,7 +44,9 @@ CNN's included, fills more than ``REAL_TIME_SHARE`` of the wall-clock time (smoo
 core for less than ``RUN_SHARE`` of that work's time (the cores are wanted by others too), the
 bucket neither fills nor is spent: a camera whose cores are taken (eight 720p cameras on two
 cores) runs on HOG alone instead of falling behind, and spends CNN time again as soon as it and
-the machine have time to spare.
+the machine have time to spare. Nor while the camera's own scan, which runs behind its frames
+at the lowest priority (``oneeye.video.scan.ScanBehind``), has not ended: the camera's thread
+then looks idle, but the cores' spare time is the scan's.
 """
 
 from __future__ import annotations
@@ -71,6 +77,21 @@ TILE_PX = 480
 TILE_OVERLAP_PX = 160
 """Unexplained motion is scanned in tiles of 480x480 pixels at the CNN's scale, overlapping
 by 160: a face up to 160 pixels wide at that scale lies whole in one tile."""
+
+REAL_TIME_TILE_PX = 320
+"""A camera keeping real time cuts the motion into tiles of 320x320 pixels instead (with the
+same overlap): each costs the CNN under half as much, so no single look stalls the camera for
+long, for about 1.8x the CPU per pixel of motion covered."""
+
+REAL_TIME_ROUND_SECONDS = 0.035
+"""A camera keeping real time spends at most this much CNN CPU time on one detection round
+(by the cost per pixel so far). A look that would go past it waits for a later round, or
+gives way to a smaller crop now, so no frame waits long enough behind the CNN to make the
+camera drop the frames after it: a late frame is dropped after two frame times (80 ms at
+25 frames/s), and cameras sharing a core stretch a look's CPU time two- to fourfold. On the
+720p clip of ``bench/video_cameras.py`` a lost face's crop and a 320-pixel tile cost the CNN
+about 20 ms each; at 25 ms instead of 35 almost none fitted (7 ms of CNN per second of video
+at 5 cameras, against 26)."""
 
 STALE_SECONDS = 2.0
 """A changed part the CNN has not reached within this long is dropped."""
@@ -138,6 +159,9 @@ class CnnBudget:
         over ``BUSY_SECONDS``); ``None`` while not told."""
         self.held_seconds = 0.0
         """Video seconds during which the camera was too busy for the CNN."""
+        self.scan_pending = False
+        """The camera's scan running behind its frames (``oneeye.video.scan.ScanBehind``) has
+        not ended: the cores have no time to spare for the CNN until it has."""
         self._last_t: float | None = None
         self._work_end: float | None = None
 
@@ -147,6 +171,8 @@ class CnnBudget:
         know yet; see ``REAL_TIME_SHARE``). Never, for a camera that need not keep it."""
         if not self.real_time:
             return False
+        if self.scan_pending:
+            return True
         if self.run_share is not None and self.run_share < RUN_SHARE:
             return True
         return self.busy_share is None or self.busy_share > REAL_TIME_SHARE
@@ -267,13 +293,16 @@ class CnnAssist:
         self._cnn_cpu = self._cnn_wall = 0.0
         """The CNN's thread CPU and wall-clock seconds on the current frame."""
 
-    def observe(self, grey: npt.NDArray[np.uint8], t: float) -> None:
+    def observe(self, grey: npt.NDArray[np.uint8], t: float, scan_pending: bool = False) -> None:
         """Take one frame's motion into the pending parts, and its time into the budget.
 
         Args:
             grey: the frame, grey.
             t: seconds into the source.
+            scan_pending: the camera's scan behind its frames has not ended (a camera keeping
+                real time then has no time to spare; see ``CnnBudget.scan_pending``).
         """
+        self.budget.scan_pending = scan_pending
         self.budget.accrue(t)
         height, width = grey.shape[:2]
         self._shape = (height, width)
@@ -343,12 +372,19 @@ class CnnAssist:
             crops = [min(crops, key=lambda crop: crop[0])]
         found: list[Detection] = []
         lost_looked = tiles_looked = 0
+        # A camera keeping real time spends a round's share at most (``REAL_TIME_ROUND_SECONDS``).
+        round_left = REAL_TIME_ROUND_SECONDS if self.budget.real_time else float("inf")
         for pixels, region, factor, is_tile in crops:
             if not self.budget.can_spend():
                 break
             if not self.budget.affords(pixels):
                 continue  # a smaller one may fit
+            cost = self.budget.seconds_per_pixel
+            if cost is not None and pixels * cost > round_left:
+                continue  # a later round (or a smaller crop now)
+            spent = self.budget.spent
             found += self._run(image, region, factor)
+            round_left -= self.budget.spent - spent
             if is_tile:
                 self._looked_at(region)
                 tiles_looked += 1
@@ -400,9 +436,11 @@ class CnnAssist:
         return [tile for _, tile in parts]
 
     def _tiles(self, box: FaceBox) -> list[FaceBox]:
-        """``box`` cut into overlapping tiles of ``TILE_PX`` at the CNN's scale."""
-        side = round(TILE_PX / self.factor)
-        step = round((TILE_PX - TILE_OVERLAP_PX) / self.factor)
+        """``box`` cut into overlapping tiles of ``TILE_PX`` at the CNN's scale
+        (``REAL_TIME_TILE_PX`` for a camera keeping real time)."""
+        tile_px = REAL_TIME_TILE_PX if self.budget.real_time else TILE_PX
+        side = round(tile_px / self.factor)
+        step = round((tile_px - TILE_OVERLAP_PX) / self.factor)
         tiles = []
         for top in _starts(box.top, box.bottom, side, step):
             for left in _starts(box.left, box.right, side, step):

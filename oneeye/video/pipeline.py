@@ -56,7 +56,7 @@ from oneeye.types import (
 from oneeye.video.annotate import Label
 from oneeye.video.assist import CnnAssist
 from oneeye.video.pipeline_io import EventKind, PipelineSettings, SightingEvent
-from oneeye.video.scan import NEAR_MARGIN, FaceFinder, MotionMap, merge_overlapping
+from oneeye.video.scan import NEAR_MARGIN, FaceFinder, MotionMap, ScanBehind, merge_overlapping
 from oneeye.video.track import FaceTracker, SightingDebouncer, Track
 from oneeye.video.vote import TrackVote
 from oneeye.vision import detectors
@@ -206,6 +206,14 @@ class CameraPipeline:
         self._finder = FaceFinder(
             lambda: make(scanner), self.settings.min_face_px, self.settings.detect_threads
         )
+        self._behind = (
+            ScanBehind(lambda: make(scanner), self.settings.min_face_px)
+            if self.settings.real_time
+            and self.settings.scan_behind
+            and self.settings.detect_threads == 1
+            else None
+        )
+        """A camera that must keep real time scans behind its frames (``oneeye.video.scan``)."""
         self._assist = (
             CnnAssist(
                 make("cnn"),
@@ -232,10 +240,13 @@ class CameraPipeline:
     def close(self) -> None:
         """Stop the detector threads, if any (the pipeline is not used again)."""
         self._finder.close()
+        if self._behind is not None:
+            self._behind.close()
 
     def counts(self) -> dict[str, int]:
         """What the pipeline did so far: frames, detection rounds, scans (whole ones too),
-        encodings, and with ``auto`` the CNN's detections, crops of lost faces, motion tiles
+        encodings, with scans behind the frames how many ended and the frames they lagged in
+        all, and with ``auto`` the CNN's detections, crops of lost faces, motion tiles
         and CPU milliseconds, and the video milliseconds the camera had no time to spare for
         it (``PipelineSettings.real_time``)."""
         counts = {
@@ -245,6 +256,11 @@ class CameraPipeline:
             "whole_scans": self.whole_scans,
             "encodings": self.encodings,
         }
+        if self._behind is not None:
+            counts |= {
+                "scans_behind": self._behind.taken,
+                "scan_lag_frames": self._behind.lag_frames,
+            }
         if self._assist is not None:
             counts |= {
                 "cnn_detections": self.cnn_detections,
@@ -282,7 +298,8 @@ class CameraPipeline:
         seen = self._light.grey(grey)
         moved = self._motion.update(seen)
         if self._assist is not None:
-            self._assist.observe(seen, t)
+            pending = self._behind is not None and self._behind.busy
+            self._assist.observe(seen, t, scan_pending=pending)
         elapsed = 1 if self._last_index is None else index - self._last_index
         self._last_index = index
         detections = self._detect(index, image, seen, moved, elapsed)
@@ -315,34 +332,55 @@ class CameraPipeline:
         detection frame."""
         frame = image if self._scan_rgb else grey
         tracks = self._tracker.tracks
+        behind = self._behind
         scan_due = (
             self._last_scan is None
             or index - self._last_scan >= self.settings.scan_every
             or (moved and not tracks)
         )
+        if scan_due and behind is not None and behind.busy:
+            scan_due = False  # the previous scan is still running: look as between scans
         detect_due = index % self.settings.detect_every == 0
-        if not (scan_due or detect_due):
+        scanned: list[Detection] = []
+        if behind is not None and (scan_due or detect_due or not tracks):
+            taken = behind.take(index)
+            scanned = taken[1] if taken is not None else []
+        if not (scan_due or detect_due or scanned):
             return None
         expected = [self._expected(track, elapsed) for track in tracks]
         regions: list[FaceBox] = []
         if not scan_due:
             regions = self._motion.take([_with_body(box) for box in expected])
-            if not tracks and not regions and (self._assist is None or self._assist.held):
+            if (
+                not tracks
+                and not regions
+                and not scanned
+                and (self._assist is None or self._assist.held)
+            ):
                 return None  # nothing to look at: no detector runs
         # A face seen once has no velocity yet: look for it further from where it was; one
         # that keeps to its track, nearer.
         reach = [_reach(track) for track in tracks]
         started = time.perf_counter()
         found = self._finder.near(frame, expected, reach)
+        if scanned:
+            # The scan behind found these on an earlier frame: the faces no track explains are
+            # looked for on this one around where they were, as faces found once.
+            new = [d.box for d in scanned if all(d.box.iou(box) < LOST_MIN_IOU for box in expected)]
+            found += self._finder.near(frame, new, [NEW_FACE_REACH] * len(new))
         if scan_due:
             self._last_scan = index
             self.scans += 1
             changed = self._motion.take_since_scan()
-            if changed is None or (self.scans - 1) % self.settings.whole_every == 0:
-                self.whole_scans += 1
+            whole = changed is None or (self.scans - 1) % self.settings.whole_every == 0
+            self.whole_scans += int(whole)
+            if behind is not None:
+                if whole or changed:
+                    behind.start(index, frame, None if whole else changed)
+            elif whole:
                 found += self._finder.scan(frame)
             else:
-                found += self._finder.within(frame, changed)
+                found += self._finder.within(frame, changed or [])
         else:
             found += self._finder.within(frame, regions)
         if self._assist is not None:

@@ -53,6 +53,11 @@ class PipelineSettings:
     paced file): ``auto`` then spends its CNN budget only while the camera has time to spare
     (``oneeye.video.assist.REAL_TIME_SHARE``). ``False``: every frame is worth the time it
     takes (a file read as fast as it decodes), and the budget is spent whatever the clock."""
+    scan_behind: bool = True
+    """With ``real_time`` (and one detector thread): scans run behind the frames, on a thread
+    of their own at the lowest priority, so no frame waits for one (``oneeye.video.scan``,
+    ``ScanBehind``); what a scan finds is looked for again on the frame the camera has reached
+    when it ends. ``False``: each scan runs on the frame it is due on, in the camera's thread."""
     min_quality: float = 0.25
     """Faces below this quality score are tracked but not trusted for identity."""
     recheck_every: int = 1

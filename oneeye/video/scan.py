@@ -10,12 +10,23 @@ every few frames (:meth:`FaceFinder.scan`) finds whoever stood still or came in 
 of the scene was moving too. The whole scan can be cut into overlapping strips run in threads:
 dlib's HOG releases the GIL. Frames are scanned in grey, which costs HOG a quarter less than
 three channels.
+
+A camera that must keep real time (a live one) scans behind its frames (:class:`ScanBehind`):
+a scan costs 30-55 ms of CPU on a 720p frame at once, which on a core four cameras share is
+120-200 ms of wall-clock time, and the frames that arrive meanwhile would be dropped. Its scans
+run instead on a thread of their own at the lowest priority, on a copy of the frame, while the
+camera's own thread goes on with the next frames; what a scan finds is looked for again, on the
+frame the camera is at when it ends, around where it was found.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -378,3 +389,89 @@ def _run_group(
     detector: FaceDetector, grey: GreyImage, group: list[tuple[FaceBox, float]]
 ) -> list[Detection]:
     return [d for region, factor in group for d in detector.detect_region(grey, region, factor)]
+
+
+BEHIND_NICE = 19
+"""The nice value of a camera's scan-behind thread: the lowest priority, so every camera's
+frame-by-frame work (looking near tracked faces, encoding) is served before any scan."""
+
+
+def _lowest_priority() -> None:
+    """Make the calling thread the last to get a core (Linux: a thread's own nice value)."""
+    if sys.platform.startswith("linux"):
+        # Raising one's own nice value is always allowed; should a sandbox refuse it, the
+        # scan runs at the camera's priority.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BEHIND_NICE)
+
+
+class ScanBehind:
+    """Runs one camera's scans on a thread of their own, so its frames never wait for one.
+
+    At most one scan runs at a time; :meth:`start` refuses another while it does (the camera
+    looks as between scans meanwhile). :meth:`take` hands back what the finished scan found,
+    with the index of the frame it scanned, once. Not thread-safe: one per camera loop.
+    """
+
+    def __init__(self, make_detector: Callable[[], FaceDetector], min_face_px: int) -> None:
+        """Make the scan's own detector and thread.
+
+        Args:
+            make_detector: makes one detector (the scan's own: detectors are not shared
+                between threads).
+            min_face_px: the smallest face a scan must find.
+        """
+        self._finder = FaceFinder(make_detector, min_face_px)
+        self._pool = ThreadPoolExecutor(1, "oneeye-scan-behind", initializer=_lowest_priority)
+        self._running: Future[list[Detection]] | None = None
+        self._index = -1
+        self.lag_frames = 0
+        """Frames between each scan's start and the frame its findings were taken on, summed."""
+        self.taken = 0
+        """Scans whose findings were taken."""
+
+    @property
+    def busy(self) -> bool:
+        """Whether a scan is running or its findings are waiting to be taken."""
+        return self._running is not None
+
+    def start(self, index: int, frame: GreyImage, regions: Sequence[FaceBox] | None) -> None:
+        """Scan a frame behind the camera: whole (``regions`` ``None``) or only there.
+
+        Args:
+            index: the frame's index, handed back with the findings.
+            frame: the frame (copied: the camera goes on with its own).
+            regions: where to look (see :meth:`FaceFinder.within`), or ``None``: everywhere.
+
+        Raises:
+            RuntimeError: a scan is still busy.
+        """
+        if self._running is not None:
+            raise RuntimeError("a scan is still running behind this camera")
+        copy = frame.copy()
+        if regions is None:
+            self._running = self._pool.submit(self._finder.scan, copy)
+        else:
+            self._running = self._pool.submit(self._finder.within, copy, list(regions))
+        self._index = index
+
+    def take(self, index: int) -> tuple[int, list[Detection]] | None:
+        """The findings of the scan that ended, if one did.
+
+        Args:
+            index: the frame the camera is at (for ``lag_frames``).
+
+        Returns:
+            The scanned frame's index and its faces, or ``None`` while none has ended.
+        """
+        if self._running is None or not self._running.done():
+            return None
+        running, self._running = self._running, None
+        self.lag_frames += index - self._index
+        self.taken += 1
+        return self._index, running.result()
+
+    def close(self) -> None:
+        """Wait for the running scan, if any, and stop the thread."""
+        self._pool.shutdown(wait=True)
+        self._finder.close()

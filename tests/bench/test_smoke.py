@@ -100,8 +100,14 @@ def test_resnet_speed() -> None:
         ),
         pytest.param("video_cameras.py", ["1 camera(s): total"], id="video_cameras"),
         pytest.param(
-            "video_cameras.py --paced --detectors auto",
-            ["auto paced: 1 camera(s): total", "most dropped", "ms per second of video"],
+            "video_cameras.py --paced --detectors auto --scan-behind on,off",
+            [
+                "auto paced: 1 camera(s): total",
+                "most dropped",
+                "frames behind",
+                "ms per second of video",
+                "auto paced, no scan behind: 1 camera(s)",
+            ],
             id="video_cameras_paced",
         ),
         pytest.param("alert_latency.py", ["missing: identified"], id="alert_latency"),

@@ -14,7 +14,15 @@ import pytest
 
 from oneeye.gallery import GalleryIndex
 from oneeye.types import FaceBox, RGBImage
-from oneeye.video.assist import REAL_TIME_SHARE, RUN_SHARE, CnnAssist, CnnBudget
+from oneeye.video.assist import (
+    REAL_TIME_ROUND_SECONDS,
+    REAL_TIME_SHARE,
+    REAL_TIME_TILE_PX,
+    RUN_SHARE,
+    TILE_PX,
+    CnnAssist,
+    CnnBudget,
+)
 from oneeye.video.pipeline import CameraPipeline
 from oneeye.video.pipeline_io import PipelineSettings, SightingEvent
 from oneeye.vision.detectors import make_detector
@@ -292,6 +300,38 @@ def test_a_camera_whose_cores_are_wanted_by_others_does_not_spend_the_cnn() -> N
     assert budget.can_spend()
 
 
+def test_a_camera_whose_scan_behind_has_not_ended_does_not_spend_the_cnn() -> None:
+    """Idle between its frames and running whenever it works, but its own scan, running
+    behind its frames at the lowest priority, has not ended: the cores' spare time is the
+    scan's, so the CNN is held (and the allowance not kept) until it ends."""
+    detector = CountingDetector(seconds_per_pixel=0.0)
+    assist = CnnAssist(detector, min_face_px=40, ms_per_second=100.0, real_time=True)  # type: ignore[arg-type]
+    still = np.full((HEIGHT, WIDTH), 100, dtype=np.uint8)
+    t = 0.0
+    for _ in range(50):
+        t += 0.04
+        assist.observe(still, t)
+        assist.worked(t, t + 0.01, 0.01)
+    assert not assist.held
+    assert assist.budget.can_spend()
+    held, balance = assist.budget.held_seconds, assist.budget.balance
+    for _ in range(10):
+        t += 0.04
+        assist.observe(still, t, scan_pending=True)
+        assist.worked(t, t + 0.01, 0.01)
+        assert assist.held
+        assert not assist.budget.can_spend()
+    assert assist.budget.held_seconds == pytest.approx(held + 0.4)
+    assert assist.budget.balance == balance
+    assist.observe(still, t + 0.04, scan_pending=False)
+    assert not assist.held
+    assert assist.budget.can_spend()
+
+    offline = CnnBudget(100.0)  # a file read as fast as it decodes spends whatever runs
+    offline.scan_pending = True
+    assert not offline.behind
+
+
 def test_a_camera_with_no_time_to_spare_keeps_no_motion_for_the_cnn() -> None:
     detector = CountingDetector(seconds_per_pixel=0.0)
     assist = CnnAssist(detector, min_face_px=40, ms_per_second=100.0, real_time=True)  # type: ignore[arg-type]
@@ -383,6 +423,50 @@ def test_lost_faces_come_first_and_the_budget_bounds_the_crops() -> None:
     third = assist.look(image, lost * 3, explained=[])
     assert (third.lost_looked, third.tiles_looked) == (2, 0)
     assert assist.budget.balance > 0  # the third was not overdrawn for
+
+
+def test_a_camera_keeping_real_time_spends_a_rounds_share_at_most_in_smaller_tiles() -> None:
+    """With time to spare and a full bucket, a live camera still spends no more than
+    ``REAL_TIME_ROUND_SECONDS`` of CNN on one round (a longer look would make it drop the frames
+    behind it), and cuts motion into ``REAL_TIME_TILE_PX`` tiles."""
+    detector = CountingDetector(seconds_per_pixel=0.2e-6)
+    assist = CnnAssist(detector, min_face_px=80, ms_per_second=100.0, real_time=True)  # type: ignore[arg-type]
+    still = np.full((HEIGHT, WIDTH), 100, dtype=np.uint8)
+    image = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+    t = 0.0
+    for _ in range(50):  # two seconds, busy an eighth of the time: the bucket fills
+        t += 0.04
+        assist.observe(still, t)
+        assist.worked(t, t + 0.005, 0.005)
+    assert not assist.held
+    lost = [FaceBox(top=100, left=100, bottom=159, right=159)]  # a 300x300 crop: 18 ms
+    assist.look(image, lost, explained=[])  # learns the cost
+    t += 0.04
+    assist.observe(still, t)
+    balance = assist.budget.balance
+    spent = assist.budget.spent
+    round_ = assist.look(image, lost * 3, explained=[])
+    assert balance > 3 * 0.018  # the bucket would afford all three
+    assert round_.lost_looked == 1
+    assert assist.budget.spent - spent <= REAL_TIME_ROUND_SECONDS + 0.005
+
+    moved = still.copy()
+    moved[40:300, 10:470] = 200  # a wide change, nobody tracked there
+    for frame in (moved, still):
+        t += 0.04
+        assist.observe(frame, t)
+        assist.worked(t, t + 0.005, 0.005)
+    before = len(detector.parts)
+    tiles = assist.look(image, [], explained=[]).tiles_looked
+    assert tiles >= 1
+    for region, factor in detector.parts[before:]:
+        assert factor == 1.0
+        assert region.width <= REAL_TIME_TILE_PX
+        assert region.height <= REAL_TIME_TILE_PX
+    assert len(assist._pending_tiles([])) > 0  # the rest waits for later rounds
+    offline = CnnAssist(detector, min_face_px=80, ms_per_second=100.0)  # type: ignore[arg-type]
+    whole = FaceBox(top=0, left=0, bottom=HEIGHT - 1, right=WIDTH - 1)
+    assert max(b.width for b in offline._tiles(whole)) == TILE_PX
 
 
 def test_a_crop_dearer_than_the_balance_waits() -> None:

@@ -3,6 +3,9 @@ cooldown, and people enrolled while it runs."""
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +25,10 @@ from oneeye.gallery import GalleryIndex
 from oneeye.types import RGBImage, Template
 from oneeye.video.pipeline import CameraPipeline
 from oneeye.video.pipeline_io import PipelineSettings, SightingEvent
+from oneeye.video.scan import BEHIND_NICE
 from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
+from tests.video.conftest import ThreadsSeen
 
 FPS = 10.0
 WIDTH, HEIGHT = 640, 480
@@ -327,6 +332,46 @@ def test_detector_threads_give_the_same_sightings(
     every = PipelineSettings().detect_every
     for (_, a), (_, b) in zip(one, two, strict=True):
         assert abs(a - b) <= every, found
+
+
+@pytest.mark.slow
+def test_a_live_camera_scans_behind_its_frames_and_still_names_every_visit(
+    engine: FaceEngine, clip: Clip, templates: dict[str, list[Template]]
+) -> None:
+    """Played at its own pace as a live camera must keep it, the pipeline never scans a whole
+    frame on the camera's thread: its scans run behind, on a thread at the lowest priority,
+    and what they find is looked for again on the frame the camera has reached. Every visit
+    is still sighted, with the right name, within half a second plus the scans' lag."""
+    gallery = GalleryIndex()
+    gallery.add_many(t for each in templates.values() for t in each)
+    threads = ThreadsSeen(engine)
+    settings = PipelineSettings(cooldown=0.5, real_time=True, **SETTINGS)
+    pipeline = CameraPipeline("door", engine, gallery, settings, lambda _: threads.make())
+    events: list[SightingEvent] = []
+    start = time.perf_counter()
+    for index, frame in enumerate(clip.frames):
+        time.sleep(max(0.0, start + index / FPS - time.perf_counter()))
+        events.extend(pipeline.process(index, index / FPS, frame))
+    events.extend(pipeline.finish(len(clip.frames) - 1, (len(clip.frames) - 1) / FPS))
+    pipeline.close()
+    counts = pipeline.counts()
+    assert counts["scans_behind"] >= counts["scans"] - 1 > 0, counts
+    lag = counts["scan_lag_frames"] / counts["scans_behind"]
+    camera = threading.get_ident()
+    whole = [
+        (thread, nice) for thread, nice, region in threads.seen if region.area == WIDTH * HEIGHT
+    ]
+    assert whole
+    assert all(thread != camera for thread, _ in whole)
+    if sys.platform.startswith("linux"):
+        assert {nice for _, nice in whole} == {BEHIND_NICE}
+    seen = sightings(events)
+    assert all(e.person in {"obama", "biden"} for e in seen), seen
+    assert len(seen) == len(clip.visits)
+    for person, first, last in clip.visits:
+        mine = [e for e in seen if e.person == person and first <= e.frame <= last]
+        assert len(mine) >= 1, (person, first, last, seen)
+        assert mine[0].frame - first <= 0.5 * FPS + lag, (mine[0].frame, first, lag)
 
 
 def test_a_face_on_two_watchlists_gives_a_sighting_on_each(

@@ -3,6 +3,10 @@ finder's whole, partial, near and threaded scans on real photos pasted into fram
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import cv2
@@ -11,10 +15,19 @@ import pytest
 
 from bench.lib.synth import Actor, Movement, compose
 from oneeye.types import Detection, FaceBox
-from oneeye.video.scan import MOTION_SCALE, FaceFinder, GreyImage, MotionMap, merge_overlapping
+from oneeye.video.scan import (
+    BEHIND_NICE,
+    MOTION_SCALE,
+    FaceFinder,
+    GreyImage,
+    MotionMap,
+    ScanBehind,
+    merge_overlapping,
+)
 from oneeye.vision.detectors import ScalePlan, make_detector
 from oneeye.vision.detectors.hog import HogDetector
 from oneeye.vision.engine import FaceEngine
+from tests.video.conftest import ThreadsSeen
 
 WIDTH, HEIGHT = 640, 480
 
@@ -325,3 +338,60 @@ def test_detect_region_needs_a_positive_factor() -> None:
     image = np.zeros((100, 100, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match=r"factor must be positive, got 0\.0"):
         HogDetector().detect_region(image, FaceBox(top=0, right=99, bottom=99, left=0), 0.0)
+
+
+# ScanBehind ----------------------------------------------------------------------------------
+
+
+def taken_when_done(behind: ScanBehind, index: int) -> tuple[int, list[Detection]]:
+    deadline = time.monotonic() + 30.0
+    while (taken := behind.take(index)) is None:
+        assert behind.busy
+        assert time.monotonic() < deadline, "the scan behind never ended"
+        time.sleep(0.005)
+    return taken
+
+
+def test_a_scan_behind_finds_what_a_scan_finds_on_its_own_low_priority_thread(
+    engine: FaceEngine, finder: FaceFinder, actors: list[Actor]
+) -> None:
+    grey, truth = frame_with(actors, [(0, 180, 150, 96), (1, 470, 300, 70)])
+    threads = ThreadsSeen(engine)
+    behind = ScanBehind(threads.make, min_face_px=40)
+    try:
+        assert not behind.busy
+        assert behind.take(0) is None
+        behind.start(7, grey, None)
+        assert behind.busy
+        grey[:] = 0  # the camera goes on with its own frame: the scan has its copy
+        index, found = taken_when_done(behind, 10)
+        assert index == 7
+        assert matches(found, truth, 0.5), (found, truth)
+        assert found == finder.scan(frame_with(actors, [(0, 180, 150, 96), (1, 470, 300, 70)])[0])
+        assert (behind.taken, behind.lag_frames) == (1, 3)
+        assert not behind.busy
+        assert behind.take(11) is None
+        assert threads.seen
+        assert all(thread != threading.get_ident() for thread, _, _ in threads.seen)
+        if sys.platform.startswith("linux"):
+            assert {nice for _, nice, _ in threads.seen} == {BEHIND_NICE}
+            assert os.getpriority(os.PRIO_PROCESS, 0) != BEHIND_NICE  # the caller's is its own
+    finally:
+        behind.close()
+
+
+def test_a_scan_behind_looks_only_where_told_and_one_at_a_time(
+    engine: FaceEngine, actors: list[Actor]
+) -> None:
+    grey, truth = frame_with(actors, [(0, 180, 150, 96), (1, 470, 300, 70)])
+    behind = ScanBehind(engine.new_detector, min_face_px=40)
+    try:
+        behind.start(0, grey, [grown(truth[1], 40)])
+        with pytest.raises(RuntimeError, match="still running"):
+            behind.start(1, grey, None)
+        _, found = taken_when_done(behind, 1)
+        assert matches(found, truth[1:], 0.5), (found, truth)
+        behind.start(2, grey, [])
+        assert taken_when_done(behind, 2) == (2, [])
+    finally:
+        behind.close()
