@@ -24,7 +24,10 @@ runs it on a tiny LFW-shaped folder so the script keeps working).
 (``bench.lib.conditions``: faces turned, dim and dark light, motion blur, JPEG at quality
 25), each run through the pipeline once per light normalisation of ``--light``
 (``oneeye.vision.light``; ``+encode`` brightens the frames the faces are encoded from, too),
-so every figure is paired with the plain clip and with ``off`` in the same run. Reports found
+so every figure is paired with the plain clip and with ``off`` in the same run. ``--play
+file,live,live-inline`` plays each as a file read as fast as it decodes, as a live camera (a
+frame every 1/fps s, late frames dropped as the camera worker drops them; scans behind the
+frames) and as a live camera scanning on its frames, all paired too. Reports found
 and named recall and wrong names per condition and light setting, summed over the seeds;
 results go to
 ``bench/results/video_accuracy_conditions.json`` and a bar chart
@@ -51,24 +54,34 @@ from bench.lib.conditions import CONDITIONS
 from oneeye.gallery import GalleryIndex
 from oneeye.video.pipeline import CameraPipeline
 from oneeye.video.pipeline_io import PipelineSettings
+from oneeye.video.worker import LATE_FRAMES
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.light import LIGHT_MODES, LightMode
 
-COUNTS = ("visits", "visits_enrolled", "found", "named", "wrong_names", "frames")
+PLAYS = ("file", "live", "live-inline")
+"""``--play``: a clip read as fast as it decodes; or played as a live camera
+(``PipelineSettings.real_time``), its scans behind its frames or on them (``scan_behind``)."""
+
+COUNTS = ("visits", "visits_enrolled", "found", "named", "wrong_names", "frames", "dropped")
 """The counts summed over the seeds of one condition and light setting."""
 
 
-def run_clip(engine: FaceEngine, clip: LabelledClip, settings: PipelineSettings) -> dict[str, Any]:
+def run_clip(
+    engine: FaceEngine, clip: LabelledClip, settings: PipelineSettings, live: bool = False
+) -> dict[str, Any]:
     """Play a clip through a fresh pipeline and score its sightings.
 
     Args:
         engine: the face engine.
         clip: the clip (its templates are enrolled in a gallery of their own).
         settings: the pipeline's settings.
+        live: play it as a live camera: a frame every 1/fps s, a frame reached more than
+            ``LATE_FRAMES`` frame times late dropped (as the camera worker drops them); give
+            ``settings`` with ``real_time``.
 
     Returns:
-        ``score``'s figures, plus frames, seconds, frames per second, unknown sightings and
-        the pipeline's work counters.
+        ``score``'s figures, plus frames, seconds, frames per second, unknown sightings, the
+        frames dropped and the pipeline's work counters.
     """
     gallery = GalleryIndex()
     for template in clip.templates:
@@ -78,10 +91,24 @@ def run_clip(engine: FaceEngine, clip: LabelledClip, settings: PipelineSettings)
     sightings: list[Claim] = []
     began = time.perf_counter()
     last = len(clip.frames) - 1
+    processed = dropped = 0
+    source: list[int] = []  # the clip's frame index of each frame the pipeline processed
     for index, frame in enumerate(clip.frames):
-        events = pipeline.process(index, index / clip.fps, frame)
+        if live:
+            wait = began + index / clip.fps - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            elif -wait > LATE_FRAMES / clip.fps and index != last:
+                dropped += 1
+                continue
+        # The pipeline counts the frames it processed, as the camera worker has it do: its
+        # events are mapped back to the clip's frames to be scored.
+        source.append(index)
+        events = pipeline.process(processed, index / clip.fps, frame)
+        processed += 1
         if index == last:
-            events += pipeline.finish(index, index / clip.fps)
+            events += pipeline.finish(processed - 1, index / clip.fps)
+        events = [replace(event, frame=source[event.frame]) for event in events]
         said, sighted = claims_from(events)
         claims += said
         sightings += sighted
@@ -99,6 +126,8 @@ def run_clip(engine: FaceEngine, clip: LabelledClip, settings: PipelineSettings)
         },
         **score(clip, claims, sightings),
         "unknown_sightings": sum(1 for s in sightings if s.person is None),
+        "dropped": dropped,
+        "pipeline_counts": pipeline.counts(),
         "scans": pipeline.scans,
         "detection_rounds": pipeline.detections,
         "encodings": pipeline.encodings,
@@ -129,8 +158,16 @@ def run_conditions(args: argparse.Namespace, engine: FaceEngine) -> None:
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
         raise SystemExit(f"unknown conditions {unknown}; expected some of {CONDITIONS}")
-    lights = args.light.split(",")
-    variants = {name: light_variant(name) for name in lights}
+    plays = args.play.split(",")
+    if any(play not in PLAYS for play in plays):
+        raise SystemExit(f"unknown --play {args.play!r}; expected some of {','.join(PLAYS)}")
+    # One variant per light setting and way of playing: "off", "off live", ...
+    variants = {
+        light if play == "file" else f"{light} {play}": (*light_variant(light), play)
+        for light in args.light.split(",")
+        for play in plays
+    }
+    lights = list(variants)
     seeds = [int(s) for s in args.seeds.split(",")]
     runs: list[dict[str, Any]] = []
     with Progress(
@@ -156,7 +193,7 @@ def run_conditions(args: argparse.Namespace, engine: FaceEngine) -> None:
                     seed=seed,
                     condition=condition,
                 )
-                for name, (light, encode) in variants.items():
+                for name, (light, encode, play) in variants.items():
                     progress.update(task, description=f"seed {seed} {condition} light {name}")
                     settings = PipelineSettings(
                         cooldown=5.0,
@@ -165,23 +202,28 @@ def run_conditions(args: argparse.Namespace, engine: FaceEngine) -> None:
                         scan_every=args.scan_every,
                         light=light,
                         light_encode=encode,
+                        real_time=play != "file",
+                        scan_behind=play == "live",
                     )
-                    result = run_clip(engine, clip, settings)
+                    result = run_clip(engine, clip, settings, live=play != "file")
                     runs.append({"seed": seed, "condition": condition, "light": name, **result})
                     progress.console.log(
                         f"seed {seed} {condition} light {name}: found {result['found']}/"
                         f"{result['visits']}, named {result['named']}/{result['visits_enrolled']}"
-                        f", wrong names {result['wrong_names']}"
+                        f", wrong names {result['wrong_names']}, dropped {result['dropped']}"
                     )
                     progress.advance(task)
     table = summarise(runs, conditions, lights)
-    print(f"{'condition':10s} {'light':14s} {'found':>9s} {'named':>9s} {'wrong':>6s} {'fps':>7s}")
+    print(
+        f"{'condition':10s} {'light':18s} {'found':>9s} {'named':>9s} {'wrong':>6s} "
+        f"{'dropped':>8s} {'fps':>7s}"
+    )
     for row in table:
         print(
-            f"{row['condition']:10s} {row['light']:14s} "
+            f"{row['condition']:10s} {row['light']:18s} "
             f"{row['found']:>3d}/{row['visits']:<3d}   "
             f"{row['named']:>3d}/{row['visits_enrolled']:<3d}"
-            f"   {row['wrong_names']:>4d} {row['frames_per_second']:7.1f}"
+            f"   {row['wrong_names']:>4d} {row['dropped']:>8d} {row['frames_per_second']:7.1f}"
         )
     if args.smoke:
         return
@@ -290,6 +332,12 @@ def main() -> None:
         "--light", default="off", help="with --conditions: comma-separated light settings"
     )
     parser.add_argument("--seeds", default="0", help="with --conditions: comma-separated")
+    parser.add_argument(
+        "--play",
+        default="file",
+        help="with --conditions: comma-separated, some of file (as fast as it decodes), live "
+        "(paced as a live camera, scans behind the frames), live-inline (paced, scans on them)",
+    )
     parser.add_argument(
         "--name",
         default="video_accuracy_conditions",

@@ -94,6 +94,11 @@ def test_resnet_speed() -> None:
             id="video_accuracy_conditions",
         ),
         pytest.param(
+            "video_accuracy.py --conditions normal --play file,live,live-inline",
+            ["normal     off      ", "normal     off live  ", "normal     off live-inline"],
+            id="video_accuracy_live",
+        ),
+        pytest.param(
             "video_feedback.py",
             ["recall_named", "templates from sightings     1"],
             id="video_feedback",
