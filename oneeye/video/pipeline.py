@@ -5,7 +5,9 @@ Detection runs every ``detect_every`` frames, and not on the whole frame (see
 ``oneeye.video.scan``): each tracked face is looked for around where its track predicts it,
 and the parts of the frame that changed and no track explains are scanned for new faces. The
 whole frame is scanned every ``scan_every`` frames, and at once when something moves while
-nobody is tracked, so a face entering an empty scene is found on the frame it appears. Between
+nobody is tracked, so a face entering an empty scene is found on the frame it appears (a
+camera that must keep real time runs its scans behind its frames instead, and looks for what
+they found on the next detection round: ``oneeye.video.scan.ScanBehind``). Between
 detections the tracker carries boxes along. A face is encoded when its track is new and then on
 a few re-checks until its identity is decided, never on every frame. One track gives at most
 one ``sighting`` (when its identity is decided), ``sighting_update`` events when a nearer match
