@@ -1,13 +1,8 @@
 """One camera's loop: detect, track, judge quality, encode, vote, and turn tracks into
 sightings.
 
-Detection runs every ``detect_every`` frames, and not on the whole frame (see
-``oneeye.video.scan``): each tracked face is looked for around where its track predicts it,
-and the parts of the frame that changed and no track explains are scanned for new faces. The
-whole frame is scanned every ``scan_every`` frames, and at once when something moves while
-nobody is tracked, so a face entering an empty scene is found on the frame it appears (a
-camera that must keep real time runs its scans behind its frames instead, and looks for what
-they found on the next detection round: ``oneeye.video.scan.ScanBehind``). Between
+Which frames are looked at for faces, and where (near tracked faces, where the frame changed,
+the whole frame now and then, with HOG, the CNN or both), is ``oneeye.video.rounds``. Between
 detections the tracker carries boxes along. A face is encoded when its track is new and then on
 a few re-checks until its identity is decided, never on every frame. One track gives at most
 one ``sighting`` (when its identity is decided), ``sighting_update`` events when a nearer match
@@ -25,10 +20,8 @@ the quality-weighted mean of their embeddings is identified against the gallery 
 on each watchlist where it is accepted it decides (``TrackVote``, "Fusion"). Fusion costs one
 gallery query per encoding, no encoding.
 
-A camera looks for faces with dlib's HOG (``detector="hog"``, the default), with the MMOD CNN
-everywhere (``"cnn"``), or with HOG plus CNN time where HOG misses (``"auto"``: faces HOG lost
-and motion no track explains, within ``cnn_ms_per_s``; see ``oneeye.video.assist``). A frame
-passes through the pipeline's ``preprocess`` step, if it has one, before anything looks at it.
+A frame passes through the pipeline's ``preprocess`` step, if it has one, before anything
+looks at it.
 
 What a pipeline is told and what it says (``PipelineSettings``, ``SightingEvent``) are in
 ``oneeye.video.pipeline_io``; identity voting over a track is ``oneeye.video.vote``.
@@ -46,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oneeye.gallery import GalleryIndex
-from oneeye.metrics import DETECTION_SECONDS, ENCODING_SECONDS
+from oneeye.metrics import ENCODING_SECONDS
 from oneeye.types import (
     UNKNOWN,
     Detection,
@@ -56,9 +49,8 @@ from oneeye.types import (
     RGBImage,
 )
 from oneeye.video.annotate import Label
-from oneeye.video.assist import CnnAssist
 from oneeye.video.pipeline_io import EventKind, PipelineSettings, SightingEvent
-from oneeye.video.scan import NEAR_MARGIN, FaceFinder, MotionMap, ScanBehind, merge_overlapping
+from oneeye.video.rounds import DetectionRounds
 from oneeye.video.track import FaceTracker, SightingDebouncer, Track
 from oneeye.video.vote import TrackVote
 from oneeye.vision import detectors
@@ -68,31 +60,8 @@ from oneeye.vision.light import LightNormaliser
 
 logger = logging.getLogger(__name__)
 
-NEW_FACE_REACH = 2.5
-"""A face found once is looked for this many face sizes around where it was (a face with a
-known velocity: ``NEAR_MARGIN``). A cyclist crossing a 1080p street moves a face size in three
-frames."""
-
-STEADY_REACH = 0.5
-"""A face found on its last round and on at least ``STEADY_HITS`` rounds in all moves as its
-track predicts: it is looked for only this many face sizes around the prediction, a crop of 2x2
-face sizes instead of ``NEAR_MARGIN``'s 3x3 (the look near tracked faces was the largest part
-of a 720p camera's HOG time). A face missed on its last round is looked for as widely as
-before."""
-
-STEADY_HITS = 3
-"""Rounds a face must have been found on (its last one included) before ``STEADY_REACH``:
-by then its track's velocity is measured over two steps."""
-
-BODY_FACES = 4
-"""A tracked face explains motion down to this many face sizes below it (its body), and one
-face size to every other side."""
-
 SNAPSHOT_MARGIN = 0.5
 """The snapshot shows this much of the frame around the face, as a fraction of its size."""
-
-LOST_MIN_IOU = 0.2
-"""A tracked face counts as found by HOG when a detection overlaps its predicted box this much."""
 
 FramePreprocess = Callable[[RGBImage], RGBImage]
 """A step every frame goes through before the pipeline looks at it (lighting normalisation for
@@ -125,25 +94,6 @@ class _Companion:
     person: str
     distance: float | None
     emitted: bool
-
-
-def _reach(track: Track) -> float:
-    """How many face sizes around its predicted box a tracked face is looked for."""
-    if track.hits == 1:
-        return NEW_FACE_REACH
-    if track.hits >= STEADY_HITS and track.missed == 0:
-        return STEADY_REACH
-    return NEAR_MARGIN
-
-
-def _with_body(box: FaceBox) -> FaceBox:
-    """What a face explains of the motion around it: the head, and the body below."""
-    return FaceBox(
-        top=box.top - box.size,
-        right=box.right + box.size,
-        bottom=box.bottom + BODY_FACES * box.size,
-        left=box.left - box.size,
-    )
 
 
 def visit_key(person: str, watchlist: str | None) -> str:
@@ -202,76 +152,41 @@ class CameraPipeline:
         self._round = 0
         self._shape = (1, 1)
         make = make_detector or (lambda name: detectors.make_detector(name, engine.models))
-        scanner = "cnn" if self.settings.detector == "cnn" else "hog"
-        self._scan_rgb = scanner == "cnn"
-        """The CNN takes RGB; HOG is given grey frames (a quarter cheaper)."""
-        self._finder = FaceFinder(
-            lambda: make(scanner), self.settings.min_face_px, self.settings.detect_threads
-        )
-        self._behind = (
-            ScanBehind(lambda: make(scanner), self.settings.min_face_px)
-            if self.settings.real_time
-            and self.settings.scan_behind
-            and self.settings.detect_threads == 1
-            else None
-        )
-        """A camera that must keep real time scans behind its frames (``oneeye.video.scan``)."""
-        self._assist = (
-            CnnAssist(
-                make("cnn"),
-                self.settings.min_face_px,
-                self.settings.cnn_ms_per_s,
-                real_time=self.settings.real_time,
-            )
-            if self.settings.detector == "auto"
-            else None
-        )
+        self._rounds = DetectionRounds(camera, self.settings, make)
         self._preprocess = preprocess
-        self._motion = MotionMap(pad_px=self.settings.min_face_px)
         self._light = LightNormaliser(self.settings.light)
-        self._last_scan: int | None = None
         self._last_index: int | None = None
         self.frames = 0
-        self.detections = 0
-        self.scans = 0
-        self.whole_scans = 0
         self.encodings = 0
-        self.cnn_detections = 0
+
+    @property
+    def detections(self) -> int:
+        """Detection rounds so far."""
+        return self._rounds.detections
+
+    @property
+    def scans(self) -> int:
+        """Scans so far (whole or where the frame changed)."""
+        return self._rounds.scans
+
+    @property
+    def whole_scans(self) -> int:
+        """Whole scans so far."""
+        return self._rounds.whole_scans
+
+    @property
+    def cnn_detections(self) -> int:
         """``auto``: detections the CNN added (lost faces and motion HOG did not explain)."""
+        return self._rounds.cnn_detections
 
     def close(self) -> None:
         """Stop the detector threads, if any (the pipeline is not used again)."""
-        self._finder.close()
-        if self._behind is not None:
-            self._behind.close()
+        self._rounds.close()
 
     def counts(self) -> dict[str, int]:
-        """What the pipeline did so far: frames, detection rounds, scans (whole ones too),
-        encodings, with scans behind the frames how many ended and the frames they lagged in
-        all, and with ``auto`` the CNN's detections, crops of lost faces, motion tiles
-        and CPU milliseconds, and the video milliseconds the camera had no time to spare for
-        it (``PipelineSettings.real_time``)."""
-        counts = {
-            "frames": self.frames,
-            "detection_rounds": self.detections,
-            "scans": self.scans,
-            "whole_scans": self.whole_scans,
-            "encodings": self.encodings,
-        }
-        if self._behind is not None:
-            counts |= {
-                "scans_behind": self._behind.taken,
-                "scan_lag_frames": self._behind.lag_frames,
-            }
-        if self._assist is not None:
-            counts |= {
-                "cnn_detections": self.cnn_detections,
-                "cnn_lost_crops": self._assist.lost_looked,
-                "cnn_motion_tiles": self._assist.tiles_looked,
-                "cnn_ms": round(1000 * self._assist.budget.spent),
-                "cnn_held_ms": round(1000 * self._assist.budget.held_seconds),
-            }
-        return counts
+        """What the pipeline did so far: frames, encodings, and its detection rounds' counts
+        (``DetectionRounds.counts``: rounds, scans, and with ``auto`` the CNN's work)."""
+        return {"frames": self.frames, "encodings": self.encodings} | self._rounds.counts()
 
     @property
     def tracks(self) -> list[Track]:
@@ -298,13 +213,12 @@ class CameraPipeline:
         # A dark frame is brightened for the motion map too: a face moving in a dark room
         # changes the frame by fewer grey levels than the map counts as motion.
         seen = self._light.grey(grey)
-        moved = self._motion.update(seen)
-        if self._assist is not None:
-            pending = self._behind is not None and self._behind.busy
-            self._assist.observe(seen, t, scan_pending=pending)
+        moved = self._rounds.observe(seen, t)
         elapsed = 1 if self._last_index is None else index - self._last_index
         self._last_index = index
-        detections = self._detect(index, image, seen, moved, elapsed)
+        detections = self._rounds.detect(index, image, seen, moved, elapsed, self.tracks)
+        if detections is not None:
+            self._round += 1
         tracks = self._tracker.update(index, detections)
         events: list[SightingEvent] = []
         if detections is not None:
@@ -320,102 +234,8 @@ class CameraPipeline:
                 self._debouncer.seen(self.camera, visit_key(companion.person, watchlist), t)
         for track in self._tracker.ended():
             events.extend(self._left(track, index, t))
-        if self._assist is not None:
-            # With several detector threads the work is spread over them: the calling thread's
-            # CPU time says nothing of the cores then.
-            cpu = time.thread_time() - started_cpu if self._finder.threads == 1 else None
-            self._assist.worked(started, time.perf_counter(), cpu)
+        self._rounds.worked(started, time.perf_counter(), time.thread_time() - started_cpu)
         return events
-
-    def _detect(
-        self, index: int, image: RGBImage, grey: npt.NDArray[np.uint8], moved: bool, elapsed: int
-    ) -> list[Detection] | None:
-        """This frame's faces, looked for where they may be; ``None`` when it is not a
-        detection frame."""
-        frame = image if self._scan_rgb else grey
-        tracks = self._tracker.tracks
-        behind = self._behind
-        scan_due = (
-            self._last_scan is None
-            or index - self._last_scan >= self.settings.scan_every
-            or (moved and not tracks)
-        )
-        if scan_due and behind is not None and behind.busy:
-            scan_due = False  # the previous scan is still running: look as between scans
-        detect_due = index % self.settings.detect_every == 0
-        scanned: list[Detection] = []
-        if behind is not None and (scan_due or detect_due or not tracks):
-            taken = behind.take(index)
-            scanned = taken[1] if taken is not None else []
-        if not (scan_due or detect_due or scanned):
-            return None
-        expected = [self._expected(track, elapsed) for track in tracks]
-        regions: list[FaceBox] = []
-        if not scan_due:
-            regions = self._motion.take([_with_body(box) for box in expected])
-            if (
-                not tracks
-                and not regions
-                and not scanned
-                and (self._assist is None or self._assist.held)
-            ):
-                return None  # nothing to look at: no detector runs
-        # A face seen once has no velocity yet: look for it further from where it was; one
-        # that keeps to its track, nearer.
-        reach = [_reach(track) for track in tracks]
-        started = time.perf_counter()
-        found = self._finder.near(frame, expected, reach)
-        if scanned:
-            # The scan behind found these on an earlier frame: the faces no track explains are
-            # looked for on this one around where they were, as faces found once.
-            new = [d.box for d in scanned if all(d.box.iou(box) < LOST_MIN_IOU for box in expected)]
-            found += self._finder.near(frame, new, [NEW_FACE_REACH] * len(new))
-        if scan_due:
-            self._last_scan = index
-            self.scans += 1
-            changed = self._motion.take_since_scan()
-            whole = changed is None or (self.scans - 1) % self.settings.whole_every == 0
-            self.whole_scans += int(whole)
-            if behind is not None:
-                if whole or changed:
-                    behind.start(index, frame, None if whole else changed)
-            elif whole:
-                found += self._finder.scan(frame)
-            else:
-                found += self._finder.within(frame, changed or [])
-        else:
-            found += self._finder.within(frame, regions)
-        if self._assist is not None:
-            found = merge_overlapping(found)
-            # Faces HOG lost this round, those seen most recently first (likeliest still there).
-            lost = [
-                box
-                for box, _ in sorted(
-                    (
-                        (box, track.missed)
-                        for box, track in zip(expected, tracks, strict=True)
-                        if all(box.iou(d.box) < LOST_MIN_IOU for d in found)
-                    ),
-                    key=lambda pair: pair[1],
-                )
-            ]
-            explained = [_with_body(box) for box in expected + [d.box for d in found]]
-            assisted = self._assist.look(image, lost, explained).detections
-            self.cnn_detections += len(assisted)
-            found += assisted
-        self._round += 1
-        self.detections += 1
-        DETECTION_SECONDS.labels(self.camera).observe(time.perf_counter() - started)
-        return merge_overlapping(found)
-
-    @staticmethod
-    def _expected(track: Track, elapsed: int) -> FaceBox:
-        """Where a tracked face should be ``elapsed`` frames after its last box."""
-        dx, dy = (round(v * elapsed) for v in track.velocity)
-        box = track.box
-        return FaceBox(
-            top=box.top + dy, right=box.right + dx, bottom=box.bottom + dy, left=box.left + dx
-        )
 
     def labels(self, name_of: Callable[[str], str] | None = None) -> list[Label]:
         """What to draw for the faces tracked now: name and distance, ``unknown``, or ``?``
