@@ -51,6 +51,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from oneeye.vision.mmod import Box, MmodDetector  # noqa: E402
+from oneeye.vision.mmod.confirm import CONFIRM_MARGIN  # noqa: E402
+from oneeye.vision.mmod.pyramid import tiled_layout, tiled_pyramid  # noqa: E402
+from oneeye.vision.mmod.pyramid import upsample as upsample_image  # noqa: E402
+from oneeye.vision.mmod.runtimes import OnnxRuntimeScores  # noqa: E402
 from oneeye.vision.models import ModelPaths  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -242,7 +246,13 @@ def cpu_seconds(call: Any) -> float:
 def run_speed(args: argparse.Namespace, paths: ModelPaths) -> dict[str, Any]:
     """dlib and OneEye in turns on the same inputs, one thread; then cost per megapixel."""
     reference = dlib.cnn_face_detection_model_v1(str(paths.cnn_detector))
-    one = MmodDetector(paths.cnn_detector, num_threads=1)
+    one = MmodDetector(paths.cnn_detector, args.backend, num_threads=1)
+    # float32 onnxruntime in the same turns, when the shipped backend is another one
+    plain = (
+        MmodDetector(paths.cnn_detector, "onnxruntime", num_threads=1)
+        if one.backend != "onnxruntime"
+        else None
+    )
     ref = json.loads((args.reference / "cnn_reference_lfw.json").read_text())
     inputs: list[tuple[str, Image, int]] = [
         (name, lfw_image(args.lfw, name), 1) for name in list(ref["items"])[:3]
@@ -252,7 +262,9 @@ def run_speed(args: argparse.Namespace, paths: ModelPaths) -> dict[str, Any]:
             cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA), dtype=np.uint8
         )
         inputs.append((f"{name} 640x360", small, 0))
-    one.detect(inputs[0][1], 1)  # warm-up: onnxruntime plans its kernels on the first run
+    for warm in (one, plain):  # warm-up: the runtimes plan their kernels on the first run
+        if warm is not None:
+            warm.detect(inputs[0][1], 1)
     rows: list[dict[str, Any]] = []
     for name, image, upsample in inputs:
         dlib_s = cpu_seconds(lambda image=image, upsample=upsample: reference(image, upsample))
@@ -260,24 +272,39 @@ def run_speed(args: argparse.Namespace, paths: ModelPaths) -> dict[str, Any]:
             cpu_seconds(lambda image=image, upsample=upsample: one.detect(image, upsample))
             for _ in range(3)
         )
-        rows.append(
-            {
-                "input": name,
-                "size": f"{image.shape[1]}x{image.shape[0]}",
-                "upsample": upsample,
-                "dlib_cpu_s": round(dlib_s, 4),
-                "oneeye_cpu_s": round(ours, 4),
-                "speedup": round(dlib_s / ours, 1),
-                "load_average": os.getloadavg()[0],
+        row = {
+            "input": name,
+            "size": f"{image.shape[1]}x{image.shape[0]}",
+            "upsample": upsample,
+            "dlib_cpu_s": round(dlib_s, 4),
+            "oneeye_cpu_s": round(ours, 4),
+            "speedup": round(dlib_s / ours, 1),
+            "load_average": os.getloadavg()[0],
+        }
+        if plain is not None:
+            fp32 = min(
+                cpu_seconds(lambda image=image, upsample=upsample: plain.detect(image, upsample))
+                for _ in range(3)
+            )
+            row |= {
+                "onnxruntime_cpu_s": round(fp32, 4),
+                "onnxruntime_speedup": round(dlib_s / fp32, 1),
             }
-        )
+        rows.append(row)
         print(
-            f"  {name} ({rows[-1]['size']}, upsample {upsample}): dlib {dlib_s:.3f} s, "
-            f"oneeye {ours:.4f} s CPU: {dlib_s / ours:.1f}x (load {rows[-1]['load_average']:.1f})"
+            f"  {name} ({row['size']}, upsample {upsample}): dlib {dlib_s:.3f} s, "
+            f"oneeye ({one.backend}) {ours:.4f} s CPU: {dlib_s / ours:.1f}x"
+            + (f"; onnxruntime {row['onnxruntime_cpu_s']:.4f} s" if plain else "")
+            + f" (load {row['load_average']:.1f})"
         )
     total = sum(r["dlib_cpu_s"] for r in rows) / sum(r["oneeye_cpu_s"] for r in rows)
-    print(f"speed: {total:.1f}x dlib's on one core over these inputs")
-    return {"turns": rows, "speedup_total": round(total, 1), "per_megapixel": per_megapixel(args)}
+    print(f"speed: {total:.1f}x dlib's on one core over these inputs ({one.backend})")
+    out: dict[str, Any] = {"backend": one.backend, "turns": rows, "speedup_total": round(total, 1)}
+    if plain is not None:
+        fp32_total = sum(r["dlib_cpu_s"] for r in rows) / sum(r["onnxruntime_cpu_s"] for r in rows)
+        print(f"  onnxruntime float32 in the same turns: {fp32_total:.1f}x")
+        out["onnxruntime_speedup_total"] = round(fp32_total, 1)
+    return out | {"per_megapixel": per_megapixel(args)}
 
 
 def per_megapixel(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -291,7 +318,7 @@ def per_megapixel(args: argparse.Namespace) -> list[dict[str, Any]]:
     paths = ModelPaths.locate()
     rows = []
     for threads in (1, 2):
-        detector = MmodDetector(paths.cnn_detector, num_threads=threads)
+        detector = MmodDetector(paths.cnn_detector, args.backend, num_threads=threads)
         detector.detect(sizes["720p"], 0)
         for label, pixels in sizes.items():
             image = np.ascontiguousarray(pixels)
@@ -319,6 +346,49 @@ def per_megapixel(args: argparse.Namespace) -> list[dict[str, Any]]:
                 f"(load {rows[-1]['load_average']:.1f})"
             )
     return rows
+
+
+def rounding(args: argparse.Namespace, detector: MmodDetector) -> dict[str, Any]:
+    """How far an approximate backend's raw scores are from float32's, on every cell of the
+    first LFW images and street frames: what ``CONFIRM_MARGIN`` must cover."""
+    if not detector._backend.approximate:
+        return {}
+    exact = OnnxRuntimeScores(detector.model, 1)
+    ref = json.loads((args.reference / "cnn_reference_lfw.json").read_text())
+    images: list[tuple[Image, int]] = [
+        (lfw_image(args.lfw, name), 1) for name in list(ref["items"])[: args.rounding]
+    ]
+    images += [(frame, 0) for _, frame in video_frames(args.video, max(1, args.rounding // 10))]
+    worst, worst_near, near_cells, cells = 0.0, 0.0, 0, 0
+    for image, upsample in images:
+        work = image
+        for _ in range(upsample):
+            work = upsample_image(work)
+        pyramid = detector.model.input
+        layout = tiled_layout(work.shape[0], work.shape[1], pyramid.padding, pyramid.outer_padding)
+        tensor = tiled_pyramid(work, pyramid.means, layout)
+        fast = detector._backend.run(tensor)
+        true = exact.run(tensor)
+        diff = np.abs(fast - true)
+        near = true > -CONFIRM_MARGIN  # the cells that could pass the threshold
+        worst = max(worst, float(diff.max()))
+        worst_near = max(worst_near, float(diff[near].max(initial=0.0)))
+        near_cells += int(near.sum())
+        cells += diff.size
+    out = {
+        "images": len(images),
+        "cells": cells,
+        "largest_difference": round(worst, 4),
+        "largest_difference_near_threshold": round(worst_near, 4),
+        "cells_near_threshold": near_cells,
+        "confirm_margin": CONFIRM_MARGIN,
+    }
+    print(
+        f"{detector.backend} rounding on {len(images)} images ({cells} cells): largest score "
+        f"difference from float32 {worst:.4f}, {worst_near:.4f} within {CONFIRM_MARGIN} of "
+        f"the threshold (the margin re-scored exactly)"
+    )
+    return out
 
 
 def picture(args: argparse.Namespace, detector: MmodDetector, out: Path) -> None:
@@ -363,6 +433,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--backend", default="auto", help="the MmodDetector backend (auto: the fastest here)"
+    )
+    parser.add_argument(
+        "--rounding",
+        type=int,
+        default=100,
+        help="LFW images (and a tenth as many frames) "
+        "on which to compare an approximate backend's raw scores with float32's; 0: skip",
+    )
     parser.add_argument("--skip-boxes", action="store_true", help="only --speed / --picture")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--picture", action="store_true")
@@ -373,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         return smoke(paths)
 
-    detector = MmodDetector(paths.cnn_detector, num_threads=args.threads)
+    detector = MmodDetector(paths.cnn_detector, args.backend, num_threads=args.threads)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
         cwd=ROOT,
@@ -396,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             summary = run(args, detector)
             print_summary(summary)
             doc[key] = summary
+    if args.rounding:
+        doc["rounding"] = rounding(args, detector)
     if args.speed:
         print("speed, one core, dlib and OneEye in turns:")
         doc["speed"] = run_speed(args, paths)

@@ -16,6 +16,7 @@ import numpy as np
 
 from oneeye.errors import ModelError
 from oneeye.types import RGBImage
+from oneeye.vision.mmod.confirm import CropPlan, confirm
 from oneeye.vision.mmod.loss import Box, candidates, suppress
 from oneeye.vision.mmod.pyramid import (
     lround,
@@ -25,7 +26,13 @@ from oneeye.vision.mmod.pyramid import (
     upsample,
 )
 from oneeye.vision.mmod.reader import read_mmod_model
-from oneeye.vision.mmod.runtimes import OnnxRuntimeScores, OpenCVScores, ScoreBackend
+from oneeye.vision.mmod.runtimes import (
+    OnnxRuntimeScores,
+    OpenCVScores,
+    OpenVinoScores,
+    ScoreBackend,
+    has_bfloat16,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +44,13 @@ MAX_WORK_PIXELS = 16_000_000
 bounds one detection to about 1.3 GB (a 1440p frame fits; a 4K frame must be shrunk first)."""
 
 _MAKERS: dict[str, Callable[..., ScoreBackend]] = {
+    "openvino": OpenVinoScores,
     "onnxruntime": OnnxRuntimeScores,
     "opencv": OpenCVScores,
 }
 BACKENDS = tuple(_MAKERS)
-"""Backend names, fastest first; ``"auto"`` takes the first that loads."""
+"""Backend names, fastest first; ``"auto"`` takes the first that loads, and OpenVINO only where
+it computes in bfloat16 (elsewhere onnxruntime's float32 is faster)."""
 
 
 class MmodDetector:
@@ -57,7 +66,8 @@ class MmodDetector:
 
         Args:
             model_path: dlib's ``mmod_human_face_detector.dat``.
-            backend: ``"onnxruntime"``, ``"opencv"``, or ``"auto"`` (the first that loads).
+            backend: ``"openvino"``, ``"onnxruntime"``, ``"opencv"``, or ``"auto"`` (the
+                first that loads; OpenVINO only where it computes in bfloat16).
             num_threads: threads for the backend's pool; ``None`` keeps the library's default
                 (one per core). ``"opencv"`` sets OpenCV's process-wide pool.
 
@@ -71,11 +81,16 @@ class MmodDetector:
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads must be None or >= 1, got {num_threads}")
         self.model = read_mmod_model(model_path)
+        self.rescored_pixels = 0
+        """Pyramid pixels the float32 backend scored again, over all ``detect`` calls."""
         self.window_px = self.model.options.window_px
         """The smallest face found without upsampling (the model file's detector window)."""
         self._mapping = self.model.output_to_input()
         failures: list[str] = []
-        for name in BACKENDS if backend == "auto" else (backend,):
+        names = BACKENDS if backend == "auto" else (backend,)
+        if backend == "auto" and not has_bfloat16():
+            names = tuple(name for name in names if name != "openvino")
+        for name in names:
             try:
                 self._backend = _MAKERS[name](self.model, num_threads)
             except Exception as exc:  # any failure to load means "try the next one"
@@ -84,8 +99,21 @@ class MmodDetector:
                 logger.log(level, "mmod backend unusable: %s", failures[-1])
                 continue
             self.backend = name
+            self._exact = self._confirmer(num_threads)
             return
         raise ModelError("no backend can run the MMOD face detector: " + "; ".join(failures))
+
+    def _confirmer(self, num_threads: int | None) -> tuple[CropPlan, ScoreBackend] | None:
+        """What re-scores an approximate backend's candidates in float32 (``confirm``)."""
+        if not self._backend.approximate:
+            return None
+        plan = CropPlan.of(self.model)
+        if plan is None:
+            raise ModelError("this MMOD network's shape cannot be confirmed by crops")
+        try:
+            return plan, OnnxRuntimeScores(self.model, num_threads)
+        except ImportError:
+            return plan, OpenCVScores(self.model, num_threads)
 
     def detect(
         self, image: RGBImage, upsample_times: int = 0, adjust_threshold: float = 0.0
@@ -126,9 +154,12 @@ class MmodDetector:
             )
         if not layout.tiles or 0 in self.model.output_size(layout.rows, layout.cols):
             return []
-        scores = self._backend.run(
-            tiled_pyramid(work, pyramid.means, layout, self._backend.resize)
-        )[0]
+        tensor = tiled_pyramid(work, pyramid.means, layout, self._backend.resize)
+        scores = self._backend.run(tensor)[0]
+        if self._exact is not None:
+            plan, exact = self._exact
+            scores, rescored = confirm(tensor, scores, plan, exact, adjust_threshold)
+            self.rescored_pixels += rescored
         kept = suppress(
             candidates(scores, layout, self.model.options, self._mapping, adjust_threshold),
             self.model.options,

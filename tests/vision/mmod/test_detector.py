@@ -12,10 +12,11 @@ import pytest
 
 from oneeye.types import RGBImage
 from oneeye.vision.mmod import Box, MmodDetector
+from oneeye.vision.mmod.confirm import CONFIRM_MARGIN
 from oneeye.vision.mmod.loss import overlaps, suppress
 from oneeye.vision.mmod.model import DetectorWindow, MmodOptions
 from oneeye.vision.mmod.pyramid import lround, tiled_layout, tiled_pyramid, upsampled_size
-from oneeye.vision.mmod.runtimes import OnnxRuntimeScores, OpenCVScores
+from oneeye.vision.mmod.runtimes import OnnxRuntimeScores, OpenCVScores, OpenVinoScores
 from tests.conftest import PhotoLoader, shrunk
 
 
@@ -27,6 +28,7 @@ def dlib_boxes(model_path: Path, image: RGBImage, upsample: int) -> list[Box]:
     ]
 
 
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
 @pytest.mark.parametrize(
     ("photo", "divisor", "upsample"),
     [("obama.jpg", 4, 1), ("biden.jpg", 5, 0), ("obama_partial_face.jpg", 6, 1)],
@@ -35,14 +37,14 @@ def test_gives_dlibs_boxes_on_real_photos(
     photo: str,
     divisor: int,
     upsample: int,
+    backend: str,
     load_photo: PhotoLoader,
     model_path: Path,
-    detector: MmodDetector,
 ) -> None:
     image = shrunk(load_photo(photo), divisor)
 
     expected = dlib_boxes(model_path, image, upsample)
-    found = detector.detect(image, upsample)
+    found = MmodDetector(model_path, backend, num_threads=1).detect(image, upsample)
 
     assert expected, "the photo should hold a face dlib finds"
     assert [(b.left, b.top, b.right, b.bottom) for b in found] == [
@@ -90,9 +92,12 @@ def test_backends_give_the_same_scores(model_path: Path, detector: MmodDetector)
 
     ort = OnnxRuntimeScores(detector.model, 1).run(tensor)
     ocv = OpenCVScores(detector.model, None).run(tensor)
+    vino = OpenVinoScores(detector.model, 1).run(tensor)  # bfloat16 where the CPU has it
 
     assert ort.shape == (1, 1, *detector.model.output_size(layout.rows, layout.cols))
     assert np.abs(ort - ocv).max() < 1e-4
+    assert vino.shape == ort.shape
+    assert np.abs(ort - vino).max() < CONFIRM_MARGIN / 2
 
 
 def test_tiled_layout_keeps_levels_apart() -> None:
