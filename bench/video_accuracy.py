@@ -54,7 +54,7 @@ from bench.lib.conditions import CONDITIONS
 from oneeye.gallery import GalleryIndex
 from oneeye.video.pipeline import CameraPipeline
 from oneeye.video.pipeline_io import PipelineSettings
-from oneeye.video.worker import LATE_FRAMES
+from oneeye.video.source import LATE_FRAMES
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.light import LIGHT_MODES, LightMode
 

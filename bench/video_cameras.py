@@ -48,7 +48,7 @@ from oneeye.gallery import GalleryIndex
 from oneeye.types import CAMERA_DETECTORS, CameraDetector, RGBImage
 from oneeye.video.pipeline import CameraPipeline
 from oneeye.video.pipeline_io import PipelineSettings
-from oneeye.video.worker import LATE_FRAMES
+from oneeye.video.source import LATE_FRAMES
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.images import load_image
 

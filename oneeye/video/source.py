@@ -2,8 +2,8 @@
 
 The pipeline must never fall behind real time on a live camera, and must see every frame of a
 file (tests and benchmarks compare against per-frame truth). So a live source is read by a
-capture thread that keeps only the newest frame and reconnects on its own when the camera
-drops, while a file is read in the caller's thread, every frame in order.
+capture thread that keeps only the newest ``LATE_FRAMES + 1`` frames and reconnects on its own
+when the camera drops, while a file is read in the caller's thread, every frame in order.
 """
 
 from __future__ import annotations
@@ -38,6 +38,13 @@ SourceState = Literal["connecting", "online", "reconnecting", "offline", "ended"
 
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
 """The URL schemes a source may use: RTSP cameras and HTTP(S) MJPEG streams."""
+
+LATE_FRAMES = 2
+"""How many frame times a camera's pipeline may fall behind before it loses a frame: a live
+source keeps its newest ``LATE_FRAMES + 1`` frames (the oldest is dropped when another
+arrives), and a paced file's frame is dropped when reached more than ``LATE_FRAMES`` frame
+times after it was due (the worker). A short stall (a scan, a burst of new faces) is caught up
+on instead of costing frames; at most ``LATE_FRAMES`` frame times of delay (80 ms at 25 fps)."""
 
 FALLBACK_FPS = 25.0
 """Frame rate assumed for a file that does not declare one (some AVI and raw streams)."""
@@ -161,7 +168,7 @@ def _classify(source: int | str | os.PathLike[str]) -> _Spec:
 
 
 class FrameReader:
-    """Frames from one source: every frame of a file in order, or the newest frame of a live one.
+    """Frames from one source: every frame of a file in order, or a live one's newest frames.
 
     A file is opened (and its first frame decoded) in the constructor, so a bad file fails
     there. A live source (webcam, RTSP, HTTP MJPEG) starts a capture thread in the
@@ -243,7 +250,7 @@ class FrameReader:
         self._frames_dropped = 0
         self._reconnects = 0
         self._last_error: str | None = None
-        self._newest: tuple[int, float, BGRFrame, float] | None = None
+        self._newest: deque[tuple[int, float, BGRFrame, float]] = deque()
         self._started = time.monotonic()
         self._thread: threading.Thread | None = None
 
@@ -279,7 +286,7 @@ class FrameReader:
         return None if self.is_live else self._fps
 
     def read(self, timeout: float | None = None) -> Frame | None:
-        """The next frame: a file's next frame in order, or a live source's newest frame.
+        """The next frame: a file's next frame in order, or the oldest a live source keeps.
 
         Args:
             timeout: the longest wait in seconds, or None to wait until a frame comes or the
@@ -339,7 +346,7 @@ class FrameReader:
             self._stop.set()
             if self._state != "ended":
                 self._state = "offline"
-            self._newest = None
+            self._newest.clear()
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(self._open_timeout + self._read_timeout + 1.0)
@@ -451,15 +458,14 @@ class FrameReader:
     def _read_live(self, timeout: float | None) -> Frame | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._newest is None:
+            while not self._newest:
                 if self._stop.is_set():
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
                 self._cond.wait(remaining)
-            index, t, bgr, captured_at = self._newest
-            self._newest = None
+            index, t, bgr, captured_at = self._newest.popleft()
         image = self._to_rgb(bgr, index)
         if image is None:
             return self._read_live(None if deadline is None else deadline - time.monotonic())
@@ -524,7 +530,7 @@ class FrameReader:
         return capture
 
     def _pump(self, capture: Any) -> bool:
-        """Read frames into the newest-frame slot until the stream fails or the reader closes.
+        """Read frames into the newest frames kept until the stream fails or the reader closes.
 
         Returns:
             True if at least one frame was read.
@@ -544,9 +550,10 @@ class FrameReader:
             with self._cond:
                 if self._stop.is_set():  # closed while reading: leave the state "offline"
                     break
-                if self._newest is not None:
+                if len(self._newest) > LATE_FRAMES:
+                    self._newest.popleft()
                     self._frames_dropped += 1
-                self._newest = (self._frames_read, now - self._started, bgr, captured_at)
+                self._newest.append((self._frames_read, now - self._started, bgr, captured_at))
                 self._count_frame(captured_at)
                 if self._state != "online":
                     self._state = "online"

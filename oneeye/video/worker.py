@@ -18,7 +18,8 @@ searching the past); the worker encodes nothing itself.
 
 A paced file plays as a live camera would: a frame the pipeline reaches more than
 ``LATE_FRAMES`` frame times late is dropped (counted in the status), as the live reader keeps
-only the newest frame, so a busy machine makes a camera see fewer frames, not older ones.
+only its newest ``LATE_FRAMES + 1``, so a busy machine makes a camera see fewer frames, not
+older ones.
 
 The worker keeps the newest frame and the pipeline's labels; the MJPEG view annotates and
 encodes it on demand, once per frame however many viewers watch. The camera's status
@@ -59,7 +60,7 @@ from oneeye.types import CameraDetector, RGBImage
 from oneeye.video.annotate import Label, annotate, encode_jpeg
 from oneeye.video.pipeline import CameraPipeline
 from oneeye.video.pipeline_io import EventKind, PipelineSettings, SightingEvent
-from oneeye.video.source import Frame, FrameReader, SourceStatus
+from oneeye.video.source import LATE_FRAMES, Frame, FrameReader, SourceStatus
 from oneeye.vision.detectors import FaceDetector, make_detector
 from oneeye.vision.engine import FaceEngine
 from oneeye.vision.light import LightMode
@@ -75,9 +76,6 @@ READ_TIMEOUT = 0.5
 """The longest a worker waits for a frame before it looks at its stop signal again."""
 RETRY_FIRST, RETRY_MAX = 2.0, 60.0
 """Backoff, in seconds, before opening a source that failed to open again."""
-LATE_FRAMES = 2
-"""A paced file's frame is dropped when the pipeline reaches it more than this many frame
-times after it was due."""
 JOIN_TIMEOUT = 10.0
 SNAPSHOT_QUALITY = 85
 

@@ -16,7 +16,7 @@ import pytest
 
 from oneeye.errors import SourceError
 from oneeye.types import RGBImage
-from oneeye.video.source import Frame, FrameReader, SourceStatus, mask_credentials
+from oneeye.video.source import LATE_FRAMES, Frame, FrameReader, SourceStatus, mask_credentials
 
 WIDTH, HEIGHT = 64, 48
 FILE_FRAMES = 30
@@ -284,7 +284,23 @@ def reader_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("FrameReader(")]
 
 
-def test_live_source_gives_the_newest_frame_to_a_slow_consumer(camera: MjpegServer) -> None:
+def test_a_live_source_keeps_its_newest_frames_for_a_slow_consumer(camera: MjpegServer) -> None:
+    # A consumer that falls a few frames behind catches up on the kept frames, in order; a
+    # slower one loses the oldest, never more than LATE_FRAMES + 1 waiting.
+    with FrameReader(camera.url, read_timeout=2.0) as reader:
+        first = reader.read(timeout=5.0)
+        assert first is not None
+        time.sleep(1.0)  # 50 frames arrive meanwhile
+        kept = [reader.read(timeout=0.0) for _ in range(LATE_FRAMES + 1)]
+        status = reader.status()
+    assert all(frame is not None for frame in kept)
+    numbers = [decode_number(f.image) for f in kept if f is not None]
+    assert numbers == list(range(numbers[0], numbers[0] + LATE_FRAMES + 1)), "consecutive"
+    assert numbers[0] > decode_number(first.image) + 40, "the oldest were dropped"
+    assert status.frames_dropped >= 40
+
+
+def test_a_live_source_skips_frames_for_a_much_slower_consumer(camera: MjpegServer) -> None:
     with FrameReader(camera.url, read_timeout=2.0) as reader:
         assert reader.is_live
         frames: list[Frame] = []
@@ -317,7 +333,8 @@ def test_live_read_never_repeats_a_frame_and_times_out(camera: MjpegServer) -> N
         assert reader.read(timeout=5.0) is not None
         camera.stall.set()
         time.sleep(0.1)
-        reader.read(timeout=0.0)  # take whatever arrived before the stall
+        while reader.read(timeout=0.0) is not None:  # take whatever arrived before the stall
+            pass
         start = time.monotonic()
         assert reader.read(timeout=0.2) is None
         # It waited (at least its timeout) and came back (not a hang: how soon after the
@@ -383,7 +400,10 @@ def test_close_wakes_a_blocked_reader_and_stops_a_stalled_capture(camera: MjpegS
     wait_for(reader, lambda s: s.state == "online")
     camera.stall.set()
     results: list[Frame | None] = []
-    consumer = threading.Thread(target=lambda: results.extend(reader.read(None) for _ in "ab"))
+    # It takes the frames kept before the stall, then blocks on the next one.
+    consumer = threading.Thread(
+        target=lambda: results.extend(reader.read(None) for _ in range(LATE_FRAMES + 2))
+    )
     consumer.start()
     time.sleep(0.2)
     start = time.monotonic()
