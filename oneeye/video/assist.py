@@ -41,7 +41,8 @@ The budget never costs a camera that must keep real time (a live source, a paced
 pace. The pipeline tells it when each frame's work started and ended; while that work, the
 CNN's included, fills more than ``REAL_TIME_SHARE`` of the wall-clock time (smoothed over
 ``BUSY_SECONDS``; the rest is the camera waiting for its next frame), or while its thread got a
-core for less than ``RUN_SHARE`` of that work's time (the cores are wanted by others too), the
+core for less than ``RUN_SHARE`` of that work's time (the cores are wanted by others too), or
+while the machine's cores were busy more than ``CORES_SHARE`` of their time, the
 bucket neither fills nor is spent: a camera whose cores are taken (eight 720p cameras on two
 cores) runs on HOG alone instead of falling behind, and spends CNN time again as soon as it and
 the machine have time to spare. Nor while the camera's own scan, which runs behind its frames
@@ -51,8 +52,9 @@ then looks idle, but the cores' spare time is the scan's.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -60,6 +62,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oneeye.types import Detection, FaceBox, RGBImage
+from oneeye.video.cores import CORES
 from oneeye.vision.detectors import FaceDetector
 
 LOST_REACH = 1.0
@@ -83,15 +86,18 @@ REAL_TIME_TILE_PX = 320
 same overlap): each costs the CNN under half as much, so no single look stalls the camera for
 long, for about 1.8x the CPU per pixel of motion covered."""
 
-REAL_TIME_ROUND_SECONDS = 0.035
+MIN_REAL_TIME_TILE_PX = TILE_OVERLAP_PX + 80
+"""... but never smaller than this: tiles 80 pixels apart at least."""
+
+REAL_TIME_ROUND_SECONDS = 0.020
 """A camera keeping real time spends at most this much CNN CPU time on one detection round
 (by the cost per pixel so far). A look that would go past it waits for a later round, or
 gives way to a smaller crop now, so no frame waits long enough behind the CNN to make the
 camera drop the frames after it: a late frame is dropped after two frame times (80 ms at
-25 frames/s), and cameras sharing a core stretch a look's CPU time two- to fourfold. On the
-720p clip of ``bench/video_cameras.py`` a lost face's crop and a 320-pixel tile cost the CNN
-about 20 ms each; at 25 ms instead of 35 almost none fitted (7 ms of CNN per second of video
-at 5 cameras, against 26)."""
+25 frames/s), and cameras sharing a core stretch a look's CPU time two- to fourfold. With the
+bfloat16 CNN a 320-pixel tile costs about 18 ms (28 ms around a face). Six paced 720p cameras
+of ``bench/video_cameras.py`` dropped up to 1.2% of their frames at 35 ms (32 ms of CNN per
+second of video) and 0.4-0.6% at 20 ms (12 ms of CNN per second)."""
 
 STALE_SECONDS = 2.0
 """A changed part the CNN has not reached within this long is dropped."""
@@ -116,6 +122,13 @@ camera's own idle moments are not the machine's, and the CNN would take its time
 BUSY_SECONDS = 1.0
 """The camera's busy and running shares are smoothed over about this much wall-clock time."""
 
+CORES_SHARE = 0.75
+"""... and only while the machine's cores, all cameras and other work together, were busy for
+at most this share of their time (``oneeye.video.cores``; smoothed over about a second). Each
+of eight cameras on two cores is idle most of the time while the cores are 80% full; a CNN
+look then makes some camera drop frames. A quarter is kept for the bursts (a scan, faces
+arriving) that a full machine cannot absorb."""
+
 
 class CnnBudget:
     """CNN milliseconds per second of video, as a token bucket over the video's own clock."""
@@ -125,6 +138,7 @@ class CnnBudget:
         ms_per_second: float,
         burst_seconds: float = BURST_SECONDS,
         real_time: bool = False,
+        cores: Callable[[], float | None] = CORES.busy_share,
     ) -> None:
         """Start with an empty bucket: CNN time accrues with the video, so a camera that
         starts (or a file that plays again) costs no more than one that runs on.
@@ -133,8 +147,10 @@ class CnnBudget:
             ms_per_second: CPU milliseconds the CNN may spend per second of video (>= 0).
             burst_seconds: at most this many seconds' allowance is kept unspent.
             real_time: the camera must keep real time: the bucket fills and is spent only
-                while :meth:`worked` shows time to spare (``REAL_TIME_SHARE``, ``RUN_SHARE``),
-                and not before it has been told of two frames.
+                while :meth:`worked` shows time to spare (``REAL_TIME_SHARE``, ``RUN_SHARE``)
+                and the machine's cores do too (``CORES_SHARE``), and not before it has been
+                told of two frames.
+            cores: the machine's busy share of its cores (``None``: unknown).
 
         Raises:
             ValueError: a negative budget or a non-positive burst.
@@ -146,6 +162,7 @@ class CnnBudget:
             )
         self.rate = ms_per_second / 1000.0
         self.real_time = real_time
+        self._cores = cores
         self.cap = self.rate * burst_seconds
         self.balance = 0.0
         self.spent = 0.0
@@ -175,7 +192,10 @@ class CnnBudget:
             return True
         if self.run_share is not None and self.run_share < RUN_SHARE:
             return True
-        return self.busy_share is None or self.busy_share > REAL_TIME_SHARE
+        if self.busy_share is None or self.busy_share > REAL_TIME_SHARE:
+            return True
+        cores = self._cores()
+        return cores is not None and cores > CORES_SHARE
 
     def worked(
         self, started: float, finished: float, running: tuple[float, float] | None = None
@@ -265,6 +285,7 @@ class CnnAssist:
         min_face_px: int,
         ms_per_second: float,
         real_time: bool = False,
+        cores: Callable[[], float | None] = CORES.busy_share,
     ) -> None:
         """Set up the budget and the pending motion.
 
@@ -274,6 +295,7 @@ class CnnAssist:
             ms_per_second: the CNN budget, CPU milliseconds per second of video.
             real_time: the camera must keep real time: the budget is spent only while it has
                 time to spare (:meth:`worked`; see ``REAL_TIME_SHARE``).
+            cores: the machine's busy share of its cores (see ``CnnBudget``).
 
         Raises:
             ValueError: ``min_face_px`` is not positive, or the budget is negative.
@@ -281,7 +303,7 @@ class CnnAssist:
         if min_face_px <= 0:
             raise ValueError(f"min_face_px must be positive, got {min_face_px}")
         self.detector = detector
-        self.budget = CnnBudget(ms_per_second, real_time=real_time)
+        self.budget = CnnBudget(ms_per_second, real_time=real_time, cores=cores)
         self.factor = min(1.0, CNN_FACE_PX / float(min_face_px))
         self._pad = min_face_px
         self._previous: npt.NDArray[np.uint8] | None = None
@@ -435,10 +457,24 @@ class CnnAssist:
         parts.sort(key=lambda part: part[0])
         return [tile for _, tile in parts]
 
+    @property
+    def tile_px(self) -> int:
+        """The motion tiles' side at the CNN's scale: ``TILE_PX``; for a camera keeping real
+        time ``REAL_TIME_TILE_PX``, or smaller where the CNN's cost so far would make a tile
+        cost more than a round's share (a CPU without bfloat16), down to
+        ``MIN_REAL_TIME_TILE_PX``."""
+        if not self.budget.real_time:
+            return TILE_PX
+        cost = self.budget.seconds_per_pixel
+        if cost is None or cost <= 0.0:
+            return REAL_TIME_TILE_PX
+        fits = int(math.sqrt(REAL_TIME_ROUND_SECONDS / cost))
+        return max(MIN_REAL_TIME_TILE_PX, min(REAL_TIME_TILE_PX, fits))
+
     def _tiles(self, box: FaceBox) -> list[FaceBox]:
         """``box`` cut into overlapping tiles of ``TILE_PX`` at the CNN's scale
         (``REAL_TIME_TILE_PX`` for a camera keeping real time)."""
-        tile_px = REAL_TIME_TILE_PX if self.budget.real_time else TILE_PX
+        tile_px = self.tile_px
         side = round(tile_px / self.factor)
         step = round((tile_px - TILE_OVERLAP_PX) / self.factor)
         tiles = []

@@ -5,6 +5,7 @@ frames are small and the budget generous."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 
@@ -15,6 +16,8 @@ import pytest
 from oneeye.gallery import GalleryIndex
 from oneeye.types import FaceBox, RGBImage
 from oneeye.video.assist import (
+    CORES_SHARE,
+    MIN_REAL_TIME_TILE_PX,
     REAL_TIME_ROUND_SECONDS,
     REAL_TIME_SHARE,
     REAL_TIME_TILE_PX,
@@ -30,6 +33,14 @@ from oneeye.vision.engine import FaceEngine
 from tests.conftest import PhotoLoader
 
 WIDTH, HEIGHT = 480, 320
+
+
+def QUIET() -> float:  # noqa: N802 - a stand-in for the machine's cores, named as a constant
+    """The machine's cores, idle but for the camera under test: the tests below measure the
+    camera's own shares, whatever else this machine runs meanwhile."""
+    return 0.1
+
+
 FACE_PX = 90
 TURN_DEGREES = 60.0
 FPS = 2.0
@@ -230,7 +241,7 @@ def test_the_budget_accrues_with_video_time_up_to_one_second() -> None:
 def test_a_camera_keeping_real_time_spends_the_cnn_only_from_time_to_spare() -> None:
     """A live camera's frames come every 40 ms; the budget hears when each one's work started
     and ended (here on a clock the test keeps, with the video's time the same)."""
-    budget = CnnBudget(100.0, real_time=True)
+    budget = CnnBudget(100.0, real_time=True, cores=QUIET)
     t = 0.0
 
     def frame(work: float) -> None:
@@ -281,7 +292,7 @@ def test_a_camera_keeping_real_time_spends_the_cnn_only_from_time_to_spare() -> 
 def test_a_camera_whose_cores_are_wanted_by_others_does_not_spend_the_cnn() -> None:
     """Idle between its frames, but its thread got a core for only half of its work's time
     (other cameras wanted the cores too): the machine has no time to spare."""
-    budget = CnnBudget(100.0, real_time=True)
+    budget = CnnBudget(100.0, real_time=True, cores=QUIET)
     t = 0.0
     for _ in range(50):
         t += 0.04
@@ -300,12 +311,42 @@ def test_a_camera_whose_cores_are_wanted_by_others_does_not_spend_the_cnn() -> N
     assert budget.can_spend()
 
 
+def test_a_camera_on_a_full_machine_does_not_spend_the_cnn() -> None:
+    """Idle between its frames and running whenever it works, but the machine's cores, all
+    cameras together, are busy more than ``CORES_SHARE`` of the time: no CNN, and the
+    allowance is not kept; spent again once the cores have time to spare."""
+    cores: list[float | None] = [0.9]
+    budget = CnnBudget(100.0, real_time=True, cores=lambda: cores[0])
+    t = 0.0
+    for _ in range(50):
+        t += 0.04
+        budget.accrue(t)
+        budget.worked(t, t + 0.01, running=(0.01, 0.01))
+    assert budget.busy_share is not None
+    assert budget.busy_share < REAL_TIME_SHARE
+    assert budget.behind
+    assert not budget.can_spend()
+    assert budget.balance == 0.0
+    cores[0] = CORES_SHARE - 0.05
+    t += 0.04
+    budget.accrue(t)
+    assert not budget.behind
+    t += 0.04
+    budget.accrue(t)
+    assert budget.can_spend()
+    cores[0] = None  # unknown (no /proc/stat): the camera's own measures count
+    assert not budget.behind
+
+    offline = CnnBudget(100.0, cores=lambda: 1.0)  # a file read as fast as it decodes
+    assert not offline.behind
+
+
 def test_a_camera_whose_scan_behind_has_not_ended_does_not_spend_the_cnn() -> None:
     """Idle between its frames and running whenever it works, but its own scan, running
     behind its frames at the lowest priority, has not ended: the cores' spare time is the
     scan's, so the CNN is held (and the allowance not kept) until it ends."""
     detector = CountingDetector(seconds_per_pixel=0.0)
-    assist = CnnAssist(detector, min_face_px=40, ms_per_second=100.0, real_time=True)  # type: ignore[arg-type]
+    assist = CnnAssist(detector, min_face_px=40, ms_per_second=100.0, real_time=True, cores=QUIET)  # type: ignore[arg-type]
     still = np.full((HEIGHT, WIDTH), 100, dtype=np.uint8)
     t = 0.0
     for _ in range(50):
@@ -334,7 +375,7 @@ def test_a_camera_whose_scan_behind_has_not_ended_does_not_spend_the_cnn() -> No
 
 def test_a_camera_with_no_time_to_spare_keeps_no_motion_for_the_cnn() -> None:
     detector = CountingDetector(seconds_per_pixel=0.0)
-    assist = CnnAssist(detector, min_face_px=40, ms_per_second=100.0, real_time=True)  # type: ignore[arg-type]
+    assist = CnnAssist(detector, min_face_px=40, ms_per_second=100.0, real_time=True, cores=QUIET)  # type: ignore[arg-type]
     still = np.full((HEIGHT, WIDTH), 100, dtype=np.uint8)
     moved = still.copy()
     moved[200:260, 300:360] = 200
@@ -430,7 +471,7 @@ def test_a_camera_keeping_real_time_spends_a_rounds_share_at_most_in_smaller_til
     ``REAL_TIME_ROUND_SECONDS`` of CNN on one round (a longer look would make it drop the frames
     behind it), and cuts motion into ``REAL_TIME_TILE_PX`` tiles."""
     detector = CountingDetector(seconds_per_pixel=0.2e-6)
-    assist = CnnAssist(detector, min_face_px=80, ms_per_second=100.0, real_time=True)  # type: ignore[arg-type]
+    assist = CnnAssist(detector, min_face_px=80, ms_per_second=100.0, real_time=True, cores=QUIET)  # type: ignore[arg-type]
     still = np.full((HEIGHT, WIDTH), 100, dtype=np.uint8)
     image = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
     t = 0.0
@@ -464,6 +505,15 @@ def test_a_camera_keeping_real_time_spends_a_rounds_share_at_most_in_smaller_til
         assert region.width <= REAL_TIME_TILE_PX
         assert region.height <= REAL_TIME_TILE_PX
     assert len(assist._pending_tiles([])) > 0  # the rest waits for later rounds
+    # A slower CNN (no bfloat16): tiles shrink so that one still fits a round, down to a floor.
+    assist.budget.seconds_per_pixel = 0.2e-6
+    assert assist.tile_px == int(math.sqrt(REAL_TIME_ROUND_SECONDS / 0.2e-6)) < REAL_TIME_TILE_PX
+    assist.budget.seconds_per_pixel = REAL_TIME_ROUND_SECONDS / 260**2
+    assert assist.tile_px == 260
+    assist.budget.seconds_per_pixel = 1e-5
+    assert assist.tile_px == MIN_REAL_TIME_TILE_PX
+    assist.budget.seconds_per_pixel = 1e-9
+    assert assist.tile_px == REAL_TIME_TILE_PX
     offline = CnnAssist(detector, min_face_px=80, ms_per_second=100.0)  # type: ignore[arg-type]
     whole = FaceBox(top=0, left=0, bottom=HEIGHT - 1, right=WIDTH - 1)
     assert max(b.width for b in offline._tiles(whole)) == TILE_PX
