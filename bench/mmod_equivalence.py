@@ -353,12 +353,17 @@ def rounding(args: argparse.Namespace, detector: MmodDetector) -> dict[str, Any]
     first LFW images and street frames: what ``CONFIRM_MARGIN`` must cover."""
     if not detector._backend.approximate:
         return {}
-    exact = OnnxRuntimeScores(detector.model, 1)
     ref = json.loads((args.reference / "cnn_reference_lfw.json").read_text())
     images: list[tuple[Image, int]] = [
         (lfw_image(args.lfw, name), 1) for name in list(ref["items"])[: args.rounding]
     ]
     images += [(frame, 0) for _, frame in video_frames(args.video, max(1, args.rounding // 10))]
+    return rounding_on(detector, images)
+
+
+def rounding_on(detector: MmodDetector, images: list[tuple[Image, int]]) -> dict[str, Any]:
+    """``rounding`` on the given images (each with its upsampling); printed."""
+    exact = OnnxRuntimeScores(detector.model, 1)
     worst, worst_near, near_cells, cells = 0.0, 0.0, 0, 0
     for image, upsample in images:
         work = image
@@ -419,6 +424,8 @@ def smoke(paths: ModelPaths) -> int:
     detector = MmodDetector(paths.cnn_detector, num_threads=1)
     s = summarise("smoke", [compare("smoke", image, dlib_boxes, detector, 1)], 1)
     print_summary(s)
+    # The rounding study on OpenVINO (bfloat16 where the CPU has it, else float32).
+    rounding_on(MmodDetector(paths.cnn_detector, "openvino", num_threads=1), [(image, 1)])
     return 0
 
 

@@ -69,6 +69,7 @@ def test_mmod_equivalence() -> None:
     out = run_bench("mmod_equivalence.py", "--smoke")
     assert "smoke: 1 images" in out
     assert "0 missing, 0 extra" in out
+    assert "openvino rounding on 1 images" in out
 
 
 def test_camera_registry() -> None:
