@@ -59,18 +59,8 @@ class OnnxRuntimeScores(ScoreBackend):
     """The graph run by onnxruntime's CPU provider."""
 
     def __init__(self, model: MmodModel, num_threads: int | None) -> None:
-        # An optional dependency without type hints: imported by name, here only.
-        onnxruntime = importlib.import_module("onnxruntime")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = num_threads or 0  # 0: one per core
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only
-        # Idle pool threads sleep: the detector shares the CPU with decoding and tracking.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = onnxruntime.InferenceSession(
-            build_onnx(model), options, providers=["CPUExecutionProvider"]
-        )
         self._resizer = OnnxResizer(num_threads)
+        self._session = self._resizer.session(build_onnx(model))
 
     def run(self, tensor: FloatArray) -> FloatArray:
         """See ``ScoreBackend.run``."""
@@ -87,15 +77,23 @@ class OnnxResizer:
     (a camera's frames always need the same ones), the last ``RESIZE_SESSIONS`` kept."""
 
     def __init__(self, num_threads: int | None) -> None:
+        # An optional dependency without type hints: imported by name, here only.
         onnxruntime = importlib.import_module("onnxruntime")
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = num_threads or 0
+        options.intra_op_num_threads = num_threads or 0  # 0: one per core
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options.log_severity_level = 3  # errors only
+        # Idle pool threads sleep: the detector shares the CPU with decoding and tracking.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._onnxruntime: Any = onnxruntime
         self._options: Any = options
         self._sessions: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+
+    def session(self, graph: bytes) -> Any:
+        """An onnxruntime session of ``graph`` on the CPU, with these threads and options."""
+        return self._onnxruntime.InferenceSession(
+            graph, self._options, providers=["CPUExecutionProvider"]
+        )
 
     def resize(self, image: FloatArray, rows: int, cols: int) -> FloatArray:
         """As ``pyramid.resize_bilinear``: onnxruntime for large outputs; numpy's below
@@ -107,11 +105,7 @@ class OnnxResizer:
         key = (*image.shape, rows, cols)
         session = self._sessions.get(key)
         if session is None:
-            session = self._sessions[key] = self._onnxruntime.InferenceSession(
-                _resize_graph(image.shape, rows, cols),
-                self._options,
-                providers=["CPUExecutionProvider"],
-            )
+            session = self._sessions[key] = self.session(_resize_graph(image.shape, rows, cols))
             if len(self._sessions) > RESIZE_SESSIONS:
                 self._sessions.popitem(last=False)
         else:
