@@ -100,3 +100,14 @@ def test_a_float32_backend_is_not_confirmed(model_path: Path, load_photo: PhotoL
     plain = MmodDetector(model_path, "onnxruntime", num_threads=1)
     assert plain.detect(shrunk(load_photo("obama.jpg"), 6), 1)
     assert plain.rescored_pixels == 0
+
+
+@needs_bfloat16
+def test_openvino_confirms_in_its_own_float32(model_path: Path) -> None:
+    fast = MmodDetector(model_path, "openvino", num_threads=1)
+
+    assert fast._exact is not None
+    _, exact = fast._exact
+    assert isinstance(exact, OpenVinoScores)
+    assert exact.precision == "f32"
+    assert not exact.approximate

@@ -12,11 +12,18 @@ import pytest
 
 from oneeye.types import RGBImage
 from oneeye.vision.mmod import Box, MmodDetector
+from oneeye.vision.mmod import detector as detector_module
 from oneeye.vision.mmod.confirm import CONFIRM_MARGIN
+from oneeye.vision.mmod.graph import build_onnx
 from oneeye.vision.mmod.loss import overlaps, suppress
 from oneeye.vision.mmod.model import DetectorWindow, MmodOptions
 from oneeye.vision.mmod.pyramid import lround, tiled_layout, tiled_pyramid, upsampled_size
-from oneeye.vision.mmod.runtimes import OnnxRuntimeScores, OpenCVScores, OpenVinoScores
+from oneeye.vision.mmod.runtimes import (
+    OnnxRuntimeScores,
+    OpenCVScores,
+    OpenVinoScores,
+    _split_last_convolution,
+)
 from tests.conftest import PhotoLoader, shrunk
 
 
@@ -132,3 +139,75 @@ def test_suppression_uses_dlibs_bounding_box_overlap() -> None:
     assert not overlaps(best, shifted, options)
     assert overlaps(best, nearer, options)
     assert suppress([best, shifted, nearer], options) == [best, shifted]
+
+
+def test_openvino_float32_with_its_split_last_layer_gives_float32s_scores(
+    detector: MmodDetector,
+) -> None:
+    # The last 9x9 convolution to one channel runs as a 9x1 one to nine and a 1x9 one that
+    # adds them up: the same sums in another order.
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    layout = tiled_layout(90, 120, 10, 11)
+    tensor = tiled_pyramid(image, detector.model.input.means, layout)
+    vino = OpenVinoScores(detector.model, 1, float32=True)
+
+    ort = OnnxRuntimeScores(detector.model, 1).run(tensor)
+    got = vino.run(tensor)
+
+    assert vino.precision == "f32"
+    assert not vino.approximate, "float32 needs no confirmation"
+    assert got.shape == ort.shape
+    assert np.abs(got - ort).max() < 1e-4
+    openvino = pytest.importorskip("openvino")
+    network = openvino.Core().read_model(build_onnx(detector.model), b"")
+    _split_last_convolution(network, pytest.importorskip("openvino.opset13"))
+    kinds = [op.get_type_name() for op in network.get_ordered_ops()]
+    assert kinds.count("Convolution") == 8, "seven layers, the last one split in two"
+
+
+def test_the_pyramid_tensor_is_the_same_built_anew_or_filled_again(
+    detector: MmodDetector,
+) -> None:
+    rng = np.random.default_rng(8)
+    first = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    second = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    layout = tiled_layout(70, 90, 10, 11)
+    means = detector.model.input.means
+    reused = tiled_pyramid(first, means, layout)
+    # A strided view of the image (a crop) gives the same as a contiguous copy.
+    wide = np.zeros((70, 180, 3), np.uint8)
+    wide[:, ::2] = second
+
+    again = tiled_pyramid(wide[:, ::2], means, layout, out=reused)
+
+    assert again is reused
+    assert np.array_equal(again, tiled_pyramid(second, means, layout))
+    level = layout.tiles[0]
+    expected = (
+        second.transpose(2, 0, 1).astype(np.float32) - np.asarray(means, np.float32)[:, None, None]
+    ) / 256
+    assert np.array_equal(
+        again[0, :, level.top : level.bottom + 1, level.left : level.right + 1], expected
+    )
+    with pytest.raises(ValueError, match="float32 tensor"):
+        tiled_pyramid(second, means, layout, out=np.zeros((1, 3, 5, 5), np.float32))
+
+
+def test_a_detector_refills_its_last_tensor_and_keeps_none_too_large(
+    load_photo: PhotoLoader, model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = shrunk(load_photo("obama.jpg"), 4)
+    fresh = MmodDetector(model_path, "onnxruntime", num_threads=1)
+
+    first = fresh.detect(image, 0)
+    kept = fresh._kept
+    assert kept is not None
+    assert fresh.detect(image, 0) == first
+    assert fresh._kept is kept, "the same size fills the same tensor"
+    assert fresh.detect(image[:-8], 0)
+    assert fresh._kept is not kept
+
+    monkeypatch.setattr(detector_module, "KEPT_PYRAMID_PIXELS", 1000)
+    assert fresh.detect(image, 0) == first
+    assert fresh._kept is None
