@@ -88,6 +88,9 @@ long, for about 1.8x the CPU per pixel of motion covered."""
 
 MIN_REAL_TIME_TILE_PX = TILE_OVERLAP_PX + 80
 """... but never smaller than this: tiles 80 pixels apart at least."""
+TILE_STEP_PX = 16
+"""A shrunk tile's side is a multiple of this (as ``CnnDetector.region_step_px`` grows every
+crop to one): the CNN backend prepares its work once per crop shape, so few shapes are cheaper."""
 
 REAL_TIME_ROUND_SECONDS = 0.020
 """A camera keeping real time spends at most this much CNN CPU time on one detection round
@@ -469,6 +472,7 @@ class CnnAssist:
         if cost is None or cost <= 0.0:
             return REAL_TIME_TILE_PX
         fits = int(math.sqrt(REAL_TIME_ROUND_SECONDS / cost))
+        fits -= fits % TILE_STEP_PX
         return max(MIN_REAL_TIME_TILE_PX, min(REAL_TIME_TILE_PX, fits))
 
     def _tiles(self, box: FaceBox) -> list[FaceBox]:

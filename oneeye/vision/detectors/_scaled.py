@@ -42,6 +42,10 @@ class ScaledDetector(ABC):
     """The most pixels it may be given, after its own upsampling (``None``: no bound). A plan
     or region that would give it more is shrunk to fit, and the first time that happens it is
     logged: faces just above ``min_face_px`` may then be missed."""
+    region_step_px = 0
+    """``detect_region`` grows a region so the image it hands the detector is a multiple of this
+    many pixels each way (0: the region as it is). A network that prepares its work per input
+    shape (OpenVINO's) then sees few shapes: a camera's crops come in every size."""
     _warned = False
 
     def _fitted(self, factor: float, upsample: int, height: int, width: int) -> float:
@@ -102,8 +106,10 @@ class ScaledDetector(ABC):
             raise ValueError(f"factor must be positive, got {factor}")
         height, width = image.shape[:2]
         part = region.clipped(height, width)
-        crop = np.ascontiguousarray(image[part.top : part.bottom + 1, part.left : part.right + 1])
         factor = self._fitted(factor, 0, part.height, part.width)
+        if self.region_step_px:
+            part = stepped_region(part, factor, self.region_step_px, height, width)
+        crop = np.ascontiguousarray(image[part.top : part.bottom + 1, part.left : part.right + 1])
         scaled = resize_for(crop, factor)
         found = []
         for found_box, confidence in self._run(scaled, 0):
@@ -122,3 +128,31 @@ class ScaledDetector(ABC):
             )
         found.sort(key=lambda d: d.confidence, reverse=True)
         return found
+
+
+def stepped_region(part: FaceBox, factor: float, step: int, height: int, width: int) -> FaceBox:
+    """``part`` grown about its centre until resizing it by ``factor`` gives a multiple of
+    ``step`` pixels each way (give or take one where ``factor`` > 1), moved back inside the
+    image where it would leave it; an image too small for that gives its whole side.
+
+    Args:
+        part: a region inside the image.
+        factor: the scale the region will be resized by.
+        step: the multiple, in pixels at that scale.
+        height: the image's height.
+        width: the image's width.
+
+    Returns:
+        The grown region, inside the image.
+    """
+    top, bottom = _stepped_axis(part.top, part.height, factor, step, height)
+    left, right = _stepped_axis(part.left, part.width, factor, step, width)
+    return FaceBox(top=top, right=right, bottom=bottom, left=left)
+
+
+def _stepped_axis(start: int, length: int, factor: float, step: int, size: int) -> tuple[int, int]:
+    scaled = max(1, round(length * factor))
+    target = -(-scaled // step) * step
+    need = min(size, max(length, round(target / factor)))
+    first = min(max(0, start - (need - length) // 2), size - need)
+    return first, first + need - 1

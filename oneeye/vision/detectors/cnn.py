@@ -19,6 +19,9 @@ class CnnDetector(ScaledDetector):
     max_pixels = MAX_WORK_PIXELS // 4
     """Its tiled pyramid is about 3.7 times the image it is given, and must stay within
     ``MAX_WORK_PIXELS``: 4 megapixels, a 1080p frame at scale 1.39 (faces from 58 pixels)."""
+    region_step_px = 16
+    """A camera's crops are grown to multiples of 16 pixels: OpenVINO makes its kernels for
+    each new input shape (a new 250-pixel crop cost 17.7 ms, one of a shape seen before 6.1)."""
 
     def __init__(self, model_path: Path, num_threads: int | None = 1) -> None:
         """Load the network.

@@ -32,6 +32,11 @@ CONFIRM_MARGIN = 0.2
 moved scores by at most 0.043 on 500 LFW photos and 30 street frames (``BENCHMARKS.md``)."""
 
 
+CROP_STEP_CELLS = 4
+"""Crops are whole multiples of this many output cells (32 pixels) each way: a few more cells
+scored exactly, and crops of few shapes."""
+
+
 @dataclass(frozen=True, slots=True)
 class CropPlan:
     """Which input rows and columns give which output cells exactly.
@@ -102,7 +107,7 @@ def confirm(
     ]
     out = fast.copy()
     pixels = 0
-    for top, bottom, left, right in _merge(crops):
+    for top, bottom, left, right in (_stepped(c, rows, cols) for c in _merge(crops)):
         y0, y1 = top * plan.scale, bottom * plan.scale + plan.extent
         x0, x1 = left * plan.scale, right * plan.scale + plan.extent
         part = np.ascontiguousarray(tensor[:, :, y0:y1, x0:x1])
@@ -132,6 +137,21 @@ def _widen(cells: Crop, by: int, rows: int, cols: int) -> Crop:
         max(0, left - by),
         min(cols - 1, right + by),
     )
+
+
+def _stepped(cells: Crop, rows: int, cols: int) -> Crop:
+    """``cells`` grown to a multiple of ``CROP_STEP_CELLS`` each way (moved back inside the
+    output where it would leave it), so crops come in few shapes and OpenVINO's kernels for
+    each are made once (``runtimes.SHAPES_KEPT``)."""
+    top, bottom = _axis_stepped(cells[0], cells[1], rows)
+    left, right = _axis_stepped(cells[2], cells[3], cols)
+    return top, bottom, left, right
+
+
+def _axis_stepped(first: int, last: int, size: int) -> tuple[int, int]:
+    length = min(size, -(-(last - first + 1) // CROP_STEP_CELLS) * CROP_STEP_CELLS)
+    start = max(0, min(first, size - length))
+    return start, start + length - 1
 
 
 def _area(crop: Crop) -> int:

@@ -20,6 +20,7 @@ with ``point_up``: ``p * 6/5 + 0.3`` per level.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -72,16 +73,20 @@ def lround(value: float) -> int:
     return math.floor(abs(value) + 0.5) * (1 if value >= 0 else -1)
 
 
+@functools.lru_cache(maxsize=1024)
 def _bilinear_axis(
     size_in: int, size_out: int
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]:
     """Sample positions of dlib's corner-mapping bilinear resize along one axis: the lower
-    and upper neighbours and the weight of the upper one."""
+    and upper neighbours and the weight of the upper one (read-only: they are shared)."""
     scale = (size_in - 1) / max(size_out - 1, 1)
     position = np.arange(size_out, dtype=np.float64) * scale
     low = np.floor(position).astype(np.intp)
     high = np.minimum(low + 1, size_in - 1)
-    return low, high, (position - low).astype(np.float32)
+    weight = (position - low).astype(np.float32)
+    for array in (low, high, weight):
+        array.flags.writeable = False
+    return low, high, weight
 
 
 def resize_bilinear(image: FloatArray, rows: int, cols: int) -> FloatArray:

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from oneeye.errors import ModelError
-from oneeye.types import FaceBox
+from oneeye.types import FaceBox, RGBImage
 from oneeye.vision.detectors import FaceDetector, ScalePlan
+from oneeye.vision.detectors._scaled import stepped_region
 from oneeye.vision.detectors.cnn import CnnDetector
 from oneeye.vision.detectors.cnn_dlib import DlibCnnDetector
 from oneeye.vision.detectors.hog import HogDetector
@@ -102,3 +103,43 @@ def test_refuses_a_file_that_is_not_its_model(tmp_path: Path) -> None:
         DlibCnnDetector(bad)
     with pytest.raises(ModelError, match=str(bad)):
         CnnDetector(bad)
+
+
+def test_regions_grow_to_steps_inside_the_image() -> None:
+    # A 100x150 region at scale 1 grows about its centre to 112x160.
+    grown = stepped_region(FaceBox(top=50, left=50, bottom=149, right=199), 1.0, 16, 480, 640)
+    assert (grown.height, grown.width) == (112, 160)
+    assert (grown.top, grown.left) == (44, 45)
+    # Halved: 100 pixels give 50, so 64 are wanted, from 128 of the image.
+    half = stepped_region(FaceBox(top=0, left=0, bottom=99, right=99), 0.5, 16, 480, 640)
+    assert (half.height, half.width) == (128, 128)
+    assert round(half.height * 0.5) % 16 == 0
+    # At the edge it moves back inside; an image too small gives its whole side.
+    edge = stepped_region(FaceBox(top=470, left=600, bottom=479, right=639), 1.0, 16, 480, 640)
+    assert (edge.top, edge.bottom, edge.left, edge.right) == (464, 479, 592, 639)
+    tiny = stepped_region(FaceBox(top=0, left=0, bottom=9, right=9), 1.0, 16, 12, 640)
+    assert (tiny.height, tiny.width) == (12, 16)
+
+
+def test_the_cnn_looks_at_regions_in_few_shapes(
+    load_photo: PhotoLoader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenVINO prepares its kernels once per input shape: crops of every size would each pay
+    # for that (and keep its buffers), so the CNN grows every region to a multiple of 16.
+    image = shrunk(load_photo("obama.jpg"), 2)
+    detector = CnnDetector(ModelPaths.locate().cnn_detector)
+    seen: list[tuple[int, ...]] = []
+    run = detector._run
+
+    def spy(scaled: RGBImage, upsample: int) -> list[tuple[FaceBox, float]]:
+        seen.append(scaled.shape)
+        return run(scaled, upsample)
+
+    monkeypatch.setattr(detector, "_run", spy)
+    for size in (97, 101, 110):
+        region = FaceBox(top=30, left=40, bottom=30 + size, right=40 + size + 13)
+        detector.detect_region(image, region, 0.9)
+
+    assert all(h % 16 == 0 and w % 16 == 0 for h, w, _ in seen), seen
+    assert len(set(seen)) < len(seen), "different regions, one shape"
+    assert detector.region_step_px == DlibCnnDetector.region_step_px == 16

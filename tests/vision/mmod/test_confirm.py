@@ -11,7 +11,14 @@ import pytest
 
 from oneeye.vision.mmod import MmodDetector
 from oneeye.vision.mmod import detector as detector_module
-from oneeye.vision.mmod.confirm import CONFIRM_MARGIN, CropPlan, _merge, confirm
+from oneeye.vision.mmod.confirm import (
+    CONFIRM_MARGIN,
+    CROP_STEP_CELLS,
+    CropPlan,
+    _merge,
+    _stepped,
+    confirm,
+)
 from oneeye.vision.mmod.pyramid import tiled_layout, tiled_pyramid, upsample
 from oneeye.vision.mmod.runtimes import OnnxRuntimeScores, OpenVinoScores, has_bfloat16
 from oneeye.vision.resnet.model import ConvLayer
@@ -111,3 +118,10 @@ def test_openvino_confirms_in_its_own_float32(model_path: Path) -> None:
     assert isinstance(exact, OpenVinoScores)
     assert exact.precision == "f32"
     assert not exact.approximate
+
+
+def test_crops_come_in_steps_of_four_cells_inside_the_output() -> None:
+    assert CROP_STEP_CELLS == 4
+    assert _stepped((3, 9, 5, 5), 100, 100) == (3, 10, 5, 8)
+    assert _stepped((95, 99, 0, 3), 100, 100) == (92, 99, 0, 3), "moved back inside"
+    assert _stepped((0, 4, 0, 4), 6, 100) == (0, 5, 0, 7), "an output too small: all of it"

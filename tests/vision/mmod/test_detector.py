@@ -19,6 +19,7 @@ from oneeye.vision.mmod.loss import overlaps, suppress
 from oneeye.vision.mmod.model import DetectorWindow, MmodOptions
 from oneeye.vision.mmod.pyramid import lround, tiled_layout, tiled_pyramid, upsampled_size
 from oneeye.vision.mmod.runtimes import (
+    SHAPES_KEPT,
     OnnxRuntimeScores,
     OpenCVScores,
     OpenVinoScores,
@@ -211,3 +212,28 @@ def test_a_detector_refills_its_last_tensor_and_keeps_none_too_large(
     monkeypatch.setattr(detector_module, "KEPT_PYRAMID_PIXELS", 1000)
     assert fresh.detect(image, 0) == first
     assert fresh._kept is None
+
+
+def test_openvino_keeps_few_shapes_ready(detector: MmodDetector) -> None:
+    # OpenVINO keeps each input shape's kernels and buffers: by default 5,000 of them, so a
+    # camera's crops of every size would grow the process by gigabytes. Kept to a few, the
+    # process stops growing once the allocator has settled.
+    pytest.importorskip("openvino")
+    scores = OpenVinoScores(detector.model, 1)
+    rng = np.random.default_rng(9)
+
+    def rss_mb() -> float:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+    def run_shapes(first: int) -> None:
+        for i in range(first, first + 150):
+            shape = (1, 3, 120 + i % 15 * 5, 150 + i // 15 * 5)
+            scores.run(rng.random(shape, dtype=np.float32))
+
+    run_shapes(0)
+    settled = rss_mb()
+    run_shapes(150)  # 150 more shapes, none seen before
+
+    assert SHAPES_KEPT <= 64
+    assert rss_mb() - settled < 60, "kept shapes: about 1-3 MB each"
