@@ -106,6 +106,11 @@ def test_resnet_speed() -> None:
         ),
         pytest.param("video_cameras.py", ["1 camera(s): total"], id="video_cameras"),
         pytest.param(
+            "mmod_crops.py",
+            ["(shipped):", "(before):", "onnxruntime float32, steps of 16 px:", "ms CPU a look"],
+            id="mmod_crops",
+        ),
+        pytest.param(
             "video_cameras.py --paced --detectors auto --scan-behind on,off",
             [
                 "auto paced: 1 camera(s): total",
