@@ -45,6 +45,7 @@ from bench.lib.lfw_cli import lfw_options, smoke_folders
 from bench.lib.lfw_data import all_images
 from bench.lib.metrics import open_set_rates
 from bench.lib.open_set_study import (
+    SUBSET_PEOPLE,
     Embeddings,
     Method,
     Outcome,
@@ -94,7 +95,13 @@ def fixed_point(
     return {"dir": dir_, "fpir": fpir, "dir_all": dir_all, "fpir_all": fpir_all}
 
 
-def run(data_dir: Path, results_dir: Path, cache_dir: Path, workers: int) -> dict[str, Any]:
+def run(
+    data_dir: Path,
+    results_dir: Path,
+    cache_dir: Path,
+    workers: int,
+    jitter_people: int = SUBSET_PEOPLE,
+) -> dict[str, Any]:
     """The whole study; prints its tables, writes JSON and PNG, returns the results."""
     started = time.perf_counter()
     images_dir = data_dir / "images"
@@ -131,8 +138,9 @@ def run(data_dir: Path, results_dir: Path, cache_dir: Path, workers: int) -> dic
     }
     print_table(f"LFW open-set, all {len(full.gallery):,} gallery people", full_rows)
 
-    # A random 600 of them, enrolled with jitter, paired with the plain enrolment.
-    people = subset_people(everything)
+    # A random 600 of them (or --jitter-people), enrolled with jitter, paired with the plain
+    # enrolment.
+    people = subset_people(everything, jitter_people)
     enrol_views = extract(
         "oneeye-enrol-jitter", images_dir, gallery_images(everything, people), cache_dir, workers
     ).views
@@ -176,7 +184,7 @@ def run(data_dir: Path, results_dir: Path, cache_dir: Path, workers: int) -> dic
     results["seconds"] = time.perf_counter() - started
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "lfw_open_set_study.json").write_text(json.dumps(results, indent=2))
-    plot({**full_rows, **{f"600: {k}": v for k, v in part_rows.items()}}, results_dir)
+    plot({**full_rows, **{f"{len(people)}: {k}": v for k, v in part_rows.items()}}, results_dir)
     return results
 
 
@@ -228,14 +236,28 @@ def plot(rows: dict[str, Outcome], results_dir: Path) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @lfw_options(workers=1)
+@click.option(
+    "--jitter-people",
+    type=click.IntRange(1),
+    default=SUBSET_PEOPLE,
+    show_default=True,
+    help="Gallery people enrolled with jitter too (at random; 1680 or more: all of them).",
+)
 @click.option("--smoke", is_flag=True, help="A tiny run to see the script works; writes nothing.")
-def main(data_dir: Path, results_dir: Path, cache_dir: Path, workers: int, smoke: bool) -> None:
+def main(
+    data_dir: Path,
+    results_dir: Path,
+    cache_dir: Path,
+    workers: int,
+    jitter_people: int,
+    smoke: bool,
+) -> None:
     """What lifts LFW open-set identification from one enrolment photo."""
     if smoke:
         with smoke_folders() as (scratch_results, scratch_cache):
             run(data_dir, scratch_results, scratch_cache, 1)
         return
-    run(data_dir, results_dir, cache_dir, workers)
+    run(data_dir, results_dir, cache_dir, workers, jitter_people)
 
 
 if __name__ == "__main__":
