@@ -1,12 +1,13 @@
 """Fast scores, exact boxes: a bfloat16 pass finds where faces may be, float32 re-scores there.
 
 A face's peak is a plateau: neighbouring cells and pyramid levels score within a few
-thousandths of each other, so the bfloat16 pass's rounding (up to about 0.04) often moves the
+thousandths of each other, so the bfloat16 pass's rounding (up to 0.08) often moves the
 best cell by one step and the box by 8 pixels. Every cell the fast pass scores above
 ``threshold - CONFIRM_MARGIN`` is therefore scored again in float32, on the smallest crops of the
-pyramid tensor that give those cells exactly the scores the whole tensor would. Any cell whose
-exact score passes the threshold is among them (the margin is five times the largest rounding
-seen), so the boxes after non-maximum suppression are the float32 backend's.
+pyramid tensor that give those cells exactly the scores the whole tensor would (a little larger:
+whole steps of ``CROP_STEP_CELLS``). Any cell whose exact score passes the threshold is among them
+(the margin is twelve times the largest rounding seen near the threshold), so the boxes after
+non-maximum suppression are the float32 backend's.
 
 Which crop is exact follows from the network's shape (``CropPlan``): strided convolutions
 without padding first (dlib's downsampler, 8x over 29 pixels), then convolutions that keep the
@@ -29,7 +30,8 @@ FloatArray = npt.NDArray[np.float32]
 
 CONFIRM_MARGIN = 0.2
 """How far below the threshold a fast score may be and still be re-scored exactly. bfloat16
-moved scores by at most 0.043 on 500 LFW photos and 30 street frames (``BENCHMARKS.md``)."""
+moved scores by at most 0.0165 within this margin of the threshold, and 0.079 anywhere, on every
+cell of 100 LFW photos and 10 street frames (``BENCHMARKS.md``, ``--rounding``)."""
 
 
 CROP_STEP_CELLS = 4
