@@ -117,27 +117,25 @@ def replay(args: tuple[Way, Path, list[Crop]]) -> dict[str, Any]:
     frames = clip(lfw)
     path = ModelPaths.locate().cnn_detector
     detector = CnnDetector(path, 1)
-    detector._detector = MmodDetector(path, way.backend, num_threads=1)
-    detector.window_px = detector._detector.window_px
+    network = MmodDetector(path, way.backend, num_threads=1)
+    detector._detector = network
+    detector.window_px = network.window_px
     detector.region_step_px = way.region_step_px
+    # The shapes the network is really handed (after clipping, steps and scaling).
+    shapes: set[tuple[int, ...]] = set()
+    detect = network.detect
+
+    def recording(image: RGBImage, upsample_times: int = 0) -> list[Any]:
+        shapes.add(image.shape[:2])
+        return detect(image, upsample_times)
+
+    setattr(network, "detect", recording)  # noqa: B010 - one instance, this process only
     before = rss_mb()
-    shapes = set()
     start = time.process_time()
     for crop in crops:
         top, left, bottom, right = crop.region
         region = FaceBox(top=top, left=left, bottom=bottom, right=right)
-        frame = frames[crop.frame]
-        if way.region_step_px:
-            part = _scaled.stepped_region(
-                region.clipped(*frame.shape[:2]),
-                crop.factor,
-                way.region_step_px,
-                *frame.shape[:2],
-            )
-        else:
-            part = region.clipped(*frame.shape[:2])
-        shapes.add((round(part.height * crop.factor), round(part.width * crop.factor)))
-        detector.detect_region(frame, region, crop.factor)
+        detector.detect_region(frames[crop.frame], region, crop.factor)
     seconds = time.process_time() - start
     row = {
         "way": way.name,

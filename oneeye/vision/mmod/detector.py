@@ -169,9 +169,7 @@ class MmodDetector:
             )
         if not layout.tiles or 0 in self.model.output_size(layout.rows, layout.cols):
             return []
-        tensor = tiled_pyramid(
-            work, pyramid.means, layout, self._backend.resize, self._reuse(layout)
-        )
+        tensor = self._pyramid(work, layout)
         scores = self._backend.run(tensor)[0]
         if self._exact is not None:
             plan, exact = self._exact
@@ -185,16 +183,15 @@ class MmodDetector:
             return kept
         return [_down(box, upsample_times) for box in kept]
 
-    def _reuse(self, layout: TiledLayout) -> FloatArray | None:
-        """The last pyramid tensor when it has this layout (a camera's frames all do), else
-        None; a new tensor of up to ``KEPT_PYRAMID_PIXELS`` is kept for the next call."""
-        if self._kept is not None and self._kept[0] == layout:
-            return self._kept[1]
-        self._kept = None
-        if layout.rows * layout.cols > KEPT_PYRAMID_PIXELS:
-            return None
-        tensor = np.zeros((1, 3, layout.rows, layout.cols), dtype=np.float32)
-        self._kept = (layout, tensor)
+    def _pyramid(self, image: RGBImage, layout: TiledLayout) -> FloatArray:
+        """``tiled_pyramid`` of ``image``, filling the last tensor again when it has this layout
+        (a camera's frames all do); a tensor of up to ``KEPT_PYRAMID_PIXELS`` is kept for the
+        next call."""
+        kept = self._kept[1] if self._kept is not None and self._kept[0] == layout else None
+        tensor = tiled_pyramid(image, self.model.input.means, layout, self._backend.resize, kept)
+        if kept is None:
+            small = layout.rows * layout.cols <= KEPT_PYRAMID_PIXELS
+            self._kept = (layout, tensor) if small else None
         return tensor
 
 
