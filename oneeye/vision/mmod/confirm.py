@@ -1,12 +1,14 @@
-"""Fast scores, exact boxes: a bfloat16 pass finds where faces may be, float32 re-scores there.
+"""Fast scores, exact boxes: an int8 or bfloat16 pass finds where faces may be, float32
+re-scores there.
 
 A face's peak is a plateau: neighbouring cells and pyramid levels score within a few
-thousandths of each other, so the bfloat16 pass's rounding (up to 0.08) often moves the
-best cell by one step and the box by 8 pixels. Every cell the fast pass scores above
-``threshold - CONFIRM_MARGIN`` is therefore scored again in float32, on the smallest crops of the
-pyramid tensor that give those cells exactly the scores the whole tensor would (a little larger:
-whole steps of ``CROP_STEP_CELLS``). Any cell whose exact score passes the threshold is among them
-(the margin is twelve times the largest rounding seen near the threshold), so the boxes after
+thousandths of each other, so the fast pass's rounding (up to 0.08 in bfloat16, more in int8)
+often moves the best cell by one step and the box by 8 pixels. Every cell the fast pass scores
+above the threshold minus the backend's ``margin`` is therefore scored again in float32, on the
+smallest crops of the pyramid tensor that give those cells exactly the scores the whole tensor
+would (a little larger: whole steps of ``CROP_STEP_CELLS``). Any cell whose exact score passes
+the threshold is among them (each margin is three times or more the largest rounding seen near
+the threshold: ``runtimes.BF16_MARGIN``, ``quantise.INT8_MARGIN``), so the boxes after
 non-maximum suppression are the float32 backend's.
 
 Which crop is exact follows from the network's shape (``CropPlan``): strided convolutions
@@ -27,12 +29,6 @@ from oneeye.vision.mmod.runtimes import ScoreBackend
 from oneeye.vision.resnet.model import ConvLayer
 
 FloatArray = npt.NDArray[np.float32]
-
-CONFIRM_MARGIN = 0.2
-"""How far below the threshold a fast score may be and still be re-scored exactly. bfloat16
-moved scores by at most 0.0165 within this margin of the threshold, and 0.079 anywhere, on every
-cell of 100 LFW photos and 10 street frames (``BENCHMARKS.md``, ``--rounding``)."""
-
 
 CROP_STEP_CELLS = 4
 """Crops are whole multiples of this many output cells (32 pixels) each way: a few more cells
@@ -84,6 +80,7 @@ def confirm(
     plan: CropPlan,
     exact: ScoreBackend,
     threshold: float,
+    margin: float,
 ) -> tuple[FloatArray, int]:
     """``fast`` with exact scores wherever a face may be.
 
@@ -93,12 +90,13 @@ def confirm(
         plan: ``CropPlan.of(model)``.
         exact: a ``ScoreBackend`` computing float32 scores.
         threshold: the score a box must exceed.
+        margin: how far below it a fast score is confirmed too (the fast backend's).
 
     Returns:
         The scores with every cell near a possible face exact, and how many input pixels were
         scored again.
     """
-    mask = np.asarray((fast > threshold - CONFIRM_MARGIN).any(axis=0), dtype=np.uint8)
+    mask = np.asarray((fast > threshold - margin).any(axis=0), dtype=np.uint8)
     if not mask.any():
         return fast, 0
     rows, cols = mask.shape

@@ -56,7 +56,8 @@ _MAKERS: dict[str, Callable[..., ScoreBackend]] = {
 }
 BACKENDS = tuple(_MAKERS)
 """Backend names, fastest first; ``"auto"`` takes the first that loads, and OpenVINO only where
-it computes in bfloat16 (elsewhere onnxruntime's float32 is faster)."""
+the CPU has bfloat16 dot products (there it runs in int8 or bfloat16; elsewhere onnxruntime's
+float32 is faster)."""
 
 
 class MmodDetector:
@@ -66,7 +67,12 @@ class MmodDetector:
     """
 
     def __init__(
-        self, model_path: str | Path, backend: str = "auto", *, num_threads: int | None = None
+        self,
+        model_path: str | Path,
+        backend: str = "auto",
+        *,
+        num_threads: int | None = None,
+        precision: str = "fastest",
     ) -> None:
         """Load the network and a backend to run it.
 
@@ -76,6 +82,9 @@ class MmodDetector:
                 first that loads; OpenVINO only where it computes in bfloat16).
             num_threads: threads for the backend's pool; ``None`` keeps the library's default
                 (one per core). ``"opencv"`` sets OpenCV's process-wide pool.
+            precision: OpenVINO's (``OpenVinoScores``): ``"fastest"`` (int8 where it can be,
+                else bfloat16), ``"int8"``, ``"bf16"`` or ``"f32"``; the other backends compute
+                in float32 whatever this says.
 
         Raises:
             ModelError: the model file is missing, truncated, corrupt or unsupported, or no
@@ -99,13 +108,19 @@ class MmodDetector:
             names = tuple(name for name in names if name != "openvino")
         for name in names:
             try:
-                self._backend = _MAKERS[name](self.model, num_threads)
+                self._backend = (
+                    OpenVinoScores(self.model, num_threads, precision=precision)
+                    if name == "openvino"
+                    else _MAKERS[name](self.model, num_threads)
+                )
             except Exception as exc:  # any failure to load means "try the next one"
                 failures.append(f"{name}: {type(exc).__name__}: {exc}")
                 level = logging.INFO if isinstance(exc, ImportError) else logging.WARNING
                 logger.log(level, "mmod backend unusable: %s", failures[-1])
                 continue
             self.backend = name
+            self.precision = self._backend.precision
+            """What the first pass computes in (``"int8"``, ``"bf16"``, ``"f32"``)."""
             self._exact = self._confirmer(num_threads)
             return
         raise ModelError("no backend can run the MMOD face detector: " + "; ".join(failures))
@@ -119,7 +134,7 @@ class MmodDetector:
         if plan is None:
             raise ModelError("this MMOD network's shape cannot be confirmed by crops")
         makers: tuple[Callable[[], ScoreBackend], ...] = (
-            lambda: OpenVinoScores(self.model, num_threads, float32=True),
+            lambda: OpenVinoScores(self.model, num_threads, precision="f32"),
             lambda: OnnxRuntimeScores(self.model, num_threads),
             lambda: OpenCVScores(self.model, num_threads),
         )
@@ -173,7 +188,8 @@ class MmodDetector:
         scores = self._backend.run(tensor)[0]
         if self._exact is not None:
             plan, exact = self._exact
-            scores, rescored = confirm(tensor, scores, plan, exact, adjust_threshold)
+            margin = self._backend.margin
+            scores, rescored = confirm(tensor, scores, plan, exact, adjust_threshold, margin)
             self.rescored_pixels += rescored
         kept = suppress(
             candidates(scores, layout, self.model.options, self._mapping, adjust_threshold),

@@ -1,5 +1,6 @@
-"""The backends that run the detector's ONNX graph on a tiled pyramid: OpenVINO in bfloat16
-(fastest, on a CPU with bfloat16 dot products), onnxruntime in float32, and OpenCV's DNN module.
+"""The backends that run the detector's ONNX graph on a tiled pyramid: OpenVINO in int8 or
+bfloat16 (fastest, on a CPU with bfloat16 dot products), onnxruntime in float32, and OpenCV's
+DNN module.
 Each also offers the bilinear resize the pyramid is built with: numpy's
 (``pyramid.resize_bilinear``) by default, and onnxruntime's ``Resize`` (``align_corners``,
 dlib's corner mapping) for the OpenVINO and onnxruntime backends, three times faster on a 1080p
@@ -18,6 +19,7 @@ import numpy.typing as npt
 from oneeye.vision.mmod.graph import INPUT_NAME, build_onnx
 from oneeye.vision.mmod.model import MmodModel
 from oneeye.vision.mmod.pyramid import resize_bilinear
+from oneeye.vision.mmod.quantise import INT8_MARGIN, quantise, ranges_for
 from oneeye.vision.resnet.onnx_graph import IR_VERSION, OPSET, PRODUCER
 from oneeye.vision.resnet.onnx_proto import ProtobufGraph
 
@@ -29,6 +31,10 @@ class ScoreBackend(ABC):
 
     approximate = False
     """True when scores are rounded coarser than float32 (the detector then confirms them)."""
+    margin = 0.0
+    """How far below the threshold an approximate score may be and still be confirmed."""
+    precision = "f32"
+    """What the scores are computed in: ``"f32"``, ``"bf16"`` or ``"int8"``."""
 
     @abstractmethod
     def run(self, tensor: FloatArray) -> FloatArray:
@@ -158,31 +164,61 @@ class OpenCVScores(ScoreBackend):
 
 
 class OpenVinoScores(ScoreBackend):
-    """The graph run by OpenVINO's CPU plugin, on the calling thread: in bfloat16 where the CPU
-    has bfloat16 dot products (AVX-512 BF16 or AMX), else, or when asked, in float32.
+    """The graph run by OpenVINO's CPU plugin, on the calling thread: where the CPU has
+    bfloat16 dot products (AVX-512 BF16 or AMX), in int8 for a network whose ranges are known
+    (``quantise``), else in bfloat16; elsewhere, or when asked, in float32.
 
-    In bfloat16 this is 1.8 (AVX-512 BF16) to 4 (AMX) times onnxruntime's float32 speed; scores
-    move by up to about 0.08 (of a range of -3 to 3), so the detector confirms the cells near
-    its threshold in float32 (``approximate``). In float32 it gives onnxruntime's scores to
-    within 1e-4, and on crops ran 1.4 times onnxruntime's speed on an AMX machine (0.88 times
-    on a whole frame of an AVX-512 BF16 one). One model compiled for any image size: a
-    camera's crops come in every size.
+    bfloat16 is 1.8 (AVX-512 BF16) to 4 (AMX) times onnxruntime's float32 speed, and int8 about
+    1.7 times bfloat16's on an AVX-512 BF16 CPU. Scores move by up to about 0.08 in bfloat16 and
+    0.1 near the threshold in int8 (of a range of -3 to 3), so the detector confirms the cells
+    within ``margin`` of its threshold in float32 (``approximate``). In float32 it gives
+    onnxruntime's scores to within 1e-4, and on crops ran 1.4 times onnxruntime's speed on an
+    AMX machine (0.88 times on a whole frame of an AVX-512 BF16 one). One model compiled for
+    any image size: a camera's crops come in every size.
     """
 
-    def __init__(self, model: MmodModel, num_threads: int | None, *, float32: bool = False) -> None:
+    def __init__(
+        self, model: MmodModel, num_threads: int | None, *, precision: str = "fastest"
+    ) -> None:
+        """Compile the network.
+
+        Args:
+            model: the detector.
+            num_threads: threads for OpenVINO's pool (``None``: one per core).
+            precision: ``"f32"``, ``"bf16"``, ``"int8"``, or ``"fastest"`` (int8 where it can
+                be, else bfloat16, on a CPU with bfloat16 dot products; float32 elsewhere).
+
+        Raises:
+            ValueError: ``precision`` is unknown, or this CPU or network cannot run it.
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         openvino = importlib.import_module("openvino")
+        opset = importlib.import_module("openvino.opset13")
         core = openvino.Core()
         network = core.read_model(build_onnx(model), b"")
         network.reshape({INPUT_NAME: [1, 3, -1, -1]})
-        _split_last_convolution(network, importlib.import_module("openvino.opset13"))
-        self.precision = "bf16" if not float32 and has_bfloat16(core) else "f32"
-        self.approximate = self.precision != "f32"
+        ranges = ranges_for(model)
+        fast = has_bfloat16(core)
+        if precision == "fastest":
+            precision = "f32" if not fast else "int8" if ranges is not None else "bf16"
+        if precision != "f32" and not fast:
+            raise ValueError(f"{precision} needs bfloat16 dot products, which this CPU lacks")
+        if precision == "int8":
+            if ranges is None:
+                raise ValueError("this network's int8 ranges were never measured")
+            quantise(network, opset, ranges)
+        _split_last_convolution(network, opset)
+        self.precision = precision
+        self.approximate = precision != "f32"
+        self.margin = {"f32": 0.0, "bf16": BF16_MARGIN, "int8": INT8_MARGIN}[precision]
         compiled = core.compile_model(
             network,
             "CPU",
             {
                 "INFERENCE_NUM_THREADS": num_threads or 0,  # 0: one per core
-                "INFERENCE_PRECISION_HINT": self.precision,
+                # int8 runs the quantised convolutions in int8 and the rest in bfloat16.
+                "INFERENCE_PRECISION_HINT": "f32" if precision == "f32" else "bf16",
                 "PERFORMANCE_HINT": "LATENCY",
                 "NUM_STREAMS": 1,
                 "CPU_RUNTIME_CACHE_CAPACITY": SHAPES_KEPT,
@@ -201,6 +237,14 @@ class OpenVinoScores(ScoreBackend):
         """See ``ScoreBackend.resize`` and ``OnnxResizer.resize``."""
         return self._resizer.resize(image, rows, cols)
 
+
+PRECISIONS = ("fastest", "int8", "bf16", "f32")
+
+BF16_MARGIN = 0.2
+"""How far below the threshold a bfloat16 score may be and still be confirmed in float32.
+bfloat16 moved scores by at most 0.0165 within this margin of the threshold, and 0.079
+anywhere, on every cell of 100 LFW photos and 10 street frames (``BENCHMARKS.md``,
+``--rounding``)."""
 
 SHAPES_KEPT = 32
 """Input shapes whose kernels and buffers OpenVINO keeps ready (its default is 5,000): the first

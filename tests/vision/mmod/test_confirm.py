@@ -1,5 +1,5 @@
-"""The bfloat16 backend's candidates re-scored in float32 (``confirm``): the boxes are float32's
-(and dlib's), where the fast scores alone move a face's box by a step of the pyramid."""
+"""The int8 and bfloat16 backends' candidates re-scored in float32 (``confirm``): the boxes are
+float32's (and dlib's), where the fast scores alone move a face's box by a step of the pyramid."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from oneeye.vision.mmod import MmodDetector
 from oneeye.vision.mmod import detector as detector_module
 from oneeye.vision.mmod.confirm import (
-    CONFIRM_MARGIN,
     CROP_STEP_CELLS,
     CropPlan,
     _merge,
@@ -60,13 +59,14 @@ def test_confirmed_scores_are_float32s_wherever_a_face_may_be(
     tensor = tiled_pyramid(image, pyramid.means, layout)
     exact = OnnxRuntimeScores(detector.model, 1)
     true = exact.run(tensor)[0]
-    fast = OpenVinoScores(detector.model, 1).run(tensor)[0]
+    backend = OpenVinoScores(detector.model, 1)  # the fastest precision here
+    fast = backend.run(tensor)[0]
     plan = CropPlan.of(detector.model)
     assert plan is not None
 
-    confirmed, pixels = confirm(tensor, fast, plan, exact, 0.0)
+    confirmed, pixels = confirm(tensor, fast, plan, exact, 0.0, max(backend.margin, 0.2))
 
-    near = true > -CONFIRM_MARGIN / 2
+    near = true > -max(backend.margin, 0.2) / 2
     assert near.any()
     assert np.abs(confirmed[near] - true[near]).max() < 1e-4
     assert 0 < pixels < tensor.shape[2] * tensor.shape[3] / 2, "only crops are scored again"
@@ -75,13 +75,14 @@ def test_confirmed_scores_are_float32s_wherever_a_face_may_be(
 
 
 @needs_bfloat16
-def test_bfloat16_finds_dlibs_box_where_its_own_scores_move_it(
-    load_photo: PhotoLoader, model_path: Path
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_the_fast_pass_finds_dlibs_box_where_its_own_scores_move_it(
+    load_photo: PhotoLoader, model_path: Path, precision: str
 ) -> None:
-    # At this size the face's best cell and its neighbour score within bfloat16's rounding.
+    # At this size the face's best cell and its neighbour score within the fast pass's rounding.
     image = shrunk(load_photo("obama.jpg"), 6)
-    fast = MmodDetector(model_path, "openvino", num_threads=1)
-    unconfirmed = MmodDetector(model_path, "openvino", num_threads=1)
+    fast = MmodDetector(model_path, "openvino", num_threads=1, precision=precision)
+    unconfirmed = MmodDetector(model_path, "openvino", num_threads=1, precision=precision)
     unconfirmed._exact = None
 
     found = fast.detect(image, 1)
@@ -96,9 +97,9 @@ def test_bfloat16_finds_dlibs_box_where_its_own_scores_move_it(
 def test_auto_takes_openvino_only_where_it_computes_in_bfloat16(
     model_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert MmodDetector(model_path, num_threads=1).backend == (
-        "openvino" if has_bfloat16() else "onnxruntime"
-    )
+    shipped = MmodDetector(model_path, num_threads=1)
+    assert shipped.backend == ("openvino" if has_bfloat16() else "onnxruntime")
+    assert shipped.precision == ("int8" if has_bfloat16() else "f32")
     monkeypatch.setattr(detector_module, "has_bfloat16", lambda: False)
     assert MmodDetector(model_path, num_threads=1).backend == "onnxruntime"
 
