@@ -89,11 +89,16 @@ def record(frames: list[RGBImage], count: int) -> list[Crop]:
     original = _scaled.ScaledDetector.detect_region
 
     def recording(
-        self: _scaled.ScaledDetector, image: RGBImage, region: FaceBox, factor: float
+        self: _scaled.ScaledDetector,
+        image: RGBImage,
+        region: FaceBox,
+        factor: float,
+        *,
+        levels: int | None = None,
     ) -> Any:
         box = (region.top, region.left, region.bottom, region.right)
         crops.append(Crop(current[0], box, factor))
-        return original(self, image, region, factor)
+        return original(self, image, region, factor, levels=levels)
 
     settings = PipelineSettings(min_face_px=80, detector="auto", cnn_ms_per_s=200.0)
     pipeline = CameraPipeline(

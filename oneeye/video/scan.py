@@ -1,15 +1,16 @@
 """Where one camera looks for faces on a frame, so that it need not scan every frame whole.
 
-A whole scan of a 1080p frame for 40-pixel faces is dlib's HOG on a 3840x2160 image: about
-0.7 s of one core. Most frames do not need one. A face the camera already follows is looked
-for again in a small crop around where its track predicts it, scaled so the face is just above
-the detector's window: a few milliseconds (:meth:`FaceFinder.near`). A face that has just come
-into view has moved, so the parts of the frame that changed and that no track explains are
-scanned as soon as they change (:class:`MotionMap`, :meth:`FaceFinder.within`). A whole scan
-every few frames (:meth:`FaceFinder.scan`) finds whoever stood still or came in while the rest
-of the scene was moving too. The whole scan can be cut into overlapping strips run in threads:
-dlib's HOG releases the GIL. Frames are scanned in grey, which costs HOG a quarter less than
-three channels.
+A whole scan of a 1080p frame for 40-pixel faces is dlib's HOG on a 3840x2160 image: about 0.7 s
+of one core. Most frames do not need one. A face the camera already follows is looked for again
+in a small crop around where its track predicts it, scaled so the face is about the detector's
+window, in the few levels of its pyramid near that size: a few milliseconds
+(:meth:`FaceFinder.near`). A face that has just come into view has moved, so the parts of the
+frame that changed and that no track explains are scanned as soon as they change
+(:class:`MotionMap`, :meth:`FaceFinder.within`). A whole scan every few frames
+(:meth:`FaceFinder.scan`) finds whoever stood still or came in while the rest of the scene was
+moving too. The whole scan can be cut into overlapping strips run in threads: dlib's HOG
+releases the GIL. Frames are scanned in grey, which costs HOG a quarter less than three
+channels.
 
 A camera that must keep real time (a live one) scans behind its frames (:class:`ScanBehind`):
 a scan costs 30-55 ms of CPU on a 720p frame at once, which on a core four cameras share is
@@ -38,9 +39,19 @@ from oneeye.vision.detectors import FaceDetector
 GreyImage = npt.NDArray[np.uint8]
 """A frame as an (height, width) uint8 array of grey levels."""
 
-NEAR_FACE_WINDOWS = 1.25
+NEAR_FACE_WINDOWS = 1.1
 """A tracked face is looked for with its crop scaled so the face is this many detector windows
-wide: above the window, so a face that shrank a little between two looks is still found."""
+wide (it was 1.25: the crop had 1.29 times the pixels). With ``NEAR_LEVELS`` a face is found
+from 0.65 to 1.8 times its predicted size (a pasted LFW face; ``tests/video/test_scan.py``
+checks 0.7 and 1.6); before, from under 0.55 to over 2.2. A face walking at a camera changes
+size by a few percent between two looks. At 1.0 a dark room's noisy faces were found less
+often (``tests/video/test_pipeline.py``, the lift test)."""
+
+NEAR_LEVELS = 4
+"""A tracked face is looked for in only this many levels of the detector's pyramid (each 5/6
+of the one before), not down to faces as large as the whole crop: those levels were a third of
+the look's cost (``FaceDetector.detect_region``'s ``levels``). A face that grew more is found
+by the next scan."""
 
 NEAR_MARGIN = 1.0
 """The crop around a tracked face reaches this many face sizes beyond its predicted box."""
@@ -355,9 +366,11 @@ class FaceFinder:
                     NEAR_FACE_WINDOWS * self._window / size,
                 )
             )
-        return self._run(grey, parts)
+        return self._run(grey, parts, NEAR_LEVELS)
 
-    def _run(self, grey: GreyImage, parts: list[tuple[FaceBox, float]]) -> list[Detection]:
+    def _run(
+        self, grey: GreyImage, parts: list[tuple[FaceBox, float]], levels: int | None = None
+    ) -> list[Detection]:
         height, width = grey.shape[:2]
         inside = [
             (region.clipped(height, width), factor)
@@ -373,12 +386,12 @@ class FaceFinder:
             found = [
                 d
                 for region, factor in inside
-                for d in self._detectors[0].detect_region(grey, region, factor)
+                for d in self._detectors[0].detect_region(grey, region, factor, levels=levels)
             ]
             return merge_overlapping(found)
         groups = [inside[i :: self.threads] for i in range(self.threads)]
         futures = [
-            self._pool.submit(_run_group, detector, grey, group)
+            self._pool.submit(_run_group, detector, grey, group, levels)
             for detector, group in zip(self._detectors, groups, strict=True)
             if group
         ]
@@ -386,9 +399,16 @@ class FaceFinder:
 
 
 def _run_group(
-    detector: FaceDetector, grey: GreyImage, group: list[tuple[FaceBox, float]]
+    detector: FaceDetector,
+    grey: GreyImage,
+    group: list[tuple[FaceBox, float]],
+    levels: int | None,
 ) -> list[Detection]:
-    return [d for region, factor in group for d in detector.detect_region(grey, region, factor)]
+    return [
+        d
+        for region, factor in group
+        for d in detector.detect_region(grey, region, factor, levels=levels)
+    ]
 
 
 BEHIND_NICE = 19

@@ -38,10 +38,12 @@ class ThreadsSeen:
         detector = self._engine.new_detector()
         scan_region = detector.detect_region
 
-        def noted(image: np.ndarray, region: FaceBox, factor: float) -> list[Detection]:
+        def noted(
+            image: np.ndarray, region: FaceBox, factor: float, *, levels: int | None = None
+        ) -> list[Detection]:
             nice = os.getpriority(os.PRIO_PROCESS, 0)  # Linux: the calling thread's
             self.seen.append((threading.get_ident(), nice, region))
-            return scan_region(image, region, factor)
+            return scan_region(image, region, factor, levels=levels)
 
         detector.detect_region = noted  # type: ignore[method-assign]
         return detector

@@ -446,11 +446,14 @@ def test_a_case_filed_since_the_last_visit_is_sighted_within_the_customers_coold
 def test_fusion_names_a_half_covered_face_its_single_frames_leave_unknown(
     engine: FaceEngine, clip: Clip, load_photo: PhotoLoader
 ) -> None:
-    # Obama enrolled from obama2.jpg alone: the clip's half-covered visit (the last) lies
-    # about 0.32 from it in every frame, just past the threshold, so the per-frame votes
-    # leave it unknown; the fused embedding of its frames is within it, and names it.
-    gallery = GalleryIndex()
-    for person, photo in (("obama", "obama2.jpg"), ("biden", "biden.jpg")):
+    # Obama enrolled from obama.jpg alone, on a watchlist as strict as 0.22: the clip's
+    # half-covered visit (the last) lies just past that from it in its frames, so the per-frame
+    # votes leave it unknown; the fused embedding of its frames is within it, and names it.
+    # (Until the looks near tracked faces changed, 2026-12-05, this case was obama2.jpg at the
+    # default 0.32: the frames were 0.322 away, the fused embedding 0.319. Since, the frames
+    # are 0.319: a case on the threshold's edge, as any case of this kind is.)
+    gallery = GalleryIndex(default_threshold=0.22)
+    for person, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
         embedding = engine.enrolment_face(load_photo(photo)).embedding
         gallery.add(Template(f"{person}-1", person, "customers", embedding))
     person, first, last = clip.visits[-1]
@@ -464,8 +467,9 @@ def test_fusion_names_a_half_covered_face_its_single_frames_leave_unknown(
         during[fuse_after] = [e.person for e in seen if first <= e.frame <= last]
         before[fuse_after] = [e.person for e in seen if e.frame < first]
     assert during[None] == [None], during
-    # Judged a stranger on its first frames (fewer than fuse_after), then named by fusion.
-    assert during[3] == [None, "obama"], during
+    # Named by fusion: its first sighting waits for the votes, and by then fuse_after frames
+    # are fused.
+    assert during[3] == ["obama"], during
     # The other visits come out the same with or without fusion.
     assert before[3] == before[None], before
 

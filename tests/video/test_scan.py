@@ -18,6 +18,7 @@ from oneeye.types import Detection, FaceBox
 from oneeye.video.scan import (
     BEHIND_NICE,
     MOTION_SCALE,
+    NEAR_LEVELS,
     FaceFinder,
     GreyImage,
     MotionMap,
@@ -395,3 +396,18 @@ def test_a_scan_behind_looks_only_where_told_and_one_at_a_time(
         assert taken_when_done(behind, 2) == (2, [])
     finally:
         behind.close()
+
+
+@pytest.mark.parametrize("ratio", [0.7, 1.0, 1.6], ids=["shrank", "same", "grew"])
+def test_near_finds_a_face_that_shrank_or_grew_since_it_was_predicted(
+    finder: FaceFinder, actors: list[Actor], ratio: float
+) -> None:
+    # The look searches only NEAR_LEVELS levels of HOG's pyramid around the predicted size.
+    grey, (box,) = frame_with(actors, [(0, 300, 230, 96)])
+    size = round(box.size / ratio)
+    top = (box.top + box.bottom) // 2 - size // 2
+    left = (box.left + box.right) // 2 - size // 2
+    predicted = FaceBox(top=top, left=left, bottom=top + size - 1, right=left + size - 1)
+
+    assert NEAR_LEVELS == 4
+    assert matches(finder.near(grey, [predicted]), [box], 0.4)

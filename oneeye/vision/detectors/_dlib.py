@@ -14,12 +14,16 @@ class DlibDetector(ScaledDetector):
     """A ``FaceDetector`` over one of dlib's detectors, which upsample with their own pyramid."""
 
     @abstractmethod
-    def _run_dlib(self, image: RGBImage, upsample: int) -> list[tuple[object, float]]:
+    def _run_dlib(
+        self, image: RGBImage, upsample: int, levels: int | None = None
+    ) -> list[tuple[object, float]]:
         """Run on an already resized image; return ``(dlib.rectangle, confidence)`` pairs."""
 
-    def _run(self, image: RGBImage, upsample: int) -> list[tuple[FaceBox, float]]:
+    def _run(
+        self, image: RGBImage, upsample: int, levels: int | None = None
+    ) -> list[tuple[FaceBox, float]]:
         found: list[tuple[FaceBox, float]] = []
-        for rect, confidence in self._run_dlib(image, upsample):
+        for rect, confidence in self._run_dlib(image, upsample, levels):
             r: Any = rect
             found.append(
                 (

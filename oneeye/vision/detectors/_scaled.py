@@ -73,8 +73,11 @@ class ScaledDetector(ABC):
         return fitted
 
     @abstractmethod
-    def _run(self, image: RGBImage, upsample: int) -> list[tuple[FaceBox, float]]:
-        """Run on an already resized image; boxes (unclipped) in its pixels, and scores."""
+    def _run(
+        self, image: RGBImage, upsample: int, levels: int | None = None
+    ) -> list[tuple[FaceBox, float]]:
+        """Run on an already resized image; boxes (unclipped) in its pixels, and scores.
+        ``levels``: see ``FaceDetector.detect_region`` (a detector may ignore it)."""
 
     def detect(self, image: RGBImage, min_face_px: int) -> list[Detection]:
         """Find every face at least ``min_face_px`` pixels wide (see ``FaceDetector.detect``)."""
@@ -100,8 +103,12 @@ class ScaledDetector(ABC):
         found.sort(key=lambda d: d.confidence, reverse=True)
         return found
 
-    def detect_region(self, image: RGBImage, region: FaceBox, factor: float) -> list[Detection]:
+    def detect_region(
+        self, image: RGBImage, region: FaceBox, factor: float, *, levels: int | None = None
+    ) -> list[Detection]:
         """Find faces inside one part of an image (see ``FaceDetector.detect_region``)."""
+        if levels is not None and levels < 1:
+            raise ValueError(f"levels must be None or >= 1, got {levels}")
         if factor <= 0.0:
             raise ValueError(f"factor must be positive, got {factor}")
         height, width = image.shape[:2]
@@ -112,7 +119,7 @@ class ScaledDetector(ABC):
         crop = np.ascontiguousarray(image[part.top : part.bottom + 1, part.left : part.right + 1])
         scaled = resize_for(crop, factor)
         found = []
-        for found_box, confidence in self._run(scaled, 0):
+        for found_box, confidence in self._run(scaled, 0, levels):
             box = _back(found_box, part.height, part.width, factor)
             found.append(
                 Detection(

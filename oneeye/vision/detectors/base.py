@@ -84,13 +84,18 @@ class FaceDetector(Protocol):
         """
         ...
 
-    def detect_region(self, image: RGBImage, region: FaceBox, factor: float) -> list[Detection]:
+    def detect_region(
+        self, image: RGBImage, region: FaceBox, factor: float, *, levels: int | None = None
+    ) -> list[Detection]:
         """Find faces inside one part of an image, resized by ``factor`` first.
 
         Args:
             image: (H, W, 3) RGB or, for detectors that take it (HOG, CNN), (H, W) grey uint8.
             region: the part to look in, in the image's pixels (clipped to the image).
             factor: resize factor for the part (2.0 finds faces half the detector's window).
+            levels: look at only this many levels of the detector's own pyramid (faces from
+                its window up to about 1.2 ** levels windows, after ``factor``); ``None``: every
+                level that fits. A detector that cannot stop its pyramid early looks at all.
 
         Returns:
             Detections in the whole image's pixels, most confident first.

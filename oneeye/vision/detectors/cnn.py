@@ -37,7 +37,10 @@ class CnnDetector(ScaledDetector):
         self.window_px = self._detector.window_px
         """The model file's detector window: 80 pixels for dlib's face model."""
 
-    def _run(self, image: RGBImage, upsample: int) -> list[tuple[FaceBox, float]]:
+    def _run(
+        self, image: RGBImage, upsample: int, levels: int | None = None
+    ) -> list[tuple[FaceBox, float]]:
+        del levels  # dlib's tiled pyramid is built whole: every level is scored in one pass
         return [
             (FaceBox(top=b.top, right=b.right, bottom=b.bottom, left=b.left), b.score)
             for b in self._detector.detect(image, upsample)

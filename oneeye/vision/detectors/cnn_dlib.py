@@ -38,7 +38,10 @@ class DlibCnnDetector(DlibDetector):
         # dlib does not tell its window; the file does (80 pixels for dlib's face model).
         self.window_px = read_mmod_model(model_path).options.window_px
 
-    def _run_dlib(self, image: RGBImage, upsample: int) -> list[tuple[object, float]]:
+    def _run_dlib(
+        self, image: RGBImage, upsample: int, levels: int | None = None
+    ) -> list[tuple[object, float]]:
+        del levels  # dlib's network takes no level count
         return [(d.rect, d.confidence) for d in self._detector(image, upsample)]
 
 

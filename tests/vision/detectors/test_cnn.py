@@ -131,9 +131,11 @@ def test_the_cnn_looks_at_regions_in_few_shapes(
     seen: list[tuple[int, ...]] = []
     run = detector._run
 
-    def spy(scaled: RGBImage, upsample: int) -> list[tuple[FaceBox, float]]:
+    def spy(
+        scaled: RGBImage, upsample: int, levels: int | None = None
+    ) -> list[tuple[FaceBox, float]]:
         seen.append(scaled.shape)
-        return run(scaled, upsample)
+        return run(scaled, upsample, levels)
 
     monkeypatch.setattr(detector, "_run", spy)
     for size in (97, 101, 110):

@@ -1,10 +1,14 @@
-"""dlib's HOG detector: RGB and grey images, scale plans, stage names."""
+"""dlib's HOG detector: RGB and grey images, scale plans, stage names, a pyramid cut short."""
 
 from __future__ import annotations
 
-import cv2
+import logging
 
-from oneeye.vision.detectors import FaceDetector, ScalePlan
+import cv2
+import pytest
+
+from oneeye.types import FaceBox
+from oneeye.vision.detectors import FaceDetector, ScalePlan, hog
 from oneeye.vision.detectors.hog import HogDetector
 from tests.conftest import PhotoLoader
 
@@ -49,3 +53,46 @@ def test_clip_false_keeps_a_box_that_reaches_past_the_edge(load_photo: PhotoLoad
         clipped.box.bottom,
         clipped.box.left,
     )
+
+
+def test_a_region_searched_in_few_levels_finds_faces_up_to_their_size(
+    load_photo: PhotoLoader,
+) -> None:
+    """The pyramid stops after ``levels`` levels: a face about one window wide at the region's
+    scale is found, one three windows wide only by the whole pyramid."""
+    photo = load_photo("obama.jpg")
+    detector = HogDetector()
+    (face,) = detector.detect(photo, 160)
+    height, width = photo.shape[:2]
+    whole = FaceBox(top=0, left=0, bottom=height - 1, right=width - 1)
+
+    at_one_window = 80 / face.box.size
+    at_three_windows = 3 * at_one_window
+    (found,) = detector.detect_region(photo, whole, at_one_window, levels=4)
+    assert found.box.iou(face.box) > 0.5
+    (big,) = detector.detect_region(photo, whole, at_three_windows)
+    assert big.box.iou(face.box) > 0.5
+    assert detector.detect_region(photo, whole, at_three_windows, levels=4) == []
+
+
+def test_levels_must_be_positive(load_photo: PhotoLoader) -> None:
+    photo = load_photo("obama.jpg")
+    whole = FaceBox(top=0, left=0, bottom=99, right=99)
+    with pytest.raises(ValueError, match="levels must be None or >= 1"):
+        HogDetector().detect_region(photo, whole, 1.0, levels=0)
+
+
+def test_a_detector_saved_another_way_searches_every_level(
+    load_photo: PhotoLoader, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    photo = load_photo("obama.jpg")
+    detector = HogDetector()
+    (face,) = detector.detect(photo, 160)
+    whole = FaceBox(top=0, left=0, bottom=photo.shape[0] - 1, right=photo.shape[1] - 1)
+    monkeypatch.setattr(hog, "_LEVELS_MARK", b"\x01\x51\x01\x51\x02\xe8\x03")  # not in the file
+
+    with caplog.at_level(logging.WARNING, logger="oneeye.vision.detectors.hog"):
+        (found,) = detector.detect_region(photo, whole, 240 / face.box.size, levels=4)
+
+    assert found.box.iou(face.box) > 0.5, "the whole pyramid: the big face is found"
+    assert "not serialised as expected" in caplog.text
