@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import cv2
+import dlib
 import pytest
 
 from oneeye.types import FaceBox
@@ -111,7 +112,7 @@ def test_the_capped_copy_is_made_from_the_detector_not_built_again(
     def built_again() -> None:
         raise AssertionError("the frontal face detector was built again")
 
-    monkeypatch.setattr(hog.dlib, "get_frontal_face_detector", built_again)
+    monkeypatch.setattr(dlib, "get_frontal_face_detector", built_again)
     whole = FaceBox(top=0, left=0, bottom=photo.shape[0] - 1, right=photo.shape[1] - 1)
     (found,) = detector.detect_region(photo, whole, 80 / face.box.size, levels=4)
     assert found.box.iou(face.box) > 0.5
