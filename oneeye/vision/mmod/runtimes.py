@@ -168,9 +168,10 @@ class OpenVinoScores(ScoreBackend):
     bfloat16 dot products (AVX-512 BF16 or AMX), in int8 for a network whose ranges are known
     (``quantise``), else in bfloat16; elsewhere, or when asked, in float32.
 
-    bfloat16 is 1.8 (AVX-512 BF16) to 4 (AMX) times onnxruntime's float32 speed, and int8 about
-    1.7 times bfloat16's on an AVX-512 BF16 CPU. Scores move by up to about 0.08 in bfloat16 and
-    0.1 near the threshold in int8 (of a range of -3 to 3), so the detector confirms the cells
+    bfloat16 is 1.8 (AVX-512 BF16) to 4 (AMX) times onnxruntime's float32 speed, and int8's
+    network about 1.8 times bfloat16's on an AVX-512 BF16 CPU. Scores move by up to about 0.08
+    in bfloat16, and in int8 by 0.14 near the threshold and 0.44 anywhere (of a range of -3 to
+    3), so the detector confirms the cells
     within ``margin`` of its threshold in float32 (``approximate``). In float32 it gives
     onnxruntime's scores to within 1e-4, and on crops ran 1.4 times onnxruntime's speed on an
     AMX machine (0.88 times on a whole frame of an AVX-512 BF16 one). One model compiled for
