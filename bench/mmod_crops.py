@@ -37,6 +37,7 @@ from oneeye.video.pipeline import CameraPipeline
 from oneeye.video.pipeline_io import PipelineSettings
 from oneeye.vision.detectors import _scaled
 from oneeye.vision.engine import FaceEngine
+from oneeye.vision.mmod.runtimes import has_bfloat16
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -189,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     context = multiprocessing.get_context("spawn")
     rows = []
     for way in WAYS:
+        if way.precision == "bf16" and not has_bfloat16():
+            print(f"  {way.name}: skipped, this CPU has no bfloat16 dot products", flush=True)
+            continue
         with context.Pool(1) as pool:  # a fresh process: its memory is this way's alone
             rows.append(pool.apply(replay, ((way, args.lfw, crops),)))
     if args.smoke:
