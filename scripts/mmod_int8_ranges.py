@@ -14,7 +14,6 @@ import importlib
 from pathlib import Path
 
 from oneeye.vision.images import load_image
-from oneeye.vision.mmod.graph import INPUT_NAME, build_onnx
 from oneeye.vision.mmod.quantise import (
     CALIBRATION_PHOTOS,
     calibration_tensors,
@@ -22,7 +21,7 @@ from oneeye.vision.mmod.quantise import (
     network_digest,
 )
 from oneeye.vision.mmod.reader import read_mmod_model
-from oneeye.vision.mmod.runtimes import OnnxResizer
+from oneeye.vision.mmod.runtimes import OnnxResizer, read_network
 from oneeye.vision.models import ModelPaths
 
 
@@ -33,8 +32,7 @@ def main() -> None:
     model = read_mmod_model(ModelPaths.locate().cnn_detector)
     openvino = importlib.import_module("openvino")
     core = openvino.Core()
-    network = core.read_model(build_onnx(model), b"")
-    network.reshape({INPUT_NAME: [1, 3, -1, -1]})
+    network = read_network(core, model)
     photos = [load_image(args.photos / name) for name in CALIBRATION_PHOTOS]
     tensors = calibration_tensors(model, photos, OnnxResizer(1).resize)
     ranges = measure_ranges(core, network, tensors)

@@ -18,6 +18,7 @@ from oneeye.errors import ModelError
 from oneeye.types import RGBImage
 from oneeye.vision.mmod.confirm import CropPlan, confirm
 from oneeye.vision.mmod.loss import Box, candidates, suppress
+from oneeye.vision.mmod.model import MmodModel
 from oneeye.vision.mmod.pyramid import (
     FloatArray,
     TiledLayout,
@@ -49,10 +50,13 @@ KEPT_PYRAMID_PIXELS = 4_000_000
 """The largest pyramid tensor a detector keeps between calls (48 MB, a 720p frame's): filling
 the same zeroed tensor again saves the page faults of a new one, 2 ms on a 360p frame."""
 
-_MAKERS: dict[str, Callable[..., ScoreBackend]] = {
-    "openvino": OpenVinoScores,
-    "onnxruntime": OnnxRuntimeScores,
-    "opencv": OpenCVScores,
+_MAKERS: dict[str, Callable[[MmodModel, int | None, str], ScoreBackend]] = {
+    "openvino": lambda model, threads, precision: OpenVinoScores(
+        model, threads, precision=precision
+    ),
+    # float32 only: the precision asked for is OpenVINO's
+    "onnxruntime": lambda model, threads, _: OnnxRuntimeScores(model, threads),
+    "opencv": lambda model, threads, _: OpenCVScores(model, threads),
 }
 BACKENDS = tuple(_MAKERS)
 """Backend names, fastest first; ``"auto"`` takes the first that loads, and OpenVINO only where
@@ -108,11 +112,7 @@ class MmodDetector:
             names = tuple(name for name in names if name != "openvino")
         for name in names:
             try:
-                self._backend = (
-                    OpenVinoScores(self.model, num_threads, precision=precision)
-                    if name == "openvino"
-                    else _MAKERS[name](self.model, num_threads)
-                )
+                self._backend = _MAKERS[name](self.model, num_threads, precision)
             except Exception as exc:  # any failure to load means "try the next one"
                 failures.append(f"{name}: {type(exc).__name__}: {exc}")
                 level = logging.INFO if isinstance(exc, ImportError) else logging.WARNING

@@ -121,6 +121,7 @@ def calibration_tensors(
     Returns:
         One (1, 3, H, W) tensor per photo and size.
     """
+    pyramid = model.input
     tensors = []
     for photo in photos:
         for scale in CALIBRATION_SCALES:
@@ -132,7 +133,6 @@ def calibration_tensors(
             )
             if sized.shape[0] * sized.shape[1] > CALIBRATION_MAX_PIXELS:
                 continue
-            pyramid = model.input
             layout = tiled_layout(
                 sized.shape[0], sized.shape[1], pyramid.padding, pyramid.outer_padding
             )

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from oneeye.vision.mmod.graph import INPUT_NAME, build_onnx
 from oneeye.vision.mmod.model import MmodModel
 from oneeye.vision.mmod.pyramid import resize_bilinear
-from oneeye.vision.mmod.quantise import INT8_MARGIN, quantise, ranges_for
+from oneeye.vision.mmod.quantise import INT8_MARGIN, convolutions, quantise, ranges_for
 from oneeye.vision.resnet.onnx_graph import IR_VERSION, OPSET, PRODUCER
 from oneeye.vision.resnet.onnx_proto import ProtobufGraph
 
@@ -197,8 +197,7 @@ class OpenVinoScores(ScoreBackend):
         openvino = importlib.import_module("openvino")
         opset = importlib.import_module("openvino.opset13")
         core = openvino.Core()
-        network = core.read_model(build_onnx(model), b"")
-        network.reshape({INPUT_NAME: [1, 3, -1, -1]})
+        network = read_network(core, model)
         ranges = ranges_for(model)
         fast = has_bfloat16(core)
         if precision == "fastest":
@@ -239,6 +238,21 @@ class OpenVinoScores(ScoreBackend):
         return self._resizer.resize(image, rows, cols)
 
 
+def read_network(core: Any, model: MmodModel) -> Any:
+    """The detector's graph as an OpenVINO model taking pyramid tensors of any size.
+
+    Args:
+        core: an ``openvino.Core``.
+        model: the detector.
+
+    Returns:
+        The ``openvino.Model``, not compiled.
+    """
+    network = core.read_model(build_onnx(model), b"")
+    network.reshape({INPUT_NAME: [1, 3, -1, -1]})
+    return network
+
+
 PRECISIONS = ("fastest", "int8", "bf16", "f32")
 
 BF16_MARGIN = 0.2
@@ -263,10 +277,10 @@ def _split_last_convolution(network: Any, ops: Any) -> None:
     one to k: on a 1080p pyramid in bfloat16 the network takes 7% less time. A last
     convolution of another shape (strided, not square, not padded to keep the size) is left.
     """
-    convolutions = [op for op in network.get_ordered_ops() if op.get_type_name() == "Convolution"]
-    if not convolutions:
+    found = convolutions(network)
+    if not found:
         return
-    last = convolutions[-1]
+    last = found[-1]
     attributes = last.get_attributes()
     weights_node = last.input_value(1).get_node()
     if weights_node.get_type_name() != "Constant":

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from oneeye.vision.mmod import MmodDetector
+from oneeye.vision.mmod.runtimes import has_bfloat16
 from oneeye.vision.models import ModelPaths
+
+needs_bfloat16 = pytest.mark.skipif(
+    not has_bfloat16(), reason="this CPU has no bfloat16 dot products (AVX-512 BF16 or AMX)"
+)
+"""For the tests of the fast passes (int8, bfloat16), which run only on such a CPU."""
 
 
 @pytest.fixture(scope="session")

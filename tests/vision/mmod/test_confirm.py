@@ -22,11 +22,8 @@ from oneeye.vision.mmod.pyramid import tiled_layout, tiled_pyramid, upsample
 from oneeye.vision.mmod.runtimes import OnnxRuntimeScores, OpenVinoScores, has_bfloat16
 from oneeye.vision.resnet.model import ConvLayer
 from tests.conftest import PhotoLoader, shrunk
+from tests.vision.mmod.conftest import needs_bfloat16
 from tests.vision.mmod.test_detector import dlib_boxes
-
-needs_bfloat16 = pytest.mark.skipif(
-    not has_bfloat16(), reason="this CPU has no bfloat16 dot products (AVX-512 BF16 or AMX)"
-)
 
 
 def corners(boxes: list) -> list[tuple[int, int, int, int]]:  # type: ignore[type-arg]

@@ -27,10 +27,7 @@ from oneeye.vision.mmod.quantise import (
 from oneeye.vision.mmod.runtimes import OnnxRuntimeScores, OpenVinoScores, has_bfloat16
 from oneeye.vision.resnet.model import ConvLayer
 from tests.conftest import PhotoLoader, shrunk
-
-needs_bfloat16 = pytest.mark.skipif(
-    not has_bfloat16(), reason="this CPU has no bfloat16 dot products (AVX-512 BF16 or AMX)"
-)
+from tests.vision.mmod.conftest import needs_bfloat16
 
 
 def a_changed_copy(detector: MmodDetector) -> MmodModel:
